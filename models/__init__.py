@@ -1,0 +1,1 @@
+"""Model zoo: builders that write neurocomp .pt files."""

@@ -1,0 +1,35 @@
+"""Error classes. Every UserError becomes one line on stderr and exit code 2 in the CLI."""
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """A mistake in what the user handed us (file, model, option); never a bug."""
+
+
+class FormatError(UserError):
+    """A file is missing, corrupt, unsafe or of the wrong format."""
+
+
+class GraphError(UserError):
+    """The network is malformed or uses something we do not support."""
+
+
+class TargetError(UserError):
+    """A target spec is unknown or invalid."""
+
+
+class QuantizeError(UserError):
+    """A parameter cannot be represented on the target."""
+
+
+class ResourceError(UserError):
+    """Something does not fit: names the layer or core, the resource, used vs allowed."""
+
+    def __init__(self, where: str, resource: str, used: float, allowed: float, hint: str = "") -> None:
+        self.where, self.resource, self.used, self.allowed = where, resource, used, allowed
+        msg = f"{where}: {resource} {used:g} exceeds the allowed {allowed:g}"
+        super().__init__(msg + (f"; {hint}" if hint else ""))
+
+
+class VerifyError(Exception):
+    """A stage produced output that breaks its own contract: a compiler bug, not a user error."""

@@ -1,0 +1,1 @@
+"""The two IRs: the network-level Graph and the hardware-level Netlist."""

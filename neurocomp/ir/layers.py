@@ -1,0 +1,154 @@
+"""Lower a Graph into neuron layers, each fed by chains of structured linear ops.
+
+A layer is what maps onto cores: one neuron population plus, per source (an Input
+or another layer), the chain of linear ops between them. Chains stay structured;
+`Projection.matrix(rows)` materialises only the rows a core asks for.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from neurocomp.errors import GraphError
+from neurocomp.ir import ops
+from neurocomp.ir.graph import LINEAR_OPS, NEURONS, Graph, Input, Neuron, Node, Output, Readout
+
+
+@dataclass(frozen=True, eq=False)
+class Projection:
+    source: str
+    chain: tuple[Node, ...]
+    shapes: tuple[tuple[int, ...], ...]  # source shape, then each op's output shape
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.shapes[0]))
+
+    @property
+    def n_out(self) -> int:
+        return int(np.prod(self.shapes[-1]))
+
+    def matrix(self, rows: np.ndarray) -> sp.csr_matrix:
+        """Rows of the composed (out, in) matrix; only the needed intermediate rows are built."""
+        rows = np.asarray(rows, dtype=np.int64)
+        if not self.chain:
+            return sp.csr_matrix((np.ones(len(rows)), (np.arange(len(rows)), rows)), shape=(len(rows), self.n_in))
+        mat: sp.csr_matrix | None = None
+        need = rows
+        for k in range(len(self.chain) - 1, -1, -1):
+            part = ops.rows(self.chain[k], self.shapes[k], self.shapes[k + 1], need).tocsc()
+            cols = np.flatnonzero(np.diff(part.indptr))
+            part = part[:, cols] if k > 0 else part
+            mat = part if mat is None else (mat @ part)
+            mat = sp.csr_matrix(mat)
+            if k > 0:
+                need = cols
+        full = sp.csr_matrix(mat)
+        full.sum_duplicates()
+        full.eliminate_zeros()
+        return full
+
+    def bias(self) -> np.ndarray:
+        """Constant per-tick input that the chain's biases add to each neuron."""
+        total = np.zeros(self.n_in)
+        for k, node in enumerate(self.chain):
+            if np.any(total):
+                total = ops.forward(node, _as_tensor(total, self.shapes[k])).numpy().ravel()
+            else:
+                total = ops.bias(node, self.shapes[k + 1])
+        return total
+
+
+def _as_tensor(v: np.ndarray, shape: tuple[int, ...]):
+    import torch
+
+    return torch.from_numpy(np.asarray(v, dtype=np.float64).reshape((1,) + shape))
+
+
+@dataclass(frozen=True, eq=False)
+class Layer:
+    name: str
+    neuron: Neuron
+    shape: tuple[int, ...]
+    projections: tuple[Projection, ...]
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def param(self, name: str) -> np.ndarray:
+        """A neuron parameter broadcast to the layer and flattened."""
+        return np.broadcast_to(getattr(self.neuron, name), self.shape).ravel().astype(np.float64)
+
+    def bias(self) -> np.ndarray:
+        total = self.param("bias").copy()
+        for p in self.projections:
+            total += p.bias()
+        return total
+
+
+@dataclass(frozen=True, eq=False)
+class Network:
+    graph: Graph
+    inputs: tuple[Input, ...]
+    layers: tuple[Layer, ...]
+    outputs: tuple[str, ...]  # layer names feeding Output nodes
+
+    def layer(self, name: str) -> Layer:
+        for lay in self.layers:
+            if lay.name == name:
+                return lay
+        raise GraphError(f"no layer named {name!r}")
+
+    def source_shape(self, name: str) -> tuple[int, ...]:
+        return self.graph.shape(name)
+
+
+def _walk_back(g: Graph, start: str) -> tuple[str, tuple[Node, ...]]:
+    nodes = g.node_map
+    chain: list[Node] = []
+    cur = start
+    while isinstance(nodes[cur], LINEAR_OPS):
+        chain.append(nodes[cur])
+        preds = g.predecessors(cur)
+        if len(preds) != 1:
+            raise GraphError(f"{cur}: a linear op needs exactly one input, got {len(preds)}")
+        cur = preds[0]
+    if not isinstance(nodes[cur], (Input,) + NEURONS):
+        raise GraphError(f"{cur}: {type(nodes[cur]).__name__} cannot feed a neuron layer")
+    return cur, tuple(reversed(chain))
+
+
+def _projection(g: Graph, pred: str) -> Projection:
+    source, chain = _walk_back(g, pred)
+    shapes = (g.shape(source),) + tuple(g.shape(n.name) for n in chain)
+    return Projection(source, chain, shapes)
+
+
+def lower(g: Graph) -> Network:
+    nodes = g.node_map
+    layers: list[Layer] = []
+    outputs: list[str] = []
+    for name in g.topological():
+        node = nodes[name]
+        if isinstance(node, NEURONS):
+            projs = tuple(_projection(g, p) for p in g.predecessors(name))
+            layers.append(Layer(name, node, g.shape(name), projs))
+        elif isinstance(node, Output):
+            for pred in g.predecessors(name):
+                if isinstance(nodes[pred], NEURONS):
+                    outputs.append(pred)
+                elif isinstance(nodes[pred], LINEAR_OPS):
+                    # A linear op straight into Output is read out as a non-spiking accumulator.
+                    readout = Readout(pred + ".readout")
+                    layers.append(Layer(readout.name, readout, g.shape(pred), (_projection(g, pred),)))
+                    outputs.append(readout.name)
+                else:
+                    raise GraphError(f"{name}: Output fed by {type(nodes[pred]).__name__} {pred!r}")
+    if not layers:
+        raise GraphError("graph has no neuron layer")
+    if not outputs:
+        outputs = [layers[-1].name]
+    return Network(g, tuple(g.inputs), tuple(layers), tuple(outputs))

@@ -1,0 +1,76 @@
+"""Structured linear ops: a torch forward (for the reference backend) and sparse rows
+on demand (for core tables), so a conv stays a kernel until a core asks for its rows."""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+
+from neurocomp.ir.graph import Affine, Conv2d, Flatten, Node, SumPool2d
+
+
+def forward(node: Node, x: torch.Tensor) -> torch.Tensor:
+    """x is (batch, *in_shape), float64; returns (batch, *out_shape)."""
+    if isinstance(node, Affine):
+        w = torch.from_numpy(np.array(node.weight))
+        b = None if node.bias is None else torch.from_numpy(np.array(node.bias))
+        return F.linear(x.reshape(x.shape[0], -1), w, b)
+    if isinstance(node, Conv2d):
+        w = torch.from_numpy(np.array(node.weight))
+        b = None if node.bias is None else torch.from_numpy(np.array(node.bias))
+        return F.conv2d(x, w, b, stride=node.stride, padding=node.padding, groups=node.groups)
+    if isinstance(node, SumPool2d):
+        c = x.shape[1]
+        ones = torch.ones((c, 1) + node.kernel, dtype=x.dtype)
+        return F.conv2d(x, ones, None, stride=node.stride, padding=node.padding, groups=c)
+    if isinstance(node, Flatten):
+        return x.reshape(x.shape[0], -1)
+    raise TypeError(f"{node.name}: not a linear op")
+
+
+def bias(node: Node, out_shape: tuple[int, ...]) -> np.ndarray:
+    """The op's constant output term, flattened."""
+    n = int(np.prod(out_shape))
+    if isinstance(node, Affine) and node.bias is not None:
+        return np.asarray(node.bias, dtype=np.float64)
+    if isinstance(node, Conv2d) and node.bias is not None:
+        return np.repeat(np.asarray(node.bias, dtype=np.float64), n // node.weight.shape[0])
+    return np.zeros(n)
+
+
+def rows(node: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ...], idx: np.ndarray) -> sp.csr_matrix:
+    """Sparse rows `idx` of the op's (out, in) matrix, built without Python loops over synapses."""
+    n_in = int(np.prod(in_shape))
+    idx = np.asarray(idx, dtype=np.int64)
+    if isinstance(node, Affine):
+        return sp.csr_matrix(np.asarray(node.weight)[idx])
+    if isinstance(node, Flatten):
+        data = np.ones(len(idx))
+        return sp.csr_matrix((data, (np.arange(len(idx)), idx)), shape=(len(idx), n_in))
+    if isinstance(node, (Conv2d, SumPool2d)):
+        return _window_rows(node, in_shape, out_shape, idx)
+    raise TypeError(f"{node.name}: not a linear op")
+
+
+def _window_rows(node: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ...], idx: np.ndarray) -> sp.csr_matrix:
+    cin, h, w = in_shape
+    cout, oh, ow = out_shape
+    co, oy, ox = np.unravel_index(idx, out_shape)
+    if isinstance(node, Conv2d):
+        _, cin_g, kh, kw = node.weight.shape
+        group_out = cout // node.groups
+        ci_local, ky, kx = (a.ravel() for a in np.meshgrid(np.arange(cin_g), np.arange(kh), np.arange(kw), indexing="ij"))
+        ci = (co // group_out)[:, None] * cin_g + ci_local[None, :]
+        wts = np.asarray(node.weight)[co[:, None], ci_local[None, :], ky[None, :], kx[None, :]]
+    else:
+        kh, kw = node.kernel
+        ky, kx = (a.ravel() for a in np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij"))
+        ci = np.broadcast_to(co[:, None], (len(idx), kh * kw))
+        wts = np.ones((len(idx), kh * kw))
+    iy = oy[:, None] * node.stride[0] - node.padding[0] + ky[None, :]
+    ix = ox[:, None] * node.stride[1] - node.padding[1] + kx[None, :]
+    valid = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w) & (wts != 0)
+    r = np.broadcast_to(np.arange(len(idx))[:, None], valid.shape)[valid]
+    cols = (ci * h * w + iy * w + ix)[valid]
+    return sp.csr_matrix((wts[valid], (r, cols)), shape=(len(idx), cin * h * w))
