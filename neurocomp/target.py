@@ -37,6 +37,7 @@ class TargetSpec:
     values: Mapping[str, Mapping[str, Any]]
     sources: Mapping[str, Mapping[str, str]]
     digest: str = field(default="")
+    text: str = field(default="", repr=False)
 
     def __getitem__(self, key: str) -> Any:
         section, _, leaf = key.partition(".")
@@ -118,7 +119,7 @@ def load_spec(name_or_path: str) -> TargetSpec:
         raise TargetError(f"{name_or_path}: invalid TOML: {exc}") from None
     spec = _parse(raw, name_or_path)
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
-    return TargetSpec(spec.name, spec.family, spec.description, spec.values, spec.sources, digest)
+    return TargetSpec(spec.name, spec.family, spec.description, spec.values, spec.sources, digest, text)
 
 
 def load_target(name_or_path: str) -> Target:

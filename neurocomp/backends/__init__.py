@@ -1,0 +1,1 @@
+"""Backends: the integer emulator, the float reference simulator, and Lava."""

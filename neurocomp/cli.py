@@ -1,0 +1,196 @@
+"""`neurocomp` command line: compile, run, report, targets.
+
+Exit codes: 0 success, 2 user error (one line on stderr, no traceback), 1 internal error.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from rich.console import Console
+
+from neurocomp import __version__
+from neurocomp.errors import FormatError, UserError
+
+EXIT_USER, EXIT_INTERNAL = 2, 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="neurocomp", description="Compile spiking neural networks for neuromorphic chips.")
+    p.add_argument("--version", action="version", version=f"neurocomp {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    c = sub.add_parser("compile", help="compile a .pt or .nir model for a target")
+    c.add_argument("model")
+    c.add_argument("--target", required=True, help="truenorth, loihi, loihi2 or a spec.toml path")
+    c.add_argument("-o", "--out", help="program directory (default build/<stem>.<target>)")
+    c.add_argument("--timesteps", type=int, default=32, help="ticks per inference (default 32)")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--rate", type=float, default=0.05, help="assumed spikes/neuron/tick for compile-time estimates")
+    c.add_argument("--dt", type=float, default=1e-3, help="time step for NIR models, in the NIR graph's time unit")
+    c.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    r = sub.add_parser("run", help="run a compiled program")
+    r.add_argument("program")
+    r.add_argument("--input", required=True, help=".npz with key 'input' (and one key per input name if several)")
+    r.add_argument("--backend", choices=("emulator", "reference", "lava"), default="emulator")
+    r.add_argument("--ticks", type=int, help="ticks to run (default: the input's ticks, or the program's timesteps)")
+    r.add_argument("--out", help="write outputs to this .npz")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--json", action="store_true")
+    rp = sub.add_parser("report", help="show a compiled program's report")
+    rp.add_argument("program")
+    rp.add_argument("--json", action="store_true")
+    t = sub.add_parser("targets", help="list the built-in targets and their key limits")
+    t.add_argument("--json", action="store_true")
+    return p
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _compile(args: argparse.Namespace, console: Console) -> int:
+    from neurocomp.compiler import CompileOptions, compile_graph
+    from neurocomp.frontend import load_model
+    from neurocomp.target import load_target
+
+    if args.timesteps < 1 or not 0 < args.rate <= 1 or args.dt <= 0:
+        raise UserError("--timesteps must be >= 1, --rate in (0, 1] and --dt > 0")
+    model = Path(args.model)
+    target = load_target(args.target)
+    graph = load_model(model, dt=args.dt)
+    out = Path(args.out) if args.out else Path("build") / f"{model.stem}.{target.name}"
+    opts = CompileOptions(timesteps=args.timesteps, seed=args.seed, rate=args.rate)
+    with console.status("compiling") as status:
+        compiled = compile_graph(graph, target, opts, _sha256(model), progress=lambda s: status.update(f"compiling: {s}"))
+    _save(compiled, graph, target, out)
+    compiled.report["program"] = str(out)
+    if args.json:
+        print(json.dumps(compiled.report, sort_keys=True))
+    else:
+        from neurocomp.report.tables import compile_table
+
+        console.print(compile_table(compiled.report))
+        console.print(f"wrote {out}")
+    return 0
+
+
+def _save(compiled, graph, target, out: Path) -> None:
+    from neurocomp.frontend.ptfile import save_graph
+    from neurocomp.program import save
+    from neurocomp.report.html import write_html
+
+    def extra(tmp: Path) -> None:
+        save_graph(graph, tmp / "model.pt")
+        (tmp / "target.toml").write_text(target.spec.text)
+        (tmp / "report.json").write_text(json.dumps(compiled.report, indent=1, sort_keys=True) + "\n")
+        write_html(tmp / "report.html", compiled.report, compiled.program.placed, compiled.routes,
+                   core_neurons=np.diff(compiled.program.netlist.neuron_ptr), neurons_per_core=target.spec["core.neurons"])
+
+    save(compiled.program, out, extra)
+
+
+def _load_inputs(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
+    if not path.is_file():
+        raise FormatError(f"input file {path} not found")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as exc:
+        raise FormatError(f"{path}: not a readable .npz ({exc})") from None
+    if len(names) == 1 and "input" in data:
+        return {names[0]: data["input"]}
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise FormatError(f"{path}: missing input key(s) {missing}; expected 'input' or {list(names)}")
+    return {n: data[n] for n in names}
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    from neurocomp.program import load
+    from neurocomp.runner import run_program, write_outputs
+
+    program = load(args.program)
+    inputs = _load_inputs(Path(args.input), [name for name, _ in program.netlist.inputs])
+    if args.ticks is not None and args.ticks < 1:
+        raise UserError("--ticks must be >= 1")
+    summary, outputs = run_program(Path(args.program), program, inputs, args.backend, args.ticks, args.seed)
+    if args.out:
+        write_outputs(Path(args.out), outputs)
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+    else:
+        from neurocomp.report.tables import run_table
+
+        console.print(run_table(summary))
+    return 0
+
+
+def _report(args: argparse.Namespace, console: Console) -> int:
+    path = Path(args.program) / "report.json"
+    if not path.is_file():
+        raise FormatError(f"{args.program} has no report.json (is it a compiled program?)")
+    report = json.loads(path.read_text())
+    if args.json:
+        print(json.dumps(report, sort_keys=True))
+    else:
+        from neurocomp.report.tables import compile_table
+
+        console.print(compile_table(report))
+    return 0
+
+
+def target_rows() -> list[dict[str, Any]]:
+    from neurocomp.target import BUILTIN, load_spec
+
+    rows = []
+    for name in BUILTIN:
+        s = load_spec(name)
+        timing = f"tick {s['timing.tick_s'] * 1e3:g} ms" if s.get("timing.tick_s") else \
+            f"tick >= {s['timing.barrier_min_s'] * 1e9:g} ns barrier"
+        rows.append({"name": s.name, "family": s.family, "description": s.description,
+                     "neurons_per_core": s["core.neurons"], "axons_per_core": s["core.axons"],
+                     "cores_per_chip": s.cores_per_chip, "max_chips": s["chip.max_chips"], "tick_or_timing": timing})
+    return rows
+
+
+def _targets(args: argparse.Namespace, console: Console) -> int:
+    rows = target_rows()
+    if args.json:
+        print(json.dumps(rows, sort_keys=True))
+    else:
+        from neurocomp.report.tables import targets_table
+
+        console.print(targets_table(rows))
+    return 0
+
+
+COMMANDS = {"compile": _compile, "run": _run, "report": _report, "targets": _targets}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console(stderr=args.__dict__.get("json", False))
+    try:
+        return COMMANDS[args.command](args, console)
+    except UserError as exc:
+        print(f"neurocomp: error: {exc}", file=sys.stderr)
+        return EXIT_USER
+    except KeyboardInterrupt:
+        print("neurocomp: interrupted", file=sys.stderr)
+        return EXIT_USER
+    except Exception as exc:  # noqa: BLE001 - the one place that turns bugs into exit 1
+        if os.environ.get("NEUROCOMP_DEBUG"):
+            traceback.print_exc()
+        print(f"neurocomp: internal error: {type(exc).__name__}: {exc} (set NEUROCOMP_DEBUG=1 for a traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

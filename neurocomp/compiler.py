@@ -1,0 +1,145 @@
+"""The pipeline: Graph -> layers -> quantise -> partition -> place -> route -> Program + report.
+
+Each stage is a pure function of the previous stage's value and ends with its own
+verify. Compile-time traffic, energy and timing figures use an assumed firing rate
+(stated in the report); `neurocomp run` measures them on real input.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from neurocomp.ir.graph import Graph
+from neurocomp.ir.layers import lower
+from neurocomp.ir.netlist import Netlist
+from neurocomp.partition import partition
+from neurocomp.place import Mesh, place, sequential, verify_placement
+from neurocomp.program import Placed, Program, build
+from neurocomp.quantize import QNetwork, quantize
+from neurocomp.report.energy import energy
+from neurocomp.route import route, verify_routes
+from neurocomp.target import Target
+
+
+@dataclass(frozen=True)
+class CompileOptions:
+    timesteps: int = 32            # ticks per inference the program is meant to run
+    seed: int = 0
+    rate: float = 0.05             # assumed spikes per neuron per tick for compile-time estimates
+    place_budget_s: float = 5.0
+
+    def fingerprint(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    program: Program
+    qnet: QNetwork
+    routes: Any
+    report: dict[str, Any]
+
+
+Progress = Callable[[str], None]
+
+
+def core_traffic(n: Netlist, rate: float) -> sp.csr_matrix:
+    """Expected spikes per tick between cores, every neuron firing at `rate`."""
+    sc, dc = n.core_traffic_edges()
+    t = sp.coo_matrix((np.full(sc.size, rate), (sc, dc)), shape=(n.n_cores, n.n_cores)).tocsr()
+    t.sum_duplicates()
+    return t
+
+
+def _mesh(target: Target, n_cores: int) -> Mesh:
+    s = target.spec
+    return Mesh.for_cores(n_cores, s["chip.mesh_cols"], s["chip.mesh_rows"], s["chip.cores_per_router"],
+                          s["chip.max_chips"], s["chip.chips_x"], float(s["chip.interchip_hop_weight"]))
+
+
+def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_digest: str = "",
+                  progress: Progress | None = None) -> Compiled:
+    times: dict[str, float] = {}
+    say = progress or (lambda _stage: None)
+
+    def stage(name: str, fn, *args):
+        say(name)
+        t0 = time.perf_counter()
+        out = fn(*args)
+        times[name] = round(time.perf_counter() - t0, 4)
+        return out
+
+    net = stage("lower", lower, graph)
+    qnet = stage("quantize", quantize, net, target)
+    netlist = stage("partition", partition, qnet, target)
+    traffic = core_traffic(netlist, opts.rate)
+    mesh = stage("mesh", _mesh, target, netlist.n_cores)
+    placement = stage("place", lambda: place(traffic, mesh, seed=opts.seed, time_budget_s=opts.place_budget_s))
+    verify_placement(placement, mesh)
+    routes = stage("route", route, traffic, placement, mesh)
+    verify_routes(routes, target.spec["chip.route_dx_min"], target.spec["chip.route_dx_max"])
+    seq_routes = route(traffic, sequential(netlist.n_cores, mesh), mesh)
+    placed = Placed(placement.chip, placement.x, placement.y, placement.slot, mesh.chip_cols, mesh.chip_rows,
+                    mesh.cores_per_router, mesh.chips_x, mesh.chips_y)
+    fields = {"options": opts.fingerprint(), "model_sha256": model_digest, "target_spec_sha256": target.spec.digest,
+              "placement": {"method": placement.method, "objective": placement.objective,
+                            "baselines": dict(placement.baselines), "bound": placement.bound}}
+    program = stage("emit", build, fields, netlist, placed)
+    report = compile_report(program, qnet, target, opts, routes, seq_routes, times)
+    return Compiled(program, qnet, routes, report)
+
+
+def _estimate_counts(n: Netlist, rate: float, routes) -> dict[str, float]:
+    """Per-tick event counts when every neuron fires at `rate`."""
+    syn_per_axon = np.bincount(n.syn_axon, minlength=n.n_axons)
+    fed = np.zeros(n.n_axons)
+    fed[n.edge_axon] = rate
+    fed[n.in_axon] = rate
+    return {"synaptic_events": float(fed @ syn_per_axon), "neuron_active": 0.0, "neuron_idle": float(n.n_neurons),
+            "spikes": rate * n.n_neurons, "hops_ew": routes.hops_ew_per_tick, "hops_ns": routes.hops_ns_per_tick,
+            "interchip": routes.interchip_spikes_per_tick}
+
+
+def realtime(target: Target, per_tick_core_counts: dict[str, np.ndarray], n_routers: int, ticks_per_inference: int) -> dict:
+    tick, slack = target.hooks.tick_seconds(per_tick_core_counts, target.spec, n_routers)
+    return {"tick_s": tick, "ticks_per_inference": ticks_per_inference,
+            "inferences_per_s": 1.0 / (tick * ticks_per_inference), "slack": slack}
+
+
+def compile_report(program: Program, qnet: QNetwork, target: Target, opts: CompileOptions, routes, seq_routes,
+                   times: dict[str, float]) -> dict[str, Any]:
+    n = program.netlist
+    depth = len(n.layers)
+    ticks = opts.timesteps + depth
+    per_tick = _estimate_counts(n, opts.rate, routes)
+    core_share = {k: np.full(n.n_cores, v / max(n.n_cores, 1)) for k, v in per_tick.items()}
+    core_share["neuron_active"] = np.diff(n.neuron_ptr) * 0.0
+    core_share["neuron_idle"] = np.diff(n.neuron_ptr).astype(float)
+    rt = realtime(target, core_share, int(np.unique(program.placed.gx() * 100000 + program.placed.gy()).size), ticks)
+    totals = {k: v * ticks for k, v in per_tick.items()}
+    chips = program.placed.n_chips
+    return {
+        "target": target.name, "cores_used": n.n_cores, "chips_used": chips, "neurons": n.n_neurons,
+        "synapses": int(n.syn_axon.size), "axons": n.n_axons,
+        "layers": [_layer_row(lm, qnet) for lm in n.layers],
+        "traffic": {"assumed_rate": opts.rate, "cut_spikes_per_tick": routes.cut_spikes_per_tick,
+                    "spike_hops_per_tick": routes.spike_hops_per_tick, "max_link_load": routes.max_link_load,
+                    "worst_link": routes.worst_link, "interchip_spikes_per_tick": routes.interchip_spikes_per_tick,
+                    "sequential_spike_hops_per_tick": seq_routes.spike_hops_per_tick},
+        "placement": dict(program.manifest["placement"]),
+        "energy": {**energy(totals, target.spec, rt["tick_s"] * ticks, chips, 1.0), "basis": f"estimate at {opts.rate} spikes/neuron/tick"},
+        "realtime": rt,
+        "compile_time_s": times,
+    }
+
+
+def _layer_row(lm, qnet: QNetwork) -> dict[str, Any]:
+    q = qnet.qlayer(lm.name)
+    snr = q.weight_snr_db
+    return {"name": lm.name, "shape": list(lm.shape), "neurons": int(lm.neurons.size), "cores": len(lm.cores),
+            "binding": lm.binding, "used": lm.used, "allowed": lm.allowed, "scale": q.scale,
+            "weight_snr_db": None if not np.isfinite(snr) else round(snr, 2), "exact": q.exact}

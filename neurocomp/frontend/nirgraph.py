@@ -1,0 +1,418 @@
+"""NIR import and export (nir >= 1.0.7).
+
+Time. NIR is continuous-time and leaves discretisation to the backend, so `dt`
+(seconds) is a compile option. Our Graph delays every edge into a neuron by one
+tick (see neurocomp.ir.graph); NIR edges are instantaneous, so an imported network
+answers one tick later per neuron layer, with otherwise the same spikes.
+
+Neurons. NIR spikes when v > v_threshold and then sets v = v_reset, starting from
+v = 0; ours spike when u >= threshold and then set u = 0. With g > 0 the gain from
+input I to v per tick, u = (v - v_reset) / g keeps every spike:
+
+    IF  (dv/dt = R I), taken per tick, dt-free: v += r I (how sinabs and snnTorch
+        export discrete IAF layers); g = r, bias 0.
+    LIF (tau dv/dt = v_leak - v + R I), forward Euler at dt:
+        v += dt/tau (v_leak - v + r I); decay = 1 - dt/tau (needs dt <= tau),
+        g = dt r / tau, bias = (v_leak - v_reset) / r.
+    both: threshold = nextafter((v_threshold - v_reset) / g, +inf) (turns the strict
+        > into our >=), v_init = -v_reset / g, reset "zero". Any v_reset maps.
+    I   (dv/dt = R I) with r == 1 becomes a Readout (non-spiking accumulator).
+
+Linear ops map one to one: Affine, Linear (bias None), Conv2d (int or pair
+padding, 'valid', and 'same' for stride 1 and odd kernels; dilation 1 only),
+SumPool2d, Flatten (must flatten every non-batch dim). Our IR has no scaling op,
+so AvgPool2d becomes SumPool2d and Scale disappears, their factor (1/kernel area,
+or the scale array) folded into the weights of the single Affine/Linear/Conv2d
+that follows (through Flatten; a uniform factor also through pooling). Nested NIR
+graphs are inlined as "outer.inner". Uniform neuron parameters become scalars.
+CubaLIF, CubaLI, LI, Threshold, Delay, Conv1d and recurrent cycles raise a
+GraphError naming the nodes.
+
+Export (to_nir) writes the same mapping backwards with g = 1 (IF r = 1, LIF
+r = tau/dt, I r = 1) and v_reset = -v_init, so the NIR potential is ours shifted.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+import nir
+import numpy as np
+
+from neurocomp.errors import FormatError, GraphError
+from neurocomp.frontend.ptfile import atomic_write
+from neurocomp.ir.graph import IF, LIF, Affine, Conv2d, Flatten, Graph, Input, Node, Output, Readout, SumPool2d
+
+Edges = list[tuple[str, str]]
+
+_UNSUPPORTED = {
+    "CubaLIF": "the synaptic current (tau_syn) is a second state our neurons do not have",
+    "CubaLI": "the synaptic current (tau_syn) is a second state our neurons do not have",
+    "LI": "it leaks without spiking, and our Readout does not leak",
+    "Threshold": "a stateless threshold has no equivalent (our neurons integrate)",
+    "Delay": "every edge has a fixed one-tick latency",
+    "Conv1d": "only 2-D convolutions are supported",
+}
+_WEIGHTED = (nir.Affine, nir.Linear, nir.Conv2d)
+_SCALING = (nir.AvgPool2d, nir.Scale)
+
+
+def load_nir(path: str | Path, dt: float = 1e-3) -> Graph:
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"{path}: no such file")
+    g = _read(path)
+    try:
+        return from_nir(g, dt)
+    except GraphError as e:
+        raise GraphError(f"{path}: {e}") from None
+
+
+def _read(path: Path) -> nir.NIRGraph:
+    """nir.read, retried without type checks (older files, e.g. rockpool's, fail them)."""
+    try:
+        return nir.read(path)
+    except OSError as e:
+        raise FormatError(f"{path}: not a NIR (HDF5) file: {e}") from None
+    except Exception as e:  # nir reports malformed graphs with ValueError, KeyError, assert, ...
+        first = _one_line(e)
+    try:
+        g = nir.read(path, type_check=False)
+    except Exception:  # same reason as above
+        raise FormatError(f"{path}: not a readable NIR graph: {first}") from None
+    g.metadata = {**g.metadata, "nir_type_check": f"failed, read without it: {first}"}
+    return g
+
+
+def _one_line(e: Exception) -> str:
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+
+def save_nir(graph: Graph, path: str | Path, dt: float = 1e-3) -> None:
+    g = to_nir(graph, dt)
+    atomic_write(path, lambda tmp: nir.write(tmp, g))
+
+
+# ---------------------------------------------------------------- import
+
+
+def from_nir(g: nir.NIRGraph, dt: float = 1e-3) -> Graph:
+    if not dt > 0:
+        raise GraphError(f"dt must be > 0 seconds, got {dt}")
+    nodes, edges = _inline(g)
+    _check_supported(nodes, edges)
+    folds = _scale_folds(nodes, edges)
+    edges = _splice(nodes, edges, [k for k, n in nodes.items() if isinstance(n, nir.Scale)])
+    ours = [_convert(name, node, dt, folds.get(name, [])) for name, node in nodes.items()]
+    return _topo_ordered(Graph(tuple(ours), tuple(edges), _metadata(g, dt)))
+
+
+def _inline(g: nir.NIRGraph) -> tuple[dict[str, nir.NIRNode], Edges]:
+    """Flatten nested graphs into "outer.inner" names and splice out their Input/Output nodes."""
+    nodes: dict[str, nir.NIRNode] = {}
+    edges: Edges = []
+    ports: list[str] = []
+    _collect(g, "", nodes, edges, ports)
+    return nodes, _splice(nodes, edges, ports)
+
+
+def _collect(g: nir.NIRGraph, prefix: str, nodes: dict[str, nir.NIRNode], edges: Edges, ports: list[str]) -> None:
+    for key, node in g.nodes.items():
+        name = f"{prefix}{key}"
+        if isinstance(node, nir.NIRGraph):
+            _collect(node, name + ".", nodes, edges, ports)
+            ports += [f"{name}.{k}" for k, n in node.nodes.items() if isinstance(n, (nir.Input, nir.Output))]
+        elif name in nodes:
+            raise GraphError(f"node name {name!r} occurs twice once nested NIR graphs are inlined")
+        else:
+            nodes[name] = node
+    edges += [(_port(g, prefix, str(a), nir.Output), _port(g, prefix, str(b), nir.Input)) for a, b in g.edges]
+
+
+def _port(g: nir.NIRGraph, prefix: str, key: str, kind: type) -> str:
+    """An edge naming a nested graph means that graph's single Input (or Output) node."""
+    sub = g.nodes.get(key)
+    if not isinstance(sub, nir.NIRGraph):
+        return prefix + key
+    found = [k for k, n in sub.nodes.items() if isinstance(n, kind)]
+    if len(found) != 1:
+        raise GraphError(f"nested NIR graph {prefix + key!r} has {len(found)} {kind.__name__} nodes; "
+                         f"an edge naming the graph needs exactly one")
+    return f"{prefix}{key}.{found[0]}"
+
+
+def _splice(nodes: dict[str, nir.NIRNode], edges: Edges, names: list[str]) -> Edges:
+    """Remove pass-through nodes, joining each predecessor to each successor."""
+    for name in names:
+        preds = [a for a, b in edges if b == name]
+        succs = [b for a, b in edges if a == name]
+        edges = [e for e in edges if name not in e] + [(a, b) for a in preds for b in succs]
+        del nodes[name]
+    return edges
+
+
+def _check_supported(nodes: dict[str, nir.NIRNode], edges: Edges) -> None:
+    """One error listing every unmappable node type and a recurrent cycle, if any."""
+    unsupported: dict[str, list[str]] = {}
+    for name, node in nodes.items():
+        kind = type(node).__name__
+        if kind not in _CONVERTERS and kind != "Scale":  # Scale nodes are folded away
+            unsupported.setdefault(kind, []).append(name)
+    problems = [f"unsupported NIR node type {kind} {names}: {_UNSUPPORTED.get(kind, 'no mapping to our IR')}"
+                for kind, names in unsupported.items()]
+    try:
+        cycle = nx.find_cycle(nx.DiGraph(edges))
+        path = " -> ".join([a for a, _ in cycle] + [cycle[0][0]])
+        problems.append(f"recurrent cycle {path}: recurrent graphs are not supported yet")
+    except nx.NetworkXNoCycle:
+        pass
+    if problems:
+        raise GraphError("; ".join(problems))
+
+
+def _scale_folds(nodes: dict[str, nir.NIRNode], edges: Edges) -> dict[str, list[np.ndarray]]:
+    """Where each AvgPool2d/Scale factor goes: the weighted node that follows it."""
+    folds: dict[str, list[np.ndarray]] = {}
+    for name, node in nodes.items():
+        if isinstance(node, _SCALING):
+            factor = _factor(node)
+            folds.setdefault(_fold_target(name, node, factor, nodes, edges), []).append(factor)
+    return folds
+
+
+def _factor(node: nir.NIRNode) -> np.ndarray:
+    if isinstance(node, nir.AvgPool2d):
+        return np.array(1.0 / np.prod(_pair("kernel_size", node.kernel_size)))
+    return _compact(np.asarray(node.scale, dtype=np.float64))
+
+
+def _fold_target(name: str, node: nir.NIRNode, factor: np.ndarray, nodes: dict[str, nir.NIRNode], edges: Edges) -> str:
+    through = (nir.Flatten, nir.Scale) if factor.ndim else (nir.Flatten, nir.Scale, nir.SumPool2d, nir.AvgPool2d)
+    cur = name
+    while True:
+        succs = [b for a, b in edges if a == cur]
+        if len(succs) == 1 and isinstance(nodes[succs[0]], _WEIGHTED):
+            return succs[0]
+        if len(succs) != 1 or not isinstance(nodes[succs[0]], through):
+            feeds = [f"{type(nodes[s]).__name__} {s!r}" for s in succs] or ["nothing"]
+            raise GraphError(f"{type(node).__name__} {name!r}: our IR has no scaling op, so its factor must fold "
+                             f"into the weights of one following Affine/Linear/Conv2d (through "
+                             f"{'/'.join(t.__name__ for t in through)}), but {cur!r} feeds {', '.join(feeds)}")
+        cur = succs[0]
+
+
+def _convert(name: str, node: nir.NIRNode, dt: float, folds: list[np.ndarray]) -> Node:
+    return _CONVERTERS[type(node).__name__](name, node, dt, folds)
+
+
+def _input(name: str, node: nir.Input, dt: float, folds: list[np.ndarray]) -> Input:
+    shape = node.input_type.get("input")
+    if shape is None:
+        raise GraphError(f"Input {name!r} has no shape")
+    encoding = _text(node.metadata.get("encoding", "spikes"))
+    return Input(name, tuple(int(s) for s in np.atleast_1d(shape)), encoding)
+
+
+def _affine(name: str, node: nir.Affine | nir.Linear, dt: float, folds: list[np.ndarray]) -> Affine:
+    bias = getattr(node, "bias", None)
+    return Affine(name, _folded(name, _f64(node.weight), folds), None if bias is None else _f64(bias))
+
+
+def _conv(name: str, node: nir.Conv2d, dt: float, folds: list[np.ndarray]) -> Conv2d:
+    if _pair("dilation", node.dilation) != (1, 1):
+        raise GraphError(f"Conv2d {name!r}: dilation {_pair('dilation', node.dilation)} is not supported (only 1)")
+    weight = _folded(name, _f64(node.weight), folds)
+    stride = _pair("stride", node.stride)
+    bias = None if node.bias is None else np.broadcast_to(_f64(node.bias), weight.shape[:1])
+    padding = _conv_padding(name, node.padding, weight.shape[2:], stride)
+    return Conv2d(name, weight, bias, stride, padding, int(node.groups))
+
+
+def _conv_padding(name: str, padding: Any, kernel: tuple[int, ...], stride: tuple[int, int]) -> tuple[int, int]:
+    if not isinstance(padding, (str, bytes)):
+        return _pair("padding", padding)
+    if _text(padding) == "valid":
+        return (0, 0)
+    if stride != (1, 1) or any(k % 2 == 0 for k in kernel):
+        raise GraphError(f"Conv2d {name!r}: padding 'same' with stride {stride} and kernel {tuple(kernel)} "
+                         f"needs asymmetric padding, which our Conv2d lacks (stride 1 and odd kernels only)")
+    return (kernel[0] // 2, kernel[1] // 2)
+
+
+def _pool(name: str, node: nir.SumPool2d | nir.AvgPool2d, dt: float, folds: list[np.ndarray]) -> SumPool2d:
+    return SumPool2d(name, _pair("kernel_size", node.kernel_size), _pair("stride", node.stride),
+                     _pair("padding", node.padding))
+
+
+def _flatten(name: str, node: nir.Flatten, dt: float, folds: list[np.ndarray]) -> Flatten:
+    shape = (node.input_type or {}).get("input")
+    start, end = int(node.start_dim), int(node.end_dim)
+    if shape is None:
+        full = (start, end) == (0, -1)
+    else:
+        n = len(shape)
+        full = -n <= min(start, end) and max(start, end) < n and (start % n, end % n) == (0, n - 1)
+    if not full:
+        raise GraphError(f"Flatten {name!r}: start_dim={start}, end_dim={end} on input "
+                         f"{None if shape is None else tuple(int(s) for s in shape)} flattens only some dims; "
+                         f"our Flatten flattens every non-batch dim (start_dim=0, end_dim=-1)")
+    return Flatten(name)
+
+
+def _if(name: str, node: nir.IF, dt: float, folds: list[np.ndarray]) -> IF:
+    gain = _positive(name, "IF", "r", node.r)
+    return IF(name, bias=np.zeros(()), **_shifted(node, gain))
+
+
+def _lif(name: str, node: nir.LIF, dt: float, folds: list[np.ndarray]) -> LIF:
+    tau = _positive(name, "LIF", "tau", node.tau)
+    r = _positive(name, "LIF", "r", node.r)
+    step = dt / tau
+    if np.any(step > 1):
+        raise GraphError(f"LIF {name!r}: dt={dt:g} s exceeds tau (min {tau.min():g} s), so forward Euler "
+                         f"would overshoot; pass a dt <= tau")
+    bias = _compact((_f64(node.v_leak) - _f64(node.v_reset)) / r)
+    return LIF(name, bias=bias, decay=_compact(1.0 - step), **_shifted(node, step * r))
+
+
+def _shifted(node: nir.IF | nir.LIF, gain: np.ndarray) -> dict[str, Any]:
+    """Threshold, v_init and reset of u = (v - v_reset) / gain."""
+    v_reset = _f64(node.v_reset)
+    threshold = np.nextafter((_f64(node.v_threshold) - v_reset) / gain, np.inf)
+    return {"threshold": _compact(threshold), "v_init": _compact((0.0 - v_reset) / gain), "reset": "zero"}
+
+
+def _integrator(name: str, node: nir.I, dt: float, folds: list[np.ndarray]) -> Readout:
+    if not np.all(_f64(node.r) == 1):
+        raise GraphError(f"I {name!r}: r != 1 would scale the read-out value, and our Readout has unit gain")
+    return Readout(name)
+
+
+def _output(name: str, node: nir.Output, dt: float, folds: list[np.ndarray]) -> Output:
+    return Output(name)
+
+
+_CONVERTERS = {
+    "Input": _input, "Output": _output, "Affine": _affine, "Linear": _affine, "Conv2d": _conv,
+    "SumPool2d": _pool, "AvgPool2d": _pool, "Flatten": _flatten,
+    "IF": _if, "LIF": _lif, "I": _integrator,
+}
+
+
+def _folded(name: str, weight: np.ndarray, folds: list[np.ndarray]) -> np.ndarray:
+    """Weights that absorb input scale factors: W diag(s), s uniform or one per input."""
+    for factor in folds:
+        if factor.ndim == 0:
+            weight = weight * factor
+        elif weight.ndim == 2 and factor.size == weight.shape[1]:
+            weight = weight * factor.reshape(1, -1)
+        else:
+            raise GraphError(f"{name!r}: cannot fold a scale of shape {factor.shape} into weights "
+                             f"{weight.shape} (Conv2d takes only a uniform scale)")
+    return weight
+
+
+def _positive(name: str, kind: str, param: str, value: Any) -> np.ndarray:
+    arr = _f64(value)
+    if not np.all(arr > 0):
+        raise GraphError(f"{kind} {name!r}: {param} must be > 0 (min {arr.min():g}); "
+                         f"a gain <= 0 would flip or silence the threshold test")
+    return arr
+
+
+def _pair(what: str, value: Any) -> tuple[int, int]:
+    arr = np.atleast_1d(np.asarray(value)).ravel()
+    if arr.size not in (1, 2) or not np.all(arr == np.round(arr)):
+        raise GraphError(f"{what} {value!r} is not an int or a pair of ints")
+    return (int(arr[0]), int(arr[-1]))
+
+
+def _f64(value: Any) -> np.ndarray:
+    return np.asarray(value, dtype=np.float64)
+
+
+def _compact(arr: np.ndarray) -> np.ndarray:
+    """A uniform parameter array as a 0-d array (the Graph broadcasts it)."""
+    return arr.reshape(-1)[0].copy() if arr.size and np.all(arr == arr.reshape(-1)[0]) else arr
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf8") if isinstance(value, bytes) else str(value)
+
+
+def _metadata(g: nir.NIRGraph, dt: float) -> dict[str, str]:
+    meta = {str(k): _text(v) for k, v in (g.metadata or {}).items()}
+    return {**meta, "source": "nir", "nir_dt": repr(dt)}
+
+
+def _topo_ordered(graph: Graph) -> Graph:
+    """The same graph with nodes and edges in topological order, for readable reports."""
+    order = graph.topological()
+    rank = {name: i for i, name in enumerate(order)}
+    nodes = graph.node_map
+    edges = sorted(graph.edges, key=lambda e: (rank[e[0]], rank[e[1]]))
+    return Graph(tuple(nodes[n] for n in order), tuple(edges), graph.metadata)
+
+
+# ---------------------------------------------------------------- export
+
+
+def to_nir(graph: Graph, dt: float = 1e-3) -> nir.NIRGraph:
+    if not dt > 0:
+        raise GraphError(f"dt must be > 0 seconds, got {dt}")
+    nodes = {n.name: _export(graph, n, dt) for n in graph.nodes}
+    return nir.NIRGraph(nodes=nodes, edges=[tuple(e) for e in graph.edges], metadata=dict(graph.metadata))
+
+
+def _export(graph: Graph, node: Node, dt: float) -> nir.NIRNode:
+    shape = graph.shape(node.name)
+    preds = graph.predecessors(node.name)
+    in_shape = graph.shape(preds[0]) if preds else shape
+    if isinstance(node, Input):
+        meta = {} if node.encoding == "spikes" else {"encoding": node.encoding}
+        return nir.Input(input_type=np.array(node.shape), metadata=meta)
+    if isinstance(node, Output):
+        return nir.Output(output_type=np.array(shape))
+    if isinstance(node, Affine):
+        w = np.array(node.weight)
+        return nir.Linear(weight=w) if node.bias is None else nir.Affine(weight=w, bias=np.array(node.bias))
+    if isinstance(node, Conv2d):
+        bias = np.zeros(node.weight.shape[0]) if node.bias is None else np.array(node.bias)
+        return nir.Conv2d(input_shape=tuple(in_shape[1:]), weight=np.array(node.weight), stride=node.stride,
+                          padding=node.padding, dilation=(1, 1), groups=node.groups, bias=bias)
+    if isinstance(node, SumPool2d):
+        return nir.SumPool2d(kernel_size=np.array(node.kernel), stride=np.array(node.stride),
+                             padding=np.array(node.padding))
+    if isinstance(node, Flatten):
+        return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=0, end_dim=-1)
+    if isinstance(node, Readout):
+        return _export_readout(node, shape)
+    if isinstance(node, (IF, LIF)):
+        return _export_neuron(node, shape, dt)
+    raise GraphError(f"{node.name}: no NIR export for {type(node).__name__}")
+
+
+def _export_readout(node: Readout, shape: tuple[int, ...]) -> nir.I:
+    if np.any(node.bias != 0) or np.any(node.v_init != 0):
+        raise GraphError(f"Readout {node.name!r}: NIR I has no bias or initial state; both must be 0")
+    return nir.I(r=np.ones(shape))
+
+
+def _export_neuron(node: IF | LIF, shape: tuple[int, ...], dt: float) -> nir.IF | nir.LIF:
+    kind = type(node).__name__
+    if node.reset != "zero":
+        raise GraphError(f"{kind} {node.name!r}: reset {node.reset!r} has no NIR equivalent (NIR resets to v_reset)")
+    full = {k: np.broadcast_to(getattr(node, k), shape).astype(np.float64) for k in ("threshold", "bias", "v_init")}
+    v_reset = 0.0 - full["v_init"]
+    v_threshold = np.nextafter(full["threshold"], -np.inf) + v_reset
+    if isinstance(node, IF):
+        if np.any(full["bias"] != 0):
+            raise GraphError(f"IF {node.name!r}: NIR IF has no bias; fold it into the incoming weights' bias")
+        return nir.IF(r=np.ones(shape), v_threshold=v_threshold, v_reset=v_reset)
+    decay = np.broadcast_to(node.decay, shape).astype(np.float64)
+    if np.any(decay >= 1):
+        raise GraphError(f"LIF {node.name!r}: decay 1 (no leak) has no finite NIR tau; use IF")
+    tau = dt / (1.0 - decay)
+    r = tau / dt
+    return nir.LIF(tau=tau, r=r, v_leak=full["bias"] * r + v_reset, v_threshold=v_threshold, v_reset=v_reset)

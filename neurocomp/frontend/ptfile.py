@@ -1,0 +1,196 @@
+"""The neurocomp SNN `.pt` format: a Graph as plain dicts, lists, strings and tensors.
+
+    {"format": "neurocomp.snn", "version": 1,
+     "nodes": [{"type": "Conv2d", "name": "c1", "weight": <float64 tensor>, ...}, ...],
+     "edges": [["in", "c1"], ...], "metadata": {"key": "value", ...}}
+
+Every node dict holds `type`, `name` and the fields of that Graph node class; fields
+with a default may be left out. Files are read with `torch.load(weights_only=True)`
+only, so a file cannot run code: anything else it pickles is refused. Arrays are
+stored as float64 tensors, so a round trip is bitwise exact.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from neurocomp.errors import FormatError, GraphError
+from neurocomp.ir.graph import IF, LIF, Affine, Conv2d, Flatten, Graph, Input, Node, Output, Readout, SumPool2d
+
+FORMAT = "neurocomp.snn"
+VERSION = 1
+NODE_TYPES: dict[str, type[Node]] = {
+    cls.__name__: cls for cls in (Input, Output, Affine, Conv2d, SumPool2d, Flatten, IF, LIF, Readout)
+}
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Write through a temp file in the same folder, then rename: readers never see half a file."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise FormatError(f"cannot write {path}: {e.strerror}") from None
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_graph(graph: Graph, path: str | Path) -> None:
+    data = graph_to_dict(graph)
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as f:
+            torch.save(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+
+    atomic_write(path, write)
+
+
+def load_graph(path: str | Path) -> Graph:
+    path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"{path}: no such file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch.load raises many types (KeyError, EOFError, ...) on corrupt input
+        raise FormatError(f"{path}: {_load_failure(e)}") from None
+    try:
+        return graph_from_dict(data)
+    except FormatError as e:
+        raise FormatError(f"{path}: {e}") from None
+    except GraphError as e:
+        raise GraphError(f"{path}: {e}") from None
+
+
+def _load_failure(e: Exception) -> str:
+    msg = str(e)
+    if isinstance(e, pickle.UnpicklingError) and "allowed global" in msg:
+        found = re.search(r"GLOBAL ([\w.]+)", msg)
+        what = found.group(1) if found else "a Python object"
+        return (f"refused to load: the file pickles {what}, which a safe load (weights_only=True) "
+                f"does not run; save the network with neurocomp.frontend.save_graph")
+    return f"not a readable torch file (corrupt or another format: {type(e).__name__})"
+
+
+def graph_to_dict(graph: Graph) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "nodes": [_node_to_dict(n) for n in graph.nodes],
+        "edges": [[a, b] for a, b in graph.edges],
+        "metadata": dict(graph.metadata),
+    }
+
+
+def _node_to_dict(node: Node) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": type(node).__name__}
+    for f in dataclasses.fields(node):
+        out[f.name] = _encode(getattr(node, f.name))
+    return out
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(np.array(value, dtype=np.float64))
+    if isinstance(value, tuple):
+        return [int(v) for v in value]
+    return value
+
+
+def graph_from_dict(d: Any) -> Graph:
+    if not isinstance(d, dict):
+        raise FormatError(f"expected a dict with format {FORMAT!r}, got {type(d).__name__}")
+    if "format" not in d:
+        raise FormatError(f"no 'format' key: not a {FORMAT} file (a plain state_dict or checkpoint?)")
+    if d["format"] != FORMAT:
+        raise FormatError(f"format is {d['format']!r}, expected {FORMAT!r}")
+    if d.get("version") != VERSION:
+        raise FormatError(f"unsupported {FORMAT} version {d.get('version')!r}; this neurocomp reads version {VERSION}")
+    extra = set(d) - {"format", "version", "nodes", "edges", "metadata"}
+    if extra:
+        raise FormatError(f"unknown top-level keys {sorted(extra)}")
+    nodes = [_node_from_dict(i, n) for i, n in enumerate(_list(d, "nodes"))]
+    edges = [_edge(e) for e in _list(d, "edges")]
+    metadata = d.get("metadata", {})
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise FormatError("metadata must be a dict of strings to strings")
+    return Graph(tuple(nodes), tuple(edges), metadata)
+
+
+def _list(d: dict, key: str) -> list:
+    if not isinstance(d.get(key), list):
+        raise FormatError(f"{key!r} must be a list, got {type(d.get(key)).__name__}")
+    return d[key]
+
+
+def _edge(e: Any) -> tuple[str, str]:
+    if not (isinstance(e, (list, tuple)) and len(e) == 2 and all(isinstance(x, str) for x in e)):
+        raise FormatError(f"edge {e!r} is not a pair of node names")
+    return (e[0], e[1])
+
+
+def _node_from_dict(index: int, nd: Any) -> Node:
+    if not isinstance(nd, dict):
+        raise FormatError(f"node #{index} is a {type(nd).__name__}, expected a dict")
+    kind, name = nd.get("type"), nd.get("name")
+    if not isinstance(name, str):
+        raise FormatError(f"node #{index} has no string 'name'")
+    if kind not in NODE_TYPES:
+        raise FormatError(f"node {name!r}: unknown node type {kind!r}; known: {', '.join(NODE_TYPES)}")
+    cls = NODE_TYPES[kind]
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    extra = set(nd) - set(fields) - {"type"}
+    if extra:
+        raise FormatError(f"node {name!r} ({kind}): unknown field(s) {sorted(extra)}")
+    missing = [k for k, f in fields.items() if k not in nd and _required(f)]
+    if missing:
+        raise FormatError(f"node {name!r} ({kind}): missing field(s) {missing}")
+    kwargs = {k: _decode(f"node {name!r} ({kind}) field {k!r}", fields[k].type, v) for k, v in nd.items() if k != "type"}
+    return cls(**kwargs)
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+def _decode(where: str, annotation: str, value: Any) -> Any:
+    """Check a stored value against the Graph field's annotation and convert it."""
+    if annotation.endswith(" | None"):
+        return None if value is None else _decode(where, annotation[: -len(" | None")], value)
+    if annotation == "np.ndarray":
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.layout != torch.strided:
+            got = f"a {value.dtype} tensor" if isinstance(value, torch.Tensor) else type(value).__name__
+            raise FormatError(f"{where}: expected a dense float tensor, got {got}")
+        return value.detach().to(torch.float64).numpy()
+    if annotation.startswith("tuple[int"):
+        low = 0 if where.endswith("'padding'") else 1  # sizes, kernels and strides are positive
+        if not isinstance(value, (list, tuple)) or not all(_is_int(v) and v >= low for v in value):
+            raise FormatError(f"{where}: expected a list of ints >= {low}, got {value!r}")
+        return tuple(value)
+    if annotation == "int":
+        if not _is_int(value):
+            raise FormatError(f"{where}: expected an int, got {value!r}")
+        return value
+    if annotation == "str":
+        if not isinstance(value, str):
+            raise FormatError(f"{where}: expected a string, got {type(value).__name__}")
+        return value
+    raise TypeError(f"{where}: no decoder for field type {annotation!r}; update ptfile._decode")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)

@@ -1,0 +1,90 @@
+"""Partition: quantised network + target -> Netlist (cores, tables, destinations).
+
+The generic part splits each layer into core-sized chunks with a target-supplied
+predicate and checks the result; the target hook builds its own core tables
+(TrueNorth crossbars with axon types and in-core replication, Loihi sparse tables).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from neurocomp.errors import ResourceError, VerifyError
+from neurocomp.ir.layers import Layer
+from neurocomp.ir.netlist import Netlist
+from neurocomp.quantize import QNetwork
+from neurocomp.target import Target
+
+Fits = Callable[[np.ndarray], tuple[bool, str, float, float]]
+
+
+def partition(qnet: QNetwork, target: Target) -> Netlist:
+    netlist = target.hooks.build_netlist(qnet, target.spec)
+    verify_netlist(netlist, target)
+    return netlist
+
+
+def neuron_order(layer: Layer) -> np.ndarray:
+    """Position-major order for (C, H, W) layers, so a contiguous chunk is a spatial tile."""
+    if len(layer.shape) == 3:
+        c, h, w = layer.shape
+        return np.arange(layer.size).reshape(c, h * w).T.ravel()
+    return np.arange(layer.size)
+
+
+def split(layer: Layer, fits: Fits) -> list[np.ndarray]:
+    """Greedy contiguous chunks, each as long as `fits` allows (galloping + bisection)."""
+    order = neuron_order(layer)
+    chunks: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        ok, resource, used, allowed = fits(order[start:start + 1])
+        if not ok:
+            raise ResourceError(f"layer {layer.name}, one neuron", resource, used, allowed,
+                                hint="a single neuron needs more than one core offers: reduce its fan-in (smaller kernel, groups) or weight levels")
+        lo, step = start + 1, 1
+        while lo + step <= len(order) and fits(order[start:lo + step])[0]:
+            lo, step = lo + step, step * 2
+        hi = min(lo + step, len(order) + 1)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if fits(order[start:mid])[0]:
+                lo = mid
+            else:
+                hi = mid
+        chunks.append(np.sort(order[start:lo]))
+        start = lo
+    return chunks
+
+
+def binding(layer: Layer, chunks: list[np.ndarray], fits: Fits) -> tuple[str, float, float]:
+    """The resource closest to its limit over the layer's cores."""
+    best = ("neurons", 0.0, 1.0)
+    for chunk in chunks:
+        _, resource, used, allowed = fits(chunk)
+        if used / allowed > best[1] / best[2]:
+            best = (resource, used, allowed)
+    return best
+
+
+def verify_netlist(n: Netlist, target: Target) -> None:
+    spec = target.spec
+    neurons, axons = np.diff(n.neuron_ptr), np.diff(n.axon_ptr)
+    for arr, lim, what in ((neurons, spec["core.neurons"], "neurons"), (axons, spec["core.axons"], "axons")):
+        bad = np.flatnonzero(arr > lim)
+        if bad.size:
+            raise VerifyError(f"core {bad[0]}: {what} {arr[bad[0]]} exceeds {lim}")
+    if n.n_cores > spec.max_cores:
+        raise ResourceError("network", "cores", n.n_cores, spec.max_cores,
+                            hint=f"{spec.name} allows {spec['chip.max_chips']} chips of {spec.cores_per_chip} cores")
+    for name, idx, top in (("synapse axon", n.syn_axon, n.n_axons), ("synapse neuron", n.syn_neuron, n.n_neurons),
+                           ("edge source", n.edge_src, n.n_neurons), ("edge axon", n.edge_axon, n.n_axons),
+                           ("input axon", n.in_axon, n.n_axons), ("input channel", n.in_channel, n.n_inputs)):
+        if idx.size and (idx.min() < 0 or idx.max() >= top):
+            raise VerifyError(f"{name} index out of range [0, {top})")
+    dmin, dmax = spec.get("core.delay_min", 1), spec.get("core.delay_max", 63)
+    for name, d in (("edge", n.edge_delay), ("input", n.in_delay)):
+        if d.size and (d.min() < dmin or d.max() > dmax):
+            raise VerifyError(f"{name} delay outside [{dmin}, {dmax}]")
+    target.hooks.verify_netlist(n, spec)

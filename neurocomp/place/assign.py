@@ -1,0 +1,222 @@
+"""Window re-assignment: the placer's local search, solved exactly with OR-Tools' linear assignment.
+
+Moving one set of cores while everything else stays put is a quadratic assignment problem
+in general, but it is *linear* when the moving cores exchange no traffic among themselves
+(independent set matching, as in VLSI detailed placement, e.g. NTUplace3/FastPlace-DP):
+each core's cost at each candidate slot is then a fixed number, and the best permutation
+is a linear sum assignment, solved exactly. Windows mix the slots around a core with the
+slots around the weighted median of its neighbours, so cores can jump to where they are
+pulled, and include empty slots, so cores can spread into free space. Alternate sweeps let
+every core of the window move, pricing its window neighbours at their current slots, and
+keep the result only if the exact cost drops. An iterated local search (random kick of one
+small window, local repair, keep if better) spends what is left of the budget.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from ortools.graph.python import linear_sum_assignment
+
+from neurocomp.place.mesh import Mesh, hop_cost, slots
+
+_LSA_RANGE = 1e9  # integer cost range handed to the solver (no overflow below ~10^9 x n)
+
+
+@dataclass
+class Search:
+    """Mutable state of the local search over one symmetrised, zero-diagonal traffic matrix."""
+
+    mesh: Mesh
+    sym: sp.csr_array
+    pos: np.ndarray      # (C,) slot of each core
+    occ: np.ndarray      # (n_slots,) core in each slot or -1
+    gx: np.ndarray       # per-slot global router coordinates
+    gy: np.ndarray
+    grid: np.ndarray     # (GY, GX, cores_per_router) slot of each router position
+    mark: np.ndarray     # (C,) scratch: membership stamps, so set tests cost O(1) per element
+    scratch: np.ndarray  # (C,) scratch: a value per marked core
+    stamp: int = 0
+
+    @staticmethod
+    def start(mesh: Mesh, sym: sp.csr_array, pos: np.ndarray) -> "Search":
+        n = len(pos)
+        occ = np.full(mesh.n_slots, -1, dtype=np.int64)
+        occ[pos] = np.arange(n)
+        geo = slots(mesh)
+        grid = np.empty((mesh.grid_rows, mesh.grid_cols, mesh.cores_per_router), dtype=np.int64)
+        grid[geo.gy, geo.gx, geo.k] = np.arange(mesh.n_slots)
+        return Search(mesh, sym, pos.copy(), occ, geo.gx, geo.gy, grid,
+                      np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
+
+    def dist(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return hop_cost(self.mesh, self.gx[a], self.gy[a], self.gx[b], self.gy[b])
+
+    def members(self, cores: np.ndarray, values: np.ndarray | None = None) -> int:
+        """Stamp `cores` (and store one value each in `scratch`); test with `mark[x] == stamp`."""
+        self.stamp += 1
+        self.mark[cores] = self.stamp
+        if values is not None:
+            self.scratch[cores] = values
+        return self.stamp
+
+    def rows(self, cores: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(index into `cores`, neighbour, traffic) for every nonzero in the rows of `cores`."""
+        start, stop = self.sym.indptr[cores], self.sym.indptr[cores + 1]
+        lens = stop - start
+        offsets = np.cumsum(lens) - lens
+        idx = np.arange(lens.sum()) + np.repeat(start - offsets, lens)
+        return np.repeat(np.arange(len(cores)), lens), self.sym.indices[idx], self.sym.data[idx]
+
+    def rect(self, slot: int, radius: int) -> np.ndarray:
+        """All slots of the routers within `radius` (Chebyshev) of the slot's router, clipped to the grid."""
+        x, y = int(self.gx[slot]), int(self.gy[slot])
+        return self.grid[max(0, y - radius):y + radius + 1, max(0, x - radius):x + radius + 1].ravel()
+
+    def window(self, anchor: int, radius: int) -> np.ndarray:
+        """Slots around the anchor and around the traffic-weighted median of its neighbours."""
+        parts = [self.rect(self.pos[anchor], radius)]
+        _, nbr, w = self.rows(np.array([anchor]))
+        if len(nbr):
+            at = self.pos[nbr]
+            parts.append(self.rect(self.grid[_weighted_median(self.gy[at], w), _weighted_median(self.gx[at], w), 0],
+                                   radius))
+        return np.unique(np.concatenate(parts))
+
+    def independent(self, cores: np.ndarray, anchor: int) -> np.ndarray:
+        """A subset of `cores` with no traffic inside it, the anchor first (3 Luby rounds, vectorised)."""
+        owner, nbr, _ = self.rows(cores)
+        stamp = self.members(cores, np.arange(len(cores)))
+        inside = self.mark[nbr] == stamp
+        a, b = owner[inside], self.scratch[nbr[inside]]
+        prio = np.where(cores == anchor, 1 << 32, (cores * 0x9E3779B1) % (1 << 31))  # distinct
+        state = np.zeros(len(cores), dtype=np.int8)  # 0 undecided, 1 chosen, -1 excluded
+        for _ in range(3):
+            open_ = state == 0
+            live = open_[a] & open_[b]
+            top = np.full(len(cores), -1, dtype=np.int64)
+            np.maximum.at(top, a[live], prio[b[live]])
+            win = open_ & (prio > top)
+            state[win] = 1
+            state[b[win[a] & (state[b] == 0)]] = -1
+        return cores[state == 1]
+
+    def delta(self, cores: np.ndarray, new: np.ndarray,
+              rows: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> float:
+        """Exact cost change if `cores` moved to slots `new` (free, or vacated by `cores`)."""
+        owner, nbr, w = self.rows(cores) if rows is None else rows
+        stamp = self.members(cores, new)
+        moving = self.mark[nbr] == stamp
+        nbr_new = np.where(moving, self.scratch[nbr], self.pos[nbr])
+        change = self.dist(new[owner], nbr_new) - self.dist(self.pos[cores][owner], self.pos[nbr])
+        return float((w * change * np.where(moving, 0.5, 1.0)).sum())  # pairs inside are seen twice
+
+    def apply(self, cores: np.ndarray, new: np.ndarray) -> None:
+        self.occ[self.pos[cores]] = -1
+        self.pos[cores] = new
+        self.occ[new] = cores
+
+    def reset(self, pos: np.ndarray) -> None:
+        """Go back to an earlier placement, touching only the cores that moved since."""
+        moved = np.flatnonzero(self.pos != pos)
+        self.apply(moved, pos[moved])
+
+    def improve_window(self, anchor: int, radius: int, independent: bool) -> float:
+        """Optimally re-assign the window's cores (an independent set, or all); returns the gain (<= 0)."""
+        cand = self.window(anchor, radius)
+        occupants = self.occ[cand]
+        cores = occupants[occupants >= 0]
+        if independent:
+            cores = self.independent(cores, anchor)
+        stamp = self.members(cores)
+        free = cand[(occupants < 0) | (self.mark[np.maximum(occupants, 0)] == stamp) & (occupants >= 0)]
+        if len(free) < 2:
+            return 0.0
+        rows = self.rows(cores)
+        owner, nbr, w = rows
+        # cost[i, s] = sum_j w_ij dist(s, pos_j): exact for independent sets, since every j stays put
+        contrib = w[:, None] * self.dist(free[None, :], self.pos[nbr][:, None])
+        cost = np.zeros((len(free), len(free)))  # rows past the cores are dummy "empty" cores
+        cost[: len(cores)] = _row_sums(owner, contrib, len(cores))
+        new = free[_solve_lsa(cost)[: len(cores)]]
+        if np.array_equal(new, self.pos[cores]):
+            return 0.0
+        gain = self.delta(cores, new, rows)
+        if gain >= -1e-9:
+            return 0.0
+        self.apply(cores, new)
+        return gain
+
+    def kick(self, anchor: int, radius: int, rng: np.random.Generator) -> tuple[float, np.ndarray]:
+        """Randomly shuffle the cores of a small window into its slots; returns (cost change, cores)."""
+        cand = self.rect(self.pos[anchor], radius)
+        cores = self.occ[cand][self.occ[cand] >= 0]
+        new = rng.permutation(cand)[: len(cores)]
+        change = self.delta(cores, new)
+        self.apply(cores, new)
+        return change, cores
+
+
+def _row_sums(owner: np.ndarray, values: np.ndarray, n_rows: int) -> np.ndarray:
+    """Sum the rows of `values` that share an owner (owner sorted)."""
+    out = np.zeros((n_rows, values.shape[1]))
+    if len(owner):
+        starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+        out[owner[starts]] = np.add.reduceat(values, starts, axis=0)
+    return out
+
+
+def _weighted_median(values: np.ndarray, weights: np.ndarray) -> int:
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(weights[order])
+    return int(values[order][np.searchsorted(cum, 0.5 * cum[-1])])
+
+
+def _solve_lsa(cost: np.ndarray) -> np.ndarray:
+    """Exact min-cost perfect matching of a square float matrix (rescaled to integers for OR-Tools)."""
+    n = cost.shape[0]
+    shifted = cost - cost.min(axis=1, keepdims=True)
+    top = shifted.max()
+    scale = _LSA_RANGE / top if top > 0 else 0.0
+    solver = linear_sum_assignment.SimpleLinearSumAssignment()
+    left, right = np.divmod(np.arange(n * n, dtype=np.int32), np.int32(n))
+    solver.add_arcs_with_cost(left, right, np.rint(shifted * scale).astype(np.int64).ravel())
+    if solver.solve() != solver.OPTIMAL:
+        return np.arange(n)
+    return np.array([solver.right_mate(i) for i in range(n)], dtype=np.int64)
+
+
+def sweep_until_stable(search: Search, anchors: np.ndarray, radius: int, deadline: float,
+                       max_sweeps: int = 50) -> float:
+    """Window sweeps over `anchors` (independent-set and all-core sweeps alternating) until a pair
+    of sweeps gains nothing; returns the total gain."""
+    total, idle = 0.0, 0
+    for sweep in range(max_sweeps):
+        gained = 0.0
+        for anchor in anchors:
+            if time.perf_counter() > deadline:
+                return total + gained
+            gained += search.improve_window(int(anchor), radius, independent=sweep % 2 == 0)
+        total += gained
+        idle = idle + 1 if gained == 0.0 else 0
+        if idle >= 2:
+            break
+    return total
+
+
+def optimise(search: Search, seed: int, deadline: float, radius: int, patience: int) -> None:
+    """Local search to a local optimum, then kicks until `patience` kicks in a row fail to improve."""
+    rng = np.random.default_rng(seed)
+    n = len(search.pos)
+    sweep_until_stable(search, rng.permutation(n), radius, deadline)
+    best, fails = search.pos.copy(), 0
+    while fails < patience and time.perf_counter() < deadline:
+        change, moved = search.kick(int(rng.integers(n)), 1, rng)
+        change += sweep_until_stable(search, rng.permutation(moved), radius, deadline)
+        if change < -1e-9:
+            best, fails = search.pos.copy(), 0
+        else:
+            search.reset(best)
+            fails += 1

@@ -1,0 +1,155 @@
+"""Quantise: float SNN Graph + target -> integer Graph plus per-layer target neuron tables.
+
+Each layer gets one power-of-two scale 2^E (float value of an integer unit of
+membrane potential). Weights become round(w / 2^e) per weighted op, thresholds,
+biases and initial potentials round(x / 2^E). Powers of two keep an
+integer-valued network exact, and the quantised Graph is itself a Graph, so the
+reference backend measures exactly what the chip computes. The target's hooks
+set the ranges, cluster weights (TrueNorth: <= 4 levels per neuron) and turn
+integer neuron parameters into its own registers.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from neurocomp.errors import QuantizeError, VerifyError
+from neurocomp.ir.graph import Affine, Conv2d, Graph, Neuron, Node
+from neurocomp.ir.layers import Layer, Network, lower
+from neurocomp.target import Target
+
+WEIGHTED = (Affine, Conv2d)
+MAX_COARSEN = 64
+
+
+@dataclass(frozen=True)
+class QLayer:
+    name: str
+    scale: float                        # float value of one integer unit of potential
+    params: Mapping[str, np.ndarray]    # target registers per neuron, int64 (N,) or (N, k)
+    weight_snr_db: float                # inf when the weights were represented exactly
+    exact: bool                         # the integer layer computes the float layer exactly
+
+
+@dataclass(frozen=True)
+class QNetwork:
+    network: Network                    # the quantised (integer-valued) network
+    layers: tuple[QLayer, ...]
+    target: str
+
+    def qlayer(self, name: str) -> QLayer:
+        return next(q for q in self.layers if q.name == name)
+
+
+def quantize(net: Network, target: Target) -> QNetwork:
+    replaced: dict[str, Node] = {}
+    qlayers: list[QLayer] = []
+    owner: dict[str, str] = {}
+    for layer in net.layers:
+        for p in layer.projections:
+            for op in p.chain:
+                if isinstance(op, WEIGHTED) and owner.setdefault(op.name, layer.name) != layer.name:
+                    raise QuantizeError(f"{op.name}: a weighted op feeding two layers ({owner[op.name]}, {layer.name}) is not supported")
+        nodes, qlayer = _quantize_layer(layer, target)
+        replaced.update(nodes)
+        qlayers.append(qlayer)
+    g = net.graph
+    qgraph = Graph(tuple(replaced.get(n.name, n) for n in g.nodes), g.edges, g.metadata)
+    qnet = QNetwork(lower(qgraph), tuple(qlayers), target.name)
+    verify_quantized(qnet, target)
+    return qnet
+
+
+def _exponent(w: np.ndarray, wmax: float) -> int:
+    peak = float(np.max(np.abs(w))) if w.size else 0.0
+    return math.ceil(math.log2(peak / wmax)) if peak > 0 else -MAX_COARSEN
+
+
+def _weighted_ops(layer: Layer) -> list[list[Node]]:
+    return [[op for op in p.chain if isinstance(op, WEIGHTED)] for p in layer.projections]
+
+
+def _layer_exponents(layer: Layer, target: Target) -> tuple[dict[str, int], int]:
+    """Per weighted op exponent e_k, and the layer exponent E shared by all projections."""
+    exps: dict[str, int] = {}
+    sums = []
+    for ops in _weighted_ops(layer):
+        for op in ops:
+            wmax = target.hooks.weight_max(target.spec, np.asarray(op.weight))
+            exps[op.name] = max(_exponent(np.asarray(op.weight), wmax), -MAX_COARSEN)
+        sums.append(sum(exps[op.name] for op in ops))
+    big = max(sums)
+    for ops, s in zip(_weighted_ops(layer), sums):
+        if s < big:
+            if not ops:
+                raise QuantizeError(f"{layer.name}: an unweighted input and a weighted one need different scales")
+            exps[ops[-1].name] += big - s
+    return exps, big
+
+
+def _quantize_layer(layer: Layer, target: Target) -> tuple[dict[str, Node], QLayer]:
+    spec, hooks = target.spec, target.hooks
+    exps, big = _layer_exponents(layer, target)
+    theta, bias, v0 = layer.param("threshold"), layer.bias(), layer.param("v_init")
+    limits = hooks.param_limits(spec)
+    for _ in range(MAX_COARSEN * 2):
+        scale = 2.0 ** big
+        spiking = layer.neuron.__class__.__name__ != "Readout"
+        fits = (not spiking or np.max(theta) / scale <= limits["threshold"]) and np.max(np.abs(bias)) / scale <= limits["bias"]
+        if fits:
+            break
+        big += 1
+        exps = {k: v + 1 for k, v in exps.items()}
+    else:
+        raise QuantizeError(f"{layer.name}: threshold/bias cannot fit the target's registers at any scale")
+    nodes, snr, exact = _quantize_ops(layer, exps, hooks, spec)
+    q_theta = np.maximum(np.rint(theta / scale), 1.0) if spiking else theta / scale
+    q_bias, q_v0 = np.rint(bias / scale), np.rint(v0 / scale)
+    exact = exact and np.array_equal(q_bias * scale, bias) and np.array_equal(q_v0 * scale, v0)
+    exact = exact and (not spiking or np.array_equal(q_theta * scale, theta))
+    fields = {"threshold": q_theta.reshape(layer.shape) if spiking else np.ones(()),
+              "bias": q_bias.reshape(layer.shape), "v_init": q_v0.reshape(layer.shape)}
+    qneuron = dataclasses.replace(layer.neuron, **fields)
+    nodes[layer.name] = qneuron
+    params = hooks.neuron_params(layer.name, qneuron, layer.size, spec)
+    return nodes, QLayer(layer.name, scale, params, snr, bool(exact))
+
+
+def _quantize_ops(layer: Layer, exps: Mapping[str, int], hooks, spec) -> tuple[dict[str, Node], float, bool]:
+    nodes: dict[str, Node] = {}
+    signal = noise = 0.0
+    for p in layer.projections:
+        for op in p.chain:
+            if isinstance(op, WEIGHTED):
+                w = np.asarray(op.weight)
+                step = 2.0 ** exps[op.name]
+                wq = hooks.cluster_weights(np.rint(w / step).reshape(w.shape[0], -1), spec).reshape(w.shape)
+                signal += float(np.sum(w * w))
+                noise += float(np.sum((w - wq * step) ** 2))
+                nodes[op.name] = dataclasses.replace(op, weight=wq, bias=None)
+            elif getattr(op, "bias", None) is not None:
+                nodes[op.name] = dataclasses.replace(op, bias=None)
+    snr = math.inf if noise == 0 else (10 * math.log10(signal / noise) if signal > 0 else -math.inf)
+    return nodes, snr, noise == 0
+
+
+def verify_quantized(qnet: QNetwork, target: Target) -> None:
+    """Every integer the target will store is an integer and in range."""
+    for layer, q in zip(qnet.network.layers, qnet.layers):
+        for p in layer.projections:
+            for op in p.chain:
+                if isinstance(op, WEIGHTED):
+                    w = np.asarray(op.weight)
+                    if not np.array_equal(w, np.rint(w)):
+                        raise VerifyError(f"{layer.name}: {op.name} has non-integer weights after quantisation")
+                    wmax = target.hooks.weight_max(target.spec, w)
+                    if np.max(np.abs(w), initial=0) > wmax:
+                        raise VerifyError(f"{layer.name}: {op.name} weight {np.max(np.abs(w))} exceeds {wmax}")
+        for key, arr in q.params.items():
+            if arr.dtype.kind not in "iu":
+                raise VerifyError(f"{layer.name}: parameter {key} is not an integer array")
+        target.hooks.check_params(q.name, q.params, target.spec)

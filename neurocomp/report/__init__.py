@@ -1,0 +1,1 @@
+"""Human-facing outputs of a compile or run: energy model, terminal tables, HTML report."""

@@ -1,0 +1,176 @@
+"""report.html: one self-contained page per compiled program, figures inlined as base64 PNG.
+
+A single file can be mailed or attached to a CI run without losing its images.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen before pyplot loads)
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from neurocomp.report.tables import LAYER_HEADERS, fmt, fmt_uj, layer_rows, totals_rows  # noqa: E402
+
+MAX_CHIP_PANELS = 16
+PANEL_COLS = 4
+CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}
+table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+th{background:#f0f0f0}figure{margin:1.5em 0}img{max-width:100%}"""
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _router_utilisation(placed, core_neurons: np.ndarray | None,
+                        neurons_per_core: int | None) -> tuple[np.ndarray, np.ndarray, str]:
+    """Per used chip a (rows, cols) grid of the router's capacity in use; NaN marks empty routers."""
+    if core_neurons is None:
+        share, label = np.ones(placed.chip.size), "cores placed / core slots per router"
+    else:
+        cap = neurons_per_core or max(int(np.max(core_neurons, initial=1)), 1)
+        share, label = np.asarray(core_neurons, float) / cap, f"neurons used / capacity ({cap} per core)"
+    chips = np.unique(placed.chip)
+    idx = np.searchsorted(chips, placed.chip)
+    grid = np.zeros((chips.size, placed.chip_rows, placed.chip_cols))
+    present = np.zeros(grid.shape, bool)
+    np.add.at(grid, (idx, placed.y, placed.x), share / placed.cores_per_router)
+    present[idx, placed.y, placed.x] = True
+    grid[~present] = np.nan
+    return chips, grid, label
+
+
+def _utilisation_fig(placed, core_neurons: np.ndarray | None, neurons_per_core: int | None) -> str:
+    chips, grid, label = _router_utilisation(placed, core_neurons, neurons_per_core)
+    shown = min(chips.size, MAX_CHIP_PANELS)
+    ncols = min(PANEL_COLS, shown)
+    nrows = math.ceil(shown / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols + 1, 3 * nrows), squeeze=False)
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#e8e8e8")
+    vmax = max(1.0, float(np.nanmax(grid))) if np.isfinite(grid).any() else 1.0
+    for ax, chip, cells in zip(axes.ravel(), chips, grid):
+        image = ax.imshow(cells, cmap=cmap, vmin=0.0, vmax=vmax, interpolation="nearest")
+        ax.set_title(f"chip {chip}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes.ravel()[shown:]:
+        ax.set_axis_off()
+    fig.colorbar(image, ax=axes.ravel().tolist(), label=label, shrink=0.8)
+    if chips.size > shown:
+        fig.suptitle(f"first {shown} of {chips.size} chips")
+    return _png(fig)
+
+
+def _router_load(routes) -> np.ndarray:
+    """Max load over the links touching each router: the hot spots that limit the tick."""
+    ew = np.maximum(np.asarray(routes.load_east, float), np.asarray(routes.load_west, float))
+    ns = np.maximum(np.asarray(routes.load_north, float), np.asarray(routes.load_south, float))
+    load = np.zeros((ns.shape[0] + 1, ew.shape[1] + 1))
+    for view, links in ((load[:, :-1], ew), (load[:, 1:], ew), (load[:-1, :], ns), (load[1:, :], ns)):
+        np.maximum(view, links, out=view)
+    return load
+
+
+def _worst_link(routes) -> tuple[tuple[int, int], tuple[int, int], float] | None:
+    """End points (x, y) of the most loaded link and its load, found in the arrays themselves."""
+    worst = None
+    for name, (dx, dy) in (("load_east", (1, 0)), ("load_west", (1, 0)), ("load_north", (0, 1)), ("load_south", (0, 1))):
+        links = np.asarray(getattr(routes, name), float)
+        if links.size and (worst is None or links.max() > worst[2]):
+            y, x = np.unravel_index(np.argmax(links), links.shape)
+            worst = ((int(x), int(y)), (int(x) + dx, int(y) + dy), float(links.max()))
+    return worst
+
+
+def _link_fig(routes, placed) -> str:
+    load = _router_load(routes)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    image = ax.imshow(load, cmap="inferno", vmin=0.0, vmax=max(float(load.max()), 1e-12), interpolation="nearest")
+    fig.colorbar(image, ax=ax, label="spikes / tick (max over the router's links)", shrink=0.8)
+    for k in range(1, placed.chips_x):
+        ax.axvline(k * placed.chip_cols - 0.5, color="#4aa3ff", lw=1)
+    for k in range(1, placed.chips_y):
+        ax.axhline(k * placed.chip_rows - 0.5, color="#4aa3ff", lw=1)
+    worst = _worst_link(routes)
+    if worst is not None and worst[2] > 0:
+        (x0, y0), (x1, y1), value = worst
+        ax.plot([x0, x1], [y0, y1], color="#00e0ff", lw=3, marker="o", label=f"worst link: {fmt(value)} spikes/tick")
+        ax.legend(loc="upper right", fontsize=8)
+    ax.set_xlabel("global router x")
+    ax.set_ylabel("global router y")
+    return _png(fig)
+
+
+def _barh(labels: Sequence[str], values: Sequence[float], xlabel: str, colors: Sequence[str] | None = None) -> str:
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(labels) + 1.2))
+    ax.barh(list(labels), list(values), color=colors)
+    ax.invert_yaxis()
+    ax.set_xlabel(xlabel)
+    return _png(fig)
+
+
+def _energy_fig(energy: Mapping[str, Any]) -> str:
+    terms = sorted(energy["breakdown_j"].items(), key=lambda kv: -kv[1])
+    return _barh([k for k, _ in terms], [v * 1e6 for _, v in terms],
+                 f"µJ per inference (total {fmt_uj(energy['per_inference_j'])})")
+
+
+def _layers_fig(layers: Sequence[Mapping[str, Any]]) -> str:
+    return _barh([lay["name"] for lay in layers], [lay["cores"] for lay in layers], "cores")
+
+
+def _placement_fig(placement: Mapping[str, Any]) -> str:
+    """The chosen placement next to the baselines it must beat, and the lower bound if known."""
+    costs = {f"{placement['method']} (chosen)": placement["objective"], **placement.get("baselines", {})}
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(costs) + 1.2))
+    ax.barh(list(costs), list(costs.values()), color=["#d95f02"] + ["#7570b3"] * (len(costs) - 1))
+    if placement.get("bound") is not None:
+        ax.axvline(placement["bound"], color="black", ls="--", label=f"lower bound {fmt(placement['bound'])}")
+        ax.legend(fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("placement cost (lower is better)")
+    return _png(fig)
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _kv_table(rows: Sequence[tuple[str, str]]) -> str:
+    return "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows) + "</table>"
+
+
+def _figure(title: str, uri: str) -> str:
+    return (f'<figure><img src="{uri}" alt="{html.escape(title)}">'
+            f"<figcaption>{html.escape(title)}</figcaption></figure>")
+
+
+def write_html(path: Path, report: Mapping[str, Any], placed, routes, core_neurons: np.ndarray | None = None,
+               neurons_per_core: int | None = None) -> None:
+    """Write report.html; `routes=None` (e.g. a program loaded without routing) drops the link map."""
+    figures = [("Core utilisation per chip", _utilisation_fig(placed, core_neurons, neurons_per_core))]
+    if routes is not None:
+        figures.append(("Link load over the global router grid", _link_fig(routes, placed)))
+    figures += [("Energy per inference by term", _energy_fig(report["energy"])),
+                ("Cores per layer", _layers_fig(report["layers"])),
+                ("Placement cost vs baselines", _placement_fig(report["placement"]))]
+    title = html.escape(f"neurocomp report: {report['target']}")
+    page = (f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title><style>{CSS}</style></head>'
+            f"<body><h1>{title}</h1><h2>Totals</h2>{_kv_table(totals_rows(report))}"
+            f"<h2>Layers</h2>{_table(LAYER_HEADERS, layer_rows(report))}<h2>Figures</h2>"
+            + "".join(_figure(t, uri) for t, uri in figures) + "</body></html>\n")
+    Path(path).write_text(page, encoding="utf-8")

@@ -1,0 +1,139 @@
+"""Terminal tables (rich) for compile reports, run summaries and the target list.
+
+The row builders return plain strings so the HTML report shows exactly the same
+numbers as the terminal.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+from rich.console import Group
+from rich.table import Table
+
+LAYER_HEADERS = ("layer", "shape", "neurons", "cores", "binding", "used / allowed", "weight SNR")
+NUMERIC_LAYER_COLUMNS = frozenset({"neurons", "cores", "used / allowed", "weight SNR"})
+TARGET_COLUMNS = (("name", "name", "left"), ("family", "family", "left"),
+                  ("neurons/core", "neurons_per_core", "right"), ("axons/core", "axons_per_core", "right"),
+                  ("cores/chip", "cores_per_chip", "right"), ("max chips", "max_chips", "right"),
+                  ("timing", "tick_or_timing", "left"), ("description", "description", "left"))
+COUNT_KEYS = ("synaptic_events", "neuron_active", "neuron_idle", "spikes", "hops_ew", "hops_ns", "interchip")
+
+
+def fmt(x: Any) -> str:
+    """One formatting rule for every value, so tables and HTML agree (ints get separators, floats 4 digits)."""
+    if x is None:
+        return "—"
+    if isinstance(x, (bool, str)):
+        return str(x)
+    if isinstance(x, Mapping):
+        return ", ".join(f"{k}={fmt(v)}" for k, v in x.items())
+    if isinstance(x, (list, tuple)):
+        return "(" + ", ".join(fmt(v) for v in x) + ")"
+    if math.isfinite(x) and float(x) == int(x) and abs(x) < 1e15:
+        return f"{int(x):,}"
+    return f"{float(x):.4g}"
+
+
+def fmt_uj(joules: float) -> str:
+    return f"{joules * 1e6:.4g} µJ"
+
+
+def fmt_seconds(s: float) -> str:
+    """Pick the unit a reader expects: ticks are µs–ms, compiles are seconds."""
+    if s < 1e-3:
+        return f"{s * 1e6:.4g} µs"
+    if s < 1.0:
+        return f"{s * 1e3:.4g} ms"
+    return f"{s:.4g} s"
+
+
+def energy_summary(energy: Mapping[str, Any]) -> str:
+    """Total in µJ plus the two biggest terms, which are what a user can act on."""
+    total = energy["per_inference_j"]
+    top = sorted(energy.get("breakdown_j", {}).items(), key=lambda kv: -kv[1])[:2]
+    parts = [f"{name} {100 * j / total:.0f}%" for name, j in top if total > 0]
+    return fmt_uj(total) + (f" ({', '.join(parts)})" if parts else "")
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:.2f}×" if b else "n/a"
+
+
+def layer_rows(report: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    return [(lay["name"], "×".join(str(s) for s in lay["shape"]), fmt(lay["neurons"]), fmt(lay["cores"]),
+             lay["binding"], f"{fmt(lay['used'])} / {fmt(lay['allowed'])}",
+             "exact" if lay["weight_snr_db"] is None else f"{lay['weight_snr_db']:.1f} dB")
+            for lay in report["layers"]]
+
+
+def realtime_rows(rt: Mapping[str, Any]) -> list[tuple[str, str]]:
+    rows = [("tick", fmt_seconds(rt["tick_s"])), ("ticks / inference", fmt(rt["ticks_per_inference"])),
+            ("inferences / s", fmt(rt["inferences_per_s"]))]
+    if rt.get("slack") is not None:
+        rows.append(("tick slack", fmt(rt["slack"])))
+    return rows
+
+
+def _placement_row(p: Mapping[str, Any]) -> str:
+    text = f"{p['method']}: cost {fmt(p['objective'])}"
+    if p.get("baselines"):
+        name, cost = min(p["baselines"].items(), key=lambda kv: kv[1])
+        text += f" (best baseline {name} {fmt(cost)})"
+    if p.get("bound") is not None:
+        text += f", lower bound {fmt(p['bound'])}"
+    return text
+
+
+def totals_rows(report: Mapping[str, Any]) -> list[tuple[str, str]]:
+    t = report["traffic"]
+    hops, seq = t["spike_hops_per_tick"], t["sequential_spike_hops_per_tick"]
+    return [
+        ("target", report["target"]), ("cores", fmt(report["cores_used"])), ("chips", fmt(report["chips_used"])),
+        ("neurons", fmt(report["neurons"])), ("synapses", fmt(report["synapses"])), ("axons", fmt(report["axons"])),
+        ("spike-hops / tick", f"{fmt(hops)} vs {fmt(seq)} sequential ({_ratio(hops, seq)})"),
+        ("max link load", f"{fmt(t['max_link_load'])} spikes/tick at {fmt(t['worst_link'])}"),
+        ("inter-chip spikes / tick", fmt(t["interchip_spikes_per_tick"])),
+        ("placement", _placement_row(report["placement"])),
+        ("energy / inference", energy_summary(report["energy"])),
+        ("energy basis", str(report["energy"].get("basis", "—"))),
+        *realtime_rows(report["realtime"]),
+        ("compile time", fmt_seconds(sum(report["compile_time_s"].values()))),
+    ]
+
+
+def _kv_table(title: str, rows: list[tuple[str, str]]) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+def compile_table(report: Mapping[str, Any]) -> Group:
+    layers = Table(title=f"Layers on {report['target']}", title_justify="left")
+    for head in LAYER_HEADERS:
+        layers.add_column(head, justify="right" if head in NUMERIC_LAYER_COLUMNS else "left")
+    for row in layer_rows(report):
+        layers.add_row(*row)
+    return Group(layers, _kv_table("Totals", totals_rows(report)))
+
+
+def run_table(summary: Mapping[str, Any]) -> Table:
+    counts = summary["counts"]
+    rows = [("backend", str(summary["backend"])), ("batch", fmt(summary["batch"])), ("ticks", fmt(summary["ticks"])),
+            ("wall time", fmt_seconds(summary["wall_s"])), ("ticks / s", fmt(summary["ticks_per_s"])),
+            *((key.replace("_", " "), fmt(counts[key])) for key in COUNT_KEYS if key in counts),
+            ("merges", fmt(summary["merges"])), ("energy / inference", energy_summary(summary["energy"])),
+            *realtime_rows(summary["realtime"])]
+    return _kv_table(f"Run on {summary['backend']}", rows)
+
+
+def targets_table(rows: list[Mapping[str, Any]]) -> Table:
+    table = Table(title="Targets", title_justify="left")
+    for head, _key, justify in TARGET_COLUMNS:
+        table.add_column(head, justify=justify)
+    for r in rows:
+        table.add_row(*(fmt(r[key]) for _head, key, _justify in TARGET_COLUMNS))
+    return table

@@ -1,0 +1,81 @@
+"""Run a compiled program on a backend and summarise spikes, counts, energy and timing."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from neurocomp.backends.emulator import RunResult
+from neurocomp.errors import UserError
+from neurocomp.program import Program, write_npz
+from neurocomp.report.energy import energy
+from neurocomp.target import Target, load_target
+
+
+def program_target(path: Path) -> Target:
+    return load_target(str(path / "target.toml"))
+
+
+def default_ticks(program: Program, inputs: Mapping[str, np.ndarray]) -> int:
+    """Spike input: its own length; analog input: the program's timesteps plus the pipeline depth."""
+    shapes = dict(program.netlist.inputs)
+    first = next(iter(inputs))
+    if np.ndim(inputs[first]) == len(shapes[first]) + 2:
+        return int(np.shape(inputs[first])[1])
+    return int(program.manifest["options"]["timesteps"]) + len(program.netlist.layers)
+
+
+def run_backend(path: Path, program: Program, target: Target, inputs: Mapping[str, np.ndarray], backend: str,
+                ticks: int, seed: int) -> RunResult:
+    if backend == "emulator":
+        from neurocomp.backends import emulator
+
+        return emulator.run(program, target, inputs, ticks, seed=seed)
+    if backend == "reference":
+        from neurocomp.backends import reference
+        from neurocomp.frontend.ptfile import load_graph
+        from neurocomp.ir.layers import lower
+
+        return reference.run(lower(load_graph(path / "model.pt")), inputs, ticks)
+    raise UserError(f"backend {backend!r} is not available in this version; use emulator or reference")
+
+
+def summarise(result: RunResult, program: Program, target: Target, backend: str) -> dict[str, Any]:
+    from neurocomp.compiler import realtime
+
+    totals = {k: float(v.sum()) for k, v in result.core_counts.items()}
+    per_tick = {k: v / (result.ticks * result.batch) for k, v in result.core_counts.items()}
+    routers = int(np.unique(program.placed.gx() * 100000 + program.placed.gy()).size)
+    summary: dict[str, Any] = {"backend": backend, "batch": result.batch, "ticks": result.ticks,
+                               "wall_s": result.wall_s, "ticks_per_s": result.ticks / max(result.wall_s, 1e-12)}
+    if result.core_counts:
+        rt = realtime(target, per_tick, routers, result.ticks)
+        seconds = rt["tick_s"] * result.ticks * result.batch
+        summary |= {"counts": totals, "merges": result.merges, "realtime": rt,
+                    "energy": energy(totals, target.spec, seconds, program.placed.n_chips, result.batch)}
+    summary["spike_counts"] = {k: int(v.sum()) for k, v in result.spikes.items()}
+    return summary
+
+
+def outputs_of(result: RunResult, program: Program) -> dict[str, np.ndarray]:
+    out = {f"spikes/{k}": v for k, v in result.spikes.items()}
+    out |= {f"potential/{k}": v for k, v in result.potentials.items()}
+    first = program.netlist.outputs[0]
+    out["output"] = result.spikes[first] if first in result.spikes else result.potentials[first]
+    return out
+
+
+def run_program(path: Path, program: Program, inputs: Mapping[str, np.ndarray], backend: str,
+                ticks: int | None, seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    target = program_target(path)
+    ticks = ticks if ticks is not None else default_ticks(program, inputs)
+    result = run_backend(path, program, target, inputs, backend, ticks, seed)
+    return summarise(result, program, target, backend), outputs_of(result, program)
+
+
+def write_outputs(path: Path, outputs: Mapping[str, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    write_npz(tmp, outputs)
+    tmp.replace(path)

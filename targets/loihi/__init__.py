@@ -1,0 +1,57 @@
+"""Loihi hooks (also used by loihi2): quantisation rules, core builder, Lava-exact neuron model."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import scipy.sparse as sp
+
+from neurocomp.ir.netlist import Netlist
+from neurocomp.target import TargetSpec
+from neurocomp.targets.loihi.mapping import build_netlist, verify_netlist
+from neurocomp.targets.loihi.neuron import dense_output, init_state as _init_lif, prepare_weights, step
+from neurocomp.targets.loihi.quant import check_params, cluster_weights, neuron_params, param_limits, weight_max
+
+__all__ = ["build_netlist", "verify_netlist", "check_params", "cluster_weights", "neuron_params", "param_limits",
+           "weight_max", "synapse_matrix", "init_state", "neuron_step", "potential", "tick_seconds"]
+SIGN_NAMES = ("excitatory", "inhibitory", "mixed")
+ACT_SHIFT = 6
+
+
+def synapse_matrix(n: Netlist) -> sp.csr_matrix:
+    """Weights exactly as Lava's Dense prepares them (sign mode, clip, LSB truncation) per core."""
+    core = n.axon_core()[n.syn_axon]
+    modes = n.syn_tables["sign_mode"][core]
+    w = n.syn_tables["weight"].copy()
+    for code, name in enumerate(SIGN_NAMES):
+        sel = modes == code
+        if sel.any():
+            w[sel] = prepare_weights(w[sel], sign_mode=name)
+    return sp.csr_matrix((w, (n.syn_neuron, n.syn_axon)), shape=(n.n_neurons, n.n_axons))
+
+
+def init_state(n: Netlist, spec: TargetSpec, batch: int) -> dict[str, Any]:
+    return _init_lif(n.params, batch)
+
+
+def neuron_step(params: Mapping[str, np.ndarray], state: dict[str, Any], acc: np.ndarray,
+                rng: np.random.Generator) -> np.ndarray:
+    new, spikes = step(params, state, dense_output(acc, params["weight_exp"]))
+    state.update(new)
+    return spikes
+
+
+def potential(state: dict[str, Any]) -> np.ndarray:
+    """v in graph units: one graph unit is 64 in Lava's v."""
+    return state["v"] / float(1 << ACT_SHIFT)
+
+
+def tick_seconds(core_counts: Mapping[str, np.ndarray], spec: TargetSpec, n_routers: int) -> tuple[float, float | None]:
+    """Tick estimate: slowest core's work plus the barrier (LOIHI.md §4); no slack in free-running mode."""
+    busy = (core_counts["synaptic_events"] * spec["timing.synop_s"]
+            + core_counts["neuron_active"] * spec["timing.neuron_update_active_s"]
+            + core_counts["neuron_idle"] * spec["timing.neuron_update_idle_s"]
+            + core_counts["spikes"] * spec["timing.spike_s"])
+    span = min(max(n_routers, 1), 32) / 32
+    barrier = spec["timing.barrier_min_s"] + span * (spec["timing.barrier_max_s"] - spec["timing.barrier_min_s"])
+    return float(busy.max(initial=0.0) + barrier), None

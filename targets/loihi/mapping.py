@@ -1,0 +1,161 @@
+"""Loihi core builder: sparse synapse tables, one Dense block per core, resource model.
+
+A core owns a chunk of one layer; its input axons are the distinct source neurons
+its chunk reads. Each core is one Lava Dense (all its axons) + one LIF, so a core's
+weight exponent and sign mode apply to the summed input exactly as in Lava.
+Synapse memory follows nengo-loihi's cost model (LOIHI.md §2.1).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from neurocomp.errors import ResourceError
+from neurocomp.ir.layers import Layer
+from neurocomp.ir.netlist import LayerMap, Netlist
+from neurocomp.partition import binding, split
+from neurocomp.partition.rows import chunk_rows, used_columns
+from neurocomp.quantize import QNetwork
+from neurocomp.target import TargetSpec
+from neurocomp.targets.loihi.quant import is_mixed
+
+SIGN_CODES = {"excitatory": 0, "inhibitory": 1, "mixed": 2}
+
+
+def axon_bits(per_axon: np.ndarray, core_neurons: np.ndarray, spec: TargetSpec) -> np.ndarray:
+    """Synapse-memory bits per axon: chunks of <= 64 synapses, each rounded up to 64-bit words;
+    dense format (no index bits) when the axon reaches every neuron of its core."""
+    wbits, chunk, extra = spec["core.weight_bits"], spec["core.synapses_per_chunk"], spec["core.synapse_chunk_overhead_bits"]
+    idx_bits = np.maximum(np.ceil(np.log2(np.maximum(core_neurons, 2))), 1).astype(np.int64)
+    words = lambda bits: -(-bits // 64) * 64  # noqa: E731
+    full, rem = per_axon // chunk, per_axon % chunk
+    sparse = full * words(chunk * (wbits + idx_bits) + extra) + (rem > 0) * words(rem * (wbits + idx_bits) + extra)
+    dense = full * words(chunk * wbits + extra) + (rem > 0) * words(rem * wbits + extra)
+    return np.where(per_axon == core_neurons, np.minimum(dense, sparse), sparse)
+
+
+def synapse_bits(axon: np.ndarray, n_axons: int, n_neurons: int, spec: TargetSpec) -> int:
+    per = np.bincount(axon, minlength=n_axons)
+    return int(axon_bits(per, np.full(n_axons, n_neurons), spec).sum())
+
+
+def _fits(layer: Layer, spec: TargetSpec):
+    n_max, a_max, b_max = spec["core.neurons"], spec["core.axons"], spec["core.synapse_bits"]
+
+    def fits(sel: np.ndarray) -> tuple[bool, str, float, float]:
+        rows = chunk_rows(layer, sel)
+        axons, offset, syn = 0, 0, []
+        for _, m in rows:
+            used = used_columns(m)
+            syn.append(offset + np.searchsorted(used, m.indices))
+            offset += len(used)
+        axons = offset
+        bits = synapse_bits(np.concatenate(syn) if syn else np.zeros(0, np.int64), axons, len(sel), spec)
+        usage = [("neurons", len(sel), n_max), ("input axons", axons, a_max), ("synapse memory bits", bits, b_max)]
+        worst = max(usage, key=lambda u: u[1] / u[2])
+        return all(u[1] <= u[2] for u in usage), *worst
+
+    return fits
+
+
+def _core_tables(layer: Layer, chunk: np.ndarray, mixed: bool, src_ids: dict[str, np.ndarray]):
+    """Local synapse table of one core and the global sources of its axons."""
+    axon_src, syn_a, syn_n, syn_w, offset = [], [], [], [], 0
+    for source, m in chunk_rows(layer, chunk):
+        used = used_columns(m)
+        coo = m.tocoo()
+        axon_src.append((source, used, offset))
+        syn_a.append(offset + np.searchsorted(used, coo.col))
+        syn_n.append(coo.row)
+        syn_w.append(coo.data.astype(np.int64) << int(mixed))
+        offset += len(used)
+    cat = lambda xs: np.concatenate(xs).astype(np.int64) if xs else np.zeros(0, np.int64)  # noqa: E731
+    return axon_src, offset, cat(syn_a), cat(syn_n), cat(syn_w)
+
+
+def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
+    net = qnet.network
+    offsets, off = {}, 0
+    for inp in net.inputs:
+        offsets[inp.name] = off
+        off += int(np.prod(inp.shape))
+    firsts: dict[str, np.ndarray] = {}
+    n_ptr, a_ptr = [0], [0]
+    acc = {k: [] for k in ("core_layer", "syn_a", "syn_n", "syn_w", "e_src", "e_ax", "i_ch", "i_ax", "sign", "wexp")}
+    params: dict[str, list[np.ndarray]] = {}
+    maps = []
+    for li, layer in enumerate(net.layers):
+        q = qnet.layers[li]
+        mixed = any(is_mixed(np.asarray(op.weight)) for p in layer.projections for op in p.chain if hasattr(op, "weight"))
+        fits = _fits(layer, spec)
+        chunks = split(layer, fits)
+        ids = np.empty(layer.size, dtype=np.int64)
+        core_ids = []
+        for chunk in chunks:
+            gid = len(n_ptr) - 1
+            core_ids.append(gid)
+            axon_src, n_axons, sa, sn, sw = _core_tables(layer, chunk, mixed, firsts)
+            ids[chunk] = n_ptr[-1] + np.arange(len(chunk))
+            acc["syn_a"].append(a_ptr[-1] + sa)
+            acc["syn_n"].append(n_ptr[-1] + sn)
+            acc["syn_w"].append(sw)
+            for source, used, offset in axon_src:
+                axons = a_ptr[-1] + offset + np.arange(len(used))
+                if source in offsets:
+                    acc["i_ch"].append(offsets[source] + used)
+                    acc["i_ax"].append(axons)
+                else:
+                    acc["e_src"].append(firsts[source][used])
+                    acc["e_ax"].append(axons)
+            acc["core_layer"].append(li)
+            sign = "mixed" if mixed else ("inhibitory" if sw.size and sw.max() <= 0 and sw.min() < 0 else "excitatory")
+            acc["sign"].append(SIGN_CODES[sign])
+            acc["wexp"].append(-int(mixed))
+            for key, arr in q.params.items():
+                val = np.full(len(chunk), -int(mixed), dtype=np.int64) if key == "weight_exp" else arr[chunk]
+                params.setdefault(key, []).append(val)
+            n_ptr.append(n_ptr[-1] + len(chunk))
+            a_ptr.append(a_ptr[-1] + n_axons)
+        firsts[layer.name] = ids
+        kind = "readout" if type(layer.neuron).__name__ == "Readout" else "spiking"
+        maps.append(LayerMap(layer.name, layer.shape, ids, kind, q.scale, tuple(core_ids), *binding(layer, chunks, fits)))
+    cat = lambda xs: np.concatenate(xs).astype(np.int64) if xs else np.zeros(0, np.int64)  # noqa: E731
+    e_src, i_ax = cat(acc["e_src"]), cat(acc["i_ax"])
+    return Netlist(
+        target=spec.name, neuron_ptr=np.array(n_ptr, dtype=np.int64), axon_ptr=np.array(a_ptr, dtype=np.int64),
+        core_layer=np.array(acc["core_layer"], dtype=np.int64), params={k: cat(v) for k, v in params.items()},
+        syn_axon=cat(acc["syn_a"]), syn_neuron=cat(acc["syn_n"]),
+        syn_tables={"weight": cat(acc["syn_w"]), "sign_mode": np.array(acc["sign"], dtype=np.int64),
+                    "weight_exp": np.array(acc["wexp"], dtype=np.int64)},
+        edge_src=e_src, edge_axon=cat(acc["e_ax"]), edge_delay=np.ones(len(e_src), dtype=np.int64),
+        in_channel=cat(acc["i_ch"]), in_axon=i_ax, in_delay=np.ones(len(i_ax), dtype=np.int64),
+        inputs=tuple((i.name, i.shape) for i in net.inputs), layers=tuple(maps), outputs=net.outputs,
+        notes={"latency_per_layer": 1},
+    )
+
+
+def _per_core_distinct(core: np.ndarray, keys: list[np.ndarray], n_cores: int) -> np.ndarray:
+    rows = np.unique(np.stack([core] + keys), axis=1)
+    return np.bincount(rows[0], minlength=n_cores)
+
+
+def verify_netlist(n: Netlist, spec: TargetSpec) -> None:
+    """Per-core limits the generic check does not know: output axons, synapse memory, config registers."""
+    core_of, axon_core = n.neuron_core(), n.axon_core()
+    out_axons = _per_core_distinct(core_of[n.edge_src], [axon_core[n.edge_axon]], n.n_cores) if n.edge_src.size \
+        else np.zeros(n.n_cores, np.int64)
+    per_axon = np.bincount(n.syn_axon, minlength=n.n_axons)
+    bits = np.bincount(axon_core, weights=axon_bits(per_axon, np.diff(n.neuron_ptr)[axon_core], spec), minlength=n.n_cores)
+    vth = _per_core_distinct(core_of, [n.params["vth"]], n.n_cores)
+    cx = _per_core_distinct(core_of, [n.params[k] for k in ("du", "dv", "bias_exp")], n.n_cores)
+    checks = (("output axons", out_axons, spec["core.output_axons"], ""),
+              ("synapse memory bits", bits, spec["core.synapse_bits"], ""),
+              ("threshold config registers", vth, spec["core.vth_configs"], "a core may use at most this many distinct thresholds"),
+              ("compartment config registers", cx, spec["core.compartment_configs"], ""))
+    for resource, used, allowed, hint in checks:
+        bad = np.flatnonzero(used > allowed)
+        if bad.size:
+            c = int(bad[0])
+            raise ResourceError(f"core {c} (layer {n.layers[n.core_layer[c]].name})", resource, float(used[c]), allowed, hint)
+    w = n.syn_tables["weight"]
+    if w.size and (w.min() < -256 or w.max() > 255):
+        raise ResourceError("netlist", "Dense weight", float(np.abs(w).max()), 255)

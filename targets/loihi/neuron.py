@@ -1,0 +1,118 @@
+"""Vectorised, bit-exact numpy model of Lava 0.10.0's ``PyDenseModelBitAcc`` + ``PyLifModelBitAcc``.
+
+Semantics are LOIHI.md §6.2-6.3.  Values live in int64 here, but wherever Lava computes in
+int32 (weights, the Dense->LIF channel, ``a << 6``, the u and v sums) the result is wrapped
+to int32 exactly as numpy does in Lava, so even overflowing inputs match bit for bit.
+
+Parameter domain (Lava's register widths; not checked here, the quantiser guarantees them):
+du, dv in [0, 4095], vth in [0, 2**17), bias_mant in [-4096, 4095], |bias_exp| <= 31,
+|weight_exp| <= 63, u_init and v_init int32.  Layout: neurons on axis 0, batch on axis 1.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+PARAMS = ("du", "dv", "vth", "bias_mant", "bias_exp", "weight_exp", "v_init", "u_init")
+SIGN_MODES = ("excitatory", "inhibitory", "mixed")
+
+_DECAY_SHIFT = 12          # decays are 12-bit fractions of 4096
+_ACT_SHIFT = 6             # synaptic input and threshold are MSB-aligned by 6 bits
+_UV_MAX = 2 ** 23          # u and v are 24-bit signed
+_V_LIMIT = _UV_MAX - 1     # v is clipped to +-(2**23 - 1)
+
+
+def wrap_int32(x: np.ndarray) -> np.ndarray:
+    """Two's-complement wrap of int64 values to int32 range (what an int32 numpy op does)."""
+    return ((np.asarray(x, dtype=np.int64) + 2 ** 31) & (2 ** 32 - 1)) - 2 ** 31
+
+
+def sign_mode_of(w: np.ndarray) -> str:
+    """Lava's ``determine_sign_mode`` on the int32-cast weights Lava actually holds.
+
+    All-zero (or empty) is excitatory.  Zeros never change the answer, so the nonzero
+    values of a sparse matrix give the same mode as the dense matrix.
+    """
+    w32 = np.asarray(w).astype(np.int32)
+    if w32.size == 0 or w32.min() >= 0:
+        return "excitatory"
+    return "inhibitory" if w32.max() <= 0 else "mixed"
+
+
+def prepare_weights(w: np.ndarray, num_weight_bits: int = 8, sign_mode: str | None = None) -> np.ndarray:
+    """The int64 weights Lava's Dense really multiplies with (first-step weight preparation).
+
+    Like Lava: cast to int32 (floats truncate toward zero, big ints wrap), sign mode over the
+    whole matrix unless given, clip to 8 bits by sign mode, then drop
+    ``8 - num_weight_bits + mixed`` LSBs (floor; inhibitory works on the magnitude).  Pass an
+    explicit ``sign_mode`` (of the whole matrix) when ``w`` is only the nonzero values.
+    """
+    mode = sign_mode or sign_mode_of(w)
+    if mode not in SIGN_MODES:
+        raise ValueError(f"sign_mode must be one of {SIGN_MODES}, got {mode!r}")
+    drop = 8 - num_weight_bits + (mode == "mixed")
+    if not 1 <= num_weight_bits <= 8 or drop > 8:
+        raise ValueError(f"num_weight_bits must be in 1..8 ({'2' if mode == 'mixed' else '1'}..8 "
+                         f"for {mode}), got {num_weight_bits}")
+    w32 = np.asarray(w).astype(np.int32)          # int32 ops below wrap exactly like Lava's
+    if mode == "inhibitory":
+        w32 = -w32
+    w32 = np.clip(w32, -256 if mode == "mixed" else 0, 255).astype(np.int32)
+    w32 = (w32 >> drop) << drop
+    if mode == "inhibitory":
+        w32 = -w32
+    return w32.astype(np.int64)
+
+
+def dense_output(acc: np.ndarray, weight_exp: np.ndarray) -> np.ndarray:
+    """Dense's buffered output from the summed weighted input ``acc`` (N, B).
+
+    The exponent scales the sum, not each weight (floor for negative exponents); the result
+    is what arrives through Lava's int32 Dense->LIF channel.
+    """
+    acc = np.asarray(acc, dtype=np.int64)
+    exp = np.asarray(weight_exp, dtype=np.int64)[:, None]
+    shifted = np.where(exp > 0, acc << np.maximum(exp, 0), acc >> np.maximum(-exp, 0))
+    return wrap_int32(shifted)
+
+
+def init_state(params: Mapping[str, np.ndarray], batch: int) -> dict[str, np.ndarray]:
+    """Initial u and v, (N, batch) int64, from ``u_init`` / ``v_init``."""
+    n = len(params["du"])
+    return {k: np.repeat(np.asarray(params[f"{k}_init"], dtype=np.int64).reshape(n, 1), batch, axis=1)
+            for k in ("u", "v")}
+
+
+def _decay(x: np.ndarray, factor: np.ndarray) -> np.ndarray:
+    """x * factor / 4096 rounded toward zero (Lava: sign(p) * (|p| >> 12))."""
+    p = x * factor
+    return np.sign(p) * (np.abs(p) >> _DECAY_SHIFT)
+
+
+def _col(params: Mapping[str, np.ndarray], name: str) -> np.ndarray:
+    return np.asarray(params[name], dtype=np.int64)[:, None]
+
+
+def bias(params: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Effective bias (N, 1), int32 like Lava's: mantissa << exp, or >> -exp (floor)."""
+    mant, exp = _col(params, "bias_mant"), _col(params, "bias_exp")
+    return wrap_int32(np.where(exp >= 0, mant << np.maximum(exp, 0), mant >> np.maximum(-exp, 0)))
+
+
+def step(params: Mapping[str, np.ndarray], state: Mapping[str, np.ndarray],
+         a_in: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """One ``PyLifModelBitAcc`` step for (N, B) neurons; ``a_in`` is this step's Dense output.
+
+    Returns the new {"u", "v"} and the boolean spikes; the inputs are not modified.
+    """
+    u, v = state["u"], state["v"]
+    a = wrap_int32(np.asarray(a_in, dtype=np.int64))                 # int32 channel sum
+    u_new = wrap_int32(_decay(u, 4096 - (_col(params, "du") + 1)) + wrap_int32(a << _ACT_SHIFT))
+    # One-shot wrap: only one correction, so +2**23 stays and -2**23 becomes +2**23.
+    u_new = np.where(u_new > _UV_MAX, u_new - 2 * _UV_MAX,
+                     np.where(u_new <= -_UV_MAX, u_new + 2 * _UV_MAX, u_new))
+    v_new = wrap_int32(_decay(v, 4096 - _col(params, "dv")) + u_new + bias(params))
+    v_new = np.clip(v_new, -_V_LIMIT, _V_LIMIT)
+    spikes = v_new > (_col(params, "vth") << _ACT_SHIFT)
+    return {"u": u_new, "v": np.where(spikes, 0, v_new)}, spikes

@@ -1,0 +1,63 @@
+"""Loihi quantisation rules for Lava 0.10.0's fixed-point Dense + LIF.
+
+Integer graph units map to Lava as: u receives (weights x spikes) << 6, so one graph
+unit is 64 in v. Mixed-sign Dense weights lose their LSB in Lava, so they are
+stored doubled with weight_exp = -1 (the exponent shifts the summed input, and a
+sum of even numbers halves exactly). The threshold test v > vth << 6 equals the
+graph's v >= theta for v on the 64-grid when vth = theta - 1; bias = mant << 6.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from neurocomp.errors import QuantizeError
+from neurocomp.ir.graph import LIF, Neuron, Readout
+from neurocomp.target import TargetSpec
+
+BIAS_EXP = 6
+
+
+def is_mixed(w: np.ndarray) -> bool:
+    return bool(np.any(w < 0) and np.any(w > 0))
+
+
+def weight_max(spec: TargetSpec, w: np.ndarray) -> float:
+    bits = int(spec["core.weight_bits"])
+    return float(2 ** (bits - 1) - 1 if is_mixed(w) else 2 ** bits - 1)
+
+
+def param_limits(spec: TargetSpec) -> dict[str, float]:
+    return {"threshold": float(spec["core.vth_max"] + 1), "bias": float(spec["core.bias_mant_max"])}
+
+
+def cluster_weights(w: np.ndarray, spec: TargetSpec) -> np.ndarray:
+    """Loihi weights are plain integers per synapse: nothing to cluster."""
+    return w
+
+
+def neuron_params(name: str, neuron: Neuron, size: int, spec: TargetSpec) -> dict[str, np.ndarray]:
+    if neuron.reset == "subtract" and not isinstance(neuron, Readout):
+        raise QuantizeError(f"{name}: reset by subtraction is not available on {spec.name} (Lava's LIF resets v to 0); "
+                            "convert with reset='zero' for this target")
+    full = lambda a: np.broadcast_to(np.ravel(a), (size,)).astype(np.int64)  # noqa: E731
+    decay = np.ravel(neuron.decay) if isinstance(neuron, LIF) else np.ones(1)
+    dv = full(np.clip(np.rint(4096 * (1 - decay)), 0, spec["core.decay_max"]))
+    readout = isinstance(neuron, Readout)
+    vth = np.full(size, spec["core.vth_max"], dtype=np.int64) if readout else full(neuron.threshold) - 1
+    zeros = np.zeros(size, dtype=np.int64)
+    return {"du": np.full(size, spec["core.decay_max"], dtype=np.int64), "dv": dv, "vth": vth,
+            "bias_mant": full(neuron.bias), "bias_exp": np.full(size, BIAS_EXP, dtype=np.int64),
+            "weight_exp": zeros, "v_init": full(neuron.v_init) << BIAS_EXP, "u_init": zeros.copy()}
+
+
+def check_params(name: str, params: dict[str, np.ndarray], spec: TargetSpec) -> None:
+    checks = (("vth", 0, spec["core.vth_max"]), ("bias_mant", -spec["core.bias_mant_max"], spec["core.bias_mant_max"]),
+              ("dv", 0, spec["core.decay_max"]), ("du", 0, spec["core.decay_max"]))
+    for key, lo, hi in checks:
+        arr = params[key]
+        bad = np.flatnonzero((arr < lo) | (arr > hi))
+        if bad.size:
+            raise QuantizeError(f"{name}: neuron {bad[0]} {key} = {arr[bad[0]]} outside [{lo}, {hi}]")
+    vmax = 2 ** (spec["core.uv_bits"] - 1) - 1
+    if np.any(np.abs(params["v_init"]) > vmax):
+        raise QuantizeError(f"{name}: initial potential outside the {spec['core.uv_bits']}-bit range")

@@ -1,0 +1,210 @@
+"""TrueNorth core builder: crossbars with axon types, and in-core replication for fan-out.
+
+A neuron's weight for axon i is its weight for i's type, so each input enters a
+core on K axons (one per weight level, types 0..K-1) and a neuron connects to the
+copy whose type carries its weight. A neuron has one destination, so a neuron that
+feeds F axons is replicated F times in its own core: copies share the core's axons
+and parameters, so they compute identical spikes with no extra latency (unlike
+splitter neurons, which add a tick per stage). Layers are built from the last to
+the first, so every layer knows its fan-out before it is split.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from neurocomp.errors import ResourceError, VerifyError
+from neurocomp.ir.layers import Layer
+from neurocomp.ir.netlist import LayerMap, Netlist
+from neurocomp.partition import binding, split
+from neurocomp.partition.rows import chunk_rows, used_columns
+from neurocomp.quantize import QNetwork
+from neurocomp.target import TargetSpec
+
+LEVELS = 4
+
+
+@dataclass
+class _Core:
+    layer: int
+    chunk: np.ndarray                 # layer neuron ids (sorted)
+    copies: np.ndarray                # copies per chunk neuron
+    n_axons: int
+    axon_type: np.ndarray
+    syn_axon: np.ndarray              # core-local
+    syn_neuron: np.ndarray            # core-local (copies expanded)
+    weights: np.ndarray               # (neurons, 4) per-type weights
+    gid: int = -1
+    first: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # local id of copy 0
+
+
+@dataclass
+class _Dests:
+    """Axons that one source (layer or input) must reach: (source neuron, core, local axon)."""
+
+    src: list[np.ndarray] = field(default_factory=list)
+    core: list[_Core] = field(default_factory=list)
+    axon: list[np.ndarray] = field(default_factory=list)
+
+    def counts(self, size: int) -> np.ndarray:
+        if not self.src:
+            return np.zeros(size, dtype=np.int64)
+        return np.bincount(np.concatenate(self.src), minlength=size)
+
+
+def _levels(rows: list[tuple[str, sp.csr_matrix]], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct non-zero weights per neuron over all projections, padded: (n, L), counts (n,)."""
+    r = np.concatenate([np.repeat(np.arange(n), np.diff(m.indptr)) for _, m in rows])
+    v = np.concatenate([m.data for _, m in rows])
+    if r.size == 0:
+        return np.zeros((n, 1)), np.zeros(n, dtype=np.int64)
+    pairs = np.unique(np.stack([r.astype(np.float64), v]), axis=1)
+    cnt = np.bincount(pairs[0].astype(np.int64), minlength=n)
+    width = max(int(cnt.max()), 1)
+    table = np.zeros((n, width))
+    starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+    rank = np.arange(pairs.shape[1]) - starts[pairs[0].astype(np.int64)]
+    table[pairs[0].astype(np.int64), rank] = pairs[1]
+    return table, cnt
+
+
+def _fits(layer: Layer, copies: np.ndarray, spec: TargetSpec):
+    n_max, a_max = spec["core.neurons"], spec["core.axons"]
+
+    def fits(sel: np.ndarray) -> tuple[bool, str, float, float]:
+        rows = chunk_rows(layer, sel)
+        _, cnt = _levels(rows, len(sel))
+        k = int(cnt.max(initial=0))
+        axons = k * sum(len(used_columns(m)) for _, m in rows)
+        neurons = int(copies[sel].sum())
+        usage = [("neurons (incl. fan-out copies)", neurons, n_max), ("axons", axons, a_max),
+                 ("weight levels per neuron", k, LEVELS)]
+        worst = max(usage, key=lambda u: u[1] / u[2])
+        return all(u[1] <= u[2] for u in usage), *worst
+
+    return fits
+
+
+def _build_core(li: int, layer: Layer, chunk: np.ndarray, copies: np.ndarray, dests: dict[str, _Dests]) -> _Core:
+    rows = chunk_rows(layer, chunk)
+    table, cnt = _levels(rows, len(chunk))
+    k = max(int(cnt.max(initial=0)), 1)
+    cps = copies[chunk]
+    first = np.concatenate([[0], np.cumsum(cps)[:-1]]).astype(np.int64)
+    core = _Core(li, chunk, cps, 0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                 np.zeros((int(cps.sum()), LEVELS), dtype=np.int64), first=first)
+    core.weights[:, : table.shape[1]] = np.repeat(table, cps, axis=0).astype(np.int64)[:, :LEVELS]
+    types, syn_a, syn_n, offset = [], [], [], 0
+    for source, m in rows:
+        used = used_columns(m)
+        coo = m.tocoo()
+        g = np.argmax(table[coo.row] == coo.data[:, None], axis=1)
+        axon = offset + g * len(used) + np.searchsorted(used, coo.col)
+        reps = cps[coo.row]
+        syn_a.append(np.repeat(axon, reps))
+        syn_n.append(np.repeat(first[coo.row], reps) + _ranks(reps))
+        types.append(np.repeat(np.arange(k), len(used)))
+        d = dests.setdefault(source, _Dests())
+        d.src.append(np.tile(used, k))
+        d.core.append(core)
+        d.axon.append(offset + np.arange(k * len(used)))
+        offset += k * len(used)
+    core.n_axons, core.axon_type = offset, np.concatenate(types).astype(np.int64)
+    core.syn_axon, core.syn_neuron = np.concatenate(syn_a).astype(np.int64), np.concatenate(syn_n).astype(np.int64)
+    return core
+
+
+def _ranks(counts: np.ndarray) -> np.ndarray:
+    """0..c-1 for each count c, concatenated."""
+    total = int(counts.sum())
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    return np.arange(total) - starts
+
+
+def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
+    layers = qnet.network.layers
+    dests: dict[str, _Dests] = {}
+    per_layer: list[list[_Core]] = [[] for _ in layers]
+    bind: list[tuple[str, float, float]] = [("neurons", 0, 1)] * len(layers)
+    for li in range(len(layers) - 1, -1, -1):
+        layer = layers[li]
+        copies = np.maximum(dests.get(layer.name, _Dests()).counts(layer.size), 1)
+        fits = _fits(layer, copies, spec)
+        chunks = split(layer, fits)
+        per_layer[li] = [_build_core(li, layer, c, copies, dests) for c in chunks]
+        bind[li] = binding(layer, chunks, fits)
+    cores = [c for group in per_layer for c in group]
+    n_ptr = np.concatenate([[0], np.cumsum([len(c.weights) for c in cores])]).astype(np.int64)
+    a_ptr = np.concatenate([[0], np.cumsum([c.n_axons for c in cores])]).astype(np.int64)
+    for gid, c in enumerate(cores):
+        c.gid = gid
+    return _assemble(qnet, spec, cores, per_layer, dests, n_ptr, a_ptr, bind)
+
+
+def _layer_first(cores: list[_Core], size: int, n_ptr: np.ndarray) -> np.ndarray:
+    """Global id of copy 0 of every neuron of a layer."""
+    out = np.empty(size, dtype=np.int64)
+    for c in cores:
+        out[c.chunk] = n_ptr[c.gid] + c.first
+    return out
+
+
+def _assemble(qnet, spec, cores, per_layer, dests, n_ptr, a_ptr, bind) -> Netlist:
+    layers = qnet.network.layers
+    firsts = {l.name: _layer_first(per_layer[i], l.size, n_ptr) for i, l in enumerate(layers)}
+    e_src, e_ax, i_ch, i_ax = [], [], [], []
+    offsets, off = {}, 0
+    for inp in qnet.network.inputs:
+        offsets[inp.name] = off
+        off += int(np.prod(inp.shape))
+    for source, d in dests.items():
+        src = np.concatenate(d.src)
+        axon = np.concatenate([a_ptr[c.gid] + a for c, a in zip(d.core, d.axon)])
+        if source in offsets:
+            i_ch.append(offsets[source] + src)
+            i_ax.append(axon)
+            continue
+        order = np.argsort(src, kind="stable")
+        src, axon = src[order], axon[order]
+        rank = _ranks(np.bincount(src, minlength=len(firsts[source])))
+        e_src.append(firsts[source][src] + rank)
+        e_ax.append(axon)
+    cat = lambda xs: np.concatenate(xs).astype(np.int64) if xs else np.zeros(0, np.int64)  # noqa: E731
+    params = {}
+    for key in qnet.layers[0].params:
+        params[key] = cat([np.repeat(qnet.layers[c.layer].params[key][c.chunk], c.copies) for c in cores])
+    params["w"] = np.concatenate([c.weights for c in cores]).astype(np.int64)
+    e_src_a, i_ax_a = cat(e_src), cat(i_ax)
+    maps = tuple(LayerMap(l.name, l.shape, firsts[l.name], "readout" if type(l.neuron).__name__ == "Readout" else "spiking",
+                          qnet.layers[i].scale, tuple(c.gid for c in per_layer[i]), *bind[i]) for i, l in enumerate(layers))
+    return Netlist(
+        target=spec.name, neuron_ptr=n_ptr, axon_ptr=a_ptr,
+        core_layer=np.array([c.layer for c in cores], dtype=np.int64), params=params,
+        syn_axon=cat([a_ptr[c.gid] + c.syn_axon for c in cores]),
+        syn_neuron=cat([n_ptr[c.gid] + c.syn_neuron for c in cores]),
+        syn_tables={"axon_type": cat([c.axon_type for c in cores])},
+        edge_src=e_src_a, edge_axon=cat(e_ax), edge_delay=np.ones(len(e_src_a), dtype=np.int64),
+        in_channel=cat(i_ch), in_axon=i_ax_a, in_delay=np.ones(len(i_ax_a), dtype=np.int64),
+        inputs=tuple((i.name, i.shape) for i in qnet.network.inputs), layers=maps,
+        outputs=qnet.network.outputs, notes={"latency_per_layer": 1},
+    )
+
+
+def verify_netlist(n: Netlist, spec: TargetSpec) -> None:
+    if n.edge_src.size and np.bincount(n.edge_src).max() > spec["core.destinations_per_neuron"]:
+        bad = int(np.argmax(np.bincount(n.edge_src)))
+        raise VerifyError(f"core {n.neuron_core()[bad]}: neuron {bad} has more than one destination")
+    sources = np.concatenate([n.edge_axon, n.in_axon])
+    if sources.size and np.bincount(sources).max() > 1:
+        bad = int(np.argmax(np.bincount(sources)))
+        raise VerifyError(f"core {n.axon_core()[bad]}: axon {bad} has two sources (spikes would merge)")
+    types = n.syn_tables["axon_type"]
+    if types.size and (types.min() < 0 or types.max() >= spec["core.axon_types"]):
+        raise VerifyError("axon type outside 0..3")
+    w = n.params["w"]
+    if np.abs(w).max(initial=0) > spec["core.weight_max"]:
+        core = int(n.neuron_core()[np.argmax(np.abs(w).max(axis=1))])
+        raise ResourceError(f"core {core}", "synaptic weight", float(np.abs(w).max()), spec["core.weight_max"],
+                            hint="a pooled or composed weight exceeds the 9-bit weight; add a neuron layer between the ops")

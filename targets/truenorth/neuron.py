@@ -1,0 +1,183 @@
+"""TrueNorth neuron update after synaptic integration: leak, threshold, fire, reset (TRUENORTH.md §3).
+
+One call of `step` advances every neuron of a core (or of many cores stacked along N) and every
+batch column by one tick, in int64 and bit-exact for deterministic configurations (c_lambda = 0
+and tm = 0 everywhere), following Cassidy et al. 2013:
+
+    integrate  V += acc                                        -> overflow
+    leak       V += Omega * [(1-c)*lambda + c*F(lambda, rho)*sgn(lambda)],
+               Omega = (1-eps) + eps*sgn(V)                   -> no-ringing clamp -> overflow
+    threshold  eta = rho & (2**tm - 1);  spike iff V >= alpha + eta
+               negative iff V < -(beta*kappa + (beta+eta)*(1-kappa))  (or <=), never on a spike
+    reset      per gamma x kappa (§3.4)                        -> overflow
+
+Semantic choices (open points of §12, all switchable through `NeuronOptions` unless noted):
+* overflow is applied after each of the three stages, i.e. V is a v_bits register between them;
+* the no-ringing clamp compares the exact (unwrapped) sums, so it only fires on a true zero
+  crossing, never on a wrap-around;
+* a positive spike wins over the negative test (they can only coincide with `<=`, V = 0 and
+  alpha = beta = 0), following the if / else-if order of NeMo's transcription of Cassidy;
+* PRNs are 8 bits wide, as pytruenorth and NeMo treat them, so tm is limited to 0..8.
+
+IBM's PRNG (LFSR polynomial, seeding, draw order) is not public: stochastic leak and threshold
+draw from the numpy Generator passed in, so stochastic runs match the hardware's distribution,
+not its bits. Per tick the draws are, in order, one (N, B) leak array if any c_lambda = 1, then
+one (N, B) threshold array if any tm > 0; deterministic configurations never touch the rng.
+Stochastic synapses belong to the integration stage, not to this module.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+PARAMS = ("leak", "epsilon", "c_lambda", "alpha", "beta", "tm", "gamma", "kappa", "reset", "v_init")
+PRN_BITS = 8  # pytruenorth PRNG_MIN/MAX = uint8, NeMo rejects PRN maxima above 256 (TRUENORTH.md §4)
+TM_MAX = PRN_BITS  # a wider mask cannot change an 8-bit PRN
+V_BITS_MAX = 62  # keeps v + acc and every intermediate inside int64
+
+_OVERFLOW = ("saturate", "wrap", "none")
+_CMP = ("<", "<=")
+_STOCH_CMP = (">=", ">")
+
+
+@dataclass(frozen=True)
+class NeuronOptions:
+    """The neuron-model choices TRUENORTH.md §12 leaves open."""
+
+    v_bits: int = 20
+    v_overflow: str = "saturate"
+    leak_no_ringing: bool = True
+    neg_threshold_cmp: str = "<"
+    stoch_compare: str = ">="
+
+    def __post_init__(self) -> None:
+        if not 2 <= self.v_bits <= V_BITS_MAX:
+            raise ValueError(f"v_bits = {self.v_bits}; allowed 2..{V_BITS_MAX}")
+        for name, value, allowed in (("v_overflow", self.v_overflow, _OVERFLOW),
+                                     ("neg_threshold_cmp", self.neg_threshold_cmp, _CMP),
+                                     ("stoch_compare", self.stoch_compare, _STOCH_CMP)):
+            if value not in allowed:
+                raise ValueError(f"{name} = {value!r}; allowed {', '.join(map(repr, allowed))}")
+
+    @staticmethod
+    def from_spec(get: Callable[[str, Any], Any]) -> NeuronOptions:
+        """Build from a spec getter such as `TargetSpec.get`; absent keys keep the defaults."""
+        d = NeuronOptions()
+        return NeuronOptions(
+            v_bits=int(get("core.v_bits", d.v_bits)),
+            v_overflow=str(get("core.v_overflow", d.v_overflow)),
+            leak_no_ringing=bool(get("core.leak_no_ringing", d.leak_no_ringing)),
+            neg_threshold_cmp=str(get("core.neg_threshold_cmp", d.neg_threshold_cmp)),
+            stoch_compare=str(get("core.stoch_compare", d.stoch_compare)),
+        )
+
+    @property
+    def v_range(self) -> tuple[int, int]:
+        """Inclusive signed range of a v_bits register."""
+        half = 1 << (self.v_bits - 1)
+        return -half, half - 1
+
+
+def init_v(params: Mapping[str, np.ndarray], batch: int) -> np.ndarray:
+    """Initial membrane potentials, one independent column per batch element."""
+    v0 = np.asarray(params["v_init"], dtype=np.int64)
+    return np.repeat(v0[:, None], batch, axis=1)
+
+
+def step(params: Mapping[str, np.ndarray], v: np.ndarray, acc: np.ndarray,
+         opts: NeuronOptions, rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Advance one tick; returns (new_v, spikes), both (N, B). Inputs are left untouched.
+
+    `check_params` is not repeated here, so call it once per configuration, not per tick.
+    """
+    p = {k: np.asarray(params[k], dtype=np.int64)[:, None] for k in PARAMS}
+    v = np.asarray(v, dtype=np.int64)
+    acc = np.asarray(acc, dtype=np.int64)
+    if v.ndim != 2 or v.shape != acc.shape or v.shape[0] != p["leak"].shape[0]:
+        raise ValueError(f"v {v.shape} and acc {acc.shape} must both be (N={p['leak'].shape[0]}, B)")
+    v = _overflow(v + acc, opts)
+    v = _leak(p, v, opts, rng)
+    return _threshold_reset(p, v, opts, rng)
+
+
+def check_params(params: Mapping[str, np.ndarray], opts: NeuronOptions) -> None:
+    """Reject parameters the model has no meaning for, naming parameter, neuron, value and range."""
+    missing = [k for k in PARAMS if k not in params]
+    if missing:
+        raise ValueError(f"neuron parameters missing: {', '.join(missing)}")
+    arrays = {k: np.asarray(params[k]) for k in PARAMS}
+    n = arrays["leak"].shape
+    for name, a in arrays.items():
+        if a.ndim != 1 or a.shape != n or a.dtype.kind not in "iub":
+            raise ValueError(f"{name}: need a 1-D integer array of shape {n}, got {a.dtype} {a.shape}")
+    lo, hi = opts.v_range if opts.v_overflow != "none" else (None, None)
+    for name, allowed in (("epsilon", (0, 1)), ("c_lambda", (0, 1)), ("kappa", (0, 1)), ("gamma", (0, 2)),
+                          ("alpha", (0, None)), ("beta", (0, None)), ("tm", (0, TM_MAX)),
+                          ("reset", (lo, hi)), ("v_init", (lo, hi))):
+        _check_range(name, arrays[name].astype(np.int64), *allowed)
+
+
+def _check_range(name: str, a: np.ndarray, lo: int | None, hi: int | None) -> None:
+    bad = np.zeros(a.shape, dtype=bool)
+    if lo is not None:
+        bad |= a < lo
+    if hi is not None:
+        bad |= a > hi
+    if bad.any():
+        j = int(np.flatnonzero(bad)[0])
+        span = f"{'-inf' if lo is None else lo}..{'inf' if hi is None else hi}"
+        raise ValueError(f"{name} of neuron {j} is {int(a[j])}; allowed {span}")
+
+
+def _overflow(v: np.ndarray, opts: NeuronOptions) -> np.ndarray:
+    """Model the v_bits register: clamp, two's-complement wrap, or nothing."""
+    if opts.v_overflow == "none":
+        return v
+    lo, hi = opts.v_range
+    if opts.v_overflow == "saturate":
+        return np.clip(v, lo, hi)
+    return ((v - lo) & ((1 << opts.v_bits) - 1)) + lo
+
+
+def _prn(rng: np.random.Generator | None, shape: tuple[int, ...], what: str) -> np.ndarray:
+    if rng is None:
+        raise ValueError(f"stochastic {what} needs an rng")
+    return rng.integers(0, 1 << PRN_BITS, size=shape, dtype=np.int64)
+
+
+def _stoch_fire(x: np.ndarray, rho: np.ndarray, opts: NeuronOptions) -> np.ndarray:
+    """Cassidy's F(x, rho): the stochastic event happens with probability ~|x| / 2**PRN_BITS."""
+    return np.abs(x) >= rho if opts.stoch_compare == ">=" else np.abs(x) > rho
+
+
+def _leak(p: Mapping[str, np.ndarray], v: np.ndarray, opts: NeuronOptions,
+          rng: np.random.Generator | None) -> np.ndarray:
+    lam, eps, c = p["leak"], p["epsilon"], p["c_lambda"]
+    amount = np.broadcast_to(lam, v.shape)
+    if c.any():
+        stoch = _stoch_fire(lam, _prn(rng, v.shape, "leak"), opts) * np.sign(lam)
+        amount = np.where(c == 1, stoch, lam)
+    omega = np.where(eps == 1, np.sign(v), 1)
+    out = v + omega * amount
+    if opts.leak_no_ringing:
+        out = np.where((eps == 1) & (np.sign(out) * np.sign(v) < 0), 0, out)
+    return _overflow(out, opts)
+
+
+def _threshold_reset(p: Mapping[str, np.ndarray], v: np.ndarray, opts: NeuronOptions,
+                     rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
+    alpha, beta, gamma, kappa, reset = p["alpha"], p["beta"], p["gamma"], p["kappa"], p["reset"]
+    eta = np.zeros_like(v)
+    if p["tm"].any():
+        eta = _prn(rng, v.shape, "threshold") & ((1 << p["tm"]) - 1)
+    pos_thr = alpha + eta
+    neg_thr = -(beta + eta * (1 - kappa))
+    spikes = v >= pos_thr
+    below = v < neg_thr if opts.neg_threshold_cmp == "<" else v <= neg_thr
+    pos_v = np.where(gamma == 0, reset, np.where(gamma == 1, v - pos_thr, v))
+    neg_v = np.where(kappa == 1, -beta,
+                     np.where(gamma == 0, -reset, np.where(gamma == 1, v - neg_thr, v)))
+    new_v = np.where(spikes, pos_v, np.where(below, neg_v, v))  # a spike wins over the negative test
+    return _overflow(new_v, opts), spikes

@@ -1,0 +1,77 @@
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from neurocomp.errors import GraphError
+from neurocomp.ir import ops
+from neurocomp.ir.graph import IF, Affine, Conv2d, Flatten, Graph, Input, Output, SumPool2d
+from neurocomp.ir.layers import lower
+from netlib import integer_cnn
+
+
+def test_shapes_inferred():
+    g = integer_cnn()
+    assert g.shape("conv") == (3, 6, 6)
+    assert g.shape("pool") == (3, 3, 3)
+    assert g.shape("flat") == (27,)
+    assert g.shape("n2") == (4,)
+
+
+def test_lowering_groups_linear_chains():
+    net = lower(integer_cnn())
+    assert [l.name for l in net.layers] == ["n1", "n2"]
+    assert [op.name for op in net.layer("n2").projections[0].chain] == ["pool", "flat", "fc"]
+    assert net.layer("n2").projections[0].source == "n1"
+    assert net.outputs == ("n2",)
+
+
+@pytest.mark.parametrize("bad, msg", [
+    (lambda: Graph([Input("x", (3,)), Affine("a", np.ones((2, 4))), IF("n")], [("x", "a"), ("a", "n")]), "Affine expects input"),
+    (lambda: Graph([Input("x", (2,)), Affine("a", np.array([[1.0, np.nan]])), IF("n")], [("x", "a"), ("a", "n")]), "NaN"),
+    (lambda: Graph([Input("x", (1, 4, 4)), Conv2d("c", np.ones((2, 2, 3, 3))), IF("n")], [("x", "c"), ("c", "n")]), "input channels"),
+    (lambda: Graph([Input("x", (2,)), IF("a"), IF("b")], [("x", "a"), ("a", "b"), ("b", "a")]), "cycle"),
+    (lambda: Graph([Input("x", (2,)), IF("n", threshold=np.ones(3))], [("x", "n")]), "does not broadcast"),
+    (lambda: Graph([Input("x", (2,))], [("x", "y")]), "unknown node"),
+])
+def test_bad_graphs_name_the_problem(bad, msg):
+    with pytest.raises(GraphError, match=msg):
+        bad()
+
+
+@settings(max_examples=25, deadline=None)
+@given(c=st.integers(1, 3), h=st.integers(3, 9), w=st.integers(3, 9), k=st.integers(1, 3), s=st.integers(1, 2),
+       p=st.integers(0, 1), groups=st.sampled_from([1, 2]), seed=st.integers(0, 10**6))
+def test_conv_rows_equal_torch(c, h, w, k, s, p, groups, seed):
+    """The sparse rows a core materialises equal torch's convolution on every output."""
+    rng = np.random.default_rng(seed)
+    cin, cout = c * groups, 2 * groups
+    node = Conv2d("c", rng.integers(-3, 4, size=(cout, c, k, k)).astype(float), stride=s, padding=p, groups=groups)
+    x = rng.integers(0, 2, size=(cin, h, w)).astype(float)
+    y = ops.forward(node, torch.from_numpy(x[None])).numpy().ravel()
+    oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    m = ops.rows(node, (cin, h, w), (cout, oh, ow), np.arange(cout * oh * ow))
+    assert np.array_equal(m @ x.ravel(), y)
+
+
+def test_chain_matrix_and_bias_equal_forward():
+    rng = np.random.default_rng(3)
+    g = Graph([Input("x", (2, 6, 6)), Conv2d("c", rng.normal(size=(3, 2, 3, 3)), rng.normal(size=3), padding=1), IF("n1"),
+               SumPool2d("p", 3, stride=2), Flatten("f"), Affine("a", rng.normal(size=(5, 12)), rng.normal(size=5)), IF("n2"),
+               Output("o")],
+              [("x", "c"), ("c", "n1"), ("n1", "p"), ("p", "f"), ("f", "a"), ("a", "n2"), ("n2", "o")])
+    proj = lower(g).layer("n2").projections[0]
+    x = rng.random(3 * 36)
+    t = torch.from_numpy(x.reshape(1, 3, 6, 6))
+    for op in proj.chain:
+        t = ops.forward(op, t)
+    assert np.allclose(proj.matrix(np.arange(5)) @ x + proj.bias(), t.numpy().ravel(), rtol=0, atol=1e-12)
+    sub = proj.matrix(np.array([4, 1]))
+    assert np.allclose(sub.toarray(), proj.matrix(np.arange(5)).toarray()[[4, 1]])
+
+
+def test_linear_op_into_output_becomes_readout():
+    g = Graph([Input("x", (3,)), Affine("a", np.ones((2, 3))), Output("o")], [("x", "a"), ("a", "o")])
+    net = lower(g)
+    assert net.outputs == ("a.readout",)
+    assert type(net.layers[0].neuron).__name__ == "Readout"
