@@ -11,7 +11,7 @@ import torch
 
 from neurocomp.errors import FormatError, GraphError
 from neurocomp.frontend import from_nir, graph_to_dict, load_graph, load_model, load_nir, save_graph, save_nir, to_nir
-from neurocomp.ir.graph import IF, LIF, Affine, Conv2d, Flatten, Graph, Input, Neuron, Output, Readout, SumPool2d
+from neurocomp.ir.graph import IF, LIF, Affine, Conv2d, Flatten, Graph, Input, Neuron, Node, Output, Readout, SumPool2d
 
 NIR_DIR = Path("/work/shared/data/nir")
 DT = 1e-3
@@ -37,7 +37,7 @@ def _zoo(reset: str = "zero", if_bias: float = 0.0) -> Graph:
     return Graph(tuple(nodes), tuple(zip(names, names[1:])), {"author": "test"})
 
 
-def _fields(node) -> dict:
+def _fields(node: Node) -> dict:
     return {f.name: getattr(node, f.name) for f in dataclasses.fields(node)}
 
 
@@ -81,7 +81,7 @@ class Payload:
     """A custom class: pickling it into a .pt file must not let it load."""
 
 
-def _tweak(**changes) -> dict:
+def _tweak(**changes: object) -> dict:
     """The zoo's dict with the first Conv2d node changed (None value removes a key)."""
     d = graph_to_dict(_zoo())
     conv = d["nodes"][1]
@@ -95,14 +95,14 @@ def _tweak(**changes) -> dict:
 
 BAD_PT = {
     "random bytes": (_garbage, FormatError, "not a readable torch file"),
-    "pickled class": (lambda p: _write(p, {"format": "neurocomp.snn", "obj": Payload()}), FormatError,
-                      "Payload"),
+    "pickled class": (lambda p: _write(p, Payload()), FormatError, "the file pickles test_frontend.Payload"),
     "state_dict": (lambda p: _write(p, {"w": torch.ones(2)}), FormatError, "no 'format' key"),
     "wrong format": (lambda p: _write(p, {**graph_to_dict(_zoo()), "format": "other"}), FormatError,
                      "format is 'other'"),
     "wrong version": (lambda p: _write(p, {**graph_to_dict(_zoo()), "version": 2}), FormatError,
                       "unsupported neurocomp.snn version 2"),
-    "unknown node type": (lambda p: _write(p, _tweak(type="Conv3d")), FormatError, "'conv': unknown node type 'Conv3d'"),
+    "unknown node type": (lambda p: _write(p, _tweak(type="Conv3d")), FormatError,
+                          "'conv': unknown node type 'Conv3d'"),
     "missing field": (lambda p: _write(p, _tweak(weight=None)), FormatError, "missing field(s) ['weight']"),
     "extra field": (lambda p: _write(p, _tweak(dilation=[2, 2])), FormatError, "unknown field(s) ['dilation']"),
     "int weights": (lambda p: _write(p, _tweak(weight=torch.ones(4, 1, 3, 3, dtype=torch.int64))), FormatError,
@@ -123,6 +123,24 @@ def test_pt_bad_files_raise_one_clear_error(tmp_path: Path, case: str) -> None:
         load_graph(path)
     assert message in str(info.value) and str(path) in str(info.value)
     assert "\n" not in str(info.value)
+
+
+class Exploit:
+    """Unpickling this would create a file; a safe load must refuse before running it."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        return (Path.touch, (self.marker,))
+
+
+def test_pt_load_never_runs_pickled_code(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    path = _write(tmp_path / "evil.pt", {"format": "neurocomp.snn", "payload": Exploit(marker)})
+    with pytest.raises(FormatError, match="refused to load"):
+        load_graph(path)
+    assert not marker.exists()
 
 
 def test_pt_missing_file(tmp_path: Path) -> None:
@@ -175,7 +193,9 @@ def test_nir_braille_names_cubalif_and_the_cycle(name: str) -> None:
     assert "recurrent cycle" in msg and "lif1.w_rec" in msg
 
 
-def test_nir_not_hdf5(tmp_path: Path) -> None:
+def test_nir_bad_files(tmp_path: Path) -> None:
+    with pytest.raises(FormatError, match="no such file"):
+        load_nir(tmp_path / "absent.nir")
     (tmp_path / "x.nir").write_text("hello")
     with pytest.raises(FormatError, match="not a NIR"):
         load_nir(tmp_path / "x.nir")
@@ -207,7 +227,7 @@ def test_nir_recurrent_graph_names_the_cycle() -> None:
 def test_nir_avgpool_scale_folds_into_next_weights() -> None:
     w = np.arange(8.0).reshape(2, 4)
     g = from_nir(_chain(nir.AvgPool2d(kernel_size=np.array([2, 2]), stride=np.array([2, 2]), padding=np.array([0, 0])),
-                        nir.Flatten(input_type=None), nir.Scale(scale=np.array([1.0, 2.0, 3.0, 4.0])),
+                        nir.Flatten(input_type=None, start_dim=0), nir.Scale(scale=np.array([1.0, 2.0, 3.0, 4.0])),
                         nir.Linear(weight=w), nir.IF(**_if_params(2)), in_shape=(1, 4, 4)))
     assert isinstance(g.node("n0"), SumPool2d) and g.shape("n0") == (1, 2, 2)
     assert "n2" not in g.node_map  # Scale folded away
@@ -247,7 +267,8 @@ def test_nir_same_padding_and_nested_graphs() -> None:
     inner = nir.NIRGraph(nodes={"in": nir.Input(np.array([1, 5, 5])), "conv": _conv("same"),
                                 "out": nir.Output(np.array([1, 5, 5]))},
                          edges=[("in", "conv"), ("conv", "out")], type_check=False)
-    outer = nir.NIRGraph(nodes={"x": nir.Input(np.array([1, 5, 5])), "block": inner, "y": nir.Output(np.array([1, 5, 5]))},
+    outer = nir.NIRGraph(nodes={"x": nir.Input(np.array([1, 5, 5])), "block": inner,
+                                "y": nir.Output(np.array([1, 5, 5]))},
                          edges=[("x", "block"), ("block", "y")], type_check=False)
     g = from_nir(outer)
     assert [n.name for n in g.nodes] == ["x", "block.conv", "y"]
@@ -257,9 +278,12 @@ def test_nir_same_padding_and_nested_graphs() -> None:
 # ---------------------------------------------------------------- NIR export and round trip
 
 
-def _broadcast(graph: Graph, node, key: str) -> np.ndarray | None:
+def _broadcast(graph: Graph, node: Node, key: str) -> object:
+    """Neuron parameters compared at population shape (import stores uniform ones as scalars)."""
     value = getattr(node, key)
-    return value if not isinstance(node, Neuron) else np.broadcast_to(value, graph.shape(node.name))
+    if isinstance(node, Neuron) and isinstance(value, np.ndarray):
+        return np.broadcast_to(value, graph.shape(node.name))
+    return value
 
 
 @pytest.mark.parametrize("via_file", [False, True])

@@ -224,7 +224,9 @@ def _conv(name: str, node: nir.Conv2d, dt: float, folds: list[np.ndarray]) -> Co
         raise GraphError(f"Conv2d {name!r}: dilation {_pair('dilation', node.dilation)} is not supported (only 1)")
     weight = _folded(name, _f64(node.weight), folds)
     stride = _pair("stride", node.stride)
-    bias = None if node.bias is None else np.broadcast_to(_f64(node.bias), weight.shape[:1])
+    bias = None if node.bias is None else _f64(node.bias)
+    if bias is not None and bias.ndim == 0:  # some exporters write a scalar bias
+        bias = np.full(weight.shape[0], bias)
     padding = _conv_padding(name, node.padding, weight.shape[2:], stride)
     return Conv2d(name, weight, bias, stride, padding, int(node.groups))
 
@@ -323,7 +325,7 @@ def _positive(name: str, kind: str, param: str, value: Any) -> np.ndarray:
 
 def _pair(what: str, value: Any) -> tuple[int, int]:
     arr = np.atleast_1d(np.asarray(value)).ravel()
-    if arr.size not in (1, 2) or not np.all(arr == np.round(arr)):
+    if arr.dtype.kind not in "iuf" or arr.size not in (1, 2) or not np.all(arr == np.round(arr)):
         raise GraphError(f"{what} {value!r} is not an int or a pair of ints")
     return (int(arr[0]), int(arr[-1]))
 
@@ -379,8 +381,10 @@ def _export(graph: Graph, node: Node, dt: float) -> nir.NIRNode:
         return nir.Linear(weight=w) if node.bias is None else nir.Affine(weight=w, bias=np.array(node.bias))
     if isinstance(node, Conv2d):
         bias = np.zeros(node.weight.shape[0]) if node.bias is None else np.array(node.bias)
-        return nir.Conv2d(input_shape=tuple(in_shape[1:]), weight=np.array(node.weight), stride=node.stride,
+        conv = nir.Conv2d(input_shape=tuple(in_shape[1:]), weight=np.array(node.weight), stride=node.stride,
                           padding=node.padding, dilation=(1, 1), groups=node.groups, bias=bias)
+        conv.input_type = {"input": np.array(in_shape)}  # nir 1.0.8 takes weight.shape[1] channels, wrong if groups > 1
+        return conv
     if isinstance(node, SumPool2d):
         return nir.SumPool2d(kernel_size=np.array(node.kernel), stride=np.array(node.stride),
                              padding=np.array(node.padding))

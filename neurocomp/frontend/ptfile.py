@@ -30,6 +30,8 @@ VERSION = 1
 NODE_TYPES: dict[str, type[Node]] = {
     cls.__name__: cls for cls in (Input, Output, Affine, Conv2d, SumPool2d, Flatten, IF, LIF, Readout)
 }
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
@@ -42,6 +44,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; give it the usual mode
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -116,17 +119,18 @@ def graph_from_dict(d: Any) -> Graph:
         raise FormatError(f"expected a dict with format {FORMAT!r}, got {type(d).__name__}")
     if "format" not in d:
         raise FormatError(f"no 'format' key: not a {FORMAT} file (a plain state_dict or checkpoint?)")
-    if d["format"] != FORMAT:
+    if not isinstance(d["format"], str) or d["format"] != FORMAT:
         raise FormatError(f"format is {d['format']!r}, expected {FORMAT!r}")
-    if d.get("version") != VERSION:
+    if not _is_int(d.get("version")) or d["version"] != VERSION:
         raise FormatError(f"unsupported {FORMAT} version {d.get('version')!r}; this neurocomp reads version {VERSION}")
     extra = set(d) - {"format", "version", "nodes", "edges", "metadata"}
     if extra:
-        raise FormatError(f"unknown top-level keys {sorted(extra)}")
+        raise FormatError(f"unknown top-level keys {sorted(extra, key=str)}")
     nodes = [_node_from_dict(i, n) for i, n in enumerate(_list(d, "nodes"))]
     edges = [_edge(e) for e in _list(d, "edges")]
     metadata = d.get("metadata", {})
-    if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+    if not isinstance(metadata, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                 for k, v in metadata.items()):
         raise FormatError("metadata must be a dict of strings to strings")
     return Graph(tuple(nodes), tuple(edges), metadata)
 
@@ -149,17 +153,18 @@ def _node_from_dict(index: int, nd: Any) -> Node:
     kind, name = nd.get("type"), nd.get("name")
     if not isinstance(name, str):
         raise FormatError(f"node #{index} has no string 'name'")
-    if kind not in NODE_TYPES:
+    if not isinstance(kind, str) or kind not in NODE_TYPES:
         raise FormatError(f"node {name!r}: unknown node type {kind!r}; known: {', '.join(NODE_TYPES)}")
     cls = NODE_TYPES[kind]
     fields = {f.name: f for f in dataclasses.fields(cls)}
     extra = set(nd) - set(fields) - {"type"}
     if extra:
-        raise FormatError(f"node {name!r} ({kind}): unknown field(s) {sorted(extra)}")
+        raise FormatError(f"node {name!r} ({kind}): unknown field(s) {sorted(extra, key=str)}")
     missing = [k for k, f in fields.items() if k not in nd and _required(f)]
     if missing:
         raise FormatError(f"node {name!r} ({kind}): missing field(s) {missing}")
-    kwargs = {k: _decode(f"node {name!r} ({kind}) field {k!r}", fields[k].type, v) for k, v in nd.items() if k != "type"}
+    kwargs = {k: _decode(f"node {name!r} ({kind}) field {k!r}", k, fields[k].type, v)
+              for k, v in nd.items() if k != "type"}
     return cls(**kwargs)
 
 
@@ -167,17 +172,17 @@ def _required(f: dataclasses.Field) -> bool:
     return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
 
 
-def _decode(where: str, annotation: str, value: Any) -> Any:
+def _decode(where: str, field: str, annotation: str, value: Any) -> Any:
     """Check a stored value against the Graph field's annotation and convert it."""
     if annotation.endswith(" | None"):
-        return None if value is None else _decode(where, annotation[: -len(" | None")], value)
+        return None if value is None else _decode(where, field, annotation[: -len(" | None")], value)
     if annotation == "np.ndarray":
         if not isinstance(value, torch.Tensor) or not value.is_floating_point() or value.layout != torch.strided:
             got = f"a {value.dtype} tensor" if isinstance(value, torch.Tensor) else type(value).__name__
             raise FormatError(f"{where}: expected a dense float tensor, got {got}")
         return value.detach().to(torch.float64).numpy()
     if annotation.startswith("tuple[int"):
-        low = 0 if where.endswith("'padding'") else 1  # sizes, kernels and strides are positive
+        low = 0 if field == "padding" else 1  # shapes, kernels and strides are positive
         if not isinstance(value, (list, tuple)) or not all(_is_int(v) and v >= low for v in value):
             raise FormatError(f"{where}: expected a list of ints >= {low}, got {value!r}")
         return tuple(value)

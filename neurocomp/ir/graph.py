@@ -52,6 +52,8 @@ class Input(Node):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        if not self.shape or min(self.shape) < 1:
+            raise GraphError(f"{self.name}: input shape {self.shape} must have positive sizes")
         if self.encoding not in ("spikes", "rate"):
             raise GraphError(f"{self.name}: unknown input encoding {self.encoding!r}")
 
@@ -114,6 +116,8 @@ class SumPool2d(Node):
         object.__setattr__(self, "kernel", _pair(self.kernel))
         object.__setattr__(self, "stride", _pair(self.kernel if self.stride is None else self.stride))
         object.__setattr__(self, "padding", _pair(self.padding))
+        if min(self.kernel) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
+            raise GraphError(f"{self.name}: SumPool2d needs kernel and stride >= 1 and padding >= 0")
 
 
 @dataclass(frozen=True, eq=False)

@@ -2,14 +2,13 @@
 
 Moving one set of cores while everything else stays put is a quadratic assignment problem
 in general, but it is *linear* when the moving cores exchange no traffic among themselves
-(independent set matching, as in VLSI detailed placement, e.g. NTUplace3/FastPlace-DP):
-each core's cost at each candidate slot is then a fixed number, and the best permutation
-is a linear sum assignment, solved exactly. Windows mix the slots around a core with the
-slots around the weighted median of its neighbours, so cores can jump to where they are
-pulled, and include empty slots, so cores can spread into free space. Alternate sweeps let
-every core of the window move, pricing its window neighbours at their current slots, and
-keep the result only if the exact cost drops. An iterated local search (random kick of one
-small window, local repair, keep if better) spends what is left of the budget.
+("independent set matching", a detailed-placement move from VLSI placement): each core's
+cost at each candidate slot is then a fixed number, and the best permutation is a linear
+sum assignment, solved exactly. Windows join the slots around a core to the slots around
+the traffic-weighted median of its neighbours, so cores can jump to where they are pulled,
+and include empty slots, so cores can spread into free space. An iterated local search
+(shuffle one small window, repair around it, keep if better) spends what the sweeps leave
+of the budget while it still pays.
 """
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 from ortools.graph.python import linear_sum_assignment
 
-from neurocomp.place.mesh import Mesh, hop_cost, slots
+from neurocomp.place.mesh import Mesh, slots
 
 _LSA_RANGE = 1e9  # integer cost range handed to the solver (no overflow below ~10^9 x n)
 
@@ -35,6 +34,8 @@ class Search:
     occ: np.ndarray      # (n_slots,) core in each slot or -1
     gx: np.ndarray       # per-slot global router coordinates
     gy: np.ndarray
+    cx: np.ndarray       # per-slot chip column and row (gx // chip_cols, gy // chip_rows)
+    cy: np.ndarray
     grid: np.ndarray     # (GY, GX, cores_per_router) slot of each router position
     mark: np.ndarray     # (C,) scratch: membership stamps, so set tests cost O(1) per element
     scratch: np.ndarray  # (C,) scratch: a value per marked core
@@ -48,11 +49,16 @@ class Search:
         geo = slots(mesh)
         grid = np.empty((mesh.grid_rows, mesh.grid_cols, mesh.cores_per_router), dtype=np.int64)
         grid[geo.gy, geo.gx, geo.k] = np.arange(mesh.n_slots)
-        return Search(mesh, sym, pos.copy(), occ, geo.gx, geo.gy, grid,
-                      np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
+        return Search(mesh, sym, pos.copy(), occ, geo.gx, geo.gy, geo.gx // mesh.chip_cols, geo.gy // mesh.chip_rows,
+                      grid, np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64))
 
     def dist(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return hop_cost(self.mesh, self.gx[a], self.gy[a], self.gx[b], self.gy[b])
+        """mesh.hop_cost between slots, with the chip coordinates looked up instead of divided out."""
+        d = np.abs(self.gx[a] - self.gx[b]) + np.abs(self.gy[a] - self.gy[b])
+        extra = self.mesh.interchip_weight - 1.0
+        if self.mesh.n_chips == 1 or extra == 0:
+            return d.astype(np.float64)
+        return d + extra * (np.abs(self.cx[a] - self.cx[b]) + np.abs(self.cy[a] - self.cy[b]))
 
     def members(self, cores: np.ndarray, values: np.ndarray | None = None) -> int:
         """Stamp `cores` (and store one value each in `scratch`); test with `mark[x] == stamp`."""
@@ -91,7 +97,8 @@ class Search:
         stamp = self.members(cores, np.arange(len(cores)))
         inside = self.mark[nbr] == stamp
         a, b = owner[inside], self.scratch[nbr[inside]]
-        prio = np.where(cores == anchor, 1 << 32, (cores * 0x9E3779B1) % (1 << 31))  # distinct
+        # distinct pseudo-random priorities that change with every call; the anchor always wins
+        prio = np.where(cores == anchor, 1 << 32, ((cores + stamp) * 0x9E3779B1) % (1 << 31))
         state = np.zeros(len(cores), dtype=np.int8)  # 0 undecided, 1 chosen, -1 excluded
         for _ in range(3):
             open_ = state == 0
@@ -113,6 +120,11 @@ class Search:
         change = self.dist(new[owner], nbr_new) - self.dist(self.pos[cores][owner], self.pos[nbr])
         return float((w * change * np.where(moving, 0.5, 1.0)).sum())  # pairs inside are seen twice
 
+    def total(self) -> float:
+        """The cost of the current placement (each symmetrised pair counted once)."""
+        owner = np.repeat(np.arange(len(self.pos)), np.diff(self.sym.indptr))
+        return float(0.5 * self.sym.data @ self.dist(self.pos[owner], self.pos[self.sym.indices]))
+
     def apply(self, cores: np.ndarray, new: np.ndarray) -> None:
         self.occ[self.pos[cores]] = -1
         self.pos[cores] = new
@@ -123,27 +135,25 @@ class Search:
         moved = np.flatnonzero(self.pos != pos)
         self.apply(moved, pos[moved])
 
-    def improve_window(self, anchor: int, radius: int, independent: bool) -> float:
-        """Optimally re-assign the window's cores (an independent set, or all); returns the gain (<= 0)."""
+    def improve_window(self, anchor: int, radius: int) -> float:
+        """Optimally re-assign an independent set of the window's cores; returns the gain (<= 0)."""
         cand = self.window(anchor, radius)
         occupants = self.occ[cand]
-        cores = occupants[occupants >= 0]
-        if independent:
-            cores = self.independent(cores, anchor)
+        cores = self.independent(occupants[occupants >= 0], anchor)
         stamp = self.members(cores)
         free = cand[(occupants < 0) | (self.mark[np.maximum(occupants, 0)] == stamp) & (occupants >= 0)]
         if len(free) < 2:
             return 0.0
         rows = self.rows(cores)
         owner, nbr, w = rows
-        # cost[i, s] = sum_j w_ij dist(s, pos_j): exact for independent sets, since every j stays put
+        # cost[i, s] = sum_j w_ij dist(s, pos_j), exact since every neighbour j stays put
         contrib = w[:, None] * self.dist(free[None, :], self.pos[nbr][:, None])
         cost = np.zeros((len(free), len(free)))  # rows past the cores are dummy "empty" cores
         cost[: len(cores)] = _row_sums(owner, contrib, len(cores))
         new = free[_solve_lsa(cost)[: len(cores)]]
         if np.array_equal(new, self.pos[cores]):
             return 0.0
-        gain = self.delta(cores, new, rows)
+        gain = self.delta(cores, new, rows)  # re-checked: the solver saw costs rounded to integers
         if gain >= -1e-9:
             return 0.0
         self.apply(cores, new)
@@ -188,35 +198,42 @@ def _solve_lsa(cost: np.ndarray) -> np.ndarray:
     return np.array([solver.right_mate(i) for i in range(n)], dtype=np.int64)
 
 
-def sweep_until_stable(search: Search, anchors: np.ndarray, radius: int, deadline: float,
+def sweep_until_stable(search: Search, anchors: np.ndarray, radius: int, deadline: float, tol: float,
                        max_sweeps: int = 50) -> float:
-    """Window sweeps over `anchors` (independent-set and all-core sweeps alternating) until a pair
-    of sweeps gains nothing; returns the total gain."""
-    total, idle = 0.0, 0
-    for sweep in range(max_sweeps):
+    """Window sweeps over `anchors` until one gains less than `tol`; returns the total gain (<= 0)."""
+    total = 0.0
+    for _ in range(max_sweeps):
         gained = 0.0
         for anchor in anchors:
             if time.perf_counter() > deadline:
                 return total + gained
-            gained += search.improve_window(int(anchor), radius, independent=sweep % 2 == 0)
+            gained += search.improve_window(int(anchor), radius)
         total += gained
-        idle = idle + 1 if gained == 0.0 else 0
-        if idle >= 2:
+        if gained > -tol:
             break
     return total
 
 
-def optimise(search: Search, seed: int, deadline: float, radius: int, patience: int) -> None:
-    """Local search to a local optimum, then kicks until `patience` kicks in a row fail to improve."""
+def optimise(search: Search, seed: int, deadline: float, radius: int, sweep_tol: float = 1e-3,
+             round_kicks: int = 20, min_gain: float = 5e-3) -> None:
+    """Window sweeps to a local optimum, then an iterated local search: kick one small window,
+    repair around it, keep the result only if it is better. Sweeps stop when one gains less
+    than `sweep_tol` of the cost; the search stops when a round of `round_kicks` kicks gains
+    less than `min_gain` of the cost, or at the deadline."""
     rng = np.random.default_rng(seed)
     n = len(search.pos)
-    sweep_until_stable(search, rng.permutation(n), radius, deadline)
-    best, fails = search.pos.copy(), 0
-    while fails < patience and time.perf_counter() < deadline:
-        change, moved = search.kick(int(rng.integers(n)), 1, rng)
-        change += sweep_until_stable(search, rng.permutation(moved), radius, deadline)
-        if change < -1e-9:
-            best, fails = search.pos.copy(), 0
-        else:
-            search.reset(best)
-            fails += 1
+    level = search.total()
+    level += sweep_until_stable(search, rng.permutation(n), radius, deadline, sweep_tol * level)
+    best = search.pos.copy()
+    while time.perf_counter() < deadline:
+        gained = 0.0
+        for _ in range(round_kicks):
+            change, moved = search.kick(int(rng.integers(n)), 1, rng)
+            change += sweep_until_stable(search, rng.permutation(moved), radius, deadline, sweep_tol * level)
+            if change < -1e-9:
+                best, gained = search.pos.copy(), gained + change
+            else:
+                search.reset(best)
+        if -gained < min_gain * level:
+            return
+        level += gained

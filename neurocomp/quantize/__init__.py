@@ -107,10 +107,11 @@ def _quantize_layer(layer: Layer, target: Target) -> tuple[dict[str, Node], QLay
     else:
         raise QuantizeError(f"{layer.name}: threshold/bias cannot fit the target's registers at any scale")
     nodes, snr, exact = _quantize_ops(layer, exps, hooks, spec)
-    q_theta = np.maximum(np.rint(theta / scale), 1.0) if spiking else theta / scale
+    # Potentials are integers, so v >= theta is exactly v >= ceil(theta): the threshold never costs accuracy.
+    q_theta = np.maximum(np.ceil(theta / scale), 1.0) if spiking else theta / scale
     q_bias, q_v0 = np.rint(bias / scale), np.rint(v0 / scale)
     exact = exact and np.array_equal(q_bias * scale, bias) and np.array_equal(q_v0 * scale, v0)
-    exact = exact and (not spiking or np.array_equal(q_theta * scale, theta))
+    exact = exact and (not spiking or bool(np.all(theta > 0)))
     fields = {"threshold": q_theta.reshape(layer.shape) if spiking else np.ones(()),
               "bias": q_bias.reshape(layer.shape), "v_init": q_v0.reshape(layer.shape)}
     qneuron = dataclasses.replace(layer.neuron, **fields)

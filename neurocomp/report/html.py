@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen before pyplot loads)
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from mpl_toolkits.axes_grid1 import make_axes_locatable  # noqa: E402
 
 from neurocomp.report.tables import LAYER_HEADERS, fmt, fmt_uj, layer_rows, totals_rows  # noqa: E402
 
@@ -98,7 +99,8 @@ def _link_fig(routes, placed) -> str:
     load = _router_load(routes)
     fig, ax = plt.subplots(figsize=(7, 6))
     image = ax.imshow(load, cmap="inferno", vmin=0.0, vmax=max(float(load.max()), 1e-12), interpolation="nearest")
-    fig.colorbar(image, ax=ax, label="spikes / tick (max over the router's links)", shrink=0.8)
+    cax = make_axes_locatable(ax).append_axes("right", size="4%", pad=0.1)
+    fig.colorbar(image, cax=cax, label="spikes / tick (max over the router's links)")
     for k in range(1, placed.chips_x):
         ax.axvline(k * placed.chip_cols - 0.5, color="#4aa3ff", lw=1)
     for k in range(1, placed.chips_y):

@@ -1,0 +1,171 @@
+"""Place: assign every core of the network to a slot of the chip mesh, minimising spike-hops.
+
+The objective is sum_ij traffic[i, j] * hops(i, j) under XY routing, an inter-chip hop
+costing `Mesh.interchip_weight`. Exact models of this quadratic assignment problem do
+not scale (PEERS.md §3: CP-SAT's coordinate model never left a lower bound of 0), so the
+placer starts from the better of the sequential and Hilbert-curve orders and improves it
+with window re-assignments solved exactly by OR-Tools' linear sum assignment (assign.py).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Mapping
+
+import numpy as np
+import scipy.sparse as sp
+
+from neurocomp.errors import ResourceError, UserError, VerifyError
+from neurocomp.place.assign import Search, optimise
+from neurocomp.place.baselines import hilbert_slots, random_slots
+from neurocomp.place.bound import lower_bound
+from neurocomp.place.mesh import Mesh, hop_cost, slots
+
+__all__ = ["METHODS", "Mesh", "Placement", "canonical_traffic", "cost", "place", "sequential", "verify_placement"]
+
+METHODS = ("auto", "lsa-window", "sequential", "hilbert")
+_RANDOM_SAMPLES = 8   # the "random" baseline is the mean over this many seeded permutations
+_WINDOW_SLOTS = 25    # slots per window rectangle: LSAs of ~50 keep one window under a millisecond
+
+
+@dataclass(frozen=True, eq=False)
+class Placement:
+    """Where each core sits: chip (row-major in the chip grid), router (x, y) in it, slot on the router."""
+
+    chip: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    slot: np.ndarray
+    method: str
+    objective: float
+    baselines: Mapping[str, float]
+    bound: float | None
+    seconds: float
+
+    @property
+    def n_cores(self) -> int:
+        return len(self.chip)
+
+    def gx(self, mesh: Mesh) -> np.ndarray:
+        """Global router column of each core."""
+        return (self.chip % mesh.chips_x) * mesh.chip_cols + self.x
+
+    def gy(self, mesh: Mesh) -> np.ndarray:
+        """Global router row of each core."""
+        return (self.chip // mesh.chips_x) * mesh.chip_rows + self.y
+
+    def slot_index(self, mesh: Mesh) -> np.ndarray:
+        """Flat slot number of each core (the order `sequential` fills)."""
+        return ((self.chip * mesh.chip_rows + self.y) * mesh.chip_cols + self.x) * mesh.cores_per_router + self.slot
+
+
+def canonical_traffic(traffic: sp.spmatrix | sp.sparray) -> sp.coo_array:
+    """Positive off-diagonal traffic as a duplicate-free COO array; a malformed matrix is an upstream bug."""
+    t = sp.coo_array(traffic, dtype=np.float64)
+    if t.ndim != 2 or t.shape[0] != t.shape[1]:
+        raise VerifyError(f"traffic must be a square (cores x cores) matrix, got shape {t.shape}")
+    t.sum_duplicates()
+    bad = ~np.isfinite(t.data) | (t.data < 0)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise VerifyError(f"traffic[{t.row[i]}, {t.col[i]}] = {t.data[i]!r}: spikes per tick must be finite and >= 0")
+    keep = (t.row != t.col) & (t.data > 0)
+    return sp.coo_array((t.data[keep], (t.row[keep], t.col[keep])), shape=t.shape)
+
+
+def _pos_cost(t: sp.coo_array, pos: np.ndarray, mesh: Mesh) -> float:
+    geo = slots(mesh)
+    a, b = pos[t.row], pos[t.col]
+    return float((t.data * hop_cost(mesh, geo.gx[a], geo.gy[a], geo.gx[b], geo.gy[b])).sum())
+
+
+def cost(traffic: sp.spmatrix | sp.sparray, placement: Placement, mesh: Mesh) -> float:
+    """Spike-hops per tick: sum_ij traffic[i, j] * weighted XY hops between the cores' routers."""
+    t = canonical_traffic(traffic)
+    if t.shape[0] != placement.n_cores:
+        raise VerifyError(f"traffic has {t.shape[0]} cores but the placement {placement.n_cores}")
+    gx, gy = placement.gx(mesh), placement.gy(mesh)
+    return float((t.data * hop_cost(mesh, gx[t.row], gy[t.row], gx[t.col], gy[t.col])).sum())
+
+
+def _from_slots(pos: np.ndarray, mesh: Mesh, method: str, objective: float, baselines: Mapping[str, float],
+                bound: float | None, seconds: float) -> Placement:
+    geo = slots(mesh)
+    return Placement(geo.chip[pos], geo.x[pos], geo.y[pos], geo.k[pos], method, objective,
+                     MappingProxyType(dict(baselines)), bound, seconds)
+
+
+def _check_fits(n_cores: int, mesh: Mesh) -> None:
+    if n_cores > mesh.n_slots:
+        raise ResourceError("network", "cores", n_cores, mesh.n_slots,
+                            hint="the mesh is too small; size it with Mesh.for_cores")
+
+
+def sequential(n_cores: int, mesh: Mesh) -> Placement:
+    """Core k in slot k (chip by chip, routers row-major). No traffic is given, so the objective
+    is NaN and there are no baselines: use `place(..., method="sequential")` for those."""
+    _check_fits(n_cores, mesh)
+    return _from_slots(np.arange(n_cores, dtype=np.int64), mesh, "sequential", float("nan"), {}, None, 0.0)
+
+
+def _radius(mesh: Mesh) -> int:
+    """Window half-width in routers, so that one window rectangle holds about _WINDOW_SLOTS slots."""
+    return max(1, round((np.sqrt(_WINDOW_SLOTS / mesh.cores_per_router) - 1) / 2))
+
+
+def place(traffic: sp.spmatrix | sp.sparray, mesh: Mesh, seed: int = 0, time_budget_s: float = 5.0,
+          method: str = "auto") -> Placement:
+    """Place the cores of a (C, C) traffic matrix (spikes per tick from core i to core j) on `mesh`.
+
+    "auto" = "lsa-window": best of sequential and Hilbert, then window re-assignment (see
+    assign.py) until it stops improving or the time budget runs out. Deterministic for a seed
+    unless the budget cuts the search short. Never worse than the sequential and Hilbert baselines.
+    """
+    t0 = time.perf_counter()
+    if method not in METHODS:
+        raise UserError(f"unknown placement method {method!r}; choose one of {', '.join(METHODS)}")
+    t = canonical_traffic(traffic)
+    n = t.shape[0]
+    _check_fits(n, mesh)
+    rng = np.random.default_rng(seed)
+    starts = {"sequential": np.arange(n, dtype=np.int64), "hilbert": hilbert_slots(mesh)[:n]}
+    baselines = {name: _pos_cost(t, pos, mesh) for name, pos in starts.items()}
+    baselines["random"] = float(np.mean([_pos_cost(t, random_slots(n, rng), mesh) for _ in range(_RANDOM_SAMPLES)]))
+    sym = sp.csr_array(t + t.T)
+    sym.sort_indices()
+    if method in starts:
+        pos, name = starts[method], method
+    else:
+        name = "lsa-window"
+        pos = starts[min(starts, key=baselines.__getitem__)]
+        if t.nnz:
+            search = Search.start(mesh, sym, pos)
+            optimise(search, seed, t0 + time_budget_s, _radius(mesh))
+            if _pos_cost(t, search.pos, mesh) < _pos_cost(t, pos, mesh):
+                pos = search.pos
+    return _from_slots(pos, mesh, name, _pos_cost(t, pos, mesh), baselines, lower_bound(sym, mesh),
+                       time.perf_counter() - t0)
+
+
+def verify_placement(placement: Placement, mesh: Mesh) -> None:
+    """Raise VerifyError naming the first core that is out of range or shares a slot."""
+    fields = {"chip": mesh.n_chips, "x": mesh.chip_cols, "y": mesh.chip_rows, "slot": mesh.cores_per_router}
+    for name, limit in fields.items():
+        values = np.asarray(getattr(placement, name))
+        if values.shape != (placement.n_cores,) or not np.issubdtype(values.dtype, np.integer):
+            raise VerifyError(f"placement.{name} must be a ({placement.n_cores},) integer array, "
+                              f"got {values.dtype} {values.shape}")
+        bad = np.flatnonzero((values < 0) | (values >= limit))
+        if len(bad):
+            core = int(bad[0])
+            raise VerifyError(f"placement: core {core} has {name}={values[core]}, outside 0..{limit - 1} "
+                              "(rule: every core in range)")
+    flat = placement.slot_index(mesh)
+    order = np.argsort(flat, kind="stable")
+    clash = np.flatnonzero(flat[order][1:] == flat[order][:-1])
+    if len(clash):
+        a, b = sorted((int(order[clash[0]]), int(order[clash[0] + 1])))
+        raise VerifyError(f"placement: cores {a} and {b} both sit in chip {placement.chip[a]}, "
+                          f"router ({placement.x[a]}, {placement.y[a]}), slot {placement.slot[a]} "
+                          "(rule: one core per slot)")

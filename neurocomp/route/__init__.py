@@ -1,0 +1,134 @@
+"""Route: dimension-order (X first, then Y) paths for every core-to-core flow, and link loads.
+
+TrueNorth and RANC routers forward a spike along x until dx = 0, then along y
+(TRUENORTH.md §6), so each flow's path, and thus every link's load, is fixed by the placement.
+A flow from (xs, ys) to (xd, yd) uses the links of row ys between xs and xd, then the links
+of column xd between ys and yd. Loads are accumulated with difference arrays and a cumsum.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+import scipy.sparse as sp
+
+from neurocomp.errors import ResourceError
+from neurocomp.place import Mesh, Placement, canonical_traffic
+
+__all__ = ["Routes", "edge_hops", "route", "verify_routes"]
+
+
+@dataclass(frozen=True, eq=False)
+class Routes:
+    """Link loads (spikes per tick) and traffic totals of one placement under XY routing."""
+
+    load_east: np.ndarray   # (GY, GX-1): link (gx, gy) -> (gx+1, gy)
+    load_west: np.ndarray   # (GY, GX-1): link (gx+1, gy) -> (gx, gy)
+    load_north: np.ndarray  # (GY-1, GX): link (gx, gy) -> (gx, gy+1)
+    load_south: np.ndarray  # (GY-1, GX): link (gx, gy+1) -> (gx, gy)
+    spike_hops_per_tick: float
+    hops_ew_per_tick: float
+    hops_ns_per_tick: float
+    interchip_spikes_per_tick: float
+    cut_spikes_per_tick: float
+    max_link_load: float
+    worst_link: str
+    max_dx: int
+    max_dy: int
+    # signed extremes of dx and dy (routes may reach further one way, e.g. TrueNorth's [-256, 255]),
+    # and the (source core, target core) flow at each: keys "dx_min", "dx_max", "dy_min", "dy_max"
+    dx_span: tuple[int, int] | None = None
+    dy_span: tuple[int, int] | None = None
+    span_flows: Mapping[str, tuple[int, int]] | None = None
+
+
+def edge_hops(src_core: np.ndarray, dst_core: np.ndarray, placement: Placement,
+              mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per flow: (east-west hops, north-south hops, chip-boundary crossings) on its XY path."""
+    gx, gy = placement.gx(mesh), placement.gy(mesh)
+    xs, xd, ys, yd = gx[src_core], gx[dst_core], gy[src_core], gy[dst_core]
+    crossings = np.abs(xd // mesh.chip_cols - xs // mesh.chip_cols) + np.abs(yd // mesh.chip_rows - ys // mesh.chip_rows)
+    return np.abs(xd - xs), np.abs(yd - ys), crossings
+
+
+def _segments(n_lines: int, length: int, line: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+              load: np.ndarray) -> np.ndarray:
+    """(n_lines, length-1) load on links lo..hi-1 of each flow's line (link g joins g and g+1)."""
+    flat = np.concatenate([line * length + lo, line * length + hi])
+    diff = np.bincount(flat, weights=np.concatenate([load, -load]), minlength=n_lines * length)
+    out = np.cumsum(diff.reshape(n_lines, length), axis=1)[:, : length - 1]
+    return np.maximum(out, 0.0)  # drop the -1e-16 a cancelling cumsum can leave
+
+
+def _chip_of(mesh: Mesh, gx: int, gy: int) -> int:
+    return (gy // mesh.chip_rows) * mesh.chips_x + gx // mesh.chip_cols
+
+
+def _worst_link(loads: dict[str, np.ndarray], mesh: Mesh) -> tuple[float, str]:
+    """The most loaded link, described by its two routers and chip(s)."""
+    step = {"east": (1, 0), "west": (-1, 0), "north": (0, 1), "south": (0, -1)}
+    best, where = 0.0, "none (no traffic between routers)"
+    for name, load in loads.items():
+        if load.size == 0 or load.max() <= best:
+            continue
+        best = float(load.max())
+        y, x = (int(v) for v in np.unravel_index(np.argmax(load), load.shape))
+        dx, dy = step[name]
+        a = (x + (dx < 0), y + (dy < 0))  # west/south links are stored at the lower router's index
+        b = (a[0] + dx, a[1] + dy)
+        ca, cb = _chip_of(mesh, *a), _chip_of(mesh, *b)
+        chips = f"on chip {ca}" if ca == cb else f"from chip {ca} to chip {cb}"
+        where = f"{name} link (gx={a[0]}, gy={a[1]}) -> ({b[0]}, {b[1]}) {chips}"
+    return best, where
+
+
+def _span(delta: np.ndarray, src: np.ndarray, dst: np.ndarray, axis: str) -> tuple[tuple[int, int], dict]:
+    if len(delta) == 0:
+        return (0, 0), {}
+    lo, hi = int(np.argmin(delta)), int(np.argmax(delta))
+    flows = {f"{axis}_min": (int(src[lo]), int(dst[lo])), f"{axis}_max": (int(src[hi]), int(dst[hi]))}
+    return (int(delta[lo]), int(delta[hi])), flows
+
+
+def route(traffic: sp.spmatrix | sp.sparray, placement: Placement, mesh: Mesh) -> Routes:
+    """Route every flow X first, then Y; accumulate per-link loads and traffic totals."""
+    t = canonical_traffic(traffic)
+    src, dst, v = t.row.astype(np.int64), t.col.astype(np.int64), t.data
+    gx, gy = placement.gx(mesh), placement.gy(mesh)
+    xs, xd, ys, yd = gx[src], gx[dst], gy[src], gy[dst]
+    cols, rows = mesh.grid_cols, mesh.grid_rows
+    e, w, n, s = xd > xs, xd < xs, yd > ys, yd < ys
+    loads = {
+        "east": _segments(rows, cols, ys[e], xs[e], xd[e], v[e]),
+        "west": _segments(rows, cols, ys[w], xd[w], xs[w], v[w]),
+        "north": _segments(cols, rows, xd[n], ys[n], yd[n], v[n]).T,
+        "south": _segments(cols, rows, xd[s], yd[s], ys[s], v[s]).T,
+    }
+    ew, ns, crossings = edge_hops(src, dst, placement, mesh)
+    peak, worst = _worst_link(loads, mesh)
+    dx_span, dx_flows = _span(xd - xs, src, dst, "dx")
+    dy_span, dy_flows = _span(yd - ys, src, dst, "dy")
+    return Routes(
+        load_east=loads["east"], load_west=loads["west"], load_north=loads["north"], load_south=loads["south"],
+        spike_hops_per_tick=float(v @ (ew + ns)), hops_ew_per_tick=float(v @ ew), hops_ns_per_tick=float(v @ ns),
+        interchip_spikes_per_tick=float(v @ crossings), cut_spikes_per_tick=float(v.sum()),
+        max_link_load=peak, worst_link=worst,
+        max_dx=int(ew.max(initial=0)), max_dy=int(ns.max(initial=0)),
+        dx_span=dx_span, dy_span=dy_span, span_flows={**dx_flows, **dy_flows},
+    )
+
+
+def verify_routes(routes: Routes, dx_min: int, dx_max: int) -> None:
+    """Raise ResourceError when a route's dx or dy leaves [dx_min, dx_max], the range of the
+    packet's relative address fields. Without signed spans |dx| must fit both ways."""
+    flows = routes.span_flows or {}
+    for axis, span, peak in (("dx", routes.dx_span, routes.max_dx), ("dy", routes.dy_span, routes.max_dy)):
+        lo, hi = span if span is not None else (-peak, peak)
+        for end, used, allowed in (("min", lo, dx_min), ("max", hi, dx_max)):
+            if (end == "min" and used < allowed) or (end == "max" and used > allowed):
+                flow = flows.get(f"{axis}_{end}")
+                where = f"route from core {flow[0]} to core {flow[1]}" if flow else "routing"
+                raise ResourceError(where, f"route {axis}", used, allowed,
+                                    hint=f"{axis} must stay in [{dx_min}, {dx_max}] routers; place communicating "
+                                         "cores closer together or relay the spikes through an intermediate core")

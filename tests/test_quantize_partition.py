@@ -1,0 +1,144 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from neurocomp.errors import QuantizeError, ResourceError
+from neurocomp.ir.graph import IF, LIF, Affine, Graph, Input, Output
+from neurocomp.ir.layers import lower
+from neurocomp.partition import partition
+from neurocomp.partition.rows import chunk_rows
+from neurocomp.quantize import quantize
+from neurocomp.target import load_target
+from neurocomp.targets.loihi.mapping import synapse_bits
+from neurocomp.targets.truenorth.quant import cluster_weights, distinct_nonzero
+from netlib import integer_cnn
+
+TN, LOIHI = load_target("truenorth"), load_target("loihi")
+
+
+@pytest.mark.parametrize("target", [TN, LOIHI], ids=["truenorth", "loihi"])
+def test_integer_net_is_exact(target):
+    q = quantize(lower(integer_cnn()), target)
+    assert all(layer.exact for layer in q.layers)
+    assert all(np.isinf(layer.weight_snr_db) for layer in q.layers)
+
+
+def test_truenorth_scale_is_the_finest_power_of_two_that_fits():
+    # max |w| = 2, weight_max 255 -> 2 / 2^e <= 255 -> e = -6 (2 * 64 = 128)
+    q = quantize(lower(integer_cnn()), TN)
+    assert q.qlayer("n1").scale == 2.0 ** -6
+    n1 = q.network.layer("n1")
+    assert np.max(np.abs(n1.projections[0].chain[0].weight)) == 128
+    assert np.all(np.asarray(n1.neuron.threshold) == 3 * 64)
+    assert np.array_equal(np.unique(q.qlayer("n1").params["leak"]), np.array([-64, 0, 64]))
+
+
+def test_loihi_mixed_weights_use_half_range():
+    # mixed sign: 7-bit magnitude (127), so max |w| = 2 -> scale 2^-5
+    q = quantize(lower(integer_cnn()), LOIHI)
+    assert q.qlayer("n1").scale == 2.0 ** -5
+    p = q.qlayer("n1").params
+    assert np.all(p["vth"] == 3 * 32 - 1) and np.all(p["bias_exp"] == 6) and np.all(p["du"] == 4095)
+
+
+def test_loihi_rejects_subtractive_reset_naming_the_layer():
+    with pytest.raises(QuantizeError, match="n1: reset by subtraction"):
+        quantize(lower(integer_cnn(reset="subtract")), LOIHI)
+
+
+def test_truenorth_rejects_exponential_leak():
+    g = Graph([Input("x", (2,)), Affine("a", np.ones((1, 2))), LIF("n", decay=0.9), Output("o")], [("x", "a"), ("a", "n"), ("n", "o")])
+    with pytest.raises(QuantizeError, match="linear leak"):
+        quantize(lower(g), TN)
+
+
+def test_cluster_weights_limits_levels_by_fan_in():
+    rng = np.random.default_rng(0)
+    w = rng.integers(-50, 51, size=(6, 40)).astype(float)   # fan-in 40 -> 256 // 40 = 6 -> 4 levels
+    q = cluster_weights(w, TN.spec)
+    assert np.all(distinct_nonzero(q) <= 4)
+    assert np.all(np.sign(q) == np.sign(w))
+    wide = rng.integers(-50, 51, size=(3, 100)).astype(float)  # fan-in 100 -> 2 levels: one per sign
+    assert np.all(distinct_nonzero(cluster_weights(wide, TN.spec)) <= 2)
+    few = np.array([[3.0, -3.0, 0.0, 3.0]])
+    assert np.array_equal(cluster_weights(few, TN.spec), few)
+
+
+def _source_index(n, src_ids: np.ndarray, sender: np.ndarray) -> np.ndarray:
+    """Layer index of the neuron each sending copy replicates (TrueNorth copies follow copy 0 in its core)."""
+    order = np.argsort(src_ids)
+    pos = np.searchsorted(src_ids[order], sender, side="right") - 1
+    return order[pos]
+
+
+@pytest.mark.parametrize("target", [TN, LOIHI], ids=["truenorth", "loihi"])
+def test_netlist_synapses_equal_the_quantised_layers(target):
+    """Summing the effective weights over each source's axons reproduces the quantised Graph's matrices."""
+    q = quantize(lower(integer_cnn()), target)
+    n = partition(q, target)
+    S = target.hooks.synapse_matrix(n).toarray()
+    for lm, layer in zip(n.layers, q.network.layers):
+        (src, m), = chunk_rows(layer, np.arange(layer.size))
+        if src == "x":
+            senders, axons = n.in_channel, n.in_axon
+        else:
+            senders, axons = _source_index(n, n.layer(src).neurons, n.edge_src), n.edge_axon
+        got = np.zeros(m.shape)
+        np.add.at(got.T, senders, S[lm.neurons][:, axons].T)
+        shift = 1 if target is LOIHI and np.any(m.data < 0) else 0
+        assert np.array_equal(got, m.toarray() * 2 ** shift), lm.name
+
+
+def test_truenorth_one_destination_per_neuron_and_no_shared_axons():
+    n = partition(quantize(lower(integer_cnn()), TN), TN)
+    assert np.bincount(n.edge_src).max() == 1
+    assert np.bincount(np.concatenate([n.edge_axon, n.in_axon])).max() == 1
+    assert np.all(np.diff(n.neuron_ptr) <= 256) and np.all(np.diff(n.axon_ptr) <= 256)
+
+
+def test_big_dense_layer_splits_across_cores():
+    rng = np.random.default_rng(0)
+    g = Graph([Input("x", (64,)), Affine("a", rng.choice([-1.0, 1.0], size=(600, 64))), IF("n"), Output("o")],
+              [("x", "a"), ("a", "n"), ("n", "o")])
+    n = partition(quantize(lower(g), TN), TN)
+    lm = n.layer("n")
+    assert len(lm.cores) == 3                       # 600 neurons / 256 per core
+    assert lm.binding.startswith("neurons")
+    assert np.array_equal(np.sort(np.diff(n.neuron_ptr)), [88, 256, 256])
+
+
+def test_fan_in_too_wide_for_one_core_is_a_precise_error():
+    rng = np.random.default_rng(0)
+    g = Graph([Input("x", (300,)), Affine("a", rng.choice([-1.0, 1.0], size=(4, 300))), IF("n"), Output("o")],
+              [("x", "a"), ("a", "n"), ("n", "o")])
+    with pytest.raises(ResourceError, match=r"layer n, one neuron: axons 600 exceeds the allowed 256"):
+        partition(quantize(lower(g), TN), TN)
+
+
+def test_loihi_synapse_memory_matches_nengo_worked_example():
+    # LOIHI.md §2.1: dense 784 -> 256, 8-bit weights: 784 axons x 4 chunks x 576 bits = 1,806,336 bits
+    axon = np.repeat(np.arange(784), 256)
+    assert synapse_bits(axon, 784, 256, LOIHI.spec) == 1_806_336
+
+
+def test_loihi_splits_by_synapse_memory():
+    rng = np.random.default_rng(0)
+    g = Graph([Input("x", (784,)), Affine("a", rng.integers(1, 100, size=(256, 784)).astype(float)), IF("n", threshold=50.0),
+               Output("o")], [("x", "a"), ("a", "n"), ("n", "o")])
+    n = partition(quantize(lower(g), LOIHI), LOIHI)
+    lm = n.layer("n")
+    assert len(lm.cores) == 2 and lm.binding == "synapse memory bits"
+    assert lm.used <= 1_048_576
+
+
+@settings(max_examples=15, deadline=None)
+@given(n_in=st.integers(1, 60), n_out=st.integers(1, 700), seed=st.integers(0, 1000))
+def test_random_dense_layers_honour_every_limit(n_in, n_out, seed):
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-3, 4, size=(n_out, n_in)).astype(float)
+    g = Graph([Input("x", (n_in,)), Affine("a", w), IF("n", threshold=2.0), Output("o")], [("x", "a"), ("a", "n"), ("n", "o")])
+    for target in (TN, LOIHI):
+        n = partition(quantize(lower(g), target), target)
+        assert np.all(np.diff(n.neuron_ptr) <= target.spec["core.neurons"])
+        assert np.all(np.diff(n.axon_ptr) <= target.spec["core.axons"])
+        assert sorted(np.concatenate([n.layer("n").neurons])) == sorted(set(n.layer("n").neurons))
