@@ -69,7 +69,7 @@ def canonical_traffic(traffic: sp.spmatrix | sp.sparray) -> sp.coo_array:
     bad = ~np.isfinite(t.data) | (t.data < 0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise VerifyError(f"traffic[{t.row[i]}, {t.col[i]}] = {t.data[i]!r}: spikes per tick must be finite and >= 0")
+        raise VerifyError(f"traffic[{t.row[i]}, {t.col[i]}] = {float(t.data[i])!r}: spikes per tick must be finite and >= 0")
     keep = (t.row != t.col) & (t.data > 0)
     return sp.coo_array((t.data[keep], (t.row[keep], t.col[keep])), shape=t.shape)
 
@@ -134,18 +134,19 @@ def place(traffic: sp.spmatrix | sp.sparray, mesh: Mesh, seed: int = 0, time_bud
     baselines["random"] = float(np.mean([_pos_cost(t, random_slots(n, rng), mesh) for _ in range(_RANDOM_SAMPLES)]))
     sym = sp.csr_array(t + t.T)
     sym.sort_indices()
+    bound = lower_bound(sym, mesh)
     if method in starts:
-        pos, name = starts[method], method
+        name, pos, objective = method, starts[method], baselines[method]
     else:
-        name = "lsa-window"
-        pos = starts[min(starts, key=baselines.__getitem__)]
+        name, first = "lsa-window", min(starts, key=baselines.__getitem__)
+        pos, objective = starts[first], baselines[first]
         if t.nnz:
             search = Search.start(mesh, sym, pos)
-            optimise(search, seed, t0 + time_budget_s, _radius(mesh))
-            if _pos_cost(t, search.pos, mesh) < _pos_cost(t, pos, mesh):
-                pos = search.pos
-    return _from_slots(pos, mesh, name, _pos_cost(t, pos, mesh), baselines, lower_bound(sym, mesh),
-                       time.perf_counter() - t0)
+            optimise(search, seed, t0 + time_budget_s, _radius(mesh), floor=bound)
+            found = _pos_cost(t, search.pos, mesh)
+            if found < objective:
+                pos, objective = search.pos, found
+    return _from_slots(pos, mesh, name, objective, baselines, bound, time.perf_counter() - t0)
 
 
 def verify_placement(placement: Placement, mesh: Mesh) -> None:

@@ -141,7 +141,7 @@ class Search:
         occupants = self.occ[cand]
         cores = self.independent(occupants[occupants >= 0], anchor)
         stamp = self.members(cores)
-        free = cand[(occupants < 0) | (self.mark[np.maximum(occupants, 0)] == stamp) & (occupants >= 0)]
+        free = cand[(occupants < 0) | ((occupants >= 0) & (self.mark[np.maximum(occupants, 0)] == stamp))]
         if len(free) < 2:
             return 0.0
         rows = self.rows(cores)
@@ -200,7 +200,7 @@ def _solve_lsa(cost: np.ndarray) -> np.ndarray:
 
 def sweep_until_stable(search: Search, anchors: np.ndarray, radius: int, deadline: float, tol: float,
                        max_sweeps: int = 50) -> float:
-    """Window sweeps over `anchors` until one gains less than `tol`; returns the total gain (<= 0)."""
+    """Window sweeps over `anchors` until one gains no more than `tol`; returns the total gain (<= 0)."""
     total = 0.0
     for _ in range(max_sweeps):
         gained = 0.0
@@ -209,31 +209,33 @@ def sweep_until_stable(search: Search, anchors: np.ndarray, radius: int, deadlin
                 return total + gained
             gained += search.improve_window(int(anchor), radius)
         total += gained
-        if gained > -tol:
+        if gained >= -tol:
             break
     return total
 
 
-def optimise(search: Search, seed: int, deadline: float, radius: int, sweep_tol: float = 1e-3,
-             round_kicks: int = 20, min_gain: float = 5e-3) -> None:
+def optimise(search: Search, seed: int, deadline: float, radius: int, floor: float = 0.0,
+             sweep_tol: float = 1e-3, round_kicks: int = 20, min_gain: float = 5e-3) -> None:
     """Window sweeps to a local optimum, then an iterated local search: kick one small window,
-    repair around it, keep the result only if it is better. Sweeps stop when one gains less
-    than `sweep_tol` of the cost; the search stops when a round of `round_kicks` kicks gains
-    less than `min_gain` of the cost, or at the deadline."""
+    repair around it, keep the result only if it is better. Sweeps stop when one gains at most
+    `sweep_tol` of the cost; the search stops when a round of kicks (one per core, at most
+    `round_kicks`) gains at most `min_gain` of the cost, at the lower bound `floor`, or at the deadline."""
     rng = np.random.default_rng(seed)
     n = len(search.pos)
     level = search.total()
     level += sweep_until_stable(search, rng.permutation(n), radius, deadline, sweep_tol * level)
     best = search.pos.copy()
-    while time.perf_counter() < deadline:
+    while time.perf_counter() < deadline and level > floor + 1e-9:
         gained = 0.0
-        for _ in range(round_kicks):
+        for _ in range(min(n, round_kicks)):
+            if time.perf_counter() > deadline:
+                return
             change, moved = search.kick(int(rng.integers(n)), 1, rng)
             change += sweep_until_stable(search, rng.permutation(moved), radius, deadline, sweep_tol * level)
             if change < -1e-9:
                 best, gained = search.pos.copy(), gained + change
             else:
                 search.reset(best)
-        if -gained < min_gain * level:
+        if -gained <= min_gain * level:
             return
         level += gained
