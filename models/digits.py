@@ -33,8 +33,8 @@ def dataset() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def ann() -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(1, 8, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
-                         nn.Linear(128, 32), nn.ReLU(), nn.Linear(32, 10))
+    return nn.Sequential(nn.Conv2d(1, 4, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
+                         nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
 
 
 def train(x: np.ndarray, y: np.ndarray, seed: int = 0) -> nn.Sequential:

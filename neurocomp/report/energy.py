@@ -22,6 +22,7 @@ def energy(totals: Mapping[str, float], spec: TargetSpec, seconds: float, chips:
     breakdown["static"] = float(spec["energy.static_power_w"]) * chips * seconds / inferences
     return {
         "per_inference_j": sum(breakdown.values()),
+        "dynamic_per_inference_j": sum(v for k, v in breakdown.items() if k != "static"),
         "breakdown_j": breakdown,
         "constants": {const: {"value": spec[const], "source": spec.source(const)} for _, const in TERMS}
         | {"energy.static_power_w": {"value": spec["energy.static_power_w"], "source": spec.source("energy.static_power_w")}},

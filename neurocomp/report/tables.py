@@ -121,12 +121,15 @@ def compile_table(report: Mapping[str, Any]) -> Group:
 
 
 def run_table(summary: Mapping[str, Any]) -> Table:
-    counts = summary["counts"]
+    """The float reference backend has no hardware counters, so those rows appear only when present."""
+    counts = summary.get("counts", {})
     rows = [("backend", str(summary["backend"])), ("batch", fmt(summary["batch"])), ("ticks", fmt(summary["ticks"])),
             ("wall time", fmt_seconds(summary["wall_s"])), ("ticks / s", fmt(summary["ticks_per_s"])),
-            *((key.replace("_", " "), fmt(counts[key])) for key in COUNT_KEYS if key in counts),
-            ("merges", fmt(summary["merges"])), ("energy / inference", energy_summary(summary["energy"])),
-            *realtime_rows(summary["realtime"])]
+            *((key.replace("_", " "), fmt(counts[key])) for key in COUNT_KEYS if key in counts)]
+    if "energy" in summary:
+        rows += [("merges", fmt(summary["merges"])), ("energy / inference", energy_summary(summary["energy"])),
+                 *realtime_rows(summary["realtime"])]
+    rows += [(f"spikes {k}", fmt(v)) for k, v in summary.get("spike_counts", {}).items()]
     return _kv_table(f"Run on {summary['backend']}", rows)
 
 
