@@ -25,12 +25,16 @@ from neurocomp.route import route, verify_routes
 from neurocomp.target import Target
 
 
+MAX_PLACE_WINDOWS = 20000
+
+
 @dataclass(frozen=True)
 class CompileOptions:
     timesteps: int = 32            # ticks per inference the program is meant to run
     seed: int = 0
     rate: float = 0.05             # assumed spikes per neuron per tick for compile-time estimates
-    place_budget_s: float = 5.0
+    place_budget_s: float = 120.0  # safety cap; the effort limit normally stops the placer first
+    place_effort: int = 40         # window re-assignments per core (capped), so results repeat exactly
 
     def fingerprint(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,7 +82,8 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
     netlist = stage("partition", partition, qnet, target)
     traffic = core_traffic(netlist, opts.rate)
     mesh = stage("mesh", _mesh, target, netlist.n_cores)
-    placement = stage("place", lambda: place(traffic, mesh, seed=opts.seed, time_budget_s=opts.place_budget_s))
+    effort = min(opts.place_effort * netlist.n_cores, MAX_PLACE_WINDOWS)
+    placement = stage("place", lambda: place(traffic, mesh, seed=opts.seed, time_budget_s=opts.place_budget_s, effort=effort))
     verify_placement(placement, mesh)
     routes = stage("route", route, traffic, placement, mesh)
     verify_routes(routes, target.spec["chip.route_dx_min"], target.spec["chip.route_dx_max"])

@@ -113,8 +113,8 @@ def run_lava(layers: list[Layer], x: np.ndarray) -> Trace:
         out_port = lif.s_out
         lifs.append(lif)
         sinks.append(sink)
-    src.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
     try:
+        src.run(condition=RunSteps(num_steps=steps), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
         return Trace([s.data.get().T != 0 for s in sinks], [lif.u.get() for lif in lifs],
                      [lif.v.get() for lif in lifs])
     finally:
@@ -317,12 +317,13 @@ def layer_st(draw: st.DrawFn, n_in: int, max_n: int) -> Layer:
 @st.composite
 def network_st(draw: st.DrawFn, max_layers: int = 2, max_n: int = 20,
                max_steps: int = 30) -> tuple[list[Layer], np.ndarray]:
-    """Input spikes (n_in, T, 1) and 1..max_layers stages (at least 2 unless max_layers is 1)."""
+    """Input (n_in, T, 1), partly graded (2, -1: binary Dense counts any nonzero as 1), and
+    1..max_layers stages (at least 2 unless max_layers is 1)."""
     n_in = draw(st.integers(1, max_n))
     steps = draw(st.integers(10, max_steps))
     rate = draw(st.sampled_from([0.05, 0.3, 0.8, 1.0]))
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
-    x = (rng.random((n_in, steps, 1)) < rate).astype(np.int64)
+    x = (rng.random((n_in, steps, 1)) < rate) * rng.choice([1, 1, 1, 2, -1], (n_in, steps, 1))
     layers: list[Layer] = []
     for _ in range(draw(st.integers(min(2, max_layers), max_layers))):
         layers.append(draw(layer_st(layers[-1].n if layers else n_in, max_n)))
@@ -349,7 +350,11 @@ def test_matches_lava_on_random_networks_heavy(net: tuple[list[Layer], np.ndarra
 
 
 def _edge_layers() -> dict[str, list[Layer]]:
-    """Single-layer networks at the corners: overflowing int32, 24-bit limits, odd weights."""
+    """Single-layer networks at the corners: int32 overflows, 24-bit limits, odd weights.
+
+    Bias exponents above 7 (beyond Lava's documented 3 bits, unchecked) are the only way
+    to overflow the int32 sum that forms v.
+    """
     big = np.array([[255, 255], [-256, 255], [255, 0]])
     return {
         "float_weights": [Layer(weights=np.array([[-0.5, 3.0], [2.7, 1.9], [0.2, 0.9]]), vth=0)],
@@ -358,6 +363,10 @@ def _edge_layers() -> dict[str, list[Layer]]:
         "uv_at_limits": [Layer(weights=big, weight_exp=3, du=0, dv=0, vth=2 ** 17 - 1,
                                per_neuron=dict(u_init=[M - 1, -M + 1, M], v_init=[M - 1, -M + 1, 0],
                                                bias_mant=[4095, -4096, 4095], bias_exp=[7, 7, -7]))],
+        "u_exactly_pm_2_23": [Layer(weights=np.array([[-256, 0], [128, 128], [-256, -2]]), weight_exp=9,
+                                    du=4095, dv=4095, vth=2 ** 17 - 1)],
+        "v_sum_int32_wrap": [Layer(weights=np.zeros((2, 1)), vth=2 ** 17 - 1, per_neuron=dict(
+            u_init=2 ** 31 - 1, v_init=M - 1, bias_mant=[4095, 0], bias_exp=12))],
         "explicit_sign_mode_clips": [Layer(weights=big, sign_mode="excitatory", num_weight_bits=5, vth=0),
                                      Layer(weights=np.array([[-30, 70, 90]]), sign_mode="inhibitory", vth=1,
                                            per_neuron=dict(bias_mant=[200]))],

@@ -6,7 +6,7 @@ import pytest
 import scipy.sparse as sp
 
 from neurocomp.errors import ResourceError
-from neurocomp.place import Mesh, Placement
+from neurocomp.place import Mesh, Placement, cost, place
 from neurocomp.route import edge_hops, route, verify_routes
 
 
@@ -132,3 +132,13 @@ def test_verify_routes_checks_dy() -> None:
     p = at(mesh, [(0, 9), (0, 0)])
     with pytest.raises(ResourceError, match="route dy -9 exceeds the allowed -8"):
         verify_routes(route(traffic(2, {(0, 1): 1.0}), p, mesh), -8, 7)
+
+
+def test_weighted_placement_cost_equals_router_hops_plus_crossing_surcharge() -> None:
+    mesh = Mesh(4, 3, 2, 3, 2, 7.0)
+    t = sp.random_array((40, 40), density=0.2, random_state=5, format="csr")
+    p = place(t, mesh, seed=1)
+    r = route(t, p, mesh)
+    assert cost(t, p, mesh) == pytest.approx(r.spike_hops_per_tick + 6.0 * r.interchip_spikes_per_tick)
+    assert r.spike_hops_per_tick == pytest.approx(r.hops_ew_per_tick + r.hops_ns_per_tick)
+    assert r.cut_spikes_per_tick == pytest.approx(t.sum() - t.diagonal().sum())

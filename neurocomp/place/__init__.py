@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from neurocomp.errors import ResourceError, UserError, VerifyError
-from neurocomp.place.assign import Search, optimise
+from neurocomp.place.assign import Budget, Search, optimise
 from neurocomp.place.baselines import hilbert_slots, random_slots
 from neurocomp.place.bound import lower_bound
 from neurocomp.place.mesh import Mesh, hop_cost, slots
@@ -73,7 +73,8 @@ def canonical_traffic(traffic: sp.spmatrix | sp.sparray) -> sp.coo_array:
     bad = ~np.isfinite(t.data) | (t.data < 0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise VerifyError(f"traffic[{t.row[i]}, {t.col[i]}] = {float(t.data[i])!r}: spikes per tick must be finite and >= 0")
+        raise VerifyError(f"traffic[{t.row[i]}, {t.col[i]}] = {float(t.data[i])!r}: "
+                          "spikes per tick must be finite and >= 0")
     keep = (t.row != t.col) & (t.data > 0)
     return sp.coo_array((t.data[keep], (t.row[keep], t.col[keep])), shape=t.shape)
 
@@ -123,12 +124,13 @@ def _radius(mesh: Mesh) -> int:
 
 
 def place(traffic: sp.spmatrix | sp.sparray, mesh: Mesh, seed: int = 0, time_budget_s: float = 5.0,
-          method: str = "auto") -> Placement:
+          method: str = "auto", effort: int | None = None) -> Placement:
     """Place the cores of a (C, C) traffic matrix (spikes per tick from core i to core j) on `mesh`.
 
     "auto" = "lsa-window": best of sequential and Hilbert, then window re-assignment (see
-    assign.py) until it stops improving or the time budget runs out. Deterministic for a seed
-    unless the budget cuts the search short. Never worse than the sequential and Hilbert baselines.
+    assign.py) until it stops improving, `effort` window re-assignments are spent, or the time
+    budget runs out. Deterministic for a seed unless the time budget cuts the search short
+    (`method` then ends in "+timed"). Never worse than the sequential and Hilbert baselines.
     """
     t0 = time.perf_counter()
     if method not in METHODS:
@@ -150,7 +152,9 @@ def place(traffic: sp.spmatrix | sp.sparray, mesh: Mesh, seed: int = 0, time_bud
         pos, objective = starts[first], baselines[first]
         if t.nnz:
             search = Search.start(mesh, sym, pos)
-            optimise(search, seed, t0 + time_budget_s, _radius(mesh), floor=bound)
+            budget = Budget(t0 + time_budget_s, effort)
+            optimise(search, seed, budget, _radius(mesh), floor=bound)
+            name += "+timed" if budget.cut_by_time else ""
             found = _pos_cost(t, search.pos, mesh)
             if found < objective:
                 pos, objective = search.pos, found

@@ -198,15 +198,38 @@ def _solve_lsa(cost: np.ndarray) -> np.ndarray:
     return np.array([solver.right_mate(i) for i in range(n)], dtype=np.int64)
 
 
-def sweep_until_stable(search: Search, anchors: np.ndarray, radius: int, deadline: float, tol: float,
+@dataclass
+class Budget:
+    """When the search must stop: a wall-clock deadline and, for reproducible results, a count of
+    window re-assignments (a search cut by the count is the same on every machine)."""
+
+    deadline: float
+    windows: int | None = None
+    cut_by_time: bool = False
+
+    def exhausted(self) -> bool:
+        if self.windows is not None and self.windows <= 0:
+            return True
+        if time.perf_counter() > self.deadline:
+            self.cut_by_time = True
+            return True
+        return False
+
+    def spend(self) -> None:
+        if self.windows is not None:
+            self.windows -= 1
+
+
+def sweep_until_stable(search: Search, anchors: np.ndarray, radius: int, budget: Budget, tol: float,
                        max_sweeps: int = 50) -> float:
     """Window sweeps over `anchors` until one gains no more than `tol`; returns the total gain (<= 0)."""
     total = 0.0
     for _ in range(max_sweeps):
         gained = 0.0
         for anchor in anchors:
-            if time.perf_counter() > deadline:
+            if budget.exhausted():
                 return total + gained
+            budget.spend()
             gained += search.improve_window(int(anchor), radius)
         total += gained
         if gained >= -tol:
@@ -214,24 +237,25 @@ def sweep_until_stable(search: Search, anchors: np.ndarray, radius: int, deadlin
     return total
 
 
-def optimise(search: Search, seed: int, deadline: float, radius: int, floor: float = 0.0,
+def optimise(search: Search, seed: int, budget: Budget, radius: int, floor: float = 0.0,
              sweep_tol: float = 1e-3, round_kicks: int = 20, min_gain: float = 5e-3) -> None:
     """Window sweeps to a local optimum, then an iterated local search: kick one small window,
     repair around it, keep the result only if it is better. Sweeps stop when one gains at most
     `sweep_tol` of the cost; the search stops when a round of kicks (one per core, at most
-    `round_kicks`) gains at most `min_gain` of the cost, at the lower bound `floor`, or at the deadline."""
+    `round_kicks`) gains at most `min_gain` of the cost, at the lower bound `floor`, or when the budget is spent."""
     rng = np.random.default_rng(seed)
     n = len(search.pos)
     level = search.total()
-    level += sweep_until_stable(search, rng.permutation(n), radius, deadline, sweep_tol * level)
+    level += sweep_until_stable(search, rng.permutation(n), radius, budget, sweep_tol * level)
     best = search.pos.copy()
-    while time.perf_counter() < deadline and level > floor + 1e-9:
+    while not budget.exhausted() and level > floor + 1e-9:
         gained = 0.0
         for _ in range(min(n, round_kicks)):
-            if time.perf_counter() > deadline:
+            if budget.exhausted():
                 return
+            budget.spend()
             change, moved = search.kick(int(rng.integers(n)), 1, rng)
-            change += sweep_until_stable(search, rng.permutation(moved), radius, deadline, sweep_tol * level)
+            change += sweep_until_stable(search, rng.permutation(moved), radius, budget, sweep_tol * level)
             if change < -1e-9:
                 best, gained = search.pos.copy(), gained + change
             else:

@@ -13,7 +13,7 @@ from typing import Mapping
 import numpy as np
 import scipy.sparse as sp
 
-from neurocomp.errors import ResourceError
+from neurocomp.errors import ResourceError, VerifyError
 from neurocomp.place import Mesh, Placement, canonical_traffic
 
 __all__ = ["Routes", "edge_hops", "route", "verify_routes"]
@@ -46,9 +46,14 @@ class Routes:
 def edge_hops(src_core: np.ndarray, dst_core: np.ndarray, placement: Placement,
               mesh: Mesh) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per flow: (east-west hops, north-south hops, chip-boundary crossings) on its XY path."""
-    gx, gy = placement.gx(mesh), placement.gy(mesh)
+    return grid_hops(placement.gx(mesh), placement.gy(mesh), mesh.chip_cols, mesh.chip_rows, src_core, dst_core)
+
+
+def grid_hops(gx: np.ndarray, gy: np.ndarray, chip_cols: int, chip_rows: int, src_core: np.ndarray,
+              dst_core: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """edge_hops from global router coordinates, for callers that hold a stored placement."""
     xs, xd, ys, yd = gx[src_core], gx[dst_core], gy[src_core], gy[dst_core]
-    crossings = np.abs(xd // mesh.chip_cols - xs // mesh.chip_cols) + np.abs(yd // mesh.chip_rows - ys // mesh.chip_rows)
+    crossings = np.abs(xd // chip_cols - xs // chip_cols) + np.abs(yd // chip_rows - ys // chip_rows)
     return np.abs(xd - xs), np.abs(yd - ys), crossings
 
 
@@ -58,7 +63,8 @@ def _segments(n_lines: int, length: int, line: np.ndarray, lo: np.ndarray, hi: n
     flat = np.concatenate([line * length + lo, line * length + hi])
     diff = np.bincount(flat, weights=np.concatenate([load, -load]), minlength=n_lines * length)
     out = np.cumsum(diff.reshape(n_lines, length), axis=1)[:, : length - 1]
-    return np.maximum(out, 0.0)  # drop the -1e-16 a cancelling cumsum can leave
+    out[out < 1e-12 * load.sum()] = 0.0  # the +-1e-16 a cancelling cumsum leaves on unused links
+    return out
 
 
 def _chip_of(mesh: Mesh, gx: int, gy: int) -> int:
@@ -94,6 +100,8 @@ def _span(delta: np.ndarray, src: np.ndarray, dst: np.ndarray, axis: str) -> tup
 def route(traffic: sp.spmatrix | sp.sparray, placement: Placement, mesh: Mesh) -> Routes:
     """Route every flow X first, then Y; accumulate per-link loads and traffic totals."""
     t = canonical_traffic(traffic)
+    if t.shape[0] != placement.n_cores:
+        raise VerifyError(f"traffic has {t.shape[0]} cores but the placement {placement.n_cores}")
     src, dst, v = t.row.astype(np.int64), t.col.astype(np.int64), t.data
     gx, gy = placement.gx(mesh), placement.gy(mesh)
     xs, xd, ys, yd = gx[src], gx[dst], gy[src], gy[dst]
@@ -125,8 +133,8 @@ def verify_routes(routes: Routes, dx_min: int, dx_max: int) -> None:
     flows = routes.span_flows or {}
     for axis, span, peak in (("dx", routes.dx_span, routes.max_dx), ("dy", routes.dy_span, routes.max_dy)):
         lo, hi = span if span is not None else (-peak, peak)
-        for end, used, allowed in (("min", lo, dx_min), ("max", hi, dx_max)):
-            if (end == "min" and used < allowed) or (end == "max" and used > allowed):
+        for end, used, allowed, broken in (("min", lo, dx_min, lo < dx_min), ("max", hi, dx_max, hi > dx_max)):
+            if broken:
                 flow = flows.get(f"{axis}_{end}")
                 where = f"route from core {flow[0]} to core {flow[1]}" if flow else "routing"
                 raise ResourceError(where, f"route {axis}", used, allowed,

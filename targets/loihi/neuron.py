@@ -108,7 +108,7 @@ def step(params: Mapping[str, np.ndarray], state: Mapping[str, np.ndarray],
     """
     u, v = state["u"], state["v"]
     a = wrap_int32(np.asarray(a_in, dtype=np.int64))                 # int32 channel sum
-    u_new = wrap_int32(_decay(u, 4096 - (_col(params, "du") + 1)) + wrap_int32(a << _ACT_SHIFT))
+    u_new = wrap_int32(_decay(u, 4096 - (_col(params, "du") + 1)) + (a << _ACT_SHIFT))
     # One-shot wrap: only one correction, so +2**23 stays and -2**23 becomes +2**23.
     u_new = np.where(u_new > _UV_MAX, u_new - 2 * _UV_MAX,
                      np.where(u_new <= -_UV_MAX, u_new + 2 * _UV_MAX, u_new))

@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from neurocomp.encoding import input_spikes
 from neurocomp.ir.netlist import Netlist
 from neurocomp.program import Placed, Program
+from neurocomp.route import grid_hops
 from neurocomp.target import Target
 
 COUNTERS = ("synaptic_events", "neuron_active", "neuron_idle", "spikes", "hops_ew", "hops_ns", "interchip")
@@ -45,13 +46,8 @@ def _routing(n: Netlist, src: np.ndarray, axon: np.ndarray, delay: np.ndarray, n
 def _edge_hops(n: Netlist, placed: Placed) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per neuron: E-W hops, N-S hops and chip crossings summed over its outgoing edges."""
     sc, dc = n.core_traffic_edges()
-    gx, gy = placed.gx(), placed.gy()
-    ew = np.abs(gx[sc] - gx[dc])
-    ns = np.abs(gy[sc] - gy[dc])
-    cx = np.abs(gx[sc] // placed.chip_cols - gx[dc] // placed.chip_cols)
-    cy = np.abs(gy[sc] // placed.chip_rows - gy[dc] // placed.chip_rows)
-    per = lambda w: np.bincount(n.edge_src, weights=w, minlength=n.n_neurons)  # noqa: E731
-    return per(ew), per(ns), per(cx + cy)
+    hops = grid_hops(placed.gx(), placed.gy(), placed.chip_cols, placed.chip_rows, sc, dc)
+    return tuple(np.bincount(n.edge_src, weights=h, minlength=n.n_neurons) for h in hops)  # type: ignore[return-value]
 
 
 def _layer_inputs(n: Netlist, inputs: Mapping[str, np.ndarray], ticks: int | None) -> np.ndarray:
