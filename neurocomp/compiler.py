@@ -98,15 +98,15 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
     return Compiled(program, qnet, routes, report)
 
 
-def _estimate_counts(n: Netlist, rate: float, routes) -> dict[str, float]:
-    """Per-tick event counts when every neuron fires at `rate`."""
-    syn_per_axon = np.bincount(n.syn_axon, minlength=n.n_axons)
+def _estimate_core_counts(n: Netlist, rate: float) -> dict[str, np.ndarray]:
+    """Per-core, per-tick event counts when every neuron and input fires at `rate`."""
     fed = np.zeros(n.n_axons)
     fed[n.edge_axon] = rate
     fed[n.in_axon] = rate
-    return {"synaptic_events": float(fed @ syn_per_axon), "neuron_active": 0.0, "neuron_idle": float(n.n_neurons),
-            "spikes": rate * n.n_neurons, "hops_ew": routes.hops_ew_per_tick, "hops_ns": routes.hops_ns_per_tick,
-            "interchip": routes.interchip_spikes_per_tick}
+    per_axon = fed * np.bincount(n.syn_axon, minlength=n.n_axons)
+    neurons = np.diff(n.neuron_ptr).astype(float)
+    return {"synaptic_events": np.bincount(n.axon_core(), weights=per_axon, minlength=n.n_cores),
+            "neuron_active": np.zeros(n.n_cores), "neuron_idle": neurons, "spikes": rate * neurons}
 
 
 def realtime(target: Target, per_tick_core_counts: dict[str, np.ndarray], n_routers: int, ticks_per_inference: int) -> dict:
@@ -120,11 +120,11 @@ def compile_report(program: Program, qnet: QNetwork, target: Target, opts: Compi
     n = program.netlist
     depth = len(n.layers)
     ticks = opts.timesteps + depth
-    per_tick = _estimate_counts(n, opts.rate, routes)
-    core_share = {k: np.full(n.n_cores, v / max(n.n_cores, 1)) for k, v in per_tick.items()}
-    core_share["neuron_active"] = np.diff(n.neuron_ptr) * 0.0
-    core_share["neuron_idle"] = np.diff(n.neuron_ptr).astype(float)
-    rt = realtime(target, core_share, int(np.unique(program.placed.gx() * 100000 + program.placed.gy()).size), ticks)
+    per_core = _estimate_core_counts(n, opts.rate)
+    rt = realtime(target, per_core, program.placed.routers_used, ticks)
+    per_tick = {k: float(v.sum()) for k, v in per_core.items()}
+    per_tick |= {"hops_ew": routes.hops_ew_per_tick, "hops_ns": routes.hops_ns_per_tick,
+                 "interchip": routes.interchip_spikes_per_tick}
     totals = {k: v * ticks for k, v in per_tick.items()}
     chips = program.placed.n_chips
     return {

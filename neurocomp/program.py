@@ -53,6 +53,10 @@ class Placed:
     def n_chips(self) -> int:
         return int(np.unique(self.chip).size)
 
+    @property
+    def routers_used(self) -> int:
+        return int(np.unique(np.stack([self.gx(), self.gy()]), axis=1).shape[1])
+
 
 @dataclass(frozen=True)
 class Program:

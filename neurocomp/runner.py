@@ -46,11 +46,10 @@ def summarise(result: RunResult, program: Program, target: Target, backend: str)
 
     totals = {k: float(v.sum()) for k, v in result.core_counts.items()}
     per_tick = {k: v / (result.ticks * result.batch) for k, v in result.core_counts.items()}
-    routers = int(np.unique(program.placed.gx() * 100000 + program.placed.gy()).size)
     summary: dict[str, Any] = {"backend": backend, "batch": result.batch, "ticks": result.ticks,
                                "wall_s": result.wall_s, "ticks_per_s": result.ticks / max(result.wall_s, 1e-12)}
     if result.core_counts:
-        rt = realtime(target, per_tick, routers, result.ticks)
+        rt = realtime(target, per_tick, program.placed.routers_used, result.ticks)
         seconds = rt["tick_s"] * result.ticks * result.batch
         summary |= {"counts": totals, "merges": result.merges, "realtime": rt,
                     "energy": energy(totals, target.spec, seconds, program.placed.n_chips, result.batch)}

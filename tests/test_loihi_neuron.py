@@ -244,7 +244,7 @@ def test_decays_round_toward_zero() -> None:
 
 
 def test_v_clips_to_24_bits() -> None:
-    """-(2**23 - 1) floors v; the top limit shows up as the largest v that survives without a spike."""
+    """v floors at -(2**23 - 1); at the top the clipped v still exceeds the largest threshold."""
     assert lif_trace(single(bias_mant=-4096, bias_exp=7, v_init=-(M - 1)), [0])[0][1] == -(M - 1)
     assert lif_trace(single(du=4095, u_init=0, v_init=M - 1, vth=2 ** 17 - 1), [2 ** 17])[0][2]
 
@@ -258,10 +258,10 @@ def test_step_is_pure_and_batch_columns_are_independent() -> None:
     p = layer.params()
     state = init_state(p, b)
     a = rng.integers(-3000, 3000, (n, b))
-    before = {k: v.copy() for k, v in state.items()}, a.copy(), {k: v.copy() for k, v in p.items()}
+    inputs = {**p, **state, "a": a}
+    copies = {k: v.copy() for k, v in inputs.items()}
     new, s = step(p, state, a)
-    assert all(np.array_equal(state[k], before[0][k]) for k in state) and np.array_equal(a, before[1])
-    assert all(np.array_equal(p[k], before[2][k]) for k in p)
+    assert all(np.array_equal(inputs[k], copies[k]) for k in inputs)
     for j in range(b):
         one, s1 = step(p, {k: v[:, j:j + 1] for k, v in state.items()}, a[:, j:j + 1])
         assert np.array_equal(s1[:, 0], s[:, j]) and np.array_equal(one["v"][:, 0], new["v"][:, j])
@@ -278,6 +278,14 @@ def test_shim_is_idempotent_and_patches_exactly_once() -> None:
         lava_compat.patch_source("lava.magma.compiler.var_model", "class ByteEncoder: pass\n")
 
 
+def test_missing_lava_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lava_compat.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(UserError, match="lava-nc is not installed"):
+        lava_compat.import_lava()
+    assert not lava_compat.lava_available()
+
+
+@pytest.mark.lava
 @needs_lava
 @pytest.mark.parametrize("chosen,expected", [("fork", "imported"), ("spawn", "UserError")])
 def test_lava_import_after_start_method_chosen(chosen: str, expected: str) -> None:

@@ -27,10 +27,12 @@ import multiprocessing
 import re
 import sys
 import types
+from collections.abc import Sequence
 
 from neurocomp.errors import UserError
 
-_INSTALL_HINT = "lava-nc is not installed: run `make install` (or pip install lava-nc==0.10.0 --no-deps --ignore-requires-python)"
+_INSTALL_HINT = ("lava-nc is not installed: run `make install` "
+                 "(or pip install lava-nc==0.10.0 --no-deps --ignore-requires-python)")
 
 # module name -> ((regex, replacement), ...); each regex must match exactly once.
 _PATCHES: dict[str, tuple[tuple[str, str], ...]] = {
@@ -62,7 +64,8 @@ class _PatchingLoader(importlib.machinery.SourceFileLoader):
         path = self.get_filename(fullname)
         return self.source_to_code(self.get_data(path), path)
 
-    def source_to_code(self, data, path, *, _optimize=-1):  # type: ignore[override]
+    def source_to_code(self, data: bytes, path: str, *,  # type: ignore[override]
+                       _optimize: int = -1) -> types.CodeType:
         source = importlib.util.decode_source(data)
         return super().source_to_code(patch_source(self.name, source), path, _optimize=_optimize)
 
@@ -70,7 +73,8 @@ class _PatchingLoader(importlib.machinery.SourceFileLoader):
 class _LavaPatchFinder(importlib.abc.MetaPathFinder):
     """Routes only the modules in ``_PATCHES`` to :class:`_PatchingLoader`."""
 
-    def find_spec(self, fullname, path, target=None):  # type: ignore[override]
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: types.ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
         if fullname not in _PATCHES:
             return None
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)

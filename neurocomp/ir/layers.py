@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+import torch
 
 from neurocomp.errors import GraphError
 from neurocomp.ir import ops
@@ -61,9 +62,7 @@ class Projection:
         return total
 
 
-def _as_tensor(v: np.ndarray, shape: tuple[int, ...]):
-    import torch
-
+def _as_tensor(v: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.from_numpy(np.asarray(v, dtype=np.float64).reshape((1,) + shape))
 
 

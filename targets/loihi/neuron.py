@@ -1,7 +1,7 @@
 """Vectorised, bit-exact numpy model of Lava 0.10.0's ``PyDenseModelBitAcc`` + ``PyLifModelBitAcc``.
 
 Semantics are LOIHI.md §6.2-6.3.  Values live in int64 here, but wherever Lava computes in
-int32 (weights, the Dense->LIF channel, ``a << 6``, the u and v sums) the result is wrapped
+int32 (weights, the Dense->LIF channel, the u and v sums including ``a << 6``) the result is wrapped
 to int32 exactly as numpy does in Lava, so even overflowing inputs match bit for bit.
 
 Parameter domain (Lava's register widths; not checked here, the quantiser guarantees them):
@@ -52,9 +52,8 @@ def prepare_weights(w: np.ndarray, num_weight_bits: int = 8, sign_mode: str | No
     if mode not in SIGN_MODES:
         raise ValueError(f"sign_mode must be one of {SIGN_MODES}, got {mode!r}")
     drop = 8 - num_weight_bits + (mode == "mixed")
-    if not 1 <= num_weight_bits <= 8 or drop > 8:
-        raise ValueError(f"num_weight_bits must be in 1..8 ({'2' if mode == 'mixed' else '1'}..8 "
-                         f"for {mode}), got {num_weight_bits}")
+    if not 1 <= num_weight_bits <= 8:
+        raise ValueError(f"num_weight_bits must be in 1..8, got {num_weight_bits}")
     w32 = np.asarray(w).astype(np.int32)          # int32 ops below wrap exactly like Lava's
     if mode == "inhibitory":
         w32 = -w32
