@@ -77,6 +77,11 @@ class Layer:
     def size(self) -> int:
         return int(np.prod(self.shape))
 
+    @property
+    def kind(self) -> str:
+        """"readout" for non-spiking accumulators, whose potential is the result; else "spiking"."""
+        return "readout" if isinstance(self.neuron, Readout) else "spiking"
+
     def param(self, name: str) -> np.ndarray:
         """A neuron parameter broadcast to the layer and flattened."""
         return np.broadcast_to(getattr(self.neuron, name), self.shape).ravel().astype(np.float64)

@@ -98,7 +98,7 @@ def _quantize_layer(layer: Layer, target: Target) -> tuple[dict[str, Node], QLay
     limits = hooks.param_limits(spec)
     for _ in range(MAX_COARSEN * 2):
         scale = 2.0 ** big
-        spiking = layer.neuron.__class__.__name__ != "Readout"
+        spiking = layer.kind == "spiking"
         fits = (not spiking or np.max(theta) / scale <= limits["threshold"]) and np.max(np.abs(bias)) / scale <= limits["bias"]
         if fits:
             break

@@ -57,7 +57,7 @@ def _fits(layer: Layer, spec: TargetSpec):
     return fits
 
 
-def _core_tables(layer: Layer, chunk: np.ndarray, mixed: bool, src_ids: dict[str, np.ndarray]):
+def _core_tables(layer: Layer, chunk: np.ndarray, mixed: bool):
     """Local synapse table of one core and the global sources of its axons."""
     axon_src, syn_a, syn_n, syn_w, offset = [], [], [], [], 0
     for source, m in chunk_rows(layer, chunk):
@@ -93,7 +93,7 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
         for chunk in chunks:
             gid = len(n_ptr) - 1
             core_ids.append(gid)
-            axon_src, n_axons, sa, sn, sw = _core_tables(layer, chunk, mixed, firsts)
+            axon_src, n_axons, sa, sn, sw = _core_tables(layer, chunk, mixed)
             ids[chunk] = n_ptr[-1] + np.arange(len(chunk))
             acc["syn_a"].append(a_ptr[-1] + sa)
             acc["syn_n"].append(n_ptr[-1] + sn)
@@ -116,8 +116,7 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
             n_ptr.append(n_ptr[-1] + len(chunk))
             a_ptr.append(a_ptr[-1] + n_axons)
         firsts[layer.name] = ids
-        kind = "readout" if type(layer.neuron).__name__ == "Readout" else "spiking"
-        maps.append(LayerMap(layer.name, layer.shape, ids, kind, q.scale, tuple(core_ids), *binding(layer, chunks, fits)))
+        maps.append(LayerMap(layer.name, layer.shape, ids, layer.kind, q.scale, tuple(core_ids), *binding(layer, chunks, fits)))
     cat = lambda xs: np.concatenate(xs).astype(np.int64) if xs else np.zeros(0, np.int64)  # noqa: E731
     e_src, i_ax = cat(acc["e_src"]), cat(acc["i_ax"])
     return Netlist(

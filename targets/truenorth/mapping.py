@@ -177,8 +177,7 @@ def _assemble(qnet, spec, cores, per_layer, dests, n_ptr, a_ptr, bind) -> Netlis
         params[key] = cat([np.repeat(qnet.layers[c.layer].params[key][c.chunk], c.copies) for c in cores])
     params["w"] = np.concatenate([c.weights for c in cores]).astype(np.int64)
     e_src_a, i_ax_a = cat(e_src), cat(i_ax)
-    maps = tuple(LayerMap(l.name, l.shape, firsts[l.name], "readout" if type(l.neuron).__name__ == "Readout" else "spiking",
-                          qnet.layers[i].scale, tuple(c.gid for c in per_layer[i]), *bind[i]) for i, l in enumerate(layers))
+    maps = tuple(LayerMap(l.name, l.shape, firsts[l.name], l.kind, qnet.layers[i].scale, tuple(c.gid for c in per_layer[i]), *bind[i]) for i, l in enumerate(layers))
     return Netlist(
         target=spec.name, neuron_ptr=n_ptr, axon_ptr=a_ptr,
         core_layer=np.array([c.layer for c in cores], dtype=np.int64), params=params,
