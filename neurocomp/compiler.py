@@ -13,6 +13,8 @@ from typing import Any, Callable
 import numpy as np
 import scipy.sparse as sp
 
+from neurocomp.encoding import SPIKING
+from neurocomp.errors import UserError
 from neurocomp.ir.graph import Graph
 from neurocomp.ir.layers import lower
 from neurocomp.ir.netlist import Netlist
@@ -77,7 +79,9 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
         times[name] = round(time.perf_counter() - t0, 4)
         return out
 
+    check_spiking_inputs(graph, target)
     net = stage("lower", lower, graph)
+    net = stage("legalize", target.hooks.legalize, net, target.spec)
     qnet = stage("quantize", quantize, net, target)
     netlist = stage("partition", partition, qnet, target)
     traffic = core_traffic(netlist, opts.rate)
@@ -98,6 +102,15 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
     return Compiled(program, qnet, routes, report)
 
 
+def check_spiking_inputs(graph: Graph, target: Target) -> None:
+    """Cores receive binary spikes only, so an analog-current input cannot be compiled exactly."""
+    for node in graph.inputs:
+        if node.encoding not in SPIKING:
+            raise UserError(f"input {node.name!r} has encoding {node.encoding!r} (real-valued current into the first "
+                            f"layer), but {target.name} cores receive binary spikes only: convert with --encoding rate "
+                            f"or poisson, or encode the input as spikes on the host")
+
+
 def _estimate_core_counts(n: Netlist, rate: float) -> dict[str, np.ndarray]:
     """Per-core, per-tick event counts when every neuron and input fires at `rate`."""
     fed = np.zeros(n.n_axons)
@@ -109,8 +122,9 @@ def _estimate_core_counts(n: Netlist, rate: float) -> dict[str, np.ndarray]:
             "neuron_active": np.zeros(n.n_cores), "neuron_idle": neurons, "spikes": rate * neurons}
 
 
-def realtime(target: Target, per_tick_core_counts: dict[str, np.ndarray], n_routers: int, ticks_per_inference: int) -> dict:
-    tick, slack = target.hooks.tick_seconds(per_tick_core_counts, target.spec, n_routers)
+def realtime(target: Target, per_tick_core_counts: dict[str, np.ndarray], n_routers: int, ticks_per_inference: int,
+             n_chips: int = 1) -> dict:
+    tick, slack = target.hooks.tick_seconds(per_tick_core_counts, target.spec, n_routers, n_chips)
     return {"tick_s": tick, "ticks_per_inference": ticks_per_inference,
             "inferences_per_s": 1.0 / (tick * ticks_per_inference), "slack": slack}
 
@@ -121,7 +135,7 @@ def compile_report(program: Program, qnet: QNetwork, target: Target, opts: Compi
     depth = len(n.layers)
     ticks = opts.timesteps + depth
     per_core = _estimate_core_counts(n, opts.rate)
-    rt = realtime(target, per_core, program.placed.routers_used, ticks)
+    rt = realtime(target, per_core, program.placed.routers_used, ticks, program.placed.n_chips)
     per_tick = {k: float(v.sum()) for k, v in per_core.items()}
     per_tick |= {"hops_ew": routes.hops_ew_per_tick, "hops_ns": routes.hops_ns_per_tick,
                  "interchip": routes.interchip_spikes_per_tick}

@@ -1,9 +1,24 @@
-"""Host-side input encoding, shared by every backend so they all see the same spikes."""
+"""Host-side input encoding, shared by every backend so they all see the same input.
+
+An Input node's `encoding` says how analog values (batch, *shape) become per-tick input:
+
+    "spikes", "rate"  deterministic rate code (accumulate x in [0, 1], spike at 1, subtract 1);
+                      "spikes" marks a network trained on spikes, but analog input is still rate-coded
+    "poisson"         one Bernoulli(x) draw per value and tick from a seeded generator
+    "current"         x itself, every tick, as real-valued input current into the first layer
+                      (the reference backend only: chips take binary spikes)
+
+Input that already has a ticks axis (batch, ticks, *shape) passes through unchanged
+(0/1 spikes, or any real currents for "current").
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from neurocomp.errors import UserError
+
+ENCODINGS = ("spikes", "rate", "poisson", "current")
+SPIKING = ("spikes", "rate", "poisson")
 
 
 def rate_encode(x: np.ndarray, ticks: int) -> np.ndarray:
@@ -19,22 +34,52 @@ def rate_encode(x: np.ndarray, ticks: int) -> np.ndarray:
     return out
 
 
-def input_spikes(data: np.ndarray, shape: tuple[int, ...], ticks: int | None) -> np.ndarray:
-    """(batch, ticks, *shape) binary spikes from either spikes of that shape or analog (batch, *shape) values."""
+def poisson_encode(x: np.ndarray, ticks: int, seed: int = 0) -> np.ndarray:
+    """Bernoulli spikes with probability clip(x, 0, 1) per tick; the same seed gives the same spikes."""
+    x = np.clip(np.asarray(x, dtype=np.float64), 0.0, 1.0)
+    draws = np.random.default_rng(seed).random((x.shape[0], ticks) + x.shape[1:])
+    return (draws < x[:, None]).astype(np.uint8)
+
+
+def current_encode(x: np.ndarray, ticks: int) -> np.ndarray:
+    """The analog values repeated every tick: (batch, ticks, *shape) float64."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.repeat(x[:, None], ticks, axis=1)
+
+
+def input_spikes(data: np.ndarray, shape: tuple[int, ...], ticks: int | None, encoding: str = "rate",
+                 seed: int = 0) -> np.ndarray:
+    """(batch, ticks, *shape) input per tick: spikes (uint8), or float64 currents for encoding "current"."""
+    if encoding not in ENCODINGS:
+        raise UserError(f"unknown input encoding {encoding!r}; expected one of {ENCODINGS}")
     data = np.asarray(data)
     if not np.all(np.isfinite(data)):
         raise UserError("input contains NaN or Inf")
     if data.ndim == len(shape) + 2 and tuple(data.shape[2:]) == tuple(shape):
-        if not np.isin(data, (0, 1)).all():
-            raise UserError("spike input must hold only 0 and 1 (use analog (batch, *shape) values for rate coding)")
-        spikes = data.astype(np.uint8)
-        if ticks is not None and ticks > spikes.shape[1]:
-            pad = np.zeros((spikes.shape[0], ticks - spikes.shape[1]) + tuple(shape), dtype=np.uint8)
-            spikes = np.concatenate([spikes, pad], axis=1)
-        return spikes if ticks is None else spikes[:, :ticks]
+        return _fit_ticks(_per_tick(data, encoding), ticks)
     if data.ndim == len(shape) + 1 and tuple(data.shape[1:]) == tuple(shape):
         if ticks is None:
             raise UserError("analog input needs a number of ticks")
-        return rate_encode(data, ticks)
+        if encoding == "poisson":
+            return poisson_encode(data, ticks, seed)
+        return current_encode(data, ticks) if encoding == "current" else rate_encode(data, ticks)
     raise UserError(f"input shape {data.shape} fits neither (batch, ticks, {', '.join(map(str, shape))}) spikes "
                     f"nor (batch, {', '.join(map(str, shape))}) analog values")
+
+
+def _per_tick(data: np.ndarray, encoding: str) -> np.ndarray:
+    if encoding == "current":
+        return data.astype(np.float64)
+    if not np.isin(data, (0, 1)).all():
+        raise UserError("spike input must hold only 0 and 1 (use analog (batch, *shape) values for rate coding)")
+    return data.astype(np.uint8)
+
+
+def _fit_ticks(x: np.ndarray, ticks: int | None) -> np.ndarray:
+    """Zero-pad or cut the ticks axis to `ticks`."""
+    if ticks is None:
+        return x
+    if ticks > x.shape[1]:
+        pad = np.zeros((x.shape[0], ticks - x.shape[1]) + x.shape[2:], dtype=x.dtype)
+        return np.concatenate([x, pad], axis=1)
+    return x[:, :ticks]

@@ -7,7 +7,10 @@ from typing import Any, Mapping
 import numpy as np
 
 from neurocomp.backends.emulator import RunResult
+from neurocomp.encoding import input_spikes
 from neurocomp.errors import UserError
+from neurocomp.frontend.ptfile import load_graph
+from neurocomp.ir.graph import Graph
 from neurocomp.program import Program, write_npz
 from neurocomp.report.energy import energy
 from neurocomp.target import Target, load_target
@@ -26,19 +29,29 @@ def default_ticks(program: Program, inputs: Mapping[str, np.ndarray]) -> int:
     return int(program.manifest["options"]["timesteps"]) + len(program.netlist.layers)
 
 
+def encode_inputs(graph: Graph, inputs: Mapping[str, np.ndarray], ticks: int, seed: int) -> dict[str, np.ndarray]:
+    """Spikes per tick for every Input, by its encoding, so that every backend sees the same spikes."""
+    return {i.name: input_spikes(inputs[i.name], i.shape, ticks, i.encoding, seed) for i in graph.inputs}
+
+
 def run_backend(path: Path, program: Program, target: Target, inputs: Mapping[str, np.ndarray], backend: str,
                 ticks: int, seed: int) -> RunResult:
+    if backend not in ("emulator", "reference", "lava"):
+        raise UserError(f"backend {backend!r} is not available in this version; use emulator, reference or lava")
+    graph = load_graph(path / "model.pt")
+    spikes = encode_inputs(graph, inputs, ticks, seed)
     if backend == "emulator":
         from neurocomp.backends import emulator
 
-        return emulator.run(program, target, inputs, ticks, seed=seed)
-    if backend == "reference":
-        from neurocomp.backends import reference
-        from neurocomp.frontend.ptfile import load_graph
-        from neurocomp.ir.layers import lower
+        return emulator.run(program, target, spikes, ticks, seed=seed)
+    if backend == "lava":
+        from neurocomp.backends import lava
 
-        return reference.run(lower(load_graph(path / "model.pt")), inputs, ticks)
-    raise UserError(f"backend {backend!r} is not available in this version; use emulator or reference")
+        return lava.run(program, target, spikes, ticks, seed=seed)
+    from neurocomp.backends import reference
+    from neurocomp.ir.layers import lower
+
+    return reference.run(lower(graph), spikes, ticks)
 
 
 def summarise(result: RunResult, program: Program, target: Target, backend: str) -> dict[str, Any]:

@@ -111,7 +111,7 @@ def test_fan_in_too_wide_for_one_core_is_a_precise_error():
     rng = np.random.default_rng(0)
     g = Graph([Input("x", (300,)), Affine("a", rng.choice([-1.0, 1.0], size=(4, 300))), IF("n"), Output("o")],
               [("x", "a"), ("a", "n"), ("n", "o")])
-    with pytest.raises(ResourceError, match=r"layer n, one neuron: axons 600 exceeds the allowed 256"):
+    with pytest.raises(ResourceError, match=r"layer n, one neuron: axons 300 exceeds the allowed 256"):
         partition(quantize(lower(g), TN), TN)
 
 
@@ -142,3 +142,23 @@ def test_random_dense_layers_honour_every_limit(n_in, n_out, seed):
         assert np.all(np.diff(n.neuron_ptr) <= target.spec["core.neurons"])
         assert np.all(np.diff(n.axon_ptr) <= target.spec["core.axons"])
         assert sorted(np.concatenate([n.layer("n").neurons])) == sorted(set(n.layer("n").neurons))
+
+
+def test_truenorth_legalize_splits_wide_fan_in_and_compiles():
+    """Fan-in 300 with signed weights cannot fit 256 axons: partial-sum groups of <= 64 inputs take over."""
+    from neurocomp.targets.truenorth.legalize import legalize
+
+    rng = np.random.default_rng(0)
+    w = rng.choice([-1.0, 1.0], size=(4, 300))
+    g = Graph([Input("x", (300,)), Affine("a", w), IF("n", threshold=4.0), Output("o")],
+              [("x", "a"), ("a", "n"), ("n", "o")])
+    net = legalize(lower(g), TN.spec)
+    parts = [l for l in net.layers if ".part" in l.name]
+    assert len(parts) == 2 * 5                      # ceil(300 / 64) = 5 groups, a + and a - layer each
+    assert all(l.neuron.reset == "subtract" and l.neuron.v_min == 0.0 for l in parts)
+    # each partial spike carries one threshold of the original neuron
+    assert all(np.array_equal(np.asarray(l.neuron.threshold), np.full(4, 4.0)) for l in parts)
+    final = net.layer("n")
+    assert sorted(p.source for p in final.projections) == sorted(l.name for l in parts)
+    n = partition(quantize(net, TN), TN)
+    assert np.all(np.diff(n.axon_ptr) <= 256)

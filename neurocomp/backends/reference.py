@@ -2,6 +2,8 @@
 
 Run on the float Graph it shows what quantisation and mapping cost; run on the
 quantised Graph it must equal the emulator wherever the quantiser reported `exact`.
+Analog input is encoded per Input node (neurocomp.encoding): rate or seeded Poisson
+spikes, or, for encoding "current", the real values themselves every tick.
 """
 from __future__ import annotations
 
@@ -37,13 +39,13 @@ def _update(layer: Layer, v: torch.Tensor, drive: torch.Tensor) -> tuple[torch.T
         return v, torch.zeros_like(v)
     theta = torch.from_numpy(np.broadcast_to(np.asarray(n.threshold), layer.shape).copy())
     fired = v >= theta
-    v = torch.where(fired, torch.zeros_like(v) if n.reset == "zero" else v - theta, v)
+    v = torch.where(fired, torch.zeros_like(v) if n.reset == "zero" else v - theta, v.clamp(min=n.v_min))
     return v, fired.to(torch.float64)
 
 
 def run(net: Network, inputs: Mapping[str, np.ndarray], ticks: int | None = None,
-        record: Sequence[str] | None = None) -> RunResult:
-    x = {i.name: input_spikes(inputs[i.name], i.shape, ticks) for i in net.inputs}
+        record: Sequence[str] | None = None, seed: int = 0) -> RunResult:
+    x = {i.name: input_spikes(inputs[i.name], i.shape, ticks, i.encoding, seed) for i in net.inputs}
     batch, ticks = next(iter(x.values())).shape[:2]
     zeros = lambda shape: torch.zeros((batch,) + tuple(shape), dtype=torch.float64)  # noqa: E731
     prev = {name: zeros(net.source_shape(name)) for name in [i.name for i in net.inputs] + [l.name for l in net.layers]}

@@ -23,12 +23,12 @@ import numpy as np
 import torch
 
 from neurocomp.errors import FormatError, GraphError
-from neurocomp.ir.graph import IF, LIF, Affine, Conv2d, Flatten, Graph, Input, Node, Output, Readout, SumPool2d
+from neurocomp.ir.graph import IF, LIF, Affine, Conv2d, Flatten, Graph, Input, Node, Output, Readout, Scale, SumPool2d
 
 FORMAT = "neurocomp.snn"
 VERSION = 1
 NODE_TYPES: dict[str, type[Node]] = {
-    cls.__name__: cls for cls in (Input, Output, Affine, Conv2d, SumPool2d, Flatten, IF, LIF, Readout)
+    cls.__name__: cls for cls in (Input, Output, Affine, Conv2d, SumPool2d, Flatten, Scale, IF, LIF, Readout)
 }
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -190,6 +190,10 @@ def _decode(where: str, field: str, annotation: str, value: Any) -> Any:
         if not _is_int(value):
             raise FormatError(f"{where}: expected an int, got {value!r}")
         return value
+    if annotation == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise FormatError(f"{where}: expected a number, got {value!r}")
+        return float(value)
     if annotation == "str":
         if not isinstance(value, str):
             raise FormatError(f"{where}: expected a string, got {type(value).__name__}")

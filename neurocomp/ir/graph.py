@@ -6,7 +6,8 @@ outputs of its incoming linear chains from tick t-1, then updates:
 
     IF : v <- v + I + bias
     LIF: v <- decay * v + I + bias
-    spike when v >= threshold; then v <- 0 ("zero") or v <- v - threshold ("subtract")
+    spike when v >= threshold; then v <- 0 ("zero") or v <- v - threshold ("subtract");
+    a neuron that does not spike is floored at v_min (default -inf: no floor)
 
 Readout nodes accumulate without spiking (v <- v + I + bias). Weights and
 thresholds are real numbers here; quantisation maps them to a target's integers.
@@ -18,6 +19,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
+from neurocomp.encoding import ENCODINGS
 from neurocomp.errors import GraphError
 
 RESETS = ("zero", "subtract")
@@ -48,14 +50,14 @@ class Node:
 @dataclass(frozen=True, eq=False)
 class Input(Node):
     shape: tuple[int, ...]
-    encoding: str = "spikes"  # "spikes" (binary per tick) or "rate" (analog, host-encoded)
+    encoding: str = "spikes"  # one of neurocomp.encoding.ENCODINGS: how analog input becomes per-tick input
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
         if not self.shape or min(self.shape) < 1:
             raise GraphError(f"{self.name}: input shape {self.shape} must have positive sizes")
-        if self.encoding not in ("spikes", "rate"):
-            raise GraphError(f"{self.name}: unknown input encoding {self.encoding!r}")
+        if self.encoding not in ENCODINGS:
+            raise GraphError(f"{self.name}: unknown input encoding {self.encoding!r}; expected one of {ENCODINGS}")
 
 
 @dataclass(frozen=True, eq=False)
@@ -126,6 +128,16 @@ class Flatten(Node):
 
 
 @dataclass(frozen=True, eq=False)
+class Scale(Node):
+    """y = scale * x elementwise (scale broadcast to the input shape)."""
+
+    scale: np.ndarray
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "scale", _frozen_array(self.scale))
+
+
+@dataclass(frozen=True, eq=False)
 class Neuron(Node):
     """Common per-neuron parameters; arrays are broadcast to the population shape."""
 
@@ -133,8 +145,12 @@ class Neuron(Node):
     bias: np.ndarray = field(default_factory=lambda: np.zeros(()))
     v_init: np.ndarray = field(default_factory=lambda: np.zeros(()))
     reset: str = "zero"
+    v_min: float = -np.inf  # floor applied when the neuron does not fire (-inf: none)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "v_min", float(self.v_min))
+        if self.v_min > 0 or np.isnan(self.v_min):
+            raise GraphError(f"{self.name}: v_min must be <= 0 or -inf, got {self.v_min}")
         for name in ("threshold", "bias", "v_init"):
             object.__setattr__(self, name, _frozen_array(getattr(self, name)))
         if self.reset not in RESETS:
@@ -162,7 +178,7 @@ class Readout(Neuron):
     """Non-spiking accumulator (membrane potential is the result)."""
 
 
-LINEAR_OPS = (Affine, Conv2d, SumPool2d, Flatten)
+LINEAR_OPS = (Affine, Conv2d, SumPool2d, Flatten, Scale)
 NEURONS = (IF, LIF, Readout)
 
 
@@ -266,6 +282,12 @@ def _node_shape(node: Node, ins: list[tuple[int, ...]]) -> tuple[int, ...]:
         return (cout, oh, ow)
     if isinstance(node, Flatten):
         return (int(np.prod(shp)),)
+    if isinstance(node, Scale):
+        try:
+            np.broadcast_to(node.scale, shp)
+        except ValueError:
+            raise GraphError(f"{node.name}: scale shape {node.scale.shape} does not broadcast to {shp}") from None
+        return shp
     if isinstance(node, Neuron):
         for pname in ("threshold", "bias", "v_init") + (("decay",) if isinstance(node, LIF) else ()):
             arr = getattr(node, pname)

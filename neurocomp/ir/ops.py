@@ -7,7 +7,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from neurocomp.ir.graph import Affine, Conv2d, Flatten, Node, SumPool2d
+from neurocomp.ir.graph import Affine, Conv2d, Flatten, Node, Scale, SumPool2d
 
 
 def forward(node: Node, x: torch.Tensor) -> torch.Tensor:
@@ -26,6 +26,8 @@ def forward(node: Node, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, ones, None, stride=node.stride, padding=node.padding, groups=c)
     if isinstance(node, Flatten):
         return x.reshape(x.shape[0], -1)
+    if isinstance(node, Scale):
+        return x * torch.from_numpy(np.array(node.scale))
     raise TypeError(f"{node.name}: not a linear op")
 
 
@@ -45,8 +47,8 @@ def rows(node: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ...], idx:
     idx = np.asarray(idx, dtype=np.int64)
     if isinstance(node, Affine):
         return sp.csr_matrix(np.asarray(node.weight)[idx])
-    if isinstance(node, Flatten):
-        data = np.ones(len(idx))
+    if isinstance(node, (Flatten, Scale)):
+        data = np.ones(len(idx)) if isinstance(node, Flatten) else np.broadcast_to(node.scale, in_shape).ravel()[idx]
         return sp.csr_matrix((data, (np.arange(len(idx)), idx)), shape=(len(idx), n_in))
     if isinstance(node, (Conv2d, SumPool2d)):
         return _window_rows(node, in_shape, out_shape, idx)

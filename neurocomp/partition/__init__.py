@@ -16,7 +16,7 @@ from neurocomp.ir.netlist import Netlist
 from neurocomp.quantize import QNetwork
 from neurocomp.target import Target
 
-Fits = Callable[[np.ndarray], tuple[bool, str, float, float]]
+Fits = Callable[[int, int], tuple[bool, str, float, float]]
 
 
 def partition(qnet: QNetwork, target: Target) -> Netlist:
@@ -33,36 +33,36 @@ def neuron_order(layer: Layer) -> np.ndarray:
     return np.arange(layer.size)
 
 
-def split(layer: Layer, fits: Fits) -> list[np.ndarray]:
-    """Greedy contiguous chunks, each as long as `fits` allows (galloping + bisection)."""
-    order = neuron_order(layer)
-    chunks: list[np.ndarray] = []
-    start = 0
-    while start < len(order):
-        ok, resource, used, allowed = fits(order[start:start + 1])
+def split(layer: Layer, fits: Fits) -> list[tuple[int, int]]:
+    """Greedy contiguous spans [lo, hi) of neuron_order(layer), each as long as `fits` allows
+    (galloping + bisection; `fits` is monotone in hi)."""
+    spans: list[tuple[int, int]] = []
+    start, n = 0, layer.size
+    while start < n:
+        ok, resource, used, allowed = fits(start, start + 1)
         if not ok:
             raise ResourceError(f"layer {layer.name}, one neuron", resource, used, allowed,
                                 hint="a single neuron needs more than one core offers: reduce its fan-in (smaller kernel, groups) or weight levels")
         lo, step = start + 1, 1
-        while lo + step <= len(order) and fits(order[start:lo + step])[0]:
+        while lo + step <= n and fits(start, lo + step)[0]:
             lo, step = lo + step, step * 2
-        hi = min(lo + step, len(order) + 1)
+        hi = min(lo + step, n + 1)
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if fits(order[start:mid])[0]:
+            if fits(start, mid)[0]:
                 lo = mid
             else:
                 hi = mid
-        chunks.append(np.sort(order[start:lo]))
+        spans.append((start, lo))
         start = lo
-    return chunks
+    return spans
 
 
-def binding(layer: Layer, chunks: list[np.ndarray], fits: Fits) -> tuple[str, float, float]:
+def binding(spans: list[tuple[int, int]], fits: Fits) -> tuple[str, float, float]:
     """The resource closest to its limit over the layer's cores."""
     best = ("neurons", 0.0, 1.0)
-    for chunk in chunks:
-        _, resource, used, allowed = fits(chunk)
+    for lo, hi in spans:
+        _, resource, used, allowed = fits(lo, hi)
         if used / allowed > best[1] / best[2]:
             best = (resource, used, allowed)
     return best

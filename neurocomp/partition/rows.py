@@ -18,14 +18,19 @@ def chunk_rows(layer: Layer, chunk: np.ndarray) -> list[tuple[str, sp.csr_matrix
     return out
 
 
-def used_columns(m: sp.csr_matrix) -> np.ndarray:
-    return np.unique(m.indices)
+class OrderedRows:
+    """A layer's integer rows in partition order, built once so that trying a span is a slice.
 
+    Materialises the layer's (neurons x inputs) matrices; fine up to ~10^8 synapses per layer.
+    """
 
-def levels_per_row(m: sp.csr_matrix) -> np.ndarray:
-    """Number of distinct non-zero values in each row."""
-    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-    if rows.size == 0:
-        return np.zeros(m.shape[0], dtype=np.int64)
-    pairs = np.unique(np.stack([rows, m.data]), axis=1)
-    return np.bincount(pairs[0].astype(np.int64), minlength=m.shape[0])
+    def __init__(self, layer: Layer, order: np.ndarray) -> None:
+        self.order = order
+        self.rows = chunk_rows(layer, order)
+
+    def span(self, lo: int, hi: int) -> list[tuple[str, sp.csr_matrix]]:
+        return [(src, m[lo:hi]) for src, m in self.rows]
+
+    def distinct_inputs(self, lo: int, hi: int) -> list[np.ndarray]:
+        """Sorted distinct input columns of each projection over rows [lo, hi)."""
+        return [np.unique(m.indices[m.indptr[lo]:m.indptr[hi]]) for _, m in self.rows]

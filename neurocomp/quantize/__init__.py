@@ -112,7 +112,8 @@ def _quantize_layer(layer: Layer, target: Target) -> tuple[dict[str, Node], QLay
     q_bias, q_v0 = np.rint(bias / scale), np.rint(v0 / scale)
     exact = exact and np.array_equal(q_bias * scale, bias) and np.array_equal(q_v0 * scale, v0)
     exact = exact and (not spiking or bool(np.all(theta > 0)))
-    fields = {"threshold": q_theta.reshape(layer.shape) if spiking else np.ones(()),
+    fields = {"v_min": layer.neuron.v_min / scale,
+              "threshold": q_theta.reshape(layer.shape) if spiking else np.ones(()),
               "bias": q_bias.reshape(layer.shape), "v_init": q_v0.reshape(layer.shape)}
     qneuron = dataclasses.replace(layer.neuron, **fields)
     nodes[layer.name] = qneuron

@@ -6,16 +6,23 @@ from typing import Any, Mapping
 import numpy as np
 import scipy.sparse as sp
 
+from neurocomp.ir.layers import Network
 from neurocomp.ir.netlist import Netlist
 from neurocomp.target import TargetSpec
 from neurocomp.targets.loihi.mapping import build_netlist, verify_netlist
-from neurocomp.targets.loihi.neuron import dense_output, init_state as _init_lif, prepare_weights, step
+from neurocomp.targets.loihi.neuron import LifStepper, dense_output, init_state as _init_lif, prepare_weights, step
 from neurocomp.targets.loihi.quant import check_params, cluster_weights, neuron_params, param_limits, weight_max
 
-__all__ = ["build_netlist", "verify_netlist", "check_params", "cluster_weights", "neuron_params", "param_limits",
-           "weight_max", "synapse_matrix", "init_state", "neuron_step", "potential", "tick_seconds"]
+__all__ = ["legalize", "build_netlist", "verify_netlist", "check_params", "cluster_weights", "neuron_params", "param_limits",
+           "weight_max", "synapse_matrix", "init_state", "neuron_step", "potential", "tick_seconds", "stepper"]
 SIGN_NAMES = ("excitatory", "inhibitory", "mixed")
 ACT_SHIFT = 6
+REALTIME_TICK_S = 1e-3  # the usual throttled real-time step (LOIHI.md §1); spec key timing.realtime_tick_s overrides
+
+
+def legalize(net: Network, spec: TargetSpec) -> Network:
+    """Loihi cores take 4096 input axons: the partitioner's splitting is enough, no rewrite needed."""
+    return net
 
 
 def synapse_matrix(n: Netlist) -> sp.csr_matrix:
@@ -46,12 +53,29 @@ def potential(state: dict[str, Any]) -> np.ndarray:
     return state["v"] / float(1 << ACT_SHIFT)
 
 
-def tick_seconds(core_counts: Mapping[str, np.ndarray], spec: TargetSpec, n_routers: int) -> tuple[float, float | None]:
-    """Tick estimate: slowest core's work plus the barrier (LOIHI.md §4); no slack in free-running mode."""
+def stepper(n: Netlist, spec: TargetSpec, batch: int, acc_bound: int, xp) -> LifStepper:
+    """The emulator's fast Dense-output + LIF update for the whole netlist, given max |acc|."""
+    return LifStepper(n.params, batch, acc_bound, xp)
+
+
+def tick_seconds(core_counts: Mapping[str, np.ndarray], spec: TargetSpec, n_routers: int,
+                 n_chips: int = 1) -> tuple[float | np.ndarray, float | np.ndarray]:
+    """Tick estimate: the slowest core's work plus the barrier (LOIHI.md §4), and the slack against the
+    1 ms real-time tick, 1 - tick / 1 ms (negative: the tick overruns real time).
+
+    Counts are (cores,) or (cores, ...) for many ticks at once (then one estimate per column). On
+    several chips the barrier is the inter-chip one (LOIHI.md §1: 14.3-16.2 us, measured on 768 chips;
+    no figure for smaller systems is published, so it is used for any multi-chip program).
+    """
     busy = (core_counts["synaptic_events"] * spec["timing.synop_s"]
             + core_counts["neuron_active"] * spec["timing.neuron_update_active_s"]
             + core_counts["neuron_idle"] * spec["timing.neuron_update_idle_s"]
             + core_counts["spikes"] * spec["timing.spike_s"])
-    span = min(max(n_routers, 1), 32) / 32
-    barrier = spec["timing.barrier_min_s"] + span * (spec["timing.barrier_max_s"] - spec["timing.barrier_min_s"])
-    return float(busy.max(initial=0.0) + barrier), None
+    if n_chips > 1:
+        barrier = spec["timing.interchip_barrier_s"]
+    else:
+        span = min(max(n_routers, 1), 32) / 32
+        barrier = spec["timing.barrier_min_s"] + span * (spec["timing.barrier_max_s"] - spec["timing.barrier_min_s"])
+    tick = np.max(busy, axis=0, initial=0.0) + barrier
+    slack = 1.0 - tick / float(spec.get("timing.realtime_tick_s", REALTIME_TICK_S))
+    return (float(tick), float(slack)) if np.ndim(tick) == 0 else (tick, slack)

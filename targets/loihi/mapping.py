@@ -10,10 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from neurocomp.errors import ResourceError
-from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import LayerMap, Netlist
-from neurocomp.partition import binding, split
-from neurocomp.partition.rows import chunk_rows, used_columns
+from neurocomp.partition import binding, neuron_order, split
+from neurocomp.partition.rows import OrderedRows
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
 from neurocomp.targets.loihi.quant import is_mixed
@@ -38,30 +37,26 @@ def synapse_bits(axon: np.ndarray, n_axons: int, n_neurons: int, spec: TargetSpe
     return int(axon_bits(per, np.full(n_axons, n_neurons), spec).sum())
 
 
-def _fits(layer: Layer, spec: TargetSpec):
+def _fits(rows: OrderedRows, spec: TargetSpec):
     n_max, a_max, b_max = spec["core.neurons"], spec["core.axons"], spec["core.synapse_bits"]
 
-    def fits(sel: np.ndarray) -> tuple[bool, str, float, float]:
-        rows = chunk_rows(layer, sel)
-        axons, offset, syn = 0, 0, []
-        for _, m in rows:
-            used = used_columns(m)
-            syn.append(offset + np.searchsorted(used, m.indices))
-            offset += len(used)
-        axons = offset
-        bits = synapse_bits(np.concatenate(syn) if syn else np.zeros(0, np.int64), axons, len(sel), spec)
-        usage = [("neurons", len(sel), n_max), ("input axons", axons, a_max), ("synapse memory bits", bits, b_max)]
+    def fits(lo: int, hi: int) -> tuple[bool, str, float, float]:
+        syn, offset = [], 0
+        for (_, m), used in zip(rows.rows, rows.distinct_inputs(lo, hi)):
+            syn.append(offset + np.searchsorted(used, m.indices[m.indptr[lo]:m.indptr[hi]]))
+            offset += used.size
+        bits = synapse_bits(np.concatenate(syn) if syn else np.zeros(0, np.int64), offset, hi - lo, spec)
+        usage = [("neurons", hi - lo, n_max), ("input axons", offset, a_max), ("synapse memory bits", bits, b_max)]
         worst = max(usage, key=lambda u: u[1] / u[2])
         return all(u[1] <= u[2] for u in usage), *worst
 
     return fits
 
 
-def _core_tables(layer: Layer, chunk: np.ndarray, mixed: bool):
+def _core_tables(rows: OrderedRows, lo: int, hi: int, mixed: bool):
     """Local synapse table of one core and the global sources of its axons."""
     axon_src, syn_a, syn_n, syn_w, offset = [], [], [], [], 0
-    for source, m in chunk_rows(layer, chunk):
-        used = used_columns(m)
+    for (source, m), used in zip(rows.span(lo, hi), rows.distinct_inputs(lo, hi)):
         coo = m.tocoo()
         axon_src.append((source, used, offset))
         syn_a.append(offset + np.searchsorted(used, coo.col))
@@ -86,14 +81,15 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
     for li, layer in enumerate(net.layers):
         q = qnet.layers[li]
         mixed = any(is_mixed(np.asarray(op.weight)) for p in layer.projections for op in p.chain if hasattr(op, "weight"))
-        fits = _fits(layer, spec)
-        chunks = split(layer, fits)
+        rows = OrderedRows(layer, neuron_order(layer))
+        fits = _fits(rows, spec)
+        spans = split(layer, fits)
         ids = np.empty(layer.size, dtype=np.int64)
         core_ids = []
-        for chunk in chunks:
-            gid = len(n_ptr) - 1
-            core_ids.append(gid)
-            axon_src, n_axons, sa, sn, sw = _core_tables(layer, chunk, mixed)
+        for lo, hi in spans:
+            chunk = rows.order[lo:hi]
+            core_ids.append(len(n_ptr) - 1)
+            axon_src, n_axons, sa, sn, sw = _core_tables(rows, lo, hi, mixed)
             ids[chunk] = n_ptr[-1] + np.arange(len(chunk))
             acc["syn_a"].append(a_ptr[-1] + sa)
             acc["syn_n"].append(n_ptr[-1] + sn)
@@ -116,7 +112,7 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
             n_ptr.append(n_ptr[-1] + len(chunk))
             a_ptr.append(a_ptr[-1] + n_axons)
         firsts[layer.name] = ids
-        maps.append(LayerMap(layer.name, layer.shape, ids, layer.kind, q.scale, tuple(core_ids), *binding(layer, chunks, fits)))
+        maps.append(LayerMap(layer.name, layer.shape, ids, layer.kind, q.scale, tuple(core_ids), *binding(spans, fits)))
     cat = lambda xs: np.concatenate(xs).astype(np.int64) if xs else np.zeros(0, np.int64)  # noqa: E731
     e_src, i_ax = cat(acc["e_src"]), cat(acc["i_ax"])
     return Netlist(

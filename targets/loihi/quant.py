@@ -39,6 +39,8 @@ def neuron_params(name: str, neuron: Neuron, size: int, spec: TargetSpec) -> dic
     if neuron.reset == "subtract" and not isinstance(neuron, Readout):
         raise QuantizeError(f"{name}: reset by subtraction is not available on {spec.name} (Lava's LIF resets v to 0); "
                             "convert with reset='zero' for this target")
+    if np.isfinite(neuron.v_min):
+        raise QuantizeError(f"{name}: a potential floor (v_min = {neuron.v_min:g}) is not available in Lava's LIF on {spec.name}")
     full = lambda a: np.broadcast_to(np.ravel(a), (size,)).astype(np.int64)  # noqa: E731
     decay = np.ravel(neuron.decay) if isinstance(neuron, LIF) else np.ones(1)
     dv = full(np.clip(np.rint(4096 * (1 - decay)), 0, spec["core.decay_max"]))

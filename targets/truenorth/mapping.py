@@ -1,7 +1,8 @@
 """TrueNorth core builder: crossbars with axon types, and in-core replication for fan-out.
 
-A neuron's weight for axon i is its weight for i's type, so each input enters a
-core on K axons (one per weight level, types 0..K-1) and a neuron connects to the
+A neuron's weight for axon i is its weight for i's type, so an input enters a core
+on one axon per weight level some neuron of the core uses with it (type g = the
+weight's rank among the neuron's <= 4 sorted levels), and a neuron connects to the
 copy whose type carries its weight. A neuron has one destination, so a neuron that
 feeds F axons is replicated F times in its own core: copies share the core's axons
 and parameters, so they compute identical spikes with no extra latency (unlike
@@ -18,8 +19,8 @@ import scipy.sparse as sp
 from neurocomp.errors import ResourceError, VerifyError
 from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import LayerMap, Netlist
-from neurocomp.partition import binding, split
-from neurocomp.partition.rows import chunk_rows, used_columns
+from neurocomp.partition import binding, neuron_order, split
+from neurocomp.partition.rows import OrderedRows
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
 
@@ -70,16 +71,31 @@ def _levels(rows: list[tuple[str, sp.csr_matrix]], n: int) -> tuple[np.ndarray, 
     return table, cnt
 
 
-def _fits(layer: Layer, copies: np.ndarray, spec: TargetSpec):
-    n_max, a_max = spec["core.neurons"], spec["core.axons"]
+class _TypedRows:
+    """A layer's rows in partition order with each synapse's axon type (its weight's rank among
+    the neuron's levels), so a core only opens the (input, type) axons some neuron uses."""
 
-    def fits(sel: np.ndarray) -> tuple[bool, str, float, float]:
-        rows = chunk_rows(layer, sel)
-        _, cnt = _levels(rows, len(sel))
-        k = int(cnt.max(initial=0))
-        axons = k * sum(len(used_columns(m)) for _, m in rows)
-        neurons = int(copies[sel].sum())
-        usage = [("neurons (incl. fan-out copies)", neurons, n_max), ("axons", axons, a_max),
+    def __init__(self, layer: Layer, order: np.ndarray) -> None:
+        self.rows = OrderedRows(layer, order)
+        self.table, self.levels = _levels(self.rows.rows, len(order))
+        self.keys = []  # per projection: input * LEVELS + type, aligned with the matrix's data
+        for _, m in self.rows.rows:
+            r = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+            g = np.argmax(self.table[r] == m.data[:, None], axis=1) if m.nnz else np.zeros(0, np.int64)
+            self.keys.append(m.indices.astype(np.int64) * LEVELS + g)
+
+    def axon_keys(self, lo: int, hi: int) -> list[np.ndarray]:
+        return [np.unique(k[m.indptr[lo]:m.indptr[hi]]) for k, (_, m) in zip(self.keys, self.rows.rows)]
+
+
+def _fits(typed: _TypedRows, copies: np.ndarray, spec: TargetSpec):
+    n_max, a_max = spec["core.neurons"], spec["core.axons"]
+    cum = np.concatenate([[0], np.cumsum(copies[typed.rows.order])])
+
+    def fits(lo: int, hi: int) -> tuple[bool, str, float, float]:
+        k = int(typed.levels[lo:hi].max(initial=0))
+        axons = sum(u.size for u in typed.axon_keys(lo, hi))
+        usage = [("neurons (incl. fan-out copies)", int(cum[hi] - cum[lo]), n_max), ("axons", axons, a_max),
                  ("weight levels per neuron", k, LEVELS)]
         worst = max(usage, key=lambda u: u[1] / u[2])
         return all(u[1] <= u[2] for u in usage), *worst
@@ -87,30 +103,28 @@ def _fits(layer: Layer, copies: np.ndarray, spec: TargetSpec):
     return fits
 
 
-def _build_core(li: int, layer: Layer, chunk: np.ndarray, copies: np.ndarray, dests: dict[str, _Dests]) -> _Core:
-    rows = chunk_rows(layer, chunk)
-    table, cnt = _levels(rows, len(chunk))
-    k = max(int(cnt.max(initial=0)), 1)
+def _build_core(li: int, typed: _TypedRows, lo: int, hi: int, copies: np.ndarray, dests: dict[str, _Dests]) -> _Core:
+    chunk = typed.rows.order[lo:hi]
+    table = typed.table[lo:hi, :LEVELS]
     cps = copies[chunk]
     first = np.concatenate([[0], np.cumsum(cps)[:-1]]).astype(np.int64)
     core = _Core(li, chunk, cps, 0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
                  np.zeros((int(cps.sum()), LEVELS), dtype=np.int64), first=first)
-    core.weights[:, : table.shape[1]] = np.repeat(table, cps, axis=0).astype(np.int64)[:, :LEVELS]
+    core.weights[:, : table.shape[1]] = np.repeat(table, cps, axis=0).astype(np.int64)
     types, syn_a, syn_n, offset = [], [], [], 0
-    for source, m in rows:
-        used = used_columns(m)
-        coo = m.tocoo()
-        g = np.argmax(table[coo.row] == coo.data[:, None], axis=1)
-        axon = offset + g * len(used) + np.searchsorted(used, coo.col)
-        reps = cps[coo.row]
+    for (source, m), keys, used in zip(typed.rows.rows, typed.keys, typed.axon_keys(lo, hi)):
+        part = slice(m.indptr[lo], m.indptr[hi])
+        row = np.repeat(np.arange(hi - lo), np.diff(m.indptr[lo:hi + 1]))
+        axon = offset + np.searchsorted(used, keys[part])
+        reps = cps[row]
         syn_a.append(np.repeat(axon, reps))
-        syn_n.append(np.repeat(first[coo.row], reps) + _ranks(reps))
-        types.append(np.repeat(np.arange(k), len(used)))
+        syn_n.append(np.repeat(first[row], reps) + _ranks(reps))
+        types.append(used % LEVELS)
         d = dests.setdefault(source, _Dests())
-        d.src.append(np.tile(used, k))
+        d.src.append(used // LEVELS)
         d.core.append(core)
-        d.axon.append(offset + np.arange(k * len(used)))
-        offset += k * len(used)
+        d.axon.append(offset + np.arange(used.size))
+        offset += used.size
     core.n_axons, core.axon_type = offset, np.concatenate(types).astype(np.int64)
     core.syn_axon, core.syn_neuron = np.concatenate(syn_a).astype(np.int64), np.concatenate(syn_n).astype(np.int64)
     return core
@@ -131,10 +145,11 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
     for li in range(len(layers) - 1, -1, -1):
         layer = layers[li]
         copies = np.maximum(dests.get(layer.name, _Dests()).counts(layer.size), 1)
-        fits = _fits(layer, copies, spec)
-        chunks = split(layer, fits)
-        per_layer[li] = [_build_core(li, layer, c, copies, dests) for c in chunks]
-        bind[li] = binding(layer, chunks, fits)
+        typed = _TypedRows(layer, neuron_order(layer))
+        fits = _fits(typed, copies, spec)
+        spans = split(layer, fits)
+        per_layer[li] = [_build_core(li, typed, lo, hi, copies, dests) for lo, hi in spans]
+        bind[li] = binding(spans, fits)
     cores = [c for group in per_layer for c in group]
     n_ptr = np.concatenate([[0], np.cumsum([len(c.weights) for c in cores])]).astype(np.int64)
     a_ptr = np.concatenate([[0], np.cumsum([c.n_axons for c in cores])]).astype(np.int64)

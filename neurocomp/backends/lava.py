@@ -1,0 +1,282 @@
+"""Lava backend: a compiled program as Lava processes, run with Lava 0.10.0's fixed-point CPU models.
+
+`build` emits the processes for one input sample, so users can connect them into their own Lava application;
+`run` builds, runs and reads one network per sample (Lava has no batch) and returns the emulator's RunResult.
+
+Loihi programs (loihi, loihi2): per core one LIF per compartment group -- the core's neurons sharing du, dv
+and vth, which Lava's LIF holds as one scalar each (usually the whole core) -- and per (source process, LIF)
+one Dense holding exactly that core's netlist weights with its `weight_exp`, `num_weight_bits=8` and the
+netlist's explicit `sign_mode`. Lava 0.10.0 cannot compile concatenated ports (`ConcatPort` raises
+NotImplementedError), so a LIF that reads several source processes gets one Dense per source and sums them
+at its input. The exponent then shifts each partial sum instead of their total, which is the same when every
+weight is a multiple of 2**-weight_exp (so for the mapper's doubled mixed-sign weights); anything else is a
+UserError rather than a silent mismatch. TrueNorth programs: one `TrueNorthCores` process (lava_truenorth.py).
+
+Timing: our tick k is Lava step k + 1. The RingBuffer sends x[k] at step k + 1 and a Dense delivers one step
+later, so x[k] reaches the first layer at tick k + 1 and every edge takes one tick, as on the emulator.
+core_counts and merges are recomputed from every neuron's spikes with the emulator's routing matrices, so the
+energy and timing summaries of a Lava run equal the emulator's.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import scipy.sparse as sp
+
+from neurocomp.backends.emulator import COUNTERS, RunResult, _edge_hops, _layer_inputs, _routing
+from neurocomp.backends.lava_compat import import_lava
+from neurocomp.errors import UserError
+from neurocomp.ir.netlist import Netlist
+from neurocomp.program import Program
+from neurocomp.target import Target
+from neurocomp.targets.loihi import SIGN_NAMES
+from neurocomp.targets.loihi.neuron import prepare_weights
+
+LIF_SCALARS = ("du", "dv", "vth", "weight_exp")  # one value per Lava LIF (or its Dense), so they split a core
+
+
+@dataclass(frozen=True)
+class LavaNetwork:
+    """The Lava processes of one program and one input sample.
+
+    `neurons[i]` holds the netlist neurons `neuron_ids[i]` in port order (a LIF, or one TrueNorthCores);
+    `spike_sinks[i]` (RingBuffer, (n, ticks)) and `v_monitors[i]` (Monitor of `v`) observe it, None where
+    not recorded. Run with `network.source.run(RunSteps(network.ticks), run_config())`, read, then `stop()`.
+    """
+
+    source: Any                      # lava RingBuffer: encoded input spikes, (channels, ticks)
+    synapses: tuple[Any, ...]        # Dense per (source process, LIF); empty for TrueNorth
+    neurons: tuple[Any, ...]
+    neuron_ids: tuple[np.ndarray, ...]
+    spike_sinks: tuple[Any, ...]
+    v_monitors: tuple[Any, ...]
+    ticks: int
+
+
+def run_config() -> Any:
+    """Lava's bit-accurate CPU models (TrueNorthCores is tagged fixed_pt too)."""
+    import_lava()
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    return Loihi2SimCfg(select_tag="fixed_pt")
+
+
+def encode(program: Program, inputs: Mapping[str, np.ndarray], ticks: int | None = None) -> np.ndarray:
+    """(batch, ticks, channels) input spikes, encoded exactly as the emulator does; `build` takes `[b].T`."""
+    return _layer_inputs(program.netlist, inputs, ticks)
+
+
+def build(program: Program, target: Target, spikes: np.ndarray, record: Sequence[str] | None = None,
+          seed: int = 0, column: tuple[int, int] = (0, 1)) -> LavaNetwork:
+    """Lava processes for one sample; `spikes` is its (channels, ticks) input. `record` names the layers that
+    get sinks and monitors (None: every neuron). `seed` and `column` = (sample, batch) only matter for
+    stochastic TrueNorth neurons (see TrueNorthCores)."""
+    import_lava()
+    from lava.proc.io.source import RingBuffer as Source
+
+    n = program.netlist
+    builder = _BUILDERS.get(target.spec.family)
+    if builder is None:
+        raise UserError(f"the Lava backend runs loihi and truenorth programs, not target family {target.spec.family!r}")
+    spikes = np.asarray(spikes)
+    if spikes.ndim != 2 or spikes.shape[0] != n.n_inputs or spikes.shape[1] < 1:
+        raise UserError(f"Lava input must be ({n.n_inputs} channels, ticks >= 1) spikes, got shape {spikes.shape}")
+    source = Source(data=spikes.astype(np.int32))
+    synapses, neurons, ids = builder(n, target, source.s_out, seed, column)
+    sinks, monitors = _probes(n, neurons, ids, record, spikes.shape[1])
+    return LavaNetwork(source, synapses, neurons, ids, sinks, monitors, spikes.shape[1])
+
+
+def run(program: Program, target: Target, inputs: Mapping[str, np.ndarray], ticks: int | None = None,
+        record: Sequence[str] | None = None, seed: int = 0) -> RunResult:
+    """Run every sample in its own Lava network; wall_s covers building, compiling and running them all."""
+    n = program.netlist
+    x = encode(program, inputs, ticks)
+    batch, ticks = x.shape[0], x.shape[1]
+    fired = np.zeros((batch, ticks, n.n_neurons), dtype=np.uint8)
+    v = np.zeros((batch, ticks, n.n_neurons), dtype=np.int64)
+    start = time.perf_counter()
+    for b in range(batch):
+        fired[b], v[b] = execute(build(program, target, x[b].T, seed=seed, column=(b, batch)), n.n_neurons)
+    wall = time.perf_counter() - start
+    counts, merges = _counts(program, target, x, fired)
+    layers = [lm for lm in n.layers if record is None or lm.name in record]
+    pot = target.hooks.potential({"v": v})
+    shaped = lambda a, lm: a[:, :, lm.neurons].reshape((batch, ticks) + lm.shape)  # noqa: E731
+    return RunResult({lm.name: shaped(fired, lm) for lm in layers if lm.kind == "spiking"},
+                     {lm.name: shaped(pot, lm) * lm.scale for lm in layers if lm.kind == "readout"},
+                     counts, merges, ticks, batch, wall)
+
+
+def execute(network: LavaNetwork, n_neurons: int) -> tuple[np.ndarray, np.ndarray]:
+    """Run all ticks, read sinks and monitors before stopping: (ticks, neurons) spikes and v (0 if unrecorded)."""
+    from lava.magma.core.run_conditions import RunSteps
+
+    fired = np.zeros((network.ticks, n_neurons), dtype=np.uint8)
+    v = np.zeros((network.ticks, n_neurons), dtype=np.int64)
+    try:
+        network.source.run(condition=RunSteps(num_steps=network.ticks), run_cfg=run_config())
+        for proc, ids, sink, mon in zip(network.neurons, network.neuron_ids, network.spike_sinks, network.v_monitors):
+            if sink is not None:
+                fired[:, ids] = sink.data.get().T != 0
+            if mon is not None:
+                v[:, ids] = mon.get_data()[proc.name]["v"]
+    finally:
+        network.source.stop()
+    return fired, v
+
+
+# --- Loihi: LIF per compartment group, Dense per (source, LIF) ------------------------------------------------
+
+def _source_of_axons(n: Netlist) -> np.ndarray:
+    """Per axon the one source driving it: channel c as c, neuron j as n_inputs + j, -1 if none."""
+    hits = np.bincount(np.concatenate([n.in_axon, n.edge_axon]), minlength=n.n_axons)
+    if hits.max(initial=0) > 1:
+        a = int(np.argmax(hits))
+        raise UserError(f"axon {a} (core {int(n.axon_core()[a])}) has {int(hits[a])} sources; a Lava Dense would add "
+                        "their spikes where the chip merges them")
+    if np.any(n.edge_delay != 1) or np.any(n.in_delay != 1):
+        raise UserError("Loihi edges with delays other than one tick have no Dense equivalent in this backend")
+    src = np.full(n.n_axons, -1, dtype=np.int64)
+    src[n.in_axon] = n.in_channel
+    src[n.edge_axon] = n.n_inputs + n.edge_src
+    return src
+
+
+def _source_weights(n: Netlist) -> sp.csr_matrix:
+    """(neurons x sources) netlist weights, each axon replaced by its source (one Dense column per source)."""
+    src = _source_of_axons(n)
+    keep = src[n.syn_axon] >= 0
+    rows, cols = n.syn_neuron[keep], src[n.syn_axon[keep]]
+    width = n.n_inputs + n.n_neurons
+    if np.unique(rows * width + cols).size != rows.size:
+        raise UserError("a neuron has two synapses from one source; one Dense column cannot hold both weights")
+    return sp.csr_matrix((n.syn_tables["weight"][keep], (rows, cols)), shape=(n.n_neurons, width))
+
+
+def _groups(n: Netlist) -> list[np.ndarray]:
+    """Global neuron ids per LIF: each core's neurons split by the values Lava keeps per process."""
+    keys = np.stack([n.neuron_core()] + [np.asarray(n.params[k]) for k in LIF_SCALARS], axis=1)
+    inv = np.unique(keys, axis=0, return_inverse=True)[1].ravel()
+    return np.split(np.argsort(inv, kind="stable"), np.cumsum(np.bincount(inv))[:-1])
+
+
+def _lif(n: Netlist, ids: np.ndarray, name: str) -> Any:
+    from lava.proc.lif.process import LIF
+
+    p = {k: np.asarray(v)[ids] for k, v in n.params.items()}
+    return LIF(shape=(ids.size,), du=int(p["du"][0]), dv=int(p["dv"][0]), vth=int(p["vth"][0]),
+               bias_mant=p["bias_mant"], bias_exp=p["bias_exp"], u=p["u_init"], v=p["v_init"], name=name)
+
+
+def _dense_inputs(n: Netlist, weights: sp.csr_matrix, ids: np.ndarray, owner: np.ndarray,
+                  members: list[np.ndarray], ports: list[Any], lif: Any) -> list[Any]:
+    """One Dense per source process feeding this LIF, each with its core's weight_exp and sign mode."""
+    from lava.proc.dense.process import Dense
+    from lava.utils.weightutils import SignMode
+
+    core = int(n.neuron_core()[ids[0]])
+    mode, wexp = SIGN_NAMES[int(n.syn_tables["sign_mode"][core])], int(n.params["weight_exp"][ids[0]])
+    feeding = np.unique(owner[weights.indices])
+    if feeding.size > 1 and wexp < 0 and np.any(prepare_weights(weights.data, sign_mode=mode) % (1 << -wexp)):
+        raise UserError(f"core {core}: weight_exp {wexp} would shift each of its {feeding.size} per-source Dense sums "
+                        "(Lava 0.10 cannot concatenate ports) instead of their total, which is not exact for its weights")
+    denses = []
+    for k in feeding:
+        dense = Dense(weights=weights[:, members[k]].toarray(), weight_exp=wexp, num_weight_bits=8,
+                      sign_mode=SignMode[mode.upper()], name=f"{lif.name}_from{k}")
+        ports[k].connect(dense.s_in)
+        dense.a_out.connect(lif.a_in)
+        denses.append(dense)
+    return denses
+
+
+def _build_loihi(n: Netlist, target: Target, input_port: Any, seed: int,
+                 column: tuple[int, int]) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[np.ndarray, ...]]:
+    """Deterministic model: `seed` and `column` are unused."""
+    weights, groups = _source_weights(n), _groups(n)
+    layer_of = n.core_layer[n.neuron_core()]
+    lifs = [_lif(n, ids, f"{n.layers[layer_of[ids[0]]].name}_core{n.neuron_core()[ids[0]]}_lif{k}")
+            for k, ids in enumerate(groups)]
+    owner = np.zeros(n.n_inputs + n.n_neurons, dtype=np.int64)   # source id -> index into ports
+    members = [np.arange(n.n_inputs)]                           # source ids of each port, in port order
+    for k, ids in enumerate(groups):
+        owner[n.n_inputs + ids] = k + 1
+        members.append(n.n_inputs + ids)
+    ports = [input_port] + [lif.s_out for lif in lifs]
+    denses = [d for ids, lif in zip(groups, lifs) for d in _dense_inputs(n, weights[ids], ids, owner, members, ports, lif)]
+    return tuple(denses), tuple(lifs), tuple(groups)
+
+
+def _build_truenorth(n: Netlist, target: Target, input_port: Any, seed: int,
+                     column: tuple[int, int]) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[np.ndarray, ...]]:
+    from neurocomp.backends.lava_truenorth import TrueNorthCores
+    from neurocomp.targets.truenorth.neuron import NeuronOptions
+
+    cores = TrueNorthCores(netlist=n, opts=NeuronOptions.from_spec(target.spec.get), seed=seed, column=column,
+                           name="truenorth_cores")
+    input_port.connect(cores.s_in)
+    return (), (cores,), (np.arange(n.n_neurons),)
+
+
+_BUILDERS: dict[str, Callable[..., tuple[tuple[Any, ...], tuple[Any, ...], tuple[np.ndarray, ...]]]] = {
+    "loihi": _build_loihi, "truenorth": _build_truenorth}
+
+
+def _probes(n: Netlist, neurons: tuple[Any, ...], ids: tuple[np.ndarray, ...], record: Sequence[str] | None,
+            ticks: int) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """A spike sink per neuron process holding a recorded layer (all, helpers included, if record is None) and a
+    v monitor where it holds a recorded read-out layer."""
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.monitor.process import Monitor
+
+    layer_of = n.core_layer[n.neuron_core()]
+    sinks, monitors = [], []
+    for proc, members in zip(neurons, ids):
+        held = [n.layers[i] for i in np.unique(layer_of[members]) if i >= 0]
+        wanted = [lm for lm in held if record is None or lm.name in record]
+        sink = monitor = None
+        if record is None or wanted:
+            sink = Sink(shape=(members.size,), buffer=ticks)
+            proc.s_out.connect(sink.a_in)
+        if any(lm.kind == "readout" for lm in wanted):
+            monitor = Monitor()
+            monitor.probe(proc.v, ticks)
+        sinks.append(sink)
+        monitors.append(monitor)
+    return tuple(sinks), tuple(monitors)
+
+
+# --- counters ------------------------------------------------------------------------------------------------
+
+def _counts(program: Program, target: Target, x: np.ndarray, fired: np.ndarray) -> tuple[dict[str, np.ndarray], int]:
+    """The emulator's per-core counters from the spikes of every neuron: an axon is active at tick t when spikes
+    or input routed to it with delay d left at t - d, exactly as the emulator's ring buffer delivers them."""
+    n = program.netlist
+    S = target.hooks.synapse_matrix(n)
+    S_any = sp.csr_matrix((np.ones(S.nnz, dtype=np.int64), S.indices, S.indptr), shape=S.shape)
+    route = _routing(n, n.edge_src, n.edge_axon, n.edge_delay, n.n_neurons)
+    feed = _routing(n, n.in_channel, n.in_axon, n.in_delay, x.shape[2])
+    batch, ticks = fired.shape[0], fired.shape[1]
+    events, active, merges = np.zeros(n.n_axons), np.zeros(n.n_neurons), 0
+    for b in range(batch):
+        arrived = np.zeros((ticks, n.n_axons), dtype=np.int64)
+        for mats, src in ((route, fired[b]), (feed, x[b])):
+            for d, m in mats.items():
+                arrived[d:] += np.asarray(m @ src[:max(ticks - d, 0)].T.astype(np.int64)).T
+        act = (arrived > 0).astype(np.int64)
+        merges += int(np.maximum(arrived - 1, 0).sum())
+        events += act.sum(axis=0)
+        active += (np.asarray(S_any @ act.T) > 0).sum(axis=1)
+    spikes = fired.sum(axis=(0, 1)).astype(np.float64)
+    ew, ns, ic = _edge_hops(n, program.placed)
+    per_neuron = {"neuron_active": active, "neuron_idle": batch * ticks - active, "spikes": spikes,
+                  "hops_ew": spikes * ew, "hops_ns": spikes * ns, "interchip": spikes * ic}
+    core_n = n.neuron_core()
+    counts = {k: np.bincount(core_n, weights=w, minlength=n.n_cores) for k, w in per_neuron.items()}
+    syn_per_axon = np.bincount(n.syn_axon, minlength=n.n_axons)
+    counts["synaptic_events"] = np.bincount(n.axon_core(), weights=events * syn_per_axon, minlength=n.n_cores)
+    return {k: counts[k] for k in COUNTERS}, merges

@@ -1,0 +1,64 @@
+"""Compare the float SNN (reference backend) with the ANN, and calibrate biases by the gap.
+
+Layer l (1-based depth) of a run of T + depth ticks is read over ticks [0, T + l): its
+T ticks of input plus the l ticks it waits for it. IF layers give spike counts / T,
+comparable with the ANN's clip(a / lambda, 0, 1); the Readout gives its potential at
+tick T + l - 1 divided by T, comparable with the ANN's logits.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from neurocomp.backends import reference
+from neurocomp.convert.ann import Segment
+from neurocomp.convert.build import INPUT, build_graph, layer_names
+from neurocomp.convert.normalize import with_bias_shift
+from neurocomp.convert.options import ConvertOptions
+from neurocomp.ir.layers import lower
+
+
+def snn_outputs(plan: tuple[Segment, ...], x: np.ndarray, opts: ConvertOptions) -> list[np.ndarray]:
+    """Per layer, (samples, *shape) rates (IF) or potential / T (Readout), in batches of opts.batch_size."""
+    T, names = opts.timesteps, layer_names(plan)
+    net = lower(build_graph(plan, x.shape[1:], opts))
+    parts: list[list[np.ndarray]] = [[] for _ in names]
+    for k, start in enumerate(range(0, len(x), opts.batch_size)):
+        res = reference.run(net, {INPUT: x[start:start + opts.batch_size]}, T + len(names), seed=opts.seed + k)
+        for depth, name in enumerate(names, 1):
+            if name in res.spikes:
+                parts[depth - 1].append(res.spikes[name][:, : T + depth].sum(axis=1) / T)
+            else:
+                parts[depth - 1].append(res.potentials[name][:, T + depth - 1] / T)
+    return [np.concatenate(p) for p in parts]
+
+
+def ann_targets(plan: tuple[Segment, ...], acts: list[np.ndarray], lams: list[np.ndarray]) -> list[np.ndarray]:
+    """What each SNN layer should output: clip(a / lambda, 0, 1) for IF layers, the logits for the read-out."""
+    out = []
+    for seg, a, lam in zip(plan, acts, lams):
+        if seg.spiking:
+            lam_full = np.repeat(lam, a[0].size // lam.size).reshape(a.shape[1:])
+            out.append(np.clip(a / lam_full, 0.0, 1.0))
+        else:
+            out.append(a)
+    return out
+
+
+def channel_mean(a: np.ndarray, channels: int) -> np.ndarray:
+    return a.reshape(a.shape[0], channels, -1).mean(axis=(0, 2))
+
+
+def calibrate(plan: tuple[Segment, ...], x: np.ndarray, targets: list[np.ndarray],
+              opts: ConvertOptions) -> tuple[Segment, ...]:
+    """Light calibration: layer by layer, shift each channel's bias by E[ANN] - E[SNN]; later layers see the fix."""
+    plan = tuple(plan)
+    for depth, seg in enumerate(plan):
+        snn = snn_outputs(plan[: depth + 1], x, opts)[depth]
+        c = seg.weighted.channels
+        gap = channel_mean(targets[depth], c) - channel_mean(snn, c)
+        plan = plan[:depth] + (with_bias_shift(seg, gap),) + plan[depth + 1:]
+    return plan
+
+
+def rmse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((a - b) ** 2)))

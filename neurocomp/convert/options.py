@@ -1,0 +1,70 @@
+"""Conversion options, with defaults from the literature (SIAMSNN.md §5)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from neurocomp.errors import UserError
+from neurocomp.ir.graph import RESETS
+
+NORMALISATIONS = ("layer", "channel")
+ENCODINGS = ("rate", "poisson", "current")
+MAXPOOL = ("avg", "error")
+
+
+@dataclass(frozen=True)
+class ConvertOptions:
+    """How an ANN becomes an IF network.
+
+    normalisation  "layer" or "channel": one activation scale lambda per layer, or per output
+                   channel (Kim et al. 2020), each the `percentile` of the non-zero ReLU outputs
+                   on the calibration set (Rueckauer et al. 2017: 99.9). Weights become
+                   W * lambda_prev / lambda, biases b / lambda, thresholds 1.
+    reset          "subtract" keeps the residual charge (the accurate choice, Rueckauer 2017);
+                   "zero" loses it, but is what Lava/Loihi implement.
+    v_init         initial potential as a fraction of the threshold: 0.5 rounds instead of
+                   flooring spike counts (ECC, Wu et al. 2022); 0 is plain conversion.
+    latency_compensation
+                   every layer starts integrating its bias one tick per layer before its input
+                   arrives (the Graph's 1-tick edges); subtract those ticks of bias from v_init.
+                   Readouts so compensated have an initial state, which NIR cannot express.
+    calibration_batches, batch_size
+                   light calibration (Li et al. 2021): layer by layer, per channel, add the gap
+                   between the ANN's normalised activation and the float SNN's rate (read-out:
+                   potential / T vs logit) to the bias, from this many batches; 0 turns it off.
+    timesteps      T the calibration and the error estimates simulate (plus one tick per layer).
+    encoding       input: "rate" (deterministic), "poisson" (seeded) or "current" (analog values
+                   into the first layer every tick; reference backend only).
+    maxpool        "avg": MaxPool2d becomes average pooling (a SumPool, 1/area folded into the
+                   next weights), exact in rates; its accuracy cost is the ANN's with average
+                   pooling. "error": refuse max pooling.
+    """
+
+    normalisation: str = "layer"
+    percentile: float = 99.9
+    reset: str = "subtract"
+    v_init: float = 0.5
+    latency_compensation: bool = True
+    calibration_batches: int = 4
+    batch_size: int = 64
+    timesteps: int = 32
+    encoding: str = "rate"
+    maxpool: str = "avg"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        checks = ((self.normalisation in NORMALISATIONS, f"normalisation must be one of {NORMALISATIONS}"),
+                  (0 < self.percentile <= 100, "percentile must lie in (0, 100]"),
+                  (self.reset in RESETS, f"reset must be one of {RESETS}"),
+                  (0 <= self.v_init < 1, "v_init must lie in [0, 1) (a fraction of the threshold)"),
+                  (self.calibration_batches >= 0 and self.batch_size >= 1,
+                   "calibration_batches must be >= 0 and batch_size >= 1"),
+                  (self.timesteps >= 1, "timesteps must be >= 1"),
+                  (self.encoding in ENCODINGS, f"encoding must be one of {ENCODINGS}"),
+                  (self.maxpool in MAXPOOL, f"maxpool must be one of {MAXPOOL}"))
+        for ok, msg in checks:
+            if not ok:
+                raise UserError(f"conversion option: {msg}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,145 @@
+"""Fan-in splitting: a layer whose neurons read more inputs than a TrueNorth core has axons
+becomes partial-sum layers plus the original neurons.
+
+For G input groups (channel ranges of the weighted op), each group gets two partial
+IF layers, one on +W_g and one on -W_g, with threshold theta_p, reset by subtraction
+and a floor at 0. They turn the positive and negative parts of the partial sum into
+spike counts; the original neurons integrate those spikes with weights +theta_p and
+-theta_p. Over a window the original neurons receive sum_g P_g up to the charge still
+held in the partial neurons (< theta_p each), one tick later. theta_p is the original
+neuron's threshold, so a partial spike carries one output spike's worth of charge
+(charge beyond one spike per tick waits in the partial and is not lost); each group
+reads at most axons / 4 inputs, so the partial weights keep 4 levels. This is
+an approximation of the graph: the compile report says which layers were split and
+the reference backend on the original graph measures the accuracy it costs.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from neurocomp.ir.graph import IF, LINEAR_OPS, Affine, Conv2d, Graph, Node, Scale
+from neurocomp.ir.layers import Layer, Network, lower
+from neurocomp.target import TargetSpec
+
+SAMPLE_ROWS = 4096
+
+
+def _sample_rows(layer: Layer) -> np.ndarray:
+    """Rows whose fan-in is the layer's largest: all of a small layer, else every channel's centre."""
+    if layer.size <= SAMPLE_ROWS or len(layer.shape) != 3:
+        return np.arange(min(layer.size, SAMPLE_ROWS))
+    c, h, w = layer.shape
+    return np.arange(c) * h * w + (h // 2) * w + w // 2
+
+
+def _needs_split(layer: Layer, spec: TargetSpec) -> bool:
+    if len(layer.projections) != 1 or not any(isinstance(op, (Affine, Conv2d)) for op in layer.projections[0].chain):
+        return False
+    m = layer.projections[0].matrix(_sample_rows(layer))
+    levels = 2 if (m.data < 0).any() and (m.data > 0).any() else 1
+    return int(np.diff(m.indptr).max(initial=0)) * levels > spec["core.axons"]
+
+
+def _group_masks(op: Node, groups: int) -> list[np.ndarray]:
+    """Boolean masks over the weight array selecting each group's input channels (or columns)."""
+    w = np.asarray(op.weight)
+    parts = np.array_split(np.arange(w.shape[1]), groups)
+    masks = []
+    for part in parts:
+        mask = np.zeros(w.shape, dtype=bool)
+        mask[:, part] = True
+        masks.append(mask)
+    return masks
+
+
+def _masked(proj, k: int, mask: np.ndarray):
+    """The projection with its k-th (weighted) op restricted to one input group."""
+    chain = list(proj.chain)
+    chain[k] = dataclasses.replace(chain[k], weight=np.where(mask, np.asarray(chain[k].weight), 0.0))
+    return dataclasses.replace(proj, chain=tuple(chain))
+
+
+def _groups(proj, k: int, rows: np.ndarray, spec: TargetSpec) -> int:
+    """Fewest input groups such that every group's fan-in leaves room for 4 weight levels."""
+    budget = spec["core.axons"] // spec["core.axon_types"]
+    n_in = np.asarray(proj.chain[k].weight).shape[1]
+    fan = int(np.diff(proj.matrix(rows).indptr).max())
+    for groups in range(max(1, -(-fan // budget)), n_in + 1):
+        widest = max(int(np.diff(_masked(proj, k, m).matrix(rows).indptr).max(initial=0))
+                     for m in _group_masks(proj.chain[k], groups))
+        if widest <= budget:
+            return groups
+    return n_in
+
+
+def _split(layer: Layer, spec: TargetSpec) -> tuple[list[Node], list[tuple[str, str]], Node]:
+    proj = layer.projections[0]
+    k = max(i for i, op in enumerate(proj.chain) if isinstance(op, (Affine, Conv2d)))
+    rows = _sample_rows(layer)
+    plans = []
+    for g, mask in enumerate(_group_masks(proj.chain[k], _groups(proj, k, rows, spec))):
+        for sign in (1.0, -1.0):
+            tag = f"{layer.name}.part{g}{'+' if sign > 0 else '-'}"
+            chain = [dataclasses.replace(op, name=f"{tag}.{op.name}", **({"bias": None} if hasattr(op, "bias") else {}))
+                     for op in proj.chain]
+            chain[k] = dataclasses.replace(chain[k], weight=np.where(mask, np.asarray(proj.chain[k].weight), 0.0) * sign)
+            plans.append((tag, sign, chain))
+    theta = _partial_threshold(layer, [chain for _, _, chain in plans], proj, rows)
+    nodes: list[Node] = []
+    edges: list[tuple[str, str]] = []
+    for tag, sign, chain in plans:
+        part = IF(tag, threshold=theta, reset="subtract", v_min=0.0)
+        scale = Scale(f"{tag}.w", scale=theta * sign)
+        names = [proj.source] + [op.name for op in chain] + [part.name, scale.name, layer.name]
+        nodes += chain + [part, scale]
+        edges += list(zip(names[:-1], names[1:]))
+    neuron = dataclasses.replace(layer.neuron, bias=layer.bias().reshape(layer.shape))
+    return nodes, edges, neuron
+
+
+def _partial_threshold(layer: Layer, chains: list[list[Node]], proj, rows: np.ndarray) -> np.ndarray:
+    """Each partial spike carries one downstream threshold of charge: the lumps are no bigger than
+    what one output spike needs, so little charge waits in the partials; a read-out layer has no
+    threshold and uses the largest per-tick partial sum instead."""
+    if layer.kind == "spiking":
+        return np.broadcast_to(np.asarray(layer.neuron.threshold, dtype=np.float64), layer.shape).copy()
+    return np.array(max(max(_chain_positive_sum(proj, chain, rows) for chain in chains), 1e-12))
+
+
+def _chain_positive_sum(proj, chain: list[Node], rows: np.ndarray) -> float:
+    """Largest per-tick input a partial neuron can get: the sum of its positive composite weights."""
+    sub = dataclasses.replace(proj, chain=tuple(chain))
+    m = sub.matrix(rows)
+    m.data = np.maximum(m.data, 0.0)
+    return float(np.asarray(m.sum(axis=1)).max(initial=0.0))
+
+
+def legalize(net: Network, spec: TargetSpec) -> Network:
+    """Rewrite the layers whose fan-in cannot fit one core; other layers are untouched."""
+    split = [layer for layer in net.layers if _needs_split(layer, spec)]
+    if not split:
+        return net
+    g = net.graph
+    nodes = {n.name: n for n in g.nodes}
+    edges = list(g.edges)
+    for layer in split:
+        new_nodes, new_edges, neuron = _split(layer, spec)
+        edges = [e for e in edges if e[1] != layer.name]
+        nodes[layer.name] = neuron
+        nodes.update({n.name: n for n in new_nodes})
+        edges += new_edges
+    meta = dict(g.metadata) | {"truenorth_fanin_split": ",".join(layer.name for layer in split)}
+    return lower(_drop_orphans(Graph(tuple(nodes.values()), tuple(edges), meta)))
+
+
+def _drop_orphans(g: Graph) -> Graph:
+    """Remove linear ops left without successors by the rewrite."""
+    succ = {a for a, _ in g.edges}
+    dead = {n.name for n in g.nodes if isinstance(n, LINEAR_OPS) and n.name not in succ}
+    while dead:
+        g = Graph(tuple(n for n in g.nodes if n.name not in dead), tuple(e for e in g.edges if e[1] not in dead), g.metadata)
+        succ = {a for a, _ in g.edges}
+        dead = {n.name for n in g.nodes if isinstance(n, LINEAR_OPS) and n.name not in succ}
+    return g
