@@ -27,7 +27,7 @@ from neurocomp.route import route, verify_routes
 from neurocomp.target import Target
 
 
-MAX_PLACE_WINDOWS = 20000
+MAX_PLACE_WINDOWS = 4000
 
 
 @dataclass(frozen=True)
