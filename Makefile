@@ -10,6 +10,7 @@ DEMO_MODEL := build/models/digits_snn.pt
 install: $(STAMP)
 
 # torch is pinned to the CPU build first (a looser pin pulls a multi-GB CUDA build).
+# norse + nirtorch (the NIR cross-check test) go in with --no-deps: norse would pull torchvision, which drags a CUDA torch.
 # lava-nc 0.10.0 declares Python <3.11; it is installed without its metadata checks and made
 # importable on 3.11 by neurocomp/backends/lava_compat.py at import time (see README).
 $(STAMP): pyproject.toml Makefile
@@ -17,6 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev,lava]'
+	$(PY) -m pip install -q --no-deps norse nirtorch
 	$(PY) -m pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0
 	touch $(STAMP)
 

@@ -13,14 +13,14 @@ from rich.console import Console
 from rich.table import Table
 
 from neurocomp.cli import main as cli
+from neurocomp.models.digits import predict
 
 TARGETS = ("truenorth", "loihi")
 
 
 def _accuracy(out_npz: Path, labels: np.ndarray) -> float:
     with np.load(out_npz) as z:
-        counts = z["output"].sum(axis=1)
-    return float((counts.argmax(axis=1) == labels).mean())
+        return float((predict(z["output"]) == labels).mean())
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ float ranges proven exact, and never relies on integer overflow.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -17,7 +18,7 @@ class Numpy:
     """The default backend: numpy arrays and scipy CSR matrices."""
 
     name = "numpy"
-    float32, float64, int64, bool_ = np.float32, np.float64, np.int64, np.bool_
+    float32, float64, int64 = np.float32, np.float64, np.int64
 
     def asarray(self, a: Any, dtype: Any = None) -> np.ndarray:
         return np.asarray(a, dtype=dtype)
@@ -34,11 +35,27 @@ class Numpy:
     def copy(self, a: np.ndarray) -> np.ndarray:
         return a.copy()
 
+    def contiguous(self, a: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(a)
+
+    def floor(self, a: np.ndarray) -> np.ndarray:
+        """In place: callers pass a temporary."""
+        return np.floor(a, out=a)
+
+    def segment_sum(self, a: np.ndarray, ptr: np.ndarray, dtype: Any) -> np.ndarray:
+        """(M, S) sums, accumulated in dtype, of a (M, N) over the column ranges ptr[s]:ptr[s+1]; empty ranges give 0."""
+        out = np.zeros((a.shape[0], ptr.size - 1), dtype=dtype)
+        full = np.flatnonzero(np.diff(ptr) > 0)
+        if full.size:
+            out[:, full] = np.add.reduceat(a, ptr[full], axis=1, dtype=dtype)
+        return out
+
     def where(self, cond: Any, a: Any, b: Any) -> np.ndarray:
         return np.where(cond, a, b)
 
-    def any(self, a: np.ndarray, axis: int) -> np.ndarray:
-        return a.any(axis=axis)
+    def sum(self, a: np.ndarray, axis: int) -> np.ndarray:
+        """Keeps the reduced axis (size 1)."""
+        return a.sum(axis=axis, keepdims=True)
 
     def matrix(self, m: np.ndarray | sp.csr_matrix, dtype: Any) -> np.ndarray | sp.csr_matrix:
         return m.astype(dtype)
@@ -53,7 +70,7 @@ class Torch:
         import torch
 
         self.torch, self.device = torch, torch.device(device)
-        self.float32, self.float64, self.int64, self.bool_ = torch.float32, torch.float64, torch.int64, torch.bool
+        self.float32, self.float64, self.int64 = torch.float32, torch.float64, torch.int64
 
     def asarray(self, a: Any, dtype: Any = None) -> Any:
         if isinstance(a, np.ndarray) and dtype is None:
@@ -72,19 +89,31 @@ class Torch:
     def copy(self, a: Any) -> Any:
         return a.clone()
 
+    def contiguous(self, a: Any) -> Any:
+        return a.contiguous()
+
+    def floor(self, a: Any) -> Any:
+        return a.floor_()
+
+    def segment_sum(self, a: Any, ptr: np.ndarray, dtype: Any) -> Any:
+        t = self.torch
+        ids = t.repeat_interleave(t.arange(ptr.size - 1), t.from_numpy(np.diff(ptr))).to(self.device)
+        return t.zeros((a.shape[0], ptr.size - 1), dtype=dtype, device=self.device).index_add_(1, ids, a.to(dtype))
+
     def where(self, cond: Any, a: Any, b: Any) -> Any:
         return self.torch.where(cond, a, b)
 
-    def any(self, a: Any, axis: int) -> Any:
-        return a.any(dim=axis)
+    def sum(self, a: Any, axis: int) -> Any:
+        return a.sum(dim=axis, keepdim=True)
 
     def matrix(self, m: np.ndarray | sp.csr_matrix, dtype: Any) -> Any:
         if not sp.issparse(m):
             return self.asarray(np.asarray(m)).to(dtype)
-        m = sp.csr_matrix(m)
-        t = self.torch
-        return t.sparse_csr_tensor(t.from_numpy(m.indptr.astype(np.int64)), t.from_numpy(m.indices.astype(np.int64)),
-                                   t.from_numpy(m.data), size=m.shape).to(dtype=dtype, device=self.device)
+        m, t = sp.csr_matrix(m), self.torch
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            return t.sparse_csr_tensor(t.from_numpy(m.indptr.astype(np.int64)), t.from_numpy(m.indices.astype(np.int64)),
+                                       t.from_numpy(m.data), size=m.shape, check_invariants=True).to(dtype=dtype, device=self.device)
 
 
 def namespace(device: str | None) -> Numpy | Torch:

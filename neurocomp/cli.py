@@ -1,4 +1,4 @@
-"""`neurocomp` command line: compile, run, report, targets.
+"""`neurocomp` command line: compile, run, report, targets, convert, export.
 
 Exit codes: 0 success, 2 user error (one line on stderr, no traceback), 1 internal error.
 """
@@ -48,7 +48,38 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--json", action="store_true")
     t = sub.add_parser("targets", help="list the built-in targets and their key limits")
     t.add_argument("--json", action="store_true")
+    _convert_parser(sub)
+    e = sub.add_parser("export", help="write a .pt/.nir model, or a compiled program's model, as NIR")
+    e.add_argument("model", help="a .pt or .nir model, or a program directory (its model.pt is exported)")
+    e.add_argument("--nir", required=True, help="output .nir file")
+    e.add_argument("--dt", type=float, default=1e-3, help="time step that maps LIF decays to NIR time constants")
     return p
+
+
+def _convert_parser(sub) -> None:
+    from neurocomp.convert.options import ENCODINGS, MAXPOOL, NORMALISATIONS, ConvertOptions
+
+    d = ConvertOptions()
+    c = sub.add_parser("convert", help="convert a torch ANN (.pt2 from torch.export.save) into an SNN .pt",
+                       description="Only convert .pt2 files you trust: torch.export.load is not safe for hostile "
+                                   "files (neurocomp refuses pickled payloads and AOTInductor code before loading).")
+    c.add_argument("model", help=".pt2 written by torch.export.save")
+    c.add_argument("--calibration", required=True, help=".npz whose key 'input' holds (samples, *input_shape)")
+    c.add_argument("-o", "--out", help="SNN .pt to write (default build/<stem>_snn.pt)")
+    c.add_argument("--timesteps", type=int, default=d.timesteps, help=f"T for calibration and error estimates ({d.timesteps})")
+    c.add_argument("--method", choices=NORMALISATIONS, default=d.normalisation,
+                   help=f"normalisation: one lambda per layer or per channel ({d.normalisation})")
+    c.add_argument("--percentile", type=float, default=d.percentile, help=f"of non-zero activations ({d.percentile})")
+    c.add_argument("--reset", choices=("subtract", "zero"), default=d.reset,
+                   help=f"IF reset ({d.reset}); loihi needs zero")
+    c.add_argument("--encoding", choices=ENCODINGS, default=d.encoding, help=f"input encoding ({d.encoding})")
+    c.add_argument("--v-init", type=float, default=d.v_init, help=f"initial potential / threshold ({d.v_init})")
+    c.add_argument("--calibration-batches", type=int, default=d.calibration_batches,
+                   help=f"batches for bias calibration, 0 = off ({d.calibration_batches})")
+    c.add_argument("--no-latency-compensation", action="store_true", help="keep v_init free of bias compensation")
+    c.add_argument("--maxpool", choices=MAXPOOL, default=d.maxpool, help=f"max-pooling replacement ({d.maxpool})")
+    c.add_argument("--seed", type=int, default=d.seed)
+    c.add_argument("--json", action="store_true", help="print the conversion record as one JSON object")
 
 
 def _sha256(path: Path) -> str:
@@ -171,7 +202,70 @@ def _targets(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-COMMANDS = {"compile": _compile, "run": _run, "report": _report, "targets": _targets}
+def _convert(args: argparse.Namespace, console: Console) -> int:
+    from neurocomp.convert import ConvertOptions, conversion_info, convert, load_exported
+    from neurocomp.convert.pipeline import input_shape_of
+    from neurocomp.frontend.ptfile import save_graph
+
+    opts = ConvertOptions(normalisation=args.method, percentile=args.percentile, reset=args.reset, v_init=args.v_init,
+                          latency_compensation=not args.no_latency_compensation,
+                          calibration_batches=args.calibration_batches, timesteps=args.timesteps,
+                          encoding=args.encoding, maxpool=args.maxpool, seed=args.seed)
+    model = Path(args.model)
+    program = load_exported(model)
+    shape = input_shape_of(program)
+    calib = _load_inputs(Path(args.calibration), ["input"])["input"]
+    out = Path(args.out) if args.out else Path("build") / f"{model.stem}_snn.pt"
+    with console.status("converting"):
+        graph = convert(program, calib, input_shape=shape, method=opts)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_graph(graph, out)
+    info = conversion_info(graph)
+    if args.json:
+        print(json.dumps(info | {"output": str(out)}, sort_keys=True))
+    else:
+        console.print(_conversion_table(info))
+        for note in info["notes"]:
+            console.print(f"note: {note}")
+        console.print(f"wrote {out}")
+    return 0
+
+
+def _conversion_table(info: dict[str, Any]):
+    from rich.table import Table
+
+    t = Table(title=f"Conversion ({info['method']['normalisation']}-wise {info['method']['percentile']} percentile, "
+                    f"reset {info['method']['reset']}, T = {info['method']['timesteps']})", title_justify="left")
+    for head in ("layer", "lambda min", "lambda max", "RMSE vs ANN", "compared"):
+        t.add_column(head, justify="left" if head in ("layer", "compared") else "right")
+    for name, row in info["layers"].items():
+        t.add_row(name, f"{min(row['lambda']):.4g}", f"{max(row['lambda']):.4g}", f"{row['rmse']:.4f}", row["kind"])
+    if "argmax_agreement" in info:
+        t.caption = f"SNN argmax = ANN argmax on {info['argmax_agreement']:.1%} of {info['samples']} calibration samples"
+    return t
+
+
+def _export(args: argparse.Namespace, console: Console) -> int:
+    from neurocomp.frontend import load_model, save_nir
+
+    src = Path(args.model)
+    if args.dt <= 0:
+        raise UserError("--dt must be > 0")
+    if src.is_dir():
+        src = src / "model.pt"
+        if not src.is_file():
+            raise FormatError(f"{args.model} has no model.pt (is it a compiled program?)")
+    out = Path(args.nir)
+    if out.suffix != ".nir":
+        raise UserError(f"--nir {out}: the output file must end in .nir")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_nir(load_model(src, dt=args.dt), out, dt=args.dt)
+    console.print(f"wrote {out}")
+    return 0
+
+
+COMMANDS = {"compile": _compile, "run": _run, "report": _report, "targets": _targets, "convert": _convert,
+            "export": _export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,8 +14,9 @@ UserError rather than a silent mismatch. TrueNorth programs: one `TrueNorthCores
 
 Timing: our tick k is Lava step k + 1. The RingBuffer sends x[k] at step k + 1 and a Dense delivers one step
 later, so x[k] reaches the first layer at tick k + 1 and every edge takes one tick, as on the emulator.
-core_counts and merges are recomputed from every neuron's spikes with the emulator's routing matrices, so the
-energy and timing summaries of a Lava run equal the emulator's.
+core_counts and merges are recomputed from every neuron's spikes by the emulator's definitions, so the energy
+and timing summaries of a Lava run equal the emulator's. Reading results is slow for long runs: Lava 0.10
+copies a Var to the host one element per message.
 """
 from __future__ import annotations
 
@@ -26,16 +27,20 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from neurocomp.backends.emulator import COUNTERS, RunResult, _edge_hops, _layer_inputs, _routing
+from neurocomp.backends.emulator import COUNTERS, RunResult
 from neurocomp.backends.lava_compat import import_lava
+from neurocomp.encoding import input_spikes
 from neurocomp.errors import UserError
 from neurocomp.ir.netlist import Netlist
 from neurocomp.program import Program
+from neurocomp.route import grid_hops
 from neurocomp.target import Target
 from neurocomp.targets.loihi import SIGN_NAMES
 from neurocomp.targets.loihi.neuron import prepare_weights
 
 LIF_SCALARS = ("du", "dv", "vth", "weight_exp")  # one value per Lava LIF (or its Dense), so they split a core
+# synapse processes, neuron processes, netlist neuron ids per neuron process, process -> ProcessModel
+Built = tuple[tuple[Any, ...], tuple[Any, ...], tuple[np.ndarray, ...], dict[Any, type]]
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class LavaNetwork:
 
     `neurons[i]` holds the netlist neurons `neuron_ids[i]` in port order (a LIF, or one TrueNorthCores);
     `spike_sinks[i]` (RingBuffer, (n, ticks)) and `v_monitors[i]` (Monitor of `v`) observe it, None where
-    not recorded. Run with `network.source.run(RunSteps(network.ticks), run_config())`, read, then `stop()`.
+    not recorded. Run with `network.source.run(RunSteps(network.ticks), run_config(network))`, read, `stop()`.
     """
 
     source: Any                      # lava RingBuffer: encoded input spikes, (channels, ticks)
@@ -54,19 +59,33 @@ class LavaNetwork:
     spike_sinks: tuple[Any, ...]
     v_monitors: tuple[Any, ...]
     ticks: int
+    models: Mapping[Any, type]       # process -> its ProcessModel where Lava's search is not wanted
 
 
-def run_config() -> Any:
-    """Lava's bit-accurate CPU models (TrueNorthCores is tagged fixed_pt too)."""
-    import_lava()
+def run_config(network: LavaNetwork) -> Any:
+    """Lava's bit-accurate CPU models. Our own processes name their model directly: Lava's model search would
+    otherwise import and re-execute every module beside them (warning on any that cannot run standalone)."""
     from lava.magma.core.run_configs import Loihi2SimCfg
 
-    return Loihi2SimCfg(select_tag="fixed_pt")
+    return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=dict(network.models))
 
 
 def encode(program: Program, inputs: Mapping[str, np.ndarray], ticks: int | None = None) -> np.ndarray:
-    """(batch, ticks, channels) input spikes, encoded exactly as the emulator does; `build` takes `[b].T`."""
-    return _layer_inputs(program.netlist, inputs, ticks)
+    """(batch, ticks, channels) input spikes of all Input nodes in netlist order, as the emulator takes them;
+    `build` takes one sample's `[b].T`."""
+    parts = [input_spikes(inputs[name], shape, ticks) for name, shape in program.netlist.inputs]
+    if len({p.shape[:2] for p in parts}) != 1:
+        raise UserError("all inputs need the same batch size and number of ticks")
+    return np.concatenate([p.reshape(p.shape[0], p.shape[1], -1) for p in parts], axis=2)
+
+
+def routes(n: Netlist) -> dict[int, sp.csr_matrix]:
+    """Per delay, (axons x sources) spike counts landing on each axon; sources are the neurons, then the
+    input channels."""
+    src = np.concatenate([n.edge_src, n.n_neurons + n.in_channel])
+    axon, delay = np.concatenate([n.edge_axon, n.in_axon]), np.concatenate([n.edge_delay, n.in_delay])
+    return {int(d): sp.csr_matrix((np.ones(int((delay == d).sum()), dtype=np.int64), (axon[delay == d], src[delay == d])),
+                                  shape=(n.n_axons, n.n_neurons + n.n_inputs)) for d in np.unique(delay)}
 
 
 def build(program: Program, target: Target, spikes: np.ndarray, record: Sequence[str] | None = None,
@@ -82,12 +101,12 @@ def build(program: Program, target: Target, spikes: np.ndarray, record: Sequence
     if builder is None:
         raise UserError(f"the Lava backend runs loihi and truenorth programs, not target family {target.spec.family!r}")
     spikes = np.asarray(spikes)
-    if spikes.ndim != 2 or spikes.shape[0] != n.n_inputs or spikes.shape[1] < 1:
-        raise UserError(f"Lava input must be ({n.n_inputs} channels, ticks >= 1) spikes, got shape {spikes.shape}")
+    if spikes.ndim != 2 or spikes.shape[0] != n.n_inputs or spikes.shape[1] < 1 or not np.isin(spikes, (0, 1)).all():
+        raise UserError(f"Lava input must be ({n.n_inputs} channels, ticks >= 1) 0/1 spikes, got shape {spikes.shape}")
     source = Source(data=spikes.astype(np.int32))
-    synapses, neurons, ids = builder(n, target, source.s_out, seed, column)
+    synapses, neurons, ids, models = builder(n, target, source.s_out, seed, column)
     sinks, monitors = _probes(n, neurons, ids, record, spikes.shape[1])
-    return LavaNetwork(source, synapses, neurons, ids, sinks, monitors, spikes.shape[1])
+    return LavaNetwork(source, synapses, neurons, ids, sinks, monitors, spikes.shape[1], models)
 
 
 def run(program: Program, target: Target, inputs: Mapping[str, np.ndarray], ticks: int | None = None,
@@ -102,7 +121,7 @@ def run(program: Program, target: Target, inputs: Mapping[str, np.ndarray], tick
     for b in range(batch):
         fired[b], v[b] = execute(build(program, target, x[b].T, seed=seed, column=(b, batch)), n.n_neurons)
     wall = time.perf_counter() - start
-    counts, merges = _counts(program, target, x, fired)
+    counts, merges = _counts(program, x, fired)
     layers = [lm for lm in n.layers if record is None or lm.name in record]
     pot = target.hooks.potential({"v": v})
     shaped = lambda a, lm: a[:, :, lm.neurons].reshape((batch, ticks) + lm.shape)  # noqa: E731
@@ -118,7 +137,11 @@ def execute(network: LavaNetwork, n_neurons: int) -> tuple[np.ndarray, np.ndarra
     fired = np.zeros((network.ticks, n_neurons), dtype=np.uint8)
     v = np.zeros((network.ticks, n_neurons), dtype=np.int64)
     try:
-        network.source.run(condition=RunSteps(num_steps=network.ticks), run_cfg=run_config())
+        network.source.run(condition=RunSteps(num_steps=network.ticks), run_cfg=run_config(network))
+    except RuntimeError:
+        _release(network.source)
+        raise
+    try:
         for proc, ids, sink, mon in zip(network.neurons, network.neuron_ids, network.spike_sinks, network.v_monitors):
             if sink is not None:
                 fired[:, ids] = sink.data.get().T != 0
@@ -127,6 +150,14 @@ def execute(network: LavaNetwork, n_neurons: int) -> tuple[np.ndarray, np.ndarra
     finally:
         network.source.stop()
     return fired, v
+
+
+def _release(process: Any) -> None:
+    """Stop after a worker raised: Lava has joined every worker when it reports the error but still counts the run
+    as started, so `stop()` would wait forever for their replies. Marked stopped, `stop()` only frees channels."""
+    if process.runtime is not None:
+        process.runtime._is_started = False
+        process.runtime.stop()
 
 
 # --- Loihi: LIF per compartment group, Dense per (source, LIF) ------------------------------------------------
@@ -194,8 +225,7 @@ def _dense_inputs(n: Netlist, weights: sp.csr_matrix, ids: np.ndarray, owner: np
     return denses
 
 
-def _build_loihi(n: Netlist, target: Target, input_port: Any, seed: int,
-                 column: tuple[int, int]) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[np.ndarray, ...]]:
+def _build_loihi(n: Netlist, target: Target, input_port: Any, seed: int, column: tuple[int, int]) -> Built:
     """Deterministic model: `seed` and `column` are unused."""
     weights, groups = _source_weights(n), _groups(n)
     layer_of = n.core_layer[n.neuron_core()]
@@ -208,22 +238,21 @@ def _build_loihi(n: Netlist, target: Target, input_port: Any, seed: int,
         members.append(n.n_inputs + ids)
     ports = [input_port] + [lif.s_out for lif in lifs]
     denses = [d for ids, lif in zip(groups, lifs) for d in _dense_inputs(n, weights[ids], ids, owner, members, ports, lif)]
-    return tuple(denses), tuple(lifs), tuple(groups)
+    return tuple(denses), tuple(lifs), tuple(groups), {}
 
 
-def _build_truenorth(n: Netlist, target: Target, input_port: Any, seed: int,
-                     column: tuple[int, int]) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[np.ndarray, ...]]:
-    from neurocomp.backends.lava_truenorth import TrueNorthCores
+def _build_truenorth(n: Netlist, target: Target, input_port: Any, seed: int, column: tuple[int, int]) -> Built:
+    from neurocomp.backends.lava_truenorth import PyTrueNorthCoresModel, TrueNorthCores
+    from neurocomp.targets.truenorth import stochastic_synapses
     from neurocomp.targets.truenorth.neuron import NeuronOptions
 
-    cores = TrueNorthCores(netlist=n, opts=NeuronOptions.from_spec(target.spec.get), seed=seed, column=column,
-                           name="truenorth_cores")
+    cores = TrueNorthCores(netlist=n, opts=NeuronOptions.from_spec(target.spec.get),
+                           stochastic=stochastic_synapses(n, target.spec), seed=seed, column=column, name="truenorth_cores")
     input_port.connect(cores.s_in)
-    return (), (cores,), (np.arange(n.n_neurons),)
+    return (), (cores,), (np.arange(n.n_neurons),), {cores: PyTrueNorthCoresModel}
 
 
-_BUILDERS: dict[str, Callable[..., tuple[tuple[Any, ...], tuple[Any, ...], tuple[np.ndarray, ...]]]] = {
-    "loihi": _build_loihi, "truenorth": _build_truenorth}
+_BUILDERS: dict[str, Callable[..., Built]] = {"loihi": _build_loihi, "truenorth": _build_truenorth}
 
 
 def _probes(n: Netlist, neurons: tuple[Any, ...], ids: tuple[np.ndarray, ...], record: Sequence[str] | None,
@@ -252,27 +281,28 @@ def _probes(n: Netlist, neurons: tuple[Any, ...], ids: tuple[np.ndarray, ...], r
 
 # --- counters ------------------------------------------------------------------------------------------------
 
-def _counts(program: Program, target: Target, x: np.ndarray, fired: np.ndarray) -> tuple[dict[str, np.ndarray], int]:
+def _counts(program: Program, x: np.ndarray, fired: np.ndarray) -> tuple[dict[str, np.ndarray], int]:
     """The emulator's per-core counters from the spikes of every neuron: an axon is active at tick t when spikes
-    or input routed to it with delay d left at t - d, exactly as the emulator's ring buffer delivers them."""
+    or input routed to it with delay d left at t - d (several arriving at once merge into one); a neuron is
+    active when any of its synapses is."""
     n = program.netlist
-    S = target.hooks.synapse_matrix(n)
-    S_any = sp.csr_matrix((np.ones(S.nnz, dtype=np.int64), S.indices, S.indptr), shape=S.shape)
-    route = _routing(n, n.edge_src, n.edge_axon, n.edge_delay, n.n_neurons)
-    feed = _routing(n, n.in_channel, n.in_axon, n.in_delay, x.shape[2])
-    batch, ticks = fired.shape[0], fired.shape[1]
+    synapses = sp.csr_matrix((np.ones(n.syn_axon.size), (n.syn_neuron, n.syn_axon)), shape=(n.n_neurons, n.n_axons))
+    batch, ticks, by_delay = fired.shape[0], fired.shape[1], routes(n)
     events, active, merges = np.zeros(n.n_axons), np.zeros(n.n_neurons), 0
     for b in range(batch):
+        sources = np.concatenate([fired[b], x[b]], axis=1).astype(np.int64)
         arrived = np.zeros((ticks, n.n_axons), dtype=np.int64)
-        for mats, src in ((route, fired[b]), (feed, x[b])):
-            for d, m in mats.items():
-                arrived[d:] += np.asarray(m @ src[:max(ticks - d, 0)].T.astype(np.int64)).T
-        act = (arrived > 0).astype(np.int64)
+        for d, m in by_delay.items():
+            arrived[d:] += np.asarray(m @ sources[:max(ticks - d, 0)].T).T
+        act = (arrived > 0).astype(np.float64)
         merges += int(np.maximum(arrived - 1, 0).sum())
         events += act.sum(axis=0)
-        active += (np.asarray(S_any @ act.T) > 0).sum(axis=1)
+        active += (np.asarray(synapses @ act.T) > 0).sum(axis=1)
     spikes = fired.sum(axis=(0, 1)).astype(np.float64)
-    ew, ns, ic = _edge_hops(n, program.placed)
+    p = program.placed
+    sc, dc = n.core_traffic_edges()
+    ew, ns, ic = (np.bincount(n.edge_src, weights=h, minlength=n.n_neurons)
+                  for h in grid_hops(p.gx(), p.gy(), p.chip_cols, p.chip_rows, sc, dc))
     per_neuron = {"neuron_active": active, "neuron_idle": batch * ticks - active, "spikes": spikes,
                   "hops_ew": spikes * ew, "hops_ns": spikes * ns, "interchip": spikes * ic}
     core_n = n.neuron_core()

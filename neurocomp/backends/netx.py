@@ -66,22 +66,28 @@ def export_netx(program: Program, path: str | Path) -> None:
 
 def _input_shape(n: Netlist) -> np.ndarray:
     if len(n.inputs) != 1:
-        raise UserError(f"netx networks have one input; this program has {len(n.inputs)} ({', '.join(k for k, _ in n.inputs)})")
+        names = ", ".join(k for k, _ in n.inputs)
+        raise UserError(f"netx networks have one input; this program has {len(n.inputs)} ({names})")
     return np.array(n.inputs[0][1], dtype=np.int64)
 
 
-def _layer_name(n: Netlist, neuron: int) -> str:
-    return n.layers[n.core_layer[n.neuron_core()[neuron]]].name
+def _layer_of_core(n: Netlist, core: int) -> str:
+    layer = int(n.core_layer[core])
+    return n.layers[layer].name if layer >= 0 else f"(helper core {core})"
 
 
 def _effective_weights(n: Netlist) -> sp.csr_matrix:
     """(neurons x (channels + neurons)) integer weights: prepared weight times 2**weight_exp, axons replaced by
     their sources (two axons from one source add up, exactly as their spikes would)."""
+    axon_core = n.axon_core()
     hits = np.bincount(np.concatenate([n.in_axon, n.edge_axon]), minlength=n.n_axons)
     if hits.max(initial=0) > 1:
-        raise UserError(f"axon {int(np.argmax(hits))} has several sources, which netx cannot express")
-    if np.any(n.edge_delay != 1) or np.any(n.in_delay != 1):
-        raise UserError("edges with delays other than one tick cannot be exported to netx")
+        layer = _layer_of_core(n, int(axon_core[np.argmax(hits)]))
+        raise UserError(f"layer {layer}: an input axon has several sources, which netx cannot express")
+    delay, axon = np.concatenate([n.in_delay, n.edge_delay]), np.concatenate([n.in_axon, n.edge_axon])
+    if np.any(delay != 1):
+        layer = _layer_of_core(n, int(axon_core[axon[np.argmax(delay != 1)]]))
+        raise UserError(f"layer {layer}: input delays other than one tick cannot be exported to netx")
     src = np.full(n.n_axons, -1, dtype=np.int64)
     src[n.in_axon] = n.in_channel
     src[n.edge_axon] = n.n_inputs + n.edge_src
@@ -91,8 +97,8 @@ def _effective_weights(n: Netlist) -> sp.csr_matrix:
     exp = np.asarray(n.params["weight_exp"], dtype=np.int64)[row]
     inexact = (exp < 0) & (w % (1 << np.maximum(-exp, 0)) != 0)
     if inexact.any():
-        j = int(row[np.argmax(inexact)])
-        raise UserError(f"layer {_layer_name(n, j)}: weight_exp {int(exp[np.argmax(inexact)])} floors the summed input, "
+        layer = _layer_of_core(n, int(n.neuron_core()[row[np.argmax(inexact)]]))
+        raise UserError(f"layer {layer}: weight_exp {int(exp[np.argmax(inexact)])} floors the summed input, "
                         "which no netx integer weight reproduces for its weights")
     w = np.where(exp >= 0, w << np.maximum(exp, 0), w >> np.maximum(-exp, 0))
     return sp.csr_matrix((w, (row, col)), shape=(n.n_neurons, n.n_inputs + n.n_neurons))

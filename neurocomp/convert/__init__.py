@@ -1,5 +1,5 @@
-"""ANN -> SNN conversion: torch.export graph -> IF-neuron Graph (see neurocomp.convert.convert)."""
-from neurocomp.convert.convert import ann_forward, conversion_info, convert
+"""ANN -> SNN conversion: torch.export graph -> IF-neuron Graph (see neurocomp.convert.pipeline)."""
+from neurocomp.convert.pipeline import ann_forward, conversion_info, convert
 from neurocomp.convert.options import ConvertOptions
 from neurocomp.convert.pt2 import load_exported
 

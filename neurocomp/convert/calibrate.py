@@ -1,4 +1,4 @@
-"""Compare the float SNN (reference backend) with the ANN, and calibrate biases by the gap.
+"""Compare the float SNN (reference backend) with the ANN, and calibrate gains and biases by the gap.
 
 Layer l (1-based depth) of a run of T + depth ticks is read over ticks [0, T + l): its
 T ticks of input plus the l ticks it waits for it. IF layers give spike counts / T,
@@ -12,7 +12,7 @@ import numpy as np
 from neurocomp.backends import reference
 from neurocomp.convert.ann import Segment
 from neurocomp.convert.build import INPUT, build_graph, layer_names
-from neurocomp.convert.normalize import with_bias_shift
+from neurocomp.convert.normalize import with_bias_shift, with_gain
 from neurocomp.convert.options import ConvertOptions
 from neurocomp.ir.layers import lower
 
@@ -48,16 +48,36 @@ def channel_mean(a: np.ndarray, channels: int) -> np.ndarray:
     return a.reshape(a.shape[0], channels, -1).mean(axis=(0, 2))
 
 
+def channel_slope(snn: np.ndarray, ann: np.ndarray, channels: int) -> np.ndarray:
+    """Per channel, the least-squares slope of the SNN output on the ANN target, clipped to [0.5, 2]."""
+    a = np.moveaxis(ann.reshape(ann.shape[0], channels, -1), 1, 0).reshape(channels, -1)
+    s = np.moveaxis(snn.reshape(snn.shape[0], channels, -1), 1, 0).reshape(channels, -1)
+    a, s = a - a.mean(axis=1, keepdims=True), s - s.mean(axis=1, keepdims=True)
+    var = (a * a).mean(axis=1)
+    slope = np.where(var > 1e-12, (a * s).mean(axis=1) / np.maximum(var, 1e-12), 1.0)
+    return np.clip(slope, 0.5, 2.0)
+
+
 def calibrate(plan: tuple[Segment, ...], x: np.ndarray, targets: list[np.ndarray],
               opts: ConvertOptions) -> tuple[Segment, ...]:
-    """Light calibration: layer by layer, shift each channel's bias by E[ANN] - E[SNN]; later layers see the fix."""
+    """Layer by layer (later layers see the fixes), `calibration_rounds` times: for IF layers with
+    `calibrate_gain`, divide each channel's weights and bias by the slope of SNN rate on ANN target;
+    then shift each channel's bias by E[ANN] - E[SNN] (Li et al.'s light calibration)."""
     plan = tuple(plan)
-    for depth, seg in enumerate(plan):
-        snn = snn_outputs(plan[: depth + 1], x, opts)[depth]
-        c = seg.weighted.channels
-        gap = channel_mean(targets[depth], c) - channel_mean(snn, c)
-        plan = plan[:depth] + (with_bias_shift(seg, gap),) + plan[depth + 1:]
+    for depth in range(len(plan)):
+        c = plan[depth].weighted.channels
+        for _ in range(opts.calibration_rounds):
+            if opts.calibrate_gain and plan[depth].spiking:
+                snn = snn_outputs(plan[: depth + 1], x, opts)[depth]
+                plan = _replaced(plan, depth, with_gain(plan[depth], 1.0 / channel_slope(snn, targets[depth], c)))
+            snn = snn_outputs(plan[: depth + 1], x, opts)[depth]
+            gap = channel_mean(targets[depth], c) - channel_mean(snn, c)
+            plan = _replaced(plan, depth, with_bias_shift(plan[depth], gap))
     return plan
+
+
+def _replaced(plan: tuple[Segment, ...], k: int, seg: Segment) -> tuple[Segment, ...]:
+    return plan[:k] + (seg,) + plan[k + 1:]
 
 
 def rmse(a: np.ndarray, b: np.ndarray) -> float:

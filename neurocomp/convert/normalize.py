@@ -57,3 +57,11 @@ def with_bias_shift(seg: Segment, shift: np.ndarray) -> Segment:
     op = seg.weighted
     moved = Weighted(op.name, op.weight, op.bias + shift * seg.post_factor, op.stride, op.padding, op.groups)
     return Segment(tuple(moved if o is op else o for o in seg.ops), seg.spiking)
+
+
+def with_gain(seg: Segment, gain: np.ndarray) -> Segment:
+    """Scale each output channel's weights and bias (the whole current it receives) by `gain`."""
+    op = seg.weighted
+    rows = gain.reshape((-1,) + (1,) * (op.weight.ndim - 1))
+    moved = Weighted(op.name, op.weight * rows, op.bias * gain, op.stride, op.padding, op.groups)
+    return Segment(tuple(moved if o is op else o for o in seg.ops), seg.spiking)

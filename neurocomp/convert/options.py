@@ -32,6 +32,11 @@ class ConvertOptions:
                    light calibration (Li et al. 2021): layer by layer, per channel, add the gap
                    between the ANN's normalised activation and the float SNN's rate (read-out:
                    potential / T vs logit) to the bias, from this many batches; 0 turns it off.
+    calibrate_gain first divides each channel's weights and bias by the slope of SNN rate on
+                   ANN activation (a per-row scale, so per-neuron weight levels survive); it
+                   mostly repairs reset-to-zero, whose lost overshoot compresses high rates.
+    calibration_rounds
+                   gain and bias fits per layer, each on the previous round's SNN.
     timesteps      T the calibration and the error estimates simulate (plus one tick per layer).
     encoding       input: "rate" (deterministic), "poisson" (seeded) or "current" (analog values
                    into the first layer every tick; reference backend only).
@@ -47,6 +52,8 @@ class ConvertOptions:
     latency_compensation: bool = True
     calibration_batches: int = 4
     batch_size: int = 64
+    calibrate_gain: bool = True
+    calibration_rounds: int = 2
     timesteps: int = 32
     encoding: str = "rate"
     maxpool: str = "avg"
@@ -57,8 +64,8 @@ class ConvertOptions:
                   (0 < self.percentile <= 100, "percentile must lie in (0, 100]"),
                   (self.reset in RESETS, f"reset must be one of {RESETS}"),
                   (0 <= self.v_init < 1, "v_init must lie in [0, 1) (a fraction of the threshold)"),
-                  (self.calibration_batches >= 0 and self.batch_size >= 1,
-                   "calibration_batches must be >= 0 and batch_size >= 1"),
+                  (self.calibration_batches >= 0 and self.batch_size >= 1 and self.calibration_rounds >= 1,
+                   "calibration_batches must be >= 0, batch_size and calibration_rounds >= 1"),
                   (self.timesteps >= 1, "timesteps must be >= 1"),
                   (self.encoding in ENCODINGS, f"encoding must be one of {ENCODINGS}"),
                   (self.maxpool in MAXPOOL, f"maxpool must be one of {MAXPOOL}"))

@@ -37,10 +37,6 @@ SUPPORTED = ("conv2d/convolution, linear/addmm/mm, relu, max_pool2d, avg_pool2d,
              "flatten/view/reshape, dropout/clone/identity, a final softmax/log_softmax (dropped)")
 
 
-class _Tuple:
-    """A multi-output op (batch_norm, max_pool2d_with_indices): output 0 is the activation."""
-
-
 def ann_ops(ep: torch.export.ExportedProgram) -> tuple[list[Op], list[str]]:
     """The chain of ops from the program's single input to its single output, plus notes on what was dropped."""
     return _Reader(ep).read()
@@ -57,7 +53,7 @@ class _Reader:
         self.ops: list[Op] = []
         self.notes: list[str] = []
         self.current: Node | None = None   # the fx node holding the latest activation
-        self.tuples: set[Node] = set()
+        self.tuples: set[Node] = set()     # multi-output ops whose output 0 is the activation
         self.values: dict[Node, torch.Tensor] = {}
         self.foldable = False              # the last op kept is a weighted op (a BatchNorm may follow)
 

@@ -30,6 +30,7 @@ GraphError naming the nodes.
 
 Export (to_nir) writes the same mapping backwards with g = 1 (IF r = 1, LIF
 r = tau/dt, I r = 1) and v_reset = -v_init, so the NIR potential is ours shifted.
+Scale exports as nir.Scale (import folds it into the next weighted op again).
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ import numpy as np
 
 from neurocomp.errors import FormatError, GraphError
 from neurocomp.frontend.ptfile import atomic_write
-from neurocomp.ir.graph import IF, LIF, Affine, Conv2d, Flatten, Graph, Input, Node, Output, Readout, SumPool2d
+from neurocomp.ir.graph import IF, LIF, Affine, Conv2d, Flatten, Graph, Input, Node, Output, Readout, Scale, SumPool2d
 
 Edges = list[tuple[str, str]]
 
@@ -390,6 +391,8 @@ def _export(graph: Graph, node: Node, dt: float) -> nir.NIRNode:
                              padding=np.array(node.padding))
     if isinstance(node, Flatten):
         return nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=0, end_dim=-1)
+    if isinstance(node, Scale):
+        return nir.Scale(scale=np.broadcast_to(node.scale, shape).astype(np.float64))
     if isinstance(node, Readout):
         return _export_readout(node, shape)
     if isinstance(node, (IF, LIF)):

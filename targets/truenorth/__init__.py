@@ -49,11 +49,11 @@ class StochasticSynapses:
     """
 
     groups: np.ndarray   # per synapse: its axon type if stochastic, else -1
-    sign: np.ndarray     # (4, N, 1) sgn(s) per type
-    prob: np.ndarray     # (4, N, 1)
+    sign: np.ndarray     # (4, 1, N) sgn(s) per type
+    prob: np.ndarray     # (4, 1, N)
 
     def integrate(self, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Summed stochastic input (N, B) int64 from counts (4, N, B) of active stochastic synapses."""
+        """Summed stochastic input (B, N) int64 from counts (4, B, N) of active stochastic synapses."""
         return np.sum(self.sign * rng.binomial(counts, self.prob), axis=0)
 
 
@@ -64,7 +64,7 @@ def stochastic_synapses(n: Netlist, spec: TargetSpec) -> StochasticSynapses | No
         return None
     types = n.syn_tables["axon_type"][n.syn_axon]
     opts = NeuronOptions.from_spec(lambda k, d: spec.get(k, d))
-    w = n.params["w"].T[:, :, None]
+    w = n.params["w"].T[:, None, :]
     prob = np.minimum(np.abs(w) + (opts.stoch_compare == ">="), 1 << PRN_BITS) / float(1 << PRN_BITS)
     return StochasticSynapses(np.where(flags[n.syn_neuron, types] != 0, types, -1), np.sign(w), prob)
 

@@ -137,7 +137,7 @@ def _overflow(v: np.ndarray, opts: NeuronOptions) -> np.ndarray:
         return v
     lo, hi = opts.v_range
     if opts.v_overflow == "saturate":
-        return v.clip(lo, hi)  # a method, so torch tensors (the emulator's device path) work too
+        return v.clip(np.int64(lo), np.int64(hi))  # a method: torch tensors work too; numpy scalars: fast
     return ((v - lo) & ((1 << opts.v_bits) - 1)) + lo
 
 
@@ -186,14 +186,15 @@ def _threshold_reset(p: Mapping[str, np.ndarray], v: np.ndarray, opts: NeuronOpt
 class Stepper:
     """`step` for a whole netlist, fast: integrate, leak, threshold and reset with the per-neuron
     constants folded once (reset = k * V + c per gamma x kappa) and stages that are no-ops for these
-    parameters skipped. Same integers and the same rng draws, in the same order, as `step` (tested
-    against it); int64 on numpy or torch (`xp`, neurocomp.arrays). State: v (N, B).
+    parameters skipped. Same integers and the same rng draws, in the same order and (N, B) shape, as
+    `step` (tested against it); int64 on numpy or torch (`xp`, neurocomp.arrays). Batch-major:
+    acc and v are (B, N).
     """
 
     def __init__(self, params: Mapping[str, np.ndarray], opts: NeuronOptions, batch: int, xp) -> None:
-        p = {k: np.asarray(params[k], dtype=np.int64)[:, None] for k in PARAMS}
+        p = {k: np.asarray(params[k], dtype=np.int64) for k in PARAMS}
         self.xp, self.opts = xp, opts
-        self.v = xp.asarray(init_v(params, batch))
+        self.v = xp.asarray(init_v(params, batch).T.copy())
         self.lam = xp.asarray(p["leak"]) if p["leak"].any() else None
         self.stoch_leak = (p["c_lambda"] == 1, p["leak"]) if p["c_lambda"].any() else None
         self.eps = xp.asarray(p["epsilon"] == 1) if p["epsilon"].any() else None
@@ -208,41 +209,54 @@ class Stepper:
         self.below_le = opts.neg_threshold_cmp == "<="
 
     def __call__(self, acc, rng: np.random.Generator | None = None):
-        """One tick from the integrated input acc (N, B) int64; returns the spikes (N, B) bool."""
+        """One tick from the integrated input acc (B, N) int64; returns the spikes (B, N) bool."""
         xp = self.xp
         v = _overflow(self.v + acc, self.opts)
         v = self._leak(v, rng)
-        eta = None if self.tm_mask is None else xp.asarray(_prn(rng, tuple(v.shape), "threshold") & self.tm_mask)
+        eta = None if self.tm_mask is None else xp.asarray((self._prn(rng, v, "threshold") & self.tm_mask))
         spikes = v >= (self.alpha if eta is None else self.alpha + eta)
         neg_thr = self.neg if eta is None else self.neg - eta * self.eta_neg
         below = v <= neg_thr if self.below_le else v < neg_thr
-        new_v = xp.where(spikes, self.pos(v, eta), xp.where(below, self.neg_v(v, eta), v))
-        self.v = _overflow(new_v, self.opts)
+        new_v = _select(below, self.neg_v(v, eta), v)
+        self.v = _overflow(_select(spikes, self.pos(v, eta), new_v), self.opts)   # a spike wins over the negative test
         return spikes
+
+    @staticmethod
+    def _prn(rng: np.random.Generator | None, v, what: str) -> np.ndarray:
+        """(B, N) PRNs drawn as `step` draws them, (N, B)."""
+        return _prn(rng, tuple(v.shape)[::-1], what).T
 
     def _leak(self, v, rng: np.random.Generator | None):
         xp, amount = self.xp, self.lam
         if self.stoch_leak is not None:
             stoch, lam = self.stoch_leak
-            prn = _prn(rng, tuple(v.shape), "leak")
-            amount = xp.asarray(np.where(stoch, _stoch_fire(lam, prn, self.opts) * np.sign(lam), lam))
+            amount = xp.asarray(np.where(stoch, _stoch_fire(lam, self._prn(rng, v, "leak"), self.opts) * np.sign(lam), lam))
         if amount is None:
             return v
         if self.eps is None:
             return _overflow(v + amount, self.opts)
-        sv = xp.where(v > 0, 1, xp.where(v < 0, -1, 0))
-        out = v + xp.where(self.eps, sv, 1) * amount
+        sv = _sign(v)
+        out = v + _select(self.eps, sv, 1) * amount
         if self.opts.leak_no_ringing:
-            so = xp.where(out > 0, 1, xp.where(out < 0, -1, 0))
-            out = xp.where(self.eps & (so * sv < 0), 0, out)
+            out = out * ~(self.eps & (_sign(out) * sv < 0))
         return _overflow(out, self.opts)
 
     def potential(self):
+        """v (B, N) in integer graph units, as float."""
         return self.xp.cast(self.v, self.xp.float64)
 
 
+def _select(cond, a, b):
+    """where(cond, a, b) for integers as arithmetic: numpy's where is several times slower."""
+    return b + cond * (a - b)
+
+
+def _sign(x):
+    return (x > 0) * 1 - (x < 0) * 1
+
+
 class _Linear:
-    """k * v + c + e * eta with per-neuron integer columns, skipping all-zero and all-one terms."""
+    """k * v + c + e * eta with per-neuron integer rows, skipping all-zero and all-one terms."""
 
     def __init__(self, xp, k: np.ndarray, c: np.ndarray, e: np.ndarray) -> None:
         self.keep = "none" if not k.any() else "all" if (k == 1).all() else "some"

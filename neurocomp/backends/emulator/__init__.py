@@ -1,26 +1,37 @@
 """Integer-exact emulator of a compiled Program, vectorised over all cores and a batch.
 
-Per tick: the axons due this tick (a delay ring buffer) drive one sparse integer
-matrix from all axons to all neurons; the target's neuron hook updates every
-neuron; spikes are scheduled onto destination axons through one sparse routing
-matrix per delay. Counters feed the energy and timing model.
+Per tick: the source rows (neuron and input spikes, 0/1) of the last `depth` ticks live in a
+buffer; a few block products (`plan.py`: routing and crossbar composed per delay) give every
+neuron's summed input and its number of active synapses; the target's fast neuron hook
+(`stepper`) updates every neuron. Blocks fed only by input run for a whole chunk of ticks in one
+product. The counters and the per-tick timing estimate are sums of the buffered spikes and
+synapse counts per core, taken once per chunk.
+
+Runs on numpy (default) or torch (`device="cpu"`, `"cuda"`) with identical integers: every float
+product is exact by construction (plan.py) and the neuron hooks work in int64.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
 
+from neurocomp.arrays import namespace
+from neurocomp.backends.emulator.plan import Block, Plan, build
 from neurocomp.encoding import input_spikes
 from neurocomp.ir.netlist import Netlist
-from neurocomp.program import Placed, Program
-from neurocomp.route import grid_hops
+from neurocomp.program import Program
 from neurocomp.target import Target
 
 COUNTERS = ("synaptic_events", "neuron_active", "neuron_idle", "spikes", "hops_ew", "hops_ns", "interchip")
+CHUNK_BYTES = 64 << 20  # the tick buffer per chunk of ticks
+# A product with many rows (batch x ticks) runs dense through BLAS down to 2 % density, where BLAS still
+# beats CSR per useful multiply; with few rows (one tick, small batch) CSR wins below 10 %.
+DENSE_MIN = {True: 0.02, False: 0.1}
+DENSE_MAX_CELLS = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -31,23 +42,11 @@ class RunResult:
     merges: int                           # spikes lost because two arrived at one axon in one tick
     ticks: int
     batch: int
-    wall_s: float
-
-
-def _routing(n: Netlist, src: np.ndarray, axon: np.ndarray, delay: np.ndarray, n_src: int) -> dict[int, sp.csr_matrix]:
-    """Per delay, an (axons x sources) 0/1 matrix: counts how many spikes land on each axon."""
-    out = {}
-    for d in np.unique(delay):
-        sel = delay == d
-        out[int(d)] = sp.csr_matrix((np.ones(int(sel.sum()), dtype=np.int64), (axon[sel], src[sel])), shape=(n.n_axons, n_src))
-    return out
-
-
-def _edge_hops(n: Netlist, placed: Placed) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per neuron: E-W hops, N-S hops and chip crossings summed over its outgoing edges."""
-    sc, dc = n.core_traffic_edges()
-    hops = grid_hops(placed.gx(), placed.gy(), placed.chip_cols, placed.chip_rows, sc, dc)
-    return tuple(np.bincount(n.edge_src, weights=h, minlength=n.n_neurons) for h in hops)  # type: ignore[return-value]
+    wall_s: float                         # the tick loop
+    layer_counts: Mapping[str, Mapping[str, float]] = field(default_factory=dict)  # layer -> counter -> total
+    tick_s: np.ndarray | None = None      # (batch, ticks) estimated hardware tick: slowest core + barrier
+    timing: Mapping[str, float | None] = field(default_factory=dict)  # tick mean / worst, slack vs real time
+    setup_s: float = 0.0                  # building the plan and moving it to the device
 
 
 def _layer_inputs(n: Netlist, inputs: Mapping[str, np.ndarray], ticks: int | None) -> np.ndarray:
@@ -61,57 +60,243 @@ def _layer_inputs(n: Netlist, inputs: Mapping[str, np.ndarray], ticks: int | Non
 
 
 def run(program: Program, target: Target, inputs: Mapping[str, np.ndarray], ticks: int | None = None,
-        record: Sequence[str] | None = None, seed: int = 0) -> RunResult:
-    n, hooks = program.netlist, target.hooks
-    x = _layer_inputs(n, inputs, ticks)
-    batch, ticks = x.shape[0], x.shape[1]
-    S = hooks.synapse_matrix(n).astype(np.int64)
-    S_any = sp.csr_matrix((np.ones(S.nnz, dtype=np.int64), S.indices, S.indptr), shape=S.shape)
-    route = _routing(n, n.edge_src, n.edge_axon, n.edge_delay, n.n_neurons)
-    feed = _routing(n, n.in_channel, n.in_axon, n.in_delay, x.shape[2])
-    depth = max(list(route) + list(feed) + [1]) + 1
-    ring = np.zeros((depth, n.n_axons, batch), dtype=np.int64)
-    state = hooks.init_state(n, target.spec, batch)
-    rng = np.random.default_rng(seed)
-    ew, ns, ic = _edge_hops(n, program.placed)
-    syn_per_axon = np.bincount(n.syn_axon, minlength=n.n_axons)
-    core_n, core_a = n.neuron_core(), n.axon_core()
-    counts = {k: np.zeros(n.n_cores) for k in COUNTERS}
-    layers = [lm for lm in n.layers if record is None or lm.name in record]
-    spk = {lm.name: np.zeros((batch, ticks, lm.neurons.size), dtype=np.uint8) for lm in layers if lm.kind == "spiking"}
-    pot = {lm.name: np.zeros((batch, ticks, lm.neurons.size)) for lm in layers if lm.kind == "readout"}
-    merges = 0
+        record: Sequence[str] | None = None, seed: int = 0, device: str | None = None) -> RunResult:
+    """Emulate `ticks` ticks for a batch of inputs. device None: numpy; "cpu" / "cuda": torch there.
+
+    The rng (stochastic leak, threshold and synapses) is a numpy Generator on every device, so a
+    seed gives the same run everywhere; deterministic programs never draw from it.
+    """
     start = time.perf_counter()
-    for t in range(ticks):
-        slot = t % depth
-        arrived = ring[slot]
-        merges += int(np.maximum(arrived - 1, 0).sum())
-        act = (arrived > 0).astype(np.int64)
-        ring[slot] = 0
-        acc = np.asarray(S @ act)
-        active = np.asarray(S_any @ act) > 0
-        spikes = hooks.neuron_step(n.params, state, acc, rng)
-        fired = spikes.astype(np.int64)
-        for d, m in route.items():
-            ring[(t + d) % depth] += m @ fired
-        for d, m in feed.items():
-            ring[(t + d) % depth] += m @ x[:, t, :].T.astype(np.int64)
-        per_n_active = active.sum(axis=1)
-        per_n_spikes = fired.sum(axis=1)
-        counts["synaptic_events"] += np.bincount(core_a, weights=act.sum(axis=1) * syn_per_axon, minlength=n.n_cores)
-        counts["neuron_active"] += np.bincount(core_n, weights=per_n_active, minlength=n.n_cores)
-        counts["neuron_idle"] += np.bincount(core_n, weights=batch - per_n_active, minlength=n.n_cores)
-        counts["spikes"] += np.bincount(core_n, weights=per_n_spikes, minlength=n.n_cores)
-        counts["hops_ew"] += np.bincount(core_n, weights=per_n_spikes * ew, minlength=n.n_cores)
-        counts["hops_ns"] += np.bincount(core_n, weights=per_n_spikes * ns, minlength=n.n_cores)
-        counts["interchip"] += np.bincount(core_n, weights=per_n_spikes * ic, minlength=n.n_cores)
-        for lm in layers:
-            if lm.kind == "spiking":
-                spk[lm.name][:, t] = spikes[lm.neurons].T
-            else:
-                pot[lm.name][:, t] = hooks.potential(state)[lm.neurons].T * lm.scale
-    wall = time.perf_counter() - start
-    shape = {lm.name: lm.shape for lm in n.layers}
-    return RunResult({k: v.reshape((batch, ticks) + shape[k]) for k, v in spk.items()},
-                     {k: v.reshape((batch, ticks) + shape[k]) for k, v in pot.items()},
-                     counts, merges, ticks, batch, wall)
+    x = _layer_inputs(program.netlist, inputs, ticks)
+    loop = _Loop(build(program, target), program, target, namespace(device), x, record, seed)
+    ready = time.perf_counter()
+    loop.run()
+    return loop.result(time.perf_counter() - ready, ready - start)
+
+
+class _Product:
+    """z (M, U) -> z @ m.T (M, R) for a plan matrix m (R, U): dense through BLAS, sparse through CSR,
+    picked by density and by M (rows per product)."""
+
+    def __init__(self, m: sp.csr_matrix, xp, rows: int) -> None:
+        cells = m.shape[0] * m.shape[1]
+        self.xp, self.dense = xp, DENSE_MIN[rows >= 32] * cells <= m.nnz and cells <= DENSE_MAX_CELLS
+        dtype = xp.float32 if m.dtype == np.float32 else xp.float64
+        self.m = xp.matrix(np.ascontiguousarray(m.T.toarray()) if self.dense else m, dtype)
+        self.cast = None if m.dtype == np.float32 else dtype
+
+    def __call__(self, z):
+        if self.cast is not None:
+            z = self.xp.cast(z, self.cast)
+        if self.dense:
+            return z @ self.m
+        return self.xp.contiguous((self.m @ self.xp.contiguous(z.T)).T)   # CSR x (U, M) dense, both backends
+
+
+class _DeviceBlock:
+    """A plan Block on the device. Blocks that read only input rows are evaluated for a whole chunk
+    of ticks in one product ahead of the ticks (inputs are known in advance)."""
+
+    def __init__(self, b: Block, xp, n_neurons: int, n_inputs: int, batch: int, chunk: int) -> None:
+        self.xp, self.delay, self.rows, self.target, self.mode = xp, b.delay, b.rows, b.target, b.mode
+        self.cols = b.cols if isinstance(b.cols, slice) else xp.asarray(b.cols)
+        lo, hi = (b.cols.start, b.cols.stop) if isinstance(b.cols, slice) else (b.cols.min(), b.cols.max() + 1)
+        self.ahead = n_neurons <= lo and hi <= n_neurons + n_inputs
+        self.product = _Product(b.matrix, xp, batch * (chunk if self.ahead else 1))
+        self.scale, self.inv = float(b.scale), 1.0 / b.scale if b.scale else 0.0
+        self.y = self.events = None
+        self.first = False   # the first block to write its rows this tick: assigns instead of adding
+
+    def _evaluate(self, z):
+        """(input or stochastic count, active synapses per row or None) for source rows z (M, U)."""
+        y = self.product(z)
+        if self.mode == "count":
+            return y, None
+        if self.mode == "any":
+            return y, self.xp.sum(z, 1)
+        n_active = self.xp.floor(y * self.inv + 0.5)   # exact: the plan bounds |y| + scale / 2 (see plan.py)
+        y -= n_active * self.scale
+        return y, n_active
+
+    def prepare(self, buf, depth: int, k: int) -> None:
+        """Evaluate ticks 0..k-1 of the chunk at once (input blocks only)."""
+        z = buf[depth - self.delay:depth - self.delay + k][:, :, self.cols]
+        y, events = self._evaluate(z.reshape(-1, z.shape[2]))
+        self.y = y.reshape(k, -1, y.shape[1])
+        self.events = None if events is None else events.reshape(k, -1, events.shape[1])
+
+    def apply(self, buf, slot: int, j: int, acc, events, counts) -> None:
+        if self.ahead:
+            y, ev = self.y[j], None if self.events is None else self.events[j]
+        else:
+            y, ev = self._evaluate(buf[slot - self.delay][:, self.cols])
+        if self.target:
+            counts[self.target - 1][:, self.rows] += y
+        elif self.first:
+            acc[:, self.rows] = y
+            events[:, self.rows] = ev
+        else:
+            acc[:, self.rows] += y
+            events[:, self.rows] += ev
+
+
+class _Loop:
+    """The tick loop and its chunked bookkeeping (see the module docstring). Batch-major: the
+    buffer holds, per tick slot, (batch, source rows) 0/1 as float32."""
+
+    def __init__(self, plan: Plan, program: Program, target: Target, xp, x: np.ndarray,
+                 record: Sequence[str] | None, seed: int) -> None:
+        n = program.netlist
+        self.plan, self.program, self.target, self.xp, self.x = plan, program, target, xp, x
+        self.batch, self.ticks = x.shape[0], x.shape[1]
+        B, N, D = self.batch, plan.n_neurons, plan.depth
+        self.chunk = int(np.clip(CHUNK_BYTES // max(plan.rows * B * 4 + N * B, 1), 1, max(self.ticks, 1)))
+        self.buf = xp.zeros((D + self.chunk, B, plan.rows), xp.float32)
+        self.events = xp.zeros((self.chunk, B, N), xp.float32)   # active synapses per neuron and tick
+        self.acc = xp.zeros((B, N), xp.float32 if plan.acc_dtype == np.float32 else xp.float64)
+        self.counts = None if plan.stochastic is None else xp.zeros((len(plan.stochastic.sign), B, N), xp.float32)
+        self.blocks = [_DeviceBlock(b, xp, N, plan.n_inputs, B, self.chunk) for b in plan.blocks]
+        self.ahead = [b for b in self.blocks if b.ahead]
+        self.zero_each_tick = _first_writers(self.blocks, N)
+        self.shared = [(d, _Product(m, xp, B)) for d, m in plan.shared]
+        self.hops = None if plan.hops is None else _Product(plan.hops, xp, B * self.chunk)
+        self.sum_dtype = xp.float32 if plan.sum_dtype == np.float32 else xp.float64
+        self.stepper = target.hooks.stepper(n, target.spec, B, plan.acc_bound, xp)
+        self.rng = np.random.default_rng(seed)
+        layers = [lm for lm in n.layers if record is None or lm.name in record]
+        self.spiking = [(lm, *_span(lm.neurons)) for lm in layers if lm.kind == "spiking"]
+        self.readout = [lm for lm in layers if lm.kind == "readout"]
+        self.spk = {lm.name: np.zeros((B, self.ticks, lm.neurons.size), dtype=np.uint8) for lm, _, _ in self.spiking}
+        self.pot = {lm.name: np.zeros((B, self.ticks, lm.neurons.size)) for lm in self.readout}
+        self.totals = {k: np.zeros(n.n_cores) for k in COUNTERS}
+        self.tick_s = np.zeros((B, self.ticks))
+        self.slack: np.ndarray | None = None   # (batch, ticks) when the target knows its real-time slack
+        self.merges = 0
+
+    def run(self) -> None:
+        for t0 in range(0, self.ticks, self.chunk):
+            k = min(self.chunk, self.ticks - t0)
+            self._load_inputs(t0, k)
+            for b in self.ahead:
+                b.prepare(self.buf, self.plan.depth, k)
+            for j in range(k):
+                self._tick(t0 + j, j)
+            self._flush(t0, k)
+
+    def _load_inputs(self, t0: int, k: int) -> None:
+        N, X, D = self.plan.n_neurons, self.plan.n_inputs, self.plan.depth
+        self.buf[D:D + k, :, N:N + X] = self.xp.asarray(np.ascontiguousarray(self.x[:, t0:t0 + k].transpose(1, 0, 2)))
+
+    def _tick(self, t: int, j: int) -> None:
+        xp, plan, acc, slot = self.xp, self.plan, self.acc, self.plan.depth + j
+        if self.shared:
+            self._merge(slot)
+        events = self.events[j]
+        if self.zero_each_tick:
+            acc[...] = 0
+            events[...] = 0
+        if self.counts is not None:
+            self.counts[...] = 0
+        for b in self.blocks:
+            b.apply(self.buf, slot, j, acc, events, self.counts)
+        total = xp.cast(acc, xp.int64)
+        if self.counts is not None:
+            counts = xp.numpy(self.counts).astype(np.int64)
+            total = total + xp.asarray(plan.stochastic.integrate(counts, self.rng))
+        spikes = self.stepper(total, self.rng)
+        self.buf[slot][:, :plan.n_neurons] = spikes
+        for lm, span, order in self.spiking:
+            fired = xp.numpy(spikes[:, span])
+            self.spk[lm.name][:, t] = fired if order is None else np.take(fired, order, axis=1)
+        if self.readout:
+            v = xp.numpy(self.stepper.potential())
+            for lm in self.readout:
+                self.pot[lm.name][:, t] = v[:, lm.neurons] * lm.scale
+
+    def _merge(self, slot: int) -> None:
+        """Spikes onto shared axons: count the merges, keep one bit per axon."""
+        first = self.plan.n_neurons + self.plan.n_inputs
+        arrived = sum(m(self.buf[slot - d]) for d, m in self.shared)
+        self.merges += (arrived - 1).clip(0).sum()
+        self.buf[slot][:, first:] = arrived > 0
+
+    def _flush(self, t0: int, k: int) -> None:
+        """Counters, tick times and recorded spikes of ticks t0..t0+k-1, then keep the last `depth` ticks."""
+        xp, plan, D = self.xp, self.plan, self.plan.depth
+        N, C = plan.n_neurons, plan.neuron_ptr.size - 1
+        host = lambda a: xp.numpy(a).astype(np.float64).T  # noqa: E731  (C, k * B), exact sums from here on
+        per_core = lambda a: host(xp.segment_sum(a, plan.neuron_ptr, self.sum_dtype))  # noqa: E731
+        fired = self.buf[D:D + k].reshape(-1, plan.rows)[:, :N]
+        events = self.events[:k].reshape(-1, N)
+        active = per_core(events > 0)
+        hops = np.zeros((3 * C, k * self.batch)) if self.hops is None else host(self.hops(fired))
+        counts = {"synaptic_events": per_core(events), "neuron_active": active,
+                  "neuron_idle": np.diff(plan.neuron_ptr)[:, None] - active, "spikes": per_core(fired),
+                  "hops_ew": hops[:C], "hops_ns": hops[C:2 * C], "interchip": hops[2 * C:]}
+        for key in COUNTERS:
+            self.totals[key] += counts[key].sum(axis=1)
+        self._timing(counts, t0, k)
+        if t0 + k < self.ticks:
+            self.buf[:D] = xp.copy(self.buf[k:k + D])
+
+    def _timing(self, counts: Mapping[str, np.ndarray], t0: int, k: int) -> None:
+        placed = self.program.placed
+        tick, slack = self.target.hooks.tick_seconds(counts, self.target.spec, placed.routers_used, placed.n_chips)
+        per_tick = lambda a: np.broadcast_to(a, (k * self.batch,)).reshape(k, self.batch).T  # noqa: E731
+        self.tick_s[:, t0:t0 + k] = per_tick(tick)
+        if slack is not None:
+            if self.slack is None:
+                self.slack = np.zeros_like(self.tick_s)
+            self.slack[:, t0:t0 + k] = per_tick(slack)
+
+    def result(self, wall: float, setup: float) -> RunResult:
+        n, B, T = self.program.netlist, self.batch, self.ticks
+        shape = {lm.name: lm.shape for lm in n.layers}
+        spikes = {k: v.reshape((B, T) + shape[k]) for k, v in self.spk.items()}
+        pots = {k: v.reshape((B, T) + shape[k]) for k, v in self.pot.items()}
+        return RunResult(spikes, pots, self.totals, int(self.merges), T, B, wall, _layer_counts(n, self.totals),
+                         self.tick_s, self._timing_summary(), setup)
+
+    def _timing_summary(self) -> dict[str, float | None]:
+        if self.tick_s.size == 0:
+            return {}
+        known = self.slack is not None
+        return {"tick_mean_s": float(self.tick_s.mean()), "tick_worst_s": float(self.tick_s.max()),
+                "slack": float(self.slack.min()) if known else None,          # of the worst tick
+                "slack_mean": float(self.slack.mean()) if known else None}
+
+
+def _first_writers(blocks: list[_DeviceBlock], n_neurons: int) -> bool:
+    """Mark the blocks that are first to write their rows each tick (they assign, so nothing needs
+    zeroing); True if some block covers rows only partly written before it (then zero every tick)."""
+    written = np.zeros(n_neurons, dtype=bool)
+    partial = False
+    for b in blocks:
+        if b.target:
+            continue
+        seen = written[b.rows]
+        b.first = not seen.any()
+        partial |= seen.any() and not seen.all()
+        written[b.rows] = True
+    if partial:
+        for b in blocks:
+            b.first = False
+    return partial
+
+
+def _span(ids: np.ndarray) -> tuple[slice, np.ndarray | None]:
+    """The range of neuron ids a layer occupies, and the order of its neurons in it (None: in order)."""
+    lo = int(ids.min(initial=0))
+    order = ids - lo
+    in_order = np.array_equal(order, np.arange(ids.size))
+    return slice(lo, lo + int(order.max(initial=-1)) + 1), None if in_order else order
+
+
+def _layer_counts(n: Netlist, totals: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
+    """Per layer: the totals of its cores (helper cores, layer -1, under "(helpers)")."""
+    names = [lm.name for lm in n.layers]
+    out: dict[str, dict[str, float]] = {}
+    for li in np.unique(n.core_layer):
+        sel = n.core_layer == li
+        out[names[li] if li >= 0 else "(helpers)"] = {k: float(v[sel].sum()) for k, v in totals.items()}
+    return out

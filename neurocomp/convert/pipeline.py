@@ -65,6 +65,13 @@ def ann_forward(model: nn.Module | torch.export.ExportedProgram, x: np.ndarray,
     return forward(segs, x)[-1]
 
 
+def input_shape_of(program: torch.export.ExportedProgram) -> tuple[int, ...]:
+    """The per-sample input shape the program was exported with (its batch axis dropped)."""
+    name = program.graph_signature.user_inputs[0]
+    node = next(n for n in program.graph.nodes if n.op == "placeholder" and n.name == name)
+    return tuple(int(s) for s in node.meta["val"].shape[1:])
+
+
 def _check_calibration(calibration: np.ndarray, input_shape: tuple[int, ...], opts: ConvertOptions) -> np.ndarray:
     x = np.asarray(calibration, dtype=np.float64)
     if x.ndim != len(input_shape) + 1 or x.shape[1:] != input_shape or len(x) == 0:
@@ -78,6 +85,9 @@ def _check_calibration(calibration: np.ndarray, input_shape: tuple[int, ...], op
 
 
 def _export(module: nn.Module, x: np.ndarray) -> torch.export.ExportedProgram:
+    if any(m.training for m in module.modules()):
+        raise GraphError("the model is in training mode (BatchNorm and dropout would act as in training); "
+                         "call model.eval() before converting")
     param = next(module.parameters(), None)
     example = torch.from_numpy(x[:1]).to(param.dtype if param is not None else torch.float32)
     try:

@@ -1,0 +1,78 @@
+"""Digits accuracy: ANN vs float SNN vs emulated TrueNorth and Loihi, for several T.
+
+    python benchmarks/accuracy_digits.py [--timesteps 8 16 32 64 128] [--samples 360]
+
+Trains the digits ANN (models/digits.py), converts it once per T (calibrated for that T,
+with the defaults the demo uses: reset to zero, rate code), compiles it for each target
+and runs the last 360 digits for T + depth ticks. Goals: TrueNorth >= ANN - 1.0 pt at
+some T <= 64, Loihi >= ANN - 0.5 pt at some T <= 32. Two smaller tables follow: the
+float SNN per input encoding and reset at T = 32, and the cost of replacing max pooling
+by average pooling in a small CNN trained with max pooling.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+from torch import nn
+
+from neurocomp.convert import ann_forward
+from neurocomp.models import digits
+
+
+def _table(title: str, heads: tuple[str, ...], rows: list[tuple]) -> Table:
+    t = Table(title=title, title_justify="left")
+    for head in heads:
+        t.add_column(head, justify="right")
+    for row in rows:
+        t.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+    return t
+
+
+def chips(net: nn.Module, x, xt, yt, steps: list[int], ann: float) -> Table:
+    rows = []
+    for t in steps:
+        acc = digits.accuracies(digits.to_snn(net, x, t), xt, yt, t)
+        rows.append((t, ann, acc["snn_float"], acc["truenorth"], acc["loihi"]))
+    return _table(f"digits MLP, {len(yt)} test digits: accuracy",
+                  ("T", "ANN", "SNN float (reference)", "TrueNorth emulated", "Loihi emulated"), rows)
+
+
+def encodings(net: nn.Module, x, xt, yt, t: int = 32) -> Table:
+    rows = [(enc, reset, digits.accuracies(digits.to_snn(net, x, t, encoding=enc, reset=reset), xt, yt, t, ())["snn_float"])
+            for enc in ("rate", "poisson", "current") for reset in ("zero", "subtract")]
+    return _table(f"float SNN at T = {t} per input encoding and reset", ("encoding", "reset", "accuracy"), rows)
+
+
+def maxpool_cost(x, y, xt, yt, t: int = 32) -> Table:
+    cnn = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128, 10))
+    net = digits.train(x, y, net=cnn, levels=False)
+    avg = float((ann_forward(net, xt).argmax(1) == yt).mean())
+    snn = digits.accuracies(digits.to_snn(net, x, t), xt, yt, t, ())["snn_float"]
+    return _table("max pooling replaced by average pooling (conv 1->8, max-pool 2, linear)",
+                  ("ANN with max pool", "same weights, avg pool", f"float SNN, T = {t}"),
+                  [(digits.accuracy(net, xt.astype(np.float32), yt), avg, snn)])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--timesteps", type=int, nargs="+", default=[8, 16, 32, 64, 128])
+    ap.add_argument("--samples", type=int, default=360)
+    args = ap.parse_args()
+    start = time.perf_counter()
+    x, y, xt, yt = digits.dataset()
+    xt, yt = xt[: args.samples].astype(np.float64), yt[: args.samples]
+    net = digits.train(x, y)
+    ann = digits.accuracy(net, xt.astype(np.float32), yt)
+    console = Console()
+    console.print(chips(net, x, xt, yt, args.timesteps, ann))
+    console.print(encodings(net, x, xt, yt))
+    console.print(maxpool_cost(x, y, xt, yt))
+    console.print(f"{time.perf_counter() - start:.0f} s; ticks per inference = T + depth (one tick per layer)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,291 @@
+"""The optimised emulator (neurocomp.backends.emulator) against a deliberately simple reference loop:
+dense matrices, the targets' reference neuron steps, an axon ring buffer, plain Python over ticks.
+Also delays, merges, per-layer counters, timing, stochastic synapses and the torch path."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from neurocomp.backends import emulator
+from neurocomp.backends.emulator import COUNTERS
+from neurocomp.backends.emulator.plan import build
+from neurocomp.compiler import CompileOptions, compile_graph
+from neurocomp.ir.graph import IF, Affine, Conv2d, Flatten, Graph, Input, Output, Readout
+from neurocomp.route import grid_hops
+from neurocomp.target import load_target
+from netlib import random_spikes, tiny
+
+TARGETS = ("truenorth", "loihi")
+TARGET = {name: load_target(name) for name in TARGETS}
+
+
+def reference_run(program, target, x: np.ndarray, seed: int = 0) -> dict:
+    """Tick by tick with the netlist as it is: (batch, ticks, channels) input spikes in, every
+    neuron's spikes and potential, per-core counters and merges out."""
+    n, hooks = program.netlist, target.hooks
+    B, T = x.shape[:2]
+    S = hooks.synapse_matrix(n).toarray()
+    S_any = np.zeros((n.n_neurons, n.n_axons), dtype=np.int64)
+    np.add.at(S_any, (n.syn_neuron, n.syn_axon), 1)
+    depth = int(max(n.edge_delay.max(initial=1), n.in_delay.max(initial=1))) + 1
+    ring = np.zeros((depth, n.n_axons, B), dtype=np.int64)
+    state = hooks.init_state(n, target.spec, B)
+    rng = np.random.default_rng(seed)
+    core_n, core_a = n.neuron_core(), n.axon_core()
+    p = program.placed
+    hops = grid_hops(p.gx(), p.gy(), p.chip_cols, p.chip_rows, *n.core_traffic_edges())
+    hops = [np.bincount(n.edge_src, weights=h, minlength=n.n_neurons) for h in hops]
+    counts = {k: np.zeros(n.n_cores) for k in COUNTERS}
+    spikes = np.zeros((B, T, n.n_neurons), dtype=np.uint8)
+    potential = np.zeros((B, T, n.n_neurons))
+    merges = 0
+    syn_per_axon = S_any.sum(axis=0)
+    per_core = lambda w: np.bincount(core_n, weights=w, minlength=n.n_cores)  # noqa: E731
+    for t in range(T):
+        arrived = ring[t % depth].copy()
+        ring[t % depth] = 0
+        merges += int(np.maximum(arrived - 1, 0).sum())
+        act = (arrived > 0).astype(np.int64)
+        events = S_any @ act
+        fired = hooks.neuron_step(n.params, state, S @ act, rng)
+        spikes[:, t] = fired.T
+        potential[:, t] = hooks.potential(state).T
+        np.add.at(ring, ((t + n.edge_delay) % depth, n.edge_axon), fired[n.edge_src].astype(np.int64))
+        np.add.at(ring, ((t + n.in_delay) % depth, n.in_axon), x[:, t, n.in_channel].T.astype(np.int64))
+        counts["synaptic_events"] += np.bincount(core_a, weights=syn_per_axon * act.sum(1), minlength=n.n_cores)
+        counts["neuron_active"] += per_core((events > 0).sum(1))
+        counts["neuron_idle"] += per_core((events == 0).sum(1))
+        counts["spikes"] += per_core(fired.sum(1))
+        for key, h in zip(("hops_ew", "hops_ns", "interchip"), hops):
+            counts[key] += per_core(fired.sum(1) * h)
+    return {"spikes": spikes, "potential": potential, "counts": counts, "merges": merges}
+
+
+def assert_same(result: emulator.RunResult, ref: dict, program) -> None:
+    B, T = result.batch, result.ticks
+    for lm in program.netlist.layers:
+        if lm.kind == "spiking":
+            np.testing.assert_array_equal(result.spikes[lm.name].reshape(B, T, -1), ref["spikes"][:, :, lm.neurons], lm.name)
+        else:
+            np.testing.assert_array_equal(result.potentials[lm.name].reshape(B, T, -1),
+                                          ref["potential"][:, :, lm.neurons] * lm.scale, lm.name)
+    for key in COUNTERS:
+        np.testing.assert_array_equal(result.core_counts[key], ref["counts"][key], key)
+    assert result.merges == ref["merges"]
+
+
+def mlp(rng: np.random.Generator, n_in: int, hidden: int, out: int, readout: bool, zeros: bool = True) -> Graph:
+    """Input -> Affine -> IF -> Affine -> IF or Readout; small integer weights (<= 4 levels), with
+    zeros (sparse crossbars) or without (every neuron reads every input)."""
+    w1 = rng.choice([-2.0, -1.0, 0.0, 1.0, 2.0] if zeros else [-1.0, 1.0, 2.0], size=(hidden, n_in))
+    w2 = rng.choice([-1.0, 0.0, 1.0, 3.0] if zeros else [-1.0, 3.0], size=(out, hidden))
+    last = Readout("o", bias=rng.integers(-1, 2, out).astype(float)) if readout else \
+        IF("o", threshold=rng.integers(1, 4, out).astype(float))
+    nodes = [Input("x", (n_in,)), Affine("a", w1), IF("h", threshold=rng.integers(1, 5, hidden).astype(float),
+                                                      bias=rng.integers(-1, 2, hidden).astype(float)),
+             Affine("b", w2), last, Output("out")]
+    return Graph(nodes, [("x", "a"), ("a", "h"), ("h", "b"), ("b", "o"), ("o", "out")])
+
+
+def convnet(rng: np.random.Generator) -> Graph:
+    """A small conv net: Conv2d -> IF -> Flatten -> Affine -> IF (the conv crossbar is sparse)."""
+    nodes = [Input("x", (2, 10, 10)), Conv2d("conv", rng.choice([-1.0, 1.0, 2.0], size=(3, 2, 3, 3)), padding=1),
+             IF("n1", threshold=3.0), Flatten("flat"), Affine("fc", rng.choice([-1.0, 1.0], size=(4, 300))),
+             IF("n2", threshold=4.0), Output("out")]
+    return Graph(nodes, [("x", "conv"), ("conv", "n1"), ("n1", "flat"), ("flat", "fc"), ("fc", "n2"), ("n2", "out")])
+
+
+def with_delays(program, rng: np.random.Generator, max_delay: int):
+    """The same program with random edge and input delays 1..max_delay."""
+    n = program.netlist
+    n = dataclasses.replace(n, edge_delay=rng.integers(1, max_delay + 1, n.edge_src.size),
+                            in_delay=rng.integers(1, max_delay + 1, n.in_axon.size))
+    return dataclasses.replace(program, netlist=n)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(TARGETS), seed=st.integers(0, 2 ** 16), conv=st.booleans(), readout=st.booleans(),
+       zeros=st.booleans(), max_delay=st.sampled_from([1, 3, 15]), batch=st.sampled_from([1, 3]))
+def test_equals_reference_loop_on_random_programs(name, seed, conv, readout, zeros, max_delay, batch):
+    rng = np.random.default_rng(seed)
+    target = TARGET[name]
+    graph = convnet(rng) if conv else mlp(rng, int(rng.integers(3, 40)), int(rng.integers(2, 300)), 4, readout, zeros)
+    program = with_delays(compile_graph(graph, target, CompileOptions()).program, rng, max_delay)
+    shape = dict(program.netlist.inputs)["x"]
+    x = random_spikes(shape, batch=batch, ticks=30, rate=0.3, seed=seed)
+    result = emulator.run(program, target, {"x": x})
+    assert_same(result, reference_run(program, target, x.reshape(batch, 30, -1)), program)
+
+
+@pytest.mark.parametrize("name", TARGETS)
+def test_layer_counts_sum_to_core_counts(name):
+    target = TARGET[name]
+    program = compile_graph(mlp(np.random.default_rng(3), 30, 280, 6, False), target, CompileOptions()).program
+    result = emulator.run(program, target, {"x": random_spikes((30,), batch=2, ticks=20, rate=0.4)})
+    n = program.netlist
+    assert set(result.layer_counts) == {lm.name for lm in n.layers}
+    for key in COUNTERS:
+        for lm in n.layers:
+            assert result.layer_counts[lm.name][key] == result.core_counts[key][list(lm.cores)].sum()
+        assert sum(c[key] for c in result.layer_counts.values()) == result.core_counts[key].sum()
+    assert result.layer_counts["h"]["synaptic_events"] > 0 and result.layer_counts["o"]["spikes"] > 0
+
+
+@pytest.mark.parametrize("name", TARGETS)
+@pytest.mark.parametrize("delay", [2, 7, 15])
+def test_input_and_edge_delays_set_the_arrival_tick(name, delay):
+    """One input spike at tick 0; input delay d1 and edge delay d2: h fires at d1, o at d1 + d2."""
+    target = TARGET[name]
+    g = Graph([Input("x", (1,)), Affine("a", np.ones((1, 1))), IF("h", threshold=1.0), Affine("b", np.ones((1, 1))),
+               IF("o", threshold=1.0), Output("out")], [("x", "a"), ("a", "h"), ("h", "b"), ("b", "o"), ("o", "out")])
+    program = compile_graph(g, target, CompileOptions()).program
+    n = program.netlist
+    n = dataclasses.replace(n, in_delay=np.full(n.in_axon.size, delay), edge_delay=np.full(n.edge_src.size, delay + 1))
+    program = dataclasses.replace(program, netlist=n)
+    x = np.zeros((1, 3 * delay + 4, 1), dtype=np.uint8)
+    x[0, 0, 0] = 1
+    result = emulator.run(program, target, {"x": x})
+    assert np.flatnonzero(result.spikes["h"][0, :, 0]).tolist() == [delay]
+    assert np.flatnonzero(result.spikes["o"][0, :, 0]).tolist() == [2 * delay + 1]
+    assert_same(result, reference_run(program, target, x), program)
+
+
+def test_truenorth_merges_two_spikes_on_one_axon():
+    """Both inputs aimed at one axon: two spikes in one tick become one (threshold 2 is missed)."""
+    target = TARGET["truenorth"]
+    program = compile_graph(tiny(), target, CompileOptions()).program
+    n = program.netlist
+    program = dataclasses.replace(program, netlist=dataclasses.replace(n, in_axon=np.full_like(n.in_axon, n.in_axon[0])))
+    x = np.array([[[1, 1], [1, 0], [1, 1], [0, 0]]], dtype=np.uint8)
+    result = emulator.run(program, target, {"x": x})
+    assert result.merges == 2
+    assert result.spikes["n"][0, :, 0].tolist() == [0, 0, 1, 0]      # 1 + 1 reaches 2 only at tick 2
+    assert result.core_counts["synaptic_events"].sum() == 3          # one active axon per tick, 1 synapse each
+    assert_same(result, reference_run(program, target, x), program)
+
+
+def test_merges_with_delays_mixed():
+    """Shared axons fed through different delays still merge only when their spikes coincide."""
+    target = TARGET["truenorth"]
+    program = compile_graph(tiny(threshold=1.0), target, CompileOptions()).program
+    n = program.netlist
+    n = dataclasses.replace(n, in_axon=np.full_like(n.in_axon, n.in_axon[0]), in_delay=np.array([1, 3]))
+    program = dataclasses.replace(program, netlist=n)
+    x = np.zeros((2, 8, 2), dtype=np.uint8)
+    x[0, 2, 0] = x[0, 0, 1] = 1          # both arrive at tick 3: merge
+    x[1, 2, 0] = x[1, 1, 1] = 1          # tick 3 and tick 4: no merge
+    result = emulator.run(program, target, {"x": x})
+    assert result.merges == 1
+    assert_same(result, reference_run(program, target, x), program)
+
+
+@pytest.mark.parametrize("name", TARGETS)
+@pytest.mark.parametrize("conv", [False, True])
+def test_torch_path_gives_the_same_integers(name, conv):
+    target = TARGET[name]
+    rng = np.random.default_rng(4)
+    graph = convnet(rng) if conv else mlp(rng, 20, 50, 5, True)
+    program = with_delays(compile_graph(graph, target, CompileOptions()).program, rng, 4)
+    x = {"x": random_spikes(dict(program.netlist.inputs)["x"], batch=3, ticks=25, rate=0.3)}
+    a, b = emulator.run(program, target, x), emulator.run(program, target, x, device="cpu")
+    for key in a.spikes:
+        np.testing.assert_array_equal(a.spikes[key], b.spikes[key])
+    for key in a.potentials:
+        np.testing.assert_array_equal(a.potentials[key], b.potentials[key])
+    for key in COUNTERS:
+        np.testing.assert_array_equal(a.core_counts[key], b.core_counts[key])
+    np.testing.assert_array_equal(a.tick_s, b.tick_s)
+    assert a.timing == b.timing and a.merges == b.merges
+
+
+def test_loihi_timing_worst_mean_and_slack():
+    target = TARGET["loihi"]
+    program = compile_graph(mlp(np.random.default_rng(5), 30, 60, 5, False), target, CompileOptions()).program
+    x = random_spikes((30,), batch=2, ticks=20, rate=0.5)
+    result = emulator.run(program, target, {"x": x})
+    t = result.timing
+    assert result.tick_s.shape == (2, 20) and 0 < t["tick_mean_s"] <= t["tick_worst_s"] == result.tick_s.max()
+    assert t["slack"] == pytest.approx(1 - t["tick_worst_s"] / 1e-3)
+    assert t["slack_mean"] == pytest.approx(1 - t["tick_mean_s"] / 1e-3)
+    busiest = result.tick_s.argmax()            # the quietest tick (tick 0, nothing arrived) is the fastest
+    assert result.tick_s.ravel()[busiest] > result.tick_s[:, 0].min()
+
+
+def test_tick_seconds_multichip_barrier_and_truenorth_fixed_tick():
+    loihi, tn = TARGET["loihi"].spec, TARGET["truenorth"].spec
+    counts = {k: np.array([100.0, 10.0]) for k in ("synaptic_events", "neuron_active", "neuron_idle", "spikes")}
+    one, _ = TARGET["loihi"].hooks.tick_seconds(counts, loihi, 32)
+    two, slack = TARGET["loihi"].hooks.tick_seconds(counts, loihi, 32, n_chips=2)
+    assert two - one == pytest.approx(loihi["timing.interchip_barrier_s"] - loihi["timing.barrier_max_s"])
+    assert slack == pytest.approx(1 - two / 1e-3)
+    assert TARGET["truenorth"].hooks.tick_seconds(counts, tn, 32, n_chips=4) == (1e-3, None)
+    result = emulator.run(compile_graph(tiny(), TARGET["truenorth"], CompileOptions()).program, TARGET["truenorth"],
+                          {"x": np.ones((1, 3, 2), dtype=np.uint8)})
+    assert result.timing["tick_worst_s"] == 1e-3 and result.timing["slack"] is None
+
+
+def stochastic_program(weight: float, flags: tuple[int, ...] = (1, 1, 1, 1)):
+    """One input -> one TrueNorth readout neuron through `weight`, with stochastic-synapse flags;
+    also returns the neuron's integer weight s."""
+    target = TARGET["truenorth"]
+    g = Graph([Input("x", (1,)), Affine("a", np.array([[weight]])), Readout("r"), Output("out")],
+              [("x", "a"), ("a", "r"), ("r", "out")])
+    program = compile_graph(g, target, CompileOptions()).program
+    n = program.netlist
+    params = {**n.params, "stoch_syn": np.tile(np.array(flags), (n.n_neurons, 1))}
+    s = int(n.params["w"][n.syn_neuron[0], n.syn_tables["axon_type"][n.syn_axon[0]]])
+    return dataclasses.replace(program, netlist=dataclasses.replace(n, params=params)), target, s
+
+
+@pytest.mark.parametrize("weight", [64.0, -200.0, 3.0])
+def test_stochastic_synapses_add_sign_with_probability(weight):
+    """Each active stochastic synapse adds sgn(s) with probability (|s| + 1) / 256 (8-bit PRN, >= compare)."""
+    program, target, s = stochastic_program(weight)
+    batch, ticks = 64, 200
+    result = emulator.run(program, target, {"x": np.ones((batch, ticks, 1), dtype=np.uint8)}, seed=7)
+    v = result.potentials["r"][:, -1, 0] / program.netlist.layer("r").scale   # integer potential at the end
+    trials = batch * (ticks - 1)                                               # input arrives from tick 1
+    p = (abs(s) + 1) / 256
+    assert np.sign(s) == np.sign(weight) and np.all(np.sign(s) * v >= 0)
+    assert abs(np.sign(s) * v.sum() - trials * p) < 5 * np.sqrt(trials * p * (1 - p))
+    again = emulator.run(program, target, {"x": np.ones((batch, ticks, 1), dtype=np.uint8)}, seed=7)
+    np.testing.assert_array_equal(again.potentials["r"], result.potentials["r"])
+
+
+def test_stochastic_flags_off_change_nothing():
+    program, target, _ = stochastic_program(5.0, flags=(0, 0, 0, 0))
+    plain = dataclasses.replace(program, netlist=dataclasses.replace(
+        program.netlist, params={k: v for k, v in program.netlist.params.items() if k != "stoch_syn"}))
+    x = {"x": random_spikes((1,), batch=2, ticks=20, rate=0.5)}
+    a, b = emulator.run(program, target, x), emulator.run(plain, target, x)
+    np.testing.assert_array_equal(a.potentials["r"], b.potentials["r"])
+    assert_same(a, reference_run(plain, target, x["x"]), plain)
+
+
+def test_stochastic_synapses_same_on_torch():
+    program, target, _ = stochastic_program(100.0)
+    x = {"x": random_spikes((1,), batch=4, ticks=40, rate=0.7)}
+    a, b = emulator.run(program, target, x, seed=3), emulator.run(program, target, x, seed=3, device="cpu")
+    np.testing.assert_array_equal(a.potentials["r"], b.potentials["r"])
+
+
+def test_products_covering_rows_partly_still_sum_exactly():
+    """Input y drives only the first Loihi core of L, input x all of L: the second product covers rows
+    the first did not write, so the loop zeroes and adds every tick instead of assigning."""
+    rng = np.random.default_rng(6)
+    wy = np.zeros((1100, 40))
+    wy[:500] = rng.choice([-1.0, 1.0, 2.0], size=(500, 40))
+    g = Graph([Input("y", (40,)), Input("x", (6,)), Affine("ay", wy), Affine("ax", rng.choice([1.0, 2.0], size=(1100, 6))),
+               IF("L", threshold=3.0), Output("out")], [("y", "ay"), ("x", "ax"), ("ay", "L"), ("ax", "L"), ("L", "out")])
+    target = TARGET["loihi"]
+    program = compile_graph(g, target, CompileOptions()).program
+    rows = [(b.rows.start, b.rows.stop) for b in build(program, target).blocks]
+    assert len(rows) == 2 and rows[0] != rows[1] and rows[0][0] == rows[1][0]
+    inputs = {"y": random_spikes((40,), batch=2, ticks=12, rate=0.3, seed=1),
+              "x": random_spikes((6,), batch=2, ticks=12, rate=0.3, seed=2)}
+    result = emulator.run(program, target, inputs)
+    assert_same(result, reference_run(program, target, np.concatenate([inputs["y"], inputs["x"]], axis=2)), program)
