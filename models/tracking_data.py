@@ -60,7 +60,8 @@ def _resample(img: np.ndarray, top: float, left: float, zoom: float, shape: tupl
                      for c in range(3)], axis=-1)
 
 
-def _random_view(rng: np.random.Generator, img: np.ndarray, shape: tuple[int, int], zoom_range: tuple[float, float]) -> np.ndarray:
+def _random_view(rng: np.random.Generator, img: np.ndarray, shape: tuple[int, int],
+                 zoom_range: tuple[float, float]) -> np.ndarray:
     """A random window of ``img`` resampled to ``shape``, zoomed by at least what fits."""
     zoom = max(shape[0] / img.shape[0], shape[1] / img.shape[1]) * rng.uniform(*zoom_range)
     top = rng.uniform(0, img.shape[0] - shape[0] / zoom)
@@ -99,9 +100,10 @@ def _path(rng: np.random.Generator, n: int, lo: np.ndarray, hi: np.ndarray, spee
 
 
 def _paste_object(frame: np.ndarray, patch: np.ndarray, centre: np.ndarray, scale: float, angle: float,
-                  exponent: float) -> np.ndarray | None:
+                  exponent: float) -> np.ndarray:
     """Alpha-composite ``patch`` rotated by ``angle`` and scaled by ``scale`` under a
-    super-ellipse mask, in place; returns the mask's box (left, top, w, h)."""
+    super-ellipse mask, in place; returns the mask's box (left, top, w, h). Callers keep
+    the object inside the frame, so the mask is never empty."""
     hh, hw = scale * patch.shape[0] / 2, scale * patch.shape[1] / 2
     r = int(np.ceil(np.hypot(hh, hw))) + 1
     y0, x0 = (np.maximum(np.floor(centre) - r, 0)).astype(int)
@@ -116,8 +118,6 @@ def _paste_object(frame: np.ndarray, patch: np.ndarray, centre: np.ndarray, scal
     win = frame[y0:y1, x0:x1]
     win += alpha * (colour - win)
     rows, cols = np.nonzero(alpha[..., 0] >= 0.5)
-    if rows.size == 0:
-        return None
     return np.array([x0 + cols.min(), y0 + rows.min(), cols.max() - cols.min() + 1, rows.max() - rows.min() + 1], float)
 
 
@@ -131,11 +131,12 @@ class _Actor:
     scales: np.ndarray
     angles: np.ndarray
 
-    def paste(self, frame: np.ndarray, t: int) -> np.ndarray | None:
+    def paste(self, frame: np.ndarray, t: int) -> np.ndarray:
         return _paste_object(frame, self.patch, self.centres[t], self.scales[t], self.angles[t], self.exponent)
 
 
-def _actor(rng: np.random.Generator, img: np.ndarray, n: int, size: tuple[int, int], base: float, aspect: float) -> _Actor:
+def _actor(rng: np.random.Generator, img: np.ndarray, n: int, size: tuple[int, int], base: float,
+           aspect: float) -> _Actor:
     patch = _object_patch(rng, img, base, aspect)
     scales = np.exp(_reflect(rng.uniform(-0.2, 0.2) + _smooth_walk(rng, n, 1, 0.012)[:, 0],
                              -LOG_SCALE_RANGE, LOG_SCALE_RANGE))
@@ -212,7 +213,8 @@ def make_clip(seed: int, n_frames: int, size: tuple[int, int] = DEFAULT_SIZE, sp
     return Clip(frames, boxes, f"{split}-{seed}-{obj_name}-on-{bg_name}")
 
 
-def benchmark(split: str, n_clips: int, n_frames: int, seed: int = 0, size: tuple[int, int] = DEFAULT_SIZE) -> list[Clip]:
+def benchmark(split: str, n_clips: int, n_frames: int, seed: int = 0,
+              size: tuple[int, int] = DEFAULT_SIZE) -> list[Clip]:
     """``n_clips`` clips with seeds seed * 100_000 + i (disjoint across benchmark seeds)."""
     return [make_clip(seed * 100_000 + i, n_frames, size, split) for i in range(n_clips)]
 

@@ -106,15 +106,16 @@ def main() -> None:
     ap.add_argument("--pairs-per-epoch", type=int, default=TrainOptions.pairs_per_epoch)
     ap.add_argument("--batch", type=int, default=TrainOptions.batch)
     ap.add_argument("--seed", type=int, default=TrainOptions.seed)
-    ap.add_argument("--eval-clips", type=int, default=12, help="test clips scored after training (0: skip)")
-    ap.add_argument("--eval-frames", type=int, default=80)
+    ap.add_argument("--eval-clips", type=int, default=10, help="test clips scored after training (0: skip)")
+    ap.add_argument("--eval-frames", type=int, default=60)
     ap.add_argument("-o", "--out", default=None, help="default build/models/siamfc_<config>.pt")
     args = ap.parse_args()
     opts = TrainOptions(epochs=args.epochs, pairs_per_epoch=args.pairs_per_epoch, batch=args.batch, seed=args.seed)
     out = Path(args.out or f"build/models/siamfc_{args.config}.pt")
     start = time.perf_counter()
     model = train(args.config, opts, log=lambda line: print(line, flush=True))
-    record = {"config": model.config.to_json(), "train": asdict(opts), "train_seconds": round(time.perf_counter() - start, 1)}
+    seconds = round(time.perf_counter() - start, 1)
+    record = {"config": model.config.to_json(), "train": asdict(opts), "train_seconds": seconds}
     if args.eval_clips:
         clips = benchmark("test", args.eval_clips, args.eval_frames, seed=0)
         auc, prec = evaluate(model, clips)

@@ -18,7 +18,7 @@ class Numpy:
     """The default backend: numpy arrays and scipy CSR matrices."""
 
     name = "numpy"
-    float32, float64, int64 = np.float32, np.float64, np.int64
+    float32, float64, int32, int64 = np.float32, np.float64, np.int32, np.int64
 
     def asarray(self, a: Any, dtype: Any = None) -> np.ndarray:
         return np.asarray(a, dtype=dtype)
@@ -31,6 +31,10 @@ class Numpy:
 
     def cast(self, a: np.ndarray, dtype: Any) -> np.ndarray:
         return a.astype(dtype, copy=False)
+
+    def scalar(self, value: int, dtype: Any) -> Any:
+        """A typed scalar: a bare int would be slower (numpy re-checks it) or change the result type."""
+        return np.dtype(dtype).type(value)
 
     def copy(self, a: np.ndarray) -> np.ndarray:
         return a.copy()
@@ -70,7 +74,7 @@ class Torch:
         import torch
 
         self.torch, self.device = torch, torch.device(device)
-        self.float32, self.float64, self.int64 = torch.float32, torch.float64, torch.int64
+        self.float32, self.float64, self.int32, self.int64 = torch.float32, torch.float64, torch.int32, torch.int64
 
     def asarray(self, a: Any, dtype: Any = None) -> Any:
         if isinstance(a, np.ndarray) and dtype is None:
@@ -85,6 +89,9 @@ class Torch:
 
     def cast(self, a: Any, dtype: Any) -> Any:
         return a.to(dtype)
+
+    def scalar(self, value: int, dtype: Any) -> Any:
+        return value
 
     def copy(self, a: Any) -> Any:
         return a.clone()

@@ -34,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--rate", type=float, default=0.05, help="assumed spikes/neuron/tick for compile-time estimates")
     c.add_argument("--dt", type=float, default=1e-3, help="time step for NIR models, in the NIR graph's time unit")
+    c.add_argument("--export", choices=("netx",), help="also write the network for Loihi users: netx = lava-dl netx HDF5 (network.net)")
     c.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     r = sub.add_parser("run", help="run a compiled program")
     r.add_argument("program")
@@ -100,7 +101,7 @@ def _compile(args: argparse.Namespace, console: Console) -> int:
     opts = CompileOptions(timesteps=args.timesteps, seed=args.seed, rate=args.rate)
     with console.status("compiling") as status:
         compiled = compile_graph(graph, target, opts, _sha256(model), progress=lambda s: status.update(f"compiling: {s}"))
-    _save(compiled, graph, target, out)
+    _save(compiled, graph, target, out, args.export)
     compiled.report["program"] = str(out)
     if args.json:
         print(json.dumps(compiled.report, sort_keys=True))
@@ -112,7 +113,7 @@ def _compile(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _save(compiled, graph, target, out: Path) -> None:
+def _save(compiled, graph, target, out: Path, export: str | None = None) -> None:
     from neurocomp.frontend.ptfile import save_graph
     from neurocomp.program import save
     from neurocomp.report.html import write_html
@@ -123,6 +124,10 @@ def _save(compiled, graph, target, out: Path) -> None:
         (tmp / "report.json").write_text(json.dumps(compiled.report, indent=1, sort_keys=True) + "\n")
         write_html(tmp / "report.html", compiled.report, compiled.program.placed, compiled.routes,
                    core_neurons=np.diff(compiled.program.netlist.neuron_ptr), neurons_per_core=target.spec["core.neurons"])
+        if export == "netx":
+            from neurocomp.backends.netx import export_netx
+
+            export_netx(compiled.program, tmp / "network.net")
 
     save(compiled.program, out, extra)
 

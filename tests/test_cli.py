@@ -12,7 +12,7 @@ import torch
 from neurocomp.cli import main
 from neurocomp.frontend.ptfile import graph_to_dict, save_graph
 from neurocomp.target import load_spec
-from netlib import integer_cnn, random_spikes
+from netlib import integer_cnn, random_spikes, tiny
 
 
 @pytest.fixture()
@@ -140,3 +140,22 @@ def test_unknown_target_and_bad_run_input(model, tmp_path, capsys):
     assert "fits neither" in _err_line(capsys)
     assert main(["run", str(tmp_path / "nowhere"), "--input", str(tmp_path / "bad.npz")]) == 2
     assert "not a compiled program" in _err_line(capsys)
+
+
+def test_compile_exports_netx_for_loihi_and_refuses_it_for_truenorth(model, tmp_path, capsys):
+    import h5py
+
+    uniform = tmp_path / "tiny.pt"
+    save_graph(tiny(), uniform)
+    out = tmp_path / "prog"
+    assert main(["compile", str(uniform), "--target", "loihi", "--export", "netx", "-o", str(out), "--json"]) == 0
+    with h5py.File(out / "network.net", "r") as f:
+        # the quantiser scales weights 1 to 128 (finest power of two within 8 bits), threshold 2 -> vth 2*128 - 1
+        assert np.array_equal(f["layer/0/weight"][()], [[128, 128]]) and f["layer/0/neuron/vThMant"][()] == 255
+    capsys.readouterr()
+    assert main(["compile", str(model), "--target", "loihi", "--export", "netx", "-o", str(tmp_path / "x")]) == 2
+    assert "vth differs between its neurons" in _err_line(capsys)
+    bad = tmp_path / "tn"
+    assert main(["compile", str(model), "--target", "truenorth", "--export", "netx", "-o", str(bad)]) == 2
+    assert "netx export needs a Loihi program" in _err_line(capsys)
+    assert not bad.exists()

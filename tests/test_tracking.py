@@ -57,7 +57,8 @@ def test_invalid_ground_truth_ignored_and_sequences_weighted_equally() -> None:
 def test_embedding_and_score_shapes(name: str, z_emb: int, x_emb: int, score: int) -> None:
     model = build(name).eval()
     cfg = model.config
-    assert (cfg.embed_size(cfg.exemplar_size), cfg.embed_size(cfg.search_size), cfg.score_size()) == (z_emb, x_emb, score)
+    sizes = (cfg.embed_size(cfg.exemplar_size), cfg.embed_size(cfg.search_size), cfg.score_size())
+    assert sizes == (z_emb, x_emb, score)
     with torch.no_grad():
         kz = model.embed(torch.zeros(1, 3, cfg.exemplar_size, cfg.exemplar_size))
         kx = model.embed(torch.zeros(1, 3, cfg.search_size, cfg.search_size))
@@ -125,7 +126,8 @@ def test_sample_pairs_shapes_and_centred_labels() -> None:
     assert z.shape == (2, 3, 97, 97) and x.shape == (2, 3, cfg.train_search_size, cfg.train_search_size)
     assert labels.shape == (2, 1, s, s) and z.dtype == x.dtype == labels.dtype == np.float32
     lab = make_labels(cfg)
-    assert lab[s // 2, s // 2] == 1 and lab[s // 2, s // 2 + 2] == 1 and lab[s // 2 + 2, s // 2 + 1] == 0  # 16 px = 2 cells
+    c = s // 2  # 16 px = 2 cells: (0, 2) is inside, (2, 1) at sqrt(5) cells is not
+    assert lab[c, c] == 1 and lab[c, c + 2] == 1 and lab[c + 2, c + 1] == 0
 
 
 # --- tracker geometry ------------------------------------------------------------------------

@@ -119,10 +119,12 @@ def step(params: Mapping[str, np.ndarray], state: Mapping[str, np.ndarray],
 
 class LifStepper:
     """`dense_output` + `step` for a whole netlist, fast: constants precomputed once, and the int32
-    wraps skipped only where bounds prove them no-ops (|acc| <= acc_bound, u and v ranges).
+    wraps skipped only where bounds prove them no-ops (|acc| <= acc_bound, u and v ranges). When
+    no wrap is needed every value fits int32, so the update runs in int32 (half the memory
+    traffic), else in int64; the decay products always take int64.
 
-    Same integers as `step` (tested against it); int64 throughout on numpy or torch (`xp`,
-    neurocomp.arrays), never relying on integer overflow. Batch-major: acc, u, v are (B, N).
+    Same integers as `step` (tested against it), on numpy or torch (`xp`, neurocomp.arrays), never
+    relying on integer overflow. Batch-major: acc, u, v are (B, N); acc arrives as `self.dtype`.
     """
 
     def __init__(self, params: Mapping[str, np.ndarray], batch: int, acc_bound: int, xp) -> None:
@@ -131,28 +133,28 @@ class LifStepper:
         left, right = np.clip(exp, 0, 63), np.clip(-exp, 0, 63)
         shifts = np.unique(np.stack([left, right], axis=1), axis=0)
         a_bound = max(((int(acc_bound) << int(l)) >> int(r) for l, r in shifts), default=0)  # Python ints: no overflow
-        self.xp = xp
-        uniform = (exp == exp.flat[0]).all() if exp.size else True
-        self.shift = None if not exp.any() else (int(left[0]), int(right[0])) if uniform else \
-            (xp.asarray(exp > 0), xp.asarray(left), xp.asarray(right))
-        self.wrap_a = a_bound >= 2 ** 31
-        a_bound = min(a_bound, 2 ** 31)
         fu, fv, b = 4096 - (row("du") + 1), 4096 - row("dv"), bias(params)[:, 0]
-        self.fu = xp.asarray(fu) if fu.any() else None            # du = 4095 clears u each step
-        self.fv = xp.asarray(fv) if (fv != 4096).any() else None   # dv = 0: no leak
-        self.bias = xp.asarray(b) if b.any() else None
-        cur_bound = (2 ** 31 if self.fu is not None else 0) + (a_bound << _ACT_SHIFT)
-        self.wrap_u = cur_bound >= 2 ** 31
-        self.wrap_once = cur_bound >= _UV_MAX                       # else -2**23 < cur < 2**23 already
+        cur_bound = (2 ** 31 if fu.any() else 0) + (min(a_bound, 2 ** 31) << _ACT_SHIFT)
         v_bound = max(int(np.abs(row("v_init")).max(initial=0)), _V_LIMIT) + min(cur_bound, 2 ** 31) \
             + int(np.abs(b).max(initial=0))
-        self.wrap_v = v_bound >= 2 ** 31
-        self.vth = xp.asarray(row("vth") << _ACT_SHIFT)
+        self.wrap_a, self.wrap_u, self.wrap_v = a_bound >= 2 ** 31, cur_bound >= 2 ** 31, v_bound >= 2 ** 31
+        self.wrap_once = cur_bound >= _UV_MAX                       # else -2**23 < cur < 2**23 already
+        narrow = acc_bound < 2 ** 31 and not (self.wrap_a or self.wrap_u or self.wrap_v)
+        self.xp, self.dtype = xp, xp.int32 if narrow else xp.int64
+        put = lambda a: xp.cast(xp.asarray(a), self.dtype)  # noqa: E731
+        uniform = (exp == exp.flat[0]).all() if exp.size else True
+        self.shift = None if not exp.any() else (int(left[0]), int(right[0])) if uniform else \
+            (xp.asarray(exp > 0), put(left), put(right))
+        self.fu = xp.asarray(fu) if fu.any() else None            # du = 4095 clears u each step
+        self.fv = xp.asarray(fv) if (fv != 4096).any() else None   # dv = 0: no leak
+        self.bias = put(b) if b.any() else None
+        self.two_m, self.v_limit = put(2 * _UV_MAX), xp.scalar(_V_LIMIT, self.dtype)
+        self.vth = put(row("vth") << _ACT_SHIFT)
         state = init_state(params, batch)
-        self.u, self.v = xp.asarray(state["u"].T.copy()), xp.asarray(state["v"].T.copy())
+        self.u, self.v = put(state["u"].T.copy()), put(state["v"].T.copy())
 
     def __call__(self, acc, rng: np.random.Generator | None = None):
-        """One step from the summed weighted input acc (B, N) int64; returns the spikes (B, N) bool."""
+        """One step from the summed weighted input acc (B, N); returns the spikes (B, N) bool."""
         xp, a = self.xp, acc
         if self.shift is not None and len(self.shift) == 2:
             a = (a << self.shift[0]) >> self.shift[1]   # one of the two is 0
@@ -167,13 +169,13 @@ class LifStepper:
         if self.wrap_u:
             u = _wrap(u)
         if self.wrap_once:   # arithmetic, not where(): several times faster in numpy
-            u = u - (u > _UV_MAX) * (2 * _UV_MAX) + (u <= -_UV_MAX) * (2 * _UV_MAX)
-        v = u + (self.v if self.fv is None else _trunc_decay(self.v, self.fv))
+            u = u - (u > _UV_MAX) * self.two_m + (u <= -_UV_MAX) * self.two_m
+        v = u + (self.v if self.fv is None else xp.cast(_trunc_decay(xp.cast(self.v, xp.int64), self.fv), self.dtype))
         if self.bias is not None:
             v = v + self.bias
         if self.wrap_v:
             v = _wrap(v)
-        v = v.clip(np.int64(-_V_LIMIT), np.int64(_V_LIMIT))   # numpy scalars: several times faster than ints
+        v = v.clip(-self.v_limit, self.v_limit)
         spikes = v > self.vth
         self.u, self.v = u, v * ~spikes
         return spikes

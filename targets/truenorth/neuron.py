@@ -187,13 +187,13 @@ class Stepper:
     """`step` for a whole netlist, fast: integrate, leak, threshold and reset with the per-neuron
     constants folded once (reset = k * V + c per gamma x kappa) and stages that are no-ops for these
     parameters skipped. Same integers and the same rng draws, in the same order and (N, B) shape, as
-    `step` (tested against it); int64 on numpy or torch (`xp`, neurocomp.arrays). Batch-major:
-    acc and v are (B, N).
+    `step` (tested against it); int64 (`self.dtype`) on numpy or torch (`xp`, neurocomp.arrays).
+    Batch-major: acc and v are (B, N).
     """
 
     def __init__(self, params: Mapping[str, np.ndarray], opts: NeuronOptions, batch: int, xp) -> None:
         p = {k: np.asarray(params[k], dtype=np.int64) for k in PARAMS}
-        self.xp, self.opts = xp, opts
+        self.xp, self.opts, self.dtype = xp, opts, xp.int64
         self.v = xp.asarray(init_v(params, batch).T.copy())
         self.lam = xp.asarray(p["leak"]) if p["leak"].any() else None
         self.stoch_leak = (p["c_lambda"] == 1, p["leak"]) if p["c_lambda"].any() else None

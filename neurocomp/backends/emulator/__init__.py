@@ -12,12 +12,15 @@ product is exact by construction (plan.py) and the neuron hooks work in int64.
 """
 from __future__ import annotations
 
+import functools
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import ThreadpoolController
 
 from neurocomp.arrays import namespace
 from neurocomp.backends.emulator.plan import Block, Plan, build
@@ -32,6 +35,7 @@ CHUNK_BYTES = 64 << 20  # the tick buffer per chunk of ticks
 # beats CSR per useful multiply; with few rows (one tick, small batch) CSR wins below 10 %.
 DENSE_MIN = {True: 0.02, False: 0.1}
 DENSE_MAX_CELLS = 1 << 24
+THREADED_MACS = 1 << 24  # a per-tick product this large uses every BLAS thread; smaller ones use one
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,19 @@ def run(program: Program, target: Target, inputs: Mapping[str, np.ndarray], tick
     return loop.result(time.perf_counter() - ready, ready - start)
 
 
+@functools.cache
+def _blas_controller() -> tuple[ThreadpoolController, int]:
+    controller = ThreadpoolController()
+    return controller, max((i["num_threads"] for i in controller.info() if i["user_api"] == "blas"), default=1)
+
+
+def _blas_threads(n: int | None) -> AbstractContextManager:
+    """BLAS limited to n threads (None: as configured). The per-tick products are small: handing them
+    to a second thread costs more than it saves, and under CPU contention it costs milliseconds."""
+    controller, configured = _blas_controller()
+    return controller.limit(limits=n or configured, user_api="blas")
+
+
 class _Product:
     """z (M, U) -> z @ m.T (M, R) for a plan matrix m (R, U): dense through BLAS, sparse through CSR,
     picked by density and by M (rows per product)."""
@@ -104,6 +121,7 @@ class _DeviceBlock:
         self.ahead = n_neurons <= lo and hi <= n_neurons + n_inputs
         self.product = _Product(b.matrix, xp, batch * (chunk if self.ahead else 1))
         self.scale, self.inv = float(b.scale), 1.0 / b.scale if b.scale else 0.0
+        self.threaded = not self.ahead and batch * b.matrix.shape[0] * b.matrix.shape[1] >= THREADED_MACS
         self.y = self.events = None
         self.first = False   # the first block to write its rows this tick: assigns instead of adding
 
@@ -128,6 +146,9 @@ class _DeviceBlock:
     def apply(self, buf, slot: int, j: int, acc, events, counts) -> None:
         if self.ahead:
             y, ev = self.y[j], None if self.events is None else self.events[j]
+        elif self.threaded:
+            with _blas_threads(None):
+                y, ev = self._evaluate(buf[slot - self.delay][:, self.cols])
         else:
             y, ev = self._evaluate(buf[slot - self.delay][:, self.cols])
         if self.target:
@@ -179,8 +200,9 @@ class _Loop:
             self._load_inputs(t0, k)
             for b in self.ahead:
                 b.prepare(self.buf, self.plan.depth, k)
-            for j in range(k):
-                self._tick(t0 + j, j)
+            with _blas_threads(1):
+                for j in range(k):
+                    self._tick(t0 + j, j)
             self._flush(t0, k)
 
     def _load_inputs(self, t0: int, k: int) -> None:
@@ -199,7 +221,7 @@ class _Loop:
             self.counts[...] = 0
         for b in self.blocks:
             b.apply(self.buf, slot, j, acc, events, self.counts)
-        total = xp.cast(acc, xp.int64)
+        total = xp.cast(acc, self.stepper.dtype)
         if self.counts is not None:
             counts = xp.numpy(self.counts).astype(np.int64)
             total = total + xp.asarray(plan.stochastic.integrate(counts, self.rng))
