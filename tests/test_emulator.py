@@ -15,8 +15,11 @@ from neurocomp.backends.emulator import COUNTERS
 from neurocomp.backends.emulator.plan import build
 from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.ir.graph import IF, Affine, Conv2d, Flatten, Graph, Input, Output, Readout
+from neurocomp.arrays import Numpy, Torch
 from neurocomp.route import grid_hops
 from neurocomp.target import load_target
+from neurocomp.targets.loihi import neuron as lif
+from neurocomp.targets.truenorth import neuron as tn
 from netlib import random_spikes, tiny
 
 TARGETS = ("truenorth", "loihi")
@@ -107,7 +110,7 @@ def with_delays(program, rng: np.random.Generator, max_delay: int):
     return dataclasses.replace(program, netlist=n)
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.sampled_from(TARGETS), seed=st.integers(0, 2 ** 16), conv=st.booleans(), readout=st.booleans(),
        zeros=st.booleans(), max_delay=st.sampled_from([1, 3, 15]), batch=st.sampled_from([1, 3]))
 def test_equals_reference_loop_on_random_programs(name, seed, conv, readout, zeros, max_delay, batch):
@@ -289,3 +292,56 @@ def test_products_covering_rows_partly_still_sum_exactly():
               "x": random_spikes((6,), batch=2, ticks=12, rate=0.3, seed=2)}
     result = emulator.run(program, target, inputs)
     assert_same(result, reference_run(program, target, np.concatenate([inputs["y"], inputs["x"]], axis=2)), program)
+
+
+XPS = {"numpy": Numpy(), "torch": Torch("cpu")}
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2 ** 32 - 1), bound=st.sampled_from([100, 10 ** 5, 10 ** 7, 2 ** 40]),
+       if_like=st.booleans(), xp=st.sampled_from(sorted(XPS)))
+def test_loihi_stepper_equals_the_lava_model(seed, bound, if_like, xp):
+    """Fast LifStepper (int32 where bounds allow, else int64) == dense_output + step, over the
+    whole register domain: decays, biases, exponents, |acc| up to 2**40 (int32 wraps)."""
+    rng, xp = np.random.default_rng(seed), XPS[xp]
+    n, b = 9, 3
+    p = {"du": rng.integers(0, 4096, n), "dv": rng.integers(0, 4096, n), "vth": rng.integers(0, 2 ** 17, n),
+         "bias_mant": rng.integers(-4096, 4096, n), "bias_exp": rng.integers(-8, 8, n),
+         "weight_exp": rng.integers(-8, 8, n), "v_init": rng.integers(-2 ** 23, 2 ** 23, n),
+         "u_init": rng.integers(-2 ** 23, 2 ** 23, n)}
+    if if_like:   # what the quantiser emits for IF: u cleared every step, no leak, one exponent
+        p |= {"du": np.full(n, 4095), "dv": np.zeros(n, int), "weight_exp": np.full(n, -1), "v_init": np.zeros(n, int)}
+    fast, ref = lif.LifStepper(p, b, bound, xp), lif.init_state(p, b)
+    assert (fast.dtype == xp.int32) == (if_like and bound <= 10 ** 5) or not if_like
+    for _ in range(15):
+        acc = rng.integers(-bound, bound + 1, (n, b))
+        ref, spikes = lif.step(p, ref, lif.dense_output(acc, p["weight_exp"]))
+        got = xp.numpy(fast(xp.cast(xp.asarray(acc.T.copy()), fast.dtype)))
+        np.testing.assert_array_equal(got.T, spikes)
+        np.testing.assert_array_equal(xp.numpy(fast.v).T, ref["v"])
+        np.testing.assert_array_equal(xp.numpy(fast.u).T, ref["u"])
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2 ** 32 - 1), stochastic=st.booleans(), xp=st.sampled_from(sorted(XPS)))
+def test_truenorth_stepper_equals_the_reference_step(seed, stochastic, xp):
+    """Fast Stepper == neuron.step for every leak, threshold and reset mode and overflow option,
+    stochastic leak and threshold included (the same rng draws in the same order)."""
+    rng, xp = np.random.default_rng(seed), XPS[xp]
+    n, b = 9, 3
+    opts = tn.NeuronOptions(v_bits=int(rng.integers(4, 24)), v_overflow=str(rng.choice(["saturate", "wrap", "none"])),
+                            leak_no_ringing=bool(rng.integers(2)), neg_threshold_cmp=str(rng.choice(["<", "<="])),
+                            stoch_compare=str(rng.choice([">=", ">"])))
+    lo, hi = max(opts.v_range[0], -1000), min(opts.v_range[1], 1000)
+    p = {"leak": rng.integers(-20, 21, n), "epsilon": rng.integers(0, 2, n), "c_lambda": rng.integers(0, 2, n) * stochastic,
+         "alpha": rng.integers(0, 60, n), "beta": rng.integers(0, 60, n), "tm": rng.integers(0, 4, n) * stochastic,
+         "gamma": rng.integers(0, 3, n), "kappa": rng.integers(0, 2, n), "reset": rng.integers(lo, hi + 1, n) // 8,
+         "v_init": rng.integers(lo, hi + 1, n)}
+    draws, ref_draws = np.random.default_rng(seed), np.random.default_rng(seed)
+    fast, v = tn.Stepper(p, opts, b, xp), tn.init_v(p, b)
+    for _ in range(15):
+        acc = rng.integers(-80, 81, (n, b))
+        v, spikes = tn.step(p, v, acc, opts, ref_draws)
+        got = xp.numpy(fast(xp.asarray(acc.T.copy()), draws))
+        np.testing.assert_array_equal(got.T, spikes)
+        np.testing.assert_array_equal(xp.numpy(fast.v).T, v)
