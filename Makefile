@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e '.[dev,lava]'
-	$(PY) -m pip install -q --no-deps norse nirtorch
+	$(PY) -m pip install -q --no-deps norse==1.1.0 nirtorch==2.6
 	$(PY) -m pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0
 	touch $(STAMP)
 

@@ -57,10 +57,6 @@ class Numpy:
     def where(self, cond: Any, a: Any, b: Any) -> np.ndarray:
         return np.where(cond, a, b)
 
-    def sum(self, a: np.ndarray, axis: int) -> np.ndarray:
-        """Keeps the reduced axis (size 1)."""
-        return a.sum(axis=axis, keepdims=True)
-
     def matrix(self, m: np.ndarray | sp.csr_matrix, dtype: Any) -> np.ndarray | sp.csr_matrix:
         return m.astype(dtype)
 
@@ -109,9 +105,6 @@ class Torch:
 
     def where(self, cond: Any, a: Any, b: Any) -> Any:
         return self.torch.where(cond, a, b)
-
-    def sum(self, a: Any, axis: int) -> Any:
-        return a.sum(dim=axis, keepdim=True)
 
     def matrix(self, m: np.ndarray | sp.csr_matrix, dtype: Any) -> Any:
         if not sp.issparse(m):

@@ -125,6 +125,26 @@ def test_equals_reference_loop_on_random_programs(name, seed, conv, readout, zer
 
 
 @pytest.mark.parametrize("name", TARGETS)
+@pytest.mark.parametrize("chunk_bytes", [1, 40_000])
+@pytest.mark.parametrize("share", [False, True])
+def test_chunk_boundaries_with_long_delays(name, chunk_bytes, share, monkeypatch):
+    """Chunks of 1 tick and of a few ticks, shorter than the delays (up to 15): buffered history,
+    inputs read ahead across chunk starts and shared axons must all line up."""
+    monkeypatch.setattr(emulator, "CHUNK_BYTES", chunk_bytes)
+    rng = np.random.default_rng(11)
+    target = TARGET[name]
+    program = with_delays(compile_graph(mlp(rng, 12, 40, 4, True), target, CompileOptions()).program, rng, 15)
+    n = program.netlist
+    if share:                                                                  # some inputs share an axon
+        shared = np.where(np.arange(n.in_axon.size) % 5 == 0, n.in_axon[0], n.in_axon)
+        program = dataclasses.replace(program, netlist=dataclasses.replace(n, in_axon=shared))
+    x = random_spikes((12,), batch=2, ticks=40, rate=0.4, seed=5)
+    result = emulator.run(program, target, {"x": x})
+    assert (result.merges > 0) == share
+    assert_same(result, reference_run(program, target, x), program)
+
+
+@pytest.mark.parametrize("name", TARGETS)
 def test_layer_counts_sum_to_core_counts(name):
     target = TARGET[name]
     program = compile_graph(mlp(np.random.default_rng(3), 30, 280, 6, False), target, CompileOptions()).program
@@ -312,7 +332,8 @@ def test_loihi_stepper_equals_the_lava_model(seed, bound, if_like, xp):
     if if_like:   # what the quantiser emits for IF: u cleared every step, no leak, one exponent
         p |= {"du": np.full(n, 4095), "dv": np.zeros(n, int), "weight_exp": np.full(n, -1), "v_init": np.zeros(n, int)}
     fast, ref = lif.LifStepper(p, b, bound, xp), lif.init_state(p, b)
-    assert (fast.dtype == xp.int32) == (if_like and bound <= 10 ** 5) or not if_like
+    assert fast.dtype == (xp.int32 if if_like and bound <= 10 ** 5 else fast.dtype)   # the narrow path is taken
+    assert fast.dtype == (xp.int64 if bound == 2 ** 40 else fast.dtype)              # and left when it must
     for _ in range(15):
         acc = rng.integers(-bound, bound + 1, (n, b))
         ref, spikes = lif.step(p, ref, lif.dense_output(acc, p["weight_exp"]))

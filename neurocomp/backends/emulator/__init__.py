@@ -1,11 +1,11 @@
 """Integer-exact emulator of a compiled Program, vectorised over all cores and a batch.
 
-Per tick: the source rows (neuron and input spikes, 0/1) of the last `depth` ticks live in a
-buffer; a few block products (`plan.py`: routing and crossbar composed per delay) give every
-neuron's summed input and its number of active synapses; the target's fast neuron hook
-(`stepper`) updates every neuron. Blocks fed only by input run for a whole chunk of ticks in one
-product. The counters and the per-tick timing estimate are sums of the buffered spikes and
-synapse counts per core, taken once per chunk.
+Per tick: a few block products (`plan.py`: routing and crossbar composed per delay) over the
+spikes of the last `depth` ticks, kept in a buffer, give every neuron's summed input and its
+number of active synapses; the target's fast neuron hook (`stepper`) updates every neuron. Blocks
+fed only by input channels run for a whole chunk of ticks in one product, straight from the
+input array. The counters and the per-tick timing estimate are per-core sums of the buffered
+spikes and synapse counts, taken once per chunk.
 
 Runs on numpy (default) or torch (`device="cpu"`, `"cuda"`) with identical integers: every float
 product is exact by construction (plan.py) and the neuron hooks work in int64.
@@ -111,15 +111,18 @@ class _Product:
 
 
 class _DeviceBlock:
-    """A plan Block on the device. Blocks that read only input rows are evaluated for a whole chunk
-    of ticks in one product ahead of the ticks (inputs are known in advance)."""
+    """A plan Block on the device. Blocks that read only input channels are evaluated for a whole
+    chunk of ticks in one product ahead of the ticks, straight from the host's input spikes."""
 
     def __init__(self, b: Block, xp, n_neurons: int, n_inputs: int, batch: int, chunk: int) -> None:
         self.xp, self.delay, self.rows, self.target, self.mode = xp, b.delay, b.rows, b.target, b.mode
         self.cols = b.cols if isinstance(b.cols, slice) else xp.asarray(b.cols)
         lo, hi = (b.cols.start, b.cols.stop) if isinstance(b.cols, slice) else (b.cols.min(), b.cols.max() + 1)
         self.ahead = n_neurons <= lo and hi <= n_neurons + n_inputs
-        self.product = _Product(b.matrix, xp, batch * (chunk if self.ahead else 1))
+        self.channels = slice(lo - n_neurons, hi - n_neurons) if isinstance(b.cols, slice) else b.cols - n_neurons
+        # mode "any": one more output row of ones counts the active columns inside the same product
+        matrix = sp.vstack([b.matrix, np.ones((1, b.matrix.shape[1]), b.matrix.dtype)]).tocsr() if b.mode == "any" else b.matrix
+        self.product = _Product(matrix, xp, batch * (chunk if self.ahead else 1))
         self.scale, self.inv = float(b.scale), 1.0 / b.scale if b.scale else 0.0
         self.threaded = not self.ahead and batch * b.matrix.shape[0] * b.matrix.shape[1] >= THREADED_MACS
         self.y = self.events = None
@@ -131,21 +134,25 @@ class _DeviceBlock:
         if self.mode == "count":
             return y, None
         if self.mode == "any":
-            return y, self.xp.sum(z, 1)
+            return y[:, :-1], y[:, -1:]
         n_active = self.xp.floor(y * self.inv + 0.5)   # exact: the plan bounds |y| + scale / 2 (see plan.py)
         y -= n_active * self.scale
         return y, n_active
 
-    def prepare(self, buf, depth: int, k: int) -> None:
-        """Evaluate ticks 0..k-1 of the chunk at once (input blocks only)."""
-        z = buf[depth - self.delay:depth - self.delay + k][:, :, self.cols]
+    def prepare(self, x: np.ndarray, t0: int, k: int) -> None:
+        """Evaluate ticks t0..t0+k-1 at once from x (batch, ticks, channels); ticks before 0 had no input."""
+        lo = t0 - self.delay
+        window = x[:, max(lo, 0):max(lo + k, 0), self.channels]
+        if lo < 0:
+            window = np.concatenate([np.zeros((x.shape[0], min(-lo, k), window.shape[2]), x.dtype), window], axis=1)
+        z = self.xp.cast(self.xp.asarray(np.ascontiguousarray(window)), self.xp.float32)
         y, events = self._evaluate(z.reshape(-1, z.shape[2]))
-        self.y = y.reshape(k, -1, y.shape[1])
-        self.events = None if events is None else events.reshape(k, -1, events.shape[1])
+        self.y = y.reshape(x.shape[0], k, -1)        # (batch, tick, rows): tick j is y[:, j]
+        self.events = None if events is None else events.reshape(x.shape[0], k, -1)
 
     def apply(self, buf, slot: int, j: int, acc, events, counts) -> None:
         if self.ahead:
-            y, ev = self.y[j], None if self.events is None else self.events[j]
+            y, ev = self.y[:, j], None if self.events is None else self.events[:, j]
         elif self.threaded:
             with _blas_threads(None):
                 y, ev = self._evaluate(buf[slot - self.delay][:, self.cols])
@@ -197,9 +204,10 @@ class _Loop:
     def run(self) -> None:
         for t0 in range(0, self.ticks, self.chunk):
             k = min(self.chunk, self.ticks - t0)
-            self._load_inputs(t0, k)
+            if self.shared:                      # only shared axons read input rows inside the loop
+                self._load_inputs(t0, k)
             for b in self.ahead:
-                b.prepare(self.buf, self.plan.depth, k)
+                b.prepare(self.x, t0, k)
             with _blas_threads(1):
                 for j in range(k):
                     self._tick(t0 + j, j)
@@ -243,7 +251,7 @@ class _Loop:
         self.buf[slot][:, first:] = arrived > 0
 
     def _flush(self, t0: int, k: int) -> None:
-        """Counters, tick times and recorded spikes of ticks t0..t0+k-1, then keep the last `depth` ticks."""
+        """Counters and tick times of ticks t0..t0+k-1, then keep the last `depth` ticks for the next chunk."""
         xp, plan, D = self.xp, self.plan, self.plan.depth
         N, C = plan.n_neurons, plan.neuron_ptr.size - 1
         host = lambda a: xp.numpy(a).astype(np.float64).T  # noqa: E731  (C, k * B), exact sums from here on

@@ -210,8 +210,9 @@ def _block(w: sp.csr_matrix | None, a: sp.csr_matrix, r0: int, r1: int, used: np
         m, mode = wb + scale * ab, "packed"
     contiguous = used[-1] - used[0] + 1 == used.size
     cols = slice(int(used[0]), int(used[-1]) + 1) if contiguous else used
-    # packed outputs are decoded in float: y / scale + 1/2 must stay exact too
-    return Block(delay, slice(r0, r1), cols, exact_csr(m, _row_bound(m) + scale), target, mode, scale)
+    # packed outputs are decoded in float (y / scale + 1/2 must stay exact too); "any" blocks also count
+    # their active columns, at most used.size
+    return Block(delay, slice(r0, r1), cols, exact_csr(m, max(_row_bound(m) + scale, used.size)), target, mode, scale)
 
 
 def exact_csr(m: sp.spmatrix, bound: int | None = None) -> sp.csr_matrix:
