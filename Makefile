@@ -22,11 +22,15 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0
 	touch $(STAMP)
 
+# Lava forks its own worker processes; its tests run in one process after the parallel run,
+# where a fork never happens inside an xdist worker's threads.
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 -m "not slow and not lava"
+	$(PY) -m pytest -q -m "lava and not slow"
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -n 2 -m ''
+	$(PY) -m pytest -q -n 2 -m "not lava"
+	$(PY) -m pytest -q -m lava
 
 $(DEMO_MODEL): $(STAMP) models/digits.py
 	$(PY) -m neurocomp.models.digits -o $(DEMO_MODEL)
