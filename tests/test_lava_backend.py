@@ -21,19 +21,10 @@ from neurocomp.frontend.ptfile import save_graph
 from neurocomp.ir.graph import IF, Affine, Graph, Input, Output, Readout
 from neurocomp.program import Program
 from neurocomp.target import Target, load_target
+from lavalib import needs_lava
 from netlib import integer_cnn, random_spikes
 
 
-def _lava_skip_reason() -> str | None:
-    try:
-        lava_compat.import_lava()
-    except UserError as exc:
-        return str(exc)
-    return None
-
-
-LAVA_SKIP = _lava_skip_reason()
-needs_lava = pytest.mark.skipif(LAVA_SKIP is not None, reason=f"lava not importable: {LAVA_SKIP}")
 
 
 # --- networks -----------------------------------------------------------------------------------------------

@@ -19,19 +19,9 @@ from neurocomp.targets.loihi.neuron import (
 )
 
 M = 2 ** 23  # u and v are 24-bit signed
+from lavalib import needs_lava
 
 
-def _lava_skip_reason() -> str | None:
-    """None if Lava imports (through the shim), else why the Lava tests are skipped."""
-    try:
-        lava_compat.import_lava()
-    except UserError as exc:
-        return str(exc)
-    return None
-
-
-LAVA_SKIP = _lava_skip_reason()
-needs_lava = pytest.mark.skipif(LAVA_SKIP is not None, reason=f"lava not importable: {LAVA_SKIP}")
 
 
 @dataclass
