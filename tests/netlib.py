@@ -1,6 +1,8 @@
 """Small networks shared by the tests."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from neurocomp.ir.graph import IF, Affine, Conv2d, Flatten, Graph, Input, Output, SumPool2d
@@ -28,3 +30,9 @@ def tiny(weights=(1.0, 1.0), threshold: float = 2.0) -> Graph:
 def random_spikes(shape: tuple[int, ...], batch: int, ticks: int, rate: float, seed: int = 1) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return (rng.random((batch, ticks) + shape) < rate).astype(np.uint8)
+
+
+def shared_nir_dir() -> Path:
+    """../shared/data/nir beside the checkout (where CI puts it); /work/shared as a fallback for temp clones."""
+    beside = Path(__file__).resolve().parents[2] / "shared" / "data" / "nir"
+    return beside if beside.is_dir() else Path("/work/shared/data/nir")

@@ -12,8 +12,9 @@ import torch
 from neurocomp.errors import FormatError, GraphError
 from neurocomp.frontend import from_nir, graph_to_dict, load_graph, load_model, load_nir, save_graph, save_nir, to_nir
 from neurocomp.ir.graph import IF, LIF, Affine, Conv2d, Flatten, Graph, Input, Neuron, Node, Output, Readout, SumPool2d
+from netlib import shared_nir_dir
 
-NIR_DIR = Path("/work/shared/data/nir")
+NIR_DIR = shared_nir_dir()
 DT = 1e-3
 
 

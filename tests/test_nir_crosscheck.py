@@ -34,10 +34,11 @@ from neurocomp.backends import reference
 from neurocomp.frontend import from_nir, load_nir, to_nir
 from neurocomp.ir.graph import IF, Affine, Graph, Input, Output
 from neurocomp.ir.layers import lower
+from netlib import shared_nir_dir
 
 norse = pytest.importorskip("norse.torch", reason="norse is not installed (make install adds it with --no-deps)")
 
-NIR_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "nir"
+NIR_DIR = shared_nir_dir()
 DT = 1e-4
 
 
