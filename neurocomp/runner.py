@@ -62,7 +62,9 @@ def summarise(result: RunResult, program: Program, target: Target, backend: str)
     summary: dict[str, Any] = {"backend": backend, "batch": result.batch, "ticks": result.ticks,
                                "wall_s": result.wall_s, "ticks_per_s": result.ticks / max(result.wall_s, 1e-12)}
     if result.core_counts:
-        rt = realtime(target, per_tick, program.placed.routers_used, result.ticks)
+        rt = realtime(target, per_tick, program.placed.routers_used, result.ticks, program.placed.n_chips)
+        if result.timing:  # the emulator's per-tick estimates: the worst tick and its slack
+            rt |= {"tick_worst_s": result.timing["tick_worst_s"], "slack_worst": result.timing["slack"]}
         seconds = rt["tick_s"] * result.ticks * result.batch
         summary |= {"counts": totals, "merges": result.merges, "realtime": rt,
                     "energy": energy(totals, target.spec, seconds, program.placed.n_chips, result.batch)}
