@@ -83,6 +83,17 @@ def _convert_parser(sub) -> None:
     c.add_argument("--json", action="store_true", help="print the conversion record as one JSON object")
 
 
+def _emit(args: argparse.Namespace, console: Console, data: Any, table: str) -> bool:
+    """One JSON object on stdout with --json, else the named rich table; True if JSON was printed."""
+    if args.json:
+        print(json.dumps(data, sort_keys=True))
+        return True
+    from neurocomp.report import tables
+
+    console.print(getattr(tables, table)(data))
+    return False
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -103,12 +114,7 @@ def _compile(args: argparse.Namespace, console: Console) -> int:
         compiled = compile_graph(graph, target, opts, _sha256(model), progress=lambda s: status.update(f"compiling: {s}"))
     _save(compiled, graph, target, out, args.export)
     compiled.report["program"] = str(out)
-    if args.json:
-        print(json.dumps(compiled.report, sort_keys=True))
-    else:
-        from neurocomp.report.tables import compile_table
-
-        console.print(compile_table(compiled.report))
+    if not _emit(args, console, compiled.report, "compile_table"):
         console.print(f"wrote {out}")
     return 0
 
@@ -159,12 +165,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     summary, outputs = run_program(Path(args.program), program, inputs, args.backend, args.ticks, args.seed)
     if args.out:
         write_outputs(Path(args.out), outputs)
-    if args.json:
-        print(json.dumps(summary, sort_keys=True))
-    else:
-        from neurocomp.report.tables import run_table
-
-        console.print(run_table(summary))
+    _emit(args, console, summary, "run_table")
     return 0
 
 
@@ -173,12 +174,7 @@ def _report(args: argparse.Namespace, console: Console) -> int:
     if not path.is_file():
         raise FormatError(f"{args.program} has no report.json (is it a compiled program?)")
     report = json.loads(path.read_text())
-    if args.json:
-        print(json.dumps(report, sort_keys=True))
-    else:
-        from neurocomp.report.tables import compile_table
-
-        console.print(compile_table(report))
+    _emit(args, console, report, "compile_table")
     return 0
 
 
@@ -198,12 +194,7 @@ def target_rows() -> list[dict[str, Any]]:
 
 def _targets(args: argparse.Namespace, console: Console) -> int:
     rows = target_rows()
-    if args.json:
-        print(json.dumps(rows, sort_keys=True))
-    else:
-        from neurocomp.report.tables import targets_table
-
-        console.print(targets_table(rows))
+    _emit(args, console, rows, "targets_table")
     return 0
 
 
