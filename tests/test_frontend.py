@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from neurocomp.backends import reference
 from neurocomp.errors import FormatError, GraphError
 from neurocomp.frontend import from_nir, graph_to_dict, load_graph, load_model, load_nir, save_graph, save_nir, to_nir
 from neurocomp.ir.graph import IF, LIF, Affine, Conv2d, Flatten, Graph, Input, Neuron, Node, Output, Readout, SumPool2d
+from neurocomp.ir.layers import lower
 from netlib import shared_nir_dir
 
 NIR_DIR = shared_nir_dir()
@@ -30,12 +32,17 @@ def _zoo(reset: str = "zero", if_bias: float = 0.0) -> Graph:
         Affine("fc1", rng.normal(size=(5, 36))),
         LIF("lif", threshold=0.7 + rng.uniform(size=5), bias=np.array(0.1), v_init=np.array(0.05),
             decay=rng.uniform(0.2, 0.9, size=5), reset=reset),
+        Affine("fc_c", rng.normal(size=(5, 5))),
+        LIF("cuba", threshold=rng.uniform(0.5, 2, size=5), bias=np.array(0.2), decay=rng.uniform(0.2, 0.9, size=5),
+            decay_u=rng.uniform(0.1, 0.8, size=5)),
         Affine("fc2", rng.normal(size=(3, 5)), rng.normal(size=3)),
-        Readout("ro"),
+        Readout("ro", decay=rng.uniform(0.5, 0.9, size=3), decay_u=np.array(0.3)),
         Output("y"),
+        Affine("rec", rng.normal(size=(5, 5))),
     ]
-    names = [n.name for n in nodes]
-    return Graph(tuple(nodes), tuple(zip(names, names[1:])), {"author": "test"})
+    names = [n.name for n in nodes[:-1]]
+    edges = tuple(zip(names, names[1:])) + (("cuba", "rec"), ("rec", "cuba"))  # a recurrent CUBA layer
+    return Graph(tuple(nodes), edges, {"author": "test"})
 
 
 def _fields(node: Node) -> dict:
@@ -151,7 +158,7 @@ def test_pt_missing_file(tmp_path: Path) -> None:
 
 def test_load_model_dispatches_by_suffix(tmp_path: Path) -> None:
     save_graph(_zoo(), tmp_path / "a.pt")
-    assert len(load_model(tmp_path / "a.pt").nodes) == 10
+    assert len(load_model(tmp_path / "a.pt").nodes) == 13
     assert load_model(NIR_DIR / "lif_norse.nir").shape("1") == (1,)
     with pytest.raises(FormatError, match=r"unsupported model file .*; expected \.pt or \.nir"):
         load_model(tmp_path / "model.onnx")
@@ -185,13 +192,17 @@ def test_nir_lif_rockpool_loads_without_type_checks() -> None:
     assert isinstance(g.node("1_LIFNeuronTorch"), LIF) and g.node("0_LinearTorch").bias is None
 
 
-@pytest.mark.parametrize("name", ["braille_noDelay_bias_zero.nir", "braille_noDelay_noBias_subtract.nir"])
-def test_nir_braille_names_cubalif_and_the_cycle(name: str) -> None:
-    with pytest.raises(GraphError) as info:
+@pytest.mark.parametrize("name, beta, alpha", [("braille_noDelay_bias_zero.nir", 0.9, 0.55),
+                                               ("braille_noDelay_noBias_subtract.nir", 0.85, 0.75)])
+def test_nir_braille_recurrent_cubalif_at_its_snntorch_dt(name: str, beta: float, alpha: float) -> None:
+    with pytest.raises(GraphError, match="CubaLIF 'lif1.lif': dt=0.001 s exceeds tau_syn"):
         load_nir(NIR_DIR / name)
-    msg = str(info.value)
-    assert "unsupported NIR node type CubaLIF ['lif1.lif', 'lif2']" in msg
-    assert "recurrent cycle" in msg and "lif1.w_rec" in msg
+    g = load_nir(NIR_DIR / name, dt=1e-4)  # snnTorch's own step: unit gains, the exported alpha and beta
+    lif = g.node("lif1.lif")
+    assert isinstance(lif, LIF) and ("lif1.lif", "lif1.w_rec") in g.edges and ("lif1.w_rec", "lif1.lif") in g.edges
+    assert g.topological() == ["input", "fc1", "lif1.lif", "lif1.w_rec", "fc2", "lif2", "output"]
+    assert lif.decay == pytest.approx(beta, abs=1e-7) and lif.decay_u == pytest.approx(alpha, abs=1e-7)
+    assert lif.threshold == pytest.approx(1.0, abs=1e-6) and lif.bias == 0 and lif.v_init == 0
 
 
 def test_nir_bad_files(tmp_path: Path) -> None:
@@ -215,14 +226,16 @@ def _chain(*nodes: nir.NIRNode, in_shape: tuple[int, ...]) -> nir.NIRGraph:
     return nir.NIRGraph(nodes=named, edges=list(zip(names, names[1:])), type_check=False)
 
 
-def test_nir_recurrent_graph_names_the_cycle() -> None:
+def test_nir_cycles_need_a_neuron() -> None:
     lif = {"tau": np.full(2, 0.01), "r": np.ones(2), "v_leak": np.zeros(2), "v_threshold": np.ones(2)}
-    g = nir.NIRGraph(
-        nodes={"in": nir.Input(np.array([2])), "fc": nir.Linear(weight=np.eye(2)), "lif": nir.LIF(**lif),
-               "rec": nir.Linear(weight=np.eye(2)), "out": nir.Output(np.array([2]))},
-        edges=[("in", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "out")], type_check=False)
-    with pytest.raises(GraphError, match=r"recurrent cycle (lif -> rec -> lif|rec -> lif -> rec)"):
-        from_nir(g)
+    nodes = {"in": nir.Input(np.array([2])), "fc": nir.Linear(weight=np.eye(2)), "lif": nir.LIF(**lif),
+             "rec": nir.Linear(weight=np.eye(2)), "out": nir.Output(np.array([2]))}
+    edges = [("in", "fc"), ("fc", "lif"), ("lif", "rec"), ("rec", "lif"), ("lif", "out")]
+    g = from_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
+    assert g.topological() == ["in", "fc", "lif", "rec", "out"] and ("rec", "lif") in g.edges
+    linear = [("in", "lif"), ("fc", "rec"), ("rec", "fc"), ("rec", "lif"), ("lif", "out")]
+    with pytest.raises(GraphError, match=r"cycle through \['fc', 'rec'\] with no neuron node"):
+        from_nir(nir.NIRGraph(nodes=nodes, edges=linear, type_check=False))
 
 
 def test_nir_avgpool_scale_folds_into_next_weights() -> None:
@@ -253,8 +266,8 @@ def _conv(padding, dilation=1, kernel: int = 3) -> nir.Conv2d:
     (_conv(1, dilation=2), "Conv2d 'n0': dilation \\(2, 2\\) is not supported"),
     (_conv("same", kernel=2), "Conv2d 'n0': padding 'same' .* needs asymmetric padding"),
     (nir.Flatten(input_type=np.array([1, 5, 5]), start_dim=1), "Flatten 'n0': start_dim=1, end_dim=-1"),
-    (nir.LI(tau=np.ones(1), r=np.ones(1), v_leak=np.zeros(1)), "unsupported NIR node type LI \\['n0'\\]: it leaks"),
-    (nir.Delay(delay=np.ones(1)), "unsupported NIR node type Delay \\['n0'\\]"),
+    (nir.LI(tau=np.ones(1), r=np.ones(1), v_leak=np.zeros(1)), "read-out 'n0': its input gain 0.001..0.001 must fold"),
+    (nir.Delay(delay=np.ones(1)), "Delay 'n0': delays \\[1000.\\] ticks at dt=0.001 s; only one uniform whole number"),
     (nir.IF(r=-np.ones(1), v_threshold=np.ones(1)), "IF 'n0': r must be > 0"),
     (nir.LIF(tau=np.full(1, 1e-4), r=np.ones(1), v_leak=np.zeros(1), v_threshold=np.ones(1)),
      "LIF 'n0': dt=0.001 s exceeds tau"),
@@ -303,7 +316,7 @@ def test_nir_round_trip_preserves_every_parameter(tmp_path: Path, via_file: bool
             mine, theirs = _broadcast(g, node, key), _broadcast(back, other, key)
             if not isinstance(value, np.ndarray):
                 assert mine == theirs, (node.name, key)
-            elif isinstance(node, LIF):  # tau = dt / (1 - decay) is not bitwise invertible
+            elif isinstance(node, (LIF, Readout)):  # tau = dt / (1 - decay) is not bitwise invertible
                 np.testing.assert_allclose(theirs, mine, rtol=1e-13, atol=1e-15, err_msg=f"{node.name}.{key}")
             else:
                 assert np.array_equal(theirs, mine), (node.name, key)
@@ -329,10 +342,11 @@ B = np.array([0.0, 0.05])
 def _simulate_ours(graph: Graph) -> np.ndarray:
     """Our Graph semantics by hand: the neuron sees the Affine output of the previous tick."""
     fc, neuron = graph.node("fc"), graph.node("neuron")
-    decay = neuron.decay if isinstance(neuron, LIF) else 1.0
-    u, prev, out = np.broadcast_to(neuron.v_init, (2,)).copy(), np.zeros(3), []
+    decay, decay_u = (neuron.decay, neuron.decay_u) if isinstance(neuron, LIF) else (1.0, 0.0)
+    u, i, prev, out = np.broadcast_to(neuron.v_init, (2,)).copy(), np.zeros(2), np.zeros(3), []
     for x in SPIKES:
-        u = decay * u + (fc.weight @ prev + fc.bias) + neuron.bias
+        i = decay_u * i + (fc.weight @ prev + fc.bias)
+        u = decay * u + i + neuron.bias
         spikes = u >= neuron.threshold
         u[spikes] = 0.0 if neuron.reset == "zero" else u[spikes] - neuron.threshold
         out.append(spikes)
@@ -341,11 +355,14 @@ def _simulate_ours(graph: Graph) -> np.ndarray:
 
 
 def _simulate_nir(node: nir.IF | nir.LIF) -> np.ndarray:
-    """The NIR equations, per tick (IF) or forward Euler at DT (LIF), same one-tick input latency."""
-    v, prev, out = np.zeros(2), np.zeros(3), []
+    """The NIR equations, per tick (IF) or forward Euler at DT (LIF, CubaLIF), same one-tick input latency."""
+    v, syn, prev, out = np.zeros(2), np.zeros(2), np.zeros(3), []
     for x in SPIKES:
         current = W @ prev + B
-        if isinstance(node, nir.LIF):
+        if isinstance(node, nir.CubaLIF):
+            syn = syn + DT / node.tau_syn * (node.w_in * current - syn)
+            v = v + DT / node.tau_mem * (node.v_leak - v + node.r * syn)
+        elif isinstance(node, nir.LIF):
             v = v + DT / node.tau * (node.v_leak - v + node.r * current)
         else:
             v = v + node.r * current
@@ -360,6 +377,9 @@ def _simulate_nir(node: nir.IF | nir.LIF) -> np.ndarray:
     nir.IF(r=np.array([1.0, 0.8]), v_threshold=np.array([1.0, 0.9]), v_reset=np.array([0.0, -0.2])),
     nir.LIF(tau=np.array([0.004, 0.01]), r=np.array([2.0, 0.5]), v_leak=np.array([0.1, -0.05]),
             v_threshold=np.array([0.5, 0.1]), v_reset=np.array([0.0, 0.02])),
+    nir.CubaLIF(tau_syn=np.array([0.002, 0.005]), tau_mem=np.array([0.004, 0.01]), r=np.array([2.0, 0.5]),
+                v_leak=np.array([0.1, -0.05]), v_threshold=np.array([0.5, 0.1]), v_reset=np.array([0.0, 0.02]),
+                w_in=np.array([1.5, 0.8])),
 ])
 def test_nir_neuron_mapping_keeps_every_spike(neuron: nir.NIRNode) -> None:
     g = nir.NIRGraph(nodes={"in": nir.Input(np.array([3])), "fc": nir.Affine(weight=W, bias=B), "neuron": neuron,
@@ -368,3 +388,33 @@ def test_nir_neuron_mapping_keeps_every_spike(neuron: nir.NIRNode) -> None:
     expected = _simulate_nir(neuron)
     assert 0 < expected.sum(axis=0).min() and expected.sum(axis=0).max() < T  # both neurons do something
     np.testing.assert_array_equal(_simulate_ours(from_nir(g, dt=DT)), expected)
+
+
+def test_nir_threshold_and_leaky_readouts_map_with_their_gains() -> None:
+    w = np.array([[1.0, 2.0], [3.0, 4.0]])
+    def net(ro: nir.NIRNode) -> Graph:  # noqa: E306
+        return from_nir(_chain(nir.Linear(weight=w), nir.Threshold(threshold=np.array([0.5, 1.0])),
+                               nir.Linear(weight=w), ro, in_shape=(2,)), dt=DT)
+    g = net(nir.LI(tau=np.full(2, 0.004), r=np.full(2, 2.0), v_leak=np.array([0.0, 1.0])))
+    th, ro = g.node("n1"), g.node("n3")
+    assert isinstance(th, LIF) and th.decay == 0 and np.array_equal(th.threshold, np.nextafter([0.5, 1.0], 2))
+    assert isinstance(ro, Readout) and ro.decay == 0.75 and np.array_equal(ro.bias, [0.0, 0.25])
+    np.testing.assert_allclose(g.node("n2").weight, w * 0.5)  # dt r / tau folded into the rows
+    g = net(nir.I(r=np.array([2.0, 3.0])))
+    assert np.array_equal(g.node("n2").weight, w * np.array([[2.0], [3.0]])) and g.node("n3").decay == 1
+    cuba = net(nir.CubaLI(tau_syn=np.full(2, 0.002), tau_mem=np.full(2, 0.004), r=np.full(2, 2.0), v_leak=np.zeros(2)))
+    assert cuba.node("n3").decay_u == 0.5 and np.allclose(cuba.node("n2").weight, w * 0.25)
+
+
+def test_nir_delay_becomes_relays_on_a_spike_path() -> None:
+    nodes = {"in": nir.Input(np.array([2])), "d": nir.Delay(delay=np.full(2, 3 * DT)), "fc": nir.Linear(weight=np.eye(2)),
+             "n": nir.IF(**_if_params(2, 0.5)), "out": nir.Output(np.array([2]))}
+    g = from_nir(nir.NIRGraph(nodes=nodes, edges=[("in", "d"), ("d", "fc"), ("fc", "n"), ("n", "out")], type_check=False), DT)
+    assert g.topological() == ["in", "d", "d.2", "d.3", "fc", "n", "out"] and isinstance(g.node("d.3"), IF)
+    x = np.zeros((1, 8, 2), np.uint8)
+    x[0, 0, 0] = x[0, 1, 1] = 1
+    fired = reference.run(lower(g), {"in": x}).spikes["n"][0]
+    assert np.argwhere(fired).tolist() == [[4, 0], [5, 1]]  # 1 tick (edge) + 3 (relays) after the input spike
+    bad = {**nodes, "d": nir.Delay(delay=np.array([DT, 2 * DT]))}
+    with pytest.raises(GraphError, match="Delay 'd': delays \\[1. 2.\\] ticks"):
+        from_nir(nir.NIRGraph(nodes=bad, edges=[("in", "d"), ("d", "fc"), ("fc", "n"), ("n", "out")], type_check=False), DT)

@@ -30,7 +30,8 @@ def test_lowering_groups_linear_chains():
     (lambda: Graph([Input("x", (3,)), Affine("a", np.ones((2, 4))), IF("n")], [("x", "a"), ("a", "n")]), "Affine expects input"),
     (lambda: Graph([Input("x", (2,)), Affine("a", np.array([[1.0, np.nan]])), IF("n")], [("x", "a"), ("a", "n")]), "NaN"),
     (lambda: Graph([Input("x", (1, 4, 4)), Conv2d("c", np.ones((2, 2, 3, 3))), IF("n")], [("x", "c"), ("c", "n")]), "input channels"),
-    (lambda: Graph([Input("x", (2,)), IF("a"), IF("b")], [("x", "a"), ("a", "b"), ("b", "a")]), "cycle"),
+    (lambda: Graph([Input("x", (2,)), Affine("a", np.eye(2)), Affine("b", np.eye(2)), IF("n")],
+                   [("x", "n"), ("a", "b"), ("b", "a"), ("b", "n")]), r"cycle through \['a', 'b'\] with no neuron"),
     (lambda: Graph([Input("x", (2,)), IF("n", threshold=np.ones(3))], [("x", "n")]), "does not broadcast"),
     (lambda: Graph([Input("x", (2,))], [("x", "y")]), "unknown node"),
 ])

@@ -88,7 +88,8 @@ class Segment:
 
 
 def _inverse_area(ops: tuple[Linear, ...]) -> float:
-    return 1.0 / float(np.prod([op.area for op in ops if isinstance(op, Pool)] or [1]))
+    """Average pools only: a (spiking) max pool does not scale its input."""
+    return 1.0 / float(np.prod([op.area for op in ops if isinstance(op, Pool) and op.kind == "avg"] or [1]))
 
 
 def segments(ops: list[Op]) -> tuple[Segment, ...]:
@@ -118,8 +119,17 @@ def segments(ops: list[Op]) -> tuple[Segment, ...]:
     return tuple(out)
 
 
-def replace_maxpool(segs: tuple[Segment, ...]) -> tuple[tuple[Segment, ...], list[str]]:
-    """Max-pooling becomes average pooling (a SumPool whose 1/area folds into the weights)."""
+def replace_maxpool(segs: tuple[Segment, ...], mode: str = "avg") -> tuple[tuple[Segment, ...], list[str]]:
+    """Max-pooling becomes average pooling (a SumPool whose 1/area folds into the weights), unless `mode` is
+    "spiking": then each max pool stays and must open its segment, i.e. read the spikes of an IF layer."""
+    if mode == "spiking":
+        segs = _pools_after_relu(segs)
+        for k, seg in enumerate(segs):
+            late = [op.name for op in seg.ops[1:] if _is_max(op)]
+            if late or (k == 0 and _is_max(seg.ops[0])):
+                raise GraphError(f"max pool {(late or [seg.ops[0].name])[0]}: a spiking max pool reads spike trains, "
+                                 f"so it must directly follow a ReLU, not the input or a linear op before it")
+        return segs, [f"{op.name}: spiking max pooling" for seg in segs for op in seg.ops if _is_max(op)]
     notes = []
     out = []
     for seg in segs:
@@ -131,6 +141,22 @@ def replace_maxpool(segs: tuple[Segment, ...]) -> tuple[tuple[Segment, ...], lis
             ops.append(op)
         out.append(Segment(tuple(ops), seg.spiking))
     return tuple(out), notes
+
+
+def _is_max(op: Linear) -> bool:
+    return isinstance(op, Pool) and op.kind == "max"
+
+
+def _pools_after_relu(segs: tuple[Segment, ...]) -> tuple[Segment, ...]:
+    """Conv -> MaxPool -> ReLU as Conv -> ReLU -> MaxPool (max and ReLU commute): a max pool that ends a
+    spiking segment moves to the start of the next, where it reads the layer's spikes."""
+    out = list(segs)
+    for k in range(len(out) - 1):
+        seg = out[k]
+        if seg.spiking and _is_max(seg.ops[-1]) and seg.weighted is not seg.ops[-1]:
+            out[k] = Segment(seg.ops[:-1], True)
+            out[k + 1] = Segment((seg.ops[-1],) + out[k + 1].ops, out[k + 1].spiking)
+    return tuple(out)
 
 
 def _apply(op: Linear, x: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ import numpy as np
 
 from neurocomp.backends import reference
 from neurocomp.convert.ann import Segment
-from neurocomp.convert.build import INPUT, build_graph, layer_names
+from neurocomp.convert.build import INPUT, build_graph, layer_depths, layer_names
 from neurocomp.convert.normalize import with_bias_shift, with_gain
 from neurocomp.convert.options import ConvertOptions
 from neurocomp.ir.layers import lower
@@ -19,16 +19,16 @@ from neurocomp.ir.layers import lower
 
 def snn_outputs(plan: tuple[Segment, ...], x: np.ndarray, opts: ConvertOptions) -> list[np.ndarray]:
     """Per layer, (samples, *shape) rates (IF) or potential / T (Readout), in batches of opts.batch_size."""
-    T, names = opts.timesteps, layer_names(plan)
+    T, names, depths = opts.timesteps, layer_names(plan), layer_depths(plan)
     net = lower(build_graph(plan, x.shape[1:], opts))
     parts: list[list[np.ndarray]] = [[] for _ in names]
     for k, start in enumerate(range(0, len(x), opts.batch_size)):
-        res = reference.run(net, {INPUT: x[start:start + opts.batch_size]}, T + len(names), seed=opts.seed + k)
-        for depth, name in enumerate(names, 1):
+        res = reference.run(net, {INPUT: x[start:start + opts.batch_size]}, T + depths[-1], seed=opts.seed + k)
+        for depth, name in zip(depths, names):
             if name in res.spikes:
-                parts[depth - 1].append(res.spikes[name][:, : T + depth].sum(axis=1) / T)
+                parts[names.index(name)].append(res.spikes[name][:, : T + depth].sum(axis=1) / T)
             else:
-                parts[depth - 1].append(res.potentials[name][:, T + depth - 1] / T)
+                parts[names.index(name)].append(res.potentials[name][:, T + depth - 1] / T)
     return [np.concatenate(p) for p in parts]
 
 

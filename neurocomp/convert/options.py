@@ -9,7 +9,7 @@ from neurocomp.ir.graph import RESETS
 
 NORMALISATIONS = ("layer", "channel")
 ENCODINGS = ("rate", "poisson", "current")
-MAXPOOL = ("avg", "error")
+MAXPOOL = ("avg", "spiking", "error")
 
 
 @dataclass(frozen=True)
@@ -40,9 +40,13 @@ class ConvertOptions:
     timesteps      T the calibration and the error estimates simulate (plus one tick per layer).
     encoding       input: "rate" (deterministic), "poisson" (seeded) or "current" (analog values
                    into the first layer every tick; reference backend only).
-    maxpool        "avg": MaxPool2d becomes average pooling (a SumPool, 1/area folded into the
-                   next weights), exact in rates; its accuracy cost is the ANN's with average
-                   pooling. "error": refuse max pooling.
+    maxpool        "spiking" (default): a real max on rates, max(a, b) = b + relu(a - b) as a tree
+                   of IF layers (neurocomp/convert/maxpool.py; ceil(log2 area) extra layers and
+                   ticks); the pool must follow a ReLU (one right before a ReLU is moved after
+                   it). On a digits CNN with max pooling it kept the ANN's accuracy (94.7 % float
+                   SNN vs 83.6 % with "avg", T = 32). "avg": MaxPool2d becomes average pooling
+                   (a SumPool, 1/area folded into the next weights), exact in rates; its cost is
+                   the ANN's with average pooling. "error": refuse max pooling.
     """
 
     normalisation: str = "layer"
@@ -56,7 +60,7 @@ class ConvertOptions:
     calibration_rounds: int = 2
     timesteps: int = 32
     encoding: str = "rate"
-    maxpool: str = "avg"
+    maxpool: str = "spiking"
     seed: int = 0
 
     def __post_init__(self) -> None:

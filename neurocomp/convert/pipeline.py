@@ -36,8 +36,8 @@ def convert(model: nn.Module | torch.export.ExportedProgram, calibration: np.nda
     ops, notes = ann_ops(program)
     segs = segments(ops)
     if method.maxpool == "error" and any(isinstance(o, Pool) and o.kind == "max" for s in segs for o in s.ops):
-        raise GraphError("the network uses max pooling and maxpool='error' was chosen; use maxpool='avg'")
-    segs, replaced = replace_maxpool(segs)
+        raise GraphError("the network uses max pooling and maxpool='error' was chosen; use maxpool='spiking' or 'avg'")
+    segs, replaced = replace_maxpool(segs, method.maxpool)
     acts = forward(segs, x)
     lams = _scales(segs, acts, method)
     plan = _scaled(segs, lams, tuple(input_shape))
@@ -58,10 +58,10 @@ def conversion_info(graph: Graph) -> dict[str, Any]:
 
 def ann_forward(model: nn.Module | torch.export.ExportedProgram, x: np.ndarray,
                 method: ConvertOptions = ConvertOptions()) -> np.ndarray:
-    """The logits of the ANN the SNN approximates (max-pooling replaced as `method` says)."""
+    """The logits of the ANN the SNN approximates (max-pooling replaced, or kept, as `method` says)."""
     x = np.asarray(x, dtype=np.float64)
     program = model if isinstance(model, torch.export.ExportedProgram) else _export(model, x)
-    segs, _ = replace_maxpool(segments(ann_ops(program)[0]))
+    segs, _ = replace_maxpool(segments(ann_ops(program)[0]), method.maxpool)
     return forward(segs, x)[-1]
 
 

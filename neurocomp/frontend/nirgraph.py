@@ -14,9 +14,27 @@ input I to v per tick, u = (v - v_reset) / g keeps every spike:
     LIF (tau dv/dt = v_leak - v + R I), forward Euler at dt:
         v += dt/tau (v_leak - v + r I); decay = 1 - dt/tau (needs dt <= tau),
         g = dt r / tau, bias = (v_leak - v_reset) / r.
-    both: threshold = nextafter((v_threshold - v_reset) / g, +inf) (turns the strict
+    CubaLIF (tau_syn dI/dt = -I + w_in S; tau_mem dv/dt = v_leak - v + R I), forward
+        Euler at dt with the new I feeding v in the same step (snnTorch's Synaptic order):
+        decay_u = 1 - dt/tau_syn, decay = 1 - dt/tau_mem, g = (dt/tau_mem) r (dt/tau_syn)
+        w_in, our current i = I / ((dt/tau_syn) w_in), bias = (v_leak - v_reset) /
+        (r (dt/tau_syn) w_in). Needs dt <= tau_syn and tau_mem; an snnTorch export
+        (tau = dt/(1 - beta)) is exact at its own dt (the braille fixtures: dt = 1e-4).
+    spiking: threshold = nextafter((v_threshold - v_reset) / g, +inf) (turns the strict
         > into our >=), v_init = -v_reset / g, reset "zero". Any v_reset maps.
-    I   (dv/dt = R I) with r == 1 becomes a Readout (non-spiking accumulator).
+    Threshold (z = H(x - threshold), stateless) becomes a LIF with decay 0 and
+        threshold nextafter(threshold): v = x every tick. TrueNorth cannot hold it
+        (linear leak only); Loihi's largest dv leaves v/4096, exact while |v| < 64.
+    Read-outs (non-spiking) report v itself: I (v += r x), LI (Euler: decay = 1 -
+        dt/tau, bias = (dt/tau) v_leak) and CubaLI (as CubaLIF, bias = (dt/tau_mem)
+        v_leak) become a Readout with those decays, and their input gain (r, dt r/tau,
+        or g above) is folded into the output rows of the one Affine/Linear (uniform:
+        Conv2d) that feeds only the read-out; otherwise a GraphError.
+
+Recurrent edges (cycles) are kept: every edge into a neuron has one tick of latency,
+so a cycle through a neuron is well defined; a cycle of linear ops only is an error.
+Delay (k = delay/dt ticks, uniform, on a spike path) becomes k relay IF layers in a row
+(threshold 1, each repeats its input spikes one tick later); other Delays raise a GraphError.
 
 Linear ops map one to one: Affine, Linear (bias None), Conv2d (int or pair
 padding, 'valid', and 'same' for stride 1 and odd kernels; dilation 1 only),
@@ -25,36 +43,34 @@ so AvgPool2d becomes SumPool2d and Scale disappears, their factor (1/kernel area
 or the scale array) folded into the weights of the single Affine/Linear/Conv2d
 that follows (through Flatten; a uniform factor also through pooling). Nested NIR
 graphs are inlined as "outer.inner". Uniform neuron parameters become scalars.
-CubaLIF, CubaLI, LI, Threshold, Delay, Conv1d and recurrent cycles raise a
-GraphError naming the nodes.
+Conv1d raises a GraphError naming the nodes.
 
 Export (to_nir) writes the same mapping backwards with g = 1 (IF r = 1, LIF
-r = tau/dt, I r = 1) and v_reset = -v_init, so the NIR potential is ours shifted.
+r = tau/dt; a LIF with decay_u > 0 as CubaLIF with w_in = tau_syn/dt; Readouts as
+I, LI or CubaLI with unit gain) and v_reset = -v_init, so the NIR potential is ours shifted.
 Scale exports as nir.Scale (import folds it into the next weighted op again).
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
 import nir
 import numpy as np
 
 from neurocomp.errors import FormatError, GraphError
 from neurocomp.frontend.ptfile import atomic_write
-from neurocomp.ir.graph import IF, LIF, Affine, Conv2d, Flatten, Graph, Input, Node, Output, Readout, Scale, SumPool2d
+from neurocomp.ir.graph import (IF, LIF, Affine, Conv2d, Correlation, Crop, Flatten, Graph, Input, Node, Output, Readout,
+                                Scale, SumPool2d)
 
 Edges = list[tuple[str, str]]
 
 _UNSUPPORTED = {
-    "CubaLIF": "the synaptic current (tau_syn) is a second state our neurons do not have",
-    "CubaLI": "the synaptic current (tau_syn) is a second state our neurons do not have",
-    "LI": "it leaks without spiking, and our Readout does not leak",
-    "Threshold": "a stateless threshold has no equivalent (our neurons integrate)",
-    "Delay": "every edge has a fixed one-tick latency",
     "Conv1d": "only 2-D convolutions are supported",
 }
+_SPIKING = (nir.Input, nir.IF, nir.LIF, nir.CubaLIF, nir.Threshold)
+MAX_DELAY_TICKS = 64  # each tick of a Delay costs one layer of relay neurons
 _WEIGHTED = (nir.Affine, nir.Linear, nir.Conv2d)
 _SCALING = (nir.AvgPool2d, nir.Scale)
 
@@ -102,11 +118,15 @@ def from_nir(g: nir.NIRGraph, dt: float = 1e-3) -> Graph:
     if not dt > 0:
         raise GraphError(f"dt must be > 0 seconds, got {dt}")
     nodes, edges = _inline(g)
-    _check_supported(nodes, edges)
+    _check_supported(nodes)
     folds = _scale_folds(nodes, edges)
     edges = _splice(nodes, edges, [k for k, n in nodes.items() if isinstance(n, nir.Scale)])
-    ours = [_convert(name, node, dt, folds.get(name, [])) for name, node in nodes.items()]
-    return _topo_ordered(Graph(tuple(ours), tuple(edges), _metadata(g, dt)))
+    ours = {name: _convert(name, node, dt, folds.get(name, [])) for name, node in nodes.items()}
+    ours = _fold_readout_gains(ours, edges, {k: _readout_gain(k, n, dt) for k, n in nodes.items() if type(n) in _GAINS})
+    for name, node in nodes.items():
+        if isinstance(node, nir.Delay):
+            edges = _relay_chain(ours, edges, name, _delay_ticks(name, node, nodes, edges, dt))
+    return _topo_ordered(Graph(tuple(ours.values()), tuple(edges), _metadata(g, dt)))
 
 
 def _inline(g: nir.NIRGraph) -> tuple[dict[str, nir.NIRNode], Edges]:
@@ -153,8 +173,8 @@ def _splice(nodes: dict[str, nir.NIRNode], edges: Edges, names: list[str]) -> Ed
     return edges
 
 
-def _check_supported(nodes: dict[str, nir.NIRNode], edges: Edges) -> None:
-    """One error listing every unmappable node type and a recurrent cycle, if any."""
+def _check_supported(nodes: dict[str, nir.NIRNode]) -> None:
+    """One error listing every unmappable node type (a cycle of linear ops only is the Graph's error)."""
     unsupported: dict[str, list[str]] = {}
     for name, node in nodes.items():
         kind = type(node).__name__
@@ -162,12 +182,6 @@ def _check_supported(nodes: dict[str, nir.NIRNode], edges: Edges) -> None:
             unsupported.setdefault(kind, []).append(name)
     problems = [f"unsupported NIR node type {kind} {names}: {_UNSUPPORTED.get(kind, 'no mapping to our IR')}"
                 for kind, names in unsupported.items()]
-    try:
-        cycle = nx.find_cycle(nx.DiGraph(edges))
-        path = " -> ".join([a for a, _ in cycle] + [cycle[0][0]])
-        problems.append(f"recurrent cycle {path}: recurrent graphs are not supported yet")
-    except nx.NetworkXNoCycle:
-        pass
     if problems:
         raise GraphError("; ".join(problems))
 
@@ -279,17 +293,104 @@ def _lif(name: str, node: nir.LIF, dt: float, folds: list[np.ndarray]) -> LIF:
     return LIF(name, bias=bias, decay=_compact(1.0 - step), **_shifted(node, step * r))
 
 
-def _shifted(node: nir.IF | nir.LIF, gain: np.ndarray) -> dict[str, Any]:
+def _cubalif(name: str, node: nir.CubaLIF, dt: float, folds: list[np.ndarray]) -> LIF:
+    syn, mem = _steps(name, node, dt)
+    into_v = _positive(name, "CubaLIF", "r", node.r) * syn * _positive(name, "CubaLIF", "w_in", node.w_in)
+    bias = _compact((_f64(node.v_leak) - _f64(node.v_reset)) / into_v)
+    return LIF(name, bias=bias, decay=_compact(1.0 - mem), decay_u=_compact(1.0 - syn), **_shifted(node, mem * into_v))
+
+
+def _threshold(name: str, node: nir.Threshold, dt: float, folds: list[np.ndarray]) -> LIF:
+    """Stateless z = H(x - threshold): a LIF that forgets everything each tick (decay 0)."""
+    theta = np.nextafter(_f64(node.threshold), np.inf)
+    return LIF(name, threshold=_compact(theta), decay=np.zeros(()), reset="zero")
+
+
+def _steps(name: str, node: nir.CubaLIF | nir.CubaLI, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """dt/tau_syn and dt/tau_mem, each <= 1 (forward Euler would overshoot beyond)."""
+    kind = type(node).__name__
+    out = []
+    for param in ("tau_syn", "tau_mem"):
+        tau = _positive(name, kind, param, getattr(node, param))
+        if np.any(dt > tau):
+            raise GraphError(f"{kind} {name!r}: dt={dt:g} s exceeds {param} (min {tau.min():g} s), so forward "
+                             f"Euler would overshoot; pass a dt <= {param} (snnTorch exports use tau = dt / (1 - beta))")
+        out.append(dt / tau)
+    return out[0], out[1]
+
+
+def _readout(name: str, node: nir.I | nir.LI | nir.CubaLI, dt: float, folds: list[np.ndarray]) -> Readout:
+    """Non-spiking read-outs report v itself: their input gain is folded into the weights before them."""
+    if isinstance(node, nir.I):
+        return Readout(name)
+    if isinstance(node, nir.LI):
+        mem = dt / _positive(name, "LI", "tau", node.tau)
+        if np.any(mem > 1):
+            raise GraphError(f"LI {name!r}: dt={dt:g} s exceeds tau, so forward Euler would overshoot; pass a dt <= tau")
+        return Readout(name, bias=_compact(mem * _f64(node.v_leak)), decay=_compact(1.0 - mem))
+    syn, mem = _steps(name, node, dt)
+    return Readout(name, bias=_compact(mem * _f64(node.v_leak)), decay=_compact(1.0 - mem), decay_u=_compact(1.0 - syn))
+
+
+def _readout_gain(name: str, node: nir.I | nir.LI | nir.CubaLI, dt: float) -> np.ndarray:
+    """Gain from the read-out's input to v per tick: r (I), dt r / tau (LI), dt^2 r w_in / (tau_mem tau_syn) (CubaLI)."""
+    kind = type(node).__name__
+    r = _positive(name, kind, "r", node.r)
+    if isinstance(node, nir.I):
+        return _compact(r)
+    if isinstance(node, nir.LI):
+        return _compact(dt / _f64(node.tau) * r)
+    return _compact(dt / _f64(node.tau_mem) * r * dt / _f64(node.tau_syn) * _positive(name, kind, "w_in", node.w_in))
+
+
+def _fold_readout_gains(ours: dict[str, Node], edges: Edges, gains: dict[str, np.ndarray]) -> dict[str, Node]:
+    """Scale the output rows of the one weighted op feeding each read-out whose gain is not 1."""
+    for name, gain in gains.items():
+        if np.allclose(gain, 1, rtol=4 * np.finfo(np.float64).eps, atol=0):  # 1 up to the rounding of our export
+            continue
+        preds = [a for a, b in edges if b == name]
+        src = ours[preds[0]] if len(preds) == 1 else None
+        if not isinstance(src, (Affine, Conv2d)) or [b for a, b in edges if a == src.name] != [name] \
+                or (isinstance(src, Conv2d) and gain.ndim):
+            raise GraphError(f"read-out {name!r}: its input gain {gain.min():g}..{gain.max():g} must fold into the "
+                             f"weights of one Affine/Linear (or, uniform, Conv2d) that feeds only it; got {preds}")
+        rows = gain.reshape((-1,) + (1,) * (src.weight.ndim - 1))
+        bias = None if src.bias is None else src.bias * gain
+        ours[src.name] = dataclasses.replace(src, weight=src.weight * rows, bias=bias)
+    return ours
+
+
+def _relay(name: str, node: nir.Delay, dt: float, folds: list[np.ndarray]) -> IF:
+    """The first of a Delay's relays: an IF with threshold 1 repeats its input spikes one tick later."""
+    return IF(name, threshold=np.ones(()))
+
+
+def _delay_ticks(name: str, node: nir.Delay, nodes: dict[str, nir.NIRNode], edges: Edges, dt: float) -> int:
+    """Ticks of a Delay: uniform, a whole number >= 1 of dt, on a spike path (relays repeat spikes only)."""
+    ticks = _f64(node.delay) / dt
+    k = float(np.rint(ticks.reshape(-1)[0])) if ticks.size else 0.0
+    preds = [a for a, b in edges if b == name]
+    if not 1 <= k <= MAX_DELAY_TICKS or not np.allclose(ticks, k, rtol=1e-9, atol=1e-9):
+        raise GraphError(f"Delay {name!r}: delays {np.unique(ticks)[:4]} ticks at dt={dt:g} s; only one uniform "
+                         f"whole number of ticks in 1..{MAX_DELAY_TICKS} maps (a chain of relay IF layers)")
+    if not preds or not all(isinstance(nodes[p], _SPIKING) for p in preds):
+        raise GraphError(f"Delay {name!r}: fed by {preds}; relays repeat spikes, so a Delay must follow a spiking "
+                         f"node ({', '.join(t.__name__ for t in _SPIKING)})")
+    return int(k)
+
+
+def _relay_chain(ours: dict[str, Node], edges: Edges, name: str, ticks: int) -> Edges:
+    """`ticks` relays in a row, the first keeping the Delay's name: each adds the one tick of its input edge."""
+    chain = [name] + [f"{name}.{k}" for k in range(2, ticks + 1)]
+    ours.update({c: IF(c, threshold=np.ones(())) for c in chain[1:]})
+    return [(chain[-1] if a == name else a, b) for a, b in edges] + list(zip(chain[:-1], chain[1:]))
+
+
+def _shifted(node: nir.IF | nir.LIF | nir.CubaLIF, gain: np.ndarray) -> dict[str, Any]:
     """Threshold, v_init and reset of u = (v - v_reset) / gain."""
     v_reset = _f64(node.v_reset)
     threshold = np.nextafter((_f64(node.v_threshold) - v_reset) / gain, np.inf)
     return {"threshold": _compact(threshold), "v_init": _compact((0.0 - v_reset) / gain), "reset": "zero"}
-
-
-def _integrator(name: str, node: nir.I, dt: float, folds: list[np.ndarray]) -> Readout:
-    if not np.all(_f64(node.r) == 1):
-        raise GraphError(f"I {name!r}: r != 1 would scale the read-out value, and our Readout has unit gain")
-    return Readout(name)
 
 
 def _output(name: str, node: nir.Output, dt: float, folds: list[np.ndarray]) -> Output:
@@ -299,8 +400,10 @@ def _output(name: str, node: nir.Output, dt: float, folds: list[np.ndarray]) -> 
 _CONVERTERS = {
     "Input": _input, "Output": _output, "Affine": _affine, "Linear": _affine, "Conv2d": _conv,
     "SumPool2d": _pool, "AvgPool2d": _pool, "Flatten": _flatten,
-    "IF": _if, "LIF": _lif, "I": _integrator,
+    "IF": _if, "LIF": _lif, "CubaLIF": _cubalif, "Threshold": _threshold, "I": _readout, "LI": _readout,
+    "CubaLI": _readout, "Delay": _relay,
 }
+_GAINS = (nir.I, nir.LI, nir.CubaLI)
 
 
 def _folded(name: str, weight: np.ndarray, folds: list[np.ndarray]) -> np.ndarray:
@@ -369,6 +472,9 @@ def to_nir(graph: Graph, dt: float = 1e-3) -> nir.NIRGraph:
 
 
 def _export(graph: Graph, node: Node, dt: float) -> nir.NIRNode:
+    if isinstance(node, (Correlation, Crop)):
+        raise GraphError(f"{node.name}: NIR has no {type(node).__name__} (a kernel bound at run time, a crop); "
+                         "a SiamSNN graph cannot be written as NIR")
     shape = graph.shape(node.name)
     preds = graph.predecessors(node.name)
     in_shape = graph.shape(preds[0]) if preds else shape
@@ -394,19 +500,32 @@ def _export(graph: Graph, node: Node, dt: float) -> nir.NIRNode:
     if isinstance(node, Scale):
         return nir.Scale(scale=np.broadcast_to(node.scale, shape).astype(np.float64))
     if isinstance(node, Readout):
-        return _export_readout(node, shape)
+        return _export_readout(node, shape, dt)
     if isinstance(node, (IF, LIF)):
         return _export_neuron(node, shape, dt)
     raise GraphError(f"{node.name}: no NIR export for {type(node).__name__}")
 
 
-def _export_readout(node: Readout, shape: tuple[int, ...]) -> nir.I:
-    if np.any(node.bias != 0) or np.any(node.v_init != 0):
-        raise GraphError(f"Readout {node.name!r}: NIR I has no bias or initial state; both must be 0")
-    return nir.I(r=np.ones(shape))
+def _export_readout(node: Readout, shape: tuple[int, ...], dt: float) -> nir.I | nir.LI | nir.CubaLI:
+    """I, LI or CubaLI with unit input gain, so the NIR v is our potential."""
+    full = {k: np.broadcast_to(getattr(node, k), shape).astype(np.float64) for k in ("bias", "decay", "decay_u")}
+    if np.any(node.v_init != 0):
+        raise GraphError(f"Readout {node.name!r}: NIR read-outs start at v = 0; v_init must be 0")
+    if np.all(full["decay"] == 1) and not np.any(full["decay_u"]):
+        if np.any(full["bias"] != 0):
+            raise GraphError(f"Readout {node.name!r}: NIR I has no bias; it must be 0")
+        return nir.I(r=np.ones(shape))
+    if np.any(full["decay"] >= 1):
+        raise GraphError(f"Readout {node.name!r}: a non-leaky read-out with some decay < 1 or a current has no finite NIR tau")
+    tau_mem = dt / (1.0 - full["decay"])
+    v_leak = full["bias"] * tau_mem / dt
+    if not np.any(full["decay_u"]):
+        return nir.LI(tau=tau_mem, r=tau_mem / dt, v_leak=v_leak)
+    tau_syn = dt / (1.0 - full["decay_u"])
+    return nir.CubaLI(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, v_leak=v_leak, w_in=tau_syn / dt)
 
 
-def _export_neuron(node: IF | LIF, shape: tuple[int, ...], dt: float) -> nir.IF | nir.LIF:
+def _export_neuron(node: IF | LIF, shape: tuple[int, ...], dt: float) -> nir.IF | nir.LIF | nir.CubaLIF:
     kind = type(node).__name__
     if node.reset != "zero":
         raise GraphError(f"{kind} {node.name!r}: reset {node.reset!r} has no NIR equivalent (NIR resets to v_reset)")
@@ -422,4 +541,9 @@ def _export_neuron(node: IF | LIF, shape: tuple[int, ...], dt: float) -> nir.IF 
         raise GraphError(f"LIF {node.name!r}: decay 1 (no leak) has no finite NIR tau; use IF")
     tau = dt / (1.0 - decay)
     r = tau / dt
-    return nir.LIF(tau=tau, r=r, v_leak=full["bias"] * r + v_reset, v_threshold=v_threshold, v_reset=v_reset)
+    decay_u = np.broadcast_to(node.decay_u, shape).astype(np.float64)
+    if not np.any(decay_u):
+        return nir.LIF(tau=tau, r=r, v_leak=full["bias"] * r + v_reset, v_threshold=v_threshold, v_reset=v_reset)
+    tau_syn = dt / (1.0 - decay_u)
+    return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau, r=r, v_leak=full["bias"] * r + v_reset, v_threshold=v_threshold,
+                       v_reset=v_reset, w_in=tau_syn / dt)

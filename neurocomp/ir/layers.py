@@ -86,11 +86,25 @@ class Layer:
         """A neuron parameter broadcast to the layer and flattened."""
         return np.broadcast_to(getattr(self.neuron, name), self.shape).ravel().astype(np.float64)
 
+    def decays(self) -> tuple[np.ndarray, np.ndarray]:
+        """(decay, decay_u) per neuron; 1 and 0 (no leak, no current memory) where the type has none."""
+        leaky = hasattr(self.neuron, "decay")
+        return (self.param("decay") if leaky else np.ones(self.size),
+                self.param("decay_u") if leaky else np.zeros(self.size))
+
     def bias(self) -> np.ndarray:
+        """Constant input into v per tick. A chain's bias enters the current, so with decay_u > 0 it counts
+        at its steady state b / (1 - decay_u): targets add biases to v only, which is exact once the
+        current has settled (see `bias_exact`)."""
         total = self.param("bias").copy()
+        gain = 1.0 / (1.0 - self.decays()[1])
         for p in self.projections:
-            total += p.bias()
+            total += p.bias() * gain
         return total
+
+    def bias_exact(self) -> bool:
+        """Whether `bias` is exact from tick 0: no chain bias flows through a decaying current."""
+        return not (np.any(self.decays()[1]) and any(np.any(p.bias()) for p in self.projections))
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,6 +122,15 @@ class Network:
 
     def source_shape(self, name: str) -> tuple[int, ...]:
         return self.graph.shape(name)
+
+    def feedback(self) -> list[tuple[str, str]]:
+        """(source, layer) projections whose source layer is not earlier in layer order: the recurrent ones."""
+        seen: set[str] = {i.name for i in self.inputs}
+        out = []
+        for lay in self.layers:
+            out += [(p.source, lay.name) for p in lay.projections if p.source not in seen]
+            seen.add(lay.name)
+        return out
 
 
 def _walk_back(g: Graph, start: str) -> tuple[str, tuple[Node, ...]]:
