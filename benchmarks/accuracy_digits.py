@@ -5,9 +5,11 @@
 Trains the digits ANN (models/digits.py), converts it once per T (calibrated for that T,
 with the defaults the demo uses: reset to zero, rate code), compiles it for each target
 and runs the last 360 digits for T + depth ticks. Goals: TrueNorth >= ANN - 1.0 pt at
-some T <= 64, Loihi >= ANN - 0.5 pt at some T <= 32. Two smaller tables follow: the
-float SNN per input encoding and reset at T = 32, and the cost of replacing max pooling
-by average pooling in a small CNN trained with max pooling.
+some T <= 64, Loihi >= ANN - 0.5 pt at some T <= 32. The "TrueNorth trinary" column
+compiles with `--tn-weights trinary` (EEDN-style {-1, 0, +1} x a scale per neuron) to show
+what that mode costs against the default 4-level weights. Two smaller tables follow: the
+float SNN per input encoding and reset at T = 32, and a small CNN trained with max pooling
+converted with max pooling replaced by average pooling and with the spiking max.
 """
 from __future__ import annotations
 
@@ -19,7 +21,11 @@ from rich.console import Console
 from rich.table import Table
 from torch import nn
 
-from neurocomp.convert import ann_forward
+from neurocomp.backends import emulator
+from neurocomp.compiler import CompileOptions, compile_graph
+from neurocomp.convert import ConvertOptions, ann_forward
+from neurocomp.ir.layers import lower
+from neurocomp.target import load_target
 from neurocomp.models import digits
 
 
@@ -32,13 +38,23 @@ def _table(title: str, heads: tuple[str, ...], rows: list[tuple]) -> Table:
     return t
 
 
+def trinary_accuracy(graph, xt, yt, t: int) -> float:
+    """TrueNorth emulated accuracy with trinary weights, run for T + the program's latency ticks."""
+    target = load_target("truenorth")
+    compiled = compile_graph(graph, target, CompileOptions(timesteps=t, weights="trinary"))
+    out = lower(graph).outputs[0]
+    res = emulator.run(compiled.program, target, {"input": xt}, t + compiled.report["latency_ticks"])
+    return float((digits.predict(res.potentials.get(out, res.spikes.get(out))) == yt).mean())
+
+
 def chips(net: nn.Module, x, xt, yt, steps: list[int], ann: float) -> Table:
     rows = []
     for t in steps:
-        acc = digits.accuracies(digits.to_snn(net, x, t), xt, yt, t)
-        rows.append((t, ann, acc["snn_float"], acc["truenorth"], acc["loihi"]))
+        snn = digits.to_snn(net, x, t)
+        acc = digits.accuracies(snn, xt, yt, t)
+        rows.append((t, ann, acc["snn_float"], acc["truenorth"], trinary_accuracy(snn, xt, yt, t), acc["loihi"]))
     return _table(f"digits MLP, {len(yt)} test digits: accuracy",
-                  ("T", "ANN", "SNN float (reference)", "TrueNorth emulated", "Loihi emulated"), rows)
+                  ("T", "ANN", "SNN float (reference)", "TrueNorth emulated", "TrueNorth trinary", "Loihi emulated"), rows)
 
 
 def encodings(net: nn.Module, x, xt, yt, t: int = 32) -> Table:
@@ -50,11 +66,14 @@ def encodings(net: nn.Module, x, xt, yt, t: int = 32) -> Table:
 def maxpool_cost(x, y, xt, yt, t: int = 32) -> Table:
     cnn = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(128, 10))
     net = digits.train(x, y, net=cnn, levels=False)
-    avg = float((ann_forward(net, xt).argmax(1) == yt).mean())
-    snn = digits.accuracies(digits.to_snn(net, x, t), xt, yt, t, ())["snn_float"]
-    return _table("max pooling replaced by average pooling (conv 1->8, max-pool 2, linear)",
-                  ("ANN with max pool", "same weights, avg pool", f"float SNN, T = {t}"),
-                  [(digits.accuracy(net, xt.astype(np.float32), yt), avg, snn)])
+    avg = float((ann_forward(net, xt, ConvertOptions(maxpool="avg")).argmax(1) == yt).mean())
+    rows = []
+    for mode in ("avg", "spiking"):
+        acc = digits.accuracies(digits.to_snn(net, x, t, maxpool=mode), xt, yt, t)
+        rows.append((mode, digits.accuracy(net, xt.astype(np.float32), yt), avg, acc["snn_float"], acc["truenorth"], acc["loihi"]))
+    return _table(f"max pooling: average-pool replacement vs spiking max (conv 1->8, max-pool 2, linear; T = {t})",
+                  ("--maxpool", "ANN with max pool", "same weights, avg pool", "float SNN", "TrueNorth emulated",
+                   "Loihi emulated"), rows)
 
 
 def main() -> None:

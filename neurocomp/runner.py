@@ -21,12 +21,13 @@ def program_target(path: Path) -> Target:
 
 
 def default_ticks(program: Program, inputs: Mapping[str, np.ndarray]) -> int:
-    """Spike input: its own length; analog input: the program's timesteps plus the pipeline depth."""
+    """Spike input: its own length; analog input: the program's timesteps plus its input-to-output latency."""
     shapes = dict(program.netlist.inputs)
     first = next(iter(inputs))
     if np.ndim(inputs[first]) == len(shapes[first]) + 2:
         return int(np.shape(inputs[first])[1])
-    return int(program.manifest["options"]["timesteps"]) + len(program.netlist.layers)
+    latency = program.manifest.get("latency_ticks", len(program.netlist.layers))
+    return int(program.manifest["options"]["timesteps"]) + int(latency)
 
 
 def encode_inputs(graph: Graph, inputs: Mapping[str, np.ndarray], ticks: int, seed: int) -> dict[str, np.ndarray]:

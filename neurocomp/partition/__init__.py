@@ -17,6 +17,7 @@ from neurocomp.quantize import QNetwork
 from neurocomp.target import Target
 
 Fits = Callable[[int, int], tuple[bool, str, float, float]]
+Hint = Callable[[str, float, float], str]  # (resource, used, allowed) -> how to make one neuron fit
 
 
 def partition(qnet: QNetwork, target: Target) -> Netlist:
@@ -33,16 +34,18 @@ def neuron_order(layer: Layer) -> np.ndarray:
     return np.arange(layer.size)
 
 
-def split(layer: Layer, fits: Fits) -> list[tuple[int, int]]:
+def split(layer: Layer, fits: Fits, hint: Hint | None = None) -> list[tuple[int, int]]:
     """Greedy contiguous spans [lo, hi) of neuron_order(layer), each as long as `fits` allows
-    (galloping + bisection; `fits` is monotone in hi)."""
+    (galloping + bisection; `fits` is monotone in hi). A neuron that fits no core is an error
+    with the target's suggestion (`hint`)."""
     spans: list[tuple[int, int]] = []
     start, n = 0, layer.size
     while start < n:
         ok, resource, used, allowed = fits(start, start + 1)
         if not ok:
             raise ResourceError(f"layer {layer.name}, one neuron", resource, used, allowed,
-                                hint="a single neuron needs more than one core offers: reduce its fan-in (smaller kernel, groups) or weight levels")
+                                hint=hint(resource, used, allowed) if hint else
+                                "a single neuron needs more than one core offers: reduce its fan-in (smaller kernel, groups)")
         lo, step = start + 1, 1
         while lo + step <= n and fits(start, lo + step)[0]:
             lo, step = lo + step, step * 2
@@ -77,7 +80,9 @@ def verify_netlist(n: Netlist, target: Target) -> None:
             raise VerifyError(f"core {bad[0]}: {what} {arr[bad[0]]} exceeds {lim}")
     if n.n_cores > spec.max_cores:
         raise ResourceError("network", "cores", n.n_cores, spec.max_cores,
-                            hint=f"{spec.name} allows {spec['chip.max_chips']} chips of {spec.cores_per_chip} cores")
+                            hint=f"{spec.name} allows {spec['chip.max_chips']} chips of {spec.cores_per_chip} cores; the report's "
+                                 f"per-layer cores show which layers to shrink (fewer channels, larger stride), or raise "
+                                 f"chip.max_chips in a copy of the spec.toml")
     for name, idx, top in (("synapse axon", n.syn_axon, n.n_axons), ("synapse neuron", n.syn_neuron, n.n_neurons),
                            ("edge source", n.edge_src, n.n_neurons), ("edge axon", n.edge_axon, n.n_axons),
                            ("input axon", n.in_axon, n.n_axons), ("input channel", n.in_channel, n.n_inputs)):

@@ -1,9 +1,11 @@
 """Quantise: float SNN Graph + target -> integer Graph plus per-layer target neuron tables.
 
-Each layer gets one power-of-two scale 2^E (float value of an integer unit of
-membrane potential). Weights become round(w / 2^e) per weighted op, thresholds,
-biases and initial potentials round(x / 2^E). Powers of two keep an
-integer-valued network exact, and the quantised Graph is itself a Graph, so the
+Each layer gets one scale 2^E (float value of an integer unit of membrane potential).
+Weights become round(w / 2^e) per weighted op, thresholds, biases and initial
+potentials round(x / 2^E). Per op, e is the power of two that fits when it represents
+the weights exactly (an integer-valued network stays exact), else the real exponent
+that puts the largest |w| on the target's largest weight: the whole mantissa (a
+power of two wastes up to one bit, 3 dB on average). The quantised Graph is itself a Graph, so the
 reference backend measures exactly what the chip computes. The target's hooks
 set the ranges, cluster weights (TrueNorth: <= 4 levels per neuron) and turn
 integer neuron parameters into its own registers.
@@ -24,6 +26,8 @@ from neurocomp.target import Target
 
 WEIGHTED = (Affine, Conv2d)
 MAX_COARSEN = 64
+LEAKY_GRID = 2.0 ** -6  # Lava's v holds 64 steps per unit of synaptic input
+DECAY_ONE = 4096        # decays are 12-bit fractions
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,8 @@ class QNetwork:
         return next(q for q in self.layers if q.name == name)
 
 
-def quantize(net: Network, target: Target) -> QNetwork:
+def quantize(net: Network, target: Target, weights: str = "levels") -> QNetwork:
+    """`weights` is one of the target's WEIGHT_MODES (how its hook clusters a neuron's weights)."""
     replaced: dict[str, Node] = {}
     qlayers: list[QLayer] = []
     owner: dict[str, str] = {}
@@ -54,7 +59,7 @@ def quantize(net: Network, target: Target) -> QNetwork:
             for op in p.chain:
                 if isinstance(op, WEIGHTED) and owner.setdefault(op.name, layer.name) != layer.name:
                     raise QuantizeError(f"{op.name}: a weighted op feeding two layers ({owner[op.name]}, {layer.name}) is not supported")
-        nodes, qlayer = _quantize_layer(layer, target)
+        nodes, qlayer = _quantize_layer(layer, target, weights)
         replaced.update(nodes)
         qlayers.append(qlayer)
     g = net.graph
@@ -64,18 +69,22 @@ def quantize(net: Network, target: Target) -> QNetwork:
     return qnet
 
 
-def _exponent(w: np.ndarray, wmax: float) -> int:
+def _exponent(w: np.ndarray, wmax: float) -> float:
+    """log2 of the weight step: a whole power of two if it is exact for w, else the step putting max |w| on wmax."""
     peak = float(np.max(np.abs(w))) if w.size else 0.0
-    return math.ceil(math.log2(peak / wmax)) if peak > 0 else -MAX_COARSEN
+    if peak == 0:
+        return -MAX_COARSEN
+    e = math.ceil(math.log2(peak / wmax))
+    return e if np.array_equal(w / 2.0 ** e, np.rint(w / 2.0 ** e)) else math.log2(peak / wmax)
 
 
 def _weighted_ops(layer: Layer) -> list[list[Node]]:
     return [[op for op in p.chain if isinstance(op, WEIGHTED)] for p in layer.projections]
 
 
-def _layer_exponents(layer: Layer, target: Target) -> tuple[dict[str, int], int]:
+def _layer_exponents(layer: Layer, target: Target) -> tuple[dict[str, float], float]:
     """Per weighted op exponent e_k, and the layer exponent E shared by all projections."""
-    exps: dict[str, int] = {}
+    exps: dict[str, float] = {}
     sums = []
     for ops in _weighted_ops(layer):
         for op in ops:
@@ -91,7 +100,19 @@ def _layer_exponents(layer: Layer, target: Target) -> tuple[dict[str, int], int]
     return exps, big
 
 
-def _quantize_layer(layer: Layer, target: Target) -> tuple[dict[str, Node], QLayer]:
+def _whole_threshold(layer: Layer, exps: dict[str, float], big: float) -> tuple[dict[str, float], float]:
+    """Make a layer-wide threshold a whole number of units, N = floor(theta / scale): the step grows by
+    less than 1/N (weights keep nearly all their range) instead of the threshold rounding up by up to a unit."""
+    theta = layer.param("threshold")
+    last = [ops[-1].name for ops in _weighted_ops(layer) if ops]
+    units = float(theta[0]) / 2.0 ** big if theta.size else 0.0
+    if layer.kind != "spiking" or np.ptp(theta) > 0 or units < 1 or units == math.floor(units) or len(last) < len(layer.projections):
+        return exps, big
+    shift = math.log2(units / math.floor(units))
+    return {k: v + shift if k in last else v for k, v in exps.items()}, big + shift
+
+
+def _quantize_layer(layer: Layer, target: Target, weights: str) -> tuple[dict[str, Node], QLayer]:
     spec, hooks = target.spec, target.hooks
     exps, big = _layer_exponents(layer, target)
     theta, bias, v0 = layer.param("threshold"), layer.bias(), layer.param("v_init")
@@ -106,22 +127,35 @@ def _quantize_layer(layer: Layer, target: Target) -> tuple[dict[str, Node], QLay
         exps = {k: v + 1 for k, v in exps.items()}
     else:
         raise QuantizeError(f"{layer.name}: threshold/bias cannot fit the target's registers at any scale")
-    nodes, snr, exact = _quantize_ops(layer, exps, hooks, spec)
+    exps, big = _whole_threshold(layer, exps, big)
+    scale = 2.0 ** big
+    nodes, snr, exact = _quantize_ops(layer, exps, hooks, spec, weights)
     # Potentials are integers, so v >= theta is exactly v >= ceil(theta): the threshold never costs accuracy.
-    q_theta = np.maximum(np.ceil(theta / scale), 1.0) if spiking else theta / scale
+    # A decaying layer's potentials are fractional: the nearest unit instead, plus one step of Loihi's
+    # potential grid, so the quantised graph fires exactly when Lava's v > vth does (only Loihi has decays).
+    leaky = bool(np.any(layer.decays()[0] != 1) or np.any(layer.decays()[1]))
+    q_theta = (np.maximum(np.rint(theta / scale), 1.0) + LEAKY_GRID if leaky else
+               np.maximum(np.ceil(theta / scale), 1.0)) if spiking else theta / scale
     q_bias, q_v0 = np.rint(bias / scale), np.rint(v0 / scale)
     exact = exact and np.array_equal(q_bias * scale, bias) and np.array_equal(q_v0 * scale, v0)
-    exact = exact and (not spiking or bool(np.all(theta > 0)))
+    exact = exact and (not spiking or bool(np.all(theta > 0))) and layer.bias_exact() and not leaky
     fields = {"v_min": layer.neuron.v_min / scale,
               "threshold": q_theta.reshape(layer.shape) if spiking else np.ones(()),
               "bias": q_bias.reshape(layer.shape), "v_init": q_v0.reshape(layer.shape)}
-    qneuron = dataclasses.replace(layer.neuron, **fields)
+    qneuron = dataclasses.replace(layer.neuron, **fields, **(_register_decays(layer) if leaky else {}))
     nodes[layer.name] = qneuron
     params = hooks.neuron_params(layer.name, qneuron, layer.size, spec)
     return nodes, QLayer(layer.name, scale, params, snr, bool(exact))
 
 
-def _quantize_ops(layer: Layer, exps: Mapping[str, int], hooks, spec) -> tuple[dict[str, Node], float, bool]:
+def _register_decays(layer: Layer) -> dict[str, np.ndarray]:
+    """The decays the registers hold, 12-bit fractions (Loihi's dv and du; the one target with decays),
+    so the quantised graph, and the reference run on it, decays as the chip does."""
+    decay, decay_u = (np.rint(d * DECAY_ONE).reshape(layer.shape) for d in layer.decays())
+    return {"decay": np.clip(decay, 1, DECAY_ONE) / DECAY_ONE, "decay_u": np.clip(decay_u, 0, DECAY_ONE - 1) / DECAY_ONE}
+
+
+def _quantize_ops(layer: Layer, exps: Mapping[str, float], hooks, spec, mode: str) -> tuple[dict[str, Node], float, bool]:
     nodes: dict[str, Node] = {}
     signal = noise = 0.0
     for p in layer.projections:
@@ -129,7 +163,7 @@ def _quantize_ops(layer: Layer, exps: Mapping[str, int], hooks, spec) -> tuple[d
             if isinstance(op, WEIGHTED):
                 w = np.asarray(op.weight)
                 step = 2.0 ** exps[op.name]
-                wq = hooks.cluster_weights(np.rint(w / step).reshape(w.shape[0], -1), spec).reshape(w.shape)
+                wq = hooks.cluster_weights(np.rint(w / step).reshape(w.shape[0], -1), spec, mode).reshape(w.shape)
                 signal += float(np.sum(w * w))
                 noise += float(np.sum((w - wq * step) ** 2))
                 nodes[op.name] = dataclasses.replace(op, weight=wq, bias=None)

@@ -11,16 +11,16 @@ from neurocomp.ir.netlist import Netlist
 from neurocomp.target import TargetSpec
 from neurocomp.targets.loihi.mapping import build_netlist, verify_netlist
 from neurocomp.targets.loihi.neuron import LifStepper, dense_output, init_state as _init_lif, prepare_weights, step
-from neurocomp.targets.loihi.quant import check_params, cluster_weights, neuron_params, param_limits, weight_max
+from neurocomp.targets.loihi.quant import WEIGHT_MODES, check_params, cluster_weights, neuron_params, param_limits, weight_max
 
-__all__ = ["legalize", "build_netlist", "verify_netlist", "check_params", "cluster_weights", "neuron_params", "param_limits",
+__all__ = ["WEIGHT_MODES", "legalize", "build_netlist", "verify_netlist", "check_params", "cluster_weights", "neuron_params", "param_limits",
            "weight_max", "synapse_matrix", "init_state", "neuron_step", "potential", "tick_seconds", "stepper"]
 SIGN_NAMES = ("excitatory", "inhibitory", "mixed")
 ACT_SHIFT = 6
 REALTIME_TICK_S = 1e-3  # the usual throttled real-time step (LOIHI.md §1); spec key timing.realtime_tick_s overrides
 
 
-def legalize(net: Network, spec: TargetSpec) -> Network:
+def legalize(net: Network, spec: TargetSpec, weights: str = "levels") -> Network:
     """Loihi cores take 4096 input axons: the partitioner's splitting is enough, no rewrite needed."""
     return net
 

@@ -12,6 +12,7 @@ import numpy as np
 from neurocomp.errors import ResourceError
 from neurocomp.ir.netlist import LayerMap, Netlist
 from neurocomp.partition import binding, neuron_order, split
+from neurocomp.partition.delays import timing
 from neurocomp.partition.rows import OrderedRows
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
@@ -67,6 +68,14 @@ def _core_tables(rows: OrderedRows, lo: int, hi: int, mixed: bool):
     return axon_src, offset, cat(syn_a), cat(syn_n), cat(syn_w)
 
 
+def _hint(name: str, resource: str, used: float, allowed: float) -> str:
+    """What to change when one neuron of layer `name` fits no Loihi core."""
+    if resource == "input axons":
+        return (f"{name} reads {used:g} inputs per neuron and a core has {allowed:g} input axons: use conv groups or a "
+                f"smaller kernel, or split its input channels over several layers")
+    return f"{name}'s synapses alone exceed one core's {resource}: reduce its fan-in"
+
+
 def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
     net = qnet.network
     offsets, off = {}, 0
@@ -81,9 +90,9 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
     for li, layer in enumerate(net.layers):
         q = qnet.layers[li]
         mixed = any(is_mixed(np.asarray(op.weight)) for p in layer.projections for op in p.chain if hasattr(op, "weight"))
-        rows = OrderedRows(layer, neuron_order(layer))
+        rows = OrderedRows(layer, neuron_order(layer), keep_support=True)
         fits = _fits(rows, spec)
-        spans = split(layer, fits)
+        spans = split(layer, fits, lambda r, u, a, name=layer.name: _hint(name, r, u, a))
         ids = np.empty(layer.size, dtype=np.int64)
         core_ids = []
         for lo, hi in spans:
@@ -99,8 +108,8 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
                 if source in offsets:
                     acc["i_ch"].append(offsets[source] + used)
                     acc["i_ax"].append(axons)
-                else:
-                    acc["e_src"].append(firsts[source][used])
+                else:  # resolved once every layer has its ids: a recurrent source may come later
+                    acc["e_src"].append((source, used))
                     acc["e_ax"].append(axons)
             acc["core_layer"].append(li)
             sign = "mixed" if mixed else ("inhibitory" if sw.size and sw.max() <= 0 and sw.min() < 0 else "excitatory")
@@ -114,7 +123,7 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
         firsts[layer.name] = ids
         maps.append(LayerMap(layer.name, layer.shape, ids, layer.kind, q.scale, tuple(core_ids), *binding(spans, fits)))
     cat = lambda xs: np.concatenate(xs).astype(np.int64) if xs else np.zeros(0, np.int64)  # noqa: E731
-    e_src, i_ax = cat(acc["e_src"]), cat(acc["i_ax"])
+    e_src, i_ax = cat([firsts[source][used] for source, used in acc["e_src"]]), cat(acc["i_ax"])
     return Netlist(
         target=spec.name, neuron_ptr=np.array(n_ptr, dtype=np.int64), axon_ptr=np.array(a_ptr, dtype=np.int64),
         core_layer=np.array(acc["core_layer"], dtype=np.int64), params={k: cat(v) for k, v in params.items()},
@@ -124,7 +133,7 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
         edge_src=e_src, edge_axon=cat(acc["e_ax"]), edge_delay=np.ones(len(e_src), dtype=np.int64),
         in_channel=cat(acc["i_ch"]), in_axon=i_ax, in_delay=np.ones(len(i_ax), dtype=np.int64),
         inputs=tuple((i.name, i.shape) for i in net.inputs), layers=tuple(maps), outputs=net.outputs,
-        notes={"latency_per_layer": 1},
+        notes={"latency": timing(net).latency},
     )
 
 
@@ -142,10 +151,13 @@ def verify_netlist(n: Netlist, spec: TargetSpec) -> None:
     bits = np.bincount(axon_core, weights=axon_bits(per_axon, np.diff(n.neuron_ptr)[axon_core], spec), minlength=n.n_cores)
     vth = _per_core_distinct(core_of, [n.params["vth"]], n.n_cores)
     cx = _per_core_distinct(core_of, [n.params[k] for k in ("du", "dv", "bias_exp")], n.n_cores)
-    checks = (("output axons", out_axons, spec["core.output_axons"], ""),
-              ("synapse memory bits", bits, spec["core.synapse_bits"], ""),
-              ("threshold config registers", vth, spec["core.vth_configs"], "a core may use at most this many distinct thresholds"),
-              ("compartment config registers", cx, spec["core.compartment_configs"], ""))
+    checks = (("output axons", out_axons, spec["core.output_axons"],
+               "a core's neurons feed too many distinct (core, axon) destinations: give the consuming layers fewer, larger cores"),
+              ("synapse memory bits", bits, spec["core.synapse_bits"], "reduce the layer's fan-in or its weights' distinct values"),
+              ("threshold config registers", vth, spec["core.vth_configs"],
+               "a core may use at most this many distinct thresholds: round the layer's per-neuron thresholds to fewer values"),
+              ("compartment config registers", cx, spec["core.compartment_configs"],
+               "a core may use at most this many distinct (du, dv, bias_exp): give the layer's neurons fewer distinct decays"))
     for resource, used, allowed, hint in checks:
         bad = np.flatnonzero(used > allowed)
         if bad.size:

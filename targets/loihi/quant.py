@@ -4,17 +4,29 @@ Integer graph units map to Lava as: u receives (weights x spikes) << 6, so one g
 unit is 64 in v. Mixed-sign Dense weights lose their LSB in Lava, so they are
 stored doubled with weight_exp = -1 (the exponent shifts the summed input, and a
 sum of even numbers halves exactly). The threshold test v > vth << 6 equals the
-graph's v >= theta for v on the 64-grid when vth = theta - 1; bias = mant << 6.
+graph's v >= theta for v on the 64-grid when vth = ceil(theta) - 1 (theta - 1 for integer
+thresholds; a decaying layer's quantised threshold is k + 1/64, so vth = k); bias = mant << 6.
+Lava decays u by (4096 - (du + 1)) / 4096 and v by (4096 - dv) / 4096 (truncating), so the
+graph's current decay_u maps to du = 4095 - round(4096 decay_u) (decay_u = 0: du = 4095, u
+holds only this tick's input) and its decay to dv = round(4096 (1 - decay)).
+
+Mantissa and exponent per layer: the generic quantiser's layer scale is the exponent. It
+puts the largest |w| on the full 8-bit mantissa (7 bits + sign when mixed) whenever the
+weights are not already integers at a power of two, so every layer uses the finest grid
+Lava's Dense offers; weight_exp then only carries the mixed-sign LSB. Per-core exponents
+would need per-core potential units, hence per-core thresholds, and cores are cut after
+quantisation; with position-major tiles a core holds every channel anyway.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from neurocomp.errors import QuantizeError
-from neurocomp.ir.graph import LIF, Neuron, Readout
+from neurocomp.ir.graph import Neuron, Readout
 from neurocomp.target import TargetSpec
 
 BIAS_EXP = 6
+WEIGHT_MODES = ("levels",)
 
 
 def is_mixed(w: np.ndarray) -> bool:
@@ -30,7 +42,7 @@ def param_limits(spec: TargetSpec) -> dict[str, float]:
     return {"threshold": float(spec["core.vth_max"] + 1), "bias": float(spec["core.bias_mant_max"])}
 
 
-def cluster_weights(w: np.ndarray, spec: TargetSpec) -> np.ndarray:
+def cluster_weights(w: np.ndarray, spec: TargetSpec, mode: str = "levels") -> np.ndarray:
     """Loihi weights are plain integers per synapse: nothing to cluster."""
     return w
 
@@ -42,12 +54,14 @@ def neuron_params(name: str, neuron: Neuron, size: int, spec: TargetSpec) -> dic
     if np.isfinite(neuron.v_min):
         raise QuantizeError(f"{name}: a potential floor (v_min = {neuron.v_min:g}) is not available in Lava's LIF on {spec.name}")
     full = lambda a: np.broadcast_to(np.ravel(a), (size,)).astype(np.int64)  # noqa: E731
-    decay = np.ravel(neuron.decay) if isinstance(neuron, LIF) else np.ones(1)
+    decay = np.ravel(getattr(neuron, "decay", np.ones(1)))
+    decay_u = np.ravel(getattr(neuron, "decay_u", np.zeros(1)))
     dv = full(np.clip(np.rint(4096 * (1 - decay)), 0, spec["core.decay_max"]))
+    du = full(np.clip(4095 - np.rint(4096 * decay_u), 0, spec["core.decay_max"]))
     readout = isinstance(neuron, Readout)
-    vth = np.full(size, spec["core.vth_max"], dtype=np.int64) if readout else full(neuron.threshold) - 1
+    vth = np.full(size, spec["core.vth_max"], dtype=np.int64) if readout else full(np.ceil(neuron.threshold)) - 1
     zeros = np.zeros(size, dtype=np.int64)
-    return {"du": np.full(size, spec["core.decay_max"], dtype=np.int64), "dv": dv, "vth": vth,
+    return {"du": du, "dv": dv, "vth": vth,
             "bias_mant": full(neuron.bias), "bias_exp": np.full(size, BIAS_EXP, dtype=np.int64),
             "weight_exp": zeros, "v_init": full(neuron.v_init) << BIAS_EXP, "u_init": zeros.copy()}
 

@@ -9,7 +9,10 @@ spike counts; the original neurons integrate those spikes with weights +theta_p 
 held in the partial neurons (< theta_p each), one tick later. theta_p is the original
 neuron's threshold, so a partial spike carries one output spike's worth of charge
 (charge beyond one spike per tick waits in the partial and is not lost); each group
-reads at most axons / 4 inputs, so the partial weights keep 4 levels. This is
+reads at most axons / L inputs (L = 4 weight levels, 2 in trinary mode), so the partial
+weights keep their levels. A layer with several projections has its widest weighted ones
+split until the rest, read directly, plus one axon per partial neuron fit a core; the
+direct inputs then arrive a tick early, which the mapper's axon delays balance. This is
 an approximation of the graph: the compile report says which layers were split and
 the reference backend on the original graph measures the accuracy it costs.
 """
@@ -19,9 +22,12 @@ import dataclasses
 
 import numpy as np
 
+from neurocomp.errors import UserError
 from neurocomp.ir.graph import IF, LINEAR_OPS, Affine, Conv2d, Graph, Node, Scale
 from neurocomp.ir.layers import Layer, Network, lower
+from neurocomp.partition.delays import STAGES
 from neurocomp.target import TargetSpec
+from neurocomp.targets.truenorth.quant import mode_levels
 
 SAMPLE_ROWS = 4096
 
@@ -34,12 +40,32 @@ def _sample_rows(layer: Layer) -> np.ndarray:
     return np.arange(c) * h * w + (h // 2) * w + w // 2
 
 
-def _needs_split(layer: Layer, spec: TargetSpec) -> bool:
-    if len(layer.projections) != 1 or not any(isinstance(op, (Affine, Conv2d)) for op in layer.projections[0].chain):
-        return False
-    m = layer.projections[0].matrix(_sample_rows(layer))
+def _weighted(proj) -> int | None:
+    """Index of the last Affine/Conv2d in a projection's chain (the op a split restricts), or None."""
+    ks = [i for i, op in enumerate(proj.chain) if isinstance(op, (Affine, Conv2d))]
+    return ks[-1] if ks else None
+
+
+def _axons(proj, rows: np.ndarray) -> int:
+    """Axons the widest sampled neuron needs for this projection: its fan-in, twice if its weights have both signs."""
+    m = proj.matrix(rows)
     levels = 2 if (m.data < 0).any() and (m.data > 0).any() else 1
-    return int(np.diff(m.indptr).max(initial=0)) * levels > spec["core.axons"]
+    return int(np.diff(m.indptr).max(initial=0)) * levels
+
+
+def _plan(layer: Layer, spec: TargetSpec, levels: int) -> dict[int, int]:
+    """Projections to turn into partial sums and their group counts: the widest weighted ones first, until
+    the direct projections plus one axon per partial neuron fit a core. Empty when the layer fits as it is."""
+    rows = _sample_rows(layer)
+    need = [_axons(p, rows) for p in layer.projections]
+    plan: dict[int, int] = {}
+    weighted = [i for i, p in enumerate(layer.projections) if _weighted(p) is not None]
+    for i in sorted(weighted, key=lambda i: -need[i]):
+        if sum(need) <= spec["core.axons"]:
+            break
+        plan[i] = _groups(layer.projections[i], _weighted(layer.projections[i]), rows, spec, levels)
+        need[i] = 2 * plan[i]
+    return plan
 
 
 def _group_masks(op: Node, groups: int) -> list[np.ndarray]:
@@ -61,9 +87,9 @@ def _masked(proj, k: int, mask: np.ndarray):
     return dataclasses.replace(proj, chain=tuple(chain))
 
 
-def _groups(proj, k: int, rows: np.ndarray, spec: TargetSpec) -> int:
-    """Fewest input groups such that every group's fan-in leaves room for 4 weight levels."""
-    budget = spec["core.axons"] // spec["core.axon_types"]
+def _groups(proj, k: int, rows: np.ndarray, spec: TargetSpec, levels: int) -> int:
+    """Fewest input groups such that every group's fan-in leaves room for its weight levels."""
+    budget = spec["core.axons"] // levels
     n_in = np.asarray(proj.chain[k].weight).shape[1]
     fan = int(np.diff(proj.matrix(rows).indptr).max())
     for groups in range(max(1, -(-fan // budget)), n_in + 1):
@@ -74,14 +100,31 @@ def _groups(proj, k: int, rows: np.ndarray, spec: TargetSpec) -> int:
     return n_in
 
 
-def _split(layer: Layer, spec: TargetSpec) -> tuple[list[Node], list[tuple[str, str]], Node]:
-    proj = layer.projections[0]
-    k = max(i for i, op in enumerate(proj.chain) if isinstance(op, (Affine, Conv2d)))
+def _split(layer: Layer, plan: dict[int, int]) -> tuple[list[Node], list[tuple[str, str]], Node]:
+    """Partial-sum layers for the planned projections; the others stay direct (their biases move to the neuron)."""
+    nodes: list[Node] = []
+    edges: list[tuple[str, str]] = []
+    for i, proj in enumerate(layer.projections):
+        prefix = layer.name if len(layer.projections) == 1 else f"{layer.name}.in{i}"
+        part_nodes, part_edges = _partials(layer, proj, plan[i], prefix) if i in plan else _direct(layer, proj)
+        nodes += part_nodes
+        edges += part_edges
+    return nodes, edges, dataclasses.replace(layer.neuron, bias=layer.bias().reshape(layer.shape))
+
+
+def _direct(layer: Layer, proj) -> tuple[list[Node], list[tuple[str, str]]]:
+    """An unsplit projection: its ops without bias, and its last edge into the layer."""
+    chain = [dataclasses.replace(op, bias=None) if getattr(op, "bias", None) is not None else op for op in proj.chain]
+    return chain, [((chain[-1].name if chain else proj.source), layer.name)]
+
+
+def _partials(layer: Layer, proj, groups: int, prefix: str) -> tuple[list[Node], list[tuple[str, str]]]:
+    k = _weighted(proj)
     rows = _sample_rows(layer)
     plans = []
-    for g, mask in enumerate(_group_masks(proj.chain[k], _groups(proj, k, rows, spec))):
+    for g, mask in enumerate(_group_masks(proj.chain[k], groups)):
         for sign in (1.0, -1.0):
-            tag = f"{layer.name}.part{g}{'+' if sign > 0 else '-'}"
+            tag = f"{prefix}.part{g}{'+' if sign > 0 else '-'}"
             chain = [dataclasses.replace(op, name=f"{tag}.{op.name}", **({"bias": None} if hasattr(op, "bias") else {}))
                      for op in proj.chain]
             chain[k] = dataclasses.replace(chain[k], weight=np.where(mask, np.asarray(proj.chain[k].weight), 0.0) * sign)
@@ -95,8 +138,7 @@ def _split(layer: Layer, spec: TargetSpec) -> tuple[list[Node], list[tuple[str, 
         names = [proj.source] + [op.name for op in chain] + [part.name, scale.name, layer.name]
         nodes += chain + [part, scale]
         edges += list(zip(names[:-1], names[1:]))
-    neuron = dataclasses.replace(layer.neuron, bias=layer.bias().reshape(layer.shape))
-    return nodes, edges, neuron
+    return nodes, edges
 
 
 def _partial_threshold(layer: Layer, chains: list[list[Node]], proj, rows: np.ndarray) -> np.ndarray:
@@ -116,21 +158,27 @@ def _chain_positive_sum(proj, chain: list[Node], rows: np.ndarray) -> float:
     return float(np.asarray(m.sum(axis=1)).max(initial=0.0))
 
 
-def legalize(net: Network, spec: TargetSpec) -> Network:
+def legalize(net: Network, spec: TargetSpec, weights: str = "levels") -> Network:
     """Rewrite the layers whose fan-in cannot fit one core; other layers are untouched."""
-    split = [layer for layer in net.layers if _needs_split(layer, spec)]
+    if net.feedback():
+        raise UserError(f"recurrent projections {net.feedback()}: the truenorth mapping sizes each neuron's fan-out "
+                        f"copies and balances path delays for feed-forward layer graphs only; use a Loihi target")
+    plans = {layer.name: _plan(layer, spec, mode_levels(weights, spec)) for layer in net.layers}
+    split = [layer for layer in net.layers if plans[layer.name]]
     if not split:
         return net
     g = net.graph
     nodes = {n.name: n for n in g.nodes}
     edges = list(g.edges)
+    parts: list[str] = []
     for layer in split:
-        new_nodes, new_edges, neuron = _split(layer, spec)
+        new_nodes, new_edges, neuron = _split(layer, plans[layer.name])
         edges = [e for e in edges if e[1] != layer.name]
         nodes[layer.name] = neuron
         nodes.update({n.name: n for n in new_nodes})
         edges += new_edges
-    meta = dict(g.metadata) | {"truenorth_fanin_split": ",".join(layer.name for layer in split)}
+        parts += [n.name for n in new_nodes if isinstance(n, IF)]
+    meta = dict(g.metadata) | {"truenorth_fanin_split": ",".join(layer.name for layer in split), STAGES: ",".join(parts)}
     return lower(_drop_orphans(Graph(tuple(nodes.values()), tuple(edges), meta)))
 
 

@@ -1,4 +1,4 @@
-"""TrueNorth core builder: crossbars with axon types, and in-core replication for fan-out.
+"""TrueNorth core builder: crossbars with axon types, fan-out by replication or splitters, delays.
 
 A neuron's weight for axon i is its weight for i's type, so an input enters a core
 on one axon per weight level some neuron of the core uses with it (type g = the
@@ -8,6 +8,13 @@ feeds F axons is replicated F times in its own core: copies share the core's axo
 and parameters, so they compute identical spikes with no extra latency (unlike
 splitter neurons, which add a tick per stage). Layers are built from the last to
 the first, so every layer knows its fan-out before it is split.
+
+A neuron whose copies cannot fit one core (it feeds more axons than a core has neurons)
+sends its spikes through splitter cores instead (TRUENORTH.md §6): one axon per (splitter
+core, source) drives neurons that fire on every input spike, each with its own destination.
+Splitters cost as many neurons as copies would, plus one tick, so only those neurons get
+them. Axon delays (1..15) then keep every layer's inputs aligned as the Graph has them,
+despite the ticks splitters and fan-in splits add (neurocomp.partition.delays).
 """
 from __future__ import annotations
 
@@ -20,7 +27,8 @@ from neurocomp.errors import ResourceError, VerifyError
 from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import LayerMap, Netlist
 from neurocomp.partition import binding, neuron_order, split
-from neurocomp.partition.rows import OrderedRows
+from neurocomp.partition.delays import inserted, timing
+from neurocomp.partition.rows import OrderedRows, is_bound, support
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
 
@@ -39,6 +47,23 @@ class _Core:
     weights: np.ndarray               # (neurons, 4) per-type weights
     gid: int = -1
     first: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # local id of copy 0
+    helper: dict[str, np.ndarray] | None = None  # registers of a splitter core (layer -1)
+
+    def params(self, qnet: QNetwork, key: str) -> np.ndarray:
+        if self.helper is not None:
+            return self.helper[key]
+        return np.repeat(qnet.layers[self.layer].params[key][self.chunk], self.copies)
+
+
+@dataclass
+class _Splitter:
+    """One splitter core of a source layer: its neuron k repeats its axon's spikes to axon[k] of targets[target[k]]."""
+
+    core: _Core
+    source: str
+    targets: list[_Core]
+    target: np.ndarray
+    axon: np.ndarray
 
 
 @dataclass
@@ -84,8 +109,25 @@ class _TypedRows:
             g = np.argmax(self.table[r] == m.data[:, None], axis=1) if m.nnz else np.zeros(0, np.int64)
             self.keys.append(m.indices.astype(np.int64) * LEVELS + g)
 
+        self.support = _bound_support(layer, order)
+
     def axon_keys(self, lo: int, hi: int) -> list[np.ndarray]:
+        if self.support is not None:
+            return [_all_types(m.indices[m.indptr[lo]:m.indptr[hi]]) for m in self.support]
         return [np.unique(k[m.indptr[lo]:m.indptr[hi]]) for k, (_, m) in zip(self.keys, self.rows.rows)]
+
+
+def _bound_support(layer: Layer, order: np.ndarray) -> list[sp.csr_matrix] | None:
+    """For a layer fed through a Correlation, its structural support (partition.rows.support):
+    such a core opens all 4 types of every supported input, so a new kernel rewrites crossbar
+    bits and weights only (neurocomp.bind). None for other layers."""
+    if not any(is_bound(p) for p in layer.projections):
+        return None
+    return [support(p, order) for p in layer.projections]
+
+
+def _all_types(inputs: np.ndarray) -> np.ndarray:
+    return (np.unique(inputs)[:, None] * LEVELS + np.arange(LEVELS)[None]).ravel()
 
 
 def _fits(typed: _TypedRows, copies: np.ndarray, spec: TargetSpec):
@@ -130,6 +172,49 @@ def _build_core(li: int, typed: _TypedRows, lo: int, hi: int, copies: np.ndarray
     return core
 
 
+def _flat(d: _Dests) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per entry: source neuron, index into d.core, local axon."""
+    sizes = [s.size for s in d.src]
+    return np.concatenate(d.src), np.repeat(np.arange(len(d.core)), sizes), np.concatenate(d.axon)
+
+
+def _split_fanout(source: str, d: _Dests, keys: list[str], spec: TargetSpec) -> tuple[_Dests, list[_Splitter]]:
+    """Route the neurons of `source` that feed more axons than a core has neurons through splitter cores;
+    returns the destinations that remain for `source` (its copies) and the splitter cores."""
+    n_max = int(spec["core.neurons"])
+    src, blk, axon = _flat(d)
+    far = np.bincount(src)[src] > n_max
+    if not far.any():
+        return d, []
+    masks = np.split(~far, np.cumsum([s.size for s in d.src])[:-1])
+    kept = _Dests([s[m] for s, m in zip(d.src, masks)], list(d.core), [a[m] for a, m in zip(d.axon, masks)])
+    order = np.argsort(src[far], kind="stable")
+    s, tgt, ax = src[far][order], blk[far][order], axon[far][order]
+    pos = np.arange(s.size)
+    core_of = pos // n_max
+    new_pair = np.ones(s.size, dtype=bool)
+    new_pair[1:] = (s[1:] != s[:-1]) | (core_of[1:] != core_of[:-1])
+    pair = np.cumsum(new_pair) - 1
+    pair_core, pair_src = core_of[new_pair], s[new_pair]
+    local_axon = pair - np.searchsorted(pair_core, core_of)
+    n_cores = int(core_of[-1]) + 1
+    bounds = np.searchsorted(pair_core, np.arange(n_cores + 1))
+    splitters = []
+    for k in range(n_cores):
+        sel = slice(k * n_max, min((k + 1) * n_max, s.size))
+        n, pairs = sel.stop - sel.start, pair_src[bounds[k]:bounds[k + 1]]
+        weights = np.zeros((n, LEVELS), dtype=np.int64)
+        weights[:, 0] = 1
+        regs = {key: np.zeros(n, dtype=np.int64) for key in keys} | {"alpha": np.ones(n, np.int64), "kappa": np.ones(n, np.int64)}
+        core = _Core(-1, np.zeros(0, np.int64), np.zeros(0, np.int64), pairs.size, np.zeros(pairs.size, np.int64),
+                     local_axon[sel], np.arange(n, dtype=np.int64), weights, helper=regs)
+        kept.src.append(pairs)
+        kept.core.append(core)
+        kept.axon.append(np.arange(pairs.size, dtype=np.int64))
+        splitters.append(_Splitter(core, source, d.core, tgt[sel], ax[sel]))
+    return kept, splitters
+
+
 def _ranks(counts: np.ndarray) -> np.ndarray:
     """0..c-1 for each count c, concatenated."""
     total = int(counts.sum())
@@ -137,25 +222,48 @@ def _ranks(counts: np.ndarray) -> np.ndarray:
     return np.arange(total) - starts
 
 
+def _hint(layer: Layer, spec: TargetSpec, partials: set[str]):
+    """What to change when one neuron of `layer` fits no TrueNorth core."""
+    def hint(resource: str, used: float, allowed: float) -> str:
+        if resource == "axons" and any(p.source in partials for p in layer.projections):
+            return (f"{layer.name}'s fan-in was split into more partial sums than a core has axons, and a second "
+                    f"level of partial sums is not implemented: compile with --tn-weights trinary (groups twice as "
+                    f"wide) or reduce {layer.name}'s fan-in (conv groups, pooling before a flatten)")
+        if resource == "axons":
+            return (f"{layer.name} needs {used:g} axons per neuron (each input enters once per weight level it uses) and a "
+                    f"core has {allowed:g}; the automatic fan-in split only divides inputs that pass an Affine or Conv2d, "
+                    f"so shrink {layer.name}'s pooling or identity inputs (smaller window, fewer channels) or put a "
+                    f"Conv2d with groups in front of it")
+        return (f"{layer.name}'s neurons feed more axons than one core of {spec['core.neurons']} neurons can hold copies "
+                f"for even behind splitters; split the next layer into smaller layers")
+    return hint
+
+
 def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
     layers = qnet.network.layers
     dests: dict[str, _Dests] = {}
     per_layer: list[list[_Core]] = [[] for _ in layers]
+    helpers: list[list[_Splitter]] = [[] for _ in layers]
     bind: list[tuple[str, float, float]] = [("neurons", 0, 1)] * len(layers)
+    keys = list(qnet.layers[0].params)
+    partials = inserted(qnet.network)
     for li in range(len(layers) - 1, -1, -1):
         layer = layers[li]
+        if layer.name in dests:
+            dests[layer.name], helpers[li] = _split_fanout(layer.name, dests[layer.name], keys, spec)
         copies = np.maximum(dests.get(layer.name, _Dests()).counts(layer.size), 1)
         typed = _TypedRows(layer, neuron_order(layer))
         fits = _fits(typed, copies, spec)
-        spans = split(layer, fits)
+        spans = split(layer, fits, _hint(layer, spec, partials))
         per_layer[li] = [_build_core(li, typed, lo, hi, copies, dests) for lo, hi in spans]
         bind[li] = binding(spans, fits)
-    cores = [c for group in per_layer for c in group]
+    cores = [c for li in range(len(layers)) for c in per_layer[li] + [h.core for h in helpers[li]]]
     n_ptr = np.concatenate([[0], np.cumsum([len(c.weights) for c in cores])]).astype(np.int64)
     a_ptr = np.concatenate([[0], np.cumsum([c.n_axons for c in cores])]).astype(np.int64)
     for gid, c in enumerate(cores):
         c.gid = gid
-    return _assemble(qnet, spec, cores, per_layer, dests, n_ptr, a_ptr, bind)
+    splitters = [h for group in helpers for h in group]
+    return _assemble(qnet, spec, cores, per_layer, dests, splitters, n_ptr, a_ptr, bind)
 
 
 def _layer_first(cores: list[_Core], size: int, n_ptr: np.ndarray) -> np.ndarray:
@@ -166,30 +274,41 @@ def _layer_first(cores: list[_Core], size: int, n_ptr: np.ndarray) -> np.ndarray
     return out
 
 
-def _assemble(qnet, spec, cores, per_layer, dests, n_ptr, a_ptr, bind) -> Netlist:
-    layers = qnet.network.layers
+def _assemble(qnet, spec, cores, per_layer, dests, splitters, n_ptr, a_ptr, bind) -> Netlist:
+    net = qnet.network
+    layers = net.layers
+    names = [l.name for l in layers]
+    tm = timing(net, {h.source: 1 for h in splitters}, int(spec["core.delay_max"]))
+    delay = tm.delay
     firsts = {l.name: _layer_first(per_layer[i], l.size, n_ptr) for i, l in enumerate(layers)}
-    e_src, e_ax, i_ch, i_ax = [], [], [], []
+    e_src, e_ax, e_d, i_ch, i_ax, i_d = [], [], [], [], [], []
     offsets, off = {}, 0
-    for inp in qnet.network.inputs:
+    for inp in net.inputs:
         offsets[inp.name] = off
         off += int(np.prod(inp.shape))
     for source, d in dests.items():
         src = np.concatenate(d.src)
         axon = np.concatenate([a_ptr[c.gid] + a for c, a in zip(d.core, d.axon)])
+        # a spike into a splitter takes one tick; the splitter's own edge carries the rest of the delay
+        dl = np.concatenate([np.full(a.size, delay[(source, names[c.layer])] if c.layer >= 0 else 1) for c, a in zip(d.core, d.axon)])
         if source in offsets:
             i_ch.append(offsets[source] + src)
             i_ax.append(axon)
+            i_d.append(dl)
             continue
         order = np.argsort(src, kind="stable")
         src, axon = src[order], axon[order]
         rank = _ranks(np.bincount(src, minlength=len(firsts[source])))
         e_src.append(firsts[source][src] + rank)
         e_ax.append(axon)
+        e_d.append(dl[order])
+    for h in splitters:
+        gids = np.array([c.gid for c in h.targets], dtype=np.int64)[h.target]
+        e_src.append(n_ptr[h.core.gid] + np.arange(h.target.size))
+        e_ax.append(a_ptr[gids] + h.axon)
+        e_d.append(np.array([delay[(h.source, names[c.layer])] - 1 for c in h.targets], dtype=np.int64)[h.target])
     cat = lambda xs: np.concatenate(xs).astype(np.int64) if xs else np.zeros(0, np.int64)  # noqa: E731
-    params = {}
-    for key in qnet.layers[0].params:
-        params[key] = cat([np.repeat(qnet.layers[c.layer].params[key][c.chunk], c.copies) for c in cores])
+    params = {key: cat([c.params(qnet, key) for c in cores]) for key in qnet.layers[0].params}
     params["w"] = np.concatenate([c.weights for c in cores]).astype(np.int64)
     e_src_a, i_ax_a = cat(e_src), cat(i_ax)
     maps = tuple(LayerMap(l.name, l.shape, firsts[l.name], l.kind, qnet.layers[i].scale, tuple(c.gid for c in per_layer[i]), *bind[i]) for i, l in enumerate(layers))
@@ -199,10 +318,10 @@ def _assemble(qnet, spec, cores, per_layer, dests, n_ptr, a_ptr, bind) -> Netlis
         syn_axon=cat([a_ptr[c.gid] + c.syn_axon for c in cores]),
         syn_neuron=cat([n_ptr[c.gid] + c.syn_neuron for c in cores]),
         syn_tables={"axon_type": cat([c.axon_type for c in cores])},
-        edge_src=e_src_a, edge_axon=cat(e_ax), edge_delay=np.ones(len(e_src_a), dtype=np.int64),
-        in_channel=cat(i_ch), in_axon=i_ax_a, in_delay=np.ones(len(i_ax_a), dtype=np.int64),
-        inputs=tuple((i.name, i.shape) for i in qnet.network.inputs), layers=maps,
-        outputs=qnet.network.outputs, notes={"latency_per_layer": 1},
+        edge_src=e_src_a, edge_axon=cat(e_ax), edge_delay=cat(e_d),
+        in_channel=cat(i_ch), in_axon=i_ax_a, in_delay=cat(i_d),
+        inputs=tuple((i.name, i.shape) for i in net.inputs), layers=maps,
+        outputs=net.outputs, notes={"latency": tm.latency, "delay": tm.nested_delays(), "splitter_cores": len(splitters)},
     )
 
 

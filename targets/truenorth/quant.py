@@ -1,13 +1,20 @@
-"""TrueNorth quantisation rules: <= 4 weight levels per neuron, leak as bias, linear reset."""
+"""TrueNorth quantisation rules: <= 4 weight levels per neuron, leak as bias, linear reset.
+
+Weight modes: "levels" clusters each neuron's weights to the levels its fan-in leaves room
+for (<= 4, per sign); "trinary" (EEDN, TRUENORTH.md §9) gives each neuron weights in
+{-s, 0, +s}: two axon types, so a core takes 128 distinct inputs instead of 64, at the cost
+of the weights' precision (benchmarks/accuracy_digits.py measures it).
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from neurocomp.errors import QuantizeError
-from neurocomp.ir.graph import LIF, Neuron, Readout
+from neurocomp.ir.graph import Neuron, Readout
 from neurocomp.target import TargetSpec
 
 LLOYD_ITERS = 20
+WEIGHT_MODES = ("levels", "trinary")
 
 
 def weight_max(spec: TargetSpec, w: np.ndarray) -> float:
@@ -23,8 +30,15 @@ def max_levels(fan_in: int, spec: TargetSpec) -> int:
     return int(np.clip(spec["core.axons"] // max(fan_in, 1), 1, spec["core.axon_types"]))
 
 
-def cluster_weights(w: np.ndarray, spec: TargetSpec) -> np.ndarray:
+def mode_levels(mode: str, spec: TargetSpec) -> int:
+    """Weight levels (axon copies per input) a neuron may use in this weight mode."""
+    return 2 if mode == "trinary" else int(spec["core.axon_types"])
+
+
+def cluster_weights(w: np.ndarray, spec: TargetSpec, mode: str = "levels") -> np.ndarray:
     """Rows (neurons) with more distinct non-zero integers than the fan-in allows are clustered per sign by 1-D Lloyd."""
+    if mode == "trinary":
+        return trinary(w)
     out = w.copy()
     fan_in = int(np.max(np.count_nonzero(w, axis=1), initial=1))
     k = max_levels(fan_in, spec)
@@ -39,6 +53,18 @@ def cluster_weights(w: np.ndarray, spec: TargetSpec) -> np.ndarray:
     q = _lloyd(np.where(sub > 0, sub, 0.0), k_pos) + _lloyd(np.where(sub < 0, -sub, 0.0), k_neg) * -1
     out[many] = q
     return out
+
+
+def trinary(w: np.ndarray) -> np.ndarray:
+    """Per row, sign(w) * s on the k largest |w| and 0 elsewhere, with k and the integer s >= 1 minimising
+    the squared error: for the top k, s = their mean and the error drops by (sum of top k)^2 / k."""
+    mag = -np.sort(-np.abs(w), axis=1)
+    top = np.cumsum(mag, axis=1)
+    k = np.argmax(top ** 2 / np.arange(1, w.shape[1] + 1), axis=1) + 1
+    s = np.maximum(np.rint(top[np.arange(len(w)), k - 1] / k), 1.0)
+    cut = mag[np.arange(len(w)), k - 1]
+    keep = (np.abs(w) >= cut[:, None]) & (w != 0)
+    return np.sign(w) * keep * s[:, None]
 
 
 def distinct_nonzero(w: np.ndarray) -> np.ndarray:
@@ -72,8 +98,13 @@ def _lloyd(mag: np.ndarray, k: np.ndarray) -> np.ndarray:
 
 def neuron_params(name: str, neuron: Neuron, size: int, spec: TargetSpec) -> dict[str, np.ndarray]:
     """Registers per neuron: IF is linear leak (bias) + alpha; reset zero -> gamma 0, subtract -> gamma 1."""
-    if isinstance(neuron, LIF) and np.any(np.asarray(neuron.decay) != 1):
-        raise QuantizeError(f"{name}: truenorth has only a linear leak, so a LIF decay < 1 cannot be represented; use IF neurons (decay 1) for this target")
+    kind = type(neuron).__name__
+    if np.any(np.asarray(getattr(neuron, "decay", 1.0)) != 1):
+        raise QuantizeError(f"{name}: truenorth has only a linear leak, so a {kind} decay < 1 cannot be represented; "
+                            f"use IF neurons (decay 1) for this target")
+    if np.any(np.asarray(getattr(neuron, "decay_u", 0.0)) != 0):
+        raise QuantizeError(f"{name}: truenorth neurons have no synaptic current state, so a {kind} current decay "
+                            f"(decay_u > 0, e.g. NIR CubaLIF tau_syn) cannot be represented; use a Loihi target")
     full = lambda a: np.broadcast_to(np.ravel(a), (size,)).astype(np.int64)  # noqa: E731
     zeros = np.zeros(size, dtype=np.int64)
     readout = isinstance(neuron, Readout)
@@ -87,13 +118,15 @@ def neuron_params(name: str, neuron: Neuron, size: int, spec: TargetSpec) -> dic
 
 
 def check_params(name: str, params: dict[str, np.ndarray], spec: TargetSpec) -> None:
-    checks = (("leak", -spec["core.leak_max"], spec["core.leak_max"]), ("alpha", 0, spec["core.alpha_max"]),
-              ("beta", 0, spec["core.beta_max"]))
-    for key, lo, hi in checks:
+    checks = (("leak", -spec["core.leak_max"], spec["core.leak_max"], "the bias is too large for the leak register next to "
+               "the weights: scale the layer's bias down or feed it from an always-on input"),
+              ("alpha", 0, spec["core.alpha_max"], "the threshold is too large next to the weights: normalise the layer"),
+              ("beta", 0, spec["core.beta_max"], "the potential floor is too deep: use v_min >= -beta_max units or -inf"))
+    for key, lo, hi, fix in checks:
         arr = params[key]
         bad = np.flatnonzero((arr < lo) | (arr > hi))
         if bad.size:
-            raise QuantizeError(f"{name}: neuron {bad[0]} {key} = {arr[bad[0]]} outside [{lo}, {hi}]")
+            raise QuantizeError(f"{name}: neuron {bad[0]} {key} = {arr[bad[0]]} outside [{lo}, {hi}]; {fix}")
     vmax = 2 ** (spec["core.v_bits"] - 1)
     if np.any(np.abs(params["v_init"]) >= vmax):
         raise QuantizeError(f"{name}: initial potential outside the {spec['core.v_bits']}-bit range")
