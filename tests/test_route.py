@@ -5,9 +5,12 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from netlib import integer_cnn
+from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.errors import ResourceError
 from neurocomp.place import Mesh, Placement, cost, place
-from neurocomp.route import edge_hops, route, verify_routes
+from neurocomp.route import edge_hops, route, routing_tables, table_report, verify_routes
+from neurocomp.target import load_target
 
 
 def at(mesh: Mesh, routers: list[tuple[int, int]], slot: list[int] | None = None) -> Placement:
@@ -142,3 +145,30 @@ def test_weighted_placement_cost_equals_router_hops_plus_crossing_surcharge() ->
     assert cost(t, p, mesh) == pytest.approx(r.spike_hops_per_tick + 6.0 * r.interchip_spikes_per_tick)
     assert r.spike_hops_per_tick == pytest.approx(r.hops_ew_per_tick + r.hops_ns_per_tick)
     assert r.cut_spikes_per_tick == pytest.approx(t.sum() - t.diagonal().sum())
+
+
+def test_routing_tables_count_distinct_neuron_destination_pairs() -> None:
+    # core 0 owns neurons 0-2, core 1 neurons 3-4; neuron 0 feeds two axons of core 1 (one entry) and one of core 2
+    src_core = np.array([0, 0, 0, 0, 1, 1])
+    src_neuron = np.array([0, 0, 0, 2, 3, 4])
+    dst_core = np.array([1, 1, 2, 1, 2, 2])
+    entries = routing_tables(src_core, src_neuron, dst_core, 3)
+    np.testing.assert_array_equal(entries, [3, 2, 0])
+    assert table_report(entries, 4096) == {"max_entries": 3, "mean_entries": pytest.approx(5 / 3), "core": 0,
+                                           "limit": 4096}
+    np.testing.assert_array_equal(routing_tables(np.array([], int), np.array([], int), np.array([], int), 2), [0, 0])
+
+
+def test_compile_reports_routing_tables_and_layer_traffic() -> None:
+    for target, limit in (("loihi", 4096), ("truenorth", None)):
+        c = compile_graph(integer_cnn(), load_target(target), CompileOptions(place_anneal=0))
+        n, traffic = c.program.netlist, c.report["traffic"]
+        tables = traffic["routing_tables"]
+        assert tables["limit"] == limit
+        src, dst = n.core_traffic_edges()
+        per_core = np.bincount(src, minlength=n.n_cores)  # every edge of this net leaves one neuron for one core
+        assert tables["max_entries"] <= per_core.max() and tables["max_entries"] > 0
+        between = traffic["between_layers"]
+        assert between["layers"][:2] == ["n1", "n2"]
+        # every neuron edge carries the assumed 0.05 spikes/tick; n1 only feeds n2
+        assert between["spikes_per_tick"][0][1] == pytest.approx(0.05 * len(n.edge_src))

@@ -146,6 +146,30 @@ def _placement_fig(placement: Mapping[str, Any]) -> str:
     return _png(fig)
 
 
+def _layer_traffic_fig(between: Mapping[str, Any]) -> str:
+    """Layer x layer spikes per tick: which layer pairs the placer has to keep close."""
+    names, matrix = between["layers"], np.asarray(between["spikes_per_tick"], float)
+    shown = np.where(matrix > 0, matrix, np.nan)
+    side = 2.5 + 0.35 * len(names)
+    fig, ax = plt.subplots(figsize=(side + 1.5, side))
+    cmap = plt.get_cmap("viridis").with_extremes(bad="#f4f4f4")
+    image = ax.imshow(shown, cmap=cmap, interpolation="nearest")
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xlabel("to layer")
+    ax.set_ylabel("from layer")
+    fig.colorbar(image, ax=ax, label="spikes / tick", shrink=0.8)
+    return _png(fig)
+
+
+def _traffic_model(traffic: Mapping[str, Any]) -> str:
+    model = traffic.get("model") or {"kind": "uniform", "rate": traffic.get("assumed_rate")}
+    if model["kind"] == "profile":
+        return (f"measured: emulator run of {model['samples']} calibration samples x {model['ticks']} ticks "
+                f"(mean {fmt(model['mean_rate'])} spikes/neuron/tick)")
+    return f"uniform: every neuron at {fmt(model['rate'])} spikes/tick"
+
+
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
@@ -167,12 +191,15 @@ def write_html(path: Path, report: Mapping[str, Any], placed, routes, core_neuro
     figures = [("Core utilisation per chip", _utilisation_fig(placed, core_neurons, neurons_per_core))]
     if routes is not None:
         figures.append(("Link load over the global router grid", _link_fig(routes, placed)))
+    if report["traffic"].get("between_layers"):
+        figures.append(("Traffic between layers", _layer_traffic_fig(report["traffic"]["between_layers"])))
     figures += [("Energy per inference by term", _energy_fig(report["energy"])),
                 ("Cores per layer", _layers_fig(report["layers"])),
                 ("Placement cost vs baselines", _placement_fig(report["placement"]))]
     title = html.escape(f"neurocomp report: {report['target']}")
+    totals = [*totals_rows(report), ("traffic model", _traffic_model(report["traffic"]))]
     page = (f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title><style>{CSS}</style></head>'
-            f"<body><h1>{title}</h1><h2>Totals</h2>{_kv_table(totals_rows(report))}"
+            f"<body><h1>{title}</h1><h2>Totals</h2>{_kv_table(totals)}"
             f"<h2>Layers</h2>{_table(LAYER_HEADERS, layer_rows(report))}<h2>Figures</h2>"
             + "".join(_figure(t, uri) for t, uri in figures) + "</body></html>\n")
     Path(path).write_text(page, encoding="utf-8")
