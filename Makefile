@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_MODEL := build/models/digits_snn.pt
 
-.PHONY: install test test-all demo models clean
+.PHONY: install test test-all demo demo-digits models siamsnn clean
 
 install: $(STAMP)
 
@@ -37,8 +37,19 @@ $(DEMO_MODEL): $(STAMP) models/digits.py
 
 models: $(DEMO_MODEL)
 
-demo: $(DEMO_MODEL)
+# SiamSNN (micro SiamFC, trained weights committed in models/siamfc_micro.pt): compile for
+# TrueNorth, bind the exemplar, track one synthetic clip on the emulated chip.
+demo: $(STAMP)
+	$(PY) examples/track.py 0
+
+demo-digits: $(DEMO_MODEL)
 	$(PY) examples/demo.py $(DEMO_MODEL)
+
+# Rebuild the committed models/siamsnn.pt (deterministic) and its Loihi twin (reset to zero).
+# Retraining the weights: python -m neurocomp.models.train_siamfc --config micro -o models/siamfc_micro.pt
+siamsnn: $(STAMP)
+	$(PY) -m neurocomp.models.siamsnn models/siamfc_micro.pt -o models/siamsnn.pt
+	$(PY) -m neurocomp.models.siamsnn models/siamfc_micro.pt --reset zero -o build/models/siamsnn_loihi.pt
 
 clean:
 	rm -rf build

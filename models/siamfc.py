@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -38,10 +39,13 @@ class SiamConfig:
     kernels: tuple[int, int, int, int, int]
     out_scale: float = 0.001
     label_radius: float = 16.0  # px in the search crop; +1 labels within it (§1.4)
+    conv_strides: tuple[int, int, int, int, int] = (2, 1, 1, 1, 1)
+    pools: bool = True  # 3x3/2 max-pools after conv1 and conv2 (SiamFC); False: strides do it all
 
     @property
     def stride(self) -> int:
-        return 8  # conv1 /2, pool1 /2, pool2 /2
+        """Total stride: conv1 /2, pool1 /2, pool2 /2 for SiamFC (8)."""
+        return int(np.prod([s for _, s in self._layers()]))
 
     @property
     def train_search_size(self) -> int:
@@ -61,8 +65,10 @@ class SiamConfig:
         return self.embed_size(search or self.search_size) - self.embed_size(self.exemplar_size) + 1
 
     def _layers(self) -> list[tuple[int, int]]:
-        k1, k2, k3, k4, k5 = self.kernels
-        return [(k1, 2), (POOL, 2), (k2, 1), (POOL, 2), (k3, 1), (k4, 1), (k5, 1)]
+        convs = list(zip(self.kernels, self.conv_strides))
+        if not self.pools:
+            return convs
+        return convs[:1] + [(POOL, 2)] + convs[1:2] + [(POOL, 2)] + convs[2:]
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -74,6 +80,11 @@ CONFIGS = {
     # the full net's range; only the loss scale changes, not the arg-max (§1.2). With 0.001
     # the balanced loss barely moved in a CPU budget (0.66 vs 0.56 after 1,152 pairs).
     "small": SiamConfig("small", 97, 193, (24, 64, 96, 96, 64), (5, 3, 3, 3, 3), out_scale=0.01),
+    # Sized for TrueNorth: strided convs instead of pools keep every fan-in <= 9 x 16 axons (a
+    # folded 3x3/2 pool would make conv2 a 7x7 kernel), total stride 4, 3x3 / 11x11
+    # embeddings, 9x9 score map; ~22k neurons in the search branch instead of ~430k.
+    "micro": SiamConfig("micro", 41, 73, (8, 16, 16, 16, 16), (5, 3, 3, 3, 3), out_scale=0.05,
+                        label_radius=8.0, conv_strides=(2, 2, 1, 1, 1), pools=False),
 }
 
 
@@ -88,13 +99,14 @@ class SiamFC(nn.Module):
     def __init__(self, config: SiamConfig) -> None:
         super().__init__()
         self.config = config
-        c, k, g = (3, *config.channels), config.kernels, GROUPS
+        c, k, g, s = (3, *config.channels), config.kernels, GROUPS, config.conv_strides
+        pool = [nn.MaxPool2d(POOL, 2)] if config.pools else []
         self.backbone = nn.Sequential(
-            *_conv_bn_relu(c[0], c[1], k[0], 2, g[0]), nn.MaxPool2d(POOL, 2),
-            *_conv_bn_relu(c[1], c[2], k[1], 1, g[1]), nn.MaxPool2d(POOL, 2),
-            *_conv_bn_relu(c[2], c[3], k[2], 1, g[2]),
-            *_conv_bn_relu(c[3], c[4], k[3], 1, g[3]),
-            nn.Conv2d(c[4], c[5], k[4], 1, groups=g[4]),
+            *_conv_bn_relu(c[0], c[1], k[0], s[0], g[0]), *pool,
+            *_conv_bn_relu(c[1], c[2], k[1], s[1], g[1]), *pool,
+            *_conv_bn_relu(c[2], c[3], k[2], s[2], g[2]),
+            *_conv_bn_relu(c[3], c[4], k[3], s[3], g[3]),
+            nn.Conv2d(c[4], c[5], k[4], s[4], groups=g[4]),
         )
         self._init_weights()
 

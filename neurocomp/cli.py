@@ -1,4 +1,4 @@
-"""`neurocomp` command line: compile, run, report, targets, convert, export.
+"""`neurocomp` command line: compile, run, report, targets, convert, export, track.
 
 Exit codes: 0 success, 2 user error (one line on stderr, no traceback), 1 internal error.
 """
@@ -34,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--rate", type=float, default=0.05, help="assumed spikes/neuron/tick for compile-time estimates")
     c.add_argument("--dt", type=float, default=1e-3, help="time step for NIR models, in the NIR graph's time unit")
+    c.add_argument("--profile", metavar="INPUT.npz",
+                   help="calibration input (as for run): place by the traffic measured on its first samples")
+    c.add_argument("--tn-weights", choices=("levels", "trinary"), default="levels",
+                   help="TrueNorth weights: levels (<= 4 clustered levels per neuron) or trinary ({-1,0,+1} x a scale per neuron, EEDN)")
     c.add_argument("--export", choices=("netx",), help="also write the network for Loihi users: netx = lava-dl netx HDF5 (network.net)")
     c.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     r = sub.add_parser("run", help="run a compiled program")
@@ -50,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("targets", help="list the built-in targets and their key limits")
     t.add_argument("--json", action="store_true")
     _convert_parser(sub)
+    _track_parser(sub)
     e = sub.add_parser("export", help="write a .pt/.nir model, or a compiled program's model, as NIR")
     e.add_argument("model", help="a .pt or .nir model, or a program directory (its model.pt is exported)")
     e.add_argument("--nir", required=True, help="output .nir file")
@@ -78,9 +83,24 @@ def _convert_parser(sub) -> None:
     c.add_argument("--calibration-batches", type=int, default=d.calibration_batches,
                    help=f"batches for bias calibration, 0 = off ({d.calibration_batches})")
     c.add_argument("--no-latency-compensation", action="store_true", help="keep v_init free of bias compensation")
-    c.add_argument("--maxpool", choices=MAXPOOL, default=d.maxpool, help=f"max-pooling replacement ({d.maxpool})")
+    c.add_argument("--maxpool", choices=MAXPOOL, default=d.maxpool, help=f"max pooling: spiking (IF tree), avg or error ({d.maxpool})")
     c.add_argument("--seed", type=int, default=d.seed)
     c.add_argument("--json", action="store_true", help="print the conversion record as one JSON object")
+
+
+def _track_parser(sub) -> None:
+    k = sub.add_parser("track", help="track a synthetic clip with a compiled SiamSNN program on the emulated chip")
+    k.add_argument("program")
+    k.add_argument("--clip", type=int, default=0, help="seed of the synthetic test clip (default 0)")
+    k.add_argument("--frames", type=int, default=40)
+    k.add_argument("--ticks", type=int, default=20, help="ticks per search scale (default 20)")
+    k.add_argument("--exemplar-ticks", type=int, default=64)
+    k.add_argument("--tau0", type=int, default=4, help="transient ticks dropped / two-status integrate-only window")
+    k.add_argument("--score", choices=("potential", "spikes"), default="potential",
+                   help="hybrid read-out of the correlation, or two-status spike counts")
+    k.add_argument("--backend", choices=("emulator", "reference"), default="emulator")
+    k.add_argument("--gif", help="write the clip with true (green) and predicted (red) boxes")
+    k.add_argument("--json", action="store_true")
 
 
 def _emit(args: argparse.Namespace, console: Console, data: Any, table: str) -> bool:
@@ -109,9 +129,11 @@ def _compile(args: argparse.Namespace, console: Console) -> int:
     target = load_target(args.target)
     graph = load_model(model, dt=args.dt)
     out = Path(args.out) if args.out else Path("build") / f"{model.stem}.{target.name}"
-    opts = CompileOptions(timesteps=args.timesteps, seed=args.seed, rate=args.rate)
+    opts = CompileOptions(timesteps=args.timesteps, seed=args.seed, rate=args.rate, weights=args.tn_weights)
+    profile = _load_inputs(Path(args.profile), [i.name for i in graph.inputs]) if args.profile else None
     with console.status("compiling") as status:
-        compiled = compile_graph(graph, target, opts, _sha256(model), progress=lambda s: status.update(f"compiling: {s}"))
+        compiled = compile_graph(graph, target, opts, _sha256(model), progress=lambda s: status.update(f"compiling: {s}"),
+                                 profile=profile)
     _save(compiled, graph, target, out, args.export)
     compiled.report["program"] = str(out)
     if not _emit(args, console, compiled.report, "compile_table"):
@@ -166,6 +188,26 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     if args.out:
         write_outputs(Path(args.out), outputs)
     _emit(args, console, summary, "run_table")
+    return 0
+
+
+def _track(args: argparse.Namespace, console: Console) -> int:
+    from neurocomp.models.chip_tracker import ChipOptions, load_tracker, track_clip, write_gif
+    from neurocomp.models.tracking_data import make_clip
+
+    if min(args.frames - 1, args.ticks, args.exemplar_ticks) < 1 or not 0 <= args.tau0 < args.ticks:
+        raise UserError("--frames must be >= 2, --ticks and --exemplar-ticks >= 1, and 0 <= --tau0 < --ticks")
+    opts = ChipOptions(args.ticks, args.exemplar_ticks, args.tau0, score=args.score, backend=args.backend)
+    siamese, config = load_tracker(Path(args.program), opts)
+    clip = make_clip(10_000 + args.clip, args.frames, split="test")
+    with console.status(f"tracking {args.frames} frames"):
+        out = track_clip(siamese, config, clip)
+    if args.gif:
+        write_gif(Path(args.gif), clip, out["boxes"])
+    out["boxes"] = out["boxes"].round(2).tolist()
+    out |= {"clip": args.clip, "frames": args.frames, "backend": args.backend, "score": args.score,
+            "ticks_per_scale": args.ticks, "scales": config.scale_num}
+    _emit(args, console, out, "track_table")
     return 0
 
 
@@ -261,7 +303,7 @@ def _export(args: argparse.Namespace, console: Console) -> int:
 
 
 COMMANDS = {"compile": _compile, "run": _run, "report": _report, "targets": _targets, "convert": _convert,
-            "export": _export}
+            "export": _export, "track": _track}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,32 +2,37 @@
 
 Each stage is a pure function of the previous stage's value and ends with its own
 verify. Compile-time traffic, energy and timing figures use an assumed firing rate
-(stated in the report); `neurocomp run` measures them on real input.
+(stated in the report); `neurocomp run` measures them on real input. Given calibration
+input (`profile`), placement minimises traffic measured on the emulator instead.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import scipy.sparse as sp
 
 from neurocomp.encoding import SPIKING
 from neurocomp.errors import UserError
+from neurocomp.ir.fold import fold_pools
 from neurocomp.ir.graph import Graph
 from neurocomp.ir.layers import lower
 from neurocomp.ir.netlist import Netlist
 from neurocomp.partition import partition
 from neurocomp.place import Mesh, place, sequential, verify_placement
+from neurocomp.place.traffic import between_layers, measured_rates, traffic_from_rates
 from neurocomp.program import Placed, Program, build
 from neurocomp.quantize import QNetwork, quantize
 from neurocomp.report.energy import energy
-from neurocomp.route import route, verify_routes
+from neurocomp.route import route, routing_tables, table_report, verify_routes
 from neurocomp.target import Target
 
 
 MAX_PLACE_WINDOWS = 4000
+MAX_ANNEAL_MOVES = 2_000_000  # ~30 s of annealing on one 2-core VM core
+PROFILE_SAMPLES = 8           # calibration samples a profiling run emulates
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,8 @@ class CompileOptions:
     rate: float = 0.05             # assumed spikes per neuron per tick for compile-time estimates
     place_budget_s: float = 120.0  # safety cap; the effort limit normally stops the placer first
     place_effort: int = 40         # window re-assignments per core (capped), so results repeat exactly
+    place_anneal: int = 300        # annealing moves per core after the windows (capped); 0 = windows only
+    weights: str = "levels"        # weight mode, one of the target's WEIGHT_MODES (truenorth: levels | trinary)
 
     def fingerprint(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,10 +62,26 @@ Progress = Callable[[str], None]
 
 def core_traffic(n: Netlist, rate: float) -> sp.csr_matrix:
     """Expected spikes per tick between cores, every neuron firing at `rate`."""
-    sc, dc = n.core_traffic_edges()
-    t = sp.coo_matrix((np.full(sc.size, rate), (sc, dc)), shape=(n.n_cores, n.n_cores)).tocsr()
-    t.sum_duplicates()
-    return t
+    return traffic_from_rates(n, rate)
+
+
+def profiled_traffic(graph: Graph, netlist: Netlist, target: Target, mesh: Mesh, inputs: Mapping[str, np.ndarray],
+                     opts: CompileOptions) -> tuple[sp.csr_matrix, dict[str, Any]]:
+    """Traffic measured by emulating the first PROFILE_SAMPLES calibration samples (sequential placement:
+    where cores sit does not change their spikes), and a description of the run for the report."""
+    from neurocomp.backends import emulator
+    from neurocomp.runner import encode_inputs
+
+    batch = {name: np.asarray(x)[:PROFILE_SAMPLES] for name, x in inputs.items()}
+    ticks = opts.timesteps + len(netlist.layers)
+    spikes = encode_inputs(graph, batch, ticks, opts.seed)
+    seq = sequential(netlist.n_cores, mesh)
+    placed = Placed(seq.chip, seq.x, seq.y, seq.slot, mesh.chip_cols, mesh.chip_rows, mesh.cores_per_router,
+                    mesh.chips_x, mesh.chips_y)
+    result = emulator.run(build({}, netlist, placed), target, spikes, ticks, seed=opts.seed)
+    rates = measured_rates(netlist, result.spikes, result.core_counts["spikes"], result.batch * result.ticks)
+    return traffic_from_rates(netlist, rates), {"kind": "profile", "samples": result.batch, "ticks": ticks,
+                                                "mean_rate": float(rates.mean()) if rates.size else 0.0}
 
 
 def _mesh(target: Target, n_cores: int) -> Mesh:
@@ -68,7 +91,9 @@ def _mesh(target: Target, n_cores: int) -> Mesh:
 
 
 def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_digest: str = "",
-                  progress: Progress | None = None) -> Compiled:
+                  progress: Progress | None = None, profile: Mapping[str, np.ndarray] | None = None) -> Compiled:
+    """`profile`: calibration input per graph input (as `neurocomp run` takes it); placement then
+    minimises measured traffic instead of the uniform `opts.rate` estimate."""
     times: dict[str, float] = {}
     say = progress or (lambda _stage: None)
 
@@ -80,14 +105,22 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
         return out
 
     check_spiking_inputs(graph, target)
-    net = stage("lower", lower, graph)
-    net = stage("legalize", target.hooks.legalize, net, target.spec)
-    qnet = stage("quantize", quantize, net, target)
+    if opts.weights not in target.hooks.WEIGHT_MODES:
+        raise UserError(f"weight mode {opts.weights!r} is not available on {target.name}; choose one of "
+                        f"{', '.join(target.hooks.WEIGHT_MODES)}")
+    net = stage("lower", lambda: lower(fold_pools(graph)))
+    net = stage("legalize", target.hooks.legalize, net, target.spec, opts.weights)
+    qnet = stage("quantize", quantize, net, target, opts.weights)
     netlist = stage("partition", partition, qnet, target)
-    traffic = core_traffic(netlist, opts.rate)
     mesh = stage("mesh", _mesh, target, netlist.n_cores)
+    if profile is None:
+        traffic, model = core_traffic(netlist, opts.rate), {"kind": "uniform", "rate": opts.rate}
+    else:
+        traffic, model = stage("profile", profiled_traffic, graph, netlist, target, mesh, profile, opts)
     effort = min(opts.place_effort * netlist.n_cores, MAX_PLACE_WINDOWS)
-    placement = stage("place", lambda: place(traffic, mesh, seed=opts.seed, time_budget_s=opts.place_budget_s, effort=effort))
+    moves = min(opts.place_anneal * netlist.n_cores, MAX_ANNEAL_MOVES)
+    placement = stage("place", lambda: place(traffic, mesh, seed=opts.seed, time_budget_s=opts.place_budget_s,
+                                             effort=effort, anneal_moves=moves))
     verify_placement(placement, mesh)
     routes = stage("route", route, traffic, placement, mesh)
     verify_routes(routes, target.spec["chip.route_dx_min"], target.spec["chip.route_dx_max"])
@@ -95,10 +128,15 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
     placed = Placed(placement.chip, placement.x, placement.y, placement.slot, mesh.chip_cols, mesh.chip_rows,
                     mesh.cores_per_router, mesh.chips_x, mesh.chips_y)
     fields = {"options": opts.fingerprint(), "model_sha256": model_digest, "target_spec_sha256": target.spec.digest,
+              "latency_ticks": output_latency(netlist),
               "placement": {"method": placement.method, "objective": placement.objective,
-                            "baselines": dict(placement.baselines), "bound": placement.bound}}
+                            "baselines": dict(placement.baselines), "bound": placement.bound, "traffic_model": model}}
     program = stage("emit", build, fields, netlist, placed)
     report = compile_report(program, qnet, target, opts, routes, seq_routes, times)
+    src_core, dst_core = netlist.core_traffic_edges()
+    tables = routing_tables(src_core, netlist.edge_src, dst_core, netlist.n_cores)
+    report["traffic"] |= {"between_layers": between_layers(netlist, traffic),
+                          "routing_tables": table_report(tables, target.spec.get("core.output_axons"))}
     return Compiled(program, qnet, routes, report)
 
 
@@ -132,7 +170,7 @@ def realtime(target: Target, per_tick_core_counts: dict[str, np.ndarray], n_rout
 def compile_report(program: Program, qnet: QNetwork, target: Target, opts: CompileOptions, routes, seq_routes,
                    times: dict[str, float]) -> dict[str, Any]:
     n = program.netlist
-    depth = len(n.layers)
+    depth = output_latency(n)
     ticks = opts.timesteps + depth
     per_core = _estimate_core_counts(n, opts.rate)
     rt = realtime(target, per_core, program.placed.routers_used, ticks, program.placed.n_chips)
@@ -144,8 +182,10 @@ def compile_report(program: Program, qnet: QNetwork, target: Target, opts: Compi
     return {
         "target": target.name, "cores_used": n.n_cores, "chips_used": chips, "neurons": n.n_neurons,
         "synapses": int(n.syn_axon.size), "axons": n.n_axons,
-        "layers": [_layer_row(lm, qnet) for lm in n.layers],
-        "traffic": {"assumed_rate": opts.rate, "cut_spikes_per_tick": routes.cut_spikes_per_tick,
+        "layers": [_layer_row(lm, qnet, n) for lm in n.layers], "latency_ticks": depth,
+        "splitter_cores": int(n.notes.get("splitter_cores", 0)),
+        "traffic": {"assumed_rate": opts.rate, "model": program.manifest["placement"]["traffic_model"],
+                    "cut_spikes_per_tick": routes.cut_spikes_per_tick,
                     "spike_hops_per_tick": routes.spike_hops_per_tick, "max_link_load": routes.max_link_load,
                     "worst_link": routes.worst_link, "interchip_spikes_per_tick": routes.interchip_spikes_per_tick,
                     "sequential_spike_hops_per_tick": seq_routes.spike_hops_per_tick},
@@ -156,9 +196,16 @@ def compile_report(program: Program, qnet: QNetwork, target: Target, opts: Compi
     }
 
 
-def _layer_row(lm, qnet: QNetwork) -> dict[str, Any]:
+def output_latency(n: Netlist) -> int:
+    """Ticks from an input spike to the output spikes it causes (axon delays and splitters included)."""
+    lat = n.notes.get("latency", {})
+    return max((int(lat[o]) for o in n.outputs if o in lat), default=len(n.layers))
+
+
+def _layer_row(lm, qnet: QNetwork, n: Netlist) -> dict[str, Any]:
     q = qnet.qlayer(lm.name)
     snr = q.weight_snr_db
     return {"name": lm.name, "shape": list(lm.shape), "neurons": int(lm.neurons.size), "cores": len(lm.cores),
             "binding": lm.binding, "used": lm.used, "allowed": lm.allowed, "scale": q.scale,
-            "weight_snr_db": None if not np.isfinite(snr) else round(snr, 2), "exact": q.exact}
+            "weight_snr_db": None if not np.isfinite(snr) else round(snr, 2), "exact": q.exact,
+            "latency_ticks": n.notes.get("latency", {}).get(lm.name)}

@@ -131,3 +131,18 @@ def test_targets_table() -> None:
                                          (float("inf"), "inf"), ({"a": 1}, "a=1"), ([1, "N"], "(1, N)")])
 def test_fmt(value, text) -> None:
     assert fmt(value) == text
+
+
+def test_html_has_layer_traffic_figure_and_names_the_traffic_model(tmp_path: Path, report, placed, routes) -> None:
+    out = tmp_path / "report.html"
+    between = {"layers": ["conv1", "fc&out"], "spikes_per_tick": [[0.0, 30.0], [0.0, 0.0]]}
+    model = {"kind": "profile", "samples": 8, "ticks": 40, "mean_rate": 0.125}
+    write_html(out, {**report, "traffic": {**report["traffic"], "between_layers": between, "model": model}}, placed,
+               routes, core_neurons=np.full(10, 128), neurons_per_core=256)
+    page = out.read_text(encoding="utf-8")
+    assert page.count(PNG) == 6
+    captions = ["Core utilisation per chip", "Link load over the global router grid", "Traffic between layers"]
+    assert all(f"<figcaption>{c}</figcaption>" in page for c in captions)
+    assert "measured: emulator run of 8 calibration samples x 40 ticks (mean 0.125 spikes/neuron/tick)" in page
+    write_html(out, report, placed, routes)  # a report from before traffic models: uniform at the assumed rate
+    assert "uniform: every neuron at 0.1 spikes/tick" in out.read_text(encoding="utf-8")

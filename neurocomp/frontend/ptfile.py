@@ -23,12 +23,14 @@ import numpy as np
 import torch
 
 from neurocomp.errors import FormatError, GraphError
-from neurocomp.ir.graph import IF, LIF, Affine, Conv2d, Flatten, Graph, Input, Node, Output, Readout, Scale, SumPool2d
+from neurocomp.ir.graph import (IF, LIF, Affine, Conv2d, Correlation, Crop, Flatten, Graph, Input, Node, Output, Readout,
+                                Scale, SumPool2d)
 
 FORMAT = "neurocomp.snn"
 VERSION = 1
 NODE_TYPES: dict[str, type[Node]] = {
-    cls.__name__: cls for cls in (Input, Output, Affine, Conv2d, SumPool2d, Flatten, Scale, IF, LIF, Readout)
+    cls.__name__: cls for cls in (Input, Output, Affine, Conv2d, Correlation, Crop, SumPool2d, Flatten, Scale, IF, LIF,
+                                  Readout)
 }
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)

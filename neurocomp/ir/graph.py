@@ -5,12 +5,19 @@ every edge into a neuron node has a latency of one tick. A neuron node sums the
 outputs of its incoming linear chains from tick t-1, then updates:
 
     IF : v <- v + I + bias
-    LIF: v <- decay * v + I + bias
+    LIF: i <- decay_u * i + I;  v <- decay * v + i + bias
     spike when v >= threshold; then v <- 0 ("zero") or v <- v - threshold ("subtract");
     a neuron that does not spike is floored at v_min (default -inf: no floor)
 
-Readout nodes accumulate without spiking (v <- v + I + bias). Weights and
-thresholds are real numbers here; quantisation maps them to a target's integers.
+LIF with decay_u = 0 (the default) has no current memory (i = I), so the
+second state costs nothing unless asked for; decay_u > 0 is a current-based
+(CUBA) LIF, Loihi's native neuron. The biases of the linear ops feeding a
+neuron are part of I. Readout nodes do not spike: the same update with
+optional decay/decay_u (1 and 0: a plain accumulator v <- v + I + bias).
+
+Because every edge into a neuron is delayed, a cycle through a neuron node is
+well defined (a recurrent layer); a cycle of linear ops only is an error. Weights
+and thresholds are real numbers here; quantisation maps them to a target's integers.
 """
 from __future__ import annotations
 
@@ -109,6 +116,33 @@ class Conv2d(Node):
 
 
 @dataclass(frozen=True, eq=False)
+class Correlation(Conv2d):
+    """A Conv2d with one output channel whose kernel is bound at run time (SiamFC's
+    exemplar embedding, slid over the search embedding). The weight it is compiled with
+    fixes the core structure; `neurocomp.bind` writes a new kernel into those cores."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.weight.shape[0] != 1 or self.groups != 1:
+            raise GraphError(f"{self.name}: a Correlation has one output channel and groups=1, got "
+                             f"weight {self.weight.shape}, groups={self.groups}")
+
+
+@dataclass(frozen=True, eq=False)
+class Crop(Node):
+    """y = x[:, top:top+height, left:left+width]: a window of a (C, H, W) map."""
+
+    top: int
+    left: int
+    height: int
+    width: int
+
+    def __post_init__(self) -> None:
+        if min(self.top, self.left) < 0 or min(self.height, self.width) < 1:
+            raise GraphError(f"{self.name}: crop offsets must be >= 0 and sizes >= 1")
+
+
+@dataclass(frozen=True, eq=False)
 class SumPool2d(Node):
     kernel: tuple[int, int]
     stride: tuple[int, int] | None = None
@@ -162,23 +196,39 @@ class IF(Neuron):
     pass
 
 
+def _set_decays(node: Neuron) -> None:
+    """decay in [0, 1]; decay_u in [0, 1): a current that never decays would need an infinite bias fold."""
+    for name, top in (("decay", 1.0), ("decay_u", np.nextafter(1.0, 0.0))):
+        arr = _frozen_array(getattr(node, name))
+        object.__setattr__(node, name, arr)
+        if np.any(arr < 0) or np.any(arr > top):
+            raise GraphError(f"{node.name}: {type(node).__name__} {name} must lie in [0, {'1' if top == 1 else '1)'}")
+
+
 @dataclass(frozen=True, eq=False)
 class LIF(Neuron):
     decay: np.ndarray = field(default_factory=lambda: np.ones(()))
+    decay_u: np.ndarray = field(default_factory=lambda: np.zeros(()))  # synaptic current decay (0: none)
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        object.__setattr__(self, "decay", _frozen_array(self.decay))
-        if np.any(self.decay < 0) or np.any(self.decay > 1):
-            raise GraphError(f"{self.name}: LIF decay must lie in [0, 1]")
+        _set_decays(self)
 
 
 @dataclass(frozen=True, eq=False)
 class Readout(Neuron):
-    """Non-spiking accumulator (membrane potential is the result)."""
+    """Non-spiking accumulator (membrane potential is the result); leaky with decay < 1 (NIR LI),
+    with a synaptic current when decay_u > 0 (NIR CubaLI)."""
+
+    decay: np.ndarray = field(default_factory=lambda: np.ones(()))
+    decay_u: np.ndarray = field(default_factory=lambda: np.zeros(()))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _set_decays(self)
 
 
-LINEAR_OPS = (Affine, Conv2d, SumPool2d, Flatten, Scale)
+LINEAR_OPS = (Affine, Conv2d, SumPool2d, Flatten, Scale, Crop)
 NEURONS = (IF, LIF, Readout)
 
 
@@ -226,23 +276,31 @@ class Graph:
 
 
 def _toposort(g: Graph) -> list[str]:
+    """Kahn's order (node order among ties, so feed-forward graphs keep their order). When only
+    cycles remain, the first waiting neuron node with an ordered input enters next: its other
+    inputs are feedback, which the one-tick edge latency makes well defined."""
     indeg = {n.name: 0 for n in g.nodes}
-    for a, b in g.edges:
-        indeg[b] += 1
-    order, ready = [], [n.name for n in g.nodes if indeg[n.name] == 0]
     succ: dict[str, list[str]] = {n.name: [] for n in g.nodes}
     for a, b in g.edges:
+        indeg[b] += 1
         succ[a].append(b)
-    while ready:
+    neurons = [n.name for n in g.nodes if isinstance(n, NEURONS)]
+    order, done, ready = [], set(), [n.name for n in g.nodes if indeg[n.name] == 0]
+    while len(order) < len(g.nodes):
+        if not ready:
+            entry = next((n for n in neurons if n not in done and any(a in done for a in g.predecessors(n))), None)
+            if entry is None:
+                cyc = sorted(k for k in indeg if k not in done)
+                raise GraphError(f"graph has a cycle through {cyc} with no neuron node on it (a loop of linear ops "
+                                 f"has no latency), or nodes no Input reaches")
+            indeg[entry], ready = 0, [entry]
         cur = ready.pop(0)
         order.append(cur)
+        done.add(cur)
         for nxt in succ[cur]:
             indeg[nxt] -= 1
-            if indeg[nxt] == 0:
+            if indeg[nxt] == 0 and nxt not in done:
                 ready.append(nxt)
-    if len(order) != len(g.nodes):
-        cyc = sorted(k for k, v in indeg.items() if v > 0)
-        raise GraphError(f"graph has a cycle through {cyc}; recurrent graphs are not supported yet")
     return order
 
 
@@ -280,6 +338,11 @@ def _node_shape(node: Node, ins: list[tuple[int, ...]]) -> tuple[int, ...]:
         if oh < 1 or ow < 1:
             raise GraphError(f"{node.name}: kernel {kh}x{kw} does not fit input {h}x{w}")
         return (cout, oh, ow)
+    if isinstance(node, Crop):
+        if len(shp) != 3 or node.top + node.height > shp[1] or node.left + node.width > shp[2]:
+            raise GraphError(f"{node.name}: crop {node.height}x{node.width} at ({node.top}, {node.left}) "
+                             f"does not fit input {shp}")
+        return (shp[0], node.height, node.width)
     if isinstance(node, Flatten):
         return (int(np.prod(shp)),)
     if isinstance(node, Scale):
@@ -289,7 +352,7 @@ def _node_shape(node: Node, ins: list[tuple[int, ...]]) -> tuple[int, ...]:
             raise GraphError(f"{node.name}: scale shape {node.scale.shape} does not broadcast to {shp}") from None
         return shp
     if isinstance(node, Neuron):
-        for pname in ("threshold", "bias", "v_init") + (("decay",) if isinstance(node, LIF) else ()):
+        for pname in ("threshold", "bias", "v_init") + (("decay", "decay_u") if isinstance(node, (LIF, Readout)) else ()):
             arr = getattr(node, pname)
             try:
                 np.broadcast_to(arr, shp)
@@ -314,10 +377,14 @@ def _infer_shapes(g: Graph) -> dict[str, tuple[int, ...]]:
         raise GraphError("graph has no Input node")
     nodes = {n.name: n for n in g.nodes}
     shapes: dict[str, tuple[int, ...]] = {}
-    for name in _toposort(g):
-        ins = [shapes[a] for a, b in g.edges if b == name]
+    order = _toposort(g)
+    for name in order:  # feedback inputs are not known yet: a neuron takes its shape from the others
+        ins = [shapes[a] for a, b in g.edges if b == name and a in shapes]
         shapes[name] = _node_shape(nodes[name], ins)
         _check_finite(nodes[name])
+    rank = {name: i for i, name in enumerate(order)}
+    for name in sorted({b for a, b in g.edges if rank[a] >= rank[b]}):  # feedback inputs must agree too
+        _node_shape(nodes[name], [shapes[a] for a, b in g.edges if b == name])
     return shapes
 
 

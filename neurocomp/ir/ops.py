@@ -7,7 +7,7 @@ import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 
-from neurocomp.ir.graph import Affine, Conv2d, Flatten, Node, Scale, SumPool2d
+from neurocomp.ir.graph import Affine, Conv2d, Crop, Flatten, Node, Scale, SumPool2d
 
 
 def forward(node: Node, x: torch.Tensor) -> torch.Tensor:
@@ -26,6 +26,8 @@ def forward(node: Node, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, ones, None, stride=node.stride, padding=node.padding, groups=c)
     if isinstance(node, Flatten):
         return x.reshape(x.shape[0], -1)
+    if isinstance(node, Crop):
+        return x[:, :, node.top:node.top + node.height, node.left:node.left + node.width]
     if isinstance(node, Scale):
         return x * torch.from_numpy(np.array(node.scale))
     raise TypeError(f"{node.name}: not a linear op")
@@ -52,6 +54,10 @@ def rows(node: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ...], idx:
         return sp.csr_matrix((data, (np.arange(len(idx)), idx)), shape=(len(idx), n_in))
     if isinstance(node, (Conv2d, SumPool2d)):
         return _window_rows(node, in_shape, out_shape, idx)
+    if isinstance(node, Crop):
+        c, y, x = np.unravel_index(idx, out_shape)
+        cols = np.ravel_multi_index((c, y + node.top, x + node.left), in_shape)
+        return sp.csr_matrix((np.ones(len(idx)), (np.arange(len(idx)), cols)), shape=(len(idx), n_in))
     raise TypeError(f"{node.name}: not a linear op")
 
 

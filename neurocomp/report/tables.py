@@ -11,8 +11,8 @@ from typing import Any, Mapping
 from rich.console import Group
 from rich.table import Table
 
-LAYER_HEADERS = ("layer", "shape", "neurons", "cores", "binding", "used / allowed", "weight SNR")
-NUMERIC_LAYER_COLUMNS = frozenset({"neurons", "cores", "used / allowed", "weight SNR"})
+LAYER_HEADERS = ("layer", "shape", "neurons", "cores", "binding", "used / allowed", "weight SNR", "latency")
+NUMERIC_LAYER_COLUMNS = frozenset({"neurons", "cores", "used / allowed", "weight SNR", "latency"})
 TARGET_COLUMNS = (("name", "name", "left"), ("family", "family", "left"),
                   ("neurons/core", "neurons_per_core", "right"), ("axons/core", "axons_per_core", "right"),
                   ("cores/chip", "cores_per_chip", "right"), ("max chips", "max_chips", "right"),
@@ -63,7 +63,7 @@ def _ratio(a: float, b: float) -> str:
 def layer_rows(report: Mapping[str, Any]) -> list[tuple[str, ...]]:
     return [(lay["name"], "×".join(str(s) for s in lay["shape"]), fmt(lay["neurons"]), fmt(lay["cores"]),
              lay["binding"], f"{fmt(lay['used'])} / {fmt(lay['allowed'])}",
-             "exact" if lay["weight_snr_db"] is None else f"{lay['weight_snr_db']:.1f} dB")
+             "exact" if lay["weight_snr_db"] is None else f"{lay['weight_snr_db']:.1f} dB", fmt(lay.get("latency_ticks")))
             for lay in report["layers"]]
 
 
@@ -95,6 +95,8 @@ def totals_rows(report: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("max link load", f"{fmt(t['max_link_load'])} spikes/tick at {fmt(t['worst_link'])}"),
         ("inter-chip spikes / tick", fmt(t["interchip_spikes_per_tick"])),
         ("placement", _placement_row(report["placement"])),
+        *((("latency", f"{fmt(report['latency_ticks'])} ticks from input to output"),) if "latency_ticks" in report else ()),
+        *((("splitter cores", fmt(report["splitter_cores"])),) if report.get("splitter_cores") else ()),
         ("energy / inference", energy_summary(report["energy"])),
         ("energy basis", str(report["energy"].get("basis", "—"))),
         *realtime_rows(report["realtime"]),
@@ -140,3 +142,16 @@ def targets_table(rows: list[Mapping[str, Any]]) -> Table:
     for r in rows:
         table.add_row(*(fmt(r[key]) for _head, key, _justify in TARGET_COLUMNS))
     return table
+
+
+def track_table(out: Mapping[str, Any]) -> Table:
+    """One tracked clip: accuracy, then per-frame chip figures (chip time counts the scales one after another)."""
+    pf = out["per_frame"]
+    rows = [("clip / frames", f"{out['clip']} / {out['frames']}"), ("backend / score", f"{out['backend']} / {out['score']}"),
+            ("success AUC", f"{out['auc']:.3f}"), ("precision @ 20 px", f"{out['precision']:.3f}"),
+            ("ticks / frame", f"{fmt(pf['ticks'])} ({out['scales']} scales x {out['ticks_per_scale']})")]
+    if out["backend"] == "emulator":
+        rows += [("chip time / frame", fmt_seconds(pf["chip_ms"] / 1e3)), ("frames / s at the chip's tick", fmt(pf["fps"])),
+                 ("energy / frame", f"{fmt(pf['energy_uj'])} µJ"), ("cores rewritten per bind", fmt(out["cores_rewritten"][0]) if out["cores_rewritten"] else "—"),
+                 ("emulator wall / frame", fmt_seconds(pf["emulator_s"]))]
+    return _kv_table("SiamSNN track", rows)

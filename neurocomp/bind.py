@@ -1,0 +1,158 @@
+"""Bind a run-time kernel (a Correlation's weights) into a compiled program.
+
+Only the layers a Correlation feeds (and the partial layers a target splits them into)
+are rebuilt: a subgraph of those layers, their sources turned into inputs, goes through
+legalize, quantise and partition, and its cores' tables are written over the program's
+cores of the same layers. Routes, delays and placement are kept. The compiled placeholder
+kernel fixes the structure (targets keep the Correlation's whole support: TrueNorth opens
+every axon type of every input it may read, Loihi keeps zero-weight synapses), so a new
+kernel only changes values; one that would need other core sizes is refused before
+anything is written.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from neurocomp.compiler import check_spiking_inputs
+from neurocomp.errors import UserError
+from neurocomp.ir.fold import fold_pools
+from neurocomp.ir.graph import LINEAR_OPS, NEURONS, Correlation, Graph, Input, Output
+from neurocomp.ir.layers import lower
+from neurocomp.ir.netlist import Netlist
+from neurocomp.partition import partition
+from neurocomp.program import Program, build
+from neurocomp.quantize import quantize
+from neurocomp.target import Target
+
+@dataclass(frozen=True)
+class Bound:
+    program: Program
+    changed_cores: np.ndarray   # ids of the cores whose tables were rewritten
+    layers: tuple[str, ...]     # the netlist layers those cores serve
+
+
+def bound_layers(g: Graph) -> tuple[str, ...]:
+    """Neuron layers fed through a Correlation: the only ones a binding may rewrite."""
+    return tuple(lay.name for lay in lower(g).layers
+                 if any(isinstance(op, Correlation) for p in lay.projections for op in p.chain))
+
+
+def bind(program: Program, graph: Graph, target: Target, also: tuple[str, ...] = ()) -> Bound:
+    """`program` with the tables of `graph` (the compiled graph with new Correlation kernels);
+    `also` names further layers whose registers the host may rewrite (e.g. timing gates)."""
+    check_spiking_inputs(graph, target)
+    sub = _subgraph(graph, bound_layers(graph) + tuple(also))
+    new = partition(quantize(target.hooks.legalize(lower(fold_pools(sub)), target.spec), target), target)
+    netlist = _splice(program.netlist, new, _core_pairs(program.netlist, new))
+    changed = _changed_cores(program.netlist, netlist)
+    layers = tuple(sorted({netlist.layers[i].name for i in np.unique(netlist.core_layer[changed]) if i >= 0}))
+    fields = {k: v for k, v in program.manifest.items() if k in ("options", "model_sha256", "target_spec_sha256",
+                                                                 "placement")}
+    return Bound(build(fields, netlist, program.placed), changed, layers)
+
+
+def _subgraph(g: Graph, roots: tuple[str, ...]) -> Graph:
+    """The root layers with their linear chains; every other source becomes a spiking Input."""
+    nodes = g.node_map
+    keep: set[str] = set(roots)
+    for root in roots:
+        for pred in g.predecessors(root):
+            cur = pred
+            while isinstance(nodes[cur], LINEAR_OPS):
+                keep.add(cur)
+                cur = g.predecessors(cur)[0]
+            keep.add(cur)
+    keep |= {b for a, b in g.edges if a in roots and isinstance(nodes[b], Output)}
+    sources = {n for n in keep if n not in roots and isinstance(nodes[n], NEURONS + (Input,))}
+    made = tuple(Input(n.name, g.shape(n.name), "spikes") if n.name in sources else n
+                 for n in g.nodes if n.name in keep)
+    return Graph(made, tuple((a, b) for a, b in g.edges if a in keep and b in keep and b not in sources), g.metadata)
+
+
+def _core_pairs(old: Netlist, new: Netlist) -> list[tuple[int, int]]:
+    """(program core, rebuilt core) for every core of the rebuilt layers; their sizes must agree."""
+    by_name = {lm.name: lm for lm in old.layers}
+    pairs = []
+    for lm in new.layers:
+        before = by_name[lm.name].cores if lm.name in by_name else ()
+        if len(before) != len(lm.cores):
+            raise UserError(f"the bound kernel needs {len(lm.cores)} cores for {lm.name}, the program has "
+                            f"{len(before)}; recompile with this kernel instead")
+        pairs += list(zip(before, lm.cores))
+    for a, b in pairs:
+        for ptr in ("neuron_ptr", "axon_ptr"):
+            o, n = getattr(old, ptr), getattr(new, ptr)
+            if o[a + 1] - o[a] != n[b + 1] - n[b]:
+                raise UserError(f"the bound kernel changes core {a}'s {ptr.split('_')[0]} count "
+                                f"({n[b + 1] - n[b]} vs {o[a + 1] - o[a]}); recompile with this kernel instead")
+    return pairs
+
+
+def _ranges(ptr: np.ndarray, cores: np.ndarray) -> np.ndarray:
+    """Concatenated index ranges ptr[c]..ptr[c+1] of the given cores (a loop over cores, not neurons)."""
+    parts = [np.arange(ptr[c], ptr[c + 1]) for c in cores]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
+def _splice(old: Netlist, new: Netlist, pairs: list[tuple[int, int]]) -> Netlist:
+    """`old` with the paired cores' parameters, synapses and tables taken from `new`."""
+    a = np.array([p[0] for p in pairs], dtype=np.int64)
+    b = np.array([p[1] for p in pairs], dtype=np.int64)
+    neu_o, neu_n = _ranges(old.neuron_ptr, a), _ranges(new.neuron_ptr, b)
+    ax_o, ax_n = _ranges(old.axon_ptr, a), _ranges(new.axon_ptr, b)
+    params = {key: arr.copy() for key, arr in old.params.items()}
+    for key, arr in params.items():
+        arr[neu_o] = new.params[key][neu_n]
+    neuron_map = np.full(new.n_neurons, -1, dtype=np.int64)
+    neuron_map[neu_n] = neu_o
+    axon_map = np.full(new.n_axons, -1, dtype=np.int64)
+    axon_map[ax_n] = ax_o
+    old_core = old.axon_core()
+    keep = ~np.isin(old_core[old.syn_axon], a)
+    take = np.isin(new.axon_core()[new.syn_axon], b)
+    syn_axon = np.concatenate([old.syn_axon[keep], axon_map[new.syn_axon[take]]])
+    order = np.argsort(old_core[syn_axon], kind="stable")
+    tables = {}
+    for key, arr in old.syn_tables.items():
+        if arr.shape == old.syn_axon.shape:
+            tables[key] = np.concatenate([arr[keep], new.syn_tables[key][take]])[order]
+            continue
+        tables[key] = arr.copy()
+        idx_o, idx_n = (ax_o, ax_n) if arr.shape == (old.n_axons,) else (a, b)
+        tables[key][idx_o] = new.syn_tables[key][idx_n]
+    syn_neuron = np.concatenate([old.syn_neuron[keep], neuron_map[new.syn_neuron[take]]])[order]
+    return dataclasses.replace(old, params=params, syn_axon=syn_axon[order], syn_neuron=syn_neuron, syn_tables=tables)
+
+
+def _changed_cores(old: Netlist, new: Netlist) -> np.ndarray:
+    """Cores whose neuron parameters, synapses or synapse/axon tables differ."""
+    changed = np.zeros(old.n_cores, dtype=bool)
+    cores = old.neuron_core()
+    for key, arr in old.params.items():
+        changed[cores[np.any((arr != new.params[key]).reshape(len(arr), -1), axis=1)]] = True
+    axon_core = old.axon_core()
+    for key, arr in old.syn_tables.items():
+        if arr.shape == (old.n_axons,):
+            changed[axon_core[arr != new.syn_tables[key]]] = True
+        elif arr.shape == (old.n_cores,):
+            changed |= arr != new.syn_tables[key]
+    return np.flatnonzero(changed | _synapse_changes(old, new, axon_core))
+
+
+def _synapse_changes(old: Netlist, new: Netlist, axon_core: np.ndarray) -> np.ndarray:
+    """Per core: does its synapse list (with any per-synapse table) differ? Axon ids are
+    contiguous per core, so sorting by (axon, neuron) lines up equal-sized cores."""
+    count = lambda n: np.bincount(axon_core[n.syn_axon], minlength=n.n_cores)  # noqa: E731
+    changed = count(old) != count(new)
+    cols = []
+    for n in (old, new):
+        order = np.lexsort((n.syn_neuron, n.syn_axon))
+        keep = ~changed[axon_core[n.syn_axon[order]]]
+        per_syn = [v for v in n.syn_tables.values() if v.shape == n.syn_axon.shape]
+        cols.append(np.stack([n.syn_axon, n.syn_neuron, *per_syn])[:, order][:, keep])
+    mismatch = np.any(cols[0] != cols[1], axis=0)
+    changed[axon_core[cols[0][0][mismatch]]] = True
+    return changed

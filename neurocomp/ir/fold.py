@@ -1,0 +1,81 @@
+"""Fold chains of structured linear ops into one op before quantisation.
+
+A pool or a conv composed with the conv that follows gives synapses whose weights are
+sums of products of both kernels. Quantising each kernel alone then lets the composed
+weights overflow the target's weight range and multiplies the distinct levels per
+neuron (TrueNorth allows 4). Folding first makes the quantiser see the weights the
+cores will store, and the function is unchanged:
+
+* SumPool2d(kp, sp) -> Conv2d(k, s): one conv, kernel (k - 1) * sp + kp, stride s * sp,
+  the kernel spread by the pool;
+* Conv2d(ka, sa) -> Conv2d(kb, sb): one conv, kernel (kb - 1) * sa + ka, stride sa * sb,
+  groups 1, bias B(bias_a) + bias_b. The fused op keeps the second op's class, so a
+  Correlation stays a Correlation (its kernel bound at run time).
+
+Only unpadded pairs whose first op feeds nothing else fold (padding would pad differently).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from neurocomp.ir import ops
+from neurocomp.ir.graph import Conv2d, Graph, Node, SumPool2d
+
+
+def fold_pools(g: Graph) -> Graph:
+    """Fold every foldable (SumPool2d | Conv2d) -> Conv2d pair, repeatedly, named after the second op."""
+    while True:
+        pair = _next_pair(g)
+        if pair is None:
+            return g
+        g = _fuse(g, *pair)
+
+
+def _next_pair(g: Graph) -> tuple[Node, Conv2d] | None:
+    nodes = g.node_map
+    for first in g.nodes:
+        succ = g.successors(first.name)
+        if isinstance(first, (SumPool2d, Conv2d)) and len(succ) == 1 and _foldable(first, nodes[succ[0]]):
+            return first, nodes[succ[0]]
+    return None
+
+
+def _foldable(first: Node, second: Node) -> bool:
+    return isinstance(second, Conv2d) and first.padding == (0, 0) and second.padding == (0, 0)
+
+
+def _fuse(g: Graph, first: Node, second: Conv2d) -> Graph:
+    fused = _pool_conv(first, second) if isinstance(first, SumPool2d) else _conv_conv(first, second, g)
+    nodes = tuple(fused if n.name == first.name else n for n in g.nodes if n.name != second.name)
+    edges = tuple((a, second.name if b == first.name else b) for a, b in g.edges
+                  if not (a == first.name and b == second.name))
+    return Graph(nodes, edges, g.metadata)
+
+
+def _pool_conv(pool: SumPool2d, conv: Conv2d) -> Conv2d:
+    w = torch.from_numpy(np.array(conv.weight))
+    cout, cin_g, kh, kw = w.shape
+    ones = torch.ones((1, 1) + pool.kernel, dtype=w.dtype)
+    spread = F.conv_transpose2d(w.reshape(cout * cin_g, 1, kh, kw), ones, stride=pool.stride)
+    kernel = spread.reshape(cout, cin_g, *spread.shape[-2:]).numpy()
+    stride = (conv.stride[0] * pool.stride[0], conv.stride[1] * pool.stride[1])
+    return dataclasses.replace(conv, weight=kernel, stride=stride)
+
+
+def _conv_conv(a: Conv2d, b: Conv2d, g: Graph) -> Conv2d:
+    """The fused kernel is the pair's response to one-hot inputs on its receptive field."""
+    cin = g.shape(g.predecessors(a.name)[0])[0]
+    size = tuple((kb - 1) * sa + ka for kb, sa, ka in zip(b.weight.shape[2:], a.stride, a.weight.shape[2:]))
+    n = cin * size[0] * size[1]
+    basis = torch.eye(n, dtype=torch.float64).reshape(n, cin, *size)
+    plain = lambda op: dataclasses.replace(op, bias=None)  # noqa: E731
+    out = ops.forward(plain(b), ops.forward(plain(a), basis))[:, :, 0, 0]        # (n, cout)
+    kernel = out.T.reshape(-1, cin, *size).numpy()
+    const = ops.forward(b, ops.forward(a, torch.zeros((1, cin) + size, dtype=torch.float64)))[0, :, 0, 0].numpy()
+    bias = const if (a.bias is not None or b.bias is not None) else None
+    stride = (a.stride[0] * b.stride[0], a.stride[1] * b.stride[1])
+    return dataclasses.replace(b, weight=kernel, bias=bias, stride=stride, groups=1)
