@@ -40,7 +40,7 @@ models: $(DEMO_MODEL)
 # SiamSNN (micro SiamFC, trained weights committed in models/siamfc_micro.pt): compile for
 # TrueNorth, bind the exemplar, track one synthetic clip on the emulated chip.
 demo: $(STAMP)
-	$(PY) examples/track.py 0
+	$(PY) examples/track.py 0 --frames 12
 
 demo-digits: $(DEMO_MODEL)
 	$(PY) examples/demo.py $(DEMO_MODEL)

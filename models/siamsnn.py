@@ -40,7 +40,7 @@ import torch
 from neurocomp.convert.options import ConvertOptions
 from neurocomp.convert.pipeline import convert
 from neurocomp.ir.graph import IF, Correlation, Crop, Flatten, Graph, Node, Output, Readout
-from neurocomp.ir.twostatus import two_status
+from neurocomp.ir.twostatus import gate_init, two_status
 from neurocomp.errors import UserError
 from neurocomp.frontend.ptfile import save_graph
 from neurocomp.models.siamfc import CONFIGS, SiamConfig, SiamFC, build
@@ -66,7 +66,8 @@ class SiamSNNOptions:
     calibration_samples: int = 48
     tau0: int = 4
     spiking_score: bool = True
-    kick: float = 64.0          # two-status offset B, in thresholds
+    kick: float = 16.0          # two-status offset B, in thresholds (> the charge of tau0 ticks)
+    kick_pairs: int = 4         # gate pairs delivering B, B / 4 each: a weight a core can hold
     seed: int = 0
 
 
@@ -106,7 +107,7 @@ def build_siamsnn(model: SiamFC, opts: SiamSNNOptions = SiamSNNOptions(), kernel
     channels = cfg.channels[-1]
     k = np.ones((channels, e, e)) if kernel is None else np.asarray(kernel, dtype=np.float64)
     g = _heads(g, e, k, opts)
-    g = two_status(g, SCORE_SPIKES, opts.tau0, opts.kick) if opts.spiking_score else g
+    g = two_status(g, SCORE_SPIKES, opts.tau0, opts.kick, opts.kick_pairs) if opts.spiking_score else g
     record = {"config": cfg.to_json(), "options": dataclasses.asdict(opts)}
     return Graph(g.nodes, g.edges, {**g.metadata, METADATA_KEY: json.dumps(record, sort_keys=True)})
 
@@ -176,7 +177,7 @@ def with_kernel(g: Graph, kernel: np.ndarray, timesteps: int, tau0: int) -> Grap
         if isinstance(n, Correlation):
             return dataclasses.replace(n, weight=k / theta if n.name == "corr.spikes" else k)
         if n.name == GATES:
-            return dataclasses.replace(n, v_init=np.array([1.0 - tau0, -float(tau0)]))
+            return dataclasses.replace(n, v_init=gate_init(tau0, n.v_init.size // 2))
         return n
 
     return Graph(tuple(bound(n) for n in g.nodes), g.edges, g.metadata)

@@ -81,10 +81,10 @@ def test_binding_refuses_a_kernel_of_another_shape():
         bind(compiled.program, _bound(g, np.ones((2, 2, 2))), target)
 
 
-def _gated(tau0: int, weights=(0.25, 0.5, 1.0), reset: str = "subtract") -> Graph:
+def _gated(tau0: int, weights=(0.25, 0.5, 1.0), reset: str = "subtract", pairs: int = 1) -> Graph:
     nodes = [Input("x", (1,)), Affine("fc", np.array(weights)[:, None]), IF("out", threshold=1.0, reset=reset),
              Output("o")]
-    return two_status(Graph(nodes, [("x", "fc"), ("fc", "out"), ("out", "o")]), "out", tau0, kick=50.0)
+    return two_status(Graph(nodes, [("x", "fc"), ("fc", "out"), ("out", "o")]), "out", tau0, kick=50.0, pairs=pairs)
 
 
 def test_two_status_spike_timing_by_hand():
@@ -105,7 +105,7 @@ def test_two_status_spike_timing_by_hand():
 @pytest.mark.parametrize("name,reset", [("truenorth", "subtract"), ("loihi2", "zero")])
 def test_two_status_runs_on_chip_like_the_reference(name, reset):
     target = load_target(name)
-    g = _gated(4, weights=(1.0, 2.0, 3.0), reset=reset)
+    g = _gated(4, weights=(1.0, 2.0, 3.0), reset=reset, pairs=2)
     x = random_spikes((1,), batch=2, ticks=16, rate=0.6, seed=2)
     ref = reference.run(lower(g), {"x": x})
     emu = emulator.run(compile_graph(g, target, CompileOptions()).program, target, {"x": x})

@@ -171,7 +171,7 @@ def _search(search: Search, seed: int, deadline: float, method: str, effort: int
     """Run the chosen local search in place; returns the slots found and the method's name.
 
     "auto" runs the windows again after annealing: they repair what its last random moves left
-    (2.4 % on the NIR CNN for TrueNorth)."""
+    (2.5 % on the NIR CNN for TrueNorth)."""
     if method == "anneal":
         stages = ["anneal"]
     else:

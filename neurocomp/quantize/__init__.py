@@ -20,7 +20,7 @@ from typing import Mapping
 import numpy as np
 
 from neurocomp.errors import QuantizeError, VerifyError
-from neurocomp.ir.graph import Affine, Conv2d, Graph, Neuron, Node
+from neurocomp.ir.graph import Affine, Conv2d, Graph, Neuron, Node, Scale
 from neurocomp.ir.layers import Layer, Network, lower
 from neurocomp.target import Target
 
@@ -79,7 +79,17 @@ def _exponent(w: np.ndarray, wmax: float) -> float:
 
 
 def _weighted_ops(layer: Layer) -> list[list[Node]]:
-    return [[op for op in p.chain if isinstance(op, WEIGHTED)] for p in layer.projections]
+    """Per projection, the ops whose values become stored weights: its Affine/Conv2d ops, or, in a
+    chain without them (e.g. partial sums into a fan-in-split layer), its Scale ops."""
+    out = []
+    for p in layer.projections:
+        ops = [op for op in p.chain if isinstance(op, WEIGHTED)]
+        out.append(ops or [op for op in p.chain if isinstance(op, Scale)])
+    return out
+
+
+def _values(op: Node) -> np.ndarray:
+    return np.asarray(op.scale if isinstance(op, Scale) else op.weight)
 
 
 def _layer_exponents(layer: Layer, target: Target) -> tuple[dict[str, float], float]:
@@ -88,8 +98,8 @@ def _layer_exponents(layer: Layer, target: Target) -> tuple[dict[str, float], fl
     sums = []
     for ops in _weighted_ops(layer):
         for op in ops:
-            wmax = target.hooks.weight_max(target.spec, np.asarray(op.weight))
-            exps[op.name] = max(_exponent(np.asarray(op.weight), wmax), -MAX_COARSEN)
+            wmax = target.hooks.weight_max(target.spec, _values(op))
+            exps[op.name] = max(_exponent(_values(op), wmax), -MAX_COARSEN)
         sums.append(sum(exps[op.name] for op in ops))
     big = max(sums)
     for ops, s in zip(_weighted_ops(layer), sums):
@@ -167,6 +177,12 @@ def _quantize_ops(layer: Layer, exps: Mapping[str, float], hooks, spec, mode: st
                 signal += float(np.sum(w * w))
                 noise += float(np.sum((w - wq * step) ** 2))
                 nodes[op.name] = dataclasses.replace(op, weight=wq, bias=None)
+            elif isinstance(op, Scale) and op.name in exps:
+                w = np.asarray(op.scale)
+                wq = np.rint(w / 2.0 ** exps[op.name])
+                signal += float(np.sum(w * w))
+                noise += float(np.sum((w - wq * 2.0 ** exps[op.name]) ** 2))
+                nodes[op.name] = dataclasses.replace(op, scale=wq)
             elif getattr(op, "bias", None) is not None:
                 nodes[op.name] = dataclasses.replace(op, bias=None)
     snr = math.inf if noise == 0 else (10 * math.log10(signal / noise) if signal > 0 else -math.inf)
