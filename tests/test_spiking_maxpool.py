@@ -58,3 +58,14 @@ def test_max_pool_on_the_input_is_refused() -> None:
     with pytest.raises(GraphError, match="max pool .* must directly follow a ReLU"):
         convert(net, np.random.default_rng(0).uniform(size=(8, 1, 6, 6)), input_shape=(1, 6, 6),
                 method=ConvertOptions(maxpool="spiking"))
+
+
+def test_overlapping_pool_on_an_odd_map_keeps_the_pool_geometry() -> None:
+    """3x3/2 on 7x7 gives 3x3; the window-start pick must not give ceil(7/2) = 4."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(3, 2), nn.Conv2d(2, 2, 3), nn.ReLU(),
+                        nn.Flatten(), nn.Linear(2, 3)).eval()
+    x = np.random.default_rng(0).random((8, 1, 9, 9))
+    g = convert(net, x, input_shape=(1, 9, 9), method=ConvertOptions(calibration_batches=0, batch_size=8))
+    assert g.shape("if2") == (2, 1, 1)
+    assert reference.run(lower(g), {"input": x[:2]}, ticks=8).potentials["readout"].shape == (2, 8, 3)

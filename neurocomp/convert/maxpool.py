@@ -8,7 +8,7 @@ trains (window positions of the pool's input and level neurons), so a level's dr
 grouped convolution from each source. The layer after the pool reads the window maximum
 through one projection per source (its own linear ops copied; sums happen at neurons), each
 with no weights but its own, so quantisation and TrueNorth's 4 weight levels see only those.
-Only IF neurons, grouped convolutions and sum pools: it maps onto both targets. Each level
+Only IF neurons and grouped convolutions: it maps onto both targets. Each level
 adds one tick on the pooled path.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from neurocomp.convert.ann import Pool
-from neurocomp.ir.graph import IF, Conv2d, Node, SumPool2d
+from neurocomp.ir.graph import IF, Conv2d, Node
 
 Coeffs = dict[str, np.ndarray]  # source -> weight per per-window channel of that source
 Edge = tuple[str, str]
@@ -35,7 +35,8 @@ def spiking_max(source: str, channels: int, pool: Pool, layer: str,
 
     Pairs (a, b) become a + IF(b - a), so the maximum is the window's first input plus one neuron per
     level; those pair-0 neurons form their own layer ("<layer>.maxL", the rest "<layer>.maxL.rest") and
-    the first input is a 1x1 sum pool: the layer after the pool then composes only its own weights."""
+    the first input is picked by a one-hot grouped conv: the layer after the pool then composes only
+    its own weights."""
     n = pool.area
     width = {source: n}
     cands: list[Coeffs] = [{source: np.eye(n)[i]} for i in range(n)]
@@ -56,8 +57,16 @@ def spiking_max(source: str, channels: int, pool: Pool, layer: str,
             width[name] = len(idx)
             new += [_signed(pairs[j][0], {name: np.eye(len(idx))[k]}, 1.0) for k, j in enumerate(idx)]
         cands = new + cands[2 * len(pairs):]
-    first = SumPool2d(f"{layer}.pick", (1, 1), pool.stride, pool.padding)
+    first = _pick(f"{layer}.pick", channels, pool)
     return nodes, edges, [(src, first if src == source else None) for src in sorted(cands[0]) if np.any(cands[0][src])]
+
+
+def _pick(name: str, channels: int, pool: Pool) -> Conv2d:
+    """Each window's first input, as a grouped one-hot conv with the pool's geometry (a 1x1 sum pool
+    would give ceil-sized maps when the window is wider than the stride)."""
+    kernel = np.zeros((channels, 1, *pool.kernel))
+    kernel[:, 0, 0, 0] = 1.0
+    return Conv2d(name, kernel, stride=pool.stride, padding=pool.padding, groups=channels)
 
 
 def _signed(a: Coeffs, b: Coeffs, sign: float) -> Coeffs:
