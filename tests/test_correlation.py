@@ -12,6 +12,7 @@ from neurocomp.ir.graph import IF, Affine, Conv2d, Correlation, Crop, Graph, Inp
 from neurocomp.ir.layers import lower
 from neurocomp.ir.twostatus import two_status
 from neurocomp.target import load_target
+from lavalib import needs_lava
 from netlib import random_spikes
 
 TARGETS = ["truenorth", "loihi", "loihi2"]
@@ -111,3 +112,21 @@ def test_two_status_runs_on_chip_like_the_reference(name, reset):
     emu = emulator.run(compile_graph(g, target, CompileOptions()).program, target, {"x": x})
     assert ref.spikes["out"][:, :4].sum() == 0 and ref.spikes["out"].sum() > 10
     np.testing.assert_array_equal(emu.spikes["out"], ref.spikes["out"])
+
+
+@pytest.mark.lava
+@needs_lava
+@pytest.mark.parametrize("name", ["loihi", "truenorth"])
+def test_bound_program_runs_on_lava_like_the_emulator(name):
+    """The rewritten tables are a plain program: Lava's fixed-point processes give the emulator's numbers."""
+    from neurocomp.backends import lava
+
+    target = load_target(name)
+    k0 = np.random.default_rng(2).choice([-2.0, -1.0, 1.0, 2.0], size=(2, 3, 3))
+    g = siamese(k0)
+    bound = bind(compile_graph(g, target, CompileOptions()).program, _bound(g, -k0[:, ::-1]), target).program
+    x = random_spikes((2, 9, 9), batch=1, ticks=10, rate=0.4, seed=4)
+    emu, got = emulator.run(bound, target, {"x": x}), lava.run(bound, target, {"x": x})
+    for key in ("score", "embedding"):
+        np.testing.assert_array_equal(got.potentials[key], emu.potentials[key])
+    np.testing.assert_array_equal(got.spikes["n1"], emu.spikes["n1"])
