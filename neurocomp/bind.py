@@ -27,6 +27,7 @@ from neurocomp.program import Program, build
 from neurocomp.quantize import quantize
 from neurocomp.target import Target
 
+
 @dataclass(frozen=True)
 class Bound:
     program: Program

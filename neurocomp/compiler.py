@@ -7,6 +7,7 @@ input (`profile`), placement minimises traffic measured on the emulator instead.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping
@@ -14,11 +15,11 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import scipy.sparse as sp
 
-from neurocomp.encoding import SPIKING
+from neurocomp.encoding import SPIKING, payload_max
 from neurocomp.errors import UserError
 from neurocomp.ir.fold import fold_pools
-from neurocomp.ir.graph import Graph
-from neurocomp.ir.layers import lower
+from neurocomp.ir.graph import Affine, Conv2d, Graph, Scale
+from neurocomp.ir.layers import Network, lower
 from neurocomp.ir.netlist import Netlist
 from neurocomp.partition import partition
 from neurocomp.place import Mesh, place, sequential, verify_placement
@@ -74,7 +75,7 @@ def profiled_traffic(graph: Graph, netlist: Netlist, target: Target, mesh: Mesh,
 
     batch = {name: np.asarray(x)[:PROFILE_SAMPLES] for name, x in inputs.items()}
     ticks = opts.timesteps + len(netlist.layers)
-    spikes = encode_inputs(graph, batch, ticks, opts.seed)
+    spikes = encode_inputs(graph, batch, ticks, opts.seed, message_bits(target))
     seq = sequential(netlist.n_cores, mesh)
     placed = Placed(seq.chip, seq.x, seq.y, seq.slot, mesh.chip_cols, mesh.chip_rows, mesh.cores_per_router,
                     mesh.chips_x, mesh.chips_y)
@@ -110,6 +111,7 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
                         f"{', '.join(target.hooks.WEIGHT_MODES)}")
     net = stage("lower", lambda: lower(fold_pools(graph)))
     net = stage("legalize", target.hooks.legalize, net, target.spec, opts.weights)
+    net = fold_payload_scale(net, payload_max(message_bits(target)))
     qnet = stage("quantize", quantize, net, target, opts.weights)
     netlist = stage("partition", partition, qnet, target)
     mesh = stage("mesh", _mesh, target, netlist.n_cores)
@@ -140,13 +142,55 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
     return Compiled(program, qnet, routes, report)
 
 
+def message_bits(target: Target) -> int:
+    """Payload bits of the target's graded messages; 0: its cores receive binary spikes only. Lava sums a graded
+    Dense input as an int32 dot product, so a full core (axons x 256 x largest payload) must stay below 2**31."""
+    bits = int(target.spec.get("core.message_bits", 0))
+    if bits and (bits < 2 or 256 * payload_max(bits) * int(target.spec["core.axons"]) >= 1 << 31):
+        raise UserError(f"{target.name}: core.message_bits = {bits} must be >= 2 and keep 256 x payload x axons "
+                        "below 2**31 (Lava's int32 graded sum)")
+    return bits
+
+
 def check_spiking_inputs(graph: Graph, target: Target) -> None:
-    """Cores receive binary spikes only, so an analog-current input cannot be compiled exactly."""
+    """Cores receive binary spikes, or graded messages where the target has them; an analog-current input
+    needs the latter to be compiled."""
+    if message_bits(target):
+        return
     for node in graph.inputs:
         if node.encoding not in SPIKING:
             raise UserError(f"input {node.name!r} has encoding {node.encoding!r} (real-valued current into the first "
                             f"layer), but {target.name} cores receive binary spikes only: convert with --encoding rate "
                             f"or poisson, or encode the input as spikes on the host")
+
+
+def fold_payload_scale(net: Network, scale: int) -> Network:
+    """Divide the weights reading each "current" input by the payload scale: the chip receives
+    round(x * scale) as a graded message, so the layer then sees x again (quantised to 1/scale)."""
+    graded = {i.name for i in net.inputs if i.encoding not in SPIKING}
+    if not graded or scale == 1:
+        return net
+    replaced, others = {}, set()
+    for layer in net.layers:
+        for p in layer.projections:
+            ops = [op for op in p.chain if isinstance(op, (Affine, Conv2d, Scale))]
+            if p.source not in graded:
+                others.update(op.name for op in ops)
+            elif not ops:
+                raise UserError(f"graded input {p.source!r} must feed {layer.name} through a weighted op")
+            else:
+                replaced[ops[0].name] = _divided(ops[0], scale)
+    if others & set(replaced):
+        raise UserError(f"op {sorted(others & set(replaced))[0]!r} reads both a graded input and another source")
+    g = net.graph
+    return lower(Graph(tuple(replaced.get(n.name, n) for n in g.nodes), g.edges, g.metadata))
+
+
+def _divided(op: Affine | Conv2d | Scale, scale: int) -> Affine | Conv2d | Scale:
+    """The op with its weights (not its bias: that does not multiply the input) divided by `scale`."""
+    if isinstance(op, Scale):
+        return dataclasses.replace(op, scale=np.asarray(op.scale) / scale)
+    return dataclasses.replace(op, weight=np.asarray(op.weight) / scale)
 
 
 def _estimate_core_counts(n: Netlist, rate: float) -> dict[str, np.ndarray]:

@@ -5,11 +5,14 @@ An Input node's `encoding` says how analog values (batch, *shape) become per-tic
     "spikes", "rate"  deterministic rate code (accumulate x in [0, 1], spike at 1, subtract 1);
                       "spikes" marks a network trained on spikes, but analog input is still rate-coded
     "poisson"         one Bernoulli(x) draw per value and tick from a seeded generator
-    "current"         x itself, every tick, as real-valued input current into the first layer
-                      (the reference backend only: chips take binary spikes)
+    "current"         x itself, every tick, as real-valued input current into the first layer;
+                      on a target with graded messages (`core.message_bits` = b > 0, loihi2) the host
+                      sends it as a signed integer payload round(clip(x, -1, 1) * (2**(b-1) - 1)) per
+                      tick, and the compiler divides the first layer's weights by that payload scale
 
 Input that already has a ticks axis (batch, ticks, *shape) passes through unchanged
-(0/1 spikes, or any real currents for "current").
+(0/1 spikes, or any real currents for "current"; with graded messages, integer payloads
+of at most `payload_max(b)` in magnitude are accepted as per-tick input of any encoding).
 """
 from __future__ import annotations
 
@@ -47,16 +50,30 @@ def current_encode(x: np.ndarray, ticks: int) -> np.ndarray:
     return np.repeat(x[:, None], ticks, axis=1)
 
 
+def payload_max(message_bits: int) -> int:
+    """Largest magnitude of a signed `message_bits`-bit payload (0 bits: binary spikes, 1)."""
+    return (1 << (message_bits - 1)) - 1 if message_bits > 1 else 1
+
+
+def graded_payload(x: np.ndarray, message_bits: int) -> np.ndarray:
+    """Analog values in [-1, 1] (saturating outside) as signed integer payloads, int32 as Lava's RingBuffer sends."""
+    m = payload_max(message_bits)
+    return np.rint(np.clip(np.asarray(x, dtype=np.float64), -1.0, 1.0) * m).astype(np.int32)
+
+
 def input_spikes(data: np.ndarray, shape: tuple[int, ...], ticks: int | None, encoding: str = "rate",
-                 seed: int = 0) -> np.ndarray:
-    """(batch, ticks, *shape) input per tick: spikes (uint8), or float64 currents for encoding "current"."""
+                 seed: int = 0, message_bits: int = 0) -> np.ndarray:
+    """(batch, ticks, *shape) input per tick: spikes (uint8), float64 currents for encoding "current", or int32
+    payloads where the target sends graded messages (`message_bits` > 0): "current" input, or per-tick integers."""
     if encoding not in ENCODINGS:
         raise UserError(f"unknown input encoding {encoding!r}; expected one of {ENCODINGS}")
     data = np.asarray(data)
     if not np.all(np.isfinite(data)):
         raise UserError("input contains NaN or Inf")
+    if encoding == "current" and message_bits:
+        return graded_payload(input_spikes(data, shape, ticks, encoding), message_bits)
     if data.ndim == len(shape) + 2 and tuple(data.shape[2:]) == tuple(shape):
-        return _fit_ticks(_per_tick(data, encoding), ticks)
+        return _fit_ticks(_per_tick(data, encoding, message_bits), ticks)
     if data.ndim == len(shape) + 1 and tuple(data.shape[1:]) == tuple(shape):
         if ticks is None:
             raise UserError("analog input needs a number of ticks")
@@ -67,9 +84,14 @@ def input_spikes(data: np.ndarray, shape: tuple[int, ...], ticks: int | None, en
                     f"nor (batch, {', '.join(map(str, shape))}) analog values")
 
 
-def _per_tick(data: np.ndarray, encoding: str) -> np.ndarray:
+def _per_tick(data: np.ndarray, encoding: str, message_bits: int = 0) -> np.ndarray:
     if encoding == "current":
         return data.astype(np.float64)
+    if message_bits:
+        m = payload_max(message_bits)
+        if not (np.array_equal(data, np.rint(data)) and np.all(np.abs(data) <= m)):
+            raise UserError(f"per-tick input must hold integer payloads in [-{m}, {m}] ({message_bits}-bit graded messages)")
+        return data.astype(np.int32)
     if not np.isin(data, (0, 1)).all():
         raise UserError("spike input must hold only 0 and 1 (use analog (batch, *shape) values for rate coding)")
     return data.astype(np.uint8)

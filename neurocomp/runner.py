@@ -30,17 +30,21 @@ def default_ticks(program: Program, inputs: Mapping[str, np.ndarray]) -> int:
     return int(program.manifest["options"]["timesteps"]) + int(latency)
 
 
-def encode_inputs(graph: Graph, inputs: Mapping[str, np.ndarray], ticks: int, seed: int) -> dict[str, np.ndarray]:
-    """Spikes per tick for every Input, by its encoding, so that every backend sees the same spikes."""
-    return {i.name: input_spikes(inputs[i.name], i.shape, ticks, i.encoding, seed) for i in graph.inputs}
+def encode_inputs(graph: Graph, inputs: Mapping[str, np.ndarray], ticks: int, seed: int,
+                  message_bits: int = 0) -> dict[str, np.ndarray]:
+    """Spikes per tick for every Input, by its encoding, so that every backend sees the same spikes; "current"
+    input becomes integer payloads when the chip takes `message_bits`-bit graded messages."""
+    return {i.name: input_spikes(inputs[i.name], i.shape, ticks, i.encoding, seed, message_bits) for i in graph.inputs}
 
 
 def run_backend(path: Path, program: Program, target: Target, inputs: Mapping[str, np.ndarray], backend: str,
                 ticks: int, seed: int) -> RunResult:
     if backend not in ("emulator", "reference", "lava"):
         raise UserError(f"backend {backend!r} is not available in this version; use emulator, reference or lava")
-    graph = load_graph(path / "model.pt")
-    spikes = encode_inputs(graph, inputs, ticks, seed)
+    from neurocomp.compiler import message_bits
+
+    graph = load_graph(path / "model.pt")   # the reference runs this float graph: real currents, not payloads
+    spikes = encode_inputs(graph, inputs, ticks, seed, 0 if backend == "reference" else message_bits(target))
     if backend == "emulator":
         from neurocomp.backends import emulator
 

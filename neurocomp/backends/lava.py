@@ -10,7 +10,10 @@ netlist's explicit `sign_mode`. Lava 0.10.0 cannot compile concatenated ports (`
 NotImplementedError), so a LIF that reads several source processes gets one Dense per source and sums them
 at its input. The exponent then shifts each partial sum instead of their total, which is the same when every
 weight is a multiple of 2**-weight_exp (so for the mapper's doubled mixed-sign weights); anything else is a
-UserError rather than a silent mismatch. TrueNorth programs: one `TrueNorthCores` process (lava_truenorth.py).
+UserError rather than a silent mismatch. On a target with graded messages (`core.message_bits` = b > 0,
+loihi2) the Dense processes reading the input RingBuffer get `num_message_bits=b`, so Lava multiplies each
+weight by the integer payload (an int32 dot product) instead of counting a spike. TrueNorth programs: one
+`TrueNorthCores` process (lava_truenorth.py).
 
 Timing: our tick k is Lava step k + 1. The RingBuffer sends x[k] at step k + 1 and a Dense delivers one step
 later, so x[k] reaches the first layer at tick k + 1 and every edge takes one tick, as on the emulator.
@@ -29,7 +32,7 @@ import scipy.sparse as sp
 
 from neurocomp.backends.emulator import COUNTERS, RunResult
 from neurocomp.backends.lava_compat import import_lava
-from neurocomp.encoding import input_spikes
+from neurocomp.encoding import input_spikes, payload_max
 from neurocomp.errors import UserError
 from neurocomp.ir.netlist import Netlist
 from neurocomp.program import Program
@@ -70,10 +73,11 @@ def run_config(network: LavaNetwork) -> Any:
     return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=dict(network.models))
 
 
-def encode(program: Program, inputs: Mapping[str, np.ndarray], ticks: int | None = None) -> np.ndarray:
-    """(batch, ticks, channels) input spikes of all Input nodes in netlist order, as the emulator takes them;
-    `build` takes one sample's `[b].T`."""
-    parts = [input_spikes(inputs[name], shape, ticks) for name, shape in program.netlist.inputs]
+def encode(program: Program, inputs: Mapping[str, np.ndarray], ticks: int | None = None,
+           message_bits: int = 0) -> np.ndarray:
+    """(batch, ticks, channels) input spikes (or graded payloads) of all Input nodes in netlist order, as the
+    emulator takes them; `build` takes one sample's `[b].T`."""
+    parts = [input_spikes(inputs[name], shape, ticks, message_bits=message_bits) for name, shape in program.netlist.inputs]
     if len({p.shape[:2] for p in parts}) != 1:
         raise UserError("all inputs need the same batch size and number of ticks")
     return np.concatenate([p.reshape(p.shape[0], p.shape[1], -1) for p in parts], axis=2)
@@ -100,9 +104,12 @@ def build(program: Program, target: Target, spikes: np.ndarray, record: Sequence
     builder = _BUILDERS.get(target.spec.family)
     if builder is None:
         raise UserError(f"the Lava backend runs loihi and truenorth programs, not target family {target.spec.family!r}")
-    spikes = np.asarray(spikes)
-    if spikes.ndim != 2 or spikes.shape[0] != n.n_inputs or spikes.shape[1] < 1 or not np.isin(spikes, (0, 1)).all():
-        raise UserError(f"Lava input must be ({n.n_inputs} channels, ticks >= 1) 0/1 spikes, got shape {spikes.shape}")
+    spikes, bits = np.asarray(spikes), _message_bits(target)
+    low = -payload_max(bits) if bits else 0
+    if spikes.ndim != 2 or spikes.shape[0] != n.n_inputs or spikes.shape[1] < 1 or \
+            not (np.array_equal(spikes, np.rint(spikes)) and low <= spikes.min() and spikes.max() <= payload_max(bits)):
+        raise UserError(f"Lava input must be ({n.n_inputs} channels, ticks >= 1) integers in [{low}, {payload_max(bits)}] "
+                        f"(0/1 spikes, or {bits}-bit graded payloads), got shape {spikes.shape}")
     source = Source(data=spikes.astype(np.int32))
     synapses, neurons, ids, models = builder(n, target, source.s_out, seed, column)
     sinks, monitors = _probes(n, neurons, ids, record, spikes.shape[1])
@@ -113,7 +120,7 @@ def run(program: Program, target: Target, inputs: Mapping[str, np.ndarray], tick
         record: Sequence[str] | None = None, seed: int = 0) -> RunResult:
     """Run every sample in its own Lava network; wall_s covers building, compiling and running them all."""
     n = program.netlist
-    x = encode(program, inputs, ticks)
+    x = encode(program, inputs, ticks, _message_bits(target))
     batch, ticks = x.shape[0], x.shape[1]
     fired = np.zeros((batch, ticks, n.n_neurons), dtype=np.uint8)
     v = np.zeros((batch, ticks, n.n_neurons), dtype=np.int64)
@@ -150,6 +157,10 @@ def execute(network: LavaNetwork, n_neurons: int) -> tuple[np.ndarray, np.ndarra
     finally:
         network.source.stop()
     return fired, v
+
+
+def _message_bits(target: Target) -> int:
+    return int(target.spec.get("core.message_bits", 0))
 
 
 def _release(process: Any) -> None:
@@ -204,8 +215,9 @@ def _lif(n: Netlist, ids: np.ndarray, name: str) -> Any:
 
 
 def _dense_inputs(n: Netlist, weights: sp.csr_matrix, ids: np.ndarray, owner: np.ndarray,
-                  members: list[np.ndarray], ports: list[Any], lif: Any) -> list[Any]:
-    """One Dense per source process feeding this LIF, each with its core's weight_exp and sign mode."""
+                  members: list[np.ndarray], ports: list[Any], lif: Any, message_bits: int) -> list[Any]:
+    """One Dense per source process feeding this LIF, each with its core's weight_exp and sign mode; the one
+    reading the input (port 0) takes `message_bits`-bit graded payloads."""
     from lava.proc.dense.process import Dense
     from lava.utils.weightutils import SignMode
 
@@ -218,7 +230,8 @@ def _dense_inputs(n: Netlist, weights: sp.csr_matrix, ids: np.ndarray, owner: np
     denses = []
     for k in feeding:
         dense = Dense(weights=weights[:, members[k]].toarray(), weight_exp=wexp, num_weight_bits=8,
-                      sign_mode=SignMode[mode.upper()], name=f"{lif.name}_from{k}")
+                      sign_mode=SignMode[mode.upper()], num_message_bits=message_bits if k == 0 else 0,
+                      name=f"{lif.name}_from{k}")
         ports[k].connect(dense.s_in)
         dense.a_out.connect(lif.a_in)
         denses.append(dense)
@@ -237,7 +250,9 @@ def _build_loihi(n: Netlist, target: Target, input_port: Any, seed: int, column:
         owner[n.n_inputs + ids] = k + 1
         members.append(n.n_inputs + ids)
     ports = [input_port] + [lif.s_out for lif in lifs]
-    denses = [d for ids, lif in zip(groups, lifs) for d in _dense_inputs(n, weights[ids], ids, owner, members, ports, lif)]
+    bits = _message_bits(target)
+    denses = [d for ids, lif in zip(groups, lifs)
+              for d in _dense_inputs(n, weights[ids], ids, owner, members, ports, lif, bits)]
     return tuple(denses), tuple(lifs), tuple(groups), {}
 
 
@@ -290,7 +305,7 @@ def _counts(program: Program, x: np.ndarray, fired: np.ndarray) -> tuple[dict[st
     batch, ticks, by_delay = fired.shape[0], fired.shape[1], routes(n)
     events, active, merges = np.zeros(n.n_axons), np.zeros(n.n_neurons), 0
     for b in range(batch):
-        sources = np.concatenate([fired[b], x[b]], axis=1).astype(np.int64)
+        sources = np.concatenate([fired[b], x[b] != 0], axis=1).astype(np.int64)   # a graded payload is one message
         arrived = np.zeros((ticks, n.n_axons), dtype=np.int64)
         for d, m in by_delay.items():
             arrived[d:] += np.asarray(m @ sources[:max(ticks - d, 0)].T).T

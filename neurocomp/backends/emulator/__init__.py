@@ -53,9 +53,10 @@ class RunResult:
     setup_s: float = 0.0                  # building the plan and moving it to the device
 
 
-def _layer_inputs(n: Netlist, inputs: Mapping[str, np.ndarray], ticks: int | None) -> np.ndarray:
-    """(batch, ticks, channels) binary input over all Input nodes, concatenated in netlist order."""
-    parts = [input_spikes(inputs[name], shape, ticks) for name, shape in n.inputs]
+def _layer_inputs(n: Netlist, inputs: Mapping[str, np.ndarray], ticks: int | None, message_bits: int = 0) -> np.ndarray:
+    """(batch, ticks, channels) input over all Input nodes, concatenated in netlist order: binary spikes, or
+    integer payloads where the target sends graded messages."""
+    parts = [input_spikes(inputs[name], shape, ticks, message_bits=message_bits) for name, shape in n.inputs]
     batch = {p.shape[0] for p in parts}
     steps = {p.shape[1] for p in parts}
     if len(batch) != 1 or len(steps) != 1:
@@ -71,7 +72,7 @@ def run(program: Program, target: Target, inputs: Mapping[str, np.ndarray], tick
     seed gives the same run everywhere; deterministic programs never draw from it.
     """
     start = time.perf_counter()
-    x = _layer_inputs(program.netlist, inputs, ticks)
+    x = _layer_inputs(program.netlist, inputs, ticks, int(target.spec.get("core.message_bits", 0)))
     loop = _Loop(build(program, target), program, target, namespace(device), x, record, seed)
     ready = time.perf_counter()
     loop.run()
@@ -123,6 +124,7 @@ class _DeviceBlock:
         # mode "any": one more output row of ones counts the active columns inside the same product
         matrix = sp.vstack([b.matrix, np.ones((1, b.matrix.shape[1]), b.matrix.dtype)]).tocsr() if b.mode == "any" else b.matrix
         self.product = _Product(matrix, xp, batch * (chunk if self.ahead else 1))
+        self.payload = None if b.payload is None else _Product(b.payload, xp, batch * chunk)
         self.scale, self.inv = float(b.scale), 1.0 / b.scale if b.scale else 0.0
         self.threaded = not self.ahead and batch * b.matrix.shape[0] * b.matrix.shape[1] >= THREADED_MACS
         self.y = self.events = None
@@ -145,8 +147,12 @@ class _DeviceBlock:
         window = x[:, max(lo, 0):max(lo + k, 0), self.channels]
         if lo < 0:
             window = np.concatenate([np.zeros((x.shape[0], min(-lo, k), window.shape[2]), x.dtype), window], axis=1)
-        z = self.xp.cast(self.xp.asarray(np.ascontiguousarray(window)), self.xp.float32)
-        y, events = self._evaluate(z.reshape(-1, z.shape[2]))
+        z = self.xp.cast(self.xp.asarray(np.ascontiguousarray(window)), self.xp.float32).reshape(-1, window.shape[2])
+        if self.payload is None:
+            y, events = self._evaluate(z)
+        else:   # graded payloads: weights times payloads; synaptic events from which channels sent one
+            events = self._evaluate(self.xp.cast(z != 0, self.xp.float32))[1]
+            y = self.payload(z)
         self.y = y.reshape(x.shape[0], k, -1)        # (batch, tick, rows): tick j is y[:, j]
         self.events = None if events is None else events.reshape(x.shape[0], k, -1)
 

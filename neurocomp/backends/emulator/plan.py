@@ -11,16 +11,20 @@ Source rows: neurons [0, N), input channels [N, N+X), shared axons [N+X, N+X+H).
 
 Float matmuls are exact: a block's inputs are 0/1 and every row has sum |m_ij| < 2**24 (float32) or
 < 2**53 (float64), so every partial sum is an integer the type holds, in any summation order. The
-matrices are CSR here; the device side multiplies dense ones through BLAS.
+matrices are CSR here; the device side multiplies dense ones through BLAS. On a target with graded
+messages (`core.message_bits`) input channels carry integer payloads |p| <= P: input blocks then also
+hold their plain weights (`payload`, exact for row sums times P), multiplied by the payloads, while
+the packed or counting product runs on p != 0 for the synaptic events.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterator
 
 import numpy as np
 import scipy.sparse as sp
 
+from neurocomp.encoding import payload_max
 from neurocomp.ir.netlist import Netlist
 from neurocomp.program import Program
 from neurocomp.route import grid_hops
@@ -47,6 +51,12 @@ class Block:
     target: int          # 0: the weighted input; g + 1: active synapses of stochastic group g
     mode: str
     scale: int = 0
+    payload: sp.csr_matrix | None = None  # graded input blocks: the weights alone, times the payloads
+
+    def cols_in(self, n_neurons: int, n_inputs: int) -> bool:
+        """Whether every source row it reads is an input channel."""
+        cols = np.arange(self.cols.start, self.cols.stop) if isinstance(self.cols, slice) else self.cols
+        return self.target == 0 and cols.size > 0 and bool(np.all((cols >= n_neurons) & (cols < n_neurons + n_inputs)))
 
 
 @dataclass(frozen=True)
@@ -92,7 +102,11 @@ def build(program: Program, target: Target) -> Plan:
         for g, p in enumerate(groups):
             blocks += _blocks(n, None, (p @ r).tocsr(), cols, d, g + 1)
     stoch_fan_in = sum((np.asarray(p.sum(axis=1)).ravel() for p in groups), np.zeros(n.n_neurons))
-    bound = int(np.max(np.asarray(abs(weights).sum(axis=1)).ravel() + stoch_fan_in, initial=0))
+    gain = np.ones(n.n_axons, dtype=np.int64)
+    gain[n.in_axon] = payload = payload_max(int(target.spec.get("core.message_bits", 0)))
+    bound = int(np.max(abs(weights) @ gain + stoch_fan_in, initial=0))
+    if payload > 1:
+        blocks = [_graded(b, payload) if b.cols_in(n.n_neurons, n.n_inputs) else b for b in blocks]
     core = n.neuron_core()
     depth = max(list(routes) + [d for d, _ in shared])
     per_core = int(np.bincount(n.axon_core()[n.syn_axon], minlength=n.n_cores).max(initial=0))  # events per tick
@@ -100,6 +114,15 @@ def build(program: Program, target: Target) -> Plan:
     return Plan(n.n_neurons, n.n_inputs, n_shared, depth, tuple(blocks), tuple((d, exact_csr(q)) for d, q in shared),
                 exact_csr(hops) if hops.nnz else None, n.neuron_ptr, exact_float(max(per_core, n.n_neurons)),
                 bound, exact_float(bound), stoch)
+
+
+def _graded(b: Block, payload: int) -> Block:
+    """An input block with its plain weights for graded payloads: a packed matrix W + scale * A gives
+    A = rint(m / scale) entry by entry, since every |W_ij| < scale / 2."""
+    w = b.matrix.astype(np.float64)
+    if b.mode == "packed":
+        w = w - b.scale * sp.csr_matrix((np.rint(w.data / b.scale), w.indices, w.indptr), shape=w.shape)
+    return replace(b, payload=exact_csr(w, _row_bound(w) * payload))
 
 
 def _pattern(n: Netlist, keep: np.ndarray) -> sp.csr_matrix:
