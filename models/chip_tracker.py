@@ -67,6 +67,15 @@ class ChipStats:
                 "fps": n / self.chip_seconds if self.chip_seconds else float("nan"), "emulator_s": self.wall_s / n}
 
 
+@dataclass(frozen=True)
+class Exemplar:
+    """A track's exemplar: its kernel, the bound graph and (on the emulator) the bound program."""
+
+    kernel: np.ndarray
+    graph: Graph
+    program: Program | None
+
+
 class ChipSiamese:
     """The embed / score pair a Tracker calls, backed by a compiled SiamSNN program."""
 
@@ -76,38 +85,32 @@ class ChipSiamese:
         self.graph, self.program, self.target, self.opts = graph, program, target, opts
         self.canvas = graph.inputs[0].shape
         self.stats = ChipStats()
-        self._bound: tuple[int, Any] | None = None
 
-    def embed(self, z: np.ndarray) -> np.ndarray:
-        """(1, 3, Z, Z) raw pixels -> the kernel K (C, e, e) in ANN units."""
+    def embed(self, z: np.ndarray) -> Exemplar:
+        """(1, 3, Z, Z) raw pixels -> K (C, e, e) in ANN units, bound into the correlation cores."""
         canvas = np.zeros((1,) + self.canvas)
         size = z.shape[-1]
         canvas[0, :, :size, :size] = z[0] / 255.0
         ticks = self.opts.exemplar_ticks
         u = self._run(self.graph, self.program, canvas, ticks, exemplar=True).potentials[EMBEDDING]
-        return u[0, -1] / ticks
+        return self.bind(u[0, -1] / ticks)
 
-    def score(self, kernel: np.ndarray, x: np.ndarray) -> np.ndarray:
+    def bind(self, kernel: np.ndarray) -> Exemplar:
+        """Write `kernel` into the program (only the correlation and gate cores change)."""
+        graph = with_kernel(self.graph, kernel, self.opts.timesteps, self.opts.tau0)
+        if self.opts.backend == "reference":
+            return Exemplar(kernel, graph, None)
+        bound = bind(self.program, graph, self.target, also=(GATES,))
+        self.stats.rebinds.append(int(bound.changed_cores.size))
+        return Exemplar(kernel, graph, bound.program)
+
+    def score(self, exemplar: Exemplar, x: np.ndarray) -> np.ndarray:
         """(S, 3, X, X) raw pixels -> (S, s, s) responses."""
-        graph, program = self._binding(kernel)
-        result = self._run(graph, program, x / 255.0, self.opts.timesteps, exemplar=False)
+        result = self._run(exemplar.graph, exemplar.program, x / 255.0, self.opts.timesteps, exemplar=False)
         if self.opts.score == "spikes":
             spikes = result.spikes[SCORE_SPIKES].sum(axis=1)
-            return spikes.reshape((len(x),) + graph.shape(SCORE)[1:]).astype(np.float64)
+            return spikes.reshape((len(x),) + exemplar.graph.shape(SCORE)[1:]).astype(np.float64)
         return hybrid_response(result.potentials[SCORE], self.opts.tau0, self.opts.weighting)[:, 0]
-
-    def _binding(self, kernel: np.ndarray) -> tuple[Graph, Program | None]:
-        key = id(kernel)
-        if self._bound is None or self._bound[0] != key:
-            graph = with_kernel(self.graph, kernel, self.opts.timesteps, self.opts.tau0)
-            program = None
-            if self.opts.backend == "emulator":
-                bound = bind(self.program, graph, self.target, also=(GATES,))
-                program = bound.program
-                self.stats.rebinds.append(int(bound.changed_cores.size))
-            self._bound = (key, (graph, program, kernel))
-        graph, program, _ = self._bound[1]
-        return graph, program
 
     def _run(self, graph: Graph, program: Program | None, x: np.ndarray, ticks: int, exemplar: bool):
         if self.opts.backend == "reference":
