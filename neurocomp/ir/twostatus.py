@@ -6,9 +6,10 @@ wired: the layer starts at v_init - B, with B larger than any charge it can gath
 status 1, and receives exactly one kick of +B at tick tau0. The kick is the difference
 of two gate neurons, each a bias-driven IF that fires every tick once started:
 
-    on : v_init -(tau0 - 1), fires every tick from tau0 - 1 on, weight +B
-    off: v_init -tau0,       fires every tick from tau0 on,     weight -B
+    on : v_init -(tau0 - 1), fires every tick from tau0 - 1 on, weight +B / pairs
+    off: v_init -tau0,       fires every tick from tau0 on,     weight -B / pairs
 
+(`pairs` such pairs, so B can exceed the largest weight a core stores.)
 With the one-tick edge latency, +B arrives at tick tau0 and from tau0 + 1 on the two
 cancel. The gates read the Input through an all-zero Affine only so that they have a
 shape; it makes no synapses.
