@@ -5,7 +5,8 @@ import pytest
 from neurocomp.backends import emulator, reference
 from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.ir.layers import lower
-from neurocomp.target import load_target
+from neurocomp.report.energy import energy
+from neurocomp.target import TargetSpec, load_target
 from netlib import integer_cnn, random_spikes, tiny
 
 TARGETS = ["truenorth", "loihi", "loihi2"]
@@ -38,33 +39,28 @@ def test_rate_coded_analog_input_matches_reference():
 X_TINY = np.array([[[1, 1], [1, 0], [0, 0], [0, 0]]], dtype=np.uint8)  # (batch 1, 4 ticks, 2 inputs)
 
 
-def test_tiny_truenorth_counts_and_energy_by_hand():
+def _tiny_counts(name: str) -> tuple[dict[str, float], TargetSpec]:
     """Input at tick t reaches the neuron at t+1: tick 1 gets 2 events (v=2 fires), tick 2 one (v=1)."""
-    target = load_target("truenorth")
-    program = compile_graph(tiny(), target, CompileOptions()).program
-    run = emulator.run(program, target, {"x": X_TINY})
+    target = load_target(name)
+    run = emulator.run(compile_graph(tiny(), target, CompileOptions()).program, target, {"x": X_TINY})
     assert run.spikes["n"][0, :, 0].tolist() == [0, 1, 0, 0]
-    c = {k: float(v.sum()) for k, v in run.core_counts.items()}
+    return {k: float(v.sum()) for k, v in run.core_counts.items()}, target.spec
+
+
+def test_tiny_truenorth_counts_and_energy_by_hand():
+    c, spec = _tiny_counts("truenorth")
     assert c == {"synaptic_events": 3.0, "neuron_active": 2.0, "neuron_idle": 2.0, "spikes": 1.0,
                  "hops_ew": 0.0, "hops_ns": 0.0, "interchip": 0.0}
-    from neurocomp.report.energy import energy
-
-    e = energy(c, target.spec, seconds=4 * 1e-3, chips=1, inferences=1)
+    e = energy(c, spec, seconds=4 * 1e-3, chips=1, inferences=1)
     assert e["breakdown_j"]["synaptic_events"] == pytest.approx(3 * 26e-12)
     assert e["breakdown_j"]["static"] == pytest.approx(0.042 * 4e-3)
     assert e["per_inference_j"] == pytest.approx(3 * 26e-12 + 0.042 * 4e-3)
 
 
 def test_tiny_loihi_counts_and_energy_by_hand():
-    target = load_target("loihi")
-    program = compile_graph(tiny(), target, CompileOptions()).program
-    run = emulator.run(program, target, {"x": X_TINY})
-    assert run.spikes["n"][0, :, 0].tolist() == [0, 1, 0, 0]
-    c = {k: float(v.sum()) for k, v in run.core_counts.items()}
+    c, spec = _tiny_counts("loihi")
     assert (c["synaptic_events"], c["neuron_active"], c["neuron_idle"], c["spikes"]) == (3.0, 2.0, 2.0, 1.0)
-    from neurocomp.report.energy import energy
-
-    e = energy(c, target.spec, seconds=0.0, chips=1, inferences=1)
+    e = energy(c, spec, seconds=0.0, chips=1, inferences=1)
     assert e["per_inference_j"] == pytest.approx(3 * 23.6e-12 + 2 * 81e-12 + 2 * 52e-12 + 1.7e-12)
 
 
