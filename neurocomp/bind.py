@@ -18,7 +18,7 @@ import numpy as np
 
 from neurocomp.compiler import check_spiking_inputs
 from neurocomp.errors import UserError
-from neurocomp.ir.fold import fold_pools
+from neurocomp.ir.fold import fold_linear
 from neurocomp.ir.graph import LINEAR_OPS, NEURONS, Correlation, Graph, Input, Output
 from neurocomp.ir.layers import lower
 from neurocomp.ir.netlist import Netlist
@@ -46,7 +46,7 @@ def bind(program: Program, graph: Graph, target: Target, also: tuple[str, ...] =
     `also` names further layers whose registers the host may rewrite (e.g. timing gates)."""
     check_spiking_inputs(graph, target)
     sub = _subgraph(graph, bound_layers(graph) + tuple(also))
-    new = partition(quantize(target.hooks.legalize(lower(fold_pools(sub)), target.spec), target), target)
+    new = partition(quantize(target.hooks.legalize(lower(fold_linear(sub)), target.spec), target), target)
     netlist = _splice(program.netlist, new, _core_pairs(program.netlist, new))
     changed = _changed_cores(program.netlist, netlist)
     layers = tuple(sorted({netlist.layers[i].name for i in np.unique(netlist.core_layer[changed]) if i >= 0}))

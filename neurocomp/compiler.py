@@ -17,7 +17,7 @@ import scipy.sparse as sp
 
 from neurocomp.encoding import SPIKING, payload_max
 from neurocomp.errors import UserError
-from neurocomp.ir.fold import fold_pools
+from neurocomp.ir.fold import fold_linear
 from neurocomp.ir.graph import Affine, Conv2d, Graph, Scale
 from neurocomp.ir.layers import Network, lower
 from neurocomp.ir.netlist import Netlist
@@ -109,7 +109,7 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
     if opts.weights not in target.hooks.WEIGHT_MODES:
         raise UserError(f"weight mode {opts.weights!r} is not available on {target.name}; choose one of "
                         f"{', '.join(target.hooks.WEIGHT_MODES)}")
-    net = stage("lower", lambda: lower(fold_pools(graph)))
+    net = stage("lower", lambda: lower(fold_linear(graph)))
     net = stage("legalize", target.hooks.legalize, net, target.spec, opts.weights)
     net = fold_payload_scale(net, payload_max(message_bits(target)))
     qnet = stage("quantize", quantize, net, target, opts.weights)

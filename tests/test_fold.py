@@ -1,10 +1,10 @@
-"""fold_pools keeps the function and hands the quantiser the weights the cores store."""
+"""fold_linear keeps the function and hands the quantiser the weights the cores store."""
 import numpy as np
 import torch
 from hypothesis import given, settings, strategies as st
 
 from neurocomp.ir import ops
-from neurocomp.ir.fold import fold_pools
+from neurocomp.ir.fold import fold_linear
 from neurocomp.ir.graph import IF, Conv2d, Graph, Input, Output, SumPool2d
 
 
@@ -29,7 +29,7 @@ def _apply(g: Graph, x: torch.Tensor) -> torch.Tensor:
        groups=st.sampled_from([1, 2]), seed=st.integers(0, 99))
 def test_folded_conv_equals_pool_then_conv(kp, sp, k, s, groups, seed):
     g = _net(kp, sp, k, s, groups, seed)
-    f = fold_pools(g)
+    f = fold_linear(g)
     assert [type(n).__name__ for n in f.nodes] == ["Input", "Conv2d", "IF", "Output"]
     assert f.shape("n") == g.shape("n")
     x = torch.from_numpy(np.random.default_rng(seed).integers(0, 2, (2, 4, 17, 17)).astype(float))
@@ -38,7 +38,7 @@ def test_folded_conv_equals_pool_then_conv(kp, sp, k, s, groups, seed):
 
 def test_fold_spreads_kernel_by_the_pool():
     g = _net(3, 2, 3, 1, 1, 0)
-    conv = fold_pools(g).node("conv")
+    conv = fold_linear(g).node("conv")
     assert conv.weight.shape == (4, 4, 7, 7) and conv.stride == (2, 2)
     w = g.node("conv").weight
     # input pixel (2, 2) lies in pooled windows 0 and 1 along each axis: four kernel taps add up.
@@ -49,7 +49,7 @@ def test_padded_conv_is_left_alone():
     g = _net(2, 2, 3, 1, 1, 0)
     nodes = tuple(Conv2d("conv", n.weight, n.bias, 1, 1) if n.name == "conv" else n for n in g.nodes)
     g = Graph(nodes, g.edges)
-    assert fold_pools(g) is g
+    assert fold_linear(g) is g
 
 
 def test_conv_then_correlation_fuses_into_one_correlation():
@@ -58,7 +58,7 @@ def test_conv_then_correlation_fuses_into_one_correlation():
     a = Conv2d("a", rng.normal(size=(4, 2, 3, 3)), rng.normal(size=4), stride=2, groups=2)
     b = Correlation("corr", rng.normal(size=(1, 4, 2, 2)))
     g = Graph((Input("x", (4, 15, 15)), a, b, Readout("r")), (("x", "a"), ("a", "corr"), ("corr", "r")))
-    f = fold_pools(g)
+    f = fold_linear(g)
     fused = f.node("corr")
     assert isinstance(fused, Correlation) and fused.weight.shape == (1, 4, 5, 5) and fused.stride == (2, 2)
     x = torch.from_numpy(rng.normal(size=(2, 4, 15, 15)))

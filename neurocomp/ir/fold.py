@@ -26,7 +26,7 @@ from neurocomp.ir import ops
 from neurocomp.ir.graph import Conv2d, Graph, Node, SumPool2d
 
 
-def fold_pools(g: Graph) -> Graph:
+def fold_linear(g: Graph) -> Graph:
     """Fold every foldable (SumPool2d | Conv2d) -> Conv2d pair, repeatedly, named after the second op."""
     while True:
         pair = _next_pair(g)
