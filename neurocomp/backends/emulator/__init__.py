@@ -30,7 +30,7 @@ from neurocomp.program import Program
 from neurocomp.target import Target
 
 COUNTERS = ("synaptic_events", "neuron_active", "neuron_idle", "spikes", "hops_ew", "hops_ns", "interchip")
-CHUNK_BYTES = 64 << 20  # the tick buffer per chunk of ticks
+CHUNK_BYTES = 16 << 20  # the tick buffer per chunk of ticks
 # A product with many rows (batch x ticks) runs dense through BLAS down to 2 % density, where BLAS still
 # beats CSR per useful multiply; with few rows (one tick, small batch) CSR wins below 10 %.
 DENSE_MIN = {True: 0.02, False: 0.1}
