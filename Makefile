@@ -48,6 +48,7 @@ demo-digits: $(DEMO_MODEL)
 # Rebuild the committed models/siamsnn.pt (deterministic) and its Loihi twin (reset to zero).
 # Retraining the weights: python -m neurocomp.models.train_siamfc --config micro -o models/siamfc_micro.pt
 siamsnn: $(STAMP)
+	mkdir -p build/models
 	$(PY) -m neurocomp.models.siamsnn models/siamfc_micro.pt -o models/siamsnn.pt
 	$(PY) -m neurocomp.models.siamsnn models/siamfc_micro.pt --reset zero -o build/models/siamsnn_loihi.pt
 

@@ -64,6 +64,7 @@ class SiamSNNOptions:
     percentile: float = 99.9
     normalisation: str = "layer"
     calibration_samples: int = 48
+    calibration_batches: int = 2   # light SNN calibration rounds' batches (0: normalisation only, for compile-size runs)
     tau0: int = 4
     spiking_score: bool = True
     kick: float = 16.0          # two-status offset B, in thresholds (> the charge of tau0 ticks)
@@ -100,7 +101,7 @@ def build_siamsnn(model: SiamFC, opts: SiamSNNOptions = SiamSNNOptions(), kernel
     backbone = _pixel_units(model)
     x = calibration_inputs(model, opts.calibration_samples, opts.seed)
     method = ConvertOptions(normalisation=opts.normalisation, percentile=opts.percentile, reset=opts.reset,
-                            timesteps=opts.timesteps, encoding="rate", calibration_batches=2, batch_size=8,
+                            timesteps=opts.timesteps, encoding="rate", calibration_batches=opts.calibration_batches, batch_size=8,
                             seed=opts.seed)
     g = convert(backbone, x, input_shape=tuple(x.shape[1:]), method=method)
     e = cfg.embed_size(cfg.exemplar_size)

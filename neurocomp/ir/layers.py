@@ -39,13 +39,12 @@ class Projection:
         mat: sp.csr_matrix | None = None
         need = rows
         for k in range(len(self.chain) - 1, -1, -1):
-            part = ops.rows(self.chain[k], self.shapes[k], self.shapes[k + 1], need).tocsc()
-            cols = np.flatnonzero(np.diff(part.indptr))
-            part = part[:, cols] if k > 0 else part
-            mat = part if mat is None else (mat @ part)
-            mat = sp.csr_matrix(mat)
-            if k > 0:
-                need = cols
+            part = sp.csr_matrix(ops.rows(self.chain[k], self.shapes[k], self.shapes[k + 1], need))
+            if k > 0:   # keep only the columns used: the rows the next op must build
+                need = np.unique(part.indices)
+                part = sp.csr_matrix((part.data, np.searchsorted(need, part.indices), part.indptr),
+                                     shape=(part.shape[0], need.size))
+            mat = part if mat is None else sp.csr_matrix(mat @ part)
         full = sp.csr_matrix(mat)
         full.sum_duplicates()
         full.eliminate_zeros()

@@ -62,23 +62,25 @@ def rows(node: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ...], idx:
 
 
 def _window_rows(node: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ...], idx: np.ndarray) -> sp.csr_matrix:
+    """CSR straight from the (row, kernel tap) grid: taps run over (input channel, ky, kx), so each
+    row's columns come out sorted and distinct, with no COO sort."""
     cin, h, w = in_shape
-    cout, oh, ow = out_shape
     co, oy, ox = np.unravel_index(idx, out_shape)
     if isinstance(node, Conv2d):
-        _, cin_g, kh, kw = node.weight.shape
-        group_out = cout // node.groups
+        cout, cin_g, kh, kw = node.weight.shape
         ci_local, ky, kx = (a.ravel() for a in np.meshgrid(np.arange(cin_g), np.arange(kh), np.arange(kw), indexing="ij"))
-        ci = (co // group_out)[:, None] * cin_g + ci_local[None, :]
-        wts = np.asarray(node.weight)[co[:, None], ci_local[None, :], ky[None, :], kx[None, :]]
+        ci = (co // (cout // node.groups))[:, None] * cin_g + ci_local[None, :]
+        wts = np.asarray(node.weight).reshape(cout, -1)[co]
     else:
         kh, kw = node.kernel
         ky, kx = (a.ravel() for a in np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij"))
-        ci = np.broadcast_to(co[:, None], (len(idx), kh * kw))
+        ci = co[:, None]
         wts = np.ones((len(idx), kh * kw))
     iy = oy[:, None] * node.stride[0] - node.padding[0] + ky[None, :]
     ix = ox[:, None] * node.stride[1] - node.padding[1] + kx[None, :]
     valid = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w) & (wts != 0)
-    r = np.broadcast_to(np.arange(len(idx))[:, None], valid.shape)[valid]
-    cols = (ci * h * w + iy * w + ix)[valid]
-    return sp.csr_matrix((wts[valid], (r, cols)), shape=(len(idx), cin * h * w))
+    cols = ci * (h * w) + iy * w + ix
+    indptr = np.concatenate([[0], np.cumsum(np.count_nonzero(valid, axis=1))])
+    m = sp.csr_matrix((wts[valid], cols[valid], indptr), shape=(len(idx), cin * h * w))
+    m.has_canonical_format = True
+    return m

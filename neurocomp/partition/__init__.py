@@ -18,6 +18,7 @@ from neurocomp.target import Target
 
 Fits = Callable[[int, int], tuple[bool, str, float, float]]
 Hint = Callable[[str, float, float], str]  # (resource, used, allowed) -> how to make one neuron fit
+Emit = Callable[[int, int], None]
 
 
 def partition(qnet: QNetwork, target: Target) -> Netlist:
@@ -34,41 +35,46 @@ def neuron_order(layer: Layer) -> np.ndarray:
     return np.arange(layer.size)
 
 
-def split(layer: Layer, fits: Fits, hint: Hint | None = None) -> list[tuple[int, int]]:
+def split(layer: Layer, fits: Fits, hint: Hint | None = None,
+          emit: Emit | None = None) -> tuple[list[tuple[int, int]], tuple[str, float, float]]:
     """Greedy contiguous spans [lo, hi) of neuron_order(layer), each as long as `fits` allows
     (galloping + bisection; `fits` is monotone in hi). A neuron that fits no core is an error
-    with the target's suggestion (`hint`)."""
+    with the target's suggestion (`hint`). `emit(lo, hi)` gets each span as soon as it is final,
+    while the rows `fits` read are still built (partition.rows.Windows). Also returns the binding
+    resource: the one closest to its limit over the layer's cores."""
     spans: list[tuple[int, int]] = []
+    best = ("neurons", 0.0, 1.0)
     start, n = 0, layer.size
     while start < n:
-        ok, resource, used, allowed = fits(start, start + 1)
-        if not ok:
+        seen: dict[int, tuple[bool, str, float, float]] = {}
+
+        def ok(hi: int, start: int = start) -> bool:
+            seen[hi] = fits(start, hi)
+            return seen[hi][0]
+
+        if not ok(start + 1):
+            _, resource, used, allowed = seen[start + 1]
             raise ResourceError(f"layer {layer.name}, one neuron", resource, used, allowed,
                                 hint=hint(resource, used, allowed) if hint else
                                 "a single neuron needs more than one core offers: reduce its fan-in (smaller kernel, groups)")
         lo, step = start + 1, 1
-        while lo + step <= n and fits(start, lo + step)[0]:
+        while lo + step <= n and ok(lo + step):
             lo, step = lo + step, step * 2
         hi = min(lo + step, n + 1)
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            if fits(start, mid)[0]:
+            if ok(mid):
                 lo = mid
             else:
                 hi = mid
-        spans.append((start, lo))
-        start = lo
-    return spans
-
-
-def binding(spans: list[tuple[int, int]], fits: Fits) -> tuple[str, float, float]:
-    """The resource closest to its limit over the layer's cores."""
-    best = ("neurons", 0.0, 1.0)
-    for lo, hi in spans:
-        _, resource, used, allowed = fits(lo, hi)
+        _, resource, used, allowed = seen[lo]
         if used / allowed > best[1] / best[2]:
             best = (resource, used, allowed)
-    return best
+        if emit is not None:
+            emit(start, lo)
+        spans.append((start, lo))
+        start = lo
+    return spans, best
 
 
 def verify_netlist(n: Netlist, target: Target) -> None:

@@ -1,13 +1,17 @@
-"""Materialise the rows one core needs, per incoming projection."""
+"""Materialise the rows one core needs, per incoming projection, a window of a layer at a time."""
 from __future__ import annotations
 
 import dataclasses
+from typing import Callable, Generic, TypeVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from neurocomp.ir.graph import Affine, Conv2d, Correlation, Node
 from neurocomp.ir.layers import Layer, Projection
+
+T = TypeVar("T")
+WINDOW_SYNAPSES = 1 << 24   # rows built at a time: ~200 MB of CSR, whatever the layer's size
 
 
 def is_bound(p: Projection) -> bool:
@@ -54,10 +58,7 @@ def _on_support(values: sp.csr_matrix, pattern: sp.csr_matrix) -> sp.csr_matrix:
 
 
 class OrderedRows:
-    """A layer's integer rows in partition order, built once so that trying a span is a slice.
-
-    Materialises the layer's (neurons x inputs) matrices; fine up to ~10^8 synapses per layer.
-    """
+    """Integer rows of some of a layer's neurons (`order`), built once so that trying a span is a slice."""
 
     def __init__(self, layer: Layer, order: np.ndarray, keep_support: bool = False) -> None:
         self.order = order
@@ -69,3 +70,27 @@ class OrderedRows:
     def distinct_inputs(self, lo: int, hi: int) -> list[np.ndarray]:
         """Sorted distinct input columns of each projection over rows [lo, hi)."""
         return [np.unique(m.indices[m.indptr[lo]:m.indptr[hi]]) for _, m in self.rows]
+
+
+def window_width(layer: Layer, order: np.ndarray, core_neurons: int) -> int:
+    """Neurons per window: WINDOW_SYNAPSES at the fan-in of the first rows, and room for a few cores."""
+    probe = order[:64]
+    fan_in = sum(m.nnz for _, m in chunk_rows(layer, probe)) / max(probe.size, 1)
+    return int(max(4 * core_neurons, WINDOW_SYNAPSES // max(fan_in, 1.0)))
+
+
+class Windows(Generic[T]):
+    """Per-window row data (built by `build(lo, hi)` over partition positions [lo, hi)), so the
+    partitioner holds a bounded number of synapses instead of a layer's whole matrix. Spans only
+    move forward, so every row is built about once."""
+
+    def __init__(self, n: int, build: Callable[[int, int], T], width: int) -> None:
+        self.n, self.build, self.width = n, build, width
+        self.lo, self.hi, self.data = 0, 0, None
+
+    def get(self, lo: int, hi: int) -> tuple[T, int]:
+        """The window holding [lo, hi) and its first position (subtract it from lo and hi)."""
+        if self.data is None or lo < self.lo or hi > self.hi:
+            self.lo, self.hi = lo, min(self.n, lo + max(self.width, 2 * (hi - lo)))
+            self.data = self.build(self.lo, self.hi)
+        return self.data, self.lo

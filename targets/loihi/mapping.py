@@ -11,9 +11,9 @@ import numpy as np
 
 from neurocomp.errors import ResourceError
 from neurocomp.ir.netlist import LayerMap, Netlist
-from neurocomp.partition import binding, neuron_order, split
+from neurocomp.partition import neuron_order, split
 from neurocomp.partition.delays import timing
-from neurocomp.partition.rows import OrderedRows
+from neurocomp.partition.rows import OrderedRows, Windows, window_width
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
 from neurocomp.targets.loihi.quant import is_mixed
@@ -38,20 +38,27 @@ def synapse_bits(axon: np.ndarray, n_axons: int, n_neurons: int, spec: TargetSpe
     return int(axon_bits(per, np.full(n_axons, n_neurons), spec).sum())
 
 
-def _fits(rows: OrderedRows, spec: TargetSpec):
+def _fits(windows: Windows[OrderedRows], spec: TargetSpec):
     n_max, a_max, b_max = spec["core.neurons"], spec["core.axons"], spec["core.synapse_bits"]
 
     def fits(lo: int, hi: int) -> tuple[bool, str, float, float]:
-        syn, offset = [], 0
-        for (_, m), used in zip(rows.rows, rows.distinct_inputs(lo, hi)):
-            syn.append(offset + np.searchsorted(used, m.indices[m.indptr[lo]:m.indptr[hi]]))
-            offset += used.size
-        bits = synapse_bits(np.concatenate(syn) if syn else np.zeros(0, np.int64), offset, hi - lo, spec)
-        usage = [("neurons", hi - lo, n_max), ("input axons", offset, a_max), ("synapse memory bits", bits, b_max)]
+        rows, off = windows.get(lo, hi)
+        lo, hi = lo - off, hi - off
+        per_axon = np.concatenate([_per_input(m.indices[m.indptr[lo]:m.indptr[hi]]) for _, m in rows.rows] or [np.zeros(0, np.int64)])
+        bits = int(axon_bits(per_axon, np.full(per_axon.size, hi - lo), spec).sum())
+        usage = [("neurons", hi - lo, n_max), ("input axons", per_axon.size, a_max), ("synapse memory bits", bits, b_max)]
         worst = max(usage, key=lambda u: u[1] / u[2])
         return all(u[1] <= u[2] for u in usage), *worst
 
     return fits
+
+
+def _per_input(inputs: np.ndarray) -> np.ndarray:
+    """Synapses of each distinct input, counted over the inputs' range (cheaper than sorting them)."""
+    if inputs.size == 0:
+        return np.zeros(0, np.int64)
+    counts = np.bincount(inputs - inputs.min())
+    return counts[counts > 0]
 
 
 def _core_tables(rows: OrderedRows, lo: int, hi: int, mixed: bool):
@@ -76,57 +83,75 @@ def _hint(name: str, resource: str, used: float, allowed: float) -> str:
     return f"{name}'s synapses alone exceed one core's {resource}: reduce its fan-in"
 
 
+class _Builder:
+    """The netlist's arrays, appended to core by core as the partitioner finalises spans."""
+
+    def __init__(self, qnet: QNetwork) -> None:
+        self.offsets, off = {}, 0
+        for inp in qnet.network.inputs:
+            self.offsets[inp.name] = off
+            off += int(np.prod(inp.shape))
+        self.n_ptr, self.a_ptr = [0], [0]
+        self.acc: dict[str, list] = {k: [] for k in ("core_layer", "syn_a", "syn_n", "syn_w", "e_src", "e_ax", "i_ch", "i_ax",
+                                                     "sign", "wexp")}
+        self.params: dict[str, list[np.ndarray]] = {}
+
+    def add_core(self, rows: OrderedRows, lo: int, hi: int, li: int, q, mixed: bool, ids: np.ndarray) -> int:
+        """Append the core holding window rows [lo, hi); records its neurons' global ids in `ids`."""
+        acc, n0, a0 = self.acc, self.n_ptr[-1], self.a_ptr[-1]
+        chunk = rows.order[lo:hi]
+        axon_src, n_axons, sa, sn, sw = _core_tables(rows, lo, hi, mixed)
+        ids[chunk] = n0 + np.arange(len(chunk))
+        acc["syn_a"].append(a0 + sa)
+        acc["syn_n"].append(n0 + sn)
+        acc["syn_w"].append(sw)
+        for source, used, offset in axon_src:
+            axons = a0 + offset + np.arange(len(used))
+            if source in self.offsets:
+                acc["i_ch"].append(self.offsets[source] + used)
+                acc["i_ax"].append(axons)
+            else:  # resolved once every layer has its ids: a recurrent source may come later
+                acc["e_src"].append((source, used))
+                acc["e_ax"].append(axons)
+        acc["core_layer"].append(li)
+        sign = "mixed" if mixed else ("inhibitory" if sw.size and sw.max() <= 0 and sw.min() < 0 else "excitatory")
+        acc["sign"].append(SIGN_CODES[sign])
+        acc["wexp"].append(-int(mixed))
+        for key, arr in q.params.items():
+            val = np.full(len(chunk), -int(mixed), dtype=np.int64) if key == "weight_exp" else arr[chunk]
+            self.params.setdefault(key, []).append(val)
+        self.n_ptr.append(n0 + len(chunk))
+        self.a_ptr.append(a0 + n_axons)
+        return len(self.n_ptr) - 2
+
+
 def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
-    net = qnet.network
-    offsets, off = {}, 0
-    for inp in net.inputs:
-        offsets[inp.name] = off
-        off += int(np.prod(inp.shape))
+    net, out = qnet.network, _Builder(qnet)
     firsts: dict[str, np.ndarray] = {}
-    n_ptr, a_ptr = [0], [0]
-    acc = {k: [] for k in ("core_layer", "syn_a", "syn_n", "syn_w", "e_src", "e_ax", "i_ch", "i_ax", "sign", "wexp")}
-    params: dict[str, list[np.ndarray]] = {}
     maps = []
     for li, layer in enumerate(net.layers):
         q = qnet.layers[li]
         mixed = any(is_mixed(np.asarray(op.weight)) for p in layer.projections for op in p.chain if hasattr(op, "weight"))
-        rows = OrderedRows(layer, neuron_order(layer), keep_support=True)
-        fits = _fits(rows, spec)
-        spans = split(layer, fits, lambda r, u, a, name=layer.name: _hint(name, r, u, a))
+        order = neuron_order(layer)
+        windows = Windows(layer.size, lambda lo, hi, o=order, l=layer: OrderedRows(l, o[lo:hi], keep_support=True),
+                          window_width(layer, order, int(spec["core.neurons"])))
         ids = np.empty(layer.size, dtype=np.int64)
-        core_ids = []
-        for lo, hi in spans:
-            chunk = rows.order[lo:hi]
-            core_ids.append(len(n_ptr) - 1)
-            axon_src, n_axons, sa, sn, sw = _core_tables(rows, lo, hi, mixed)
-            ids[chunk] = n_ptr[-1] + np.arange(len(chunk))
-            acc["syn_a"].append(a_ptr[-1] + sa)
-            acc["syn_n"].append(n_ptr[-1] + sn)
-            acc["syn_w"].append(sw)
-            for source, used, offset in axon_src:
-                axons = a_ptr[-1] + offset + np.arange(len(used))
-                if source in offsets:
-                    acc["i_ch"].append(offsets[source] + used)
-                    acc["i_ax"].append(axons)
-                else:  # resolved once every layer has its ids: a recurrent source may come later
-                    acc["e_src"].append((source, used))
-                    acc["e_ax"].append(axons)
-            acc["core_layer"].append(li)
-            sign = "mixed" if mixed else ("inhibitory" if sw.size and sw.max() <= 0 and sw.min() < 0 else "excitatory")
-            acc["sign"].append(SIGN_CODES[sign])
-            acc["wexp"].append(-int(mixed))
-            for key, arr in q.params.items():
-                val = np.full(len(chunk), -int(mixed), dtype=np.int64) if key == "weight_exp" else arr[chunk]
-                params.setdefault(key, []).append(val)
-            n_ptr.append(n_ptr[-1] + len(chunk))
-            a_ptr.append(a_ptr[-1] + n_axons)
+        core_ids: list[int] = []
+
+        def emit(lo: int, hi: int, li: int = li, q=q, mixed: bool = mixed, windows: Windows[OrderedRows] = windows,
+                 ids: np.ndarray = ids, core_ids: list[int] = core_ids) -> None:
+            rows, off = windows.get(lo, hi)
+            core_ids.append(out.add_core(rows, lo - off, hi - off, li, q, mixed, ids))
+
+        _, bound = split(layer, _fits(windows, spec), lambda r, u, a, name=layer.name: _hint(name, r, u, a), emit)
         firsts[layer.name] = ids
-        maps.append(LayerMap(layer.name, layer.shape, ids, layer.kind, q.scale, tuple(core_ids), *binding(spans, fits)))
+        maps.append(LayerMap(layer.name, layer.shape, ids, layer.kind, q.scale, tuple(core_ids), *bound))
+    acc = out.acc
     cat = lambda xs: np.concatenate(xs).astype(np.int64) if xs else np.zeros(0, np.int64)  # noqa: E731
     e_src, i_ax = cat([firsts[source][used] for source, used in acc["e_src"]]), cat(acc["i_ax"])
     return Netlist(
-        target=spec.name, neuron_ptr=np.array(n_ptr, dtype=np.int64), axon_ptr=np.array(a_ptr, dtype=np.int64),
-        core_layer=np.array(acc["core_layer"], dtype=np.int64), params={k: cat(v) for k, v in params.items()},
+        target=spec.name, neuron_ptr=np.array(out.n_ptr, dtype=np.int64), axon_ptr=np.array(out.a_ptr, dtype=np.int64),
+        core_layer=np.array(acc["core_layer"], dtype=np.int64), params={k: cat(v) for k, v in out.params.items()},
         syn_axon=cat(acc["syn_a"]), syn_neuron=cat(acc["syn_n"]),
         syn_tables={"weight": cat(acc["syn_w"]), "sign_mode": np.array(acc["sign"], dtype=np.int64),
                     "weight_exp": np.array(acc["wexp"], dtype=np.int64)},

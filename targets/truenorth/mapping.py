@@ -26,9 +26,9 @@ import scipy.sparse as sp
 from neurocomp.errors import ResourceError, VerifyError
 from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import LayerMap, Netlist
-from neurocomp.partition import binding, neuron_order, split
+from neurocomp.partition import neuron_order, split
 from neurocomp.partition.delays import inserted, timing
-from neurocomp.partition.rows import OrderedRows, is_bound, support
+from neurocomp.partition.rows import OrderedRows, Windows, is_bound, support, window_width
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
 
@@ -130,13 +130,14 @@ def _all_types(inputs: np.ndarray) -> np.ndarray:
     return (np.unique(inputs)[:, None] * LEVELS + np.arange(LEVELS)[None]).ravel()
 
 
-def _fits(typed: _TypedRows, copies: np.ndarray, spec: TargetSpec):
+def _fits(windows: Windows[_TypedRows], order: np.ndarray, copies: np.ndarray, spec: TargetSpec):
     n_max, a_max = spec["core.neurons"], spec["core.axons"]
-    cum = np.concatenate([[0], np.cumsum(copies[typed.rows.order])])
+    cum = np.concatenate([[0], np.cumsum(copies[order])])
 
     def fits(lo: int, hi: int) -> tuple[bool, str, float, float]:
-        k = int(typed.levels[lo:hi].max(initial=0))
-        axons = sum(u.size for u in typed.axon_keys(lo, hi))
+        typed, off = windows.get(lo, hi)
+        k = int(typed.levels[lo - off:hi - off].max(initial=0))
+        axons = sum(u.size for u in typed.axon_keys(lo - off, hi - off))
         usage = [("neurons (incl. fan-out copies)", int(cum[hi] - cum[lo]), n_max), ("axons", axons, a_max),
                  ("weight levels per neuron", k, LEVELS)]
         worst = max(usage, key=lambda u: u[1] / u[2])
@@ -252,11 +253,15 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
         if layer.name in dests:
             dests[layer.name], helpers[li] = _split_fanout(layer.name, dests[layer.name], keys, spec)
         copies = np.maximum(dests.get(layer.name, _Dests()).counts(layer.size), 1)
-        typed = _TypedRows(layer, neuron_order(layer))
-        fits = _fits(typed, copies, spec)
-        spans = split(layer, fits, _hint(layer, spec, partials))
-        per_layer[li] = [_build_core(li, typed, lo, hi, copies, dests) for lo, hi in spans]
-        bind[li] = binding(spans, fits)
+        order = neuron_order(layer)
+        windows = Windows(layer.size, lambda lo, hi, o=order, l=layer: _TypedRows(l, o[lo:hi]),
+                          window_width(layer, order, int(spec["core.neurons"])))
+
+        def emit(lo: int, hi: int, li: int = li, windows: Windows[_TypedRows] = windows, copies: np.ndarray = copies) -> None:
+            typed, off = windows.get(lo, hi)
+            per_layer[li].append(_build_core(li, typed, lo - off, hi - off, copies, dests))
+
+        _, bind[li] = split(layer, _fits(windows, order, copies, spec), _hint(layer, spec, partials), emit)
     cores = [c for li in range(len(layers)) for c in per_layer[li] + [h.core for h in helpers[li]]]
     n_ptr = np.concatenate([[0], np.cumsum([len(c.weights) for c in cores])]).astype(np.int64)
     a_ptr = np.concatenate([[0], np.cumsum([c.n_axons for c in cores])]).astype(np.int64)

@@ -1,0 +1,77 @@
+"""The partitioner builds a layer's rows a window at a time; the netlist must not depend on the window."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import neurocomp.targets.loihi.mapping as loihi_mapping
+import neurocomp.targets.truenorth.mapping as tn_mapping
+from neurocomp.compiler import CompileOptions, compile_graph
+from neurocomp.ir.graph import IF, Conv2d, Graph, Input, Output
+from neurocomp.partition.rows import Windows
+from neurocomp.target import load_target
+
+
+def _conv_net() -> Graph:
+    rng = np.random.default_rng(3)
+    nodes, edges, prev, cin = [Input("x", (2, 12, 12))], [], "x", 2
+    for i in range(2):
+        nodes += [Conv2d(f"c{i}", rng.integers(-2, 3, size=(6, cin, 3, 3)).astype(float), padding=1),
+                  IF(f"n{i}", threshold=3.0)]
+        edges += [(prev, f"c{i}"), (f"c{i}", f"n{i}")]
+        prev, cin = f"n{i}", 6
+    return Graph(nodes + [Output("out")], edges + [(prev, "out")])
+
+
+def _arrays(netlist) -> dict[str, object]:
+    out = {}
+    for f in dataclasses.fields(netlist):
+        v = getattr(netlist, f.name)
+        out[f.name] = {k: np.asarray(x) for k, x in v.items()} if f.name in ("params", "syn_tables") else v
+    return out
+
+
+@pytest.mark.parametrize("target,module", [("truenorth", tn_mapping), ("loihi", loihi_mapping)])
+def test_small_windows_give_the_same_netlist(monkeypatch, target, module):
+    graph, spec = _conv_net(), load_target(target)
+    whole = compile_graph(graph, spec, CompileOptions()).program.netlist
+    builds = []
+
+    class Counted(Windows):
+        def get(self, lo, hi):
+            before = self.data
+            got = super().get(lo, hi)
+            builds.append(got[0] is not before)
+            return got
+
+    monkeypatch.setattr(module, "window_width", lambda layer, order, core: 5)
+    monkeypatch.setattr(module, "Windows", Counted)
+    windowed = compile_graph(graph, spec, CompileOptions()).program.netlist
+    assert sum(builds) > 2 * len(whole.layers)   # several windows per layer were built
+    a, b = _arrays(whole), _arrays(windowed)
+    assert a.keys() == b.keys()
+    for key in a:
+        if isinstance(a[key], dict):
+            assert a[key].keys() == b[key].keys()
+            for k in a[key]:
+                np.testing.assert_array_equal(a[key][k], b[key][k], err_msg=f"{key}[{k}]")
+        elif isinstance(a[key], np.ndarray):
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+        elif key == "layers":
+            for la, lb in zip(a[key], b[key]):
+                assert (la.name, la.cores, la.binding, la.used) == (lb.name, lb.cores, lb.binding, lb.used)
+                np.testing.assert_array_equal(la.neurons, lb.neurons)
+        else:
+            assert a[key] == b[key], key
+
+
+def test_window_is_rebuilt_only_when_a_span_leaves_it():
+    built = []
+    w = Windows(100, lambda lo, hi: built.append((lo, hi)) or (lo, hi), width=10)
+    assert w.get(0, 3) == ((0, 10), 0)
+    assert w.get(2, 10) == ((0, 10), 0)
+    assert w.get(8, 30) == ((8, 52), 8)         # a span longer than the width: twice its length
+    assert w.get(95, 100) == ((95, 100), 95)    # clipped at the layer's end
+    assert built == [(0, 10), (8, 52), (95, 100)]
