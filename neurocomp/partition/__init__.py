@@ -27,6 +27,11 @@ def partition(qnet: QNetwork, target: Target) -> Netlist:
     return netlist
 
 
+def cat(parts: list[np.ndarray]) -> np.ndarray:
+    """Concatenate into one int64 array (one copy, no intermediate)."""
+    return np.concatenate(parts, dtype=np.int64) if parts else np.zeros(0, np.int64)
+
+
 def neuron_order(layer: Layer) -> np.ndarray:
     """Position-major order for (C, H, W) layers, so a contiguous chunk is a spatial tile."""
     if len(layer.shape) == 3:

@@ -63,6 +63,18 @@ class OrderedRows:
     def __init__(self, layer: Layer, order: np.ndarray, keep_support: bool = False) -> None:
         self.order = order
         self.rows = chunk_rows(layer, order, keep_support)
+        self.near = [_near_ids(m.indices, p.shapes[0]) for p, (_, m) in zip(layer.projections, self.rows)]
+
+    def per_input(self, lo: int, hi: int) -> np.ndarray:
+        """Synapses of each distinct input over rows [lo, hi), all projections (in no set order).
+        Counted over `near` ids, whose range for a spatial tile is its receptive field, not the layer."""
+        parts = []
+        for ids, (_, m) in zip(self.near, self.rows):
+            part = ids[m.indptr[lo]:m.indptr[hi]]
+            if part.size:
+                counts = np.bincount(part - part.min())
+                parts.append(counts[counts > 0])
+        return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
     def span(self, lo: int, hi: int) -> list[tuple[str, sp.csr_matrix]]:
         return [(src, m[lo:hi]) for src, m in self.rows]
@@ -70,6 +82,16 @@ class OrderedRows:
     def distinct_inputs(self, lo: int, hi: int) -> list[np.ndarray]:
         """Sorted distinct input columns of each projection over rows [lo, hi)."""
         return [np.unique(m.indices[m.indptr[lo]:m.indptr[hi]]) for _, m in self.rows]
+
+
+def _near_ids(cols: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Inputs renumbered position-major ((C, H, W) sources: all channels of a pixel together), so the
+    inputs of a spatial tile have nearby ids."""
+    cols = cols.astype(np.int64)
+    if len(shape) != 3:
+        return cols
+    c, h, w = shape
+    return (cols % (h * w)) * c + cols // (h * w)
 
 
 def window_width(layer: Layer, order: np.ndarray, core_neurons: int) -> int:

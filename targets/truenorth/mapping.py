@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from neurocomp.errors import ResourceError, VerifyError
 from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import LayerMap, Netlist
-from neurocomp.partition import neuron_order, split
+from neurocomp.partition import cat, neuron_order, split
 from neurocomp.partition.delays import inserted, timing
 from neurocomp.partition.rows import OrderedRows, Windows, is_bound, support, window_width
 from neurocomp.quantize import QNetwork
@@ -312,7 +312,6 @@ def _assemble(qnet, spec, cores, per_layer, dests, splitters, n_ptr, a_ptr, bind
         e_src.append(n_ptr[h.core.gid] + np.arange(h.target.size))
         e_ax.append(a_ptr[gids] + h.axon)
         e_d.append(np.array([delay[(h.source, names[c.layer])] - 1 for c in h.targets], dtype=np.int64)[h.target])
-    cat = lambda xs: np.concatenate(xs).astype(np.int64) if xs else np.zeros(0, np.int64)  # noqa: E731
     params = {key: cat([c.params(qnet, key) for c in cores]) for key in qnet.layers[0].params}
     params["w"] = np.concatenate([c.weights for c in cores]).astype(np.int64)
     e_src_a, i_ax_a = cat(e_src), cat(i_ax)
