@@ -1,10 +1,15 @@
-"""Compile time and peak memory per stage for conv nets of growing size.
+"""Compile time and peak memory per stage for conv nets of growing size, and for SiamSNN.
 
     python benchmarks/compile_scaling.py [--sizes 1e4 1e5 1e6] [--targets truenorth loihi]
+    python benchmarks/compile_scaling.py --siamsnn full --targets loihi --census
 
 Each size runs in its own process so peak RSS is per compile. The net is three 3x3 conv
 layers (stride 1, same padding) with 16 channels over a square input, IF neurons;
-random integer weights in [-2, 2]; neurons ~= 3 * 16 * side^2.
+random integer weights in [-2, 2]; neurons ~= 3 * 16 * side^2. `--siamsnn CONFIG` compiles the
+SiamSNN of that SiamFC config instead (random weights, normalised on 2 crops, no SNN calibration
+rounds; the conversion time is not counted). `--census` sizes the network without building its
+core tables (neurocomp.partition.count_cores: Loihi only), for networks whose synapse tables
+exceed this machine's memory.
 """
 from __future__ import annotations
 
@@ -32,17 +37,50 @@ def conv_net(neurons: float, channels: int = 16, seed: int = 0):
     return Graph(nodes, edges), 3 * channels * side * side
 
 
-def _one(target: str, neurons: float, out: mp.Queue) -> None:
+def siamsnn(config: str, target: str):
+    import torch
+
+    from neurocomp.ir.layers import lower
+    from neurocomp.models.siamfc import build
+    from neurocomp.models.siamsnn import SiamSNNOptions, build_siamsnn
+
+    torch.manual_seed(0)
+    reset = "subtract" if target == "truenorth" else "zero"   # Lava's LIF resets to zero
+    graph = build_siamsnn(build(config).eval(), SiamSNNOptions(reset=reset, calibration_samples=2, calibration_batches=0))
+    return graph, sum(layer.size for layer in lower(graph).layers)
+
+
+def _census(graph, target) -> dict:
+    from neurocomp.ir.fold import fold_linear
+    from neurocomp.ir.layers import lower
+    from neurocomp.partition import count_cores
+    from neurocomp.quantize import quantize
+
+    stages, t = {}, time.perf_counter()
+    net = target.hooks.legalize(lower(fold_linear(graph)), target.spec, "levels")
+    qnet = quantize(net, target, "levels")
+    stages["lower+quantize"], t = time.perf_counter() - t, time.perf_counter()
+    cores = sum(c.cores for c in count_cores(qnet, target))
+    stages["census"] = time.perf_counter() - t
+    chips = -(-cores // target.spec.cores_per_chip)
+    return {"cores": cores, "chips": chips, "stages": stages, "hops_ratio": float("nan")}
+
+
+def _one(target: str, size: float | str, census: bool, out: mp.Queue) -> None:
     from neurocomp.compiler import CompileOptions, compile_graph
     from neurocomp.errors import UserError
     from neurocomp.target import load_target
 
-    graph, n = conv_net(neurons)
+    graph, n = siamsnn(size, target) if isinstance(size, str) else conv_net(size)
     t0 = time.perf_counter()
     try:
-        c = compile_graph(graph, load_target(target), CompileOptions())
-        row = {"cores": c.report["cores_used"], "chips": c.report["chips_used"], "stages": c.report["compile_time_s"],
-               "hops_ratio": c.report["traffic"]["spike_hops_per_tick"] / max(c.report["traffic"]["sequential_spike_hops_per_tick"], 1e-12)}
+        if census:
+            row = _census(graph, load_target(target))
+        else:
+            c = compile_graph(graph, load_target(target), CompileOptions())
+            row = {"cores": c.report["cores_used"], "chips": c.report["chips_used"], "stages": c.report["compile_time_s"],
+                   "hops_ratio": c.report["traffic"]["spike_hops_per_tick"] /
+                   max(c.report["traffic"]["sequential_spike_hops_per_tick"], 1e-12)}
     except UserError as exc:
         row = {"error": str(exc)}
     row |= {"target": target, "neurons": n, "total_s": time.perf_counter() - t0,
@@ -54,13 +92,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=float, nargs="+", default=[1e4, 3e4, 1e5, 3e5])
     ap.add_argument("--targets", nargs="+", default=["truenorth", "loihi"])
+    ap.add_argument("--siamsnn", choices=["micro", "small", "full"], help="compile this SiamSNN config instead of the conv nets")
+    ap.add_argument("--census", action="store_true", help="count cores without building core tables (Loihi)")
     args = ap.parse_args()
+    sizes = [args.siamsnn] if args.siamsnn else args.sizes
     ctx = mp.get_context("fork")
     print(f"{'target':10} {'neurons':>9} {'cores':>6} {'chips':>5} {'total s':>8} {'peak MB':>8} {'hops/seq':>8}  stages (s)")
     for target in args.targets:
-        for size in args.sizes:
+        for size in sizes:
             q = ctx.Queue()
-            p = ctx.Process(target=_one, args=(target, size, q))
+            p = ctx.Process(target=_one, args=(target, size, args.census, q))
             p.start()
             row = q.get()
             p.join()

@@ -101,7 +101,7 @@ def build_siamsnn(model: SiamFC, opts: SiamSNNOptions = SiamSNNOptions(), kernel
     backbone = _pixel_units(model)
     x = calibration_inputs(model, opts.calibration_samples, opts.seed)
     method = ConvertOptions(normalisation=opts.normalisation, percentile=opts.percentile, reset=opts.reset,
-                            timesteps=opts.timesteps, encoding="rate", calibration_batches=opts.calibration_batches, batch_size=8,
+                            timesteps=opts.timesteps, encoding="rate", calibration_batches=opts.calibration_batches, batch_size=min(8, opts.calibration_samples),
                             seed=opts.seed)
     g = convert(backbone, x, input_shape=tuple(x.shape[1:]), method=method)
     e = cfg.embed_size(cfg.exemplar_size)

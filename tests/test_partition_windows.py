@@ -14,9 +14,9 @@ from neurocomp.partition.rows import Windows
 from neurocomp.target import load_target
 
 
-def _conv_net() -> Graph:
+def _conv_net(side: int = 12) -> Graph:
     rng = np.random.default_rng(3)
-    nodes, edges, prev, cin = [Input("x", (2, 12, 12))], [], "x", 2
+    nodes, edges, prev, cin = [Input("x", (2, side, side))], [], "x", 2
     for i in range(2):
         nodes += [Conv2d(f"c{i}", rng.integers(-2, 3, size=(6, cin, 3, 3)).astype(float), padding=1),
                   IF(f"n{i}", threshold=3.0)]
@@ -75,3 +75,32 @@ def test_window_is_rebuilt_only_when_a_span_leaves_it():
     assert w.get(8, 30) == ((8, 52), 8)         # a span longer than the width: twice its length
     assert w.get(95, 100) == ((95, 100), 95)    # clipped at the layer's end
     assert built == [(0, 10), (8, 52), (95, 100)]
+
+
+@pytest.mark.parametrize("name", ["loihi", "loihi2"])
+def test_core_census_matches_the_netlist(name):
+    from neurocomp.ir.fold import fold_linear
+    from neurocomp.ir.layers import lower
+    from neurocomp.partition import count_cores, partition
+    from neurocomp.quantize import quantize
+
+    target = load_target(name)
+    qnet = quantize(lower(fold_linear(_conv_net(side=28))), target)
+    netlist = partition(qnet, target)
+    census = count_cores(qnet, target)
+    assert netlist.n_cores > 2 * len(census)
+    assert [c.layer for c in census] == [lm.name for lm in netlist.layers]
+    assert [c.cores for c in census] == [len(lm.cores) for lm in netlist.layers]
+    assert [(c.binding, c.used, c.allowed) for c in census] == [(lm.binding, lm.used, lm.allowed) for lm in netlist.layers]
+    assert sum(c.neurons for c in census) == netlist.n_neurons
+
+
+def test_truenorth_has_no_census():
+    from neurocomp.errors import UserError
+    from neurocomp.ir.layers import lower
+    from neurocomp.partition import count_cores
+    from neurocomp.quantize import quantize
+
+    target = load_target("truenorth")
+    with pytest.raises(UserError, match="no core census"):
+        count_cores(quantize(lower(_conv_net()), target), target)

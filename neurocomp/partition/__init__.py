@@ -6,11 +6,11 @@ predicate and checks the result; the target hook builds its own core tables
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
-from neurocomp.errors import ResourceError, VerifyError
+from neurocomp.errors import ResourceError, UserError, VerifyError
 from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import Netlist
 from neurocomp.quantize import QNetwork
@@ -25,6 +25,24 @@ def partition(qnet: QNetwork, target: Target) -> Netlist:
     netlist = target.hooks.build_netlist(qnet, target.spec)
     verify_netlist(netlist, target)
     return netlist
+
+
+class LayerCount(NamedTuple):
+    layer: str
+    neurons: int
+    cores: int
+    binding: str     # the resource closest to its limit over the layer's cores
+    used: float
+    allowed: float
+
+
+def count_cores(qnet: QNetwork, target: Target) -> list[LayerCount]:
+    """Cores per layer without building the netlist (the target's `count_cores` hook), for sizing
+    networks too large to compile here."""
+    if not hasattr(target.hooks, "count_cores"):
+        raise UserError(f"{target.name} has no core census: its core sizes depend on tables built layer by layer "
+                        f"(TrueNorth fan-out copies); compile the network instead")
+    return target.hooks.count_cores(qnet, target.spec)
 
 
 def cat(parts: list[np.ndarray]) -> np.ndarray:

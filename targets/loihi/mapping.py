@@ -10,8 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from neurocomp.errors import ResourceError
+from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import LayerMap, Netlist
-from neurocomp.partition import cat, neuron_order, split
+from neurocomp.partition import LayerCount, cat, neuron_order, split
 from neurocomp.partition.delays import timing
 from neurocomp.partition.rows import OrderedRows, Windows, window_width
 from neurocomp.quantize import QNetwork
@@ -66,12 +67,30 @@ def _core_tables(rows: OrderedRows, lo: int, hi: int, mixed: bool):
     return axon_src, offset, cat(syn_a), cat(syn_n), cat(syn_w)
 
 
-def _hint(name: str, resource: str, used: float, allowed: float) -> str:
+def _hint(name: str):
     """What to change when one neuron of layer `name` fits no Loihi core."""
-    if resource == "input axons":
-        return (f"{name} reads {used:g} inputs per neuron and a core has {allowed:g} input axons: use conv groups or a "
-                f"smaller kernel, or split its input channels over several layers")
-    return f"{name}'s synapses alone exceed one core's {resource}: reduce its fan-in"
+    def hint(resource: str, used: float, allowed: float) -> str:
+        if resource == "input axons":
+            return (f"{name} reads {used:g} inputs per neuron and a core has {allowed:g} input axons: use conv groups or a "
+                    f"smaller kernel, or split its input channels over several layers")
+        return f"{name}'s synapses alone exceed one core's {resource}: reduce its fan-in"
+    return hint
+
+
+def _windows(layer: Layer, spec: TargetSpec) -> Windows[OrderedRows]:
+    order = neuron_order(layer)
+    return Windows(layer.size, lambda lo, hi: OrderedRows(layer, order[lo:hi], keep_support=True),
+                   window_width(layer, order, int(spec["core.neurons"])))
+
+
+def count_cores(qnet: QNetwork, spec: TargetSpec) -> list[LayerCount]:
+    """The cores build_netlist would cut each layer into, with no core tables kept: memory stays at one
+    window of rows, so networks whose synapse tables would not fit in memory can still be sized."""
+    out = []
+    for layer in qnet.network.layers:
+        spans, bound = split(layer, _fits(_windows(layer, spec), spec), _hint(layer.name))
+        out.append(LayerCount(layer.name, layer.size, len(spans), *bound))
+    return out
 
 
 class _Builder:
@@ -123,9 +142,7 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
     for li, layer in enumerate(net.layers):
         q = qnet.layers[li]
         mixed = any(is_mixed(np.asarray(op.weight)) for p in layer.projections for op in p.chain if hasattr(op, "weight"))
-        order = neuron_order(layer)
-        windows = Windows(layer.size, lambda lo, hi, o=order, l=layer: OrderedRows(l, o[lo:hi], keep_support=True),
-                          window_width(layer, order, int(spec["core.neurons"])))
+        windows = _windows(layer, spec)
         ids = np.empty(layer.size, dtype=np.int64)
         core_ids: list[int] = []
 
@@ -134,7 +151,7 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
             rows, off = windows.get(lo, hi)
             core_ids.append(out.add_core(rows, lo - off, hi - off, li, q, mixed, ids))
 
-        _, bound = split(layer, _fits(windows, spec), lambda r, u, a, name=layer.name: _hint(name, r, u, a), emit)
+        _, bound = split(layer, _fits(windows, spec), _hint(layer.name), emit)
         firsts[layer.name] = ids
         maps.append(LayerMap(layer.name, layer.shape, ids, layer.kind, q.scale, tuple(core_ids), *bound))
     acc = out.acc
