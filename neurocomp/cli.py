@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--dt", type=float, default=1e-3, help="time step for NIR models, in the NIR graph's time unit")
     c.add_argument("--profile", metavar="INPUT.npz",
                    help="calibration input (as for run): place by the traffic measured on its first samples")
+    c.add_argument("--congestion", type=float, default=0.5, metavar="GAMMA",
+                   help="placement weight of the link-load spread next to spike-hops (default 0.5; 0 = spike-hops only)")
     c.add_argument("--tn-weights", choices=("levels", "trinary"), default="levels",
                    help="TrueNorth weights: levels (<= 4 clustered levels per neuron) or trinary ({-1,0,+1} x a scale per neuron, EEDN)")
     c.add_argument("--export", choices=("netx",), help="also write the network for Loihi users: netx = lava-dl netx HDF5 (network.net)")
@@ -123,13 +125,14 @@ def _compile(args: argparse.Namespace, console: Console) -> int:
     from neurocomp.frontend import load_model
     from neurocomp.target import load_target
 
-    if args.timesteps < 1 or not 0 < args.rate <= 1 or args.dt <= 0:
-        raise UserError("--timesteps must be >= 1, --rate in (0, 1] and --dt > 0")
+    if args.timesteps < 1 or not 0 < args.rate <= 1 or args.dt <= 0 or not 0 <= args.congestion < float("inf"):
+        raise UserError("--timesteps must be >= 1, --rate in (0, 1], --dt > 0 and --congestion >= 0")
     model = Path(args.model)
     target = load_target(args.target)
     graph = load_model(model, dt=args.dt)
     out = Path(args.out) if args.out else Path("build") / f"{model.stem}.{target.name}"
-    opts = CompileOptions(timesteps=args.timesteps, seed=args.seed, rate=args.rate, weights=args.tn_weights)
+    opts = CompileOptions(timesteps=args.timesteps, seed=args.seed, rate=args.rate, weights=args.tn_weights,
+                          congestion=args.congestion)
     profile = _load_inputs(Path(args.profile), [i.name for i in graph.inputs]) if args.profile else None
     with console.status("compiling") as status:
         compiled = compile_graph(graph, target, opts, _sha256(model), progress=lambda s: status.update(f"compiling: {s}"),

@@ -33,6 +33,9 @@ from neurocomp.target import Target
 
 MAX_PLACE_WINDOWS = 4000
 MAX_ANNEAL_MOVES = 2_000_000  # ~30 s of annealing on one 2-core VM core
+CONGESTION_MOVES_PER_CORE = 0.1
+MIN_CONGESTION_MOVES = 50
+MAX_CONGESTION_MOVES = 200      # each move scores ~30 candidate moves
 PROFILE_SAMPLES = 8           # calibration samples a profiling run emulates
 
 
@@ -44,6 +47,7 @@ class CompileOptions:
     place_budget_s: float = 120.0  # safety cap; the effort limit normally stops the placer first
     place_effort: int = 40         # window re-assignments per core (capped), so results repeat exactly
     place_anneal: int = 300        # annealing moves per core after the windows (capped); 0 = windows only
+    congestion: float = 0.5        # weight of the link-load spread next to spike-hops (place/congestion.py); 0 = off
     weights: str = "levels"        # weight mode, one of the target's WEIGHT_MODES (truenorth: levels | trinary)
 
     def fingerprint(self) -> dict[str, Any]:
@@ -121,8 +125,10 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
         traffic, model = stage("profile", profiled_traffic, graph, netlist, target, mesh, profile, opts)
     effort = min(opts.place_effort * netlist.n_cores, MAX_PLACE_WINDOWS)
     moves = min(opts.place_anneal * netlist.n_cores, MAX_ANNEAL_MOVES)
+    relief = int(np.clip(CONGESTION_MOVES_PER_CORE * netlist.n_cores, MIN_CONGESTION_MOVES, MAX_CONGESTION_MOVES))
     placement = stage("place", lambda: place(traffic, mesh, seed=opts.seed, time_budget_s=opts.place_budget_s,
-                                             effort=effort, anneal_moves=moves))
+                                             effort=effort, anneal_moves=moves, congestion=opts.congestion,
+                                             congestion_moves=relief))
     verify_placement(placement, mesh)
     routes = stage("route", route, traffic, placement, mesh)
     verify_routes(routes, target.spec["chip.route_dx_min"], target.spec["chip.route_dx_max"])

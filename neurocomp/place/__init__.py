@@ -24,6 +24,7 @@ from neurocomp.place.anneal import Schedule, anneal as _anneal
 from neurocomp.place.assign import Budget, Search, optimise
 from neurocomp.place.baselines import hilbert_slots, random_slots
 from neurocomp.place.bound import lower_bound
+from neurocomp.place.congestion import relieve
 from neurocomp.place.mesh import Mesh, hop_cost, slots
 
 __all__ = ["METHODS", "Mesh", "Placement", "canonical_traffic", "cost", "place", "sequential", "verify_placement"]
@@ -128,7 +129,8 @@ def _radius(mesh: Mesh) -> int:
 
 
 def place(traffic: sp.spmatrix | sp.sparray, mesh: Mesh, seed: int = 0, time_budget_s: float = 5.0,
-          method: str = "auto", effort: int | None = None, anneal_moves: int = 0) -> Placement:
+          method: str = "auto", effort: int | None = None, anneal_moves: int = 0, congestion: float = 0.0,
+          congestion_moves: int = 0) -> Placement:
     """Place the cores of a (C, C) traffic matrix (spikes per tick from core i to core j) on `mesh`.
 
     "lsa-window": best of sequential and Hilbert, then window re-assignment (see assign.py)
@@ -139,6 +141,9 @@ def place(traffic: sp.spmatrix | sp.sparray, mesh: Mesh, seed: int = 0, time_bud
     windows found. "anneal": `anneal_moves` moves from the best baseline (the quality
     reference). Deterministic for a seed unless the time budget cuts the search short (`method`
     then ends in "+timed"). Never worse than the sequential and Hilbert baselines.
+
+    congestion > 0 (with "auto"): then up to `congestion_moves` moves that lower spike-hops +
+    congestion x the link-load spread (congestion.py), a trade the objective alone cannot see.
     """
     t0 = time.perf_counter()
     if method not in METHODS:
@@ -158,7 +163,12 @@ def place(traffic: sp.spmatrix | sp.sparray, mesh: Mesh, seed: int = 0, time_bud
     first = min(starts, key=baselines.__getitem__)
     pos, objective = starts[first], baselines[first]
     if t.nnz:
-        pos, name = _search(Search.start(mesh, sym, pos), seed, t0 + time_budget_s, method, effort, anneal_moves, bound)
+        search = Search.start(mesh, sym, pos)
+        pos, name = _search(search, seed, t0 + time_budget_s, method, effort, anneal_moves, bound)
+        if method == "auto" and congestion > 0 and congestion_moves > 0 and not name.endswith("+timed"):
+            budget = Budget(t0 + time_budget_s)
+            relieve(search, t, congestion, seed, budget, congestion_moves)
+            pos, name = search.pos, name + ("+congestion+timed" if budget.cut_by_time else "+congestion")
         found = _pos_cost(t, pos, mesh)
         pos, objective = (pos, found) if found < objective else (starts[first], objective)
     else:

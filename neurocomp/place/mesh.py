@@ -126,3 +126,13 @@ def min_step_cost(mesh: Mesh) -> float:
     if mesh.n_chips > 1:
         steps.append(mesh.interchip_weight)
     return min(steps, default=0.0)
+
+
+def line_loads(n_lines: int, length: int, line: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+              load: np.ndarray) -> np.ndarray:
+    """(n_lines, length-1) load on links lo..hi-1 of each flow's line (link g joins g and g+1)."""
+    flat = np.concatenate([line * length + lo, line * length + hi])
+    diff = np.bincount(flat, weights=np.concatenate([load, -load]), minlength=n_lines * length)
+    out = np.cumsum(diff.reshape(n_lines, length), axis=1)[:, : length - 1]
+    out[out < 1e-12 * load.sum()] = 0.0  # the +-1e-16 a cancelling cumsum leaves on unused links
+    return out

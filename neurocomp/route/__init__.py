@@ -15,6 +15,7 @@ import scipy.sparse as sp
 
 from neurocomp.errors import ResourceError, VerifyError
 from neurocomp.place import Mesh, Placement, canonical_traffic
+from neurocomp.place.mesh import line_loads
 
 __all__ = ["Routes", "edge_hops", "route", "routing_tables", "verify_routes"]
 
@@ -55,16 +56,6 @@ def grid_hops(gx: np.ndarray, gy: np.ndarray, chip_cols: int, chip_rows: int, sr
     xs, xd, ys, yd = gx[src_core], gx[dst_core], gy[src_core], gy[dst_core]
     crossings = np.abs(xd // chip_cols - xs // chip_cols) + np.abs(yd // chip_rows - ys // chip_rows)
     return np.abs(xd - xs), np.abs(yd - ys), crossings
-
-
-def _segments(n_lines: int, length: int, line: np.ndarray, lo: np.ndarray, hi: np.ndarray,
-              load: np.ndarray) -> np.ndarray:
-    """(n_lines, length-1) load on links lo..hi-1 of each flow's line (link g joins g and g+1)."""
-    flat = np.concatenate([line * length + lo, line * length + hi])
-    diff = np.bincount(flat, weights=np.concatenate([load, -load]), minlength=n_lines * length)
-    out = np.cumsum(diff.reshape(n_lines, length), axis=1)[:, : length - 1]
-    out[out < 1e-12 * load.sum()] = 0.0  # the +-1e-16 a cancelling cumsum leaves on unused links
-    return out
 
 
 def _chip_of(mesh: Mesh, gx: int, gy: int) -> int:
@@ -108,10 +99,10 @@ def route(traffic: sp.spmatrix | sp.sparray, placement: Placement, mesh: Mesh) -
     cols, rows = mesh.grid_cols, mesh.grid_rows
     e, w, n, s = xd > xs, xd < xs, yd > ys, yd < ys
     loads = {
-        "east": _segments(rows, cols, ys[e], xs[e], xd[e], v[e]),
-        "west": _segments(rows, cols, ys[w], xd[w], xs[w], v[w]),
-        "north": _segments(cols, rows, xd[n], ys[n], yd[n], v[n]).T,
-        "south": _segments(cols, rows, xd[s], yd[s], ys[s], v[s]).T,
+        "east": line_loads(rows, cols, ys[e], xs[e], xd[e], v[e]),
+        "west": line_loads(rows, cols, ys[w], xd[w], xs[w], v[w]),
+        "north": line_loads(cols, rows, xd[n], ys[n], yd[n], v[n]).T,
+        "south": line_loads(cols, rows, xd[s], yd[s], ys[s], v[s]).T,
     }
     ew, ns, crossings = edge_hops(src, dst, placement, mesh)
     peak, worst = _worst_link(loads, mesh)

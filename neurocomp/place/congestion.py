@@ -1,0 +1,192 @@
+"""Congestion: move cores off the most loaded links, trading spike-hops for an even link load.
+
+Spike-hops H count every link a spike crosses, but not where: XY routes can pile up on a few
+links (a layer's whole fan-in crossing one row), which bounds the tick rate before the total
+does. The placer's full objective is
+
+    J = H + gamma * C,   C = sum_l load_l**2 / mean_load,
+
+with load_l in spikes per tick on link l under XY routing and mean_load the mean over the
+mesh's links when the refinement starts (a constant). C equals the total link traffic when
+every link carries the same load and grows with the spread, so gamma weighs the two terms in
+the same unit. The refinement is a steepest-descent search aimed at the hottest link: for the
+heaviest flows that cross it, try moving their source or destination core (to a free slot, or
+swapping) a few routers away, score each move exactly (H by `Search.delta`, C from the
+changed links), and make the best one that lowers J; a link with no such move is set aside.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from neurocomp.place.assign import Budget, Search
+from neurocomp.place.mesh import line_loads
+
+_FLOWS_PER_LINK = 3     # heaviest flows through the hot link whose cores are tried
+_SLOTS_PER_CORE = 6     # candidate slots per core
+_RADIUS = 3             # routers a core may move per step
+_GIVE_UP = 30           # consecutive hot links without an improving move
+
+
+@dataclass
+class Flows:
+    """Directed core-to-core traffic, indexed by source and by destination core."""
+
+    src: np.ndarray
+    dst: np.ndarray
+    w: np.ndarray
+    by_src: sp.csr_array   # (C x F): flow ids leaving each core
+    by_dst: sp.csr_array
+
+    @staticmethod
+    def of(traffic: sp.coo_array) -> "Flows":
+        n, f = traffic.shape[0], traffic.nnz
+        ids = np.arange(f)
+        index = lambda cores: sp.csr_array((np.ones(f), (cores, ids)), shape=(n, f))  # noqa: E731
+        return Flows(traffic.row.astype(np.int64), traffic.col.astype(np.int64), traffic.data, index(traffic.row),
+                     index(traffic.col))
+
+    def touching(self, cores: np.ndarray) -> np.ndarray:
+        """Ids of the flows with an end in `cores` (each once)."""
+        out = [self.by_src.indices[self.by_src.indptr[c]:self.by_src.indptr[c + 1]] for c in cores]
+        out += [self.by_dst.indices[self.by_dst.indptr[c]:self.by_dst.indptr[c + 1]] for c in cores]
+        return np.unique(np.concatenate(out)) if out else np.zeros(0, np.int64)
+
+
+def link_loads(search: Search, flows: Flows) -> np.ndarray:
+    """(4, GY, GX) spikes per tick on each link (east, west, north, south; a link is stored at its
+    lower router) under the current placement."""
+    gx, gy, m = search.gx, search.gy, search.mesh
+    xs, ys = gx[search.pos[flows.src]], gy[search.pos[flows.src]]
+    xd, yd = gx[search.pos[flows.dst]], gy[search.pos[flows.dst]]
+    cols, rows, w = m.grid_cols, m.grid_rows, flows.w
+    out = np.zeros((4, rows, cols))
+    e, wst, n, s = xd > xs, xd < xs, yd > ys, yd < ys
+    out[0, :, :-1] = line_loads(rows, cols, ys[e], xs[e], xd[e], w[e])
+    out[1, :, :-1] = line_loads(rows, cols, ys[wst], xd[wst], xs[wst], w[wst])
+    out[2, :-1, :] = line_loads(cols, rows, xd[n], ys[n], yd[n], w[n]).T
+    out[3, :-1, :] = line_loads(cols, rows, xd[s], yd[s], ys[s], w[s]).T
+    return out
+
+
+def path_links(search: Search, src_slot: np.ndarray, dst_slot: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices into the (4, GY, GX) load array of every link on each flow's XY path, and the
+    flow each belongs to."""
+    gx, gy, m = search.gx, search.gy, search.mesh
+    xs, ys, xd, yd = gx[src_slot], gy[src_slot], gx[dst_slot], gy[dst_slot]
+    plane, cols = m.grid_rows * m.grid_cols, m.grid_cols
+    hx, hy = np.abs(xd - xs), np.abs(yd - ys)
+    flow_h, flow_v = np.repeat(np.arange(xs.size), hx), np.repeat(np.arange(xs.size), hy)
+    x = np.minimum(xs, xd)[flow_h] + _ranks(hx)
+    y = np.minimum(ys, yd)[flow_v] + _ranks(hy)
+    horizontal = np.where(xd > xs, 0, 1)[flow_h] * plane + ys[flow_h] * cols + x
+    vertical = np.where(yd > ys, 2, 3)[flow_v] * plane + y * cols + xd[flow_v]
+    return np.concatenate([horizontal, vertical]), np.concatenate([flow_h, flow_v])
+
+
+def _through(search: Search, flows: Flows, link: tuple[int, int, int]) -> np.ndarray:
+    """Ids of the flows whose XY path uses the link (direction, y, x)."""
+    d, y, x = link
+    xs, ys = search.gx[search.pos[flows.src]], search.gy[search.pos[flows.src]]
+    xd, yd = search.gx[search.pos[flows.dst]], search.gy[search.pos[flows.dst]]
+    hit = [(ys == y) & (xs <= x) & (x < xd), (ys == y) & (xd <= x) & (x < xs),
+           (xd == x) & (ys <= y) & (y < yd), (xd == x) & (yd <= y) & (y < ys)][d]
+    return np.flatnonzero(hit)
+
+
+def _ranks(counts: np.ndarray) -> np.ndarray:
+    """0..c-1 for each count c, concatenated."""
+    return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+class Relief:
+    """The congestion refinement's state: link loads kept current as cores move."""
+
+    def __init__(self, search: Search, traffic: sp.coo_array, gamma: float) -> None:
+        self.search, self.flows, self.gamma = search, Flows.of(traffic), gamma
+        self.loads = link_loads(search, self.flows)
+        m = search.mesh
+        n_links = 2 * (m.grid_rows * (m.grid_cols - 1) + m.grid_cols * (m.grid_rows - 1))
+        self.mean = max(float(self.loads.sum()) / max(n_links, 1), 1e-12)
+
+    def congestion(self) -> float:
+        return float((self.loads ** 2).sum() / self.mean)
+
+    def score(self, cores: np.ndarray, new: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """Exact change of J if `cores` moved to slots `new`, and the changed links (flat indices
+        into `loads`, distinct) with their load changes."""
+        ids = self.flows.touching(cores)
+        src, dst = self.flows.src[ids], self.flows.dst[ids]
+        old_s, old_d = self.search.pos[src], self.search.pos[dst]
+        new_s, new_d = old_s.copy(), old_d.copy()
+        for core, slot in zip(cores, new):
+            new_s[src == core], new_d[dst == core] = slot, slot
+        before, fb = path_links(self.search, old_s, old_d)
+        after, fa = path_links(self.search, new_s, new_d)
+        links, inverse = np.unique(np.concatenate([before, after]), return_inverse=True)
+        w = self.flows.w[ids]
+        change = np.bincount(inverse, weights=np.concatenate([-w[fb], w[fa]]), minlength=links.size)
+        d_c = float((change * (2 * self.loads.flat[links] + change)).sum() / self.mean)
+        return self.search.delta(cores, new) + self.gamma * d_c, links, change
+
+    def candidates(self, core: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Moves of `core` to random slots within _RADIUS routers: (cores, new slots), a swap when taken."""
+        s = self.search
+        window = s.rect(int(s.pos[core]), _RADIUS)
+        window = window[window != s.pos[core]]
+        out = []
+        for slot in rng.choice(window, size=min(_SLOTS_PER_CORE, window.size), replace=False):
+            other = int(s.occ[slot])
+            out.append((np.array([core]), np.array([slot])) if other < 0 else
+                       (np.array([core, other]), np.array([slot, s.pos[core]])))
+        return out
+
+    def step(self, link: tuple[int, int, int], rng: np.random.Generator) -> bool:
+        """Make the best J-lowering move of a core with a heavy flow through `link`; False if none."""
+        ids = _through(self.search, self.flows, link)
+        heavy = ids[np.argsort(-self.flows.w[ids], kind="stable")[:_FLOWS_PER_LINK]]
+        cores = np.unique(np.concatenate([self.flows.src[heavy], self.flows.dst[heavy]]))
+        best = (-1e-9, None, None, None, None)
+        for core in cores:
+            for moving, new in self.candidates(int(core), rng):
+                gain, links, change = self.score(moving, new)
+                if gain < best[0]:
+                    best = (gain, moving, new, links, change)
+        if best[1] is None:
+            return False
+        self.search.apply(best[1], best[2])
+        self.loads.flat[best[3]] += best[4]
+        return True
+
+
+def relieve(search: Search, traffic: sp.coo_array, gamma: float, seed: int, budget: Budget, moves: int) -> float:
+    """Lower J = H + gamma C by up to `moves` moves off the hottest links (in place); returns C's relative drop."""
+    if gamma <= 0 or traffic.nnz == 0:
+        return 0.0
+    rng = np.random.default_rng(seed)
+    relief = Relief(search, traffic, gamma)
+    start = relief.congestion()
+    skipped: set[tuple[int, int, int]] = set()
+    misses = 0
+    while moves > 0 and misses < _GIVE_UP and not budget.exhausted():
+        link = _hottest(relief.loads, skipped)
+        if link is None:
+            break
+        if relief.step(link, rng):
+            moves, misses = moves - 1, 0
+            skipped.clear()
+        else:
+            skipped.add(link)
+            misses += 1
+    return 1.0 - relief.congestion() / start if start > 0 else 0.0
+
+
+def _hottest(loads: np.ndarray, skipped: set[tuple[int, int, int]]) -> tuple[int, int, int] | None:
+    """The most loaded link not set aside, or None when no loaded link is left."""
+    for i in np.argsort(-loads, axis=None, kind="stable")[:len(skipped) + 1]:
+        link = tuple(int(v) for v in np.unravel_index(i, loads.shape))
+        if link not in skipped:
+            return link if loads[link] > 0 else None
+    return None
