@@ -7,7 +7,7 @@ Each size runs in its own process so peak RSS is per compile. The net is three 3
 layers (stride 1, same padding) with 16 channels over a square input, IF neurons;
 random integer weights in [-2, 2]; neurons ~= 3 * 16 * side^2. `--siamsnn CONFIG` compiles the
 SiamSNN of that SiamFC config instead (random weights, normalised on 2 crops, no SNN calibration
-rounds; the conversion time is not counted). `--census` sizes the network without building its
+rounds, `--maxpool` as converted; the conversion time is not counted). `--census` sizes the network without building its
 core tables (neurocomp.partition.count_cores: Loihi only), for networks whose synapse tables
 exceed this machine's memory.
 """
@@ -37,7 +37,7 @@ def conv_net(neurons: float, channels: int = 16, seed: int = 0):
     return Graph(nodes, edges), 3 * channels * side * side
 
 
-def siamsnn(config: str, target: str):
+def siamsnn(config: str, target: str, maxpool: str):
     import torch
 
     from neurocomp.ir.layers import lower
@@ -46,7 +46,8 @@ def siamsnn(config: str, target: str):
 
     torch.manual_seed(0)
     reset = "subtract" if target == "truenorth" else "zero"   # Lava's LIF resets to zero
-    graph = build_siamsnn(build(config).eval(), SiamSNNOptions(reset=reset, calibration_samples=2, calibration_batches=0))
+    graph = build_siamsnn(build(config).eval(), SiamSNNOptions(reset=reset, calibration_samples=2, calibration_batches=0,
+                                                                      maxpool=maxpool))
     return graph, sum(layer.size for layer in lower(graph).layers)
 
 
@@ -63,15 +64,16 @@ def _census(graph, target) -> dict:
     cores = sum(c.cores for c in count_cores(qnet, target))
     stages["census"] = time.perf_counter() - t
     chips = -(-cores // target.spec.cores_per_chip)
-    return {"cores": cores, "chips": chips, "stages": stages, "hops_ratio": float("nan")}
+    over = f" (over the spec's {target.spec['chip.max_chips']} chips)" if cores > target.spec.max_cores else ""
+    return {"cores": cores, "chips": chips, "stages": stages, "hops_ratio": float("nan"), "note": over}
 
 
-def _one(target: str, size: float | str, census: bool, out: mp.Queue) -> None:
+def _one(target: str, size: float | str, census: bool, maxpool: str, out: mp.Queue) -> None:
     from neurocomp.compiler import CompileOptions, compile_graph
     from neurocomp.errors import UserError
     from neurocomp.target import load_target
 
-    graph, n = siamsnn(size, target) if isinstance(size, str) else conv_net(size)
+    graph, n = siamsnn(size, target, maxpool) if isinstance(size, str) else conv_net(size)
     t0 = time.perf_counter()
     try:
         if census:
@@ -94,6 +96,7 @@ def main() -> None:
     ap.add_argument("--targets", nargs="+", default=["truenorth", "loihi"])
     ap.add_argument("--siamsnn", choices=["micro", "small", "full"], help="compile this SiamSNN config instead of the conv nets")
     ap.add_argument("--census", action="store_true", help="count cores without building core tables (Loihi)")
+    ap.add_argument("--maxpool", choices=["spiking", "avg"], default="spiking", help="SiamSNN max-pool conversion")
     args = ap.parse_args()
     sizes = [args.siamsnn] if args.siamsnn else args.sizes
     ctx = mp.get_context("fork")
@@ -101,7 +104,7 @@ def main() -> None:
     for target in args.targets:
         for size in sizes:
             q = ctx.Queue()
-            p = ctx.Process(target=_one, args=(target, size, args.census, q))
+            p = ctx.Process(target=_one, args=(target, size, args.census, args.maxpool, q))
             p.start()
             row = q.get()
             p.join()
@@ -110,7 +113,7 @@ def main() -> None:
                 continue
             stages = " ".join(f"{k}={v:.2f}" for k, v in row["stages"].items())
             print(f"{target:10} {row['neurons']:>9} {row['cores']:>6} {row['chips']:>5} {row['total_s']:8.2f} "
-                  f"{row['peak_mb']:8.0f} {row['hops_ratio']:8.2f}  {stages}")
+                  f"{row['peak_mb']:8.0f} {row['hops_ratio']:8.2f}  {stages}{row.get('note', '')}")
 
 
 if __name__ == "__main__":

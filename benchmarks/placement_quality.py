@@ -10,8 +10,10 @@ re-assignment, then annealing refinement: CompileOptions' effort), sequential / 
 random (mean of 8) are the baselines, and "SA long" the quality reference: vectorised swap
 annealing from the best baseline with `--reference-moves` moves per core (hotter start).
 
-Networks: the bundled digits MLP (build/models/digits_snn.pt, written by `make demo`), the
-NIR paper CNN (../shared/data/nir/cnn_sinabs.nir) and a SiamFC backbone with random weights
+Networks: the bundled digits MLP (build/models/digits_snn.pt, written by `make demo-digits`), the
+NIR paper CNN (../shared/data/nir/cnn_sinabs.nir), the committed SiamSNN tracker
+(models/siamsnn.pt on truenorth; its reset-to-zero twin build/models/siamsnn_loihi.pt, written
+by `make siamsnn`, on loihi) and a SiamFC backbone with random weights
 (4 weight levels per neuron so TrueNorth can hold it, max-pooling as average pooling) converted
 by neurocomp.convert: the
 'small' config on loihi; on truenorth the 'small' backbone needs tens of thousands of cores
@@ -30,6 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 NIR = ROOT.parent / "shared" / "data" / "nir" / "cnn_sinabs.nir"
 DIGITS = ROOT / "build" / "models" / "digits_snn.pt"
+SIAMSNN = {"truenorth": ROOT / "models" / "siamsnn.pt", "loihi": ROOT / "build" / "models" / "siamsnn_loihi.pt"}
 QUARTER = (6, 16, 24, 24, 16)
 
 
@@ -64,12 +67,17 @@ def load(net: str, target: str):
         return load_model(DIGITS), "MLP 64-64-10"
     if net == "nir":
         return load_model(NIR), "cnn_sinabs"
+    if net == "siamsnn":
+        if not SIAMSNN[target].is_file():
+            raise SystemExit(f"{SIAMSNN[target]} is missing: run `make siamsnn` first")
+        return load_model(SIAMSNN[target]), "micro, committed"
     return siamfc(target)
 
 
 def measure(net: str, target_name: str, reference_moves: int, seed: int) -> dict:
     from neurocomp.compiler import CompileOptions, _mesh, compile_graph, core_traffic
     from neurocomp.place import place
+    from neurocomp.route import route
     from neurocomp.target import load_target
 
     target = load_target(target_name)
@@ -86,7 +94,8 @@ def measure(net: str, target_name: str, reference_moves: int, seed: int) -> dict
     return {"net": f"{net} ({variant})", "target": target_name, "cores": netlist.n_cores, "chips": mesh.n_chips,
             **ours["baselines"], "ours": ours["objective"], "ours_s": compiled.report["compile_time_s"]["place"],
             "method": ours["method"], "sa": ref.objective, "sa_s": ref.seconds, "sa_method": ref.method,
-            "bound": ours["bound"], "compile_s": compile_s}
+            "bound": ours["bound"], "compile_s": compile_s, "ours_link": compiled.routes.max_link_load,
+            "sa_link": route(traffic, ref, mesh).max_link_load}
 
 
 def ratio(a: float, b: float) -> str:
@@ -95,13 +104,14 @@ def ratio(a: float, b: float) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--nets", nargs="+", default=["digits", "nir", "siamfc"], choices=["digits", "nir", "siamfc"])
+    ap.add_argument("--nets", nargs="+", default=["digits", "nir", "siamsnn", "siamfc"],
+                    choices=["digits", "nir", "siamsnn", "siamfc"])
     ap.add_argument("--targets", nargs="+", default=["truenorth", "loihi"])
     ap.add_argument("--reference-moves", type=int, default=2000, help="annealing moves per core of the reference run")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     head = ("| network | target | cores | chips | sequential | random | Hilbert | ours (s) | ours / seq | "
-            "SA long (s) | ours / SA | lower bound |")
+            "SA long (s) | ours / SA | lower bound | max link load, ours / SA long |")
     print(head)
     print("|" + "---|" * (head.count("|") - 1))
     for net in args.nets:
@@ -110,7 +120,8 @@ def main() -> None:
             seq = r["sequential"]
             print(f"| {r['net']} | {r['target']} | {r['cores']:,} | {r['chips']} | {seq:,.1f} | {r['random']:,.1f} | "
                   f"{r['hilbert']:,.1f} | {r['ours']:,.1f} ({r['ours_s']:.1f}) | {ratio(r['ours'], seq)} | "
-                  f"{r['sa']:,.1f} ({r['sa_s']:.1f}) | {ratio(r['ours'], r['sa'])} | {r['bound']:,.1f} |", flush=True)
+                  f"{r['sa']:,.1f} ({r['sa_s']:.1f}) | {ratio(r['ours'], r['sa'])} | {r['bound']:,.1f} | "
+                  f"{r['ours_link']:,.2f} / {r['sa_link']:,.2f} |", flush=True)
 
 
 if __name__ == "__main__":
