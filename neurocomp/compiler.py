@@ -138,7 +138,8 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
     fields = {"options": opts.fingerprint(), "model_sha256": model_digest, "target_spec_sha256": target.spec.digest,
               "latency_ticks": output_latency(netlist),
               "placement": {"method": placement.method, "objective": placement.objective,
-                            "baselines": dict(placement.baselines), "bound": placement.bound, "traffic_model": model}}
+                            "baselines": dict(placement.baselines), "bound": placement.bound, "traffic_model": model,
+                            "congestion": opts.congestion}}
     program = stage("emit", build, fields, netlist, placed)
     report = compile_report(program, qnet, target, opts, routes, seq_routes, times)
     src_core, dst_core = netlist.core_traffic_edges()

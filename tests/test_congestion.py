@@ -106,3 +106,26 @@ def test_place_with_congestion_cuts_the_worst_link():
     assert relieved.method.endswith("+congestion")
     assert route(dense, relieved, mesh).max_link_load < route(dense, plain, mesh).max_link_load
     assert cost(dense, relieved, mesh) <= relieved.baselines["sequential"]
+
+
+
+def test_cli_congestion_option(tmp_path, capsys):
+    import json
+
+    from neurocomp.cli import main
+    from neurocomp.frontend.ptfile import save_graph
+    from test_partition_windows import _conv_net
+
+    model = tmp_path / "net.pt"
+    save_graph(_conv_net(), model)
+    methods = {}
+    for gamma in ("0", "0.5"):
+        out = tmp_path / f"prog{gamma}"
+        assert main(["compile", str(model), "--target", "truenorth", "-o", str(out), "--congestion", gamma, "--json"]) == 0
+        placement = json.loads((out / "report.json").read_text())["placement"]
+        methods[gamma] = (placement["method"], placement["congestion"])
+    assert methods["0"] == ("lsa-window+anneal+lsa-window", 0.0)
+    assert methods["0.5"] == ("lsa-window+anneal+lsa-window+congestion", 0.5)
+    capsys.readouterr()
+    assert main(["compile", str(model), "--target", "truenorth", "-o", str(tmp_path / "bad"), "--congestion", "-1"]) == 2
+    assert "--congestion >= 0" in capsys.readouterr().err and not (tmp_path / "bad").exists()

@@ -162,14 +162,6 @@ def _layer_traffic_fig(between: Mapping[str, Any]) -> str:
     return _png(fig)
 
 
-def _traffic_model(traffic: Mapping[str, Any]) -> str:
-    model = traffic.get("model") or {"kind": "uniform", "rate": traffic.get("assumed_rate")}
-    if model["kind"] == "profile":
-        return (f"measured: emulator run of {model['samples']} calibration samples x {model['ticks']} ticks "
-                f"(mean {fmt(model['mean_rate'])} spikes/neuron/tick)")
-    return f"uniform: every neuron at {fmt(model['rate'])} spikes/tick"
-
-
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
@@ -197,7 +189,7 @@ def write_html(path: Path, report: Mapping[str, Any], placed, routes, core_neuro
                 ("Cores per layer", _layers_fig(report["layers"])),
                 ("Placement cost vs baselines", _placement_fig(report["placement"]))]
     title = html.escape(f"neurocomp report: {report['target']}")
-    totals = [*totals_rows(report), ("traffic model", _traffic_model(report["traffic"]))]
+    totals = totals_rows(report)
     page = (f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title><style>{CSS}</style></head>'
             f"<body><h1>{title}</h1><h2>Totals</h2>{_kv_table(totals)}"
             f"<h2>Layers</h2>{_table(LAYER_HEADERS, layer_rows(report))}<h2>Figures</h2>"

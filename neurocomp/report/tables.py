@@ -76,13 +76,28 @@ def realtime_rows(rt: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def _placement_row(p: Mapping[str, Any]) -> str:
-    text = f"{p['method']}: cost {fmt(p['objective'])}"
+    text = f"{p['method']}: spike-hops {fmt(p['objective'])}"
+    if p.get("congestion"):
+        text += f" (congestion weight {fmt(p['congestion'])})"
     if p.get("baselines"):
         name, cost = min(p["baselines"].items(), key=lambda kv: kv[1])
         text += f" (best baseline {name} {fmt(cost)})"
     if p.get("bound") is not None:
         text += f", lower bound {fmt(p['bound'])}"
     return text
+
+
+def traffic_model(traffic: Mapping[str, Any]) -> str:
+    model = traffic.get("model") or {"kind": "uniform", "rate": traffic.get("assumed_rate")}
+    if model["kind"] == "profile":
+        return (f"measured: emulator run of {model['samples']} calibration samples x {model['ticks']} ticks "
+                f"(mean {fmt(model['mean_rate'])} spikes/neuron/tick)")
+    return f"uniform: every neuron at {fmt(model['rate'])} spikes/tick"
+
+
+def _tables_row(tables: Mapping[str, Any]) -> str:
+    text = f"max {fmt(tables['max_entries'])} entries (core {tables['core']}), mean {fmt(tables['mean_entries'])}"
+    return text + (f", limit {fmt(tables['limit'])}" if tables.get("limit") is not None else "")
 
 
 def totals_rows(report: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -94,6 +109,8 @@ def totals_rows(report: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("spike-hops / tick", f"{fmt(hops)} vs {fmt(seq)} sequential ({_ratio(hops, seq)})"),
         ("max link load", f"{fmt(t['max_link_load'])} spikes/tick at {fmt(t['worst_link'])}"),
         ("inter-chip spikes / tick", fmt(t["interchip_spikes_per_tick"])),
+        ("traffic model", traffic_model(t)),
+        *((("routing tables", _tables_row(t["routing_tables"])),) if t.get("routing_tables") else ()),
         ("placement", _placement_row(report["placement"])),
         *((("latency", f"{fmt(report['latency_ticks'])} ticks from input to output"),) if "latency_ticks" in report else ()),
         *((("splitter cores", fmt(report["splitter_cores"])),) if report.get("splitter_cores") else ()),
