@@ -74,6 +74,7 @@ class Exemplar:
     kernel: np.ndarray
     graph: Graph
     program: Program | None
+    prepared: emulator.Prepared | None = None   # the bound program set up for the emulator, once per track
 
 
 class ChipSiamese:
@@ -85,6 +86,7 @@ class ChipSiamese:
         self.graph, self.program, self.target, self.opts = graph, program, target, opts
         self.canvas = graph.inputs[0].shape
         self.stats = ChipStats()
+        self.prepared = emulator.prepare(program, target) if opts.backend == "emulator" else None
 
     def embed(self, z: np.ndarray) -> Exemplar:
         """(1, 3, Z, Z) raw pixels -> K (C, e, e) in ANN units, bound into the correlation cores."""
@@ -92,7 +94,7 @@ class ChipSiamese:
         size = z.shape[-1]
         canvas[0, :, :size, :size] = z[0] / 255.0
         ticks = self.opts.exemplar_ticks
-        u = self._run(self.graph, self.program, canvas, ticks, exemplar=True).potentials[EMBEDDING]
+        u = self._run(self.graph, self.program, self.prepared, canvas, ticks, exemplar=True).potentials[EMBEDDING]
         return self.bind(u[0, -1] / ticks)
 
     def bind(self, kernel: np.ndarray) -> Exemplar:
@@ -102,20 +104,22 @@ class ChipSiamese:
             return Exemplar(kernel, graph, None)
         bound = bind(self.program, graph, self.target, also=(GATES,))
         self.stats.rebinds.append(int(bound.changed_cores.size))
-        return Exemplar(kernel, graph, bound.program)
+        return Exemplar(kernel, graph, bound.program, emulator.prepare(bound.program, self.target))
 
     def score(self, exemplar: Exemplar, x: np.ndarray) -> np.ndarray:
         """(S, 3, X, X) raw pixels -> (S, s, s) responses."""
-        result = self._run(exemplar.graph, exemplar.program, x / 255.0, self.opts.timesteps, exemplar=False)
+        result = self._run(exemplar.graph, exemplar.program, exemplar.prepared, x / 255.0, self.opts.timesteps,
+                           exemplar=False)
         if self.opts.score == "spikes":
             spikes = result.spikes[SCORE_SPIKES].sum(axis=1)
             return spikes.reshape((len(x),) + exemplar.graph.shape(SCORE)[1:]).astype(np.float64)
         return hybrid_response(result.potentials[SCORE], self.opts.tau0, self.opts.weighting)[:, 0]
 
-    def _run(self, graph: Graph, program: Program | None, x: np.ndarray, ticks: int, exemplar: bool):
+    def _run(self, graph: Graph, program: Program | None, prepared: emulator.Prepared | None, x: np.ndarray,
+             ticks: int, exemplar: bool):
         if self.opts.backend == "reference":
             return reference.run(lower(graph), {graph.inputs[0].name: x}, ticks=ticks)
-        result = emulator.run(program, self.target, {graph.inputs[0].name: x}, ticks=ticks)
+        result = emulator.run(prepared, self.target, {graph.inputs[0].name: x}, ticks=ticks)
         summary = summarise(result, program, self.target, "emulator")
         # One chip holds one copy of the network, so the scales of a frame run one after another.
         self.stats.ticks += ticks * result.batch

@@ -7,6 +7,7 @@ from typing import Any, Mapping
 import numpy as np
 import scipy.sparse as sp
 
+from neurocomp.backends.emulator.copies import groups
 from neurocomp.ir.netlist import Netlist
 from neurocomp.target import TargetSpec
 from neurocomp.targets.truenorth.legalize import legalize
@@ -16,7 +17,7 @@ from neurocomp.targets.truenorth.quant import WEIGHT_MODES, check_params, cluste
 
 __all__ = ["WEIGHT_MODES", "legalize", "build_netlist", "verify_netlist", "check_params", "cluster_weights", "neuron_params", "param_limits",
            "weight_max", "synapse_matrix", "init_state", "neuron_step", "potential", "tick_seconds", "stepper",
-           "stochastic_synapses", "StochasticSynapses"]
+           "stochastic_synapses", "StochasticSynapses", "copy_groups"]
 
 
 def synapse_matrix(n: Netlist) -> sp.csr_matrix:
@@ -28,6 +29,16 @@ def synapse_matrix(n: Netlist) -> sp.csr_matrix:
     keep = _stoch_flags(n)[n.syn_neuron, types] == 0
     w = n.params["w"][n.syn_neuron[keep], types[keep]]
     return sp.csr_matrix((w.astype(np.int64), (n.syn_neuron[keep], n.syn_axon[keep])), shape=(n.n_neurons, n.n_axons))
+
+
+def copy_groups(n: Netlist) -> tuple[np.ndarray, tuple[str, ...]] | None:
+    """First member of each neuron's group of identical neurons (fan-out copies, and any neurons of
+    one core with equal registers and weight rows), for the emulator to run once; None when some
+    update draws random numbers, whose order the copies must keep. No syn_table is per synapse."""
+    p = n.params
+    if np.any(p["c_lambda"]) or np.any(p["tm"]) or np.any(_stoch_flags(n)):
+        return None
+    return groups(n, synapse_matrix(n)), ()
 
 
 def _stoch_flags(n: Netlist) -> np.ndarray:

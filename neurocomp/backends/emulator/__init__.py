@@ -12,6 +12,7 @@ product is exact by construction (plan.py) and the neuron hooks work in int64.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from contextlib import AbstractContextManager
@@ -23,6 +24,7 @@ import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
 
 from neurocomp.arrays import namespace
+from neurocomp.backends.emulator.copies import Collapsed, collapse
 from neurocomp.backends.emulator.plan import Block, Plan, build
 from neurocomp.encoding import input_spikes
 from neurocomp.ir.netlist import Netlist
@@ -64,19 +66,54 @@ def _layer_inputs(n: Netlist, inputs: Mapping[str, np.ndarray], ticks: int | Non
     return np.concatenate([p.reshape(p.shape[0], p.shape[1], -1) for p in parts], axis=2)
 
 
-def run(program: Program, target: Target, inputs: Mapping[str, np.ndarray], ticks: int | None = None,
-        record: Sequence[str] | None = None, seed: int = 0, device: str | None = None) -> RunResult:
+@dataclass(frozen=True)
+class Prepared:
+    """A program ready to emulate: copy groups collapsed and the plan built, reusable for many
+    runs (a tracker scores every frame with the same bound program)."""
+
+    program: Program               # the program that runs (its netlist collapsed when copies exist)
+    plan: Plan
+    collapsed: Collapsed | None
+    setup_s: float
+
+
+def prepare(program: Program, target: Target, copies: bool = True) -> Prepared:
+    """`copies`: emulate each group of identical neurons once (copies.py; the same results, faster)."""
+    start = time.perf_counter()
+    collapsed = _collapsed(program, target) if copies else None
+    if collapsed is not None:
+        program = dataclasses.replace(program, netlist=collapsed.netlist)
+    return Prepared(program, build(program, target), collapsed, time.perf_counter() - start)
+
+
+def run(program: Program | Prepared, target: Target, inputs: Mapping[str, np.ndarray], ticks: int | None = None,
+        record: Sequence[str] | None = None, seed: int = 0, device: str | None = None,
+        copies: bool = True) -> RunResult:
     """Emulate `ticks` ticks for a batch of inputs. device None: numpy; "cpu" / "cuda": torch there.
 
     The rng (stochastic leak, threshold and synapses) is a numpy Generator on every device, so a
-    seed gives the same run everywhere; deterministic programs never draw from it.
+    seed gives the same run everywhere; deterministic programs never draw from it. A Prepared
+    program skips the set-up; a plain one is prepared first (`copies` as in `prepare`).
     """
     start = time.perf_counter()
-    x = _layer_inputs(program.netlist, inputs, ticks, int(target.spec.get("core.message_bits", 0)))
-    loop = _Loop(build(program, target), program, target, namespace(device), x, record, seed)
-    ready = time.perf_counter()
+    ready = program if isinstance(program, Prepared) else prepare(program, target, copies)
+    x = _layer_inputs(ready.program.netlist, inputs, ticks, int(target.spec.get("core.message_bits", 0)))
+    loop = _Loop(ready.plan, ready.program, target, namespace(device), x, record, seed, ready.collapsed)
+    setup = time.perf_counter() - start
     loop.run()
-    return loop.result(time.perf_counter() - ready, ready - start)
+    return loop.result(time.perf_counter() - start - setup, setup)
+
+
+def _collapsed(program: Program, target: Target) -> Collapsed | None:
+    """The program with its copy groups collapsed, where the target defines them and some exist."""
+    hook = getattr(target.hooks, "copy_groups", None)
+    found = hook(program.netlist) if hook is not None else None
+    if found is None:
+        return None
+    first, per_synapse = found
+    if np.all(first == np.arange(first.size)):
+        return None
+    return collapse(program.netlist, first, per_synapse)
 
 
 @functools.cache
@@ -179,8 +216,11 @@ class _Loop:
     buffer holds, per tick slot, (batch, source rows) 0/1 as float32."""
 
     def __init__(self, plan: Plan, program: Program, target: Target, xp, x: np.ndarray,
-                 record: Sequence[str] | None, seed: int) -> None:
+                 record: Sequence[str] | None, seed: int, collapsed: Collapsed | None = None) -> None:
         n = program.netlist
+        # counters count every member of a collapsed copy group (float64: exact for any count)
+        self.members = None if collapsed is None else xp.asarray(collapsed.size.astype(np.float64))
+        self.core_neurons = np.diff(plan.neuron_ptr) if collapsed is None else collapsed.core_neurons
         self.plan, self.program, self.target, self.xp, self.x = plan, program, target, xp, x
         self.batch, self.ticks = x.shape[0], x.shape[1]
         B, N, D = self.batch, plan.n_neurons, plan.depth
@@ -194,7 +234,7 @@ class _Loop:
         self.zero_each_tick = _first_writers(self.blocks, N)
         self.shared = [(d, _Product(m, xp, B)) for d, m in plan.shared]
         self.hops = None if plan.hops is None else _Product(plan.hops, xp, B * self.chunk)
-        self.sum_dtype = xp.float32 if plan.sum_dtype == np.float32 else xp.float64
+        self.sum_dtype = xp.float32 if plan.sum_dtype == np.float32 and collapsed is None else xp.float64
         self.stepper = target.hooks.stepper(n, target.spec, B, plan.acc_bound, xp)
         self.rng = np.random.default_rng(seed)
         layers = [lm for lm in n.layers if record is None or lm.name in record]
@@ -261,19 +301,23 @@ class _Loop:
         xp, plan, D = self.xp, self.plan, self.plan.depth
         N, C = plan.n_neurons, plan.neuron_ptr.size - 1
         host = lambda a: xp.numpy(a).astype(np.float64).T  # noqa: E731  (C, k * B), exact sums from here on
-        per_core = lambda a: host(xp.segment_sum(a, plan.neuron_ptr, self.sum_dtype))  # noqa: E731
+        per_core = lambda a: host(xp.segment_sum(self._all_members(a), plan.neuron_ptr, self.sum_dtype))  # noqa: E731
         fired = self.buf[D:D + k].reshape(-1, plan.rows)[:, :N]
         events = self.events[:k].reshape(-1, N)
         active = per_core(events > 0)
         hops = np.zeros((3 * C, k * self.batch)) if self.hops is None else host(self.hops(fired))
         counts = {"synaptic_events": per_core(events), "neuron_active": active,
-                  "neuron_idle": np.diff(plan.neuron_ptr)[:, None] - active, "spikes": per_core(fired),
+                  "neuron_idle": self.core_neurons[:, None] - active, "spikes": per_core(fired),
                   "hops_ew": hops[:C], "hops_ns": hops[C:2 * C], "interchip": hops[2 * C:]}
         for key in COUNTERS:
             self.totals[key] += counts[key].sum(axis=1)
         self._timing(counts, t0, k)
         if t0 + k < self.ticks:
             self.buf[:D] = xp.copy(self.buf[k:k + D])
+
+    def _all_members(self, a):
+        """Per-neuron values (rows x N) times each neuron's copy-group size, when groups were collapsed."""
+        return a if self.members is None else self.xp.cast(a, self.xp.float64) * self.members
 
     def _timing(self, counts: Mapping[str, np.ndarray], t0: int, k: int) -> None:
         placed = self.program.placed
