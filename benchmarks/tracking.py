@@ -1,6 +1,6 @@
 """SiamSNN tracking accuracy, speed and energy per T: ANN, float SNN, emulated TrueNorth and Loihi.
 
-    python benchmarks/tracking.py [--clips 2] [--frames 20] [--timesteps 8 16 20 32 64] [--tn-timesteps 20]
+    python benchmarks/tracking.py [--clips 2] [--frames 20] [--timesteps 8 16 20 32 64] [--tn-timesteps 20 ...]
 
 Uses the committed micro SiamFC (models/siamfc_micro.pt), converts it twice (reset by
 subtraction for TrueNorth and the float SNN, reset to zero for Loihi), compiles each once
@@ -8,8 +8,9 @@ and tracks the same synthetic test clips (OTB one-pass: success AUC, precision a
 Ticks per frame count the three scales one after another on one chip; FPS is at the
 chip's tick (TrueNorth 1 ms; Loihi estimated per tick from its slowest core), energy per
 frame from the targets' spec.toml constants. The TrueNorth program holds ~40x more neuron
-copies than the network has neurons (fan-out replication), so its emulation (~10 s per
-frame here) runs only at --tn-timesteps. A second table sweeps the coding choices on the
+copies than the network has neurons (fan-out replication); the emulator runs each copy group
+once (~2 s per frame at T = 20 here), at every T unless --tn-timesteps names fewer. A second
+table sweeps the coding choices on the
 float SNN at one T: hybrid weighting (drop / linear / uniform) and two-status spike counts.
 """
 from __future__ import annotations
@@ -54,7 +55,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=2)
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--timesteps", type=int, nargs="+", default=[8, 16, 20, 32, 64])
-    ap.add_argument("--tn-timesteps", type=int, nargs="*", default=[20])
+    ap.add_argument("--tn-timesteps", type=int, nargs="*", help="T values run on TrueNorth (default: all)")
     ap.add_argument("--sweep-t", type=int, default=20)
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -83,7 +84,7 @@ def main() -> None:
                        model, clips, config)
         lo = evaluate(ChipSiamese(graphs["loihi"], programs["loihi"], load_target("loihi"), opts), model, clips, config)
         tn_cells = ["—"] * 4
-        if T in args.tn_timesteps:
+        if args.tn_timesteps is None or T in args.tn_timesteps:
             tn = evaluate(ChipSiamese(graphs["truenorth"], programs["truenorth"], load_target("truenorth"), opts),
                           model, clips, config)
             tn_cells = [_pair(tn), f"{tn['ticks']:.0f}", f"{tn['fps']:.1f}", f"{tn['energy_uj']:.0f}"]
