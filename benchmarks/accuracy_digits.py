@@ -7,7 +7,8 @@ with the defaults the demo uses: reset to zero, rate code), compiles it for each
 and runs the last 360 digits for T + depth ticks. Goals: TrueNorth >= ANN - 1.0 pt at
 some T <= 64, Loihi >= ANN - 0.5 pt at some T <= 32. The "TrueNorth trinary" column
 compiles with `--tn-weights trinary` (EEDN-style {-1, 0, +1} x a scale per neuron) to show
-what that mode costs against the default 4-level weights. Two smaller tables follow: the
+what that mode costs against the default 4-level weights, "TrueNorth bits" with `--tn-weights
+bits` (a 4-bit integer x a scale per neuron on the axon types as bit planes). Two smaller tables follow: the
 float SNN per input encoding and reset at T = 32, and a small CNN trained with max pooling
 converted with max pooling replaced by average pooling and with the spiking max.
 """
@@ -38,10 +39,10 @@ def _table(title: str, heads: tuple[str, ...], rows: list[tuple]) -> Table:
     return t
 
 
-def trinary_accuracy(graph, xt, yt, t: int) -> float:
-    """TrueNorth emulated accuracy with trinary weights, run for T + the program's latency ticks."""
+def tn_accuracy(graph, xt, yt, t: int, weights: str) -> float:
+    """TrueNorth emulated accuracy in a weight mode, run for T + the program's latency ticks."""
     target = load_target("truenorth")
-    compiled = compile_graph(graph, target, CompileOptions(timesteps=t, weights="trinary"))
+    compiled = compile_graph(graph, target, CompileOptions(timesteps=t, weights=weights))
     out = lower(graph).outputs[0]
     res = emulator.run(compiled.program, target, {"input": xt}, t + compiled.report["latency_ticks"])
     return float((digits.predict(res.potentials.get(out, res.spikes.get(out))) == yt).mean())
@@ -52,9 +53,11 @@ def chips(net: nn.Module, x, xt, yt, steps: list[int], ann: float) -> Table:
     for t in steps:
         snn = digits.to_snn(net, x, t)
         acc = digits.accuracies(snn, xt, yt, t)
-        rows.append((t, ann, acc["snn_float"], acc["truenorth"], trinary_accuracy(snn, xt, yt, t), acc["loihi"]))
+        rows.append((t, ann, acc["snn_float"], acc["truenorth"], tn_accuracy(snn, xt, yt, t, "trinary"),
+                     tn_accuracy(snn, xt, yt, t, "bits"), acc["loihi"]))
     return _table(f"digits MLP, {len(yt)} test digits: accuracy",
-                  ("T", "ANN", "SNN float (reference)", "TrueNorth emulated", "TrueNorth trinary", "Loihi emulated"), rows)
+                  ("T", "ANN", "SNN float (reference)", "TrueNorth emulated", "TrueNorth trinary", "TrueNorth bits",
+                   "Loihi emulated"), rows)
 
 
 def encodings(net: nn.Module, x, xt, yt, t: int = 32) -> Table:

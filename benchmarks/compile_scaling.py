@@ -7,9 +7,10 @@ Each size runs in its own process so peak RSS is per compile. The net is three 3
 layers (stride 1, same padding) with 16 channels over a square input, IF neurons;
 random integer weights in [-2, 2]; neurons ~= 3 * 16 * side^2. `--siamsnn CONFIG` compiles the
 SiamSNN of that SiamFC config instead (random weights, normalised on 2 crops, no SNN calibration
-rounds, `--maxpool` as converted; the conversion time is not counted). `--census` sizes the network without building its
+rounds, `--maxpool` and `--pool-layers` as converted; the conversion time is not counted). `--census` sizes the network without building its
 core tables (neurocomp.partition.count_cores: Loihi only), for networks whose synapse tables
-exceed this machine's memory.
+exceed this machine's memory; it prints the cores per layer and any layer no core can hold
+(its cores are then the mappable layers' only).
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def conv_net(neurons: float, channels: int = 16, seed: int = 0):
     return Graph(nodes, edges), 3 * channels * side * side
 
 
-def siamsnn(config: str, target: str, maxpool: str):
+def siamsnn(config: str, target: str, maxpool: str, pool_layers: bool):
     import torch
 
     from neurocomp.ir.layers import lower
@@ -47,7 +48,7 @@ def siamsnn(config: str, target: str, maxpool: str):
     torch.manual_seed(0)
     reset = "subtract" if target == "truenorth" else "zero"   # Lava's LIF resets to zero
     graph = build_siamsnn(build(config).eval(), SiamSNNOptions(reset=reset, calibration_samples=2, calibration_batches=0,
-                                                                      maxpool=maxpool))
+                                                                      maxpool=maxpool, pool_layers=pool_layers))
     return graph, sum(layer.size for layer in lower(graph).layers)
 
 
@@ -61,22 +62,27 @@ def _census(graph, target) -> dict:
     net = target.hooks.legalize(lower(fold_linear(graph)), target.spec, "levels")
     qnet = quantize(net, target, "levels")
     stages["lower+quantize"], t = time.perf_counter() - t, time.perf_counter()
-    cores = sum(c.cores for c in count_cores(qnet, target))
+    census = count_cores(qnet, target)
+    cores = sum(c.cores for c in census)
     stages["census"] = time.perf_counter() - t
     chips = -(-cores // target.spec.cores_per_chip)
     over = f" (over the spec's {target.spec['chip.max_chips']} chips)" if cores > target.spec.max_cores else ""
-    return {"cores": cores, "chips": chips, "stages": stages, "hops_ratio": float("nan"), "note": over}
+    unmapped = "".join(f"\n    unmapped {c.layer} ({c.neurons} neurons): {c.binding} {c.used:g} > {c.allowed:g}"
+                       for c in census if c.error)
+    per_layer = "\n    cores per layer: " + ", ".join(f"{c.layer} {c.cores}" for c in census if c.cores)
+    return {"cores": cores, "chips": chips, "stages": stages, "hops_ratio": float("nan"),
+            "note": over + per_layer + unmapped}
 
 
-def _one(target: str, size: float | str, census: bool, maxpool: str, out: mp.Queue) -> None:
+def _one(target: str, size: float | str, args: argparse.Namespace, out: mp.Queue) -> None:
     from neurocomp.compiler import CompileOptions, compile_graph
     from neurocomp.errors import UserError
     from neurocomp.target import load_target
 
-    graph, n = siamsnn(size, target, maxpool) if isinstance(size, str) else conv_net(size)
+    graph, n = siamsnn(size, target, args.maxpool, args.pool_layers) if isinstance(size, str) else conv_net(size)
     t0 = time.perf_counter()
     try:
-        if census:
+        if args.census:
             row = _census(graph, load_target(target))
         else:
             c = compile_graph(graph, load_target(target), CompileOptions())
@@ -97,6 +103,7 @@ def main() -> None:
     ap.add_argument("--siamsnn", choices=["micro", "small", "full"], help="compile this SiamSNN config instead of the conv nets")
     ap.add_argument("--census", action="store_true", help="count cores without building core tables (Loihi)")
     ap.add_argument("--maxpool", choices=["spiking", "avg"], default="spiking", help="SiamSNN max-pool conversion")
+    ap.add_argument("--pool-layers", action="store_true", help="SiamSNN pools as their own IF layers")
     args = ap.parse_args()
     sizes = [args.siamsnn] if args.siamsnn else args.sizes
     ctx = mp.get_context("fork")
@@ -104,7 +111,7 @@ def main() -> None:
     for target in args.targets:
         for size in sizes:
             q = ctx.Queue()
-            p = ctx.Process(target=_one, args=(target, size, args.census, args.maxpool, q))
+            p = ctx.Process(target=_one, args=(target, size, args, q))
             p.start()
             row = q.get()
             p.join()

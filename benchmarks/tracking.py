@@ -57,6 +57,7 @@ def main() -> None:
     ap.add_argument("--timesteps", type=int, nargs="+", default=[8, 16, 20, 32, 64])
     ap.add_argument("--tn-timesteps", type=int, nargs="*", help="T values run on TrueNorth (default: all)")
     ap.add_argument("--sweep-t", type=int, default=20)
+    ap.add_argument("--tn-weights", choices=["levels", "trinary", "bits"], default="levels", help="TrueNorth weight mode")
     args = ap.parse_args()
     torch.set_num_threads(2)
     model = build("micro").eval()
@@ -68,7 +69,7 @@ def main() -> None:
     programs, cores = {}, {}
     for name, g in graphs.items():
         t0 = time.perf_counter()
-        compiled = compile_graph(g, load_target(name), CompileOptions())
+        compiled = compile_graph(g, load_target(name), CompileOptions(weights=args.tn_weights if name == "truenorth" else "levels"))
         programs[name] = compiled.program
         cores[name] = (compiled.program.netlist.n_cores, compiled.program.placed.n_chips, time.perf_counter() - t0)
     console = Console()

@@ -66,6 +66,7 @@ class SiamSNNOptions:
     calibration_samples: int = 48
     calibration_batches: int = 2   # light SNN calibration rounds' batches (0: normalisation only, for compile-size runs)
     maxpool: str = "spiking"       # ConvertOptions.maxpool: "spiking" (exact max, a tree of IF layers) or "avg"
+    pool_layers: bool = False      # ConvertOptions.pool_layers: pools as their own IF layers (full config on Loihi)
     tau0: int = 4
     spiking_score: bool = True
     kick: float = 16.0          # two-status offset B, in thresholds (> the charge of tau0 ticks)
@@ -103,7 +104,7 @@ def build_siamsnn(model: SiamFC, opts: SiamSNNOptions = SiamSNNOptions(), kernel
     x = calibration_inputs(model, opts.calibration_samples, opts.seed)
     method = ConvertOptions(normalisation=opts.normalisation, percentile=opts.percentile, reset=opts.reset,
                             timesteps=opts.timesteps, encoding="rate", calibration_batches=opts.calibration_batches, batch_size=min(8, opts.calibration_samples),
-                            maxpool=opts.maxpool,
+                            maxpool=opts.maxpool, pool_layers=opts.pool_layers,
                             seed=opts.seed)
     g = convert(backbone, x, input_shape=tuple(x.shape[1:]), method=method)
     e = cfg.embed_size(cfg.exemplar_size)

@@ -46,7 +46,8 @@ def bind(program: Program, graph: Graph, target: Target, also: tuple[str, ...] =
     `also` names further layers whose registers the host may rewrite (e.g. timing gates)."""
     check_spiking_inputs(graph, target)
     sub = _subgraph(graph, bound_layers(graph) + tuple(also))
-    new = partition(quantize(target.hooks.legalize(lower(fold_linear(sub)), target.spec), target), target)
+    mode = program.manifest["options"].get("weights", "levels")   # rebuild with the weight mode it compiled with
+    new = partition(quantize(target.hooks.legalize(lower(fold_linear(sub)), target.spec, mode), target, mode), target)
     netlist = _splice(program.netlist, new, _core_pairs(program.netlist, new))
     changed = _changed_cores(program.netlist, netlist)
     layers = tuple(sorted({netlist.layers[i].name for i in np.unique(netlist.core_layer[changed]) if i >= 0}))

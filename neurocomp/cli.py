@@ -38,8 +38,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="calibration input (as for run): place by the traffic measured on its first samples")
     c.add_argument("--congestion", type=float, default=0.5, metavar="GAMMA",
                    help="placement weight of the link-load spread next to spike-hops (default 0.5; 0 = spike-hops only)")
-    c.add_argument("--tn-weights", choices=("levels", "trinary"), default="levels",
-                   help="TrueNorth weights: levels (<= 4 clustered levels per neuron) or trinary ({-1,0,+1} x a scale per neuron, EEDN)")
+    c.add_argument("--tn-weights", choices=("levels", "trinary", "bits"), default="levels",
+                   help="TrueNorth weights: levels (<= 4 clustered levels per neuron), trinary ({-1,0,+1} x a scale per "
+                        "neuron, EEDN) or bits (a 4-bit integer x a scale per neuron, the axon types as bit planes)")
     c.add_argument("--export", choices=("netx",), help="also write the network for Loihi users: netx = lava-dl netx HDF5 (network.net)")
     c.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     r = sub.add_parser("run", help="run a compiled program")
@@ -86,6 +87,8 @@ def _convert_parser(sub) -> None:
                    help=f"batches for bias calibration, 0 = off ({d.calibration_batches})")
     c.add_argument("--no-latency-compensation", action="store_true", help="keep v_init free of bias compensation")
     c.add_argument("--maxpool", choices=MAXPOOL, default=d.maxpool, help=f"max pooling: spiking (IF tree), avg or error ({d.maxpool})")
+    c.add_argument("--pool-layers", action="store_true",
+                   help="each pool after a ReLU as its own IF layer (narrower fan-in of the next layer)")
     c.add_argument("--seed", type=int, default=d.seed)
     c.add_argument("--json", action="store_true", help="print the conversion record as one JSON object")
 
@@ -251,7 +254,8 @@ def _convert(args: argparse.Namespace, console: Console) -> int:
     opts = ConvertOptions(normalisation=args.method, percentile=args.percentile, reset=args.reset, v_init=args.v_init,
                           latency_compensation=not args.no_latency_compensation,
                           calibration_batches=args.calibration_batches, timesteps=args.timesteps,
-                          encoding=args.encoding, maxpool=args.maxpool, seed=args.seed)
+                          encoding=args.encoding, maxpool=args.maxpool, pool_layers=args.pool_layers,
+                          seed=args.seed)
     model = Path(args.model)
     program = load_exported(model)
     shape = input_shape_of(program)

@@ -48,7 +48,7 @@ class CompileOptions:
     place_effort: int = 40         # window re-assignments per core (capped), so results repeat exactly
     place_anneal: int = 300        # annealing moves per core after the windows (capped); 0 = windows only
     congestion: float = 0.5        # weight of the link-load spread next to spike-hops (place/congestion.py); 0 = off
-    weights: str = "levels"        # weight mode, one of the target's WEIGHT_MODES (truenorth: levels | trinary)
+    weights: str = "levels"        # weight mode, one of the target's WEIGHT_MODES (truenorth: levels | trinary | bits)
 
     def fingerprint(self) -> dict[str, Any]:
         return asdict(self)

@@ -82,15 +82,16 @@ def tiny_truenorth(tmp_path_factory):
     return load_target(str(path))
 
 
-@pytest.mark.parametrize("name", [*TARGETS, "tiny-truenorth"])
+@pytest.mark.parametrize("name, weights", [("truenorth", "levels"), ("truenorth", "bits"), ("loihi", "levels"),
+                                           ("tiny-truenorth", "levels"), ("tiny-truenorth", "bits")])
 @settings(**SETTINGS)
 @given(case=first_op(), theta=st.integers(1, 4), seed=st.integers(0, 100))
-def test_random_layers_honour_limits_and_equal_the_quantised_graph(name, case, theta, seed, tiny_truenorth):
+def test_random_layers_honour_limits_and_equal_the_quantised_graph(name, weights, case, theta, seed, tiny_truenorth):
     target = TARGETS.get(name, tiny_truenorth)
     shape, op = case
     g = two_layers(shape, op, float(theta), seed)
     try:
-        compiled = compile_graph(g, target, CompileOptions(place_effort=1))
+        compiled = compile_graph(g, target, CompileOptions(place_effort=1, weights=weights))
     except ResourceError as err:   # tiny cores: a fan-in above 32 x 8 / 2 needs two levels of partial sums
         assert name == "tiny-truenorth" and "a second level of partial sums is not implemented" in str(err)
         return

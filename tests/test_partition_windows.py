@@ -95,6 +95,21 @@ def test_core_census_matches_the_netlist(name):
     assert sum(c.neurons for c in census) == netlist.n_neurons
 
 
+def test_census_names_a_layer_no_core_holds_and_sizes_the_rest():
+    from neurocomp.ir.graph import Affine
+    from neurocomp.ir.layers import lower
+    from neurocomp.partition import count_cores
+    from neurocomp.quantize import quantize
+
+    g = Graph([Input("x", (5000,)), Affine("a", np.ones((3, 5000))), IF("wide", threshold=64.0),
+               Affine("b", np.ones((2, 3))), IF("narrow", threshold=2.0), Output("out")],
+              [("x", "a"), ("a", "wide"), ("wide", "b"), ("b", "narrow"), ("narrow", "out")])
+    target = load_target("loihi")
+    wide, narrow = count_cores(quantize(lower(g), target), target)
+    assert (wide.cores, wide.used, wide.allowed) == (0, 5000, 4096) and "wide" in wide.error
+    assert (narrow.cores, narrow.error) == (1, "")
+
+
 def test_truenorth_has_no_census():
     from neurocomp.errors import UserError
     from neurocomp.ir.layers import lower

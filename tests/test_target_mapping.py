@@ -8,7 +8,7 @@ from neurocomp.backends import emulator, reference
 from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.ir.graph import IF, Affine, Graph, Input, Output, SumPool2d
 from neurocomp.ir.layers import lower
-from neurocomp.partition.delays import relay_graph, timing
+from neurocomp.partition.delays import flat_delays, relay_graph, timing
 from neurocomp.target import load_target
 from netlib import random_spikes
 
@@ -129,6 +129,38 @@ def test_trinary_weights_are_one_scale_per_neuron_and_widen_the_fan_in_groups():
     assert compiled.program.manifest["options"]["weights"] == "trinary"
     with pytest.raises(Exception, match="weight mode 'trinary' is not available on loihi"):
         compile_graph(g, load_target("loihi"), CompileOptions(weights="trinary"))
+
+
+def test_bit_plane_weights_give_sixteen_levels_on_four_axon_types():
+    """--tn-weights bits: a * q with q a signed 4-bit integer per neuron, realised exactly by the crossbar
+    (the 4 axon types are the bit planes); same axons per input as levels, far less weight error."""
+    from neurocomp.quantize import quantize
+    from neurocomp.targets.truenorth.quant import bit_planes
+
+    # a = 1 clips 10 -> 7 and -9 -> -8 (error 11); a = 2 gives 10, -8 (-4.5 rounds to even), 0, 8, 0 (error 2)
+    assert np.array_equal(bit_planes(np.array([[10.0, -9.0, 0.0, 8.0, 1.0]]), 4, 255.0), [[10.0, -8.0, 0.0, 8.0, 0.0]])
+    assert np.array_equal(bit_planes(np.array([[30.0, 3.0, 0.0, 16.0]]), 4, 255.0), [[30.0, 4.0, 0.0, 16.0]])  # 2 * (15, 2, 0, 8)
+    rng = np.random.default_rng(0)
+    g = Graph([Input("x", (200,)), Affine("a", rng.normal(size=(6, 200))), IF("n", threshold=8.0), Output("out")],
+              [("x", "a"), ("a", "n"), ("n", "out")])
+    legal = TN.hooks.legalize(lower(g), TN.spec, "bits")
+    assert len(legal.layers) == 1 + 2 * 4      # 4 axons per input, as with levels
+    q = quantize(legal, TN, "bits")
+    for layer in q.network.layers[:-1]:
+        w = np.asarray(layer.projections[0].chain[0].weight)
+        for row in w:
+            a = np.gcd.reduce(row[row != 0].astype(np.int64))
+            assert np.unique(row).size > 5 and np.abs(row / a).max() <= 15
+    snr_bits, snr_levels = q.layers[0].weight_snr_db, quantize(legal, TN, "levels").layers[0].weight_snr_db
+    assert snr_bits > snr_levels + 10        # measured about 27 dB against about 13 dB
+    compiled = compile_graph(g, TN, CompileOptions(weights="bits", timesteps=40))
+    n = compiled.program.netlist
+    ladders = n.params["w"] / np.abs(n.params["w"][:, :1]).clip(1)
+    assert sum(np.array_equal(row, [1, 2, 4, -8]) for row in ladders) >= len(ladders) // 2   # two's complement planes
+    x = random_spikes((200,), batch=2, ticks=40, rate=0.3, seed=4)
+    ref = reference.run(lower(relay_graph(compiled.qnet.network.graph, flat_delays(n.notes["delay"]))), {"x": x})
+    emu = emulator.run(compiled.program, TN, {"x": x})
+    assert emu.spikes["n"].sum() > 5 and np.array_equal(emu.spikes["n"], ref.spikes["n"])
 
 
 def test_delay_beyond_fifteen_ticks_names_the_edge_and_suggests_a_fix(tmp_path):

@@ -143,6 +143,31 @@ def replace_maxpool(segs: tuple[Segment, ...], mode: str = "avg") -> tuple[tuple
     return tuple(out), notes
 
 
+def split_pools(segs: tuple[Segment, ...]) -> tuple[tuple[Segment, ...], list[str]]:
+    """Pools that open a segment become their own IF layer: the pool and a 1x1 identity conv per
+    channel (a ReLU on pooled ReLU outputs changes nothing, so the ANN is the same function). The
+    next layer then reads C*k*k inputs instead of the window the pool composes into its kernel
+    ((k - 1) * pool stride + pool size wide), which is what keeps wide fan-ins under a core's axons."""
+    out: list[Segment] = []
+    notes: list[str] = []
+    for k, seg in enumerate(segs):
+        lead = _leading_pools(seg.ops)
+        if k == 0 or not lead:
+            out.append(seg)
+            continue
+        channels = segs[k - 1].weighted.channels
+        identity = Weighted(f"{lead[-1].name}.identity", np.ones((channels, 1, 1, 1)), np.zeros(channels),
+                            groups=channels)
+        out += [Segment(lead + (identity,), True), Segment(seg.ops[len(lead):], seg.spiking)]
+        notes.append(f"{lead[-1].name}: pooling as its own IF layer")
+    return tuple(out), notes
+
+
+def _leading_pools(ops: tuple[Linear, ...]) -> tuple[Pool, ...]:
+    n = next((i for i, op in enumerate(ops) if not isinstance(op, Pool)), len(ops))
+    return tuple(ops[:n])
+
+
 def _is_max(op: Linear) -> bool:
     return isinstance(op, Pool) and op.kind == "max"
 

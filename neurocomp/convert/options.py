@@ -47,6 +47,11 @@ class ConvertOptions:
                    SNN vs 83.6 % with "avg", T = 32). "avg": MaxPool2d becomes average pooling
                    (a SumPool, 1/area folded into the next weights), exact in rates; its cost is
                    the ANN's with average pooling. "error": refuse max pooling.
+    pool_layers    each pool that follows a ReLU becomes its own IF layer (pool + 1x1 identity conv,
+                   one more layer and tick); the next layer then reads C*k*k inputs, not the
+                   (k - 1) * stride + size wide window the pool composes into (AlexNet's 3x3/2 pool
+                   before a 5x5 conv: 1,200 instead of 5,808 inputs of 48 channels, under Loihi's
+                   4,096 axons per core). Costs the pooled rate's quantisation to spikes.
     """
 
     normalisation: str = "layer"
@@ -61,6 +66,7 @@ class ConvertOptions:
     timesteps: int = 32
     encoding: str = "rate"
     maxpool: str = "spiking"
+    pool_layers: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -1,7 +1,8 @@
 """convert(): a torch ANN (module or ExportedProgram) -> an IF-neuron SNN Graph.
 
 Pipeline: torch.export -> op chain (BatchNorm folded, identities and a final softmax
-dropped) -> segments (one weighted op per neuron layer) -> max-pool replacement ->
+dropped) -> segments (one weighted op per neuron layer) -> max-pool replacement -> pools as
+layers (optional) ->
 ANN activations on the calibration set -> lambda per layer or channel -> scaled
 weights -> optional light bias calibration against the float SNN -> Graph. The Graph
 records, per layer, lambda and the RMSE between the float SNN's output and the
@@ -16,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from neurocomp.convert.ann import Pool, Segment, forward, replace_maxpool, segments
+from neurocomp.convert.ann import Pool, Segment, forward, replace_maxpool, segments, split_pools
 from neurocomp.convert.build import build_graph, layer_names
 from neurocomp.convert.calibrate import ann_targets, calibrate, snn_outputs, rmse
 from neurocomp.convert.normalize import activation_scales, scale_segment
@@ -38,6 +39,9 @@ def convert(model: nn.Module | torch.export.ExportedProgram, calibration: np.nda
     if method.maxpool == "error" and any(isinstance(o, Pool) and o.kind == "max" for s in segs for o in s.ops):
         raise GraphError("the network uses max pooling and maxpool='error' was chosen; use maxpool='spiking' or 'avg'")
     segs, replaced = replace_maxpool(segs, method.maxpool)
+    if method.pool_layers:
+        segs, split = split_pools(segs)
+        replaced += split
     acts = forward(segs, x)
     lams = _scales(segs, acts, method)
     plan = _scaled(segs, lams, tuple(input_shape))

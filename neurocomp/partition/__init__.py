@@ -34,11 +34,13 @@ class LayerCount(NamedTuple):
     binding: str     # the resource closest to its limit over the layer's cores
     used: float
     allowed: float
+    error: str = ""  # why no core holds one neuron of the layer (then cores is 0)
 
 
 def count_cores(qnet: QNetwork, target: Target) -> list[LayerCount]:
     """Cores per layer without building the netlist (the target's `count_cores` hook), for sizing
-    networks too large to compile here."""
+    networks too large to compile here. A layer no core can hold counts 0 cores and carries its
+    error, so one census names every such layer and sizes the rest."""
     if not hasattr(target.hooks, "count_cores"):
         raise UserError(f"{target.name} has no core census: its core sizes depend on tables built layer by layer "
                         f"(TrueNorth fan-out copies); compile the network instead")

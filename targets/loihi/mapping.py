@@ -88,7 +88,11 @@ def count_cores(qnet: QNetwork, spec: TargetSpec) -> list[LayerCount]:
     window of rows, so networks whose synapse tables would not fit in memory can still be sized."""
     out = []
     for layer in qnet.network.layers:
-        spans, bound = split(layer, _fits(_windows(layer, spec), spec), _hint(layer.name))
+        try:
+            spans, bound = split(layer, _fits(_windows(layer, spec), spec), _hint(layer.name))
+        except ResourceError as err:
+            out.append(LayerCount(layer.name, layer.size, 0, err.resource, err.used, err.allowed, str(err)))
+            continue
         out.append(LayerCount(layer.name, layer.size, len(spans), *bound))
     return out
 

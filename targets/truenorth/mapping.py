@@ -1,9 +1,10 @@
 """TrueNorth core builder: crossbars with axon types, fan-out by replication or splitters, delays.
 
 A neuron's weight for axon i is its weight for i's type, so an input enters a core
-on one axon per weight level some neuron of the core uses with it (type g = the
-weight's rank among the neuron's <= 4 sorted levels), and a neuron connects to the
-copy whose type carries its weight. A neuron has one destination, so a neuron that
+on one axon per type some neuron of the core uses with it, and a neuron connects to
+the copies whose types carry its weight: one copy, the weight's rank among the
+neuron's <= 4 levels, or (bit planes, up to 16 levels) one per set bit of the weight
+over a power-of-two type ladder (_Typing). A neuron has one destination, so a neuron that
 feeds F axons is replicated F times in its own core: copies share the core's axons
 and parameters, so they compute identical spikes with no extra latency (unlike
 splitter neurons, which add a tick per stage). Layers are built from the last to
@@ -97,24 +98,91 @@ def _levels(rows: list[tuple[str, sp.csr_matrix]], n: int) -> tuple[np.ndarray, 
 
 
 class _TypedRows:
-    """A layer's rows in partition order with each synapse's axon type (its weight's rank among
-    the neuron's levels), so a core only opens the (input, type) axons some neuron uses."""
+    """A layer's rows in partition order with each synapse's axon types, so a core only opens the
+    (input, type) axons some neuron uses. Per projection, `keys` (input * LEVELS + type) are grouped
+    by row as `ptr` says: one key per synapse for rank typing, one per set bit for bit planes."""
 
-    def __init__(self, layer: Layer, order: np.ndarray) -> None:
+    def __init__(self, layer: Layer, order: np.ndarray, weight_max: int) -> None:
         self.rows = OrderedRows(layer, order)
-        self.table, self.levels = _levels(self.rows.rows, len(order))
-        self.keys = []  # per projection: input * LEVELS + type, aligned with the matrix's data
+        table, cnt = _levels(self.rows.rows, len(order))
+        self.typing = _Typing.of(table, cnt, weight_max)
+        self.levels = self.typing.need
+        self.ptr, self.keys = [], []
         for _, m in self.rows.rows:
-            r = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-            g = np.argmax(self.table[r] == m.data[:, None], axis=1) if m.nnz else np.zeros(0, np.int64)
-            self.keys.append(m.indices.astype(np.int64) * LEVELS + g)
-
+            ptr, keys = self.typing.expand(m)
+            self.ptr.append(ptr)
+            self.keys.append(keys)
         self.support = _bound_support(layer, order)
 
     def axon_keys(self, lo: int, hi: int) -> list[np.ndarray]:
         if self.support is not None:
             return [_all_types(m.indices[m.indptr[lo]:m.indptr[hi]]) for m in self.support]
-        return [np.unique(k[m.indptr[lo]:m.indptr[hi]]) for k, (_, m) in zip(self.keys, self.rows.rows)]
+        return [np.unique(k[p[lo]:p[hi]]) for k, p in zip(self.keys, self.ptr)]
+
+
+@dataclass(frozen=True)
+class _Typing:
+    """How each neuron's weights pick axon types. Rank typing (<= 4 distinct weights): type = the
+    weight's rank among the neuron's levels, one synapse per weight. Bit planes (more, all multiples
+    of a = their gcd, q = w / a): the type weights are a * (1, 2, .., 2^(p-1)), the top one negated
+    when q has both signs (two's complement, q in [-2^(p-1), 2^(p-1) - 1]) and all of them when q <= 0;
+    a weight connects to the types of its bits, so the crossbar sums to exactly a * q."""
+
+    weights: np.ndarray   # (n, LEVELS) per-type weights
+    need: np.ndarray      # levels a neuron needs (> LEVELS: it fits no core)
+    plane: np.ndarray     # bit-plane neurons
+    a: np.ndarray
+    p: np.ndarray         # planes per neuron
+    mixed: np.ndarray
+    table: np.ndarray     # sorted distinct weights (rank typing)
+
+    @classmethod
+    def of(cls, table: np.ndarray, cnt: np.ndarray, weight_max: int) -> "_Typing":
+        t = table.astype(np.int64)
+        plane = cnt > LEVELS
+        g = np.maximum(np.gcd.reduce(t, axis=1), 1)
+        a, p, mixed, found = np.ones_like(g), np.zeros_like(g), np.zeros(len(t), bool), ~plane
+        for d in range(1, 2 ** LEVELS):   # the scale: the gcd over the fewest d that fits the planes in the weights
+            a_d = np.maximum(g // d, 1)
+            q = t // a_d[:, None]
+            lo, hi = q.min(axis=1, initial=0), q.max(axis=1, initial=0)
+            mix = (lo < 0) & (hi > 0)
+            p_d = np.where(mix, 1 + np.maximum(_bit_length(hi), _bit_length(-lo - 1)), _bit_length(np.maximum(hi, -lo)))
+            good = ~found & (g % d == 0) & (p_d <= LEVELS) & (a_d << np.maximum(p_d - 1, 0) <= weight_max)
+            a, p, mixed = np.where(good, a_d, a), np.where(good, p_d, p), np.where(good, mix, mixed)
+            found |= good
+        plane &= found
+        need = np.where(plane, p, cnt)
+        weights = np.zeros((len(t), LEVELS), dtype=np.int64)
+        width = min(t.shape[1], LEVELS)
+        weights[:, :width] = t[:, :width]
+        k = np.arange(LEVELS)
+        pw = (1 << k)[None, :] * (k[None, :] < p[:, None])
+        pw = np.where(mixed[:, None] & (k[None, :] == p[:, None] - 1), -pw, pw)
+        pw = np.where((t.max(axis=1, initial=0) <= 0)[:, None], -pw, pw)
+        weights[plane] = (a[:, None] * pw)[plane]
+        return cls(weights, need, plane, a, p, mixed, t)
+
+    def expand(self, m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+        """(row pointer, keys) of one projection's synapses by type."""
+        r = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+        inputs = m.indices.astype(np.int64)
+        if m.nnz == 0:
+            return m.indptr.astype(np.int64), np.zeros(0, np.int64)
+        rank = np.argmax(self.table[r, :LEVELS] == m.data[:, None], axis=1)
+        if not self.plane[r].any():
+            return m.indptr.astype(np.int64), inputs * LEVELS + rank
+        q = m.data.astype(np.int64) // self.a[r]
+        bits = np.where(self.mixed[r], q & ((1 << self.p[r]) - 1), np.abs(q))
+        mask = np.where(self.plane[r], bits, 1 << rank)
+        e, t = np.nonzero((mask[:, None] >> np.arange(LEVELS)) & 1)
+        ptr = np.concatenate([[0], np.cumsum(np.bincount(r[e], minlength=m.shape[0]))]).astype(np.int64)
+        return ptr, inputs[e] * LEVELS + t
+
+
+def _bit_length(x: np.ndarray) -> np.ndarray:
+    """Bits of non-negative integers (0 -> 0); frexp is exact on integers below 2^53."""
+    return np.frexp(x.astype(np.float64))[1].astype(np.int64)
 
 
 def _bound_support(layer: Layer, order: np.ndarray) -> list[sp.csr_matrix] | None:
@@ -148,16 +216,16 @@ def _fits(windows: Windows[_TypedRows], order: np.ndarray, copies: np.ndarray, s
 
 def _build_core(li: int, typed: _TypedRows, lo: int, hi: int, copies: np.ndarray, dests: dict[str, _Dests]) -> _Core:
     chunk = typed.rows.order[lo:hi]
-    table = typed.table[lo:hi, :LEVELS]
+    table = typed.typing.weights[lo:hi]
     cps = copies[chunk]
     first = np.concatenate([[0], np.cumsum(cps)[:-1]]).astype(np.int64)
     core = _Core(li, chunk, cps, 0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
                  np.zeros((int(cps.sum()), LEVELS), dtype=np.int64), first=first)
     core.weights[:, : table.shape[1]] = np.repeat(table, cps, axis=0).astype(np.int64)
     types, syn_a, syn_n, offset = [], [], [], 0
-    for (source, m), keys, used in zip(typed.rows.rows, typed.keys, typed.axon_keys(lo, hi)):
-        part = slice(m.indptr[lo], m.indptr[hi])
-        row = np.repeat(np.arange(hi - lo), np.diff(m.indptr[lo:hi + 1]))
+    for (source, _), ptr, keys, used in zip(typed.rows.rows, typed.ptr, typed.keys, typed.axon_keys(lo, hi)):
+        part = slice(ptr[lo], ptr[hi])
+        row = np.repeat(np.arange(hi - lo), np.diff(ptr[lo:hi + 1]))
         axon = offset + np.searchsorted(used, keys[part])
         reps = cps[row]
         syn_a.append(np.repeat(axon, reps))
@@ -248,13 +316,14 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
     bind: list[tuple[str, float, float]] = [("neurons", 0, 1)] * len(layers)
     keys = list(qnet.layers[0].params)
     partials = inserted(qnet.network)
+    wmax = int(spec["core.weight_max"])
     for li in range(len(layers) - 1, -1, -1):
         layer = layers[li]
         if layer.name in dests:
             dests[layer.name], helpers[li] = _split_fanout(layer.name, dests[layer.name], keys, spec)
         copies = np.maximum(dests.get(layer.name, _Dests()).counts(layer.size), 1)
         order = neuron_order(layer)
-        windows = Windows(layer.size, lambda lo, hi, o=order, l=layer: _TypedRows(l, o[lo:hi]),
+        windows = Windows(layer.size, lambda lo, hi, o=order, l=layer: _TypedRows(l, o[lo:hi], wmax),
                           window_width(layer, order, int(spec["core.neurons"])))
 
         def emit(lo: int, hi: int, li: int = li, windows: Windows[_TypedRows] = windows, copies: np.ndarray = copies) -> None:

@@ -3,7 +3,10 @@
 Weight modes: "levels" clusters each neuron's weights to the levels its fan-in leaves room
 for (<= 4, per sign); "trinary" (EEDN, TRUENORTH.md §9) gives each neuron weights in
 {-s, 0, +s}: two axon types, so a core takes 128 distinct inputs instead of 64, at the cost
-of the weights' precision (benchmarks/accuracy_digits.py measures it).
+of the weights' precision (benchmarks/accuracy_digits.py measures it). "bits" gives each neuron
+a scale a and weights a * q on a signed 4-bit ladder (q in [-8, 7], or [0, 15] for one sign; fewer
+bits where the fan-in leaves fewer axon copies): the 4 axon types are its bit planes, so each
+input still takes at most 4 axons, and a neuron gets 16 levels instead of 2 per sign.
 """
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ from neurocomp.ir.graph import Neuron, Readout
 from neurocomp.target import TargetSpec
 
 LLOYD_ITERS = 20
-WEIGHT_MODES = ("levels", "trinary")
+WEIGHT_MODES = ("levels", "trinary", "bits")
+SCALE_CANDIDATES = np.linspace(0.5, 1.25, 16)  # per-row scale a searched as multiples of max|w| / q_max
 
 
 def weight_max(spec: TargetSpec, w: np.ndarray) -> float:
@@ -45,6 +49,9 @@ def cluster_weights(w: np.ndarray, spec: TargetSpec, mode: str = "levels") -> np
     many = np.flatnonzero(distinct_nonzero(w) > k)
     if many.size == 0:
         return out
+    if mode == "bits" and k >= 3:
+        out[many] = bit_planes(w[many], k, float(spec["core.weight_max"]))
+        return out
     sub = w[many]
     has_pos, has_neg = np.any(sub > 0, axis=1), np.any(sub < 0, axis=1)
     half = max(k // 2, 1)
@@ -53,6 +60,33 @@ def cluster_weights(w: np.ndarray, spec: TargetSpec, mode: str = "levels") -> np
     q = _lloyd(np.where(sub > 0, sub, 0.0), k_pos) + _lloyd(np.where(sub < 0, -sub, 0.0), k_neg) * -1
     out[many] = q
     return out
+
+
+def bit_planes(w: np.ndarray, bits: int, weight_max: float) -> np.ndarray:
+    """Per row a * q with integer a >= 1 and q on a `bits`-bit ladder (two's complement when the row has
+    both signs, unsigned magnitude when it has one), a chosen among SCALE_CANDIDATES for the least
+    squared error and small enough that every plane weight (a * 2^(bits-1)) and a * q fit `weight_max`;
+    rows are taken in blocks to bound memory."""
+    out = np.zeros_like(w)
+    block = max(1, 2 ** 24 // max(w.shape[1] * SCALE_CANDIDATES.size, 1))
+    for lo in range(0, len(w), block):
+        out[lo:lo + block] = _bit_rows(w[lo:lo + block], bits, weight_max)
+    return out
+
+
+def _bit_rows(w: np.ndarray, bits: int, weight_max: float) -> np.ndarray:
+    mixed = (w.min(axis=1) < 0) & (w.max(axis=1) > 0)
+    q_hi = np.where(mixed, 2.0 ** (bits - 1) - 1, 2.0 ** bits - 1)
+    q_lo = np.where(mixed, -(2.0 ** (bits - 1)), np.where(w.max(axis=1) > 0, 0.0, -(2.0 ** bits - 1)))
+    a_max = np.maximum(np.floor(weight_max / np.maximum(q_hi, 2.0 ** (bits - 1))), 1.0)
+    mag = np.abs(w).max(axis=1)
+    a = np.rint(mag[:, None] / q_hi[:, None] * SCALE_CANDIDATES[None, :])
+    a = np.clip(a, 1.0, a_max[:, None])   # (rows, F)
+    q = np.clip(np.rint(w[:, None, :] / a[:, :, None]), q_lo[:, None, None], q_hi[:, None, None])
+    err = np.sum((w[:, None, :] - a[:, :, None] * q) ** 2, axis=2)
+    best = np.argmin(err, axis=1)
+    rows = np.arange(len(w))
+    return a[rows, best][:, None] * q[rows, best]
 
 
 def trinary(w: np.ndarray) -> np.ndarray:
