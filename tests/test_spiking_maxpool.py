@@ -69,3 +69,19 @@ def test_overlapping_pool_on_an_odd_map_keeps_the_pool_geometry() -> None:
     g = convert(net, x, input_shape=(1, 9, 9), method=ConvertOptions(calibration_batches=0, batch_size=8))
     assert g.shape("if2") == (2, 1, 1)
     assert reference.run(lower(g), {"input": x[:2]}, ticks=8).potentials["readout"].shape == (2, 8, 3)
+
+
+@pytest.mark.parametrize("target", ["truenorth", "loihi"])
+def test_pick_then_linear_compiles_with_the_pick_kept_at_one(target: str) -> None:
+    """pick (one-hot conv) -> flatten -> linear is a chain of two weighted ops; the cores store their
+    product, so the pick keeps its integer 1s and only the linear takes the weight range."""
+    from neurocomp.compiler import CompileOptions, compile_graph
+    from neurocomp.target import load_target
+
+    x = np.random.default_rng(0).uniform(size=(64, 1, 6, 6))
+    reset = "subtract" if target == "truenorth" else "zero"
+    g = convert(_cnn(True), x, input_shape=(1, 6, 6),
+                method=ConvertOptions(maxpool="spiking", reset=reset, timesteps=32, calibration_batches=0, batch_size=8))
+    compiled = compile_graph(g, load_target(target), CompileOptions(timesteps=32))
+    picks = [op for lay in compiled.qnet.network.layers for p in lay.projections for op in p.chain if op.name.endswith("pick")]
+    assert picks and all(np.array_equal(np.unique(np.asarray(op.weight)), [0.0, 1.0]) for op in picks)

@@ -93,13 +93,18 @@ def _values(op: Node) -> np.ndarray:
 
 
 def _layer_exponents(layer: Layer, target: Target) -> tuple[dict[str, float], float]:
-    """Per weighted op exponent e_k, and the layer exponent E shared by all projections."""
+    """Per weighted op exponent e_k, and the layer exponent E shared by all projections. In a chain of
+    several weighted ops (e.g. a max-pool pick before a Linear) the targets store the composed weights,
+    so a leading op whose weights are small integers keeps them (e = 0) and only the last op takes
+    the full weight range; scaling each to full range would multiply their ranges."""
     exps: dict[str, float] = {}
     sums = []
     for ops in _weighted_ops(layer):
-        for op in ops:
-            wmax = target.hooks.weight_max(target.spec, _values(op))
-            exps[op.name] = max(_exponent(_values(op), wmax), -MAX_COARSEN)
+        for k, op in enumerate(ops):
+            w = _values(op)
+            wmax = target.hooks.weight_max(target.spec, w)
+            small = k < len(ops) - 1 and np.array_equal(w, np.rint(w)) and float(np.max(np.abs(w), initial=0)) <= wmax
+            exps[op.name] = 0.0 if small else max(_exponent(w, wmax), -MAX_COARSEN)
         sums.append(sum(exps[op.name] for op in ops))
     big = max(sums)
     for ops, s in zip(_weighted_ops(layer), sums):
@@ -125,6 +130,7 @@ def _whole_threshold(layer: Layer, exps: dict[str, float], big: float) -> tuple[
 def _quantize_layer(layer: Layer, target: Target, weights: str) -> tuple[dict[str, Node], QLayer]:
     spec, hooks = target.spec, target.hooks
     exps, big = _layer_exponents(layer, target)
+    last = {ops[-1].name for ops in _weighted_ops(layer) if ops}
     theta, bias, v0 = layer.param("threshold"), layer.bias(), layer.param("v_init")
     limits = hooks.param_limits(spec)
     for _ in range(MAX_COARSEN * 2):
@@ -134,7 +140,7 @@ def _quantize_layer(layer: Layer, target: Target, weights: str) -> tuple[dict[st
         if fits:
             break
         big += 1
-        exps = {k: v + 1 for k, v in exps.items()}
+        exps = {k: v + 1 if k in last else v for k, v in exps.items()}   # a chain coarsens at its last op
     else:
         raise QuantizeError(f"{layer.name}: threshold/bias cannot fit the target's registers at any scale")
     exps, big = _whole_threshold(layer, exps, big)
