@@ -6,7 +6,7 @@ import pytest
 
 from neurocomp.backends import emulator, reference
 from neurocomp.compiler import CompileOptions, compile_graph
-from neurocomp.ir.graph import IF, Affine, Conv2d, Graph, Input, Output, SumPool2d
+from neurocomp.ir.graph import IF, Affine, Graph, Input, Output, SumPool2d
 from neurocomp.ir.layers import lower
 from neurocomp.partition.delays import flat_delays, relay_graph, timing
 from neurocomp.target import load_target
@@ -161,27 +161,6 @@ def test_bit_plane_weights_give_sixteen_levels_on_four_axon_types():
     ref = reference.run(lower(relay_graph(compiled.qnet.network.graph, flat_delays(n.notes["delay"]))), {"x": x})
     emu = emulator.run(compiled.program, TN, {"x": x})
     assert emu.spikes["n"].sum() > 5 and np.array_equal(emu.spikes["n"], ref.spikes["n"])
-
-
-def test_equalisation_gives_small_channels_the_weight_range_and_keeps_the_spikes():
-    """Channel 1's weights are 1/8 of channel 0's: it is scaled by 8 (threshold too), so it quantises as
-    finely as channel 0; the equalised float Graph spikes exactly as the original."""
-    from neurocomp.quantize import quantize
-    from neurocomp.targets.truenorth.equalise import equalise
-
-    rng = np.random.default_rng(1)
-    w = rng.normal(size=(2, 1, 3, 3)) * np.array([1.0, 0.125])[:, None, None, None]
-    g = Graph([Input("x", (1, 8, 8)), Conv2d("c", w, bias=np.array([0.1, 0.01])), IF("n", threshold=1.0), Output("out")],
-              [("x", "c"), ("c", "n"), ("n", "out")])
-    net = lower(g)
-    eq = equalise(net, TN.spec)
-    assert np.array_equal(np.unique(eq.layer("n").param("threshold")), [1.0, 8.0])
-    x = random_spikes((1, 8, 8), batch=2, ticks=30, rate=0.5, seed=5)
-    assert np.array_equal(reference.run(eq, {"x": x}).spikes["n"], reference.run(net, {"x": x}).spikes["n"])
-    rows = lambda q: np.asarray(q.network.layer("n").projections[0].chain[0].weight).reshape(2, -1)  # noqa: E731
-    flat, even = rows(quantize(net, TN)), rows(quantize(eq, TN))
-    assert np.abs(flat[1]).max() <= 32 and np.abs(even[1]).max() >= 96    # 1/8 of the range, then 8x that
-    assert equalise(eq, TN.spec) is eq                                     # nothing left to equalise
 
 
 def test_delay_beyond_fifteen_ticks_names_the_edge_and_suggests_a_fix(tmp_path):

@@ -27,7 +27,6 @@ from neurocomp.ir.graph import IF, LINEAR_OPS, Affine, Conv2d, Graph, Node, Scal
 from neurocomp.ir.layers import Layer, Network, lower
 from neurocomp.partition.delays import STAGES
 from neurocomp.target import TargetSpec
-from neurocomp.targets.truenorth.equalise import equalise
 from neurocomp.targets.truenorth.quant import mode_levels
 
 SAMPLE_ROWS = 4096
@@ -160,15 +159,14 @@ def _chain_positive_sum(proj, chain: list[Node], rows: np.ndarray) -> float:
 
 
 def legalize(net: Network, spec: TargetSpec, weights: str = "levels") -> Network:
-    """Rewrite the layers whose fan-in cannot fit one core, then equalise every IF layer's channels
-    (targets/truenorth/equalise.py); both keep the Graph's spikes (the split up to waiting charge)."""
+    """Rewrite the layers whose fan-in cannot fit one core; other layers are untouched."""
     if net.feedback():
         raise UserError(f"recurrent projections {net.feedback()}: the truenorth mapping sizes each neuron's fan-out "
                         f"copies and balances path delays for feed-forward layer graphs only; use a Loihi target")
     plans = {layer.name: _plan(layer, spec, mode_levels(weights, spec)) for layer in net.layers}
     split = [layer for layer in net.layers if plans[layer.name]]
     if not split:
-        return equalise(net, spec)
+        return net
     g = net.graph
     nodes = {n.name: n for n in g.nodes}
     edges = list(g.edges)
@@ -181,7 +179,7 @@ def legalize(net: Network, spec: TargetSpec, weights: str = "levels") -> Network
         edges += new_edges
         parts += [n.name for n in new_nodes if isinstance(n, IF)]
     meta = dict(g.metadata) | {"truenorth_fanin_split": ",".join(layer.name for layer in split), STAGES: ",".join(parts)}
-    return equalise(lower(_drop_orphans(Graph(tuple(nodes.values()), tuple(edges), meta))), spec)
+    return lower(_drop_orphans(Graph(tuple(nodes.values()), tuple(edges), meta)))
 
 
 def _drop_orphans(g: Graph) -> Graph:
