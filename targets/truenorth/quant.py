@@ -1,4 +1,4 @@
-"""TrueNorth quantisation rules: <= 4 weight levels per neuron, leak as bias, linear reset.
+"""TrueNorth quantisation rules: 4 axon types per neuron (weight levels or bit planes), leak as bias, linear reset.
 
 Weight modes: "levels" clusters each neuron's weights to the levels its fan-in leaves room
 for (<= 4, per sign); "trinary" (EEDN, TRUENORTH.md §9) gives each neuron weights in
@@ -40,7 +40,8 @@ def mode_levels(mode: str, spec: TargetSpec) -> int:
 
 
 def cluster_weights(w: np.ndarray, spec: TargetSpec, mode: str = "levels") -> np.ndarray:
-    """Rows (neurons) with more distinct non-zero integers than the fan-in allows are clustered per sign by 1-D Lloyd."""
+    """Rows (neurons) with more distinct non-zero integers than the fan-in allows are clustered per sign by 1-D Lloyd,
+    or in "bits" mode (when the fan-in leaves >= 3 axon copies) put on a per-row bit-plane ladder."""
     if mode == "trinary":
         return trinary(w)
     out = w.copy()
