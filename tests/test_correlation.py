@@ -73,6 +73,22 @@ def test_correlation_emulator_equals_reference_and_binding_rewrites_only_its_cor
     assert not np.array_equal(emu1.potentials["score"], emu.potentials["score"])
 
 
+def test_binding_keeps_the_programs_weight_mode():
+    """Compiled with --tn-weights bits (kernels of 6 distinct values: bit planes, not 4 levels), a bound
+    kernel is quantised the same way: the bound program scores exactly like a fresh compile of that kernel."""
+    target = load_target("truenorth")
+    rng = np.random.default_rng(2)
+    k0, k1 = (rng.choice([-3.0, -2.0, -1.0, 1.0, 2.0, 3.0], size=(2, 3, 3)) for _ in range(2))
+    opts = CompileOptions(weights="bits")
+    g1 = _bound(siamese(k0), k1)
+    bound = bind(compile_graph(siamese(k0), target, opts).program, g1, target).program
+    fresh = compile_graph(g1, target, opts).program
+    x = random_spikes((2, 9, 9), batch=2, ticks=12, rate=0.4, seed=3)
+    emu, want = emulator.run(bound, target, {"x": x}), emulator.run(fresh, target, {"x": x})
+    assert np.abs(want.potentials["score"]).max() > 5
+    np.testing.assert_array_equal(emu.potentials["score"], want.potentials["score"])
+
+
 def test_binding_refuses_a_kernel_of_another_shape():
     target = load_target("loihi")
     g = siamese(np.ones((2, 3, 3)))
