@@ -1,10 +1,9 @@
 """convert(): a torch ANN (module or ExportedProgram) -> an IF-neuron SNN Graph.
 
 Pipeline: torch.export -> op chain (BatchNorm folded, identities and a final softmax
-dropped) -> segments (one weighted op per neuron layer) -> max-pool replacement -> pools as
-layers (optional) ->
-ANN activations on the calibration set -> lambda per layer or channel -> scaled
-weights -> optional light bias calibration against the float SNN -> Graph. The Graph
+dropped) -> segments (one weighted op per neuron layer) -> max-pool replacement ->
+optional pool layers -> ANN activations on the calibration set -> lambda per layer or
+channel -> scaled weights -> optional light bias calibration against the float SNN -> Graph. The Graph
 records, per layer, lambda and the RMSE between the float SNN's output and the
 ANN's on the calibration samples, under metadata["conversion"] (JSON).
 """
