@@ -47,6 +47,12 @@ def count_cores(qnet: QNetwork, target: Target) -> list[LayerCount]:
     return target.hooks.count_cores(qnet, target.spec)
 
 
+def ranks(counts: np.ndarray) -> np.ndarray:
+    """0..c-1 for each count c, concatenated (the position of each item within its group)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
 def cat(parts: list[np.ndarray]) -> np.ndarray:
     """Concatenate into one int64 array (one copy, no intermediate)."""
     return np.concatenate(parts, dtype=np.int64) if parts else np.zeros(0, np.int64)

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from neurocomp.partition import ranks
 from neurocomp.place.assign import Budget, Search
-from neurocomp.place.mesh import line_loads
+from neurocomp.place.mesh import DIRECTIONS, xy_loads
 
 _FLOWS_PER_LINK = 3     # heaviest flows through the hot link whose cores are tried
 _SLOTS_PER_CORE = 6     # candidate slots per core
@@ -59,15 +60,10 @@ def link_loads(search: Search, flows: Flows) -> np.ndarray:
     """(4, GY, GX) spikes per tick on each link (east, west, north, south; a link is stored at its
     lower router) under the current placement."""
     gx, gy, m = search.gx, search.gy, search.mesh
-    xs, ys = gx[search.pos[flows.src]], gy[search.pos[flows.src]]
-    xd, yd = gx[search.pos[flows.dst]], gy[search.pos[flows.dst]]
-    cols, rows, w = m.grid_cols, m.grid_rows, flows.w
-    out = np.zeros((4, rows, cols))
-    e, wst, n, s = xd > xs, xd < xs, yd > ys, yd < ys
-    out[0, :, :-1] = line_loads(rows, cols, ys[e], xs[e], xd[e], w[e])
-    out[1, :, :-1] = line_loads(rows, cols, ys[wst], xd[wst], xs[wst], w[wst])
-    out[2, :-1, :] = line_loads(cols, rows, xd[n], ys[n], yd[n], w[n]).T
-    out[3, :-1, :] = line_loads(cols, rows, xd[s], yd[s], ys[s], w[s]).T
+    src, dst = search.pos[flows.src], search.pos[flows.dst]
+    loads = xy_loads(m.grid_rows, m.grid_cols, gx[src], gy[src], gx[dst], gy[dst], flows.w)
+    out = np.zeros((4, m.grid_rows, m.grid_cols))
+    out[0, :, :-1], out[1, :, :-1], out[2, :-1, :], out[3, :-1, :] = (loads[d] for d in DIRECTIONS)
     return out
 
 
@@ -79,8 +75,8 @@ def path_links(search: Search, src_slot: np.ndarray, dst_slot: np.ndarray) -> tu
     plane, cols = m.grid_rows * m.grid_cols, m.grid_cols
     hx, hy = np.abs(xd - xs), np.abs(yd - ys)
     flow_h, flow_v = np.repeat(np.arange(xs.size), hx), np.repeat(np.arange(xs.size), hy)
-    x = np.minimum(xs, xd)[flow_h] + _ranks(hx)
-    y = np.minimum(ys, yd)[flow_v] + _ranks(hy)
+    x = np.minimum(xs, xd)[flow_h] + ranks(hx)
+    y = np.minimum(ys, yd)[flow_v] + ranks(hy)
     horizontal = np.where(xd > xs, 0, 1)[flow_h] * plane + ys[flow_h] * cols + x
     vertical = np.where(yd > ys, 2, 3)[flow_v] * plane + y * cols + xd[flow_v]
     return np.concatenate([horizontal, vertical]), np.concatenate([flow_h, flow_v])
@@ -94,11 +90,6 @@ def _through(search: Search, flows: Flows, link: tuple[int, int, int]) -> np.nda
     hit = [(ys == y) & (xs <= x) & (x < xd), (ys == y) & (xd <= x) & (x < xs),
            (xd == x) & (ys <= y) & (y < yd), (xd == x) & (yd <= y) & (y < ys)][d]
     return np.flatnonzero(hit)
-
-
-def _ranks(counts: np.ndarray) -> np.ndarray:
-    """0..c-1 for each count c, concatenated."""
-    return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
 class Relief:

@@ -128,6 +128,20 @@ def min_step_cost(mesh: Mesh) -> float:
     return min(steps, default=0.0)
 
 
+DIRECTIONS = ("east", "west", "north", "south")
+
+
+def xy_loads(rows: int, cols: int, xs: np.ndarray, ys: np.ndarray, xd: np.ndarray, yd: np.ndarray,
+             load: np.ndarray) -> dict[str, np.ndarray]:
+    """Load per link of a rows x cols router grid when each flow goes X then Y: east/west
+    (rows, cols-1), north/south (rows-1, cols); a link is stored at its lower router."""
+    e, w, n, s = xd > xs, xd < xs, yd > ys, yd < ys
+    return {"east": line_loads(rows, cols, ys[e], xs[e], xd[e], load[e]),
+            "west": line_loads(rows, cols, ys[w], xd[w], xs[w], load[w]),
+            "north": line_loads(cols, rows, xd[n], ys[n], yd[n], load[n]).T,
+            "south": line_loads(cols, rows, xd[s], yd[s], ys[s], load[s]).T}
+
+
 def line_loads(n_lines: int, length: int, line: np.ndarray, lo: np.ndarray, hi: np.ndarray,
               load: np.ndarray) -> np.ndarray:
     """(n_lines, length-1) load on links lo..hi-1 of each flow's line (link g joins g and g+1)."""

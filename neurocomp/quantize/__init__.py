@@ -88,6 +88,11 @@ def _weighted_ops(layer: Layer) -> list[list[Node]]:
     return out
 
 
+def _last_ops(layer: Layer) -> list[str]:
+    """The last stored-weight op of each projection: where a projection's scale is adjusted."""
+    return [ops[-1].name for ops in _weighted_ops(layer) if ops]
+
+
 def _values(op: Node) -> np.ndarray:
     return np.asarray(op.scale if isinstance(op, Scale) else op.weight)
 
@@ -119,7 +124,7 @@ def _whole_threshold(layer: Layer, exps: dict[str, float], big: float) -> tuple[
     """Make a layer-wide threshold a whole number of units, N = floor(theta / scale): the step grows by
     less than 1/N (weights keep nearly all their range) instead of the threshold rounding up by up to a unit."""
     theta = layer.param("threshold")
-    last = [ops[-1].name for ops in _weighted_ops(layer) if ops]
+    last = _last_ops(layer)
     units = float(theta[0]) / 2.0 ** big if theta.size else 0.0
     if layer.kind != "spiking" or np.ptp(theta) > 0 or units < 1 or units == math.floor(units) or len(last) < len(layer.projections):
         return exps, big
@@ -130,7 +135,7 @@ def _whole_threshold(layer: Layer, exps: dict[str, float], big: float) -> tuple[
 def _quantize_layer(layer: Layer, target: Target, weights: str) -> tuple[dict[str, Node], QLayer]:
     spec, hooks = target.spec, target.hooks
     exps, big = _layer_exponents(layer, target)
-    last = {ops[-1].name for ops in _weighted_ops(layer) if ops}
+    last = _last_ops(layer)
     theta, bias, v0 = layer.param("threshold"), layer.bias(), layer.param("v_init")
     limits = hooks.param_limits(spec)
     for _ in range(MAX_COARSEN * 2):

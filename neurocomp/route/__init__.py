@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from neurocomp.errors import ResourceError, VerifyError
 from neurocomp.place import Mesh, Placement, canonical_traffic
-from neurocomp.place.mesh import line_loads
+from neurocomp.place.mesh import xy_loads
 
 __all__ = ["Routes", "edge_hops", "route", "routing_tables", "verify_routes"]
 
@@ -96,14 +96,7 @@ def route(traffic: sp.spmatrix | sp.sparray, placement: Placement, mesh: Mesh) -
     src, dst, v = t.row.astype(np.int64), t.col.astype(np.int64), t.data
     gx, gy = placement.gx(mesh), placement.gy(mesh)
     xs, xd, ys, yd = gx[src], gx[dst], gy[src], gy[dst]
-    cols, rows = mesh.grid_cols, mesh.grid_rows
-    e, w, n, s = xd > xs, xd < xs, yd > ys, yd < ys
-    loads = {
-        "east": line_loads(rows, cols, ys[e], xs[e], xd[e], v[e]),
-        "west": line_loads(rows, cols, ys[w], xd[w], xs[w], v[w]),
-        "north": line_loads(cols, rows, xd[n], ys[n], yd[n], v[n]).T,
-        "south": line_loads(cols, rows, xd[s], yd[s], ys[s], v[s]).T,
-    }
+    loads = xy_loads(mesh.grid_rows, mesh.grid_cols, xs, ys, xd, yd, v)
     ew, ns, crossings = edge_hops(src, dst, placement, mesh)
     peak, worst = _worst_link(loads, mesh)
     dx_span, dx_flows = _span(xd - xs, src, dst, "dx")

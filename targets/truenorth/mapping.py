@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from neurocomp.errors import ResourceError, VerifyError
 from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import LayerMap, Netlist
-from neurocomp.partition import cat, neuron_order, split
+from neurocomp.partition import cat, neuron_order, ranks, split
 from neurocomp.partition.delays import inserted, timing
 from neurocomp.partition.rows import OrderedRows, Windows, is_bound, support, window_width
 from neurocomp.quantize import QNetwork
@@ -229,7 +229,7 @@ def _build_core(li: int, typed: _TypedRows, lo: int, hi: int, copies: np.ndarray
         axon = offset + np.searchsorted(used, keys[part])
         reps = cps[row]
         syn_a.append(np.repeat(axon, reps))
-        syn_n.append(np.repeat(first[row], reps) + _ranks(reps))
+        syn_n.append(np.repeat(first[row], reps) + ranks(reps))
         types.append(used % LEVELS)
         d = dests.setdefault(source, _Dests())
         d.src.append(used // LEVELS)
@@ -282,13 +282,6 @@ def _split_fanout(source: str, d: _Dests, keys: list[str], spec: TargetSpec) -> 
         kept.axon.append(np.arange(pairs.size, dtype=np.int64))
         splitters.append(_Splitter(core, source, d.core, tgt[sel], ax[sel]))
     return kept, splitters
-
-
-def _ranks(counts: np.ndarray) -> np.ndarray:
-    """0..c-1 for each count c, concatenated."""
-    total = int(counts.sum())
-    starts = np.repeat(np.cumsum(counts) - counts, counts)
-    return np.arange(total) - starts
 
 
 def _hint(layer: Layer, spec: TargetSpec, partials: set[str]):
@@ -372,7 +365,7 @@ def _assemble(qnet, spec, cores, per_layer, dests, splitters, n_ptr, a_ptr, bind
             continue
         order = np.argsort(src, kind="stable")
         src, axon = src[order], axon[order]
-        rank = _ranks(np.bincount(src, minlength=len(firsts[source])))
+        rank = ranks(np.bincount(src, minlength=len(firsts[source])))
         e_src.append(firsts[source][src] + rank)
         e_ax.append(axon)
         e_d.append(dl[order])
