@@ -18,6 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from neurocomp.ir.netlist import Netlist
+from neurocomp.partition import ranks
 
 
 @dataclass(frozen=True)
@@ -57,9 +58,9 @@ def _same_rows(w: sp.csr_matrix, first: np.ndarray) -> np.ndarray:
     """Whether each row equals its group's first row entry for entry (the hash is only a filter)."""
     lens = np.diff(w.indptr)
     same = lens == lens[first]
-    ranks = np.arange(w.nnz) - np.repeat(w.indptr[:-1], lens)
+    rank = ranks(lens)
     rows = np.repeat(np.arange(w.shape[0]), lens)
-    at = np.minimum(w.indptr[first[rows]] + np.minimum(ranks, np.maximum(lens[first[rows]] - 1, 0)), max(w.nnz - 1, 0))
+    at = np.minimum(w.indptr[first[rows]] + np.minimum(rank, np.maximum(lens[first[rows]] - 1, 0)), max(w.nnz - 1, 0))
     ok = same[rows] & (w.indices == w.indices[at]) & (w.data == w.data[at])
     bad = np.zeros(w.shape[0], dtype=bool)
     bad[rows[~ok]] = True
