@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from neurocomp.encoding import SPIKING, payload_max
 from neurocomp.errors import UserError
+from neurocomp.ir import sums
 from neurocomp.ir.fold import fold_linear
 from neurocomp.ir.graph import Affine, Conv2d, Graph, Scale
 from neurocomp.ir.layers import Network, lower
@@ -235,6 +236,7 @@ def compile_report(program: Program, qnet: QNetwork, target: Target, opts: Compi
         "synapses": int(n.syn_axon.size), "axons": n.n_axons,
         "layers": [_layer_row(lm, qnet, n) for lm in n.layers], "latency_ticks": depth,
         "splitter_cores": int(n.notes.get("splitter_cores", 0)),
+        "host_summed_readouts": {k: list(v) for k, v in n.notes.get(sums.KEY, {}).items()},
         "traffic": {"assumed_rate": opts.rate, "model": program.manifest["placement"]["traffic_model"],
                     "cut_spikes_per_tick": routes.cut_spikes_per_tick,
                     "spike_hops_per_tick": routes.spike_hops_per_tick, "max_link_load": routes.max_link_load,
@@ -250,7 +252,8 @@ def compile_report(program: Program, qnet: QNetwork, target: Target, opts: Compi
 def output_latency(n: Netlist) -> int:
     """Ticks from an input spike to the output spikes it causes (axon delays and splitters included)."""
     lat = n.notes.get("latency", {})
-    return max((int(lat[o]) for o in n.outputs if o in lat), default=len(n.layers))
+    outputs = sums.expand(n.outputs, n.notes.get(sums.KEY, {}))
+    return max((int(lat[o]) for o in outputs if o in lat), default=len(n.layers))
 
 
 def _layer_row(lm, qnet: QNetwork, n: Netlist) -> dict[str, Any]:

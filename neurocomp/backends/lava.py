@@ -34,6 +34,7 @@ from neurocomp.backends.emulator import COUNTERS, RunResult
 from neurocomp.backends.lava_compat import import_lava
 from neurocomp.encoding import input_spikes, payload_max
 from neurocomp.errors import UserError
+from neurocomp.ir import sums
 from neurocomp.ir.netlist import Netlist
 from neurocomp.program import Program
 from neurocomp.route import grid_hops
@@ -129,11 +130,13 @@ def run(program: Program, target: Target, inputs: Mapping[str, np.ndarray], tick
         fired[b], v[b] = execute(build(program, target, x[b].T, seed=seed, column=(b, batch)), n.n_neurons)
     wall = time.perf_counter() - start
     counts, merges = _counts(program, x, fired)
+    table = n.notes.get(sums.KEY, {})
+    record = sums.expand(record, table)
     layers = [lm for lm in n.layers if record is None or lm.name in record]
     pot = target.hooks.potential({"v": v})
     shaped = lambda a, lm: a[:, :, lm.neurons].reshape((batch, ticks) + lm.shape)  # noqa: E731
     return RunResult({lm.name: shaped(fired, lm) for lm in layers if lm.kind == "spiking"},
-                     {lm.name: shaped(pot, lm) * lm.scale for lm in layers if lm.kind == "readout"},
+                     sums.add({lm.name: shaped(pot, lm) * lm.scale for lm in layers if lm.kind == "readout"}, table),
                      counts, merges, ticks, batch, wall)
 
 

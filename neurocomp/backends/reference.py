@@ -22,7 +22,7 @@ import torch
 
 from neurocomp.backends.emulator import RunResult
 from neurocomp.encoding import input_spikes
-from neurocomp.ir import ops
+from neurocomp.ir import ops, sums
 from neurocomp.ir.graph import Readout
 from neurocomp.ir.layers import Layer, Network, Projection
 
@@ -125,6 +125,8 @@ def run(net: Network, inputs: Mapping[str, np.ndarray], ticks: int | None = None
     batch, ticks = next(iter(x.values())).shape[:2]
     outs = {name: torch.from_numpy(arr.astype(np.float64)) for name, arr in x.items()}
     spikes, pots = {}, {}
+    table = sums.decode(net.graph.metadata)
+    record = sums.expand(record, table)
     start = time.perf_counter()
     for stage in _stages(net):
         v = _run_stage(stage, outs)
@@ -134,4 +136,4 @@ def run(net: Network, inputs: Mapping[str, np.ndarray], ticks: int | None = None
                     pots[layer.name] = v[layer.name].numpy()
                 else:
                     spikes[layer.name] = outs[layer.name].numpy().astype(np.uint8)
-    return RunResult(spikes, pots, {}, 0, ticks, batch, time.perf_counter() - start)
+    return RunResult(spikes, sums.add(pots, table), {}, 0, ticks, batch, time.perf_counter() - start)

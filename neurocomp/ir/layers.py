@@ -13,7 +13,7 @@ import scipy.sparse as sp
 import torch
 
 from neurocomp.errors import GraphError
-from neurocomp.ir import ops
+from neurocomp.ir import ops, sums
 from neurocomp.ir.graph import LINEAR_OPS, NEURONS, Graph, Input, Neuron, Node, Output, Readout
 
 
@@ -111,7 +111,7 @@ class Network:
     graph: Graph
     inputs: tuple[Input, ...]
     layers: tuple[Layer, ...]
-    outputs: tuple[str, ...]  # layer names feeding Output nodes
+    outputs: tuple[str, ...]  # layer names feeding Output nodes (a read-out summed on the host by its name)
 
     def layer(self, name: str) -> Layer:
         for lay in self.layers:
@@ -177,4 +177,4 @@ def lower(g: Graph) -> Network:
         raise GraphError("graph has no neuron layer")
     if not outputs:
         outputs = [layers[-1].name]
-    return Network(g, tuple(g.inputs), tuple(layers), tuple(outputs))
+    return Network(g, tuple(g.inputs), tuple(layers), tuple(sums.named(outputs, sums.decode(g.metadata))))

@@ -6,11 +6,13 @@ predicate and checks the result; the target hook builds its own core tables
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, NamedTuple
 
 import numpy as np
 
 from neurocomp.errors import ResourceError, UserError, VerifyError
+from neurocomp.ir import sums
 from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import Netlist
 from neurocomp.quantize import QNetwork
@@ -23,6 +25,9 @@ Emit = Callable[[int, int], None]
 
 def partition(qnet: QNetwork, target: Target) -> Netlist:
     netlist = target.hooks.build_netlist(qnet, target.spec)
+    table = sums.decode(qnet.network.graph.metadata)
+    if table:
+        netlist = dataclasses.replace(netlist, notes={**netlist.notes, sums.KEY: {k: list(v) for k, v in table.items()}})
     verify_netlist(netlist, target)
     return netlist
 

@@ -6,8 +6,9 @@ from typing import Any, Mapping
 import numpy as np
 import scipy.sparse as sp
 
-from neurocomp.ir.layers import Network
+from neurocomp.ir.layers import Layer, Network
 from neurocomp.ir.netlist import Netlist
+from neurocomp.partition.fanin import fan_in, sample_rows, split_readouts
 from neurocomp.target import TargetSpec
 from neurocomp.targets.loihi.mapping import build_netlist, count_cores, verify_netlist
 from neurocomp.targets.loihi.neuron import LifStepper, dense_output, init_state as _init_lif, prepare_weights, step
@@ -21,8 +22,16 @@ REALTIME_TICK_S = 1e-3  # the usual throttled real-time step (LOIHI.md §1); spe
 
 
 def legalize(net: Network, spec: TargetSpec, weights: str = "levels") -> Network:
-    """Loihi cores take 4096 input axons: the partitioner's splitting is enough, no rewrite needed."""
-    return net
+    """A read-out whose neurons read more inputs than a core's axons becomes host-summed parts; other
+    layers are left to the partitioner, which names any neuron no core can hold."""
+    axons = int(spec["core.axons"])
+    return split_readouts(net, lambda layer: _fan_in(layer) > axons, axons)
+
+
+def _fan_in(layer: Layer) -> int:
+    """Input axons the widest neuron needs: one per input it reads, over all its projections."""
+    rows = sample_rows(layer)
+    return sum(fan_in(p, rows) for p in layer.projections)
 
 
 def synapse_matrix(n: Netlist) -> sp.csr_matrix:

@@ -15,6 +15,9 @@ split until the rest, read directly, plus one axon per partial neuron fit a core
 direct inputs then arrive a tick early, which the mapper's axon delays balance. This is
 an approximation of the graph: the compile report says which layers were split and
 the reference backend on the original graph measures the accuracy it costs.
+
+A read-out layer needs none of this: it is split into parts of <= axons / L inputs whose
+potentials the host adds (neurocomp.partition.fanin), exactly and with no extra tick.
 """
 from __future__ import annotations
 
@@ -23,21 +26,12 @@ import dataclasses
 import numpy as np
 
 from neurocomp.errors import UserError
-from neurocomp.ir.graph import IF, LINEAR_OPS, Affine, Conv2d, Graph, Node, Scale
+from neurocomp.ir.graph import IF, Affine, Conv2d, Graph, Node, Scale
 from neurocomp.ir.layers import Layer, Network, lower
 from neurocomp.partition.delays import STAGES
+from neurocomp.partition.fanin import drop_orphans, sample_rows, split_readouts
 from neurocomp.target import TargetSpec
 from neurocomp.targets.truenorth.quant import mode_levels
-
-SAMPLE_ROWS = 4096
-
-
-def _sample_rows(layer: Layer) -> np.ndarray:
-    """Rows whose fan-in is the layer's largest: all of a small layer, else every channel's centre."""
-    if layer.size <= SAMPLE_ROWS or len(layer.shape) != 3:
-        return np.arange(min(layer.size, SAMPLE_ROWS))
-    c, h, w = layer.shape
-    return np.arange(c) * h * w + (h // 2) * w + w // 2
 
 
 def _weighted(proj) -> int | None:
@@ -56,7 +50,7 @@ def _axons(proj, rows: np.ndarray) -> int:
 def _plan(layer: Layer, spec: TargetSpec, levels: int) -> dict[int, int]:
     """Projections to turn into partial sums and their group counts: the widest weighted ones first, until
     the direct projections plus one axon per partial neuron fit a core. Empty when the layer fits as it is."""
-    rows = _sample_rows(layer)
+    rows = sample_rows(layer)
     need = [_axons(p, rows) for p in layer.projections]
     plan: dict[int, int] = {}
     weighted = [i for i, p in enumerate(layer.projections) if _weighted(p) is not None]
@@ -120,7 +114,7 @@ def _direct(layer: Layer, proj) -> tuple[list[Node], list[tuple[str, str]]]:
 
 def _partials(layer: Layer, proj, groups: int, prefix: str) -> tuple[list[Node], list[tuple[str, str]]]:
     k = _weighted(proj)
-    rows = _sample_rows(layer)
+    rows = sample_rows(layer)
     plans = []
     for g, mask in enumerate(_group_masks(proj.chain[k], groups)):
         for sign in (1.0, -1.0):
@@ -163,7 +157,9 @@ def legalize(net: Network, spec: TargetSpec, weights: str = "levels") -> Network
     if net.feedback():
         raise UserError(f"recurrent projections {net.feedback()}: the truenorth mapping sizes each neuron's fan-out "
                         f"copies and balances path delays for feed-forward layer graphs only; use a Loihi target")
-    plans = {layer.name: _plan(layer, spec, mode_levels(weights, spec)) for layer in net.layers}
+    levels = mode_levels(weights, spec)
+    net = split_readouts(net, lambda layer: bool(_plan(layer, spec, levels)), spec["core.axons"] // levels)
+    plans = {layer.name: _plan(layer, spec, levels) for layer in net.layers}
     split = [layer for layer in net.layers if plans[layer.name]]
     if not split:
         return net
@@ -179,15 +175,5 @@ def legalize(net: Network, spec: TargetSpec, weights: str = "levels") -> Network
         edges += new_edges
         parts += [n.name for n in new_nodes if isinstance(n, IF)]
     meta = dict(g.metadata) | {"truenorth_fanin_split": ",".join(layer.name for layer in split), STAGES: ",".join(parts)}
-    return lower(_drop_orphans(Graph(tuple(nodes.values()), tuple(edges), meta)))
+    return lower(drop_orphans(Graph(tuple(nodes.values()), tuple(edges), meta)))
 
-
-def _drop_orphans(g: Graph) -> Graph:
-    """Remove linear ops left without successors by the rewrite."""
-    succ = {a for a, _ in g.edges}
-    dead = {n.name for n in g.nodes if isinstance(n, LINEAR_OPS) and n.name not in succ}
-    while dead:
-        g = Graph(tuple(n for n in g.nodes if n.name not in dead), tuple(e for e in g.edges if e[1] not in dead), g.metadata)
-        succ = {a for a, _ in g.edges}
-        dead = {n.name for n in g.nodes if isinstance(n, LINEAR_OPS) and n.name not in succ}
-    return g

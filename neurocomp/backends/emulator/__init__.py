@@ -27,6 +27,7 @@ from neurocomp.arrays import namespace
 from neurocomp.backends.emulator.copies import Collapsed, collapse
 from neurocomp.backends.emulator.plan import Block, Plan, build
 from neurocomp.encoding import input_spikes
+from neurocomp.ir import sums
 from neurocomp.ir.netlist import Netlist
 from neurocomp.program import Program
 from neurocomp.target import Target
@@ -237,6 +238,7 @@ class _Loop:
         self.sum_dtype = xp.float32 if plan.sum_dtype == np.float32 and collapsed is None else xp.float64
         self.stepper = target.hooks.stepper(n, target.spec, B, plan.acc_bound, xp)
         self.rng = np.random.default_rng(seed)
+        record = sums.expand(record, n.notes.get(sums.KEY, {}))
         layers = [lm for lm in n.layers if record is None or lm.name in record]
         self.spiking = [(lm, *_span(lm.neurons)) for lm in layers if lm.kind == "spiking"]
         self.readout = [lm for lm in layers if lm.kind == "readout"]
@@ -333,7 +335,7 @@ class _Loop:
         n, B, T = self.program.netlist, self.batch, self.ticks
         shape = {lm.name: lm.shape for lm in n.layers}
         spikes = {k: v.reshape((B, T) + shape[k]) for k, v in self.spk.items()}
-        pots = {k: v.reshape((B, T) + shape[k]) for k, v in self.pot.items()}
+        pots = sums.add({k: v.reshape((B, T) + shape[k]) for k, v in self.pot.items()}, n.notes.get(sums.KEY, {}))
         return RunResult(spikes, pots, self.totals, int(self.merges), T, B, wall, _layer_counts(n, self.totals),
                          self.tick_s, self._timing_summary(), setup)
 

@@ -1,0 +1,146 @@
+"""Fan-in rewrites the targets' legalize hooks share.
+
+A read-out layer whose neurons read more inputs than a core has axons is split into
+part layers, each reading one group of its source channels (the first weighted op of
+the chain is masked, so a grouped conv keeps its groups); the host adds the parts'
+potentials (neurocomp.ir.sums). Groups are sized on the chain's support (every weight
+taken as 1), so a Correlation's run-time kernel cannot change them.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+import numpy as np
+
+from neurocomp.errors import UserError
+from neurocomp.ir import sums
+from neurocomp.ir.graph import LINEAR_OPS, Affine, Conv2d, Correlation, Graph, Node, Output, Readout
+from neurocomp.ir.layers import Layer, Network, Projection, lower
+
+SAMPLE_ROWS = 4096
+
+
+def sample_rows(layer: Layer) -> np.ndarray:
+    """Rows whose fan-in is the layer's largest: all of a small layer, else every channel's centre."""
+    if layer.size <= SAMPLE_ROWS or len(layer.shape) != 3:
+        return np.arange(min(layer.size, SAMPLE_ROWS))
+    c, h, w = layer.shape
+    return np.arange(c) * h * w + (h // 2) * w + w // 2
+
+
+def fan_in(proj: Projection, rows: np.ndarray) -> int:
+    """Inputs the widest sampled neuron reads through this projection (its chain's support)."""
+    return int(np.diff(_support(proj).matrix(rows).indptr).max(initial=0))
+
+
+def _support(proj: Projection) -> Projection:
+    """The projection with every weight replaced by 1 where it is non-zero (all of a Correlation's kernel)."""
+    chain = tuple(dataclasses.replace(op, weight=_ones(op)) if isinstance(op, (Affine, Conv2d)) else op
+                  for op in proj.chain)
+    return dataclasses.replace(proj, chain=chain)
+
+
+def _ones(op: Node) -> np.ndarray:
+    w = np.asarray(op.weight)
+    return np.ones_like(w, dtype=np.float64) if isinstance(op, Correlation) else (w != 0).astype(np.float64)
+
+
+def _first_weighted(proj: Projection) -> int | None:
+    return next((k for k, op in enumerate(proj.chain) if isinstance(op, (Affine, Conv2d))), None)
+
+
+def _channel_masks(op: Node, groups: int) -> list[np.ndarray]:
+    """Masks over `op`'s weight keeping the inputs of each of `groups` contiguous input-channel groups.
+    A grouped conv's weight column j of output channel o reads input channel (o's group) * cpg + j."""
+    w = np.asarray(op.weight)
+    n_groups = getattr(op, "groups", 1)
+    cpg = w.shape[1]
+    channel = (np.arange(w.shape[0]) // (w.shape[0] // n_groups))[:, None] * cpg + np.arange(cpg)[None, :]
+    channel = channel.reshape(w.shape[:2] + (1,) * (w.ndim - 2))
+    return [np.broadcast_to(np.isin(channel, part), w.shape)
+            for part in np.array_split(np.arange(cpg * n_groups), groups)]
+
+
+def _masked(proj: Projection, k: int, mask: np.ndarray) -> Projection:
+    chain = list(proj.chain)
+    chain[k] = dataclasses.replace(chain[k], weight=np.where(mask, np.asarray(chain[k].weight), 0.0))
+    return dataclasses.replace(proj, chain=tuple(chain))
+
+
+def channel_groups(proj: Projection, rows: np.ndarray, budget: int) -> list[np.ndarray] | None:
+    """Masks of the fewest input-channel groups whose fan-in is each <= budget; None when even one channel
+    per group is too wide (or the chain has no weighted op)."""
+    k = _first_weighted(proj)
+    if k is None:
+        return None
+    op = proj.chain[k]
+    channels = np.asarray(op.weight).shape[1] * getattr(op, "groups", 1)
+    support = _support(proj)
+    for groups in range(max(1, -(-fan_in(proj, rows) // budget)), channels + 1):
+        masks = _channel_masks(op, groups)
+        if max(int(np.diff(_masked(support, k, m).matrix(rows).indptr).max(initial=0)) for m in masks) <= budget:
+            return masks
+    return None
+
+
+def split_readouts(net: Network, wide: Callable[[Layer], bool], budget: int) -> Network:
+    """Each read-out layer `wide` says cannot fit one core becomes parts of <= `budget` inputs per neuron."""
+    split = [layer for layer in net.layers if isinstance(layer.neuron, Readout) and wide(layer)]
+    if not split:
+        return net
+    g = net.graph
+    nodes = {n.name: n for n in g.nodes}
+    edges = list(g.edges)
+    table = sums.decode(g.metadata)
+    for layer in split:
+        outs = [b for a, b in edges if a == layer.name]
+        if any(not isinstance(nodes[b], Output) for b in outs):
+            continue
+        parts = _parts(layer, budget)
+        edges = [e for e in edges if layer.name not in e]
+        del nodes[layer.name]
+        for i, (part, chain, source) in enumerate(parts):
+            sinks = outs if i == 0 else [f"{part.name}.{o}" for o in outs]   # an Output reads one layer
+            nodes.update({n.name: n for n in chain + [part] + [Output(o) for o in sinks]})
+            names = [source] + [op.name for op in chain] + [part.name]
+            edges += list(zip(names[:-1], names[1:])) + [(part.name, o) for o in sinks]
+        table[layer.name] = tuple(part.name for part, _, _ in parts)
+    meta = dict(g.metadata) | {sums.KEY: sums.encode(table)}
+    return lower(drop_orphans(Graph(tuple(nodes.values()), tuple(edges), meta)))
+
+
+def _parts(layer: Layer, budget: int) -> list[tuple[Readout, list[Node], str]]:
+    """(part neuron, its chain, its source) per projection and channel group; part 0 keeps the layer's
+    bias and initial potential, the others start at 0 with no bias."""
+    rows = sample_rows(layer)
+    out: list[tuple[Readout, list[Node], str]] = []
+    for proj in layer.projections:
+        masks = [None] if fan_in(proj, rows) <= budget else channel_groups(proj, rows, budget)
+        if masks is None:
+            raise UserError(f"layer {layer.name}: one input channel of {proj.source} already gives "
+                            f"{fan_in(proj, rows)} inputs per neuron, over the {budget} a core takes; "
+                            f"use a smaller kernel or fewer positions per channel")
+        k = _first_weighted(proj)
+        for mask in masks:
+            tag = f"{layer.name}.part{len(out)}"
+            sub = proj if mask is None else _masked(proj, k, mask)
+            chain = [dataclasses.replace(op, name=f"{tag}.{op.name}", **({"bias": None} if hasattr(op, "bias") else {}))
+                     for op in sub.chain]
+            first = not out
+            neuron = dataclasses.replace(layer.neuron, name=tag,
+                                         bias=layer.bias().reshape(layer.shape) if first else 0.0,
+                                         v_init=layer.neuron.v_init if first else 0.0)
+            out.append((neuron, chain, proj.source))
+    return out
+
+
+def drop_orphans(g: Graph) -> Graph:
+    """Remove linear ops left without successors by a rewrite."""
+    succ = {a for a, _ in g.edges}
+    dead = {n.name for n in g.nodes if isinstance(n, LINEAR_OPS) and n.name not in succ}
+    while dead:
+        g = Graph(tuple(n for n in g.nodes if n.name not in dead), tuple(e for e in g.edges if e[1] not in dead), g.metadata)
+        succ = {a for a, _ in g.edges}
+        dead = {n.name for n in g.nodes if isinstance(n, LINEAR_OPS) and n.name not in succ}
+    return g
