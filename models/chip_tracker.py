@@ -9,6 +9,7 @@ the energy, the chip time and the frames per second at the chip's tick.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +21,11 @@ from neurocomp.backends import emulator, reference
 from neurocomp.bind import bind
 from neurocomp.errors import UserError
 from neurocomp.frontend.ptfile import atomic_write
+from neurocomp.ir import sums
+from neurocomp.ir.fold import fold_linear
 from neurocomp.ir.graph import Graph
 from neurocomp.ir.layers import lower
+from neurocomp.partition.delays import timing
 from neurocomp.program import Program
 from neurocomp.runner import summarise
 from neurocomp.target import Target
@@ -87,6 +91,7 @@ class ChipSiamese:
         self.canvas = graph.inputs[0].shape
         self.stats = ChipStats()
         self.prepared = emulator.prepare(program, target) if opts.backend == "emulator" else None
+        self.lag = lags(graph, program) if opts.backend == "emulator" else {}
 
     def embed(self, z: np.ndarray) -> Exemplar:
         """(1, 3, Z, Z) raw pixels -> K (C, e, e) in ANN units, bound into the correlation cores."""
@@ -94,7 +99,7 @@ class ChipSiamese:
         size = z.shape[-1]
         canvas[0, :, :size, :size] = z[0] / 255.0
         ticks = self.opts.exemplar_ticks
-        u = self._run(self.graph, self.program, self.prepared, canvas, ticks, exemplar=True).potentials[EMBEDDING]
+        u = self._run(self.graph, self.program, self.prepared, canvas, ticks, EMBEDDING).potentials[EMBEDDING]
         return self.bind(u[0, -1] / ticks)
 
     def bind(self, kernel: np.ndarray) -> Exemplar:
@@ -108,26 +113,38 @@ class ChipSiamese:
 
     def score(self, exemplar: Exemplar, x: np.ndarray) -> np.ndarray:
         """(S, 3, X, X) raw pixels -> (S, s, s) responses."""
-        result = self._run(exemplar.graph, exemplar.program, exemplar.prepared, x / 255.0, self.opts.timesteps,
-                           exemplar=False)
+        layer = SCORE_SPIKES if self.opts.score == "spikes" else SCORE
+        result = self._run(exemplar.graph, exemplar.program, exemplar.prepared, x / 255.0, self.opts.timesteps, layer)
         if self.opts.score == "spikes":
             spikes = result.spikes[SCORE_SPIKES].sum(axis=1)
             return spikes.reshape((len(x),) + exemplar.graph.shape(SCORE)[1:]).astype(np.float64)
         return hybrid_response(result.potentials[SCORE], self.opts.tau0, self.opts.weighting)[:, 0]
 
     def _run(self, graph: Graph, program: Program | None, prepared: emulator.Prepared | None, x: np.ndarray,
-             ticks: int, exemplar: bool):
+             ticks: int, layer: str):
+        """`ticks` graph ticks of `layer`: the chip runs `lag` more, and its first `lag` ticks are dropped."""
         if self.opts.backend == "reference":
             return reference.run(lower(graph), {graph.inputs[0].name: x}, ticks=ticks)
-        result = emulator.run(prepared, self.target, {graph.inputs[0].name: x}, ticks=ticks)
+        lag = self.lag[layer]
+        result = emulator.run(prepared, self.target, {graph.inputs[0].name: x}, ticks=ticks + lag, record=(layer,))
         summary = summarise(result, program, self.target, "emulator")
         # One chip holds one copy of the network, so the scales of a frame run one after another.
-        self.stats.ticks += ticks * result.batch
-        self.stats.chip_seconds += summary["realtime"]["tick_s"] * ticks * result.batch
+        self.stats.ticks += (ticks + lag) * result.batch
+        self.stats.chip_seconds += summary["realtime"]["tick_s"] * (ticks + lag) * result.batch
         self.stats.energy_j += summary["energy"]["per_inference_j"] * result.batch
         self.stats.wall_s += result.wall_s
-        self.stats.frames += 0 if exemplar else 1
-        return result
+        self.stats.frames += 0 if layer == EMBEDDING else 1
+        return dataclasses.replace(result, spikes={k: v[:, lag:] for k, v in result.spikes.items()},
+                                   potentials={k: v[:, lag:] for k, v in result.potentials.items()}, ticks=ticks)
+
+
+def lags(graph: Graph, program: Program) -> dict[str, int]:
+    """Ticks each read layer runs behind the graph on this program (fan-in splits and splitters add them)."""
+    depth = timing(lower(fold_linear(graph))).latency
+    n = program.netlist
+    latency, table = n.notes.get("latency", {}), n.notes.get(sums.KEY, {})
+    return {name: max(int(latency.get(p, depth[name])) for p in table.get(name, [name])) - depth[name]
+            for name in (EMBEDDING, SCORE, SCORE_SPIKES) if name in depth}
 
 
 def chip_tracker(siamese: ChipSiamese, config: TrackerConfig) -> Tracker:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neurocomp.ir.graph import IF, Affine, Conv2d, Flatten, Graph, Input, Output, SumPool2d
+from neurocomp.ir.graph import IF, Affine, Conv2d, Flatten, Graph, Input, Output, Readout, SumPool2d
 
 
 def integer_cnn(seed: int = 0, reset: str = "zero") -> Graph:
@@ -36,3 +36,11 @@ def shared_nir_dir() -> Path:
     """../shared/data/nir beside the checkout (where CI puts it); /work/shared as a fallback for temp clones."""
     beside = Path(__file__).resolve().parents[2] / "shared" / "data" / "nir"
     return beside if beside.is_dir() else Path("/work/shared/data/nir")
+
+
+def wide_readout(n: int = 5000, seed: int = 0) -> Graph:
+    """n spiking inputs -> 3 read-out neurons with integer weights (<= 4 levels each): wider than any core's axons."""
+    rng = np.random.default_rng(seed)
+    w = rng.choice([-2.0, -1.0, 1.0, 2.0], size=(3, n))
+    return Graph([Input("x", (n,), "spikes"), Affine("fc", w, np.array([1.0, 0.0, -1.0])), Readout("r"), Output("out")],
+                 [("x", "fc"), ("fc", "r"), ("r", "out")])

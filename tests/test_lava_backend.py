@@ -22,7 +22,7 @@ from neurocomp.ir.graph import IF, Affine, Graph, Input, Output, Readout
 from neurocomp.program import Program
 from neurocomp.target import Target, load_target
 from lavalib import needs_lava
-from netlib import integer_cnn, random_spikes
+from netlib import integer_cnn, random_spikes, wide_readout
 
 
 
@@ -105,6 +105,7 @@ CASES = {
     "truenorth-dense": ("truenorth", lambda: dense_net(1), (12,), 0.5, 16),
     "truenorth-conv": ("truenorth", integer_cnn, (2, 6, 6), 0.3, 16),
     "truenorth-multicore": ("truenorth", hops_net, (16,), 0.1, 12),
+    "loihi-wide-readout": ("loihi", wide_readout, (5000,), 0.2, 6),
 }
 
 
@@ -118,7 +119,7 @@ def test_lava_equals_emulator(case: str) -> None:
     assert_fires(emu)
     if case == "truenorth-multicore":
         assert [len(lm.cores) for lm in program.netlist.layers] == [2, 2]
-    if case.endswith("dense"):
+    if case.endswith("dense") or case.endswith("readout"):
         assert np.abs(emu.potentials["r"]).sum() > 0
 
 
