@@ -38,7 +38,7 @@ def conv_net(neurons: float, channels: int = 16, seed: int = 0):
     return Graph(nodes, edges), 3 * channels * side * side
 
 
-def siamsnn(config: str, target: str, maxpool: str, pool_layers: bool):
+def siamsnn(config: str, target: str, maxpool: str, pool_layers: bool, spiking_score: bool = True):
     import torch
 
     from neurocomp.ir.layers import lower
@@ -48,7 +48,8 @@ def siamsnn(config: str, target: str, maxpool: str, pool_layers: bool):
     torch.manual_seed(0)
     reset = "subtract" if target == "truenorth" else "zero"   # Lava's LIF resets to zero
     graph = build_siamsnn(build(config).eval(), SiamSNNOptions(reset=reset, calibration_samples=2, calibration_batches=0,
-                                                                      maxpool=maxpool, pool_layers=pool_layers))
+                                                                      maxpool=maxpool, pool_layers=pool_layers,
+                                                                      spiking_score=spiking_score))
     return graph, sum(layer.size for layer in lower(graph).layers)
 
 

@@ -82,3 +82,25 @@ def test_track_cli_on_emulated_truenorth(tmp_path):
     n_cores = json.loads((prog / "report.json").read_text())["cores_used"]
     assert 0 < rec["cores_rewritten"][0] < n_cores
     assert main(["track", str(prog), "--tau0", "9", "--ticks", "8"]) == 2
+
+
+def test_chip_tracker_runs_the_ticks_a_fan_in_split_adds():
+    """A 300-input hidden layer is split into partial sums on TrueNorth (one more tick before the score):
+    the tracker runs T + 1 ticks, counts them, and hands the scorer the last T."""
+    from neurocomp.compiler import CompileOptions, compile_graph
+    from neurocomp.ir.graph import IF, Affine, Graph, Input, Output, Readout
+    from neurocomp.models.chip_tracker import ChipOptions, ChipSiamese, lags
+    from neurocomp.target import load_target
+
+    rng = np.random.default_rng(0)
+    g = Graph([Input("x", (300,), "spikes"), Affine("a", rng.choice([-1.0, 1.0], (4, 300))), IF("h", threshold=2.0),
+               Affine("b", np.ones((2, 4))), Readout("score"), Output("o")],
+              [("x", "a"), ("a", "h"), ("h", "b"), ("b", "score"), ("score", "o")])
+    target = load_target("truenorth")
+    program = compile_graph(g, target, CompileOptions()).program
+    assert lags(g, program) == {"score": 1}
+    chip = ChipSiamese(g, program, target, ChipOptions())
+    x = (rng.random((2, 300)) < 0.5).astype(float)
+    result = chip._run(g, program, chip.prepared, x, 6, "score")
+    assert result.ticks == 6 and result.potentials["score"].shape == (2, 6, 2)
+    assert chip.stats.ticks == 2 * 7 and chip.stats.frames == 1

@@ -1,0 +1,161 @@
+"""TrueNorth cores of a network too large to compile here, estimated layer by layer from window compiles.
+
+TrueNorth's cores depend on fan-out copies, which depend on how the consuming layers are cut,
+so the Loihi census (neurocomp.partition.count_cores) has no TrueNorth counterpart. Here every
+neuron layer L is compiled in a window: L's sources as spiking Inputs sized so that L's output is
+m x m, L itself, and two generations of its consumers (so L's copies see consumer cores cut as in
+the whole network). L's cores (with its fan-in partial layers or read-out parts) at m = 4, 6, 8
+fit c(m) = a m^2 + b m + c (area, border, constant), which is evaluated at L's full H x W:
+a H W + b (H + W) / 2 + c. A layer whose full side is <= 8 is compiled at its full size. The
+estimate is checked against whole compiles on networks that do compile (`--check`).
+
+    python benchmarks/windowed_census.py --siamsnn micro --check
+    python benchmarks/windowed_census.py --siamsnn full
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import numpy as np
+
+from neurocomp.errors import GraphError, UserError
+from neurocomp.ir.fold import fold_linear
+from neurocomp.ir.graph import Conv2d, Graph, Input, Output, SumPool2d
+from neurocomp.ir.layers import Network, lower
+from neurocomp.partition import partition
+from neurocomp.quantize import quantize
+from neurocomp.target import Target, load_target
+
+SIDES = (0, 2, 4)    # added to the smallest side every consumer in the window accepts (at least 4)
+GENERATIONS = 1
+
+
+def _in_side(chain, out: int) -> int:
+    """Input side a chain needs for an `out` x `out` output (convs and pools; others keep the side)."""
+    side = out
+    for op in reversed(chain):
+        if isinstance(op, Conv2d):
+            k, s, p = op.weight.shape[-1], op.stride[1], op.padding[1]
+        elif isinstance(op, SumPool2d):
+            k, s, p = op.kernel[1], op.stride[1], op.padding[1]
+        else:
+            continue
+        side = (side - 1) * s + k - 2 * p
+    return side
+
+
+def _window(g: Graph, net: Network, name: str, side: int | None, generations: int = GENERATIONS) -> Graph:
+    """Layer `name` with `generations` of consumers; its sources are spiking Inputs giving a side x side
+    output (side None: their full shapes)."""
+    layers = {lay.name: lay for lay in net.layers}
+    keep = {name}
+    for _ in range(generations):
+        keep |= {lay.name for lay in net.layers if any(p.source in keep for p in lay.projections)}
+    nodes, edges = {}, []
+    for lname in sorted(keep, key=[lay.name for lay in net.layers].index):
+        nodes[lname] = g.node(lname) if side is None else _per_channel(g.node(lname))
+        for proj in layers[lname].projections:
+            if proj.source not in keep:
+                shape = g.shape(proj.source)
+                if side is not None and lname == name:
+                    shape = (shape[0], _in_side(proj.chain, side), _in_side(proj.chain, side))
+                nodes[proj.source] = Input(proj.source, shape, "spikes")
+            nodes.update({op.name: op for op in proj.chain})
+            names = [proj.source] + [op.name for op in proj.chain] + [lname]
+            edges += list(zip(names[:-1], names[1:]))
+        outs = [b for a, b in g.edges if a == lname and isinstance(g.node(b), Output)]
+        nodes.update({b: g.node(b) for b in outs})
+        edges += [(lname, b) for b in outs]
+    return Graph(tuple(nodes.values()), tuple(dict.fromkeys(edges)), g.metadata)
+
+
+def _smallest_side(g: Graph, net: Network, lay) -> int:
+    """The smallest output side (>= 4) whose window every consumer's kernel fits."""
+    for m in range(4, max(lay.shape[1:]) + 1):
+        try:
+            _window(g, net, lay.name, m)
+            return m
+        except GraphError:
+            continue
+    return max(lay.shape[1:])
+
+
+def _per_channel(neuron):
+    """The neuron with per-position (C, H, W) parameters cut to their first position, (C, 1, 1), so they
+    broadcast over any window (the census needs their ranges, not their layout)."""
+    fields = {f.name: getattr(neuron, f.name) for f in dataclasses.fields(neuron)}
+    cut = {k: v[:, :1, :1] for k, v in fields.items() if isinstance(v, np.ndarray) and v.ndim == 3}
+    return dataclasses.replace(neuron, **cut)
+
+
+def _cores(g: Graph, name: str, target: Target) -> int:
+    """Cores of layer `name` and of the layers its fan-in split made (name.*), as the compiler cuts them."""
+    net = target.hooks.legalize(lower(fold_linear(g)), target.spec, "levels")
+    netlist = partition(quantize(net, target, "levels"), target)
+    return sum(len(lm.cores) for lm in netlist.layers if lm.name == name or lm.name.startswith(name + "."))
+
+
+def estimate(graph: Graph, target: Target) -> list[dict]:
+    g = fold_linear(graph)
+    net = lower(g)
+    rows = []
+    for lay in net.layers:
+        t0 = time.perf_counter()
+        row = {"layer": lay.name, "neurons": lay.size}
+        try:
+            m0 = _smallest_side(g, net, lay) if len(lay.shape) == 3 else None
+            if m0 is None or max(lay.shape[1:]) <= m0 + max(SIDES):
+                row["cores"] = _cores(_window(g, net, lay.name, None), lay.name, target)
+            else:
+                sides = [m0 + d for d in SIDES]
+                counts = [_cores(_window(g, net, lay.name, m), lay.name, target) for m in sides]
+                a, b, c = np.polyfit(sides, counts, 2)
+                h, w = lay.shape[1:]
+                row["cores"] = int(round(a * h * w + b * (h + w) / 2 + c))
+                row["windows"] = dict(zip(sides, counts))
+        except (UserError, GraphError) as exc:
+            row["error"] = str(exc)
+        row["s"] = time.perf_counter() - t0
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    from compile_scaling import siamsnn
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--siamsnn", choices=["micro", "small", "full"], default="micro")
+    ap.add_argument("--maxpool", choices=["spiking", "avg"], default="avg")
+    ap.add_argument("--pool-layers", action="store_true")
+    ap.add_argument("--check", action="store_true", help="also compile the whole network and compare per layer")
+    args = ap.parse_args()
+    target = load_target("truenorth")
+    t0 = time.perf_counter()
+    graph, neurons = siamsnn(args.siamsnn, "truenorth", args.maxpool, args.pool_layers, spiking_score=False)
+    print(f"SiamSNN {args.siamsnn}: {neurons:,} neurons, converted in {time.perf_counter() - t0:.0f} s")
+    t0 = time.perf_counter()
+    rows = estimate(graph, target)
+    whole = {}
+    if args.check:
+        net = target.hooks.legalize(lower(fold_linear(graph)), target.spec, "levels")
+        netlist = partition(quantize(net, target, "levels"), target)
+        for row in rows:
+            whole[row["layer"]] = sum(len(lm.cores) for lm in netlist.layers
+                                      if lm.name == row["layer"] or lm.name.startswith(row["layer"] + "."))
+    print(f"{'layer':16} {'neurons':>9} {'est. cores':>10} {'whole':>7}  windows {{side: cores}}")
+    for row in rows:
+        est = row.get("cores", "-")
+        print(f"{row['layer']:16} {row['neurons']:>9,} {est:>10} {whole.get(row['layer'], ''):>7}  "
+              f"{row.get('windows', '')} {row.get('error', '')[:120]}")
+    total = sum(r.get("cores", 0) for r in rows)
+    chips = -(-total // target.spec.cores_per_chip)
+    line = f"total {total:,} cores = {chips} chips (estimate, {time.perf_counter() - t0:.0f} s)"
+    if whole:
+        line += f"; whole compile {sum(whole.values()):,} cores"
+    print(line + ("; unmapped: " + ", ".join(r["layer"] for r in rows if "error" in r) if any("error" in r for r in rows) else ""))
+
+
+if __name__ == "__main__":
+    main()
