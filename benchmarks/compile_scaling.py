@@ -10,7 +10,8 @@ SiamSNN of that SiamFC config instead (random weights, normalised on 2 crops, no
 rounds, `--maxpool` and `--pool-layers` as converted; the conversion time is not counted). `--census` sizes the network without building its
 core tables (neurocomp.partition.count_cores: Loihi only), for networks whose synapse tables
 exceed this machine's memory; it prints the cores per layer and any layer no core can hold
-(its cores are then the mappable layers' only).
+(its cores are then the mappable layers' only). TrueNorth's cores depend on fan-out copies and
+have no exact census: benchmarks/windowed_census.py estimates them from window compiles.
 """
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ a H W + b (H + W) / 2 + c. A layer whose full side is <= 8 is compiled at its fu
 estimate is checked against whole compiles on networks that do compile (`--check`).
 
     python benchmarks/windowed_census.py --siamsnn micro --check
+    python benchmarks/windowed_census.py --conv 3e4 --check
     python benchmarks/windowed_census.py --siamsnn full
 """
 from __future__ import annotations
@@ -29,7 +30,7 @@ from neurocomp.quantize import quantize
 from neurocomp.target import Target, load_target
 
 SIDES = (0, 2, 4)    # added to the smallest side every consumer in the window accepts (at least 4)
-GENERATIONS = 1
+MAX_SIDE = 8        # windows start no larger than this: two consumer generations when they fit, else one
 
 
 def _in_side(chain, out: int) -> int:
@@ -46,7 +47,7 @@ def _in_side(chain, out: int) -> int:
     return side
 
 
-def _window(g: Graph, net: Network, name: str, side: int | None, generations: int = GENERATIONS) -> Graph:
+def _window(g: Graph, net: Network, name: str, side: int | None, generations: int) -> Graph:
     """Layer `name` with `generations` of consumers; its sources are spiking Inputs giving a side x side
     output (side None: their full shapes)."""
     layers = {lay.name: lay for lay in net.layers}
@@ -71,15 +72,17 @@ def _window(g: Graph, net: Network, name: str, side: int | None, generations: in
     return Graph(tuple(nodes.values()), tuple(dict.fromkeys(edges)), g.metadata)
 
 
-def _smallest_side(g: Graph, net: Network, lay) -> int:
-    """The smallest output side (>= 4) whose window every consumer's kernel fits."""
-    for m in range(4, max(lay.shape[1:]) + 1):
-        try:
-            _window(g, net, lay.name, m)
-            return m
-        except GraphError:
-            continue
-    return max(lay.shape[1:])
+def _smallest_side(g: Graph, net: Network, lay) -> tuple[int, int]:
+    """The smallest output side (>= 4) whose window every consumer's kernel fits, and the consumer
+    generations it holds: two if that side is at most MAX_SIDE, else one."""
+    for generations in (2, 1):
+        for m in range(4, MAX_SIDE + 1 if generations == 2 else max(lay.shape[1:]) + 1):
+            try:
+                _window(g, net, lay.name, m, generations)
+                return m, generations
+            except GraphError:
+                continue
+    return max(lay.shape[1:]), 1
 
 
 def _per_channel(neuron):
@@ -97,7 +100,7 @@ def _cores(g: Graph, name: str, target: Target) -> int:
     return sum(len(lm.cores) for lm in netlist.layers if lm.name == name or lm.name.startswith(name + "."))
 
 
-def estimate(graph: Graph, target: Target) -> list[dict]:
+def estimate(graph: Graph, target: Target, say=lambda row: None) -> list[dict]:
     g = fold_linear(graph)
     net = lower(g)
     rows = []
@@ -105,12 +108,13 @@ def estimate(graph: Graph, target: Target) -> list[dict]:
         t0 = time.perf_counter()
         row = {"layer": lay.name, "neurons": lay.size}
         try:
-            m0 = _smallest_side(g, net, lay) if len(lay.shape) == 3 else None
+            m0, gens = _smallest_side(g, net, lay) if len(lay.shape) == 3 else (None, 2)
             if m0 is None or max(lay.shape[1:]) <= m0 + max(SIDES):
-                row["cores"] = _cores(_window(g, net, lay.name, None), lay.name, target)
+                row["cores"] = _cores(_window(g, net, lay.name, None, 2), lay.name, target)
             else:
                 sides = [m0 + d for d in SIDES]
-                counts = [_cores(_window(g, net, lay.name, m), lay.name, target) for m in sides]
+                counts = [_cores(_window(g, net, lay.name, m, gens), lay.name, target) for m in sides]
+                row["generations"] = gens
                 a, b, c = np.polyfit(sides, counts, 2)
                 h, w = lay.shape[1:]
                 row["cores"] = int(round(a * h * w + b * (h + w) / 2 + c))
@@ -119,24 +123,31 @@ def estimate(graph: Graph, target: Target) -> list[dict]:
             row["error"] = str(exc)
         row["s"] = time.perf_counter() - t0
         rows.append(row)
+        say(row)
     return rows
 
 
 def main() -> None:
-    from compile_scaling import siamsnn
+    from compile_scaling import conv_net, siamsnn
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--siamsnn", choices=["micro", "small", "full"], default="micro")
+    ap.add_argument("--conv", type=float, help="the compile_scaling conv net of this many neurons instead")
     ap.add_argument("--maxpool", choices=["spiking", "avg"], default="avg")
     ap.add_argument("--pool-layers", action="store_true")
     ap.add_argument("--check", action="store_true", help="also compile the whole network and compare per layer")
     args = ap.parse_args()
     target = load_target("truenorth")
     t0 = time.perf_counter()
-    graph, neurons = siamsnn(args.siamsnn, "truenorth", args.maxpool, args.pool_layers, spiking_score=False)
-    print(f"SiamSNN {args.siamsnn}: {neurons:,} neurons, converted in {time.perf_counter() - t0:.0f} s")
+    if args.conv:
+        graph, neurons = conv_net(args.conv)
+        print(f"conv net: {neurons:,} neurons")
+    else:
+        graph, neurons = siamsnn(args.siamsnn, "truenorth", args.maxpool, args.pool_layers, spiking_score=False)
+        print(f"SiamSNN {args.siamsnn}: {neurons:,} neurons, converted in {time.perf_counter() - t0:.0f} s")
     t0 = time.perf_counter()
-    rows = estimate(graph, target)
+    rows = estimate(graph, target, lambda row: print(f"  {row['layer']}: {row.get('cores', '-')} cores, {row['s']:.0f} s",
+                                                     flush=True))
     whole = {}
     if args.check:
         net = target.hooks.legalize(lower(fold_linear(graph)), target.spec, "levels")
@@ -148,7 +159,7 @@ def main() -> None:
     for row in rows:
         est = row.get("cores", "-")
         print(f"{row['layer']:16} {row['neurons']:>9,} {est:>10} {whole.get(row['layer'], ''):>7}  "
-              f"{row.get('windows', '')} {row.get('error', '')[:120]}")
+              f"{row.get('windows', '')} {row.get('generations', '')} {row.get('error', '')[:120]}")
     total = sum(r.get("cores", 0) for r in rows)
     chips = -(-total // target.spec.cores_per_chip)
     line = f"total {total:,} cores = {chips} chips (estimate, {time.perf_counter() - t0:.0f} s)"

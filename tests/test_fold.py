@@ -64,3 +64,18 @@ def test_conv_then_correlation_fuses_into_one_correlation():
     x = torch.from_numpy(rng.normal(size=(2, 4, 15, 15)))
     want = ops.forward(b, ops.forward(a, x))
     assert torch.allclose(ops.forward(fused, x), want)
+
+
+@settings(max_examples=25, deadline=None)
+@given(ka=st.integers(1, 3), sa=st.integers(1, 2), kb=st.integers(1, 3), sb=st.integers(1, 2),
+       ga=st.sampled_from([1, 2]), gb=st.sampled_from([1, 2]), seed=st.integers(0, 99))
+def test_folded_conv_equals_conv_then_conv(ka, sa, kb, sb, ga, gb, seed):
+    """Grouped convs in either place, strides and biases: the fused conv computes the pair's function."""
+    rng = np.random.default_rng(seed)
+    a = Conv2d("a", rng.normal(size=(4, 4 // ga, ka, ka)), rng.normal(size=4), sa, 0, ga)
+    b = Conv2d("b", rng.normal(size=(6, 4 // gb, kb, kb)), rng.normal(size=6), sb, 0, gb)
+    g = Graph((Input("x", (4, 13, 13)), a, b, IF("n"), Output("y")), (("x", "a"), ("a", "b"), ("b", "n"), ("n", "y")))
+    f = fold_linear(g)
+    assert [type(n).__name__ for n in f.nodes] == ["Input", "Conv2d", "IF", "Output"] and f.shape("n") == g.shape("n")
+    x = torch.from_numpy(rng.normal(size=(2, 4, 13, 13)))
+    assert torch.allclose(_apply(f, x), _apply(g, x))
