@@ -93,10 +93,7 @@ def split(layer: Layer, fits: Fits, hint: Hint | None = None,
             raise ResourceError(f"layer {layer.name}, one neuron", resource, used, allowed,
                                 hint=hint(resource, used, allowed) if hint else
                                 "a single neuron needs more than one core offers: reduce its fan-in (smaller kernel, groups)")
-        lo, step = start + 1, 1
-        while lo + step <= n and ok(lo + step):
-            lo, step = lo + step, step * 2
-        hi = min(lo + step, n + 1)
+        lo, hi = _bracket(start, n, spans[-1][1] - spans[-1][0] if spans else 1, ok)
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if ok(mid):
@@ -111,6 +108,19 @@ def split(layer: Layer, fits: Fits, hint: Hint | None = None,
         spans.append((start, lo))
         start = lo
     return spans, best
+
+
+def _bracket(start: int, n: int, guess: int, ok: Callable[[int], bool]) -> tuple[int, int]:
+    """lo < hi with ok(lo) true and hi = n + 1 or ok(hi) false, found by galloping from start + guess (the
+    previous core's length: a layer's cores are mostly alike, so two probes usually settle it)."""
+    at = min(start + max(guess, 1), n)
+    if at > start + 1 and not ok(at):
+        lo, hi = start + 1, at
+        return lo, hi
+    lo, step = at, 1
+    while lo + step <= n and ok(lo + step):
+        lo, step = lo + step, step * 2
+    return lo, min(lo + step, n + 1)
 
 
 def verify_netlist(n: Netlist, target: Target) -> None:
