@@ -57,7 +57,7 @@ def main() -> None:
     ap.add_argument("--timesteps", type=int, nargs="+", default=[8, 16, 20, 32, 64])
     ap.add_argument("--tn-timesteps", type=int, nargs="*", help="T values run on TrueNorth (default: all)")
     ap.add_argument("--sweep-t", type=int, default=20)
-    ap.add_argument("--tn-weights", choices=["levels", "trinary", "bits"], default="levels", help="TrueNorth weight mode")
+    ap.add_argument("--tn-weights", choices=["levels", "trinary", "bits"], default="bits", help="TrueNorth weight mode")
     args = ap.parse_args()
     torch.set_num_threads(2)
     model = build("micro").eval()

@@ -38,9 +38,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="calibration input (as for run): place by the traffic measured on its first samples")
     c.add_argument("--congestion", type=float, default=0.5, metavar="GAMMA",
                    help="placement weight of the link-load spread next to spike-hops (default 0.5; 0 = spike-hops only)")
-    c.add_argument("--tn-weights", choices=("levels", "trinary", "bits"), default="levels",
-                   help="TrueNorth weights: levels (<= 4 clustered levels per neuron), trinary ({-1,0,+1} x a scale per "
-                        "neuron, EEDN) or bits (a 4-bit integer x a scale per neuron, the axon types as bit planes)")
+    c.add_argument("--tn-weights", choices=("bits", "levels", "trinary"),
+                   help="TrueNorth weights: bits (default: a 4-bit integer x a scale per neuron, the axon types as bit "
+                        "planes), levels (<= 4 clustered levels per neuron) or trinary ({-1,0,+1} x a scale per neuron, EEDN)")
     c.add_argument("--export", choices=("netx",), help="also write the network for Loihi users: netx = lava-dl netx HDF5 (network.net)")
     c.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     r = sub.add_parser("run", help="run a compiled program")

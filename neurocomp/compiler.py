@@ -49,7 +49,8 @@ class CompileOptions:
     place_effort: int = 40         # window re-assignments per core (capped), so results repeat exactly
     place_anneal: int = 300        # annealing moves per core after the windows (capped); 0 = windows only
     congestion: float = 0.5        # weight of the link-load spread next to spike-hops (place/congestion.py); 0 = off
-    weights: str = "levels"        # weight mode, one of the target's WEIGHT_MODES (truenorth: levels | trinary | bits)
+    weights: str | None = None     # weight mode, one of the target's WEIGHT_MODES (truenorth: bits | levels | trinary);
+                                   # None: the target's first (its default)
 
     def fingerprint(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,6 +112,7 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
         return out
 
     check_spiking_inputs(graph, target)
+    opts = dataclasses.replace(opts, weights=opts.weights or target.hooks.WEIGHT_MODES[0])
     if opts.weights not in target.hooks.WEIGHT_MODES:
         raise UserError(f"weight mode {opts.weights!r} is not available on {target.name}; choose one of "
                         f"{', '.join(target.hooks.WEIGHT_MODES)}")

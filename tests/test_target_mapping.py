@@ -219,17 +219,19 @@ def test_wide_layer_with_a_direct_input_splits_the_wide_projection_and_delays_th
     assert sorted(np.unique(n.in_delay).tolist()) == [1, 2]
 
 
-@pytest.mark.parametrize("low, loihi_db, tn_db", [(-1.0, 48.2, 12.5), (0.0, 54.1, 18.7)])
-def test_weight_snr_per_layer_uses_the_whole_mantissa(low, loihi_db, tn_db):
+@pytest.mark.parametrize("low, loihi_db, tn_db, bits_db", [(-1.0, 48.2, 12.5, 23.1), (0.0, 54.1, 18.7, 29.8)])
+def test_weight_snr_per_layer_uses_the_whole_mantissa(low, loihi_db, tn_db, bits_db):
     """Uniform float weights: Loihi's 7-bit (+ sign) / 8-bit grid gives 10 log10(12 * 127^2 / 3) = 48.1 dB and
-    6 dB more for one sign; a power-of-two step would lose up to a bit (42.2 dB here). TrueNorth's 4 levels
-    per neuron cost far more; its trinary mode more still."""
+    6 dB more for one sign; a power-of-two step would lose up to a bit (42.2 dB here). TrueNorth's default
+    bit planes (16 levels: ~6 dB per bit, 4 bits with a sign, 4 without) cost far more, its 4 levels per
+    neuron more, its trinary mode more still."""
     from neurocomp.quantize import quantize
 
     w = np.random.default_rng(0).uniform(low, 1.0, size=(32, 64))
     g = Graph([Input("x", (64,)), Affine("a", w), IF("n", threshold=1.0), Output("o")], [("x", "a"), ("a", "n"), ("n", "o")])
     assert quantize(lower(g), load_target("loihi")).layers[0].weight_snr_db == pytest.approx(loihi_db, abs=0.2)
-    assert quantize(lower(g), TN).layers[0].weight_snr_db == pytest.approx(tn_db, abs=0.2)
+    assert quantize(lower(g), TN).layers[0].weight_snr_db == pytest.approx(bits_db, abs=0.2)
+    assert quantize(lower(g), TN, "levels").layers[0].weight_snr_db == pytest.approx(tn_db, abs=0.2)
     assert quantize(lower(g), TN, "trinary").layers[0].weight_snr_db == pytest.approx(9.6, abs=0.2)
     report = compile_graph(g, load_target("loihi"), CompileOptions()).report
     assert report["layers"][0]["weight_snr_db"] == pytest.approx(loihi_db, abs=0.2)

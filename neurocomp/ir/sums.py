@@ -1,10 +1,10 @@
 """Read-outs summed on the host.
 
 A read-out layer whose neurons read more inputs than one core's axons becomes part
-layers over disjoint groups of its inputs (neurocomp.partition.readouts). Its potential
+layers over disjoint groups of its inputs (neurocomp.partition.fanin). Its potential
 is linear in its input, so the host adds the parts' potentials when it reads them: the
-sum equals the unsplit layer's potential with no partial-sum neurons, rounding or extra
-tick. The Graph records the parts under KEY in its metadata ("a=a.part0,a.part1;b=...");
+sum equals the unsplit layer's potential with no partial-sum neurons or extra tick (the
+parts' potentials are integers times their layer scales, added in float64). The Graph records the parts under KEY in its metadata ("a=a.part0,a.part1;b=...");
 the Netlist carries them in its notes as {name: [parts]}.
 """
 from __future__ import annotations

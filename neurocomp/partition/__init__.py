@@ -115,8 +115,7 @@ def _bracket(start: int, n: int, guess: int, ok: Callable[[int], bool]) -> tuple
     previous core's length: a layer's cores are mostly alike, so two probes usually settle it)."""
     at = min(start + max(guess, 1), n)
     if at > start + 1 and not ok(at):
-        lo, hi = start + 1, at
-        return lo, hi
+        return start + 1, at
     lo, step = at, 1
     while lo + step <= n and ok(lo + step):
         lo, step = lo + step, step * 2

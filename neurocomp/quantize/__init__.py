@@ -49,8 +49,9 @@ class QNetwork:
         return next(q for q in self.layers if q.name == name)
 
 
-def quantize(net: Network, target: Target, weights: str = "levels") -> QNetwork:
-    """`weights` is one of the target's WEIGHT_MODES (how its hook clusters a neuron's weights)."""
+def quantize(net: Network, target: Target, weights: str | None = None) -> QNetwork:
+    """`weights` is one of the target's WEIGHT_MODES (how its hook clusters a neuron's weights); None: its first."""
+    weights = weights or target.hooks.WEIGHT_MODES[0]
     replaced: dict[str, Node] = {}
     qlayers: list[QLayer] = []
     owner: dict[str, str] = {}
