@@ -199,6 +199,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
 def _track(args: argparse.Namespace, console: Console) -> int:
     from neurocomp.models.chip_tracker import ChipOptions, load_tracker, track_clip, write_gif
+    from neurocomp.models.siamsnn import SCORE, SCORE_SPIKES
     from neurocomp.models.tracking_data import make_clip
 
     if min(args.frames - 1, args.ticks, args.exemplar_ticks) < 1 or not 0 <= args.tau0 < args.ticks:
@@ -212,7 +213,8 @@ def _track(args: argparse.Namespace, console: Console) -> int:
         write_gif(Path(args.gif), clip, out["boxes"])
     out["boxes"] = out["boxes"].round(2).tolist()
     out |= {"clip": args.clip, "frames": args.frames, "backend": args.backend, "score": args.score,
-            "ticks_per_scale": args.ticks, "scales": config.scale_num}
+            "ticks_per_scale": args.ticks + siamese.lag.get(SCORE_SPIKES if args.score == "spikes" else SCORE, 0),
+            "scales": config.scale_num}
     _emit(args, console, out, "track_table")
     return 0
 
