@@ -2,12 +2,15 @@
 
 TrueNorth's cores depend on fan-out copies, which depend on how the consuming layers are cut,
 so the Loihi census (neurocomp.partition.count_cores) has no TrueNorth counterpart. Here every
-neuron layer L is compiled in a window: L's sources as spiking Inputs sized so that L's output is
-m x m, L itself, and two generations of its consumers (so L's copies see consumer cores cut as in
-the whole network). L's cores (with its fan-in partial layers or read-out parts) at m = 4, 6, 8
-fit c(m) = a m^2 + b m + c (area, border, constant), which is evaluated at L's full H x W:
-a H W + b (H + W) / 2 + c. A layer whose full side is <= 8 is compiled at its full size. The
-estimate is checked against whole compiles on networks that do compile (`--check`).
+neuron layer L is compiled (legalize, quantise, partition) in a window: L's sources as spiking
+Inputs sized so that L's output is m x m, L itself, and two generations of its consumers when
+their kernels fit a window of side <= 8, else one (so L's copies see consumer cores cut much as
+in the whole network). L's cores (with its fan-in partial layers or read-out parts) at
+m = m0, m0 + 2, m0 + 4 (m0 the smallest side the consumers accept, at least 4) fit
+c(m) = a m^2 + b m + c (area, border, constant), evaluated at L's full H x W: a H W +
+b (H + W) / 2 + c. A layer whose full side is <= m0 + 4 is compiled at its full size. Splitter
+cores (neurons with more than 256 copies) are not counted. The estimate is checked against whole
+compiles on networks that do compile (`--check`).
 
     python benchmarks/windowed_census.py --siamsnn micro --check
     python benchmarks/windowed_census.py --conv 3e4 --check
@@ -93,14 +96,14 @@ def _per_channel(neuron):
     return dataclasses.replace(neuron, **cut)
 
 
-def _cores(g: Graph, name: str, target: Target) -> int:
+def _cores(g: Graph, name: str, target: Target, weights: str) -> int:
     """Cores of layer `name` and of the layers its fan-in split made (name.*), as the compiler cuts them."""
-    net = target.hooks.legalize(lower(fold_linear(g)), target.spec, "levels")
-    netlist = partition(quantize(net, target, "levels"), target)
+    net = target.hooks.legalize(lower(fold_linear(g)), target.spec, weights)
+    netlist = partition(quantize(net, target, weights), target)
     return sum(len(lm.cores) for lm in netlist.layers if lm.name == name or lm.name.startswith(name + "."))
 
 
-def estimate(graph: Graph, target: Target, say=lambda row: None) -> list[dict]:
+def estimate(graph: Graph, target: Target, weights: str, say=lambda row: None) -> list[dict]:
     g = fold_linear(graph)
     net = lower(g)
     rows = []
@@ -110,10 +113,10 @@ def estimate(graph: Graph, target: Target, say=lambda row: None) -> list[dict]:
         try:
             m0, gens = _smallest_side(g, net, lay) if len(lay.shape) == 3 else (None, 2)
             if m0 is None or max(lay.shape[1:]) <= m0 + max(SIDES):
-                row["cores"] = _cores(_window(g, net, lay.name, None, 2), lay.name, target)
+                row["cores"] = _cores(_window(g, net, lay.name, None, 2), lay.name, target, weights)
             else:
                 sides = [m0 + d for d in SIDES]
-                counts = [_cores(_window(g, net, lay.name, m, gens), lay.name, target) for m in sides]
+                counts = [_cores(_window(g, net, lay.name, m, gens), lay.name, target, weights) for m in sides]
                 row["generations"] = gens
                 a, b, c = np.polyfit(sides, counts, 2)
                 h, w = lay.shape[1:]
@@ -136,6 +139,8 @@ def main() -> None:
     ap.add_argument("--maxpool", choices=["spiking", "avg"], default="avg")
     ap.add_argument("--pool-layers", action="store_true")
     ap.add_argument("--check", action="store_true", help="also compile the whole network and compare per layer")
+    ap.add_argument("--tn-weights", choices=["levels", "bits", "trinary"], default="levels",
+                    help="weight mode (levels: the fewest synaptic events; bits costs ~16 %% more cores on the micro SiamSNN)")
     args = ap.parse_args()
     target = load_target("truenorth")
     t0 = time.perf_counter()
@@ -146,12 +151,12 @@ def main() -> None:
         graph, neurons = siamsnn(args.siamsnn, "truenorth", args.maxpool, args.pool_layers, spiking_score=False)
         print(f"SiamSNN {args.siamsnn}: {neurons:,} neurons, converted in {time.perf_counter() - t0:.0f} s")
     t0 = time.perf_counter()
-    rows = estimate(graph, target, lambda row: print(f"  {row['layer']}: {row.get('cores', '-')} cores, {row['s']:.0f} s",
+    rows = estimate(graph, target, args.tn_weights, lambda row: print(f"  {row['layer']}: {row.get('cores', '-')} cores, {row['s']:.0f} s",
                                                      flush=True))
     whole = {}
     if args.check:
-        net = target.hooks.legalize(lower(fold_linear(graph)), target.spec, "levels")
-        netlist = partition(quantize(net, target, "levels"), target)
+        net = target.hooks.legalize(lower(fold_linear(graph)), target.spec, args.tn_weights)
+        netlist = partition(quantize(net, target, args.tn_weights), target)
         for row in rows:
             whole[row["layer"]] = sum(len(lm.cores) for lm in netlist.layers
                                       if lm.name == row["layer"] or lm.name.startswith(row["layer"] + "."))
