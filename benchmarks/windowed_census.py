@@ -103,11 +103,13 @@ def _cores(g: Graph, name: str, target: Target, weights: str) -> int:
     return sum(len(lm.cores) for lm in netlist.layers if lm.name == name or lm.name.startswith(name + "."))
 
 
-def estimate(graph: Graph, target: Target, weights: str, say=lambda row: None) -> list[dict]:
+def estimate(graph: Graph, target: Target, weights: str, say=lambda row: None,
+             only: tuple[str, ...] = ()) -> list[dict]:
+    """Per layer (or the `only` ones): its estimated cores, its window counts, or why it does not map."""
     g = fold_linear(graph)
     net = lower(g)
     rows = []
-    for lay in net.layers:
+    for lay in (x for x in net.layers if not only or x.name in only):
         t0 = time.perf_counter()
         row = {"layer": lay.name, "neurons": lay.size}
         try:
@@ -139,6 +141,7 @@ def main() -> None:
     ap.add_argument("--maxpool", choices=["spiking", "avg"], default="avg")
     ap.add_argument("--pool-layers", action="store_true")
     ap.add_argument("--check", action="store_true", help="also compile the whole network and compare per layer")
+    ap.add_argument("--layers", nargs="*", default=[], help="estimate only these layers (to spread a run over processes)")
     ap.add_argument("--tn-weights", choices=["levels", "bits", "trinary"], default="levels",
                     help="weight mode (levels: the fewest synaptic events; bits costs ~16 %% more cores on the micro SiamSNN)")
     args = ap.parse_args()
@@ -152,7 +155,7 @@ def main() -> None:
         print(f"SiamSNN {args.siamsnn}: {neurons:,} neurons, converted in {time.perf_counter() - t0:.0f} s")
     t0 = time.perf_counter()
     rows = estimate(graph, target, args.tn_weights, lambda row: print(f"  {row['layer']}: {row.get('cores', '-')} cores, {row['s']:.0f} s",
-                                                     flush=True))
+                                                     flush=True), tuple(args.layers))
     whole = {}
     if args.check:
         net = target.hooks.legalize(lower(fold_linear(graph)), target.spec, args.tn_weights)
