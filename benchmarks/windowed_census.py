@@ -99,7 +99,10 @@ def _per_channel(neuron):
 def _cores(g: Graph, name: str, target: Target, weights: str) -> int:
     """Cores of layer `name` and of the layers its fan-in split made (name.*), as the compiler cuts them."""
     net = target.hooks.legalize(lower(fold_linear(g)), target.spec, weights)
-    netlist = partition(quantize(net, target, weights), target)
+    return _layer_cores(partition(quantize(net, target, weights), target), name)
+
+
+def _layer_cores(netlist, name: str) -> int:
     return sum(len(lm.cores) for lm in netlist.layers if lm.name == name or lm.name.startswith(name + "."))
 
 
@@ -160,9 +163,7 @@ def main() -> None:
     if args.check:
         net = target.hooks.legalize(lower(fold_linear(graph)), target.spec, args.tn_weights)
         netlist = partition(quantize(net, target, args.tn_weights), target)
-        for row in rows:
-            whole[row["layer"]] = sum(len(lm.cores) for lm in netlist.layers
-                                      if lm.name == row["layer"] or lm.name.startswith(row["layer"] + "."))
+        whole = {row["layer"]: _layer_cores(netlist, row["layer"]) for row in rows}
     print(f"{'layer':16} {'neurons':>9} {'est. cores':>10} {'whole':>7}  windows {{side: cores}}")
     for row in rows:
         est = row.get("cores", "-")

@@ -62,7 +62,8 @@ def _channel_masks(op: Node, groups: int) -> list[np.ndarray]:
             for part in np.array_split(np.arange(cpg * n_groups), groups)]
 
 
-def _masked(proj: Projection, k: int, mask: np.ndarray) -> Projection:
+def masked(proj: Projection, k: int, mask: np.ndarray) -> Projection:
+    """The projection with its k-th (weighted) op restricted to the weights `mask` keeps."""
     chain = list(proj.chain)
     chain[k] = dataclasses.replace(chain[k], weight=np.where(mask, np.asarray(chain[k].weight), 0.0))
     return dataclasses.replace(proj, chain=tuple(chain))
@@ -79,7 +80,7 @@ def channel_groups(proj: Projection, rows: np.ndarray, budget: int) -> list[np.n
     support = _support(proj)
     for groups in range(max(1, -(-fan_in(proj, rows) // budget)), channels + 1):
         masks = _channel_masks(op, groups)
-        if max(int(np.diff(_masked(support, k, m).matrix(rows).indptr).max(initial=0)) for m in masks) <= budget:
+        if max(int(np.diff(masked(support, k, m).matrix(rows).indptr).max(initial=0)) for m in masks) <= budget:
             return masks
     return None
 
@@ -124,7 +125,7 @@ def _parts(layer: Layer, budget: int) -> list[tuple[Readout, list[Node], str]]:
         k = _first_weighted(proj)
         for mask in masks:
             tag = f"{layer.name}.part{len(out)}"
-            sub = proj if mask is None else _masked(proj, k, mask)
+            sub = proj if mask is None else masked(proj, k, mask)
             chain = [dataclasses.replace(op, name=f"{tag}.{op.name}", **({"bias": None} if hasattr(op, "bias") else {}))
                      for op in sub.chain]
             first = not out

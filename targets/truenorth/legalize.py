@@ -29,7 +29,7 @@ from neurocomp.errors import UserError
 from neurocomp.ir.graph import IF, Affine, Conv2d, Graph, Node, Scale
 from neurocomp.ir.layers import Layer, Network, lower
 from neurocomp.partition.delays import STAGES
-from neurocomp.partition.fanin import drop_orphans, sample_rows, split_readouts
+from neurocomp.partition.fanin import drop_orphans, masked, sample_rows, split_readouts
 from neurocomp.target import TargetSpec
 from neurocomp.targets.truenorth.quant import mode_levels
 
@@ -74,20 +74,13 @@ def _group_masks(op: Node, groups: int) -> list[np.ndarray]:
     return masks
 
 
-def _masked(proj, k: int, mask: np.ndarray):
-    """The projection with its k-th (weighted) op restricted to one input group."""
-    chain = list(proj.chain)
-    chain[k] = dataclasses.replace(chain[k], weight=np.where(mask, np.asarray(chain[k].weight), 0.0))
-    return dataclasses.replace(proj, chain=tuple(chain))
-
-
 def _groups(proj, k: int, rows: np.ndarray, spec: TargetSpec, levels: int) -> int:
     """Fewest input groups such that every group's fan-in leaves room for its weight levels."""
     budget = spec["core.axons"] // levels
     n_in = np.asarray(proj.chain[k].weight).shape[1]
     fan = int(np.diff(proj.matrix(rows).indptr).max())
     for groups in range(max(1, -(-fan // budget)), n_in + 1):
-        widest = max(int(np.diff(_masked(proj, k, m).matrix(rows).indptr).max(initial=0))
+        widest = max(int(np.diff(masked(proj, k, m).matrix(rows).indptr).max(initial=0))
                      for m in _group_masks(proj.chain[k], groups))
         if widest <= budget:
             return groups
