@@ -8,7 +8,8 @@ and vth, which Lava's LIF holds as one scalar each (usually the whole core) -- a
 one Dense holding exactly that core's netlist weights with its `weight_exp`, `num_weight_bits=8` and the
 netlist's explicit `sign_mode`. Lava 0.10.0 cannot compile concatenated ports (`ConcatPort` raises
 NotImplementedError), so a LIF that reads several source processes gets one Dense per source and sums them
-at its input. The exponent then shifts each partial sum instead of their total, which is the same when every
+at its input; a layer reading one source through parallel projections (one axon each) gets one Dense per axon
+copy as well. The exponent then shifts each partial sum instead of their total, which is the same when every
 weight is a multiple of 2**-weight_exp (so for the mapper's doubled mixed-sign weights); anything else is a
 UserError rather than a silent mismatch. On a target with graded messages (`core.message_bits` = b > 0,
 loihi2) the Dense processes reading the input RingBuffer get `num_message_bits=b`, so Lava multiplies each
@@ -191,15 +192,28 @@ def _source_of_axons(n: Netlist) -> np.ndarray:
     return src
 
 
-def _source_weights(n: Netlist) -> sp.csr_matrix:
-    """(neurons x sources) netlist weights, each axon replaced by its source (one Dense column per source)."""
+def _copies(n: Netlist, src: np.ndarray) -> np.ndarray:
+    """Per axon, how many earlier axons of its core carry the same source. A layer reading one source through
+    parallel projections has one axon per projection; Lava's Dense has one column per source, so each copy
+    becomes a Dense of its own (their sum is the chip's, weights prepared one axon at a time as on the chip)."""
+    core = n.axon_core()
+    order = np.lexsort((np.arange(n.n_axons), src, core))
+    new = np.ones(n.n_axons, dtype=bool)
+    new[1:] = (core[order][1:] != core[order][:-1]) | (src[order][1:] != src[order][:-1])
+    start = np.maximum.accumulate(np.where(new, np.arange(n.n_axons), 0))
+    copy = np.empty(n.n_axons, dtype=np.int64)
+    copy[order] = np.arange(n.n_axons) - start
+    return copy
+
+
+def _source_weights(n: Netlist) -> list[sp.csr_matrix]:
+    """Per axon copy (see _copies), (neurons x sources) netlist weights, each axon replaced by its source."""
     src = _source_of_axons(n)
+    copy = _copies(n, src)[n.syn_axon]
     keep = src[n.syn_axon] >= 0
-    rows, cols = n.syn_neuron[keep], src[n.syn_axon[keep]]
-    width = n.n_inputs + n.n_neurons
-    if np.unique(rows * width + cols).size != rows.size:
-        raise UserError("a neuron has two synapses from one source; one Dense column cannot hold both weights")
-    return sp.csr_matrix((n.syn_tables["weight"][keep], (rows, cols)), shape=(n.n_neurons, width))
+    shape = (n.n_neurons, n.n_inputs + n.n_neurons)
+    return [sp.csr_matrix((n.syn_tables["weight"][sel], (n.syn_neuron[sel], src[n.syn_axon[sel]])), shape=shape)
+            for sel in (keep & (copy == c) for c in range(int(copy.max(initial=0)) + 1))]
 
 
 def _groups(n: Netlist) -> list[np.ndarray]:
@@ -217,24 +231,25 @@ def _lif(n: Netlist, ids: np.ndarray, name: str) -> Any:
                bias_mant=p["bias_mant"], bias_exp=p["bias_exp"], u=p["u_init"], v=p["v_init"], name=name)
 
 
-def _dense_inputs(n: Netlist, weights: sp.csr_matrix, ids: np.ndarray, owner: np.ndarray,
+def _dense_inputs(n: Netlist, weights: list[sp.csr_matrix], ids: np.ndarray, owner: np.ndarray,
                   members: list[np.ndarray], ports: list[Any], lif: Any, message_bits: int) -> list[Any]:
-    """One Dense per source process feeding this LIF, each with its core's weight_exp and sign mode; the one
-    reading the input (port 0) takes `message_bits`-bit graded payloads."""
+    """One Dense per (axon copy, source process) feeding this LIF, each with its core's weight_exp and sign mode;
+    those reading the input (port 0) take `message_bits`-bit graded payloads."""
     from lava.proc.dense.process import Dense
     from lava.utils.weightutils import SignMode
 
     core = int(n.neuron_core()[ids[0]])
     mode, wexp = SIGN_NAMES[int(n.syn_tables["sign_mode"][core])], int(n.params["weight_exp"][ids[0]])
-    feeding = np.unique(owner[weights.indices])
-    if feeding.size > 1 and wexp < 0 and np.any(prepare_weights(weights.data, sign_mode=mode) % (1 << -wexp)):
-        raise UserError(f"core {core}: weight_exp {wexp} would shift each of its {feeding.size} per-source Dense sums "
+    feeding = [(c, int(k)) for c, w in enumerate(weights) for k in np.unique(owner[w.indices])]
+    data = np.concatenate([w.data for w in weights])
+    if len(feeding) > 1 and wexp < 0 and np.any(prepare_weights(data, sign_mode=mode) % (1 << -wexp)):
+        raise UserError(f"core {core}: weight_exp {wexp} would shift each of its {len(feeding)} per-source Dense sums "
                         "(Lava 0.10 cannot concatenate ports) instead of their total, which is not exact for its weights")
     denses = []
-    for k in feeding:
-        dense = Dense(weights=weights[:, members[k]].toarray(), weight_exp=wexp, num_weight_bits=8,
+    for c, k in feeding:
+        dense = Dense(weights=weights[c][:, members[k]].toarray(), weight_exp=wexp, num_weight_bits=8,
                       sign_mode=SignMode[mode.upper()], num_message_bits=message_bits if k == 0 else 0,
-                      name=f"{lif.name}_from{k}")
+                      name=f"{lif.name}_from{k}" + (f"_copy{c}" if c else ""))
         ports[k].connect(dense.s_in)
         dense.a_out.connect(lif.a_in)
         denses.append(dense)
@@ -255,7 +270,7 @@ def _build_loihi(n: Netlist, target: Target, input_port: Any, seed: int, column:
     ports = [input_port] + [lif.s_out for lif in lifs]
     bits = _message_bits(target)
     denses = [d for ids, lif in zip(groups, lifs)
-              for d in _dense_inputs(n, weights[ids], ids, owner, members, ports, lif, bits)]
+              for d in _dense_inputs(n, [w[ids] for w in weights], ids, owner, members, ports, lif, bits)]
     return tuple(denses), tuple(lifs), tuple(groups), {}
 
 

@@ -19,9 +19,12 @@ from typing import Mapping
 
 import numpy as np
 
-from neurocomp.errors import QuantizeError, VerifyError
-from neurocomp.ir.graph import Affine, Conv2d, Graph, Neuron, Node, Scale
-from neurocomp.ir.layers import Layer, Network, lower
+from neurocomp.encoding import SPIKING, payload_max
+from neurocomp.errors import QuantizeError, ResourceError, VerifyError
+from neurocomp.ir.bounds import drive_bounds
+from neurocomp.ir.graph import Affine, Conv2d, Graph, Neuron, Node, Scale, SumPool2d
+from neurocomp.ir.layers import Layer, Network, Projection, lower
+from neurocomp.partition.fanin import sample_rows
 from neurocomp.target import Target
 
 WEIGHTED = (Affine, Conv2d)
@@ -52,6 +55,8 @@ class QNetwork:
 def quantize(net: Network, target: Target, weights: str | None = None) -> QNetwork:
     """`weights` is one of the target's WEIGHT_MODES (how its hook clusters a neuron's weights); None: its first."""
     weights = weights or target.hooks.WEIGHT_MODES[0]
+    bits = int(target.spec.get("core.message_bits", 0))
+    peaks = {i.name: float(payload_max(bits)) for i in net.inputs if i.encoding not in SPIKING}
     replaced: dict[str, Node] = {}
     qlayers: list[QLayer] = []
     owner: dict[str, str] = {}
@@ -60,7 +65,7 @@ def quantize(net: Network, target: Target, weights: str | None = None) -> QNetwo
             for op in p.chain:
                 if isinstance(op, WEIGHTED) and owner.setdefault(op.name, layer.name) != layer.name:
                     raise QuantizeError(f"{op.name}: a weighted op feeding two layers ({owner[op.name]}, {layer.name}) is not supported")
-        nodes, qlayer = _quantize_layer(layer, target, weights)
+        nodes, qlayer = _quantize_layer(layer, target, weights, peaks)
         replaced.update(nodes)
         qlayers.append(qlayer)
     g = net.graph
@@ -70,13 +75,52 @@ def quantize(net: Network, target: Target, weights: str | None = None) -> QNetwo
     return qnet
 
 
-def _exponent(w: np.ndarray, wmax: float) -> float:
-    """log2 of the weight step: a whole power of two if it is exact for w, else the step putting max |w| on wmax."""
+def _exponent(w: np.ndarray, wmax: float, gain: float = 1.0, taps: int = 1) -> float:
+    """log2 of the weight step: a whole power of two if it is exact for w, else the step putting max |w| on wmax.
+    A stored weight that sums up to `taps` of these weights, `gain` times max |w| at most (a pool before a
+    conv), gets the step putting that sum on wmax, less half a step per extra rounded tap."""
     peak = float(np.max(np.abs(w))) if w.size else 0.0
     if peak == 0:
         return -MAX_COARSEN
-    e = math.ceil(math.log2(peak / wmax))
-    return e if np.array_equal(w / 2.0 ** e, np.rint(w / 2.0 ** e)) else math.log2(peak / wmax)
+    e = math.ceil(math.log2(peak * gain / wmax))
+    if np.array_equal(w / 2.0 ** e, np.rint(w / 2.0 ** e)):
+        return e
+    return math.log2(peak * gain / max(wmax - (taps - 1) / 2, 1.0))
+
+
+def stored_signs(layer: Layer) -> np.ndarray:
+    """The signs the layer's stored (composed) weights can take, e.g. [-1, 1]: a core stores one sign mode for
+    every projection of its layer (Loihi), so each op is sized by the layer's. An op with both signs makes its
+    chain mixed; one-signed ops multiply their signs."""
+    out: set[float] = set()
+    for ops in _weighted_ops(layer):
+        signs = {1.0}
+        for op in ops:
+            w = _values(op)
+            signs = {a * b for a in signs for b in (set(np.sign(w[w != 0]).tolist()) or {1.0})}
+        out |= signs
+    return np.array(sorted(out or {1.0}))
+
+
+def _chain_gain(layer: Layer, p: Projection, rows: np.ndarray) -> tuple[float, int]:
+    """(gain, taps) of the last stored-weight op of a chain that composes several terms into one stored weight
+    (pooling or several weighted ops, see _exponent); (1, 1) for one op that is stored as it is."""
+    last = _weighted_ops(Layer(layer.name, layer.neuron, layer.shape, (p,)))[0]
+    if not last or (len(last) == 1 and not any(isinstance(op, SumPool2d) for op in p.chain)):
+        return 1.0, 1
+    peak = float(np.max(np.abs(_values(last[-1])), initial=0)) or 1.0
+
+    def composed(value) -> float:
+        chain = tuple(_with_values(op, value(op)) if op in last else op for op in p.chain)
+        m = Projection(p.source, chain, p.shapes).matrix(rows)
+        return float(m.max()) if m.nnz else 0.0
+
+    gain = composed(lambda op: np.abs(_values(op)) / (peak if op is last[-1] else 1.0))
+    return gain, int(round(composed(lambda op: (_values(op) != 0).astype(np.float64))))
+
+
+def _with_values(op: Node, values: np.ndarray) -> Node:
+    return dataclasses.replace(op, scale=values) if isinstance(op, Scale) else dataclasses.replace(op, weight=values, bias=None)
 
 
 def _weighted_ops(layer: Layer) -> list[list[Node]]:
@@ -105,12 +149,16 @@ def _layer_exponents(layer: Layer, target: Target) -> tuple[dict[str, float], fl
     the full weight range; scaling each to full range would multiply their ranges."""
     exps: dict[str, float] = {}
     sums = []
-    for ops in _weighted_ops(layer):
+    wmax = target.hooks.weight_max(target.spec, stored_signs(layer))
+    rows = sample_rows(layer)
+    for ops, p in zip(_weighted_ops(layer), layer.projections):
+        gain, taps = _chain_gain(layer, p, rows)
         for k, op in enumerate(ops):
             w = _values(op)
-            wmax = target.hooks.weight_max(target.spec, w)
             small = k < len(ops) - 1 and np.array_equal(w, np.rint(w)) and float(np.max(np.abs(w), initial=0)) <= wmax
-            exps[op.name] = 0.0 if small else max(_exponent(w, wmax), -MAX_COARSEN)
+            last = k == len(ops) - 1
+            exps[op.name] = 0.0 if small else max(_exponent(w, wmax, gain if last else 1.0, taps if last else 1),
+                                                  -MAX_COARSEN)
         sums.append(sum(exps[op.name] for op in ops))
     big = max(sums)
     for ops, s in zip(_weighted_ops(layer), sums):
@@ -133,12 +181,19 @@ def _whole_threshold(layer: Layer, exps: dict[str, float], big: float) -> tuple[
     return {k: v + shift if k in last else v for k, v in exps.items()}, big + shift
 
 
-def _quantize_layer(layer: Layer, target: Target, weights: str) -> tuple[dict[str, Node], QLayer]:
+def _quantize_layer(layer: Layer, target: Target, weights: str,
+                    peaks: Mapping[str, float]) -> tuple[dict[str, Node], QLayer]:
     spec, hooks = target.spec, target.hooks
     exps, big = _layer_exponents(layer, target)
     last = _last_ops(layer)
     theta, bias, v0 = layer.param("threshold"), layer.bias(), layer.param("v_init")
     limits = hooks.param_limits(spec)
+    floor = limits.get("threshold_min", -math.inf)
+    if layer.kind == "spiking" and np.any(theta <= floor):
+        i = int(np.argmax(theta <= floor))
+        raise QuantizeError(f"{layer.name}: neuron {i} has threshold {theta[i]:g}; {target.name} fires only when the "
+                            f"potential exceeds a threshold above {floor:g} (a neuron at v >= {theta[i]:g} would fire "
+                            "without input)")
     for _ in range(MAX_COARSEN * 2):
         scale = 2.0 ** big
         spiking = layer.kind == "spiking"
@@ -150,8 +205,8 @@ def _quantize_layer(layer: Layer, target: Target, weights: str) -> tuple[dict[st
     else:
         raise QuantizeError(f"{layer.name}: threshold/bias cannot fit the target's registers at any scale")
     exps, big = _whole_threshold(layer, exps, big)
+    nodes, big, snr, exact = _fit_current(layer, exps, big, target, weights, peaks)
     scale = 2.0 ** big
-    nodes, snr, exact = _quantize_ops(layer, exps, hooks, spec, weights)
     # Potentials are integers, so v >= theta is exactly v >= ceil(theta): the threshold never costs accuracy.
     # A decaying layer's potentials are fractional: the nearest unit instead, plus one step of Loihi's
     # potential grid, so the quantised graph fires exactly when Lava's v > vth does (only Loihi has decays).
@@ -168,6 +223,36 @@ def _quantize_layer(layer: Layer, target: Target, weights: str) -> tuple[dict[st
     nodes[layer.name] = qneuron
     params = hooks.neuron_params(layer.name, qneuron, layer.size, spec)
     return nodes, QLayer(layer.name, scale, params, snr, bool(exact))
+
+
+def _fit_current(layer: Layer, exps: dict[str, float], big: float, target: Target, weights: str,
+                 peaks: Mapping[str, float]) -> tuple[dict[str, Node], float, float, bool]:
+    """Quantise the ops, coarsening the layer until its worst-case current fits the target's current register
+    (param_limits' `current`, integer units; none: unbounded): every input at its largest at once, the
+    current accumulating as its decay allows (decay_u near 1 multiplies it by up to 4096). A register that
+    wraps would change the layer's meaning completely; a coarser step only rounds its weights."""
+    limit = target.hooks.param_limits(target.spec).get("current", math.inf)
+    gain = 1.0 / (1.0 - _register_decays(layer)["decay_u"].ravel())
+    last = _last_ops(layer)
+    worst = 0.0
+    for _ in range(MAX_COARSEN):
+        nodes, snr, exact = _quantize_ops(layer, exps, target.hooks, target.spec, weights)
+        if not math.isfinite(limit):
+            return nodes, big, snr, exact
+        chains = tuple(dataclasses.replace(p, chain=tuple(nodes.get(op.name, op) for op in p.chain))
+                       for p in layer.projections)
+        up, down = drive_bounds(dataclasses.replace(layer, projections=chains), dict(peaks))
+        worst = float(np.max(np.maximum(up, down) * gain, initial=0.0))
+        if worst < limit:
+            return nodes, big, snr, exact
+        if len(last) < len(layer.projections):
+            break
+        shift = math.floor(math.log2(worst / limit)) + 1
+        big += shift
+        exps = {k: v + shift if k in last else v for k, v in exps.items()}
+    raise ResourceError(layer.name, "worst-case current (integer units)", worst, limit,
+                        "one tick of input can overflow the current register at any weight step: reduce its fan-in "
+                        "or give every input a weighted op")
 
 
 def _register_decays(layer: Layer) -> dict[str, np.ndarray]:

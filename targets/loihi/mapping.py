@@ -15,7 +15,7 @@ from neurocomp.ir.netlist import LayerMap, Netlist
 from neurocomp.partition import LayerCount, cat, neuron_order, split
 from neurocomp.partition.delays import timing
 from neurocomp.partition.rows import OrderedRows, Windows, window_width
-from neurocomp.quantize import QNetwork
+from neurocomp.quantize import QNetwork, stored_signs
 from neurocomp.target import TargetSpec
 from neurocomp.targets.loihi.quant import is_mixed
 
@@ -145,7 +145,7 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
     maps = []
     for li, layer in enumerate(net.layers):
         q = qnet.layers[li]
-        mixed = any(is_mixed(np.asarray(op.weight)) for p in layer.projections for op in p.chain if hasattr(op, "weight"))
+        mixed = is_mixed(stored_signs(layer))   # per layer, as the quantiser sized its weights
         windows = _windows(layer, spec)
         ids = np.empty(layer.size, dtype=np.int64)
         core_ids: list[int] = []

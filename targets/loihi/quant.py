@@ -26,6 +26,7 @@ from neurocomp.ir.graph import Neuron, Readout
 from neurocomp.target import TargetSpec
 
 BIAS_EXP = 6
+ACT_SHIFT = 6   # synaptic input enters u as a << 6
 WEIGHT_MODES = ("levels",)
 
 
@@ -39,7 +40,10 @@ def weight_max(spec: TargetSpec, w: np.ndarray) -> float:
 
 
 def param_limits(spec: TargetSpec) -> dict[str, float]:
-    return {"threshold": float(spec["core.vth_max"] + 1), "bias": float(spec["core.bias_mant_max"])}
+    """Registers in graph units (64 Lava units each). `current`: |u| must stay below 2**23 (Lava wraps it once
+    past); `threshold_min`: Lava fires on v > vth << 6 with vth >= 0, so a source threshold must be positive."""
+    return {"threshold": float(spec["core.vth_max"] + 1), "bias": float(spec["core.bias_mant_max"]),
+            "current": float(2 ** (int(spec["core.uv_bits"]) - 1) >> ACT_SHIFT), "threshold_min": 0.0}
 
 
 def cluster_weights(w: np.ndarray, spec: TargetSpec, mode: str = "levels") -> np.ndarray:

@@ -1,0 +1,55 @@
+"""Worst-case input per tick: interval arithmetic over a projection's chain of linear ops.
+
+Range checks (does a potential or current register overflow?) need, per neuron, the largest rise and
+fall one tick of input can cause. Inputs lie in [-low, high] (spikes: [0, 1]; signed graded payloads:
+[-p, p]); each op maps the interval of its input to that of its output, split into its positive and
+negative parts. Exact for a chain with one signed op; an upper bound for several.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import torch
+
+from neurocomp.ir import ops
+from neurocomp.ir.graph import Affine, Conv2d, Node, Scale
+from neurocomp.ir.layers import Layer, Projection
+
+
+def _signed_parts(op: Node) -> tuple[Node, Node] | None:
+    """(positive part, magnitude of the negative part) of an op with values; None for the others."""
+    if isinstance(op, Scale):
+        s = np.asarray(op.scale, dtype=np.float64)
+        return dataclasses.replace(op, scale=np.maximum(s, 0)), dataclasses.replace(op, scale=np.maximum(-s, 0))
+    if isinstance(op, (Affine, Conv2d)):
+        w = np.asarray(op.weight, dtype=np.float64)
+        return (dataclasses.replace(op, weight=np.maximum(w, 0), bias=None),
+                dataclasses.replace(op, weight=np.maximum(-w, 0), bias=None))
+    return None
+
+
+def projection_bounds(p: Projection, high: float = 1.0, low: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per output: the largest value and the largest negative value (as a magnitude) the chain can produce
+    from inputs in [-low, high], biases left out."""
+    hi = torch.full((1,) + p.shapes[0], float(high), dtype=torch.float64)
+    lo = torch.full_like(hi, float(low))
+    for op in p.chain:
+        parts = _signed_parts(op)
+        if parts is None:
+            hi, lo = ops.forward(op, hi), ops.forward(op, lo)
+        else:
+            pos, neg = parts
+            hi, lo = ops.forward(pos, hi) + ops.forward(neg, lo), ops.forward(pos, lo) + ops.forward(neg, hi)
+    return hi.numpy().ravel(), lo.numpy().ravel()
+
+
+def drive_bounds(layer: Layer, peaks: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
+    """Per neuron: the largest rise and fall (magnitude) of its summed input in one tick. `peaks` gives the
+    largest |value| of a signed graded source; any other source sends spikes in {0, 1}."""
+    up, down = np.zeros(layer.size), np.zeros(layer.size)
+    for p in layer.projections:
+        peak = peaks.get(p.source)
+        hi, lo = projection_bounds(p, 1.0, 0.0) if peak is None else projection_bounds(p, peak, peak)
+        up, down = up + hi, down + lo
+    return up, down
