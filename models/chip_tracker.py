@@ -20,7 +20,7 @@ import numpy as np
 from neurocomp.backends import emulator, reference
 from neurocomp.bind import bind
 from neurocomp.errors import UserError
-from neurocomp.frontend.ptfile import atomic_write
+from neurocomp.safewrite import Kind, write_file
 from neurocomp.ir import sums
 from neurocomp.ir.fold import fold_linear
 from neurocomp.ir.graph import Graph
@@ -103,11 +103,14 @@ class ChipSiamese:
         return self.bind(u[0, -1] / ticks)
 
     def bind(self, kernel: np.ndarray) -> Exemplar:
-        """Write `kernel` into the program (only the correlation and gate cores change)."""
+        """Write `kernel` into the program: only the cores of the score layer it reads (and, for the
+        two-status score, its gates) change."""
         graph = with_kernel(self.graph, kernel, self.opts.timesteps, self.opts.tau0)
         if self.opts.backend == "reference":
             return Exemplar(kernel, graph, None)
-        bound = bind(self.program, graph, self.target, also=(GATES,))
+        spikes = self.opts.score == "spikes"   # bind only the score layer this tracker reads
+        bound = bind(self.program, graph, self.target, also=(GATES,) if spikes else (),
+                     read=(SCORE_SPIKES if spikes else SCORE,))
         self.stats.rebinds.append(int(bound.changed_cores.size))
         return Exemplar(kernel, graph, bound.program, emulator.prepare(bound.program, self.target))
 
@@ -175,17 +178,37 @@ def track_clip(siamese: ChipSiamese, config: TrackerConfig, clip: "Clip") -> dic
             "wall_s": time.perf_counter() - start}
 
 
-def write_gif(path: Path, clip: "Clip", boxes: np.ndarray, every: int = 1) -> None:
-    """Frames with the true (green) and predicted (red) boxes, written atomically."""
+GIF_COMMENT = b"neurocomp.track"
+
+
+def _not_our_gif(path: Path) -> str | None:
+    """safewrite's test for a GIF write_gif may replace: it carries our comment."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            comment = img.info.get("comment")
+    except Exception:  # Pillow raises several types on files that are not images
+        return "not a readable image"
+    return None if comment == GIF_COMMENT else "no neurocomp comment"
+
+
+GIF_KIND = Kind("neurocomp track GIF", False, _not_our_gif)
+
+
+def write_gif(path: Path, clip: "Clip", boxes: np.ndarray, every: int = 1, inputs: tuple[Path, ...] = ()) -> None:
+    """Frames with the true (green) and predicted (red) boxes, under the neurocomp.safewrite policy (marked
+    with a GIF comment so that only such a file is replaced)."""
     from PIL import Image
 
     frames = [Image.fromarray(_draw(_draw(f.copy(), t, (0, 200, 0)), p, (230, 0, 0)))
               for f, t, p in list(zip(clip.frames, clip.boxes, boxes))[::every]]
 
     def write(tmp: Path) -> None:
-        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=80, loop=0)
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=80, loop=0,
+                       comment=GIF_COMMENT)
 
-    atomic_write(path, write)
+    write_file(path, GIF_KIND, write, inputs)
 
 
 def _draw(img: np.ndarray, box: np.ndarray, colour: tuple[int, int, int]) -> np.ndarray:

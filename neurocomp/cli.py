@@ -1,6 +1,12 @@
 """`neurocomp` command line: compile, run, report, targets, convert, export, track.
 
 Exit codes: 0 success, 2 user error (one line on stderr, no traceback), 1 internal error.
+Exit 2 includes an output path that neurocomp.safewrite refuses (it would replace or hold
+something neurocomp did not write, or an input) and a program that fails verification
+(neurocomp.program.load: a missing, extra, tampered, malformed or wrong-version file). Every
+writing command checks its output before the slow part and writes through a temporary
+sibling, so an error leaves no partial file, temp or empty directory, and the previous
+artifact as it was.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from rich.console import Console
 
 from neurocomp import __version__
 from neurocomp.errors import FormatError, UserError
+from neurocomp.safewrite import check
 
 EXIT_USER, EXIT_INTERNAL = 2, 1
 
@@ -126,6 +133,7 @@ def _sha256(path: Path) -> str:
 def _compile(args: argparse.Namespace, console: Console) -> int:
     from neurocomp.compiler import CompileOptions, compile_graph
     from neurocomp.frontend import load_model
+    from neurocomp.program import KIND
     from neurocomp.target import load_target
 
     if args.timesteps < 1 or not 0 < args.rate <= 1 or args.dt <= 0 or not 0 <= args.congestion < float("inf"):
@@ -134,36 +142,43 @@ def _compile(args: argparse.Namespace, console: Console) -> int:
     target = load_target(args.target)
     graph = load_model(model, dt=args.dt)
     out = Path(args.out) if args.out else Path("build") / f"{model.stem}.{target.name}"
+    inputs = [model, *([Path(args.profile)] if args.profile else []),
+              *([Path(args.target)] if Path(args.target).is_file() else [])]
+    check(out, KIND, inputs)
     opts = CompileOptions(timesteps=args.timesteps, seed=args.seed, rate=args.rate, weights=args.tn_weights,
                           congestion=args.congestion)
     profile = _load_inputs(Path(args.profile), [i.name for i in graph.inputs]) if args.profile else None
     with console.status("compiling") as status:
         compiled = compile_graph(graph, target, opts, _sha256(model), progress=lambda s: status.update(f"compiling: {s}"),
                                  profile=profile)
-    _save(compiled, graph, target, out, args.export)
+    _save(compiled, graph, target, out, args.export, inputs)
     compiled.report["program"] = str(out)
     if not _emit(args, console, compiled.report, "compile_table"):
         console.print(f"wrote {out}")
     return 0
 
 
-def _save(compiled, graph, target, out: Path, export: str | None = None) -> None:
+def _save(compiled, graph, target, out: Path, export: str | None = None, inputs: Sequence[Path] = ()) -> None:
+    """The program directory; compile times go to timings.json only, so every hashed file is reproducible."""
     from neurocomp.frontend.ptfile import save_graph
-    from neurocomp.program import save
+    from neurocomp.program import TIMINGS, save, timings_json
     from neurocomp.report.html import write_html
+
+    report = {k: v for k, v in compiled.report.items() if k != "compile_time_s"}
 
     def extra(tmp: Path) -> None:
         save_graph(graph, tmp / "model.pt")
         (tmp / "target.toml").write_text(target.spec.text)
-        (tmp / "report.json").write_text(json.dumps(compiled.report, indent=1, sort_keys=True) + "\n")
-        write_html(tmp / "report.html", compiled.report, compiled.program.placed, compiled.routes,
+        (tmp / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
+        (tmp / TIMINGS).write_text(timings_json(compiled.report["compile_time_s"]))
+        write_html(tmp / "report.html", report, compiled.program.placed, compiled.routes,
                    core_neurons=np.diff(compiled.program.netlist.neuron_ptr), neurons_per_core=target.spec["core.neurons"])
         if export == "netx":
             from neurocomp.backends.netx import export_netx
 
             export_netx(compiled.program, tmp / "network.net")
 
-    save(compiled.program, out, extra)
+    save(compiled.program, out, extra, inputs)
 
 
 def _load_inputs(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -184,33 +199,38 @@ def _load_inputs(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     from neurocomp.program import load
-    from neurocomp.runner import run_program, write_outputs
+    from neurocomp.runner import OUTPUTS_KIND, run_program, write_outputs
 
+    sources = [Path(args.program), Path(args.input)]
+    if args.out:
+        check(Path(args.out), OUTPUTS_KIND, sources)
     program = load(args.program)
     inputs = _load_inputs(Path(args.input), [name for name, _ in program.netlist.inputs])
     if args.ticks is not None and args.ticks < 1:
         raise UserError("--ticks must be >= 1")
     summary, outputs = run_program(Path(args.program), program, inputs, args.backend, args.ticks, args.seed)
     if args.out:
-        write_outputs(Path(args.out), outputs)
+        write_outputs(Path(args.out), outputs, sources)
     _emit(args, console, summary, "run_table")
     return 0
 
 
 def _track(args: argparse.Namespace, console: Console) -> int:
-    from neurocomp.models.chip_tracker import ChipOptions, load_tracker, track_clip, write_gif
+    from neurocomp.models.chip_tracker import GIF_KIND, ChipOptions, load_tracker, track_clip, write_gif
     from neurocomp.models.siamsnn import SCORE, SCORE_SPIKES
     from neurocomp.models.tracking_data import make_clip
 
     if min(args.frames - 1, args.ticks, args.exemplar_ticks) < 1 or not 0 <= args.tau0 < args.ticks:
         raise UserError("--frames must be >= 2, --ticks and --exemplar-ticks >= 1, and 0 <= --tau0 < --ticks")
+    if args.gif:
+        check(Path(args.gif), GIF_KIND, [Path(args.program)])
     opts = ChipOptions(args.ticks, args.exemplar_ticks, args.tau0, score=args.score, backend=args.backend)
     siamese, config = load_tracker(Path(args.program), opts)
     clip = make_clip(10_000 + args.clip, args.frames, split="test")
     with console.status(f"tracking {args.frames} frames"):
         out = track_clip(siamese, config, clip)
     if args.gif:
-        write_gif(Path(args.gif), clip, out["boxes"])
+        write_gif(Path(args.gif), clip, out["boxes"], inputs=(Path(args.program),))
     out["boxes"] = out["boxes"].round(2).tolist()
     out |= {"clip": args.clip, "frames": args.frames, "backend": args.backend, "score": args.score,
             "ticks_per_scale": args.ticks + siamese.lag.get(SCORE_SPIKES if args.score == "spikes" else SCORE, 0),
@@ -220,11 +240,9 @@ def _track(args: argparse.Namespace, console: Console) -> int:
 
 
 def _report(args: argparse.Namespace, console: Console) -> int:
-    path = Path(args.program) / "report.json"
-    if not path.is_file():
-        raise FormatError(f"{args.program} has no report.json (is it a compiled program?)")
-    report = json.loads(path.read_text())
-    _emit(args, console, report, "compile_table")
+    from neurocomp.program import read_report
+
+    _emit(args, console, read_report(args.program), "compile_table")
     return 0
 
 
@@ -251,7 +269,7 @@ def _targets(args: argparse.Namespace, console: Console) -> int:
 def _convert(args: argparse.Namespace, console: Console) -> int:
     from neurocomp.convert import ConvertOptions, conversion_info, convert, load_exported
     from neurocomp.convert.pipeline import input_shape_of
-    from neurocomp.frontend.ptfile import save_graph
+    from neurocomp.frontend.ptfile import SNN_KIND, save_graph
 
     opts = ConvertOptions(normalisation=args.method, percentile=args.percentile, reset=args.reset, v_init=args.v_init,
                           latency_compensation=not args.no_latency_compensation,
@@ -259,14 +277,15 @@ def _convert(args: argparse.Namespace, console: Console) -> int:
                           encoding=args.encoding, maxpool=args.maxpool, pool_layers=args.pool_layers,
                           seed=args.seed)
     model = Path(args.model)
+    out = Path(args.out) if args.out else Path("build") / f"{model.stem}_snn.pt"
+    sources = [model, Path(args.calibration)]
+    check(out, SNN_KIND, sources)
     program = load_exported(model)
     shape = input_shape_of(program)
     calib = _load_inputs(Path(args.calibration), ["input"])["input"]
-    out = Path(args.out) if args.out else Path("build") / f"{model.stem}_snn.pt"
     with console.status("converting"):
         graph = convert(program, calib, input_shape=shape, method=opts)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_graph(graph, out)
+    save_graph(graph, out, sources)
     info = conversion_info(graph)
     if args.json:
         print(json.dumps(info | {"output": str(out)}, sort_keys=True))
@@ -294,19 +313,20 @@ def _conversion_table(info: dict[str, Any]):
 
 def _export(args: argparse.Namespace, console: Console) -> int:
     from neurocomp.frontend import load_model, save_nir
+    from neurocomp.frontend.nirgraph import NIR_KIND
+    from neurocomp.program import load
 
     src = Path(args.model)
     if args.dt <= 0:
         raise UserError("--dt must be > 0")
-    if src.is_dir():
-        src = src / "model.pt"
-        if not src.is_file():
-            raise FormatError(f"{args.model} has no model.pt (is it a compiled program?)")
     out = Path(args.nir)
     if out.suffix != ".nir":
         raise UserError(f"--nir {out}: the output file must end in .nir")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_nir(load_model(src, dt=args.dt), out, dt=args.dt)
+    check(out, NIR_KIND, [src])
+    if src.is_dir():
+        load(src)   # verify the program before using its model.pt
+        src = src / "model.pt"
+    save_nir(load_model(src, dt=args.dt), out, dt=args.dt, inputs=[Path(args.model)])
     console.print(f"wrote {out}")
     return 0
 

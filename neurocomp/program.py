@@ -1,32 +1,55 @@
-"""The compiled artifact: a directory with manifest.json + arrays.npz (+ report.json, report.html).
+"""The compiled artifact: a program directory that is verified before it is used.
 
-manifest.json and arrays.npz are byte-identical for the same inputs and options
-(sorted keys, fixed zip timestamps, no wall-clock values); report.json also holds
-compile times, so it is the one file that differs between runs. A directory is
-written in a temporary sibling and renamed into place, so a failed compile leaves
-nothing behind.
+Files: manifest.json, arrays.npz (the netlist and placement), model.pt (the float graph it was
+compiled from), target.toml, report.json, report.html, network.net (with `--export netx`) and
+timings.json. manifest.json names the schema and version and lists every other file: under
+"files" with its sha256, under "volatile" the one file whose content may differ between runs.
+
+Determinism: every hashed file (and so manifest.json) is byte-identical for the same inputs and
+options (sorted keys, fixed zip timestamps, no wall-clock values). The wall-clock compile times
+are volatile, so they live in timings.json alone: listed as volatile rather than hashed, and
+checked against its schema ({"compile_time_s": {stage: seconds >= 0}}) instead; report.json and
+report.html leave them out, and `neurocomp report` merges them back in for display.
+
+`load` verifies before anything is used: the manifest's schema, version, keys and types; that
+the directory holds exactly the listed files and each matches its hash; then the structure of
+the arrays (keys present, integer dtypes, shapes consistent, every index in range). Anything
+missing, extra, tampered or malformed is a FormatError naming the file and what is wrong.
+`save` writes through neurocomp.safewrite: a temporary sibling renamed into place, replacing
+only an existing program (or an empty directory) that holds nothing its manifest does not list.
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import json
-import os
-import shutil
-import tempfile
+import math
 import zipfile
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from neurocomp.errors import FormatError
 from neurocomp.ir.netlist import LayerMap, Netlist
+from neurocomp.safewrite import Kind, writing
 
 SCHEMA = "neurocomp.program"
-VERSION = 1
+VERSION = 2
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
+MANIFEST = "manifest.json"
+REQUIRED_FILES = ("arrays.npz", "model.pt", "target.toml", "report.json", "report.html")
+OPTIONAL_FILES = ("network.net",)
+TIMINGS = "timings.json"   # the one volatile file
+V1_FILES = frozenset(REQUIRED_FILES + OPTIONAL_FILES)   # version 1 listed no files; these are all it wrote
+NETLIST_ARRAYS = ("neuron_ptr", "axon_ptr", "core_layer", "syn_axon", "syn_neuron", "edge_src", "edge_axon",
+                  "edge_delay", "in_channel", "in_axon", "in_delay")
+PLACEMENT_ARRAYS = ("chip", "x", "y", "slot")
+MESH_KEYS = ("chip_cols", "chip_rows", "cores_per_router", "chips_x", "chips_y")
+LAYER_KINDS = ("spiking", "readout")
+REPORT_KEYS = ("target", "cores_used", "chips_used", "neurons", "synapses", "axons", "layers", "traffic", "placement",
+               "energy", "realtime")
 
 
 @dataclass(frozen=True)
@@ -91,7 +114,7 @@ def _netlist_arrays(n: Netlist) -> dict[str, np.ndarray]:
 
 
 def _placed_arrays(p: Placed) -> dict[str, np.ndarray]:
-    return {f"placement/{k}": getattr(p, k) for k in ("chip", "x", "y", "slot")}
+    return {f"placement/{k}": getattr(p, k) for k in PLACEMENT_ARRAYS}
 
 
 def _layer_json(lm: LayerMap) -> dict[str, Any]:
@@ -99,71 +122,320 @@ def _layer_json(lm: LayerMap) -> dict[str, Any]:
             "binding": lm.binding, "used": lm.used, "allowed": lm.allowed}
 
 
-def manifest_for(program_fields: Mapping[str, Any], n: Netlist, p: Placed, arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
-    digest = hashlib.sha256()
-    for key in sorted(arrays):
-        digest.update(key.encode())
-        digest.update(np.ascontiguousarray(arrays[key]).tobytes())
+def manifest_for(program_fields: Mapping[str, Any], n: Netlist, p: Placed) -> dict[str, Any]:
+    """The manifest without its file list (save adds that once the files exist)."""
     return {
         "schema": SCHEMA, "version": VERSION, **program_fields, "target": n.target,
         "inputs": [{"name": k, "shape": list(s)} for k, s in n.inputs],
         "outputs": list(n.outputs), "layers": [_layer_json(lm) for lm in n.layers],
-        "mesh": {"chip_cols": p.chip_cols, "chip_rows": p.chip_rows, "cores_per_router": p.cores_per_router,
-                 "chips_x": p.chips_x, "chips_y": p.chips_y},
-        "notes": dict(n.notes), "arrays_sha256": digest.hexdigest(),
+        "mesh": {k: getattr(p, k) for k in MESH_KEYS}, "notes": dict(n.notes),
     }
 
 
-def save(program: Program, out_dir: Path, extra: Callable[[Path], None] | None = None) -> None:
-    """Write atomically: everything goes to a temporary sibling, then one rename."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+def build(fields_: Mapping[str, Any], netlist: Netlist, placed: Placed) -> Program:
+    return Program(manifest_for(fields_, netlist, placed), netlist, placed)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _not_a_program(path: Path) -> str | None:
+    """safewrite's test for a program directory we may replace: None, or why it is not one."""
     try:
-        arrays = {**_netlist_arrays(program.netlist), **_placed_arrays(program.placed)}
-        write_npz(tmp / "arrays.npz", arrays)
-        (tmp / "manifest.json").write_text(json.dumps(program.manifest, indent=1, sort_keys=True) + "\n")
+        man = json.loads((path / MANIFEST).read_bytes())
+    except FileNotFoundError:
+        return f"no {MANIFEST}"
+    except (OSError, ValueError):
+        return f"its {MANIFEST} is not readable JSON"
+    if not isinstance(man, dict) or man.get("schema") != SCHEMA:
+        return f"its {MANIFEST} is not a neurocomp program's"
+    listed = _listed(man) if man.get("version") == VERSION else V1_FILES if man.get("version") == 1 else None
+    if listed is None:
+        return f"its {MANIFEST} is malformed or of an unknown version"
+    entries = {p.name: p for p in path.iterdir()}
+    unlisted = sorted(set(entries) - listed - {MANIFEST})
+    if unlisted:
+        return f"it holds {', '.join(unlisted)}, which its {MANIFEST} does not list"
+    odd = sorted(name for name, p in entries.items() if p.is_symlink() or not p.is_file())
+    return f"{', '.join(odd)} is not a regular file" if odd else None
+
+
+def _listed(man: Mapping[str, Any]) -> frozenset[str] | None:
+    files, volatile = man.get("files"), man.get("volatile")
+    if not isinstance(files, dict) or not isinstance(volatile, list) or not all(isinstance(v, str) for v in volatile):
+        return None
+    return frozenset(files) | frozenset(volatile)
+
+
+KIND = Kind("neurocomp program directory", True, _not_a_program)
+
+
+def save(program: Program, out_dir: str | Path, extra: Callable[[Path], None] | None = None,
+         inputs: Sequence[str | Path] = ()) -> None:
+    """Write the program (plus whatever `extra(tmp)` adds) under the safewrite policy; `inputs` are the
+    files it was compiled from, which the output may not replace or contain."""
+    with writing(out_dir, KIND, inputs) as tmp:
+        write_npz(tmp / "arrays.npz", {**_netlist_arrays(program.netlist), **_placed_arrays(program.placed)})
         if extra is not None:
             extra(tmp)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        names = sorted(p.name for p in tmp.iterdir())
+        unknown = set(names) - set(REQUIRED_FILES + OPTIONAL_FILES) - {TIMINGS}
+        if unknown:
+            raise ValueError(f"program files {sorted(unknown)} are not part of the program format")
+        files = {name: _sha256(tmp / name) for name in names if name != TIMINGS}
+        manifest = {**program.manifest, "files": files, "volatile": [TIMINGS] if TIMINGS in names else []}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
 
 
-def build(fields_: Mapping[str, Any], netlist: Netlist, placed: Placed) -> Program:
-    arrays = {**_netlist_arrays(netlist), **_placed_arrays(placed)}
-    return Program(manifest_for(fields_, netlist, placed, arrays), netlist, placed)
+def timings_json(times: Mapping[str, float]) -> str:
+    return json.dumps({"compile_time_s": dict(times)}, indent=1, sort_keys=True) + "\n"
+
+
+# ---------------------------------------------------------------- verified loading
 
 
 def load(path: str | Path) -> Program:
+    """The program at `path`, after verifying every file and the structure of its arrays."""
     path = Path(path)
-    if not (path / "manifest.json").is_file() or not (path / "arrays.npz").is_file():
-        raise FormatError(f"{path} is not a compiled program (needs manifest.json and arrays.npz)")
-    try:
-        man = json.loads((path / "manifest.json").read_text())
-        with np.load(path / "arrays.npz", allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise FormatError(f"{path}: corrupt program ({exc})") from None
-    if man.get("schema") != SCHEMA or man.get("version") != VERSION:
-        raise FormatError(f"{path}: unsupported program schema {man.get('schema')!r} v{man.get('version')!r}")
+    man = verify(path)
+    arrays = _read_arrays(path / "arrays.npz")
+    _check_arrays(path / "arrays.npz", man, arrays)
     return Program(man, _netlist_from(man, arrays), _placed_from(man, arrays))
 
 
+def verify(path: Path) -> dict[str, Any]:
+    """Check the manifest and every file's presence and hash; return the manifest."""
+    if not (path / MANIFEST).is_file():
+        raise FormatError(f"{path} is not a compiled program (no {MANIFEST})")
+    man = _read_json(path / MANIFEST)
+    where = path / MANIFEST
+    if not isinstance(man, dict):
+        raise FormatError(f"{where}: expected a JSON object, got a {type(man).__name__}")
+    if man.get("schema") != SCHEMA or man.get("version") != VERSION:
+        raise FormatError(f"{where}: unsupported program schema {man.get('schema')!r} version {man.get('version')!r}; "
+                          f"this neurocomp reads {SCHEMA} version {VERSION} (recompile the model)")
+    _check_manifest(where, man)
+    entries = {p.name for p in path.iterdir()} - {MANIFEST}
+    listed = set(man["files"]) | set(man["volatile"])
+    extra, missing = sorted(entries - listed), sorted(listed - entries)
+    if extra:
+        raise FormatError(f"{path / extra[0]}: not listed in {MANIFEST} (a program holds only its own files)")
+    if missing:
+        raise FormatError(f"{path / missing[0]}: missing (listed in {MANIFEST})")
+    for name, digest in sorted(man["files"].items()):
+        f = path / name
+        if f.is_symlink() or not f.is_file():
+            raise FormatError(f"{f}: not a regular file")
+        if _sha256(f) != digest:
+            raise FormatError(f"{f}: sha256 differs from {MANIFEST} (the file was changed after compiling)")
+    if man["volatile"]:
+        _check_timings(path / TIMINGS)
+    return man
+
+
+def read_report(path: str | Path) -> dict[str, Any]:
+    """report.json of a verified program, with the compile times of timings.json merged in."""
+    path = Path(path)
+    man = load(path).manifest
+    report = _read_json(path / "report.json")
+    if not isinstance(report, dict):
+        raise FormatError(f"{path / 'report.json'}: expected a JSON object, got a {type(report).__name__}")
+    missing = [k for k in REPORT_KEYS if k not in report]
+    if missing:
+        raise FormatError(f"{path / 'report.json'}: missing key(s) {missing}")
+    if man["volatile"]:
+        report["compile_time_s"] = _read_json(path / TIMINGS)["compile_time_s"]
+    return report
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_bytes().decode("utf-8"))
+    except (OSError, ValueError, RecursionError) as e:
+        raise FormatError(f"{path}: not readable JSON ({type(e).__name__}: {' '.join(str(e).split())[:120]})") from None
+
+
+def _check_timings(path: Path) -> None:
+    data = _read_json(path)
+    stages = data.get("compile_time_s") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or set(data) != {"compile_time_s"} or not isinstance(stages, dict) or \
+            not all(_number(v) and v >= 0 for v in stages.values()):
+        raise FormatError(f"{path}: expected {{\"compile_time_s\": {{stage: seconds >= 0}}}}")
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _int(v: Any, lo: int = 0) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= lo
+
+
+def _need(ok: bool, where: Path, what: str) -> None:
+    if not ok:
+        raise FormatError(f"{where}: {what}")
+
+
+_MANIFEST_TYPES: dict[str, type] = {"target": str, "inputs": list, "outputs": list, "layers": list, "mesh": dict,
+                                    "notes": dict, "options": dict, "files": dict, "volatile": list}
+
+
+def _check_manifest(where: Path, m: Mapping[str, Any]) -> None:
+    """Keys, types and cross-references of the manifest, so nothing below meets a surprise."""
+    for key, typ in _MANIFEST_TYPES.items():
+        _need(key in m, where, f"missing key {key!r}")
+        _need(isinstance(m[key], typ), where, f"{key!r} must be a JSON {typ.__name__}, got {type(m[key]).__name__}")
+    known = set(REQUIRED_FILES + OPTIONAL_FILES)
+    _need(all(k in known and isinstance(v, str) and len(v) == 64 for k, v in m["files"].items()), where,
+          f"'files' must map program file names ({', '.join(sorted(known))}) to sha256 hex digests")
+    _need(set(REQUIRED_FILES) <= set(m["files"]), where,
+          f"'files' lacks {sorted(set(REQUIRED_FILES) - set(m['files']))}")
+    _need(m["volatile"] in ([], [TIMINGS]), where, f"'volatile' must be [] or [{TIMINGS!r}]")
+    _need(_int(m["options"].get("timesteps"), 1), where, "options.timesteps must be an integer >= 1")
+    _need(isinstance(m["options"].get("weights", ""), str), where, "options.weights must be a string")
+    _need(_int(m.get("latency_ticks", 0)), where, "'latency_ticks' must be an integer >= 0")
+    _need(all(_int(m["mesh"].get(k), 1) for k in MESH_KEYS), where, f"'mesh' needs integers >= 1 for {MESH_KEYS}")
+    _need(len(m["inputs"]) > 0 and all(isinstance(d, dict) and isinstance(d.get("name"), str) and _shape(d.get("shape"))
+                                       for d in m["inputs"]), where, "'inputs' must list {name, shape} objects")
+    _need(len({d["name"] for d in m["inputs"]}) == len(m["inputs"]), where, "input names repeat")
+    for d in m["layers"]:
+        _need(isinstance(d, dict) and isinstance(d.get("name"), str) and _shape(d.get("shape"))
+              and d.get("kind") in LAYER_KINDS and _number(d.get("scale")) and isinstance(d.get("binding"), str)
+              and _number(d.get("used")) and _number(d.get("allowed")) and isinstance(d.get("cores"), list)
+              and all(_int(c) for c in d["cores"]), where, f"layer entry {_short(d)} is malformed")
+    names = [d["name"] for d in m["layers"]]
+    _need(len(set(names)) == len(names), where, "layer names repeat")
+    _check_notes(where, m["notes"], set(names))
+    sums = m["notes"].get("readout_sums", {})
+    _need(len(m["outputs"]) > 0 and all(isinstance(o, str) and (o in names or o in sums) for o in m["outputs"]),
+          where, "'outputs' must name layers")
+
+
+def _check_notes(where: Path, notes: Mapping[str, Any], layers: set[str]) -> None:
+    latency, sums = notes.get("latency", {}), notes.get("readout_sums", {})
+    _need(isinstance(latency, dict) and all(_int(v) for v in latency.values()), where,
+          "notes.latency must map layers to integers >= 0")
+    _need(isinstance(sums, dict) and all(isinstance(v, list) and v and all(p in layers for p in v)
+                                         for v in sums.values()), where,
+          "notes.readout_sums must map read-outs to lists of layers")
+    _need(_int(notes.get("splitter_cores", 0)), where, "notes.splitter_cores must be an integer >= 0")
+
+
+def _shape(v: Any) -> bool:
+    return isinstance(v, list) and len(v) > 0 and all(_int(s, 1) for s in v)
+
+
+def _short(v: Any) -> str:
+    text = json.dumps(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _read_arrays(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError) as e:
+        raise FormatError(f"{path}: not a readable .npz ({type(e).__name__}: {' '.join(str(e).split())})") from None
+
+
+def _families() -> dict[str, tuple[tuple[str, ...], dict[str, str]]]:
+    """Neuron parameters and synapse tables by target family: each table's first axis counts these."""
+    from neurocomp.targets.loihi.neuron import PARAMS as LOIHI
+    from neurocomp.targets.truenorth.neuron import PARAMS as TRUENORTH
+
+    return {"truenorth": (TRUENORTH + ("w",), {"axon_type": "axons"}),
+            "loihi": (LOIHI, {"weight": "synapses", "sign_mode": "cores", "weight_exp": "cores"})}
+
+
+def _check_arrays(where: Path, man: Mapping[str, Any], a: Mapping[str, np.ndarray]) -> None:
+    """Every array present, integer, of consistent shape, with every index in range; before any is used."""
+    layer_keys = {f"layers/{d['name']}/neurons": d for d in man["layers"]}
+    plain = [f"netlist/{k}" for k in NETLIST_ARRAYS] + [f"placement/{k}" for k in PLACEMENT_ARRAYS]
+    for key in plain + list(layer_keys):
+        _need(key in a, where, f"array {key!r} is missing")
+    for key, arr in a.items():
+        _need(arr.dtype.kind in "iu" and arr.ndim >= 1, where, f"array {key!r} must be an integer array, "
+              f"got {arr.dtype} of shape {arr.shape}")
+        _need(arr.ndim == 1 or key == "netlist/params/w", where, f"array {key!r} must be 1-D, got shape {arr.shape}")
+    g = {k: a[f"netlist/{k}"] for k in NETLIST_ARRAYS}
+    nptr, aptr = g["neuron_ptr"], g["axon_ptr"]
+    _need(nptr.size >= 2 and aptr.size == nptr.size, where, "neuron_ptr and axon_ptr need one entry per core plus one")
+    _need(nptr[0] == 0 and aptr[0] == 0 and np.all(np.diff(nptr) >= 0) and np.all(np.diff(aptr) >= 0), where,
+          "neuron_ptr and axon_ptr must start at 0 and never decrease")
+    cores, neurons, axons = nptr.size - 1, int(nptr[-1]), int(aptr[-1])
+    channels = sum(math.prod(d["shape"]) for d in man["inputs"])
+    count = {"cores": cores, "neurons": neurons, "axons": axons, "synapses": g["syn_axon"].size}
+    _ranges(where, g, (("core_layer", cores, -1, len(man["layers"])), ("syn_axon", None, 0, axons),
+                       ("syn_neuron", "syn_axon", 0, neurons), ("edge_src", None, 0, neurons),
+                       ("edge_axon", "edge_src", 0, axons), ("edge_delay", "edge_src", 0, None),
+                       ("in_channel", None, 0, channels), ("in_axon", "in_channel", 0, axons),
+                       ("in_delay", "in_channel", 0, None)))
+    axon_core = np.repeat(np.arange(cores), np.diff(aptr))
+    neuron_core = np.repeat(np.arange(cores), np.diff(nptr))
+    _need(np.array_equal(axon_core[g["syn_axon"]], neuron_core[g["syn_neuron"]]), where,
+          "a synapse joins an axon and a neuron of different cores")
+    for key, d in layer_keys.items():
+        ids = a[key]
+        _need(ids.size == math.prod(d["shape"]) and (ids.size == 0 or 0 <= ids.min() and ids.max() < neurons),
+              where, f"array {key!r} must hold {math.prod(d['shape'])} neuron ids below {neurons}")
+        _need(all(c < cores for c in d["cores"]), where, f"layer {d['name']!r} names a core >= {cores}")
+    _check_target_tables(where, a, count)
+    mesh = man["mesh"]
+    _ranges(where, {k: a[f"placement/{k}"] for k in PLACEMENT_ARRAYS},
+            (("chip", cores, 0, mesh["chips_x"] * mesh["chips_y"]), ("x", cores, 0, mesh["chip_cols"]),
+             ("y", cores, 0, mesh["chip_rows"]), ("slot", cores, 0, mesh["cores_per_router"])))
+
+
+def _ranges(where: Path, arrays: Mapping[str, np.ndarray],
+            rules: Sequence[tuple[str, int | str | None, int, int | None]]) -> None:
+    """(name, length (a number, or the name of an array of the same length, or None), low, high exclusive)."""
+    for name, length, lo, hi in rules:
+        arr = arrays[name]
+        size = arrays[length].size if isinstance(length, str) else length
+        _need(size is None or arr.size == size, where, f"array {name!r} has {arr.size} entries, expected {size}")
+        _need(arr.size == 0 or (arr.min() >= lo and (hi is None or arr.max() < hi)), where,
+              f"array {name!r} holds values outside [{lo}, {'inf' if hi is None else hi})")
+
+
+def _check_target_tables(where: Path, a: Mapping[str, np.ndarray], count: Mapping[str, int]) -> None:
+    params = {k[len("netlist/params/"):] for k in a if k.startswith("netlist/params/")}
+    tables = {k[len("netlist/syn_tables/"):] for k in a if k.startswith("netlist/syn_tables/")}
+    family = next((f for f, (p, t) in _families().items() if set(p) == params and set(t) == tables), None)
+    _need(family is not None, where, f"neuron parameters {sorted(params)} and synapse tables {sorted(tables)} "
+                                     "match no target family")
+    for key in params:
+        arr = a[f"netlist/params/{key}"]
+        _need(arr.shape[0] == count["neurons"], where, f"array 'netlist/params/{key}' needs one row per neuron")
+    for key, counted in _families()[family][1].items():
+        _need(a[f"netlist/syn_tables/{key}"].size == count[counted], where,
+              f"array 'netlist/syn_tables/{key}' needs one entry per {counted[:-1]}")
+    unknown = set(a) - {k for k in a if k.startswith(("netlist/params/", "netlist/syn_tables/", "layers/"))} \
+        - {f"netlist/{k}" for k in NETLIST_ARRAYS} - {f"placement/{k}" for k in PLACEMENT_ARRAYS}
+    _need(not unknown, where, f"unexpected arrays {sorted(unknown)}")
+    if family == "truenorth":
+        types, w = a["netlist/syn_tables/axon_type"], a["netlist/params/w"]
+        _need(w.ndim == 2 and (types.size == 0 or 0 <= types.min() and types.max() < w.shape[1]), where,
+              "axon types must index the columns of the (neurons, types) weight table 'netlist/params/w'")
+    else:
+        modes = a["netlist/syn_tables/sign_mode"]
+        _need(modes.size == 0 or 0 <= modes.min() and modes.max() <= 2, where, "sign_mode codes must be 0, 1 or 2")
+
+
 def _netlist_from(man: Mapping[str, Any], a: Mapping[str, np.ndarray]) -> Netlist:
-    plain = {f.name: a[f"netlist/{f.name}"] for f in fields(Netlist) if f"netlist/{f.name}" in a}
     sub = lambda pre: {k[len(pre):]: v for k, v in a.items() if k.startswith(pre)}  # noqa: E731
     layers = tuple(LayerMap(d["name"], tuple(d["shape"]), a[f"layers/{d['name']}/neurons"], d["kind"], d["scale"],
                             tuple(d["cores"]), d["binding"], d["used"], d["allowed"]) for d in man["layers"])
     return Netlist(target=man["target"], params=sub("netlist/params/"), syn_tables=sub("netlist/syn_tables/"),
                    inputs=tuple((d["name"], tuple(d["shape"])) for d in man["inputs"]), layers=layers,
-                   outputs=tuple(man["outputs"]), notes=man.get("notes", {}), **plain)
+                   outputs=tuple(man["outputs"]), notes=man["notes"],
+                   **{k: a[f"netlist/{k}"] for k in NETLIST_ARRAYS})
 
 
 def _placed_from(man: Mapping[str, Any], a: Mapping[str, np.ndarray]) -> Placed:
     m = man["mesh"]
-    return Placed(a["placement/chip"], a["placement/x"], a["placement/y"], a["placement/slot"], m["chip_cols"],
-                  m["chip_rows"], m["cores_per_router"], m["chips_x"], m["chips_y"])
+    return Placed(*(a[f"placement/{k}"] for k in PLACEMENT_ARRAYS), *(m[k] for k in MESH_KEYS))

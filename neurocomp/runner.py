@@ -1,8 +1,9 @@
 """Run a compiled program on a backend and summarise spikes, counts, energy and timing."""
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from neurocomp.frontend.ptfile import load_graph
 from neurocomp.ir.graph import Graph
 from neurocomp.program import Program, write_npz
 from neurocomp.report.energy import energy
+from neurocomp.safewrite import Kind, write_file
 from neurocomp.target import Target, load_target
 
 
@@ -93,8 +95,22 @@ def run_program(path: Path, program: Program, inputs: Mapping[str, np.ndarray], 
     return summarise(result, program, target, backend), outputs_of(result, program)
 
 
-def write_outputs(path: Path, outputs: Mapping[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    write_npz(tmp, outputs)
-    tmp.replace(path)
+OUTPUTS_FORMAT = "neurocomp.run_outputs"
+
+
+def _not_run_outputs(path: Path) -> str | None:
+    """safewrite's test for an .npz write_outputs may replace: its `format` array names it."""
+    try:
+        with zipfile.ZipFile(path) as zf, zf.open("format.npy") as f:
+            mark = np.lib.format.read_array(f, allow_pickle=False)
+    except Exception:  # zipfile and numpy raise many types on files that are not ours
+        return "no format array"
+    return None if mark.tolist() == [OUTPUTS_FORMAT] else "another format array"
+
+
+OUTPUTS_KIND = Kind("neurocomp run output .npz", False, _not_run_outputs)
+
+
+def write_outputs(path: Path, outputs: Mapping[str, np.ndarray], inputs: Sequence[Path] = ()) -> None:
+    """The outputs plus `format` = "neurocomp.run_outputs", under the neurocomp.safewrite policy."""
+    write_file(path, OUTPUTS_KIND, lambda tmp: write_npz(tmp, {**outputs, "format": np.array([OUTPUTS_FORMAT])}), inputs)

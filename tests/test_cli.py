@@ -45,7 +45,8 @@ def test_compile_writes_a_complete_program(model, tmp_path, capsys, target):
     assert report["traffic"].keys() >= {"cut_spikes_per_tick", "spike_hops_per_tick", "max_link_load", "sequential_spike_hops_per_tick"}
     assert report["energy"]["per_inference_j"] > 0 and report["realtime"]["inferences_per_s"] > 0
     assert [layer["name"] for layer in report["layers"]] == ["n1", "n2"]
-    assert sorted(p.name for p in out.iterdir()) == ["arrays.npz", "manifest.json", "model.pt", "report.html", "report.json", "target.toml"]
+    assert sorted(p.name for p in out.iterdir()) == ["arrays.npz", "manifest.json", "model.pt", "report.html", "report.json", "target.toml",
+                                                          "timings.json"]
     assert main(["report", str(out), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["cores_used"] == report["cores_used"]
 
@@ -53,7 +54,7 @@ def test_compile_writes_a_complete_program(model, tmp_path, capsys, target):
 def test_same_inputs_give_byte_identical_artifacts(model, tmp_path):
     for name in ("a", "b"):
         assert main(["compile", str(model), "--target", "truenorth", "-o", str(tmp_path / name), "--json"]) == 0
-    for f in ("manifest.json", "arrays.npz", "model.pt", "target.toml"):
+    for f in ("manifest.json", "arrays.npz", "model.pt", "target.toml", "report.json", "report.html"):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
 
 

@@ -49,18 +49,20 @@ Export (to_nir) writes the same mapping backwards with g = 1 (IF r = 1, LIF
 r = tau/dt; a LIF with decay_u > 0 as CubaLIF with w_in = tau_syn/dt; Readouts as
 I, LI or CubaLI with unit gain) and v_reset = -v_init, so the NIR potential is ours shifted.
 Scale exports as nir.Scale (import folds it into the next weighted op again).
+save_nir writes under neurocomp.safewrite and marks its files with the root HDF5 attribute
+`neurocomp_format` = "neurocomp.nir" (NIR readers ignore it), so only such a file is replaced.
 """
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import nir
 import numpy as np
 
 from neurocomp.errors import FormatError, GraphError
-from neurocomp.frontend.ptfile import atomic_write
+from neurocomp.safewrite import Kind, write_file
 from neurocomp.ir.graph import (IF, LIF, Affine, Conv2d, Correlation, Crop, Flatten, Graph, Input, Node, Output, Readout,
                                 Scale, SumPool2d)
 
@@ -106,9 +108,36 @@ def _one_line(e: Exception) -> str:
     return f"{type(e).__name__}: {' '.join(str(e).split())}"
 
 
-def save_nir(graph: Graph, path: str | Path, dt: float = 1e-3) -> None:
+NIR_FORMAT = "neurocomp.nir"
+
+
+def _not_our_nir(path: Path) -> str | None:
+    """safewrite's test for a .nir file save_nir may replace: it carries our root attribute."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            mark = f.attrs.get("neurocomp_format")
+    except Exception:  # h5py raises OSError and others on files that are not HDF5
+        return "not an HDF5 file"
+    return None if mark == NIR_FORMAT else "no neurocomp_format attribute"
+
+
+NIR_KIND = Kind("neurocomp-written .nir", False, _not_our_nir)
+
+
+def save_nir(graph: Graph, path: str | Path, dt: float = 1e-3, inputs: Sequence[str | Path] = ()) -> None:
+    """Write under the neurocomp.safewrite policy; `inputs`: files the output must not replace or contain."""
+    import h5py
+
     g = to_nir(graph, dt)
-    atomic_write(path, lambda tmp: nir.write(tmp, g))
+
+    def write(tmp: Path) -> None:
+        nir.write(tmp, g)
+        with h5py.File(tmp, "a") as f:
+            f.attrs["neurocomp_format"] = NIR_FORMAT
+
+    write_file(path, NIR_KIND, write, inputs)
 
 
 # ---------------------------------------------------------------- import

@@ -15,9 +15,8 @@ import dataclasses
 import os
 import pickle
 import re
-import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Sequence
 
 import numpy as np
 import torch
@@ -25,6 +24,7 @@ import torch
 from neurocomp.errors import FormatError, GraphError
 from neurocomp.ir.graph import (IF, LIF, Affine, Conv2d, Correlation, Crop, Flatten, Graph, Input, Node, Output, Readout,
                                 Scale, SumPool2d)
+from neurocomp.safewrite import Kind, write_file
 
 FORMAT = "neurocomp.snn"
 VERSION = 1
@@ -32,28 +32,22 @@ NODE_TYPES: dict[str, type[Node]] = {
     cls.__name__: cls for cls in (Input, Output, Affine, Conv2d, Correlation, Crop, SumPool2d, Flatten, Scale, IF, LIF,
                                   Readout)
 }
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Write through a temp file in the same folder, then rename: readers never see half a file."""
-    path = Path(path)
+def _not_an_snn(path: Path) -> str | None:
+    """safewrite's test for a file save_graph may replace: its `format` field says it is one."""
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as e:
-        raise FormatError(f"cannot write {path}: {e.strerror}") from None
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it private; give it the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # torch.load raises many types on files that are not its own
+        return "not a readable torch file"
+    return None if isinstance(data, dict) and data.get("format") == FORMAT else f"no format field {FORMAT!r}"
 
 
-def save_graph(graph: Graph, path: str | Path) -> None:
+SNN_KIND = Kind("neurocomp SNN .pt", False, _not_an_snn)
+
+
+def save_graph(graph: Graph, path: str | Path, inputs: Sequence[str | Path] = ()) -> None:
+    """Write under the neurocomp.safewrite policy; `inputs`: files the output must not replace or contain."""
     data = graph_to_dict(graph)
 
     def write(tmp: Path) -> None:
@@ -62,7 +56,7 @@ def save_graph(graph: Graph, path: str | Path) -> None:
             f.flush()
             os.fsync(f.fileno())
 
-    atomic_write(path, write)
+    write_file(path, SNN_KIND, write, inputs)
 
 
 def load_graph(path: str | Path) -> Graph:

@@ -63,8 +63,21 @@ def _ratio(a: float, b: float) -> str:
 def layer_rows(report: Mapping[str, Any]) -> list[tuple[str, ...]]:
     return [(lay["name"], "×".join(str(s) for s in lay["shape"]), fmt(lay["neurons"]), fmt(lay["cores"]),
              lay["binding"], f"{fmt(lay['used'])} / {fmt(lay['allowed'])}",
-             "exact" if lay["weight_snr_db"] is None else f"{lay['weight_snr_db']:.1f} dB", fmt(lay.get("latency_ticks")))
+             fidelity(lay), fmt(lay.get("latency_ticks")))
             for lay in report["layers"]]
+
+
+def fidelity(lay: Mapping[str, Any]) -> str:
+    """"exact" only where the layer's `exact` holds (weights, parameters and range); else by how much it is not:
+    the weight SNR (or that only parameters were rounded) and, where a register's range ends exactness before
+    the inference does, after how many ticks."""
+    if lay.get("exact"):
+        return "exact"
+    snr = lay.get("weight_snr_db")
+    parts = [f"{snr:.1f} dB" if snr is not None else "rounded params"]
+    if lay.get("limit") and lay.get("exact_ticks") is not None:
+        parts.append(f"range {fmt(lay['exact_ticks'])} ticks")
+    return ", ".join(parts)
 
 
 def realtime_rows(rt: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -117,7 +130,7 @@ def totals_rows(report: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("energy / inference", energy_summary(report["energy"])),
         ("energy basis", str(report["energy"].get("basis", "—"))),
         *realtime_rows(report["realtime"]),
-        ("compile time", fmt_seconds(sum(report["compile_time_s"].values()))),
+        *((("compile time", fmt_seconds(sum(report["compile_time_s"].values()))),) if "compile_time_s" in report else ()),
     ]
 
 
