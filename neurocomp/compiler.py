@@ -22,6 +22,7 @@ from neurocomp.ir.fold import fold_linear
 from neurocomp.ir.graph import Affine, Conv2d, Graph, Scale
 from neurocomp.ir.layers import Network, lower
 from neurocomp.ir.netlist import Netlist
+from neurocomp.memory import require_compile
 from neurocomp.partition import partition
 from neurocomp.place import Mesh, place, sequential, verify_placement
 from neurocomp.place.traffic import between_layers, measured_rates, traffic_from_rates
@@ -111,6 +112,7 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
         times[name] = round(time.perf_counter() - t0, 4)
         return out
 
+    require_compile(graph)
     check_spiking_inputs(graph, target)
     opts = dataclasses.replace(opts, weights=opts.weights or target.hooks.WEIGHT_MODES[0])
     if opts.weights not in target.hooks.WEIGHT_MODES:
@@ -236,7 +238,7 @@ def compile_report(program: Program, qnet: QNetwork, target: Target, opts: Compi
     return {
         "target": target.name, "cores_used": n.n_cores, "chips_used": chips, "neurons": n.n_neurons,
         "synapses": int(n.syn_axon.size), "axons": n.n_axons,
-        "layers": [_layer_row(lm, qnet, n) for lm in n.layers], "latency_ticks": depth,
+        "layers": [_layer_row(lm, qnet, n, ticks) for lm in n.layers], "latency_ticks": depth,
         "splitter_cores": int(n.notes.get("splitter_cores", 0)),
         "host_summed_readouts": {k: list(v) for k, v in n.notes.get(sums.KEY, {}).items()},
         "traffic": {"assumed_rate": opts.rate, "model": program.manifest["placement"]["traffic_model"],
@@ -258,10 +260,13 @@ def output_latency(n: Netlist) -> int:
     return max((int(lat[o]) for o in outputs if o in lat), default=len(n.layers))
 
 
-def _layer_row(lm, qnet: QNetwork, n: Netlist) -> dict[str, Any]:
+def _layer_row(lm, qnet: QNetwork, n: Netlist, ticks: int) -> dict[str, Any]:
+    """`exact` holds for the `ticks` of one inference: a range limit (`exact_ticks`, `limit`) may end it sooner."""
     q = qnet.qlayer(lm.name)
     snr = q.weight_snr_db
     return {"name": lm.name, "shape": list(lm.shape), "neurons": int(lm.neurons.size), "cores": len(lm.cores),
             "binding": lm.binding, "used": lm.used, "allowed": lm.allowed, "scale": q.scale,
-            "weight_snr_db": None if not np.isfinite(snr) else round(snr, 2), "exact": q.exact,
+            "weight_snr_db": None if not np.isfinite(snr) else round(snr, 2), "exact": q.exact and q.exact_ticks >= ticks,
+            "exact_ticks": None if np.isinf(q.exact_ticks) else int(q.exact_ticks),
+            "limit": q.limit if q.exact_ticks < ticks else "",
             "latency_ticks": n.notes.get("latency", {}).get(lm.name)}

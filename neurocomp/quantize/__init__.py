@@ -40,6 +40,8 @@ class QLayer:
     params: Mapping[str, np.ndarray]    # target registers per neuron, int64 (N,) or (N, k)
     weight_snr_db: float                # inf when the weights were represented exactly
     exact: bool                         # the integer layer computes the float layer exactly
+    exact_ticks: float = math.inf       # ... for this many ticks (the target's range limits, `exact_ticks` hook)
+    limit: str = ""                     # what ends exact_ticks
 
 
 @dataclass(frozen=True)
@@ -70,9 +72,20 @@ def quantize(net: Network, target: Target, weights: str | None = None) -> QNetwo
         qlayers.append(qlayer)
     g = net.graph
     qgraph = Graph(tuple(replaced.get(n.name, n) for n in g.nodes), g.edges, g.metadata)
-    qnet = QNetwork(lower(qgraph), tuple(qlayers), target.name)
+    qnet = _range_limits(QNetwork(lower(qgraph), tuple(qlayers), target.name), target)
     verify_quantized(qnet, target)
     return qnet
+
+
+def _range_limits(qnet: QNetwork, target: Target) -> QNetwork:
+    """Each layer's exact_ticks from the target's `exact_ticks` hook (where its registers can saturate or
+    floor the potential while the Graph's cannot), when it has one."""
+    hook = getattr(target.hooks, "exact_ticks", None)
+    if hook is None:
+        return qnet
+    limits = [hook(qnet.network, layer, q.params, target.spec) for layer, q in zip(qnet.network.layers, qnet.layers)]
+    layers = tuple(dataclasses.replace(q, exact_ticks=t, limit=why) for q, (t, why) in zip(qnet.layers, limits))
+    return dataclasses.replace(qnet, layers=layers)
 
 
 def _exponent(w: np.ndarray, wmax: float, gain: float = 1.0, taps: int = 1) -> float:
@@ -216,6 +229,8 @@ def _quantize_layer(layer: Layer, target: Target, weights: str,
     q_bias, q_v0 = np.rint(bias / scale), np.rint(v0 / scale)
     exact = exact and np.array_equal(q_bias * scale, bias) and np.array_equal(q_v0 * scale, v0)
     exact = exact and (not spiking or bool(np.all(theta > 0))) and layer.bias_exact() and not leaky
+    # v >= theta rounds exactly on integer potentials, but subtracting a rounded threshold does not
+    exact = exact and not (spiking and layer.neuron.reset == "subtract" and not np.array_equal(q_theta * scale, theta))
     fields = {"v_min": layer.neuron.v_min / scale,
               "threshold": q_theta.reshape(layer.shape) if spiking else np.ones(()),
               "bias": q_bias.reshape(layer.shape), "v_init": q_v0.reshape(layer.shape)}

@@ -33,6 +33,8 @@ from neurocomp.partition.fanin import drop_orphans, masked, sample_rows, split_r
 from neurocomp.target import TargetSpec
 from neurocomp.targets.truenorth.quant import mode_levels
 
+SPLIT_KEY = "truenorth_fanin_split"  # graph metadata: the layers whose fan-in became partial sums
+
 
 def _weighted(proj) -> int | None:
     """Index of the last Affine/Conv2d in a projection's chain (the op a split restricts), or None."""
@@ -167,6 +169,6 @@ def legalize(net: Network, spec: TargetSpec, weights: str = "levels") -> Network
         nodes.update({n.name: n for n in new_nodes})
         edges += new_edges
         parts += [n.name for n in new_nodes if isinstance(n, IF)]
-    meta = dict(g.metadata) | {"truenorth_fanin_split": ",".join(layer.name for layer in split), STAGES: ",".join(parts)}
+    meta = dict(g.metadata) | {SPLIT_KEY: ",".join(layer.name for layer in split), STAGES: ",".join(parts)}
     return lower(drop_orphans(Graph(tuple(nodes.values()), tuple(edges), meta)))
 

@@ -296,6 +296,11 @@ def _hint(layer: Layer, spec: TargetSpec, partials: set[str]):
                     f"core has {allowed:g}; the automatic fan-in split only divides inputs that pass an Affine or Conv2d, "
                     f"so shrink {layer.name}'s pooling or identity inputs (smaller window, fewer channels) or put a "
                     f"Conv2d with groups in front of it")
+        if resource == "weight levels per neuron":
+            return (f"a neuron of {layer.name} stores {used:g} distinct weights over all its projections, composed as the "
+                    f"core stores them (a pooling before a weighted op sums its weights; parallel projections add their "
+                    f"levels), and has {allowed:g} axon types (bit planes reach more only as a * q, q a 4-bit integer): give "
+                    f"its projections one shared set of weights, or put a neuron layer between the pooling and the op")
         return (f"{layer.name}'s neurons feed more axons than one core of {spec['core.neurons']} neurons can hold copies "
                 f"for even behind splitters; split the next layer into smaller layers")
     return hint

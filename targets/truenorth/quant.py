@@ -145,11 +145,12 @@ def neuron_params(name: str, neuron: Neuron, size: int, spec: TargetSpec) -> dic
     readout = isinstance(neuron, Readout)
     alpha = np.full(size, spec["core.alpha_max"], dtype=np.int64) if readout else full(neuron.threshold)
     gamma = np.full(size, 2 if readout else (0 if neuron.reset == "zero" else 1), dtype=np.int64)
-    # kappa = 1: below -beta the potential saturates at -beta, which is the graph's floor v_min
+    # kappa = 1: below -beta the potential saturates at -beta, the graph's floor v_min (floor(v_min) units gives
+    # the same spikes as a fractional v_min). A read-out has no floor: kappa = 0 with gamma 2 leaves V as it is.
     beta = spec["core.beta_max"] if np.isinf(neuron.v_min) else min(int(np.ceil(-neuron.v_min)), spec["core.beta_max"])
     return {"leak": full(neuron.bias), "epsilon": zeros, "c_lambda": zeros.copy(), "alpha": alpha,
             "beta": np.full(size, beta, dtype=np.int64), "tm": zeros.copy(), "gamma": gamma,
-            "kappa": np.ones(size, dtype=np.int64), "reset": zeros.copy(), "v_init": full(neuron.v_init)}
+            "kappa": np.full(size, 0 if readout else 1, dtype=np.int64), "reset": zeros.copy(), "v_init": full(neuron.v_init)}
 
 
 def check_params(name: str, params: dict[str, np.ndarray], spec: TargetSpec) -> None:
