@@ -74,10 +74,10 @@ def fidelity(lay: Mapping[str, Any]) -> str:
     if lay.get("exact"):
         return "exact"
     snr = lay.get("weight_snr_db")
-    parts = [f"{snr:.1f} dB" if snr is not None else "rounded params"]
+    parts = [f"{snr:.1f} dB"] if snr is not None else []
     if lay.get("limit") and lay.get("exact_ticks") is not None:
         parts.append(f"range {fmt(lay['exact_ticks'])} ticks")
-    return ", ".join(parts)
+    return ", ".join(parts) or "rounded params"
 
 
 def realtime_rows(rt: Mapping[str, Any]) -> list[tuple[str, str]]:
