@@ -147,11 +147,32 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
                             "congestion": opts.congestion}}
     program = stage("emit", build, fields, netlist, placed)
     report = compile_report(program, qnet, target, opts, routes, seq_routes, times)
+    if profile is not None:
+        measured = stage("measure", measure_fidelity, graph, program, target, profile, opts)
+        for row in report["layers"]:
+            row["measured"] = measured.get(row["name"])
     src_core, dst_core = netlist.core_traffic_edges()
     tables = routing_tables(src_core, netlist.edge_src, dst_core, netlist.n_cores)
     report["traffic"] |= {"between_layers": between_layers(netlist, traffic),
                           "routing_tables": table_report(tables, target.spec.get("core.output_axons"))}
     return Compiled(program, qnet, routes, report)
+
+
+def measure_fidelity(graph: Graph, program: Program, target: Target, inputs: Mapping[str, np.ndarray],
+                     opts: CompileOptions) -> dict[str, dict[str, Any]]:
+    """Each layer's error against the float source Graph (neurocomp.report.fidelity) over one inference of the
+    first PROFILE_SAMPLES calibration samples: the size of what `exact` = False leaves unsaid."""
+    from neurocomp.backends import emulator, reference
+    from neurocomp.report.fidelity import layer_errors
+    from neurocomp.runner import encode_inputs
+
+    batch = {name: np.asarray(x)[:PROFILE_SAMPLES] for name, x in inputs.items()}
+    ticks = opts.timesteps + output_latency(program.netlist)
+    chip = emulator.run(program, target, encode_inputs(graph, batch, ticks, opts.seed, message_bits(target)), ticks,
+                        seed=opts.seed)
+    source_net = lower(fold_linear(graph))
+    source = reference.run(source_net, encode_inputs(graph, batch, ticks, opts.seed), ticks, seed=opts.seed)
+    return layer_errors(source_net, chip, source, program.netlist.notes.get("latency", {}))
 
 
 def message_bits(target: Target) -> int:
@@ -238,7 +259,8 @@ def compile_report(program: Program, qnet: QNetwork, target: Target, opts: Compi
     return {
         "target": target.name, "cores_used": n.n_cores, "chips_used": chips, "neurons": n.n_neurons,
         "synapses": int(n.syn_axon.size), "axons": n.n_axons,
-        "layers": [_layer_row(lm, qnet, n, ticks) for lm in n.layers], "latency_ticks": depth,
+        "layers": _upstream_exact([_layer_row(lm, qnet, n, ticks) for lm in n.layers], qnet.network),
+        "latency_ticks": depth,
         "splitter_cores": int(n.notes.get("splitter_cores", 0)),
         "host_summed_readouts": {k: list(v) for k, v in n.notes.get(sums.KEY, {}).items()},
         "traffic": {"assumed_rate": opts.rate, "model": program.manifest["placement"]["traffic_model"],
@@ -258,6 +280,18 @@ def output_latency(n: Netlist) -> int:
     lat = n.notes.get("latency", {})
     outputs = sums.expand(n.outputs, n.notes.get(sums.KEY, {}))
     return max((int(lat[o]) for o in outputs if o in lat), default=len(n.layers))
+
+
+def _upstream_exact(rows: list[dict[str, Any]], net: Network) -> list[dict[str, Any]]:
+    """A layer is exact only when every layer feeding it is too: its own mapping may be exact while its input is
+    not (layers in topological order, so the verdict flows downstream)."""
+    by_name = {row["name"]: row for row in rows}
+    for layer in net.layers:
+        row = by_name.get(layer.name)
+        bad = [p.source for p in layer.projections if p.source in by_name and not by_name[p.source]["exact"]]
+        if row is not None and row["exact"] and bad:
+            row["exact"], row["limit"] = False, f"fed by {bad[0]}, which is approximate"
+    return rows
 
 
 def _layer_row(lm, qnet: QNetwork, n: Netlist, ticks: int) -> dict[str, Any]:

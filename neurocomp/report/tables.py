@@ -69,14 +69,19 @@ def layer_rows(report: Mapping[str, Any]) -> list[tuple[str, ...]]:
 
 def fidelity(lay: Mapping[str, Any]) -> str:
     """"exact" only where the layer's `exact` holds (weights, parameters and range); else by how much it is not:
-    the weight SNR (or that only parameters were rounded) and, where a register's range ends exactness before
-    the inference does, after how many ticks."""
+    the weight SNR (or that only parameters were rounded), where a register's range ends exactness before
+    the inference does, after how many ticks, and what the error measured on calibration input was."""
     if lay.get("exact"):
         return "exact"
     snr = lay.get("weight_snr_db")
     parts = [f"{snr:.1f} dB"] if snr is not None else []
-    if lay.get("limit") and lay.get("exact_ticks") is not None:
-        parts.append(f"range {fmt(lay['exact_ticks'])} ticks")
+    if lay.get("limit"):
+        parts.append(f"range {fmt(lay['exact_ticks'])} ticks" if lay.get("exact_ticks") else lay["limit"])
+    measured = lay.get("measured") or {}
+    if "spike_count_error" in measured:
+        parts.append(f"measured {measured['spike_count_error']:.1%} spikes off")
+    elif "max_abs_potential_error" in measured:
+        parts.append(f"measured |Δv| ≤ {fmt(measured['max_abs_potential_error'])}")
     return ", ".join(parts) or "rounded params"
 
 
