@@ -48,6 +48,7 @@ NETLIST_ARRAYS = ("neuron_ptr", "axon_ptr", "core_layer", "syn_axon", "syn_neuro
 PLACEMENT_ARRAYS = ("chip", "x", "y", "slot")
 MESH_KEYS = ("chip_cols", "chip_rows", "cores_per_router", "chips_x", "chips_y")
 LAYER_KINDS = ("spiking", "readout")
+MAX_DELAY = 2 ** 10   # ticks; above any target's core.delay_max (the emulator keeps a buffer this deep)
 REPORT_KEYS = ("target", "cores_used", "chips_used", "neurons", "synapses", "axons", "layers", "traffic", "placement",
                "energy", "realtime")
 
@@ -372,9 +373,9 @@ def _check_arrays(where: Path, man: Mapping[str, Any], a: Mapping[str, np.ndarra
     count = {"cores": cores, "neurons": neurons, "axons": axons, "synapses": g["syn_axon"].size}
     _ranges(where, g, (("core_layer", cores, -1, len(man["layers"])), ("syn_axon", None, 0, axons),
                        ("syn_neuron", "syn_axon", 0, neurons), ("edge_src", None, 0, neurons),
-                       ("edge_axon", "edge_src", 0, axons), ("edge_delay", "edge_src", 0, None),
+                       ("edge_axon", "edge_src", 0, axons), ("edge_delay", "edge_src", 0, MAX_DELAY + 1),
                        ("in_channel", None, 0, channels), ("in_axon", "in_channel", 0, axons),
-                       ("in_delay", "in_channel", 0, None)))
+                       ("in_delay", "in_channel", 0, MAX_DELAY + 1)))
     axon_core = np.repeat(np.arange(cores), np.diff(aptr))
     neuron_core = np.repeat(np.arange(cores), np.diff(nptr))
     _need(np.array_equal(axon_core[g["syn_axon"]], neuron_core[g["syn_neuron"]]), where,
