@@ -13,11 +13,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
 import numpy as np
 from rich.console import Console
@@ -27,23 +29,63 @@ from neurocomp.errors import FormatError, UserError
 from neurocomp.safewrite import check
 
 EXIT_USER, EXIT_INTERNAL = 2, 1
+MAX_SEED = 2 ** 63 - 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose mistakes are UserErrors: one line and exit 2 like every other, not usage plus a line."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.partition(" ")[2]
+        raise UserError(f"{command}: {message}" if command else message)
+
+
+def _count(lo: int, hi: int = MAX_SEED) -> Callable[[str], int]:
+    """argparse type: an integer in [lo, hi]; the error names the option (argparse prefixes it)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be >= {lo}{f' and <= {hi}' if hi < MAX_SEED else ''}, got {value}")
+        return value
+    return parse
+
+
+def _real(lo: float, hi: float = math.inf, open_lo: bool = False) -> Callable[[str], float]:
+    """argparse type: a finite number in [lo, hi] ((lo, hi] with open_lo); NaN and inf are refused."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or not lo <= value <= hi or (open_lo and value == lo):
+            span = f"{'(' if open_lo else '['}{lo:g}, {hi:g}{')' if math.isinf(hi) else ']'}"
+            raise argparse.ArgumentTypeError(f"must be a finite number in {span}, got {text}")
+        return value
+    return parse
+
+
+SEED, TICKS, POSITIVE = _count(0), _count(1), _real(0.0, open_lo=True)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="neurocomp", description="Compile spiking neural networks for neuromorphic chips.")
+    p = _Parser(prog="neurocomp", description="Compile spiking neural networks for neuromorphic chips.")
     p.add_argument("--version", action="version", version=f"neurocomp {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     c = sub.add_parser("compile", help="compile a .pt or .nir model for a target")
     c.add_argument("model")
     c.add_argument("--target", required=True, help="truenorth, loihi, loihi2 or a spec.toml path")
     c.add_argument("-o", "--out", help="program directory (default build/<stem>.<target>)")
-    c.add_argument("--timesteps", type=int, default=32, help="ticks per inference (default 32)")
-    c.add_argument("--seed", type=int, default=0)
-    c.add_argument("--rate", type=float, default=0.05, help="assumed spikes/neuron/tick for compile-time estimates")
-    c.add_argument("--dt", type=float, default=1e-3, help="time step for NIR models, in the NIR graph's time unit")
+    c.add_argument("--timesteps", type=TICKS, default=32, help="ticks per inference (default 32)")
+    c.add_argument("--seed", type=SEED, default=0)
+    c.add_argument("--rate", type=_real(0.0, 1.0, open_lo=True), default=0.05,
+                   help="assumed spikes/neuron/tick for compile-time estimates")
+    c.add_argument("--dt", type=POSITIVE, default=1e-3, help="time step for NIR models, in the NIR graph's time unit")
     c.add_argument("--profile", metavar="INPUT.npz",
                    help="calibration input (as for run): place by the traffic measured on its first samples")
-    c.add_argument("--congestion", type=float, default=0.5, metavar="GAMMA",
+    c.add_argument("--congestion", type=_real(0.0), default=0.5, metavar="GAMMA",
                    help="placement weight of the link-load spread next to spike-hops (default 0.5; 0 = spike-hops only)")
     c.add_argument("--tn-weights", choices=("bits", "levels", "trinary"),
                    help="TrueNorth weights: bits (default: a 4-bit integer x a scale per neuron, the axon types as bit "
@@ -54,9 +96,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("program")
     r.add_argument("--input", required=True, help=".npz with key 'input' (and one key per input name if several)")
     r.add_argument("--backend", choices=("emulator", "reference", "lava"), default="emulator")
-    r.add_argument("--ticks", type=int, help="ticks to run (default: the input's ticks, or the program's timesteps)")
+    r.add_argument("--ticks", type=TICKS, help="ticks to run (default: the input's ticks, or the program's timesteps)")
     r.add_argument("--out", help="write outputs to this .npz")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=SEED, default=0)
     r.add_argument("--json", action="store_true")
     rp = sub.add_parser("report", help="show a compiled program's report")
     rp.add_argument("program")
@@ -68,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="write a .pt/.nir model, or a compiled program's model, as NIR")
     e.add_argument("model", help="a .pt or .nir model, or a program directory (its model.pt is exported)")
     e.add_argument("--nir", required=True, help="output .nir file")
-    e.add_argument("--dt", type=float, default=1e-3, help="time step that maps LIF decays to NIR time constants")
+    e.add_argument("--dt", type=POSITIVE, default=1e-3, help="time step that maps LIF decays to NIR time constants")
     return p
 
 
@@ -82,32 +124,34 @@ def _convert_parser(sub) -> None:
     c.add_argument("model", help=".pt2 written by torch.export.save")
     c.add_argument("--calibration", required=True, help=".npz whose key 'input' holds (samples, *input_shape)")
     c.add_argument("-o", "--out", help="SNN .pt to write (default build/<stem>_snn.pt)")
-    c.add_argument("--timesteps", type=int, default=d.timesteps, help=f"T for calibration and error estimates ({d.timesteps})")
+    c.add_argument("--timesteps", type=TICKS, default=d.timesteps, help=f"T for calibration and error estimates ({d.timesteps})")
     c.add_argument("--method", choices=NORMALISATIONS, default=d.normalisation,
                    help=f"normalisation: one lambda per layer or per channel ({d.normalisation})")
-    c.add_argument("--percentile", type=float, default=d.percentile, help=f"of non-zero activations ({d.percentile})")
+    c.add_argument("--percentile", type=_real(0.0, 100.0, open_lo=True), default=d.percentile,
+                   help=f"of non-zero activations ({d.percentile})")
     c.add_argument("--reset", choices=("subtract", "zero"), default=d.reset,
                    help=f"IF reset ({d.reset}); loihi needs zero")
     c.add_argument("--encoding", choices=ENCODINGS, default=d.encoding, help=f"input encoding ({d.encoding})")
-    c.add_argument("--v-init", type=float, default=d.v_init, help=f"initial potential / threshold ({d.v_init})")
-    c.add_argument("--calibration-batches", type=int, default=d.calibration_batches,
+    c.add_argument("--v-init", type=_real(0.0, math.nextafter(1.0, 0.0)), default=d.v_init,
+                   help=f"initial potential / threshold ({d.v_init})")
+    c.add_argument("--calibration-batches", type=_count(0), default=d.calibration_batches,
                    help=f"batches for bias calibration, 0 = off ({d.calibration_batches})")
     c.add_argument("--no-latency-compensation", action="store_true", help="keep v_init free of bias compensation")
     c.add_argument("--maxpool", choices=MAXPOOL, default=d.maxpool, help=f"max pooling: spiking (IF tree), avg or error ({d.maxpool})")
     c.add_argument("--pool-layers", action="store_true",
                    help="each pool after a ReLU as its own IF layer (narrower fan-in of the next layer)")
-    c.add_argument("--seed", type=int, default=d.seed)
+    c.add_argument("--seed", type=SEED, default=d.seed)
     c.add_argument("--json", action="store_true", help="print the conversion record as one JSON object")
 
 
 def _track_parser(sub) -> None:
     k = sub.add_parser("track", help="track a synthetic clip with a compiled SiamSNN program on the emulated chip")
     k.add_argument("program")
-    k.add_argument("--clip", type=int, default=0, help="seed of the synthetic test clip (default 0)")
-    k.add_argument("--frames", type=int, default=40)
-    k.add_argument("--ticks", type=int, default=20, help="ticks per search scale (default 20)")
-    k.add_argument("--exemplar-ticks", type=int, default=64)
-    k.add_argument("--tau0", type=int, default=4, help="transient ticks dropped / two-status integrate-only window")
+    k.add_argument("--clip", type=SEED, default=0, help="seed of the synthetic test clip (default 0)")
+    k.add_argument("--frames", type=_count(2), default=40)
+    k.add_argument("--ticks", type=TICKS, default=20, help="ticks per search scale (default 20)")
+    k.add_argument("--exemplar-ticks", type=TICKS, default=64)
+    k.add_argument("--tau0", type=SEED, default=4, help="transient ticks dropped / two-status integrate-only window")
     k.add_argument("--score", choices=("potential", "spikes"), default="potential",
                    help="hybrid read-out of the correlation, or two-status spike counts")
     k.add_argument("--backend", choices=("emulator", "reference"), default="emulator")
@@ -136,8 +180,6 @@ def _compile(args: argparse.Namespace, console: Console) -> int:
     from neurocomp.program import KIND
     from neurocomp.target import load_target
 
-    if args.timesteps < 1 or not 0 < args.rate <= 1 or args.dt <= 0 or not 0 <= args.congestion < float("inf"):
-        raise UserError("--timesteps must be >= 1, --rate in (0, 1], --dt > 0 and --congestion >= 0")
     model = Path(args.model)
     target = load_target(args.target)
     graph = load_model(model, dt=args.dt)
@@ -182,13 +224,9 @@ def _save(compiled, graph, target, out: Path, export: str | None = None, inputs:
 
 
 def _load_inputs(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
-    if not path.is_file():
-        raise FormatError(f"input file {path} not found")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise FormatError(f"{path}: not a readable .npz ({exc})") from None
+    from neurocomp.encoding import read_npz
+
+    data = read_npz(path)
     if len(names) == 1 and "input" in data:
         return {names[0]: data["input"]}
     missing = [n for n in names if n not in data]
@@ -206,8 +244,6 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         check(Path(args.out), OUTPUTS_KIND, sources)
     program = load(args.program)
     inputs = _load_inputs(Path(args.input), [name for name, _ in program.netlist.inputs])
-    if args.ticks is not None and args.ticks < 1:
-        raise UserError("--ticks must be >= 1")
     summary, outputs = run_program(Path(args.program), program, inputs, args.backend, args.ticks, args.seed)
     if args.out:
         write_outputs(Path(args.out), outputs, sources)
@@ -220,8 +256,8 @@ def _track(args: argparse.Namespace, console: Console) -> int:
     from neurocomp.models.siamsnn import SCORE, SCORE_SPIKES
     from neurocomp.models.tracking_data import make_clip
 
-    if min(args.frames - 1, args.ticks, args.exemplar_ticks) < 1 or not 0 <= args.tau0 < args.ticks:
-        raise UserError("--frames must be >= 2, --ticks and --exemplar-ticks >= 1, and 0 <= --tau0 < --ticks")
+    if args.tau0 >= args.ticks:
+        raise UserError(f"--tau0 ({args.tau0}) must be below --ticks ({args.ticks})")
     if args.gif:
         check(Path(args.gif), GIF_KIND, [Path(args.program)])
     opts = ChipOptions(args.ticks, args.exemplar_ticks, args.tau0, score=args.score, backend=args.backend)
@@ -317,8 +353,6 @@ def _export(args: argparse.Namespace, console: Console) -> int:
     from neurocomp.program import load
 
     src = Path(args.model)
-    if args.dt <= 0:
-        raise UserError("--dt must be > 0")
     out = Path(args.nir)
     if out.suffix != ".nir":
         raise UserError(f"--nir {out}: the output file must end in .nir")
@@ -336,13 +370,20 @@ COMMANDS = {"compile": _compile, "run": _run, "report": _report, "targets": _tar
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    console = Console(stderr=args.__dict__.get("json", False))
+    """Run one command. Python warnings raised meanwhile (numpy overflow on absurd values, torch notes) are
+    held back: a user error prints its one line only; a success prints each distinct warning as one line."""
     try:
-        return COMMANDS[args.command](args, console)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            code = _dispatch(argv)
+        for text in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
+            print(f"neurocomp: warning: {text}", file=sys.stderr)
+        return code
     except UserError as exc:
-        print(f"neurocomp: error: {exc}", file=sys.stderr)
+        print(f"neurocomp: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_USER
+    except BrokenPipeError:
+        return _closed_pipe()
     except KeyboardInterrupt:
         print("neurocomp: interrupted", file=sys.stderr)
         return EXIT_USER
@@ -351,6 +392,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"neurocomp: internal error: {type(exc).__name__}: {exc} (set NEUROCOMP_DEBUG=1 for a traceback)", file=sys.stderr)
         return EXIT_INTERNAL
+
+
+class _Console(Console):
+    """rich ends the process with exit 1 on a closed pipe; hand it to main like any other write."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
+    args = _parser().parse_args(argv)
+    code = COMMANDS[args.command](args, _Console(stderr=args.__dict__.get("json", False)))
+    sys.stdout.flush()  # a closed pipe shows up here, inside main's handlers, not at interpreter exit
+    return code
+
+
+def _closed_pipe() -> int:
+    """The reader went away (`neurocomp targets --json | head -c1`): stop quietly like other Unix tools. stdout
+    is pointed at /dev/null so the interpreter's final flush cannot raise again."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (captured in tests): nothing left to flush
+        pass
+    return 0
 
 
 if __name__ == "__main__":

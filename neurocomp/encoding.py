@@ -10,15 +10,23 @@ An Input node's `encoding` says how analog values (batch, *shape) become per-tic
                       sends it as a signed integer payload round(clip(x, -1, 1) * (2**(b-1) - 1)) per
                       tick, and the compiler divides the first layer's weights by that payload scale
 
+Analog values for a spiking encoding are rates: below 0 is refused (a rate cannot be
+negative), above 1 saturates at a spike every tick. Input must be real (bool, integer or
+float dtype), finite, and hold at least one sample and, with a ticks axis, one tick.
+
 Input that already has a ticks axis (batch, ticks, *shape) passes through unchanged
 (0/1 spikes, or any real currents for "current"; with graded messages, integer payloads
 of at most `payload_max(b)` in magnitude are accepted as per-tick input of any encoding).
 """
 from __future__ import annotations
 
+import zipfile
+import zlib
+from pathlib import Path
+
 import numpy as np
 
-from neurocomp.errors import UserError
+from neurocomp.errors import FormatError, UserError
 
 ENCODINGS = ("spikes", "rate", "poisson", "current")
 SPIKING = ("spikes", "rate", "poisson")
@@ -68,8 +76,7 @@ def input_spikes(data: np.ndarray, shape: tuple[int, ...], ticks: int | None, en
     if encoding not in ENCODINGS:
         raise UserError(f"unknown input encoding {encoding!r}; expected one of {ENCODINGS}")
     data = np.asarray(data)
-    if not np.all(np.isfinite(data)):
-        raise UserError("input contains NaN or Inf")
+    _check_values(data, shape, ticks, encoding)
     if encoding == "current" and message_bits:
         return graded_payload(input_spikes(data, shape, ticks, encoding), message_bits)
     if data.ndim == len(shape) + 2 and tuple(data.shape[2:]) == tuple(shape):
@@ -82,6 +89,46 @@ def input_spikes(data: np.ndarray, shape: tuple[int, ...], ticks: int | None, en
         return current_encode(data, ticks) if encoding == "current" else rate_encode(data, ticks)
     raise UserError(f"input shape {data.shape} fits neither (batch, ticks, {', '.join(map(str, shape))}) spikes "
                     f"nor (batch, {', '.join(map(str, shape))}) analog values")
+
+
+def _check_values(data: np.ndarray, shape: tuple[int, ...], ticks: int | None, encoding: str) -> None:
+    """Refuse what would otherwise be coerced silently or fail deep inside a backend."""
+    if data.dtype.kind not in "biuf":
+        raise UserError(f"input has dtype {data.dtype}; expected real numbers (bool, integer or float)")
+    if data.ndim in (len(shape) + 1, len(shape) + 2) and data.shape[0] == 0:
+        raise UserError(f"input {data.shape} holds no samples (batch size 0)")
+    if data.ndim == len(shape) + 2 and data.shape[1] == 0 and not ticks:
+        raise UserError(f"spike input {data.shape} holds no ticks")
+    if ticks is not None and ticks < 1:
+        raise UserError(f"ticks must be >= 1, got {ticks}")
+    if not np.all(np.isfinite(data)):
+        raise UserError("input contains NaN or Inf")
+    if data.ndim == len(shape) + 1 and encoding in SPIKING and data.size and data.min() < 0:
+        raise UserError(f"analog input for {encoding} coding is a rate and must be >= 0, got {data.min():g}")
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an .npz, refusing anything else (.npy, empty, corrupt, pickled objects) with a
+    FormatError, and arrays whose declared size exceeds the available memory before reading them."""
+    from neurocomp.memory import require
+
+    if not path.is_file():
+        raise FormatError(f"input file {path} not found")
+    if not zipfile.is_zipfile(path):
+        hint = " (an .npy array? save it with np.savez(path, input=x))" if path.read_bytes()[:6] == b"\x93NUMPY" else ""
+        raise FormatError(f"{path}: not an .npz archive{hint}")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(f)
+                require(f"{path}: array {info.filename}", np.prod(shape, dtype=float) * dtype.itemsize)
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, NotImplementedError) as exc:
+        raise FormatError(f"{path}: not a readable .npz ({type(exc).__name__}: {' '.join(str(exc).split())})") from None
 
 
 def _per_tick(data: np.ndarray, encoding: str, message_bits: int = 0) -> np.ndarray:

@@ -31,5 +31,14 @@ class ResourceError(UserError):
         super().__init__(msg + (f"; {hint}" if hint else ""))
 
 
+class MemoryLimitError(ResourceError):
+    """Work refused before allocating it: its memory estimate exceeds what the machine has available."""
+
+    def __init__(self, where: str, needed: float, available: float, hint: str = "") -> None:
+        self.where, self.resource, self.used, self.allowed = where, "memory (bytes)", needed, available
+        UserError.__init__(self, f"{where}: needs about {needed / 1e9:.3g} GB of memory, more than the "
+                                 f"{available / 1e9:.3g} GB available on this machine" + (f"; {hint}" if hint else ""))
+
+
 class VerifyError(Exception):
     """A stage produced output that breaks its own contract: a compiler bug, not a user error."""

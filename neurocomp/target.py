@@ -8,25 +8,86 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import math
 import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 from typing import Any, Mapping
 
 from neurocomp.errors import TargetError
 
 SECTIONS = ("core", "chip", "timing", "energy")
-REQUIRED = {
-    "core": ("neurons", "axons"),
-    "chip": ("cores", "mesh_cols", "mesh_rows", "cores_per_router", "max_chips", "chips_x",
-             "route_dx_min", "route_dx_max", "interchip_hop_weight"),
-    "energy": ("synaptic_event_j", "neuron_update_active_j", "neuron_update_idle_j", "spike_j",
-               "hop_ew_j", "hop_ns_j", "interchip_hop_j", "static_power_w"),
-    "timing": (),
-}
 BUILTIN = ("truenorth", "loihi", "loihi2")
+
+
+@dataclass(frozen=True)
+class Field:
+    """What one spec leaf may hold: checked before any stage reads it, so a bad number is named
+    here (type, unit, range) instead of surfacing as a ZeroDivisionError or overflow far away."""
+
+    kind: type                     # int, float (an int is accepted), bool or str
+    unit: str = ""
+    lo: float = -math.inf          # inclusive bounds for numbers
+    hi: float = math.inf
+    above: float | None = None     # exclusive lower bound (a time step must be > 0)
+    choices: tuple[str, ...] = ()  # allowed strings
+    required: bool = True
+
+    def problem(self, value: Any) -> str | None:
+        """Why `value` does not fit, or None."""
+        if self.kind is str:
+            if not isinstance(value, str) or (self.choices and value not in self.choices):
+                return f"must be one of {', '.join(map(repr, self.choices))}, got {value!r}"
+            return None
+        if self.kind is bool:
+            return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
+        numeric = (int,) if self.kind is int else (int, float)
+        if isinstance(value, bool) or not isinstance(value, numeric) or not math.isfinite(value):
+            return f"must be a finite {'integer' if self.kind is int else 'number'}{self._unit()}, got {value!r}"
+        if not self.lo <= value <= self.hi or (self.above is not None and value <= self.above):
+            return f"must lie in {self._range()}{self._unit()}, got {value!r}"
+        return None
+
+    def _unit(self) -> str:
+        return f" ({self.unit})" if self.unit else ""
+
+    def _range(self) -> str:
+        lo = f"({self.above:g}" if self.above is not None else ("(-inf" if math.isinf(self.lo) else f"[{self.lo:g}")
+        return f"{lo}, {'inf)' if math.isinf(self.hi) else f'{self.hi:g}]'}"
+
+
+def _count(lo: int = 1, hi: float = 2 ** 24, unit: str = "", required: bool = True) -> Field:
+    return Field(int, unit, lo, hi, required=required)
+
+
+def _energy(unit: str = "J") -> Field:
+    return Field(float, unit, 0.0)
+
+
+def _seconds(positive: bool = False, required: bool = True) -> Field:
+    return Field(float, "s", 0.0, above=0.0 if positive else None, required=required)
+
+
+# Fields every family has; targets/<family>/schema.py adds its own (SPEC_FIELDS). A spec leaf in
+# neither table is refused: a misspelt key would otherwise fall back to a default silently.
+COMMON_FIELDS: dict[str, Field] = {
+    "core.neurons": _count(unit="neurons per core"),
+    "core.axons": _count(unit="input axons per core"),
+    "chip.cores": _count(hi=2 ** 20, unit="cores per chip"),
+    "chip.mesh_cols": _count(hi=2 ** 20, unit="routers"),
+    "chip.mesh_rows": _count(hi=2 ** 20, unit="routers"),
+    "chip.cores_per_router": _count(hi=2 ** 20, unit="cores"),
+    "chip.max_chips": _count(hi=2 ** 16, unit="chips"),
+    "chip.chips_x": _count(hi=2 ** 16, unit="chips"),
+    "chip.route_dx_min": Field(int, "routers", -2 ** 31, 0),
+    "chip.route_dx_max": Field(int, "routers", 0, 2 ** 31),
+    "chip.interchip_hop_weight": Field(float, "on-chip hops", 0.0),
+    **{f"energy.{k}": _energy() for k in ("synaptic_event_j", "neuron_update_active_j", "neuron_update_idle_j",
+                                          "spike_j", "hop_ew_j", "hop_ns_j", "interchip_hop_j")},
+    "energy.static_power_w": _energy("W per chip"),
+}
 
 
 @dataclass(frozen=True)
@@ -76,31 +137,72 @@ class Target:
 def _parse(raw: Mapping[str, Any], origin: str) -> TargetSpec:
     head = raw.get("target", {})
     for key in ("name", "family"):
-        if not isinstance(head.get(key), str):
+        if not isinstance(head, dict) or not isinstance(head.get(key), str):
             raise TargetError(f"{origin}: [target] needs a string '{key}'")
+    unknown = sorted(set(raw) - set(SECTIONS) - {"target"})
+    if unknown:
+        raise TargetError(f"{origin}: unknown section(s) {unknown}; a spec has [target] and {list(SECTIONS)}")
     values: dict[str, dict[str, Any]] = {}
     sources: dict[str, dict[str, str]] = {}
     for section in SECTIONS:
         table = raw.get(section, {})
+        if not isinstance(table, dict):
+            raise TargetError(f"{origin}: {section} must be a table")
         values[section], sources[section] = {}, {}
         for leaf, item in table.items():
             if not isinstance(item, dict) or "value" not in item or not isinstance(item.get("source"), str):
                 raise TargetError(f"{origin}: {section}.{leaf} must be {{ value = ..., source = \"...\" }}")
             values[section][leaf] = item["value"]
             sources[section][leaf] = item["source"]
-        for leaf in REQUIRED[section]:
-            if leaf not in values[section]:
-                raise TargetError(f"{origin}: spec is missing {section}.{leaf}")
-    for section, leaf in (("core", "neurons"), ("core", "axons"), ("chip", "cores"), ("chip", "max_chips")):
-        v = values[section][leaf]
-        if not isinstance(v, int) or v < 1:
-            raise TargetError(f"{origin}: {section}.{leaf} must be a positive integer, got {v!r}")
-    chip = values["chip"]
-    if chip["mesh_cols"] * chip["mesh_rows"] * chip["cores_per_router"] != chip["cores"]:
-        raise TargetError(f"{origin}: chip.mesh_cols x mesh_rows x cores_per_router != chip.cores")
+    _validate(values, spec_fields(head["family"], origin), origin)
     frozen_vals = MappingProxyType({k: MappingProxyType(v) for k, v in values.items()})
     frozen_srcs = MappingProxyType({k: MappingProxyType(v) for k, v in sources.items()})
     return TargetSpec(head["name"], head["family"], head.get("description", ""), frozen_vals, frozen_srcs)
+
+
+def _hooks(family: str, origin: str = "") -> ModuleType:
+    where = f"{origin}: " if origin else ""
+    if not family.isidentifier():
+        raise TargetError(f"{where}target family {family!r} is not a module name in targets/")
+    try:
+        return importlib.import_module(f"neurocomp.targets.{family}")
+    except ModuleNotFoundError:
+        raise TargetError(f"{where}unknown target family {family!r}: no hooks in targets/ (known: truenorth, loihi)") from None
+
+
+def spec_fields(family: str, origin: str = "") -> dict[str, Field]:
+    """The fields a spec of this family may hold: COMMON_FIELDS plus the family's SPEC_FIELDS."""
+    _hooks(family, origin)
+    try:
+        own = importlib.import_module(f"neurocomp.targets.{family}.schema")
+    except ModuleNotFoundError:
+        raise TargetError(f"{origin}: target family {family!r} has no schema (targets/{family}/schema.py)") from None
+    return COMMON_FIELDS | own.SPEC_FIELDS
+
+
+def _validate(values: Mapping[str, Mapping[str, Any]], fields: Mapping[str, Field], origin: str) -> None:
+    """Every leaf against its Field, every required field present, then the checks that relate fields."""
+    for section, table in values.items():
+        for leaf, value in table.items():
+            key = f"{section}.{leaf}"
+            if key not in fields:
+                raise TargetError(f"{origin}: unknown spec field {key} (misspelt? this family knows "
+                                  f"{', '.join(k for k in fields if k.startswith(section + '.'))})")
+            why = fields[key].problem(value)
+            if why:
+                raise TargetError(f"{origin}: {key} {why}")
+    for key, f in fields.items():
+        section, _, leaf = key.partition(".")
+        if f.required and leaf not in values[section]:
+            raise TargetError(f"{origin}: spec is missing {key}")
+    chip = values["chip"]
+    if chip["mesh_cols"] * chip["mesh_rows"] * chip["cores_per_router"] != chip["cores"]:
+        raise TargetError(f"{origin}: chip.mesh_cols x mesh_rows x cores_per_router != chip.cores")
+    for lo, hi in (("core.delay_min", "core.delay_max"), ("core.weight_exp_min", "core.weight_exp_max"),
+                   ("timing.barrier_min_s", "timing.barrier_max_s")):
+        a, b = (values[k.partition(".")[0]].get(k.partition(".")[2]) for k in (lo, hi))
+        if a is not None and b is not None and a > b:
+            raise TargetError(f"{origin}: {lo} ({a}) exceeds {hi} ({b})")
 
 
 def load_spec(name_or_path: str) -> TargetSpec:
@@ -108,7 +210,12 @@ def load_spec(name_or_path: str) -> TargetSpec:
     if path.suffix == ".toml":
         if not path.is_file():
             raise TargetError(f"target spec {path} not found")
-        text = path.read_text()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise TargetError(f"{path}: not a text TOML file (not UTF-8)") from None
+        except OSError as e:
+            raise TargetError(f"cannot read target spec {path}: {e.strerror}") from None
     elif name_or_path in BUILTIN:
         text = resources.files("neurocomp.targets").joinpath(name_or_path, "spec.toml").read_text()
     else:
@@ -124,8 +231,4 @@ def load_spec(name_or_path: str) -> TargetSpec:
 
 def load_target(name_or_path: str) -> Target:
     spec = load_spec(name_or_path)
-    try:
-        hooks = importlib.import_module(f"neurocomp.targets.{spec.family}")
-    except ModuleNotFoundError:
-        raise TargetError(f"target family {spec.family!r} has no hooks in targets/") from None
-    return Target(spec, hooks)
+    return Target(spec, _hooks(spec.family))

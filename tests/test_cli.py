@@ -105,7 +105,7 @@ def _bad_models(tmp: Path) -> dict[str, Path]:
     return files
 
 
-@pytest.mark.parametrize("case, needle", [("missing", "no such file"), ("corrupt", "nope"), ("pickled", "refused to load"), ("nan", "NaN"),
+@pytest.mark.parametrize("case, needle", [("missing", "no such file"), ("corrupt", "nope"), ("pickled", "refused for safety"), ("nan", "NaN"),
                                           ("unsupported", "MaxPool2d"), ("suffix", "unsupported model file")])
 def test_bad_models_exit_2_with_one_line_and_write_nothing(tmp_path, capsys, case, needle):
     path = _bad_models(tmp_path)[case]

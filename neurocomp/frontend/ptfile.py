@@ -76,12 +76,13 @@ def load_graph(path: str | Path) -> Graph:
 
 
 def _load_failure(e: Exception) -> str:
+    """Why torch.load refused: the safe unpickler's refusals are for safety, everything else is corruption."""
     msg = str(e)
-    if isinstance(e, pickle.UnpicklingError) and "allowed global" in msg:
+    if isinstance(e, pickle.UnpicklingError) and "Weights only load failed" in msg:
         found = re.search(r"GLOBAL ([\w.]+)", msg)
-        what = found.group(1) if found else "a Python object"
-        return (f"refused to load: the file pickles {what}, which a safe load (weights_only=True) "
-                f"does not run; save the network with neurocomp.frontend.save_graph")
+        what = f" ({found.group(1)})" if found else ""
+        return (f"refused for safety: contains Python objects{what}; neurocomp only loads tensors "
+                f"(save the network with neurocomp.frontend.save_graph)")
     return f"not a readable torch file (corrupt or another format: {type(e).__name__})"
 
 
