@@ -1,13 +1,13 @@
 """Bind a run-time kernel (a Correlation's weights) into a compiled program.
 
-Only the layers a Correlation feeds (and the partial layers a target splits them into)
-are rebuilt: a subgraph of those layers, their sources turned into inputs, goes through
-legalize, quantise and partition, and its cores' tables are written over the program's
-cores of the same layers. Routes, delays and placement are kept. The compiled placeholder
-kernel fixes the structure (targets keep the Correlation's whole support: TrueNorth opens
-every axon type of every input it may read, Loihi keeps zero-weight synapses), so a new
-kernel only changes values; one that would need other core sizes is refused before
-anything is written.
+Only the layers a Correlation feeds that the caller reads (and the partial layers a target
+splits them into) are rebuilt: a subgraph of those layers, their sources turned into inputs,
+goes through legalize, quantise and partition, and its cores' tables are written over the
+program's cores of the same layers. Routes, delays and placement are kept. The structure
+comes from the kernel's shape, never its values: the partitioner plans a bound layer on its
+structural support (partition.rows.support: TrueNorth opens every axon type of every input
+it may read, Loihi keeps zero-weight synapses), so any kernel of the compiled shape fits the
+cores planned for it; one of another shape is refused before anything is written.
 """
 from __future__ import annotations
 
@@ -41,11 +41,15 @@ def bound_layers(g: Graph) -> tuple[str, ...]:
                  if any(isinstance(op, Correlation) for p in lay.projections for op in p.chain))
 
 
-def bind(program: Program, graph: Graph, target: Target, also: tuple[str, ...] = ()) -> Bound:
+def bind(program: Program, graph: Graph, target: Target, also: tuple[str, ...] = (),
+         read: tuple[str, ...] | None = None) -> Bound:
     """`program` with the tables of `graph` (the compiled graph with new Correlation kernels);
-    `also` names further layers whose registers the host may rewrite (e.g. timing gates)."""
+    `also` names further layers whose registers the host may rewrite (e.g. timing gates);
+    `read` (None: all) the layers the host reads: bound layers it does not read keep their
+    old tables, so a binding costs only what is used."""
     check_spiking_inputs(graph, target)
-    sub = _subgraph(graph, bound_layers(graph) + tuple(also))
+    roots = tuple(name for name in bound_layers(graph) if read is None or name in read)
+    sub = _subgraph(graph, roots + tuple(also))
     mode = program.manifest["options"].get("weights", "levels")   # rebuild with the weight mode it compiled with
     new = partition(quantize(target.hooks.legalize(lower(fold_linear(sub)), target.spec, mode), target, mode), target)
     netlist = _splice(program.netlist, new, _core_pairs(program.netlist, new))
@@ -126,7 +130,10 @@ def _splice(old: Netlist, new: Netlist, pairs: list[tuple[int, int]]) -> Netlist
         idx_o, idx_n = (ax_o, ax_n) if arr.shape == (old.n_axons,) else (a, b)
         tables[key][idx_o] = new.syn_tables[key][idx_n]
     syn_neuron = np.concatenate([old.syn_neuron[keep], neuron_map[new.syn_neuron[take]]])[order]
-    return dataclasses.replace(old, params=params, syn_axon=syn_axon[order], syn_neuron=syn_neuron, syn_tables=tables)
+    scale = {lm.name: lm.scale for lm in new.layers}   # a kernel sets its layers' scales: read-outs are read in them
+    layers = tuple(dataclasses.replace(lm, scale=scale.get(lm.name, lm.scale)) for lm in old.layers)
+    return dataclasses.replace(old, params=params, syn_axon=syn_axon[order], syn_neuron=syn_neuron, syn_tables=tables,
+                               layers=layers)
 
 
 def _changed_cores(old: Netlist, new: Netlist) -> np.ndarray:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from neurocomp.ir import ops
-from neurocomp.ir.graph import Conv2d, Graph, Node, SumPool2d
+from neurocomp.ir.graph import Affine, Conv2d, Correlation, Graph, Node, SumPool2d
 
 
 def fold_linear(g: Graph) -> Graph:
@@ -49,11 +49,30 @@ def _foldable(first: Node, second: Node) -> bool:
 
 
 def _fuse(g: Graph, first: Node, second: Conv2d) -> Graph:
-    fused = _pool_conv(first, second) if isinstance(first, SumPool2d) else _conv_conv(first, second, g)
+    if isinstance(second, Correlation):   # the fused kernel is bound at run time: fold its reach too
+        reach = _compose(g, pattern(first), pattern(second)).weight > 0
+        fused = dataclasses.replace(_compose(g, first, dataclasses.replace(second, reach=None)), reach=reach)
+    else:
+        fused = _compose(g, first, second)
     nodes = tuple(fused if n.name == first.name else n for n in g.nodes if n.name != second.name)
     edges = tuple((a, second.name if b == first.name else b) for a, b in g.edges
                   if not (a == first.name and b == second.name))
     return Graph(nodes, edges, g.metadata)
+
+
+def _compose(g: Graph, first: Node, second: Conv2d) -> Conv2d:
+    return _pool_conv(first, second) if isinstance(first, SumPool2d) else _conv_conv(first, second, g)
+
+
+def pattern(op: Node) -> Node:
+    """`op` with 1 wherever a weight can be non-zero, whatever kernel is bound: a Correlation's reach, a
+    fixed op's non-zeros (compiled, not bound). Patterns compose to the structural reach (all >= 0)."""
+    if isinstance(op, Correlation):
+        ones = np.ones(op.weight.shape) if op.reach is None else np.asarray(op.reach, dtype=np.float64)
+        return dataclasses.replace(op, weight=ones, bias=None, reach=None)
+    if isinstance(op, (Affine, Conv2d)):
+        return dataclasses.replace(op, weight=(np.asarray(op.weight) != 0).astype(np.float64), bias=None)
+    return op
 
 
 def _pool_conv(pool: SumPool2d, conv: Conv2d) -> Conv2d:

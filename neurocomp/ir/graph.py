@@ -119,13 +119,22 @@ class Conv2d(Node):
 class Correlation(Conv2d):
     """A Conv2d with one output channel whose kernel is bound at run time (SiamFC's
     exemplar embedding, slid over the search embedding). The weight it is compiled with
-    fixes the core structure; `neurocomp.bind` writes a new kernel into those cores."""
+    fixes the core structure; `neurocomp.bind` writes a new kernel into those cores.
+    `reach` (1/0, the weight's shape; None: all of it) is where a bound kernel can be non-zero:
+    set when a fixed op is folded in or a fan-in split keeps some channels, so cores are
+    planned from it, never from the weight's values (partition.rows.structural)."""
+
+    reach: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.weight.shape[0] != 1 or self.groups != 1:
             raise GraphError(f"{self.name}: a Correlation has one output channel and groups=1, got "
                              f"weight {self.weight.shape}, groups={self.groups}")
+        if self.reach is not None:
+            object.__setattr__(self, "reach", _frozen_array(np.asarray(self.reach) != 0))
+            if self.reach.shape != self.weight.shape:
+                raise GraphError(f"{self.name}: reach shape {self.reach.shape} != weight shape {self.weight.shape}")
 
 
 @dataclass(frozen=True, eq=False)

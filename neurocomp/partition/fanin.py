@@ -17,6 +17,7 @@ from neurocomp.errors import UserError
 from neurocomp.ir import sums
 from neurocomp.ir.graph import LINEAR_OPS, Affine, Conv2d, Correlation, Graph, Node, Output, Readout
 from neurocomp.ir.layers import Layer, Network, Projection, lower
+from neurocomp.partition.rows import structural
 
 SAMPLE_ROWS = 4096
 
@@ -31,19 +32,7 @@ def sample_rows(layer: Layer) -> np.ndarray:
 
 def fan_in(proj: Projection, rows: np.ndarray) -> int:
     """Inputs the widest sampled neuron reads through this projection (its chain's support)."""
-    return int(np.diff(_support(proj).matrix(rows).indptr).max(initial=0))
-
-
-def _support(proj: Projection) -> Projection:
-    """The projection with every weight replaced by 1 where it is non-zero (all of a Correlation's kernel)."""
-    chain = tuple(dataclasses.replace(op, weight=_ones(op)) if isinstance(op, (Affine, Conv2d)) else op
-                  for op in proj.chain)
-    return dataclasses.replace(proj, chain=chain)
-
-
-def _ones(op: Node) -> np.ndarray:
-    w = np.asarray(op.weight)
-    return np.ones_like(w, dtype=np.float64) if isinstance(op, Correlation) else (w != 0).astype(np.float64)
+    return int(np.diff(structural(proj).matrix(rows).indptr).max(initial=0))
 
 
 def _first_weighted(proj: Projection) -> int | None:
@@ -65,8 +54,18 @@ def _channel_masks(op: Node, groups: int) -> list[np.ndarray]:
 def masked(proj: Projection, k: int, mask: np.ndarray) -> Projection:
     """The projection with its k-th (weighted) op restricted to the weights `mask` keeps."""
     chain = list(proj.chain)
-    chain[k] = dataclasses.replace(chain[k], weight=np.where(mask, np.asarray(chain[k].weight), 0.0))
+    chain[k] = restricted(chain[k], mask)
     return dataclasses.replace(proj, chain=tuple(chain))
+
+
+def restricted(op: Node, mask: np.ndarray, sign: float = 1.0) -> Node:
+    """`op` keeping only the weights `mask` selects (times `sign`); a Correlation's reach shrinks with
+    them, so a part's cores are planned for its own channels whatever kernel is bound later."""
+    weight = np.where(mask, np.asarray(op.weight), 0.0) * sign
+    if not isinstance(op, Correlation):
+        return dataclasses.replace(op, weight=weight)
+    reach = np.ones(op.weight.shape, dtype=bool) if op.reach is None else np.asarray(op.reach, dtype=bool)
+    return dataclasses.replace(op, weight=weight, reach=reach & mask)
 
 
 def channel_groups(proj: Projection, rows: np.ndarray, budget: int) -> list[np.ndarray] | None:
@@ -77,7 +76,7 @@ def channel_groups(proj: Projection, rows: np.ndarray, budget: int) -> list[np.n
         return None
     op = proj.chain[k]
     channels = np.asarray(op.weight).shape[1] * getattr(op, "groups", 1)
-    support = _support(proj)
+    support = structural(proj)
     for groups in range(max(1, -(-fan_in(proj, rows) // budget)), channels + 1):
         masks = _channel_masks(op, groups)
         if max(int(np.diff(masked(support, k, m).matrix(rows).indptr).max(initial=0)) for m in masks) <= budget:

@@ -7,7 +7,8 @@ from typing import Callable, Generic, TypeVar
 import numpy as np
 import scipy.sparse as sp
 
-from neurocomp.ir.graph import Affine, Conv2d, Correlation, Node
+from neurocomp.ir.fold import pattern
+from neurocomp.ir.graph import Affine, Conv2d, Correlation, Node, Scale
 from neurocomp.ir.layers import Layer, Projection
 
 T = TypeVar("T")
@@ -19,31 +20,47 @@ def is_bound(p: Projection) -> bool:
     return any(isinstance(op, Correlation) for op in p.chain)
 
 
+def structural(p: Projection) -> Projection:
+    """The projection with 1 wherever a synapse can exist, whatever kernel is bound (ir.fold.pattern:
+    a Correlation's reach, a fixed op's non-zeros); its matrix is the chain's structural reach
+    through groups, strides, padding and pools, never a kernel's values."""
+    return dataclasses.replace(p, chain=tuple(pattern(op) for op in p.chain))
+
+
 def support(p: Projection, rows: np.ndarray) -> sp.csr_matrix:
-    """Rows of the projection's structural support: every weight replaced by its magnitude plus
-    one (nothing cancels) and a Correlation's by ones on each input channel it reads (a
-    fan-in split gives each part some channels), so any kernel's synapses lie inside it."""
-    def structural(op: Node) -> Node:
-        if isinstance(op, Correlation):
-            w = np.asarray(op.weight)
-            used = np.any(w != 0, axis=(0, 2, 3))[None, :, None, None]
-            return dataclasses.replace(op, weight=np.broadcast_to(used, w.shape).astype(np.float64), bias=None)
+    """Rows of the support of projection `p` into a layer that reads a bound projection: any kernel's
+    synapses lie inside it. A kernel sets that layer's scale, so the other projections' weights may
+    round to 0 at some scale: they keep every weight of their ops' shapes."""
+    return (structural(p) if is_bound(p) else _dense(p)).matrix(rows)
+
+
+def _dense(p: Projection) -> Projection:
+    """The projection with every weight of each op's shape set to 1 (its values never matter)."""
+    def ones(op: Node) -> Node:
         if isinstance(op, (Affine, Conv2d)):
-            return dataclasses.replace(op, weight=np.abs(op.weight) + 1, bias=None)
+            return dataclasses.replace(op, weight=np.ones(op.weight.shape), bias=None)
+        if isinstance(op, Scale):
+            return dataclasses.replace(op, scale=np.ones(np.shape(op.scale)))
         return op
-    return dataclasses.replace(p, chain=tuple(structural(op) for op in p.chain)).matrix(rows)
+    return dataclasses.replace(p, chain=tuple(ones(op) for op in p.chain))
+
+
+def bound_layer(layer: Layer) -> bool:
+    """Does the layer read a bound projection (so all its projections keep their support)?"""
+    return any(is_bound(p) for p in layer.projections)
 
 
 def chunk_rows(layer: Layer, chunk: np.ndarray, keep_support: bool = False) -> list[tuple[str, sp.csr_matrix]]:
     """(source name, integer (len(chunk), n_source) matrix) for each projection into the chunk.
-    keep_support: a bound projection keeps explicit zeros over its whole support, so the
-    synapse tables of a core do not depend on the kernel it was compiled with."""
+    keep_support: a layer reading a bound projection keeps explicit zeros over each projection's
+    support, so the synapse tables of a core do not depend on the kernel it was compiled with."""
     out = []
+    keep = keep_support and bound_layer(layer)
     for p in layer.projections:
         m = p.matrix(chunk)
         m.data = np.rint(m.data)
         m.eliminate_zeros()
-        if keep_support and is_bound(p):
+        if keep:
             m = _on_support(m, support(p, chunk))
         out.append((p.source, m))
     return out

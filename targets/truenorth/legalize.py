@@ -29,7 +29,8 @@ from neurocomp.errors import UserError
 from neurocomp.ir.graph import IF, Affine, Conv2d, Graph, Node, Scale
 from neurocomp.ir.layers import Layer, Network, lower
 from neurocomp.partition.delays import STAGES
-from neurocomp.partition.fanin import drop_orphans, masked, sample_rows, split_readouts
+from neurocomp.partition.fanin import drop_orphans, masked, restricted, sample_rows, split_readouts
+from neurocomp.partition.rows import bound_layer, is_bound, structural, support
 from neurocomp.target import TargetSpec
 from neurocomp.targets.truenorth.quant import mode_levels
 
@@ -51,16 +52,20 @@ def _axons(proj, rows: np.ndarray) -> int:
 
 def _plan(layer: Layer, spec: TargetSpec, levels: int) -> dict[int, int]:
     """Projections to turn into partial sums and their group counts: the widest weighted ones first, until
-    the direct projections plus one axon per partial neuron fit a core. Empty when the layer fits as it is."""
+    the direct projections plus one axon per partial neuron fit a core. Empty when the layer fits as it is.
+    A layer reading a bound projection keeps, split or not, every axon type of every input its support may
+    read (mapping._kernel_layers), so it is planned on that, never on a kernel's values."""
     rows = sample_rows(layer)
-    need = [_axons(p, rows) for p in layer.projections]
+    per_input = int(spec["core.axon_types"]) if bound_layer(layer) else 1
+    need = [int(np.diff(support(p, rows).indptr).max(initial=0)) * per_input for p in layer.projections] \
+        if bound_layer(layer) else [_axons(p, rows) for p in layer.projections]
     plan: dict[int, int] = {}
     weighted = [i for i, p in enumerate(layer.projections) if _weighted(p) is not None]
     for i in sorted(weighted, key=lambda i: -need[i]):
         if sum(need) <= spec["core.axons"]:
             break
         plan[i] = _groups(layer.projections[i], _weighted(layer.projections[i]), rows, spec, levels)
-        need[i] = 2 * plan[i]
+        need[i] = 2 * plan[i] * per_input
     return plan
 
 
@@ -80,6 +85,7 @@ def _groups(proj, k: int, rows: np.ndarray, spec: TargetSpec, levels: int) -> in
     """Fewest input groups such that every group's fan-in leaves room for its weight levels."""
     budget = spec["core.axons"] // levels
     n_in = np.asarray(proj.chain[k].weight).shape[1]
+    proj = structural(proj) if is_bound(proj) else proj
     fan = int(np.diff(proj.matrix(rows).indptr).max())
     for groups in range(max(1, -(-fan // budget)), n_in + 1):
         widest = max(int(np.diff(masked(proj, k, m).matrix(rows).indptr).max(initial=0))
@@ -116,7 +122,7 @@ def _partials(layer: Layer, proj, groups: int, prefix: str) -> tuple[list[Node],
             tag = f"{prefix}.part{g}{'+' if sign > 0 else '-'}"
             chain = [dataclasses.replace(op, name=f"{tag}.{op.name}", **({"bias": None} if hasattr(op, "bias") else {}))
                      for op in proj.chain]
-            chain[k] = dataclasses.replace(chain[k], weight=np.where(mask, np.asarray(proj.chain[k].weight), 0.0) * sign)
+            chain[k] = restricted(chain[k], mask, sign)
             plans.append((tag, sign, chain))
     theta = _partial_threshold(layer, [chain for _, _, chain in plans], proj, rows)
     nodes: list[Node] = []

@@ -25,11 +25,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from neurocomp.errors import ResourceError, VerifyError
-from neurocomp.ir.layers import Layer
+from neurocomp.ir.layers import Layer, Network
 from neurocomp.ir.netlist import LayerMap, Netlist
 from neurocomp.partition import cat, neuron_order, ranks, split
 from neurocomp.partition.delays import inserted, timing
-from neurocomp.partition.rows import OrderedRows, Windows, is_bound, support, window_width
+from neurocomp.partition.rows import OrderedRows, Windows, bound_layer, support, window_width
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
 
@@ -102,7 +102,7 @@ class _TypedRows:
     (input, type) axons some neuron uses. Per projection, `keys` (input * LEVELS + type) are grouped
     by row as `ptr` says: one key per synapse for rank typing, one per set bit for bit planes."""
 
-    def __init__(self, layer: Layer, order: np.ndarray, weight_max: int) -> None:
+    def __init__(self, layer: Layer, order: np.ndarray, weight_max: int, keep: bool = False) -> None:
         self.rows = OrderedRows(layer, order)
         table, cnt = _levels(self.rows.rows, len(order))
         self.typing = _Typing.of(table, cnt, weight_max)
@@ -112,7 +112,7 @@ class _TypedRows:
             ptr, keys = self.typing.expand(m)
             self.ptr.append(ptr)
             self.keys.append(keys)
-        self.support = _bound_support(layer, order)
+        self.support = [support(p, order) for p in layer.projections] if keep else None
 
     def axon_keys(self, lo: int, hi: int) -> list[np.ndarray]:
         if self.support is not None:
@@ -185,13 +185,13 @@ def _bit_length(x: np.ndarray) -> np.ndarray:
     return np.frexp(x.astype(np.float64))[1].astype(np.int64)
 
 
-def _bound_support(layer: Layer, order: np.ndarray) -> list[sp.csr_matrix] | None:
-    """For a layer fed through a Correlation, its structural support (partition.rows.support):
-    such a core opens all 4 types of every supported input, so a new kernel rewrites crossbar
-    bits and weights only (neurocomp.bind). None for other layers."""
-    if not any(is_bound(p) for p in layer.projections):
-        return None
-    return [support(p, order) for p in layer.projections]
+def _kernel_layers(net: Network, partials: set[str]) -> set[str]:
+    """Layers whose tables a bound kernel sets: those reading a bound projection, and those its partial
+    sums feed (a fan-in split moves the kernel's bias, hence the layer's scale, there). Their cores open
+    all 4 types of every input their support may read (partition.rows.support), so a new kernel
+    rewrites crossbar bits, weights and registers only (neurocomp.bind)."""
+    bound = {layer.name for layer in net.layers if bound_layer(layer)}
+    return bound | {layer.name for layer in net.layers if any(p.source in bound & partials for p in layer.projections)}
 
 
 def _all_types(inputs: np.ndarray) -> np.ndarray:
@@ -314,6 +314,7 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
     bind: list[tuple[str, float, float]] = [("neurons", 0, 1)] * len(layers)
     keys = list(qnet.layers[0].params)
     partials = inserted(qnet.network)
+    kernel = _kernel_layers(qnet.network, partials)
     wmax = int(spec["core.weight_max"])
     for li in range(len(layers) - 1, -1, -1):
         layer = layers[li]
@@ -321,7 +322,7 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
             dests[layer.name], helpers[li] = _split_fanout(layer.name, dests[layer.name], keys, spec)
         copies = np.maximum(dests.get(layer.name, _Dests()).counts(layer.size), 1)
         order = neuron_order(layer)
-        windows = Windows(layer.size, lambda lo, hi, o=order, l=layer: _TypedRows(l, o[lo:hi], wmax),
+        windows = Windows(layer.size, lambda lo, hi, o=order, l=layer, k=layer.name in kernel: _TypedRows(l, o[lo:hi], wmax, k),
                           window_width(layer, order, int(spec["core.neurons"])))
 
         def emit(lo: int, hi: int, li: int = li, windows: Windows[_TypedRows] = windows, copies: np.ndarray = copies) -> None:
