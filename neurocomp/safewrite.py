@@ -44,7 +44,10 @@ class Kind:
 def check(out: str | Path, kind: Kind, inputs: Sequence[str | Path] = ()) -> None:
     """Raise UserError, touching nothing, unless writing `out` can only replace an artifact of `kind`."""
     out = Path(out)
-    why = _why_not(out, kind, [Path(p) for p in inputs])
+    try:
+        why = _why_not(out, kind, [Path(p) for p in inputs])
+    except (OSError, RuntimeError, ValueError) as e:   # unreadable folders, symlink loops, NUL bytes in a name
+        why = f"cannot inspect it ({getattr(e, 'strerror', None) or e})"
     if why:
         raise UserError(f"refusing to write {out}: {why}; nothing was changed")
 

@@ -7,7 +7,8 @@
 Every node dict holds `type`, `name` and the fields of that Graph node class; fields
 with a default may be left out. Files are read with `torch.load(weights_only=True)`
 only, so a file cannot run code: anything else it pickles is refused. Arrays are
-stored as float64 tensors, so a round trip is bitwise exact.
+stored as float64 tensors, so a round trip is bitwise exact. save_graph writes under
+neurocomp.safewrite: an existing file is replaced only if its `format` field says it is one of these.
 """
 from __future__ import annotations
 
