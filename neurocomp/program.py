@@ -151,7 +151,7 @@ def _not_a_program(path: Path) -> str | None:
         man = json.loads((path / MANIFEST).read_bytes())
     except FileNotFoundError:
         return f"no {MANIFEST}"
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return f"its {MANIFEST} is not readable JSON"
     if not isinstance(man, dict) or man.get("schema") != SCHEMA:
         return f"its {MANIFEST} is not a neurocomp program's"
@@ -203,8 +203,11 @@ def timings_json(times: Mapping[str, float]) -> str:
 def load(path: str | Path) -> Program:
     """The program at `path`, after verifying every file and the structure of its arrays."""
     path = Path(path)
-    man = verify(path)
-    arrays = _read_arrays(path / "arrays.npz")
+    try:
+        man = verify(path)
+        arrays = _read_arrays(path / "arrays.npz")
+    except OSError as e:   # unreadable folder or file
+        raise FormatError(f"{e.filename or path}: cannot read ({e.strerror or e})") from None
     _check_arrays(path / "arrays.npz", man, arrays)
     return Program(man, _netlist_from(man, arrays), _placed_from(man, arrays))
 

@@ -243,3 +243,14 @@ def test_failing_save_graph_leaves_no_directory_or_partial_file(work, monkeypatc
     with pytest.raises(FormatError, match="No space left on device"):
         save_graph(integer_cnn(), work / "new" / "snn.pt", inputs=[work / "net.pt"])
     assert snapshot(work) == before
+
+
+@pytest.mark.parametrize("command", ["convert", "export"])
+def test_failing_convert_or_export_leaves_no_directory(work, capsys, command):
+    (work / "ann.pt2").write_bytes(USER)
+    (work / "calib.npz").write_bytes(USER)
+    (work / "broken.pt").write_bytes(USER)
+    argv = {"convert": ["convert", str(work / "ann.pt2"), "--calibration", str(work / "calib.npz"), "-o",
+                        str(work / "new" / "snn.pt")],
+            "export": ["export", str(work / "broken.pt"), "--nir", str(work / "new" / "net.nir")]}[command]
+    refused(capsys, argv, work, "")
