@@ -29,7 +29,7 @@ from netlib import random_spikes
 
 TARGETS = ["truenorth", "loihi"]
 TICKS, TAU0 = 10, 2
-FAST = CompileOptions(place_effort=1, place_anneal=0, congestion=0.0)   # placement does not change what a program computes
+FAST = CompileOptions(place_effort=1, place_anneal=0, congestion=0.0)   # placement does not change the outputs
 SHAPE = (3, 3, 3)   # the exemplar kernel (C, e, e)
 
 
@@ -43,12 +43,13 @@ def siamsnn_like(reset: str) -> Graph:
     w5[:, 3] *= 1e-4
     b5 = rng.normal(size=3) * 0.1
     corr = lambda name: Correlation(name, np.ones((1,) + SHAPE))  # noqa: E731
-    nodes = [Input("x", (2, 9, 9)), Conv2d("conv1", rng.normal(size=(4, 2, 3, 3))), IF("n1", threshold=1.0, reset=reset),
-             Conv2d("emb", w5, b5), Crop("crop", 0, 0, 3, 3), Readout("embedding"),
+    nodes = [Input("x", (2, 9, 9)), Conv2d("conv1", rng.normal(size=(4, 2, 3, 3))),
+             IF("n1", threshold=1.0, reset=reset), Conv2d("emb", w5, b5), Crop("crop", 0, 0, 3, 3), Readout("embedding"),
              Conv2d("conv5.score", w5, b5), corr("corr.score"), Readout(SCORE),
-             Conv2d("conv5.spikes", w5, b5), corr("corr.spikes"), Flatten("flat"), IF(SCORE_SPIKES, threshold=1.0, reset=reset),
-             Output("o1"), Output("o2"), Output("o3")]
-    edges = [("x", "conv1"), ("conv1", "n1"), ("n1", "emb"), ("emb", "crop"), ("crop", "embedding"), ("embedding", "o1"),
+             Conv2d("conv5.spikes", w5, b5), corr("corr.spikes"), Flatten("flat"),
+             IF(SCORE_SPIKES, threshold=1.0, reset=reset), Output("o1"), Output("o2"), Output("o3")]
+    edges = [("x", "conv1"), ("conv1", "n1"), ("n1", "emb"), ("emb", "crop"), ("crop", "embedding"),
+             ("embedding", "o1"),
              ("n1", "conv5.score"), ("conv5.score", "corr.score"), ("corr.score", SCORE), (SCORE, "o2"),
              ("n1", "conv5.spikes"), ("conv5.spikes", "corr.spikes"), ("corr.spikes", "flat"), ("flat", SCORE_SPIKES),
              (SCORE_SPIKES, "o3")]
@@ -164,7 +165,8 @@ def test_a_folded_correlation_reaches_exactly_where_a_positive_kernel_composes(f
     and is independent of the kernel the graph carries (here all zeros)."""
     c_in = shape[0] if isinstance(first, SumPool2d) else first.weight.shape[0]
     zero = _folded_correlation(first, shape, np.zeros((1, c_in, 2, 2)))
-    positive = first if isinstance(first, SumPool2d) else dataclasses.replace(first, weight=np.arange(1.0, first.weight.size + 1).reshape(first.weight.shape))
+    positive = first if isinstance(first, SumPool2d) else \
+        dataclasses.replace(first, weight=np.arange(1.0, first.weight.size + 1).reshape(first.weight.shape))
     dense = _folded_correlation(positive, shape, np.arange(1.0, 4 * c_in + 1).reshape(1, c_in, 2, 2))
     assert zero.reach is not None and zero.reach.shape == zero.weight.shape
     np.testing.assert_array_equal(zero.reach, dense.weight > 0)

@@ -322,7 +322,8 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
             dests[layer.name], helpers[li] = _split_fanout(layer.name, dests[layer.name], keys, spec)
         copies = np.maximum(dests.get(layer.name, _Dests()).counts(layer.size), 1)
         order = neuron_order(layer)
-        windows = Windows(layer.size, lambda lo, hi, o=order, l=layer, k=layer.name in kernel: _TypedRows(l, o[lo:hi], wmax, k),
+        keep = layer.name in kernel
+        windows = Windows(layer.size, lambda lo, hi, o=order, l=layer, k=keep: _TypedRows(l, o[lo:hi], wmax, k),
                           window_width(layer, order, int(spec["core.neurons"])))
 
         def emit(lo: int, hi: int, li: int = li, windows: Windows[_TypedRows] = windows, copies: np.ndarray = copies) -> None:
