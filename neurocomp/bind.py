@@ -48,8 +48,10 @@ def bind(program: Program, graph: Graph, target: Target, also: tuple[str, ...] =
     `read` (None: all) the layers the host reads: bound layers it does not read keep their
     old tables, so a binding costs only what is used."""
     check_spiking_inputs(graph, target)
-    roots = tuple(name for name in bound_layers(graph) if read is None or name in read)
-    sub = _subgraph(graph, roots + tuple(also))
+    roots = tuple(name for name in bound_layers(graph) if read is None or name in read) + tuple(also)
+    if not roots:
+        return Bound(program, np.zeros(0, dtype=np.int64), ())
+    sub = _subgraph(graph, roots)
     mode = program.manifest["options"].get("weights", "levels")   # rebuild with the weight mode it compiled with
     new = partition(quantize(target.hooks.legalize(lower(fold_linear(sub)), target.spec, mode), target, mode), target)
     netlist = _splice(program.netlist, new, _core_pairs(program.netlist, new))

@@ -117,6 +117,7 @@ def test_a_binding_rebuilds_only_the_layers_it_reads(compiled):
     spiking = bind(program, bound_graph, target, also=(GATES,), read=(SCORE_SPIKES,))
     assert spiking.layers and all(lm.startswith(SCORE_SPIKES) for lm in spiking.layers)
     both = bind(program, bound_graph, target, also=(GATES,))
+    assert bind(program, bound_graph, target, read=("embedding",)).changed_cores.size == 0
     assert set(both.changed_cores) == set(hybrid.changed_cores) | set(spiking.changed_cores)
     got, old, want = _run(hybrid.program, name), _run(program, name), _run(both.program, name)
     np.testing.assert_array_equal(got.potentials[SCORE], want.potentials[SCORE])
