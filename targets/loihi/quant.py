@@ -4,8 +4,8 @@ Integer graph units map to Lava as: u receives (weights x spikes) << 6, so one g
 unit is 64 in v. Mixed-sign Dense weights lose their LSB in Lava, so they are
 stored doubled with weight_exp = -1 (the exponent shifts the summed input, and a
 sum of even numbers halves exactly). A core has one sign mode, so the mode is the
-layer's (all its projections together, `stored_signs`): `weight_max` gets those signs. The threshold test v > vth << 6 equals the
-graph's v >= theta for v on the 64-grid when vth = ceil(theta) - 1 (theta - 1 for integer
+layer's (all its projections together, `stored_signs`): `weight_max` gets those signs.
+The threshold test v > vth << 6 equals the graph's v >= theta for v on the 64-grid when vth = ceil(theta) - 1 (theta - 1 for integer
 thresholds; a decaying layer's quantised threshold is k + 1/64, so vth = k); bias = mant << 6.
 Lava decays u by (4096 - (du + 1)) / 4096 and v by (4096 - dv) / 4096 (truncating), so the
 graph's current decay_u maps to du = 4095 - round(4096 decay_u) (decay_u = 0: du = 4095, u
