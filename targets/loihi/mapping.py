@@ -204,5 +204,8 @@ def verify_netlist(n: Netlist, spec: TargetSpec) -> None:
             c = int(bad[0])
             raise ResourceError(f"core {c} (layer {n.layers[n.core_layer[c]].name})", resource, float(used[c]), allowed, hint)
     w = n.syn_tables["weight"]
-    if w.size and (w.min() < -256 or w.max() > 255):
-        raise ResourceError("netlist", "Dense weight", float(np.abs(w).max()), 255)
+    bad = np.flatnonzero((w < -256) | (w > 255))
+    if bad.size:   # composed weights of a chain the quantiser could not size (several full-range weighted ops)
+        c = int(axon_core[n.syn_axon[bad[0]]])
+        raise ResourceError(f"core {c} (layer {n.layers[n.core_layer[c]].name})", "Dense weight", float(abs(w[bad[0]])),
+                            255, "its chain of weighted ops composes weights beyond 8 bits: fold or rescale them")
