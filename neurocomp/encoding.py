@@ -91,10 +91,15 @@ def input_spikes(data: np.ndarray, shape: tuple[int, ...], ticks: int | None, en
                     f"nor (batch, {', '.join(map(str, shape))}) analog values")
 
 
+def require_real(data: np.ndarray, what: str) -> None:
+    """Strings, objects, dates and complex numbers are refused rather than cast (a cast drops or invents values)."""
+    if data.dtype.kind not in "biuf":
+        raise UserError(f"{what} has dtype {data.dtype}; expected real numbers (bool, integer or float)")
+
+
 def _check_values(data: np.ndarray, shape: tuple[int, ...], ticks: int | None, encoding: str) -> None:
     """Refuse what would otherwise be coerced silently or fail deep inside a backend."""
-    if data.dtype.kind not in "biuf":
-        raise UserError(f"input has dtype {data.dtype}; expected real numbers (bool, integer or float)")
+    require_real(data, "input")
     if data.ndim in (len(shape) + 1, len(shape) + 2) and data.shape[0] == 0:
         raise UserError(f"input {data.shape} holds no samples (batch size 0)")
     if data.ndim == len(shape) + 2 and data.shape[1] == 0 and not ticks:

@@ -22,6 +22,7 @@ from neurocomp.convert.calibrate import ann_targets, calibrate, snn_outputs, rms
 from neurocomp.convert.normalize import activation_scales, scale_segment
 from neurocomp.convert.options import ConvertOptions
 from neurocomp.convert.trace import ann_ops
+from neurocomp.encoding import require_real
 from neurocomp.errors import GraphError, UserError
 from neurocomp.ir.graph import Graph
 
@@ -76,6 +77,7 @@ def input_shape_of(program: torch.export.ExportedProgram) -> tuple[int, ...]:
 
 
 def _check_calibration(calibration: np.ndarray, input_shape: tuple[int, ...], opts: ConvertOptions) -> np.ndarray:
+    require_real(np.asarray(calibration), "calibration data")
     x = np.asarray(calibration, dtype=np.float64)
     if x.ndim != len(input_shape) + 1 or x.shape[1:] != input_shape or len(x) == 0:
         raise UserError(f"calibration data must be (samples, {', '.join(map(str, input_shape))}), got {x.shape}")

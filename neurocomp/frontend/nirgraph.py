@@ -88,8 +88,26 @@ def load_nir(path: str | Path, dt: float = 1e-3) -> Graph:
         raise GraphError(f"{path}: {e}") from None
 
 
+def _declared_bytes(path: Path) -> float:
+    """Bytes nir.read would allocate: every HDF5 dataset's declared size (compression can hide a huge one)."""
+    import h5py
+
+    sizes: list[float] = []
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(lambda _name, obj: sizes.append(float(np.prod(obj.shape, dtype=float)) * obj.dtype.itemsize)
+                         if isinstance(obj, h5py.Dataset) and obj.shape is not None else None)
+    except (OSError, ValueError, KeyError, RuntimeError) as e:
+        raise FormatError(f"{path}: not a NIR (HDF5) file: {_one_line(e)}") from None
+    return sum(sizes)
+
+
 def _read(path: Path) -> nir.NIRGraph:
-    """nir.read, retried without type checks (older files, e.g. rockpool's, fail them)."""
+    """nir.read, retried without type checks (older files, e.g. rockpool's, fail them), after checking that its
+    arrays fit in memory."""
+    from neurocomp.memory import require
+
+    require(f"{path} (its HDF5 datasets)", _declared_bytes(path))
     try:
         return nir.read(path)
     except OSError as e:
@@ -247,7 +265,10 @@ def _fold_target(name: str, node: nir.NIRNode, factor: np.ndarray, nodes: dict[s
 
 
 def _convert(name: str, node: nir.NIRNode, dt: float, folds: list[np.ndarray]) -> Node:
-    return _CONVERTERS[type(node).__name__](name, node, dt, folds)
+    try:
+        return _CONVERTERS[type(node).__name__](name, node, dt, folds)
+    except FormatError as e:
+        raise FormatError(f"{type(node).__name__} {name!r}: {e}") from None
 
 
 def _input(name: str, node: nir.Input, dt: float, folds: list[np.ndarray]) -> Input:
@@ -255,7 +276,7 @@ def _input(name: str, node: nir.Input, dt: float, folds: list[np.ndarray]) -> In
     if shape is None:
         raise GraphError(f"Input {name!r} has no shape")
     encoding = _text(node.metadata.get("encoding", "spikes"))
-    return Input(name, tuple(int(s) for s in np.atleast_1d(shape)), encoding)
+    return Input(name, _ints("input shape", shape), encoding)
 
 
 def _affine(name: str, node: nir.Affine | nir.Linear, dt: float, folds: list[np.ndarray]) -> Affine:
@@ -272,7 +293,7 @@ def _conv(name: str, node: nir.Conv2d, dt: float, folds: list[np.ndarray]) -> Co
     if bias is not None and bias.ndim == 0:  # some exporters write a scalar bias
         bias = np.full(weight.shape[0], bias)
     padding = _conv_padding(name, node.padding, weight.shape[2:], stride)
-    return Conv2d(name, weight, bias, stride, padding, int(node.groups))
+    return Conv2d(name, weight, bias, stride, padding, _ints("groups", node.groups, 1)[0])
 
 
 def _conv_padding(name: str, padding: Any, kernel: tuple[int, ...], stride: tuple[int, int]) -> tuple[int, int]:
@@ -293,7 +314,7 @@ def _pool(name: str, node: nir.SumPool2d | nir.AvgPool2d, dt: float, folds: list
 
 def _flatten(name: str, node: nir.Flatten, dt: float, folds: list[np.ndarray]) -> Flatten:
     shape = (node.input_type or {}).get("input")
-    start, end = int(node.start_dim), int(node.end_dim)
+    (start,), (end,) = _ints("start_dim", node.start_dim, 1), _ints("end_dim", node.end_dim, 1)
     if shape is None:
         full = (start, end) == (0, -1)
     else:
@@ -457,14 +478,27 @@ def _positive(name: str, kind: str, param: str, value: Any) -> np.ndarray:
 
 
 def _pair(what: str, value: Any) -> tuple[int, int]:
-    arr = np.atleast_1d(np.asarray(value)).ravel()
-    if arr.dtype.kind not in "iuf" or arr.size not in (1, 2) or not np.all(arr == np.round(arr)):
+    ints = _ints(what, value)
+    if len(ints) not in (1, 2):
         raise GraphError(f"{what} {value!r} is not an int or a pair of ints")
-    return (int(arr[0]), int(arr[-1]))
+    return (ints[0], ints[-1])
+
+
+def _ints(what: str, value: Any, size: int | None = None) -> tuple[int, ...]:
+    """A field that must hold whole numbers (`size` of them, if given), as Python ints."""
+    arr = np.atleast_1d(np.asarray(value)).ravel()
+    real = arr.astype(np.float64) if arr.dtype.kind in "iuf" else np.array([np.nan])
+    if (size is not None and arr.size != size) or not np.all(np.abs(real) <= 2 ** 53) or np.any(real != np.round(real)):
+        raise GraphError(f"{what} {value!r} is not {'an int' if size == 1 else 'a list of ints'}")
+    return tuple(int(v) for v in real)
 
 
 def _f64(value: Any) -> np.ndarray:
-    return np.asarray(value, dtype=np.float64)
+    """A numeric field as float64; strings, complex numbers and objects are refused, not cast."""
+    arr = np.asarray(value)
+    if arr.dtype.kind not in "biuf":
+        raise FormatError(f"expected real numbers, got {arr.dtype} values")
+    return arr.astype(np.float64)
 
 
 def _compact(arr: np.ndarray) -> np.ndarray:
