@@ -254,3 +254,16 @@ def test_failing_convert_or_export_leaves_no_directory(work, capsys, command):
                         str(work / "new" / "snn.pt")],
             "export": ["export", str(work / "broken.pt"), "--nir", str(work / "new" / "net.nir")]}[command]
     refused(capsys, argv, work, "")
+
+
+def test_a_version_1_program_may_be_replaced_but_not_with_a_note_in_it(work):
+    """Programs from before file lists (version 1) are recognised by their manifest and v1's fixed file set."""
+    from neurocomp.program import KIND
+
+    old = work / "old"
+    shutil.copytree(work / "loihi", old)
+    (old / "timings.json").unlink()
+    (old / "manifest.json").write_text('{"schema": "neurocomp.program", "version": 1, "arrays_sha256": "0"}')
+    assert KIND.not_ours(old) is None
+    (old / "note.txt").write_bytes(USER)
+    assert KIND.not_ours(old) == "it holds note.txt, which its manifest.json does not list"
