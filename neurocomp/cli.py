@@ -356,10 +356,10 @@ def _export(args: argparse.Namespace, console: Console) -> int:
     out = Path(args.nir)
     if out.suffix != ".nir":
         raise UserError(f"--nir {out}: the output file must end in .nir")
-    check(out, NIR_KIND, [src])
     if src.is_dir():
         load(src)   # verify the program before using its model.pt
         src = src / "model.pt"
+    check(out, NIR_KIND, [Path(args.model)])
     save_nir(load_model(src, dt=args.dt), out, dt=args.dt, inputs=[Path(args.model)])
     console.print(f"wrote {out}")
     return 0

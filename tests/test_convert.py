@@ -288,7 +288,7 @@ def test_cli_user_errors_exit_2_with_one_line(pt2, tmp_path, capsys):
              (["convert", str(pt2), "--calibration", str(tmp_path / "wrong.npz")], "calibration data must be"),
              (["convert", str(pt2), "--calibration", calib_npz, "--percentile", "0"], "percentile"),
              (["export", str(tmp_path / "nothing.pt"), "--nir", str(tmp_path / "x.nir")], "no such file"),
-             (["export", str(tmp_path), "--nir", str(tmp_path / "x.nir")], "no model.pt")]
+             (["export", str(tmp_path), "--nir", str(tmp_path / "x.nir")], "not a compiled program")]
     for argv, needle in cases:
         assert main(argv) == 2, argv
         assert needle in _one_error_line(capsys)
