@@ -2,7 +2,8 @@
 
     python examples/track.py [CLIP] [--model models/siamsnn.pt] [--target truenorth] [--frames 40] [--ticks 20]
 
-Compiles the SiamSNN for the target (skipped when the program is already there), then runs
+Compiles the SiamSNN for the target (skipped when a program that passes verification is already
+there; one from an older neurocomp is recompiled in place), then runs
 `neurocomp track`: per-frame boxes go to build/track_<clip>.json, the annotated clip to
 build/track_<clip>.gif, and the summary (AUC, precision, FPS at the chip's tick, energy
 per frame) is printed. `make demo` runs this on clip 0.
@@ -19,6 +20,8 @@ from pathlib import Path
 from rich.console import Console
 
 from neurocomp.cli import main as cli
+from neurocomp.errors import FormatError
+from neurocomp.program import verify
 from neurocomp.report.tables import track_table
 
 
@@ -31,7 +34,7 @@ def main() -> None:
     ap.add_argument("--ticks", type=int, default=20)
     args = ap.parse_args()
     program = Path("build") / f"{args.model.stem}.{args.target}"
-    if not (program / "manifest.json").is_file():
+    if not _verified(program):
         if cli(["compile", str(args.model), "--target", args.target, "-o", str(program)]):
             sys.exit(1)
     common = [str(program), "--clip", str(args.clip), "--frames", str(args.frames), "--ticks", str(args.ticks)]
@@ -47,6 +50,14 @@ def main() -> None:
     Console().print(track_table(record))
     Path("build", f"track_{args.clip}.json").write_text(json.dumps(record, indent=1) + "\n")
     print(f"wrote {gif} and build/track_{args.clip}.json")
+
+
+def _verified(program: Path) -> bool:
+    try:
+        verify(program)
+    except FormatError:
+        return False
+    return True
 
 
 if __name__ == "__main__":
