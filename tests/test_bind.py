@@ -100,6 +100,24 @@ def test_any_kernel_binds_into_the_same_cores_and_scores_like_a_fresh_compile(co
         assert np.abs(got.potentials[SCORE]).max() > 1
 
 
+@pytest.mark.parametrize("mode", ["levels", "trinary"])
+def test_every_truenorth_weight_mode_binds_every_kernel(mode):
+    """The default (bits) is above; levels and trinary plan bound layers on all 4 axon types too
+    (trinary did not compile a bound layer before: its parts were planned for 2 types)."""
+    target = load_target("truenorth")
+    g = siamsnn_like("subtract")
+    opts = dataclasses.replace(FAST, weights=mode)
+    program = compile_graph(g, target, opts).program
+    for label, kernel in kernels().items():
+        bound = bind(program, with_kernel(g, kernel, TICKS, TAU0), target, also=(GATES,)).program
+        assert _structure(bound) == _structure(program), label
+    random_graph = with_kernel(g, kernels()["random"], TICKS, TAU0)
+    got = _run(bind(program, random_graph, target, also=(GATES,)).program, "truenorth")
+    want = _run(compile_graph(random_graph, target, opts).program, "truenorth")
+    np.testing.assert_array_equal(got.potentials[SCORE], want.potentials[SCORE])
+    np.testing.assert_array_equal(got.spikes[SCORE_SPIKES], want.spikes[SCORE_SPIKES])
+
+
 def test_the_compiled_placeholder_binds_as_it_is(compiled):
     """Binding the very graph the program was compiled from changes no core."""
     name, g, program = compiled

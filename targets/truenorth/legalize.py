@@ -83,7 +83,7 @@ def _group_masks(op: Node, groups: int) -> list[np.ndarray]:
 
 def _groups(proj, k: int, rows: np.ndarray, spec: TargetSpec, levels: int) -> int:
     """Fewest input groups such that every group's fan-in leaves room for its weight levels."""
-    budget = spec["core.axons"] // levels
+    budget = spec["core.axons"] // (int(spec["core.axon_types"]) if is_bound(proj) else levels)  # _kernel_layers
     n_in = np.asarray(proj.chain[k].weight).shape[1]
     proj = structural(proj) if is_bound(proj) else proj
     fan = int(np.diff(proj.matrix(rows).indptr).max())
@@ -159,7 +159,10 @@ def legalize(net: Network, spec: TargetSpec, weights: str = "levels") -> Network
         raise UserError(f"recurrent projections {net.feedback()}: the truenorth mapping sizes each neuron's fan-out "
                         f"copies and balances path delays for feed-forward layer graphs only; use a Loihi target")
     levels = mode_levels(weights, spec)
-    net = split_readouts(net, lambda layer: bool(_plan(layer, spec, levels)), spec["core.axons"] // levels)
+    # a bound read-out's parts open every axon type of their inputs (mapping._kernel_layers), whatever the mode
+    for bound, per_input in ((True, int(spec["core.axon_types"])), (False, levels)):
+        net = split_readouts(net, lambda layer, b=bound: bound_layer(layer) == b and bool(_plan(layer, spec, levels)),
+                             spec["core.axons"] // per_input)
     plans = {layer.name: _plan(layer, spec, levels) for layer in net.layers}
     split = [layer for layer in net.layers if plans[layer.name]]
     if not split:
