@@ -127,7 +127,7 @@ def _chain_gain(layer: Layer, p: Projection, rows: np.ndarray) -> tuple[float, i
     def composed(value) -> float:
         chain = tuple(_with_values(op, value(op)) if op in last else op for op in p.chain)
         m = Projection(p.source, chain, p.shapes).matrix(rows)
-        return float(m.max()) if m.nnz else 0.0
+        return float(abs(m).max()) if m.nnz else 0.0   # abs: a negative Scale may sit in the chain
 
     gain = composed(lambda op: np.abs(_values(op)) / (peak if op is last[-1] else 1.0))
     return gain, int(round(composed(lambda op: (_values(op) != 0).astype(np.float64))))
