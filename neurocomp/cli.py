@@ -254,10 +254,12 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 def _track(args: argparse.Namespace, console: Console) -> int:
     from neurocomp.models.chip_tracker import GIF_KIND, ChipOptions, load_tracker, track_clip, write_gif
     from neurocomp.models.siamsnn import SCORE, SCORE_SPIKES
-    from neurocomp.models.tracking_data import make_clip
+    from neurocomp.memory import require
+    from neurocomp.models.tracking_data import DEFAULT_SIZE, make_clip
 
     if args.tau0 >= args.ticks:
         raise UserError(f"--tau0 ({args.tau0}) must be below --ticks ({args.ticks})")
+    require(f"track --frames {args.frames:,}", 2.0 * args.frames * math.prod(DEFAULT_SIZE) * 3)  # the clip, a frame copy
     if args.gif:
         check(Path(args.gif), GIF_KIND, [Path(args.program)])
     opts = ChipOptions(args.ticks, args.exemplar_ticks, args.tau0, score=args.score, backend=args.backend)

@@ -8,6 +8,7 @@ input (`profile`), placement minimises traffic measured on the emulator instead.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping
@@ -22,7 +23,7 @@ from neurocomp.ir.fold import fold_linear
 from neurocomp.ir.graph import Affine, Conv2d, Graph, Scale
 from neurocomp.ir.layers import Network, lower
 from neurocomp.ir.netlist import Netlist
-from neurocomp.memory import require_compile
+from neurocomp.memory import batch_of, require_compile, require_run
 from neurocomp.partition import partition
 from neurocomp.place import Mesh, place, sequential, verify_placement
 from neurocomp.place.traffic import between_layers, measured_rates, traffic_from_rates
@@ -82,6 +83,7 @@ def profiled_traffic(graph: Graph, netlist: Netlist, target: Target, mesh: Mesh,
 
     batch = {name: np.asarray(x)[:PROFILE_SAMPLES] for name, x in inputs.items()}
     ticks = opts.timesteps + len(netlist.layers)
+    require_run(netlist.n_neurons, sum(math.prod(s) for _, s in netlist.inputs), batch_of(batch), ticks)
     spikes = encode_inputs(graph, batch, ticks, opts.seed, message_bits(target))
     seq = sequential(netlist.n_cores, mesh)
     placed = Placed(seq.chip, seq.x, seq.y, seq.slot, mesh.chip_cols, mesh.chip_rows, mesh.cores_per_router,

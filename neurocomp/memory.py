@@ -9,6 +9,9 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Mapping
+
+import numpy as np
 
 from neurocomp.errors import MemoryLimitError
 
@@ -108,8 +111,15 @@ def require_compile(graph) -> None:
                 "the estimate covers compiling every layer; shrink the largest")
 
 
-def require_run(n_neurons: int, channels: int, batch: int, ticks: int) -> None:
+def require_run(n_neurons: int, channels: int, batch: int, ticks: int, neuron_bytes: int = 1) -> None:
     """Refuse a run whose per-tick buffers cannot fit: the encoded input of `channels` values (float64 draws,
-    then uint8 spikes and their concatenation) and the uint8 spike record of every neuron, per sample and tick."""
-    require(f"run of {ticks:,} ticks x {batch:,} samples", float(batch) * ticks * (10 * channels + n_neurons),
+    then uint8 spikes and their concatenation) and `neuron_bytes` of record per neuron (the emulator's uint8
+    spikes: 1; the float reference's potentials, inputs and outputs: 32), per sample and tick."""
+    require(f"run of {ticks:,} ticks x {batch:,} samples", float(batch) * ticks * (10 * channels + neuron_bytes * n_neurons),
             "use fewer ticks or a smaller batch")
+
+
+def batch_of(inputs: Mapping[str, np.ndarray]) -> int:
+    """Samples in a run's input (the first axis of its first array; 1 for a scalar)."""
+    first = np.shape(next(iter(inputs.values())))
+    return first[0] if first else 1

@@ -13,8 +13,8 @@ from neurocomp.encoding import input_spikes
 from neurocomp.errors import UserError
 from neurocomp.frontend.ptfile import load_graph
 from neurocomp.ir.graph import Graph
+from neurocomp.memory import batch_of, require_run
 from neurocomp.program import Program, write_npz
-from neurocomp.memory import require_run
 from neurocomp.report.energy import energy
 from neurocomp.safewrite import Kind, write_file
 from neurocomp.target import Target, load_target
@@ -93,9 +93,8 @@ def run_program(path: Path, program: Program, inputs: Mapping[str, np.ndarray], 
                 ticks: int | None, seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     target = program_target(path)
     ticks = ticks if ticks is not None else default_ticks(program, inputs)
-    first = np.shape(next(iter(inputs.values())))
-    require_run(program.netlist.n_neurons, sum(math.prod(s) for _, s in program.netlist.inputs),
-                first[0] if first else 1, ticks)
+    require_run(program.netlist.n_neurons, sum(math.prod(s) for _, s in program.netlist.inputs), batch_of(inputs), ticks,
+                32 if backend == "reference" else 1)
     result = run_backend(path, program, target, inputs, backend, ticks, seed)
     return summarise(result, program, target, backend), outputs_of(result, program)
 

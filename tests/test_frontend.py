@@ -103,7 +103,7 @@ def _tweak(**changes: object) -> dict:
 
 BAD_PT = {
     "random bytes": (_garbage, FormatError, "not a readable torch file"),
-    "pickled class": (lambda p: _write(p, Payload()), FormatError, "the file pickles test_frontend.Payload"),
+    "pickled class": (lambda p: _write(p, Payload()), FormatError, "refused for safety: contains Python objects (test_frontend.Payload)"),
     "state_dict": (lambda p: _write(p, {"w": torch.ones(2)}), FormatError, "no 'format' key"),
     "wrong format": (lambda p: _write(p, {**graph_to_dict(_zoo()), "format": "other"}), FormatError,
                      "format is 'other'"),

@@ -88,6 +88,12 @@ SIZES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "npz declaring 80 TB": (lambda d: ["run", str(d / "prog"), "--input", str(_huge_npz(d))], "array input.npy"),
     "nir declaring 8 TB": (lambda d: ["compile", str(_huge_nir(d)), "--target", "loihi", "-o", str(d / "p_nir")],
                            "HDF5 datasets"),
+    "--profile with --timesteps 10**12": (lambda d: ["compile", str(d / "net.pt"), "--target", "loihi", "-o",
+                                                     str(d / "p_prof"), "--timesteps", str(10 ** 12), "--profile",
+                                                     str(d / "ok.npz")], "run of 1,000,000,000,"),
+    "reference --ticks 10**12": (lambda d: ["run", str(d / "prog"), "--input", str(d / "ok.npz"), "--backend",
+                                            "reference", "--ticks", str(10 ** 12)], "run of 1,000,000,000,000 ticks"),
+    "track --frames 10**10": (lambda d: ["track", str(d / "prog"), "--frames", str(10 ** 10)], "track --frames"),
     "threshold 1e308": (lambda d: ["compile", str(_graph_file(d, "big.pt", Graph(
         [Input("x", (4,)), Affine("a", np.ones((3, 4))), IF("n", threshold=np.array(1e308)), Output("o")],
         [("x", "a"), ("a", "n"), ("n", "o")]))), "--target", "loihi", "-o", str(d / "p_big")], "n:"),

@@ -13,6 +13,7 @@ take their outside drive the same way and step their inside projections tick by 
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Mapping, Sequence
 
@@ -25,6 +26,7 @@ from neurocomp.encoding import input_spikes
 from neurocomp.ir import ops, sums
 from neurocomp.ir.graph import Readout
 from neurocomp.ir.layers import Layer, Network, Projection
+from neurocomp.memory import batch_of, require_run
 
 
 CHUNK = 1 << 22  # values per batched linear pass, to bound memory
@@ -121,6 +123,9 @@ def _run_stage(stage: list[Layer], outs: dict[str, torch.Tensor]) -> dict[str, t
 
 def run(net: Network, inputs: Mapping[str, np.ndarray], ticks: int | None = None,
         record: Sequence[str] | None = None, seed: int = 0) -> RunResult:
+    if ticks is not None:  # else the input's own ticks, already in memory
+        require_run(sum(lay.size for lay in net.layers), sum(math.prod(i.shape) for i in net.inputs), batch_of(inputs),
+                    ticks, 32)
     x = {i.name: input_spikes(inputs[i.name], i.shape, ticks, i.encoding, seed) for i in net.inputs}
     batch, ticks = next(iter(x.values())).shape[:2]
     outs = {name: torch.from_numpy(arr.astype(np.float64)) for name, arr in x.items()}

@@ -15,7 +15,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import pickle
+import pickletools
 import re
+import zipfile
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -67,7 +69,7 @@ def load_graph(path: str | Path) -> Graph:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch.load raises many types (KeyError, EOFError, ...) on corrupt input
-        raise FormatError(f"{path}: {_load_failure(e)}") from None
+        raise FormatError(f"{path}: {_load_failure(path, e)}") from None
     try:
         return graph_from_dict(data)
     except FormatError as e:
@@ -76,15 +78,31 @@ def load_graph(path: str | Path) -> Graph:
         raise GraphError(f"{path}: {e}") from None
 
 
-def _load_failure(e: Exception) -> str:
-    """Why torch.load refused: the safe unpickler's refusals are for safety, everything else is corruption."""
+def _load_failure(path: Path, e: Exception) -> str:
+    """Why torch.load refused: a well-formed pickle the safe unpickler rejects is refused for safety, anything
+    else is corruption."""
     msg = str(e)
-    if isinstance(e, pickle.UnpicklingError) and "Weights only load failed" in msg:
+    if isinstance(e, pickle.UnpicklingError) and "Weights only load failed" in msg and _is_pickle(path):
         found = re.search(r"GLOBAL ([\w.]+)", msg)
         what = f" ({found.group(1)})" if found else ""
         return (f"refused for safety: contains Python objects{what}; neurocomp only loads tensors "
                 f"(save the network with neurocomp.frontend.save_graph)")
     return f"not a readable torch file (corrupt or another format: {type(e).__name__})"
+
+
+def _is_pickle(path: Path) -> bool:
+    """Whether the file (or a torch archive's data.pkl) is a well-formed pickle stream: parsed, never run."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                data = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
+        else:
+            data = path.read_bytes()
+        for _ in pickletools.genops(data):
+            pass
+        return True
+    except Exception:  # a corrupt archive or stream raises many types (ValueError, StopIteration, BadZipFile, ...)
+        return False
 
 
 def graph_to_dict(graph: Graph) -> dict[str, Any]:

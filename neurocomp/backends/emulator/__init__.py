@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from neurocomp.backends.emulator.plan import Block, Plan, build
 from neurocomp.encoding import input_spikes
 from neurocomp.ir import sums
 from neurocomp.ir.netlist import Netlist
+from neurocomp.memory import batch_of, require_run
 from neurocomp.program import Program
 from neurocomp.target import Target
 
@@ -98,6 +100,9 @@ def run(program: Program | Prepared, target: Target, inputs: Mapping[str, np.nda
     """
     start = time.perf_counter()
     ready = program if isinstance(program, Prepared) else prepare(program, target, copies)
+    n = ready.program.netlist
+    if ticks is not None:  # else the input's own ticks, already in memory
+        require_run(n.n_neurons, sum(math.prod(s) for _, s in n.inputs), batch_of(inputs), ticks)
     x = _layer_inputs(ready.program.netlist, inputs, ticks, int(target.spec.get("core.message_bits", 0)))
     loop = _Loop(ready.plan, ready.program, target, namespace(device), x, record, seed, ready.collapsed)
     setup = time.perf_counter() - start
