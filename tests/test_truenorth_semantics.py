@@ -199,15 +199,29 @@ def test_exact_graphs_compare_every_layer_in_every_mode():
             assert checked == ["h", "out"], (mode, seed)
 
 
-def test_a_neuron_with_too_many_weight_levels_is_refused_with_the_reason():
-    """Two parallel projections with 3 and 2 weights of their own: 5 levels per neuron, no bit-plane ladder."""
-    g = Graph([Input("x", (6,)), Affine("a", np.array([[1.0, 5.0, 9.0, 0, 0, 0]])),
-               Affine("b", np.array([[0, 0, 0, 100.0, -3.0, 0]])), IF("n", 1.0), Output("o")],
-              [("x", "a"), ("x", "b"), ("a", "n"), ("b", "n"), ("n", "o")])
-    with pytest.raises(ResourceError, match=r"layer n, one neuron: weight levels per neuron 5 exceeds the allowed 4; "
-                                            r"a neuron of n stores 5 distinct weights over all its projections") as err:
-        compile_graph(g, TN, opts(10, "levels"))
-    assert (err.value.used, err.value.allowed) == (5, 4)
+def pool_then_padded_conv() -> Graph:
+    """A 2x2 stride-1 pooling before a padded conv: no single conv (fold_linear keeps them apart), and each
+    stored weight sums up to 4 conv weights: 1, 5, 6, 9, 10, 16 inside, more at the borders."""
+    w = np.array([[[[1.0, 5.0], [9.0, 1.0]]]])
+    return Graph([Input("x", (1, 6, 6)), SumPool2d("p", 2, 1), Conv2d("c", w, padding=1), IF("n", threshold=2.0),
+                  Output("o")], [("x", "p"), ("p", "c"), ("c", "n"), ("n", "o")])
+
+
+def test_composed_weights_beyond_four_levels_are_refused_with_the_reason():
+    with pytest.raises(ResourceError, match=r"layer n, one neuron: weight levels per neuron 6 exceeds the allowed 4; "
+                                            r"a neuron of n stores 6 distinct weights over all its projections") as err:
+        compile_graph(pool_then_padded_conv(), TN, opts(10, "levels"))
+    assert (err.value.used, err.value.allowed) == (6, 4)
+
+
+def test_composed_weights_fit_the_bit_planes_on_a_shorter_ladder():
+    """Bits mode puts the conv on a 4x shorter ladder (q in [0, 3]), so the sums of 4 stay on the 4-bit planes:
+    it compiles (it was refused), approximate, and runs as its quantised Graph."""
+    c = compile_graph(pool_then_padded_conv(), TN, opts(10, "bits"))
+    conv = np.asarray(c.qnet.network.layers[0].projections[0].chain[-1].weight)
+    a = np.gcd.reduce(conv.astype(np.int64).ravel())
+    assert set((conv / a).ravel().tolist()) <= {0.0, 1.0, 2.0, 3.0} and not row(c, "n")["exact"]
+    check_program_alone(c, 1)
 
 
 # --- the chip's limits, by hand ------------------------------------------------------------------
@@ -374,3 +388,16 @@ def test_calibration_input_measures_what_approximate_layers_cost():
     assert shown["n"] == f"fan-in split into spiking partial sums, measured {n['spike_count_error']:.1%} spikes off"
     exact = compile_graph(one_input([3.0, -2.0], IF("h", threshold=2.0)), TN, opts(40), profile={"x": rng.random((8, 2))})
     assert row(exact, "h")["exact"] and row(exact, "h")["measured"]["spike_count_error"] == 0.0
+
+
+@pytest.mark.parametrize("mode, db", [("bits", 22.9), ("levels", 11.1), ("trinary", 8.1)])
+def test_converging_float_projections_share_a_neurons_levels(mode, db):
+    """A skip connection: o reads h and x through two float ops. Clustered apart, each took the neuron's 4 levels
+    (bits: 13, levels: 8 distinct weights per neuron, refused); clustered side by side they share them."""
+    rng = np.random.default_rng(0)
+    g = Graph([Input("x", (12,)), Affine("a", rng.normal(size=(8, 12))), IF("h", threshold=2.0),
+               Affine("b", rng.normal(size=(5, 8))), Affine("c", rng.normal(size=(5, 12))), IF("o", threshold=2.0),
+               Output("out")], [("x", "a"), ("a", "h"), ("h", "b"), ("b", "o"), ("x", "c"), ("c", "o"), ("o", "out")])
+    c = compile_graph(g, TN, opts(20, mode))
+    assert row(c, "o")["weight_snr_db"] == pytest.approx(db, abs=0.1) and not row(c, "o")["exact"]
+    check_program_alone(c, 0)

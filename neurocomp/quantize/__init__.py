@@ -278,15 +278,40 @@ def _register_decays(layer: Layer) -> dict[str, np.ndarray]:
     return {"decay": np.clip(decay, 1, DECAY_ONE) / DECAY_ONE, "decay_u": np.clip(decay_u, 0, DECAY_ONE - 1) / DECAY_ONE}
 
 
+def _clustered(layer: Layer, exps: Mapping[str, float], hooks, spec, mode: str) -> dict[str, np.ndarray]:
+    """Integer weights of every Affine/Conv2d after the target's clustering. A neuron stores the weights of all its
+    projections (TrueNorth: <= 4 levels per neuron), so the last such ops of several projections, when their rows
+    are alike (one per output neuron or channel), are clustered as one row each, side by side."""
+    ints = {op.name: np.rint(np.asarray(op.weight) / 2.0 ** exps[op.name]).reshape(op.weight.shape[0], -1)
+            for p in layer.projections for op in p.chain if isinstance(op, WEIGHTED)}
+    rows = sample_rows(layer)
+    taps = {[op for op in p.chain if isinstance(op, WEIGHTED)][-1].name: _chain_gain(layer, p, rows)[1]
+            for p in layer.projections if any(isinstance(op, WEIGHTED) for op in p.chain)}
+    last = list(taps)
+    joint = last if len(last) > 1 and len({ints[k].shape[0] for k in last}) == 1 else []
+    out = {k: _cluster(hooks, w, spec, mode, taps.get(k, 1)) for k, w in ints.items() if k not in joint}
+    if joint:
+        both = _cluster(hooks, np.concatenate([ints[k] for k in joint], axis=1), spec, mode, max(taps[k] for k in joint))
+        out |= dict(zip(joint, np.split(both, np.cumsum([ints[k].shape[1] for k in joint])[:-1], axis=1)))
+    return out
+
+
+def _cluster(hooks, w: np.ndarray, spec, mode: str, taps: int) -> np.ndarray:
+    """The target's clustering; for stored weights that sum `taps` > 1 of these, its `cluster_composed` if it has one."""
+    composed = getattr(hooks, "cluster_composed", None)
+    return composed(w, spec, mode, taps) if taps > 1 and composed is not None else hooks.cluster_weights(w, spec, mode)
+
+
 def _quantize_ops(layer: Layer, exps: Mapping[str, float], hooks, spec, mode: str) -> tuple[dict[str, Node], float, bool]:
     nodes: dict[str, Node] = {}
     signal = noise = 0.0
+    clustered = _clustered(layer, exps, hooks, spec, mode)
     for p in layer.projections:
         for op in p.chain:
             if isinstance(op, WEIGHTED):
                 w = np.asarray(op.weight)
                 step = 2.0 ** exps[op.name]
-                wq = hooks.cluster_weights(np.rint(w / step).reshape(w.shape[0], -1), spec, mode).reshape(w.shape)
+                wq = clustered[op.name].reshape(w.shape)
                 signal += float(np.sum(w * w))
                 noise += float(np.sum((w - wq * step) ** 2))
                 nodes[op.name] = dataclasses.replace(op, weight=wq, bias=None)

@@ -75,11 +75,14 @@ def bit_planes(w: np.ndarray, bits: int, weight_max: float) -> np.ndarray:
     return out
 
 
-def _bit_rows(w: np.ndarray, bits: int, weight_max: float) -> np.ndarray:
+def _bit_rows(w: np.ndarray, bits: int, weight_max: float, taps: int = 1) -> np.ndarray:
+    """The ladder of each row, for stored weights that sum up to `taps` of its weights: q's range divided by taps,
+    so every sum still lies on the bits-bit ladder (the plane weights stay a * 2^k)."""
     mixed = (w.min(axis=1) < 0) & (w.max(axis=1) > 0)
-    q_hi = np.where(mixed, 2.0 ** (bits - 1) - 1, 2.0 ** bits - 1)
-    q_lo = np.where(mixed, -(2.0 ** (bits - 1)), np.where(w.max(axis=1) > 0, 0.0, -(2.0 ** bits - 1)))
-    a_max = np.maximum(np.floor(weight_max / np.maximum(q_hi, 2.0 ** (bits - 1))), 1.0)
+    top = np.where(mixed, 2.0 ** (bits - 1) - 1, 2.0 ** bits - 1)
+    q_hi = np.floor(top / taps)
+    q_lo = np.where(mixed, -np.floor(2.0 ** (bits - 1) / taps), np.where(w.max(axis=1) > 0, 0.0, -q_hi))
+    a_max = np.maximum(np.floor(weight_max / np.maximum(top, 2.0 ** (bits - 1))), 1.0)
     mag = np.abs(w).max(axis=1)
     a = np.rint(mag[:, None] / q_hi[:, None] * SCALE_CANDIDATES[None, :])
     a = np.clip(a, 1.0, a_max[:, None])   # (rows, F)
@@ -88,6 +91,20 @@ def _bit_rows(w: np.ndarray, bits: int, weight_max: float) -> np.ndarray:
     best = np.argmin(err, axis=1)
     rows = np.arange(len(w))
     return a[rows, best][:, None] * q[rows, best]
+
+
+def cluster_composed(w: np.ndarray, spec: TargetSpec, mode: str, taps: int) -> np.ndarray:
+    """`cluster_weights` for an op whose stored weights each sum up to `taps` of its weights (a pooling before
+    it): in bits mode every row goes on a ladder `taps` times shorter, so the sums are still a * q with q on
+    the 4-bit ladder and fit the bit planes; other modes, or a ladder too short for one level, as usual (the
+    mapper refuses a neuron with more than 4 levels)."""
+    k = max_levels(int(np.max(np.count_nonzero(w, axis=1), initial=1)), spec)
+    if mode != "bits" or k < 3 or taps <= 1 or taps >= 2 ** (k - 1):
+        return cluster_weights(w, spec, mode)
+    out = np.zeros_like(w)
+    rows = np.flatnonzero(np.any(w != 0, axis=1))
+    out[rows] = _bit_rows(w[rows], k, float(spec["core.weight_max"]), taps)
+    return out
 
 
 def trinary(w: np.ndarray) -> np.ndarray:
