@@ -224,6 +224,53 @@ def test_composed_weights_fit_the_bit_planes_on_a_shorter_ladder():
     check_program_alone(c, 1)
 
 
+
+@st.composite
+def driven_layers(draw) -> Graph:
+    """One strongly driven layer (weights and leak up to 255, thresholds up to alpha_max) whose potential can
+    reach the chip's limits within a few thousand ticks."""
+    rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
+    n_in, size = draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    w = rng.choice(np.r_[-255:0, 1:256], size=(size, n_in)).astype(float)
+    if draw(st.booleans()):
+        w = np.abs(w) * draw(st.sampled_from([1.0, -1.0]))
+    bias = float(draw(st.sampled_from([0, 255, -255, 17])))
+    if draw(st.booleans()):
+        node = Readout("n", bias=bias, v_init=float(draw(st.integers(-1000, 1000))))
+    else:
+        theta = float(draw(st.sampled_from([1, 100, 5000, 262143])))
+        node = IF("n", threshold=theta, bias=bias, reset=draw(st.sampled_from(["zero", "subtract"])),
+                  v_min=draw(st.sampled_from([-math.inf, 0.0, -7.5, -300000.0])),
+                  v_init=float(draw(st.integers(-1000, int(theta) - 1))))
+    return one_input(list(w[0]), node) if size == 1 else Graph(
+        [Input("x", (n_in,)), Affine("fc", w), node, Output("o")], [("x", "fc"), ("fc", "n"), ("n", "o")])
+
+
+def check_exact_ticks(g: Graph, rate: float, seed: int, cap: int) -> None:
+    """exact_ticks is sound: over that many ticks (at most `cap`) the program equals the source."""
+    c = compile_graph(g, TN, opts(1))
+    r = row(c, "n")
+    if not c.qnet.layers[0].exact:
+        return
+    ticks = min(cap, r["exact_ticks"] if r["exact_ticks"] is not None else cap)
+    x = random_spikes((g.shape("x")[0],), batch=2, ticks=ticks, rate=rate, seed=seed)
+    emu, src = emulator.run(c.program, TN, {"x": x}), reference.run(lower(g), {"x": x})
+    got, want = (emu.potentials, src.potentials) if "n" in src.potentials else (emu.spikes, src.spikes)
+    np.testing.assert_array_equal(got["n"], want["n"])
+
+
+@settings(max_examples=30, **FAST)
+@given(g=driven_layers(), rate=st.sampled_from([0.3, 1.0]), seed=st.integers(0, 100))
+def test_exact_ticks_is_sound_on_long_runs(g, rate, seed):
+    check_exact_ticks(g, rate, seed, 3000)
+
+
+@pytest.mark.slow
+@settings(max_examples=400, **FAST)
+@given(g=driven_layers(), rate=st.sampled_from([0.3, 0.9, 1.0]), seed=st.integers(0, 100))
+def test_exact_ticks_is_sound_on_long_runs_many(g, rate, seed):
+    check_exact_ticks(g, rate, seed, 6000)
+
 # --- the chip's limits, by hand ------------------------------------------------------------------
 
 def one_input(w: list[float], node) -> Graph:
