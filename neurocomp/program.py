@@ -49,6 +49,7 @@ PLACEMENT_ARRAYS = ("chip", "x", "y", "slot")
 MESH_KEYS = ("chip_cols", "chip_rows", "cores_per_router", "chips_x", "chips_y")
 LAYER_KINDS = ("spiking", "readout")
 MAX_DELAY = 2 ** 10   # ticks; above any target's core.delay_max (the emulator keeps a buffer this deep)
+MAX_PER_CORE = 2 ** 24   # neurons or axons in one core: the bound target specs put on core.neurons and core.axons
 REPORT_KEYS = ("target", "cores_used", "chips_used", "neurons", "synapses", "axons", "layers", "traffic", "placement",
                "energy", "realtime")
 
@@ -371,6 +372,8 @@ def _check_arrays(where: Path, man: Mapping[str, Any], a: Mapping[str, np.ndarra
     _need(nptr.size >= 2 and aptr.size == nptr.size, where, "neuron_ptr and axon_ptr need one entry per core plus one")
     _need(nptr[0] == 0 and aptr[0] == 0 and np.all(np.diff(nptr) >= 0) and np.all(np.diff(aptr) >= 0), where,
           "neuron_ptr and axon_ptr must start at 0 and never decrease")
+    _need(np.diff(nptr).max() <= MAX_PER_CORE and np.diff(aptr).max() <= MAX_PER_CORE, where,
+          f"a core holds more than {MAX_PER_CORE} neurons or axons (neuron_ptr, axon_ptr)")
     cores, neurons, axons = nptr.size - 1, int(nptr[-1]), int(aptr[-1])
     channels = sum(math.prod(d["shape"]) for d in man["inputs"])
     count = {"cores": cores, "neurons": neurons, "axons": axons, "synapses": g["syn_axon"].size}
@@ -379,9 +382,7 @@ def _check_arrays(where: Path, man: Mapping[str, Any], a: Mapping[str, np.ndarra
                        ("edge_axon", "edge_src", 0, axons), ("edge_delay", "edge_src", 0, MAX_DELAY + 1),
                        ("in_channel", None, 0, channels), ("in_axon", "in_channel", 0, axons),
                        ("in_delay", "in_channel", 0, MAX_DELAY + 1)))
-    axon_core = np.repeat(np.arange(cores), np.diff(aptr))
-    neuron_core = np.repeat(np.arange(cores), np.diff(nptr))
-    _need(np.array_equal(axon_core[g["syn_axon"]], neuron_core[g["syn_neuron"]]), where,
+    _need(np.array_equal(_core_of(aptr, g["syn_axon"]), _core_of(nptr, g["syn_neuron"])), where,
           "a synapse joins an axon and a neuron of different cores")
     for key, d in layer_keys.items():
         ids = a[key]
@@ -393,6 +394,11 @@ def _check_arrays(where: Path, man: Mapping[str, Any], a: Mapping[str, np.ndarra
     _ranges(where, {k: a[f"placement/{k}"] for k in PLACEMENT_ARRAYS},
             (("chip", cores, 0, mesh["chips_x"] * mesh["chips_y"]), ("x", cores, 0, mesh["chip_cols"]),
              ("y", cores, 0, mesh["chip_rows"]), ("slot", cores, 0, mesh["cores_per_router"])))
+
+
+def _core_of(ptr: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The core of each neuron (or axon) id, without expanding the pointer array (its counts may be forged)."""
+    return np.searchsorted(ptr, ids, side="right") - 1
 
 
 def _ranges(where: Path, arrays: Mapping[str, np.ndarray],
