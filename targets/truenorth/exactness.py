@@ -6,7 +6,8 @@ Graph has neither limit (its floor v_min may be -inf). Interval arithmetic over 
 (neurocomp.ir.bounds; inputs are spikes in {0, 1}) bounds the drive a neuron can get in one tick, and from it the number
 of ticks before any neuron can reach a limit the Graph does not have:
 
-* read-out (gamma 2, kappa 0: no floor): V moves by at most the per-tick drive; saturation ends it;
+* read-out (gamma 2, kappa 0: no floor): V moves by at most the per-tick drive; saturation ends it, or,
+  when another layer reads it, reaching alpha_max, where the chip fires and the source's read-out never does;
 * spiking, floor: the chip's floor equals the Graph's (floor(v_min) units gives the same spikes)
   unless v_min is -inf or deeper than beta_max; then the Graph's V may pass -beta_max once the
   negative drive has had enough ticks;
@@ -63,6 +64,9 @@ def exact_ticks(net: Network, layer: Layer, params: Mapping[str, np.ndarray], sp
     up, down = drive_bounds(layer, np.asarray(params["leak"], dtype=np.float64))
     saturate = f"the potential may saturate at the {spec['core.v_bits']}-bit range"
     if layer.kind == "readout":
+        if any(p.source == layer.name for other in net.layers for p in other.projections):
+            top = _ticks(alpha - 1 - v0, up)      # it fires at alpha_max, and a layer reads it
+            return min(top, _ticks(v0 + half, down)), f"the read-out may reach alpha = {int(alpha.max())} and fire"
         top, bottom = _ticks(half - 1 - v0, up), _ticks(v0 + half, down)
         return min(top, bottom), saturate
     floor_same = np.isfinite(layer.neuron.v_min) and np.ceil(-layer.neuron.v_min) <= spec["core.beta_max"]
