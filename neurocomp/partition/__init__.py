@@ -7,7 +7,7 @@ predicate and checks the result; the target hook builds its own core tables
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
 
@@ -15,8 +15,10 @@ from neurocomp.errors import ResourceError, UserError, VerifyError
 from neurocomp.ir import sums
 from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import Netlist
-from neurocomp.quantize import QNetwork
 from neurocomp.target import Target
+
+if TYPE_CHECKING:   # neurocomp.quantize imports neurocomp.partition.fanin
+    from neurocomp.quantize import QNetwork
 
 Fits = Callable[[int, int], tuple[bool, str, float, float]]
 Hint = Callable[[str, float, float], str]  # (resource, used, allowed) -> how to make one neuron fit
