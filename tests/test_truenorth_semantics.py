@@ -67,7 +67,8 @@ def neuron(draw, rng: np.random.Generator, name: str, shape: tuple[int, ...], re
 
 @st.composite
 def graphs(draw, mode: str) -> Graph:
-    """A small graph of one of five shapes with integer weights, thresholds, biases and floors."""
+    """A small graph of one of five shapes with integer weights, thresholds, biases and floors; one dense
+    graph in six reads 300 inputs, more than a core's axons (a fan-in split into spiking partial sums)."""
     rng = np.random.default_rng(draw(st.integers(0, 2 ** 32 - 1)))
     kind = draw(st.sampled_from(["dense", "conv", "pool_conv", "parallel", "converge"]))
     sparsity = draw(st.sampled_from([0.0, 0.5]))
@@ -88,7 +89,7 @@ def graphs(draw, mode: str) -> Graph:
                  neuron(draw, rng, "out", (3,), readout), Output("o")]
         chain = ["x"] + [op.name for op in first] + ["h", "flat", "fc", "out", "o"]
         return Graph(nodes, list(zip(chain[:-1], chain[1:])))
-    n_in, n_h = draw(st.integers(1, 40)), draw(st.integers(1, 20))
+    n_in, n_h = draw(st.sampled_from([draw(st.integers(1, 40))] * 5 + [300])), draw(st.integers(1, 20))  # 300: split
     a = Affine("a", weights(rng, level_set(draw, rng, mode), (n_h, n_in), sparsity))
     values = level_set(draw, rng, mode)
     b = Affine("b", weights(rng, values, (3, n_h), sparsity))
