@@ -44,7 +44,7 @@ class Field:
         if self.kind is bool:
             return None if isinstance(value, bool) else f"must be true or false, got {value!r}"
         numeric = (int,) if self.kind is int else (int, float)
-        if isinstance(value, bool) or not isinstance(value, numeric) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, numeric) or not _finite(value):
             return f"must be a finite {'integer' if self.kind is int else 'number'}{self._unit()}, got {value!r}"
         if not self.lo <= value <= self.hi or (self.above is not None and value <= self.above):
             return f"must lie in {self._range()}{self._unit()}, got {value!r}"
@@ -56,6 +56,14 @@ class Field:
     def _range(self) -> str:
         lo = f"({self.above:g}" if self.above is not None else ("(-inf" if math.isinf(self.lo) else f"[{self.lo:g}")
         return f"{lo}, {'inf)' if math.isinf(self.hi) else f'{self.hi:g}]'}"
+
+
+def _finite(value: int | float) -> bool:
+    """A finite float, or an int a float can hold (TOML integers may have any number of digits)."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def _count(lo: int = 1, hi: float = 2 ** 24, unit: str = "", required: bool = True) -> Field:
@@ -139,6 +147,8 @@ def _parse(raw: Mapping[str, Any], origin: str) -> TargetSpec:
     for key in ("name", "family"):
         if not isinstance(head, dict) or not isinstance(head.get(key), str):
             raise TargetError(f"{origin}: [target] needs a string '{key}'")
+    if not isinstance(head.get("description", ""), str):
+        raise TargetError(f"{origin}: [target] description must be a string")
     unknown = sorted(set(raw) - set(SECTIONS) - {"target"})
     if unknown:
         raise TargetError(f"{origin}: unknown section(s) {unknown}; a spec has [target] and {list(SECTIONS)}")

@@ -4,13 +4,16 @@ loads or is refused with one of neurocomp.errors' UserErrors; any other exceptio
 Inputs are mutations of small valid files: flipped, cut and inserted bytes; for .pt, a valid save_graph
 dict with fields swapped for random tensors (shapes, dtypes, NaN/inf), numbers and strings; for .nir,
 HDF5 datasets replaced by random arrays; for run inputs, .npz files with random dtypes, shapes and values.
-The default run takes a few hundred examples; `-m slow` runs over 10,000.
+Built-in target specs with values swapped for random TOML literals go through load_target the
+same way. The default run takes a few hundred examples; `-m slow` runs over 10,000.
 """
 from __future__ import annotations
 
+import atexit
 import io
 import math
-import sys
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,16 +25,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from neurocomp.cli import _load_inputs
-from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.errors import UserError
 from neurocomp.frontend import graph_to_dict, load_graph, load_nir, save_nir
 from neurocomp.program import load
 from neurocomp.runner import run_program
-from neurocomp.target import load_target
+from neurocomp.target import load_spec, load_target
 from netlib import integer_cnn
 
-FAST = {"pt": 150, "nir": 80, "npz": 120}
-SLOW = {"pt": 4000, "nir": 3000, "npz": 3200}   # 10,200 in all
+FAST = {"pt": 150, "nir": 80, "npz": 120, "spec": 120}
+SLOW = {"pt": 4000, "nir": 3000, "npz": 3200, "spec": 2000}   # 12,200 in all
 DTYPES = ("bool", "int8", "uint8", "int64", "float16", "float32", "float64", "complex64", "<U3", "datetime64[s]")
 SPECIALS = (0.0, -1.0, 1.0, 0.5, 2.0, 1e308, -1e308, 5e-324, math.nan, math.inf, -math.inf)
 
@@ -48,13 +50,9 @@ def _refused_or_loaded(fn: Callable[[], Any]) -> None:
         pass
 
 
-def _scratch() -> Path:
-    """One scratch file per worker: hypothesis examples cannot take pytest's function-scoped tmp_path."""
-    path = Path(__import__("tempfile").mkdtemp(prefix="nc_fuzz_"))
-    return path
-
-
-SCRATCH = _scratch()
+# One scratch folder per process (hypothesis examples cannot take pytest's function-scoped tmp_path).
+SCRATCH = Path(tempfile.mkdtemp(prefix="nc_fuzz_"))
+atexit.register(shutil.rmtree, SCRATCH, True)
 
 
 @st.composite
@@ -90,7 +88,9 @@ def arrays(draw: st.DrawFn, max_dims: int = 5) -> np.ndarray:
         return (flat.astype(str) if dtype.kind == "U" else flat).astype(dtype).reshape(shape)
 
 
-def _tensors(draw: st.DrawFn) -> torch.Tensor:
+@st.composite
+def tensors(draw: st.DrawFn) -> torch.Tensor:
+    """Random tensors of every dtype torch holds (bool, ints, floats; complex, strings, dates become float)."""
     a = draw(arrays(4))
     if a.dtype.kind in "UMc":
         a = a.real.astype(np.float64) if a.dtype.kind == "c" else np.zeros(a.shape)
@@ -106,7 +106,7 @@ def graph_dicts(draw: st.DrawFn, base: dict) -> dict:
         key = draw(st.sampled_from(sorted(node)))
         node[key] = draw(st.one_of(
             st.builds(lambda: None), st.integers(-2 ** 40, 2 ** 40), st.sampled_from(SPECIALS), st.text(max_size=5),
-            st.lists(st.integers(-3, 10 ** 6), max_size=4), st.just(_tensors(draw))))
+            st.lists(st.integers(-3, 10 ** 6), max_size=4), tensors()))
     if draw(st.booleans()):
         d["edges"] = draw(st.permutations(d["edges"]))[:draw(st.integers(0, len(d["edges"])))]
     return d
@@ -213,8 +213,50 @@ def test_fuzz_run_inputs(program_dir):
     _fuzz_npz(program_dir, FAST["npz"])
 
 
+
+
+# ------------------------------------------------------------------ target specs
+
+LITERALS = ('"x"', "[1, 2]", "{ a = 1 }", "1e400", "nan", "-inf", "0", "-1", "0.0", "true", "2.5",
+            "1" + "0" * 30, "-9223372036854775808", '""', "[]")
+
+
+@st.composite
+def spec_texts(draw: st.DrawFn) -> bytes:
+    """A built-in spec with values swapped for random TOML literals, lines dropped, or bytes mutated."""
+    lines = load_spec(draw(st.sampled_from(("truenorth", "loihi", "loihi2")))).text.splitlines()
+    for _ in range(draw(st.integers(1, 3))):
+        i = draw(st.integers(0, len(lines) - 1))
+        kind = draw(st.sampled_from(("value", "drop", "key")))
+        if kind == "value" and "value = " in lines[i]:
+            head, _, tail = lines[i].partition("value = ")
+            lines[i] = f"{head}value = {draw(st.sampled_from(LITERALS))},{tail.partition(',')[2]}"
+        elif kind == "drop":
+            del lines[i]
+        else:
+            lines[i] = draw(st.sampled_from(("[chip]", "[other]", "target = 1", "core = 3", "x = { value = 1, source = \"\" }")))
+    text = "\n".join(lines).encode()
+    return draw(mutated(text)) if draw(st.integers(0, 4)) == 0 else text
+
+
+def _fuzz_specs(n: int) -> None:
+    @_settings(n)
+    @given(spec_texts())
+    def check(text: bytes) -> None:
+        path = SCRATCH / "spec.toml"
+        path.write_bytes(text)
+        _refused_or_loaded(lambda: load_target(str(path)))
+
+    check()
+
+
+def test_fuzz_target_specs():
+    _fuzz_specs(FAST["spec"])
+
+
 @pytest.mark.slow
 def test_fuzz_loaders_10k(pt_bytes, nir_path, program_dir):
     _fuzz_pt_bytes(pt_bytes, SLOW["pt"])
     _fuzz_nir(nir_path, SLOW["nir"])
     _fuzz_npz(program_dir, SLOW["npz"])
+    _fuzz_specs(SLOW["spec"])
