@@ -33,15 +33,17 @@ def projection_bounds(p: Projection, high: float = 1.0, low: float = 0.0) -> tup
     """Per output: the largest value and the largest negative value (as a magnitude) the chain can produce
     from inputs in [-low, high], biases left out."""
     hi = torch.full((1,) + p.shapes[0], float(high), dtype=torch.float64)
-    lo = torch.full_like(hi, float(low))
+    lo = None if low == 0 else torch.full_like(hi, float(low))    # None: zero (spikes), skips half the passes
     for op in p.chain:
         parts = _signed_parts(op)
         if parts is None:
-            hi, lo = ops.forward(op, hi), ops.forward(op, lo)
+            hi, lo = ops.forward(op, hi), None if lo is None else ops.forward(op, lo)
+        elif lo is None:
+            hi, lo = ops.forward(parts[0], hi), ops.forward(parts[1], hi)
         else:
             pos, neg = parts
             hi, lo = ops.forward(pos, hi) + ops.forward(neg, lo), ops.forward(pos, lo) + ops.forward(neg, hi)
-    return hi.numpy().ravel(), lo.numpy().ravel()
+    return hi.numpy().ravel(), np.zeros(hi.numel()) if lo is None else lo.numpy().ravel()
 
 
 def drive_bounds(layer: Layer, peaks: dict[str, float]) -> tuple[np.ndarray, np.ndarray]:
