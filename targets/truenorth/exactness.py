@@ -3,8 +3,8 @@
 The chip's potential is a v_bits register that saturates, and a neuron that resets (gamma 0 or 1)
 always has a negative threshold: with kappa = 1 it floors V at -beta, at most beta_max deep. The
 Graph has neither limit (its floor v_min may be -inf). Interval arithmetic over each projection
-(neurocomp.ir.bounds; inputs are spikes in {0, 1}) bounds the drive a neuron can get in one tick, and from it the number
-of ticks before any neuron can reach a limit the Graph does not have:
+(neurocomp.ir.bounds; inputs are spikes in {0, 1}) bounds the drive a neuron can get in one tick,
+and from it the number of ticks before any neuron can reach a limit the Graph does not have:
 
 * read-out (gamma 2, kappa 0: no floor): V moves by at most the per-tick drive; saturation ends it, or,
   when another layer reads it, reaching alpha_max, where the chip fires and the source's read-out never does;
