@@ -63,6 +63,7 @@ def require(where: str, estimate: float, hint: str = "") -> None:
 # their temporaries), set below what compiles measure so that only work that cannot fit is refused.
 COMPILE_NEURON_BYTES = 200
 COMPILE_SYNAPSE_BYTES = 40
+EXPORT_NEURON_BYTES = 96
 
 
 def layer_sizes(graph) -> dict[str, tuple[int, int]]:
@@ -102,13 +103,23 @@ def layer_sizes(graph) -> dict[str, tuple[int, int]]:
 
 def require_compile(graph) -> None:
     """Refuse a graph whose compile cannot fit in memory, naming its largest layer."""
+    _require_layers(graph, COMPILE_NEURON_BYTES, COMPILE_SYNAPSE_BYTES, "compiling")
+
+
+def require_export(graph) -> None:
+    """Refuse a NIR export that cannot fit: NIR holds every neuron parameter (about a dozen) as a full
+    float64 array, where our Graph keeps a uniform one as a scalar."""
+    _require_layers(graph, EXPORT_NEURON_BYTES, 0, "exporting to NIR")
+
+
+def _require_layers(graph, neuron_bytes: int, synapse_bytes: int, what: str) -> None:
     sizes = layer_sizes(graph)
-    cost = {k: n * COMPILE_NEURON_BYTES + s * COMPILE_SYNAPSE_BYTES for k, (n, s) in sizes.items()}
+    cost = {k: n * neuron_bytes + s * synapse_bytes for k, (n, s) in sizes.items()}
     if cost:
         big = max(cost, key=cost.get)
         n, s = sizes[big]
         require(f"layer {big} ({n:,} neurons, {s:,} synapses)", sum(cost.values()),
-                "the estimate covers compiling every layer; shrink the largest")
+                f"the estimate covers {what} every layer; shrink the largest")
 
 
 def require_run(n_neurons: int, channels: int, batch: int, ticks: int, neuron_bytes: int = 1) -> None:

@@ -69,6 +69,18 @@ def _huge_npz(d: Path) -> Path:
     return d / "huge.npz"
 
 
+def _huge_pt(d: Path) -> Path:
+    """A valid .pt whose central directory declares a member of 10^13 bytes (a zip bomb's claim)."""
+    save_graph(integer_cnn(), d / "bomb.pt")
+    raw = bytearray((d / "bomb.pt").read_bytes())
+    end = raw.rindex(b"PK\x05\x06")
+    central = int.from_bytes(raw[end + 16:end + 20], "little")
+    assert raw[central:central + 4] == b"PK\x01\x02"
+    raw[central + 24:central + 28] = (2 ** 32 - 2).to_bytes(4, "little")  # uncompressed size of the first member
+    (d / "bomb.pt").write_bytes(bytes(raw))
+    return d / "bomb.pt"
+
+
 def _huge_nir(d: Path) -> Path:
     """A valid NIR file whose fc weight dataset is declared 10^6 x 10^6 (chunked, nothing written)."""
     path = d / "huge.nir"
@@ -83,6 +95,8 @@ def _huge_nir(d: Path) -> Path:
 SIZES: dict[str, tuple[Callable[[Path], list[str]], str]] = {
     "1e11-neuron layer": (lambda d: ["compile", str(_graph_file(d, "huge.pt", _chain(10 ** 11))), "--target", "loihi",
                                      "-o", str(d / "p_huge")], "layer n (100,000,000,000 neurons"),
+    "export of a 1e11-neuron layer": (lambda d: ["export", str(_graph_file(d, "huge_x.pt", _chain(10 ** 11))), "--nir",
+                                                 str(d / "huge.nir.out.nir")], "layer n (100,000,000,000 neurons"),
     "--ticks 10**12": (lambda d: ["run", str(d / "prog"), "--input", str(d / "ok.npz"), "--ticks", str(10 ** 12)],
                        "run of 1,000,000,000,000 ticks"),
     "npz declaring 80 TB": (lambda d: ["run", str(d / "prog"), "--input", str(_huge_npz(d))], "array input.npy"),
@@ -107,6 +121,14 @@ def test_absurd_sizes_and_extremes(files, capsys, case):
     assert needle in err
     if "memory" in err:
         assert re.search(r"needs about [\d.e+]+ GB of memory, more than the [\d.]+ GB available", err), err
+
+
+def test_pt_whose_archive_claims_more_than_the_memory(files, capsys, monkeypatch):
+    """A compressed member can unpack far beyond its file: the declared sizes are checked first (here 4.3 GB
+    against 1 GB available; a zip64 claim can be any size)."""
+    monkeypatch.setattr("neurocomp.memory.available_bytes", lambda: 10 ** 9)
+    err = _one_error_line(capsys, ["compile", str(_huge_pt(files)), "--target", "loihi", "-o", str(files / "p_bomb")])
+    assert "(its unpacked tensors): needs about 4.29 GB of memory, more than the 1 GB available" in err
 
 
 # ------------------------------------------------------------------ option values

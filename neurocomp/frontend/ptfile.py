@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from neurocomp.errors import FormatError, GraphError
+from neurocomp.memory import require
 from neurocomp.ir.graph import (IF, LIF, Affine, Conv2d, Correlation, Crop, Flatten, Graph, Input, Node, Output, Readout,
                                 Scale, SumPool2d)
 from neurocomp.safewrite import Kind, write_file
@@ -66,6 +67,7 @@ def load_graph(path: str | Path) -> Graph:
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"{path}: no such file")
+    require(f"{path} (its unpacked tensors)", _declared_bytes(path))
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch.load raises many types (KeyError, EOFError, ...) on corrupt input
@@ -88,6 +90,16 @@ def _load_failure(path: Path, e: Exception) -> str:
         return (f"refused for safety: contains Python objects{what}; neurocomp only loads tensors "
                 f"(save the network with neurocomp.frontend.save_graph)")
     return f"not a readable torch file (corrupt or another format: {type(e).__name__})"
+
+
+def _declared_bytes(path: Path) -> int:
+    """What torch.load would unpack: the sizes a torch archive declares for its members (a compressed member
+    can be far larger than the file). 0 for anything else, which torch.load then reports."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return sum(i.file_size for i in z.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return 0
 
 
 def _is_pickle(path: Path) -> bool:
