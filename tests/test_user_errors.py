@@ -131,6 +131,17 @@ def test_pt_whose_archive_claims_more_than_the_memory(files, capsys, monkeypatch
     assert "(its unpacked tensors): needs about 4.29 GB of memory, more than the 1 GB available" in err
 
 
+@pytest.mark.parametrize("weight", [5e-324, -5e-324, 1e-300])
+def test_subnormal_and_tiny_weights_compile_like_zero_weights(files, capsys, weight):
+    """A subnormal weight underflowed the quantiser's step (math domain error, exit 1); it now takes the
+    coarsest step, as a weight of 1e-300 always did: exit 0, nothing on stderr."""
+    graph = Graph([Input("x", (4,)), Affine("a", np.full((3, 4), weight)), IF("n"), Output("o")],
+                  [("x", "a"), ("a", "n"), ("n", "o")])
+    model = _graph_file(files, f"tiny_{weight:g}.pt", graph)
+    assert main(["compile", str(model), "--target", "truenorth", "-o", str(files / f"p_tiny_{weight:g}")]) == 0
+    assert capsys.readouterr().err == ""
+
+
 # ------------------------------------------------------------------ option values
 
 OPTIONS = [

@@ -96,6 +96,8 @@ def _exponent(w: np.ndarray, wmax: float, gain: float = 1.0, taps: int = 1) -> f
     if peak == 0:
         return -MAX_COARSEN
     gain = max(gain, 1.0)    # w must fit alone too (a padded conv can store fewer of its taps than it has)
+    if peak * gain / wmax == 0:  # subnormal weights underflow: the coarsest step, as for weights of 1e-300
+        return -MAX_COARSEN
     e = math.ceil(math.log2(peak * gain / wmax))
     if np.array_equal(w / 2.0 ** e, np.rint(w / 2.0 ** e)):
         return e
