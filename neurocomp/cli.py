@@ -30,6 +30,7 @@ from neurocomp.safewrite import check
 
 EXIT_USER, EXIT_INTERNAL = 2, 1
 MAX_SEED = 2 ** 63 - 1
+MIN_RATE = 1e-9  # far below any real network; near 0 the traffic and energy estimates overflow to inf and NaN
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,7 +49,7 @@ def _count(lo: int, hi: int = MAX_SEED) -> Callable[[str], int]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
         if not lo <= value <= hi:
-            raise argparse.ArgumentTypeError(f"must be >= {lo}{f' and <= {hi}' if hi < MAX_SEED else ''}, got {value}")
+            raise argparse.ArgumentTypeError(f"must be {f'>= {lo}' if value < lo else f'<= {hi}'}, got {value}")
         return value
     return parse
 
@@ -80,8 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("-o", "--out", help="program directory (default build/<stem>.<target>)")
     c.add_argument("--timesteps", type=TICKS, default=32, help="ticks per inference (default 32)")
     c.add_argument("--seed", type=SEED, default=0)
-    c.add_argument("--rate", type=_real(0.0, 1.0, open_lo=True), default=0.05,
-                   help="assumed spikes/neuron/tick for compile-time estimates")
+    c.add_argument("--rate", type=_real(MIN_RATE, 1.0), default=0.05,
+                   help=f"assumed spikes/neuron/tick for compile-time estimates, in [{MIN_RATE:g}, 1]")
     c.add_argument("--dt", type=POSITIVE, default=1e-3, help="time step for NIR models, in the NIR graph's time unit")
     c.add_argument("--profile", metavar="INPUT.npz",
                    help="calibration input (as for run): place by the traffic measured on its first samples")

@@ -149,6 +149,8 @@ OPTIONS = [
     (["compile", "m.pt", "--target", "loihi", "--rate", "-0.1"], "--rate"),
     (["compile", "m.pt", "--target", "loihi", "--rate", "0"], "--rate"),
     (["compile", "m.pt", "--target", "loihi", "--rate", "nan"], "--rate"),
+    (["compile", "m.pt", "--target", "loihi", "--rate", "1e-320"], "--rate: must be a finite number in [1e-09, 1]"),
+    (["compile", "m.pt", "--target", "loihi", "--seed", str(2 ** 64)], f"--seed: must be <= {2 ** 63 - 1}"),
     (["compile", "m.pt", "--target", "loihi", "--dt", "0"], "--dt"),
     (["compile", "m.pt", "--target", "loihi", "--congestion", "-1"], "--congestion"),
     (["compile", "m.pt", "--target", "loihi", "--seed", "-1"], "--seed"),
