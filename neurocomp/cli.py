@@ -376,8 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command. Python warnings raised meanwhile (numpy overflow on absurd values, torch notes) are
     held back: a user error prints its one line only; a success prints each distinct warning as one line."""
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with warnings.catch_warnings(record=True) as caught:  # the usual filters: deprecations stay hidden
             code = _dispatch(argv)
         for text in dict.fromkeys(" ".join(str(w.message).split()) for w in caught):
             print(f"neurocomp: warning: {text}", file=sys.stderr)

@@ -142,6 +142,17 @@ def test_subnormal_and_tiny_weights_compile_like_zero_weights(files, capsys, wei
     assert capsys.readouterr().err == ""
 
 
+def test_warnings_after_a_success_are_one_line_each(files, capsys):
+    """Weights of 1e308 compile (the quantiser scales them) but overflow numpy on the way: exit 0, and each
+    warning is one 'neurocomp: warning:' line instead of numpy's two-line source excerpt."""
+    graph = Graph([Input("x", (4,)), Affine("a", np.full((3, 4), 1e308)), IF("n"), Output("o")],
+                  [("x", "a"), ("a", "n"), ("n", "o")])
+    model = _graph_file(files, "w308.pt", graph)
+    assert main(["compile", str(model), "--target", "loihi", "-o", str(files / "p_w308")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert all(line.startswith("neurocomp: warning: ") for line in err), err
+
+
 # ------------------------------------------------------------------ option values
 
 OPTIONS = [
