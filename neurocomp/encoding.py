@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from neurocomp.errors import FormatError, UserError
+from neurocomp.memory import require
 
 ENCODINGS = ("spikes", "rate", "poisson", "current")
 SPIKING = ("spikes", "rate", "poisson")
@@ -115,20 +116,20 @@ def _check_values(data: np.ndarray, shape: tuple[int, ...], ticks: int | None, e
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array of an .npz, refusing anything else (.npy, empty, corrupt, pickled objects) with a
     FormatError, and arrays whose declared size exceeds the available memory before reading them."""
-    from neurocomp.memory import require
-
+    fmt = np.lib.format
     if not path.is_file():
         raise FormatError(f"input file {path} not found")
     if not zipfile.is_zipfile(path):
-        hint = " (an .npy array? save it with np.savez(path, input=x))" if path.read_bytes()[:6] == b"\x93NUMPY" else ""
+        with open(path, "rb") as f:
+            npy = f.read(6) == fmt.MAGIC_PREFIX
+        hint = " (an .npy array? save it with np.savez(path, input=x))" if npy else ""
         raise FormatError(f"{path}: not an .npz archive{hint}")
     try:
         with zipfile.ZipFile(path) as zf:
             for info in zf.infolist():
                 with zf.open(info) as f:
-                    version = np.lib.format.read_magic(f)
-                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                    shape, _, dtype = read(f)
+                    version = fmt.read_magic(f)
+                    shape, _, dtype = (fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0)(f)
                 require(f"{path}: array {info.filename}", np.prod(shape, dtype=float) * dtype.itemsize)
         with np.load(path, allow_pickle=False) as z:
             return {k: z[k] for k in z.files}

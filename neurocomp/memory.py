@@ -2,19 +2,21 @@
 
 A 10^9-neuron layer or `--ticks 10**12` would otherwise die in MemoryError (or be killed by
 the OS) minutes in; `require` compares an estimate, made from shapes alone, with what the
-machine has available and raises a ResourceError that names the culprit and both numbers.
+machine has available and raises a MemoryLimitError (a ResourceError) naming the culprit and both numbers.
 """
 from __future__ import annotations
 
 import math
 import os
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
 from neurocomp.errors import MemoryLimitError
 
+if TYPE_CHECKING:
+    from neurocomp.ir.graph import Graph
 
 
 def available_bytes() -> int:
@@ -66,7 +68,7 @@ COMPILE_SYNAPSE_BYTES = 40
 EXPORT_NEURON_BYTES = 96
 
 
-def layer_sizes(graph) -> dict[str, tuple[int, int]]:
+def layer_sizes(graph: Graph) -> dict[str, tuple[int, int]]:
     """Neurons and incoming synapses per neuron node, from shapes alone (Python ints: no overflow).
     A linear op's synapses count towards the neuron nodes it feeds."""
     from neurocomp.ir.graph import NEURONS, Affine, Conv2d, Input, SumPool2d
@@ -101,18 +103,18 @@ def layer_sizes(graph) -> dict[str, tuple[int, int]]:
     return sizes
 
 
-def require_compile(graph) -> None:
+def require_compile(graph: Graph) -> None:
     """Refuse a graph whose compile cannot fit in memory, naming its largest layer."""
     _require_layers(graph, COMPILE_NEURON_BYTES, COMPILE_SYNAPSE_BYTES, "compiling")
 
 
-def require_export(graph) -> None:
+def require_export(graph: Graph) -> None:
     """Refuse a NIR export that cannot fit: NIR holds every neuron parameter (about a dozen) as a full
     float64 array, where our Graph keeps a uniform one as a scalar."""
     _require_layers(graph, EXPORT_NEURON_BYTES, 0, "exporting to NIR")
 
 
-def _require_layers(graph, neuron_bytes: int, synapse_bytes: int, what: str) -> None:
+def _require_layers(graph: Graph, neuron_bytes: int, synapse_bytes: int, what: str) -> None:
     sizes = layer_sizes(graph)
     cost = {k: n * neuron_bytes + s * synapse_bytes for k, (n, s) in sizes.items()}
     if cost:
@@ -126,7 +128,8 @@ def require_run(n_neurons: int, channels: int, batch: int, ticks: int, neuron_by
     """Refuse a run whose per-tick buffers cannot fit: the encoded input of `channels` values (float64 draws,
     then uint8 spikes and their concatenation) and `neuron_bytes` of record per neuron (the emulator's uint8
     spikes: 1; the float reference's potentials, inputs and outputs: 32), per sample and tick."""
-    require(f"run of {ticks:,} ticks x {batch:,} samples", float(batch) * ticks * (10 * channels + neuron_bytes * n_neurons),
+    per_tick = 10 * channels + neuron_bytes * n_neurons
+    require(f"run of {ticks:,} ticks x {batch:,} samples", float(batch) * ticks * per_tick,
             "use fewer ticks or a smaller batch")
 
 

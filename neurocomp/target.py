@@ -66,16 +66,12 @@ def _finite(value: int | float) -> bool:
         return False
 
 
-def _count(lo: int = 1, hi: float = 2 ** 24, unit: str = "", required: bool = True) -> Field:
-    return Field(int, unit, lo, hi, required=required)
+def _count(lo: int = 1, hi: float = 2 ** 24, unit: str = "") -> Field:
+    return Field(int, unit, lo, hi)
 
 
 def _energy(unit: str = "J") -> Field:
     return Field(float, unit, 0.0)
-
-
-def _seconds(positive: bool = False, required: bool = True) -> Field:
-    return Field(float, "s", 0.0, above=0.0 if positive else None, required=required)
 
 
 # Fields every family has; targets/<family>/schema.py adds its own (SPEC_FIELDS). A spec leaf in
@@ -177,7 +173,8 @@ def _hooks(family: str, origin: str = "") -> ModuleType:
     try:
         return importlib.import_module(f"neurocomp.targets.{family}")
     except ModuleNotFoundError:
-        raise TargetError(f"{where}unknown target family {family!r}: no hooks in targets/ (known: truenorth, loihi)") from None
+        raise TargetError(f"{where}unknown target family {family!r}: no hooks in targets/ "
+                          f"(known: truenorth, loihi)") from None
 
 
 def spec_fields(family: str, origin: str = "") -> dict[str, Field]:
