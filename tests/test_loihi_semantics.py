@@ -65,6 +65,9 @@ def test_readout_range_is_reported_and_exact_within_it():
     emu, ref = emulator.run(c.program, LOIHI, {"x": x}), reference.run(lower(g), {"x": x})
     np.testing.assert_array_equal(emu.potentials["r"][:, :14], ref.potentials["r"][:, :14])   # input lags a tick
     assert emu.potentials["r"][0, 14, 0] != ref.potentials["r"][0, 14, 0] == 140_000
+    profiled = compile_graph(g, LOIHI, CompileOptions(**FAST), profile={"x": np.ones((2, 32, 50), dtype=np.uint8)})
+    assert profiled.report["layers"][0]["measured"]["max_abs_potential_error"] == 280_000     # 320,000 vs 40,000
+    assert layer_rows(profiled.report)[0][6] == "range 13 ticks, measured |Δv| ≤ 280,000"
 
 
 def test_overlapping_pool_before_a_padded_conv_is_sized_on_the_composed_weights():
