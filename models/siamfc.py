@@ -41,6 +41,7 @@ class SiamConfig:
     label_radius: float = 16.0  # px in the search crop; +1 labels within it (§1.4)
     conv_strides: tuple[int, int, int, int, int] = (2, 1, 1, 1, 1)
     pools: bool = True  # 3x3/2 max-pools after conv1 and conv2 (SiamFC); False: strides do it all
+    groups: tuple[int, int, int, int, int] = GROUPS  # conv1..conv5 (models/native.py reshapes them for a target)
 
     @property
     def stride(self) -> int:
@@ -99,7 +100,7 @@ class SiamFC(nn.Module):
     def __init__(self, config: SiamConfig) -> None:
         super().__init__()
         self.config = config
-        c, k, g, s = (3, *config.channels), config.kernels, GROUPS, config.conv_strides
+        c, k, g, s = (3, *config.channels), config.kernels, config.groups, config.conv_strides
         pool = [nn.MaxPool2d(POOL, 2)] if config.pools else []
         self.backbone = nn.Sequential(
             *_conv_bn_relu(c[0], c[1], k[0], s[0], g[0]), *pool,

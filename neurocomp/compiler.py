@@ -24,6 +24,7 @@ from neurocomp.ir.graph import Affine, Conv2d, Graph, Scale
 from neurocomp.ir.layers import Network, lower
 from neurocomp.ir.netlist import Netlist
 from neurocomp.memory import batch_of, require_compile, require_run
+from neurocomp.native import report as native_report, verdicts
 from neurocomp.partition import partition
 from neurocomp.place import Mesh, place, sequential, verify_placement
 from neurocomp.place.traffic import between_layers, measured_rates, traffic_from_rates
@@ -121,6 +122,7 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
         raise UserError(f"weight mode {opts.weights!r} is not available on {target.name}; choose one of "
                         f"{', '.join(target.hooks.WEIGHT_MODES)}")
     net = stage("lower", lambda: lower(fold_linear(graph)))
+    native = verdicts(net, target)
     net = stage("legalize", target.hooks.legalize, net, target.spec, opts.weights)
     net = fold_payload_scale(net, payload_max(message_bits(target)))
     qnet = stage("quantize", quantize, net, target, opts.weights)
@@ -149,6 +151,7 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
                             "congestion": opts.congestion}}
     program = stage("emit", build, fields, netlist, placed)
     report = compile_report(program, qnet, target, opts, routes, seq_routes, times)
+    report["native"] = native_report(native)
     if profile is not None:
         measured = stage("measure", measure_fidelity, graph, program, target, profile, opts)
         for row in report["layers"]:

@@ -132,11 +132,18 @@ def totals_rows(report: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("placement", _placement_row(report["placement"])),
         *((("latency", f"{fmt(report['latency_ticks'])} ticks from input to output"),) if "latency_ticks" in report else ()),
         *((("splitter cores", fmt(report["splitter_cores"])),) if report.get("splitter_cores") else ()),
+        *((("native shapes", native_row(report["native"])),) if "native" in report else ()),
         ("energy / inference", energy_summary(report["energy"])),
         ("energy basis", str(report["energy"].get("basis", "—"))),
         *realtime_rows(report["realtime"]),
         *((("compile time", fmt_seconds(sum(report["compile_time_s"].values()))),) if "compile_time_s" in report else ()),
     ]
+
+
+def native_row(native: Mapping[str, Any]) -> str:
+    """The check's summary and the layers that are not native, with why (neurocomp.native)."""
+    bad = [f"{r['layer']} ({r['why']})" for r in native["layers"] if not r["native"]]
+    return native["summary"] + (f"; not: {', '.join(bad)}" if bad else "")
 
 
 def _kv_table(title: str, rows: list[tuple[str, str]]) -> Table:

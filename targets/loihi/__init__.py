@@ -12,10 +12,11 @@ from neurocomp.partition.fanin import fan_in, sample_rows, split_readouts
 from neurocomp.target import TargetSpec
 from neurocomp.targets.loihi.exactness import exact_ticks
 from neurocomp.targets.loihi.mapping import build_netlist, count_cores, verify_netlist
+from neurocomp.targets.loihi.native import native
 from neurocomp.targets.loihi.neuron import LifStepper, dense_output, init_state as _init_lif, prepare_weights, step
 from neurocomp.targets.loihi.quant import WEIGHT_MODES, check_params, cluster_weights, neuron_params, param_limits, weight_max
 
-__all__ = ["WEIGHT_MODES", "exact_ticks", "legalize", "build_netlist", "count_cores", "verify_netlist", "check_params", "cluster_weights", "neuron_params", "param_limits",
+__all__ = ["WEIGHT_MODES", "exact_ticks", "legalize", "native", "build_netlist", "count_cores", "verify_netlist", "check_params", "cluster_weights", "neuron_params", "param_limits",
            "weight_max", "synapse_matrix", "init_state", "neuron_step", "potential", "tick_seconds", "stepper"]
 SIGN_NAMES = ("excitatory", "inhibitory", "mixed")
 ACT_SHIFT = 6
