@@ -34,6 +34,7 @@ import numpy as np
 from neurocomp.errors import FormatError
 from neurocomp.ir.netlist import LayerMap, Netlist
 from neurocomp.safewrite import Kind, writing
+from neurocomp.target import load_target
 
 SCHEMA = "neurocomp.program"
 VERSION = 2
@@ -50,6 +51,7 @@ MESH_KEYS = ("chip_cols", "chip_rows", "cores_per_router", "chips_x", "chips_y")
 LAYER_KINDS = ("spiking", "readout")
 MAX_DELAY = 2 ** 10   # ticks; above any target's core.delay_max (the emulator keeps a buffer this deep)
 MAX_PER_CORE = 2 ** 24   # neurons or axons in one core: the bound target specs put on core.neurons and core.axons
+TARGET_TABLES = ("netlist/params/", "netlist/syn_tables/")   # prefixes of the arrays a target family defines
 REPORT_KEYS = ("target", "cores_used", "chips_used", "neurons", "synapses", "axons", "layers", "traffic", "placement",
                "energy", "realtime")
 
@@ -209,7 +211,7 @@ def load(path: str | Path) -> Program:
         arrays = _read_arrays(path / "arrays.npz")
     except OSError as e:   # unreadable folder or file
         raise FormatError(f"{e.filename or path}: cannot read ({e.strerror or e})") from None
-    _check_arrays(path / "arrays.npz", man, arrays)
+    _check_arrays(path / "arrays.npz", man, arrays, load_target(str(path / "target.toml")).hooks)
     return Program(man, _netlist_from(man, arrays), _placed_from(man, arrays))
 
 
@@ -348,16 +350,7 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         raise FormatError(f"{path}: not a readable .npz ({type(e).__name__}: {' '.join(str(e).split())})") from None
 
 
-def _families() -> dict[str, tuple[tuple[str, ...], dict[str, str]]]:
-    """Neuron parameters and synapse tables by target family: each table's first axis counts these."""
-    from neurocomp.targets.loihi.neuron import PARAMS as LOIHI
-    from neurocomp.targets.truenorth.neuron import PARAMS as TRUENORTH
-
-    return {"truenorth": (TRUENORTH + ("w",), {"axon_type": "axons"}),
-            "loihi": (LOIHI, {"weight": "synapses", "sign_mode": "cores", "weight_exp": "cores"})}
-
-
-def _check_arrays(where: Path, man: Mapping[str, Any], a: Mapping[str, np.ndarray]) -> None:
+def _check_arrays(where: Path, man: Mapping[str, Any], a: Mapping[str, np.ndarray], hooks: Any) -> None:
     """Every array present, integer, of consistent shape, with every index in range; before any is used."""
     layer_keys = {f"layers/{d['name']}/neurons": d for d in man["layers"]}
     plain = [f"netlist/{k}" for k in NETLIST_ARRAYS] + [f"placement/{k}" for k in PLACEMENT_ARRAYS]
@@ -366,7 +359,7 @@ def _check_arrays(where: Path, man: Mapping[str, Any], a: Mapping[str, np.ndarra
     for key, arr in a.items():
         _need(arr.dtype.kind in "iu" and arr.ndim >= 1, where, f"array {key!r} must be an integer array, "
               f"got {arr.dtype} of shape {arr.shape}")
-        _need(arr.ndim == 1 or key == "netlist/params/w", where, f"array {key!r} must be 1-D, got shape {arr.shape}")
+        _need(arr.ndim == 1 or key.startswith(TARGET_TABLES), where, f"array {key!r} must be 1-D, got shape {arr.shape}")
     g = {k: a[f"netlist/{k}"] for k in NETLIST_ARRAYS}
     nptr, aptr = g["neuron_ptr"], g["axon_ptr"]
     _need(nptr.size >= 2 and aptr.size == nptr.size, where, "neuron_ptr and axon_ptr need one entry per core plus one")
@@ -389,7 +382,7 @@ def _check_arrays(where: Path, man: Mapping[str, Any], a: Mapping[str, np.ndarra
         _need(ids.size == math.prod(d["shape"]) and (ids.size == 0 or 0 <= ids.min() and ids.max() < neurons),
               where, f"array {key!r} must hold {math.prod(d['shape'])} neuron ids below {neurons}")
         _need(all(c < cores for c in d["cores"]), where, f"layer {d['name']!r} names a core >= {cores}")
-    _check_target_tables(where, a, count)
+    _check_target_tables(where, a, count, hooks)
     mesh = man["mesh"]
     _ranges(where, {k: a[f"placement/{k}"] for k in PLACEMENT_ARRAYS},
             (("chip", cores, 0, mesh["chips_x"] * mesh["chips_y"]), ("x", cores, 0, mesh["chip_cols"]),
@@ -412,28 +405,14 @@ def _ranges(where: Path, arrays: Mapping[str, np.ndarray],
               f"array {name!r} holds values outside [{lo}, {'inf' if hi is None else hi})")
 
 
-def _check_target_tables(where: Path, a: Mapping[str, np.ndarray], count: Mapping[str, int]) -> None:
-    params = {k[len("netlist/params/"):] for k in a if k.startswith("netlist/params/")}
-    tables = {k[len("netlist/syn_tables/"):] for k in a if k.startswith("netlist/syn_tables/")}
-    family = next((f for f, (p, t) in _families().items() if set(p) == params and set(t) == tables), None)
-    _need(family is not None, where, f"neuron parameters {sorted(params)} and synapse tables {sorted(tables)} "
-                                     "match no target family")
-    for key in params:
-        arr = a[f"netlist/params/{key}"]
-        _need(arr.shape[0] == count["neurons"], where, f"array 'netlist/params/{key}' needs one row per neuron")
-    for key, counted in _families()[family][1].items():
-        _need(a[f"netlist/syn_tables/{key}"].size == count[counted], where,
-              f"array 'netlist/syn_tables/{key}' needs one entry per {counted[:-1]}")
-    unknown = set(a) - {k for k in a if k.startswith(("netlist/params/", "netlist/syn_tables/", "layers/"))} \
+def _check_target_tables(where: Path, a: Mapping[str, np.ndarray], count: Mapping[str, int], hooks: Any) -> None:
+    """The target family's own tables (neuron parameters, synapse tables), judged by its `check_tables` hook."""
+    params, tables = ({k[len(pre):]: v for k, v in a.items() if k.startswith(pre)} for pre in TARGET_TABLES)
+    why = hooks.check_tables(params, tables, count)
+    _need(why is None, where, str(why))
+    unknown = set(a) - {k for k in a if k.startswith(TARGET_TABLES + ("layers/",))} \
         - {f"netlist/{k}" for k in NETLIST_ARRAYS} - {f"placement/{k}" for k in PLACEMENT_ARRAYS}
     _need(not unknown, where, f"unexpected arrays {sorted(unknown)}")
-    if family == "truenorth":
-        types, w = a["netlist/syn_tables/axon_type"], a["netlist/params/w"]
-        _need(w.ndim == 2 and (types.size == 0 or 0 <= types.min() and types.max() < w.shape[1]), where,
-              "axon types must index the columns of the (neurons, types) weight table 'netlist/params/w'")
-    else:
-        modes = a["netlist/syn_tables/sign_mode"]
-        _need(modes.size == 0 or 0 <= modes.min() and modes.max() <= 2, where, "sign_mode codes must be 0, 1 or 2")
 
 
 def _netlist_from(man: Mapping[str, Any], a: Mapping[str, np.ndarray]) -> Netlist:

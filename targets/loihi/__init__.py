@@ -15,8 +15,9 @@ from neurocomp.targets.loihi.mapping import build_netlist, count_cores, verify_n
 from neurocomp.targets.loihi.native import native
 from neurocomp.targets.loihi.neuron import LifStepper, dense_output, init_state as _init_lif, prepare_weights, step
 from neurocomp.targets.loihi.quant import WEIGHT_MODES, check_params, cluster_weights, neuron_params, param_limits, weight_max
+from neurocomp.targets.loihi.tables import check_tables
 
-__all__ = ["WEIGHT_MODES", "exact_ticks", "legalize", "native", "build_netlist", "count_cores", "verify_netlist", "check_params", "cluster_weights", "neuron_params", "param_limits",
+__all__ = ["WEIGHT_MODES", "check_tables", "exact_ticks", "legalize", "native", "build_netlist", "count_cores", "verify_netlist", "check_params", "cluster_weights", "neuron_params", "param_limits",
            "weight_max", "synapse_matrix", "init_state", "neuron_step", "potential", "tick_seconds", "stepper"]
 SIGN_NAMES = ("excitatory", "inhibitory", "mixed")
 ACT_SHIFT = 6

@@ -17,8 +17,9 @@ from neurocomp.targets.truenorth.native import native
 from neurocomp.targets.truenorth.neuron import PRN_BITS, NeuronOptions, Stepper, init_v, step
 from neurocomp.targets.truenorth.quant import (WEIGHT_MODES, check_params, cluster_composed, cluster_weights, neuron_params,
                                                param_limits, weight_max)
+from neurocomp.targets.truenorth.tables import check_tables
 
-__all__ = ["WEIGHT_MODES", "exact_ticks", "legalize", "native", "build_netlist", "verify_netlist", "check_params", "cluster_composed", "cluster_weights", "neuron_params", "param_limits",
+__all__ = ["WEIGHT_MODES", "check_tables", "exact_ticks", "legalize", "native", "build_netlist", "verify_netlist", "check_params", "cluster_composed", "cluster_weights", "neuron_params", "param_limits",
            "weight_max", "synapse_matrix", "init_state", "neuron_step", "potential", "tick_seconds", "stepper",
            "stochastic_synapses", "StochasticSynapses", "copy_groups"]
 
