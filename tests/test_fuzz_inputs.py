@@ -138,7 +138,7 @@ def program_dir(tmp_path_factory) -> Path:
 
 def _fuzz_pt_bytes(pt_bytes: bytes, n: int) -> None:
     @_settings(n)
-    @given(st.one_of(mutated(pt_bytes), st.builds(_saved, graph_dicts(torch.load(io.BytesIO(pt_bytes))))))
+    @given(st.one_of(mutated(pt_bytes), st.builds(_saved, graph_dicts(torch.load(io.BytesIO(pt_bytes), weights_only=True)))))
     def check(data: bytes) -> None:
         path = SCRATCH / "m.pt"
         path.write_bytes(data)
