@@ -14,6 +14,7 @@ from neurocomp.ir.reach import reach
 from neurocomp.models.native import native_config, native_conv
 from neurocomp.models.siamfc import CONFIGS, POOL, SiamConfig
 from neurocomp.native import check_graph
+from neurocomp.report.tables import native_row
 from neurocomp.target import load_target
 
 TN, LOIHI = load_target("truenorth"), load_target("loihi")
@@ -122,6 +123,8 @@ def test_native_micro_compiles_for_truenorth_without_partial_sums():
         report = compile_graph(backbone(config, 41), TN, opts).report
         assert sorted({r["name"].split(".part")[0] for r in report["layers"] if ".part" in r["name"]}) == parts
         assert report["native"]["native_layers"] == 5 - len(parts)
+        assert native_row(report["native"]) == ("5 of 5 layers map natively" if not parts else
+                                                "4 of 5 layers map natively; not: if3 (axons 288 > 256)")
 
 
 # -- the command ----------------------------------------------------------------------------------------------
