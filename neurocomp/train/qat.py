@@ -1,0 +1,249 @@
+"""Quantisation-aware training for a target: QCFS activations tied to T, weights on the target's sets.
+
+The network is read like `neurocomp convert` reads it (torch.export -> op chain, BatchNorm folded into
+the Conv2d/Linear before it, one weighted op per layer), so the weight constraint always applies to the
+folded weights. Each layer l works in its own integer unit Delta_l = lambda_l / theta_l: the target
+stores Q_l = project(W_l lambda_(l-1) / Delta_l) (STE), the bias B_l = round(b_l / Delta_l), and the IF
+neuron the threshold theta_l (an even integer, chosen so the largest |Q| sits at the top of the weight
+range) and v_init theta_l / 2. The ANN computes, with counts c in [0, T] from the layer before,
+    z_l = Delta_l (Q_l c / T + B_l),  h_l = qcfs(z_l, lambda_l, T)
+and the exported Graph (`to_graph`) holds exactly Q_l, B_l, theta_l as integers, so the compiler's
+quantiser keeps them (checked by `exactness`): the chip computes the trained integers, and the only
+gap left is spike timing (uneven arrival; Loihi's reset to zero), which `surrogate.finetune` trains on.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neurocomp.convert.ann import Flat, Pool, Segment, Weighted, segments
+from neurocomp.convert.trace import ann_ops
+from neurocomp.errors import UserError
+from neurocomp.ir.graph import IF, Affine, Conv2d, Flatten, Graph, Input, Node, Output, Readout
+from neurocomp.train.deploy import Deploy
+from neurocomp.train.qcfs import qcfs, replace_ste, round_ste
+
+METADATA_KEY = "training"
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    timesteps: int = 16          # T = L, the QCFS levels
+    epochs: int = 20             # QAT epochs
+    float_epochs: int = 0        # plain ReLU epochs first (0: the model comes trained)
+    lr: float = 2e-3
+    batch_size: int = 64
+    percentile: float = 99.9     # initial lambda: this percentile of each layer's positive float activations
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.timesteps < 1 or self.epochs < 0 or self.float_epochs < 0 or self.batch_size < 1:
+            raise UserError("training option: timesteps and batch_size must be >= 1, epochs >= 0")
+        if not (self.lr > 0 and math.isfinite(self.lr)) or not 0 < self.percentile <= 100:
+            raise UserError("training option: lr must be a positive number, percentile in (0, 100]")
+
+
+class QATLayer(nn.Module):
+    """One weighted op (BN folded) with its bias, an optional flatten before it, and lambda when it spikes."""
+
+    def __init__(self, op: Weighted, flatten: bool, spiking: bool) -> None:
+        super().__init__()
+        self.name, self.flatten, self.spiking = op.name, flatten, spiking
+        self.geometry = (op.stride, op.padding, op.groups) if op.is_conv else None
+        self.weight = nn.Parameter(torch.tensor(op.weight, dtype=torch.float64))
+        self.bias = nn.Parameter(torch.tensor(op.bias, dtype=torch.float64))
+        self.lam = nn.Parameter(torch.ones((), dtype=torch.float64)) if spiking else None
+
+    def apply(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        if self.flatten:
+            x = x.flatten(1)
+        if self.geometry is None:
+            return F.linear(x, w, b)
+        stride, padding, groups = self.geometry
+        return F.conv2d(x, w, b, stride=stride, padding=padding, groups=groups)
+
+    def integers(self, lam_prev: torch.Tensor, d: Deploy) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(Q, B, theta, Delta): integer weights on the target's set, integer bias, threshold (read-out: 1)
+        and the float value of one unit, all straight-through so W, b and lambda get gradients."""
+        w = self.weight
+        wmax = d.weight_max(w.detach().numpy())
+        peak = (w.detach().abs().max() * lam_prev.detach()).clamp_min(1e-12)
+        if self.spiking:
+            half = torch.clamp(round_ste(self.lam * wmax / (2 * peak)), 1, d.limit("threshold") // 2)
+            theta = 2 * half
+            delta = self.lam / theta
+        else:
+            theta, delta = torch.ones((), dtype=w.dtype), peak / wmax
+        x = w * lam_prev / delta
+        q = replace_ste(x, torch.from_numpy(d.project(x.detach().reshape(len(x), -1).numpy()).reshape(x.shape)))
+        top = d.limit("bias")
+        b = self.bias / delta
+        return q, replace_ste(b, torch.clamp(torch.round(b.detach()), -top, top)), theta, delta
+
+
+class QATNet(nn.Module):
+    """The trainable network; `forward(x)` is the quantised ANN (QCFS, target weights), `float_forward` the ReLU one."""
+
+    def __init__(self, segs: tuple[Segment, ...], input_shape: tuple[int, ...], deploy: Deploy, timesteps: int) -> None:
+        super().__init__()
+        self.input_shape, self.deploy, self.levels = tuple(input_shape), deploy, int(timesteps)
+        self.layers = nn.ModuleList(_layer(s, k == 0) for k, s in enumerate(segs))
+
+    def float_forward(self, x: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
+        """Each layer's output without quantisation: ReLU(z), the read-out's z."""
+        outs, h = [], x.to(torch.float64)
+        for layer in self.layers[:upto]:
+            h = layer.apply(h, layer.weight, layer.bias)
+            h = torch.relu(h) if layer.spiking else h
+            outs.append(h)
+        return outs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of the quantised ANN: the input as the rate coder's counts floor(x T) / T, then per layer
+        z = Delta (Q c / T + B) and QCFS, the read-out's z."""
+        h = torch.floor(x.to(torch.float64) * self.levels) / self.levels
+        lam_prev = torch.ones((), dtype=torch.float64)
+        for layer in self.layers:
+            q, b, _, delta = layer.integers(lam_prev, self.deploy)
+            z = layer.apply(h / lam_prev, q, b) * delta
+            if not layer.spiking:
+                return z
+            h, lam_prev = qcfs(z, layer.lam, self.levels), layer.lam
+        raise UserError("the network has no read-out layer (a weighted op after the last ReLU)")
+
+    @torch.no_grad()
+    def init_lambdas(self, x: torch.Tensor, percentile: float) -> None:
+        """lambda_l = the percentile of layer l's positive float activations (Rueckauer et al. 2017)."""
+        for layer, a in zip(self.layers, self.float_forward(x)):
+            if layer.spiking:
+                pos = a[a > 0]
+                layer.lam.fill_(float(np.percentile(pos.numpy(), percentile)) if pos.numel() else 1.0)
+
+    def readout_unit(self) -> float:
+        """Float value of one integer unit of the read-out (logit = potential * unit / T)."""
+        lam_prev = torch.ones((), dtype=torch.float64)
+        with torch.no_grad():
+            for layer in self.layers:
+                _, _, _, delta = layer.integers(lam_prev, self.deploy)
+                lam_prev = layer.lam if layer.spiking else lam_prev
+        return float(delta)
+
+
+def _layer(seg: Segment, first: bool) -> QATLayer:
+    extra = [op for op in seg.ops if not isinstance(op, (Weighted, Flat))]
+    if extra:
+        kind = f"{extra[0].kind} pool" if isinstance(extra[0], Pool) else type(extra[0]).__name__
+        raise UserError(f"{extra[0].name}: {kind} is not supported in training yet (train takes Conv2d/Linear + "
+                        "BatchNorm + ReLU layers and flatten); use a strided convolution instead")
+    flat = [k for k, op in enumerate(seg.ops) if isinstance(op, Flat)]
+    w_at = seg.ops.index(seg.weighted)
+    if any(k > w_at for k in flat):
+        raise UserError(f"{seg.weighted.name}: a flatten after the weighted op is not supported in training")
+    return QATLayer(seg.weighted, bool(flat), seg.spiking)
+
+
+def from_program(program: torch.export.ExportedProgram, input_shape: tuple[int, ...], deploy: Deploy,
+                 timesteps: int) -> QATNet:
+    """The QAT network of an exported model (BatchNorm folded by the converter's reader)."""
+    ops, _ = ann_ops(program)
+    return QATNet(segments(ops), input_shape, deploy, timesteps)
+
+
+def from_module(module: nn.Module, input_shape: tuple[int, ...], deploy: Deploy, timesteps: int) -> QATNet:
+    """`from_program` of torch.export.export(module) on a zero sample; the module must be in eval mode."""
+    if any(m.training for m in module.modules()):
+        raise UserError("the model is in training mode; call model.eval() so BatchNorm folds its running statistics")
+    example = torch.zeros((1,) + tuple(input_shape), dtype=next(module.parameters()).dtype)
+    return from_program(torch.export.export(module, (example,)), input_shape, deploy, timesteps)
+
+
+Hook = Callable[[int, "QATNet", torch.optim.Optimizer], None]
+
+
+def fit(net: QATNet, x: np.ndarray, y: np.ndarray, opts: TrainOptions, start: int = 0,
+        optimizer: torch.optim.Optimizer | None = None, on_epoch: Hook | None = None) -> QATNet:
+    """Float epochs (plain ReLU; lambda then set from activations), then QAT epochs with cross-entropy.
+    Epoch e shuffles with seed (opts.seed, e), so a run resumed at `start` (from a checkpoint of net and
+    optimizer) gives the same weights as one never stopped. `on_epoch(e, net, opt)` after each epoch."""
+    xt, yt = torch.from_numpy(np.asarray(x, dtype=np.float64)), torch.from_numpy(np.asarray(y)).long()
+    opt = optimizer or torch.optim.Adam(net.parameters(), lr=opts.lr)
+    total = opts.float_epochs + opts.epochs
+    for epoch in range(start, total):
+        quantised = epoch >= opts.float_epochs
+        if quantised and epoch == opts.float_epochs:
+            net.init_lambdas(xt, opts.percentile)
+        for g in opt.param_groups:   # cosine decay within each phase
+            span, k = (opts.epochs, epoch - opts.float_epochs) if quantised else (opts.float_epochs, epoch)
+            g["lr"] = opts.lr * 0.5 * (1 + math.cos(math.pi * k / max(span, 1)))
+        order = torch.randperm(len(xt), generator=torch.Generator().manual_seed(opts.seed * 100003 + epoch))
+        for idx in order.split(opts.batch_size):
+            logits = net(xt[idx]) if quantised else net.float_forward(xt[idx])[-1]
+            opt.zero_grad()
+            F.cross_entropy(logits, yt[idx]).backward()
+            opt.step()
+        if on_epoch is not None:
+            on_epoch(epoch + 1, net, opt)
+    return net
+
+
+@torch.no_grad()
+def predict(net: QATNet, x: np.ndarray, quantised: bool = True) -> np.ndarray:
+    xt = torch.from_numpy(np.asarray(x, dtype=np.float64))
+    return (net(xt) if quantised else net.float_forward(xt)[-1]).numpy()
+
+
+@torch.no_grad()
+def to_graph(net: QATNet) -> Graph:
+    """The SNN Graph of the trained integers: layer k's op holds Q_k, its IF neuron theta_k, bias B_k and
+    v_init theta_k / 2 - k B_k (half threshold, less the k ticks of bias it integrates before its input
+    arrives), reset as the target's hook says; the read-out accumulates with v_init -k B. Input: rate code."""
+    d = net.deploy
+    nodes: list[Node] = [Input("input", net.input_shape, "rate")]
+    edges: list[tuple[str, str]] = []
+    prev, lam_prev = "input", torch.ones((), dtype=torch.float64)
+    for k, layer in enumerate(net.layers, 1):
+        q, b, theta, _ = layer.integers(lam_prev, d)
+        q, b, theta = q.numpy(), b.numpy(), float(theta)
+        chain: list[Node] = [Flatten(f"flatten{k}")] if layer.flatten else []
+        if layer.geometry is None:
+            chain.append(Affine(layer.name, q))
+            bias = b
+        else:
+            stride, padding, groups = layer.geometry
+            chain.append(Conv2d(layer.name, q, None, stride, padding, groups))
+            bias = b.reshape(-1, 1, 1)
+        name = f"if{k}" if layer.spiking else "readout"
+        neuron = (IF(name, threshold=theta, bias=bias, v_init=theta / 2 - k * bias, reset=d.reset) if layer.spiking
+                  else Readout(name, bias=bias, v_init=-k * bias))
+        path = [prev] + [n.name for n in chain] + [name]
+        nodes += chain + [neuron]
+        edges += list(zip(path[:-1], path[1:]))
+        prev = name
+        lam_prev = layer.lam if layer.spiking else lam_prev
+    nodes.append(Output("output"))
+    edges.append((prev, "output"))
+    info = {"timesteps": net.levels, "target": d.target.name, "weights": d.mode, "readout_unit": net.readout_unit()}
+    return Graph(tuple(nodes), tuple(edges), {METADATA_KEY: json.dumps(info, sort_keys=True), "model": "neurocomp-train"})
+
+
+def training_info(graph: Graph) -> dict:
+    """What `to_graph` recorded: timesteps, target, weight mode, the read-out's unit."""
+    text = graph.metadata.get(METADATA_KEY)
+    return json.loads(text) if text else {}
+
+
+def exactness(graph: Graph, deploy: Deploy) -> dict[str, bool]:
+    """Per layer, whether the compiler's quantiser keeps the Graph's integers exactly (weights, thresholds,
+    biases, initial potentials): what makes the chip compute the trained network."""
+    from neurocomp.ir.layers import lower
+    from neurocomp.quantize import quantize
+
+    qnet = quantize(lower(graph), deploy.target, deploy.mode)
+    return {q.name: q.exact for q in qnet.layers}

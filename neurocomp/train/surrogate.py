@@ -1,0 +1,171 @@
+"""Chip-in-the-loop: a differentiable surrogate of a compiled program's integer forward pass, and a fine-tune through it.
+
+The surrogate reads the compiler's quantised network (integer weights, and each layer's registers as the
+target stores them) and steps it tick by tick as the emulator does: the Graph's one-tick edges, the same
+input spikes (neurocomp.encoding), and the target's integer neuron update (targets/<family>/train.py:
+saturation, threshold compare, reset). Its forward pass equals the emulator's spikes and read-out
+potentials bit for bit (tests/test_train.py). For training, spikes are a straight-through Heaviside
+(a ramp of width one threshold in the backward pass), and weights and biases are kept as floats that are
+projected onto the target's integer sets in every forward pass (STE), so what is trained is always
+something the chip stores. Scope: feed-forward chains of IF layers (Affine or Conv2d, optional Flatten)
+ending in a read-out, as `qat.to_graph` builds them.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from neurocomp.encoding import input_spikes
+from neurocomp.errors import UserError
+from neurocomp.ir.graph import Affine, Conv2d, Flatten, Graph
+from neurocomp.quantize import QNetwork
+from neurocomp.train.deploy import Deploy
+from neurocomp.train.qcfs import replace_ste
+
+
+def hard_fire(v: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    return (v >= threshold).to(v.dtype)
+
+
+def ste_fire(v: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """Heaviside forward; backward the slope of a ramp from threshold / 2 below to threshold / 2 above it."""
+    ramp = torch.clamp((v - threshold) / threshold.clamp_min(1) + 0.5, 0, 1)
+    return ramp + (hard_fire(v, threshold) - ramp).detach()
+
+
+@dataclass(frozen=True)
+class _Op:
+    flatten: bool
+    geometry: tuple | None      # (stride, padding, groups) of a Conv2d; None: Affine
+    shape: tuple[int, ...]      # the layer's neuron shape
+
+
+class Surrogate(nn.Module):
+    def __init__(self, qnet: QNetwork, deploy: Deploy) -> None:
+        super().__init__()
+        self.deploy, self.graph = deploy, qnet.network.graph
+        spec, hooks = deploy.target.spec, deploy.hooks
+        self.names, self.ops, self.regs, self.scales = [], [], [], []
+        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
+        prev = qnet.network.inputs[0].name if hasattr(qnet.network, "inputs") else None
+        for layer, q in zip(qnet.network.layers, qnet.layers):
+            if len(layer.projections) != 1 or (prev is not None and layer.projections[0].source != prev):
+                raise UserError(f"{layer.name}: the surrogate takes a feed-forward chain of layers, one input each")
+            op = _op(layer)
+            self.names.append(layer.name)
+            self.ops.append(dataclasses.replace(op, shape=tuple(layer.shape)))
+            self.weights.append(nn.Parameter(torch.tensor(np.asarray(_weighted(layer).weight), dtype=torch.float64)))
+            self.biases.append(nn.Parameter(torch.tensor(hooks.surrogate_bias(q.params), dtype=torch.float64)))
+            self.regs.append(hooks.surrogate_state(q.params, spec))
+            self.scales.append(q.scale)
+            prev = layer.name
+        self.input_name, self.input_shape = qnet.network.graph.inputs[0].name, tuple(qnet.network.graph.inputs[0].shape)
+
+    def integers(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """The weights and biases the chip would store, straight-through to the float parameters."""
+        top = self.deploy.limit("bias")
+        ws = [replace_ste(w, torch.from_numpy(self.deploy.project(w.detach().reshape(len(w), -1).numpy())).reshape(w.shape))
+              for w in self.weights]
+        bs = [replace_ste(b, torch.clamp(torch.round(b.detach()), -top, top)) for b in self.biases]
+        return ws, bs
+
+    def encode(self, x: np.ndarray, ticks: int) -> torch.Tensor:
+        """(batch, ticks, *input) input spikes exactly as the emulator makes them."""
+        return torch.from_numpy(input_spikes(np.asarray(x), self.input_shape, ticks).astype(np.float64))
+
+    def forward(self, spikes_in: torch.Tensor, train: bool = False) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Per spiking layer its spikes (batch, ticks, *shape), and the read-out's potential (batch, ticks, *shape)
+        in float units, as emulator.run reports them."""
+        fire = ste_fire if train else hard_fire
+        hooks = self.deploy.hooks
+        ws, bs = self.integers()
+        batch, ticks = spikes_in.shape[:2]
+        vs = [r["v_init"].expand(batch, -1).clone() for r in self.regs]
+        prev_out = [torch.zeros_like(spikes_in[:, 0])] + [torch.zeros((batch,) + op.shape, dtype=torch.float64)
+                                                           for op in self.ops]
+        spikes = {n: [] for n in self.names[:-1]}
+        potential = []
+        for t in range(ticks):
+            outs = [spikes_in[:, t]]
+            for k, (op, w, b, r) in enumerate(zip(self.ops, ws, bs, self.regs)):
+                syn = _apply(op, prev_out[k], w).reshape(batch, -1)
+                vs[k], s = hooks.surrogate_step(vs[k], syn, b, r, fire)
+                outs.append(s.reshape((batch,) + op.shape))
+                if k == len(self.ops) - 1:
+                    potential.append(hooks.surrogate_potential(vs[k]).reshape((batch,) + op.shape) * self.scales[k])
+                else:
+                    spikes[self.names[k]].append(outs[-1])
+            prev_out = outs
+        return {n: torch.stack(v, 1) for n, v in spikes.items()}, torch.stack(potential, 1)
+
+    @torch.no_grad()
+    def to_graph(self) -> Graph:
+        """The quantised Graph with the fine-tuned integer weights and biases (v_init, thresholds as compiled)."""
+        ws, bs = self.integers()
+        nodes = self.graph.node_map
+        changed = {}
+        for name, w, b, op in zip(self.names, ws, bs, self.ops):
+            layer_op = _weighted_node(self.graph, name)
+            changed[layer_op.name] = dataclasses.replace(layer_op, weight=w.numpy(), bias=None)
+            changed[name] = dataclasses.replace(nodes[name], bias=b.numpy().reshape(op.shape))
+        return Graph(tuple(changed.get(n.name, n) for n in self.graph.nodes), self.graph.edges, self.graph.metadata)
+
+
+def _weighted(layer):
+    ops = [op for op in layer.projections[0].chain if isinstance(op, (Affine, Conv2d))]
+    if len(ops) != 1 or any(not isinstance(op, (Affine, Conv2d, Flatten)) for op in layer.projections[0].chain):
+        raise UserError(f"{layer.name}: the surrogate takes one Affine or Conv2d per layer (and a Flatten before it)")
+    return ops[0]
+
+
+def _weighted_node(graph: Graph, layer: str):
+    name = graph.predecessors(layer)[0]
+    node = graph.node(name)
+    return node if isinstance(node, (Affine, Conv2d)) else _weighted_node(graph, name)
+
+
+def _op(layer) -> _Op:
+    op = _weighted(layer)
+    flat = any(isinstance(o, Flatten) for o in layer.projections[0].chain)
+    geometry = (op.stride, op.padding, op.groups) if isinstance(op, Conv2d) else None
+    return _Op(flat, geometry, ())
+
+
+def _apply(op: _Op, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """The integer synaptic sum (exact in float64: binary spikes times integer weights)."""
+    if op.flatten:
+        x = x.flatten(1)
+    if op.geometry is None:
+        return F.linear(x.flatten(1), w)
+    stride, padding, groups = op.geometry
+    return F.conv2d(x, w, None, stride=stride, padding=padding, groups=groups)
+
+
+def chip_logits(surrogate: Surrogate, x: np.ndarray, ticks: int, unit: float, timesteps: int,
+                train: bool = False) -> torch.Tensor:
+    """The read-out's last potential as logits in the trained ANN's units: potential * unit / T."""
+    _, pot = surrogate(surrogate.encode(x, ticks), train)
+    return pot[:, -1].reshape(len(x), -1) * unit / timesteps
+
+
+def finetune(surrogate: Surrogate, x: np.ndarray, teacher: np.ndarray, ticks: int, unit: float, timesteps: int,
+             epochs: int = 3, lr: float = 0.5, batch_size: int = 64, seed: int = 0) -> Surrogate:
+    """A few epochs of Adam on the surrogate's weights and biases (integer units) so that the chip's logits
+    match the trained ANN's (`teacher`, (samples, classes)): mean squared error, then projected as always."""
+    xt, target = np.asarray(x), torch.from_numpy(np.asarray(teacher, dtype=np.float64))
+    opt = torch.optim.Adam(surrogate.parameters(), lr=lr)
+    for epoch in range(epochs):
+        order = torch.randperm(len(xt), generator=torch.Generator().manual_seed(seed * 100003 + epoch)).numpy()
+        for start in range(0, len(xt), batch_size):
+            idx = order[start:start + batch_size]
+            out = chip_logits(surrogate, xt[idx], ticks, unit, timesteps, train=True)
+            loss = F.mse_loss(out, target[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return surrogate
