@@ -17,8 +17,9 @@ RESET = "zero"
 
 def project_weights(w: np.ndarray, spec: TargetSpec, mode: str) -> np.ndarray:
     """Integer-unit weights -> integers on the mantissa: 7 bits + sign when both signs occur, else 8 bits."""
-    top = weight_max(spec, w)
-    return np.clip(np.rint(w), -top, top)
+    q = np.rint(w)
+    top = weight_max(spec, q)   # signs after rounding: a weight rounding to 0 does not make the row mixed
+    return np.clip(q, -top, top)
 
 
 def in_weight_set(w: np.ndarray, spec: TargetSpec, mode: str) -> bool:

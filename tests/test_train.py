@@ -1,0 +1,234 @@
+"""neurocomp.train: QCFS, weight projections onto each target's sets, BN folding, the chip-in-the-loop surrogate
+(bit for bit against the emulator), checkpoints and the CLI's refusals, and a small digits run end to end."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from hypothesis.extra.numpy import arrays
+from torch import nn
+
+from neurocomp.backends import emulator
+from neurocomp.cli import main
+from neurocomp.compiler import CompileOptions, compile_graph
+from neurocomp.target import load_target
+from neurocomp.targets.truenorth.quant import cluster_weights
+from neurocomp.train import (Surrogate, TrainOptions, deploy_for, exactness, finetune, fit, from_module, predict, qcfs,
+                             to_graph, training_info)
+from neurocomp.train import data as td
+
+torch.set_num_threads(1)
+TN, LOIHI = load_target("truenorth"), load_target("loihi")
+
+
+def test_qcfs_hand_values():
+    # lambda 2, L 4: steps = clip(floor(2 z + 1/2), 0, 4), h = steps / 2
+    z = torch.tensor([-1.0, 0.0, 0.24, 0.26, 0.75, 1.3, 2.0, 5.0], dtype=torch.float64)
+    lam = torch.tensor(2.0, dtype=torch.float64, requires_grad=True)
+    h = qcfs(z, lam, 4)
+    assert h.tolist() == [0.0, 0.0, 0.0, 0.5, 1.0, 1.5, 2.0, 2.0]
+    h.sum().backward()
+    # dh/dlambda = steps / L - z / lambda where the floor's STE passes (0 <= steps <= L), steps / L where
+    # clipped: 0, 0, 0 - 0.12, 0.25 - 0.13, 0.5 - 0.375, 0.75 - 0.65, 1 - 1, and 1 for z = 5
+    assert lam.grad.item() == pytest.approx(-0.12 + 0.12 + 0.125 + 0.1 + 1.0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(1, 70)),
+              elements=st.floats(-400, 400, allow_nan=False)), st.sampled_from(("bits", "levels", "trinary")))
+def test_truenorth_projection_lands_in_its_set(w, mode):
+    d = deploy_for(TN, mode)
+    q = d.project(w)
+    assert d.in_set(q)
+    assert np.array_equal(cluster_weights(q, TN.spec, mode), q)   # the compiler stores it unchanged
+    assert np.array_equal(d.project(q), q)
+
+
+@settings(max_examples=25, deadline=None)
+@given(arrays(np.float64, st.tuples(st.integers(1, 6), st.integers(1, 70)),
+              elements=st.floats(-400, 400, allow_nan=False)))
+def test_loihi_projection_lands_on_the_mantissa(w):
+    d = deploy_for(LOIHI)
+    q = d.project(w)
+    assert d.in_set(q)
+    top = 127 if (q.min() < 0 < q.max()) else 255
+    assert np.abs(q).max() <= top and np.array_equal(q, np.rint(q))
+
+
+def test_projection_sets_by_hand():
+    tn = deploy_for(TN, "trinary")
+    assert tn.project(np.array([[3.0, -2.6, 0.2, 0.0]])).tolist() == [[3.0, -3.0, 0.0, 0.0]]
+    assert not tn.in_set(np.array([[3.0, -2.0]]))
+    assert deploy_for(LOIHI).project(np.array([[300.0, -0.4, 2.5]])).tolist() == [[255.0, -0.0, 2.0]]
+    assert deploy_for(LOIHI).project(np.array([[300.0, -1.0]])).tolist() == [[127.0, -1.0]]
+
+
+def test_batchnorm_is_folded_before_the_constraint():
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Flatten(), nn.Linear(108, 4)).double()
+    bn = m[1]
+    bn.running_mean.uniform_(-1, 1)
+    bn.running_var.uniform_(0.5, 2)
+    bn.weight.data.uniform_(0.5, 2)
+    bn.bias.data.uniform_(-1, 1)
+    m.eval()
+    net = from_module(m, (1, 8, 8), deploy_for(TN), 16)
+    x = torch.rand(5, 1, 8, 8, dtype=torch.float64)
+    assert torch.allclose(net.float_forward(x)[-1], m(x), atol=1e-10)
+    sigma = torch.sqrt(bn.running_var + bn.eps)
+    folded = m[0].weight * (bn.weight / sigma)[:, None, None, None]
+    assert torch.allclose(net.layers[0].weight, folded, atol=1e-12)   # the weights the constraint projects
+
+
+def _small(kind: str, target, seed: int = 0):
+    """A random small dense or conv net with lambdas from its activations, as an integer Graph."""
+    torch.manual_seed(seed)
+    if kind == "dense":
+        m = nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.ReLU(), nn.Linear(24, 16), nn.ReLU(), nn.Linear(16, 5))
+    else:
+        m = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(36, 5))
+    net = from_module(m.double().eval(), (1, 8, 8), deploy_for(target), 8)
+    x = np.random.default_rng(seed).random((40, 1, 8, 8))
+    net.init_lambdas(torch.from_numpy(x), 99.0)
+    return net, x
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv"])
+@pytest.mark.parametrize("target", [TN, LOIHI], ids=["truenorth", "loihi"])
+def test_surrogate_equals_the_emulator_bit_for_bit(kind, target):
+    net, x = _small(kind, target)
+    graph = to_graph(net)
+    assert all(exactness(graph, net.deploy).values())
+    compiled = compile_graph(graph, target, CompileOptions(timesteps=8))
+    ticks = 8 + compiled.report["latency_ticks"]
+    res = emulator.run(compiled.program, target, {"input": x}, ticks)
+    surrogate = Surrogate(compiled.qnet, net.deploy)
+    with torch.no_grad():
+        spikes, potential = surrogate(surrogate.encode(x, ticks))
+    assert set(spikes) == {"if1", "if2"}
+    for name, s in spikes.items():
+        assert res.spikes[name].sum() > 0
+        assert np.array_equal(s.numpy(), res.spikes[name])
+    assert np.array_equal(potential.numpy(), res.potentials["readout"])
+    assert np.abs(potential.numpy()).max() > 0
+
+
+def test_finetuned_graph_stays_exact_and_in_the_set():
+    net, x = _small("dense", TN, seed=1)
+    graph = to_graph(net)
+    compiled = compile_graph(graph, TN, CompileOptions(timesteps=8))
+    s = Surrogate(compiled.qnet, net.deploy)
+    before = [w.detach().clone() for w in s.weights]
+    finetune(s, x, predict(net, x), 8 + 3, training_info(graph)["readout_unit"], 8, epochs=1, batch_size=20)
+    tuned = s.to_graph()
+    assert any(not torch.equal(a, b) for a, b in zip(before, s.weights))
+    assert all(exactness(tuned, net.deploy).values())
+    again = compile_graph(tuned, TN, CompileOptions(timesteps=8))
+    ticks = 8 + again.report["latency_ticks"]
+    with torch.no_grad():
+        _, pot = Surrogate(again.qnet, net.deploy)(s.encode(x, ticks))
+        _, mine = s(s.encode(x, ticks))
+    assert np.array_equal(pot.numpy(), mine.numpy())   # the recompiled chip computes the fine-tuned surrogate
+
+
+def test_resume_gives_the_same_weights(tmp_path):
+    net, x = _small("dense", LOIHI)
+    y = np.arange(len(x)) % 5
+    opts = TrainOptions(timesteps=8, epochs=2, float_epochs=1, batch_size=16)
+    whole = fit(_small("dense", LOIHI)[0], x, y, opts)
+    ckpt, config = tmp_path / "run.ckpt", "c"
+
+    class Stop(Exception):
+        pass
+
+    def save_then_stop(epoch, n, o):
+        td.save_checkpoint(ckpt, epoch, config, n, o, [])
+        if epoch == 2:
+            raise Stop
+
+    first = _small("dense", LOIHI)[0]
+    opt = torch.optim.Adam(first.parameters(), lr=opts.lr)
+    with pytest.raises(Stop):
+        fit(first, x, y, opts, 0, opt, save_then_stop)
+    resumed = _small("dense", LOIHI)[0]
+    opt = torch.optim.Adam(resumed.parameters(), lr=opts.lr)
+    start = td.load_checkpoint(ckpt, config, resumed, opt)
+    assert start == 2
+    fit(resumed, x, y, opts, start, opt)
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(td.UserError, match="another model"):
+        td.load_checkpoint(ckpt, "other", resumed, opt)
+
+
+@pytest.fixture(scope="module")
+def pt2(tmp_path_factory):
+    d = tmp_path_factory.mktemp("train")
+    m = nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 3)).eval()
+    torch.export.save(torch.export.export(m, (torch.zeros(1, 1, 8, 8),)), d / "m.pt2")
+    return d
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda x, y: (np.where(np.arange(x.size).reshape(x.shape) == 5, np.nan, x), y), "NaN or Inf"),
+    (lambda x, y: (x[:, :, :4], y), r"must be \(samples, 1, 8, 8\)"),
+    (lambda x, y: (x, y[:-1]), "one per sample"),
+    (lambda x, y: (x, y + 3), r"integers in \[0, 3\)"),
+    (lambda x, y: (x * 2, y), r"lie in \[0, 1\]"),
+])
+def test_cli_refuses_bad_data_before_training(pt2, capsys, change, message):
+    x, y = change(np.random.default_rng(0).random((12, 1, 8, 8)), np.arange(12) % 3)
+    np.savez(pt2 / "bad.npz", input=x, labels=y)
+    out = pt2 / "out.pt"
+    assert main(["train", str(pt2 / "m.pt2"), "--data", str(pt2 / "bad.npz"), "--target", "loihi", "-o", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("neurocomp: error: training") or "labels" in err[0]
+    assert __import__("re").search(message, err[0])
+    assert not out.exists() and not (pt2 / "out.pt.ckpt").exists()
+
+
+def test_cli_trains_resumes_and_writes_a_compilable_model(pt2, capsys):
+    rng = np.random.default_rng(0)
+    np.savez(pt2 / "ok.npz", input=rng.random((24, 1, 8, 8)), labels=np.arange(24) % 3)
+    args = ["train", str(pt2 / "m.pt2"), "--data", str(pt2 / "ok.npz"), "--target", "truenorth", "--timesteps", "8",
+            "--epochs", "2", "--float-epochs", "1", "--finetune", "1", "--json", "-o", str(pt2 / "snn.pt")]
+    assert main(args) == 0
+    first = (pt2 / "snn.pt").read_bytes()
+    assert (pt2 / "snn.pt.ckpt").exists()
+    assert main(args + ["--resume"]) == 0   # the checkpoint is at the last epoch: nothing left but the export
+    assert (pt2 / "snn.pt").read_bytes() == first
+    assert main(args[:-2] + ["-o", str(pt2 / "none.pt"), "--resume"]) == 2
+    assert "no checkpoint" in capsys.readouterr().err
+    assert main(["compile", str(pt2 / "snn.pt"), "--target", "truenorth", "-o", str(pt2 / "prog"), "--json"]) == 0
+
+
+def digits_run(target, timesteps: int, seed: int, finetune_epochs: int = 0) -> dict[str, float]:
+    """Train a 64-48-10 MLP on 1,000 digits (float then QAT), compile for the target, emulate 360 held-out digits."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x, y = d.images[:, None] / 16.0, d.target
+    xtr, ytr, xte, yte = x[:1000], y[:1000], x[-360:], y[-360:]
+    torch.manual_seed(seed)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 10)).double().eval()
+    net = from_module(m, (1, 8, 8), deploy_for(target), timesteps)
+    fit(net, xtr, ytr, TrainOptions(timesteps=timesteps, float_epochs=25, epochs=15, lr=3e-3, seed=seed))
+    out = {"float ANN": float((predict(net, xte, quantised=False).argmax(1) == yte).mean()),
+           "QAT ANN": float((predict(net, xte).argmax(1) == yte).mean())}
+    graph = to_graph(net)
+    compiled = compile_graph(graph, target, CompileOptions(timesteps=timesteps))
+    ticks = timesteps + compiled.report["latency_ticks"]
+    res = emulator.run(compiled.program, target, {"input": xte}, ticks)
+    out["chip"] = float((res.potentials["readout"][:, -1].argmax(-1) == yte).mean())
+    out["exact"] = float(all(q.exact for q in compiled.qnet.layers))
+    return out
+
+
+@pytest.mark.parametrize("target", [TN, LOIHI], ids=["truenorth", "loihi"])
+def test_digits_end_to_end(target):
+    r = digits_run(target, 16, seed=0)
+    assert r["exact"] == 1.0
+    assert r["QAT ANN"] >= 0.9
+    assert r["chip"] >= r["QAT ANN"] - 0.02
