@@ -1,4 +1,4 @@
-"""`neurocomp` command line: compile, run, report, targets, convert, export, track, check.
+"""`neurocomp` command line: compile, run, report, targets, convert, export, track, check, train.
 
 Exit codes: 0 success, 2 user error (one line on stderr, no traceback), 1 internal error.
 Exit 2 includes an output path that neurocomp.safewrite refuses (it would replace or hold
@@ -24,7 +24,7 @@ from typing import Any, Callable, NoReturn, Sequence
 import numpy as np
 from rich.console import Console
 
-from neurocomp import __version__, cli_check
+from neurocomp import __version__, cli_check, cli_train
 from neurocomp.errors import FormatError, UserError
 from neurocomp.safewrite import check
 
@@ -109,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     _convert_parser(sub)
     _track_parser(sub)
     cli_check.add_parser(sub, POSITIVE)
+    cli_train.add_parser(sub, _count, _real)
     e = sub.add_parser("export", help="write a .pt/.nir model, or a compiled program's model, as NIR")
     e.add_argument("model", help="a .pt or .nir model, or a program directory (its model.pt is exported)")
     e.add_argument("--nir", required=True, help="output .nir file")
@@ -370,7 +371,8 @@ def _export(args: argparse.Namespace, console: Console) -> int:
 
 
 COMMANDS = {"compile": _compile, "run": _run, "report": _report, "targets": _targets, "convert": _convert,
-            "export": _export, "track": _track, "check": cli_check.run}
+            "export": _export, "track": _track, "check": cli_check.run,
+            "train": cli_train.run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
