@@ -2,10 +2,12 @@
 
 Per track: the exemplar crop runs ``exemplar_ticks`` ticks on the top-left of a zero
 canvas, K = U_embedding / ticks is read from the host, and bound into the correlation
-cores (neurocomp.bind: only those cores' tables change). Per frame: the three scales
-run as one batch of ``timesteps`` ticks; the response is the hybrid read-out (or the
-two-status spike counts), see models/siamsnn.py. Counters accumulate per frame for
-the energy, the chip time and the frames per second at the chip's tick.
+cores (neurocomp.bind: only those cores' tables change). Per frame, by the Graph's
+schedule (models/siamsnn.py): "sequential" runs the three scales one after another through
+one copy of the network (emulated as a batch of 3, counted as 3 runs); "parallel" feeds each
+scale to its own copy in one run. Each run is ``timesteps`` ticks plus the mapping's lag; the
+response is the hybrid read-out (or the two-status spike counts). Counters accumulate per
+frame for the energy, the chip time and the frames per second at the chip's tick.
 """
 from __future__ import annotations
 
@@ -21,16 +23,15 @@ from neurocomp.backends import emulator, reference
 from neurocomp.bind import bind
 from neurocomp.errors import UserError
 from neurocomp.safewrite import Kind, write_file
-from neurocomp.ir import sums
-from neurocomp.ir.fold import fold_linear
-from neurocomp.ir.graph import Graph
+from neurocomp.compiler import mapping_lags
+from neurocomp.ir.graph import Graph, Output
 from neurocomp.ir.layers import lower
-from neurocomp.partition.delays import timing
 from neurocomp.program import Program
 from neurocomp.runner import summarise
 from neurocomp.target import Target
 from neurocomp.models import otb
-from neurocomp.models.siamsnn import EMBEDDING, GATES, SCORE, SCORE_SPIKES, hybrid_response, tracker_config, with_kernel
+from neurocomp.models.siamsnn import (EMBEDDING, GATES, SCORE, SCORE_SPIKES, hybrid_response, scale_names,
+                                      tracker_config, with_kernel)
 from neurocomp.models.tracker import Tracker, TrackerConfig
 
 if TYPE_CHECKING:
@@ -88,66 +89,80 @@ class ChipSiamese:
         if opts.backend == "emulator" and (program is None or target is None):
             raise ValueError("the emulator backend needs a compiled program and its target")
         self.graph, self.program, self.target, self.opts = graph, program, target, opts
+        self.inputs = tuple(i.name for i in graph.inputs)   # one per scale (parallel) or one for all
         self.canvas = graph.inputs[0].shape
         self.stats = ChipStats()
         self.prepared = emulator.prepare(program, target) if opts.backend == "emulator" else None
         self.lag = lags(graph, program) if opts.backend == "emulator" else {}
 
+    @property
+    def map_shape(self) -> tuple[int, ...]:
+        """(s, s): one scale's score map."""
+        return self.graph.shape(scale_names(self.graph, SCORE)[0])[1:]
+
+    @property
+    def read(self) -> tuple[str, ...]:
+        """The score layer this tracker reads, per scale copy."""
+        return scale_names(self.graph, SCORE_SPIKES if self.opts.score == "spikes" else SCORE)
+
     def embed(self, z: np.ndarray) -> Exemplar:
-        """(1, 3, Z, Z) raw pixels -> K (C, e, e) in ANN units, bound into the correlation cores."""
+        """(1, 3, Z, Z) raw pixels -> K (C, e, e) in ANN units, bound into the correlation cores. The exemplar
+        runs on the first input (whose copy holds the embedding head); other copies get zeros."""
         canvas = np.zeros((1,) + self.canvas)
         size = z.shape[-1]
         canvas[0, :, :size, :size] = z[0] / 255.0
         ticks = self.opts.exemplar_ticks
-        u = self._run(self.graph, self.program, self.prepared, canvas, ticks, EMBEDDING).potentials[EMBEDDING]
+        x = {name: canvas if k == 0 else np.zeros_like(canvas) for k, name in enumerate(self.inputs)}
+        u = self._run(self.graph, self.program, self.prepared, x, ticks, (EMBEDDING,)).potentials[EMBEDDING]
         return self.bind(u[0, -1] / ticks)
 
     def bind(self, kernel: np.ndarray) -> Exemplar:
-        """Write `kernel` into the program: only the cores of the score layer it reads (and, for the
-        two-status score, its gates) change."""
+        """Write `kernel` into the program: only the cores of the score layers it reads (and, for the
+        two-status score, their gates) change, in every scale's copy."""
         graph = with_kernel(self.graph, kernel, self.opts.timesteps, self.opts.tau0)
         if self.opts.backend == "reference":
             return Exemplar(kernel, graph, None)
-        spikes = self.opts.score == "spikes"   # bind only the score layer this tracker reads
-        bound = bind(self.program, graph, self.target, also=(GATES,) if spikes else (),
-                     read=(SCORE_SPIKES if spikes else SCORE,))
+        gates = scale_names(graph, GATES) if self.opts.score == "spikes" else ()
+        bound = bind(self.program, graph, self.target, also=gates, read=self.read)
         self.stats.rebinds.append(int(bound.changed_cores.size))
         return Exemplar(kernel, graph, bound.program, emulator.prepare(bound.program, self.target))
 
     def score(self, exemplar: Exemplar, x: np.ndarray) -> np.ndarray:
-        """(S, 3, X, X) raw pixels -> (S, s, s) responses."""
-        layer = SCORE_SPIKES if self.opts.score == "spikes" else SCORE
-        result = self._run(exemplar.graph, exemplar.program, exemplar.prepared, x / 255.0, self.opts.timesteps, layer)
+        """(S, 3, X, X) raw pixels -> (S, s, s) responses: a batch of S through one input, or scale k on input k."""
+        read, x = self.read, x / 255.0
+        feed = {self.inputs[0]: x} if len(self.inputs) == 1 else {n: x[k:k + 1] for k, n in enumerate(self.inputs)}
+        result = self._run(exemplar.graph, exemplar.program, exemplar.prepared, feed, self.opts.timesteps, read)
         if self.opts.score == "spikes":
-            spikes = result.spikes[SCORE_SPIKES].sum(axis=1)
-            return spikes.reshape((len(x),) + exemplar.graph.shape(SCORE)[1:]).astype(np.float64)
-        return hybrid_response(result.potentials[SCORE], self.opts.tau0, self.opts.weighting)[:, 0]
+            spikes = np.concatenate([result.spikes[r].sum(axis=1) for r in read])
+            return spikes.reshape((len(x),) + self.map_shape).astype(np.float64)
+        u = np.concatenate([result.potentials[r] for r in read])
+        return hybrid_response(u, self.opts.tau0, self.opts.weighting)[:, 0]
 
-    def _run(self, graph: Graph, program: Program | None, prepared: emulator.Prepared | None, x: np.ndarray,
-             ticks: int, layer: str):
-        """`ticks` graph ticks of `layer`: the chip runs `lag` more, and its first `lag` ticks are dropped."""
+    def _run(self, graph: Graph, program: Program | None, prepared: emulator.Prepared | None,
+             x: dict[str, np.ndarray], ticks: int, layers: tuple[str, ...]):
+        """`ticks` graph ticks of `layers`: the chip runs the largest `lag` more, and each layer's first `lag`
+        ticks (and any after its `ticks`) are dropped."""
         if self.opts.backend == "reference":
-            return reference.run(lower(graph), {graph.inputs[0].name: x}, ticks=ticks)
-        lag = self.lag[layer]
-        result = emulator.run(prepared, self.target, {graph.inputs[0].name: x}, ticks=ticks + lag, record=(layer,))
+            return reference.run(lower(graph), x, ticks=ticks)
+        lag = {name: self.lag[name] for name in layers}
+        run = ticks + max(lag.values())
+        result = emulator.run(prepared, self.target, x, ticks=run, record=layers)
         summary = summarise(result, program, self.target, "emulator")
-        # One chip holds one copy of the network, so the scales of a frame run one after another.
-        self.stats.ticks += (ticks + lag) * result.batch
-        self.stats.chip_seconds += summary["realtime"]["tick_s"] * (ticks + lag) * result.batch
+        # A batch is runs one after another on one copy (the sequential scales); a parallel frame is one run.
+        self.stats.ticks += run * result.batch
+        self.stats.chip_seconds += summary["realtime"]["tick_s"] * run * result.batch
         self.stats.energy_j += summary["energy"]["per_inference_j"] * result.batch
         self.stats.wall_s += result.wall_s
-        self.stats.frames += 0 if layer == EMBEDDING else 1
-        return dataclasses.replace(result, spikes={k: v[:, lag:] for k, v in result.spikes.items()},
-                                   potentials={k: v[:, lag:] for k, v in result.potentials.items()}, ticks=ticks)
+        self.stats.frames += 0 if layers == (EMBEDDING,) else 1
+        window = lambda d: {k: v[:, lag[k]:lag[k] + ticks] for k, v in d.items() if k in lag}  # noqa: E731
+        return dataclasses.replace(result, spikes=window(result.spikes), potentials=window(result.potentials),
+                                   ticks=ticks)
 
 
 def lags(graph: Graph, program: Program) -> dict[str, int]:
-    """Ticks each read layer runs behind the graph on this program (fan-in splits and splitters add them)."""
-    depth = timing(lower(fold_linear(graph))).latency
-    n = program.netlist
-    latency, table = n.notes.get("latency", {}), n.notes.get(sums.KEY, {})
-    return {name: max(int(latency.get(p, depth[name])) for p in table.get(name, [name])) - depth[name]
-            for name in (EMBEDDING, SCORE, SCORE_SPIKES) if name in depth}
+    """Ticks each layer an Output reads runs behind the graph on this program (fan-in splits and splitters)."""
+    nodes = graph.node_map
+    return mapping_lags(graph, program.netlist, [a for a, b in graph.edges if isinstance(nodes[b], Output)])
 
 
 def chip_tracker(siamese: ChipSiamese, config: TrackerConfig) -> Tracker:

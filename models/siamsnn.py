@@ -10,6 +10,13 @@ by the host; its outputs are
   embedding, bound into the cores when a track starts (neurocomp.bind).
 * ``score_spikes`` (optional): an IF layer on the same correlation with two-status coding.
 
+Schedule (``SiamSNNOptions.schedule``): "sequential" runs the three search scales one after
+another through one copy of the search branch; "parallel" (``parallel_scales``) gives every
+scale its own copy (its own Input, the same weights and thresholds, its own Correlation bound
+with the one exemplar kernel), named ``NAME@k`` for scale k, so a frame costs the ticks of one
+scale on ~3x the cores. The embedding head reads scale 0's conv5. The Graph's ``frame``
+metadata (neurocomp.compiler.FRAME_KEY) tells the compiler how many runs a frame takes.
+
 Our formulas. With U(t) a read-out's potential after tick t (t = 1..T) in ANN units:
 
     exemplar kernel     K = U_embedding(T_z) / T_z
@@ -37,12 +44,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from neurocomp.compiler import FRAME_KEY
 from neurocomp.convert.options import ConvertOptions
 from neurocomp.convert.pipeline import convert
 from neurocomp.ir.graph import IF, Correlation, Crop, Flatten, Graph, Node, Output, Readout
 from neurocomp.ir.twostatus import gate_init, two_status
-from neurocomp.errors import UserError
-from neurocomp.frontend.ptfile import save_graph
+from neurocomp.errors import FormatError, UserError
+from neurocomp.frontend.ptfile import load_graph, save_graph
 from neurocomp.models.siamfc import CONFIGS, SiamConfig, SiamFC, build
 from neurocomp.models.tracker import TrackerConfig, box_centre, crop, exemplar_side, to_chw
 from neurocomp.models.tracking_data import benchmark
@@ -51,6 +59,7 @@ EMBEDDING, SCORE, SCORE_SPIKES = "embedding", "score", "score_spikes"
 METADATA_KEY = "siamsnn"
 GATES = SCORE_SPIKES + ".gate"  # the two-status gate neurons (neurocomp.ir.twostatus)
 WEIGHTINGS = ("drop", "linear", "uniform")
+SCHEDULES = ("sequential", "parallel")
 
 
 @dataclass(frozen=True)
@@ -72,6 +81,12 @@ class SiamSNNOptions:
     kick: float = 16.0          # two-status offset B, in thresholds (> the charge of tau0 ticks)
     kick_pairs: int = 4         # gate pairs delivering B, B / 4 each: a weight a core can hold
     seed: int = 0
+    schedule: str = "sequential"   # SCHEDULES: the search scales one after another, or each on its own cores
+    scales: int = 3                # search scales per frame (TrackerConfig.scale_num)
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES or self.scales < 1:
+            raise ValueError(f"schedule must be one of {SCHEDULES} and scales >= 1")
 
 
 def calibration_inputs(model: SiamFC, n: int, seed: int = 0) -> np.ndarray:
@@ -112,8 +127,62 @@ def build_siamsnn(model: SiamFC, opts: SiamSNNOptions = SiamSNNOptions(), kernel
     k = np.ones((channels, e, e)) if kernel is None else np.asarray(kernel, dtype=np.float64)
     g = _heads(g, e, k, opts)
     g = two_status(g, SCORE_SPIKES, opts.tau0, opts.kick, opts.kick_pairs) if opts.spiking_score else g
-    record = {"config": cfg.to_json(), "options": dataclasses.asdict(opts)}
-    return Graph(g.nodes, g.edges, {**g.metadata, METADATA_KEY: json.dumps(record, sort_keys=True)})
+    record = {"config": cfg.to_json(), "options": dataclasses.asdict(dataclasses.replace(opts, schedule="sequential"))}
+    return scheduled(Graph(g.nodes, g.edges, {**g.metadata, METADATA_KEY: json.dumps(record, sort_keys=True)}),
+                     opts.schedule, opts.scales)
+
+
+def scheduled(g: Graph, schedule: str, scales: int = 3) -> Graph:
+    """A sequential SiamSNN Graph under `schedule` (module docstring), its record and frame metadata set."""
+    record = siamsnn_record(g)
+    if record["options"].get("schedule", "sequential") != "sequential":
+        raise UserError("reschedule a sequential SiamSNN (this one is already "
+                        f"{record['options']['schedule']})")
+    g = parallel_scales(g, scales) if schedule == "parallel" else g
+    record["options"] |= {"schedule": schedule, "scales": scales}
+    read = [name for base in (SCORE, SCORE_SPIKES) for name in scale_names(g, base, schedule, scales)]
+    frame = {"schedule": schedule, "runs": 1 if schedule == "parallel" else scales, "units": scales,
+             "unit": "search scale", "read": [r for r in read if r in g.node_map]}
+    return Graph(g.nodes, g.edges, {**g.metadata, METADATA_KEY: json.dumps(record, sort_keys=True),
+                                    FRAME_KEY: json.dumps(frame, sort_keys=True)})
+
+
+def parallel_scales(g: Graph, scales: int) -> Graph:
+    """One copy of the search branch per scale (every node an Output other than the embedding's
+    depends on, renamed NAME@k); the embedding head, kept once, reads scale 0's copy. Copies
+    share weights and thresholds, so each quantises and computes as the sequential branch does."""
+    search = _ancestors(g, [o.name for o in g.outputs if o.name != "out.embedding"])
+    nodes: list[Node] = []
+    for k in range(scales):
+        nodes += [dataclasses.replace(n, name=f"{n.name}@{k}") for n in g.nodes if n.name in search]
+    nodes += [n for n in g.nodes if n.name not in search]
+    rename = lambda name, k: f"{name}@{k}" if name in search else name  # noqa: E731
+    edges = [(rename(a, k), rename(b, k)) for k in range(scales) for a, b in g.edges if b in search]
+    edges += [(rename(a, 0), b) for a, b in g.edges if b not in search]
+    return Graph(tuple(nodes), tuple(edges), g.metadata)
+
+
+def _ancestors(g: Graph, names: list[str]) -> set[str]:
+    seen, todo = set(names), list(names)
+    while todo:
+        for p in g.predecessors(todo.pop()):
+            if p not in seen:
+                seen.add(p)
+                todo.append(p)
+    return seen
+
+
+def schedule_of(g: Graph) -> tuple[str, int]:
+    """(schedule, scales) of a SiamSNN Graph; one built before schedules existed is sequential."""
+    opts = siamsnn_record(g)["options"]
+    return opts.get("schedule", "sequential"), int(opts.get("scales", 3))
+
+
+def scale_names(g: Graph, name: str, schedule: str | None = None, scales: int | None = None) -> tuple[str, ...]:
+    """`name`'s layer per scale: (name,) when the scales share it, else name@0 .. name@S-1."""
+    if schedule is None:
+        schedule, scales = schedule_of(g) if METADATA_KEY in g.metadata else ("sequential", 1)
+    return tuple(f"{name}@{k}" for k in range(scales)) if schedule == "parallel" else (name,)
 
 
 def siamsnn_record(g: Graph) -> dict:
@@ -128,7 +197,7 @@ def siamsnn_record(g: Graph) -> dict:
 def tracker_config(g: Graph) -> TrackerConfig:
     cfg = siamsnn_record(g)["config"]
     config = SiamConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
-    return TrackerConfig.from_model(config)
+    return TrackerConfig.from_model(config, scale_num=schedule_of(g)[1])
 
 
 def _pixel_units(model: SiamFC) -> torch.nn.Module:
@@ -178,9 +247,10 @@ def with_kernel(g: Graph, kernel: np.ndarray, timesteps: int, tau0: int) -> Grap
     theta = max(float(np.sum(k * k)), 1e-12) * timesteps / max(timesteps - tau0, 1)
 
     def bound(n: Node) -> Node:
+        base = n.name.split("@")[0]   # a scale's copy binds as the sequential node does
         if isinstance(n, Correlation):
-            return dataclasses.replace(n, weight=k / theta if n.name == "corr.spikes" else k)
-        if n.name == GATES:
+            return dataclasses.replace(n, weight=k / theta if base == "corr.spikes" else k)
+        if base == GATES:
             return dataclasses.replace(n, v_init=gate_init(tau0, n.v_init.size // 2))
         return n
 
@@ -200,20 +270,38 @@ def hybrid_response(potential: np.ndarray, tau0: int, weighting: str = "drop") -
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description="Convert a trained SiamFC (state_dict) into a SiamSNN .pt")
-    ap.add_argument("weights", help="state_dict from neurocomp.models.train_siamfc")
+    ap = argparse.ArgumentParser(description="Convert a trained SiamFC (state_dict) into a SiamSNN .pt, or "
+                                             "reschedule a sequential SiamSNN .pt")
+    ap.add_argument("weights", help="state_dict from neurocomp.models.train_siamfc, or a sequential SiamSNN .pt "
+                                    "(then only --schedule applies: the same neurons, rescheduled)")
     ap.add_argument("--config", choices=sorted(CONFIGS), default="micro")
     ap.add_argument("--reset", choices=("subtract", "zero"), default="subtract", help="zero for Loihi")
     ap.add_argument("--timesteps", type=int, default=SiamSNNOptions.timesteps)
     ap.add_argument("--tau0", type=int, default=SiamSNNOptions.tau0)
+    ap.add_argument("--schedule", choices=SCHEDULES, default=SiamSNNOptions.schedule,
+                    help="search scales one after another, or in parallel on their own cores (~3x the cores)")
     ap.add_argument("-o", "--out", required=True)
     args = ap.parse_args()
     torch.set_num_threads(2)
+    graph = _siamsnn_graph(Path(args.weights))
+    if graph is not None:
+        save_graph(scheduled(graph, args.schedule), Path(args.out))
+        print(f"wrote {args.out}")
+        return
     model = build(args.config)
     model.load_state_dict(torch.load(args.weights, weights_only=True))
-    opts = SiamSNNOptions(timesteps=args.timesteps, reset=args.reset, tau0=args.tau0)
+    opts = SiamSNNOptions(timesteps=args.timesteps, reset=args.reset, tau0=args.tau0, schedule=args.schedule)
     save_graph(build_siamsnn(model.eval(), opts), Path(args.out))
     print(f"wrote {args.out}")
+
+
+def _siamsnn_graph(path: Path) -> Graph | None:
+    """The SiamSNN Graph saved at `path`, or None when it holds something else (a state_dict)."""
+    try:
+        g = load_graph(path)
+    except FormatError:
+        return None
+    return g if METADATA_KEY in g.metadata else None
 
 
 if __name__ == "__main__":

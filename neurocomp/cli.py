@@ -256,7 +256,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
 def _track(args: argparse.Namespace, console: Console) -> int:
     from neurocomp.models.chip_tracker import GIF_KIND, ChipOptions, load_tracker, track_clip, write_gif
-    from neurocomp.models.siamsnn import SCORE, SCORE_SPIKES
+    from neurocomp.models.siamsnn import schedule_of
     from neurocomp.memory import require
     from neurocomp.models.tracking_data import DEFAULT_SIZE, make_clip
 
@@ -273,9 +273,11 @@ def _track(args: argparse.Namespace, console: Console) -> int:
     if args.gif:
         write_gif(Path(args.gif), clip, out["boxes"], inputs=(Path(args.program),))
     out["boxes"] = out["boxes"].round(2).tolist()
+    schedule, _ = schedule_of(siamese.graph)
     out |= {"clip": args.clip, "frames": args.frames, "backend": args.backend, "score": args.score,
-            "ticks_per_scale": args.ticks + siamese.lag.get(SCORE_SPIKES if args.score == "spikes" else SCORE, 0),
-            "scales": config.scale_num}
+            "ticks_per_scale": args.ticks + max((siamese.lag.get(r, 0) for r in siamese.read), default=0),
+            "scales": config.scale_num, "schedule": schedule, "exemplar_ticks": args.exemplar_ticks,
+            "cores": siamese.program.netlist.n_cores, "chips": siamese.program.placed.n_chips}
     _emit(args, console, out, "track_table")
     return 0
 

@@ -8,6 +8,7 @@ input (`profile`), placement minimises traffic measured on the emulator instead.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -26,6 +27,7 @@ from neurocomp.ir.netlist import Netlist
 from neurocomp.memory import batch_of, require_compile, require_run
 from neurocomp.native import report as native_report, verdicts
 from neurocomp.partition import partition
+from neurocomp.partition.delays import timing
 from neurocomp.place import Mesh, place, sequential, verify_placement
 from neurocomp.place.traffic import between_layers, measured_rates, traffic_from_rates
 from neurocomp.program import Placed, Program, build
@@ -41,6 +43,7 @@ CONGESTION_MOVES_PER_CORE = 0.1
 MIN_CONGESTION_MOVES = 50
 MAX_CONGESTION_MOVES = 200      # each move scores ~30 candidate moves
 PROFILE_SAMPLES = 8           # calibration samples a profiling run emulates
+FRAME_KEY = "frame"           # Graph metadata (JSON): how an application frame runs, for frame_figures
 
 
 @dataclass(frozen=True)
@@ -152,6 +155,9 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
     program = stage("emit", build, fields, netlist, placed)
     report = compile_report(program, qnet, target, opts, routes, seq_routes, times)
     report["native"] = native_report(native)
+    frame = frame_figures(graph, netlist, report["realtime"]["tick_s"], opts.timesteps)
+    if frame is not None:
+        report["realtime"]["frame"] = frame
     if profile is not None:
         measured = stage("measure", measure_fidelity, graph, program, target, profile, opts)
         for row in report["layers"]:
@@ -247,6 +253,35 @@ def realtime(target: Target, per_tick_core_counts: dict[str, np.ndarray], n_rout
     tick, slack = target.hooks.tick_seconds(per_tick_core_counts, target.spec, n_routers, n_chips)
     return {"tick_s": tick, "ticks_per_inference": ticks_per_inference,
             "inferences_per_s": 1.0 / (tick * ticks_per_inference), "slack": slack}
+
+
+def mapping_lags(graph: Graph, n: Netlist, names: list[str] | tuple[str, ...]) -> dict[str, int]:
+    """Ticks each named layer runs behind the Graph on this netlist (fan-in splits and splitters add them)."""
+    depth = timing(lower(fold_linear(graph))).latency
+    latency, table = n.notes.get("latency", {}), n.notes.get(sums.KEY, {})
+    return {name: max(int(latency.get(p, depth[name])) for p in table.get(name, [name])) - depth[name]
+            for name in names if name in depth}
+
+
+def frame_figures(graph: Graph, n: Netlist, tick_s: float, timesteps: int) -> dict[str, Any] | None:
+    """Real time per application frame, from the Graph's FRAME_KEY record {"schedule", "runs", "units", "unit",
+    "read"}: a frame is `runs` runs one after another (e.g. 3 search scales through one copy of the network, or
+    1 run of 3 copies side by side), each `timesteps` Graph ticks (its own layer depth inside them, as a host
+    reading a window of potentials sees it) plus the ticks the mapping puts behind the `read` layers. A frame's
+    latency is its ticks: nothing of one frame overlaps the next."""
+    text = graph.metadata.get(FRAME_KEY)
+    if not text:
+        return None
+    try:
+        frame = json.loads(text)
+        runs, read = int(frame["runs"]), [str(r) for r in frame["read"]]
+    except (ValueError, KeyError, TypeError) as e:
+        raise UserError(f"graph metadata {FRAME_KEY!r} is not a frame record ({e})") from None
+    lag = max(mapping_lags(graph, n, read).values(), default=0)
+    ticks = runs * (timesteps + lag)
+    return {"schedule": str(frame.get("schedule", "")), "runs": runs, "units": frame.get("units"),
+            "unit": frame.get("unit"), "ticks_per_run": timesteps + lag, "lag_ticks": lag, "ticks_per_frame": ticks,
+            "frames_per_s": 1.0 / (tick_s * ticks), "latency_s": tick_s * ticks}
 
 
 def compile_report(program: Program, qnet: QNetwork, target: Target, opts: CompileOptions, routes, seq_routes,

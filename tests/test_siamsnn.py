@@ -101,6 +101,6 @@ def test_chip_tracker_runs_the_ticks_a_fan_in_split_adds():
     assert lags(g, program) == {"score": 1}
     chip = ChipSiamese(g, program, target, ChipOptions())
     x = (rng.random((2, 300)) < 0.5).astype(float)
-    result = chip._run(g, program, chip.prepared, x, 6, "score")
+    result = chip._run(g, program, chip.prepared, {"x": x}, 6, ("score",))
     assert result.ticks == 6 and result.potentials["score"].shape == (2, 6, 2)
     assert chip.stats.ticks == 2 * 7 and chip.stats.frames == 1

@@ -90,7 +90,17 @@ def realtime_rows(rt: Mapping[str, Any]) -> list[tuple[str, str]]:
             ("inferences / s", fmt(rt["inferences_per_s"]))]
     if rt.get("slack") is not None:
         rows.append(("tick slack", fmt(rt["slack"])))
-    return rows
+    return rows + (frame_rows(rt["frame"]) if "frame" in rt else [])
+
+
+def frame_rows(f: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """An application frame's schedule and real time (compiler.frame_figures)."""
+    how = (f"{f['units']} {f['unit']}s side by side, 1 run" if f["runs"] == 1 and (f["units"] or 1) > 1
+           else f"{f['runs']} runs one after another")
+    return [("schedule", f"{f['schedule']}: {how} per frame"),
+            ("ticks / frame", f"{fmt(f['ticks_per_frame'])} = {f['runs']} x ({f['ticks_per_run'] - f['lag_ticks']} + "
+                              f"{f['lag_ticks']} mapping lag)"),
+            ("frames / s", fmt(f["frames_per_s"])), ("frame latency", fmt_seconds(f["latency_s"]))]
 
 
 def _placement_row(p: Mapping[str, Any]) -> str:
@@ -187,12 +197,18 @@ def targets_table(rows: list[Mapping[str, Any]]) -> Table:
 
 
 def track_table(out: Mapping[str, Any]) -> Table:
-    """One tracked clip: accuracy, then per-frame chip figures (chip time counts the scales one after another)."""
+    """One tracked clip: accuracy, then per-frame chip figures under the program's schedule (sequential: the
+    scales one after another on one copy of the network; parallel: side by side on a copy each)."""
     pf = out["per_frame"]
+    schedule = out.get("schedule", "sequential")
+    how, runs = (("side by side", 1) if schedule == "parallel" else ("one after another", out["scales"]))
     rows = [("clip / frames", f"{out['clip']} / {out['frames']}"), ("backend / score", f"{out['backend']} / {out['score']}"),
             ("success AUC", f"{out['auc']:.3f}"), ("precision @ 20 px", f"{out['precision']:.3f}"),
-            ("ticks / frame", f"{fmt(pf['ticks'])} ({out['scales']} scales x {out['ticks_per_scale']})")]
+            ("schedule", f"{schedule}: {out['scales']} scales {how}, {runs} x {out['ticks_per_scale']} ticks per frame"),
+            ("ticks / frame", f"{fmt(pf['ticks'])} (with the exemplar's {fmt(out.get('exemplar_ticks', 0))} ticks "
+                              f"over {out['frames'] - 1} frames)")]
     if out["backend"] == "emulator":
+        rows += [("cores / chips", f"{fmt(out['cores'])} / {fmt(out['chips'])}")] if "cores" in out else []
         rows += [("chip time / frame", fmt_seconds(pf["chip_ms"] / 1e3)), ("frames / s at the chip's tick", fmt(pf["fps"])),
                  ("energy / frame", f"{fmt(pf['energy_uj'])} µJ"), ("cores rewritten per bind", fmt(out["cores_rewritten"][0]) if out["cores_rewritten"] else "—"),
                  ("emulator wall / frame", fmt_seconds(pf["emulator_s"]))]
