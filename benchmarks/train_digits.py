@@ -1,0 +1,112 @@
+"""Digits through neurocomp.train: float ANN, QAT ANN, float SNN, emulated chip, chip after fine-tune, per target and T.
+
+    python benchmarks/train_digits.py [--seeds 0 1 2] [--timesteps 16 32] [--finetune 3]
+
+Per seed, T and target: a 64-48-10 MLP is trained on the first 1,437 of scikit-learn's digits (40 float
+epochs, then 10 QAT epochs with QCFS at L = T and the target's default weight set), exported as an integer
+SNN Graph (`neurocomp.train.to_graph`), compiled, and run on the last 360 digits (never used for training
+or tuning) for T + depth ticks. Rows: float ANN (the same net with ReLU and float weights), QAT ANN (QCFS,
+target weights: what the chip should compute), float SNN (the reference backend on the exported Graph),
+emulated chip, and the chip after `--finetune` chip-in-the-loop epochs through the surrogate (toward the
+QAT ANN's logits on the training digits). Prints the table and writes it to benchmarks/RESULTS.md (its own
+section, machine, date, commit and command).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.datasets import load_digits
+from torch import nn
+
+from neurocomp.backends import emulator, reference
+from neurocomp.compiler import CompileOptions, compile_graph
+from neurocomp.ir.layers import lower
+from neurocomp.target import load_target
+from neurocomp.train import Surrogate, TrainOptions, deploy_for, finetune, fit, from_module, predict, to_graph, training_info
+
+STAGES = ("float ANN", "QAT ANN", "float SNN", "chip", "chip + fine-tune")
+SECTION = "<!-- train_digits -->"
+
+
+def data() -> tuple[np.ndarray, ...]:
+    d = load_digits()
+    x, y = d.images[:, None] / 16.0, d.target
+    return x[:-360], y[:-360], x[-360:], y[-360:]
+
+
+def one(target_name: str, t: int, seed: int, epochs_ft: int) -> dict[str, float]:
+    xtr, ytr, xte, yte = data()
+    target = load_target(target_name)
+    torch.manual_seed(seed)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 10)).double().eval()
+    net = from_module(m, (1, 8, 8), deploy_for(target), t)
+    fit(net, xtr, ytr, TrainOptions(timesteps=t, float_epochs=40, epochs=10, lr=3e-3, seed=seed))
+    acc = lambda logits: float((logits.argmax(-1) == yte).mean())  # noqa: E731
+    out = {"float ANN": acc(predict(net, xte, quantised=False)), "QAT ANN": acc(predict(net, xte))}
+    graph = to_graph(net)
+    compiled = compile_graph(graph, target, CompileOptions(timesteps=t, seed=seed))
+    ticks = t + compiled.report["latency_ticks"]
+    out["float SNN"] = acc(reference.run(lower(graph), {"input": xte}, ticks).potentials["readout"][:, -1])
+    out["chip"] = acc(emulator.run(compiled.program, target, {"input": xte}, ticks).potentials["readout"][:, -1])
+    surrogate = Surrogate(compiled.qnet, net.deploy)
+    finetune(surrogate, xtr, predict(net, xtr), ticks, training_info(graph)["readout_unit"], t, epochs=epochs_ft, seed=seed)
+    tuned = compile_graph(surrogate.to_graph(), target, CompileOptions(timesteps=t, seed=seed))
+    out["chip + fine-tune"] = acc(emulator.run(tuned.program, target, {"input": xte}, ticks).potentials["readout"][:, -1])
+    out["exact"] = all(q.exact for q in compiled.qnet.layers) and all(q.exact for q in tuned.qnet.layers)
+    return out
+
+
+def table(rows: list[tuple[str, int, dict[str, float]]], seeds: list[int]) -> str:
+    head = "| target | T | " + " | ".join(STAGES) + " | chip - QAT (pt) | exact |\n|---|---|" + "---|" * (len(STAGES) + 2)
+    lines = [head]
+    for target, t, r in rows:
+        cells = [f"{np.mean(r[s]) * 100:.1f} ({' / '.join(f'{v * 100:.1f}' for v in r[s])})" for s in STAGES]
+        gap = (np.array(r["chip"]) - np.array(r["QAT ANN"])) * 100
+        lines.append(f"| {target} | {t} | " + " | ".join(cells) + f" | {gap.min():+.1f} .. {gap.max():+.1f} | {all(r['exact'])} |")
+    return "\n".join(lines) + f"\n\nAccuracy in % on the last 360 digits: mean (seeds {', '.join(map(str, seeds))})."
+
+
+def write_results(text: str, command: str, seconds: float) -> None:
+    path = Path(__file__).with_name("RESULTS.md")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    body = (f"{SECTION}\n## train_digits: QAT for the target, chip-in-the-loop fine-tune (issue 17.2, 17.3)\n\n"
+            f"`{command}` on {platform.node() or 'unknown'} ({platform.processor() or platform.machine()}, "
+            f"{torch.get_num_threads()} torch thread), {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+            f"commit {commit}, {seconds:.0f} s.\n\n{text}\n{SECTION}\n")
+    old = path.read_text() if path.exists() else "# Benchmark results\n\n"
+    parts = old.split(SECTION)
+    new = parts[0] + body + (parts[2].lstrip("\n") if len(parts) >= 3 else "")
+    path.write_text(new)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--timesteps", type=int, nargs="+", default=[16, 32])
+    ap.add_argument("--finetune", type=int, default=3, help="chip-in-the-loop epochs")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    rows = []
+    for target in ("truenorth", "loihi"):
+        for t in args.timesteps:
+            runs = [one(target, t, s, args.finetune) for s in args.seeds]
+            rows.append((target, t, {k: [r[k] for r in runs] for k in runs[0]}))
+            print(f"{target} T={t}: done ({time.perf_counter() - start:.0f} s)", file=sys.stderr)
+    text = table(rows, args.seeds)
+    print(text)
+    if not args.no_write:
+        write_results(text, "python " + " ".join(["benchmarks/train_digits.py"] + sys.argv[1:]), time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    main()
