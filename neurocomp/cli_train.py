@@ -33,6 +33,8 @@ def add_parser(sub, count, real) -> None:
 
 
 def run(args: argparse.Namespace, console) -> int:
+    import torch
+
     from neurocomp.convert import load_exported
     from neurocomp.errors import UserError
     from neurocomp.convert.pipeline import input_shape_of
@@ -59,8 +61,6 @@ def run(args: argparse.Namespace, console) -> int:
     net = from_program(program, shape, deploy, opts.timesteps)
     x, y = td.check_data(x, y, shape, int(net.layers[-1].weight.shape[0]))
     config = td.fingerprint(model, data_path, deploy.target.name, deploy.mode, opts.__dict__)
-    import torch
-
     torch.manual_seed(opts.seed)
     opt = torch.optim.Adam(net.parameters(), lr=opts.lr)
     start = td.load_checkpoint(ckpt, config, net, opt) if args.resume else 0

@@ -52,19 +52,21 @@ class Surrogate(nn.Module):
         spec, hooks = deploy.target.spec, deploy.hooks
         self.names, self.ops, self.regs, self.scales = [], [], [], []
         self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
-        prev = qnet.network.inputs[0].name if hasattr(qnet.network, "inputs") else None
-        for layer, q in zip(qnet.network.layers, qnet.layers):
-            if len(layer.projections) != 1 or (prev is not None and layer.projections[0].source != prev):
+        net = qnet.network
+        if len(net.inputs) != 1:
+            raise UserError(f"the surrogate takes a network with one input, got {len(net.inputs)}")
+        prev = net.inputs[0].name
+        for layer, q in zip(net.layers, qnet.layers):
+            if len(layer.projections) != 1 or layer.projections[0].source != prev:
                 raise UserError(f"{layer.name}: the surrogate takes a feed-forward chain of layers, one input each")
-            op = _op(layer)
             self.names.append(layer.name)
-            self.ops.append(dataclasses.replace(op, shape=tuple(layer.shape)))
+            self.ops.append(_op(layer))
             self.weights.append(nn.Parameter(torch.tensor(np.asarray(_weighted(layer).weight), dtype=torch.float64)))
             self.biases.append(nn.Parameter(torch.tensor(hooks.surrogate_bias(q.params), dtype=torch.float64)))
             self.regs.append(hooks.surrogate_state(q.params, spec))
             self.scales.append(q.scale)
             prev = layer.name
-        self.input_name, self.input_shape = qnet.network.graph.inputs[0].name, tuple(qnet.network.graph.inputs[0].shape)
+        self.input_shape = tuple(net.inputs[0].shape)
 
     def integers(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """The weights and biases the chip would store, straight-through to the float parameters."""
@@ -133,7 +135,7 @@ def _op(layer) -> _Op:
     op = _weighted(layer)
     flat = any(isinstance(o, Flatten) for o in layer.projections[0].chain)
     geometry = (op.stride, op.padding, op.groups) if isinstance(op, Conv2d) else None
-    return _Op(flat, geometry, ())
+    return _Op(flat, geometry, tuple(layer.shape))
 
 
 def _apply(op: _Op, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
