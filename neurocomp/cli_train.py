@@ -71,7 +71,7 @@ def run(args: argparse.Namespace, console) -> int:
     summary: dict[str, Any] = {"target": deploy.target.name, "weights": deploy.mode, "timesteps": opts.timesteps,
                                "qat_accuracy": float((predict(net, x).argmax(1) == y).mean())}
     if args.finetune:
-        graph = _finetuned(graph, net, x, deploy, opts, args.finetune)
+        graph = _finetuned(graph, net, x, y, deploy, opts, args.finetune)
     summary["exact_layers"] = exactness(graph, deploy)
     save_graph(graph, out, sources)
     summary["output"] = str(out)
@@ -84,8 +84,8 @@ def run(args: argparse.Namespace, console) -> int:
     return 0
 
 
-def _finetuned(graph, net, x, deploy, opts, epochs: int):
-    """The Graph after `epochs` of chip-in-the-loop fine-tuning toward the QAT model's logits on x."""
+def _finetuned(graph, net, x, y, deploy, opts, epochs: int):
+    """The Graph after `epochs` of chip-in-the-loop fine-tuning toward the QAT model's logits and the labels."""
     from neurocomp.ir.graph import Graph
     from neurocomp.ir.layers import lower
     from neurocomp.quantize import quantize
@@ -95,6 +95,6 @@ def _finetuned(graph, net, x, deploy, opts, epochs: int):
     surrogate = Surrogate(qnet, deploy)
     ticks = opts.timesteps + len(qnet.network.layers)
     finetune(surrogate, x, predict(net, x), ticks, training_info(graph)["readout_unit"], opts.timesteps,
-             epochs=epochs, batch_size=opts.batch_size, seed=opts.seed)
+             epochs=epochs, batch_size=opts.batch_size, seed=opts.seed, labels=y)
     tuned = surrogate.to_graph()
     return Graph(tuned.nodes, tuned.edges, graph.metadata)

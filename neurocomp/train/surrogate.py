@@ -156,23 +156,26 @@ def chip_logits(surrogate: Surrogate, x: np.ndarray, ticks: int, unit: float, ti
 
 
 def finetune(surrogate: Surrogate, x: np.ndarray, teacher: np.ndarray, ticks: int, unit: float, timesteps: int,
-             epochs: int = 3, lr: float = 0.5, batch_size: int = 64, seed: int = 0) -> Surrogate:
+             epochs: int = 3, lr: float = 0.1, batch_size: int = 64, seed: int = 0,
+             labels: np.ndarray | None = None) -> Surrogate:
     """A few epochs of Adam on the surrogate's weights and biases (integer units) so that the chip's logits
-    match the trained ANN's (`teacher`, (samples, classes)) in mean squared error. The error on all of x is
-    measured before and after each epoch and the best parameters are kept: a fine-tune never leaves the
-    chip further from the model than it found it (on x)."""
+    match the trained ANN's (`teacher`, (samples, classes)) in mean squared error, plus the cross-entropy
+    with `labels` when given. That error on all of x is measured before and after each epoch and the best
+    parameters are kept: a fine-tune never leaves the chip further from the model than it found it (on x)."""
     xt, target = np.asarray(x), torch.from_numpy(np.asarray(teacher, dtype=np.float64))
+    ys = None if labels is None else torch.from_numpy(np.asarray(labels)).long()
     opt = torch.optim.Adam(surrogate.parameters(), lr=lr)
-    best = (_error(surrogate, xt, target, ticks, unit, timesteps), _params(surrogate))
+    best = (_error(surrogate, xt, target, ys, ticks, unit, timesteps), _params(surrogate))
     for epoch in range(epochs):
         order = torch.randperm(len(xt), generator=torch.Generator().manual_seed(seed * 100003 + epoch)).numpy()
         for start in range(0, len(xt), batch_size):
             idx = order[start:start + batch_size]
-            loss = F.mse_loss(chip_logits(surrogate, xt[idx], ticks, unit, timesteps, train=True), target[idx])
+            loss = _loss(chip_logits(surrogate, xt[idx], ticks, unit, timesteps, train=True), target[idx],
+                         None if ys is None else ys[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
-        err = _error(surrogate, xt, target, ticks, unit, timesteps)
+        err = _error(surrogate, xt, target, ys, ticks, unit, timesteps)
         if err < best[0]:
             best = (err, _params(surrogate))
     with torch.no_grad():
@@ -181,9 +184,15 @@ def finetune(surrogate: Surrogate, x: np.ndarray, teacher: np.ndarray, ticks: in
     return surrogate
 
 
+def _loss(logits: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+    loss = F.mse_loss(logits, teacher)
+    return loss if labels is None else loss + F.cross_entropy(logits, labels)
+
+
 @torch.no_grad()
-def _error(surrogate: Surrogate, x: np.ndarray, target: torch.Tensor, ticks: int, unit: float, timesteps: int) -> float:
-    return float(F.mse_loss(chip_logits(surrogate, x, ticks, unit, timesteps), target))
+def _error(surrogate: Surrogate, x: np.ndarray, teacher: torch.Tensor, labels: torch.Tensor | None, ticks: int,
+           unit: float, timesteps: int) -> float:
+    return float(_loss(chip_logits(surrogate, x, ticks, unit, timesteps), teacher, labels))
 
 
 def _params(surrogate: Surrogate) -> list[torch.Tensor]:
