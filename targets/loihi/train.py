@@ -1,5 +1,6 @@
-"""What neurocomp.train needs from Loihi: its weight set (8-bit mantissa; the layer's power-of-two exponent is
-the integer unit the trainer picks), its reset (Lava's LIF resets v to 0) and the integer update the
+"""What neurocomp.train needs from Loihi: its weight set (8-bit mantissa; the shared per-layer exponent's job is
+done by the integer unit the trainer picks per layer, which the integer threshold absorbs, so the compiler finds
+an exact power-of-two step and stores the mantissas as trained), its reset (Lava's LIF resets v to 0) and the integer update the
 chip-in-the-loop surrogate differentiates through (neuron.LifStepper for IF neurons: du = 4095, dv = 0)."""
 from __future__ import annotations
 
