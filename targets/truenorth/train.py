@@ -51,6 +51,8 @@ def in_weight_set(w: np.ndarray, spec: TargetSpec, mode: str) -> bool:
 
 def surrogate_state(params: Mapping[str, np.ndarray], spec: TargetSpec) -> dict[str, torch.Tensor]:
     """The registers the update reads, as float64 tensors (integers, exact), and v's initial value."""
+    if any(np.any(np.asarray(params[k]) != 0) for k in ("epsilon", "c_lambda", "tm")):
+        raise ValueError("the surrogate models deterministic neurons only (epsilon = c_lambda = tm = 0)")
     keys = ("alpha", "beta", "gamma", "kappa", "reset", "v_init")
     out = {k: torch.as_tensor(np.asarray(params[k], dtype=np.float64)) for k in keys}
     lo, hi = NeuronOptions.from_spec(lambda k, d: spec.get(k, d)).v_range
