@@ -134,6 +134,8 @@ def build_siamsnn(model: SiamFC, opts: SiamSNNOptions = SiamSNNOptions(), kernel
 
 def scheduled(g: Graph, schedule: str, scales: int = 3) -> Graph:
     """A sequential SiamSNN Graph under `schedule` (module docstring), its record and frame metadata set."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
     record = siamsnn_record(g)
     if record["options"].get("schedule", "sequential") != "sequential":
         raise UserError("reschedule a sequential SiamSNN (this one is already "
