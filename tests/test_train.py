@@ -115,6 +115,19 @@ def test_surrogate_equals_the_emulator_bit_for_bit(kind, target):
     assert np.abs(potential.numpy()).max() > 0
 
 
+@pytest.mark.parametrize("mode", ["bits", "levels", "trinary"])
+def test_export_is_exact_in_every_truenorth_weight_mode(mode):
+    x = np.random.default_rng(0).random((40, 1, 8, 8))
+    torch.manual_seed(0)
+    net = from_module(nn.Sequential(nn.Flatten(), nn.Linear(64, 12), nn.ReLU(), nn.Linear(12, 4)).double().eval(),
+                      (1, 8, 8), deploy_for(TN, mode), 8)
+    net.init_lambdas(torch.from_numpy(x), 99.0)
+    graph = to_graph(net)
+    assert exactness(graph, net.deploy) == {"if1": True, "readout": True}
+    for name in ("linear", "linear_1"):
+        assert net.deploy.in_set(np.asarray(graph.node(name).weight))
+
+
 def test_finetuned_graph_stays_exact_and_in_the_set():
     net, x = _small("dense", TN, seed=1)
     graph = to_graph(net)
