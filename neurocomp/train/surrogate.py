@@ -157,25 +157,32 @@ def chip_logits(surrogate: Surrogate, x: np.ndarray, ticks: int, unit: float, ti
 
 def finetune(surrogate: Surrogate, x: np.ndarray, teacher: np.ndarray, ticks: int, unit: float, timesteps: int,
              epochs: int = 3, lr: float = 0.1, batch_size: int = 64, seed: int = 0,
-             labels: np.ndarray | None = None) -> Surrogate:
+             labels: np.ndarray | None = None, holdout: float = 0.2) -> Surrogate:
     """A few epochs of Adam on the surrogate's weights and biases (integer units) so that the chip's logits
     match the trained ANN's (`teacher`, (samples, classes)) in mean squared error, plus the cross-entropy
-    with `labels` when given. That error on all of x is measured before and after each epoch and the best
-    parameters are kept: a fine-tune never leaves the chip further from the model than it found it (on x)."""
-    xt, target = np.asarray(x), torch.from_numpy(np.asarray(teacher, dtype=np.float64))
+    with `labels` when given. A seeded `holdout` fraction of x is not trained on: there, before and after each
+    epoch, the chip's class is compared with the label (or, without labels, the ANN's class), then the loss
+    breaks ties, and the best parameters are kept, so a fine-tune that only fits the training samples is not
+    taken (holdout 0: judged on all of x)."""
+    xs, target = np.asarray(x), torch.from_numpy(np.asarray(teacher, dtype=np.float64))
     ys = None if labels is None else torch.from_numpy(np.asarray(labels)).long()
+    perm = np.random.default_rng(seed).permutation(len(xs))
+    n_val = int(len(xs) * holdout)
+    val, fit_idx = (perm[:n_val], perm[n_val:]) if n_val else (perm, perm)
+    judge = lambda: _score(surrogate, xs[val], target[val], None if ys is None else ys[val],  # noqa: E731
+                           ticks, unit, timesteps)
     opt = torch.optim.Adam(surrogate.parameters(), lr=lr)
-    best = (_error(surrogate, xt, target, ys, ticks, unit, timesteps), _params(surrogate))
+    best = (judge(), _params(surrogate))
     for epoch in range(epochs):
-        order = torch.randperm(len(xt), generator=torch.Generator().manual_seed(seed * 100003 + epoch)).numpy()
-        for start in range(0, len(xt), batch_size):
+        order = fit_idx[torch.randperm(len(fit_idx), generator=torch.Generator().manual_seed(seed * 100003 + epoch)).numpy()]
+        for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            loss = _loss(chip_logits(surrogate, xt[idx], ticks, unit, timesteps, train=True), target[idx],
+            loss = _loss(chip_logits(surrogate, xs[idx], ticks, unit, timesteps, train=True), target[idx],
                          None if ys is None else ys[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
-        err = _error(surrogate, xt, target, ys, ticks, unit, timesteps)
+        err = judge()
         if err < best[0]:
             best = (err, _params(surrogate))
     with torch.no_grad():
@@ -190,9 +197,12 @@ def _loss(logits: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor | No
 
 
 @torch.no_grad()
-def _error(surrogate: Surrogate, x: np.ndarray, teacher: torch.Tensor, labels: torch.Tensor | None, ticks: int,
-           unit: float, timesteps: int) -> float:
-    return float(_loss(chip_logits(surrogate, x, ticks, unit, timesteps), teacher, labels))
+def _score(surrogate: Surrogate, x: np.ndarray, teacher: torch.Tensor, labels: torch.Tensor | None, ticks: int,
+           unit: float, timesteps: int) -> tuple[float, float]:
+    """(misclassified fraction against labels, or against the teacher's classes; loss): lower is better."""
+    logits = chip_logits(surrogate, x, ticks, unit, timesteps)
+    truth = teacher.argmax(-1) if labels is None else labels
+    return float((logits.argmax(-1) != truth).double().mean()), float(_loss(logits, teacher, labels))
 
 
 def _params(surrogate: Surrogate) -> list[torch.Tensor]:
