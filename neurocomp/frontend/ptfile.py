@@ -38,16 +38,19 @@ NODE_TYPES: dict[str, type[Node]] = {
 }
 
 
-def _not_an_snn(path: Path) -> str | None:
-    """safewrite's test for a file save_graph may replace: its `format` field says it is one."""
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # torch.load raises many types on files that are not its own
-        return "not a readable torch file"
-    return None if isinstance(data, dict) and data.get("format") == FORMAT else f"no format field {FORMAT!r}"
+def torch_kind(name: str, fmt: str) -> Kind:
+    """A .pt artifact safewrite may replace only when its `format` field says it is one of ours."""
+    def not_ours(path: Path) -> str | None:
+        try:
+            data = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # torch.load raises many types on files that are not its own
+            return "not a readable torch file"
+        return None if isinstance(data, dict) and data.get("format") == fmt else f"no format field {fmt!r}"
+
+    return Kind(name, False, not_ours)
 
 
-SNN_KIND = Kind("neurocomp SNN .pt", False, _not_an_snn)
+SNN_KIND = torch_kind("neurocomp SNN .pt", FORMAT)
 
 
 def save_graph(graph: Graph, path: str | Path, inputs: Sequence[str | Path] = ()) -> None:

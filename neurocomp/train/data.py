@@ -18,7 +18,8 @@ import torch
 
 from neurocomp.encoding import read_npz, require_real
 from neurocomp.errors import UserError
-from neurocomp.safewrite import Kind, write_file
+from neurocomp.frontend.ptfile import torch_kind
+from neurocomp.safewrite import write_file
 
 CHECKPOINT_FORMAT = "neurocomp.train.checkpoint"
 CHECKPOINT_VERSION = 1
@@ -64,15 +65,7 @@ def _file_hash(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
-def _not_a_checkpoint(path: Path) -> str | None:
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # torch.load raises many types on files that are not its own
-        return "not a readable torch file"
-    return None if isinstance(data, dict) and data.get("format") == CHECKPOINT_FORMAT else f"no format {CHECKPOINT_FORMAT!r}"
-
-
-CHECKPOINT_KIND = Kind("neurocomp training checkpoint", False, _not_a_checkpoint)
+CHECKPOINT_KIND = torch_kind("neurocomp training checkpoint", CHECKPOINT_FORMAT)
 
 
 def save_checkpoint(path: Path, epoch: int, config: str, net: torch.nn.Module, opt: torch.optim.Optimizer,
@@ -91,7 +84,7 @@ def save_checkpoint(path: Path, epoch: int, config: str, net: torch.nn.Module, o
 
 def load_checkpoint(path: Path, config: str, net: torch.nn.Module, opt: torch.optim.Optimizer) -> int:
     """Restore net and optimizer; the epoch to continue from."""
-    why = _not_a_checkpoint(path)
+    why = CHECKPOINT_KIND.not_ours(path)
     if why:
         raise UserError(f"cannot resume from {path}: {why}")
     data = torch.load(path, map_location="cpu", weights_only=True)
