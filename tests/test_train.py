@@ -12,11 +12,13 @@ from torch import nn
 from neurocomp.backends import emulator
 from neurocomp.cli import main
 from neurocomp.compiler import CompileOptions, compile_graph
+from neurocomp.errors import UserError
 from neurocomp.target import load_target
 from neurocomp.targets.truenorth.quant import cluster_weights
 from neurocomp.train import (Surrogate, chip_logits, TrainOptions, deploy_for, exactness, finetune, fit, from_module, predict, qcfs,
                              to_graph, training_info)
 from neurocomp.train import data as td
+from neurocomp.train.pool import compose_conv, compose_linear
 
 torch.set_num_threads(1)
 TN, LOIHI = load_target("truenorth"), load_target("loihi")
@@ -86,16 +88,19 @@ def _small(kind: str, target, seed: int = 0):
     torch.manual_seed(seed)
     if kind == "dense":
         m = nn.Sequential(nn.Flatten(), nn.Linear(64, 24), nn.ReLU(), nn.Linear(24, 16), nn.ReLU(), nn.Linear(16, 5))
-    else:
+    elif kind == "conv":
         m = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
                           nn.Linear(36, 5))
+    else:   # the issue's digits CNN, small: conv + BN, strided conv, average pool, linear
+        m = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2, padding=1),
+                          nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(16, 5))
     net = from_module(m.double().eval(), (1, 8, 8), deploy_for(target), 8)
     x = np.random.default_rng(seed).random((40, 1, 8, 8))
     net.init_lambdas(torch.from_numpy(x), 99.0)
     return net, x
 
 
-@pytest.mark.parametrize("kind", ["dense", "conv"])
+@pytest.mark.parametrize("kind", ["dense", "conv", "avgpool"])
 @pytest.mark.parametrize("target", [TN, LOIHI], ids=["truenorth", "loihi"])
 def test_surrogate_equals_the_emulator_bit_for_bit(kind, target):
     net, x = _small(kind, target)
@@ -113,6 +118,35 @@ def test_surrogate_equals_the_emulator_bit_for_bit(kind, target):
         assert np.array_equal(s.numpy(), res.spikes[name])
     assert np.array_equal(potential.numpy(), res.potentials["readout"])
     assert np.abs(potential.numpy()).max() > 0
+
+
+def test_pooled_weight_composition_by_hand():
+    """A pool's 1/area spreads each tap of the next op over its window: the weights the chip holds."""
+    w = torch.tensor([[1.0, 2.0, 3.0, 4.0]], dtype=torch.float64)          # Linear on a pooled (1, 2, 2) map
+    got = compose_linear(w, (1, 5, 5), (((2, 2), (2, 2)),)).reshape(5, 5)    # row and column 5: dropped by the pool
+    assert got.tolist() == [[.25, .25, .5, .5, 0], [.25, .25, .5, .5, 0], [.75, .75, 1, 1, 0], [.75, .75, 1, 1, 0], [0] * 5]
+    k, stride = compose_conv(torch.full((1, 1, 1, 1), 8.0, dtype=torch.float64), (1, 1), (((2, 2), (2, 2)),))
+    assert k.tolist() == [[[[2.0, 2.0], [2.0, 2.0]]]] and stride == (2, 2)
+    k, stride = compose_conv(torch.tensor([[[[4.0, 8.0]]]], dtype=torch.float64), (1, 1), (((2, 2), (1, 1)),))
+    assert k.tolist() == [[[[1.0, 3.0, 2.0], [1.0, 3.0, 2.0]]]] and stride == (1, 1)   # overlapping windows sum
+
+
+@pytest.mark.parametrize("target", [TN, LOIHI], ids=["truenorth", "loihi"])
+def test_avgpool_export_holds_the_composed_integers(target):
+    net, _ = _small("avgpool", target)
+    graph = to_graph(net)
+    assert exactness(graph, net.deploy) == {"if1": True, "if2": True, "readout": True}
+    q = np.asarray(graph.node("linear").weight)
+    assert q.shape == (5, 64)                                   # over the unpooled (4, 4, 4) map, no SumPool2d node
+    blocks = q.reshape(5, 4, 2, 2, 2, 2)                        # (out, c, y, dy, x, dx): one value per pool window
+    assert np.array_equal(blocks, np.broadcast_to(blocks[:, :, :, :1, :, :1], blocks.shape))
+    assert net.deploy.in_set(q) and np.abs(q).max() > 0
+
+
+def test_max_pool_is_refused_in_one_line():
+    m = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(36, 5)).double().eval()
+    with pytest.raises(UserError, match=r"^max_pool2d: max pool is not supported in training yet .*average pooling"):
+        from_module(m, (1, 8, 8), deploy_for(TN), 8)
 
 
 @pytest.mark.parametrize("mode", ["bits", "levels", "trinary"])

@@ -1,8 +1,8 @@
 """Quantisation-aware training for a target: QCFS activations tied to T, weights on the target's sets.
 
 The network is read like `neurocomp convert` reads it (torch.export -> op chain, BatchNorm folded into
-the Conv2d/Linear before it, one weighted op per layer), so the weight constraint always applies to the
-folded weights. Each layer l works in its own integer unit Delta_l = lambda_l / theta_l: the target
+the Conv2d/Linear before it, one weighted op per layer, average pools before it composed into it as the chip
+folds them: train/pool.py), so the weight constraint always applies to the folded weights the cores hold. Each layer l works in its own integer unit Delta_l = lambda_l / theta_l: the target
 stores Q_l = project(W_l lambda_(l-1) / Delta_l) (STE), the bias B_l = round(b_l / Delta_l), and the IF
 neuron the threshold theta_l (an even integer, chosen so the largest |Q| sits at the top of the weight
 range) and v_init theta_l / 2. The ANN computes, with counts c in [0, T] from the layer before,
@@ -28,6 +28,7 @@ from neurocomp.convert.trace import ann_ops
 from neurocomp.errors import UserError
 from neurocomp.ir.graph import IF, Affine, Conv2d, Flatten, Graph, Input, Node, Output, Readout
 from neurocomp.train.deploy import Deploy
+from neurocomp.train.pool import Window, compose_conv, compose_linear, windows
 from neurocomp.train.qcfs import qcfs, replace_ste, round_ste
 
 METADATA_KEY = "training"
@@ -51,15 +52,32 @@ class TrainOptions:
 
 
 class QATLayer(nn.Module):
-    """One weighted op (BN folded) with its bias, an optional flatten before it, and lambda when it spikes."""
+    """One weighted op (BN folded) with its bias, the average pools and flatten before it, and lambda when it
+    spikes. `composed()` is the op the chip holds: the pools folded in (train/pool.py), over the unpooled map."""
 
-    def __init__(self, op: Weighted, flatten: bool, spiking: bool) -> None:
+    def __init__(self, op: Weighted, flatten: bool, spiking: bool, pools: tuple[Window, ...],
+                 in_shape: tuple[int, ...]) -> None:
         super().__init__()
-        self.name, self.flatten, self.spiking = op.name, flatten, spiking
+        self.name, self.flatten, self.spiking, self.pools, self.in_shape = op.name, flatten, spiking, pools, in_shape
         self.geometry = (op.stride, op.padding, op.groups) if op.is_conv else None
         self.weight = nn.Parameter(torch.tensor(op.weight, dtype=torch.float64))
         self.bias = nn.Parameter(torch.tensor(op.bias, dtype=torch.float64))
         self.lam = nn.Parameter(torch.ones((), dtype=torch.float64)) if spiking else None
+        if pools and self.geometry is not None:
+            stride, padding, groups = self.geometry
+            self.geometry = (compose_conv(self.weight.detach(), stride, pools)[1], padding, groups)
+
+    def composed(self) -> torch.Tensor:
+        """The weights over the layer's unpooled input: W itself without pools, else W spread by each pool / area."""
+        if not self.pools:
+            return self.weight
+        if self.geometry is None:
+            return compose_linear(self.weight, self.in_shape, self.pools)
+        return compose_conv(self.weight, (1, 1), self.pools)[0]
+
+    @torch.no_grad()
+    def out_shape(self) -> tuple[int, ...]:
+        return tuple(self.apply(torch.zeros((1,) + self.in_shape, dtype=torch.float64), self.composed(), self.bias).shape[1:])
 
     def apply(self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         if self.flatten:
@@ -72,7 +90,7 @@ class QATLayer(nn.Module):
     def integers(self, lam_prev: torch.Tensor, d: Deploy) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """(Q, B, theta, Delta): integer weights on the target's set, integer bias, threshold (read-out: 1)
         and the float value of one unit, all straight-through so W, b and lambda get gradients."""
-        w = self.weight
+        w = self.composed()
         wmax = d.weight_max(w.detach().numpy())
         peak = (w.detach().abs().max() * lam_prev.detach()).clamp_min(1e-12)
         if self.spiking:
@@ -94,13 +112,17 @@ class QATNet(nn.Module):
     def __init__(self, segs: tuple[Segment, ...], input_shape: tuple[int, ...], deploy: Deploy, timesteps: int) -> None:
         super().__init__()
         self.input_shape, self.deploy, self.levels = tuple(input_shape), deploy, int(timesteps)
-        self.layers = nn.ModuleList(_layer(s, k == 0) for k, s in enumerate(segs))
+        layers, shape = [], self.input_shape
+        for seg in segs:
+            layers.append(_layer(seg, shape))
+            shape = layers[-1].out_shape()
+        self.layers = nn.ModuleList(layers)
 
     def float_forward(self, x: torch.Tensor, upto: int | None = None) -> list[torch.Tensor]:
         """Each layer's output without quantisation: ReLU(z), the read-out's z."""
         outs, h = [], x.to(torch.float64)
         for layer in self.layers[:upto]:
-            h = layer.apply(h, layer.weight, layer.bias)
+            h = layer.apply(h, layer.composed(), layer.bias)
             h = torch.relu(h) if layer.spiking else h
             outs.append(h)
         return outs
@@ -136,17 +158,18 @@ class QATNet(nn.Module):
         return float(delta)
 
 
-def _layer(seg: Segment, first: bool) -> QATLayer:
-    extra = [op for op in seg.ops if not isinstance(op, (Weighted, Flat))]
-    if extra:
-        kind = f"{extra[0].kind} pool" if isinstance(extra[0], Pool) else type(extra[0]).__name__
-        raise UserError(f"{extra[0].name}: {kind} is not supported in training yet (train takes Conv2d/Linear + "
-                        "BatchNorm + ReLU layers and flatten); use a strided convolution instead")
-    flat = [k for k, op in enumerate(seg.ops) if isinstance(op, Flat)]
+def _layer(seg: Segment, in_shape: tuple[int, ...]) -> QATLayer:
+    """The segment's layer; pools go before its weighted op (into its weights), never after it."""
     w_at = seg.ops.index(seg.weighted)
-    if any(k > w_at for k in flat):
-        raise UserError(f"{seg.weighted.name}: a flatten after the weighted op is not supported in training")
-    return QATLayer(seg.weighted, bool(flat), seg.spiking)
+    late = list(seg.ops[w_at + 1:])
+    if late:
+        what = f"{late[0].kind} pool" if isinstance(late[0], Pool) else "flatten"
+        raise UserError(f"{late[0].name}: a {what} after {seg.weighted.name} (before its ReLU or the read-out) is not "
+                        "supported in training; pool after the ReLU, before the next Conv2d/Linear")
+    pools = [op for op in seg.ops if isinstance(op, Pool)]
+    padded = seg.weighted.is_conv and any(seg.weighted.padding)
+    flat = any(isinstance(op, Flat) for op in seg.ops)
+    return QATLayer(seg.weighted, flat, seg.spiking, windows(pools, seg.weighted.name, padded), in_shape)
 
 
 def from_program(program: torch.export.ExportedProgram, input_shape: tuple[int, ...], deploy: Deploy,
