@@ -120,6 +120,21 @@ def test_surrogate_equals_the_emulator_bit_for_bit(kind, target):
     assert np.abs(potential.numpy()).max() > 0
 
 
+def test_reset_zero_model_counts_the_loihi_neurons_spikes():
+    """Loihi's IF (the surrogate's step, bit for bit the emulator's) from v = theta / 2 under a constant current
+    fires as many times in T ticks as the reset-to-zero model of QCFS says; QCFS itself overcounts."""
+    hooks, theta, ticks = deploy_for(LOIHI).hooks, 8.0, 16
+    currents = torch.arange(0.0, 10.0, dtype=torch.float64)
+    regs = {"vth": torch.tensor(theta * 64)}
+    v, fired = torch.full_like(currents, theta / 2 * 64), torch.zeros_like(currents)
+    for _ in range(ticks):
+        v, s = hooks.surrogate_step(v, currents, torch.zeros_like(currents), regs, lambda a, b: (a >= b).double())
+        fired += s
+    model = hooks.qat_activation(currents, torch.tensor(theta), ticks) * ticks / theta
+    assert model.tolist() == fired.tolist() == [0, 2, 3, 5, 5, 8, 8, 8, 8, 16]   # I = 1: ticks 5 and 14
+    assert qcfs(currents, torch.tensor(theta), ticks).mul(ticks / theta).tolist() == [0, 2, 4, 6, 8, 10, 12, 14, 16, 16]
+
+
 def test_pooled_weight_composition_by_hand():
     """A pool's 1/area spreads each tap of the next op over its window: the weights the chip holds."""
     w = torch.tensor([[1.0, 2.0, 3.0, 4.0]], dtype=torch.float64)          # Linear on a pooled (1, 2, 2) map

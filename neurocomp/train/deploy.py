@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 import numpy as np
+import torch
 
 from neurocomp.errors import UserError
 from neurocomp.target import Target
@@ -20,6 +21,10 @@ class Deploy:
     @property
     def reset(self) -> str:
         return self.hooks.RESET
+
+    def chip_activation(self, z: torch.Tensor, lam: torch.Tensor, levels: int) -> torch.Tensor:
+        """The target's model of what its IF neuron makes of QCFS (Loihi: reset to zero loses the residue)."""
+        return self.hooks.qat_activation(z, lam, levels)
 
     def weight_max(self, w: np.ndarray) -> float:
         return float(self.target.hooks.weight_max(self.target.spec, w))

@@ -29,3 +29,16 @@ def qcfs(z: torch.Tensor, lam: torch.Tensor, levels: int) -> torch.Tensor:
     lambda learns from both the clip and the step size."""
     steps = torch.clamp(floor_ste(z * levels / lam + 0.5), 0, levels)
     return steps * lam / levels
+
+
+def reset_zero_counts(z: torch.Tensor, lam: torch.Tensor, levels: int) -> torch.Tensor:
+    """What QCFS becomes on a neuron that resets to zero and fires at v > threshold (Loihi): driven T = L ticks
+    by a constant current x = z / lambda thresholds per tick from v = 1/2, it fires first at tick
+    floor(1 / 2x) + 1 and then every floor(1 / x) + 1 ticks, since each reset discards the charge above
+    threshold that QCFS's subtraction keeps (x = 1/2: T/3 spikes, not T/2). Returned like `qcfs`, as
+    lambda * count / L; the gradient is QCFS's (straight through the clip of x L), whose sign it shares."""
+    x = z / lam
+    pos = x.detach().clamp_min(1e-12)
+    first, period = torch.floor(0.5 / pos) + 1, torch.floor(1 / pos) + 1
+    count = torch.where((x.detach() > 0) & (first <= levels), torch.floor((levels - first) / period) + 1, 0 * pos)
+    return replace_ste(torch.clamp(x * levels, 0, levels), count) * lam / levels

@@ -12,8 +12,14 @@ import torch
 from neurocomp.target import TargetSpec
 from neurocomp.targets.loihi.neuron import _ACT_SHIFT, _V_LIMIT
 from neurocomp.targets.loihi.quant import weight_max
+from neurocomp.train.qcfs import reset_zero_counts
 
 RESET = "zero"
+
+
+def qat_activation(z: torch.Tensor, lam: torch.Tensor, levels: int) -> torch.Tensor:
+    """QCFS as Lava's IF computes it: reset to zero after v > vth, the charge above threshold lost."""
+    return reset_zero_counts(z, lam, levels)
 
 
 def project_weights(w: np.ndarray, spec: TargetSpec, mode: str) -> np.ndarray:

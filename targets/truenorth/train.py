@@ -16,8 +16,10 @@ import torch
 from neurocomp.target import TargetSpec
 from neurocomp.targets.truenorth.neuron import NeuronOptions
 from neurocomp.targets.truenorth.quant import cluster_weights, distinct_nonzero, max_levels, weight_max
+from neurocomp.train.qcfs import qcfs
 
 RESET = "subtract"   # per-neuron threshold and linear reset: QCFS's IF with reset by subtraction
+qat_activation = qcfs  # which the chip computes as trained, so QAT's chip-model epochs change nothing
 FIXED_POINT_ROUNDS = 4
 
 
