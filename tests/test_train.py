@@ -18,7 +18,7 @@ from neurocomp.targets.truenorth.quant import cluster_weights
 from neurocomp.train import (Surrogate, chip_logits, TrainOptions, deploy_for, exactness, finetune, fit, from_module, predict, qcfs,
                              to_graph, training_info)
 from neurocomp.train import data as td
-from neurocomp.train.pool import compose_conv, compose_linear
+from neurocomp.train.pool import compose_conv, compose_linear, composed_stride
 
 torch.set_num_threads(1)
 TN, LOIHI = load_target("truenorth"), load_target("loihi")
@@ -140,10 +140,10 @@ def test_pooled_weight_composition_by_hand():
     w = torch.tensor([[1.0, 2.0, 3.0, 4.0]], dtype=torch.float64)          # Linear on a pooled (1, 2, 2) map
     got = compose_linear(w, (1, 5, 5), (((2, 2), (2, 2)),)).reshape(5, 5)    # row and column 5: dropped by the pool
     assert got.tolist() == [[.25, .25, .5, .5, 0], [.25, .25, .5, .5, 0], [.75, .75, 1, 1, 0], [.75, .75, 1, 1, 0], [0] * 5]
-    k, stride = compose_conv(torch.full((1, 1, 1, 1), 8.0, dtype=torch.float64), (1, 1), (((2, 2), (2, 2)),))
-    assert k.tolist() == [[[[2.0, 2.0], [2.0, 2.0]]]] and stride == (2, 2)
-    k, stride = compose_conv(torch.tensor([[[[4.0, 8.0]]]], dtype=torch.float64), (1, 1), (((2, 2), (1, 1)),))
-    assert k.tolist() == [[[[1.0, 3.0, 2.0], [1.0, 3.0, 2.0]]]] and stride == (1, 1)   # overlapping windows sum
+    k = compose_conv(torch.full((1, 1, 1, 1), 8.0, dtype=torch.float64), (((2, 2), (2, 2)),))
+    assert k.tolist() == [[[[2.0, 2.0], [2.0, 2.0]]]] and composed_stride((1, 1), (((2, 2), (2, 2)),)) == (2, 2)
+    k = compose_conv(torch.tensor([[[[4.0, 8.0]]]], dtype=torch.float64), (((2, 2), (1, 1)),))
+    assert k.tolist() == [[[[1.0, 3.0, 2.0], [1.0, 3.0, 2.0]]]]   # overlapping windows sum
 
 
 @pytest.mark.parametrize("target", [TN, LOIHI], ids=["truenorth", "loihi"])

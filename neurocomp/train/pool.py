@@ -49,16 +49,24 @@ def spread(w: torch.Tensor, kernel: tuple[int, int], stride: tuple[int, int]) ->
     return k.reshape(out, cin, *k.shape[-2:])
 
 
-def compose_conv(w: torch.Tensor, stride: tuple[int, int], pools: tuple[Window, ...]) -> tuple[torch.Tensor, tuple[int, int]]:
-    """Pools then an unpadded conv -> one conv (weight, stride) over the unpooled map; the last pool folds first."""
+def composed_stride(stride: tuple[int, int], pools: tuple[Window, ...]) -> tuple[int, int]:
+    """The stride of pools then a conv of `stride`, over the unpooled map: the product of all strides."""
+    for _, s in pools:
+        stride = (stride[0] * s[0], stride[1] * s[1])
+    return stride
+
+
+def compose_conv(w: torch.Tensor, pools: tuple[Window, ...]) -> torch.Tensor:
+    """Pools then an unpadded conv's weight -> the one conv's weight over the unpooled map (the last pool folds
+    first; its stride: `composed_stride`)."""
     for kernel, s in reversed(pools):
-        w, stride = spread(w, kernel, s), (stride[0] * s[0], stride[1] * s[1])
-    return w, stride
+        w = spread(w, kernel, s)
+    return w
 
 
 def compose_linear(w: torch.Tensor, in_shape: tuple[int, int, int], pools: tuple[Window, ...]) -> torch.Tensor:
     """Pools, flatten, Linear -> one Linear over the flattened unpooled (C, H, W) map."""
     c, h, wd = in_shape
-    kernel, _ = compose_conv(w.reshape(len(w), c, *pooled_size((h, wd), pools)), (1, 1), pools)
+    kernel = compose_conv(w.reshape(len(w), c, *pooled_size((h, wd), pools)), pools)
     full = F.pad(kernel, (0, wd - kernel.shape[-1], 0, h - kernel.shape[-2]))
     return full.reshape(len(w), -1)

@@ -28,7 +28,7 @@ from neurocomp.convert.trace import ann_ops
 from neurocomp.errors import UserError
 from neurocomp.ir.graph import IF, Affine, Conv2d, Flatten, Graph, Input, Node, Output, Readout
 from neurocomp.train.deploy import Deploy
-from neurocomp.train.pool import Window, compose_conv, compose_linear, windows
+from neurocomp.train.pool import Window, compose_conv, compose_linear, composed_stride, windows
 from neurocomp.train.qcfs import qcfs, replace_ste, round_ste
 
 METADATA_KEY = "training"
@@ -63,13 +63,10 @@ class QATLayer(nn.Module):
                  in_shape: tuple[int, ...]) -> None:
         super().__init__()
         self.name, self.flatten, self.spiking, self.pools, self.in_shape = op.name, flatten, spiking, pools, in_shape
-        self.geometry = (op.stride, op.padding, op.groups) if op.is_conv else None
+        self.geometry = (composed_stride(op.stride, pools), op.padding, op.groups) if op.is_conv else None
         self.weight = nn.Parameter(torch.tensor(op.weight, dtype=torch.float64))
         self.bias = nn.Parameter(torch.tensor(op.bias, dtype=torch.float64))
         self.lam = nn.Parameter(torch.ones((), dtype=torch.float64)) if spiking else None
-        if pools and self.geometry is not None:
-            stride, padding, groups = self.geometry
-            self.geometry = (compose_conv(self.weight.detach(), stride, pools)[1], padding, groups)
 
     def composed(self) -> torch.Tensor:
         """The weights over the layer's unpooled input: W itself without pools, else W spread by each pool / area."""
@@ -77,7 +74,7 @@ class QATLayer(nn.Module):
             return self.weight
         if self.geometry is None:
             return compose_linear(self.weight, self.in_shape, self.pools)
-        return compose_conv(self.weight, (1, 1), self.pools)[0]
+        return compose_conv(self.weight, self.pools)
 
     @torch.no_grad()
     def out_shape(self) -> tuple[int, ...]:
@@ -165,13 +162,14 @@ class QATNet(nn.Module):
 
 def _layer(seg: Segment, in_shape: tuple[int, ...]) -> QATLayer:
     """The segment's layer; pools go before its weighted op (into its weights), never after it."""
+    pools = [op for op in seg.ops if isinstance(op, Pool)]
+    windows(pools, seg.weighted.name, False)   # a max or padded pool anywhere: its own line first
     w_at = seg.ops.index(seg.weighted)
     late = list(seg.ops[w_at + 1:])
     if late:
         what = f"{late[0].kind} pool" if isinstance(late[0], Pool) else "flatten"
         raise UserError(f"{late[0].name}: a {what} after {seg.weighted.name} (before its ReLU or the read-out) is not "
                         "supported in training; pool after the ReLU, before the next Conv2d/Linear")
-    pools = [op for op in seg.ops if isinstance(op, Pool)]
     padded = seg.weighted.is_conv and any(seg.weighted.padding)
     flat = any(isinstance(op, Flat) for op in seg.ops)
     return QATLayer(seg.weighted, flat, seg.spiking, windows(pools, seg.weighted.name, padded), in_shape)
