@@ -102,7 +102,7 @@ def table(rows: list[tuple[str, str, int, dict[str, float]]], seeds: list[int]) 
 def write_results(text: str, command: str, seconds: float) -> None:
     path = Path(__file__).with_name("RESULTS.md")
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    body = (f"{SECTION}\n## train_digits: QAT for the target, chip-in-the-loop fine-tune (issue 17.2, 17.3)\n\n"
+    body = (f"{SECTION}\n## train_digits: QAT for the target, chip-in-the-loop fine-tune\n\n"
             f"`{command}` on {platform.node() or 'unknown'} ({platform.processor() or platform.machine()}, "
             f"{torch.get_num_threads()} torch thread), {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
             f"commit {commit}, {seconds:.0f} s.\n\n{text}\n{SECTION}\n")

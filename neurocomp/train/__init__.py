@@ -1,4 +1,4 @@
-"""Training for the target (issue 17, DESIGN.md §4b): QAT with QCFS activations and the target's weight sets
+"""Training for the target (DESIGN.md §4b): QAT with QCFS activations and the target's weight sets
 (`qat`), and a chip-in-the-loop fine-tune through a differentiable surrogate of the compiled program (`surrogate`).
 
     deploy = deploy_for(load_target("truenorth"))            # weight mode: the target's default
