@@ -22,8 +22,6 @@ delays other than one tick. lava-dl does not install on Python 3.11, so the file
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import h5py
@@ -33,6 +31,7 @@ import scipy.sparse as sp
 from neurocomp.errors import UserError
 from neurocomp.ir.netlist import LayerMap, Netlist
 from neurocomp.program import Program
+from neurocomp.safewrite import Kind, write_file
 from neurocomp.targets.loihi import synapse_matrix
 from neurocomp.targets.loihi.neuron import PARAMS
 
@@ -41,16 +40,13 @@ LAYER_SCALARS = ("du", "dv", "vth")
 
 
 def export_netx(program: Program, path: str | Path) -> None:
-    """Write `path` atomically (temporary sibling + rename)."""
+    """Write `path` under neurocomp.safewrite (temporary sibling + rename)."""
     n = program.netlist
     if not set(PARAMS) <= set(n.params) or "sign_mode" not in n.syn_tables:
         raise UserError(f"netx export needs a Loihi program; this one targets {n.target!r}")
     weights = _effective_weights(n)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+
+    def write(tmp: Path) -> None:
         with h5py.File(tmp, "w") as f:
             f.attrs.update({"generator": "neurocomp", "target": n.target, "input_shape": _input_shape(n)})
             group = f.create_group("layer")
@@ -58,10 +54,20 @@ def export_netx(program: Program, path: str | Path) -> None:
             for i, lm in enumerate(n.layers):
                 _write_layer(group.create_group(str(i)), n, lm, _layer_weights(n, lm, weights, previous))
                 previous = n.n_inputs + lm.neurons
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    write_file(path, NETX_KIND, write)
+
+
+def _not_netx(path: Path) -> str | None:
+    """safewrite's test for a file export_netx may replace: an HDF5 file neurocomp generated."""
+    try:
+        with h5py.File(path, "r") as f:
+            return None if f.attrs.get("generator") == "neurocomp" else "no generator attribute 'neurocomp'"
+    except OSError:
+        return "not an HDF5 file"
+
+
+NETX_KIND = Kind("neurocomp netx network", False, _not_netx)
 
 
 def _input_shape(n: Netlist) -> np.ndarray:

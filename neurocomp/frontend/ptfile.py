@@ -55,15 +55,18 @@ SNN_KIND = torch_kind("neurocomp SNN .pt", FORMAT)
 
 def save_graph(graph: Graph, path: str | Path, inputs: Sequence[str | Path] = ()) -> None:
     """Write under the neurocomp.safewrite policy; `inputs`: files the output must not replace or contain."""
-    data = graph_to_dict(graph)
+    save_torch(graph_to_dict(graph), path, SNN_KIND, inputs)
 
+
+def save_torch(data: dict, path: str | Path, kind: Kind, inputs: Sequence[str | Path] = ()) -> None:
+    """torch.save `data` (its `format` names `kind`) under the safewrite policy, synced before the rename."""
     def write(tmp: Path) -> None:
         with open(tmp, "wb") as f:
             torch.save(data, f)
             f.flush()
             os.fsync(f.fileno())
 
-    write_file(path, SNN_KIND, write, inputs)
+    write_file(path, kind, write, inputs)
 
 
 def load_graph(path: str | Path) -> Graph:

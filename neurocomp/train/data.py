@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,7 @@ import torch
 
 from neurocomp.encoding import read_npz, require_real
 from neurocomp.errors import UserError
-from neurocomp.frontend.ptfile import torch_kind
-from neurocomp.safewrite import write_file
+from neurocomp.frontend.ptfile import save_torch, torch_kind
 
 CHECKPOINT_FORMAT = "neurocomp.train.checkpoint"
 CHECKPOINT_VERSION = 1
@@ -72,14 +70,7 @@ def save_checkpoint(path: Path, epoch: int, config: str, net: torch.nn.Module, o
                     inputs: list[Path]) -> None:
     data = {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "epoch": epoch, "config": config,
             "net": net.state_dict(), "opt": opt.state_dict()}
-
-    def write(tmp: Path) -> None:
-        with open(tmp, "wb") as f:
-            torch.save(data, f)
-            f.flush()
-            os.fsync(f.fileno())
-
-    write_file(path, CHECKPOINT_KIND, write, inputs)
+    save_torch(data, path, CHECKPOINT_KIND, inputs)
 
 
 def load_checkpoint(path: Path, config: str, net: torch.nn.Module, opt: torch.optim.Optimizer) -> int:
