@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_MODEL := build/models/digits_snn.pt
 
-.PHONY: install test test-all demo demo-digits models siamsnn clean
+.PHONY: install test test-all demo demo-digits models siamsnn native-tracker clean
 
 install: $(STAMP)
 
@@ -37,7 +37,7 @@ $(DEMO_MODEL): $(STAMP) models/digits.py
 
 models: $(DEMO_MODEL)
 
-# SiamSNN (micro SiamFC, trained weights committed in models/siamfc_micro.pt): compile for
+# The core-native SiamSNN (models/train_siamsnn.py; weights and graphs committed in models/): compile for
 # TrueNorth, bind the exemplar, track one synthetic clip on the emulated chip.
 demo: $(STAMP)
 	$(PY) examples/track.py 0 --frames 12
@@ -51,6 +51,11 @@ siamsnn: $(STAMP)
 	mkdir -p build/models
 	$(PY) -m neurocomp.models.siamsnn models/siamfc_micro.pt -o models/siamsnn.pt
 	$(PY) -m neurocomp.models.siamsnn models/siamfc_micro.pt --reset zero -o build/models/siamsnn_loihi.pt
+
+# Retrain the core-native tracker from scratch into build/models (deterministic: the same bytes as the
+# committed models/siamfc_micro_native.pt and models/siamsnn_micro_*; about 6 minutes on 2 cores).
+native-tracker: $(STAMP)
+	$(PY) -m neurocomp.models.train_siamsnn --config micro --out-dir build/models
 
 clean:
 	rm -rf build

@@ -16,17 +16,15 @@ section, machine, date, commit and command).
 from __future__ import annotations
 
 import argparse
-import datetime
-import platform
-import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
 from torch import nn
+
+from results import write_section
 
 from neurocomp.backends import emulator, reference
 from neurocomp.compiler import CompileOptions, compile_graph
@@ -42,7 +40,6 @@ ARCHS = {"mlp": lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 48), nn.ReLU()
          "avgpool": lambda: nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
                                           nn.Conv2d(16, 16, 3, stride=2, padding=1), nn.ReLU(), nn.AvgPool2d(2),
                                           nn.Flatten(), nn.Linear(64, 10))}
-SECTION = "<!-- train_digits -->"
 
 
 def data() -> tuple[np.ndarray, ...]:
@@ -99,19 +96,6 @@ def table(rows: list[tuple[str, str, int, dict[str, float]]], seeds: list[int]) 
                                 "exact ('exact' counts every compiled layer; the exported Graph itself is exact).")
 
 
-def write_results(text: str, command: str, seconds: float) -> None:
-    path = Path(__file__).with_name("RESULTS.md")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    body = (f"{SECTION}\n## train_digits: QAT for the target, chip-in-the-loop fine-tune\n\n"
-            f"`{command}` on {platform.node() or 'unknown'} ({platform.processor() or platform.machine()}, "
-            f"{torch.get_num_threads()} torch thread), {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-            f"commit {commit}, {seconds:.0f} s.\n\n{text}\n{SECTION}\n")
-    old = path.read_text() if path.exists() else "# Benchmark results\n\n"
-    parts = old.split(SECTION)
-    new = parts[0] + body + (parts[2].lstrip("\n") if len(parts) >= 3 else "")
-    path.write_text(new)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -132,7 +116,8 @@ def main() -> None:
     text = table(rows, args.seeds)
     print(text)
     if not args.no_write:
-        write_results(text, "python " + " ".join(["benchmarks/train_digits.py"] + sys.argv[1:]), time.perf_counter() - start)
+        write_section("train_digits", "train_digits: QAT for the target, chip-in-the-loop fine-tune", text,
+                      "python " + " ".join(["benchmarks/train_digits.py"] + sys.argv[1:]), time.perf_counter() - start)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,8 @@ from neurocomp.program import Program
 from neurocomp.runner import summarise
 from neurocomp.target import Target
 from neurocomp.models import otb
-from neurocomp.models.siamsnn import (EMBEDDING, GATES, SCORE, SCORE_SPIKES, hybrid_response, scale_names,
-                                      tracker_config, with_kernel)
+from neurocomp.models.siamsnn import (EMBEDDING, GATES, SCORE, SCORE_SPIKES, hybrid_response, readout_of,
+                                      scale_names, tracker_config, with_kernel)
 from neurocomp.models.tracker import Tracker, TrackerConfig
 
 if TYPE_CHECKING:
@@ -169,8 +169,9 @@ def chip_tracker(siamese: ChipSiamese, config: TrackerConfig) -> Tracker:
     return Tracker(siamese.embed, siamese.score, config)
 
 
-def load_tracker(program_dir: Path, opts: ChipOptions) -> tuple[ChipSiamese, TrackerConfig]:
-    """A compiled SiamSNN program (its model.pt carries the SiamFC geometry) as a tracker."""
+def load_tracker(program_dir: Path, **overrides: Any) -> tuple[ChipSiamese, TrackerConfig]:
+    """A compiled SiamSNN program (its model.pt carries the SiamFC geometry) as a tracker: ChipOptions from
+    the read-out the SiamSNN was built for (siamsnn.readout_of), with `overrides` (None values ignored)."""
     from neurocomp.frontend.ptfile import load_graph
     from neurocomp.program import load
     from neurocomp.runner import program_target
@@ -178,6 +179,9 @@ def load_tracker(program_dir: Path, opts: ChipOptions) -> tuple[ChipSiamese, Tra
     program = load(program_dir)
     graph = load_graph(Path(program_dir) / "model.pt")
     config = tracker_config(graph)
+    opts = ChipOptions(**{**readout_of(graph), **{k: v for k, v in overrides.items() if v is not None}})
+    if opts.tau0 >= opts.timesteps:
+        raise UserError(f"--tau0 ({opts.tau0}) must be below --ticks ({opts.timesteps})")
     if opts.score == "spikes" and SCORE_SPIKES not in graph.node_map:
         raise UserError("this SiamSNN has no spiking score layer; use --score potential")
     return ChipSiamese(graph, program, program_target(Path(program_dir)), opts), config

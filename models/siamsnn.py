@@ -77,6 +77,7 @@ class SiamSNNOptions:
     maxpool: str = "spiking"       # ConvertOptions.maxpool: "spiking" (exact max, a tree of IF layers) or "avg"
     pool_layers: bool = False      # ConvertOptions.pool_layers: pools as their own IF layers (full config on Loihi)
     tau0: int = 4
+    weighting: str = "drop"        # WEIGHTINGS: how the tracker reads the score potentials (with timesteps, tau0)
     spiking_score: bool = True
     kick: float = 16.0          # two-status offset B, in thresholds (> the charge of tau0 ticks)
     kick_pairs: int = 4         # gate pairs delivering B, B / 4 each: a weight a core can hold
@@ -115,17 +116,22 @@ def build_siamsnn(model: SiamFC, opts: SiamSNNOptions = SiamSNNOptions(), kernel
     """The SiamSNN Graph; `kernel` (C, e, e) is the placeholder the correlation compiles with
     (default: ones, a dense kernel, so the compiled structure holds every synapse)."""
     cfg = model.config
-    backbone = _pixel_units(model)
+    backbone = pixel_units(model)
     x = calibration_inputs(model, opts.calibration_samples, opts.seed)
     method = ConvertOptions(normalisation=opts.normalisation, percentile=opts.percentile, reset=opts.reset,
                             timesteps=opts.timesteps, encoding="rate", calibration_batches=opts.calibration_batches, batch_size=min(8, opts.calibration_samples),
                             maxpool=opts.maxpool, pool_layers=opts.pool_layers,
                             seed=opts.seed)
-    g = convert(backbone, x, input_shape=tuple(x.shape[1:]), method=method)
+    return siamsnn_graph(convert(backbone, x, input_shape=tuple(x.shape[1:]), method=method), cfg, opts, kernel)
+
+
+def siamsnn_graph(backbone: Graph, cfg: SiamConfig, opts: SiamSNNOptions = SiamSNNOptions(),
+                  kernel: np.ndarray | None = None) -> Graph:
+    """The SiamSNN Graph around a spiking backbone whose conv5 ends in a read-out: the converter's, or the
+    integer one neurocomp.train.to_graph makes of a QAT-trained backbone (models/train_siamsnn.py)."""
     e = cfg.embed_size(cfg.exemplar_size)
-    channels = cfg.channels[-1]
-    k = np.ones((channels, e, e)) if kernel is None else np.asarray(kernel, dtype=np.float64)
-    g = _heads(g, e, k, opts)
+    k = np.ones((cfg.channels[-1], e, e)) if kernel is None else np.asarray(kernel, dtype=np.float64)
+    g = _heads(backbone, e, k, opts)
     g = two_status(g, SCORE_SPIKES, opts.tau0, opts.kick, opts.kick_pairs) if opts.spiking_score else g
     record = {"config": cfg.to_json(), "options": dataclasses.asdict(dataclasses.replace(opts, schedule="sequential"))}
     return scheduled(Graph(g.nodes, g.edges, {**g.metadata, METADATA_KEY: json.dumps(record, sort_keys=True)}),
@@ -174,6 +180,13 @@ def _ancestors(g: Graph, names: list[str]) -> set[str]:
     return seen
 
 
+def readout_of(g: Graph) -> dict[str, int | str]:
+    """The read-out a SiamSNN was built for: ticks per search run, tau0 and the hybrid weighting (chip_tracker's
+    ChipOptions fields); one built before weightings were recorded reads "drop"."""
+    opts = siamsnn_record(g)["options"]
+    return {"timesteps": int(opts["timesteps"]), "tau0": int(opts["tau0"]), "weighting": opts.get("weighting", "drop")}
+
+
 def schedule_of(g: Graph) -> tuple[str, int]:
     """(schedule, scales) of a SiamSNN Graph; one built before schedules existed is sequential."""
     opts = siamsnn_record(g)["options"]
@@ -202,7 +215,7 @@ def tracker_config(g: Graph) -> TrackerConfig:
     return TrackerConfig.from_model(config, scale_num=schedule_of(g)[1])
 
 
-def _pixel_units(model: SiamFC) -> torch.nn.Module:
+def pixel_units(model: SiamFC) -> torch.nn.Module:
     """The backbone taking pixels / 255 (what rate coding carries), in eval mode."""
     backbone = copy.deepcopy(model.backbone).eval()
     with torch.no_grad():
@@ -216,12 +229,12 @@ def _heads(g: Graph, e: int, kernel: np.ndarray, opts: SiamSNNOptions) -> Graph:
     nodes = g.node_map
     readout = next(n for n in g.nodes if isinstance(n, Readout))
     conv5_name = g.predecessors(readout.name)[0]
-    conv5, feed = nodes[conv5_name], g.predecessors(conv5_name)[0]
-    window = np.asarray(readout.v_init)
-    v0 = window[:, :e, :e] if window.ndim == 3 else window
+    conv5, feed = _bias_into_conv(nodes[conv5_name], readout), g.predecessors(conv5_name)[0]
+    corner = lambda a: a[:, :e, :e] if a.ndim == 3 else a  # noqa: E731
     heads: list[Node] = [
-        Crop("embedding.crop", 0, 0, e, e), Readout(EMBEDDING, v_init=v0), Output("out.embedding"),
-        dataclasses.replace(conv5, name="conv5.score"), _correlation("corr.score", kernel), Readout(SCORE),
+        Crop("embedding.crop", 0, 0, e, e),
+        Readout(EMBEDDING, v_init=corner(np.asarray(readout.v_init)), bias=corner(np.asarray(readout.bias))),
+        Output("out.embedding"), dataclasses.replace(conv5, name="conv5.score"), _correlation("corr.score", kernel), Readout(SCORE),
         Output("out.score")]
     edges = [(conv5_name, "embedding.crop"), ("embedding.crop", EMBEDDING), (EMBEDDING, "out.embedding"),
              (feed, "conv5.score"), ("conv5.score", "corr.score"), ("corr.score", SCORE), (SCORE, "out.score")]
@@ -234,6 +247,17 @@ def _heads(g: Graph, e: int, kernel: np.ndarray, opts: SiamSNNOptions) -> Graph:
     kept = tuple(n for n in g.nodes if n.name not in drop)
     kept_edges = tuple((a, b) for a, b in g.edges if a not in drop and b not in drop)
     return Graph(kept + tuple(heads), kept_edges + tuple(edges), g.metadata)
+
+
+def _bias_into_conv(conv5: Node, readout: Readout) -> Node:
+    """conv5 carrying the read-out's bias (to_graph puts it there) for the score branches, so the exemplar is
+    correlated with the biased features the ANN correlates; the embedding keeps the read-out's own bias and
+    initial potential, so it equals the trained backbone's read-out tick by tick (tests/test_siamsnn_native.py)."""
+    bias = np.broadcast_to(np.asarray(readout.bias, dtype=np.float64).reshape(-1), (conv5.weight.shape[0],))
+    if not np.any(bias):
+        return conv5
+    own = np.zeros_like(bias) if conv5.bias is None else np.asarray(conv5.bias, dtype=np.float64)
+    return dataclasses.replace(conv5, bias=own + bias)
 
 
 def _correlation(name: str, kernel: np.ndarray) -> Correlation:

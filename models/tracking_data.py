@@ -7,7 +7,8 @@ with scale change, rotation, a similar distractor (another region of the same ph
 partial occlusion by a textured bar, illumination change, defocus blur and sensor noise.
 The ground-truth box is the axis-aligned box of the object's whole mask (occluded parts
 included, as in OTB). Train and test clips draw on disjoint sets of photographs, so the
-test benchmark measures generalisation to unseen objects and backgrounds. Everything is a
+test benchmark measures generalisation to unseen objects and backgrounds; the "fresh" split's
+photos are used by no training, calibration or choice of setting, only by evaluations. Everything is a
 pure function of (seed, split, size): same arguments, same pixels.
 """
 from __future__ import annotations
@@ -28,6 +29,9 @@ SPLITS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
               ("grass", "brick", "retina", "page", "coins")),
     "test": (("chelsea", "rocket", "camera"),
              ("gravel", "hubble_deep_field", "moon", "text")),
+    # Photos no model or setting has seen: evaluation only (benchmarks/tracking_native.py).
+    "fresh": (("clock", "colorwheel", "logo"),
+              ("cell", "microaneurysms")),
 }
 DEFAULT_SIZE = (240, 320)
 LOG_SCALE_RANGE = 0.35  # object scale stays within exp(+-0.35) = 0.70-1.42 of its base size

@@ -26,7 +26,7 @@ import torch
 from torch.nn import functional as F
 
 from neurocomp.models.otb import OPEResult, ope
-from neurocomp.models.siamfc import CONFIGS, SiamFC, build
+from neurocomp.models.siamfc import CONFIGS, SiamConfig, SiamFC, build
 from neurocomp.models.tracker import ann_tracker
 from neurocomp.models.tracking_data import Clip, benchmark, sample_pairs
 
@@ -54,10 +54,11 @@ def balanced_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, labels, weight=weight, reduction="none").sum(dims).mean()
 
 
-def train(config: str, opts: TrainOptions, log: Callable[[str], None] = print) -> SiamFC:
+def train(config: str | SiamConfig, opts: TrainOptions, log: Callable[[str], None] = print) -> SiamFC:
+    """A SiamFC of `config` (a CONFIGS name or a SiamConfig, e.g. models/native.py's) trained by the recipe above."""
     torch.manual_seed(opts.seed)
     torch.set_num_threads(opts.threads)
-    model = build(config)
+    model = build(config) if isinstance(config, str) else SiamFC(config)
     steps = opts.pairs_per_epoch // opts.batch
     total = opts.epochs * steps
     optim = torch.optim.SGD(model.parameters(), lr=opts.lr, momentum=opts.momentum, weight_decay=opts.weight_decay)

@@ -79,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("model")
     c.add_argument("--target", required=True, help="truenorth, loihi, loihi2 or a spec.toml path")
     c.add_argument("-o", "--out", help="program directory (default build/<stem>.<target>)")
-    c.add_argument("--timesteps", type=TICKS, default=32, help="ticks per inference (default 32)")
+    c.add_argument("--timesteps", type=TICKS, help="ticks per inference (default: the T a neurocomp-trained model "
+                                                   "was trained for, else 32)")
     c.add_argument("--seed", type=SEED, default=0)
     c.add_argument("--rate", type=_real(MIN_RATE, 1.0), default=0.05,
                    help=f"assumed spikes/neuron/tick for compile-time estimates, in [{MIN_RATE:g}, 1]")
@@ -152,9 +153,10 @@ def _track_parser(sub) -> None:
     k.add_argument("program")
     k.add_argument("--clip", type=SEED, default=0, help="seed of the synthetic test clip (default 0)")
     k.add_argument("--frames", type=_count(2), default=40)
-    k.add_argument("--ticks", type=TICKS, default=20, help="ticks per search scale (default 20)")
+    k.add_argument("--ticks", type=TICKS, help="ticks per search scale (default: the SiamSNN's own, e.g. 20 or 16)")
     k.add_argument("--exemplar-ticks", type=TICKS, default=64)
-    k.add_argument("--tau0", type=SEED, default=4, help="transient ticks dropped / two-status integrate-only window")
+    k.add_argument("--tau0", type=SEED, help="transient ticks dropped / two-status integrate-only window "
+                                             "(default: the SiamSNN's own)")
     k.add_argument("--score", choices=("potential", "spikes"), default="potential",
                    help="hybrid read-out of the correlation, or two-status spike counts")
     k.add_argument("--backend", choices=("emulator", "reference"), default="emulator")
@@ -255,18 +257,19 @@ def _run(args: argparse.Namespace, console: Console) -> int:
 
 
 def _track(args: argparse.Namespace, console: Console) -> int:
-    from neurocomp.models.chip_tracker import GIF_KIND, ChipOptions, load_tracker, track_clip, write_gif
+    from neurocomp.models.chip_tracker import GIF_KIND, load_tracker, track_clip, write_gif
     from neurocomp.models.siamsnn import schedule_of
     from neurocomp.memory import require
     from neurocomp.models.tracking_data import DEFAULT_SIZE, make_clip
 
-    if args.tau0 >= args.ticks:
+    if args.tau0 is not None and args.ticks is not None and args.tau0 >= args.ticks:
         raise UserError(f"--tau0 ({args.tau0}) must be below --ticks ({args.ticks})")
     require(f"track --frames {args.frames:,}", 2.0 * args.frames * math.prod(DEFAULT_SIZE) * 3)  # the clip, a frame copy
     if args.gif:
         check(Path(args.gif), GIF_KIND, [Path(args.program)])
-    opts = ChipOptions(args.ticks, args.exemplar_ticks, args.tau0, score=args.score, backend=args.backend)
-    siamese, config = load_tracker(Path(args.program), opts)
+    siamese, config = load_tracker(Path(args.program), timesteps=args.ticks, exemplar_ticks=args.exemplar_ticks,
+                                   tau0=args.tau0, score=args.score, backend=args.backend)
+    opts = siamese.opts
     clip = make_clip(10_000 + args.clip, args.frames, split="test")
     with console.status(f"tracking {args.frames} frames"):
         out = track_clip(siamese, config, clip)
@@ -275,8 +278,9 @@ def _track(args: argparse.Namespace, console: Console) -> int:
     out["boxes"] = out["boxes"].round(2).tolist()
     schedule, _ = schedule_of(siamese.graph)
     out |= {"clip": args.clip, "frames": args.frames, "backend": args.backend, "score": args.score,
-            "ticks_per_scale": args.ticks + max((siamese.lag.get(r, 0) for r in siamese.read), default=0),
-            "scales": config.scale_num, "schedule": schedule, "exemplar_ticks": args.exemplar_ticks,
+            "ticks_per_scale": opts.timesteps + max((siamese.lag.get(r, 0) for r in siamese.read), default=0),
+            "scales": config.scale_num, "schedule": schedule, "exemplar_ticks": opts.exemplar_ticks, "tau0": opts.tau0,
+            "weighting": opts.weighting,
             "cores": siamese.program.netlist.n_cores, "chips": siamese.program.placed.n_chips}
     _emit(args, console, out, "track_table")
     return 0

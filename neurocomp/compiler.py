@@ -44,11 +44,14 @@ MIN_CONGESTION_MOVES = 50
 MAX_CONGESTION_MOVES = 200      # each move scores ~30 candidate moves
 PROFILE_SAMPLES = 8           # calibration samples a profiling run emulates
 FRAME_KEY = "frame"           # Graph metadata (JSON): how an application frame runs, for frame_figures
+TRAINING_KEY = "training"     # Graph metadata (JSON) neurocomp.train writes: timesteps, target, weight mode
+DEFAULT_TIMESTEPS = 32
 
 
 @dataclass(frozen=True)
 class CompileOptions:
-    timesteps: int = 32            # ticks per inference the program is meant to run
+    timesteps: int | None = None   # ticks per inference the program is meant to run; None: the T the graph was
+                                   # trained for (neurocomp.train records it), else DEFAULT_TIMESTEPS
     seed: int = 0
     rate: float = 0.05             # assumed spikes per neuron per tick for compile-time estimates
     place_budget_s: float = 120.0  # safety cap; the effort limit normally stops the placer first
@@ -120,7 +123,8 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
 
     require_compile(graph)
     check_spiking_inputs(graph, target)
-    opts = dataclasses.replace(opts, weights=opts.weights or target.hooks.WEIGHT_MODES[0])
+    opts = dataclasses.replace(opts, weights=opts.weights or trained_weight_mode(graph, target),
+                               timesteps=opts.timesteps or int(training_record(graph).get("timesteps", DEFAULT_TIMESTEPS)))
     if opts.weights not in target.hooks.WEIGHT_MODES:
         raise UserError(f"weight mode {opts.weights!r} is not available on {target.name}; choose one of "
                         f"{', '.join(target.hooks.WEIGHT_MODES)}")
@@ -313,6 +317,22 @@ def compile_report(program: Program, qnet: QNetwork, target: Target, opts: Compi
         "realtime": rt,
         "compile_time_s": times,
     }
+
+
+def training_record(graph: Graph) -> dict[str, Any]:
+    """What neurocomp.train recorded in the graph (timesteps, target, weight mode); {} for any other graph."""
+    try:
+        info = json.loads(graph.metadata.get(TRAINING_KEY, "{}"))
+    except json.JSONDecodeError:
+        return {}
+    return info if isinstance(info, dict) else {}
+
+
+def trained_weight_mode(graph: Graph, target: Target) -> str:
+    """The weight mode a graph was trained for on this target, else the target's default."""
+    info = training_record(graph)
+    trained = info.get("weights") if info.get("target") == target.name else None
+    return trained if trained in target.hooks.WEIGHT_MODES else target.hooks.WEIGHT_MODES[0]
 
 
 def output_latency(n: Netlist) -> int:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neurocomp.compiler import TRAINING_KEY
 from neurocomp.convert.ann import Flat, Pool, Segment, Weighted, segments
 from neurocomp.convert.trace import ann_ops
 from neurocomp.errors import UserError
@@ -31,7 +32,7 @@ from neurocomp.train.deploy import Deploy
 from neurocomp.train.pool import Window, compose_conv, compose_linear, composed_stride, windows
 from neurocomp.train.qcfs import qcfs, replace_ste, round_ste
 
-METADATA_KEY = "training"
+METADATA_KEY = TRAINING_KEY   # the compiler reads the weight mode from it
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,134 @@
+"""Core-native SiamSNN: tracking accuracy per stage on clips no stage has seen, cores and frames per second.
+
+    python benchmarks/tracking_native.py [--clips 3] [--frames 30] [--seed S] [--targets truenorth loihi]
+
+Loads the committed core-native tracker (models/train_siamsnn.py: float SiamFC in TrueNorth's native shape,
+QAT per target, the SiamSNN graph of the trained integers), draws its clips now -- half from the test photos,
+half from the "fresh" photos nothing was trained, calibrated or chosen on -- with a seed taken from the clock
+(printed; --seed repeats a run), and scores one row per stage so each loss is attributed to the stage that
+makes it: float ANN, quantised ANN (QAT), float SNN (the Graph on the reference simulator), emulated chip.
+The chip rows read the score as the SiamSNN was built to be read (models/train_siamsnn.py READOUT, chosen
+on training-photo clips). The original
+micro SiamFC (not core-native, not QAT) is scored as a reference row. Cores per neuron counts every core of
+the compiled program (copies, heads, gates) over the Graph's neurons. Prints the table and writes it to
+benchmarks/RESULTS.md.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from results import write_section
+
+from neurocomp.compiler import CompileOptions, compile_graph
+from neurocomp.frontend.ptfile import load_graph
+from neurocomp.ir.layers import lower
+from neurocomp.models import otb
+from neurocomp.models.chip_tracker import ChipOptions, ChipSiamese, chip_tracker
+from neurocomp.models.siamfc import build
+from neurocomp.models.siamsnn import readout_of, tracker_config
+from neurocomp.models.tracker import ann_tracker
+from neurocomp.models.tracking_data import benchmark
+from neurocomp.models.train_siamsnn import load_float, load_qat, qat_tracker, stage_record
+from neurocomp.target import load_target
+
+ROOT = Path(__file__).resolve().parents[1]
+GOALS = {"truenorth": 0.95, "loihi": 0.97}
+
+
+def score(tracker, clips) -> tuple[float, float]:
+    r = otb.ope([tracker.track(c) for c in clips], [c.boxes for c in clips])
+    return r.auc, r.precision
+
+
+def chip_rows(target: str, models: Path, model, clips, console: Console) -> list[dict]:
+    """Quantised ANN, float SNN and emulated chip for one target, with the compiled program's figures."""
+    qat_path = models / f"siamsnn_micro_qat_{target}.pt"
+    net = load_qat(model, target, stage_record(qat_path)["qat"]["timesteps"], qat_path, stage_record(qat_path)["weights"])
+    graph = load_graph(models / f"siamsnn_micro_{target}.pt")
+    config, tgt = tracker_config(graph), load_target(target)
+    start = time.perf_counter()
+    compiled = compile_graph(graph, tgt, CompileOptions())
+    frame = compiled.report["realtime"]["frame"]
+    neurons = int(sum(layer.size for layer in lower(graph).layers))
+    console.print(f"{target}: compiled in {time.perf_counter() - start:.0f} s", style="dim")
+    opts = ChipOptions(**readout_of(graph))
+    rows = [{"stage": "quantised ANN", "target": target, "score": score(qat_tracker(net, model), clips)},
+            {"stage": "float SNN", "target": target,
+             "score": score(chip_tracker(ChipSiamese(graph, None, None, ChipOptions(**{**opts.__dict__, "backend": "reference"})),
+                                         config), clips)}]
+    siamese = ChipSiamese(graph, compiled.program, tgt, opts)
+    start = time.perf_counter()
+    rows.append({"stage": "emulated chip", "target": target, "score": score(chip_tracker(siamese, config), clips),
+                 "cores": compiled.program.netlist.n_cores, "chips": compiled.program.placed.n_chips,
+                 "cores_per_neuron": compiled.program.netlist.n_cores / neurons,
+                 "ticks": frame["ticks_per_frame"], "fps": frame["frames_per_s"],
+                 "emulator_s": siamese.stats.per_frame()["emulator_s"]})
+    console.print(f"{target}: tracked in {time.perf_counter() - start:.0f} s", style="dim")
+    return rows
+
+
+def table(rows: list[dict], base: float, seed: int, n_clips: int, frames: int) -> Table:
+    t = Table(title=f"Core-native SiamSNN micro: {n_clips} clips x {frames} frames (test + fresh photos, seed {seed}); "
+                    f"ratio = AUC / float ANN's", title_justify="left")
+    for head in ("stage", "target", "AUC", "prec@20", "ratio", "goal", "cores", "chips", "cores/neuron",
+                 "ticks/frame", "FPS", "emulator s/frame"):
+        t.add_column(head, justify="left" if head in ("stage", "target") else "right")
+    for r in rows:
+        auc, prec = r["score"]
+        goal = GOALS.get(r["target"]) if r["stage"] == "emulated chip" else None
+        cells = [f"{r[k]:{fmt}}" if k in r else "" for k, fmt in
+                 (("cores", ","), ("chips", "d"), ("cores_per_neuron", ".3f"), ("ticks", "d"), ("fps", ".1f"),
+                  ("emulator_s", ".2f"))]
+        t.add_row(r["stage"], r["target"], f"{auc:.3f}", f"{prec:.3f}", f"{auc / base:.3f}",
+                  "" if goal is None else f"≥ {goal} ({'met' if auc / base >= goal else f'short by {goal - auc / base:.3f}'})",
+                  *cells)
+    return t
+
+
+def markdown(t: Table) -> str:
+    heads = [c.header for c in t.columns]
+    cells = [list(c.cells) for c in t.columns]
+    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    lines += ["| " + " | ".join(col[i] for col in cells) + " |" for i in range(len(cells[0]))]
+    return f"{t.title}\n\n" + "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--clips", type=int, default=3, help="clips per photo split (test, fresh)")
+    ap.add_argument("--frames", type=int, default=30)
+    ap.add_argument("--seed", type=int, help="clip seed (default: drawn from the clock, printed)")
+    ap.add_argument("--targets", nargs="+", choices=("truenorth", "loihi"), default=["truenorth", "loihi"])
+    ap.add_argument("--models", type=Path, default=ROOT / "models")
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(2)
+    seed = args.seed if args.seed is not None else int(time.time()) % 100_000 + 1000
+    console, start = Console(), time.perf_counter()
+    console.print(f"clip seed {seed}")
+    clips = benchmark("test", args.clips, args.frames, seed) + benchmark("fresh", args.clips, args.frames, seed)
+    model = load_float("micro", args.models / "siamfc_micro_native.pt")
+    original = build("micro").eval()
+    original.load_state_dict(torch.load(args.models / "siamfc_micro.pt", weights_only=True))
+    base = score(ann_tracker(model), clips)
+    rows = [{"stage": "float ANN (original micro, not native)", "target": "", "score": score(ann_tracker(original), clips)},
+            {"stage": "float ANN", "target": "", "score": base}]
+    for target in args.targets:
+        rows += chip_rows(target, args.models, model, clips, console)
+    t = table(rows, base[0], seed, len(clips), args.frames)
+    console.print(t)
+    if not args.no_write:
+        write_section("tracking_native", "tracking_native: core-native SiamSNN, accuracy per stage, cores, FPS",
+                      markdown(t), "python " + " ".join(["benchmarks/tracking_native.py"] + sys.argv[1:]),
+                      time.perf_counter() - start)
+
+
+if __name__ == "__main__":
+    main()

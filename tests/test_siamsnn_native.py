@@ -1,0 +1,99 @@
+"""The core-native SiamSNN: QAT backbone under SiamSNN's heads, stage files, the compiler reading what training recorded."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from neurocomp.models.siamfc import SiamConfig, SiamFC
+from neurocomp.models.siamsnn import EMBEDDING, SCORE, SiamSNNOptions, siamsnn_graph, with_kernel
+
+TINY = SiamConfig("tiny", 41, 73, (2, 4, 4, 4, 2), (5, 3, 3, 3, 3), conv_strides=(2, 2, 1, 1, 1), pools=False,
+                  groups=(1, 2, 2, 2, 2))
+
+
+def _qat(target: str = "truenorth", timesteps: int = 8, weights: str | None = None):
+    from neurocomp.models.siamsnn import calibration_inputs
+    from neurocomp.models.train_siamsnn import qat_net
+
+    torch.manual_seed(1)
+    model = SiamFC(TINY).eval()
+    with torch.no_grad():
+        model.backbone[-1].bias.uniform_(-0.5, 0.5)   # conv5's bias: the head must keep it
+    net = qat_net(model, target, timesteps, weights)
+    net.init_lambdas(torch.from_numpy(calibration_inputs(model, 4, 0)), 99.9)
+    return model, net
+
+
+def test_heads_over_a_trained_backbone_keep_conv5s_bias_in_every_branch():
+    """Embedding = the backbone's own read-out over the exemplar window, tick by tick; score(t) = K correlated
+    with that read-out less its initial potential (conv5's copies carry the bias the QAT net put in the read-out)."""
+    from neurocomp.backends import reference
+    from neurocomp.ir.layers import lower
+    from neurocomp.train import to_graph
+
+    _, net = _qat()
+    backbone = to_graph(net)
+    readout = backbone.node("readout")
+    assert np.any(readout.bias)
+    g = siamsnn_graph(backbone, TINY, SiamSNNOptions(timesteps=8, spiking_score=False))
+    kernel = np.random.default_rng(0).normal(size=(2, 3, 3))
+    g = with_kernel(g, kernel, 8, 0)
+    x = np.random.default_rng(1).random((2, 3, 73, 73))
+    ticks = 12
+    ref = reference.run(lower(backbone), {"input": x}, ticks=ticks, record=["readout"]).potentials["readout"]
+    got = reference.run(lower(g), {"input": x}, ticks=ticks, record=[EMBEDDING, SCORE]).potentials
+    np.testing.assert_allclose(got[EMBEDDING], ref[:, :, :, :3, :3], atol=1e-9)
+    fed = torch.from_numpy(ref.reshape(-1, *ref.shape[2:]) - np.asarray(readout.v_init)[None])
+    want = torch.nn.functional.conv2d(fed, torch.from_numpy(kernel)[None]).numpy().reshape(2, ticks, 1, 9, 9)
+    np.testing.assert_allclose(got[SCORE], want, rtol=1e-9, atol=1e-6)
+
+
+def test_trained_graph_compiles_exactly_with_the_weight_mode_and_T_it_was_trained_for():
+    from neurocomp.compiler import CompileOptions, compile_graph, trained_weight_mode
+    from neurocomp.target import load_target
+    from neurocomp.train import to_graph
+
+    _, net = _qat(timesteps=6, weights="trinary")
+    graph = to_graph(net)
+    assert json.loads(graph.metadata["training"])["weights"] == "trinary"
+    compiled = compile_graph(graph, load_target("truenorth"), CompileOptions())
+    options = compiled.program.manifest["options"]
+    assert (options["weights"], options["timesteps"]) == ("trinary", 6)
+    assert all(q.exact for q in compiled.qnet.layers)
+    assert trained_weight_mode(graph, load_target("loihi")) == "levels"   # trained for another target: its default
+
+
+def test_qat_stage_trains_and_its_files_are_replaced_only_when_they_are_ours(tmp_path):
+    from neurocomp.errors import UserError
+    from neurocomp.models.train_siamsnn import QATOptions, _save_state, load_qat, qat, stage_record
+    from neurocomp.target import load_target
+    from neurocomp.train import exactness, to_graph
+    from neurocomp.train.deploy import deploy_for
+
+    model = SiamFC(TINY).eval()
+    opts = QATOptions(timesteps=8, epochs=1, chip_epochs=1, pairs_per_epoch=8, batch=4, clips_per_epoch=2,
+                      frames_per_clip=8)
+    before = [p.detach().clone() for p in model.parameters()]
+    net = qat(model, "loihi", opts, log=lambda _: None)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))   # the float model is left alone
+    assert all(exactness(to_graph(net), deploy_for(load_target("loihi"))).values())
+    path = tmp_path / "stage.pt"
+    _save_state(path, net.state_dict(), {"target": "loihi", "weights": net.deploy.mode}, 1.0)
+    first = path.read_bytes()
+    again = load_qat(model, "loihi", 8, path, stage_record(path)["weights"])
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), again.state_dict().values()))
+    _save_state(path, net.state_dict(), {"target": "loihi", "weights": net.deploy.mode}, 2.0)   # ours: replaced
+    assert path.read_bytes() == first   # the training time lives in the JSON beside it only
+    foreign = tmp_path / "user.pt"
+    foreign.write_bytes(b"user data")
+    with pytest.raises(UserError):
+        _save_state(foreign, net.state_dict(), {}, 0.0)
+    assert foreign.read_bytes() == b"user data"
+
+
+def test_fresh_photos_are_in_no_other_split():
+    from neurocomp.models.tracking_data import SPLITS
+
+    fresh = set(sum(SPLITS["fresh"], ()))
+    assert fresh and not fresh & set(sum(SPLITS["train"] + SPLITS["test"], ()))
