@@ -176,6 +176,9 @@ def main() -> None:
     ap.add_argument("--qat-epochs", type=int, default=QATOptions.epochs)
     ap.add_argument("--tn-weights", default=TN_WEIGHTS, help=f"TrueNorth weight mode (default {TN_WEIGHTS})")
     ap.add_argument("--schedule", choices=SCHEDULES, default="parallel", help="search scales of the SiamSNN graphs")
+    ap.add_argument("--two-status", action="store_true",
+                    help="also the two-status spiking score layer (its own conv5 and correlation cores: ~60 %% more "
+                         "TrueNorth cores; the tracker reads the score potential)")
     ap.add_argument("--out-dir", type=Path, default=Path("build/models"))
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -202,7 +205,8 @@ def main() -> None:
             net = qat(model, target, qopts, weights, log=lambda line: print(line, flush=True))
             _save_state(qat_path, net.state_dict(), {"target": target, "weights": net.deploy.mode, "qat": asdict(qopts)},
                         time.perf_counter() - start)
-        sopts = SiamSNNOptions(timesteps=qopts.timesteps, reset=net.deploy.reset, schedule=args.schedule, **READOUT)
+        sopts = SiamSNNOptions(timesteps=qopts.timesteps, reset=net.deploy.reset, schedule=args.schedule,
+                               spiking_score=args.two_status, **READOUT)
         graph_path = out / f"siamsnn_{args.config}_{target}.pt"
         save_graph(siamsnn_graph(to_graph(net), model.config, sopts), graph_path)
         print(f"wrote {graph_path}", flush=True)
