@@ -124,7 +124,7 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
     require_compile(graph)
     check_spiking_inputs(graph, target)
     opts = dataclasses.replace(opts, weights=opts.weights or trained_weight_mode(graph, target),
-                               timesteps=opts.timesteps or int(training_record(graph).get("timesteps", DEFAULT_TIMESTEPS)))
+                               timesteps=opts.timesteps or trained_timesteps(graph))
     if opts.weights not in target.hooks.WEIGHT_MODES:
         raise UserError(f"weight mode {opts.weights!r} is not available on {target.name}; choose one of "
                         f"{', '.join(target.hooks.WEIGHT_MODES)}")
@@ -326,6 +326,12 @@ def training_record(graph: Graph) -> dict[str, Any]:
     except json.JSONDecodeError:
         return {}
     return info if isinstance(info, dict) else {}
+
+
+def trained_timesteps(graph: Graph) -> int:
+    """The T a graph was trained for, else DEFAULT_TIMESTEPS (a record that is not a positive int is ignored)."""
+    t = training_record(graph).get("timesteps")
+    return t if isinstance(t, int) and not isinstance(t, bool) and t >= 1 else DEFAULT_TIMESTEPS
 
 
 def trained_weight_mode(graph: Graph, target: Target) -> str:

@@ -64,6 +64,18 @@ def test_trained_graph_compiles_exactly_with_the_weight_mode_and_T_it_was_traine
     assert trained_weight_mode(graph, load_target("loihi")) == "levels"   # trained for another target: its default
 
 
+@pytest.mark.parametrize("record", ['{"timesteps": "many", "weights": 3, "target": "truenorth"}', "[1, 2]", "not json",
+                                    '{"timesteps": true}', '{"timesteps": -4}'])
+def test_a_forged_training_record_falls_back_to_the_defaults(record):
+    from neurocomp.compiler import DEFAULT_TIMESTEPS, trained_timesteps, trained_weight_mode
+    from neurocomp.ir.graph import Graph, Input, Output
+    from neurocomp.target import load_target
+
+    g = Graph((Input("x", (2,)), Output("o")), (("x", "o"),), {"training": record})
+    assert trained_timesteps(g) == DEFAULT_TIMESTEPS
+    assert trained_weight_mode(g, load_target("truenorth")) == "bits"
+
+
 def test_qat_stage_trains_and_its_files_are_replaced_only_when_they_are_ours(tmp_path):
     from neurocomp.errors import UserError
     from neurocomp.models.train_siamsnn import QATOptions, _save_state, load_qat, qat, stage_record
