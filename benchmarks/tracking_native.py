@@ -2,14 +2,14 @@
 
     python benchmarks/tracking_native.py [--clips 3] [--frames 30] [--seed S] [--targets truenorth loihi]
 
-Loads the committed core-native tracker (models/train_siamsnn.py: float SiamFC in TrueNorth's native shape,
+Loads a committed core-native tracker (--config micro or mini; models/train_siamsnn.py: float SiamFC in TrueNorth's native shape,
 QAT per target, the SiamSNN graph of the trained integers), draws its clips now -- half from the test photos,
 half from the "fresh" photos nothing was trained, calibrated or chosen on -- with a seed taken from the clock
 (printed; --seed repeats a run), and scores one row per stage so each loss is attributed to the stage that
 makes it: float ANN, quantised ANN (QAT), float SNN (the Graph on the reference simulator), emulated chip.
 The chip rows read the score as the SiamSNN was built to be read (models/train_siamsnn.py READOUT, chosen
-on training-photo clips). The original
-micro SiamFC (not core-native, not QAT) is scored as a reference row. Cores per neuron counts every core of
+on training-photo clips). For micro, the
+converted micro SiamFC (not core-native, not QAT) is scored as a reference row. Cores per neuron counts every core of
 the compiled program (copies, heads, gates) over the Graph's neurons. Prints the table and writes it to
 benchmarks/RESULTS.md.
 """
@@ -47,11 +47,11 @@ def score(tracker, clips) -> tuple[float, float]:
     return r.auc, r.precision
 
 
-def chip_rows(target: str, models: Path, model, clips, console: Console) -> list[dict]:
+def chip_rows(config: str, target: str, models: Path, model, clips, console: Console) -> list[dict]:
     """Quantised ANN, float SNN and emulated chip for one target, with the compiled program's figures."""
-    qat_path = models / f"siamsnn_micro_qat_{target}.pt"
+    qat_path = models / f"siamsnn_{config}_qat_{target}.pt"
     net = load_qat(model, target, stage_record(qat_path)["qat"]["timesteps"], qat_path, stage_record(qat_path)["weights"])
-    graph = load_graph(models / f"siamsnn_micro_{target}.pt")
+    graph = load_graph(models / f"siamsnn_{config}_{target}.pt")
     config, tgt = tracker_config(graph), load_target(target)
     start = time.perf_counter()
     compiled = compile_graph(graph, tgt, CompileOptions())
@@ -74,8 +74,8 @@ def chip_rows(target: str, models: Path, model, clips, console: Console) -> list
     return rows
 
 
-def table(rows: list[dict], base: float, seed: int, n_clips: int, frames: int) -> Table:
-    t = Table(title=f"Core-native SiamSNN micro: {n_clips} clips x {frames} frames (test + fresh photos, seed {seed}); "
+def table(config: str, rows: list[dict], base: float, seed: int, n_clips: int, frames: int) -> Table:
+    t = Table(title=f"Core-native SiamSNN {config}: {n_clips} clips x {frames} frames (test + fresh photos, seed {seed}); "
                     f"ratio = AUC / float ANN's", title_justify="left")
     for head in ("stage", "target", "AUC", "prec@20", "ratio", "goal", "cores", "chips", "cores/neuron",
                  "ticks/frame", "FPS", "emulator s/frame"):
@@ -102,6 +102,7 @@ def markdown(t: Table) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--config", choices=("micro", "mini"), default="micro", help="the tracker (models/train_siamsnn.py)")
     ap.add_argument("--clips", type=int, default=3, help="clips per photo split (test, fresh)")
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--seed", type=int, help="clip seed (default: drawn from the clock, printed)")
@@ -114,18 +115,20 @@ def main() -> None:
     console, start = Console(), time.perf_counter()
     console.print(f"clip seed {seed}")
     clips = benchmark("test", args.clips, args.frames, seed) + benchmark("fresh", args.clips, args.frames, seed)
-    model = load_float("micro", args.models / "siamfc_micro_native.pt")
-    original = build("micro").eval()
-    original.load_state_dict(torch.load(args.models / "siamfc_micro.pt", weights_only=True))
+    model = load_float(args.config, args.models / f"siamfc_{args.config}_native.pt")
     base = score(ann_tracker(model), clips)
-    rows = [{"stage": "float ANN (original micro, not native)", "target": "", "score": score(ann_tracker(original), clips)},
-            {"stage": "float ANN", "target": "", "score": base}]
+    rows = [{"stage": "float ANN", "target": "", "score": base}]
+    if args.config == "micro":
+        original = build("micro").eval()
+        original.load_state_dict(torch.load(args.models / "siamfc_micro.pt", weights_only=True))
+        rows.insert(0, {"stage": "float ANN (converted micro, not native)", "target": "",
+                        "score": score(ann_tracker(original), clips)})
     for target in args.targets:
-        rows += chip_rows(target, args.models, model, clips, console)
-    t = table(rows, base[0], seed, len(clips), args.frames)
+        rows += chip_rows(args.config, target, args.models, model, clips, console)
+    t = table(args.config, rows, base[0], seed, len(clips), args.frames)
     console.print(t)
     if not args.no_write:
-        write_section("tracking_native", "tracking_native: core-native SiamSNN, accuracy per stage, cores, FPS",
+        write_section(f"tracking_native_{args.config}", f"tracking_native: core-native SiamSNN {args.config}, accuracy per stage, cores, FPS",
                       markdown(t), "python " + " ".join(["benchmarks/tracking_native.py"] + sys.argv[1:]),
                       time.perf_counter() - start)
 

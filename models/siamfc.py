@@ -86,6 +86,9 @@ CONFIGS = {
     # embeddings, 9x9 score map; ~22k neurons in the search branch instead of ~430k.
     "micro": SiamConfig("micro", 41, 73, (8, 16, 16, 16, 16), (5, 3, 3, 3, 3), out_scale=0.05,
                         label_radius=8.0, conv_strides=(2, 2, 1, 1, 1), pools=False),
+    # micro's geometry at twice its width (~41k neurons per search branch): the larger core-native tracker.
+    "mini": SiamConfig("mini", 41, 73, (16, 32, 32, 32, 32), (5, 3, 3, 3, 3), out_scale=0.025,
+                       label_radius=8.0, conv_strides=(2, 2, 1, 1, 1), pools=False),
 }
 
 
