@@ -56,6 +56,7 @@ siamsnn: $(STAMP)
 # committed models/siamfc_micro_native.pt and models/siamsnn_micro_*; about 6 minutes on 2 cores).
 native-tracker: $(STAMP)
 	$(PY) -m neurocomp.models.train_siamsnn --config micro --out-dir build/models
+	$(PY) -m neurocomp.models.train_siamsnn --config mini --out-dir build/models
 
 clean:
 	rm -rf build
