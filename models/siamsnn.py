@@ -150,7 +150,8 @@ def scheduled(g: Graph, schedule: str, scales: int = 3) -> Graph:
     record["options"] |= {"schedule": schedule, "scales": scales}
     read = [name for base in (SCORE, SCORE_SPIKES) for name in scale_names(g, base, schedule, scales)]
     frame = {"schedule": schedule, "runs": 1 if schedule == "parallel" else scales, "units": scales,
-             "unit": "search scale", "read": [r for r in read if r in g.node_map]}
+             "unit": "search scale", "read": [r for r in read if r in g.node_map],
+             "ticks": int(record["options"]["timesteps"])}
     return Graph(g.nodes, g.edges, {**g.metadata, METADATA_KEY: json.dumps(record, sort_keys=True),
                                     FRAME_KEY: json.dumps(frame, sort_keys=True)})
 

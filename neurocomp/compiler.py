@@ -269,18 +269,22 @@ def mapping_lags(graph: Graph, n: Netlist, names: list[str] | tuple[str, ...]) -
 
 def frame_figures(graph: Graph, n: Netlist, tick_s: float, timesteps: int) -> dict[str, Any] | None:
     """Real time per application frame, from the Graph's FRAME_KEY record {"schedule", "runs", "units", "unit",
-    "read"}: a frame is `runs` runs one after another (e.g. 3 search scales through one copy of the network, or
-    1 run of 3 copies side by side), each `timesteps` Graph ticks (its own layer depth inside them, as a host
-    reading a window of potentials sees it) plus the ticks the mapping puts behind the `read` layers. A frame's
-    latency is its ticks: nothing of one frame overlaps the next."""
+    "read", optional "ticks"}: a frame is `runs` runs one after another (e.g. 3 search scales through one copy of
+    the network, or 1 run of 3 copies side by side), each "ticks" Graph ticks where the application states them,
+    else `timesteps` (its own layer depth inside them, as a host reading a window of potentials sees it), plus the
+    ticks the mapping puts behind the `read` layers. A frame's latency is its ticks: nothing of one frame overlaps
+    the next."""
     text = graph.metadata.get(FRAME_KEY)
     if not text:
         return None
     try:
         frame = json.loads(text)
         runs, read = int(frame["runs"]), [str(r) for r in frame["read"]]
-    except (ValueError, KeyError, TypeError) as e:
+        timesteps = int(frame.get("ticks", timesteps))
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise UserError(f"graph metadata {FRAME_KEY!r} is not a frame record ({e})") from None
+    if runs < 1 or timesteps < 1:
+        raise UserError(f"graph metadata {FRAME_KEY!r}: runs and ticks must be >= 1")
     lag = max(mapping_lags(graph, n, read).values(), default=0)
     ticks = runs * (timesteps + lag)
     return {"schedule": str(frame.get("schedule", "")), "runs": runs, "units": frame.get("units"),

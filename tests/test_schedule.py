@@ -98,6 +98,18 @@ def test_frame_figures_by_hand_for_both_schedules():
         "sequential: 3 runs one after another per frame"
 
 
+def test_a_frame_record_states_its_own_ticks_per_run():
+    """A SiamSNN states the ticks its tracker runs per scale (12 here): they count, not the compile's T (20);
+    a record with a run count or ticks below 1 is refused."""
+    target = load_target("truenorth")
+    opts = CompileOptions(timesteps=20, place_effort=1, place_anneal=0, congestion=0.0)
+    own = {"schedule": "sequential", "runs": 3, "units": 3, "unit": "search scale", "read": ["score"], "ticks": 12}
+    f = compile_graph(_lagged(own), target, opts).report["realtime"]["frame"]
+    assert (f["ticks_per_run"], f["lag_ticks"], f["ticks_per_frame"]) == (13, 1, 39)
+    with pytest.raises(UserError, match="must be >= 1"):
+        compile_graph(_lagged(own | {"ticks": 0}), target, opts)
+
+
 def _track(g: Graph, target_name: str, score: str) -> tuple[np.ndarray, ChipSiamese, dict]:
     target = load_target(target_name)
     compiled = compile_graph(g, target, FAST)

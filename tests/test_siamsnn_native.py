@@ -37,6 +37,7 @@ def test_heads_over_a_trained_backbone_keep_conv5s_bias_in_every_branch():
     readout = backbone.node("readout")
     assert np.any(readout.bias)
     g = siamsnn_graph(backbone, TINY, SiamSNNOptions(timesteps=8, spiking_score=False))
+    assert json.loads(g.metadata["frame"])["ticks"] == 8   # the compiler's frame figures count the tracker's ticks
     kernel = np.random.default_rng(0).normal(size=(2, 3, 3))
     g = with_kernel(g, kernel, 8, 0)
     x = np.random.default_rng(1).random((2, 3, 73, 73))
