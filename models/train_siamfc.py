@@ -54,6 +54,22 @@ def balanced_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, labels, weight=weight, reduction="none").sum(dims).mean()
 
 
+def pair_epoch(clips: list[Clip], rng: np.random.Generator, config: SiamConfig, batch: int, steps: int,
+               loss_of: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor],
+               optim: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler) -> float:
+    """`steps` optimiser steps, each on `batch` fresh (exemplar, search, labels) pairs; the epoch's mean loss."""
+    losses = []
+    for _ in range(steps):
+        z, x, y = (torch.from_numpy(a) for a in sample_pairs(clips, batch, rng, config))
+        loss = loss_of(z, x, y)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        sched.step()
+        losses.append(loss.item())
+    return float(np.mean(losses))
+
+
 def train(config: str | SiamConfig, opts: TrainOptions, log: Callable[[str], None] = print) -> SiamFC:
     """A SiamFC of `config` (a CONFIGS name or a SiamConfig, e.g. models/native.py's) trained by the recipe above."""
     torch.manual_seed(opts.seed)
@@ -69,16 +85,9 @@ def train(config: str | SiamConfig, opts: TrainOptions, log: Callable[[str], Non
         clips = benchmark("train", opts.clips_per_epoch, opts.frames_per_clip, seed=opts.seed * 1000 + epoch)
         rng = np.random.default_rng([opts.seed, epoch])
         model.train()
-        losses = []
-        for _ in range(steps):
-            z, x, y = (torch.from_numpy(a) for a in sample_pairs(clips, opts.batch, rng, model.config))
-            loss = balanced_loss(model(z, x), y)
-            optim.zero_grad()
-            loss.backward()
-            optim.step()
-            sched.step()
-            losses.append(loss.item())
-        log(f"epoch {epoch + 1}/{opts.epochs}: loss {np.mean(losses):.4f}, lr {sched.get_last_lr()[0]:.2e}, "
+        loss = pair_epoch(clips, rng, model.config, opts.batch, steps, lambda z, x, y: balanced_loss(model(z, x), y),
+                          optim, sched)
+        log(f"epoch {epoch + 1}/{opts.epochs}: loss {loss:.4f}, lr {sched.get_last_lr()[0]:.2e}, "
             f"{time.perf_counter() - start:.0f} s")
     return model.eval()
 

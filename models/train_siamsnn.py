@@ -35,8 +35,8 @@ from neurocomp.models.native import native_config
 from neurocomp.models.siamfc import CONFIGS, SiamConfig, SiamFC
 from neurocomp.models.siamsnn import SCHEDULES, SiamSNNOptions, calibration_inputs, pixel_units, siamsnn_graph
 from neurocomp.models.tracker import Tracker, TrackerConfig
-from neurocomp.models.tracking_data import benchmark, sample_pairs
-from neurocomp.models.train_siamfc import TrainOptions, balanced_loss, train
+from neurocomp.models.tracking_data import benchmark
+from neurocomp.models.train_siamfc import TrainOptions, balanced_loss, pair_epoch, train
 from neurocomp.safewrite import Kind, check, write_file
 from neurocomp.target import load_target
 from neurocomp.train import QATNet, deploy_for, from_module, to_graph
@@ -92,16 +92,11 @@ def qat(model: SiamFC, target: str, opts: QATOptions, weights: str | None = None
         start, chip = time.perf_counter(), epoch >= opts.epochs - opts.chip_epochs
         clips = benchmark("train", opts.clips_per_epoch, opts.frames_per_clip, seed=opts.seed * 1000 + 500 + epoch)
         rng = np.random.default_rng([opts.seed, 500 + epoch])
-        losses = []
-        for _ in range(steps):
-            z, x, y = (torch.from_numpy(a).double() for a in sample_pairs(clips, opts.batch, rng, model.config))
-            loss = balanced_loss(model.head(net(z / 255, chip), net(x / 255, chip)), y)
-            optim.zero_grad()
-            loss.backward()
-            optim.step()
-            sched.step()
-            losses.append(loss.item())
-        log(f"qat {target} epoch {epoch + 1}/{opts.epochs}{' (chip)' if chip else ''}: loss {np.mean(losses):.4f}, "
+        def loss_of(z: torch.Tensor, x: torch.Tensor, y: torch.Tensor, chip: bool = chip) -> torch.Tensor:
+            return balanced_loss(model.head(net(z.double() / 255, chip), net(x.double() / 255, chip)), y.double())
+
+        loss = pair_epoch(clips, rng, model.config, opts.batch, steps, loss_of, optim, sched)
+        log(f"qat {target} epoch {epoch + 1}/{opts.epochs}{' (chip)' if chip else ''}: loss {loss:.4f}, "
             f"{time.perf_counter() - start:.0f} s")
     return net.eval()
 
