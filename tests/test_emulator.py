@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from neurocomp.backends import emulator
+from neurocomp.backends.emulator import loop
 from neurocomp.backends.emulator import COUNTERS
 from neurocomp.backends.emulator.plan import build
 from neurocomp.compiler import CompileOptions, compile_graph
@@ -130,7 +131,7 @@ def test_equals_reference_loop_on_random_programs(name, seed, conv, readout, zer
 def test_chunk_boundaries_with_long_delays(name, chunk_bytes, share, monkeypatch):
     """Chunks of 1 tick and of a few ticks, shorter than the delays (up to 15): buffered history,
     inputs read ahead across chunk starts and shared axons must all line up."""
-    monkeypatch.setattr(emulator, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(loop, "CHUNK_BYTES", chunk_bytes)
     rng = np.random.default_rng(11)
     target = TARGET[name]
     program = with_delays(compile_graph(mlp(rng, 12, 40, 4, True), target, CompileOptions()).program, rng, 15)
