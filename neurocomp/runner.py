@@ -15,6 +15,7 @@ from neurocomp.frontend.ptfile import load_graph
 from neurocomp.ir.graph import Graph
 from neurocomp.memory import batch_of, require_run
 from neurocomp.program import Program, write_npz
+from neurocomp.realtime import message_bits, realtime
 from neurocomp.report.energy import energy
 from neurocomp.safewrite import Kind, write_file
 from neurocomp.target import Target, load_target
@@ -45,8 +46,6 @@ def run_backend(path: Path, program: Program, target: Target, inputs: Mapping[st
                 ticks: int, seed: int) -> RunResult:
     if backend not in ("emulator", "reference", "lava"):
         raise UserError(f"backend {backend!r} is not available in this version; use emulator, reference or lava")
-    from neurocomp.compiler import message_bits
-
     graph = load_graph(path / "model.pt")   # the reference runs this float graph: real currents, not payloads
     spikes = encode_inputs(graph, inputs, ticks, seed, 0 if backend == "reference" else message_bits(target))
     if backend == "emulator":
@@ -64,8 +63,6 @@ def run_backend(path: Path, program: Program, target: Target, inputs: Mapping[st
 
 
 def summarise(result: RunResult, program: Program, target: Target, backend: str) -> dict[str, Any]:
-    from neurocomp.compiler import realtime
-
     totals = {k: float(v.sum()) for k, v in result.core_counts.items()}
     per_tick = {k: v / (result.ticks * result.batch) for k, v in result.core_counts.items()}
     summary: dict[str, Any] = {"backend": backend, "batch": result.batch, "ticks": result.ticks,

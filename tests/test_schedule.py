@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from neurocomp.compiler import FRAME_KEY, CompileOptions, compile_graph
+from neurocomp.compiler import CompileOptions, compile_graph
+from neurocomp.realtime import FRAME_KEY
 from neurocomp.errors import UserError
 from neurocomp.ir.graph import IF, Affine, Graph, Input, Output, Readout
 from neurocomp.models.chip_tracker import ChipOptions, ChipSiamese

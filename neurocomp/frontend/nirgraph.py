@@ -530,7 +530,7 @@ def _topo_ordered(graph: Graph) -> Graph:
 def to_nir(graph: Graph, dt: float = 1e-3) -> nir.NIRGraph:
     if not dt > 0:
         raise GraphError(f"dt must be > 0 seconds, got {dt}")
-    from neurocomp.memory import require_export
+    from neurocomp.ir.footprint import require_export
 
     require_export(graph)
     nodes = {n.name: _export(graph, n, dt) for n in graph.nodes}
