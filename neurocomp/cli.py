@@ -221,9 +221,12 @@ def _save(compiled, graph, target, out: Path, export: str | None = None, inputs:
         write_html(tmp / "report.html", report, compiled.program.placed, compiled.routes,
                    core_neurons=np.diff(compiled.program.netlist.neuron_ptr), neurons_per_core=target.spec["core.neurons"])
         if export == "netx":
-            from neurocomp.backends.netx import export_netx
+            from neurocomp.target import extension
 
-            export_netx(compiled.program, tmp / "network.net")
+            netx = extension(target, "netx")
+            if netx is None:
+                raise UserError(f"netx export needs a Loihi program; this one targets {compiled.program.netlist.target!r}")
+            netx.export_netx(compiled.program, tmp / "network.net")
 
     save(compiled.program, out, extra, inputs)
 

@@ -177,6 +177,18 @@ def _hooks(family: str, origin: str = "") -> ModuleType:
                           f"(known: truenorth, loihi)") from None
 
 
+def extension(target: Target, name: str) -> ModuleType | None:
+    """The family's optional module targets/<family>/<name>.py (what a backend or export needs of it: `lava`,
+    `netx`), loaded on first use because it imports what the hooks do not (Lava, h5py); None if it has none."""
+    module = f"neurocomp.targets.{target.spec.family}.{name}"
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name != module:
+            raise
+        return None
+
+
 def spec_fields(family: str, origin: str = "") -> dict[str, Field]:
     """The fields a spec of this family may hold: COMMON_FIELDS plus the family's SPEC_FIELDS."""
     _hooks(family, origin)

@@ -13,7 +13,6 @@ import pytest
 
 from neurocomp.backends import emulator, lava, lava_compat
 from neurocomp.backends.emulator import COUNTERS, RunResult
-from neurocomp.backends.netx import export_netx
 from neurocomp.cli import main as cli
 from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.errors import UserError
@@ -21,6 +20,7 @@ from neurocomp.frontend.ptfile import save_graph
 from neurocomp.ir.graph import IF, Affine, Graph, Input, Output, Readout
 from neurocomp.program import Program
 from neurocomp.target import Target, load_target
+from neurocomp.targets.loihi.netx import export_netx
 from lavalib import needs_lava
 from netlib import integer_cnn, random_spikes, wide_readout
 

@@ -14,7 +14,8 @@ weight is a multiple of 2**-weight_exp (so for the mapper's doubled mixed-sign w
 UserError rather than a silent mismatch. On a target with graded messages (`core.message_bits` = b > 0,
 loihi2) the Dense processes reading the input RingBuffer get `num_message_bits=b`, so Lava multiplies each
 weight by the integer payload (an int32 dot product) instead of counting a spike. TrueNorth programs: one
-`TrueNorthCores` process (lava_truenorth.py).
+`TrueNorthCores` process. Each family builds its own processes (`processes` in targets/<family>/lava.py,
+loaded through neurocomp.target.extension).
 
 Timing: our tick k is Lava step k + 1. The RingBuffer sends x[k] at step k + 1 and a Dense delivers one step
 later, so x[k] reaches the first layer at tick k + 1 and every edge takes one tick, as on the emulator.
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,11 +40,8 @@ from neurocomp.ir import sums
 from neurocomp.ir.netlist import Netlist
 from neurocomp.program import Program
 from neurocomp.route import grid_hops
-from neurocomp.target import Target
-from neurocomp.targets.loihi import SIGN_NAMES
-from neurocomp.targets.loihi.neuron import prepare_weights
+from neurocomp.target import Target, extension
 
-LIF_SCALARS = ("du", "dv", "vth", "weight_exp")  # one value per Lava LIF (or its Dense), so they split a core
 # synapse processes, neuron processes, netlist neuron ids per neuron process, process -> ProcessModel
 Built = tuple[tuple[Any, ...], tuple[Any, ...], tuple[np.ndarray, ...], dict[Any, type]]
 
@@ -103,8 +101,8 @@ def build(program: Program, target: Target, spikes: np.ndarray, record: Sequence
     from lava.proc.io.source import RingBuffer as Source
 
     n = program.netlist
-    builder = _BUILDERS.get(target.spec.family)
-    if builder is None:
+    family = extension(target, "lava")
+    if family is None:
         raise UserError(f"the Lava backend runs loihi and truenorth programs, not target family {target.spec.family!r}")
     spikes, bits = np.asarray(spikes), _message_bits(target)
     low = -payload_max(bits) if bits else 0
@@ -113,7 +111,7 @@ def build(program: Program, target: Target, spikes: np.ndarray, record: Sequence
         raise UserError(f"Lava input must be ({n.n_inputs} channels, ticks >= 1) integers in [{low}, {payload_max(bits)}] "
                         f"(0/1 spikes, or {bits}-bit graded payloads), got shape {spikes.shape}")
     source = Source(data=spikes.astype(np.int32))
-    synapses, neurons, ids, models = builder(n, target, source.s_out, seed, column)
+    synapses, neurons, ids, models = family.processes(n, target, source.s_out, seed, column)
     sinks, monitors = _probes(n, neurons, ids, record, spikes.shape[1])
     return LavaNetwork(source, synapses, neurons, ids, sinks, monitors, spikes.shape[1], models)
 
@@ -173,119 +171,6 @@ def _release(process: Any) -> None:
     if process.runtime is not None:
         process.runtime._is_started = False
         process.runtime.stop()
-
-
-# --- Loihi: LIF per compartment group, Dense per (source, LIF) ------------------------------------------------
-
-def _source_of_axons(n: Netlist) -> np.ndarray:
-    """Per axon the one source driving it: channel c as c, neuron j as n_inputs + j, -1 if none."""
-    hits = np.bincount(np.concatenate([n.in_axon, n.edge_axon]), minlength=n.n_axons)
-    if hits.max(initial=0) > 1:
-        a = int(np.argmax(hits))
-        raise UserError(f"axon {a} (core {int(n.axon_core()[a])}) has {int(hits[a])} sources; a Lava Dense would add "
-                        "their spikes where the chip merges them")
-    if np.any(n.edge_delay != 1) or np.any(n.in_delay != 1):
-        raise UserError("Loihi edges with delays other than one tick have no Dense equivalent in this backend")
-    src = np.full(n.n_axons, -1, dtype=np.int64)
-    src[n.in_axon] = n.in_channel
-    src[n.edge_axon] = n.n_inputs + n.edge_src
-    return src
-
-
-def _copies(n: Netlist, src: np.ndarray) -> np.ndarray:
-    """Per axon, how many earlier axons of its core carry the same source. A layer reading one source through
-    parallel projections has one axon per projection; Lava's Dense has one column per source, so each copy
-    becomes a Dense of its own (their sum is the chip's, weights prepared one axon at a time as on the chip)."""
-    core = n.axon_core()
-    order = np.lexsort((np.arange(n.n_axons), src, core))
-    new = np.ones(n.n_axons, dtype=bool)
-    new[1:] = (core[order][1:] != core[order][:-1]) | (src[order][1:] != src[order][:-1])
-    start = np.maximum.accumulate(np.where(new, np.arange(n.n_axons), 0))
-    copy = np.empty(n.n_axons, dtype=np.int64)
-    copy[order] = np.arange(n.n_axons) - start
-    return copy
-
-
-def _source_weights(n: Netlist) -> list[sp.csr_matrix]:
-    """Per axon copy (see _copies), (neurons x sources) netlist weights, each axon replaced by its source."""
-    src = _source_of_axons(n)
-    copy = _copies(n, src)[n.syn_axon]
-    keep = src[n.syn_axon] >= 0
-    shape = (n.n_neurons, n.n_inputs + n.n_neurons)
-    return [sp.csr_matrix((n.syn_tables["weight"][sel], (n.syn_neuron[sel], src[n.syn_axon[sel]])), shape=shape)
-            for sel in (keep & (copy == c) for c in range(int(copy.max(initial=0)) + 1))]
-
-
-def _groups(n: Netlist) -> list[np.ndarray]:
-    """Global neuron ids per LIF: each core's neurons split by the values Lava keeps per process."""
-    keys = np.stack([n.neuron_core()] + [np.asarray(n.params[k]) for k in LIF_SCALARS], axis=1)
-    inv = np.unique(keys, axis=0, return_inverse=True)[1].ravel()
-    return np.split(np.argsort(inv, kind="stable"), np.cumsum(np.bincount(inv))[:-1])
-
-
-def _lif(n: Netlist, ids: np.ndarray, name: str) -> Any:
-    from lava.proc.lif.process import LIF
-
-    p = {k: np.asarray(v)[ids] for k, v in n.params.items()}
-    return LIF(shape=(ids.size,), du=int(p["du"][0]), dv=int(p["dv"][0]), vth=int(p["vth"][0]),
-               bias_mant=p["bias_mant"], bias_exp=p["bias_exp"], u=p["u_init"], v=p["v_init"], name=name)
-
-
-def _dense_inputs(n: Netlist, weights: list[sp.csr_matrix], ids: np.ndarray, owner: np.ndarray,
-                  members: list[np.ndarray], ports: list[Any], lif: Any, message_bits: int) -> list[Any]:
-    """One Dense per (axon copy, source process) feeding this LIF, each with its core's weight_exp and sign mode;
-    those reading the input (port 0) take `message_bits`-bit graded payloads."""
-    from lava.proc.dense.process import Dense
-    from lava.utils.weightutils import SignMode
-
-    core = int(n.neuron_core()[ids[0]])
-    mode, wexp = SIGN_NAMES[int(n.syn_tables["sign_mode"][core])], int(n.params["weight_exp"][ids[0]])
-    feeding = [(c, int(k)) for c, w in enumerate(weights) for k in np.unique(owner[w.indices])]
-    data = np.concatenate([w.data for w in weights])
-    if len(feeding) > 1 and wexp < 0 and np.any(prepare_weights(data, sign_mode=mode) % (1 << -wexp)):
-        raise UserError(f"core {core}: weight_exp {wexp} would shift each of its {len(feeding)} per-source Dense sums "
-                        "(Lava 0.10 cannot concatenate ports) instead of their total, which is not exact for its weights")
-    denses = []
-    for c, k in feeding:
-        dense = Dense(weights=weights[c][:, members[k]].toarray(), weight_exp=wexp, num_weight_bits=8,
-                      sign_mode=SignMode[mode.upper()], num_message_bits=message_bits if k == 0 else 0,
-                      name=f"{lif.name}_from{k}" + (f"_copy{c}" if c else ""))
-        ports[k].connect(dense.s_in)
-        dense.a_out.connect(lif.a_in)
-        denses.append(dense)
-    return denses
-
-
-def _build_loihi(n: Netlist, target: Target, input_port: Any, seed: int, column: tuple[int, int]) -> Built:
-    """Deterministic model: `seed` and `column` are unused."""
-    weights, groups = _source_weights(n), _groups(n)
-    layer_of = n.core_layer[n.neuron_core()]
-    lifs = [_lif(n, ids, f"{n.layers[layer_of[ids[0]]].name}_core{n.neuron_core()[ids[0]]}_lif{k}")
-            for k, ids in enumerate(groups)]
-    owner = np.zeros(n.n_inputs + n.n_neurons, dtype=np.int64)   # source id -> index into ports
-    members = [np.arange(n.n_inputs)]                           # source ids of each port, in port order
-    for k, ids in enumerate(groups):
-        owner[n.n_inputs + ids] = k + 1
-        members.append(n.n_inputs + ids)
-    ports = [input_port] + [lif.s_out for lif in lifs]
-    bits = _message_bits(target)
-    denses = [d for ids, lif in zip(groups, lifs)
-              for d in _dense_inputs(n, [w[ids] for w in weights], ids, owner, members, ports, lif, bits)]
-    return tuple(denses), tuple(lifs), tuple(groups), {}
-
-
-def _build_truenorth(n: Netlist, target: Target, input_port: Any, seed: int, column: tuple[int, int]) -> Built:
-    from neurocomp.backends.lava_truenorth import PyTrueNorthCoresModel, TrueNorthCores
-    from neurocomp.targets.truenorth import stochastic_synapses
-    from neurocomp.targets.truenorth.neuron import NeuronOptions
-
-    cores = TrueNorthCores(netlist=n, opts=NeuronOptions.from_spec(target.spec.get),
-                           stochastic=stochastic_synapses(n, target.spec), seed=seed, column=column, name="truenorth_cores")
-    input_port.connect(cores.s_in)
-    return (), (cores,), (np.arange(n.n_neurons),), {cores: PyTrueNorthCoresModel}
-
-
-_BUILDERS: dict[str, Callable[..., Built]] = {"loihi": _build_loihi, "truenorth": _build_truenorth}
 
 
 def _probes(n: Netlist, neurons: tuple[Any, ...], ids: tuple[np.ndarray, ...], record: Sequence[str] | None,

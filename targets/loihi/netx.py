@@ -32,7 +32,7 @@ from neurocomp.errors import UserError
 from neurocomp.ir.netlist import LayerMap, Netlist
 from neurocomp.program import Program
 from neurocomp.safewrite import Kind, write_file
-from neurocomp.targets.loihi import synapse_matrix
+from neurocomp.targets.loihi.emulation import synapse_matrix
 from neurocomp.targets.loihi.neuron import PARAMS
 
 NETX_BIAS_EXP = 6                  # netx builds every LIF with bias_exp = 6

@@ -19,10 +19,12 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from neurocomp.backends.lava import routes
+from neurocomp.backends.lava import Built, routes
 from neurocomp.backends.lava_compat import import_lava
 from neurocomp.ir.netlist import Netlist
-from neurocomp.targets.truenorth import StochasticSynapses, synapse_matrix
+from neurocomp.target import Target
+from neurocomp.targets.truenorth import synapse_matrix
+from neurocomp.targets.truenorth.emulation import StochasticSynapses, stochastic_synapses
 from neurocomp.targets.truenorth.neuron import NeuronOptions, step
 
 import_lava()
@@ -122,3 +124,11 @@ class PyTrueNorthCoresModel(PyLoihiProcessModel):
         for d, m in self._routes.items():
             self._ring[(t + d) % self._depth] += m @ sources
         return spikes[:, 0]
+
+
+def processes(n: Netlist, target: Target, input_port: Any, seed: int, column: tuple[int, int]) -> Built:
+    """The one TrueNorthCores process of a program, reading `input_port` (the hook neurocomp.backends.lava.build calls)."""
+    cores = TrueNorthCores(netlist=n, opts=NeuronOptions.from_spec(target.spec.get),
+                           stochastic=stochastic_synapses(n, target.spec), seed=seed, column=column, name="truenorth_cores")
+    input_port.connect(cores.s_in)
+    return (), (cores,), (np.arange(n.n_neurons),), {cores: PyTrueNorthCoresModel}

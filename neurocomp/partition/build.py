@@ -1,0 +1,69 @@
+"""Partition a quantised network into cores with the target's `build_netlist` hook, and check the netlist against
+the spec's core and chip limits."""
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+
+from neurocomp.errors import ResourceError, UserError, VerifyError
+from neurocomp.ir import sums
+from neurocomp.ir.netlist import Netlist
+from neurocomp.target import Target
+
+if TYPE_CHECKING:   # neurocomp.quantize imports neurocomp.partition.fanin
+    from neurocomp.quantize import QNetwork
+
+
+def partition(qnet: QNetwork, target: Target) -> Netlist:
+    netlist = target.hooks.build_netlist(qnet, target.spec)
+    table = sums.decode(qnet.network.graph.metadata)
+    if table:
+        netlist = dataclasses.replace(netlist, notes={**netlist.notes, sums.KEY: {k: list(v) for k, v in table.items()}})
+    verify_netlist(netlist, target)
+    return netlist
+
+
+class LayerCount(NamedTuple):
+    layer: str
+    neurons: int
+    cores: int
+    binding: str     # the resource closest to its limit over the layer's cores
+    used: float
+    allowed: float
+    error: str = ""  # why no core holds one neuron of the layer (then cores is 0)
+
+
+def count_cores(qnet: QNetwork, target: Target) -> list[LayerCount]:
+    """Cores per layer without building the netlist (the target's `count_cores` hook), for sizing
+    networks too large to compile here. A layer no core can hold counts 0 cores and carries its
+    error, so one census names every such layer and sizes the rest."""
+    if not hasattr(target.hooks, "count_cores"):
+        raise UserError(f"{target.name} has no core census: its core sizes depend on tables built layer by layer "
+                        f"(TrueNorth fan-out copies); compile the network instead")
+    return target.hooks.count_cores(qnet, target.spec)
+
+
+def verify_netlist(n: Netlist, target: Target) -> None:
+    spec = target.spec
+    neurons, axons = np.diff(n.neuron_ptr), np.diff(n.axon_ptr)
+    for arr, lim, what in ((neurons, spec["core.neurons"], "neurons"), (axons, spec["core.axons"], "axons")):
+        bad = np.flatnonzero(arr > lim)
+        if bad.size:
+            raise VerifyError(f"core {bad[0]}: {what} {arr[bad[0]]} exceeds {lim}")
+    if n.n_cores > spec.max_cores:
+        raise ResourceError("network", "cores", n.n_cores, spec.max_cores,
+                            hint=f"{spec.name} allows {spec['chip.max_chips']} chips of {spec.cores_per_chip} cores; the report's "
+                                 f"per-layer cores show which layers to shrink (fewer channels, larger stride), or raise "
+                                 f"chip.max_chips in a copy of the spec.toml")
+    for name, idx, top in (("synapse axon", n.syn_axon, n.n_axons), ("synapse neuron", n.syn_neuron, n.n_neurons),
+                           ("edge source", n.edge_src, n.n_neurons), ("edge axon", n.edge_axon, n.n_axons),
+                           ("input axon", n.in_axon, n.n_axons), ("input channel", n.in_channel, n.n_inputs)):
+        if idx.size and (idx.min() < 0 or idx.max() >= top):
+            raise VerifyError(f"{name} index out of range [0, {top})")
+    dmin, dmax = spec.get("core.delay_min", 1), spec.get("core.delay_max", 63)
+    for name, d in (("edge", n.edge_delay), ("input", n.in_delay)):
+        if d.size and (d.min() < dmin or d.max() > dmax):
+            raise VerifyError(f"{name} delay outside [{dmin}, {dmax}]")
+    target.hooks.verify_netlist(n, spec)

@@ -1,0 +1,83 @@
+"""Split a layer into core-sized spans of its neurons, with the predicate the target's core builder supplies."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from neurocomp.errors import ResourceError
+from neurocomp.ir.layers import Layer
+
+Fits = Callable[[int, int], tuple[bool, str, float, float]]
+Hint = Callable[[str, float, float], str]  # (resource, used, allowed) -> how to make one neuron fit
+Emit = Callable[[int, int], None]
+
+
+def ranks(counts: np.ndarray) -> np.ndarray:
+    """0..c-1 for each count c, concatenated (the position of each item within its group)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+def cat(parts: list[np.ndarray]) -> np.ndarray:
+    """Concatenate into one int64 array (one copy, no intermediate)."""
+    return np.concatenate(parts, dtype=np.int64) if parts else np.zeros(0, np.int64)
+
+
+def neuron_order(layer: Layer) -> np.ndarray:
+    """Position-major order for (C, H, W) layers, so a contiguous chunk is a spatial tile."""
+    if len(layer.shape) == 3:
+        c, h, w = layer.shape
+        return np.arange(layer.size).reshape(c, h * w).T.ravel()
+    return np.arange(layer.size)
+
+
+def split(layer: Layer, fits: Fits, hint: Hint | None = None,
+          emit: Emit | None = None) -> tuple[list[tuple[int, int]], tuple[str, float, float]]:
+    """Greedy contiguous spans [lo, hi) of neuron_order(layer), each as long as `fits` allows
+    (galloping + bisection; `fits` is monotone in hi). A neuron that fits no core is an error
+    with the target's suggestion (`hint`). `emit(lo, hi)` gets each span as soon as it is final,
+    while the rows `fits` read are still built (partition.rows.Windows). Also returns the binding
+    resource: the one closest to its limit over the layer's cores."""
+    spans: list[tuple[int, int]] = []
+    best = ("neurons", 0.0, 1.0)
+    start, n = 0, layer.size
+    while start < n:
+        seen: dict[int, tuple[bool, str, float, float]] = {}
+
+        def ok(hi: int, start: int = start) -> bool:
+            seen[hi] = fits(start, hi)
+            return seen[hi][0]
+
+        if not ok(start + 1):
+            _, resource, used, allowed = seen[start + 1]
+            raise ResourceError(f"layer {layer.name}, one neuron", resource, used, allowed,
+                                hint=hint(resource, used, allowed) if hint else
+                                "a single neuron needs more than one core offers: reduce its fan-in (smaller kernel, groups)")
+        lo, hi = _bracket(start, n, spans[-1][1] - spans[-1][0] if spans else 1, ok)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if ok(mid):
+                lo = mid
+            else:
+                hi = mid
+        _, resource, used, allowed = seen[lo]
+        if used / allowed > best[1] / best[2]:
+            best = (resource, used, allowed)
+        if emit is not None:
+            emit(start, lo)
+        spans.append((start, lo))
+        start = lo
+    return spans, best
+
+
+def _bracket(start: int, n: int, guess: int, ok: Callable[[int], bool]) -> tuple[int, int]:
+    """lo < hi with ok(lo) true and hi = n + 1 or ok(hi) false, found by galloping from start + guess (the
+    previous core's length: a layer's cores are mostly alike, so two probes usually settle it)."""
+    at = min(start + max(guess, 1), n)
+    if at > start + 1 and not ok(at):
+        return start + 1, at
+    lo, step = at, 1
+    while lo + step <= n and ok(lo + step):
+        lo, step = lo + step, step * 2
+    return lo, min(lo + step, n + 1)
