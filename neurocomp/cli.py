@@ -16,6 +16,7 @@ import json
 import math
 import os
 import sys
+import time
 import traceback
 import warnings
 from pathlib import Path
@@ -219,7 +220,7 @@ def _save(compiled, graph, target, out: Path, export: str | None = None, inputs:
         (tmp / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
         (tmp / TIMINGS).write_text(timings_json(compiled.report["compile_time_s"]))
         write_html(tmp / "report.html", report, compiled.program.placed, compiled.routes,
-                   core_neurons=np.diff(compiled.program.netlist.neuron_ptr), neurons_per_core=target.spec["core.neurons"])
+                   core_neurons=compiled.program.netlist.core_neurons(), neurons_per_core=target.spec["core.neurons"])
         if export == "netx":
             from neurocomp.target import extension
 
@@ -252,7 +253,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         check(Path(args.out), OUTPUTS_KIND, sources)
     program = load(args.program)
     inputs = _load_inputs(Path(args.input), [name for name, _ in program.netlist.inputs])
-    summary, outputs = run_program(Path(args.program), program, inputs, args.backend, args.ticks, args.seed)
+    load_s = time.perf_counter() - start
+    summary, outputs = run_program(Path(args.program), program, inputs, args.backend, args.ticks, args.seed, load_s)
     if args.out:
         write_outputs(Path(args.out), outputs, sources)
     _emit(args, console, summary, "run_table")

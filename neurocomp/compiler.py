@@ -238,8 +238,8 @@ def _estimate_core_counts(n: Netlist, rate: float) -> dict[str, np.ndarray]:
     fed = np.zeros(n.n_axons)
     fed[n.edge_axon] = rate
     fed[n.in_axon] = rate
-    per_axon = fed * np.bincount(n.syn_axon, minlength=n.n_axons)
-    neurons = np.diff(n.neuron_ptr).astype(float)
+    per_axon = fed * np.bincount(n.syn_axon, weights=n.n_copies()[n.syn_neuron], minlength=n.n_axons)
+    neurons = n.core_neurons().astype(float)
     return {"synaptic_events": np.bincount(n.axon_core(), weights=per_axon, minlength=n.n_cores),
             "neuron_active": np.zeros(n.n_cores), "neuron_idle": neurons, "spikes": rate * neurons}
 
@@ -263,8 +263,8 @@ def compile_report(program: Program, qnet: QNetwork, target: Target, opts: Compi
     totals = {k: v * ticks for k, v in per_tick.items()}
     chips = program.placed.n_chips
     return {
-        "target": target.name, "cores_used": n.n_cores, "chips_used": chips, "neurons": n.n_neurons,
-        "synapses": int(n.syn_axon.size), "axons": n.n_axons,
+        "target": target.name, "cores_used": n.n_cores, "chips_used": chips, "neurons": n.hw_neurons,
+        "synapses": n.hw_synapses, "axons": n.n_axons,
         "layers": _upstream_exact([_layer_row(lm, qnet, n, ticks) for lm in n.layers], qnet.network),
         "latency_ticks": depth,
         "splitter_cores": int(n.notes.get("splitter_cores", 0)),

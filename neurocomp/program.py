@@ -46,6 +46,7 @@ TIMINGS = "timings.json"   # the one volatile file
 V1_FILES = frozenset(REQUIRED_FILES + OPTIONAL_FILES)   # version 1 listed no files; these are all it wrote
 NETLIST_ARRAYS = ("neuron_ptr", "axon_ptr", "core_layer", "syn_axon", "syn_neuron", "edge_src", "edge_axon",
                   "edge_delay", "in_channel", "in_axon", "in_delay")
+OPTIONAL_ARRAYS = ("copies",)   # Netlist.copies: absent, every neuron is one hardware neuron
 PLACEMENT_ARRAYS = ("chip", "x", "y", "slot")
 MESH_KEYS = ("chip_cols", "chip_rows", "cores_per_router", "chips_x", "chips_y")
 LAYER_KINDS = ("spiking", "readout")
@@ -377,6 +378,11 @@ def _check_arrays(where: Path, man: Mapping[str, Any], a: Mapping[str, np.ndarra
                        ("in_delay", "in_channel", 0, MAX_DELAY + 1)))
     _need(np.array_equal(_core_of(aptr, g["syn_axon"]), _core_of(nptr, g["syn_neuron"])), where,
           "a synapse joins an axon and a neuron of different cores")
+    if "netlist/copies" in a:
+        copies = a["netlist/copies"]
+        _ranges(where, {"copies": copies}, (("copies", neurons, 1, MAX_PER_CORE + 1),))
+        _need(np.add.reduceat(np.append(copies, 0), nptr[:-1]).max() <= MAX_PER_CORE, where,
+              f"a core holds more than {MAX_PER_CORE} neurons counting copies (copies)")
     for key, d in layer_keys.items():
         ids = a[key]
         _need(ids.size == math.prod(d["shape"]) and (ids.size == 0 or 0 <= ids.min() and ids.max() < neurons),
@@ -411,7 +417,7 @@ def _check_target_tables(where: Path, a: Mapping[str, np.ndarray], count: Mappin
     why = hooks.check_tables(params, tables, count)
     _need(why is None, where, str(why))
     unknown = set(a) - {k for k in a if k.startswith(TARGET_TABLES + ("layers/",))} \
-        - {f"netlist/{k}" for k in NETLIST_ARRAYS} - {f"placement/{k}" for k in PLACEMENT_ARRAYS}
+        - {f"netlist/{k}" for k in NETLIST_ARRAYS + OPTIONAL_ARRAYS} - {f"placement/{k}" for k in PLACEMENT_ARRAYS}
     _need(not unknown, where, f"unexpected arrays {sorted(unknown)}")
 
 
@@ -421,7 +427,7 @@ def _netlist_from(man: Mapping[str, Any], a: Mapping[str, np.ndarray]) -> Netlis
                             tuple(d["cores"]), d["binding"], d["used"], d["allowed"]) for d in man["layers"])
     return Netlist(target=man["target"], params=sub("netlist/params/"), syn_tables=sub("netlist/syn_tables/"),
                    inputs=tuple((d["name"], tuple(d["shape"])) for d in man["inputs"]), layers=layers,
-                   outputs=tuple(man["outputs"]), notes=man["notes"],
+                   outputs=tuple(man["outputs"]), notes=man["notes"], copies=a.get("netlist/copies"),
                    **{k: a[f"netlist/{k}"] for k in NETLIST_ARRAYS})
 
 

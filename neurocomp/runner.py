@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import time
 import zipfile
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -87,13 +88,21 @@ def outputs_of(result: RunResult, program: Program) -> dict[str, np.ndarray]:
 
 
 def run_program(path: Path, program: Program, inputs: Mapping[str, np.ndarray], backend: str,
-                ticks: int | None, seed: int) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+                ticks: int | None, seed: int, load_s: float = 0.0) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The run's summary and outputs. The summary's `times_s` are wall times per stage: load (the
+    caller's, `load_s`), inputs (reading the model and encoding spikes), prepare (the backend's plan)
+    and simulate (the tick loop; for Lava also building and compiling its processes)."""
     target = program_target(path)
     ticks = ticks if ticks is not None else default_ticks(program, inputs)
     require_run(program.netlist.n_neurons, sum(math.prod(s) for _, s in program.netlist.inputs), batch_of(inputs), ticks,
                 32 if backend == "reference" else 1)
+    start = time.perf_counter()
     result = run_backend(path, program, target, inputs, backend, ticks, seed)
-    return summarise(result, program, target, backend), outputs_of(result, program)
+    total = time.perf_counter() - start
+    summary = summarise(result, program, target, backend)
+    summary["times_s"] = {"load": load_s, "inputs": max(total - result.setup_s - result.wall_s, 0.0),
+                          "prepare": result.setup_s, "simulate": result.wall_s}
+    return summary, outputs_of(result, program)
 
 
 OUTPUTS_FORMAT = "neurocomp.run_outputs"

@@ -70,6 +70,8 @@ def test_run_emulator_equals_reference_through_the_cli(model, tmp_path, capsys):
                      "--out", str(tmp_path / f"{backend}.npz"), "--json"]) == 0
         summary = json.loads(capsys.readouterr().out)
         assert summary["ticks"] == 16 and summary["batch"] == 2
+        assert set(summary["times_s"]) == {"load", "inputs", "prepare", "simulate"}
+        assert summary["times_s"]["simulate"] == summary["wall_s"] and min(summary["times_s"].values()) >= 0
         with np.load(tmp_path / f"{backend}.npz") as z:
             outs[backend] = {k: z[k] for k in z.files}
     assert outs["emulator"]["output"].shape == (2, 16, 4)

@@ -28,9 +28,9 @@ TARGET = {name: load_target(name) for name in TARGETS}
 
 
 def reference_run(program, target, x: np.ndarray, seed: int = 0) -> dict:
-    """Tick by tick with the netlist as it is: (batch, ticks, channels) input spikes in, every
-    neuron's spikes and potential, per-core counters and merges out."""
-    n, hooks = program.netlist, target.hooks
+    """Tick by tick with one neuron per hardware neuron (copies expanded): (batch, ticks, channels) input
+    spikes in, every neuron's spikes and potential, per-core counters and merges out."""
+    n, hooks = program.netlist.expanded(), target.hooks
     B, T = x.shape[:2]
     S = hooks.synapse_matrix(n).toarray()
     S_any = np.zeros((n.n_neurons, n.n_axons), dtype=np.int64)
@@ -71,7 +71,7 @@ def reference_run(program, target, x: np.ndarray, seed: int = 0) -> dict:
 
 def assert_same(result: emulator.RunResult, ref: dict, program) -> None:
     B, T = result.batch, result.ticks
-    for lm in program.netlist.layers:
+    for lm in program.netlist.expanded().layers:
         if lm.kind == "spiking":
             np.testing.assert_array_equal(result.spikes[lm.name].reshape(B, T, -1), ref["spikes"][:, :, lm.neurons], lm.name)
         else:

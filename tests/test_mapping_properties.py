@@ -47,7 +47,8 @@ def two_layers(shape, op, theta: float, seed: int) -> Graph:
 
 
 def check_limits(n, spec) -> None:
-    """Every per-core limit of the spec, recomputed from the netlist's tables."""
+    """Every per-core limit of the spec, recomputed from the tables of the chip (one neuron per copy)."""
+    n = n.expanded()
     assert np.all(np.diff(n.neuron_ptr) <= spec["core.neurons"])
     assert np.all(np.diff(n.axon_ptr) <= spec["core.axons"])
     assert n.n_cores <= spec.max_cores

@@ -157,7 +157,7 @@ def check_program_alone(c: Compiled, seed: int) -> None:
     emu = emulator.run(c.program, TN, {"x": x})
     loop = reference_run(c.program, TN, x.reshape(2, 20, -1))
     relayed = reference.run(lower(relay_graph(c.qnet.network.graph, flat_delays(n.notes.get("delay", {})))), {"x": x})
-    for lm in n.layers:
+    for lm in n.expanded().layers:   # the loop runs one neuron per copy
         if lm.kind == "spiking":
             np.testing.assert_array_equal(emu.spikes[lm.name].reshape(2, 20, -1), loop["spikes"][:, :, lm.neurons])
             np.testing.assert_array_equal(emu.spikes[lm.name], relayed.spikes[lm.name])

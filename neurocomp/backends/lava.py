@@ -25,6 +25,7 @@ copies a Var to the host one element per message.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -100,7 +101,7 @@ def build(program: Program, target: Target, spikes: np.ndarray, record: Sequence
     import_lava()
     from lava.proc.io.source import RingBuffer as Source
 
-    n = program.netlist
+    n = program.netlist.expanded()
     family = extension(target, "lava")
     if family is None:
         raise UserError(f"the Lava backend runs loihi and truenorth programs, not target family {target.spec.family!r}")
@@ -118,7 +119,9 @@ def build(program: Program, target: Target, spikes: np.ndarray, record: Sequence
 
 def run(program: Program, target: Target, inputs: Mapping[str, np.ndarray], ticks: int | None = None,
         record: Sequence[str] | None = None, seed: int = 0) -> RunResult:
-    """Run every sample in its own Lava network; wall_s covers building, compiling and running them all."""
+    """Run every sample in its own Lava network; wall_s covers building, compiling and running them all.
+    Lava runs one process neuron per hardware neuron: copies are expanded (Netlist.expanded)."""
+    program = dataclasses.replace(program, netlist=program.netlist.expanded())
     n = program.netlist
     x = encode(program, inputs, ticks, _message_bits(target))
     batch, ticks = x.shape[0], x.shape[1]

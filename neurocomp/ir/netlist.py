@@ -5,9 +5,15 @@ axon_ptr[c]:axon_ptr[c+1]. Synapses are (axon, neuron) pairs plus target-specifi
 tables (TrueNorth: axon types and per-neuron type weights; Loihi: weights and a
 per-core weight exponent). Edges send a neuron's spike to an axon after `delay`
 ticks; input edges do the same for external input channels.
+
+Copies are an index map, not data: neuron i stands for copies[i] identical hardware neurons
+of its core (TrueNorth's fan-out copies: same registers, same synapses, so the same spikes
+while no update draws random numbers), and its edges are the union of theirs. Tables grow with
+distinct neurons, not with copies; `expanded()` gives one neuron per copy where they must differ.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -49,6 +55,7 @@ class Netlist:
     layers: tuple[LayerMap, ...]
     outputs: tuple[str, ...]
     notes: Mapping[str, object] = field(default_factory=dict)
+    copies: np.ndarray | None = None       # (N,) hardware neurons each neuron stands for; None: 1 each
 
     @property
     def n_cores(self) -> int:
@@ -66,6 +73,45 @@ class Netlist:
     def n_inputs(self) -> int:
         return int(sum(np.prod(s) for _, s in self.inputs))
 
+    def n_copies(self) -> np.ndarray:
+        """(N,) hardware neurons per neuron (1 where there are no copies)."""
+        return np.ones(self.n_neurons, dtype=np.int64) if self.copies is None else self.copies
+
+    @property
+    def hw_neurons(self) -> int:
+        """Neurons on the chip, every copy counted."""
+        return self.n_neurons if self.copies is None else int(self.copies.sum())
+
+    @property
+    def hw_synapses(self) -> int:
+        """Crossbar bits set on the chip, every copy counted."""
+        return self.syn_neuron.size if self.copies is None else int(self.copies[self.syn_neuron].sum())
+
+    def core_neurons(self) -> np.ndarray:
+        """(C,) hardware neurons per core, every copy counted."""
+        if self.copies is None:
+            return np.diff(self.neuron_ptr)
+        return np.bincount(self.neuron_core(), weights=self.copies, minlength=self.n_cores).astype(np.int64)
+
+    def expanded(self, per_synapse: tuple[str, ...] = ()) -> Netlist:
+        """The same chip with one neuron per copy: each copy gets its neuron's registers and synapses
+        and, in edge order, one of its edges (the k-th edge of neuron i leaves copy k). `per_synapse`
+        names the syn_tables entries that hold one value per synapse (the rest are per axon or core)."""
+        if self.copies is None or np.all(self.copies == 1):
+            return dataclasses.replace(self, copies=None)
+        cp = self.copies
+        first = np.concatenate([[0], np.cumsum(cp)[:-1]]).astype(np.int64)
+        per_syn = cp[self.syn_neuron]
+        syn = np.repeat(np.arange(self.syn_neuron.size), per_syn)
+        core_ptr = np.concatenate([[0], np.cumsum(self.core_neurons())]).astype(np.int64)
+        edge_rank = _ranks_in_order(self.edge_src, self.n_neurons)
+        tables = {k: (v[syn] if k in per_synapse else v) for k, v in self.syn_tables.items()}
+        return dataclasses.replace(
+            self, neuron_ptr=core_ptr, params={k: np.repeat(np.asarray(v), cp, axis=0) for k, v in self.params.items()},
+            syn_axon=self.syn_axon[syn], syn_neuron=first[self.syn_neuron[syn]] + _ranks(per_syn), syn_tables=tables,
+            edge_src=first[self.edge_src] + edge_rank,
+            layers=tuple(dataclasses.replace(lm, neurons=first[lm.neurons]) for lm in self.layers), copies=None)
+
     def neuron_core(self) -> np.ndarray:
         return np.repeat(np.arange(self.n_cores), np.diff(self.neuron_ptr))
 
@@ -81,3 +127,17 @@ class Netlist:
     def core_traffic_edges(self) -> tuple[np.ndarray, np.ndarray]:
         """(source core, destination core) of every neuron edge."""
         return self.neuron_core()[self.edge_src], self.axon_core()[self.edge_axon]
+
+
+def _ranks(counts: np.ndarray) -> np.ndarray:
+    """0..c-1 for each count c, concatenated."""
+    counts = np.asarray(counts, dtype=np.int64)
+    return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+
+
+def _ranks_in_order(ids: np.ndarray, n: int) -> np.ndarray:
+    """For each entry, how many earlier entries hold the same id."""
+    order = np.argsort(ids, kind="stable")
+    out = np.empty(ids.size, dtype=np.int64)
+    out[order] = _ranks(np.bincount(ids, minlength=n))
+    return out

@@ -47,7 +47,7 @@ def count_cores(qnet: QNetwork, target: Target) -> list[LayerCount]:
 
 def verify_netlist(n: Netlist, target: Target) -> None:
     spec = target.spec
-    neurons, axons = np.diff(n.neuron_ptr), np.diff(n.axon_ptr)
+    neurons, axons = n.core_neurons(), np.diff(n.axon_ptr)
     for arr, lim, what in ((neurons, spec["core.neurons"], "neurons"), (axons, spec["core.axons"], "axons")):
         bad = np.flatnonzero(arr > lim)
         if bad.size:

@@ -178,7 +178,8 @@ def run_table(summary: Mapping[str, Any]) -> Table:
     """The float reference backend has no hardware counters, so those rows appear only when present."""
     counts = summary.get("counts", {})
     rows = [("backend", str(summary["backend"])), ("batch", fmt(summary["batch"])), ("ticks", fmt(summary["ticks"])),
-            ("wall time", fmt_seconds(summary["wall_s"])), ("ticks / s", fmt(summary["ticks_per_s"])),
+            *((f"{stage} time", fmt_seconds(t)) for stage, t in summary.get("times_s", {"simulate": summary["wall_s"]}).items()),
+            ("ticks / s", fmt(summary["ticks_per_s"])),
             *((key.replace("_", " "), fmt(counts[key])) for key in COUNT_KEYS if key in counts)]
     if "energy" in summary:
         rows += [("merges", fmt(summary["merges"])), ("energy / inference", energy_summary(summary["energy"])),

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from neurocomp.backends.emulator.copies import groups
 from neurocomp.ir.netlist import Netlist
 from neurocomp.targets.truenorth.emulation import StochasticSynapses, init_state, neuron_step, potential, stepper, stochastic_synapses
 from neurocomp.targets.truenorth.exactness import exact_ticks
@@ -18,7 +17,7 @@ from neurocomp.targets.truenorth.timing import tick_seconds
 
 __all__ = ["WEIGHT_MODES", "check_tables", "exact_ticks", "legalize", "native", "build_netlist", "verify_netlist", "check_params", "cluster_composed", "cluster_weights", "neuron_params", "param_limits",
            "weight_max", "synapse_matrix", "init_state", "neuron_step", "potential", "tick_seconds", "stepper",
-           "stochastic_synapses", "StochasticSynapses", "copy_groups"]
+           "stochastic_synapses", "StochasticSynapses", "copies_identical"]
 
 
 def synapse_matrix(n: Netlist) -> sp.csr_matrix:
@@ -32,14 +31,12 @@ def synapse_matrix(n: Netlist) -> sp.csr_matrix:
     return sp.csr_matrix((w.astype(np.int64), (n.syn_neuron[keep], n.syn_axon[keep])), shape=(n.n_neurons, n.n_axons))
 
 
-def copy_groups(n: Netlist) -> tuple[np.ndarray, tuple[str, ...]] | None:
-    """First member of each neuron's group of identical neurons (fan-out copies, and any neurons of
-    one core with equal registers and weight rows), for the emulator to run once; None when some
-    update draws random numbers, whose order the copies must keep. No syn_table is per synapse."""
+def copies_identical(n: Netlist) -> bool:
+    """Whether a neuron's fan-out copies stay identical (Netlist.copies): they share axons, weights and
+    registers, so they do unless an update draws random numbers (stochastic leak, threshold or synapses),
+    whose draws differ per copy."""
     p = n.params
-    if np.any(p["c_lambda"]) or np.any(p["tm"]) or np.any(_stoch_flags(n)):
-        return None
-    return groups(n, synapse_matrix(n)), ()
+    return not (np.any(p["c_lambda"]) or np.any(p["tm"]) or np.any(_stoch_flags(n)))
 
 
 def _stoch_flags(n: Netlist) -> np.ndarray:

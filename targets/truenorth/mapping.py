@@ -27,7 +27,7 @@ import scipy.sparse as sp
 from neurocomp.errors import ResourceError, VerifyError
 from neurocomp.ir.layers import Layer, Network
 from neurocomp.ir.netlist import LayerMap, Netlist
-from neurocomp.partition import cat, neuron_order, ranks, split
+from neurocomp.partition import cat, neuron_order, split
 from neurocomp.partition.delays import inserted, timing
 from neurocomp.partition.rows import OrderedRows, Windows, bound_layer, support, window_width
 from neurocomp.quantize import QNetwork
@@ -40,20 +40,19 @@ LEVELS = 4
 class _Core:
     layer: int
     chunk: np.ndarray                 # layer neuron ids (sorted)
-    copies: np.ndarray                # copies per chunk neuron
+    copies: np.ndarray                # hardware copies per chunk neuron (Netlist.copies)
     n_axons: int
     axon_type: np.ndarray
     syn_axon: np.ndarray              # core-local
-    syn_neuron: np.ndarray            # core-local (copies expanded)
+    syn_neuron: np.ndarray            # core-local
     weights: np.ndarray               # (neurons, 4) per-type weights
     gid: int = -1
-    first: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # local id of copy 0
     helper: dict[str, np.ndarray] | None = None  # registers of a splitter core (layer -1)
 
     def params(self, qnet: QNetwork, key: str) -> np.ndarray:
         if self.helper is not None:
             return self.helper[key]
-        return np.repeat(qnet.layers[self.layer].params[key][self.chunk], self.copies)
+        return qnet.layers[self.layer].params[key][self.chunk]
 
 
 @dataclass
@@ -217,19 +216,15 @@ def _fits(windows: Windows[_TypedRows], order: np.ndarray, copies: np.ndarray, s
 def _build_core(li: int, typed: _TypedRows, lo: int, hi: int, copies: np.ndarray, dests: dict[str, _Dests]) -> _Core:
     chunk = typed.rows.order[lo:hi]
     table = typed.typing.weights[lo:hi]
-    cps = copies[chunk]
-    first = np.concatenate([[0], np.cumsum(cps)[:-1]]).astype(np.int64)
-    core = _Core(li, chunk, cps, 0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
-                 np.zeros((int(cps.sum()), LEVELS), dtype=np.int64), first=first)
-    core.weights[:, : table.shape[1]] = np.repeat(table, cps, axis=0).astype(np.int64)
+    core = _Core(li, chunk, copies[chunk], 0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                 np.zeros((chunk.size, LEVELS), dtype=np.int64))
+    core.weights[:, : table.shape[1]] = table.astype(np.int64)
     types, syn_a, syn_n, offset = [], [], [], 0
     for (source, _), ptr, keys, used in zip(typed.rows.rows, typed.ptr, typed.keys, typed.axon_keys(lo, hi)):
         part = slice(ptr[lo], ptr[hi])
         row = np.repeat(np.arange(hi - lo), np.diff(ptr[lo:hi + 1]))
-        axon = offset + np.searchsorted(used, keys[part])
-        reps = cps[row]
-        syn_a.append(np.repeat(axon, reps))
-        syn_n.append(np.repeat(first[row], reps) + ranks(reps))
+        syn_a.append(offset + np.searchsorted(used, keys[part]))
+        syn_n.append(row)
         types.append(used % LEVELS)
         d = dests.setdefault(source, _Dests())
         d.src.append(used // LEVELS)
@@ -275,7 +270,7 @@ def _split_fanout(source: str, d: _Dests, keys: list[str], spec: TargetSpec) -> 
         weights = np.zeros((n, LEVELS), dtype=np.int64)
         weights[:, 0] = 1
         regs = {key: np.zeros(n, dtype=np.int64) for key in keys} | {"alpha": np.ones(n, np.int64), "kappa": np.ones(n, np.int64)}
-        core = _Core(-1, np.zeros(0, np.int64), np.zeros(0, np.int64), pairs.size, np.zeros(pairs.size, np.int64),
+        core = _Core(-1, np.zeros(0, np.int64), np.ones(n, np.int64), pairs.size, np.zeros(pairs.size, np.int64),
                      local_axon[sel], np.arange(n, dtype=np.int64), weights, helper=regs)
         kept.src.append(pairs)
         kept.core.append(core)
@@ -341,10 +336,10 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
 
 
 def _layer_first(cores: list[_Core], size: int, n_ptr: np.ndarray) -> np.ndarray:
-    """Global id of copy 0 of every neuron of a layer."""
+    """Global id of every neuron of a layer."""
     out = np.empty(size, dtype=np.int64)
     for c in cores:
-        out[c.chunk] = n_ptr[c.gid] + c.first
+        out[c.chunk] = n_ptr[c.gid] + np.arange(c.chunk.size)
     return out
 
 
@@ -370,11 +365,9 @@ def _assemble(qnet, spec, cores, per_layer, dests, splitters, n_ptr, a_ptr, bind
             i_ax.append(axon)
             i_d.append(dl)
             continue
-        order = np.argsort(src, kind="stable")
-        src, axon = src[order], axon[order]
-        rank = ranks(np.bincount(src, minlength=len(firsts[source])))
-        e_src.append(firsts[source][src] + rank)
-        e_ax.append(axon)
+        order = np.argsort(src, kind="stable")   # a neuron's k-th edge leaves its copy k (Netlist.expanded)
+        e_src.append(firsts[source][src[order]])
+        e_ax.append(axon[order])
         e_d.append(dl[order])
     for h in splitters:
         gids = np.array([c.gid for c in h.targets], dtype=np.int64)[h.target]
@@ -395,13 +388,16 @@ def _assemble(qnet, spec, cores, per_layer, dests, splitters, n_ptr, a_ptr, bind
         in_channel=cat(i_ch), in_axon=i_ax_a, in_delay=cat(i_d),
         inputs=tuple((i.name, i.shape) for i in net.inputs), layers=maps,
         outputs=net.outputs, notes={"latency": tm.latency, "delay": tm.nested_delays(), "splitter_cores": len(splitters)},
+        copies=cat([c.copies for c in cores]),
     )
 
 
 def verify_netlist(n: Netlist, spec: TargetSpec) -> None:
-    if n.edge_src.size and np.bincount(n.edge_src).max() > spec["core.destinations_per_neuron"]:
-        bad = int(np.argmax(np.bincount(n.edge_src)))
-        raise VerifyError(f"core {n.neuron_core()[bad]}: neuron {bad} has more than one destination")
+    over = np.bincount(n.edge_src, minlength=n.n_neurons) - n.n_copies() * spec["core.destinations_per_neuron"]
+    if over.size and over.max() > 0:
+        bad = int(np.argmax(over))
+        raise VerifyError(f"core {n.neuron_core()[bad]}: neuron {bad} has more destinations than its "
+                          f"{n.n_copies()[bad]} copies have (one each)")
     sources = np.concatenate([n.edge_axon, n.in_axon])
     if sources.size and np.bincount(sources).max() > 1:
         bad = int(np.argmax(np.bincount(sources)))

@@ -25,7 +25,6 @@ import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
 
 from neurocomp.arrays import namespace
-from neurocomp.backends.emulator.copies import Collapsed, collapse
 from neurocomp.backends.emulator.plan import Block, Plan, build
 from neurocomp.encoding import input_spikes
 from neurocomp.ir import sums
@@ -71,22 +70,28 @@ def _layer_inputs(n: Netlist, inputs: Mapping[str, np.ndarray], ticks: int | Non
 
 @dataclass(frozen=True)
 class Prepared:
-    """A program ready to emulate: copy groups collapsed and the plan built, reusable for many
-    runs (a tracker scores every frame with the same bound program)."""
+    """A program ready to emulate, reusable for many runs (a tracker scores every frame with the
+    same bound program). Copies (Netlist.copies) run once per neuron while they stay identical."""
 
-    program: Program               # the program that runs (its netlist collapsed when copies exist)
+    program: Program               # the program that runs (one neuron per copy where copies differ)
     plan: Plan
-    collapsed: Collapsed | None
+    members: np.ndarray | None     # (N,) hardware neurons each emulated neuron stands for; None: 1 each
+    core_neurons: np.ndarray       # (C,) hardware neurons per core
     setup_s: float
 
 
 def prepare(program: Program, target: Target, copies: bool = True) -> Prepared:
-    """`copies`: emulate each group of identical neurons once (copies.py; the same results, faster)."""
+    """`copies`: emulate each neuron's copies once where the target says they stay identical (the
+    same results, faster); else, and where updates draw random numbers, one neuron per copy."""
     start = time.perf_counter()
-    collapsed = _collapsed(program, target) if copies else None
-    if collapsed is not None:
-        program = dataclasses.replace(program, netlist=collapsed.netlist)
-    return Prepared(program, build(program, target), collapsed, time.perf_counter() - start)
+    n = program.netlist
+    members = None
+    if n.copies is not None and np.any(n.copies > 1):
+        if copies and target.hooks.copies_identical(n):
+            members = n.copies
+        else:
+            program = dataclasses.replace(program, netlist=n.expanded())
+    return Prepared(program, build(program, target), members, n.core_neurons(), time.perf_counter() - start)
 
 
 def run(program: Program | Prepared, target: Target, inputs: Mapping[str, np.ndarray], ticks: int | None = None,
@@ -104,22 +109,10 @@ def run(program: Program | Prepared, target: Target, inputs: Mapping[str, np.nda
     if ticks is not None:  # else the input's own ticks, already in memory
         require_run(n.n_neurons, sum(math.prod(s) for _, s in n.inputs), batch_of(inputs), ticks)
     x = _layer_inputs(ready.program.netlist, inputs, ticks, int(target.spec.get("core.message_bits", 0)))
-    loop = _Loop(ready.plan, ready.program, target, namespace(device), x, record, seed, ready.collapsed)
+    loop = _Loop(ready, target, namespace(device), x, record, seed)
     setup = time.perf_counter() - start
     loop.run()
     return loop.result(time.perf_counter() - start - setup, setup)
-
-
-def _collapsed(program: Program, target: Target) -> Collapsed | None:
-    """The program with its copy groups collapsed, where the target defines them and some exist."""
-    hook = getattr(target.hooks, "copy_groups", None)
-    found = hook(program.netlist) if hook is not None else None
-    if found is None:
-        return None
-    first, per_synapse = found
-    if np.all(first == np.arange(first.size)):
-        return None
-    return collapse(program.netlist, first, per_synapse)
 
 
 @functools.cache
@@ -221,12 +214,12 @@ class _Loop:
     """The tick loop and its chunked bookkeeping (see the module docstring). Batch-major: the
     buffer holds, per tick slot, (batch, source rows) 0/1 as float32."""
 
-    def __init__(self, plan: Plan, program: Program, target: Target, xp, x: np.ndarray,
-                 record: Sequence[str] | None, seed: int, collapsed: Collapsed | None = None) -> None:
+    def __init__(self, ready: Prepared, target: Target, xp, x: np.ndarray, record: Sequence[str] | None, seed: int) -> None:
+        plan, program = ready.plan, ready.program
         n = program.netlist
-        # counters count every member of a collapsed copy group (float64: exact for any count)
-        self.members = None if collapsed is None else xp.asarray(collapsed.size.astype(np.float64))
-        self.core_neurons = np.diff(plan.neuron_ptr) if collapsed is None else collapsed.core_neurons
+        # counters count every copy of a neuron that runs once (float64: exact for any count)
+        self.members = None if ready.members is None else xp.asarray(ready.members.astype(np.float64))
+        self.core_neurons = ready.core_neurons
         self.plan, self.program, self.target, self.xp, self.x = plan, program, target, xp, x
         self.batch, self.ticks = x.shape[0], x.shape[1]
         B, N, D = self.batch, plan.n_neurons, plan.depth
@@ -240,7 +233,7 @@ class _Loop:
         self.zero_each_tick = _first_writers(self.blocks, N)
         self.shared = [(d, _Product(m, xp, B)) for d, m in plan.shared]
         self.hops = None if plan.hops is None else _Product(plan.hops, xp, B * self.chunk)
-        self.sum_dtype = xp.float32 if plan.sum_dtype == np.float32 and collapsed is None else xp.float64
+        self.sum_dtype = xp.float32 if plan.sum_dtype == np.float32 and ready.members is None else xp.float64
         self.stepper = target.hooks.stepper(n, target.spec, B, plan.acc_bound, xp)
         self.rng = np.random.default_rng(seed)
         record = sums.expand(record, n.notes.get(sums.KEY, {}))
@@ -323,7 +316,7 @@ class _Loop:
             self.buf[:D] = xp.copy(self.buf[k:k + D])
 
     def _all_members(self, a):
-        """Per-neuron values (rows x N) times each neuron's copy-group size, when groups were collapsed."""
+        """Per-neuron values (rows x N) times each neuron's copies, when copies run once."""
         return a if self.members is None else self.xp.cast(a, self.xp.float64) * self.members
 
     def _timing(self, counts: Mapping[str, np.ndarray], t0: int, k: int) -> None:

@@ -31,6 +31,8 @@ from neurocomp.route import grid_hops
 from neurocomp.target import Target
 
 DENSE_MIN = 0.1          # cores whose crossbar is at least this dense merge only when they read the same sources
+SMALL_CELLS = 1 << 16    # neighbouring cores' blocks this small merge into one sparse product: a product per
+                         # small core costs more in calls than the rows it multiplies
 EXACT = ((np.float32, 1 << 24), (np.float64, 1 << 53))
 
 
@@ -183,16 +185,23 @@ def _blocks(n: Netlist, w: sp.csr_matrix | None, a: sp.csr_matrix, cols: list[tu
     multi = coo.data > 1    # a (neuron, source) pair with several synapses
     single = np.ones((len(cols), n.n_cores), dtype=bool)
     single[group[multi], core[multi]] = False
+    pairs = list(_per_pair(key))
+    small = [(int(n.neuron_ptr[c + 1] - n.neuron_ptr[c])) * used.size <= SMALL_CELLS for (_, c), used, _ in pairs]
     spans: list[list[Any]] = []
-    for (g, c), used, nnz in _per_pair(key):
+    for i, ((g, c), used, nnz) in enumerate(pairs):
         r0, r1 = int(n.neuron_ptr[c]), int(n.neuron_ptr[c + 1])
         density = nnz / ((r1 - r0) * used.size)
-        kind = "any" if density == 1 and single[g, c] else "dense" if density >= DENSE_MIN else "sparse"
+        runs = small[i] and any(0 <= j < len(pairs) and small[j] and pairs[j][0][0] == g and abs(pairs[j][0][1] - c) == 1
+                                for j in (i - 1, i + 1))
+        kind = "sparse" if runs else "any" if density == 1 and single[g, c] else "dense" if density >= DENSE_MIN else "sparse"
         last = spans[-1] if spans else None
-        if last and last[4] == g and last[1] == r0 and last[3] == kind and (kind == "sparse" or np.array_equal(last[2], used)):
-            last[1], last[2] = r1, np.union1d(last[2], used)
+        if last and last[4] == g and last[1] == r0 and last[3] == kind and (kind == "sparse" or np.array_equal(last[2][0], used)):
+            last[1] = r1
+            last[2].append(used)
         else:
-            spans.append([r0, r1, used, kind, g])
+            spans.append([r0, r1, [used], kind, g])
+    for span in spans:   # each span's columns: the union of its cores' (once, not core by core)
+        span[2] = np.unique(np.concatenate(span[2]))
     return [_block(w, a, r0, r1, used, kind, delay, target) for r0, r1, used, kind in _join_groups(spans, cols)]
 
 
