@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
+import scipy.sparse as sp
 
 from neurocomp.ir.netlist import Netlist
 from neurocomp.target import TargetSpec
@@ -42,6 +43,25 @@ def stochastic_synapses(n: Netlist, spec: TargetSpec) -> StochasticSynapses | No
     w = n.params["w"].T[:, None, :]
     prob = np.minimum(np.abs(w) + (opts.stoch_compare == ">="), 1 << PRN_BITS) / float(1 << PRN_BITS)
     return StochasticSynapses(np.where(flags[n.syn_neuron, types] != 0, types, -1), np.sign(w), prob)
+
+
+def synapse_matrix(n: Netlist) -> sp.csr_matrix:
+    """Effective integer weight of every deterministic crossbar bit: the neuron's weight for the axon's type.
+
+    Stochastic synapses (b flags, `stochastic_synapses`) have no fixed weight and are left out.
+    """
+    types = n.syn_tables["axon_type"][n.syn_axon]
+    keep = _stoch_flags(n)[n.syn_neuron, types] == 0
+    w = n.params["w"][n.syn_neuron[keep], types[keep]]
+    return sp.csr_matrix((w.astype(np.int64), (n.syn_neuron[keep], n.syn_axon[keep])), shape=(n.n_neurons, n.n_axons))
+
+
+def copies_identical(n: Netlist) -> bool:
+    """Whether a neuron's fan-out copies stay identical (Netlist.copies): they share axons, weights and
+    registers, so they do unless an update draws random numbers (stochastic leak, threshold or synapses),
+    whose draws differ per copy."""
+    p = n.params
+    return not (np.any(p["c_lambda"]) or np.any(p["tm"]) or np.any(_stoch_flags(n)))
 
 
 def _stoch_flags(n: Netlist) -> np.ndarray:
