@@ -28,6 +28,7 @@ from rich.console import Console
 from neurocomp import __version__, cli_check, cli_train
 from neurocomp.errors import FormatError, UserError
 from neurocomp.safewrite import check
+from neurocomp.target import compile_flags
 
 EXIT_USER, EXIT_INTERNAL = 2, 1
 MAX_SEED = 2 ** 63 - 1
@@ -90,9 +91,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="calibration input (as for run): place by the traffic measured on its first samples")
     c.add_argument("--congestion", type=_real(0.0), default=0.5, metavar="GAMMA",
                    help="placement weight of the link-load spread next to spike-hops (default 0.5; 0 = spike-hops only)")
-    c.add_argument("--tn-weights", choices=("bits", "levels", "trinary"),
-                   help="TrueNorth weights: bits (default: a 4-bit integer x a scale per neuron, the axon types as bit "
-                        "planes), levels (<= 4 clustered levels per neuron) or trinary ({-1,0,+1} x a scale per neuron, EEDN)")
+    for flag in compile_flags():   # a family's own options, e.g. truenorth's --tn-weights
+        c.add_argument(flag.flag, choices=flag.choices, help=flag.help)
     c.add_argument("--export", choices=("netx",), help="also write the network for Loihi users: netx = lava-dl netx HDF5 (network.net)")
     c.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     r = sub.add_parser("run", help="run a compiled program")
@@ -193,8 +193,8 @@ def _compile(args: argparse.Namespace, console: Console) -> int:
     inputs = [model, *([Path(args.profile)] if args.profile else []),
               *([Path(args.target)] if Path(args.target).is_file() else [])]
     check(out, KIND, inputs)
-    opts = CompileOptions(timesteps=args.timesteps, seed=args.seed, rate=args.rate, weights=args.tn_weights,
-                          congestion=args.congestion)
+    declared = {f.field: getattr(args, f.dest) for f in compile_flags() if getattr(args, f.dest) is not None}
+    opts = CompileOptions(timesteps=args.timesteps, seed=args.seed, rate=args.rate, congestion=args.congestion, **declared)
     profile = _load_inputs(Path(args.profile), [i.name for i in graph.inputs]) if args.profile else None
     with console.status("compiling") as status:
         compiled = compile_graph(graph, target, opts, _sha256(model), progress=lambda s: status.update(f"compiling: {s}"),

@@ -189,6 +189,32 @@ def extension(target: Target, name: str) -> ModuleType | None:
         return None
 
 
+@dataclass(frozen=True)
+class CompileFlag:
+    """A `neurocomp compile` option a family declares in targets/<family>/cli.toml; its value sets one
+    CompileOptions field. Data, not a hook, so that building the parser imports no family's hooks (torch)."""
+
+    flag: str
+    field: str
+    choices: tuple[str, ...]
+    help: str
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+def compile_flags() -> tuple[CompileFlag, ...]:
+    """The compile options the built-in families declare, in BUILTIN order."""
+    flags: list[CompileFlag] = []
+    for name in BUILTIN:
+        path = resources.files("neurocomp.targets").joinpath(name, "cli.toml")
+        if path.is_file():
+            flags += [CompileFlag(f["flag"], f["field"], tuple(f["choices"]), f["help"])
+                      for f in tomllib.loads(path.read_text())["compile"]]
+    return tuple(flags)
+
+
 def spec_fields(family: str, origin: str = "") -> dict[str, Field]:
     """The fields a spec of this family may hold: COMMON_FIELDS plus the family's SPEC_FIELDS."""
     _hooks(family, origin)

@@ -16,8 +16,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = {"neurocomp": ROOT / "neurocomp", "neurocomp.targets": ROOT / "targets"}
 INIT_METADATA = {"__version__"}   # neurocomp/__init__.py states the version (cli --version reads it)
-# Functions an __init__.py still defines while their move is under way (issue 18): they go to targets/truenorth/emulation.py.
-PENDING = {Path("targets/truenorth/__init__.py"): {"synapse_matrix", "copy_groups", "copies_identical", "_stoch_flags"}}
 
 
 def module_files() -> dict[str, Path]:
@@ -163,8 +161,6 @@ def init_problems(path: Path, root: Path = ROOT) -> list[str]:
             continue
         if isinstance(stmt, (ast.Import, ast.ImportFrom)):
             continue
-        if isinstance(stmt, ast.FunctionDef) and stmt.name in PENDING.get(path.relative_to(root), ()):
-            continue
         if isinstance(stmt, ast.Assign) and all(isinstance(t, ast.Name) for t in stmt.targets):
             names = {t.id for t in stmt.targets}
             if names == {"__all__"} or (path == root / "neurocomp" / "__init__.py" and names <= INIT_METADATA):
@@ -183,10 +179,6 @@ def test_init_check_catches_logic(tmp_path):
     bad = tmp_path / "__init__.py"
     bad.write_text('"""Doc."""\nimport os\n__all__ = ["os"]\nX = 1\n\n\ndef f():\n    pass\n')
     assert init_problems(bad, tmp_path) == ["__init__.py:4: Assign", "__init__.py:7: FunctionDef"]
-    pending = tmp_path / "targets" / "truenorth" / "__init__.py"
-    pending.parent.mkdir(parents=True)
-    pending.write_text("def synapse_matrix():\n    pass\n\n\ndef other():\n    pass\n")
-    assert init_problems(pending, tmp_path) == ["targets/truenorth/__init__.py:5: FunctionDef"]
 
 
 def test_all_names_what_the_package_imports():
@@ -194,7 +186,6 @@ def test_all_names_what_the_package_imports():
         tree = ast.parse(path.read_text(encoding="utf-8"))
         bound = {alias.asname or alias.name.split(".")[0] for stmt in tree.body
                  if isinstance(stmt, (ast.Import, ast.ImportFrom)) for alias in stmt.names}
-        bound |= {stmt.name for stmt in tree.body if isinstance(stmt, ast.FunctionDef)}   # PENDING ones
         for stmt in tree.body:
             if isinstance(stmt, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in stmt.targets):
                 listed = set(ast.literal_eval(stmt.value))
