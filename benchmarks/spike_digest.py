@@ -1,5 +1,6 @@
-"""Digests of every spike, potential and counter the emulator gives for the committed models, so a
-refactor can show it changed no emitted spike: run it on two checkouts and compare the lines.
+"""Digests of every spike and potential (and, apart, of the per-core counters) the emulator gives for the
+committed models, so a refactor can show it changed no emitted spike: run it on two checkouts and compare
+the lines (a new partition keeps the spikes and changes the counters, which are per core).
 
     python benchmarks/spike_digest.py [--root OTHER_CHECKOUT] [--models models/siamsnn_micro_truenorth.pt ...]
 
@@ -46,13 +47,20 @@ def digest(model: str, target_name: str) -> str:
     rng = np.random.default_rng(0)
     inputs = {name: rng.random((1,) + tuple(shape)) for name, shape in program.netlist.inputs}
     result = emulator.run(program, target, inputs, ticks=40)
+    spikes = sum(int(v.sum()) for v in result.spikes.values())
+    return (f"{model} {target_name}: spikes {spikes} spikes+potentials sha256 {_digest(result.spikes, result.potentials)}; "
+            f"cores {program.netlist.n_cores} counters sha256 {_digest(result.core_counts)}")
+
+
+def _digest(*groups) -> str:
+    import numpy as np
+
     h = hashlib.sha256()
-    for group in (result.spikes, result.potentials, result.core_counts):
+    for group in groups:
         for key in sorted(group):
             h.update(key.encode())
             h.update(np.ascontiguousarray(group[key]).tobytes())
-    spikes = sum(int(v.sum()) for v in result.spikes.values())
-    return f"{model} {target_name}: cores {program.netlist.n_cores} spikes {spikes} sha256 {h.hexdigest()[:16]}"
+    return h.hexdigest()[:16]
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from typing import Callable
 import numpy as np
 
 from neurocomp.errors import ResourceError
+from neurocomp.ir.graph import Affine, Conv2d
 from neurocomp.ir.layers import Layer
 
 Fits = Callable[[int, int], tuple[bool, str, float, float]]
@@ -25,11 +26,22 @@ def cat(parts: list[np.ndarray]) -> np.ndarray:
 
 
 def neuron_order(layer: Layer) -> np.ndarray:
-    """Position-major order for (C, H, W) layers, so a contiguous chunk is a spatial tile."""
+    """Group-major, then position-major order for (C, H, W) layers: a contiguous chunk is a spatial tile
+    of one conv group's channels, so a core reads one group's inputs over one receptive field (a chunk
+    across groups would read every group's inputs, and each input would reach more cores)."""
     if len(layer.shape) == 3:
         c, h, w = layer.shape
-        return np.arange(layer.size).reshape(c, h * w).T.ravel()
+        g = conv_groups(layer)
+        return np.arange(layer.size).reshape(g, c // g, h * w).transpose(0, 2, 1).ravel()
     return np.arange(layer.size)
+
+
+def conv_groups(layer: Layer) -> int:
+    """The groups of the Conv2d every projection of the layer starts with (1 unless all agree)."""
+    groups = {next((getattr(op, "groups", 1) for op in p.chain if isinstance(op, (Conv2d, Affine))), 1)
+              for p in layer.projections}
+    g = groups.pop() if len(groups) == 1 else 1
+    return g if layer.shape[0] % g == 0 else 1
 
 
 def split(layer: Layer, fits: Fits, hint: Hint | None = None,
