@@ -8,10 +8,11 @@ import scipy.sparse as sp
 
 from neurocomp.ir.netlist import Netlist
 from neurocomp.target import TargetSpec
+from neurocomp.targets.loihi.mapping import SIGN_CODES
 from neurocomp.targets.loihi.neuron import LifStepper, dense_output, init_state as _init_lif, prepare_weights, step
+from neurocomp.targets.loihi.quant import ACT_SHIFT
 
-SIGN_NAMES = ("excitatory", "inhibitory", "mixed")
-ACT_SHIFT = 6
+SIGN_NAMES = tuple(sorted(SIGN_CODES, key=SIGN_CODES.get))   # Lava's name of each netlist sign_mode code
 
 
 def synapse_matrix(n: Netlist) -> sp.csr_matrix:
