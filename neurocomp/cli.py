@@ -251,9 +251,10 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     sources = [Path(args.program), Path(args.input)]
     if args.out:
         check(Path(args.out), OUTPUTS_KIND, sources)
+    start = time.perf_counter()
     program = load(args.program)
-    inputs = _load_inputs(Path(args.input), [name for name, _ in program.netlist.inputs])
     load_s = time.perf_counter() - start
+    inputs = _load_inputs(Path(args.input), [name for name, _ in program.netlist.inputs])
     summary, outputs = run_program(Path(args.program), program, inputs, args.backend, args.ticks, args.seed, load_s)
     if args.out:
         write_outputs(Path(args.out), outputs, sources)
