@@ -23,7 +23,7 @@ from neurocomp.backends import emulator, reference
 from neurocomp.bind import bind
 from neurocomp.errors import UserError
 from neurocomp.safewrite import Kind, write_file
-from neurocomp.realtime import mapping_lags
+from neurocomp.frames import mapping_lags
 from neurocomp.ir.graph import Graph, Output
 from neurocomp.ir.layers import lower
 from neurocomp.program import Program

@@ -15,7 +15,7 @@ another through one copy of the search branch; "parallel" (``parallel_scales``) 
 scale its own copy (its own Input, the same weights and thresholds, its own Correlation bound
 with the one exemplar kernel), named ``NAME@k`` for scale k, so a frame costs the ticks of one
 scale on ~3x the cores. The embedding head reads scale 0's conv5. The Graph's ``frame``
-metadata (neurocomp.realtime.FRAME_KEY) tells the compiler how many runs a frame takes.
+metadata (neurocomp.frames.FRAME_KEY) tells the compiler how many runs a frame takes.
 
 Our formulas. With U(t) a read-out's potential after tick t (t = 1..T) in ANN units:
 
@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neurocomp.realtime import FRAME_KEY
+from neurocomp.frames import FRAME_KEY
 from neurocomp.convert.options import ConvertOptions
 from neurocomp.convert.pipeline import convert
 from neurocomp.ir.graph import IF, Correlation, Crop, Flatten, Graph, Node, Output, Readout

@@ -73,7 +73,9 @@ def _real(lo: float, hi: float = math.inf, open_lo: bool = False) -> Callable[[s
 SEED, TICKS, POSITIVE = _count(0), _count(1), _real(0.0, open_lo=True)
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The CLI's parser. `command` None builds every command's options; a command name builds only the heavy
+    ones that command needs (convert's defaults import torch, which no other command should pay for)."""
     p = _Parser(prog="neurocomp", description="Compile spiking neural networks for neuromorphic chips.")
     p.add_argument("--version", action="version", version=f"neurocomp {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -108,7 +110,7 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--json", action="store_true")
     t = sub.add_parser("targets", help="list the built-in targets and their key limits")
     t.add_argument("--json", action="store_true")
-    _convert_parser(sub)
+    _convert_parser(sub, command in (None, "convert"))
     _track_parser(sub)
     cli_check.add_parser(sub, POSITIVE)
     cli_train.add_parser(sub, _count, _real)
@@ -119,13 +121,16 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _convert_parser(sub) -> None:
-    from neurocomp.convert.options import ENCODINGS, MAXPOOL, NORMALISATIONS, ConvertOptions
-
-    d = ConvertOptions()
+def _convert_parser(sub, full: bool) -> None:
+    """`full` False: the command is listed, its options (whose defaults import torch) are left out."""
     c = sub.add_parser("convert", help="convert a torch ANN (.pt2 from torch.export.save) into an SNN .pt",
                        description="Only convert .pt2 files you trust: torch.export.load is not safe for hostile "
                                    "files (neurocomp refuses pickled payloads and AOTInductor code before loading).")
+    if not full:
+        return
+    from neurocomp.convert.options import ENCODINGS, MAXPOOL, NORMALISATIONS, ConvertOptions
+
+    d = ConvertOptions()
     c.add_argument("model", help=".pt2 written by torch.export.save")
     c.add_argument("--calibration", required=True, help=".npz whose key 'input' holds (samples, *input_shape)")
     c.add_argument("-o", "--out", help="SNN .pt to write (default build/<stem>_snn.pt)")
@@ -420,7 +425,9 @@ class _Console(Console):
 
 
 def _dispatch(argv: Sequence[str] | None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = _parser(command or "").parse_args(argv)   # no command (--help, --version): no command's heavy options
     code = COMMANDS[args.command](args, _Console(stderr=args.__dict__.get("json", False)))
     sys.stdout.flush()  # a closed pipe shows up here, inside main's handlers, not at interpreter exit
     return code

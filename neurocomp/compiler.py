@@ -32,7 +32,8 @@ from neurocomp.place import Mesh, place, sequential, verify_placement
 from neurocomp.place.traffic import between_layers, measured_rates, traffic_from_rates
 from neurocomp.program import Placed, Program, build
 from neurocomp.quantize import QNetwork, quantize
-from neurocomp.realtime import frame_figures, message_bits, output_latency, realtime
+from neurocomp.frames import frame_figures
+from neurocomp.realtime import message_bits, output_latency, realtime
 from neurocomp.report.energy import energy
 from neurocomp.route import route, routing_tables, table_report, verify_routes
 from neurocomp.target import Target
@@ -86,12 +87,12 @@ def profiled_traffic(graph: Graph, netlist: Netlist, target: Target, mesh: Mesh,
     """Traffic measured by emulating the first PROFILE_SAMPLES calibration samples (sequential placement:
     where cores sit does not change their spikes), and a description of the run for the report."""
     from neurocomp.backends import emulator
-    from neurocomp.runner import encode_inputs
+    from neurocomp.runner import encode_inputs, specs_of
 
     batch = {name: np.asarray(x)[:PROFILE_SAMPLES] for name, x in inputs.items()}
     ticks = opts.timesteps + len(netlist.layers)
     require_run(netlist.n_neurons, sum(math.prod(s) for _, s in netlist.inputs), batch_of(batch), ticks)
-    spikes = encode_inputs(graph, batch, ticks, opts.seed, message_bits(target))
+    spikes = encode_inputs(specs_of(graph), batch, ticks, opts.seed, message_bits(target))
     seq = sequential(netlist.n_cores, mesh)
     placed = Placed(seq.chip, seq.x, seq.y, seq.slot, mesh.chip_cols, mesh.chip_rows, mesh.cores_per_router,
                     mesh.chips_x, mesh.chips_y)
@@ -152,6 +153,7 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
     placed = Placed(placement.chip, placement.x, placement.y, placement.slot, mesh.chip_cols, mesh.chip_rows,
                     mesh.cores_per_router, mesh.chips_x, mesh.chips_y)
     fields = {"options": opts.fingerprint(), "model_sha256": model_digest, "target_spec_sha256": target.spec.digest,
+              "encodings": {i.name: i.encoding for i in graph.inputs},
               "latency_ticks": output_latency(netlist),
               "placement": {"method": placement.method, "objective": placement.objective,
                             "baselines": dict(placement.baselines), "bound": placement.bound, "traffic_model": model,
@@ -179,14 +181,14 @@ def measure_fidelity(graph: Graph, program: Program, target: Target, inputs: Map
     first PROFILE_SAMPLES calibration samples: the size of what `exact` = False leaves unsaid."""
     from neurocomp.backends import emulator, reference
     from neurocomp.report.fidelity import layer_errors
-    from neurocomp.runner import encode_inputs
+    from neurocomp.runner import encode_inputs, specs_of
 
     batch = {name: np.asarray(x)[:PROFILE_SAMPLES] for name, x in inputs.items()}
     ticks = opts.timesteps + output_latency(program.netlist)
-    chip = emulator.run(program, target, encode_inputs(graph, batch, ticks, opts.seed, message_bits(target)), ticks,
+    chip = emulator.run(program, target, encode_inputs(specs_of(graph), batch, ticks, opts.seed, message_bits(target)), ticks,
                         seed=opts.seed)
     source_net = lower(fold_linear(graph))
-    source = reference.run(source_net, encode_inputs(graph, batch, ticks, opts.seed), ticks, seed=opts.seed)
+    source = reference.run(source_net, encode_inputs(specs_of(graph), batch, ticks, opts.seed), ticks, seed=opts.seed)
     return layer_errors(source_net, chip, source, program.netlist.notes.get("latency", {}))
 
 

@@ -31,6 +31,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from neurocomp.encoding import ENCODINGS
 from neurocomp.errors import FormatError
 from neurocomp.ir.netlist import LayerMap, Netlist
 from neurocomp.safewrite import Kind, writing
@@ -311,6 +312,10 @@ def _check_manifest(where: Path, m: Mapping[str, Any]) -> None:
     _need(len(m["inputs"]) > 0 and all(isinstance(d, dict) and isinstance(d.get("name"), str) and _shape(d.get("shape"))
                                        for d in m["inputs"]), where, "'inputs' must list {name, shape} objects")
     _need(len({d["name"] for d in m["inputs"]}) == len(m["inputs"]), where, "input names repeat")
+    enc = m.get("encodings", {})   # absent in programs compiled before it was recorded: the runner reads model.pt
+    _need(isinstance(enc, dict) and (not enc or set(enc) == {d["name"] for d in m["inputs"]})
+          and all(e in ENCODINGS for e in enc.values()), where,
+          f"'encodings' must map every input to one of {', '.join(ENCODINGS)}")
     for d in m["layers"]:
         _need(isinstance(d, dict) and isinstance(d.get("name"), str) and _shape(d.get("shape"))
               and d.get("kind") in LAYER_KINDS and _number(d.get("scale")) and isinstance(d.get("binding"), str)

@@ -12,7 +12,6 @@ import numpy as np
 from neurocomp.backends.emulator import RunResult
 from neurocomp.encoding import input_spikes
 from neurocomp.errors import UserError
-from neurocomp.frontend.ptfile import load_graph
 from neurocomp.ir.graph import Graph
 from neurocomp.memory import batch_of, require_run
 from neurocomp.program import Program, write_npz
@@ -36,19 +35,33 @@ def default_ticks(program: Program, inputs: Mapping[str, np.ndarray]) -> int:
     return int(program.manifest["options"]["timesteps"]) + int(latency)
 
 
-def encode_inputs(graph: Graph, inputs: Mapping[str, np.ndarray], ticks: int, seed: int,
+InputSpec = tuple[str, tuple[int, ...], str]   # name, shape, encoding
+
+
+def specs_of(graph: Graph) -> list[InputSpec]:
+    return [(i.name, i.shape, i.encoding) for i in graph.inputs]
+
+
+def encode_inputs(specs: Sequence[InputSpec], inputs: Mapping[str, np.ndarray], ticks: int, seed: int,
                   message_bits: int = 0) -> dict[str, np.ndarray]:
     """Spikes per tick for every Input, by its encoding, so that every backend sees the same spikes; "current"
     input becomes integer payloads when the chip takes `message_bits`-bit graded messages."""
-    return {i.name: input_spikes(inputs[i.name], i.shape, ticks, i.encoding, seed, message_bits) for i in graph.inputs}
+    return {name: input_spikes(inputs[name], shape, ticks, encoding, seed, message_bits) for name, shape, encoding in specs}
 
 
 def run_backend(path: Path, program: Program, target: Target, inputs: Mapping[str, np.ndarray], backend: str,
                 ticks: int, seed: int) -> RunResult:
     if backend not in ("emulator", "reference", "lava"):
         raise UserError(f"backend {backend!r} is not available in this version; use emulator, reference or lava")
-    graph = load_graph(path / "model.pt")   # the reference runs this float graph: real currents, not payloads
-    spikes = encode_inputs(graph, inputs, ticks, seed, 0 if backend == "reference" else message_bits(target))
+    encodings = program.manifest.get("encodings")
+    if backend == "reference" or not encodings:   # the reference runs the float graph: real currents, not payloads
+        from neurocomp.frontend.ptfile import load_graph   # model.pt needs torch: only here
+
+        graph = load_graph(path / "model.pt")
+        specs = specs_of(graph)
+    else:
+        specs = [(name, shape, encodings[name]) for name, shape in program.netlist.inputs]
+    spikes = encode_inputs(specs, inputs, ticks, seed, 0 if backend == "reference" else message_bits(target))
     if backend == "emulator":
         from neurocomp.backends import emulator
 

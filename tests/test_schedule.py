@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from neurocomp.compiler import CompileOptions, compile_graph
-from neurocomp.realtime import FRAME_KEY
+from neurocomp.frames import FRAME_KEY
 from neurocomp.errors import UserError
 from neurocomp.ir.graph import IF, Affine, Graph, Input, Output, Readout
 from neurocomp.models.chip_tracker import ChipOptions, ChipSiamese

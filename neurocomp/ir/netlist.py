@@ -108,7 +108,7 @@ class Netlist:
         tables = {k: (v[syn] if k in per_synapse else v) for k, v in self.syn_tables.items()}
         return dataclasses.replace(
             self, neuron_ptr=core_ptr, params={k: np.repeat(np.asarray(v), cp, axis=0) for k, v in self.params.items()},
-            syn_axon=self.syn_axon[syn], syn_neuron=first[self.syn_neuron[syn]] + _ranks(per_syn), syn_tables=tables,
+            syn_axon=self.syn_axon[syn], syn_neuron=first[self.syn_neuron[syn]] + ranks(per_syn), syn_tables=tables,
             edge_src=first[self.edge_src] + edge_rank,
             layers=tuple(dataclasses.replace(lm, neurons=first[lm.neurons]) for lm in self.layers), copies=None)
 
@@ -129,8 +129,8 @@ class Netlist:
         return self.neuron_core()[self.edge_src], self.axon_core()[self.edge_axon]
 
 
-def _ranks(counts: np.ndarray) -> np.ndarray:
-    """0..c-1 for each count c, concatenated."""
+def ranks(counts: np.ndarray) -> np.ndarray:
+    """0..c-1 for each count c, concatenated (the position of each item within its group)."""
     counts = np.asarray(counts, dtype=np.int64)
     return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
 
@@ -139,5 +139,5 @@ def _ranks_in_order(ids: np.ndarray, n: int) -> np.ndarray:
     """For each entry, how many earlier entries hold the same id."""
     order = np.argsort(ids, kind="stable")
     out = np.empty(ids.size, dtype=np.int64)
-    out[order] = _ranks(np.bincount(ids, minlength=n))
+    out[order] = ranks(np.bincount(ids, minlength=n))
     return out

@@ -7,17 +7,12 @@ import numpy as np
 
 from neurocomp.errors import ResourceError
 from neurocomp.ir.graph import Affine, Conv2d
+from neurocomp.ir.netlist import ranks
 from neurocomp.ir.layers import Layer
 
 Fits = Callable[[int, int], tuple[bool, str, float, float]]
 Hint = Callable[[str, float, float], str]  # (resource, used, allowed) -> how to make one neuron fit
 Emit = Callable[[int, int], None]
-
-
-def ranks(counts: np.ndarray) -> np.ndarray:
-    """0..c-1 for each count c, concatenated (the position of each item within its group)."""
-    counts = np.asarray(counts, dtype=np.int64)
-    return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
 def cat(parts: list[np.ndarray]) -> np.ndarray:

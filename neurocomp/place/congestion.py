@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from neurocomp.partition import ranks
+from neurocomp.ir.netlist import ranks
 from neurocomp.place.assign import Budget, Search
 from neurocomp.place.mesh import DIRECTIONS, xy_loads
 

@@ -94,7 +94,7 @@ def realtime_rows(rt: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def frame_rows(f: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """An application frame's schedule and real time (realtime.frame_figures)."""
+    """An application frame's schedule and real time (frames.frame_figures)."""
     how = (f"{f['units']} {f['unit']}s side by side, 1 run" if f["runs"] == 1 and (f["units"] or 1) > 1
            else f"{f['runs']} runs one after another")
     return [("schedule", f"{f['schedule']}: {how} per frame"),
