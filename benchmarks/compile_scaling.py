@@ -18,9 +18,12 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import resource
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
+from results import write_section
 
 
 def conv_net(neurons: float, channels: int = 16, seed: int = 0):
@@ -98,6 +101,12 @@ def _one(target: str, size: float | str, args: argparse.Namespace, out: mp.Queue
     out.put(row)
 
 
+def growth(rows: list[dict], key: str) -> float:
+    """Least-squares exponent k of key ~ neurons^k over the rows (log-log slope)."""
+    n = np.log([r["neurons"] for r in rows])
+    return float(np.polyfit(n, np.log([max(r[key], 1e-9) for r in rows]), 1)[0])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=float, nargs="+", default=[1e4, 3e4, 1e5, 3e5])
@@ -106,11 +115,15 @@ def main() -> None:
     ap.add_argument("--census", action="store_true", help="count cores without building core tables (Loihi)")
     ap.add_argument("--maxpool", choices=["spiking", "avg"], default="spiking", help="SiamSNN max-pool conversion")
     ap.add_argument("--pool-layers", action="store_true", help="SiamSNN pools as their own IF layers")
+    ap.add_argument("--no-write", action="store_true", help="do not write benchmarks/RESULTS.md")
     args = ap.parse_args()
     sizes = [args.siamsnn] if args.siamsnn else args.sizes
     ctx = mp.get_context("fork")
-    print(f"{'target':10} {'neurons':>9} {'cores':>6} {'chips':>5} {'total s':>8} {'peak MB':>8} {'hops/seq':>8}  stages (s)")
+    start = time.perf_counter()
+    lines = [f"{'target':10} {'neurons':>9} {'cores':>6} {'chips':>5} {'total s':>8} {'peak MB':>8} {'hops/seq':>8}  stages (s)"]
+    print(lines[0], flush=True)
     for target in args.targets:
+        done = []
         for size in sizes:
             q = ctx.Queue()
             p = ctx.Process(target=_one, args=(target, size, args, q))
@@ -118,11 +131,24 @@ def main() -> None:
             row = q.get()
             p.join()
             if "error" in row:
-                print(f"{target:10} {row['neurons']:>9} {'-':>6} {'-':>5} {row['total_s']:8.2f} {row['peak_mb']:8.0f}  error: {row['error']}")
-                continue
-            stages = " ".join(f"{k}={v:.2f}" for k, v in row["stages"].items())
-            print(f"{target:10} {row['neurons']:>9} {row['cores']:>6} {row['chips']:>5} {row['total_s']:8.2f} "
-                  f"{row['peak_mb']:8.0f} {row['hops_ratio']:8.2f}  {stages}{row.get('note', '')}")
+                lines.append(f"{target:10} {row['neurons']:>9} {'-':>6} {'-':>5} {row['total_s']:8.2f} {row['peak_mb']:8.0f}  "
+                             f"error: {row['error']}")
+            else:
+                done.append(row)
+                stages = " ".join(f"{k}={v:.2f}" for k, v in row["stages"].items())
+                lines.append(f"{target:10} {row['neurons']:>9} {row['cores']:>6} {row['chips']:>5} {row['total_s']:8.2f} "
+                             f"{row['peak_mb']:8.0f} {row['hops_ratio']:8.2f}  {stages}{row.get('note', '')}")
+            print(lines[-1], flush=True)
+        if len(done) >= 2:   # the goal: time and memory at most linear in neurons (exponent <= 1)
+            lines.append(f"{target:10} growth exponents over {len(done)} sizes: time {growth(done, 'total_s'):.2f}, "
+                         f"peak memory {growth(done, 'peak_mb'):.2f} (goal <= 1)")
+            print(lines[-1], flush=True)
+    if not args.no_write:
+        name = f"compile_scaling_{args.siamsnn}" if args.siamsnn else "compile_scaling"
+        write_section(name, f"compile_scaling: compile time and peak memory{' of SiamSNN ' + args.siamsnn if args.siamsnn else ''}",
+                      "```\n" + "\n".join(lines) + "\n```\n", "python benchmarks/" + " ".join(Path(a).name if i == 0 else a
+                                                                                          for i, a in enumerate(sys.argv)),
+                      time.perf_counter() - start)
 
 
 if __name__ == "__main__":
