@@ -5,8 +5,9 @@ on one axon per type some neuron of the core uses with it, and a neuron connects
 the copies whose types carry its weight: one copy, the weight's rank among the
 neuron's <= 4 levels, or (bit planes, up to 16 levels) one per set bit of the weight
 over a power-of-two type ladder (_Typing). A neuron has one destination, so a neuron that
-feeds F axons is replicated F times in its own core (the netlist holds it once, with copies = F): copies share the core's axons
-and parameters, so they compute identical spikes with no extra latency (unlike
+feeds F axons is replicated F times in its own core (the netlist holds it once, with
+copies = F): copies share the core's axons and parameters, so they compute identical
+spikes with no extra latency (unlike
 splitter neurons, which add a tick per stage). Layers are built from the last to
 the first, so every layer knows its fan-out before it is split.
 
