@@ -15,9 +15,14 @@ Hint = Callable[[str, float, float], str]  # (resource, used, allowed) -> how to
 Emit = Callable[[int, int], None]
 
 
-def cat(parts: list[np.ndarray]) -> np.ndarray:
-    """Concatenate into one int64 array (one copy, no intermediate)."""
-    return np.concatenate(parts, dtype=np.int64) if parts else np.zeros(0, np.int64)
+def cat(parts: list[np.ndarray], dtype: type = np.int64) -> np.ndarray:
+    """Concatenate into one integer array (one copy, no intermediate)."""
+    return np.concatenate(parts, dtype=dtype) if parts else np.zeros(0, dtype)
+
+
+def compact(ids: np.ndarray) -> np.ndarray:
+    """Ids as int32 where they fit: synapse tables are the largest arrays a compile holds (half the memory)."""
+    return ids.astype(np.int32) if ids.size == 0 or int(ids.max()) < 2 ** 31 else ids
 
 
 def neuron_order(layer: Layer) -> np.ndarray:

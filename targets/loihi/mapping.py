@@ -12,7 +12,7 @@ import numpy as np
 from neurocomp.errors import ResourceError
 from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import LayerMap, Netlist
-from neurocomp.partition import LayerCount, cat, neuron_order, split
+from neurocomp.partition import LayerCount, cat, compact, neuron_order, split
 from neurocomp.partition.delays import timing
 from neurocomp.partition.rows import OrderedRows, Windows, window_width
 from neurocomp.quantize import QNetwork, stored_signs
@@ -116,8 +116,8 @@ class _Builder:
         chunk = rows.order[lo:hi]
         axon_src, n_axons, sa, sn, sw = _core_tables(rows, lo, hi, mixed)
         ids[chunk] = n0 + np.arange(len(chunk))
-        acc["syn_a"].append(a0 + sa)
-        acc["syn_n"].append(n0 + sn)
+        acc["syn_a"].append(compact(a0 + sa))
+        acc["syn_n"].append(compact(n0 + sn))
         acc["syn_w"].append(sw)
         for source, used, offset in axon_src:
             axons = a0 + offset + np.arange(len(used))
@@ -163,7 +163,7 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
     return Netlist(
         target=spec.name, neuron_ptr=np.array(out.n_ptr, dtype=np.int64), axon_ptr=np.array(out.a_ptr, dtype=np.int64),
         core_layer=np.array(acc["core_layer"], dtype=np.int64), params={k: cat(v) for k, v in out.params.items()},
-        syn_axon=cat(acc["syn_a"]), syn_neuron=cat(acc["syn_n"]),
+        syn_axon=_joined(acc["syn_a"]), syn_neuron=_joined(acc["syn_n"]),
         syn_tables={"weight": cat(acc["syn_w"]), "sign_mode": np.array(acc["sign"], dtype=np.int64),
                     "weight_exp": np.array(acc["wexp"], dtype=np.int64)},
         edge_src=e_src, edge_axon=cat(acc["e_ax"]), edge_delay=np.ones(len(e_src), dtype=np.int64),
@@ -171,6 +171,11 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
         inputs=tuple((i.name, i.shape) for i in net.inputs), layers=tuple(maps), outputs=net.outputs,
         notes={"latency": timing(net).latency},
     )
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """Per-core id arrays as one, int32 unless some part needed int64 (numpy's promotion decides)."""
+    return np.concatenate(parts) if parts else np.zeros(0, np.int32)
 
 
 def _per_core_distinct(core: np.ndarray, keys: list[np.ndarray], n_cores: int) -> np.ndarray:

@@ -382,8 +382,8 @@ def _assemble(qnet, spec, cores, per_layer, dests, splitters, n_ptr, a_ptr, bind
     return Netlist(
         target=spec.name, neuron_ptr=n_ptr, axon_ptr=a_ptr,
         core_layer=np.array([c.layer for c in cores], dtype=np.int64), params=params,
-        syn_axon=cat([a_ptr[c.gid] + c.syn_axon for c in cores]),
-        syn_neuron=cat([n_ptr[c.gid] + c.syn_neuron for c in cores]),
+        syn_axon=cat([a_ptr[c.gid] + c.syn_axon for c in cores], np.int32 if a_ptr[-1] < 2 ** 31 else np.int64),
+        syn_neuron=cat([n_ptr[c.gid] + c.syn_neuron for c in cores], np.int32 if n_ptr[-1] < 2 ** 31 else np.int64),
         syn_tables={"axon_type": cat([c.axon_type for c in cores])},
         edge_src=e_src_a, edge_axon=cat(e_ax), edge_delay=cat(e_d),
         in_channel=cat(i_ch), in_axon=i_ax_a, in_delay=cat(i_d),
