@@ -61,3 +61,15 @@ def test_help_and_run_options_do_not_import_torch():
     args = __import__("neurocomp.cli", fromlist=["_parser"])._parser("convert").parse_args(
         ["convert", "m.pt2", "--calibration", "c.npz"])
     assert args.timesteps >= 1 and np.isfinite(args.percentile)
+
+
+def test_running_a_program_on_the_emulator_does_not_import_torch(program):
+    """Loading, verifying and emulating a program needs the ops' rows and the target's neuron model, not torch."""
+    code = ("import sys\nimport numpy as np\nfrom pathlib import Path\nfrom neurocomp.program import load\n"
+            "from neurocomp.runner import run_program\n"
+            f"p = Path({str(program)!r})\n"
+            "x = {'x': (np.random.default_rng(0).random((1, 12, 2, 6, 6)) < 0.3).astype(np.uint8)}\n"
+            "summary, _ = run_program(p, load(p), x, 'emulator', None, 0)\n"
+            "print(summary['ticks'], 'torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["12", "False"], out.stderr

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import torch
 
 from neurocomp.ir import ops
 from neurocomp.ir.graph import Affine, Conv2d, Node, Scale
@@ -32,6 +31,8 @@ def _signed_parts(op: Node) -> tuple[Node, Node] | None:
 def projection_bounds(p: Projection, high: float = 1.0, low: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Per output: the largest value and the largest negative value (as a magnitude) the chain can produce
     from inputs in [-low, high], biases left out."""
+    import torch   # the ops' forward runs on tensors; importing the module (a target's hooks) needs no torch
+
     hi = torch.full((1,) + p.shapes[0], float(high), dtype=torch.float64)
     lo = None if low == 0 else torch.full_like(hi, float(low))    # None: zero (spikes), skips half the passes
     for op in p.chain:

@@ -19,8 +19,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from neurocomp.ir import ops
 from neurocomp.ir.graph import Affine, Conv2d, Correlation, Graph, Node, SumPool2d
@@ -76,6 +74,9 @@ def pattern(op: Node) -> Node:
 
 
 def _pool_conv(pool: SumPool2d, conv: Conv2d) -> Conv2d:
+    import torch   # folding runs at compile time; run and report import this module without torch
+    import torch.nn.functional as F
+
     w = torch.from_numpy(np.array(conv.weight))
     cout, cin_g, kh, kw = w.shape
     ones = torch.ones((1, 1) + pool.kernel, dtype=w.dtype)
@@ -89,6 +90,9 @@ def _conv_conv(a: Conv2d, b: Conv2d, g: Graph) -> Conv2d:
     """K[o, c] = sum_m b[o, m] (*) a[m, c] with a's taps spread by its stride: a transposed conv of b's
     kernel (one sample per output channel) by a's, in a's groups. Its cost is the kernels' size,
     not the receptive field squared (SiamFC's conv5 x correlation: 24,576 inputs)."""
+    import torch
+    import torch.nn.functional as F
+
     cin = g.shape(g.predecessors(a.name)[0])[0]
     wb = torch.from_numpy(_dense_channels(np.asarray(b.weight), b.groups))
     kernel = F.conv_transpose2d(wb, torch.from_numpy(np.array(a.weight, dtype=np.float64)), stride=a.stride,

@@ -7,14 +7,17 @@ or another layer), the chain of linear ops between them. Chains stay structured;
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
-import torch
 
 from neurocomp.errors import GraphError
 from neurocomp.ir import ops, sums
 from neurocomp.ir.graph import LINEAR_OPS, NEURONS, Graph, Input, Neuron, Node, Output, Readout
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,6 +65,8 @@ class Projection:
 
 
 def _as_tensor(v: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
+    import torch   # only for folding a bias through a chain: loading a program never needs it
+
     return torch.from_numpy(np.asarray(v, dtype=np.float64).reshape((1,) + shape))
 
 

@@ -2,16 +2,23 @@
 on demand (for core tables), so a conv stays a kernel until a core asks for its rows."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import scipy.sparse as sp
-import torch
-import torch.nn.functional as F
 
 from neurocomp.ir.graph import Affine, Conv2d, Crop, Flatten, Node, Scale, SumPool2d
 
+if TYPE_CHECKING:
+    import torch
+
 
 def forward(node: Node, x: torch.Tensor) -> torch.Tensor:
-    """x is (batch, *in_shape), float64; returns (batch, *out_shape)."""
+    """x is (batch, *in_shape), float64; returns (batch, *out_shape). torch is imported here, not with the
+    module: running a compiled program needs the ops' rows, never their forward."""
+    import torch
+    import torch.nn.functional as F
+
     if isinstance(node, Affine):
         w = torch.from_numpy(np.array(node.weight))
         b = None if node.bias is None else torch.from_numpy(np.array(node.bias))
