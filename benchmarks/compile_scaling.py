@@ -18,12 +18,10 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import resource
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
-from results import write_section
+from results import command_line, write_section
 
 
 def conv_net(neurons: float, channels: int = 16, seed: int = 0):
@@ -146,8 +144,7 @@ def main() -> None:
     if not args.no_write:
         name = f"compile_scaling_{args.siamsnn}" if args.siamsnn else "compile_scaling"
         write_section(name, f"compile_scaling: compile time and peak memory{' of SiamSNN ' + args.siamsnn if args.siamsnn else ''}",
-                      "```\n" + "\n".join(lines) + "\n```\n", "python benchmarks/" + " ".join(Path(a).name if i == 0 else a
-                                                                                          for i, a in enumerate(sys.argv)),
+                      "```\n" + "\n".join(lines) + "\n```\n", command_line(),
                       time.perf_counter() - start)
 
 

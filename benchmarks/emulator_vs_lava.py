@@ -20,14 +20,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import multiprocessing as mp
-import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from results import write_section
+from results import command_line, write_section
 
 from neurocomp.backends import emulator
 from neurocomp.backends.lava_compat import import_lava
@@ -202,7 +200,7 @@ def main() -> None:
         print("\n".join(text[-6:]), flush=True)
     if not args.no_write:
         write_section("emulator_vs_lava", "emulator_vs_lava: Loihi emulator vs Lava fixed_pt, steady state", "\n".join(text),
-                      "python benchmarks/" + " ".join(Path(a).name if i == 0 else a for i, a in enumerate(sys.argv)),
+                      command_line(),
                       time.perf_counter() - start)
 
 

@@ -4,11 +4,17 @@ from __future__ import annotations
 import datetime
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 import torch
 
 PATH = Path(__file__).with_name("RESULTS.md")
+
+
+def command_line() -> str:
+    """How this benchmark was run, as the reader would type it from the repository root."""
+    return " ".join(["python", f"benchmarks/{Path(sys.argv[0]).name}", *sys.argv[1:]])
 
 
 def write_section(name: str, title: str, text: str, command: str, seconds: float) -> None:

@@ -16,7 +16,6 @@ benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from results import write_section
+from results import command_line, write_section
 
 from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.frontend.ptfile import load_graph
@@ -129,7 +128,7 @@ def main() -> None:
     console.print(t)
     if not args.no_write:
         write_section(f"tracking_native_{args.config}", f"tracking_native: core-native SiamSNN {args.config}, accuracy per stage, cores, FPS",
-                      markdown(t), "python " + " ".join(["benchmarks/tracking_native.py"] + sys.argv[1:]),
+                      markdown(t), command_line(),
                       time.perf_counter() - start)
 
 

@@ -33,7 +33,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 from torch import nn
 
-from results import write_section
+from results import command_line, write_section
 
 from neurocomp.backends import emulator, reference
 from neurocomp.compiler import CompileOptions, Compiled, compile_graph
@@ -258,7 +258,7 @@ def main() -> None:
     print(text)
     if not (args.no_write or args.validate):
         write_section("train_digits", "train_digits: QAT for the target, chip-in-the-loop fine-tune", text,
-                      "python " + " ".join(["benchmarks/train_digits.py"] + sys.argv[1:]), time.perf_counter() - start)
+                      command_line(), time.perf_counter() - start)
 
 
 if __name__ == "__main__":
