@@ -33,9 +33,7 @@ from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.ir.graph import IF, Affine, Conv2d, Flatten, Graph, Input, Output
 from neurocomp.program import Program
 from neurocomp.target import load_target
-from neurocomp.targets.loihi.mapping import SIGN_CODES
-
-SIGN_NAMES = {code: name for name, code in SIGN_CODES.items()}
+from neurocomp.targets.loihi.emulation import SIGN_NAMES
 
 
 def _nonzero(rng: np.random.Generator, shape: tuple[int, ...], lo: int, hi: int) -> np.ndarray:
