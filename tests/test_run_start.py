@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neurocomp.cli import main
+from neurocomp.cli import _parser, main
 from neurocomp.errors import FormatError
 from neurocomp.frontend import ptfile
 from neurocomp.frontend.ptfile import save_graph
@@ -58,8 +58,7 @@ def test_help_and_run_options_do_not_import_torch():
             "print('torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
-    args = __import__("neurocomp.cli", fromlist=["_parser"])._parser("convert").parse_args(
-        ["convert", "m.pt2", "--calibration", "c.npz"])
+    args = _parser("convert").parse_args(["convert", "m.pt2", "--calibration", "c.npz"])
     assert args.timesteps >= 1 and np.isfinite(args.percentile)
 
 
