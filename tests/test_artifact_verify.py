@@ -218,7 +218,7 @@ def _bad_array(draw, arr: np.ndarray) -> np.ndarray:
         return arr.astype(str)
     if kind == "2d":
         return arr.reshape(1, -1)
-    out = arr.copy()
+    out = arr.astype(np.int64) if kind == "huge" else arr.copy()   # int32 tables cannot hold 2**40 themselves
     if kind in ("negative", "huge") and out.size:
         out.flat[draw(st.integers(0, out.size - 1))] = -1 if kind == "negative" else 2**40
     if kind == "short":
