@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,9 +39,11 @@ from neurocomp.encoding import input_spikes, payload_max
 from neurocomp.errors import UserError
 from neurocomp.ir import sums
 from neurocomp.ir.netlist import Netlist
-from neurocomp.program import Program
 from neurocomp.route import grid_hops
 from neurocomp.target import Target, extension
+
+if TYPE_CHECKING:
+    from neurocomp.program import Program
 
 # synapse processes, neuron processes, netlist neuron ids per neuron process, process -> ProcessModel
 Built = tuple[tuple[Any, ...], tuple[Any, ...], tuple[np.ndarray, ...], dict[Any, type]]

@@ -18,7 +18,7 @@ import math
 import time
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,8 +30,10 @@ from neurocomp.encoding import input_spikes
 from neurocomp.ir import sums
 from neurocomp.ir.netlist import Netlist
 from neurocomp.memory import batch_of, require_run
-from neurocomp.program import Program
 from neurocomp.target import Target
+
+if TYPE_CHECKING:
+    from neurocomp.program import Program
 
 COUNTERS = ("synaptic_events", "neuron_active", "neuron_idle", "spikes", "hops_ew", "hops_ns", "interchip")
 CHUNK_BYTES = 16 << 20  # the tick buffer per chunk of ticks

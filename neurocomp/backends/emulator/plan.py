@@ -19,16 +19,18 @@ the packed or counting product runs on p != 0 for the synaptic events.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import scipy.sparse as sp
 
 from neurocomp.encoding import payload_max
 from neurocomp.ir.netlist import Netlist
-from neurocomp.program import Program
 from neurocomp.route import grid_hops
 from neurocomp.target import Target
+
+if TYPE_CHECKING:
+    from neurocomp.program import Program
 
 DENSE_MIN = 0.1          # cores whose crossbar is at least this dense merge only when they read the same sources
 SMALL_CELLS = 1 << 16    # neighbouring cores' blocks this small merge into one sparse product: a product per
