@@ -17,12 +17,9 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from neurocomp.backends import emulator, lava
-from neurocomp.compiler import CompileOptions, compile_graph
+import neurocomp
 from neurocomp.frontend import load_model
 from neurocomp.ir.graph import IF, Affine, Conv2d, Flatten, Graph, Input, Output, SumPool2d
-from neurocomp.runner import encode_inputs
-from neurocomp.target import load_target
 
 TARGETS = ("loihi", "truenorth")
 
@@ -38,13 +35,12 @@ def small_cnn(seed: int = 0) -> Graph:
 
 
 def network(model: Path, samples: int, ticks: int) -> tuple[str, Graph, dict[str, np.ndarray]]:
-    """(description, graph, encoded spikes per input)."""
+    """(description, graph, input per graph input: analog values the program encodes, or spikes)."""
     data = model.parent / "digits_test.npz"
     if model.is_file() and data.is_file():
         graph = load_model(model)
         with np.load(data) as z:
-            analog = {graph.inputs[0].name: z["input"][:samples]}
-        return f"{model.name}, {samples} test digits", graph, encode_inputs(graph, analog, ticks, seed=0)
+            return f"{model.name}, {samples} test digits", graph, {graph.inputs[0].name: z["input"][:samples]}
     graph = small_cnn()
     x = (np.random.default_rng(1).random((samples, ticks, 2, 8, 8)) < 0.3).astype(np.uint8)
     return f"small integer CNN, {samples} random spike inputs", graph, {"x": x}
@@ -62,23 +58,18 @@ def main() -> None:
     ap.add_argument("--ticks", type=int, default=35)
     args = ap.parse_args()
     console = Console(width=max(Console().width, 120))
-    what, graph, spikes = network(args.model, args.samples, args.ticks)
+    what, graph, inputs = network(args.model, args.samples, args.ticks)
     table = Table(title=f"{what}, {args.ticks} ticks: Lava 0.10.0 fixed_pt vs the neurocomp emulator")
-    for col in ("target", "cores", "Lava processes / sample", "spikes (emulator)", "equal", "emulator s",
-                "Lava s", "emulator ticks/s", "Lava ticks/s", "Lava / emulator"):
+    for col in ("target", "cores", "spikes (emulator)", "equal", "emulator s", "Lava s", "emulator ticks/s",
+                "Lava ticks/s", "Lava / emulator"):
         table.add_column(col, justify="right")
     for name in TARGETS:
-        target = load_target(name)
-        program = compile_graph(graph, target, CompileOptions()).program
-        emu, t_emu = timed(emulator.run, program, target, spikes, args.ticks)
-        got, t_lava = timed(lava.run, program, target, spikes, args.ticks)
-        equal = all(np.array_equal(got.spikes[k], emu.spikes[k]) for k in emu.spikes) and \
-            all(np.array_equal(got.potentials[k], emu.potentials[k]) for k in emu.potentials)
-        net = lava.build(program, target, lava.encode(program, spikes, args.ticks)[0].T)
-        procs = 1 + len(net.synapses) + len(net.neurons) + sum(s is not None for s in net.spike_sinks) \
-            + sum(m is not None for m in net.v_monitors)
-        steps = args.ticks * emu.batch
-        table.add_row(name, str(program.netlist.n_cores), str(procs), str(sum(int(s.sum()) for s in emu.spikes.values())),
+        program = neurocomp.compile(graph, name)
+        emu, t_emu = timed(program.run, inputs, backend="emulator", ticks=args.ticks)
+        got, t_lava = timed(program.run, inputs, backend="lava", ticks=args.ticks)
+        equal = all(np.array_equal(got.outputs[k], emu.outputs[k]) for k in emu.outputs)
+        steps = args.ticks * emu.summary["batch"]
+        table.add_row(name, str(program.netlist.n_cores), str(sum(emu.summary["spike_counts"].values())),
                       "yes" if equal else "NO", f"{t_emu:.3f}", f"{t_lava:.2f}", f"{steps / t_emu:,.0f}",
                       f"{steps / t_lava:,.0f}", f"{t_lava / t_emu:,.0f}x")
     console.print(table)

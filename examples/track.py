@@ -19,9 +19,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+import neurocomp
 from neurocomp.cli import main as cli
 from neurocomp.errors import FormatError
-from neurocomp.program import verify
 from neurocomp.report.tables import track_table
 
 
@@ -56,7 +56,7 @@ def main() -> None:
 
 def _verified(program: Path) -> bool:
     try:
-        verify(program)
+        neurocomp.load(program)
     except FormatError:
         return False
     return True

@@ -147,7 +147,7 @@ class ChipSiamese:
         lag = {name: self.lag[name] for name in layers}
         run = ticks + max(lag.values())
         result = emulator.run(prepared, self.target, x, ticks=run, record=layers)
-        summary = summarise(result, program, self.target, "emulator")
+        summary = summarise(result, program, "emulator")
         # A batch is runs one after another on one copy (the sequential scales); a parallel frame is one run.
         self.stats.ticks += run * result.batch
         self.stats.chip_seconds += summary["realtime"]["tick_s"] * run * result.batch
@@ -172,19 +172,17 @@ def chip_tracker(siamese: ChipSiamese, config: TrackerConfig) -> Tracker:
 def load_tracker(program_dir: Path, **overrides: Any) -> tuple[ChipSiamese, TrackerConfig]:
     """A compiled SiamSNN program (its model.pt carries the SiamFC geometry) as a tracker: ChipOptions from
     the read-out the SiamSNN was built for (siamsnn.readout_of), with `overrides` (None values ignored)."""
-    from neurocomp.frontend.ptfile import load_graph
-    from neurocomp.program import load
-    from neurocomp.runner import program_target
+    from neurocomp.program import Program
 
-    program = load(program_dir)
-    graph = load_graph(Path(program_dir) / "model.pt")
+    program = Program.load(program_dir)
+    graph = program.source_graph()
     config = tracker_config(graph)
     opts = ChipOptions(**{**readout_of(graph), **{k: v for k, v in overrides.items() if v is not None}})
     if opts.tau0 >= opts.timesteps:
         raise UserError(f"--tau0 ({opts.tau0}) must be below --ticks ({opts.timesteps})")
     if opts.score == "spikes" and SCORE_SPIKES not in graph.node_map:
         raise UserError("this SiamSNN has no spiking score layer; use --score potential")
-    return ChipSiamese(graph, program, program_target(Path(program_dir)), opts), config
+    return ChipSiamese(graph, program, program.target, opts), config
 
 
 def track_clip(siamese: ChipSiamese, config: TrackerConfig, clip: "Clip") -> dict[str, Any]:

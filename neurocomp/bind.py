@@ -59,7 +59,7 @@ def bind(program: Program, graph: Graph, target: Target, also: tuple[str, ...] =
     layers = tuple(sorted({netlist.layers[i].name for i in np.unique(netlist.core_layer[changed]) if i >= 0}))
     fields = {k: v for k, v in program.manifest.items() if k in ("options", "model_sha256", "target_spec_sha256",
                                                                  "placement")}
-    return Bound(build(fields, netlist, program.placed), changed, layers)
+    return Bound(build(fields, netlist, program.placed, program.target), changed, layers)
 
 
 def _subgraph(g: Graph, roots: tuple[str, ...]) -> Graph:

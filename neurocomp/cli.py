@@ -202,39 +202,12 @@ def _compile(args: argparse.Namespace, console: Console) -> int:
     opts = CompileOptions(timesteps=args.timesteps, seed=args.seed, rate=args.rate, congestion=args.congestion, **declared)
     profile = _load_inputs(Path(args.profile), [i.name for i in graph.inputs]) if args.profile else None
     with console.status("compiling") as status:
-        compiled = compile_graph(graph, target, opts, _sha256(model), progress=lambda s: status.update(f"compiling: {s}"),
-                                 profile=profile)
-    _save(compiled, graph, target, out, args.export, inputs)
-    compiled.report["program"] = str(out)
-    if not _emit(args, console, compiled.report, "compile_table"):
+        program = compile_graph(graph, target, opts, _sha256(model), progress=lambda s: status.update(f"compiling: {s}"),
+                                profile=profile).program
+    program.save(out, export=args.export, inputs=inputs)
+    if not _emit(args, console, program.full_report() | {"program": str(out)}, "compile_table"):
         console.print(f"wrote {out}")
     return 0
-
-
-def _save(compiled, graph, target, out: Path, export: str | None = None, inputs: Sequence[Path] = ()) -> None:
-    """The program directory; compile times go to timings.json only, so every hashed file is reproducible."""
-    from neurocomp.frontend.ptfile import save_graph
-    from neurocomp.program import TIMINGS, save, timings_json
-    from neurocomp.report.html import write_html
-
-    report = {k: v for k, v in compiled.report.items() if k != "compile_time_s"}
-
-    def extra(tmp: Path) -> None:
-        save_graph(graph, tmp / "model.pt")
-        (tmp / "target.toml").write_text(target.spec.text)
-        (tmp / "report.json").write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
-        (tmp / TIMINGS).write_text(timings_json(compiled.report["compile_time_s"]))
-        write_html(tmp / "report.html", report, compiled.program.placed, compiled.routes,
-                   core_neurons=compiled.program.netlist.core_neurons(), neurons_per_core=target.spec["core.neurons"])
-        if export == "netx":
-            from neurocomp.target import extension
-
-            netx = extension(target, "netx")
-            if netx is None:
-                raise UserError(f"netx export needs a Loihi program; this one targets {compiled.program.netlist.target!r}")
-            netx.export_netx(compiled.program, tmp / "network.net")
-
-    save(compiled.program, out, extra, inputs)
 
 
 def _load_inputs(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -250,20 +223,20 @@ def _load_inputs(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
-    from neurocomp.program import load
-    from neurocomp.runner import OUTPUTS_KIND, run_program, write_outputs
+    from neurocomp.program import Program
+    from neurocomp.runner import OUTPUTS_KIND, write_outputs
 
     sources = [Path(args.program), Path(args.input)]
     if args.out:
         check(Path(args.out), OUTPUTS_KIND, sources)
     start = time.perf_counter()
-    program = load(args.program)
+    program = Program.load(args.program)
     load_s = time.perf_counter() - start
     inputs = _load_inputs(Path(args.input), [name for name, _ in program.netlist.inputs])
-    summary, outputs = run_program(Path(args.program), program, inputs, args.backend, args.ticks, args.seed, load_s)
+    result = program.run(inputs, backend=args.backend, ticks=args.ticks, seed=args.seed)
     if args.out:
-        write_outputs(Path(args.out), outputs, sources)
-    _emit(args, console, summary, "run_table")
+        write_outputs(Path(args.out), result.outputs, sources)
+    _emit(args, console, {**result.summary, "times_s": {**result.times_s, "load": load_s}}, "run_table")
     return 0
 
 
@@ -298,9 +271,9 @@ def _track(args: argparse.Namespace, console: Console) -> int:
 
 
 def _report(args: argparse.Namespace, console: Console) -> int:
-    from neurocomp.program import read_report
+    from neurocomp.program import Program
 
-    _emit(args, console, read_report(args.program), "compile_table")
+    _emit(args, console, Program.load(args.program).full_report(), "compile_table")
     return 0
 
 
@@ -372,17 +345,16 @@ def _conversion_table(info: dict[str, Any]):
 def _export(args: argparse.Namespace, console: Console) -> int:
     from neurocomp.frontend import load_model, save_nir
     from neurocomp.frontend.nirgraph import NIR_KIND
-    from neurocomp.program import load
+    from neurocomp.program import Program
 
     src = Path(args.model)
     out = Path(args.nir)
     if out.suffix != ".nir":
         raise UserError(f"--nir {out}: the output file must end in .nir")
-    if src.is_dir():
-        load(src)   # verify the program before using its model.pt
-        src = src / "model.pt"
-    check(out, NIR_KIND, [Path(args.model)])
-    save_nir(load_model(src, dt=args.dt), out, dt=args.dt, inputs=[Path(args.model)])
+    program = Program.load(src) if src.is_dir() else None   # a program is verified before anything else
+    check(out, NIR_KIND, [src])
+    graph = program.source_graph() if program is not None else load_model(src, dt=args.dt)
+    save_nir(graph, out, dt=args.dt, inputs=[src])
     console.print(f"wrote {out}")
     return 0
 

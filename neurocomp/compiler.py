@@ -33,9 +33,9 @@ from neurocomp.place.traffic import between_layers, measured_rates, traffic_from
 from neurocomp.program import Placed, Program, build
 from neurocomp.quantize import QNetwork, quantize
 from neurocomp.frames import frame_figures
-from neurocomp.realtime import message_bits, output_latency, realtime
+from neurocomp.realtime import message_bits, output_latency
 from neurocomp.report.energy import energy
-from neurocomp.route import route, routing_tables, table_report, verify_routes
+from neurocomp.route import Routes, route, routing_tables, table_report, verify_routes
 from neurocomp.target import Target
 
 
@@ -68,10 +68,18 @@ class CompileOptions:
 
 @dataclass(frozen=True)
 class Compiled:
+    """The program and the quantised network it was built from (tests and benchmarks read its scales)."""
+
     program: Program
     qnet: QNetwork
-    routes: Any
-    report: dict[str, Any]
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return self.program.full_report()
+
+    @property
+    def routes(self) -> Routes:
+        return self.program.routes
 
 
 Progress = Callable[[str], None]
@@ -96,7 +104,7 @@ def profiled_traffic(graph: Graph, netlist: Netlist, target: Target, mesh: Mesh,
     seq = sequential(netlist.n_cores, mesh)
     placed = Placed(seq.chip, seq.x, seq.y, seq.slot, mesh.chip_cols, mesh.chip_rows, mesh.cores_per_router,
                     mesh.chips_x, mesh.chips_y)
-    result = emulator.run(build({}, netlist, placed), target, spikes, ticks, seed=opts.seed)
+    result = emulator.run(build({}, netlist, placed, target), target, spikes, ticks, seed=opts.seed)
     rates = measured_rates(netlist, result.spikes, result.core_counts["spikes"], result.batch * result.ticks)
     return traffic_from_rates(netlist, rates), {"kind": "profile", "samples": result.batch, "ticks": ticks,
                                                 "mean_rate": float(rates.mean()) if rates.size else 0.0}
@@ -158,8 +166,8 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
               "placement": {"method": placement.method, "objective": placement.objective,
                             "baselines": dict(placement.baselines), "bound": placement.bound, "traffic_model": model,
                             "congestion": opts.congestion}}
-    program = stage("emit", build, fields, netlist, placed)
-    report = compile_report(program, qnet, target, opts, routes, seq_routes, times)
+    program = stage("emit", build, fields, netlist, placed, target)
+    report = compile_report(program, qnet, target, opts, routes, seq_routes)
     report["native"] = native_report(native)
     frame = frame_figures(graph, netlist, report["realtime"]["tick_s"], opts.timesteps)
     if frame is not None:
@@ -172,7 +180,7 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
     tables = routing_tables(src_core, netlist.edge_src, dst_core, netlist.n_cores)
     report["traffic"] |= {"between_layers": between_layers(netlist, traffic),
                           "routing_tables": table_report(tables, target.spec.get("core.output_axons"))}
-    return Compiled(program, qnet, routes, report)
+    return Compiled(dataclasses.replace(program, report=report, times=times, graph=graph, routes=routes), qnet)
 
 
 def measure_fidelity(graph: Graph, program: Program, target: Target, inputs: Mapping[str, np.ndarray],
@@ -184,14 +192,12 @@ def measure_fidelity(graph: Graph, program: Program, target: Target, inputs: Map
     from neurocomp.runner import encode_inputs, specs_of
 
     batch = {name: np.asarray(x)[:PROFILE_SAMPLES] for name, x in inputs.items()}
-    ticks = opts.timesteps + output_latency(program.netlist)
+    ticks = opts.timesteps + program.latency_ticks
     chip = emulator.run(program, target, encode_inputs(specs_of(graph), batch, ticks, opts.seed, message_bits(target)), ticks,
                         seed=opts.seed)
     source_net = lower(fold_linear(graph))
     source = reference.run(source_net, encode_inputs(specs_of(graph), batch, ticks, opts.seed), ticks, seed=opts.seed)
     return layer_errors(source_net, chip, source, program.netlist.notes.get("latency", {}))
-
-
 
 
 def check_spiking_inputs(graph: Graph, target: Target) -> None:
@@ -246,19 +252,14 @@ def _estimate_core_counts(n: Netlist, rate: float) -> dict[str, np.ndarray]:
             "neuron_active": np.zeros(n.n_cores), "neuron_idle": neurons, "spikes": rate * neurons}
 
 
-
-
-
-
-
-
-def compile_report(program: Program, qnet: QNetwork, target: Target, opts: CompileOptions, routes, seq_routes,
-                   times: dict[str, float]) -> dict[str, Any]:
+def compile_report(program: Program, qnet: QNetwork, target: Target, opts: CompileOptions, routes: Routes,
+                   seq_routes: Routes) -> dict[str, Any]:
+    """report.json: the compile-time figures (wall times are Program.times, kept apart: they vary run to run)."""
     n = program.netlist
-    depth = output_latency(n)
+    depth = program.latency_ticks
     ticks = opts.timesteps + depth
     per_core = _estimate_core_counts(n, opts.rate)
-    rt = realtime(target, per_core, program.placed.routers_used, ticks, program.placed.n_chips)
+    rt = program.realtime(per_core, ticks)
     per_tick = {k: float(v.sum()) for k, v in per_core.items()}
     per_tick |= {"hops_ew": routes.hops_ew_per_tick, "hops_ns": routes.hops_ns_per_tick,
                  "interchip": routes.interchip_spikes_per_tick}
@@ -279,7 +280,6 @@ def compile_report(program: Program, qnet: QNetwork, target: Target, opts: Compi
         "placement": dict(program.manifest["placement"]),
         "energy": {**energy(totals, target.spec, rt["tick_s"] * ticks, chips, 1.0), "basis": f"estimate at {opts.rate} spikes/neuron/tick"},
         "realtime": rt,
-        "compile_time_s": times,
     }
 
 
@@ -303,8 +303,6 @@ def trained_weight_mode(graph: Graph, target: Target) -> str:
     info = training_record(graph)
     trained = info.get("weights") if info.get("target") == target.name else None
     return trained if trained in target.hooks.WEIGHT_MODES else target.hooks.WEIGHT_MODES[0]
-
-
 
 
 def _upstream_exact(rows: list[dict[str, Any]], net: Network) -> list[dict[str, Any]]:

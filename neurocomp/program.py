@@ -1,7 +1,7 @@
-"""The compiled artifact: a program directory that is verified before it is used.
+"""The compiled program: one value that compile returns, save writes, load verifies and reads, and run runs.
 
 Files: manifest.json, arrays.npz (the netlist and placement), model.pt (the float graph it was
-compiled from), target.toml, report.json, report.html, network.net (with `--export netx`) and
+compiled from), target.toml, report.json, report.html, network.net (with `export="netx"`) and
 timings.json. manifest.json names the schema and version and lists every other file: under
 "files" with its sha256, under "volatile" the one file whose content may differ between runs.
 
@@ -9,7 +9,7 @@ Determinism: every hashed file (and so manifest.json) is byte-identical for the 
 options (sorted keys, fixed zip timestamps, no wall-clock values). The wall-clock compile times
 are volatile, so they live in timings.json alone: listed as volatile rather than hashed, and
 checked against its schema ({"compile_time_s": {stage: seconds >= 0}}) instead; report.json and
-report.html leave them out, and `neurocomp report` merges them back in for display.
+report.html leave them out, and `Program.full_report` merges them back in for display.
 
 `load` verifies before anything is used: the manifest's schema, version, keys and types; that
 the directory holds exactly the listed files and each matches its hash; then the structure of
@@ -17,29 +17,36 @@ the arrays (keys present, integer dtypes, shapes consistent, every index in rang
 missing, extra, tampered or malformed is a FormatError naming the file and what is wrong.
 `save` writes through neurocomp.safewrite: a temporary sibling renamed into place, replacing
 only an existing program (or an empty directory) that holds nothing its manifest does not list.
+A loaded program reads its model.pt (which needs torch) only when something asks for the graph.
 """
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
+import shutil
 import zipfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from neurocomp.encoding import ENCODINGS
-from neurocomp.errors import FormatError
+from neurocomp.errors import FormatError, UserError
 from neurocomp.ir.netlist import LayerMap, Netlist
+from neurocomp.npz import write_npz
+from neurocomp.realtime import realtime
 from neurocomp.safewrite import Kind, writing
-from neurocomp.target import load_target
+from neurocomp.target import Target, load_target
+
+if TYPE_CHECKING:
+    from neurocomp.ir.graph import Graph
+    from neurocomp.route import Routes
+    from neurocomp.runner import Result
 
 SCHEMA = "neurocomp.program"
 VERSION = 2
-ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 MANIFEST = "manifest.json"
 REQUIRED_FILES = ("arrays.npz", "model.pt", "target.toml", "report.json", "report.html")
 OPTIONAL_FILES = ("network.net",)
@@ -56,6 +63,7 @@ MAX_PER_CORE = 2 ** 24   # neurons or axons in one core: the bound target specs 
 TARGET_TABLES = ("netlist/params/", "netlist/syn_tables/")   # prefixes of the arrays a target family defines
 REPORT_KEYS = ("target", "cores_used", "chips_used", "neurons", "synapses", "axons", "layers", "traffic", "placement",
                "energy", "realtime")
+EXPORTS = ("netx",)
 
 
 @dataclass(frozen=True)
@@ -89,21 +97,73 @@ class Placed:
 
 @dataclass(frozen=True)
 class Program:
+    """A compiled program: the chip image (netlist, placement, manifest) with the target it is for and what it was
+    compiled from. `graph` is the float source graph; a loaded program leaves it None and `source_graph()` reads
+    its model.pt on demand. `routes` exist only in the compiling process (report.html draws their link loads)."""
+
     manifest: Mapping[str, Any]
     netlist: Netlist
     placed: Placed
+    target: Target
+    report: Mapping[str, Any] = field(default_factory=dict)   # report.json: compile-time figures
+    times: Mapping[str, float] = field(default_factory=dict)  # wall seconds per compile stage (timings.json)
+    graph: Graph | None = None
+    source: Path | None = None                                # the directory a loaded program came from
+    routes: Routes | None = None
 
+    @classmethod
+    def load(cls, path: str | Path) -> Program:
+        """The program at `path`, verified (see the module docstring)."""
+        return load(path)
 
-def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """An .npz whose bytes depend only on the arrays (np.savez stamps the current time)."""
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for key in sorted(arrays):
-            buf = io.BytesIO()
-            np.lib.format.write_array(buf, np.ascontiguousarray(arrays[key]), allow_pickle=False)
-            info = zipfile.ZipInfo(key + ".npy", date_time=ZIP_DATE)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            zf.writestr(info, buf.getvalue())
+    def save(self, out: str | Path, *, export: str | None = None, inputs: Sequence[str | Path] = ()) -> Path:
+        """Write the whole artifact to directory `out` (safewrite: only a program or an empty directory is
+        replaced); `inputs` are the files it was compiled from, which `out` may neither replace nor contain."""
+        if export is not None and export not in EXPORTS:
+            raise UserError(f"export {export!r} is not available; choose one of {', '.join(EXPORTS)}")
+        save(self, out, export, inputs)
+        return Path(out)
+
+    def source_graph(self) -> Graph:
+        """The float graph the program was compiled from (read from model.pt for a loaded program)."""
+        if self.graph is not None:
+            return self.graph
+        if self.source is None:
+            raise UserError("this program holds no source graph (it was built without one and not loaded)")
+        from neurocomp.frontend.ptfile import load_graph   # model.pt needs torch: only here
+
+        return load_graph(self.source / "model.pt")
+
+    @property
+    def timesteps(self) -> int:
+        """Ticks per inference the program was compiled for."""
+        return int(self.manifest["options"]["timesteps"])
+
+    @property
+    def latency_ticks(self) -> int:
+        """Ticks from an input spike to the output spikes it causes (axon delays and splitters included)."""
+        return int(self.manifest.get("latency_ticks", len(self.netlist.layers)))
+
+    def realtime(self, per_tick_core_counts: Mapping[str, np.ndarray], ticks: int) -> dict[str, Any]:
+        """Seconds per tick and inferences per second on this placement, from per-core counts per tick."""
+        return realtime(self.target, dict(per_tick_core_counts), self.placed.routers_used, ticks, self.placed.n_chips)
+
+    def full_report(self) -> dict[str, Any]:
+        """report.json with the compile's wall times per stage (`compile_time_s`) merged back in."""
+        return {**self.report, "compile_time_s": dict(self.times)}
+
+    def run(self, inputs: Mapping[str, np.ndarray] | np.ndarray, *, backend: str = "emulator", ticks: int | None = None,
+            seed: int = 0) -> Result:
+        """Run on a backend (emulator, reference or lava). `inputs`: one array per input name (or one array for a
+        single-input program), (batch, *shape) analog values or (batch, ticks, *shape) spikes."""
+        from neurocomp.runner import run_program
+
+        if not isinstance(inputs, Mapping):
+            names = [name for name, _ in self.netlist.inputs]
+            if len(names) != 1:
+                raise UserError(f"this program has inputs {names}: pass a mapping from input name to array")
+            inputs = {names[0]: inputs}
+        return run_program(self, inputs, backend, ticks, seed)
 
 
 def _netlist_arrays(n: Netlist) -> dict[str, np.ndarray]:
@@ -138,8 +198,9 @@ def manifest_for(program_fields: Mapping[str, Any], n: Netlist, p: Placed) -> di
     }
 
 
-def build(fields_: Mapping[str, Any], netlist: Netlist, placed: Placed) -> Program:
-    return Program(manifest_for(fields_, netlist, placed), netlist, placed)
+def build(fields_: Mapping[str, Any], netlist: Netlist, placed: Placed, target: Target) -> Program:
+    """A program of the chip image alone (no report, no graph): what a backend needs to run it."""
+    return Program(manifest_for(fields_, netlist, placed), netlist, placed, target)
 
 
 def _sha256(path: Path) -> str:
@@ -181,21 +242,49 @@ def _listed(man: Mapping[str, Any]) -> frozenset[str] | None:
 KIND = Kind("neurocomp program directory", True, _not_a_program)
 
 
-def save(program: Program, out_dir: str | Path, extra: Callable[[Path], None] | None = None,
-         inputs: Sequence[str | Path] = ()) -> None:
-    """Write the program (plus whatever `extra(tmp)` adds) under the safewrite policy; `inputs` are the
-    files it was compiled from, which the output may not replace or contain."""
+def save(program: Program, out_dir: str | Path, export: str | None = None, inputs: Sequence[str | Path] = ()) -> None:
+    """Every file of the program, written under the safewrite policy (Program.save)."""
     with writing(out_dir, KIND, inputs) as tmp:
         write_npz(tmp / "arrays.npz", {**_netlist_arrays(program.netlist), **_placed_arrays(program.placed)})
-        if extra is not None:
-            extra(tmp)
+        _write_source(program, tmp / "model.pt")
+        (tmp / "target.toml").write_text(program.target.spec.text)
+        (tmp / "report.json").write_text(json.dumps(dict(program.report), indent=1, sort_keys=True) + "\n")
+        (tmp / TIMINGS).write_text(timings_json(program.times))
+        _write_html(program, tmp / "report.html")
+        if export == "netx":
+            _write_netx(program, tmp / "network.net")
         names = sorted(p.name for p in tmp.iterdir())
-        unknown = set(names) - set(REQUIRED_FILES + OPTIONAL_FILES) - {TIMINGS}
-        if unknown:
-            raise ValueError(f"program files {sorted(unknown)} are not part of the program format")
         files = {name: _sha256(tmp / name) for name in names if name != TIMINGS}
-        manifest = {**program.manifest, "files": files, "volatile": [TIMINGS] if TIMINGS in names else []}
+        manifest = {**program.manifest, "files": files, "volatile": [TIMINGS]}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+
+
+def _write_source(program: Program, path: Path) -> None:
+    """model.pt: the graph, or a loaded program's own file as it was (byte for byte, no torch needed)."""
+    if program.graph is None and program.source is not None:
+        shutil.copyfile(program.source / "model.pt", path)
+        return
+    from neurocomp.frontend.ptfile import save_graph   # torch: only when a graph is written
+
+    save_graph(program.source_graph(), path)
+
+
+def _write_html(program: Program, path: Path) -> None:
+    if not program.report:
+        raise UserError("this program has no report (it was built for a backend, not compiled): compile it to save it")
+    from neurocomp.report.html import write_html
+
+    write_html(path, program.report, program.placed, program.routes, core_neurons=program.netlist.core_neurons(),
+               neurons_per_core=program.target.spec["core.neurons"])
+
+
+def _write_netx(program: Program, path: Path) -> None:
+    from neurocomp.target import extension
+
+    netx = extension(program.target, "netx")
+    if netx is None:
+        raise UserError(f"netx export needs a Loihi program; this one targets {program.netlist.target!r}")
+    netx.export_netx(program, path)
 
 
 def timings_json(times: Mapping[str, float]) -> str:
@@ -213,8 +302,11 @@ def load(path: str | Path) -> Program:
         arrays = _read_arrays(path / "arrays.npz")
     except OSError as e:   # unreadable folder or file
         raise FormatError(f"{e.filename or path}: cannot read ({e.strerror or e})") from None
-    _check_arrays(path / "arrays.npz", man, arrays, load_target(str(path / "target.toml")).hooks)
-    return Program(man, _netlist_from(man, arrays), _placed_from(man, arrays))
+    target = load_target(str(path / "target.toml"))
+    _check_arrays(path / "arrays.npz", man, arrays, target.hooks)
+    report = _read_report(path / "report.json")
+    times = _read_json(path / TIMINGS)["compile_time_s"] if man["volatile"] else {}
+    return Program(man, _netlist_from(man, arrays), _placed_from(man, arrays), target, report, times, source=path)
 
 
 def verify(path: Path) -> dict[str, Any]:
@@ -247,18 +339,13 @@ def verify(path: Path) -> dict[str, Any]:
     return man
 
 
-def read_report(path: str | Path) -> dict[str, Any]:
-    """report.json of a verified program, with the compile times of timings.json merged in."""
-    path = Path(path)
-    man = load(path).manifest
-    report = _read_json(path / "report.json")
+def _read_report(path: Path) -> dict[str, Any]:
+    report = _read_json(path)
     if not isinstance(report, dict):
-        raise FormatError(f"{path / 'report.json'}: expected a JSON object, got a {type(report).__name__}")
+        raise FormatError(f"{path}: expected a JSON object, got a {type(report).__name__}")
     missing = [k for k in REPORT_KEYS if k not in report]
     if missing:
-        raise FormatError(f"{path / 'report.json'}: missing key(s) {missing}")
-    if man["volatile"]:
-        report["compile_time_s"] = _read_json(path / TIMINGS)["compile_time_s"]
+        raise FormatError(f"{path}: missing key(s) {missing}")
     return report
 
 
@@ -369,7 +456,7 @@ def _check_arrays(where: Path, man: Mapping[str, Any], a: Mapping[str, np.ndarra
     g = {k: a[f"netlist/{k}"] for k in NETLIST_ARRAYS}
     nptr, aptr = g["neuron_ptr"], g["axon_ptr"]
     _need(nptr.size >= 2 and aptr.size == nptr.size, where, "neuron_ptr and axon_ptr need one entry per core plus one")
-    _need(nptr[0] == 0 and aptr[0] == 0 and np.all(np.diff(nptr) >= 0) and np.all(np.diff(aptr) >= 0), where,
+    _need(bool(nptr[0] == 0 and aptr[0] == 0 and np.all(np.diff(nptr) >= 0) and np.all(np.diff(aptr) >= 0)), where,
           "neuron_ptr and axon_ptr must start at 0 and never decrease")
     _need(np.diff(nptr).max() <= MAX_PER_CORE and np.diff(aptr).max() <= MAX_PER_CORE, where,
           f"a core holds more than {MAX_PER_CORE} neurons or axons (neuron_ptr, axon_ptr)")
@@ -438,4 +525,5 @@ def _netlist_from(man: Mapping[str, Any], a: Mapping[str, np.ndarray]) -> Netlis
 
 def _placed_from(man: Mapping[str, Any], a: Mapping[str, np.ndarray]) -> Placed:
     m = man["mesh"]
-    return Placed(*(a[f"placement/{k}"] for k in PLACEMENT_ARRAYS), *(m[k] for k in MESH_KEYS))
+    return Placed(a["placement/chip"], a["placement/x"], a["placement/y"], a["placement/slot"],
+                  m["chip_cols"], m["chip_rows"], m["cores_per_router"], m["chips_x"], m["chips_y"])

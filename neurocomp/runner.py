@@ -1,28 +1,56 @@
-"""Run a compiled program on a backend and summarise spikes, counts, energy and timing."""
+"""Run a compiled program on a backend and summarise spikes, counts, energy and timing (Program.run)."""
 from __future__ import annotations
 
 import math
 import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
-from neurocomp.backends.emulator import RunResult
 from neurocomp.encoding import input_spikes
 from neurocomp.errors import UserError
 from neurocomp.ir.graph import Graph
 from neurocomp.memory import batch_of, require_run
-from neurocomp.program import Program, write_npz
-from neurocomp.realtime import message_bits, realtime
+from neurocomp.npz import write_npz
+from neurocomp.realtime import message_bits
 from neurocomp.report.energy import energy
 from neurocomp.safewrite import Kind, write_file
-from neurocomp.target import Target, load_target
+
+if TYPE_CHECKING:
+    from neurocomp.backends.emulator import RunResult
+    from neurocomp.program import Program
+
+BACKENDS = ("emulator", "reference", "lava")
 
 
-def program_target(path: Path) -> Target:
-    return load_target(str(path / "target.toml"))
+@dataclass(frozen=True)
+class Result:
+    """What a run gives: the summary (`neurocomp run --json` prints it) and the output arrays (`--out` writes
+    them): spikes/<layer> (batch, ticks, *shape) uint8, potential/<read-out> in float units, and output."""
+
+    summary: Mapping[str, Any]
+    outputs: Mapping[str, np.ndarray]
+
+    @property
+    def output(self) -> np.ndarray:
+        """The first output: spikes of a spiking layer, potentials of a read-out."""
+        return self.outputs["output"]
+
+    @property
+    def spikes(self) -> dict[str, np.ndarray]:
+        return {k.removeprefix("spikes/"): v for k, v in self.outputs.items() if k.startswith("spikes/")}
+
+    @property
+    def energy(self) -> Mapping[str, Any] | None:
+        """Joules by term per inference (None for the reference backend, which has no chip)."""
+        return self.summary.get("energy")
+
+    @property
+    def times_s(self) -> Mapping[str, float]:
+        return self.summary["times_s"]
 
 
 def default_ticks(program: Program, inputs: Mapping[str, np.ndarray]) -> int:
@@ -31,8 +59,7 @@ def default_ticks(program: Program, inputs: Mapping[str, np.ndarray]) -> int:
     first = next(iter(inputs))
     if np.ndim(inputs[first]) == len(shapes[first]) + 2:
         return int(np.shape(inputs[first])[1])
-    latency = program.manifest.get("latency_ticks", len(program.netlist.layers))
-    return int(program.manifest["options"]["timesteps"]) + int(latency)
+    return program.timesteps + program.latency_ticks
 
 
 InputSpec = tuple[str, tuple[int, ...], str]   # name, shape, encoding
@@ -49,45 +76,40 @@ def encode_inputs(specs: Sequence[InputSpec], inputs: Mapping[str, np.ndarray], 
     return {name: input_spikes(inputs[name], shape, ticks, encoding, seed, message_bits) for name, shape, encoding in specs}
 
 
-def run_backend(path: Path, program: Program, target: Target, inputs: Mapping[str, np.ndarray], backend: str,
-                ticks: int, seed: int) -> RunResult:
-    if backend not in ("emulator", "reference", "lava"):
-        raise UserError(f"backend {backend!r} is not available in this version; use emulator, reference or lava")
-    encodings = program.manifest.get("encodings")
-    if backend == "reference" or not encodings:   # the reference runs the float graph: real currents, not payloads
-        from neurocomp.frontend.ptfile import load_graph   # model.pt needs torch: only here
-
-        graph = load_graph(path / "model.pt")
-        specs = specs_of(graph)
-    else:
-        specs = [(name, shape, encodings[name]) for name, shape in program.netlist.inputs]
-    spikes = encode_inputs(specs, inputs, ticks, seed, 0 if backend == "reference" else message_bits(target))
+def run_backend(program: Program, inputs: Mapping[str, np.ndarray], backend: str, ticks: int, seed: int) -> RunResult:
+    if backend not in BACKENDS:
+        raise UserError(f"backend {backend!r} is not available in this version; use {', '.join(BACKENDS)}")
+    encodings = program.manifest.get("encodings") or {}
+    graph = program.source_graph() if backend == "reference" or not encodings else None   # the float graph: real currents
+    specs = specs_of(graph) if graph is not None else \
+        [(name, shape, encodings[name]) for name, shape in program.netlist.inputs]
+    spikes = encode_inputs(specs, inputs, ticks, seed, 0 if backend == "reference" else message_bits(program.target))
     if backend == "emulator":
         from neurocomp.backends import emulator
 
-        return emulator.run(program, target, spikes, ticks, seed=seed)
+        return emulator.run(program, program.target, spikes, ticks, seed=seed)
     if backend == "lava":
         from neurocomp.backends import lava
 
-        return lava.run(program, target, spikes, ticks, seed=seed)
+        return lava.run(program, program.target, spikes, ticks, seed=seed)
     from neurocomp.backends import reference
     from neurocomp.ir.layers import lower
 
-    return reference.run(lower(graph), spikes, ticks)
+    return reference.run(lower(program.source_graph() if graph is None else graph), spikes, ticks)
 
 
-def summarise(result: RunResult, program: Program, target: Target, backend: str) -> dict[str, Any]:
+def summarise(result: RunResult, program: Program, backend: str) -> dict[str, Any]:
     totals = {k: float(v.sum()) for k, v in result.core_counts.items()}
     per_tick = {k: v / (result.ticks * result.batch) for k, v in result.core_counts.items()}
     summary: dict[str, Any] = {"backend": backend, "batch": result.batch, "ticks": result.ticks,
                                "wall_s": result.wall_s, "ticks_per_s": result.ticks / max(result.wall_s, 1e-12)}
     if result.core_counts:
-        rt = realtime(target, per_tick, program.placed.routers_used, result.ticks, program.placed.n_chips)
+        rt = program.realtime(per_tick, result.ticks)
         if result.timing:  # the emulator's per-tick estimates: the worst tick and its slack
             rt |= {"tick_worst_s": result.timing["tick_worst_s"], "slack_worst": result.timing["slack"]}
         seconds = rt["tick_s"] * result.ticks * result.batch
         summary |= {"counts": totals, "merges": result.merges, "realtime": rt,
-                    "energy": energy(totals, target.spec, seconds, program.placed.n_chips, result.batch)}
+                    "energy": energy(totals, program.target.spec, seconds, program.placed.n_chips, result.batch)}
     summary["spike_counts"] = {k: int(v.sum()) for k, v in result.spikes.items()}
     return summary
 
@@ -100,22 +122,21 @@ def outputs_of(result: RunResult, program: Program) -> dict[str, np.ndarray]:
     return out
 
 
-def run_program(path: Path, program: Program, inputs: Mapping[str, np.ndarray], backend: str,
-                ticks: int | None, seed: int, load_s: float = 0.0) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def run_program(program: Program, inputs: Mapping[str, np.ndarray], backend: str, ticks: int | None, seed: int,
+                load_s: float = 0.0) -> Result:
     """The run's summary and outputs. The summary's `times_s` are wall times per stage: load (the
     caller's, `load_s`), inputs (reading the model and encoding spikes), prepare (the backend's plan)
     and simulate (the tick loop; for Lava also building and compiling its processes)."""
-    target = program_target(path)
     ticks = ticks if ticks is not None else default_ticks(program, inputs)
     require_run(program.netlist.n_neurons, sum(math.prod(s) for _, s in program.netlist.inputs), batch_of(inputs), ticks,
                 32 if backend == "reference" else 1)
     start = time.perf_counter()
-    result = run_backend(path, program, target, inputs, backend, ticks, seed)
+    result = run_backend(program, inputs, backend, ticks, seed)
     total = time.perf_counter() - start
-    summary = summarise(result, program, target, backend)
+    summary = summarise(result, program, backend)
     summary["times_s"] = {"load": load_s, "inputs": max(total - result.setup_s - result.wall_s, 0.0),
                           "prepare": result.setup_s, "simulate": result.wall_s}
-    return summary, outputs_of(result, program)
+    return Result(summary, outputs_of(result, program))
 
 
 OUTPUTS_FORMAT = "neurocomp.run_outputs"

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from neurocomp.cli import main
 from neurocomp.frontend.ptfile import save_graph
 from neurocomp.ir.graph import IF, Affine, Graph, Input, Output
-from neurocomp.program import read_report, write_npz
+from neurocomp.npz import write_npz
+from neurocomp.program import Program
 from netlib import random_spikes
 
 RUN_INPUT = "in.npz"
@@ -87,7 +88,7 @@ def test_a_genuine_program_loads_runs_and_reports(prog, programs, capsys):
     assert main(["report", str(prog), "--json"]) == 0
     assert set(manifest(prog)["files"]) == {"arrays.npz", "model.pt", "target.toml", "report.json", "report.html"}
     assert manifest(prog)["volatile"] == ["timings.json"]
-    assert read_report(prog)["compile_time_s"].keys() >= {"partition", "place", "route"}
+    assert Program.load(prog).full_report()["compile_time_s"].keys() >= {"partition", "place", "route"}
 
 
 def test_one_integer_changed_in_arrays(prog, programs, capsys):

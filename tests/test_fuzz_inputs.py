@@ -28,7 +28,6 @@ from neurocomp.cli import _load_inputs
 from neurocomp.errors import UserError
 from neurocomp.frontend import graph_to_dict, load_graph, load_nir, save_nir
 from neurocomp.program import load
-from neurocomp.runner import run_program
 from neurocomp.target import load_spec, load_target
 from netlib import integer_cnn
 
@@ -194,7 +193,7 @@ def _fuzz_npz(program_dir: Path, n: int) -> None:
 
         def run() -> None:
             inputs = _load_inputs(path, ["x"])
-            run_program(program_dir, program, inputs, "emulator", data.draw(st.one_of(st.none(), st.integers(1, 4))), 0)
+            program.run(inputs, ticks=data.draw(st.one_of(st.none(), st.integers(1, 4))))
 
         _refused_or_loaded(run)
 

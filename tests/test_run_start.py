@@ -14,7 +14,6 @@ from neurocomp.errors import FormatError
 from neurocomp.frontend import ptfile
 from neurocomp.frontend.ptfile import save_graph
 from neurocomp.program import load
-from neurocomp.runner import run_program
 from netlib import integer_cnn, random_spikes
 
 
@@ -35,9 +34,9 @@ def test_the_emulator_runs_without_reading_model_pt_and_the_reference_reads_it(p
     calls = []
     real = ptfile.load_graph
     monkeypatch.setattr(ptfile, "load_graph", lambda path: calls.append(path) or real(path))
-    emu, _ = run_program(program, load(program), x, "emulator", None, 0)
+    emu = load(program).run(x).summary
     assert calls == []
-    ref, _ = run_program(program, load(program), x, "reference", None, 0)
+    ref = load(program).run(x, backend="reference").summary
     assert calls == [program / "model.pt"]
     assert emu["spike_counts"] == ref["spike_counts"]
 
@@ -65,10 +64,9 @@ def test_help_and_run_options_do_not_import_torch():
 def test_running_a_program_on_the_emulator_does_not_import_torch(program):
     """Loading, verifying and emulating a program needs the ops' rows and the target's neuron model, not torch."""
     code = ("import sys\nimport numpy as np\nfrom pathlib import Path\nfrom neurocomp.program import load\n"
-            "from neurocomp.runner import run_program\n"
             f"p = Path({str(program)!r})\n"
             "x = {'x': (np.random.default_rng(0).random((1, 12, 2, 6, 6)) < 0.3).astype(np.uint8)}\n"
-            "summary, _ = run_program(p, load(p), x, 'emulator', None, 0)\n"
+            "summary = load(p).run(x).summary\n"
             "print(summary['ticks'], 'torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["12", "False"], out.stderr
