@@ -11,14 +11,18 @@ install: $(STAMP)
 
 # torch is pinned to the CPU build first (a looser pin pulls a multi-GB CUDA build).
 # norse + nirtorch (the NIR cross-check test) go in with --no-deps: norse would pull torchvision, which drags a CUDA torch.
+# So do the other NIR frameworks of tests/test_nir_interop.py (snnTorch, Sinabs, Rockpool, SpikingJelly; ~5 s):
+# spikingjelly declares torchvision/torchaudio, sinabs and rockpool nir<=1.0.4 and samna, none needed by their NIR
+# paths; the pure-Python imports they do need are the `interop` extra.
 # lava-nc 0.10.0 declares Python <3.11; it is installed without its metadata checks and made
 # importable on 3.11 by neurocomp/backends/lava_compat.py at import time (see README).
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,lava]'
-	$(PY) -m pip install -q --no-deps norse==1.1.0 nirtorch==2.6
+	$(PY) -m pip install -q -e '.[dev,lava,interop]'
+	$(PY) -m pip install -q --no-deps norse==1.1.0 nirtorch==2.6 snntorch==1.0.0 sinabs==3.1.3 rockpool==3.1.0 \
+		spikingjelly==2.0.0
 	$(PY) -m pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0
 	touch $(STAMP)
 
