@@ -20,6 +20,7 @@ import time
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from results import write_table
 from torch import nn
 
 from neurocomp.backends import emulator
@@ -83,17 +84,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--timesteps", type=int, nargs="+", default=[8, 16, 32, 64, 128])
     ap.add_argument("--samples", type=int, default=360)
+    ap.add_argument("--no-write", action="store_true", help="do not write benchmarks/RESULTS.md")
     args = ap.parse_args()
     start = time.perf_counter()
     x, y, xt, yt = digits.dataset()
     xt, yt = xt[: args.samples].astype(np.float64), yt[: args.samples]
     net = digits.train(x, y)
     ann = digits.accuracy(net, xt.astype(np.float32), yt)
-    console = Console()
+    console = Console(record=True)
     console.print(chips(net, x, xt, yt, args.timesteps, ann))
     console.print(encodings(net, x, xt, yt))
     console.print(maxpool_cost(x, y, xt, yt))
     console.print(f"{time.perf_counter() - start:.0f} s; ticks per inference = T + depth (one tick per layer)")
+    if not args.no_write:
+        write_table("accuracy_digits", "accuracy_digits: digits accuracy per T, weight mode and target", console.export_text(), start)
 
 
 if __name__ == "__main__":

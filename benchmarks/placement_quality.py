@@ -28,6 +28,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from results import command_line, write_section
 
 ROOT = Path(__file__).resolve().parents[1]
 NIR = ROOT.parent / "shared" / "data" / "nir" / "cnn_sinabs.nir"
@@ -109,19 +110,25 @@ def main() -> None:
     ap.add_argument("--targets", nargs="+", default=["truenorth", "loihi"])
     ap.add_argument("--reference-moves", type=int, default=2000, help="annealing moves per core of the reference run")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-write", action="store_true", help="do not write benchmarks/RESULTS.md")
     args = ap.parse_args()
+    start = time.perf_counter()
     head = ("| network | target | cores | chips | sequential | random | Hilbert | ours (s) | ours / seq | "
             "SA long (s) | ours / SA | lower bound | max link load, ours / SA long |")
-    print(head)
-    print("|" + "---|" * (head.count("|") - 1))
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    print("\n".join(lines))
     for net in args.nets:
         for target in args.targets:
             r = measure(net, target, args.reference_moves, args.seed)
             seq = r["sequential"]
-            print(f"| {r['net']} | {r['target']} | {r['cores']:,} | {r['chips']} | {seq:,.1f} | {r['random']:,.1f} | "
-                  f"{r['hilbert']:,.1f} | {r['ours']:,.1f} ({r['ours_s']:.1f}) | {ratio(r['ours'], seq)} | "
-                  f"{r['sa']:,.1f} ({r['sa_s']:.1f}) | {ratio(r['ours'], r['sa'])} | {r['bound']:,.1f} | "
-                  f"{r['ours_link']:,.2f} / {r['sa_link']:,.2f} |", flush=True)
+            lines.append(f"| {r['net']} | {r['target']} | {r['cores']:,} | {r['chips']} | {seq:,.1f} | {r['random']:,.1f} | "
+                         f"{r['hilbert']:,.1f} | {r['ours']:,.1f} ({r['ours_s']:.1f}) | {ratio(r['ours'], seq)} | "
+                         f"{r['sa']:,.1f} ({r['sa_s']:.1f}) | {ratio(r['ours'], r['sa'])} | {r['bound']:,.1f} | "
+                         f"{r['ours_link']:,.2f} / {r['sa_link']:,.2f} |")
+            print(lines[-1], flush=True)
+    if not args.no_write:
+        write_section("placement_quality", "placement_quality: spike-hops per tick against baselines and a long anneal",
+                      "\n".join(lines) + "\n", command_line(), time.perf_counter() - start)
 
 
 if __name__ == "__main__":

@@ -30,3 +30,10 @@ def write_section(name: str, title: str, text: str, command: str, seconds: float
     parts = old.split(marker)
     new = parts[0] + body + parts[2].lstrip("\n") if len(parts) >= 3 else old.rstrip("\n") + "\n\n" + body
     PATH.write_text(new)
+
+
+def write_table(name: str, title: str, text: str, start: float) -> None:
+    """A benchmark's printed output as a fenced block in its section, timed from `start` (time.perf_counter)."""
+    import time
+
+    write_section(name, title, "```\n" + text.rstrip("\n") + "\n```\n", command_line(), time.perf_counter() - start)

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from rich.console import Console
+from results import write_table
 from rich.table import Table
 
 from neurocomp.compiler import CompileOptions, compile_graph
@@ -58,7 +59,9 @@ def main() -> None:
     ap.add_argument("--tn-timesteps", type=int, nargs="*", help="T values run on TrueNorth (default: all)")
     ap.add_argument("--sweep-t", type=int, default=20)
     ap.add_argument("--tn-weights", choices=["levels", "trinary", "bits"], default="bits", help="TrueNorth weight mode")
+    ap.add_argument("--no-write", action="store_true", help="do not write benchmarks/RESULTS.md")
     args = ap.parse_args()
+    start = time.perf_counter()
     torch.set_num_threads(2)
     model = build("micro").eval()
     model.load_state_dict(torch.load(ROOT / "models/siamfc_micro.pt", weights_only=True))
@@ -72,7 +75,7 @@ def main() -> None:
         compiled = compile_graph(g, load_target(name), CompileOptions(weights=args.tn_weights if name == "truenorth" else "levels"))
         programs[name] = compiled.program
         cores[name] = (compiled.program.netlist.n_cores, compiled.program.placed.n_chips, time.perf_counter() - t0)
-    console = Console()
+    console = Console(record=True)
     ann = evaluate(None, model, clips, config)
     table = Table(title=f"SiamSNN micro, {args.clips} test clips x {args.frames} frames "
                         f"(ANN SiamFC: AUC {ann['auc']:.3f}, prec@20 {ann['precision']:.3f})", title_justify="left")
@@ -95,6 +98,8 @@ def main() -> None:
     console.print(_sweep(graphs["truenorth"], model, clips, config, args.sweep_t))
     for name, (n_cores, chips, secs) in cores.items():
         console.print(f"{name}: {n_cores} cores on {chips} chip(s), compiled in {secs:.1f} s")
+    if not args.no_write:
+        write_table("tracking", "tracking: the converted micro SiamSNN on the emulated chips", console.export_text(), start)
 
 
 def _sweep(graph, model, clips, config, T: int) -> Table:

@@ -15,7 +15,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
@@ -185,10 +185,11 @@ def load_tracker(program_dir: Path, **overrides: Any) -> tuple[ChipSiamese, Trac
     return ChipSiamese(graph, program, program.target, opts), config
 
 
-def track_clip(siamese: ChipSiamese, config: TrackerConfig, clip: "Clip") -> dict[str, Any]:
-    """Track one clip; boxes, OTB metrics and per-frame chip figures."""
+def track_clip(siamese: ChipSiamese, config: TrackerConfig, clip: "Clip",
+               on_frame: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Track one clip; boxes, OTB metrics and per-frame chip figures. `on_frame(k)` follows each tracked frame."""
     start = time.perf_counter()
-    boxes = chip_tracker(siamese, config).track(clip)
+    boxes = chip_tracker(siamese, config).track(clip, on_frame)
     result = otb.ope([boxes], [clip.boxes])
     return {"boxes": boxes, "auc": result.auc, "precision": result.precision,
             "per_frame": siamese.stats.per_frame(), "cores_rewritten": siamese.stats.rebinds,

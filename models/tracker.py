@@ -158,10 +158,16 @@ class Tracker:
         r = r / (r.sum() + 1e-16)
         return best, (1 - cfg.window_influence) * r + cfg.window_influence * self.window
 
-    def track(self, clip: "Clip") -> np.ndarray:
-        """One-pass evaluation: init on frame 0 with its ground truth; (T, 4), row 0 = ground truth."""
+    def track(self, clip: "Clip", on_frame: Callable[[int], None] | None = None) -> np.ndarray:
+        """One-pass evaluation: init on frame 0 with its ground truth; (T, 4), row 0 = ground truth.
+        `on_frame(k)` is called after frame k (1, 2, ...) is tracked (progress)."""
         self.init(clip.frames[0], clip.boxes[0])
-        return np.stack([np.asarray(clip.boxes[0], dtype=np.float64)] + [self.update(f) for f in clip.frames[1:]])
+        boxes = [np.asarray(clip.boxes[0], dtype=np.float64)]
+        for k, frame in enumerate(clip.frames[1:], start=1):
+            boxes.append(self.update(frame))
+            if on_frame is not None:
+                on_frame(k)
+        return np.stack(boxes)
 
 
 def ann_tracker(model: SiamFC, **overrides: Any) -> Tracker:

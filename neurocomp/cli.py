@@ -27,6 +27,7 @@ from rich.console import Console
 
 from neurocomp import __version__, cli_check, cli_train
 from neurocomp.errors import FormatError, UserError
+from neurocomp.progress import steps
 from neurocomp.safewrite import check
 from neurocomp.target import compile_flags
 
@@ -118,6 +119,9 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     e.add_argument("model", help="a .pt or .nir model, or a program directory (its model.pt is exported)")
     e.add_argument("--nir", required=True, help="output .nir file")
     e.add_argument("--dt", type=POSITIVE, default=1e-3, help="time step that maps LIF decays to NIR time constants")
+    e.add_argument("--json", action="store_true", help="print what was written as one JSON object")
+    for command_parser in sub.choices.values():
+        command_parser.add_argument("--quiet", action="store_true", help="print nothing but errors (and --json's object)")
     return p
 
 
@@ -186,7 +190,7 @@ def _sha256(path: Path) -> str:
 
 
 def _compile(args: argparse.Namespace, console: Console) -> int:
-    from neurocomp.compiler import CompileOptions, compile_graph
+    from neurocomp.compiler import CompileOptions, compile_graph, compile_stages
     from neurocomp.frontend import load_model
     from neurocomp.program import KIND
     from neurocomp.target import load_target
@@ -201,9 +205,8 @@ def _compile(args: argparse.Namespace, console: Console) -> int:
     declared = {f.field: getattr(args, f.dest) for f in compile_flags() if getattr(args, f.dest) is not None}
     opts = CompileOptions(timesteps=args.timesteps, seed=args.seed, rate=args.rate, congestion=args.congestion, **declared)
     profile = _load_inputs(Path(args.profile), [i.name for i in graph.inputs]) if args.profile else None
-    with console.status("compiling") as status:
-        program = compile_graph(graph, target, opts, _sha256(model), progress=lambda s: status.update(f"compiling: {s}"),
-                                profile=profile).program
+    with steps(console, "compiling", len(compile_stages(profile is not None))) as step:
+        program = compile_graph(graph, target, opts, _sha256(model), progress=step, profile=profile).program
     program.save(out, export=args.export, inputs=inputs)
     if not _emit(args, console, program.full_report() | {"program": str(out)}, "compile_table"):
         console.print(f"wrote {out}")
@@ -255,8 +258,8 @@ def _track(args: argparse.Namespace, console: Console) -> int:
                                    tau0=args.tau0, score=args.score, backend=args.backend)
     opts = siamese.opts
     clip = make_clip(10_000 + args.clip, args.frames, split="test")
-    with console.status(f"tracking {args.frames} frames"):
-        out = track_clip(siamese, config, clip)
+    with steps(console, "tracking", args.frames - 1, on_start=False) as step:
+        out = track_clip(siamese, config, clip, on_frame=lambda k: step(f"frame {k}"))
     if args.gif:
         write_gif(Path(args.gif), clip, out["boxes"], inputs=(Path(args.program),))
     out["boxes"] = out["boxes"].round(2).tolist()
@@ -273,7 +276,8 @@ def _track(args: argparse.Namespace, console: Console) -> int:
 def _report(args: argparse.Namespace, console: Console) -> int:
     from neurocomp.program import Program
 
-    _emit(args, console, Program.load(args.program).full_report(), "compile_table")
+    program = Program.load(args.program)
+    _emit(args, console, program.full_report() | {"interface": program.interface()}, "compile_table")
     return 0
 
 
@@ -314,7 +318,8 @@ def _convert(args: argparse.Namespace, console: Console) -> int:
     program = load_exported(model)
     shape = input_shape_of(program)
     calib = _load_inputs(Path(args.calibration), ["input"])["input"]
-    with console.status("converting"):
+    with steps(console, "converting", None) as step:
+        step("calibrating")
         graph = convert(program, calib, input_shape=shape, method=opts)
     save_graph(graph, out, sources)
     info = conversion_info(graph)
@@ -355,7 +360,10 @@ def _export(args: argparse.Namespace, console: Console) -> int:
     check(out, NIR_KIND, [src])
     graph = program.source_graph() if program is not None else load_model(src, dt=args.dt)
     save_nir(graph, out, dt=args.dt, inputs=[src])
-    console.print(f"wrote {out}")
+    if args.json:
+        print(json.dumps({"nir": str(out), "source": str(src), "dt": args.dt}, sort_keys=True))
+    else:
+        console.print(f"wrote {out}")
     return 0
 
 
@@ -400,7 +408,7 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     args = _parser(command or "").parse_args(argv)   # no command (--help, --version): no command's heavy options
-    code = COMMANDS[args.command](args, _Console(stderr=args.__dict__.get("json", False)))
+    code = COMMANDS[args.command](args, _Console(stderr=args.__dict__.get("json", False), quiet=args.quiet))
     sys.stdout.flush()  # a closed pipe shows up here, inside main's handlers, not at interpreter exit
     return code
 

@@ -116,6 +116,12 @@ def _mesh(target: Target, n_cores: int) -> Mesh:
                           s["chip.max_chips"], s["chip.chips_x"], float(s["chip.interchip_hop_weight"]))
 
 
+def compile_stages(profiled: bool) -> tuple[str, ...]:
+    """The stages compile_graph runs, in order (progress bars size themselves on it)."""
+    return ("lower", "legalize", "quantize", "partition", "mesh", *(("profile",) if profiled else ()), "place", "route",
+            "emit", *(("measure",) if profiled else ()))
+
+
 def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_digest: str = "",
                   progress: Progress | None = None, profile: Mapping[str, np.ndarray] | None = None) -> Compiled:
     """`profile`: calibration input per graph input (as `neurocomp run` takes it); placement then

@@ -148,6 +148,27 @@ class Program:
         """Seconds per tick and inferences per second on this placement, from per-core counts per tick."""
         return realtime(self.target, dict(per_tick_core_counts), self.placed.routers_used, ticks, self.placed.n_chips)
 
+    def interface(self) -> dict[str, Any]:
+        """What `run` takes and gives: each input (name, shape, encoding, its key in the input .npz, what it accepts),
+        each output (name, shape, what `run --out` holds for it) and the command line."""
+        encodings = self.manifest.get("encodings", {})
+        single = len(self.netlist.inputs) == 1
+        inputs = [{"name": name, "shape": list(shape), "encoding": encodings.get(name, "recorded in model.pt"),
+                   "npz_key": "input" if single else name, "accepts": _accepts(encodings.get(name), shape)}
+                  for name, shape in self.netlist.inputs]
+        kinds = {d["name"]: (d["kind"], d["shape"]) for d in self.manifest["layers"]}
+        parts = self.manifest["notes"].get("readout_sums", {})
+        outputs = []
+        for name in self.netlist.outputs:
+            kind, shape = kinds[parts[name][0]] if name in parts else kinds[name]
+            held = "spikes, uint8" if kind == "spiking" else "potentials in float units, float64"
+            outputs.append({"name": name, "shape": list(shape), "kind": kind,
+                            "npz_key": f"{'spikes' if kind == 'spiking' else 'potential'}/{name}",
+                            "holds": f"(batch, ticks, {', '.join(map(str, shape))}) {held}"})
+        where = str(self.source) if self.source is not None else "PROGRAM"
+        return {"inputs": inputs, "outputs": outputs, "ticks": self.timesteps + self.latency_ticks,
+                "run": f"neurocomp run {where} --input IN.npz --out OUT.npz"}
+
     def full_report(self) -> dict[str, Any]:
         """report.json with the compile's wall times per stage (`compile_time_s`) merged back in."""
         return {**self.report, "compile_time_s": dict(self.times)}
@@ -186,6 +207,15 @@ def _placed_arrays(p: Placed) -> dict[str, np.ndarray]:
 def _layer_json(lm: LayerMap) -> dict[str, Any]:
     return {"name": lm.name, "shape": list(lm.shape), "kind": lm.kind, "scale": lm.scale, "cores": list(lm.cores),
             "binding": lm.binding, "used": lm.used, "allowed": lm.allowed}
+
+
+def _accepts(encoding: str | None, shape: Sequence[int]) -> str:
+    dims = ", ".join(map(str, shape))
+    spikes = f"spikes (batch, ticks, {dims}) of 0/1"
+    if encoding == "spikes":
+        return spikes
+    coded = "the chip gets them as graded payloads each tick" if encoding == "current" else f"the host {encoding}-codes them"
+    return f"{spikes}, or values (batch, {dims}): {coded}"
 
 
 def manifest_for(program_fields: Mapping[str, Any], n: Netlist, p: Placed) -> dict[str, Any]:

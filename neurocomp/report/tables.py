@@ -171,7 +171,23 @@ def compile_table(report: Mapping[str, Any]) -> Group:
         layers.add_column(head, justify="right" if head in NUMERIC_LAYER_COLUMNS else "left")
     for row in layer_rows(report):
         layers.add_row(*row)
-    return Group(layers, _kv_table("Totals", totals_rows(report)))
+    parts = [layers, _kv_table("Totals", totals_rows(report))]
+    if "interface" in report:
+        parts.append(interface_table(report["interface"]))
+    return Group(*parts)
+
+
+def interface_table(interface: Mapping[str, Any]) -> Table:
+    """The program's inputs and outputs and how to run it (Program.interface)."""
+    table = Table(title="Inputs and outputs", title_justify="left", caption=f"run: {interface['run']} "
+                  f"({interface['ticks']} ticks per inference by default)", caption_justify="left")
+    for head in ("", "name", "shape", ".npz key", "what"):
+        table.add_column(head)
+    for d in interface["inputs"]:
+        table.add_row("input", d["name"], " x ".join(map(str, d["shape"])), d["npz_key"], f"{d['encoding']}: {d['accepts']}")
+    for d in interface["outputs"]:
+        table.add_row("output", d["name"], " x ".join(map(str, d["shape"])), d["npz_key"], d["holds"])
+    return table
 
 
 def run_table(summary: Mapping[str, Any]) -> Table:

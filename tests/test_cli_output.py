@@ -1,0 +1,78 @@
+"""What the CLI prints: progress bars (transient, on the console), --quiet, report's interface, export --json."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from neurocomp.cli import main
+from neurocomp.compiler import CompileOptions, compile_graph, compile_stages
+from neurocomp.frontend.ptfile import save_graph
+from neurocomp.progress import steps
+from neurocomp.target import load_target
+from netlib import integer_cnn, random_spikes
+
+
+@pytest.fixture()
+def model(tmp_path: Path) -> Path:
+    save_graph(integer_cnn(), tmp_path / "net.pt")
+    return tmp_path / "net.pt"
+
+
+def test_compile_stages_are_the_stages_compile_runs(model):
+    graph, target = integer_cnn(), load_target("loihi")
+    seen: list[str] = []
+    compile_graph(graph, target, CompileOptions(), progress=seen.append)
+    assert tuple(seen) == compile_stages(False)
+    seen.clear()
+    profile = {"x": random_spikes((2, 6, 6), batch=2, ticks=8, rate=0.3).astype(np.float64).mean(axis=1)}
+    compile_graph(graph, target, CompileOptions(timesteps=8), progress=seen.append, profile=profile)
+    assert tuple(seen) == compile_stages(True)
+
+
+def test_a_bar_names_each_step_and_counts_them():
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=120)
+    with steps(console, "compiling", 3) as step:
+        for name in ("lower", "partition", "place"):
+            step(name)
+    text = out.getvalue()
+    assert "compiling: place" in text and "2/3" in text
+    quiet = io.StringIO()
+    with steps(Console(file=quiet, force_terminal=True, quiet=True), "compiling", 3) as step:
+        step("lower")
+    assert quiet.getvalue() == ""
+
+
+def test_quiet_prints_nothing_and_still_writes(model, tmp_path, capsys):
+    assert main(["compile", str(model), "--target", "loihi", "-o", str(tmp_path / "p"), "--quiet"]) == 0
+    assert (tmp_path / "p" / "manifest.json").is_file()
+    assert capsys.readouterr() == ("", "")
+    assert main(["report", str(tmp_path / "p"), "--quiet", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cores_used"] >= 1
+
+
+def test_report_states_inputs_outputs_and_how_to_run(model, tmp_path, capsys):
+    prog = tmp_path / "p"
+    assert main(["compile", str(model), "--target", "truenorth", "-o", str(prog), "--quiet"]) == 0
+    assert main(["report", str(prog), "--json"]) == 0
+    face = json.loads(capsys.readouterr().out)["interface"]
+    assert face["inputs"] == [{"name": "x", "shape": [2, 6, 6], "encoding": "spikes", "npz_key": "input",
+                               "accepts": "spikes (batch, ticks, 2, 6, 6) of 0/1"}]
+    assert [(o["name"], o["kind"], o["npz_key"]) for o in face["outputs"]] == [("n2", "spiking", "spikes/n2")]
+    assert face["run"] == f"neurocomp run {prog} --input IN.npz --out OUT.npz"
+    x = random_spikes((2, 6, 6), batch=1, ticks=face["ticks"], rate=0.3)
+    np.savez(tmp_path / "in.npz", **{face["inputs"][0]["npz_key"]: x})   # the interface is what run takes
+    assert main(["run", str(prog), "--input", str(tmp_path / "in.npz"), "--out", str(tmp_path / "o.npz"), "--quiet"]) == 0
+    with np.load(tmp_path / "o.npz") as o:
+        assert o[face["outputs"][0]["npz_key"]].shape == (1, face["ticks"], 4)
+
+
+def test_export_json_names_what_it_wrote(model, tmp_path, capsys):
+    assert main(["export", str(model), "--nir", str(tmp_path / "m.nir"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"nir": str(tmp_path / "m.nir"), "source": str(model), "dt": 1e-3}
+    assert (tmp_path / "m.nir").is_file()
