@@ -1,7 +1,7 @@
 """One small array namespace over numpy and torch, so the emulator's integer kernels run on either.
 
 Only what those kernels need and where the two libraries differ (construction, casts, `where`,
-`any`, sparse matrices); operators (`+ - * @ << >> & | < >`), slicing and in-place updates are
+`any`, in-place updates into preallocated arrays, sparse matrices); operators (`+ - * @ << >> & | < >`), slicing and in-place updates are
 written directly on the arrays. Both give identical integers: every kernel stays in int64 or in
 float ranges proven exact, and never relies on integer overflow.
 """
@@ -13,12 +13,14 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+CLIP_MIN = 1 << 12   # elements from which np.clip beats np.maximum + np.minimum
+
 
 class Numpy:
     """The default backend: numpy arrays and scipy CSR matrices."""
 
     name = "numpy"
-    float32, float64, int32, int64 = np.float32, np.float64, np.int32, np.int64
+    float32, float64, int32, int64, uint8 = np.float32, np.float64, np.int32, np.int64, np.uint8
 
     def asarray(self, a: Any, dtype: Any = None) -> np.ndarray:
         return np.asarray(a, dtype=dtype)
@@ -46,6 +48,30 @@ class Numpy:
         """In place: callers pass a temporary."""
         return np.floor(a, out=a)
 
+    def assign(self, dst: np.ndarray, src: Any) -> None:
+        """dst[...] = src, converting the type (integer values held in floats convert exactly)."""
+        np.copyto(dst, src, casting="unsafe")
+
+    def lshift(self, a: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
+        return np.left_shift(a, n, out=out)
+
+    def greater(self, a: np.ndarray, b: Any, out: np.ndarray) -> np.ndarray:
+        return np.greater(a, b, out=out)
+
+    def clamp_(self, a: np.ndarray, lo: Any, hi: Any = None) -> None:
+        """In place; hi None: no upper bound. Small arrays take plain ufuncs (np.clip's wrapper costs
+        a few us), large ones np.clip's kernel (several times faster than maximum and minimum)."""
+        if a.size >= CLIP_MIN:
+            np.clip(a, lo, np.iinfo(a.dtype).max if hi is None else hi, out=a)
+            return
+        np.maximum(a, lo, out=a)
+        if hi is not None:
+            np.minimum(a, hi, out=a)
+
+    def zero_where(self, a: np.ndarray, mask: np.ndarray) -> None:
+        """In place, as a product: a masked copy or assignment branches per element, ten times slower."""
+        np.multiply(a, ~mask, out=a)
+
     def segment_sum(self, a: np.ndarray, ptr: np.ndarray, dtype: Any) -> np.ndarray:
         """(M, S) sums, accumulated in dtype, of a (M, N) over the column ranges ptr[s]:ptr[s+1]; empty ranges give 0."""
         out = np.zeros((a.shape[0], ptr.size - 1), dtype=dtype)
@@ -70,7 +96,8 @@ class Torch:
         import torch
 
         self.torch, self.device = torch, torch.device(device)
-        self.float32, self.float64, self.int32, self.int64 = torch.float32, torch.float64, torch.int32, torch.int64
+        self.float32, self.float64, self.int32, self.int64, self.uint8 = (torch.float32, torch.float64, torch.int32,
+                                                                          torch.int64, torch.uint8)
 
     def asarray(self, a: Any, dtype: Any = None) -> Any:
         if isinstance(a, np.ndarray) and dtype is None:
@@ -97,6 +124,21 @@ class Torch:
 
     def floor(self, a: Any) -> Any:
         return a.floor_()
+
+    def assign(self, dst: Any, src: Any) -> None:
+        dst.copy_(src)
+
+    def lshift(self, a: Any, n: int, out: Any) -> Any:
+        return self.torch.bitwise_left_shift(a, n, out=out)
+
+    def greater(self, a: Any, b: Any, out: Any) -> Any:
+        return self.torch.gt(a, b, out=out)
+
+    def clamp_(self, a: Any, lo: Any, hi: Any = None) -> None:
+        a.clamp_(min=lo, max=hi)
+
+    def zero_where(self, a: Any, mask: Any) -> None:
+        a.masked_fill_(mask, 0)
 
     def segment_sum(self, a: Any, ptr: np.ndarray, dtype: Any) -> Any:
         t = self.torch

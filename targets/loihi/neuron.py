@@ -121,7 +121,9 @@ class LifStepper:
     """`dense_output` + `step` for a whole netlist, fast: constants precomputed once, and the int32
     wraps skipped only where bounds prove them no-ops (|acc| <= acc_bound, u and v ranges). When
     no wrap is needed every value fits int32, so the update runs in int32 (half the memory
-    traffic), else in int64; the decay products always take int64.
+    traffic), else in int64; the decay products always take int64. The common IF update (no
+    wraps, no decay) runs in place on preallocated buffers: a tick of a small net costs a few
+    array calls, not a few allocations each.
 
     Same integers as `step` (tested against it), on numpy or torch (`xp`, neurocomp.arrays), never
     relying on integer overflow. Batch-major: acc, u, v are (B, N); acc arrives as `self.dtype`.
@@ -149,35 +151,50 @@ class LifStepper:
         self.fv = xp.asarray(fv) if (fv != 4096).any() else None   # dv = 0: no leak
         self.bias = put(b) if b.any() else None
         self.two_m, self.v_limit = put(2 * _UV_MAX), xp.scalar(_V_LIMIT, self.dtype)
-        self.vth = put(row("vth") << _ACT_SHIFT)
+        vth = row("vth") << _ACT_SHIFT
+        # v > limit > vth spikes and resets whether clipped to the limit or not: the upper clip never shows
+        self.v_top = None if (vth < _V_LIMIT).all() else self.v_limit
+        self.vth = put(vth)
         state = init_state(params, batch)
         self.u, self.v = put(state["u"].T.copy()), put(state["v"].T.copy())
+        self.spikes = xp.zeros(tuple(self.v.shape), bool)
+        self.u_next = xp.zeros(tuple(self.u.shape), self.dtype)   # u is written here (or a wrap's new array)
 
     def __call__(self, acc, rng: np.random.Generator | None = None):
-        """One step from the summed weighted input acc (B, N); returns the spikes (B, N) bool."""
+        """One step from the summed weighted input acc (B, N), which it overwrites; returns the
+        spikes (B, N) bool, valid until the next step."""
         xp, a = self.xp, acc
+        decayed = None if self.fu is None else _trunc_decay(self.u, self.fu)   # before u_next (maybe self.u) changes
         if self.shift is not None and len(self.shift) == 2:
-            a = (a << self.shift[0]) >> self.shift[1]   # one of the two is 0
+            if self.shift[0]:   # one of the two is 0
+                a <<= self.shift[0]
+            if self.shift[1]:
+                a >>= self.shift[1]
         elif self.shift is not None:
             pos, left, right = self.shift
             a = xp.where(pos, a << left, a >> right)
         if self.wrap_a:
             a = _wrap(a)
-        u = a << _ACT_SHIFT
-        if self.fu is not None:
-            u = u + _trunc_decay(self.u, self.fu)
+        u = xp.lshift(a, _ACT_SHIFT, out=self.u_next)
+        if decayed is not None:
+            u += decayed
         if self.wrap_u:
             u = _wrap(u)
         if self.wrap_once:   # arithmetic, not where(): several times faster in numpy
             u = u - (u > _UV_MAX) * self.two_m + (u <= -_UV_MAX) * self.two_m
-        v = u + (self.v if self.fv is None else xp.cast(_trunc_decay(xp.cast(self.v, xp.int64), self.fv), self.dtype))
+        if self.fv is None:
+            v = self.v
+            v += u
+        else:
+            v = xp.cast(_trunc_decay(xp.cast(self.v, xp.int64), self.fv), self.dtype) + u
         if self.bias is not None:
-            v = v + self.bias
+            v += self.bias
         if self.wrap_v:
             v = _wrap(v)
-        v = v.clip(-self.v_limit, self.v_limit)
-        spikes = v > self.vth
-        self.u, self.v = u, v * ~spikes
+        xp.clamp_(v, -self.v_limit, self.v_top)
+        spikes = xp.greater(v, self.vth, out=self.spikes)
+        xp.zero_where(v, spikes)
+        self.u, self.v = u, v
         return spikes
 
     def potential(self):

@@ -4,8 +4,9 @@ Per tick: a few block products (`plan.py`: routing and crossbar composed per del
 spikes of the last `depth` ticks, kept in a buffer, give every neuron's summed input and its
 number of active synapses; the target's fast neuron hook (`stepper`) updates every neuron. Blocks
 fed only by input channels run for a whole chunk of ticks in one product, straight from the
-input array. The counters and the per-tick timing estimate are per-core sums of the buffered
-spikes and synapse counts, taken once per chunk.
+input array, into the chunk's per-tick input sums. The recorded spikes, the counters and the
+per-tick timing estimate come from the buffered spikes and synapse counts, once per chunk: a
+tick itself is the products of the blocks that read neurons, a cast and the neuron update.
 
 Runs on numpy (default) or torch (`device="cpu"`, `"cuda"`) with identical integers: every float
 product is exact by construction (plan.py) and the neuron hooks work in int64.
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from neurocomp.program import Program
 
 COUNTERS = ("synaptic_events", "neuron_active", "neuron_idle", "spikes", "hops_ew", "hops_ns", "interchip")
-CHUNK_BYTES = 16 << 20  # the tick buffer per chunk of ticks
+CHUNK_BYTES = 64 << 20  # the tick buffers per chunk of ticks: a chunk's bookkeeping costs about 1 ms besides its ticks
 # A product with many rows (batch x ticks) runs dense through BLAS down to 2 % density, where BLAS still
 # beats CSR per useful multiply; with few rows (one tick, small batch) CSR wins below 10 %.
 DENSE_MIN = {True: 0.02, False: 0.1}
@@ -165,8 +166,7 @@ class _DeviceBlock:
         self.payload = None if b.payload is None else _Product(b.payload, xp, batch * chunk)
         self.scale, self.inv = float(b.scale), 1.0 / b.scale if b.scale else 0.0
         self.threaded = not self.ahead and batch * b.matrix.shape[0] * b.matrix.shape[1] >= THREADED_MACS
-        self.y = self.events = None
-        self.first = False   # the first block to write its rows this tick: assigns instead of adding
+        self.first = False   # the first block to write its rows each tick: assigns instead of adding
 
     def _evaluate(self, z):
         """(input or stochastic count, active synapses per row or None) for source rows z (M, U)."""
@@ -179,42 +179,46 @@ class _DeviceBlock:
         y -= n_active * self.scale
         return y, n_active
 
-    def prepare(self, x: np.ndarray, t0: int, k: int) -> None:
-        """Evaluate ticks t0..t0+k-1 at once from x (batch, ticks, channels); ticks before 0 had no input."""
+    def prepare(self, x: np.ndarray, t0: int, k: int, acc, events, counts) -> None:
+        """Ticks t0..t0+k-1 at once from x (batch, ticks, channels) into acc and events (k, batch, N)
+        and counts (groups, k, batch, N); ticks before 0 had no input."""
         lo = t0 - self.delay
-        window = x[:, max(lo, 0):max(lo + k, 0), self.channels]
+        window = x[:, max(lo, 0):max(lo + k, 0), self.channels].transpose(1, 0, 2)   # tick-major, as acc
         if lo < 0:
-            window = np.concatenate([np.zeros((x.shape[0], min(-lo, k), window.shape[2]), x.dtype), window], axis=1)
-        z = self.xp.cast(self.xp.asarray(np.ascontiguousarray(window)), self.xp.float32).reshape(-1, window.shape[2])
+            window = np.concatenate([np.zeros((min(-lo, k),) + window.shape[1:], x.dtype), window], axis=0)
+        z = self.xp.asarray(np.ascontiguousarray(window, dtype=np.float32).reshape(-1, window.shape[2]))
         if self.payload is None:
-            y, events = self._evaluate(z)
+            y, ev = self._evaluate(z)
         else:   # graded payloads: weights times payloads; synaptic events from which channels sent one
-            events = self._evaluate(self.xp.cast(z != 0, self.xp.float32))[1]
+            ev = self._evaluate(self.xp.cast(z != 0, self.xp.float32))[1]
             y = self.payload(z)
-        self.y = y.reshape(x.shape[0], k, -1)        # (batch, tick, rows): tick j is y[:, j]
-        self.events = None if events is None else events.reshape(x.shape[0], k, -1)
+        shape = window.shape[:2] + (-1,)
+        self._write(y.reshape(shape), None if ev is None else ev.reshape(shape), acc, events, counts)
 
-    def apply(self, buf, slot: int, j: int, acc, events, counts) -> None:
-        if self.ahead:
-            y, ev = self.y[:, j], None if self.events is None else self.events[:, j]
-        elif self.threaded:
+    def apply(self, buf, slot: int, acc, events, counts) -> None:
+        """One tick of a block that reads neurons (or shared axons): acc, events (batch, N), counts (groups, batch, N)."""
+        if self.threaded:
             with _blas_threads(None):
                 y, ev = self._evaluate(buf[slot - self.delay][:, self.cols])
         else:
             y, ev = self._evaluate(buf[slot - self.delay][:, self.cols])
+        self._write(y, ev, acc, events, counts)
+
+    def _write(self, y, ev, acc, events, counts) -> None:
         if self.target:
-            counts[self.target - 1][:, self.rows] += y
+            counts[self.target - 1][..., self.rows] += y
         elif self.first:
-            acc[:, self.rows] = y
-            events[:, self.rows] = ev
+            acc[..., self.rows] = y
+            events[..., self.rows] = ev
         else:
-            acc[:, self.rows] += y
-            events[:, self.rows] += ev
+            acc[..., self.rows] += y
+            events[..., self.rows] += ev
 
 
 class _Loop:
     """The tick loop and its chunked bookkeeping (see the module docstring). Batch-major: the
-    buffer holds, per tick slot, (batch, source rows) 0/1 as float32."""
+    buffer holds, per tick slot, (batch, source rows) 0/1 as float32; acc, events and counts hold
+    the chunk's ticks, (tick, batch, N)."""
 
     def __init__(self, ready: Prepared, target: Target, xp, x: np.ndarray, record: Sequence[str] | None, seed: int) -> None:
         plan, program = ready.plan, ready.program
@@ -225,18 +229,23 @@ class _Loop:
         self.plan, self.program, self.target, self.xp, self.x = plan, program, target, xp, x
         self.batch, self.ticks = x.shape[0], x.shape[1]
         B, N, D = self.batch, plan.n_neurons, plan.depth
-        self.chunk = int(np.clip(CHUNK_BYTES // max(plan.rows * B * 4 + N * B, 1), 1, max(self.ticks, 1)))
+        groups = 0 if plan.stochastic is None else len(plan.stochastic.sign)
+        acc_bytes = 4 if plan.acc_dtype == np.float32 else 8
+        per_tick = B * (plan.rows * 4 + N * (1 + 4 + acc_bytes + 4 * groups))
+        self.chunk = int(np.clip(CHUNK_BYTES // max(per_tick, 1), 1, max(self.ticks, 1)))
         self.buf = xp.zeros((D + self.chunk, B, plan.rows), xp.float32)
         self.events = xp.zeros((self.chunk, B, N), xp.float32)   # active synapses per neuron and tick
-        self.acc = xp.zeros((B, N), xp.float32 if plan.acc_dtype == np.float32 else xp.float64)
-        self.counts = None if plan.stochastic is None else xp.zeros((len(plan.stochastic.sign), B, N), xp.float32)
-        self.blocks = [_DeviceBlock(b, xp, N, plan.n_inputs, B, self.chunk) for b in plan.blocks]
-        self.ahead = [b for b in self.blocks if b.ahead]
-        self.zero_each_tick = _first_writers(self.blocks, N)
+        self.acc = xp.zeros((self.chunk, B, N), xp.float32 if acc_bytes == 4 else xp.float64)
+        self.counts = None if not groups else xp.zeros((groups, self.chunk, B, N), xp.float32)
+        blocks = [_DeviceBlock(b, xp, N, plan.n_inputs, B, self.chunk) for b in plan.blocks]
+        self.ahead = [b for b in blocks if b.ahead]
+        self.live = [b for b in blocks if not b.ahead]
+        self.partial = _first_writers(self.ahead + self.live, N)   # the ahead blocks write first
         self.shared = [(d, _Product(m, xp, B)) for d, m in plan.shared]
         self.hops = None if plan.hops is None else _Product(plan.hops, xp, B * self.chunk)
         self.sum_dtype = xp.float32 if plan.sum_dtype == np.float32 and ready.members is None else xp.float64
         self.stepper = target.hooks.stepper(n, target.spec, B, plan.acc_bound, xp)
+        self.total = xp.zeros((B, N), self.stepper.dtype)   # this tick's input sums, as the stepper takes them
         self.rng = np.random.default_rng(seed)
         record = sums.expand(record, n.notes.get(sums.KEY, {}))
         layers = [lm for lm in n.layers if record is None or lm.name in record]
@@ -247,6 +256,7 @@ class _Loop:
         self.totals = {k: np.zeros(n.n_cores) for k in COUNTERS}
         self.tick_s = np.zeros((B, self.ticks))
         self.slack: np.ndarray | None = None   # (batch, ticks) when the target knows its real-time slack
+        self.routers = program.placed.routers_used   # computed on each access
         self.merges = 0
 
     def run(self) -> None:
@@ -254,8 +264,14 @@ class _Loop:
             k = min(self.chunk, self.ticks - t0)
             if self.shared:                      # only shared axons read input rows inside the loop
                 self._load_inputs(t0, k)
+            if self.partial:
+                self.acc[:k] = 0
+                self.events[:k] = 0
+            if self.counts is not None:
+                self.counts[:, :k] = 0
+            counts = None if self.counts is None else self.counts[:, :k]
             for b in self.ahead:
-                b.prepare(self.x, t0, k)
+                b.prepare(self.x, t0, k, self.acc[:k], self.events[:k], counts)
             with _blas_threads(1):
                 for j in range(k):
                     self._tick(t0 + j, j)
@@ -266,26 +282,17 @@ class _Loop:
         self.buf[D:D + k, :, N:N + X] = self.xp.asarray(np.ascontiguousarray(self.x[:, t0:t0 + k].transpose(1, 0, 2)))
 
     def _tick(self, t: int, j: int) -> None:
-        xp, plan, acc, slot = self.xp, self.plan, self.acc, self.plan.depth + j
+        xp, plan, slot = self.xp, self.plan, self.plan.depth + j
         if self.shared:
             self._merge(slot)
-        events = self.events[j]
-        if self.zero_each_tick:
-            acc[...] = 0
-            events[...] = 0
-        if self.counts is not None:
-            self.counts[...] = 0
-        for b in self.blocks:
-            b.apply(self.buf, slot, j, acc, events, self.counts)
-        total = xp.cast(acc, self.stepper.dtype)
-        if self.counts is not None:
-            counts = xp.numpy(self.counts).astype(np.int64)
-            total = total + xp.asarray(plan.stochastic.integrate(counts, self.rng))
-        spikes = self.stepper(total, self.rng)
-        self.buf[slot][:, :plan.n_neurons] = spikes
-        for lm, span, order in self.spiking:
-            fired = xp.numpy(spikes[:, span])
-            self.spk[lm.name][:, t] = fired if order is None else np.take(fired, order, axis=1)
+        acc, events, counts = self.acc[j], self.events[j], None if self.counts is None else self.counts[:, j]
+        for b in self.live:
+            b.apply(self.buf, slot, acc, events, counts)
+        total = self.total
+        xp.assign(total, acc)
+        if counts is not None:
+            total = total + xp.asarray(plan.stochastic.integrate(xp.numpy(counts).astype(np.int64), self.rng))
+        self.buf[slot][:, :plan.n_neurons] = self.stepper(total, self.rng)
         if self.readout:
             v = xp.numpy(self.stepper.potential())
             for lm in self.readout:
@@ -304,26 +311,37 @@ class _Loop:
         N, C = plan.n_neurons, plan.neuron_ptr.size - 1
         host = lambda a: xp.numpy(a).astype(np.float64).T  # noqa: E731  (C, k * B), exact sums from here on
         per_core = lambda a: host(xp.segment_sum(self._all_members(a), plan.neuron_ptr, self.sum_dtype))  # noqa: E731
-        fired = self.buf[D:D + k].reshape(-1, plan.rows)[:, :N]
+        fired = self.buf[D:D + k, :, :N]
+        self._record(fired, t0, k)
+        fired = fired.reshape(-1, N)
         events = self.events[:k].reshape(-1, N)
-        active = per_core(events > 0)
+        synaptic = per_core(events)
+        xp.clamp_(events, 0, 1)   # events > 0, in place and in float (the sums run in float); rewritten next chunk
+        active = per_core(events)
         hops = np.zeros((3 * C, k * self.batch)) if self.hops is None else host(self.hops(fired))
-        counts = {"synaptic_events": per_core(events), "neuron_active": active,
+        counts = {"synaptic_events": synaptic, "neuron_active": active,
                   "neuron_idle": self.core_neurons[:, None] - active, "spikes": per_core(fired),
                   "hops_ew": hops[:C], "hops_ns": hops[C:2 * C], "interchip": hops[2 * C:]}
         for key in COUNTERS:
             self.totals[key] += counts[key].sum(axis=1)
         self._timing(counts, t0, k)
         if t0 + k < self.ticks:
-            self.buf[:D] = xp.copy(self.buf[k:k + D])
+            self.buf[:D] = self.buf[k:k + D]
+
+    def _record(self, fired, t0: int, k: int) -> None:
+        """The recorded layers' spikes of ticks t0..t0+k-1 from fired (k, batch, N), in layer order:
+        gathered in uint8, then one copy per layer into (batch, tick, neurons)."""
+        spikes = self.xp.numpy(self.xp.cast(fired, self.xp.uint8))
+        for lm, span, order in self.spiking:
+            layer = spikes[:, :, span] if order is None else np.take(spikes[:, :, span], order, axis=2)
+            self.spk[lm.name][:, t0:t0 + k] = layer.transpose(1, 0, 2)
 
     def _all_members(self, a):
         """Per-neuron values (rows x N) times each neuron's copies, when copies run once."""
         return a if self.members is None else self.xp.cast(a, self.xp.float64) * self.members
 
     def _timing(self, counts: Mapping[str, np.ndarray], t0: int, k: int) -> None:
-        placed = self.program.placed
-        tick, slack = self.target.hooks.tick_seconds(counts, self.target.spec, placed.routers_used, placed.n_chips)
+        tick, slack = self.target.hooks.tick_seconds(counts, self.target.spec, self.routers, self.program.placed.n_chips)
         per_tick = lambda a: np.broadcast_to(a, (k * self.batch,)).reshape(k, self.batch).T  # noqa: E731
         self.tick_s[:, t0:t0 + k] = per_tick(tick)
         if slack is not None:
@@ -349,8 +367,9 @@ class _Loop:
 
 
 def _first_writers(blocks: list[_DeviceBlock], n_neurons: int) -> bool:
-    """Mark the blocks that are first to write their rows each tick (they assign, so nothing needs
-    zeroing); True if some block covers rows only partly written before it (then zero every tick)."""
+    """Mark the blocks (in the order they write) that are first to write their rows each tick (they
+    assign, so nothing needs zeroing); True if some block covers rows only partly written before it
+    (then every block adds, onto sums zeroed each chunk)."""
     written = np.zeros(n_neurons, dtype=bool)
     partial = False
     for b in blocks:
@@ -368,7 +387,7 @@ def _first_writers(blocks: list[_DeviceBlock], n_neurons: int) -> bool:
 
 def _span(ids: np.ndarray) -> tuple[slice, np.ndarray | None]:
     """The range of neuron ids a layer occupies, and the order of its neurons in it (None: in order)."""
-    lo = int(ids.min(initial=0))
+    lo = int(ids.min()) if ids.size else 0
     order = ids - lo
     in_order = np.array_equal(order, np.arange(ids.size))
     return slice(lo, lo + int(order.max(initial=-1)) + 1), None if in_order else order
