@@ -355,10 +355,11 @@ def _simulate_ours(graph: Graph) -> np.ndarray:
 
 
 def _simulate_nir(node: nir.IF | nir.LIF) -> np.ndarray:
-    """The NIR equations, per tick (IF) or forward Euler at DT (LIF, CubaLIF), same one-tick input latency."""
+    """The NIR equations, per tick (IF) or forward Euler at DT (LIF, CubaLIF), same one-tick input latency; the
+    bias starts with the input (NIR edges are instantaneous; from_nir holds ours back to match)."""
     v, syn, prev, out = np.zeros(2), np.zeros(2), np.zeros(3), []
-    for x in SPIKES:
-        current = W @ prev + B
+    for t, x in enumerate(SPIKES):
+        current = W @ prev + (B if t else 0)
         if isinstance(node, nir.CubaLIF):
             syn = syn + DT / node.tau_syn * (node.w_in * current - syn)
             v = v + DT / node.tau_mem * (node.v_leak - v + node.r * syn)

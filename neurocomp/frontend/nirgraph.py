@@ -74,16 +74,18 @@ _UNSUPPORTED = {
 _SPIKING = (nir.Input, nir.IF, nir.LIF, nir.CubaLIF, nir.Threshold)
 MAX_DELAY_TICKS = 64  # each tick of a Delay costs one layer of relay neurons
 _WEIGHTED = (nir.Affine, nir.Linear, nir.Conv2d)
+_NEURONS = (nir.IF, nir.LIF, nir.CubaLIF)
 _SCALING = (nir.AvgPool2d, nir.Scale)
 
 
-def load_nir(path: str | Path, dt: float = 1e-3) -> Graph:
+def load_nir(path: str | Path, dt: float = 1e-3, if_gain: str = "auto") -> Graph:
+    """Read a .nir file; `dt` and `if_gain` as in from_nir."""
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"{path}: no such file")
     g = _read(path)
     try:
-        return from_nir(g, dt)
+        return from_nir(g, dt, if_gain)
     except GraphError as e:
         raise GraphError(f"{path}: {e}") from None
 
@@ -161,19 +163,85 @@ def save_nir(graph: Graph, path: str | Path, dt: float = 1e-3, inputs: Sequence[
 # ---------------------------------------------------------------- import
 
 
-def from_nir(g: nir.NIRGraph, dt: float = 1e-3) -> Graph:
+IF_GAINS = ("auto", "nir", "step")
+# to_nir's mark: our biases act from tick 0, L ticks before the input of a layer at depth L, and from_nir keeps them so
+BIAS_TIMING = "neurocomp_bias_timing"
+
+
+def from_nir(g: nir.NIRGraph, dt: float = 1e-3, if_gain: str = "auto") -> Graph:
+    """Our Graph of a NIR graph discretised at `dt`; `if_gain` decides the IF reading (module docstring)."""
     if not dt > 0:
         raise GraphError(f"dt must be > 0 seconds, got {dt}")
+    if if_gain not in IF_GAINS:
+        raise GraphError(f"if_gain must be one of {IF_GAINS}, got {if_gain!r}")
     nodes, edges = _inline(g)
     _check_supported(nodes)
+    _drop_batch_dim(nodes, edges)
     folds = _scale_folds(nodes, edges)
     edges = _splice(nodes, edges, [k for k, n in nodes.items() if isinstance(n, nir.Scale)])
-    ours = {name: _convert(name, node, dt, folds.get(name, [])) for name, node in nodes.items()}
+    ours = {name: _convert(name, node, dt, folds.get(name, []), if_gain) for name, node in nodes.items()}
     ours = _fold_readout_gains(ours, edges, {k: _readout_gain(k, n, dt) for k, n in nodes.items() if type(n) in _GAINS})
     for name, node in nodes.items():
         if isinstance(node, nir.Delay):
             edges = _relay_chain(ours, edges, name, _delay_ticks(name, node, nodes, edges, dt))
-    return _topo_ordered(Graph(tuple(ours.values()), tuple(edges), _metadata(g, dt)))
+    graph = _topo_ordered(Graph(tuple(ours.values()), tuple(edges), _metadata(g, dt)))
+    return graph if BIAS_TIMING in (g.metadata or {}) else _delay_biases(graph)
+
+
+def _delay_biases(graph: Graph) -> Graph:
+    """Hold each layer's bias back until its input arrives: NIR edges are instantaneous, ours take a tick into
+    each neuron, so a layer at depth L would integrate its bias alone for L ticks. Starting it at the v0 that
+    those L ticks carry to the NIR initial potential (v0 = (v* - b (1 + d + .. + d^(L-1))) / d^L) removes that."""
+    from neurocomp.ir.layers import lower
+
+    net = lower(graph)
+    depth = _depths(net)
+    moved = {lay.name: _warm_start(lay, depth[lay.name]) for lay in net.layers
+             if lay.bias_exact() and np.any(lay.bias())}
+    return Graph(tuple(moved.get(n.name, n) for n in graph.nodes), graph.edges, graph.metadata)
+
+
+def _depths(net: Any) -> dict[str, int]:
+    """Neuron layers between an Input and each layer, itself included (its latency in ticks), shortest path."""
+    depth = {i.name: 0 for i in net.inputs}
+    changed = True
+    while changed:
+        changed = False
+        for lay in net.layers:
+            known = [depth[p.source] for p in lay.projections if p.source in depth]
+            if known and depth.get(lay.name, 1 << 30) > min(known) + 1:
+                depth[lay.name], changed = min(known) + 1, True
+    return depth
+
+
+def _warm_start(lay: Any, ticks: int) -> Node:
+    """The layer's neuron with v_init moved back `ticks` ticks of its bias (the only way our IR delays a bias;
+    a bias that crosses the threshold or floor alone within those ticks still fires or floors there)."""
+    b, d = lay.bias().reshape(lay.shape), lay.decays()[0].reshape(lay.shape)
+    target = np.broadcast_to(np.asarray(lay.neuron.v_init, dtype=np.float64), lay.shape)
+    carried, kept = sum(d ** k for k in range(ticks)), d ** ticks
+    start = np.where(kept > 0, (target - b * carried) / np.where(kept > 0, kept, 1), target)
+    return dataclasses.replace(lay.neuron, v_init=_compact(start))
+
+
+def _drop_batch_dim(nodes: dict[str, nir.NIRNode], edges: Edges) -> None:
+    """A leading batch dimension of 1 on an Input (as torch exporters trace a (1, ...) sample) is dropped where
+    every consumer takes one dimension less (Affine/Linear: a vector; Conv2d: (C, H, W))."""
+    for name, node in nodes.items():
+        shape = node.input_type.get("input") if isinstance(node, nir.Input) else None
+        if shape is None or np.ndim(shape) != 1 or len(shape) < 2 or np.asarray(shape).dtype.kind not in "iu" \
+                or int(shape[0]) != 1:
+            continue
+        rest = tuple(int(v) for v in shape[1:])
+        succs = [nodes[b] for a, b in edges if a == name]
+        if succs and all(_takes(n, rest) for n in succs):
+            nodes[name] = nir.Input(input_type=np.array(rest), metadata=node.metadata)
+
+
+def _takes(node: nir.NIRNode, shape: tuple[int, ...]) -> bool:
+    if isinstance(node, (nir.Affine, nir.Linear)):
+        return len(shape) == 1 and np.shape(node.weight)[1] == shape[0]
+    return isinstance(node, nir.Conv2d) and len(shape) == 3 and np.shape(node.weight)[1] * int(node.groups) == shape[0]
 
 
 def _inline(g: nir.NIRGraph) -> tuple[dict[str, nir.NIRNode], Edges]:
@@ -254,18 +322,21 @@ def _fold_target(name: str, node: nir.NIRNode, factor: np.ndarray, nodes: dict[s
     cur = name
     while True:
         succs = [b for a, b in edges if a == cur]
-        if len(succs) == 1 and isinstance(nodes[succs[0]], _WEIGHTED):
+        if len(succs) == 1 and isinstance(nodes[succs[0]], _WEIGHTED + (() if factor.ndim else _NEURONS)):
             return succs[0]
         if len(succs) != 1 or not isinstance(nodes[succs[0]], through):
             feeds = [f"{type(nodes[s]).__name__} {s!r}" for s in succs] or ["nothing"]
             raise GraphError(f"{type(node).__name__} {name!r}: our IR has no scaling op, so its factor must fold "
-                             f"into the weights of one following Affine/Linear/Conv2d (through "
+                             f"into the weights of one following Affine/Linear/Conv2d, or if uniform into the "
+                             f"threshold of one following IF/LIF/CubaLIF (through "
                              f"{'/'.join(t.__name__ for t in through)}), but {cur!r} feeds {', '.join(feeds)}")
         cur = succs[0]
 
 
-def _convert(name: str, node: nir.NIRNode, dt: float, folds: list[np.ndarray]) -> Node:
+def _convert(name: str, node: nir.NIRNode, dt: float, folds: list[np.ndarray], if_gain: str) -> Node:
     try:
+        if isinstance(node, nir.IF):  # the one reading with an option
+            return _if(name, node, dt, folds, if_gain)
         return _CONVERTERS[type(node).__name__](name, node, dt, folds)
     except FormatError as e:
         raise FormatError(f"{type(node).__name__} {name!r}: {e}") from None
@@ -327,9 +398,25 @@ def _flatten(name: str, node: nir.Flatten, dt: float, folds: list[np.ndarray]) -
     return Flatten(name)
 
 
-def _if(name: str, node: nir.IF, dt: float, folds: list[np.ndarray]) -> IF:
-    gain = _positive(name, "IF", "r", node.r)
-    return IF(name, bias=np.zeros(()), **_shifted(node, gain))
+def _if(name: str, node: nir.IF, dt: float, folds: list[np.ndarray], if_gain: str = "auto") -> IF:
+    r = _positive(name, "IF", "r", node.r)
+    return IF(name, bias=np.zeros(()), **_shifted(node, _if_gain(node, r, dt, if_gain) * _product(folds)))
+
+
+def _if_gain(node: nir.IF, r: np.ndarray, dt: float, if_gain: str) -> np.ndarray:
+    """Input to v per tick. NIR's dv/dt = r I gives dt r ("nir"); Norse, Sinabs and snnTorch write and read
+    r = 1 for v += I ("step": r). "auto" reads r = 1/dt as SpikingJelly writes it (v += I) and any other r per
+    step, as before this option existed; pass "nir" for a writer that follows the equation with another r."""
+    if if_gain == "nir":
+        return _snap_unit(node, dt * r)
+    if if_gain == "step":
+        return r
+    return np.where(_snap_unit(node, dt * r) == 1, 1.0, r)
+
+
+def _product(folds: list[np.ndarray]) -> np.ndarray:
+    """The uniform pool/scale factors folded into a neuron (1 for none)."""
+    return np.prod([np.asarray(f, dtype=np.float64) for f in folds]) if folds else np.ones(())
 
 
 def _lif(name: str, node: nir.LIF, dt: float, folds: list[np.ndarray]) -> LIF:
@@ -339,15 +426,18 @@ def _lif(name: str, node: nir.LIF, dt: float, folds: list[np.ndarray]) -> LIF:
     if np.any(step > 1):
         raise GraphError(f"LIF {name!r}: dt={dt:g} s exceeds tau (min {tau.min():g} s), so forward Euler "
                          f"would overshoot; pass a dt <= tau")
-    bias = _compact((_f64(node.v_leak) - _f64(node.v_reset)) / r)
-    return LIF(name, bias=bias, decay=_compact(1.0 - step), **_shifted(node, step * r))
+    f = _product(folds)
+    bias = _compact((_f64(node.v_leak) - _f64(node.v_reset)) / (r * f))
+    return LIF(name, bias=bias, decay=_decay(node, step, step * r), **_shifted(node, _snap_unit(node, step * r) * f))
 
 
 def _cubalif(name: str, node: nir.CubaLIF, dt: float, folds: list[np.ndarray]) -> LIF:
     syn, mem = _steps(name, node, dt)
     into_v = _positive(name, "CubaLIF", "r", node.r) * syn * _positive(name, "CubaLIF", "w_in", node.w_in)
-    bias = _compact((_f64(node.v_leak) - _f64(node.v_reset)) / into_v)
-    return LIF(name, bias=bias, decay=_compact(1.0 - mem), decay_u=_compact(1.0 - syn), **_shifted(node, mem * into_v))
+    f = _product(folds)
+    bias = _compact((_f64(node.v_leak) - _f64(node.v_reset)) / (into_v * f))
+    return LIF(name, bias=bias, decay=_decay(node, mem, mem * into_v), decay_u=_decay(node, syn, mem * into_v),
+               **_shifted(node, _snap_unit(node, mem * into_v) * f))
 
 
 def _threshold(name: str, node: nir.Threshold, dt: float, folds: list[np.ndarray]) -> LIF:
@@ -437,10 +527,30 @@ def _relay_chain(ours: dict[str, Node], edges: Edges, name: str, ticks: int) -> 
 
 
 def _shifted(node: nir.IF | nir.LIF | nir.CubaLIF, gain: np.ndarray) -> dict[str, Any]:
-    """Threshold, v_init and reset of u = (v - v_reset) / gain."""
+    """Threshold, v_init and reset of u = (v - v_reset) / gain (gain: input to v per tick, times folded factors)."""
     v_reset = _f64(node.v_reset)
     threshold = np.nextafter((_f64(node.v_threshold) - v_reset) / gain, np.inf)
     return {"threshold": _compact(threshold), "v_init": _compact((0.0 - v_reset) / gain), "reset": "zero"}
+
+
+def _precision(node: nir.NIRNode) -> type[np.floating]:
+    """The coarsest float type among the node's arrays: the precision its writer stated the parameters in."""
+    kinds = [a.dtype for a in map(np.asarray, vars(node).values()) if a.dtype.kind == "f"]
+    return max(kinds, key=lambda d: np.finfo(d).eps, default=np.dtype(np.float64)).type
+
+
+def _snap_unit(node: nir.NIRNode, gain: np.ndarray) -> np.ndarray:
+    """A gain within the file's own rounding of 1 is 1: writers state unit gain as r = tau/dt (or 1/dt), which a
+    float32 file holds only to ~1e-7, and 1 - 1e-8 would move a threshold tie (v = v_threshold) across it."""
+    return np.where(np.abs(gain - 1) <= 4 * np.finfo(_precision(node)).eps, 1.0, gain)
+
+
+def _decay(node: nir.NIRNode, step: np.ndarray, gain: np.ndarray) -> np.ndarray:
+    """1 - dt/tau; where the gain is unit (r = tau/dt: the writer started from a discrete decay, as snnTorch's beta),
+    rounded to the file's precision, which recovers that decay (float32 0.75, not 1 - 1e-4/float32(4e-4))."""
+    decay = 1.0 - step
+    unit = _snap_unit(node, gain) == 1
+    return _compact(np.where(unit, decay.astype(_precision(node)).astype(np.float64), decay))
 
 
 def _output(name: str, node: nir.Output, dt: float, folds: list[np.ndarray]) -> Output:
@@ -534,7 +644,8 @@ def to_nir(graph: Graph, dt: float = 1e-3) -> nir.NIRGraph:
 
     require_export(graph)
     nodes = {n.name: _export(graph, n, dt) for n in graph.nodes}
-    return nir.NIRGraph(nodes=nodes, edges=[tuple(e) for e in graph.edges], metadata=dict(graph.metadata))
+    meta = {**graph.metadata, BIAS_TIMING: "from tick 0"}
+    return nir.NIRGraph(nodes=nodes, edges=[tuple(e) for e in graph.edges], metadata=meta)
 
 
 def _export(graph: Graph, node: Node, dt: float) -> nir.NIRNode:
@@ -601,7 +712,7 @@ def _export_neuron(node: IF | LIF, shape: tuple[int, ...], dt: float) -> nir.IF 
     if isinstance(node, IF):
         if np.any(full["bias"] != 0):
             raise GraphError(f"IF {node.name!r}: NIR IF has no bias; fold it into the incoming weights' bias")
-        return nir.IF(r=np.ones(shape), v_threshold=v_threshold, v_reset=v_reset)
+        return nir.IF(r=np.full(shape, 1.0 / dt), v_threshold=v_threshold, v_reset=v_reset)
     decay = np.broadcast_to(node.decay, shape).astype(np.float64)
     if np.any(decay >= 1):
         raise GraphError(f"LIF {node.name!r}: decay 1 (no leak) has no finite NIR tau; use IF")
