@@ -1,0 +1,193 @@
+"""NIR interop with the frameworks themselves, both ways: a network built in snnTorch, Sinabs, SpikingJelly,
+Norse or Rockpool, written by that framework's own NIR exporter and read by neurocomp.from_nir, spikes as that
+framework simulates it; and a network written by neurocomp.to_nir, read by the framework's own NIR importer and
+simulated by it. docs/NIR.md states the reading rules these tests hold neurocomp to.
+
+Alignment (the same in every test): our Graph delays each edge into a neuron by one tick, NIR edges are
+instantaneous, so our layer at depth L spikes at tick t + L when the framework's spikes at t (`_ours`).
+from_nir holds each bias back until its layer's input arrives, so biases need no alignment here.
+
+Precision: snnTorch and Sinabs simulate in float32 (their spikes are float32 tensors), SpikingJelly and Norse are
+run in float64. Weights are random normals (no exact threshold ties, where a float32 and a float64 potential could
+fall on different sides) or, where named, small dyadic numbers that both precisions hold exactly.
+
+Every framework here is installed by `make install` (Makefile: --no-deps, see pyproject's `interop` extra); a
+missing one fails its tests at import, it is never skipped.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import nir
+import numpy as np
+import pytest
+import torch
+
+from neurocomp.backends import reference
+from neurocomp.errors import GraphError
+from neurocomp.frontend import from_nir, load_nir, save_nir, to_nir
+from neurocomp.ir.graph import IF, LIF, Affine, Graph, Input, Output
+from neurocomp.ir.layers import lower
+
+T, BATCH = 80, 3
+Spikes = dict[str, np.ndarray]
+
+
+def _spikes(n_in: int, seed: int, p: float = 0.4) -> np.ndarray:
+    return (np.random.default_rng(seed).random((BATCH, T, n_in)) < p).astype(np.float32)
+
+
+def _ours(graph: Graph, x: np.ndarray, layers: list[str]) -> Spikes:
+    """Our reference spikes per layer, shifted back by the layer's depth (its latency in ticks)."""
+    out = reference.run(lower(graph), {graph.inputs[0].name: x.astype(np.float64)}).spikes
+    return {name: out[name][:, depth:].astype(np.float64) for depth, name in enumerate(layers, 1)}
+
+
+def _assert_same(ours: Spikes, theirs: Spikes) -> None:
+    """Identical spikes on every tick both cover; each layer must fire enough to mean something."""
+    for name, mine in ours.items():
+        other = np.asarray(theirs[name], dtype=np.float64)[:, : mine.shape[1]]
+        assert other.sum() > 20, f"{name}: too few spikes ({other.sum()}) for a meaningful comparison"
+        np.testing.assert_array_equal(mine, other, err_msg=name)
+
+
+def _recorded(model: torch.nn.Module, names: list[str], step: Callable[[torch.Tensor], object], x: np.ndarray,
+              dtype: torch.dtype = torch.float32) -> Spikes:
+    """Spikes of the named submodules, (batch, ticks, ...), stepping the model one tick at a time."""
+    seen: dict[str, list[np.ndarray]] = {n: [] for n in names}
+    hooks = [model.get_submodule(n).register_forward_hook(
+        lambda _m, _i, out, n=n: seen[n].append((out[0] if isinstance(out, tuple) else out).detach().numpy().copy()))
+        for n in names]
+    with torch.no_grad():
+        for t in range(x.shape[1]):
+            step(torch.from_numpy(x[:, t]).to(dtype))
+    for h in hooks:
+        h.remove()
+    return {n: np.stack(v, axis=1).reshape(x.shape[0], x.shape[1], -1) for n, v in seen.items()}
+
+
+def _set_weights(model: torch.nn.Module, seed: int, dyadic: bool = False) -> None:
+    """Random weights (mean 0.3, so layers fire) and small biases; dyadic: multiples of 1/16."""
+    rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)):
+                w = rng.normal(0.3, 0.5, tuple(m.weight.shape))
+                b = rng.normal(0.0, 0.1, tuple(m.bias.shape))
+                m.weight[:] = torch.from_numpy(np.round(w * 16) / 16 if dyadic else w)
+                m.bias[:] = torch.from_numpy(np.round(b * 16) / 16 if dyadic else b)
+
+
+def _mlp(hidden: type | Callable[[int], torch.nn.Module], sizes: tuple[int, ...] = (6, 8, 4)) -> torch.nn.Sequential:
+    """Linear, neuron, Linear, neuron."""
+    return torch.nn.Sequential(torch.nn.Linear(sizes[0], sizes[1]), hidden(sizes[1]),
+                               torch.nn.Linear(sizes[1], sizes[2]), hidden(sizes[2]))
+
+
+def _our_net(neuron: Callable[[str], IF | LIF], n_in: int = 6, sizes: tuple[int, int] = (8, 4), seed: int = 5,
+             bias: bool = True) -> Graph:
+    """Our own Affine, neuron, Affine, neuron; the first Affine has a bias (NIR puts it with the input)."""
+    rng = np.random.default_rng(seed)
+    w1 = np.round(rng.normal(0.3, 0.5, (sizes[0], n_in)) * 16) / 16
+    w2 = np.round(rng.normal(0.3, 0.5, (sizes[1], sizes[0])) * 16) / 16
+    b1 = np.round(rng.normal(0, 0.1, sizes[0]) * 16) / 16 if bias else None
+    return Graph([Input("x", (n_in,)), Affine("fc1", w1, b1), neuron("n1"), Affine("fc2", w2), neuron("n2"),
+                  Output("y")], [("x", "fc1"), ("fc1", "n1"), ("n1", "fc2"), ("fc2", "n2"), ("n2", "y")])
+
+
+
+# ---------------------------------------------------------------- snnTorch: dt = 1e-4, its exporter's and reader's
+
+import snntorch  # noqa: E402
+from snntorch import utils as snn_utils  # noqa: E402
+from snntorch.export_nir import export_to_nir as snntorch_export  # noqa: E402
+from snntorch.import_nir import import_from_nir as snntorch_import  # noqa: E402
+
+SNN_DT = 1e-4
+
+
+def _leaky(n: int, reset: str = "zero") -> torch.nn.Module:
+    """snnTorch's LIF, per-neuron beta and threshold (a scalar threshold trips its exporter's type inference)."""
+    return snntorch.Leaky(beta=torch.full((n,), 0.75), threshold=torch.full((n,), 0.5), init_hidden=True,
+                          reset_mechanism=reset)
+
+
+def _synaptic(n: int) -> torch.nn.Module:
+    """reset_delay=False: with its default (True) snnTorch also zeroes the step after a spike, which its exporter
+    does not write and NIR cannot say (snnTorch's own reader builds Synaptic with reset_delay=False)."""
+    return snntorch.Synaptic(alpha=torch.full((n,), 0.5), beta=torch.full((n,), 0.75), threshold=torch.full((n,), 0.5),
+                             init_hidden=True, reset_mechanism="zero", reset_delay=False)
+
+
+def _snntorch_run(model: torch.nn.Module, names: list[str], x: np.ndarray) -> Spikes:
+    snn_utils.reset(model)
+    return _recorded(model, names, model, x)
+
+
+def test_snntorch_leaky_mlp_reads_as_snntorch_runs_it(tmp_path) -> None:
+    """Dyadic weights and beta = 0.75: potentials land exactly on the threshold, so the float32 r = tau/dt must
+    read as gain 1 and 1 - dt/tau as 0.75 exactly (within the file's rounding), or ties would flip."""
+    net = _mlp(_leaky)
+    _set_weights(net, 1, dyadic=True)
+    nir.write(tmp_path / "snn.nir", snntorch_export(net, torch.zeros(1, 6), ignore_dims=[0]))
+    x = _spikes(6, 2)
+    _assert_same(_ours(load_nir(tmp_path / "snn.nir", dt=SNN_DT), x, ["1", "3"]), _snntorch_run(net, ["1", "3"], x))
+
+
+def test_snntorch_synaptic_mlp_reads_as_snntorch_runs_it() -> None:
+    """CubaLIF: the new current feeds v in the same step, as ours. No biases: a bias into a decaying current
+    cannot be held back by a starting potential (docs/NIR.md)."""
+    net = _mlp(_synaptic)
+    _set_weights(net, 3)
+    with torch.no_grad():
+        net[0].bias.zero_(), net[2].bias.zero_()
+    x = _spikes(6, 4)
+    graph = from_nir(snntorch_export(net, torch.zeros(1, 6), ignore_dims=[0]), SNN_DT)
+    _assert_same(_ours(graph, x, ["1", "3"]), _snntorch_run(net, ["1", "3"], x))
+
+
+def test_snntorch_conv_net_reads_as_snntorch_runs_it() -> None:
+    """Conv2d, Leaky, AvgPool2d (its 1/4 folded into the Linear after it), Flatten, Linear, Leaky."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), _leaky_conv((2, 6, 6)), torch.nn.AvgPool2d(2),
+                              torch.nn.Flatten(), torch.nn.Linear(18, 4), _leaky(4))
+    _set_weights(net, 6, dyadic=True)
+    x = _spikes(36, 7).reshape(BATCH, T, 1, 6, 6)
+    graph = from_nir(snntorch_export(net, torch.zeros(1, 1, 6, 6), ignore_dims=[0]), SNN_DT)
+    ours = _ours(graph, x, ["1", "5"])
+    theirs = _snntorch_run(net, ["1", "5"], x)
+    _assert_same({k: v.reshape(BATCH, v.shape[1], -1) for k, v in ours.items()}, theirs)
+
+
+def _leaky_conv(shape: tuple[int, ...]) -> torch.nn.Module:
+    return snntorch.Leaky(beta=torch.full(shape, 0.75), threshold=torch.full(shape, 0.5), init_hidden=True,
+                          reset_mechanism="zero")
+
+
+def test_our_lif_mlp_reads_in_snntorch_as_ours_runs_it() -> None:
+    """to_nir writes LIF with r = tau/dt: snnTorch's reader takes that as unit gain. Threshold 0.55 is never hit
+    exactly by dyadic potentials, so float32 (snnTorch) and float64 (ours) agree."""
+    graph = _our_net(lambda name: LIF(name, threshold=np.array(0.55), decay=np.array(0.75)), bias=False)
+    model = snntorch_import(to_nir(graph, SNN_DT))
+    x = _spikes(6, 8)
+    _assert_same(_ours(graph, x, ["n1", "n2"]), _snntorch_run(model, ["n1", "n2"], x))
+
+
+def test_snntorch_refuses_our_if() -> None:
+    """Our IF is written by NIR's equation (r = 1/dt: v += dt r I = I); snnTorch's reader takes only r = 1
+    (and would make it a Leaky with beta 0.9), so it refuses: loudly, not differently."""
+    graph = _our_net(lambda name: IF(name, threshold=np.array(1.0)), bias=False)
+    with pytest.raises(AssertionError, match="r != 1 not supported"):
+        snntorch_import(to_nir(graph, SNN_DT))
+
+
+def test_snntorch_subtract_reset_is_not_in_its_file() -> None:
+    """snnTorch's exporter writes a reset-by-subtraction Leaky (its default) exactly as a reset-to-zero one:
+    NIR resets to v_reset, so no reader can tell. The file is read as NIR says (reset to zero); build Leaky
+    layers with reset_mechanism="zero" to exchange them."""
+    def written(reset: str) -> dict[str, np.ndarray]:
+        g = snntorch_export(_mlp(lambda n: _leaky(n, reset)), torch.zeros(1, 6), ignore_dims=[0])
+        return {f"{k}.{p}": np.asarray(getattr(n, p)) for k, n in g.nodes.items() for p in ("tau", "r", "v_reset")
+                if hasattr(n, p)}
+    zero, subtract = written("zero"), written("subtract")
+    assert zero.keys() == subtract.keys() and all(np.array_equal(zero[k], subtract[k]) for k in zero)
