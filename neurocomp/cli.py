@@ -104,6 +104,8 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     r.add_argument("--backend", choices=("emulator", "reference", "lava"), default="emulator")
     r.add_argument("--ticks", type=TICKS, help="ticks to run (default: the input's ticks, or the program's timesteps)")
     r.add_argument("--out", help="write outputs to this .npz")
+    r.add_argument("--report", metavar="OUT.html",
+                   help="write a run report page: summary, energy by term, spike rasters, the first output (opens offline)")
     r.add_argument("--seed", type=SEED, default=0)
     r.add_argument("--json", action="store_true")
     rp = sub.add_parser("report", help="show a compiled program's report")
@@ -227,19 +229,30 @@ def _load_inputs(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
 
 def _run(args: argparse.Namespace, console: Console) -> int:
     from neurocomp.program import Program
+    from neurocomp.report.page import HTML_KIND
     from neurocomp.runner import OUTPUTS_KIND, write_outputs
 
     sources = [Path(args.program), Path(args.input)]
     if args.out:
         check(Path(args.out), OUTPUTS_KIND, sources)
+    if args.report:
+        if args.out and Path(args.out).resolve() == Path(args.report).resolve():
+            raise UserError(f"--out and --report name the same file {args.out}; nothing was changed")
+        check(Path(args.report), HTML_KIND, sources)
     start = time.perf_counter()
     program = Program.load(args.program)
     load_s = time.perf_counter() - start
     inputs = _load_inputs(Path(args.input), [name for name, _ in program.netlist.inputs])
     result = program.run(inputs, backend=args.backend, ticks=args.ticks, seed=args.seed)
+    summary = {**result.summary, "times_s": {**result.times_s, "load": load_s}}
     if args.out:
         write_outputs(Path(args.out), result.outputs, sources)
-    _emit(args, console, {**result.summary, "times_s": {**result.times_s, "load": load_s}}, "run_table")
+    if args.report:
+        from neurocomp.report.run_html import write_run_html   # matplotlib: only when a page is asked for
+
+        write_run_html(Path(args.report), summary, result.outputs, Path(args.program).name, program.netlist.outputs[0],
+                       sources)
+    _emit(args, console, summary, "run_table")
     return 0
 
 

@@ -1,38 +1,22 @@
 """report.html: one self-contained page per compiled program, figures inlined as base64 PNG.
 
-A single file can be mailed or attached to a CI run without losing its images.
+A single file can be mailed or attached to a CI run without losing its images (neurocomp.report.page).
 """
 from __future__ import annotations
 
-import base64
-import html
-import io
 import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-import matplotlib
+import numpy as np
+from mpl_toolkits.axes_grid1 import make_axes_locatable
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen before pyplot loads)
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from mpl_toolkits.axes_grid1 import make_axes_locatable  # noqa: E402
-
-from neurocomp.report.tables import LAYER_HEADERS, fmt, fmt_uj, layer_rows, totals_rows  # noqa: E402
+from neurocomp.report.page import document, figure, kv_table, table
+from neurocomp.report.plots import energy_fig, plt, png
+from neurocomp.report.tables import LAYER_HEADERS, NUMERIC_LAYER_COLUMNS, fmt, layer_rows, totals_rows
 
 MAX_CHIP_PANELS = 16
 PANEL_COLS = 4
-CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
-th{background:#f0f0f0}figure{margin:1.5em 0}img{max-width:100%}"""
-
-
-def _png(fig: Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 def _router_utilisation(placed, core_neurons: np.ndarray | None,
@@ -71,7 +55,7 @@ def _utilisation_fig(placed, core_neurons: np.ndarray | None, neurons_per_core: 
     fig.colorbar(image, ax=axes.ravel().tolist(), label=label, shrink=0.8)
     if chips.size > shown:
         fig.suptitle(f"first {shown} of {chips.size} chips")
-    return _png(fig)
+    return png(fig)
 
 
 def _router_load(routes) -> np.ndarray:
@@ -112,25 +96,16 @@ def _link_fig(routes, placed) -> str:
         ax.legend(loc="upper right", fontsize=8)
     ax.set_xlabel("global router x")
     ax.set_ylabel("global router y")
-    return _png(fig)
-
-
-def _barh(labels: Sequence[str], values: Sequence[float], xlabel: str, colors: Sequence[str] | None = None) -> str:
-    fig, ax = plt.subplots(figsize=(7, 0.4 * len(labels) + 1.2))
-    ax.barh(list(labels), list(values), color=colors)
-    ax.invert_yaxis()
-    ax.set_xlabel(xlabel)
-    return _png(fig)
-
-
-def _energy_fig(energy: Mapping[str, Any]) -> str:
-    terms = sorted(energy["breakdown_j"].items(), key=lambda kv: -kv[1])
-    return _barh([k for k, _ in terms], [v * 1e6 for _, v in terms],
-                 f"µJ per inference (total {fmt_uj(energy['per_inference_j'])})")
+    return png(fig)
 
 
 def _layers_fig(layers: Sequence[Mapping[str, Any]]) -> str:
-    return _barh([lay["name"] for lay in layers], [lay["cores"] for lay in layers], "cores")
+    """Cores per layer: where the chip area goes."""
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(layers) + 1.2))
+    ax.barh([lay["name"] for lay in layers], [lay["cores"] for lay in layers])
+    ax.invert_yaxis()
+    ax.set_xlabel("cores")
+    return png(fig)
 
 
 def _placement_fig(placement: Mapping[str, Any]) -> str:
@@ -143,7 +118,7 @@ def _placement_fig(placement: Mapping[str, Any]) -> str:
         ax.legend(fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("placement cost (lower is better)")
-    return _png(fig)
+    return png(fig)
 
 
 def _layer_traffic_fig(between: Mapping[str, Any]) -> str:
@@ -159,22 +134,7 @@ def _layer_traffic_fig(between: Mapping[str, Any]) -> str:
     ax.set_xlabel("to layer")
     ax.set_ylabel("from layer")
     fig.colorbar(image, ax=ax, label="spikes / tick", shrink=0.8)
-    return _png(fig)
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _kv_table(rows: Sequence[tuple[str, str]]) -> str:
-    return "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows) + "</table>"
-
-
-def _figure(title: str, uri: str) -> str:
-    return (f'<figure><img src="{uri}" alt="{html.escape(title)}">'
-            f"<figcaption>{html.escape(title)}</figcaption></figure>")
+    return png(fig)
 
 
 def write_html(path: Path, report: Mapping[str, Any], placed, routes, core_neurons: np.ndarray | None = None,
@@ -185,13 +145,10 @@ def write_html(path: Path, report: Mapping[str, Any], placed, routes, core_neuro
         figures.append(("Link load over the global router grid", _link_fig(routes, placed)))
     if report["traffic"].get("between_layers"):
         figures.append(("Traffic between layers", _layer_traffic_fig(report["traffic"]["between_layers"])))
-    figures += [("Energy per inference by term", _energy_fig(report["energy"])),
+    figures += [("Energy per inference by term", energy_fig(report["energy"])),
                 ("Cores per layer", _layers_fig(report["layers"])),
                 ("Placement cost vs baselines", _placement_fig(report["placement"]))]
-    title = html.escape(f"neurocomp report: {report['target']}")
-    totals = totals_rows(report)
-    page = (f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title><style>{CSS}</style></head>'
-            f"<body><h1>{title}</h1><h2>Totals</h2>{_kv_table(totals)}"
-            f"<h2>Layers</h2>{_table(LAYER_HEADERS, layer_rows(report))}<h2>Figures</h2>"
-            + "".join(_figure(t, uri) for t, uri in figures) + "</body></html>\n")
-    Path(path).write_text(page, encoding="utf-8")
+    body = (f"<h2>Totals</h2>{kv_table(totals_rows(report))}"
+            f"<h2>Layers</h2>{table(LAYER_HEADERS, layer_rows(report), NUMERIC_LAYER_COLUMNS)}<h2>Figures</h2>"
+            + "".join(figure(t, uri) for t, uri in figures))
+    Path(path).write_text(document(f"neurocomp report: {report['target']}", body), encoding="utf-8")

@@ -190,18 +190,25 @@ def interface_table(interface: Mapping[str, Any]) -> Table:
     return table
 
 
-def run_table(summary: Mapping[str, Any]) -> Table:
-    """The float reference backend has no hardware counters, so those rows appear only when present."""
+def run_sections(summary: Mapping[str, Any]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """A run summary's rows by topic (the terminal shows them as one table, the run report as one each). The
+    float reference backend has no hardware counters, so those rows appear only when present."""
     counts = summary.get("counts", {})
-    rows = [("backend", str(summary["backend"])), ("batch", fmt(summary["batch"])), ("ticks", fmt(summary["ticks"])),
-            *((f"{stage} time", fmt_seconds(t)) for stage, t in summary.get("times_s", {"simulate": summary["wall_s"]}).items()),
-            ("ticks / s", fmt(summary["ticks_per_s"])),
-            *((key.replace("_", " "), fmt(counts[key])) for key in COUNT_KEYS if key in counts)]
+    sections = [("Run", [("backend", str(summary["backend"])), ("batch", fmt(summary["batch"])), ("ticks", fmt(summary["ticks"]))]),
+                ("Stage times", [*((f"{stage} time", fmt_seconds(t)) for stage, t in
+                                   summary.get("times_s", {"simulate": summary["wall_s"]}).items()),
+                                 ("ticks / s", fmt(summary["ticks_per_s"]))]),
+                ("Counts", [(key.replace("_", " "), fmt(counts[key])) for key in COUNT_KEYS if key in counts])]
     if "energy" in summary:
-        rows += [("merges", fmt(summary["merges"])), ("energy / inference", energy_summary(summary["energy"])),
-                 *realtime_rows(summary["realtime"])]
-    rows += [(f"spikes {k}", fmt(v)) for k, v in summary.get("spike_counts", {}).items()]
-    return _kv_table(f"Run on {summary['backend']}", rows)
+        sections.append(("Energy and real time", [("merges", fmt(summary["merges"])),
+                                                  ("energy / inference", energy_summary(summary["energy"])),
+                                                  *realtime_rows(summary["realtime"])]))
+    sections.append(("Spikes per layer", [(f"spikes {k}", fmt(v)) for k, v in summary.get("spike_counts", {}).items()]))
+    return [(title, rows) for title, rows in sections if rows]
+
+
+def run_table(summary: Mapping[str, Any]) -> Table:
+    return _kv_table(f"Run on {summary['backend']}", [row for _, rows in run_sections(summary) for row in rows])
 
 
 def targets_table(rows: list[Mapping[str, Any]]) -> Table:
