@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-CLIP_MIN = 1 << 12   # elements from which np.clip beats np.maximum + np.minimum
+CLIP_MIN = 1 << 12   # elements from which np.clip beats np.maximum + np.minimum, and a product a masked assignment
 
 
 class Numpy:
@@ -55,6 +55,9 @@ class Numpy:
     def lshift(self, a: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
         return np.left_shift(a, n, out=out)
 
+    def matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+        return np.matmul(a, b, out=out)
+
     def greater(self, a: np.ndarray, b: Any, out: np.ndarray) -> np.ndarray:
         return np.greater(a, b, out=out)
 
@@ -69,8 +72,12 @@ class Numpy:
             np.minimum(a, hi, out=a)
 
     def zero_where(self, a: np.ndarray, mask: np.ndarray) -> None:
-        """In place, as a product: a masked copy or assignment branches per element, ten times slower."""
-        np.multiply(a, ~mask, out=a)
+        """In place. Large arrays as a product: a masked assignment branches per element, ten times slower
+        there; on small ones it is the one cheaper call."""
+        if a.size >= CLIP_MIN:
+            np.multiply(a, ~mask, out=a)
+        else:
+            a[mask] = 0
 
     def segment_sum(self, a: np.ndarray, ptr: np.ndarray, dtype: Any) -> np.ndarray:
         """(M, S) sums, accumulated in dtype, of a (M, N) over the column ranges ptr[s]:ptr[s+1]; empty ranges give 0."""
@@ -130,6 +137,10 @@ class Torch:
 
     def lshift(self, a: Any, n: int, out: Any) -> Any:
         return self.torch.bitwise_left_shift(a, n, out=out)
+
+    def matmul(self, a: Any, b: Any, out: Any) -> Any:
+        """Through a temporary: torch's out= wants a contiguous tensor, and out may be a view."""
+        return out.copy_(a @ b)
 
     def greater(self, a: Any, b: Any, out: Any) -> Any:
         return self.torch.gt(a, b, out=out)

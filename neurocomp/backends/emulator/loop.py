@@ -13,6 +13,7 @@ product is exact by construction (plan.py) and the neuron hooks work in int64.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -142,17 +143,25 @@ class _Product:
         self.m = xp.matrix(np.ascontiguousarray(m.T.toarray()) if self.dense else m, dtype)
         self.cast = None if m.dtype == np.float32 else dtype
 
-    def __call__(self, z):
+    def __call__(self, z, out=None):
+        """The product, written into `out` (M, R) when given (BLAS writes it directly)."""
         if self.cast is not None:
             z = self.xp.cast(z, self.cast)
         if self.dense:
-            return z @ self.m
-        return self.xp.contiguous((self.m @ self.xp.contiguous(z.T)).T)   # CSR x (U, M) dense, both backends
+            return z @ self.m if out is None else self.xp.matmul(z, self.m, out)
+        y = self.xp.contiguous((self.m @ self.xp.contiguous(z.T)).T)   # CSR x (U, M) dense, both backends
+        if out is None:
+            return y
+        out[...] = y
+        return out
 
 
 class _DeviceBlock:
-    """A plan Block on the device. Blocks that read only input channels are evaluated for a whole
-    chunk of ticks in one product ahead of the ticks, straight from the host's input spikes."""
+    """A plan Block on the device, writing into the loop's per-chunk acc, events and counts. Blocks
+    that read only input channels are evaluated for a whole chunk of ticks in one product ahead of
+    the ticks, straight from the host's input spikes. A "any" block's synaptic events are its active
+    columns, counted from the buffer once per chunk, so its tick is one product straight into acc
+    when it writes its rows first."""
 
     def __init__(self, b: Block, xp, n_neurons: int, n_inputs: int, batch: int, chunk: int) -> None:
         self.xp, self.delay, self.rows, self.target, self.mode = xp, b.delay, b.rows, b.target, b.mode
@@ -160,28 +169,37 @@ class _DeviceBlock:
         lo, hi = (b.cols.start, b.cols.stop) if isinstance(b.cols, slice) else (b.cols.min(), b.cols.max() + 1)
         self.ahead = n_neurons <= lo and hi <= n_neurons + n_inputs
         self.channels = slice(lo - n_neurons, hi - n_neurons) if isinstance(b.cols, slice) else b.cols - n_neurons
-        # mode "any": one more output row of ones counts the active columns inside the same product
-        matrix = sp.vstack([b.matrix, np.ones((1, b.matrix.shape[1]), b.matrix.dtype)]).tocsr() if b.mode == "any" else b.matrix
-        self.product = _Product(matrix, xp, batch * (chunk if self.ahead else 1))
+        self.product = _Product(b.matrix, xp, batch * (chunk if self.ahead else 1))
         self.payload = None if b.payload is None else _Product(b.payload, xp, batch * chunk)
         self.scale, self.inv = float(b.scale), 1.0 / b.scale if b.scale else 0.0
         self.threaded = not self.ahead and batch * b.matrix.shape[0] * b.matrix.shape[1] >= THREADED_MACS
-        self.first = False   # the first block to write its rows each tick: assigns instead of adding
+        self.first = self.first_events = False   # first to write its rows of acc / events: assigns instead of adding
+        self.acc = self.events = self.counts = None
 
-    def _evaluate(self, z):
-        """(input or stochastic count, active synapses per row or None) for source rows z (M, U)."""
-        y = self.product(z)
-        if self.mode == "count":
+    def bind(self, acc, events, counts) -> None:
+        """Write into these (tick, batch, N) arrays ((groups, tick, batch, N) for counts), this block's rows."""
+        if self.target:
+            self.counts = counts[self.target - 1][..., self.rows]
+        else:
+            self.acc, self.events = acc[..., self.rows], events[..., self.rows]
+
+    def _evaluate(self, z, out=None):
+        """(input or stochastic count, active synapses per row) for source rows z (M, U); None for
+        the second in modes "count" and "any" (see `_active`)."""
+        y = self.product(z, out)
+        if self.mode != "packed":
             return y, None
-        if self.mode == "any":
-            return y[:, :-1], y[:, -1:]
         n_active = self.xp.floor(y * self.inv + 0.5)   # exact: the plan bounds |y| + scale / 2 (see plan.py)
         y -= n_active * self.scale
         return y, n_active
 
-    def prepare(self, x: np.ndarray, t0: int, k: int, acc, events, counts) -> None:
-        """Ticks t0..t0+k-1 at once from x (batch, ticks, channels) into acc and events (k, batch, N)
-        and counts (groups, k, batch, N); ticks before 0 had no input."""
+    @staticmethod
+    def _active(z):
+        """Mode "any": each row's active synapses are the active columns of z (..., U) 0/1, as (..., 1)."""
+        return z.sum(-1)[..., None]
+
+    def prepare(self, x: np.ndarray, t0: int, k: int) -> None:
+        """Ticks t0..t0+k-1 at once from x (batch, ticks, channels); ticks before 0 had no input."""
         lo = t0 - self.delay
         window = x[:, max(lo, 0):max(lo + k, 0), self.channels].transpose(1, 0, 2)   # tick-major, as acc
         if lo < 0:
@@ -189,30 +207,43 @@ class _DeviceBlock:
         z = self.xp.asarray(np.ascontiguousarray(window, dtype=np.float32).reshape(-1, window.shape[2]))
         if self.payload is None:
             y, ev = self._evaluate(z)
+            sent = z
         else:   # graded payloads: weights times payloads; synaptic events from which channels sent one
-            ev = self._evaluate(self.xp.cast(z != 0, self.xp.float32))[1]
+            sent = self.xp.cast(z != 0, self.xp.float32)
+            ev = self._evaluate(sent)[1]
             y = self.payload(z)
+        if self.mode == "any":
+            ev = self._active(sent)
         shape = window.shape[:2] + (-1,)
-        self._write(y.reshape(shape), None if ev is None else ev.reshape(shape), acc, events, counts)
+        self._write(y.reshape(shape), None if ev is None else ev.reshape(shape), slice(0, k))
 
-    def apply(self, buf, slot: int, acc, events, counts) -> None:
-        """One tick of a block that reads neurons (or shared axons): acc, events (batch, N), counts (groups, batch, N)."""
-        if self.threaded:
-            with _blas_threads(None):
-                y, ev = self._evaluate(buf[slot - self.delay][:, self.cols])
-        else:
-            y, ev = self._evaluate(buf[slot - self.delay][:, self.cols])
-        self._write(y, ev, acc, events, counts)
+    def apply(self, buf, slot: int, j: int) -> None:
+        """Tick j of the chunk (buffer slot `slot`) of a block that reads neurons or shared axons."""
+        z = buf[slot - self.delay][:, self.cols]
+        with _blas_threads(None) if self.threaded else contextlib.nullcontext():
+            if self.mode == "any" and self.first:
+                self.product(z, self.acc[j])
+            else:
+                self._write(*self._evaluate(z), j)
 
-    def _write(self, y, ev, acc, events, counts) -> None:
+    def count_active(self, buf, depth: int, k: int) -> None:
+        """A "any" block's synaptic events of the chunk's k ticks, from the spikes it read (buffer slots from depth)."""
+        lo = depth - self.delay
+        self._write(None, self._active(buf[lo:lo + k][:, :, self.cols]), slice(0, k))
+
+    def _write(self, y, ev, t: int | slice) -> None:
+        """y and ev into tick(s) t of this block's rows (y None: ev alone)."""
         if self.target:
-            counts[self.target - 1][..., self.rows] += y
-        elif self.first:
-            acc[..., self.rows] = y
-            events[..., self.rows] = ev
-        else:
-            acc[..., self.rows] += y
-            events[..., self.rows] += ev
+            self.counts[t] += y
+            return
+        if y is not None and self.first:
+            self.acc[t] = y
+        elif y is not None:
+            self.acc[t] += y
+        if ev is not None and self.first_events:
+            self.events[t] = ev
+        elif ev is not None:
+            self.events[t] += ev
 
 
 class _Loop:
@@ -238,9 +269,15 @@ class _Loop:
         self.acc = xp.zeros((self.chunk, B, N), xp.float32 if acc_bytes == 4 else xp.float64)
         self.counts = None if not groups else xp.zeros((groups, self.chunk, B, N), xp.float32)
         blocks = [_DeviceBlock(b, xp, N, plan.n_inputs, B, self.chunk) for b in plan.blocks]
+        for b in blocks:
+            b.bind(self.acc, self.events, self.counts)
         self.ahead = [b for b in blocks if b.ahead]
         self.live = [b for b in blocks if not b.ahead]
-        self.partial = _first_writers(self.ahead + self.live, N)   # the ahead blocks write first
+        self.counted = [b for b in self.live if b.mode == "any"]   # events counted after the chunk's ticks
+        # writing order: the ahead blocks before the ticks, each tick the live blocks (events: but the counted)
+        self.partial = _first_writers(self.ahead + self.live, N, "first")
+        self.partial |= _first_writers(self.ahead + [b for b in self.live if b.mode != "any"] + self.counted, N,
+                                       "first_events")
         self.shared = [(d, _Product(m, xp, B)) for d, m in plan.shared]
         self.hops = None if plan.hops is None else _Product(plan.hops, xp, B * self.chunk)
         self.sum_dtype = xp.float32 if plan.sum_dtype == np.float32 and ready.members is None else xp.float64
@@ -269,9 +306,8 @@ class _Loop:
                 self.events[:k] = 0
             if self.counts is not None:
                 self.counts[:, :k] = 0
-            counts = None if self.counts is None else self.counts[:, :k]
             for b in self.ahead:
-                b.prepare(self.x, t0, k, self.acc[:k], self.events[:k], counts)
+                b.prepare(self.x, t0, k)
             with _blas_threads(1):
                 for j in range(k):
                     self._tick(t0 + j, j)
@@ -285,13 +321,13 @@ class _Loop:
         xp, plan, slot = self.xp, self.plan, self.plan.depth + j
         if self.shared:
             self._merge(slot)
-        acc, events, counts = self.acc[j], self.events[j], None if self.counts is None else self.counts[:, j]
         for b in self.live:
-            b.apply(self.buf, slot, acc, events, counts)
+            b.apply(self.buf, slot, j)
         total = self.total
-        xp.assign(total, acc)
-        if counts is not None:
-            total = total + xp.asarray(plan.stochastic.integrate(xp.numpy(counts).astype(np.int64), self.rng))
+        xp.assign(total, self.acc[j])
+        if self.counts is not None:
+            counts = xp.numpy(self.counts[:, j]).astype(np.int64)
+            total = total + xp.asarray(plan.stochastic.integrate(counts, self.rng))
         self.buf[slot][:, :plan.n_neurons] = self.stepper(total, self.rng)
         if self.readout:
             v = xp.numpy(self.stepper.potential())
@@ -311,6 +347,8 @@ class _Loop:
         N, C = plan.n_neurons, plan.neuron_ptr.size - 1
         host = lambda a: xp.numpy(a).astype(np.float64).T  # noqa: E731  (C, k * B), exact sums from here on
         per_core = lambda a: host(xp.segment_sum(self._all_members(a), plan.neuron_ptr, self.sum_dtype))  # noqa: E731
+        for b in self.counted:
+            b.count_active(self.buf, D, k)
         fired = self.buf[D:D + k, :, :N]
         self._record(fired, t0, k)
         fired = fired.reshape(-1, N)
@@ -366,22 +404,22 @@ class _Loop:
                 "slack_mean": float(self.slack.mean()) if known else None}
 
 
-def _first_writers(blocks: list[_DeviceBlock], n_neurons: int) -> bool:
-    """Mark the blocks (in the order they write) that are first to write their rows each tick (they
-    assign, so nothing needs zeroing); True if some block covers rows only partly written before it
-    (then every block adds, onto sums zeroed each chunk)."""
+def _first_writers(blocks: list[_DeviceBlock], n_neurons: int, flag: str) -> bool:
+    """Set `flag` on the blocks (in the order they write) that are first to write their rows each
+    tick (they assign, so nothing needs zeroing); True if some block covers rows only partly written
+    before it (then every block adds, onto sums zeroed each chunk)."""
     written = np.zeros(n_neurons, dtype=bool)
     partial = False
     for b in blocks:
         if b.target:
             continue
         seen = written[b.rows]
-        b.first = not seen.any()
+        setattr(b, flag, not seen.any())
         partial |= seen.any() and not seen.all()
         written[b.rows] = True
     if partial:
         for b in blocks:
-            b.first = False
+            setattr(b, flag, False)
     return partial
 
 
