@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_MODEL := build/models/digits_snn.pt
 
-.PHONY: install test test-all demo demo-digits models siamsnn native-tracker clean
+.PHONY: install test test-all test-browser demo demo-digits models siamsnn native-tracker clean
 
 install: $(STAMP)
 
@@ -28,13 +28,24 @@ $(STAMP): pyproject.toml Makefile
 
 # Lava forks its own worker processes; its tests run in one process after the parallel run,
 # where a fork never happens inside an xdist worker's threads.
+# The browser tests render the HTML pages in headless Chromium and fail without it, so these targets run
+# them only where chromium-headless-shell is installed and say so otherwise; `make test-browser` always runs them.
+CHROMIUM := chromium-headless-shell
+BROWSER_TESTS = if command -v $(CHROMIUM) >/dev/null 2>&1; then $(PY) -m pytest -q -m "browser and not slow"; \
+	else echo "browser tests did not run: $(CHROMIUM) is not installed (sudo apt-get install $(CHROMIUM); then make test-browser)"; fi
+
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 -m "not slow and not lava"
+	$(PY) -m pytest -q -n 2 -m "not slow and not lava and not browser"
 	$(PY) -m pytest -q -m "lava and not slow"
+	@$(BROWSER_TESTS)
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -n 2 -m "not lava"
+	$(PY) -m pytest -q -n 2 -m "not lava and not browser"
 	$(PY) -m pytest -q -m lava
+	@$(BROWSER_TESTS)
+
+test-browser: $(STAMP)
+	$(PY) -m pytest -q -m browser
 
 $(DEMO_MODEL): $(STAMP) models/digits.py
 	$(PY) -m neurocomp.models.digits -o $(DEMO_MODEL)
