@@ -117,10 +117,17 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     _track_parser(sub)
     cli_check.add_parser(sub, POSITIVE)
     cli_train.add_parser(sub, _count, _real)
-    e = sub.add_parser("export", help="write a .pt/.nir model, or a compiled program's model, as NIR")
+    e = sub.add_parser("export", help="write a .pt/.nir model, or a compiled program's model, as NIR; a TrueNorth "
+                                      "program as IBM model JSON and its input as NSCS .sfti spikes")
     e.add_argument("model", help="a .pt or .nir model, or a program directory (its model.pt is exported)")
-    e.add_argument("--nir", required=True, help="output .nir file")
+    e.add_argument("--nir", help="output .nir file")
     e.add_argument("--dt", type=POSITIVE, default=1e-3, help="time step that maps LIF decays to NIR time constants")
+    e.add_argument("--truenorth-json", metavar="OUT.json", help="a TrueNorth program as IBM's model JSON (NSCS input)")
+    e.add_argument("--sfti", metavar="OUT.sfti", help="--input's spikes as NSCS text input spikes for this program")
+    e.add_argument("--input", metavar="IN.npz", help="with --sfti: the input, as for run")
+    e.add_argument("--ticks", type=TICKS, help="with --sfti: ticks to encode (default: as run)")
+    e.add_argument("--seed", type=SEED, default=0, help="with --sfti: the encoding seed, as for run")
+    e.add_argument("--sample", type=_count(0), default=0, help="with --sfti: which sample of the input's batch (default 0)")
     e.add_argument("--json", action="store_true", help="print what was written as one JSON object")
     for command_parser in sub.choices.values():
         command_parser.add_argument("--quiet", action="store_true", help="print nothing but errors (and --json's object)")
@@ -361,6 +368,16 @@ def _conversion_table(info: dict[str, Any]):
 
 
 def _export(args: argparse.Namespace, console: Console) -> int:
+    if args.nir and (args.truenorth_json or args.sfti):
+        raise UserError("export: --nir writes a model; --truenorth-json and --sfti write a program's chip: one at a time")
+    if not (args.nir or args.truenorth_json or args.sfti):
+        raise UserError("export: name an output: --nir OUT.nir, or --truenorth-json OUT.json and/or --sfti OUT.sfti")
+    if bool(args.sfti) != bool(args.input):
+        raise UserError("export: --sfti and --input go together (the .sfti file holds that input's spikes)")
+    return _export_nir(args, console) if args.nir else _export_truenorth(args, console)
+
+
+def _export_nir(args: argparse.Namespace, console: Console) -> int:
     from neurocomp.frontend import load_model, save_nir
     from neurocomp.frontend.nirgraph import NIR_KIND
     from neurocomp.program import Program
@@ -377,6 +394,42 @@ def _export(args: argparse.Namespace, console: Console) -> int:
         print(json.dumps({"nir": str(out), "source": str(src), "dt": args.dt}, sort_keys=True))
     else:
         console.print(f"wrote {out}")
+    return 0
+
+
+def _export_truenorth(args: argparse.Namespace, console: Console) -> int:
+    """--truenorth-json / --sfti: the writers are the truenorth family's `tnjson` extension."""
+    from neurocomp.program import Program
+    from neurocomp.target import extension
+
+    src = Path(args.model)
+    if not src.is_dir():
+        raise UserError(f"{src}: --truenorth-json and --sfti export a compiled program directory, not a model file")
+    program = Program.load(src)
+    tnjson = extension(program.target, "tnjson")
+    if tnjson is None:
+        raise UserError(f"TrueNorth export needs a TrueNorth program; {src} targets {program.target.name!r}")
+    outs = [Path(p) for p in (args.truenorth_json, args.sfti) if p]
+    if len(outs) == 2 and outs[0].resolve() == outs[1].resolve():
+        raise UserError(f"--truenorth-json and --sfti name the same file {outs[0]}")
+    sources = [src, *([Path(args.input)] if args.input else [])]
+    if args.truenorth_json:
+        check(Path(args.truenorth_json), tnjson.MODEL_KIND, sources)
+    if args.sfti:
+        check(Path(args.sfti), tnjson.SFTI_KIND, sources)
+    done: dict[str, Any] = {"source": str(src)}
+    if args.sfti:
+        inputs = _load_inputs(Path(args.input), [name for name, _ in program.netlist.inputs])
+        records, ticks = tnjson.input_records(program, inputs, args.ticks, args.seed, args.sample)
+        done |= {"sfti": args.sfti, "input_spikes": len(records), "ticks": ticks, "sample": args.sample}
+    if args.truenorth_json:
+        done |= {"truenorth_json": args.truenorth_json, "bytes": tnjson.write_model(program, args.truenorth_json, sources)}
+    if args.sfti:
+        tnjson.write_spikes(args.sfti, records, sources)
+    if args.json:
+        print(json.dumps(done, sort_keys=True))
+    else:
+        console.print("\n".join(f"wrote {done[k]}" for k in ("truenorth_json", "sfti") if k in done))
     return 0
 
 
