@@ -191,3 +191,102 @@ def test_snntorch_subtract_reset_is_not_in_its_file() -> None:
                 if hasattr(n, p)}
     zero, subtract = written("zero"), written("subtract")
     assert zero.keys() == subtract.keys() and all(np.array_equal(zero[k], subtract[k]) for k in zero)
+
+
+# ---------------------------------------------------------------- Sinabs: discrete steps (dt = 1), float32
+
+import sinabs  # noqa: E402
+import sinabs.layers as sinabs_layers  # noqa: E402
+from sinabs.activation import MembraneReset, SingleSpike  # noqa: E402
+
+
+def _sinabs_if(n: int) -> torch.nn.Module:
+    """IAF as NIR's IF: one spike per step, reset to zero, no floor. Sinabs's defaults (several spikes per step,
+    reset by subtraction) are not in its file (test_sinabs_defaults_are_not_in_its_file)."""
+    return sinabs_layers.IAFSqueeze(batch_size=BATCH, spike_fn=SingleSpike, reset_fn=MembraneReset(), min_v_mem=None)
+
+
+def _sinabs_lif(n: int) -> torch.nn.Module:
+    return sinabs_layers.LIFSqueeze(tau_mem=torch.tensor(4.0), batch_size=BATCH, spike_threshold=torch.tensor(0.5),
+                                    spike_fn=SingleSpike, reset_fn=MembraneReset(), min_v_mem=None)
+
+
+def _sinabs_run(model: torch.nn.Module, names: list[str], x: np.ndarray) -> Spikes:
+    """Sinabs squeezes time into the batch: one call with (batch * ticks, ...), spikes back as (batch, ticks, n)."""
+    for m in model.modules():
+        if hasattr(m, "reset_states"):
+            m.reset_states()
+    whole = _recorded(model, names, lambda xs: model(xs.reshape((-1,) + xs.shape[2:])), x[:, None])
+    return {n: v.reshape(x.shape[0], x.shape[1], -1) for n, v in whole.items()}
+
+
+def _sinabs_export(model: torch.nn.Module, sample: torch.Tensor) -> nir.NIRGraph:
+    """Sinabs's exporter traces the squeezed layers with a full (batch * ticks) sample."""
+    model(sample)
+    return sinabs.to_nir(model, sample)
+
+
+def test_sinabs_iaf_mlp_reads_as_sinabs_runs_it() -> None:
+    net = _mlp(_sinabs_if)
+    _set_weights(net, 11)
+    x = _spikes(6, 12)
+    graph = from_nir(_sinabs_export(net, torch.zeros(BATCH * T, 6)), 1e-3)
+    _assert_same(_ours(graph, x, ["1", "3"]), _sinabs_run(net, ["1", "3"], x))
+
+
+def test_sinabs_lif_reads_with_the_exp_integrator_at_one_step() -> None:
+    """Sinabs's LIF steps v = a v + (1 - a) I, a = exp(-1/tau_mem), tau in steps, and writes tau with r = 1:
+    NIR's LIF solved exactly over a step with the input held (integrator="exp") at dt = 1. Forward Euler
+    (the default) reads the same file as a = 1 - 1/tau, which is not what Sinabs ran."""
+    net = _mlp(_sinabs_lif)
+    _set_weights(net, 13)
+    x = _spikes(6, 14)
+    written = _sinabs_export(net, torch.zeros(BATCH * T, 6))
+    theirs = _sinabs_run(net, ["1", "3"], x)
+    _assert_same(_ours(from_nir(written, 1.0, integrator="exp"), x, ["1", "3"]), theirs)
+    euler = _ours(from_nir(written, 1.0), x, ["1", "3"])
+    assert not np.array_equal(euler["3"], theirs["3"][:, : euler["3"].shape[1]])
+
+
+def test_sinabs_conv_net_reads_as_sinabs_runs_it() -> None:
+    """Conv2d, IAF, SumPool2d, Flatten, Linear, IAF: the cnn_sinabs.nir kind of network, small."""
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), _sinabs_if(0), sinabs_layers.SumPool2d(2),
+                              torch.nn.Flatten(), torch.nn.Linear(18, 4), _sinabs_if(4))
+    _set_weights(net, 15)
+    x = _spikes(36, 16).reshape(BATCH, T, 1, 6, 6)
+    graph = from_nir(_sinabs_export(net, torch.zeros(BATCH * T, 1, 6, 6)), 1e-3)
+    ours = _ours(graph, x, ["1", "5"])
+    _assert_same({k: v.reshape(BATCH, v.shape[1], -1) for k, v in ours.items()}, _sinabs_run(net, ["1", "5"], x))
+
+
+def test_sinabs_defaults_are_not_in_its_file() -> None:
+    """Sinabs's default IAF (several spikes a step, reset by subtraction) writes the very file of a NIR IF, so the
+    file is read as NIR says; exchange IAF layers built with SingleSpike and MembraneReset."""
+    def written(**kw: object) -> dict[str, np.ndarray]:
+        net = torch.nn.Sequential(torch.nn.Linear(6, 8), sinabs_layers.IAFSqueeze(batch_size=BATCH, **kw))
+        g = _sinabs_export(net, torch.zeros(BATCH * T, 6))
+        return {f"{k}.{p}": np.asarray(getattr(n, p)) for k, n in g.nodes.items() for p in ("r", "v_threshold", "v_reset")
+                if hasattr(n, p)}
+    nir_like, default = written(spike_fn=SingleSpike, reset_fn=MembraneReset(), min_v_mem=None), written()
+    assert nir_like.keys() == default.keys() and all(np.array_equal(nir_like[k], default[k]) for k in default)
+
+
+def test_our_if_net_reads_in_sinabs_as_ours_runs_it() -> None:
+    """Sinabs's reader ignores r and v_reset and builds its default IAF (reset by subtraction, several spikes a
+    step, a floor at -threshold). On a network whose potentials reach the threshold exactly and never pass it or
+    go below zero (integer weights 0/1, one input spike a tick, one source per second-layer neuron) those agree
+    with NIR's IF, and Sinabs runs ours spike for spike; with overshoot it would not, which NIR does not allow."""
+    w1 = (np.random.default_rng(17).random((8, 6)) < 0.5).astype(np.float64)
+    w2 = np.zeros((4, 8))
+    w2[np.arange(4), 2 * np.arange(4)] = 1.0  # n2[i] listens to n1[2i] only
+    # zero biases: Sinabs reads nir.Affine only (a nir.Linear, what to_nir writes for no bias, fails its loader)
+    g = Graph([Input("x", (6,)), Affine("fc1", w1, np.zeros(8)), IF("n1", threshold=np.array(2.0)),
+               Affine("fc2", w2, np.zeros(4)),
+               IF("n2", threshold=np.array(2.0)), Output("y")],
+              [("x", "fc1"), ("fc1", "n1"), ("n1", "fc2"), ("fc2", "n2"), ("n2", "y")])
+    x = np.zeros((BATCH, T, 6), dtype=np.float32)
+    rng = np.random.default_rng(18)
+    for b in range(BATCH):
+        x[b, np.arange(T), rng.integers(0, 6, T)] = rng.random(T) < 0.8
+    model = sinabs.from_nir(to_nir(g), batch_size=BATCH)
+    _assert_same(_ours(g, x, ["n1", "n2"]), _sinabs_run(model, ["n1", "n2"], x))

@@ -78,14 +78,14 @@ _NEURONS = (nir.IF, nir.LIF, nir.CubaLIF)
 _SCALING = (nir.AvgPool2d, nir.Scale)
 
 
-def load_nir(path: str | Path, dt: float = 1e-3, if_gain: str = "auto") -> Graph:
-    """Read a .nir file; `dt` and `if_gain` as in from_nir."""
+def load_nir(path: str | Path, dt: float = 1e-3, if_gain: str = "auto", integrator: str = "euler") -> Graph:
+    """Read a .nir file; `dt`, `if_gain` and `integrator` as in from_nir."""
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"{path}: no such file")
     g = _read(path)
     try:
-        return from_nir(g, dt, if_gain)
+        return from_nir(g, dt, if_gain, integrator)
     except GraphError as e:
         raise GraphError(f"{path}: {e}") from None
 
@@ -164,28 +164,59 @@ def save_nir(graph: Graph, path: str | Path, dt: float = 1e-3, inputs: Sequence[
 
 
 IF_GAINS = ("auto", "nir", "step")
+INTEGRATORS = ("euler", "exp")
 # to_nir's mark: our biases act from tick 0, L ticks before the input of a layer at depth L, and from_nir keeps them so
 BIAS_TIMING = "neurocomp_bias_timing"
 
 
-def from_nir(g: nir.NIRGraph, dt: float = 1e-3, if_gain: str = "auto") -> Graph:
-    """Our Graph of a NIR graph discretised at `dt`; `if_gain` decides the IF reading (module docstring)."""
-    if not dt > 0:
-        raise GraphError(f"dt must be > 0 seconds, got {dt}")
-    if if_gain not in IF_GAINS:
-        raise GraphError(f"if_gain must be one of {IF_GAINS}, got {if_gain!r}")
+def from_nir(g: nir.NIRGraph, dt: float = 1e-3, if_gain: str = "auto", integrator: str = "euler") -> Graph:
+    """Our Graph of a NIR graph discretised at `dt`; `if_gain` decides the IF reading, `integrator` the step of
+    the leaky ones (module docstring)."""
+    reading = Reading(dt, if_gain, integrator)
     nodes, edges = _inline(g)
     _check_supported(nodes)
     _drop_batch_dim(nodes, edges)
     folds = _scale_folds(nodes, edges)
     edges = _splice(nodes, edges, [k for k, n in nodes.items() if isinstance(n, nir.Scale)])
-    ours = {name: _convert(name, node, dt, folds.get(name, []), if_gain) for name, node in nodes.items()}
-    ours = _fold_readout_gains(ours, edges, {k: _readout_gain(k, n, dt) for k, n in nodes.items() if type(n) in _GAINS})
+    ours = {name: _convert(name, node, reading, folds.get(name, [])) for name, node in nodes.items()}
+    ours = _fold_readout_gains(ours, edges, {k: _readout_gain(k, n, reading) for k, n in nodes.items()
+                                             if type(n) in _GAINS})
     for name, node in nodes.items():
         if isinstance(node, nir.Delay):
-            edges = _relay_chain(ours, edges, name, _delay_ticks(name, node, nodes, edges, dt))
-    graph = _topo_ordered(Graph(tuple(ours.values()), tuple(edges), _metadata(g, dt)))
+            edges = _relay_chain(ours, edges, name, _delay_ticks(name, node, nodes, edges, reading.dt))
+    graph = _topo_ordered(Graph(tuple(ours.values()), tuple(edges), _metadata(g, reading)))
     return graph if BIAS_TIMING in (g.metadata or {}) else _delay_biases(graph)
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    """How NIR's continuous equations become ticks: the step dt (seconds), the IF gain convention and the
+    integrator of tau dv/dt = -v + ... over one step ("euler": v += dt/tau (...); "exp": the exact solution with
+    the input held over the step, v = e v + (1 - e)(...), e = exp(-dt/tau), as Sinabs's LIF steps)."""
+
+    dt: float
+    if_gain: str = "auto"
+    integrator: str = "euler"
+
+    def __post_init__(self) -> None:
+        if not self.dt > 0:
+            raise GraphError(f"dt must be > 0 seconds, got {self.dt}")
+        if self.if_gain not in IF_GAINS:
+            raise GraphError(f"if_gain must be one of {IF_GAINS}, got {self.if_gain!r}")
+        if self.integrator not in INTEGRATORS:
+            raise GraphError(f"integrator must be one of {INTEGRATORS}, got {self.integrator!r}")
+
+    def step(self, name: str, node: nir.NIRNode, param: str) -> np.ndarray:
+        """The fraction s of one step in v = (1 - s) v + s (...) for the time constant `param`: dt/tau, at most 1
+        (forward Euler would overshoot beyond), or 1 - exp(-dt/tau)."""
+        kind = type(node).__name__
+        tau = _positive(name, kind, param, getattr(node, param))
+        if self.integrator == "exp":
+            return -np.expm1(-self.dt / tau)
+        if np.any(self.dt > tau):
+            raise GraphError(f"{kind} {name!r}: dt={self.dt:g} s exceeds {param} (min {tau.min():g} s), so forward "
+                             f"Euler would overshoot; pass a dt <= {param} (snnTorch exports use tau = dt / (1 - beta))")
+        return self.dt / tau
 
 
 def _delay_biases(graph: Graph) -> Graph:
@@ -333,16 +364,14 @@ def _fold_target(name: str, node: nir.NIRNode, factor: np.ndarray, nodes: dict[s
         cur = succs[0]
 
 
-def _convert(name: str, node: nir.NIRNode, dt: float, folds: list[np.ndarray], if_gain: str) -> Node:
+def _convert(name: str, node: nir.NIRNode, reading: Reading, folds: list[np.ndarray]) -> Node:
     try:
-        if isinstance(node, nir.IF):  # the one reading with an option
-            return _if(name, node, dt, folds, if_gain)
-        return _CONVERTERS[type(node).__name__](name, node, dt, folds)
+        return _CONVERTERS[type(node).__name__](name, node, reading, folds)
     except FormatError as e:
         raise FormatError(f"{type(node).__name__} {name!r}: {e}") from None
 
 
-def _input(name: str, node: nir.Input, dt: float, folds: list[np.ndarray]) -> Input:
+def _input(name: str, node: nir.Input, reading: Reading, folds: list[np.ndarray]) -> Input:
     shape = node.input_type.get("input")
     if shape is None:
         raise GraphError(f"Input {name!r} has no shape")
@@ -350,12 +379,12 @@ def _input(name: str, node: nir.Input, dt: float, folds: list[np.ndarray]) -> In
     return Input(name, _ints("input shape", shape), encoding)
 
 
-def _affine(name: str, node: nir.Affine | nir.Linear, dt: float, folds: list[np.ndarray]) -> Affine:
+def _affine(name: str, node: nir.Affine | nir.Linear, reading: Reading, folds: list[np.ndarray]) -> Affine:
     bias = getattr(node, "bias", None)
     return Affine(name, _folded(name, _f64(node.weight), folds), None if bias is None else _f64(bias))
 
 
-def _conv(name: str, node: nir.Conv2d, dt: float, folds: list[np.ndarray]) -> Conv2d:
+def _conv(name: str, node: nir.Conv2d, reading: Reading, folds: list[np.ndarray]) -> Conv2d:
     if _pair("dilation", node.dilation) != (1, 1):
         raise GraphError(f"Conv2d {name!r}: dilation {_pair('dilation', node.dilation)} is not supported (only 1)")
     weight = _folded(name, _f64(node.weight), folds)
@@ -378,12 +407,12 @@ def _conv_padding(name: str, padding: Any, kernel: tuple[int, ...], stride: tupl
     return (kernel[0] // 2, kernel[1] // 2)
 
 
-def _pool(name: str, node: nir.SumPool2d | nir.AvgPool2d, dt: float, folds: list[np.ndarray]) -> SumPool2d:
+def _pool(name: str, node: nir.SumPool2d | nir.AvgPool2d, reading: Reading, folds: list[np.ndarray]) -> SumPool2d:
     return SumPool2d(name, _pair("kernel_size", node.kernel_size), _pair("stride", node.stride),
                      _pair("padding", node.padding))
 
 
-def _flatten(name: str, node: nir.Flatten, dt: float, folds: list[np.ndarray]) -> Flatten:
+def _flatten(name: str, node: nir.Flatten, reading: Reading, folds: list[np.ndarray]) -> Flatten:
     shape = (node.input_type or {}).get("input")
     (start,), (end,) = _ints("start_dim", node.start_dim, 1), _ints("end_dim", node.end_dim, 1)
     if shape is None:
@@ -398,9 +427,9 @@ def _flatten(name: str, node: nir.Flatten, dt: float, folds: list[np.ndarray]) -
     return Flatten(name)
 
 
-def _if(name: str, node: nir.IF, dt: float, folds: list[np.ndarray], if_gain: str = "auto") -> IF:
+def _if(name: str, node: nir.IF, reading: Reading, folds: list[np.ndarray]) -> IF:
     r = _positive(name, "IF", "r", node.r)
-    return IF(name, bias=np.zeros(()), **_shifted(node, _if_gain(node, r, dt, if_gain) * _product(folds)))
+    return IF(name, bias=np.zeros(()), **_shifted(node, _if_gain(node, r, reading.dt, reading.if_gain) * _product(folds)))
 
 
 def _if_gain(node: nir.IF, r: np.ndarray, dt: float, if_gain: str) -> np.ndarray:
@@ -419,20 +448,16 @@ def _product(folds: list[np.ndarray]) -> np.ndarray:
     return np.prod([np.asarray(f, dtype=np.float64) for f in folds]) if folds else np.ones(())
 
 
-def _lif(name: str, node: nir.LIF, dt: float, folds: list[np.ndarray]) -> LIF:
-    tau = _positive(name, "LIF", "tau", node.tau)
+def _lif(name: str, node: nir.LIF, reading: Reading, folds: list[np.ndarray]) -> LIF:
     r = _positive(name, "LIF", "r", node.r)
-    step = dt / tau
-    if np.any(step > 1):
-        raise GraphError(f"LIF {name!r}: dt={dt:g} s exceeds tau (min {tau.min():g} s), so forward Euler "
-                         f"would overshoot; pass a dt <= tau")
+    step = reading.step(name, node, "tau")
     f = _product(folds)
     bias = _compact((_f64(node.v_leak) - _f64(node.v_reset)) / (r * f))
     return LIF(name, bias=bias, decay=_decay(node, step, step * r), **_shifted(node, _snap_unit(node, step * r) * f))
 
 
-def _cubalif(name: str, node: nir.CubaLIF, dt: float, folds: list[np.ndarray]) -> LIF:
-    syn, mem = _steps(name, node, dt)
+def _cubalif(name: str, node: nir.CubaLIF, reading: Reading, folds: list[np.ndarray]) -> LIF:
+    syn, mem = reading.step(name, node, "tau_syn"), reading.step(name, node, "tau_mem")
     into_v = _positive(name, "CubaLIF", "r", node.r) * syn * _positive(name, "CubaLIF", "w_in", node.w_in)
     f = _product(folds)
     bias = _compact((_f64(node.v_leak) - _f64(node.v_reset)) / (into_v * f))
@@ -440,47 +465,33 @@ def _cubalif(name: str, node: nir.CubaLIF, dt: float, folds: list[np.ndarray]) -
                **_shifted(node, _snap_unit(node, mem * into_v) * f))
 
 
-def _threshold(name: str, node: nir.Threshold, dt: float, folds: list[np.ndarray]) -> LIF:
+def _threshold(name: str, node: nir.Threshold, reading: Reading, folds: list[np.ndarray]) -> LIF:
     """Stateless z = H(x - threshold): a LIF that forgets everything each tick (decay 0)."""
     theta = np.nextafter(_f64(node.threshold), np.inf)
     return LIF(name, threshold=_compact(theta), decay=np.zeros(()), reset="zero")
 
 
-def _steps(name: str, node: nir.CubaLIF | nir.CubaLI, dt: float) -> tuple[np.ndarray, np.ndarray]:
-    """dt/tau_syn and dt/tau_mem, each <= 1 (forward Euler would overshoot beyond)."""
-    kind = type(node).__name__
-    out = []
-    for param in ("tau_syn", "tau_mem"):
-        tau = _positive(name, kind, param, getattr(node, param))
-        if np.any(dt > tau):
-            raise GraphError(f"{kind} {name!r}: dt={dt:g} s exceeds {param} (min {tau.min():g} s), so forward "
-                             f"Euler would overshoot; pass a dt <= {param} (snnTorch exports use tau = dt / (1 - beta))")
-        out.append(dt / tau)
-    return out[0], out[1]
-
-
-def _readout(name: str, node: nir.I | nir.LI | nir.CubaLI, dt: float, folds: list[np.ndarray]) -> Readout:
+def _readout(name: str, node: nir.I | nir.LI | nir.CubaLI, reading: Reading, folds: list[np.ndarray]) -> Readout:
     """Non-spiking read-outs report v itself: their input gain is folded into the weights before them."""
     if isinstance(node, nir.I):
         return Readout(name)
     if isinstance(node, nir.LI):
-        mem = dt / _positive(name, "LI", "tau", node.tau)
-        if np.any(mem > 1):
-            raise GraphError(f"LI {name!r}: dt={dt:g} s exceeds tau, so forward Euler would overshoot; pass a dt <= tau")
+        mem = reading.step(name, node, "tau")
         return Readout(name, bias=_compact(mem * _f64(node.v_leak)), decay=_compact(1.0 - mem))
-    syn, mem = _steps(name, node, dt)
+    syn, mem = reading.step(name, node, "tau_syn"), reading.step(name, node, "tau_mem")
     return Readout(name, bias=_compact(mem * _f64(node.v_leak)), decay=_compact(1.0 - mem), decay_u=_compact(1.0 - syn))
 
 
-def _readout_gain(name: str, node: nir.I | nir.LI | nir.CubaLI, dt: float) -> np.ndarray:
-    """Gain from the read-out's input to v per tick: r (I), dt r / tau (LI), dt^2 r w_in / (tau_mem tau_syn) (CubaLI)."""
+def _readout_gain(name: str, node: nir.I | nir.LI | nir.CubaLI, reading: Reading) -> np.ndarray:
+    """Gain from the read-out's input to v per tick: r (I), s r (LI), s_mem r s_syn w_in (CubaLI); s as Reading.step."""
     kind = type(node).__name__
     r = _positive(name, kind, "r", node.r)
     if isinstance(node, nir.I):
         return _compact(r)
     if isinstance(node, nir.LI):
-        return _compact(dt / _f64(node.tau) * r)
-    return _compact(dt / _f64(node.tau_mem) * r * dt / _f64(node.tau_syn) * _positive(name, kind, "w_in", node.w_in))
+        return _compact(reading.step(name, node, "tau") * r)
+    return _compact(reading.step(name, node, "tau_mem") * r * reading.step(name, node, "tau_syn")
+                    * _positive(name, kind, "w_in", node.w_in))
 
 
 def _fold_readout_gains(ours: dict[str, Node], edges: Edges, gains: dict[str, np.ndarray]) -> dict[str, Node]:
@@ -500,7 +511,7 @@ def _fold_readout_gains(ours: dict[str, Node], edges: Edges, gains: dict[str, np
     return ours
 
 
-def _relay(name: str, node: nir.Delay, dt: float, folds: list[np.ndarray]) -> IF:
+def _relay(name: str, node: nir.Delay, reading: Reading, folds: list[np.ndarray]) -> IF:
     """The first of a Delay's relays: an IF with threshold 1 repeats its input spikes one tick later."""
     return IF(name, threshold=np.ones(()))
 
@@ -553,7 +564,7 @@ def _decay(node: nir.NIRNode, step: np.ndarray, gain: np.ndarray) -> np.ndarray:
     return _compact(np.where(unit, decay.astype(_precision(node)).astype(np.float64), decay))
 
 
-def _output(name: str, node: nir.Output, dt: float, folds: list[np.ndarray]) -> Output:
+def _output(name: str, node: nir.Output, reading: Reading, folds: list[np.ndarray]) -> Output:
     return Output(name)
 
 
@@ -620,9 +631,10 @@ def _text(value: Any) -> str:
     return value.decode("utf8") if isinstance(value, bytes) else str(value)
 
 
-def _metadata(g: nir.NIRGraph, dt: float) -> dict[str, str]:
+def _metadata(g: nir.NIRGraph, reading: Reading) -> dict[str, str]:
     meta = {str(k): _text(v) for k, v in (g.metadata or {}).items()}
-    return {**meta, "source": "nir", "nir_dt": repr(dt)}
+    return {**meta, "source": "nir", "nir_dt": repr(reading.dt), "nir_if_gain": reading.if_gain,
+            "nir_integrator": reading.integrator}
 
 
 def _topo_ordered(graph: Graph) -> Graph:
