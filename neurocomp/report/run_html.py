@@ -42,7 +42,7 @@ def _spike_counts_fig(spikes: np.ndarray) -> str:
     """Spikes per output neuron over the run (first sample): the class a rate-coded network chose is the tallest bar."""
     counts = np.count_nonzero(spikes[0].reshape(spikes.shape[1], -1), axis=0)
     fig, ax = plt.subplots(figsize=(8, 3))
-    ax.bar(np.arange(counts.size), counts, color="#d95f02")
+    ax.stairs(counts, np.arange(counts.size + 1) - 0.5, fill=True, color="#d95f02")   # one patch: 10^4 bars take 15 s
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("output neuron (flattened index)")
     ax.set_ylabel(f"spikes in {fmt(spikes.shape[1])} ticks")
