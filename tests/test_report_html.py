@@ -93,7 +93,7 @@ def check_page(path: Path) -> Page:
     assert page.doctype.lower() == "doctype html" and text.startswith("<!doctype html>")
     assert page.problems == [] and page.stack == []
     names = {m.get("name"): m.get("content", "") for m in page.metas}
-    assert names["viewport"].startswith("width=device-width") and names["generator"].startswith("neurocomp ")
+    assert names["viewport"].startswith("width=device-width") and names["generator"] == "neurocomp"
     assert any(m.get("charset") == "utf-8" for m in page.metas)
     assert any(m.get("http-equiv") == "Content-Security-Policy" and "default-src 'none'" in m["content"] for m in page.metas)
     assert '<html lang="en">' in text and "<script" not in text and "<link" not in text and "url(" not in text

@@ -11,11 +11,9 @@ import html
 from pathlib import Path
 from typing import Sequence
 
-from neurocomp import __version__
 from neurocomp.safewrite import Kind
 
-GENERATOR = "neurocomp"
-MARKER = f'<meta name="generator" content="{GENERATOR}'
+MARKER = '<meta name="generator" content="neurocomp">'   # no version: a page of any version may be replaced
 POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 CSS = """body{font-family:system-ui,sans-serif;margin:1em auto;padding:0 1em;max-width:1100px;color:#222;line-height:1.4}
 h1{font-size:1.6em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}
@@ -52,9 +50,8 @@ def kv_table(rows: Sequence[tuple[str, str]]) -> str:
 def document(title: str, body: str) -> str:
     """A whole HTML5 page: the generator marker (HTML_KIND recognises our files by it) and the offline policy."""
     t = html.escape(title)
-    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'{MARKER} {__version__}">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+    return (f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8">{MARKER}'
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
             f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">'
             f"<title>{t}</title><style>{CSS}</style></head><body><h1>{t}</h1>{body}</body></html>\n")
 
