@@ -290,3 +290,75 @@ def test_our_if_net_reads_in_sinabs_as_ours_runs_it() -> None:
         x[b, np.arange(T), rng.integers(0, 6, T)] = rng.random(T) < 0.8
     model = sinabs.from_nir(to_nir(g), batch_size=BATCH)
     _assert_same(_ours(g, x, ["n1", "n2"]), _sinabs_run(model, ["n1", "n2"], x))
+
+
+# ---------------------------------------------------------------- SpikingJelly: dt = 1e-4 (its default), run in float64
+
+from spikingjelly.activation_based import functional as sj_functional  # noqa: E402
+from spikingjelly.activation_based import layer as sj_layer  # noqa: E402
+from spikingjelly.activation_based import neuron as sj_neuron  # noqa: E402
+from spikingjelly.activation_based.nir_exchange import export_to_nir as sj_export  # noqa: E402
+from spikingjelly.activation_based.nir_exchange import import_from_nir as sj_import  # noqa: E402
+
+SJ_DT = 1e-4
+SJ_NEURONS: dict[str, Callable[[int], torch.nn.Module]] = {
+    "IFNode": lambda n: sj_neuron.IFNode(v_threshold=1.0, v_reset=0.0),
+    "LIFNode": lambda n: sj_neuron.LIFNode(tau=4.0, v_threshold=0.5, v_reset=0.0),  # r = 1: v += (I - v)/tau
+    "LIFNode(decay_input=False)": lambda n: sj_neuron.LIFNode(tau=4.0, decay_input=False, v_threshold=1.0, v_reset=0.0),
+}
+
+
+def _sj_run(model: torch.nn.Module, names: list[str], x: np.ndarray) -> Spikes:
+    model.double()
+    sj_functional.reset_net(model)
+    return _recorded(model, names, model, x, torch.float64)
+
+
+def _stateful_run(model: torch.nn.Module, names: list[str], x: np.ndarray,
+                  dtype: torch.dtype = torch.float64) -> Spikes:
+    """A nirtorch-built model (SpikingJelly's and Norse's readers): it takes and returns its state each step."""
+    state: list[object] = [None]
+
+    def step(xt: torch.Tensor) -> None:
+        state[0] = model(xt, state[0])[1]
+    return _recorded(model.to(dtype), names, step, x, dtype)
+
+
+@pytest.mark.parametrize("kind", SJ_NEURONS)
+def test_spikingjelly_mlp_reads_as_spikingjelly_runs_it(kind: str) -> None:
+    """IF (r = 1/dt: v += dt r I = I) and LIF with r = 1 or r = tau/dt. SpikingJelly fires on v >= threshold,
+    NIR on v > threshold: with random float weights no potential lands on a threshold exactly."""
+    net = torch.nn.Sequential(sj_layer.Linear(6, 8), SJ_NEURONS[kind](8), sj_layer.Linear(8, 4), SJ_NEURONS[kind](4))
+    _set_weights(net, 21)
+    x = _spikes(6, 22)
+    graph = from_nir(sj_export(net, torch.zeros(BATCH, 6)), SJ_DT)
+    _assert_same(_ours(graph, x, ["_1", "_3"]), {"_" + k: v for k, v in _sj_run(net, ["1", "3"], x).items()})
+
+
+def test_spikingjelly_conv_net_with_pools_reads_as_spikingjelly_runs_it() -> None:
+    """Conv2d, IF, AvgPool2d into an IF (no weighted op follows: its 1/4 goes into that IF's threshold), Flatten,
+    Linear, IF. SpikingJelly fires on v >= threshold but writes it as NIR's v > threshold, so a potential exactly
+    on a threshold would read differently, and nothing in the file says so (docs/NIR.md): random weights, and a
+    pooled threshold (0.6) that sums of quarters never hit."""
+    net = torch.nn.Sequential(sj_layer.Conv2d(1, 2, 3, padding=1), SJ_NEURONS["IFNode"](0), sj_layer.AvgPool2d(2),
+                              sj_neuron.IFNode(v_threshold=0.6, v_reset=0.0), sj_layer.Flatten(), sj_layer.Linear(18, 4),
+                              SJ_NEURONS["IFNode"](4))
+    _set_weights(net, 23)
+    x = _spikes(36, 24, 0.6).reshape(BATCH, T, 1, 6, 6)
+    graph = from_nir(sj_export(net, torch.zeros(BATCH, 1, 6, 6)), SJ_DT)
+    ours = _ours(graph, x, ["_1", "_3", "_6"])
+    theirs = _sj_run(net, ["1", "3", "6"], x)
+    _assert_same({k: v.reshape(BATCH, v.shape[1], -1) for k, v in ours.items()}, {"_" + k: v for k, v in theirs.items()})
+
+
+@pytest.mark.parametrize("neuron", [lambda name: IF(name, threshold=np.array(1.0)),
+                                    lambda name: LIF(name, threshold=np.array(0.5), decay=np.array(0.75))],
+                         ids=["IF", "LIF"])
+def test_our_mlp_reads_in_spikingjelly_as_ours_runs_it(neuron: Callable[[str], IF | LIF]) -> None:
+    """to_nir's IF (r = 1/dt) and LIF (r = tau/dt) are what SpikingJelly's reader asks for. We write the
+    threshold one ulp below ours (our v >= theta is NIR's v > theta^-); SpikingJelly's v >= theta^- differs
+    only on a potential of exactly theta^-, which dyadic weights never make."""
+    graph = _our_net(neuron, bias=False)
+    model = sj_import(to_nir(graph, SJ_DT), dt=SJ_DT)
+    x = _spikes(6, 25)
+    _assert_same(_ours(graph, x, ["n1", "n2"]), _stateful_run(model, ["n1", "n2"], x))
