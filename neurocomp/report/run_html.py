@@ -93,4 +93,8 @@ def write_run_html(path: Path, summary: Mapping[str, Any], outputs: Mapping[str,
                    inputs: Sequence[Path] = ()) -> None:
     """The run report under the neurocomp.safewrite policy: it replaces only a page neurocomp wrote."""
     page = run_page(summary, outputs, program, output)
-    write_file(path, HTML_KIND, lambda tmp: tmp.write_text(page, encoding="utf-8"), inputs)
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(page, encoding="utf-8")
+
+    write_file(path, HTML_KIND, write, inputs)
