@@ -27,7 +27,7 @@ import torch
 from neurocomp.backends import reference
 from neurocomp.errors import GraphError
 from neurocomp.frontend import from_nir, load_nir, save_nir, to_nir
-from neurocomp.ir.graph import IF, LIF, Affine, Graph, Input, Output
+from neurocomp.ir.graph import IF, LIF, Affine, Graph, Input, Output, SumPool2d
 from neurocomp.ir.layers import lower
 
 T, BATCH = 80, 3
@@ -362,3 +362,66 @@ def test_our_mlp_reads_in_spikingjelly_as_ours_runs_it(neuron: Callable[[str], I
     model = sj_import(to_nir(graph, SJ_DT), dt=SJ_DT)
     x = _spikes(6, 25)
     _assert_same(_ours(graph, x, ["n1", "n2"]), _stateful_run(model, ["n1", "n2"], x))
+
+
+# ---------------------------------------------------------------- Norse: its dt (1e-3) at run time, float64
+
+import norse.torch as norse  # noqa: E402
+
+NORSE_DT = 1e-3
+
+
+def _norse_mlp(cell: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+    return norse.SequentialState(torch.nn.Linear(6, 8), cell(), torch.nn.Linear(8, 4), cell())
+
+
+def _norse_export(model: torch.nn.Module) -> nir.NIRGraph:
+    """Norse 1.1 writes tau = dt / tau_mem_inv (seconds times dt); dt=1 writes NIR's tau = 1 / tau_mem_inv. Its
+    sample keeps a batch dimension of 1 in the Input's type, which from_nir drops."""
+    return norse.to_nir(model, torch.zeros(1, 6), dt=1.0)
+
+
+@pytest.mark.parametrize("cell", [
+    lambda: norse.LIFBoxCell(norse.LIFBoxParameters(tau_mem_inv=torch.tensor(250.0), v_th=torch.tensor(0.3))),
+    lambda: norse.IAFCell(norse.IAFParameters(v_th=torch.tensor(0.7))),
+], ids=["LIFBoxCell", "IAFCell"])
+def test_norse_mlp_reads_as_norse_runs_it(cell: Callable[[], torch.nn.Module]) -> None:
+    """LIF (r = 1, forward Euler at Norse's dt) and IF (r = 1: per step, v += I)."""
+    model = _norse_mlp(cell)
+    _set_weights(model, 31)
+    written = _norse_export(model)
+    assert written.nodes["input"].input_type["input"].tolist() == [1, 6]
+    x = _spikes(6, 32)
+    graph = from_nir(written, NORSE_DT)
+    _assert_same(_ours(graph, x, ["1", "3"]), _stateful_run(model, ["1", "3"], x))
+
+
+def _norse_import_run(graph: Graph, dt: float, names: list[str], x: np.ndarray, **kw: str) -> Spikes:
+    logging.getLogger().setLevel(logging.ERROR)  # Norse logs the r and v_reset it ignores (1 and 0 here)
+    return _stateful_run(norse.from_nir(to_nir(graph, dt, **kw), dt=dt), names, x)
+
+
+def test_our_if_net_reads_in_norse_as_ours_runs_it() -> None:
+    """Norse's IF is v += I whatever r says; ours is written with r = 1/dt, which NIR's equation reads as that.
+    Norse casts the threshold to float32, which rounds ours (one ulp below theta, so that NIR's v > theta^- is
+    our v >= theta) back to theta: a threshold that dyadic potentials never hit exactly keeps that out."""
+    graph = _our_net(lambda name: IF(name, threshold=np.array(1.05)), bias=False)
+    x = _spikes(6, 33)
+    _assert_same(_ours(graph, x, ["n1", "n2"]), _norse_import_run(graph, NORSE_DT, ["n1", "n2"], x))
+
+
+def test_our_lif_net_reads_in_norse_with_unit_r() -> None:
+    """Norse's reader ignores r (it logs a warning), so LIF goes with lif_r="1": r = 1 and tau/dt folded into
+    the weights before it (4x here, exact for dyadic weights). The default r = tau/dt would be read 4x too weak."""
+    graph = _our_net(lambda name: LIF(name, threshold=np.array(0.55), decay=np.array(0.75)), bias=False)
+    x = _spikes(6, 34)
+    ours = _ours(graph, x, ["n1", "n2"])
+    _assert_same(ours, _norse_import_run(graph, NORSE_DT, ["n1", "n2"], x, lif_r="1"))
+    assert _norse_import_run(graph, NORSE_DT, ["n1"], x)["n1"].sum() < ours["n1"].sum() / 2
+
+
+def test_unit_r_needs_weights_to_fold_into() -> None:
+    g = Graph([Input("x", (2, 4, 4)), SumPool2d("pool", (2, 2)), LIF("n", threshold=np.array(1.0), decay=np.array(0.5)),
+               Output("y")], [("x", "pool"), ("pool", "n"), ("n", "y")])
+    with pytest.raises(GraphError, match="LIF 'n': r = 1 needs its input gain tau/dt in the weights.*'pool'"):
+        to_nir(g, lif_r="1")

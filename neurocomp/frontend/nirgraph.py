@@ -649,18 +649,47 @@ def _topo_ordered(graph: Graph) -> Graph:
 # ---------------------------------------------------------------- export
 
 
-def to_nir(graph: Graph, dt: float = 1e-3) -> nir.NIRGraph:
+LIF_RS = ("tau/dt", "1")
+
+
+def to_nir(graph: Graph, dt: float = 1e-3, lif_r: str = "tau/dt") -> nir.NIRGraph:
+    """NIR of our Graph at `dt`. lif_r="tau/dt" writes each LIF's unit input gain as r = tau/dt (exact both ways);
+    "1" writes r = 1 and folds tau/dt into the weights of the ops feeding it, for readers that ignore r (Norse)."""
     if not dt > 0:
         raise GraphError(f"dt must be > 0 seconds, got {dt}")
+    if lif_r not in LIF_RS:
+        raise GraphError(f"lif_r must be one of {LIF_RS}, got {lif_r!r}")
     from neurocomp.ir.footprint import require_export
 
     require_export(graph)
-    nodes = {n.name: _export(graph, n, dt) for n in graph.nodes}
+    unit_r = {n.name for n in graph.nodes if isinstance(n, LIF) and not np.any(n.decay_u)} if lif_r == "1" else set()
+    graph = _fold_lif_gains(graph, unit_r)
+    nodes = {n.name: _export(graph, n, dt, n.name in unit_r) for n in graph.nodes}
     meta = {**graph.metadata, BIAS_TIMING: "from tick 0"}
     return nir.NIRGraph(nodes=nodes, edges=[tuple(e) for e in graph.edges], metadata=meta)
 
 
-def _export(graph: Graph, node: Node, dt: float) -> nir.NIRNode:
+def _fold_lif_gains(graph: Graph, lifs: set[str]) -> Graph:
+    """The graph with each named LIF's input gain tau/dt = 1/(1 - decay) folded into the rows of the
+    Affine/Conv2d ops feeding it, each of which must feed only that LIF (a Conv2d: a uniform gain)."""
+    scaled: dict[str, Node] = {}
+    for name in lifs:
+        lif = graph.node(name)
+        gain = 1.0 / (1.0 - np.broadcast_to(np.asarray(lif.decay, dtype=np.float64), graph.shape(name)))
+        for pred in graph.predecessors(name):
+            op = graph.node(pred)
+            if not isinstance(op, (Affine, Conv2d)) or graph.successors(pred) != [name] \
+                    or (isinstance(op, Conv2d) and np.ptp(gain) > 0):
+                raise GraphError(f"LIF {name!r}: r = 1 needs its input gain tau/dt in the weights of the ops feeding "
+                                 f"it, each an Affine (or, for a uniform gain, a Conv2d) feeding only it; "
+                                 f"{pred!r} ({type(op).__name__}) is not; write it with lif_r='tau/dt'")
+            rows = (gain if isinstance(op, Affine) else gain.reshape(-1)[:1]).reshape((-1,) + (1,) * (op.weight.ndim - 1))
+            bias = None if op.bias is None else op.bias * rows.reshape(-1)
+            scaled[pred] = dataclasses.replace(op, weight=op.weight * rows, bias=bias)
+    return Graph(tuple(scaled.get(n.name, n) for n in graph.nodes), graph.edges, graph.metadata)
+
+
+def _export(graph: Graph, node: Node, dt: float, unit_r: bool) -> nir.NIRNode:
     if isinstance(node, (Correlation, Crop)):
         raise GraphError(f"{node.name}: NIR has no {type(node).__name__} (a kernel bound at run time, a crop); "
                          "a SiamSNN graph cannot be written as NIR")
@@ -691,7 +720,7 @@ def _export(graph: Graph, node: Node, dt: float) -> nir.NIRNode:
     if isinstance(node, Readout):
         return _export_readout(node, shape, dt)
     if isinstance(node, (IF, LIF)):
-        return _export_neuron(node, shape, dt)
+        return _export_neuron(node, shape, dt, unit_r)
     raise GraphError(f"{node.name}: no NIR export for {type(node).__name__}")
 
 
@@ -714,10 +743,13 @@ def _export_readout(node: Readout, shape: tuple[int, ...], dt: float) -> nir.I |
     return nir.CubaLI(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, v_leak=v_leak, w_in=tau_syn / dt)
 
 
-def _export_neuron(node: IF | LIF, shape: tuple[int, ...], dt: float) -> nir.IF | nir.LIF | nir.CubaLIF:
+def _export_neuron(node: IF | LIF, shape: tuple[int, ...], dt: float, unit_r: bool) -> nir.IF | nir.LIF | nir.CubaLIF:
     kind = type(node).__name__
     if node.reset != "zero":
         raise GraphError(f"{kind} {node.name!r}: reset {node.reset!r} has no NIR equivalent (NIR resets to v_reset)")
+    if np.isfinite(node.v_min):
+        raise GraphError(f"{kind} {node.name!r}: the floor v_min = {node.v_min:g} has no NIR equivalent (NIR "
+                         f"potentials are unbounded)")
     full = {k: np.broadcast_to(getattr(node, k), shape).astype(np.float64) for k in ("threshold", "bias", "v_init")}
     v_reset = 0.0 - full["v_init"]
     v_threshold = np.nextafter(full["threshold"], -np.inf) + v_reset
@@ -732,7 +764,8 @@ def _export_neuron(node: IF | LIF, shape: tuple[int, ...], dt: float) -> nir.IF 
     r = tau / dt
     decay_u = np.broadcast_to(node.decay_u, shape).astype(np.float64)
     if not np.any(decay_u):
-        return nir.LIF(tau=tau, r=r, v_leak=full["bias"] * r + v_reset, v_threshold=v_threshold, v_reset=v_reset)
+        return nir.LIF(tau=tau, r=np.ones(shape) if unit_r else r, v_leak=full["bias"] * r + v_reset,
+                       v_threshold=v_threshold, v_reset=v_reset)
     tau_syn = dt / (1.0 - decay_u)
     return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau, r=r, v_leak=full["bias"] * r + v_reset, v_threshold=v_threshold,
                        v_reset=v_reset, w_in=tau_syn / dt)
