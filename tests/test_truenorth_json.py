@@ -290,3 +290,9 @@ def test_compressed_arrays_round_trip_and_never_grow(pieces):
     packed = TNJSON.compress(values)
     assert expand(packed) == values.tolist()
     assert len(json.dumps(packed)) <= len(json.dumps(values.tolist()))
+
+
+def test_a_model_file_is_refused(tmp_path, capsys):
+    (tmp_path / "m.pt").write_bytes(b"not read")
+    assert main(["export", str(tmp_path / "m.pt"), "--truenorth-json", str(tmp_path / "m.json")]) == 2
+    assert "export a compiled program directory" in capsys.readouterr().err
