@@ -425,3 +425,40 @@ def test_unit_r_needs_weights_to_fold_into() -> None:
                Output("y")], [("x", "pool"), ("pool", "n"), ("n", "y")])
     with pytest.raises(GraphError, match="LIF 'n': r = 1 needs its input gain tau/dt in the weights.*'pool'"):
         to_nir(g, lif_r="1")
+
+
+# ---------------------------------------------------------------- Rockpool: its dt (1e-3)
+
+from rockpool.nn.combinators import Sequential as RockpoolSequential  # noqa: E402
+from rockpool.nn.modules import LIFNeuronTorch, LIFTorch, LinearTorch  # noqa: E402
+from rockpool.nn.modules.torch.nir import from_nir as rockpool_import  # noqa: E402
+from rockpool.nn.modules.torch.nir import to_nir as rockpool_export  # noqa: E402
+
+ROCKPOOL_DT = 1e-3
+
+
+@pytest.mark.parametrize("neuron", [
+    lambda n: LIFNeuronTorch(n, tau_mem=0.004, threshold=0.5, dt=ROCKPOOL_DT),
+    lambda n: LIFTorch(n, tau_mem=0.004, tau_syn=0.002, threshold=0.5, dt=ROCKPOOL_DT),
+], ids=["LIFNeuronTorch", "LIFTorch"])
+def test_rockpool_files_are_refused_as_no_reading_reproduces_rockpool(neuron: Callable[[int], torch.nn.Module]) -> None:
+    """Rockpool steps v = exp(-dt/tau) v + I (a current likewise) and writes r = tau exp(-dt/tau) / dt: forward
+    Euler reads a decay of 1 - dt/tau and a gain of exp(-dt/tau), the exact solution a gain of
+    (1 - e) tau e / dt. from_nir names the convention and refuses; an explicit integrator reads it by the
+    equation, whose spikes are not Rockpool's."""
+    net = RockpoolSequential(LinearTorch((6, 8)), neuron(8), LinearTorch((8, 4)), neuron(4))
+    written = rockpool_export(net)
+    with pytest.raises(GraphError, match="as Rockpool writes its neurons.*pass integrator='euler'"):
+        from_nir(written, ROCKPOOL_DT)
+    x = _spikes(6, 41)
+    _, _, rec = net(torch.from_numpy(x), record=True)
+    theirs = rec[f"3_{type(net[3]).__name__}_output"].detach().numpy()
+    ours = _ours(from_nir(written, ROCKPOOL_DT, integrator="euler"), x, ["1_" + type(net[1]).__name__, "3_" + type(net[3]).__name__])
+    assert theirs.sum() > 20 and not np.array_equal(ours[f"3_{type(net[3]).__name__}"], theirs[:, : T - 2])
+
+
+def test_rockpool_reads_no_nir_lif() -> None:
+    """Rockpool 3.1's reader asks a nir.LIF for tau_mem (CubaLIF's name) and fails: loudly."""
+    graph = _our_net(lambda name: LIF(name, threshold=np.array(0.5), decay=np.array(0.75)), bias=False)
+    with pytest.raises(AttributeError, match="tau_mem"):
+        rockpool_import(to_nir(graph, ROCKPOOL_DT))

@@ -78,7 +78,7 @@ _NEURONS = (nir.IF, nir.LIF, nir.CubaLIF)
 _SCALING = (nir.AvgPool2d, nir.Scale)
 
 
-def load_nir(path: str | Path, dt: float = 1e-3, if_gain: str = "auto", integrator: str = "euler") -> Graph:
+def load_nir(path: str | Path, dt: float = 1e-3, if_gain: str = "auto", integrator: str = "auto") -> Graph:
     """Read a .nir file; `dt`, `if_gain` and `integrator` as in from_nir."""
     path = Path(path)
     if not path.is_file():
@@ -164,12 +164,12 @@ def save_nir(graph: Graph, path: str | Path, dt: float = 1e-3, inputs: Sequence[
 
 
 IF_GAINS = ("auto", "nir", "step")
-INTEGRATORS = ("euler", "exp")
+INTEGRATORS = ("auto", "euler", "exp")
 # to_nir's mark: our biases act from tick 0, L ticks before the input of a layer at depth L, and from_nir keeps them so
 BIAS_TIMING = "neurocomp_bias_timing"
 
 
-def from_nir(g: nir.NIRGraph, dt: float = 1e-3, if_gain: str = "auto", integrator: str = "euler") -> Graph:
+def from_nir(g: nir.NIRGraph, dt: float = 1e-3, if_gain: str = "auto", integrator: str = "auto") -> Graph:
     """Our Graph of a NIR graph discretised at `dt`; `if_gain` decides the IF reading, `integrator` the step of
     the leaky ones (module docstring)."""
     reading = Reading(dt, if_gain, integrator)
@@ -192,11 +192,12 @@ def from_nir(g: nir.NIRGraph, dt: float = 1e-3, if_gain: str = "auto", integrato
 class Reading:
     """How NIR's continuous equations become ticks: the step dt (seconds), the IF gain convention and the
     integrator of tau dv/dt = -v + ... over one step ("euler": v += dt/tau (...); "exp": the exact solution with
-    the input held over the step, v = e v + (1 - e)(...), e = exp(-dt/tau), as Sinabs's LIF steps)."""
+    the input held over the step, v = e v + (1 - e)(...), e = exp(-dt/tau), as Sinabs's LIF steps; "auto":
+    euler, refusing a file in Rockpool's convention, which neither reproduces)."""
 
     dt: float
     if_gain: str = "auto"
-    integrator: str = "euler"
+    integrator: str = "auto"
 
     def __post_init__(self) -> None:
         if not self.dt > 0:
@@ -205,6 +206,18 @@ class Reading:
             raise GraphError(f"if_gain must be one of {IF_GAINS}, got {self.if_gain!r}")
         if self.integrator not in INTEGRATORS:
             raise GraphError(f"integrator must be one of {INTEGRATORS}, got {self.integrator!r}")
+
+    def check_writer(self, name: str, node: nir.LIF | nir.CubaLIF, param: str) -> None:
+        """Refuse, unless an integrator is chosen, r = tau exp(-dt/tau) / dt: Rockpool writes that for its step
+        v = exp(-dt/tau) v + I, which no integrator of NIR's equation gives (forward Euler reads
+        v = (1 - dt/tau) v + exp(-dt/tau) I; exp reads v = e v + (1 - e) tau e / dt I)."""
+        tau, r = _f64(getattr(node, param)), _f64(node.r)
+        rockpool = np.abs(r * self.dt / tau - np.exp(-self.dt / tau)) <= 4 * np.finfo(_precision(node)).eps
+        if self.integrator == "auto" and np.all(rockpool):
+            raise GraphError(f"{type(node).__name__} {name!r}: r = {param} exp(-dt/{param}) / dt at dt={self.dt:g} "
+                             f"s, as Rockpool writes its neurons, whose step v = exp(-dt/tau) v + I no reading of "
+                             f"NIR's equation reproduces (forward Euler: decay 1 - dt/tau, input gain exp(-dt/tau)); "
+                             f"pass integrator='euler' (or 'exp') to read it by the equation anyway")
 
     def step(self, name: str, node: nir.NIRNode, param: str) -> np.ndarray:
         """The fraction s of one step in v = (1 - s) v + s (...) for the time constant `param`: dt/tau, at most 1
@@ -451,6 +464,7 @@ def _product(folds: list[np.ndarray]) -> np.ndarray:
 def _lif(name: str, node: nir.LIF, reading: Reading, folds: list[np.ndarray]) -> LIF:
     r = _positive(name, "LIF", "r", node.r)
     step = reading.step(name, node, "tau")
+    reading.check_writer(name, node, "tau")
     f = _product(folds)
     bias = _compact((_f64(node.v_leak) - _f64(node.v_reset)) / (r * f))
     return LIF(name, bias=bias, decay=_decay(node, step, step * r), **_shifted(node, _snap_unit(node, step * r) * f))
@@ -458,6 +472,7 @@ def _lif(name: str, node: nir.LIF, reading: Reading, folds: list[np.ndarray]) ->
 
 def _cubalif(name: str, node: nir.CubaLIF, reading: Reading, folds: list[np.ndarray]) -> LIF:
     syn, mem = reading.step(name, node, "tau_syn"), reading.step(name, node, "tau_mem")
+    reading.check_writer(name, node, "tau_mem")
     into_v = _positive(name, "CubaLIF", "r", node.r) * syn * _positive(name, "CubaLIF", "w_in", node.w_in)
     f = _product(folds)
     bias = _compact((_f64(node.v_leak) - _f64(node.v_reset)) / (into_v * f))
