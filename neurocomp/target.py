@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType, ModuleType
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 from neurocomp.errors import TargetError
+from neurocomp.hooks import TargetHooks, check_hooks
 
 SECTIONS = ("core", "chip", "timing", "energy")
 BUILTIN = ("truenorth", "loihi", "loihi2")
@@ -131,7 +132,7 @@ class TargetSpec:
 @dataclass(frozen=True)
 class Target:
     spec: TargetSpec
-    hooks: Any  # the targets/<family> module: quantize_layer, build_cores, neuron model, ...
+    hooks: TargetHooks   # the targets/<family> package (neurocomp.hooks)
 
     @property
     def name(self) -> str:
@@ -166,15 +167,17 @@ def _parse(raw: Mapping[str, Any], origin: str) -> TargetSpec:
     return TargetSpec(head["name"], head["family"], head.get("description", ""), frozen_vals, frozen_srcs)
 
 
-def _hooks(family: str, origin: str = "") -> ModuleType:
+def _hooks(family: str, origin: str = "") -> TargetHooks:
     where = f"{origin}: " if origin else ""
     if not family.isidentifier():
         raise TargetError(f"{where}target family {family!r} is not a module name in targets/")
     try:
-        return importlib.import_module(f"neurocomp.targets.{family}")
+        module = importlib.import_module(f"neurocomp.targets.{family}")
     except ModuleNotFoundError:
         raise TargetError(f"{where}unknown target family {family!r}: no hooks in targets/ "
                           f"(known: truenorth, loihi)") from None
+    check_hooks(module, family)
+    return cast(TargetHooks, module)   # a module that passed check_hooks
 
 
 def extension(target: Target, name: str) -> ModuleType | None:

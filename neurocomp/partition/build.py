@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from neurocomp.errors import ResourceError, UserError, VerifyError
+from neurocomp.errors import ResourceError, VerifyError
 from neurocomp.ir import sums
 from neurocomp.ir.netlist import Netlist
 from neurocomp.target import Target
@@ -39,9 +39,6 @@ def count_cores(qnet: QNetwork, target: Target) -> list[LayerCount]:
     """Cores per layer without building the netlist (the target's `count_cores` hook), for sizing
     networks too large to compile here. A layer no core can hold counts 0 cores and carries its
     error, so one census names every such layer and sizes the rest."""
-    if not hasattr(target.hooks, "count_cores"):
-        raise UserError(f"{target.name} has no core census: its core sizes depend on tables built layer by layer "
-                        f"(TrueNorth fan-out copies); compile the network instead")
     return target.hooks.count_cores(qnet, target.spec)
 
 

@@ -122,9 +122,8 @@ def _clustered(layer: Layer, exps: Mapping[str, float], hooks, spec, mode: str) 
 
 
 def _cluster(hooks, w: np.ndarray, spec, mode: str, taps: int) -> np.ndarray:
-    """The target's clustering; for stored weights that sum `taps` > 1 of these, its `cluster_composed` if it has one."""
-    composed = getattr(hooks, "cluster_composed", None)
-    return composed(w, spec, mode, taps) if taps > 1 and composed is not None else hooks.cluster_weights(w, spec, mode)
+    """The target's clustering; for stored weights that sum `taps` > 1 of these, its `cluster_composed`."""
+    return hooks.cluster_composed(w, spec, mode, taps) if taps > 1 else hooks.cluster_weights(w, spec, mode)
 
 
 def _quantize_ops(layer: Layer, exps: Mapping[str, float], hooks, spec, mode: str) -> tuple[dict[str, Node], float, bool]:

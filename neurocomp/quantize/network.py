@@ -40,11 +40,9 @@ def quantize(net: Network, target: Target, weights: str | None = None) -> QNetwo
 
 def _range_limits(qnet: QNetwork, target: Target) -> QNetwork:
     """Each layer's exact_ticks from the target's `exact_ticks` hook (where its registers can saturate or
-    floor the potential while the Graph's cannot), when it has one."""
-    hook = getattr(target.hooks, "exact_ticks", None)
-    if hook is None:
-        return qnet
-    limits = [hook(qnet.network, layer, q.params, target.spec) for layer, q in zip(qnet.network.layers, qnet.layers)]
+    floor the potential while the Graph's cannot)."""
+    limits = [target.hooks.exact_ticks(qnet.network, layer, q.params, target.spec)
+              for layer, q in zip(qnet.network.layers, qnet.layers)]
     layers = tuple(dataclasses.replace(q, exact_ticks=t, limit=why) for q, (t, why) in zip(qnet.layers, limits))
     return dataclasses.replace(qnet, layers=layers)
 

@@ -46,3 +46,13 @@ def potential(state: dict[str, Any]) -> np.ndarray:
 def stepper(n: Netlist, spec: TargetSpec, batch: int, acc_bound: int, xp) -> LifStepper:
     """The emulator's fast Dense-output + LIF update for the whole netlist, given max |acc|."""
     return LifStepper(n.params, batch, acc_bound, xp)
+
+
+def stochastic_synapses(n: Netlist, spec: TargetSpec) -> None:
+    """Loihi's synapses are deterministic."""
+    return None
+
+
+def copies_identical(n: Netlist) -> bool:
+    """Loihi netlists have no fan-out copies (a neuron reaches many axons): trivially identical."""
+    return True

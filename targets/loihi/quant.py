@@ -52,6 +52,11 @@ def cluster_weights(w: np.ndarray, spec: TargetSpec, mode: str = "levels") -> np
     return w
 
 
+def cluster_composed(w: np.ndarray, spec: TargetSpec, mode: str, taps: int) -> np.ndarray:
+    """Composed weights are stored as they sum, like any other: nothing to cluster."""
+    return w
+
+
 def neuron_params(name: str, neuron: Neuron, size: int, spec: TargetSpec) -> dict[str, np.ndarray]:
     if neuron.reset == "subtract" and not isinstance(neuron, Readout):
         raise QuantizeError(f"{name}: reset by subtraction is not available on {spec.name} (Lava's LIF resets v to 0); "

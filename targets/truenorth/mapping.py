@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from neurocomp.errors import ResourceError, VerifyError
+from neurocomp.errors import ResourceError, UserError, VerifyError
 from neurocomp.ir.layers import Layer, Network
 from neurocomp.ir.netlist import LayerMap, Netlist
-from neurocomp.partition import cat, neuron_order, split
+from neurocomp.partition import LayerCount, cat, neuron_order, split
 from neurocomp.partition.delays import inserted, timing
 from neurocomp.partition.rows import OrderedRows, Windows, bound_layer, support, window_width
 from neurocomp.quantize import QNetwork
@@ -391,6 +391,12 @@ def _assemble(qnet, spec, cores, per_layer, dests, splitters, n_ptr, a_ptr, bind
         outputs=net.outputs, notes={"latency": tm.latency, "delay": tm.nested_delays(), "splitter_cores": len(splitters)},
         copies=cat([c.copies for c in cores]),
     )
+
+
+def count_cores(qnet: QNetwork, spec: TargetSpec) -> list[LayerCount]:
+    """No census: a layer's cores depend on its fan-out copies, which its consumers' cores decide."""
+    raise UserError(f"{spec.name} has no core census: its core sizes depend on tables built layer by layer "
+                    f"(fan-out copies); compile the network instead")
 
 
 def verify_netlist(n: Netlist, spec: TargetSpec) -> None:

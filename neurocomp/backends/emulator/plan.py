@@ -94,7 +94,7 @@ def exact_float(bound: int) -> Any:
 def build(program: Program, target: Target) -> Plan:
     """The plan of one program: blocks per delay, shared-axon routes, counter tables and bounds."""
     n, hooks = program.netlist, target.hooks
-    stoch = hooks.stochastic_synapses(n, target.spec) if hasattr(hooks, "stochastic_synapses") else None
+    stoch = hooks.stochastic_synapses(n, target.spec)
     weights = sp.csr_matrix(hooks.synapse_matrix(n), dtype=np.int64)
     pattern = _pattern(n, np.ones(n.syn_axon.size, dtype=bool))
     groups = [] if stoch is None else [_pattern(n, stoch.groups == g) for g in range(len(stoch.sign))]
