@@ -7,6 +7,7 @@ float ranges proven exact, and never relies on integer overflow.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any
 
@@ -44,22 +45,15 @@ class Numpy:
     def contiguous(self, a: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(a)
 
-    def floor(self, a: np.ndarray) -> np.ndarray:
+    def rint(self, a: np.ndarray) -> np.ndarray:
         """In place: callers pass a temporary."""
-        return np.floor(a, out=a)
+        return np.rint(a, out=a)
 
-    def assign(self, dst: np.ndarray, src: Any) -> None:
-        """dst[...] = src, converting the type (integer values held in floats convert exactly)."""
-        np.copyto(dst, src, casting="unsafe")
-
-    def lshift(self, a: np.ndarray, n: int, out: np.ndarray) -> np.ndarray:
-        return np.left_shift(a, n, out=out)
-
-    def matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-        return np.matmul(a, b, out=out)
-
-    def greater(self, a: np.ndarray, b: Any, out: np.ndarray) -> np.ndarray:
-        return np.greater(a, b, out=out)
+    # the numpy functions themselves, no wrapper: a tick of a small net is a few such calls, a us each
+    assign = staticmethod(functools.partial(np.copyto, casting="unsafe"))   # (dst, src): integers in floats convert exactly
+    lshift = staticmethod(np.left_shift)     # (a, n, out=)
+    matmul = staticmethod(np.matmul)         # (a, b, out=)
+    greater = staticmethod(np.greater)       # (a, b, out=)
 
     def clamp_(self, a: np.ndarray, lo: Any, hi: Any = None) -> None:
         """In place; hi None: no upper bound. Small arrays take plain ufuncs (np.clip's wrapper costs
@@ -129,8 +123,8 @@ class Torch:
     def contiguous(self, a: Any) -> Any:
         return a.contiguous()
 
-    def floor(self, a: Any) -> Any:
-        return a.floor_()
+    def rint(self, a: Any) -> Any:
+        return a.round_()   # halves to even, as rint
 
     def assign(self, dst: Any, src: Any) -> None:
         dst.copy_(src)

@@ -145,8 +145,8 @@ class LifStepper:
         self.xp, self.dtype = xp, xp.int32 if narrow else xp.int64
         put = lambda a: xp.cast(xp.asarray(a), self.dtype)  # noqa: E731
         uniform = (exp == exp.flat[0]).all() if exp.size else True
-        self.shift = None if not exp.any() else (int(left[0]), int(right[0])) if uniform else \
-            (xp.asarray(exp > 0), put(left), put(right))
+        self.left, self.right = (int(left[0]), int(right[0])) if uniform and exp.size else (0, 0)   # one of the two is 0
+        self.per_neuron = None if uniform else (xp.asarray(exp > 0), put(left), put(right))
         self.fu = xp.asarray(fu) if fu.any() else None            # du = 4095 clears u each step
         self.fv = xp.asarray(fv) if (fv != 4096).any() else None   # dv = 0: no leak
         self.bias = put(b) if b.any() else None
@@ -165,13 +165,12 @@ class LifStepper:
         spikes (B, N) bool, valid until the next step."""
         xp, a = self.xp, acc
         decayed = None if self.fu is None else _trunc_decay(self.u, self.fu)   # before u_next (maybe self.u) changes
-        if self.shift is not None and len(self.shift) == 2:
-            if self.shift[0]:   # one of the two is 0
-                a <<= self.shift[0]
-            if self.shift[1]:
-                a >>= self.shift[1]
-        elif self.shift is not None:
-            pos, left, right = self.shift
+        if self.left:
+            a <<= self.left
+        if self.right:
+            a >>= self.right
+        if self.per_neuron is not None:
+            pos, left, right = self.per_neuron
             a = xp.where(pos, a << left, a >> right)
         if self.wrap_a:
             a = _wrap(a)

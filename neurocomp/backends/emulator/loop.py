@@ -13,7 +13,6 @@ product is exact by construction (plan.py) and the neuron hooks work in int64.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import math
@@ -148,7 +147,7 @@ class _Product:
         if self.cast is not None:
             z = self.xp.cast(z, self.cast)
         if self.dense:
-            return z @ self.m if out is None else self.xp.matmul(z, self.m, out)
+            return z @ self.m if out is None else self.xp.matmul(z, self.m, out=out)
         y = self.xp.contiguous((self.m @ self.xp.contiguous(z.T)).T)   # CSR x (U, M) dense, both backends
         if out is None:
             return y
@@ -189,8 +188,12 @@ class _DeviceBlock:
         y = self.product(z, out)
         if self.mode != "packed":
             return y, None
-        n_active = self.xp.floor(y * self.inv + 0.5)   # exact: the plan bounds |y| + scale / 2 (see plan.py)
-        y -= n_active * self.scale
+        # y = w + scale * n with |w| < scale / 2 (plan.py): n = rint(y / scale), and in place, without a second
+        # temporary, w = (y / scale - n) * scale: every step exact (powers of two; w / scale fits y's mantissa)
+        n_active = self.xp.rint(y * self.inv)
+        y *= self.inv
+        y -= n_active
+        y *= self.scale
         return y, n_active
 
     @staticmethod
@@ -220,11 +223,17 @@ class _DeviceBlock:
     def apply(self, buf, slot: int, j: int) -> None:
         """Tick j of the chunk (buffer slot `slot`) of a block that reads neurons or shared axons."""
         z = buf[slot - self.delay][:, self.cols]
-        with _blas_threads(None) if self.threaded else contextlib.nullcontext():
-            if self.mode == "any" and self.first:
-                self.product(z, self.acc[j])
-            else:
-                self._write(*self._evaluate(z), j)
+        if self.threaded:
+            with _blas_threads(None):
+                self._tick(z, j)
+        else:
+            self._tick(z, j)
+
+    def _tick(self, z, j: int) -> None:
+        if self.mode == "any" and self.first:
+            self.product(z, self.acc[j])
+        else:
+            self._write(*self._evaluate(z), j)
 
     def count_active(self, buf, depth: int, k: int) -> None:
         """A "any" block's synaptic events of the chunk's k ticks, from the spikes it read (buffer slots from depth)."""
@@ -265,6 +274,7 @@ class _Loop:
         per_tick = B * (plan.rows * 4 + N * (1 + 4 + acc_bytes + 4 * groups))
         self.chunk = int(np.clip(CHUNK_BYTES // max(per_tick, 1), 1, max(self.ticks, 1)))
         self.buf = xp.zeros((D + self.chunk, B, plan.rows), xp.float32)
+        self.fired, self.depth = self.buf[:, :, :N], D   # the neurons' rows of the buffer
         self.events = xp.zeros((self.chunk, B, N), xp.float32)   # active synapses per neuron and tick
         self.acc = xp.zeros((self.chunk, B, N), xp.float32 if acc_bytes == 4 else xp.float64)
         self.counts = None if not groups else xp.zeros((groups, self.chunk, B, N), xp.float32)
@@ -318,17 +328,16 @@ class _Loop:
         self.buf[D:D + k, :, N:N + X] = self.xp.asarray(np.ascontiguousarray(self.x[:, t0:t0 + k].transpose(1, 0, 2)))
 
     def _tick(self, t: int, j: int) -> None:
-        xp, plan, slot = self.xp, self.plan, self.plan.depth + j
+        xp, slot, total = self.xp, self.depth + j, self.total
         if self.shared:
             self._merge(slot)
         for b in self.live:
             b.apply(self.buf, slot, j)
-        total = self.total
         xp.assign(total, self.acc[j])
         if self.counts is not None:
             counts = xp.numpy(self.counts[:, j]).astype(np.int64)
-            total = total + xp.asarray(plan.stochastic.integrate(counts, self.rng))
-        self.buf[slot][:, :plan.n_neurons] = self.stepper(total, self.rng)
+            total = total + xp.asarray(self.plan.stochastic.integrate(counts, self.rng))
+        self.fired[slot] = self.stepper(total, self.rng)
         if self.readout:
             v = xp.numpy(self.stepper.potential())
             for lm in self.readout:
