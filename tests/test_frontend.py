@@ -388,7 +388,7 @@ def test_nir_neuron_mapping_keeps_every_spike(neuron: nir.NIRNode) -> None:
                      edges=[("in", "fc"), ("fc", "neuron"), ("neuron", "out")])
     expected = _simulate_nir(neuron)
     assert 0 < expected.sum(axis=0).min() and expected.sum(axis=0).max() < T  # both neurons do something
-    np.testing.assert_array_equal(_simulate_ours(from_nir(g, dt=DT)), expected)
+    np.testing.assert_array_equal(_simulate_ours(from_nir(g, dt=DT, if_gain="step")), expected)  # IF r: per tick
 
 
 def test_nir_threshold_and_leaky_readouts_map_with_their_gains() -> None:

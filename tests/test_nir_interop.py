@@ -462,3 +462,18 @@ def test_rockpool_reads_no_nir_lif() -> None:
     graph = _our_net(lambda name: LIF(name, threshold=np.array(0.5), decay=np.array(0.75)), bias=False)
     with pytest.raises(AttributeError, match="tau_mem"):
         rockpool_import(to_nir(graph, ROCKPOOL_DT))
+
+
+# ---------------------------------------------------------------- what no file says: refused, and the option that decides
+
+
+def test_if_gain_other_than_one_or_one_over_dt_is_refused_until_chosen() -> None:
+    """r = 2 at dt = 1e-3: v += 2 I (per tick) or v += 0.002 I (NIR's equation)? The file does not say."""
+    g = nir.NIRGraph(nodes={"x": nir.Input(np.array([2])), "fc": nir.Linear(weight=np.ones((1, 2))),
+                            "n": nir.IF(r=np.array([2.0]), v_threshold=np.array([3.0]), v_reset=np.array([0.0])),
+                            "y": nir.Output(np.array([1]))},
+                     edges=[("x", "fc"), ("fc", "n"), ("n", "y")])
+    with pytest.raises(GraphError, match="IF 'n': r = \\[2.\\] is neither 1 .* pass if_gain='nir'"):
+        from_nir(g, 1e-3)
+    assert from_nir(g, 1e-3, if_gain="step").node("n").threshold == np.nextafter(1.5, 2)
+    assert from_nir(g, 1e-3, if_gain="nir").node("n").threshold == np.nextafter(3.0 / 2e-3, np.inf)

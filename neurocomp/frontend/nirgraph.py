@@ -442,18 +442,24 @@ def _flatten(name: str, node: nir.Flatten, reading: Reading, folds: list[np.ndar
 
 def _if(name: str, node: nir.IF, reading: Reading, folds: list[np.ndarray]) -> IF:
     r = _positive(name, "IF", "r", node.r)
-    return IF(name, bias=np.zeros(()), **_shifted(node, _if_gain(node, r, reading.dt, reading.if_gain) * _product(folds)))
+    gain = _if_gain(name, node, r, reading.dt, reading.if_gain)
+    return IF(name, bias=np.zeros(()), **_shifted(node, gain * _product(folds)))
 
 
-def _if_gain(node: nir.IF, r: np.ndarray, dt: float, if_gain: str) -> np.ndarray:
-    """Input to v per tick. NIR's dv/dt = r I gives dt r ("nir"); Norse, Sinabs and snnTorch write and read
-    r = 1 for v += I ("step": r). "auto" reads r = 1/dt as SpikingJelly writes it (v += I) and any other r per
-    step, as before this option existed; pass "nir" for a writer that follows the equation with another r."""
+def _if_gain(name: str, node: nir.IF, r: np.ndarray, dt: float, if_gain: str) -> np.ndarray:
+    """Input to v per tick. NIR's dv/dt = r I gives dt r ("nir"); Norse and Sinabs write r = 1 meaning v += I
+    (snnTorch reads it so): r per tick ("step"). "auto": r = 1/dt is the equation's unit gain (SpikingJelly
+    writes it), r = 1 the per-tick one (no writer means dt); any other r is ambiguous between the two."""
     if if_gain == "nir":
         return _snap_unit(node, dt * r)
     if if_gain == "step":
         return r
-    return np.where(_snap_unit(node, dt * r) == 1, 1.0, r)
+    unit = (_snap_unit(node, dt * r) == 1) | (r == 1)
+    if not np.all(unit):
+        raise GraphError(f"IF {name!r}: r = {np.unique(r[~unit])[:3]} is neither 1 (v += I a tick, as Norse and "
+                         f"Sinabs write it) nor 1/dt = {1 / dt:g} (NIR's dv/dt = r I at dt={dt:g} s), so the file does "
+                         f"not say which it means: pass if_gain='nir' (v += dt r I) or if_gain='step' (v += r I)")
+    return np.ones_like(r)
 
 
 def _product(folds: list[np.ndarray]) -> np.ndarray:
