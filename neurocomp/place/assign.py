@@ -1,4 +1,4 @@
-"""Window re-assignment: the placer's local search, solved exactly with OR-Tools' linear assignment.
+"""Window re-assignment: the placer's local search, solved exactly as a linear assignment (scipy).
 
 Moving one set of cores while everything else stays put is a quadratic assignment problem
 in general, but it is *linear* when the moving cores exchange no traffic among themselves
@@ -17,12 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from ortools.graph.python import linear_sum_assignment
+from scipy.optimize import linear_sum_assignment
 
 from neurocomp.place.mesh import Mesh, slots
-
-_LSA_RANGE = 1e9  # integer cost range handed to the solver (no overflow below ~10^9 x n)
-
 
 @dataclass
 class Search:
@@ -148,12 +145,10 @@ class Search:
         owner, nbr, w = rows
         # cost[i, s] = sum_j w_ij dist(s, pos_j), exact since every neighbour j stays put
         contrib = w[:, None] * self.dist(free[None, :], self.pos[nbr][:, None])
-        cost = np.zeros((len(free), len(free)))  # rows past the cores are dummy "empty" cores
-        cost[: len(cores)] = _row_sums(owner, contrib, len(cores))
-        new = free[_solve_lsa(cost)[: len(cores)]]
+        new = free[solve_assignment(_row_sums(owner, contrib, len(cores)))]
         if np.array_equal(new, self.pos[cores]):
             return 0.0
-        gain = self.delta(cores, new, rows)  # re-checked: the solver saw costs rounded to integers
+        gain = self.delta(cores, new, rows)  # re-checked: the booked cost is the exact joint one
         if gain >= -1e-9:
             return 0.0
         self.apply(cores, new)
@@ -184,18 +179,11 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> int:
     return int(values[order][np.searchsorted(cum, 0.5 * cum[-1])])
 
 
-def _solve_lsa(cost: np.ndarray) -> np.ndarray:
-    """Exact min-cost perfect matching of a square float matrix (rescaled to integers for OR-Tools)."""
-    n = cost.shape[0]
-    shifted = cost - cost.min(axis=1, keepdims=True)
-    top = shifted.max()
-    scale = _LSA_RANGE / top if top > 0 else 0.0
-    solver = linear_sum_assignment.SimpleLinearSumAssignment()
-    left, right = np.divmod(np.arange(n * n, dtype=np.int32), np.int32(n))
-    solver.add_arcs_with_cost(left, right, np.rint(shifted * scale).astype(np.int64).ravel())
-    if solver.solve() != solver.OPTIMAL:
-        return np.arange(n)
-    return np.array([solver.right_mate(i) for i in range(n)], dtype=np.int64)
+def solve_assignment(cost: np.ndarray) -> np.ndarray:
+    """The slot (column) of each core (row) in a min-cost assignment of a (cores, slots) matrix, exact on the float
+    costs (scipy's rectangular solver: 6x faster than OR-Tools' integer one on these windows, the same optima;
+    benchmarks/assignment_solvers.py)."""
+    return linear_sum_assignment(cost)[1]
 
 
 @dataclass

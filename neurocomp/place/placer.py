@@ -4,7 +4,7 @@ The objective is sum_ij traffic[i, j] * hops(i, j) under XY routing, an inter-ch
 costing `Mesh.interchip_weight`. Exact models of this quadratic assignment problem do
 not scale (PEERS.md §3: CP-SAT's coordinate model never left a lower bound of 0), so the
 placer starts from the better of the sequential and Hilbert-curve orders, improves it
-with window re-assignments solved exactly by OR-Tools' linear sum assignment (assign.py),
+with window re-assignments solved exactly as linear sum assignments (assign.py, scipy),
 then refines it with vectorised swap annealing (anneal.py), which escapes the local optima
 the windows stop in (on the NIR paper CNN for TrueNorth the windows alone were 30 % above a
 long annealing run).
