@@ -219,6 +219,8 @@ def _compile(args: argparse.Namespace, console: Console) -> int:
     program.save(out, export=args.export, inputs=inputs)
     if not _emit(args, console, program.full_report() | {"program": str(out)}, "compile_table"):
         console.print(f"wrote {out}")
+    for note in program.report["adapted"]:
+        console.print(f"note: {note}", style="yellow")
     return 0
 
 

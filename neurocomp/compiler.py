@@ -125,7 +125,9 @@ def compile_stages(profiled: bool) -> tuple[str, ...]:
 def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_digest: str = "",
                   progress: Progress | None = None, profile: Mapping[str, np.ndarray] | None = None) -> Compiled:
     """`profile`: calibration input per graph input (as `neurocomp run` takes it); placement then
-    minimises measured traffic instead of the uniform `opts.rate` estimate."""
+    minimises measured traffic instead of the uniform `opts.rate` estimate. The target first adapts the graph to
+    what its neurons run (`adapt` hook: Loihi's reset to zero); the program keeps the adapted graph and the report
+    its notes (`adapted`)."""
     times: dict[str, float] = {}
     say = progress or (lambda _stage: None)
 
@@ -137,6 +139,7 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
         return out
 
     require_compile(graph)
+    graph, adapted = target.hooks.adapt(graph, target.spec)
     check_spiking_inputs(graph, target)
     opts = dataclasses.replace(opts, weights=opts.weights or trained_weight_mode(graph, target),
                                timesteps=opts.timesteps or trained_timesteps(graph))
@@ -175,6 +178,7 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
     program = stage("emit", build, fields, netlist, placed, target)
     report = compile_report(program, qnet, target, opts, routes, seq_routes)
     report["native"] = native_report(native)
+    report["adapted"] = list(adapted)
     frame = frame_figures(graph, netlist, report["realtime"]["tick_s"], opts.timesteps)
     if frame is not None:
         report["realtime"]["frame"] = frame

@@ -18,7 +18,7 @@ from neurocomp.errors import TargetError
 if TYPE_CHECKING:
     import scipy.sparse as sp
 
-    from neurocomp.ir.graph import Neuron
+    from neurocomp.ir.graph import Graph, Neuron
     from neurocomp.ir.layers import Layer, Network
     from neurocomp.ir.netlist import Netlist
     from neurocomp.native import Verdict
@@ -31,6 +31,10 @@ class TargetHooks(Protocol):
     """One chip family: legalise, quantise, build cores, check tables, emulate its neurons, time a tick."""
 
     WEIGHT_MODES: tuple[str, ...]   # weight modes it can store; the first is the default
+
+    def adapt(self, graph: Graph, spec: TargetSpec) -> tuple[Graph, tuple[str, ...]]:
+        """The graph as the family's neurons can run it, and one note per change (compile reports them, and the
+        program stores the adapted graph, so its reference backend computes what the chip does)."""
 
     def legalize(self, net: Network, spec: TargetSpec, weights: str = "levels") -> Network:
         """Rewrite layers no core can hold (fan-in splits, read-out parts)."""

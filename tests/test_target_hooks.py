@@ -56,3 +56,26 @@ def test_the_protocol_lists_every_hook_generic_code_calls():
             for m in re.findall(r"(?<!neurocomp\.)\bhooks\.([A-Za-z_]\w*)", path.read_text(encoding="utf-8"))}
     assert {"legalize", "build_netlist", "stepper", "copies_identical"} <= used
     assert used - {"__name__"} <= set(HOOKS)
+
+
+def test_loihi_adapts_reset_by_subtraction_and_the_program_keeps_the_adapted_graph(tmp_path):
+    """The chip resets to zero; the stored graph says so, so the reference computes what the emulator does."""
+    import numpy as np
+
+    import neurocomp
+    from neurocomp.ir.graph import Neuron, Readout
+    from netlib import integer_cnn, random_spikes
+
+    graph = integer_cnn(reset="subtract")
+    program = neurocomp.compile(graph, "loihi")
+    [note] = program.report["adapted"]
+    assert "2 layer(s) built for reset by subtraction (n1, n2)" in note and "--reset zero" in note
+    loaded = neurocomp.load(program.save(tmp_path / "p"))
+    spiking = [n for n in loaded.source_graph().nodes if isinstance(n, Neuron) and not isinstance(n, Readout)]
+    assert [n.reset for n in spiking] == ["zero", "zero"]
+    x = random_spikes((2, 6, 6), batch=2, ticks=16, rate=0.4)
+    chip, ref = loaded.run(x), loaded.run(x, backend="reference")
+    for layer, spikes in ref.spikes.items():
+        np.testing.assert_array_equal(chip.spikes[layer], spikes, err_msg=layer)
+    tn = neurocomp.compile(graph, "truenorth")
+    assert tn.report["adapted"] == [] and tn.graph is graph

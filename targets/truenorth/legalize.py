@@ -153,6 +153,11 @@ def _chain_positive_sum(proj, chain: list[Node], rows: np.ndarray) -> float:
     return float(np.asarray(m.sum(axis=1)).max(initial=0.0))
 
 
+def adapt(graph: Graph, spec: TargetSpec) -> tuple[Graph, tuple[str, ...]]:
+    """TrueNorth runs both resets and every neuron kind the Graph has: nothing to change."""
+    return graph, ()
+
+
 def legalize(net: Network, spec: TargetSpec, weights: str = "levels") -> Network:
     """Rewrite the layers whose fan-in cannot fit one core; other layers are untouched."""
     if net.feedback():
