@@ -164,6 +164,22 @@ def _leaky_conv(shape: tuple[int, ...]) -> torch.nn.Module:
                           reset_mechanism="zero")
 
 
+def test_snntorch_recurrent_leaky_reads_as_snntorch_runs_it() -> None:
+    """RLeaky: its recurrent Linear reads the previous step's spikes, our recurrent edge takes one tick too."""
+    rleaky = snntorch.RLeaky(beta=torch.full((8,), 0.75), threshold=torch.full((8,), 0.5), linear_features=8,
+                             init_hidden=True, reset_mechanism="zero", reset_delay=False)
+    net = torch.nn.Sequential(torch.nn.Linear(6, 8), rleaky, torch.nn.Linear(8, 4), _leaky(4))
+    _set_weights(net, 51, dyadic=True)
+    with torch.no_grad():
+        rleaky.recurrent.weight[:] = torch.from_numpy(np.round(np.random.default_rng(52).normal(0, 0.3, (8, 8)) * 16) / 16)
+        rleaky.recurrent.bias.zero_()
+    graph = from_nir(snntorch_export(net, torch.zeros(1, 6), ignore_dims=[0]), SNN_DT)
+    assert ("1.lif", "1.w_rec") in graph.edges and ("1.w_rec", "1.lif") in graph.edges
+    x = _spikes(6, 53)
+    theirs = _snntorch_run(net, ["1", "3"], x)
+    _assert_same(_ours(graph, x, ["1.lif", "3"]), {"1.lif": theirs["1"], "3": theirs["3"]})
+
+
 def test_our_lif_mlp_reads_in_snntorch_as_ours_runs_it() -> None:
     """to_nir writes LIF with r = tau/dt: snnTorch's reader takes that as unit gain. Threshold 0.55 is never hit
     exactly by dyadic potentials, so float32 (snnTorch) and float64 (ours) agree."""
