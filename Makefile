@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[dev,lava,interop]'
+	$(PY) -m pip install -q -e '.[dev,lava,interop,cluster]'
 	$(PY) -m pip install -q --no-deps norse==1.1.0 nirtorch==2.6 snntorch==1.0.0 sinabs==3.1.3 rockpool==3.1.0 \
 		spikingjelly==2.0.0
 	$(PY) -m pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0
