@@ -1,62 +1,73 @@
-"""NIR import and export (nir >= 1.0.7).
+"""NIR import and export (nir >= 1.0.7). docs/NIR.md has these rules with each framework's files and readers.
 
-Time. NIR is continuous-time and leaves discretisation to the backend, so `dt`
-(seconds) is a compile option. Our Graph delays every edge into a neuron by one
-tick (see neurocomp.ir.graph); NIR edges are instantaneous, so an imported network
-answers one tick later per neuron layer, with otherwise the same spikes.
+Time. NIR is continuous-time and leaves discretisation to the reader, so `dt` (seconds) is an option; a file
+does not say the step its writer ran at (snnTorch and SpikingJelly: 1e-4, Norse: its own dt, Sinabs: one
+step, dt = 1). Our Graph delays every edge into a neuron by one tick (neurocomp.ir.graph); NIR edges are
+instantaneous, so an imported network answers one tick later per neuron layer, with the same spikes. A layer
+at depth L would therefore integrate its bias alone for L ticks before its input arrives: from_nir holds the
+bias back by starting v where those ticks end at NIR's initial potential (v0 = (v* - b (1 + d + .. +
+d^(L-1))) / d^L). A bias into a decaying current (CubaLIF) cannot be held back that way and still acts
+L ticks early. to_nir writes our biases as they are and marks the file (metadata neurocomp_bias_timing),
+so from_nir reads our own files back unchanged.
 
-Neurons. NIR spikes when v > v_threshold and then sets v = v_reset, starting from
-v = 0; ours spike when u >= threshold and then set u = 0. With g > 0 the gain from
-input I to v per tick, u = (v - v_reset) / g keeps every spike:
+Neurons. NIR spikes when v > v_threshold and then sets v = v_reset, starting from v = 0; ours spike when
+u >= threshold and then set u = 0. With g > 0 the gain from input I to v per tick, u = (v - v_reset) / g
+keeps every spike; s below is the step fraction of a time constant tau: dt/tau (integrator "euler", forward
+Euler, needs dt <= tau) or 1 - exp(-dt/tau) ("exp": the exact solution with the input held over the step,
+as Sinabs's LIF steps at dt = 1). The default "auto" is euler but refuses a LIF/CubaLIF in Rockpool's
+convention, r = tau exp(-dt/tau) / dt, whose own step v = exp(-dt/tau) v + I no integrator reproduces.
 
-    IF  (dv/dt = R I), taken per tick, dt-free: v += r I (how sinabs and snnTorch
-        export discrete IAF layers); g = r, bias 0.
-    LIF (tau dv/dt = v_leak - v + R I), forward Euler at dt:
-        v += dt/tau (v_leak - v + r I); decay = 1 - dt/tau (needs dt <= tau),
-        g = dt r / tau, bias = (v_leak - v_reset) / r.
-    CubaLIF (tau_syn dI/dt = -I + w_in S; tau_mem dv/dt = v_leak - v + R I), forward
-        Euler at dt with the new I feeding v in the same step (snnTorch's Synaptic order):
-        decay_u = 1 - dt/tau_syn, decay = 1 - dt/tau_mem, g = (dt/tau_mem) r (dt/tau_syn)
-        w_in, our current i = I / ((dt/tau_syn) w_in), bias = (v_leak - v_reset) /
-        (r (dt/tau_syn) w_in). Needs dt <= tau_syn and tau_mem; an snnTorch export
-        (tau = dt/(1 - beta)) is exact at its own dt (the braille fixtures: dt = 1e-4).
-    spiking: threshold = nextafter((v_threshold - v_reset) / g, +inf) (turns the strict
-        > into our >=), v_init = -v_reset / g, reset "zero". Any v_reset maps.
-    Threshold (z = H(x - threshold), stateless) becomes a LIF with decay 0 and
-        threshold nextafter(threshold): v = x every tick. TrueNorth cannot hold it
-        (linear leak only); Loihi's largest dv leaves v/4096, exact while |v| < 64.
-    Read-outs (non-spiking) report v itself: I (v += r x), LI (Euler: decay = 1 -
-        dt/tau, bias = (dt/tau) v_leak) and CubaLI (as CubaLIF, bias = (dt/tau_mem)
-        v_leak) become a Readout with those decays, and their input gain (r, dt r/tau,
-        or g above) is folded into the output rows of the one Affine/Linear (uniform:
-        Conv2d) that feeds only the read-out; otherwise a GraphError.
+    IF  (dv/dt = R I): NIR's equation gives v += dt r I (if_gain "nir"); Norse and Sinabs write r = 1 and
+        mean v += I, which snnTorch's reader assumes too (if_gain "step": v += r I). "auto" reads r = 1/dt
+        (SpikingJelly, to_nir) and r = 1 as unit gain and refuses any other r until if_gain says which.
+    LIF (tau dv/dt = v_leak - v + R I): v += s (v_leak - v + r I); decay = 1 - s, g = s r,
+        bias = (v_leak - v_reset) / r.
+    CubaLIF (tau_syn dI/dt = -I + w_in S; tau_mem dv/dt = v_leak - v + R I), the new I feeding v in the same
+        step (snnTorch's Synaptic order): decay_u = 1 - s_syn, decay = 1 - s_mem, g = s_mem r s_syn w_in,
+        our current i = I / (s_syn w_in), bias = (v_leak - v_reset) / (r s_syn w_in).
+    spiking: threshold = nextafter((v_threshold - v_reset) / g, +inf) (NIR's strict > as our >=),
+        v_init = -v_reset / g, reset "zero". Any v_reset maps.
+    Precision: a gain within 4 ulps of the file's own float type of 1 is 1, and where it is, the decay is
+        rounded to that type: writers state unit gain as r = tau/dt, which float32 holds to ~1e-7, and
+        snnTorch's beta = 0.75 must come back as 0.75 (not 1 - 1e-4/float32(4e-4)) or threshold ties flip.
+    Threshold (z = H(x - threshold), stateless) becomes a LIF with decay 0 and threshold nextafter(threshold):
+        v = x every tick. TrueNorth cannot hold it (linear leak only); Loihi's largest dv leaves v/4096,
+        exact while |v| < 64.
+    Read-outs (non-spiking) report v itself: I (v += r x), LI (decay = 1 - s, bias = s v_leak) and CubaLI
+        (as CubaLIF, bias = s_mem v_leak) become a Readout with those decays, and their input gain (r, s r or
+        g above) is folded into the output rows of the one Affine/Linear (uniform: Conv2d) that feeds only the
+        read-out; otherwise a GraphError.
 
-Recurrent edges (cycles) are kept: every edge into a neuron has one tick of latency,
-so a cycle through a neuron is well defined; a cycle of linear ops only is an error.
-Delay (k = delay/dt ticks, uniform, on a spike path) becomes k relay IF layers in a row
-(threshold 1, each repeats its input spikes one tick later); other Delays raise a GraphError.
+Recurrent edges (cycles) are kept: every edge into a neuron has one tick of latency, so a cycle through a
+neuron is well defined (a framework's recurrent weights read the previous step's spikes: the same); a cycle
+of linear ops only is an error. Delay (k = delay/dt ticks, uniform, on a spike path) becomes k relay IF
+layers in a row (threshold 1, each repeats its input spikes one tick later); other Delays raise a GraphError.
 
-Linear ops map one to one: Affine, Linear (bias None), Conv2d (int or pair
-padding, 'valid', and 'same' for stride 1 and odd kernels; dilation 1 only),
-SumPool2d, Flatten (must flatten every non-batch dim). Our IR has no scaling op,
-so AvgPool2d becomes SumPool2d and Scale disappears, their factor (1/kernel area,
-or the scale array) folded into the weights of the single Affine/Linear/Conv2d
-that follows (through Flatten; a uniform factor also through pooling). Nested NIR
-graphs are inlined as "outer.inner". Uniform neuron parameters become scalars.
-Conv1d raises a GraphError naming the nodes.
+Linear ops map one to one: Affine, Linear (bias None), Conv2d (int or pair padding, 'valid', and 'same' for
+stride 1 and odd kernels; dilation 1 only), SumPool2d, Flatten (must flatten every non-batch dim). An Input
+typed with a leading batch dimension of 1 (a torch exporter tracing a (1, ...) sample) loses it where every
+consumer takes one dimension less. Our IR has no scaling op, so AvgPool2d becomes SumPool2d and Scale
+disappears, their factor (1/kernel area, or the scale array) folded into the weights of the single
+Affine/Linear/Conv2d that follows (through Flatten; a uniform factor also through pooling), or, where no
+weighted op follows, a uniform factor into the gain g of the single IF/LIF/CubaLIF that does (its threshold,
+bias and v_init divide by it). Nested NIR graphs are inlined as "outer.inner". Uniform neuron parameters
+become scalars. Conv1d raises a GraphError naming the nodes.
 
-Export (to_nir) writes the same mapping backwards with g = 1 (IF r = 1, LIF
-r = tau/dt; a LIF with decay_u > 0 as CubaLIF with w_in = tau_syn/dt; Readouts as
-I, LI or CubaLI with unit gain) and v_reset = -v_init, so the NIR potential is ours shifted.
-Scale exports as nir.Scale (import folds it into the next weighted op again).
-save_nir writes under neurocomp.safewrite and marks its files with the root HDF5 attribute
-`neurocomp_format` = "neurocomp.nir" (NIR readers ignore it), so only such a file is replaced.
+Export (to_nir) writes the same mapping backwards with g = 1: IF with r = 1/dt (v += dt r I = I, what NIR's
+equation, SpikingJelly's and Norse's readers take; snnTorch's reader refuses it, Sinabs's ignores r), LIF with
+r = tau/dt (lif_r="tau/dt", exact both ways; snnTorch's and SpikingJelly's readers take it) or with r = 1 and
+tau/dt folded into the weights feeding it (lif_r="1", for readers that ignore r: Norse), a LIF with
+decay_u > 0 as CubaLIF with w_in = tau_syn/dt, Readouts as I, LI or CubaLI with unit gain, and v_reset =
+-v_init, so the NIR potential is ours shifted. Reset by subtraction and a finite v_min have no NIR form and are
+refused. Scale exports as nir.Scale (import folds it into the next weighted op again). save_nir writes under
+neurocomp.safewrite and marks its files with the root HDF5 attribute `neurocomp_format` = "neurocomp.nir"
+(NIR readers ignore it), so only such a file is replaced.
 """
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import nir
 import numpy as np
@@ -65,6 +76,9 @@ from neurocomp.errors import FormatError, GraphError
 from neurocomp.safewrite import Kind, write_file
 from neurocomp.ir.graph import (IF, LIF, Affine, Conv2d, Correlation, Crop, Flatten, Graph, Input, Node, Output, Readout,
                                 Scale, SumPool2d)
+
+if TYPE_CHECKING:
+    from neurocomp.ir.layers import Layer, Network
 
 Edges = list[tuple[str, str]]
 
@@ -245,7 +259,7 @@ def _delay_biases(graph: Graph) -> Graph:
     return Graph(tuple(moved.get(n.name, n) for n in graph.nodes), graph.edges, graph.metadata)
 
 
-def _depths(net: Any) -> dict[str, int]:
+def _depths(net: Network) -> dict[str, int]:
     """Neuron layers between an Input and each layer, itself included (its latency in ticks), shortest path."""
     depth = {i.name: 0 for i in net.inputs}
     changed = True
@@ -258,7 +272,7 @@ def _depths(net: Any) -> dict[str, int]:
     return depth
 
 
-def _warm_start(lay: Any, ticks: int) -> Node:
+def _warm_start(lay: Layer, ticks: int) -> Node:
     """The layer's neuron with v_init moved back `ticks` ticks of its bias (the only way our IR delays a bias;
     a bias that crosses the threshold or floor alone within those ticks still fires or floors there)."""
     b, d = lay.bias().reshape(lay.shape), lay.decays()[0].reshape(lay.shape)
@@ -464,7 +478,7 @@ def _if_gain(name: str, node: nir.IF, r: np.ndarray, dt: float, if_gain: str) ->
 
 def _product(folds: list[np.ndarray]) -> np.ndarray:
     """The uniform pool/scale factors folded into a neuron (1 for none)."""
-    return np.prod([np.asarray(f, dtype=np.float64) for f in folds]) if folds else np.ones(())
+    return np.asarray(np.prod([np.asarray(f, dtype=np.float64) for f in folds]) if folds else 1.0)
 
 
 def _lif(name: str, node: nir.LIF, reading: Reading, folds: list[np.ndarray]) -> LIF:
@@ -695,8 +709,8 @@ def _fold_lif_gains(graph: Graph, lifs: set[str]) -> Graph:
     Affine/Conv2d ops feeding it, each of which must feed only that LIF (a Conv2d: a uniform gain)."""
     scaled: dict[str, Node] = {}
     for name in lifs:
-        lif = graph.node(name)
-        gain = 1.0 / (1.0 - np.broadcast_to(np.asarray(lif.decay, dtype=np.float64), graph.shape(name)))
+        decay = getattr(graph.node(name), "decay")
+        gain = 1.0 / (1.0 - np.broadcast_to(np.asarray(decay, dtype=np.float64), graph.shape(name)))
         for pred in graph.predecessors(name):
             op = graph.node(pred)
             if not isinstance(op, (Affine, Conv2d)) or graph.successors(pred) != [name] \
