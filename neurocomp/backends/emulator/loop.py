@@ -182,10 +182,10 @@ class _DeviceBlock:
         else:
             self.acc, self.events = acc[..., self.rows], events[..., self.rows]
 
-    def _evaluate(self, z, out=None):
+    def _evaluate(self, z):
         """(input or stochastic count, active synapses per row) for source rows z (M, U); None for
         the second in modes "count" and "any" (see `_active`)."""
-        y = self.product(z, out)
+        y = self.product(z)
         if self.mode != "packed":
             return y, None
         # y = w + scale * n with |w| < scale / 2 (plan.py): n = rint(y / scale), and in place, without a second
@@ -213,7 +213,7 @@ class _DeviceBlock:
             sent = z
         else:   # graded payloads: weights times payloads; synaptic events from which channels sent one
             sent = self.xp.cast(z != 0, self.xp.float32)
-            ev = self._evaluate(sent)[1]
+            ev = None if self.mode == "any" else self._evaluate(sent)[1]
             y = self.payload(z)
         if self.mode == "any":
             ev = self._active(sent)
