@@ -493,3 +493,29 @@ def test_if_gain_other_than_one_or_one_over_dt_is_refused_until_chosen() -> None
         from_nir(g, 1e-3)
     assert from_nir(g, 1e-3, if_gain="step").node("n").threshold == np.nextafter(1.5, 2)
     assert from_nir(g, 1e-3, if_gain="nir").node("n").threshold == np.nextafter(3.0 / 2e-3, np.inf)
+
+
+def _if_node() -> nir.IF:
+    return nir.IF(r=np.ones(2), v_threshold=np.ones(2), v_reset=np.zeros(2))
+
+
+def test_branches_of_unequal_depth_are_refused() -> None:
+    """x -> n1 -> n2 and a skip x -> n2: NIR adds both in the same step, ours would add the skip a tick early."""
+    w = np.ones((2, 2))
+    g = nir.NIRGraph(nodes={"x": nir.Input(np.array([2])), "fc1": nir.Linear(weight=w), "n1": _if_node(),
+                            "fc2": nir.Linear(weight=w), "skip": nir.Linear(weight=w), "n2": _if_node(),
+                            "y": nir.Output(np.array([2]))},
+                     edges=[("x", "fc1"), ("fc1", "n1"), ("n1", "fc2"), ("fc2", "n2"), ("x", "skip"), ("skip", "n2"),
+                            ("n2", "y")], type_check=False)
+    with pytest.raises(GraphError, match="'n2': its inputs .*'n1': 1.* would arrive ticks apart"):
+        from_nir(g, 1e-3)
+
+
+def test_a_bias_after_a_delay_waits_for_the_layers_only() -> None:
+    """x -> Delay (2 ticks) -> Affine (bias 0.25) -> n: n runs one tick behind NIR (the relays' ticks are NIR's
+    delay), so its bias is held back one tick (v_init = -0.25), not three."""
+    g = from_nir(nir.NIRGraph(nodes={"x": nir.Input(np.array([2])), "d": nir.Delay(delay=np.full(2, 2e-3)),
+                                     "fc": nir.Affine(weight=np.ones((2, 2)), bias=np.full(2, 0.25)), "n": _if_node(),
+                                     "y": nir.Output(np.array([2]))},
+                              edges=[("x", "d"), ("d", "fc"), ("fc", "n"), ("n", "y")], type_check=False), 1e-3)
+    assert g.node("n").v_init == -0.25 and ("d", "d.2") in g.edges

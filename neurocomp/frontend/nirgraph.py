@@ -3,10 +3,11 @@
 Time. NIR is continuous-time and leaves discretisation to the reader, so `dt` (seconds) is an option; a file
 does not say the step its writer ran at (snnTorch and SpikingJelly: 1e-4, Norse: its own dt, Sinabs: one
 step, dt = 1). Our Graph delays every edge into a neuron by one tick (neurocomp.ir.graph); NIR edges are
-instantaneous, so an imported network answers one tick later per neuron layer, with the same spikes. A layer
-at depth L would therefore integrate its bias alone for L ticks before its input arrives: from_nir holds the
-bias back by starting v where those ticks end at NIR's initial potential (v0 = (v* - b (1 + d + .. +
-d^(L-1))) / d^L). A bias into a decaying current (CubaLIF) cannot be held back that way and still acts
+instantaneous, so an imported network answers one tick later per neuron layer, with the same spikes (a
+Delay's relay layers add NIR's delay, no lag); inputs of a layer that would arrive a different number of
+ticks late (a skip connection past a neuron layer) are refused. A layer L ticks late would integrate its bias
+alone for L ticks before its input arrives: from_nir holds the bias back by starting v where those ticks end
+at NIR's initial potential (v0 = (v* - b (1 + d + .. + d^(L-1))) / d^L). A bias into a decaying current (CubaLIF) cannot be held back that way and still acts
 L ticks early. to_nir writes our biases as they are and marks the file (metadata neurocomp_bias_timing),
 so from_nir reads our own files back unchanged.
 
@@ -195,11 +196,12 @@ def from_nir(g: nir.NIRGraph, dt: float = 1e-3, if_gain: str = "auto", integrato
     ours = {name: _convert(name, node, reading, folds.get(name, [])) for name, node in nodes.items()}
     ours = _fold_readout_gains(ours, edges, {k: _readout_gain(k, n, reading) for k, n in nodes.items()
                                              if type(n) in _GAINS})
-    for name, node in nodes.items():
-        if isinstance(node, nir.Delay):
-            edges = _relay_chain(ours, edges, name, _delay_ticks(name, node, nodes, edges, reading.dt))
+    relays = {name for name, node in nodes.items() if isinstance(node, nir.Delay)}
+    for name in sorted(relays):
+        edges = _relay_chain(ours, edges, name, _delay_ticks(name, nodes[name], nodes, edges, reading.dt))
+    relays |= set(ours) - set(nodes)
     graph = _topo_ordered(Graph(tuple(ours.values()), tuple(edges), _metadata(g, reading)))
-    return graph if BIAS_TIMING in (g.metadata or {}) else _delay_biases(graph)
+    return graph if BIAS_TIMING in (g.metadata or {}) else _delay_biases(graph, relays)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,30 +248,40 @@ class Reading:
         return self.dt / tau
 
 
-def _delay_biases(graph: Graph) -> Graph:
+def _delay_biases(graph: Graph, relays: set[str]) -> Graph:
     """Hold each layer's bias back until its input arrives: NIR edges are instantaneous, ours take a tick into
-    each neuron, so a layer at depth L would integrate its bias alone for L ticks. Starting it at the v0 that
-    those L ticks carry to the NIR initial potential (v0 = (v* - b (1 + d + .. + d^(L-1))) / d^L) removes that."""
+    each neuron, so a layer L ticks behind NIR would integrate its bias alone for L ticks. Starting it at the v0
+    that those L ticks carry to the NIR initial potential (v0 = (v* - b (1 + d + .. + d^(L-1))) / d^L) removes that."""
     from neurocomp.ir.layers import lower
 
     net = lower(graph)
-    depth = _depths(net)
-    moved = {lay.name: _warm_start(lay, depth[lay.name]) for lay in net.layers
+    lag = _lags(net, relays)
+    moved = {lay.name: _warm_start(lay, lag[lay.name]) for lay in net.layers
              if lay.bias_exact() and np.any(lay.bias())}
     return Graph(tuple(moved.get(n.name, n) for n in graph.nodes), graph.edges, graph.metadata)
 
 
-def _depths(net: Network) -> dict[str, int]:
-    """Neuron layers between an Input and each layer, itself included (its latency in ticks), shortest path."""
-    depth = {i.name: 0 for i in net.inputs}
+def _lags(net: Network, relays: set[str]) -> dict[str, int]:
+    """Ticks each layer runs behind NIR: one per neuron layer from an Input, itself included, none for a Delay's
+    relays (their tick is NIR's delay). Feed-forward inputs of a layer must agree: with instantaneous edges NIR
+    adds branches of any depth in the same step, ours would add them ticks apart."""
+    lag = {i.name: 0 for i in net.inputs}
+    feedback = set(net.feedback())
     changed = True
     while changed:
         changed = False
         for lay in net.layers:
-            known = [depth[p.source] for p in lay.projections if p.source in depth]
-            if known and depth.get(lay.name, 1 << 30) > min(known) + 1:
-                depth[lay.name], changed = min(known) + 1, True
-    return depth
+            known = [lag[p.source] for p in lay.projections if p.source in lag and (p.source, lay.name) not in feedback]
+            own = min(known, default=None)
+            if own is not None and lag.get(lay.name) != own + (lay.name not in relays):
+                lag[lay.name], changed = own + (lay.name not in relays), True
+    for lay in net.layers:
+        sources = {p.source: lag[p.source] for p in lay.projections if (p.source, lay.name) not in feedback}
+        if len(set(sources.values())) > 1:
+            raise GraphError(f"{lay.name!r}: its inputs {sources} are that many neuron layers deep, and each layer "
+                             f"adds a tick here where NIR's edges add none, so they would arrive ticks apart; "
+                             f"our IR cannot realign them")
+    return lag
 
 
 def _warm_start(lay: Layer, ticks: int) -> Node:
