@@ -76,7 +76,7 @@ def load(net: str, target: str):
 
 
 def measure(net: str, target_name: str, reference_moves: int, seed: int) -> dict:
-    from neurocomp.compiler import CompileOptions, _mesh, compile_graph, core_traffic
+    from neurocomp.compiler import CompileOptions, compile_graph, core_traffic, mesh_for
     from neurocomp.place import place
     from neurocomp.route import route
     from neurocomp.target import load_target
@@ -89,7 +89,7 @@ def measure(net: str, target_name: str, reference_moves: int, seed: int) -> dict
     compile_s = time.perf_counter() - t0
     netlist = compiled.program.netlist
     ours = compiled.report["placement"]
-    traffic, mesh = core_traffic(netlist, opts.rate), _mesh(target, netlist.n_cores)
+    traffic, mesh = core_traffic(netlist, opts.rate), mesh_for(target, netlist.n_cores)
     ref = place(traffic, mesh, seed=seed, time_budget_s=3600.0, method="anneal",
                 anneal_moves=reference_moves * netlist.n_cores)
     return {"net": f"{net} ({variant})", "target": target_name, "cores": netlist.n_cores, "chips": mesh.n_chips,

@@ -16,15 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurocomp.compiler import check_spiking_inputs
+from neurocomp.compiler import FRONT_END, CompileOptions, Values, check_spiking_inputs, run_stages
 from neurocomp.errors import UserError
-from neurocomp.ir.fold import fold_linear
 from neurocomp.ir.graph import LINEAR_OPS, NEURONS, Correlation, Graph, Input, Output
 from neurocomp.ir.layers import lower
 from neurocomp.ir.netlist import Netlist
-from neurocomp.partition import partition
 from neurocomp.program import Program, build
-from neurocomp.quantize import quantize
 from neurocomp.target import Target
 
 
@@ -53,7 +50,7 @@ def bind(program: Program, graph: Graph, target: Target, also: tuple[str, ...] =
         return Bound(program, np.zeros(0, dtype=np.int64), ())
     sub = _subgraph(graph, roots)
     mode = program.manifest["options"].get("weights", "levels")   # rebuild with the weight mode it compiled with
-    new = partition(quantize(target.hooks.legalize(lower(fold_linear(sub)), target.spec, mode), target, mode), target)
+    new = run_stages(FRONT_END, Values(sub, target, CompileOptions(weights=mode))).netlist
     netlist = _splice(program.netlist, new, _core_pairs(program.netlist, new))
     changed = _changed_cores(program.netlist, netlist)
     layers = tuple(sorted({netlist.layers[i].name for i in np.unique(netlist.core_layer[changed]) if i >= 0}))

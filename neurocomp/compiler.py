@@ -1,17 +1,19 @@
-"""The pipeline: Graph -> layers -> quantise -> partition -> place -> route -> Program + report.
+"""The pipeline, as a table of stages: Graph -> layers -> legalise -> quantise -> partition -> mesh -> place -> route
+-> Program, then its report.
 
-Each stage is a pure function of the previous stage's value and ends with its own
-verify. Compile-time traffic, energy and timing figures use an assumed firing rate
-(stated in the report); `neurocomp run` measures them on real input. Given calibration
-input (`profile`), placement minimises traffic measured on the emulator instead.
+`STAGES` lists each stage's name, its function (the values so far in, a copy with its result out) and the check that
+follows it; `run_stages` runs any prefix of the table, timing each stage and telling `progress` as it starts. Compile
+runs the whole table, bind (neurocomp.bind) its front end (`FRONT_END`: through partition) on a subgraph, and the
+progress bar sizes itself on it (`compile_stages`). Compile-time traffic, energy and timing use an assumed firing rate
+(stated in the report); `neurocomp run` measures them on real input. Given calibration input (`profile`), the profile
+stage measures the traffic on the emulator and placement minimises that instead (neurocomp.profile).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
@@ -19,32 +21,29 @@ import scipy.sparse as sp
 
 from neurocomp.encoding import SPIKING, payload_max
 from neurocomp.errors import UserError
-from neurocomp.ir import sums
 from neurocomp.ir.fold import fold_linear
+from neurocomp.ir.footprint import require_compile
 from neurocomp.ir.graph import Affine, Conv2d, Graph, Scale
 from neurocomp.ir.layers import Network, lower
 from neurocomp.ir.netlist import Netlist
-from neurocomp.ir.footprint import require_compile
-from neurocomp.memory import batch_of, require_run
-from neurocomp.native import report as native_report, verdicts
+from neurocomp.native import Verdict, report as native_report, verdicts
 from neurocomp.partition import partition
-from neurocomp.place import Mesh, place, sequential, verify_placement
-from neurocomp.place.traffic import between_layers, measured_rates, traffic_from_rates
+from neurocomp.place import Mesh, Placement, place, sequential, verify_placement
+from neurocomp.place.traffic import between_layers, traffic_from_rates
+from neurocomp.frames import frame_figures
+from neurocomp.profile import measure_fidelity, profiled_traffic
 from neurocomp.program import Placed, Program, build
 from neurocomp.quantize import QNetwork, quantize
-from neurocomp.frames import frame_figures
 from neurocomp.realtime import message_bits, output_latency
-from neurocomp.report.energy import energy
+from neurocomp.report.compile_report import compile_report
 from neurocomp.route import Routes, route, routing_tables, table_report, verify_routes
 from neurocomp.target import Target
-
 
 MAX_PLACE_WINDOWS = 4000
 MAX_ANNEAL_MOVES = 2_000_000  # ~30 s of annealing on one 2-core VM core
 CONGESTION_MOVES_PER_CORE = 0.1
 MIN_CONGESTION_MOVES = 50
 MAX_CONGESTION_MOVES = 200      # each move scores ~30 candidate moves
-PROFILE_SAMPLES = 8           # calibration samples a profiling run emulates
 TRAINING_KEY = "training"     # Graph metadata (JSON) neurocomp.train writes: timesteps, target, weight mode
 DEFAULT_TIMESTEPS = 32
 
@@ -78,11 +77,44 @@ class Compiled:
         return self.program.full_report()
 
     @property
-    def routes(self) -> Routes:
+    def routes(self) -> Routes | None:
         return self.program.routes
 
 
 Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Values:
+    """What the stages have computed so far; each stage returns a copy with its own result set."""
+
+    graph: Graph
+    target: Target
+    opts: CompileOptions
+    profile: Mapping[str, np.ndarray] | None = None   # calibration input: measure traffic and fidelity on it
+    model_digest: str = ""
+    net: Network | None = None
+    native: tuple[Verdict, ...] = ()
+    qnet: QNetwork | None = None
+    netlist: Netlist | None = None
+    mesh: Mesh | None = None
+    traffic: sp.csr_matrix | None = None
+    traffic_model: Mapping[str, Any] | None = None
+    placement: Placement | None = None
+    routes: Routes | None = None
+    program: Program | None = None
+    measured: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One row of the pipeline: its name (progress, timings), what it computes, the check after it, and whether it
+    runs only on a profiled compile."""
+
+    name: str
+    run: Callable[[Values], Values]
+    verify: Callable[[Values], None] | None = None
+    profiled_only: bool = False
 
 
 def core_traffic(n: Netlist, rate: float) -> sp.csr_matrix:
@@ -90,36 +122,118 @@ def core_traffic(n: Netlist, rate: float) -> sp.csr_matrix:
     return traffic_from_rates(n, rate)
 
 
-def profiled_traffic(graph: Graph, netlist: Netlist, target: Target, mesh: Mesh, inputs: Mapping[str, np.ndarray],
-                     opts: CompileOptions) -> tuple[sp.csr_matrix, dict[str, Any]]:
-    """Traffic measured by emulating the first PROFILE_SAMPLES calibration samples (sequential placement:
-    where cores sit does not change their spikes), and a description of the run for the report."""
-    from neurocomp.backends import emulator
-    from neurocomp.runner import encode_inputs, specs_of
-
-    batch = {name: np.asarray(x)[:PROFILE_SAMPLES] for name, x in inputs.items()}
-    ticks = opts.timesteps + len(netlist.layers)
-    require_run(netlist.n_neurons, sum(math.prod(s) for _, s in netlist.inputs), batch_of(batch), ticks)
-    spikes = encode_inputs(specs_of(graph), batch, ticks, opts.seed, message_bits(target))
-    seq = sequential(netlist.n_cores, mesh)
-    placed = Placed(seq.chip, seq.x, seq.y, seq.slot, mesh.chip_cols, mesh.chip_rows, mesh.cores_per_router,
-                    mesh.chips_x, mesh.chips_y)
-    result = emulator.run(build({}, netlist, placed, target), target, spikes, ticks, seed=opts.seed)
-    rates = measured_rates(netlist, result.spikes, result.core_counts["spikes"], result.batch * result.ticks)
-    return traffic_from_rates(netlist, rates), {"kind": "profile", "samples": result.batch, "ticks": ticks,
-                                                "mean_rate": float(rates.mean()) if rates.size else 0.0}
-
-
-def _mesh(target: Target, n_cores: int) -> Mesh:
+def mesh_for(target: Target, n_cores: int) -> Mesh:
+    """The smallest mesh of the target's chips that holds `n_cores`."""
     s = target.spec
     return Mesh.for_cores(n_cores, s["chip.mesh_cols"], s["chip.mesh_rows"], s["chip.cores_per_router"],
                           s["chip.max_chips"], s["chip.chips_x"], float(s["chip.interchip_hop_weight"]))
 
 
+def _lower(v: Values) -> Values:
+    net = lower(fold_linear(v.graph))
+    return replace(v, net=net, native=verdicts(net, v.target))
+
+
+def _legalize(v: Values) -> Values:
+    net = v.target.hooks.legalize(v.net, v.target.spec, v.opts.weights)
+    return replace(v, net=fold_payload_scale(net, payload_max(message_bits(v.target))))
+
+
+def _quantize(v: Values) -> Values:
+    return replace(v, qnet=quantize(v.net, v.target, v.opts.weights))
+
+
+def _partition(v: Values) -> Values:
+    return replace(v, netlist=partition(v.qnet, v.target))
+
+
+def _mesh(v: Values) -> Values:
+    """The mesh, and the uniform traffic estimate a profiled compile replaces with its measurement."""
+    mesh = mesh_for(v.target, v.netlist.n_cores)
+    return replace(v, mesh=mesh, traffic=core_traffic(v.netlist, v.opts.rate),
+                   traffic_model={"kind": "uniform", "rate": v.opts.rate})
+
+
+def _profile(v: Values) -> Values:
+    traffic, model = profiled_traffic(v.graph, v.netlist, v.target, v.mesh, v.profile, v.opts)
+    return replace(v, traffic=traffic, traffic_model=model)
+
+
+def _place(v: Values) -> Values:
+    n, opts = v.netlist.n_cores, v.opts
+    placement = place(v.traffic, v.mesh, seed=opts.seed, time_budget_s=opts.place_budget_s,
+                      effort=min(opts.place_effort * n, MAX_PLACE_WINDOWS),
+                      anneal_moves=min(opts.place_anneal * n, MAX_ANNEAL_MOVES), congestion=opts.congestion,
+                      congestion_moves=int(np.clip(CONGESTION_MOVES_PER_CORE * n, MIN_CONGESTION_MOVES,
+                                                   MAX_CONGESTION_MOVES)))
+    return replace(v, placement=placement)
+
+
+def _route(v: Values) -> Values:
+    return replace(v, routes=route(v.traffic, v.placement, v.mesh))
+
+
+def _emit(v: Values) -> Values:
+    p, mesh, opts = v.placement, v.mesh, v.opts
+    placed = Placed(p.chip, p.x, p.y, p.slot, mesh.chip_cols, mesh.chip_rows, mesh.cores_per_router, mesh.chips_x,
+                    mesh.chips_y)
+    fields = {"options": opts.fingerprint(), "model_sha256": v.model_digest, "target_spec_sha256": v.target.spec.digest,
+              "encodings": {i.name: i.encoding for i in v.graph.inputs}, "latency_ticks": output_latency(v.netlist),
+              "placement": {"method": p.method, "objective": p.objective, "baselines": dict(p.baselines),
+                            "bound": p.bound, "traffic_model": v.traffic_model, "congestion": opts.congestion}}
+    return replace(v, program=build(fields, v.netlist, placed, v.target))
+
+
+def _measure(v: Values) -> Values:
+    return replace(v, measured=measure_fidelity(v.graph, v.program, v.target, v.profile, v.opts))
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("lower", _lower),
+    Stage("legalize", _legalize),
+    Stage("quantize", _quantize),
+    Stage("partition", _partition),
+    Stage("mesh", _mesh),
+    Stage("profile", _profile, profiled_only=True),
+    Stage("place", _place, lambda v: verify_placement(v.placement, v.mesh)),
+    Stage("route", _route, lambda v: verify_routes(v.routes, v.target.spec["chip.route_dx_min"],
+                                                   v.target.spec["chip.route_dx_max"])),
+    Stage("emit", _emit),
+    Stage("measure", _measure, profiled_only=True),
+)
+FRONT_END = STAGES[:4]   # through partition: the netlist of a graph, what bind rebuilds
+
+
 def compile_stages(profiled: bool) -> tuple[str, ...]:
     """The stages compile_graph runs, in order (progress bars size themselves on it)."""
-    return ("lower", "legalize", "quantize", "partition", "mesh", *(("profile",) if profiled else ()), "place", "route",
-            "emit", *(("measure",) if profiled else ()))
+    return tuple(s.name for s in STAGES if profiled or not s.profiled_only)
+
+
+def run_stages(stages: tuple[Stage, ...], values: Values, progress: Progress | None = None,
+               times: dict[str, float] | None = None) -> Values:
+    """Each stage in turn (skipping profiled-only ones without a profile), then its check; wall times into `times`."""
+    for stage in stages:
+        if stage.profiled_only and values.profile is None:
+            continue
+        if progress is not None:
+            progress(stage.name)
+        start = time.perf_counter()
+        values = stage.run(values)
+        if times is not None:
+            times[stage.name] = round(time.perf_counter() - start, 4)
+        if stage.verify is not None:
+            stage.verify(values)
+    return values
+
+
+def resolved(opts: CompileOptions, graph: Graph, target: Target) -> CompileOptions:
+    """The options with what the graph's training recorded filled in, and the weight mode checked."""
+    opts = dataclasses.replace(opts, weights=opts.weights or trained_weight_mode(graph, target),
+                               timesteps=opts.timesteps or trained_timesteps(graph))
+    if opts.weights not in target.hooks.WEIGHT_MODES:
+        raise UserError(f"weight mode {opts.weights!r} is not available on {target.name}; choose one of "
+                        f"{', '.join(target.hooks.WEIGHT_MODES)}")
+    return opts
 
 
 def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_digest: str = "",
@@ -128,86 +242,34 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
     minimises measured traffic instead of the uniform `opts.rate` estimate. The target first adapts the graph to
     what its neurons run (`adapt` hook: Loihi's reset to zero); the program keeps the adapted graph and the report
     its notes (`adapted`)."""
-    times: dict[str, float] = {}
-    say = progress or (lambda _stage: None)
-
-    def stage(name: str, fn, *args):
-        say(name)
-        t0 = time.perf_counter()
-        out = fn(*args)
-        times[name] = round(time.perf_counter() - t0, 4)
-        return out
-
     require_compile(graph)
     graph, adapted = target.hooks.adapt(graph, target.spec)
     check_spiking_inputs(graph, target)
-    opts = dataclasses.replace(opts, weights=opts.weights or trained_weight_mode(graph, target),
-                               timesteps=opts.timesteps or trained_timesteps(graph))
-    if opts.weights not in target.hooks.WEIGHT_MODES:
-        raise UserError(f"weight mode {opts.weights!r} is not available on {target.name}; choose one of "
-                        f"{', '.join(target.hooks.WEIGHT_MODES)}")
-    net = stage("lower", lambda: lower(fold_linear(graph)))
-    native = verdicts(net, target)
-    net = stage("legalize", target.hooks.legalize, net, target.spec, opts.weights)
-    net = fold_payload_scale(net, payload_max(message_bits(target)))
-    qnet = stage("quantize", quantize, net, target, opts.weights)
-    netlist = stage("partition", partition, qnet, target)
-    mesh = stage("mesh", _mesh, target, netlist.n_cores)
-    if profile is None:
-        traffic, model = core_traffic(netlist, opts.rate), {"kind": "uniform", "rate": opts.rate}
-    else:
-        traffic, model = stage("profile", profiled_traffic, graph, netlist, target, mesh, profile, opts)
-    effort = min(opts.place_effort * netlist.n_cores, MAX_PLACE_WINDOWS)
-    moves = min(opts.place_anneal * netlist.n_cores, MAX_ANNEAL_MOVES)
-    relief = int(np.clip(CONGESTION_MOVES_PER_CORE * netlist.n_cores, MIN_CONGESTION_MOVES, MAX_CONGESTION_MOVES))
-    placement = stage("place", lambda: place(traffic, mesh, seed=opts.seed, time_budget_s=opts.place_budget_s,
-                                             effort=effort, anneal_moves=moves, congestion=opts.congestion,
-                                             congestion_moves=relief))
-    verify_placement(placement, mesh)
-    routes = stage("route", route, traffic, placement, mesh)
-    verify_routes(routes, target.spec["chip.route_dx_min"], target.spec["chip.route_dx_max"])
-    seq_routes = route(traffic, sequential(netlist.n_cores, mesh), mesh)
-    placed = Placed(placement.chip, placement.x, placement.y, placement.slot, mesh.chip_cols, mesh.chip_rows,
-                    mesh.cores_per_router, mesh.chips_x, mesh.chips_y)
-    fields = {"options": opts.fingerprint(), "model_sha256": model_digest, "target_spec_sha256": target.spec.digest,
-              "encodings": {i.name: i.encoding for i in graph.inputs},
-              "latency_ticks": output_latency(netlist),
-              "placement": {"method": placement.method, "objective": placement.objective,
-                            "baselines": dict(placement.baselines), "bound": placement.bound, "traffic_model": model,
-                            "congestion": opts.congestion}}
-    program = stage("emit", build, fields, netlist, placed, target)
-    report = compile_report(program, qnet, target, opts, routes, seq_routes)
-    report["native"] = native_report(native)
+    times: dict[str, float] = {}
+    v = run_stages(STAGES, Values(graph, target, resolved(opts, graph, target), profile, model_digest), progress, times)
+    report = _report(v, adapted)
+    return Compiled(dataclasses.replace(v.program, report=report, times=times, graph=graph, routes=v.routes), v.qnet)
+
+
+def _report(v: Values, adapted: tuple[str, ...]) -> dict[str, Any]:
+    """report.json: compile_report's figures plus what only the pipeline knows (native shapes, adaptations, frames,
+    measured fidelity, traffic between layers, routing tables)."""
+    netlist, target = v.netlist, v.target
+    report = compile_report(v.program, v.qnet, target, v.opts, v.routes,
+                            route(v.traffic, sequential(netlist.n_cores, v.mesh), v.mesh))
+    report["native"] = native_report(v.native)
     report["adapted"] = list(adapted)
-    frame = frame_figures(graph, netlist, report["realtime"]["tick_s"], opts.timesteps)
+    frame = frame_figures(v.graph, netlist, report["realtime"]["tick_s"], v.opts.timesteps)
     if frame is not None:
         report["realtime"]["frame"] = frame
-    if profile is not None:
-        measured = stage("measure", measure_fidelity, graph, program, target, profile, opts)
+    if v.measured is not None:
         for row in report["layers"]:
-            row["measured"] = measured.get(row["name"])
+            row["measured"] = v.measured.get(row["name"])
     src_core, dst_core = netlist.core_traffic_edges()
     tables = routing_tables(src_core, netlist.edge_src, dst_core, netlist.n_cores)
-    report["traffic"] |= {"between_layers": between_layers(netlist, traffic),
+    report["traffic"] |= {"between_layers": between_layers(netlist, v.traffic),
                           "routing_tables": table_report(tables, target.spec.get("core.output_axons"))}
-    return Compiled(dataclasses.replace(program, report=report, times=times, graph=graph, routes=routes), qnet)
-
-
-def measure_fidelity(graph: Graph, program: Program, target: Target, inputs: Mapping[str, np.ndarray],
-                     opts: CompileOptions) -> dict[str, dict[str, Any]]:
-    """Each layer's error against the float source Graph (neurocomp.report.fidelity) over one inference of the
-    first PROFILE_SAMPLES calibration samples: the size of what `exact` = False leaves unsaid."""
-    from neurocomp.backends import emulator, reference
-    from neurocomp.report.fidelity import layer_errors
-    from neurocomp.runner import encode_inputs, specs_of
-
-    batch = {name: np.asarray(x)[:PROFILE_SAMPLES] for name, x in inputs.items()}
-    ticks = opts.timesteps + program.latency_ticks
-    chip = emulator.run(program, target, encode_inputs(specs_of(graph), batch, ticks, opts.seed, message_bits(target)), ticks,
-                        seed=opts.seed)
-    source_net = lower(fold_linear(graph))
-    source = reference.run(source_net, encode_inputs(specs_of(graph), batch, ticks, opts.seed), ticks, seed=opts.seed)
-    return layer_errors(source_net, chip, source, program.netlist.notes.get("latency", {}))
+    return report
 
 
 def check_spiking_inputs(graph: Graph, target: Target) -> None:
@@ -251,48 +313,6 @@ def _divided(op: Affine | Conv2d | Scale, scale: int) -> Affine | Conv2d | Scale
     return dataclasses.replace(op, weight=np.asarray(op.weight) / scale)
 
 
-def _estimate_core_counts(n: Netlist, rate: float) -> dict[str, np.ndarray]:
-    """Per-core, per-tick event counts when every neuron and input fires at `rate`."""
-    fed = np.zeros(n.n_axons)
-    fed[n.edge_axon] = rate
-    fed[n.in_axon] = rate
-    per_axon = fed * np.bincount(n.syn_axon, weights=n.n_copies()[n.syn_neuron], minlength=n.n_axons)
-    neurons = n.core_neurons().astype(float)
-    return {"synaptic_events": np.bincount(n.axon_core(), weights=per_axon, minlength=n.n_cores),
-            "neuron_active": np.zeros(n.n_cores), "neuron_idle": neurons, "spikes": rate * neurons}
-
-
-def compile_report(program: Program, qnet: QNetwork, target: Target, opts: CompileOptions, routes: Routes,
-                   seq_routes: Routes) -> dict[str, Any]:
-    """report.json: the compile-time figures (wall times are Program.times, kept apart: they vary run to run)."""
-    n = program.netlist
-    depth = program.latency_ticks
-    ticks = opts.timesteps + depth
-    per_core = _estimate_core_counts(n, opts.rate)
-    rt = program.realtime(per_core, ticks)
-    per_tick = {k: float(v.sum()) for k, v in per_core.items()}
-    per_tick |= {"hops_ew": routes.hops_ew_per_tick, "hops_ns": routes.hops_ns_per_tick,
-                 "interchip": routes.interchip_spikes_per_tick}
-    totals = {k: v * ticks for k, v in per_tick.items()}
-    chips = program.placed.n_chips
-    return {
-        "target": target.name, "cores_used": n.n_cores, "chips_used": chips, "neurons": n.hw_neurons,
-        "synapses": n.hw_synapses, "axons": n.n_axons,
-        "layers": _upstream_exact([_layer_row(lm, qnet, n, ticks) for lm in n.layers], qnet.network),
-        "latency_ticks": depth,
-        "splitter_cores": int(n.notes.get("splitter_cores", 0)),
-        "host_summed_readouts": {k: list(v) for k, v in n.notes.get(sums.KEY, {}).items()},
-        "traffic": {"assumed_rate": opts.rate, "model": program.manifest["placement"]["traffic_model"],
-                    "cut_spikes_per_tick": routes.cut_spikes_per_tick,
-                    "spike_hops_per_tick": routes.spike_hops_per_tick, "max_link_load": routes.max_link_load,
-                    "worst_link": routes.worst_link, "interchip_spikes_per_tick": routes.interchip_spikes_per_tick,
-                    "sequential_spike_hops_per_tick": seq_routes.spike_hops_per_tick},
-        "placement": dict(program.manifest["placement"]),
-        "energy": {**energy(totals, target.spec, rt["tick_s"] * ticks, chips, 1.0), "basis": f"estimate at {opts.rate} spikes/neuron/tick"},
-        "realtime": rt,
-    }
-
-
 def training_record(graph: Graph) -> dict[str, Any]:
     """What neurocomp.train recorded in the graph (timesteps, target, weight mode); {} for any other graph."""
     try:
@@ -313,27 +333,3 @@ def trained_weight_mode(graph: Graph, target: Target) -> str:
     info = training_record(graph)
     trained = info.get("weights") if info.get("target") == target.name else None
     return trained if trained in target.hooks.WEIGHT_MODES else target.hooks.WEIGHT_MODES[0]
-
-
-def _upstream_exact(rows: list[dict[str, Any]], net: Network) -> list[dict[str, Any]]:
-    """A layer is exact only when every layer feeding it is too: its own mapping may be exact while its input is
-    not (layers in topological order, so the verdict flows downstream)."""
-    by_name = {row["name"]: row for row in rows}
-    for layer in net.layers:
-        row = by_name.get(layer.name)
-        bad = [p.source for p in layer.projections if p.source in by_name and not by_name[p.source]["exact"]]
-        if row is not None and row["exact"] and bad:
-            row["exact"], row["limit"] = False, f"fed by {bad[0]}, which is approximate"
-    return rows
-
-
-def _layer_row(lm, qnet: QNetwork, n: Netlist, ticks: int) -> dict[str, Any]:
-    """`exact` holds for the `ticks` of one inference: a range limit (`exact_ticks`, `limit`) may end it sooner."""
-    q = qnet.qlayer(lm.name)
-    snr = q.weight_snr_db
-    return {"name": lm.name, "shape": list(lm.shape), "neurons": int(lm.neurons.size), "cores": len(lm.cores),
-            "binding": lm.binding, "used": lm.used, "allowed": lm.allowed, "scale": q.scale,
-            "weight_snr_db": None if not np.isfinite(snr) else round(snr, 2), "exact": q.exact and q.exact_ticks >= ticks,
-            "exact_ticks": None if np.isinf(q.exact_ticks) else int(q.exact_ticks),
-            "limit": q.limit if q.exact_ticks < ticks else "",
-            "latency_ticks": n.notes.get("latency", {}).get(lm.name)}

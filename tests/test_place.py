@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from neurocomp.cli import main
-from neurocomp.compiler import CompileOptions, _mesh, compile_graph, profiled_traffic
+from neurocomp.compiler import CompileOptions, compile_graph, mesh_for
+from neurocomp.profile import profiled_traffic
 from neurocomp.errors import ResourceError, TargetError, UserError, VerifyError
 from neurocomp.frontend.ptfile import save_graph
 from neurocomp.ir.graph import IF, Affine, Graph, Input, Output
@@ -328,7 +329,7 @@ def test_profiled_traffic_replaces_the_uniform_rate() -> None:
     assert n.n_cores == 4 and uniform.report["traffic"]["model"] == {"kind": "uniform", "rate": 0.05}
     model = profiled.report["traffic"]["model"]
     assert (model["kind"], model["samples"], model["ticks"]) == ("profile", 8, 10)
-    traffic, _ = profiled_traffic(relay(), n, target, _mesh(target, 4), {"x": x}, opts)
+    traffic, _ = profiled_traffic(relay(), n, target, mesh_for(target, 4), {"x": x}, opts)
     # a0 (neurons 0..149) -> b0: 100 relays firing on 9 of 10 ticks; a1 -> b1 silent
     want = np.zeros((4, 4))
     want[0, 2] = 100 * 9 / 10
