@@ -48,7 +48,7 @@ import numpy as np
 from neurocomp.errors import UserError
 from neurocomp.ir.netlist import Netlist, ranks
 from neurocomp.memory import batch_of, require_run
-from neurocomp.program import Program
+from neurocomp.program import Placed, Program
 from neurocomp.realtime import message_bits
 from neurocomp.runner import default_ticks, encode_inputs, specs_of
 from neurocomp.safewrite import Kind, write_file
@@ -210,21 +210,22 @@ class _Crossbars:
 
 
 def _type_json(k: int, row: np.ndarray) -> str:
+    """neuronTypes entry k (1-based) with flags as JSON booleans, as CPE writes them."""
     body = {"name": f"N{k:08X}", "class": "NeuronGeneral"}
     body |= {f: bool(v) if f in FLAGS else int(v) for f, v in zip(FIELDS, row)}
     return _line(body)
 
 
-def _metadata(n: Netlist, placed: Any) -> list[dict[str, Any]]:
+def _metadata(n: Netlist, placed: Placed) -> list[dict[str, Any]]:
     """Per core: its corelet (layer, or all splitters as one), rank in it and placement."""
     corelet = np.where(n.core_layer < 0, len(n.layers), n.core_layer)
     order = np.argsort(corelet, kind="stable")
     number = np.empty(n.n_cores, dtype=np.int64)
     number[order] = ranks(np.bincount(corelet, minlength=len(n.layers) + 1))
     names = [lm.name for lm in n.layers] + ["splitter"]
-    return [{"coreletClass": names[li], "coreletId": li, "coreNumber": k, "parentCoreletId": [-1], "chip": ch, "x": x, "y": y}
-            for li, k, ch, x, y in zip(corelet.tolist(), number.tolist(), placed.chip.tolist(), placed.x.tolist(),
-                                       placed.y.tolist())]
+    where = zip(corelet.tolist(), number.tolist(), placed.chip.tolist(), placed.x.tolist(), placed.y.tolist())
+    return [{"coreletClass": names[li], "coreletId": li, "coreNumber": k, "parentCoreletId": [-1], "chip": ch, "x": x,
+             "y": y} for li, k, ch, x, y in where]
 
 
 def _output_neurons(n: Netlist) -> np.ndarray:
