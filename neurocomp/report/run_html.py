@@ -70,12 +70,9 @@ def _output_figure(outputs: Mapping[str, np.ndarray], name: str) -> str:
     return figure(f"Output {name}: spikes per neuron (sample 0)", _spike_counts_fig(outputs[f"spikes/{name}"]))
 
 
-def _rasters(spikes: Mapping[str, np.ndarray]) -> Sequence[str]:
-    figures = []
-    for layer, s in spikes.items():
-        uri, shown = _raster(s)
-        figures.append(figure(f"Spike raster: {layer} (sample 0, {shown})", uri))
-    return figures
+def _raster_figure(layer: str, spikes: np.ndarray) -> str:
+    uri, shown = _raster(spikes)
+    return figure(f"Spike raster: {layer} (sample 0, {shown})", uri)
 
 
 def run_page(summary: Mapping[str, Any], outputs: Mapping[str, np.ndarray], program: str, output: str) -> str:
@@ -85,7 +82,8 @@ def run_page(summary: Mapping[str, Any], outputs: Mapping[str, np.ndarray], prog
     if "energy" in summary:
         parts.append("<h2>Energy</h2>" + figure("Energy per inference by term", energy_fig(summary["energy"])))
     parts.append("<h2>Output</h2>" + _output_figure(outputs, output))
-    parts.append("<h2>Spike rasters</h2>" + ("".join(_rasters(spikes)) or '<p class="note">no spiking layers</p>'))
+    rasters = "".join(_raster_figure(layer, s) for layer, s in spikes.items())
+    parts.append("<h2>Spike rasters</h2>" + (rasters or '<p class="note">no spiking layers</p>'))
     return document(f"neurocomp run: {program} on {summary['backend']}", "".join(parts))
 
 
