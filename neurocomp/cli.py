@@ -115,6 +115,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     t.add_argument("--json", action="store_true")
     _convert_parser(sub, command in (None, "convert"))
     _track_parser(sub)
+    _eval_parser(sub)
     cli_check.add_parser(sub, POSITIVE)
     cli_train.add_parser(sub, _count, _real)
     e = sub.add_parser("export", help="write a .pt/.nir model, or a compiled program's model, as NIR; a TrueNorth "
@@ -180,7 +181,33 @@ def _track_parser(sub) -> None:
                    help="hybrid read-out of the correlation, or two-status spike counts")
     k.add_argument("--backend", choices=("emulator", "reference"), default="emulator")
     k.add_argument("--gif", help="write the clip with true (green) and predicted (red) boxes")
+    k.add_argument("--clips", type=_count(1, 100_000), default=1,
+                   help="track this many clips (seeds --clip, --clip + 1, ...): OTB AUC, precision@20 and FPS over them")
+    k.add_argument("--out", metavar="OUT.json", help="with --clips: write the per-clip boxes and the OTB figures")
+    _scale_options(k, "clips")
     k.add_argument("--json", action="store_true")
+
+
+def _scale_options(p: argparse.ArgumentParser, what: str) -> None:
+    """--workers / --address / --state: where the chunks run and where finished ones are kept (docs/CLUSTER.md)."""
+    p.add_argument("--workers", type=_count(1, 4096), default=1,
+                   help=f"{what} in parallel on a local Ray of this many CPUs (default 1: no Ray)")
+    p.add_argument("--address", metavar="HOST:PORT", help="run on the Ray cluster whose head node is there")
+    p.add_argument("--state", metavar="DIR", help="keep each finished chunk in DIR; a rerun with DIR resumes")
+
+
+def _eval_parser(sub) -> None:
+    v = sub.add_parser("eval", help="classification accuracy, spikes and energy per sample over a dataset")
+    v.add_argument("program")
+    v.add_argument("--data", required=True, help=".npz with the inputs (as for run) and the labels")
+    v.add_argument("--labels", default="labels", help="the labels' key in --data (default 'labels')")
+    v.add_argument("--chunk", type=_count(1, 1 << 20), default=64, help="samples per task (default 64)")
+    v.add_argument("--backend", choices=("emulator", "reference"), default="emulator")
+    v.add_argument("--ticks", type=TICKS, help="ticks per sample (default: as run)")
+    v.add_argument("--seed", type=SEED, default=0, help="encoding seed; chunk k runs with seed + k")
+    v.add_argument("--out", metavar="OUT.npz", help="write per-sample prediction, label and spikes")
+    _scale_options(v, "samples")
+    v.add_argument("--json", action="store_true")
 
 
 def _emit(args: argparse.Namespace, console: Console, data: Any, table: str) -> bool:
@@ -274,6 +301,8 @@ def _track(args: argparse.Namespace, console: Console) -> int:
     if args.tau0 is not None and args.ticks is not None and args.tau0 >= args.ticks:
         raise UserError(f"--tau0 ({args.tau0}) must be below --ticks ({args.ticks})")
     require(f"track --frames {args.frames:,}", 2.0 * args.frames * math.prod(DEFAULT_SIZE) * 3)  # the clip, a frame copy
+    if args.clips > 1 or args.workers > 1 or args.address or args.state or args.out:
+        return _track_clips(args, console)
     if args.gif:
         check(Path(args.gif), GIF_KIND, [Path(args.program)])
     siamese, config = load_tracker(Path(args.program), timesteps=args.ticks, exemplar_ticks=args.exemplar_ticks,
@@ -292,6 +321,98 @@ def _track(args: argparse.Namespace, console: Console) -> int:
             "weighting": opts.weighting,
             "cores": siamese.program.netlist.n_cores, "chips": siamese.program.placed.n_chips}
     _emit(args, console, out, "track_table")
+    return 0
+
+
+def _eval(args: argparse.Namespace, console: Console) -> int:
+    from neurocomp.evaluate import EVAL_KIND, EvalOptions, check_data, evaluate, write_eval
+    from neurocomp.program import Program
+    from neurocomp.scale import Pool, check_state
+
+    src, data = Path(args.program), Path(args.data)
+    if args.out:
+        check(Path(args.out), EVAL_KIND, [src, data])
+    if args.state:
+        check_state(Path(args.state), [src, data])
+    program = Program.load(src)
+    opts = EvalOptions(labels=args.labels, chunk=args.chunk, backend=args.backend, ticks=args.ticks, seed=args.seed)
+    samples, _ = check_data(program, data, opts)
+    start = time.perf_counter()
+    with Pool(args.workers, args.address) as pool, \
+            steps(console, "evaluating", -(-samples // args.chunk), on_start=False) as step:
+        work_start = time.perf_counter()
+        summary, per_sample = evaluate(src, data, opts, pool, Path(args.state) if args.state else None,
+                                       on_done=lambda k: step(f"chunk {k}"), program=program)
+    wall = time.perf_counter() - work_start
+    if args.out:
+        write_eval(Path(args.out), per_sample, [src, data])
+    summary |= {"workers": args.workers, "address": args.address, "ray_startup_s": pool.startup_s, "work_s": wall,
+                "total_s": time.perf_counter() - start, "samples_per_s": samples / max(wall, 1e-12)}
+    if args.json:
+        print(json.dumps(summary, sort_keys=True))
+    else:
+        console.print(_eval_table(summary))
+    return 0
+
+
+def _eval_table(s: dict[str, Any]):
+    from rich.table import Table
+
+    t = Table(title=f"eval: {s['samples']} samples, {s['chunks']} chunks, {s['workers']} worker(s)", title_justify="left")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    for name, value in (("accuracy", f"{s['accuracy']:.4f} ({s['correct']}/{s['samples']})"),
+                        ("recorded spikes / sample", f"{s['spikes_per_sample']:.1f}"),
+                        ("chip spikes / sample", f"{s['chip_spikes_per_sample']:.1f}"),
+                        ("energy / sample", f"{s['energy_per_sample_j'] * 1e6:.3f} uJ"),
+                        ("dynamic energy / sample", f"{s['dynamic_per_sample_j'] * 1e6:.3f} uJ"),
+                        ("Ray start-up", f"{s['ray_startup_s']:.2f} s"), ("work", f"{s['work_s']:.2f} s"),
+                        ("samples / s", f"{s['samples_per_s']:.1f}")):
+        t.add_row(name, value)
+    return t
+
+
+def _track_clips(args: argparse.Namespace, console: Console) -> int:
+    """track --clips: one task per clip (neurocomp.tracking), serially or on Ray."""
+    from neurocomp.scale import Pool, check_state
+    from neurocomp.tracking import TRACKS_KIND, benchmark, open_tracker, write_tracks
+
+    src = Path(args.program)
+    if args.gif:
+        raise UserError("--gif draws one clip; leave out --clips, --workers, --address, --state and --out")
+    if args.out:
+        check(Path(args.out), TRACKS_KIND, [src])
+    if args.state:
+        check_state(Path(args.state), [src])
+    overrides = {"timesteps": args.ticks, "exemplar_ticks": args.exemplar_ticks, "tau0": args.tau0,
+                 "score": args.score, "backend": args.backend}
+    tracker = open_tracker(src, overrides)   # a bad program or option: one line before Ray starts
+    start = time.perf_counter()
+    with Pool(args.workers, args.address) as pool, steps(console, "tracking", args.clips, on_start=False) as step:
+        work_start = time.perf_counter()
+        record = benchmark(src, args.clip, args.clips, args.frames, overrides, pool,
+                           Path(args.state) if args.state else None, on_done=lambda k: step(f"clip {args.clip + k}"),
+                           tracker=tracker)
+    wall = time.perf_counter() - work_start
+    if args.out:
+        write_tracks(Path(args.out), record, [src])
+    record |= {"workers": args.workers, "address": args.address, "ray_startup_s": pool.startup_s, "work_s": wall,
+               "total_s": time.perf_counter() - start, "host_fps": args.clips * (args.frames - 1) / max(wall, 1e-12)}
+    if args.json:
+        print(json.dumps(record, sort_keys=True))
+        return 0
+    from rich.table import Table
+
+    t = Table(title=f"track: {args.clips} clips of {args.frames} frames, {args.workers} worker(s)", title_justify="left")
+    for head in ("clip", "AUC", "precision@20", "chip FPS", "energy / frame"):
+        t.add_column(head, justify="right")
+    for c in record["per_clip"]:
+        t.add_row(str(c["clip"]), f"{c['auc']:.3f}", f"{c['precision']:.3f}", f"{c['fps']:.1f}", f"{c['energy_uj']:.1f} uJ")
+    t.add_row("all", f"{record['auc']:.3f}", f"{record['precision']:.3f}", f"{record['chip_fps']:.1f}",
+              f"{record['energy_uj_per_frame']:.1f} uJ")
+    t.caption = (f"Ray start-up {record['ray_startup_s']:.2f} s; tracking {wall:.2f} s "
+                 f"({record['host_fps']:.2f} emulated frames / s)")
+    console.print(t)
     return 0
 
 
@@ -436,7 +557,7 @@ def _export_truenorth(args: argparse.Namespace, console: Console) -> int:
 
 
 COMMANDS = {"compile": _compile, "run": _run, "report": _report, "targets": _targets, "convert": _convert,
-            "export": _export, "track": _track, "check": cli_check.run,
+            "export": _export, "track": _track, "eval": _eval, "check": cli_check.run,
             "train": cli_train.run}
 
 

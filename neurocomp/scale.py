@@ -1,0 +1,264 @@
+"""Scale-out: run independent chunks of work (samples, clips, grid points) serially or on Ray, with resume.
+
+One code path for both: a task is `fn(opened, payload)` where `opened` is what a program directory opens into
+(a Program, a tracker) and `fn` is a module-level function, so a serial run and a Ray run call the same code on the
+same chunks and give the same numbers. For Ray the program directory's files go into the object store once
+(ray.put); each worker process writes them to a private folder and opens them once (cached by digest). Chunks are
+submitted lazily with at most two per worker in flight, so the driver streams its input instead of loading it
+whole. A task whose worker process dies is retried by Ray (max_retries). With a state folder every finished chunk
+is written there atomically (neurocomp.safewrite) and a rerun skips it: an interrupted run resumes without losing
+or recounting a chunk. Ray is imported only here, and only when a Pool with workers > 1 or an address starts.
+"""
+from __future__ import annotations
+
+import hashlib
+import pickle
+import socket
+import tempfile
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+import numpy as np
+
+from neurocomp.errors import UserError
+from neurocomp.npz import write_npz
+from neurocomp.safewrite import Kind, check, write_file
+
+Arrays = dict[str, np.ndarray]
+Task = Callable[[Any, Any], Arrays]       # (opened program, chunk payload) -> the chunk's result arrays
+MAX_RETRIES = 3                           # Ray re-runs a task this often when its worker process dies
+CHUNK_FORMAT = "neurocomp.chunk"
+
+
+@dataclass(frozen=True)
+class Work:
+    """What every task shares: a program directory's files and the module-level function that opens them."""
+
+    files: Mapping[str, bytes]
+    opener: Callable[[Path], Any]
+
+    @property
+    def key(self) -> str:
+        """Names this program and opener: the worker's cache key and part of a run's resume key."""
+        h = hashlib.sha256(pickle.dumps(self.opener))
+        for name in sorted(self.files):
+            h.update(name.encode() + b"\0" + hashlib.sha256(self.files[name]).digest())
+        return h.hexdigest()
+
+
+def work_of(program_dir: Path, opener: Callable[[Path], Any]) -> Work:
+    """A program directory's regular files (a program is flat) with its opener."""
+    return Work({p.name: p.read_bytes() for p in sorted(program_dir.iterdir()) if p.is_file()}, opener)
+
+
+_OPENED: dict[str, Any] = {}   # per worker process: Work.key -> its opened program, so each worker opens it once
+
+
+def opened(work: Work) -> Any:
+    """The opened program in this process: its files written to a private folder once, then opened."""
+    key = work.key
+    if key not in _OPENED:
+        folder = Path(tempfile.mkdtemp(prefix="neurocomp-work-")) / "program"
+        folder.mkdir()
+        for name, data in work.files.items():
+            (folder / name).write_bytes(data)
+        _OPENED[key] = work.opener(folder)
+    return _OPENED[key]
+
+
+def _call(work: Work, fn: Task, payload: Any) -> Arrays:
+    """The Ray task body: one chunk on this worker's opened program."""
+    return fn(opened(work), payload)
+
+
+def _probe() -> str:
+    """Runs on a cluster worker: proves neurocomp imports there and says which version."""
+    from neurocomp import __version__
+
+    return __version__
+
+
+@dataclass
+class Pool:
+    """Where chunks run: in this process (workers 1, no address) or on Ray (a local one of `workers` CPUs, or the
+    cluster at `address`). `startup_s` is Ray's own start-up, reported apart from the work."""
+
+    workers: int = 1
+    address: str | None = None
+    startup_s: float = 0.0
+    _ray: Any = field(default=None, repr=False)     # the ray module while the pool is open
+    _owned: Any = field(default=None, repr=False)   # the same when this pool started Ray (and so shuts it down)
+
+    @property
+    def uses_ray(self) -> bool:
+        return self.workers > 1 or self.address is not None
+
+    def __enter__(self) -> Pool:
+        if self.uses_ray:
+            start = time.perf_counter()
+            self._owned = _start_ray(self.workers, self.address)
+            import ray
+
+            self._ray = ray
+            self.startup_s = time.perf_counter() - start
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._owned is not None:
+            self._owned.shutdown()
+        self._ray = self._owned = None
+
+    def map(self, work: Work, fn: Task, items: Iterable[tuple[int, Any]], local: Any) -> Iterator[tuple[int, Arrays]]:
+        """(index, result) per item as each finishes. Serial runs use `local`, the program already opened here."""
+        if not self.uses_ray:
+            for index, payload in items:
+                yield index, fn(local, payload)
+            return
+        yield from _ray_map(self._ray, work, fn, items, 2 * max(self.workers, int(self._ray.cluster_resources().get("CPU", 1))))
+
+
+def _start_ray(workers: int, address: str | None) -> Any:
+    """Ray started in this process (local) or connected to a cluster (the ray module; None if Ray was already
+    running here); UserError before any work on a bad address
+    or a cluster whose workers cannot import this neurocomp."""
+    if address is not None:
+        _reachable(address)
+    import ray
+
+    if ray.is_initialized():   # the caller's own Ray (a test's, a notebook's): used as it is, left running
+        return None
+    if address is None:
+        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    else:
+        try:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, ValueError, RuntimeError) as exc:
+            raise UserError(f"--address {address}: not a Ray cluster ({' '.join(str(exc).split())[:200]})") from None
+        _check_cluster(ray, address)
+    return ray
+
+
+def _reachable(address: str) -> None:
+    """A quick TCP connect, since ray.init waits minutes on an address where nothing listens."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise UserError(f"--address {address}: expected HOST:PORT of a Ray head node (ray start --head prints it)")
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise UserError(f"--address {address}: cannot reach a Ray head node there ({exc.strerror or exc})") from None
+
+
+def _check_cluster(ray: Any, address: str) -> None:
+    from neurocomp import __version__
+
+    try:
+        theirs = ray.get(ray.remote(_probe).options(max_retries=0).remote(), timeout=120)
+    except Exception as exc:  # noqa: BLE001 - any failure here means the workers cannot run neurocomp
+        ray.shutdown()
+        raise UserError(f"--address {address}: the cluster's workers cannot import neurocomp (install this project "
+                        f"on every node: pip install 'neurocomp[cluster]'; {type(exc).__name__})") from None
+    if theirs != __version__:
+        ray.shutdown()
+        raise UserError(f"--address {address}: the cluster runs neurocomp {theirs}, this is {__version__}")
+
+
+def _ray_map(ray: Any, work: Work, fn: Task, items: Iterable[tuple[int, Any]], in_flight: int) -> Iterator[tuple[int, Arrays]]:
+    """Submit lazily (at most `in_flight` pending), the program put once; yield results as they finish."""
+    remote = ray.remote(_call).options(max_retries=MAX_RETRIES, retry_exceptions=False)
+    shared = ray.put(work)
+    pending: dict[Any, int] = {}
+    source = iter(items)
+    exhausted = False
+    while pending or not exhausted:
+        while not exhausted and len(pending) < in_flight:
+            item = next(source, None)
+            if item is None:
+                exhausted = True
+            else:
+                pending[remote.remote(shared, fn, item[1])] = item[0]
+        if pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            yield pending.pop(ref), _result(ray, ref)
+
+
+def _result(ray: Any, ref: Any) -> Arrays:
+    """The task's arrays; a UserError raised in a worker is raised here as itself."""
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        if isinstance(exc.cause, UserError):
+            raise exc.cause from None
+        raise
+
+
+def _not_a_chunk(path: Path) -> str | None:
+    """safewrite's test for a chunk file a run may replace: its `format` array names it."""
+    try:
+        with zipfile.ZipFile(path) as zf, zf.open("format.npy") as f:
+            mark = np.lib.format.read_array(f, allow_pickle=False)
+    except Exception:  # zipfile and numpy raise many types on files that are not ours
+        return "no format array"
+    return None if mark.tolist() == [CHUNK_FORMAT] else "another format array"
+
+
+CHUNK_KIND = Kind("neurocomp chunk result", False, _not_a_chunk)
+
+
+@dataclass(frozen=True)
+class ChunkStore:
+    """Finished chunks of one run in `folder` (chunk-000012.npz), each stamped with the run's key."""
+
+    folder: Path
+    key: str
+
+    def path(self, index: int) -> Path:
+        return self.folder / f"chunk-{index:06d}.npz"
+
+    def finished(self) -> dict[int, Arrays]:
+        """The chunks a previous try of this run finished; UserError if the folder holds another run's."""
+        if not self.folder.is_dir():
+            return {}
+        done: dict[int, Arrays] = {}
+        for path in sorted(self.folder.glob("chunk-*.npz")):
+            if _not_a_chunk(path) is not None:
+                continue
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+            if arrays.pop("run_key").tolist() != [self.key]:
+                raise UserError(f"--state {self.folder} holds chunks of another run (other program, data or options); "
+                                "name a new folder or remove that one")
+            arrays.pop("format")
+            done[int(path.stem.removeprefix("chunk-"))] = arrays
+        return done
+
+    def put(self, index: int, arrays: Arrays) -> None:
+        """The chunk's arrays, written atomically: a reader sees the whole file or none."""
+        marks = {"format": np.array([CHUNK_FORMAT]), "run_key": np.array([self.key])}
+        write_file(self.path(index), CHUNK_KIND, lambda tmp: write_npz(tmp, {**arrays, **marks}))
+
+
+def check_state(folder: Path, inputs: Iterable[Path]) -> None:
+    """Refuse (UserError, nothing touched) a state folder safewrite would not let chunks be written into."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"--state {folder}: not a directory")
+    check(folder / "chunk-000000.npz", CHUNK_KIND, list(inputs))
+
+
+def run_chunks(pool: Pool, work: Work, fn: Task, items: Callable[[set[int]], Iterable[tuple[int, Any]]], total: int,
+               local: Any, store: ChunkStore | None = None, on_done: Callable[[int], None] = lambda _i: None
+               ) -> list[Arrays]:
+    """Every chunk's arrays in index order. `items(skip)` yields (index, payload) for the chunks not in `skip`
+    (those the store already holds); each finished chunk is stored before it counts as done."""
+    results = store.finished() if store is not None else {}
+    for index in results:
+        on_done(index)
+    for index, arrays in pool.map(work, fn, items(set(results)), local):
+        if store is not None:
+            store.put(index, arrays)
+        results[index] = arrays
+        on_done(index)
+    return [results[i] for i in range(total)]

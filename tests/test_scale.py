@@ -1,0 +1,196 @@
+"""Scale-out (neurocomp.scale, `eval`, `track --clips`): a local Ray of 2 workers gives the serial run's numbers and
+bytes, a killed worker's chunk is retried, an interrupted run resumes from its chunk files, bad input is one line.
+
+One local Ray (num_cpus=2) serves the whole module; the commands use it as it is (Pool leaves a running Ray alone).
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from neurocomp.cli import main
+from neurocomp.compiler import CompileOptions, compile_graph
+from neurocomp.frontend.ptfile import save_graph
+from neurocomp.scale import ChunkStore, Pool, Work, run_chunks
+from neurocomp.target import load_target
+from netlib import integer_cnn
+
+SAMPLES, CHUNK = 45, 8
+
+
+@pytest.fixture(scope="module")
+def ray_two():
+    import ray
+    from ray import cloudpickle   # Ray's own copy of cloudpickle
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])   # this module's task functions travel by value
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory) -> tuple[Path, Path]:
+    """A compiled integer CNN (4 classes) and 45 samples with labels."""
+    folder = tmp_path_factory.mktemp("eval")
+    program = compile_graph(integer_cnn(), load_target("loihi"), CompileOptions(timesteps=8)).program
+    program.save(folder / "cnn.loihi")
+    rng = np.random.default_rng(3)
+    np.savez(folder / "data.npz", input=rng.random((SAMPLES, 2, 6, 6)), labels=rng.integers(0, 4, SAMPLES))
+    return folder / "cnn.loihi", folder / "data.npz"
+
+
+def _json(argv: list[str]) -> dict:
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        assert main(argv) == 0
+    return json.loads(buf.getvalue())
+
+
+def _eval(prog: Path, data: Path, out: Path, *extra: str) -> dict:
+    return _json(["eval", str(prog), "--data", str(data), "--chunk", str(CHUNK), "--out", str(out), "--json", *extra])
+
+
+def test_eval_on_two_ray_workers_equals_serial_and_a_direct_run(ray_two, classifier, tmp_path):
+    prog, data = classifier
+    serial = _eval(prog, data, tmp_path / "serial.npz")
+    ray = _eval(prog, data, tmp_path / "ray.npz", "--workers", "2")
+    assert (tmp_path / "serial.npz").read_bytes() == (tmp_path / "ray.npz").read_bytes()
+    figures = ("accuracy", "correct", "spikes_per_sample", "chip_spikes_per_sample", "energy_per_sample_j", "chunks")
+    assert {k: serial[k] for k in figures} == {k: ray[k] for k in figures}
+    assert (serial["samples"], serial["chunks"], ray["workers"]) == (SAMPLES, 6, 2)
+    # the same numbers as one `run` over the whole set (rate coding: no seed in the spikes)
+    from neurocomp.program import Program
+
+    z = np.load(data)
+    whole = Program.load(prog).run(z["input"])
+    out = np.load(tmp_path / "ray.npz")
+    np.testing.assert_array_equal(out["prediction"], whole.output[:, -1].argmax(-1))
+    np.testing.assert_array_equal(out["label"], z["labels"])
+    np.testing.assert_array_equal(out["spikes"], sum(v.reshape(SAMPLES, -1).sum(1) for v in whole.spikes.values()))
+    assert serial["correct"] == int((out["prediction"] == z["labels"]).sum())
+    assert serial["chip_spikes_per_sample"] == pytest.approx(whole.summary["counts"]["spikes"] / SAMPLES)
+
+
+def test_track_clips_on_two_ray_workers_equals_serial(ray_two, tmp_path):
+    from test_siamsnn import _tiny_siamsnn
+
+    save_graph(_tiny_siamsnn(), tmp_path / "tiny.pt")
+    prog = tmp_path / "tiny.tn"
+    assert main(["compile", str(tmp_path / "tiny.pt"), "--target", "truenorth", "-o", str(prog), "--quiet"]) == 0
+    args = ["track", str(prog), "--clips", "3", "--clip", "4", "--frames", "3", "--ticks", "8", "--exemplar-ticks", "16",
+            "--tau0", "2", "--json"]
+    serial = _json(args + ["--out", str(tmp_path / "serial.json")])
+    ray = _json(args + ["--out", str(tmp_path / "ray.json"), "--workers", "2"])
+    assert (tmp_path / "serial.json").read_bytes() == (tmp_path / "ray.json").read_bytes()
+    assert [c["clip"] for c in ray["per_clip"]] == [4, 5, 6]
+    assert (ray["auc"], ray["precision"], ray["chip_fps"]) == (serial["auc"], serial["precision"], serial["chip_fps"])
+    assert ray["auc"] == pytest.approx(np.mean([np.mean([c["auc"] for c in ray["per_clip"]])]))
+    # clip 5 alone, as the single-clip track computes it
+    one = _json(["track", str(prog), "--clip", "5", "--frames", "3", "--ticks", "8", "--exemplar-ticks", "16",
+                 "--tau0", "2", "--json"])
+    assert (one["auc"], one["boxes"]) == (ray["per_clip"][1]["auc"], ray["per_clip"][1]["boxes"])
+    assert one["per_frame"]["ticks"] == ray["per_clip"][1]["ticks"] == 3 * 8 + 16 / 2
+
+
+def _square(_opened: None, x: int) -> dict[str, np.ndarray]:
+    return {"y": np.array([x * x])}
+
+
+def _die_once(_opened: None, payload: tuple[int, str]) -> dict[str, np.ndarray]:
+    """Kills its own worker process the first time it sees chunk 2 (a marker file says it did)."""
+    x, marker = payload
+    if x == 2 and not os.path.exists(marker):
+        Path(marker).write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"y": np.array([x * x]), "pid": np.array([os.getpid()])}
+
+
+def test_a_killed_worker_is_retried_and_nothing_is_counted_twice(ray_two, tmp_path):
+    marker = tmp_path / "killed"
+    work = Work({}, Path)
+    store = ChunkStore(tmp_path / "state", "k")
+    with Pool(2) as pool:
+        out = run_chunks(pool, work, _die_once, lambda skip: ((i, (i, str(marker))) for i in range(6)), 6, None, store)
+    assert [int(c["y"][0]) for c in out] == [0, 1, 4, 9, 16, 25]
+    killed = int(marker.read_text())
+    assert killed != os.getpid() and int(out[2]["pid"][0]) != killed   # chunk 2 ran again on a fresh worker
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == [f"chunk-{i:06d}.npz" for i in range(6)]
+
+
+def test_an_interrupted_eval_resumes_from_its_chunk_files(classifier, tmp_path, monkeypatch, capsys):
+    import neurocomp.evaluate as evaluate
+
+    prog, data = classifier
+    whole = _eval(prog, data, tmp_path / "whole.npz")
+    real, ran = evaluate.eval_chunk, []
+
+    def interrupted(program, payload):
+        if payload[2] == 3:
+            raise KeyboardInterrupt
+        ran.append(payload[2])
+        return real(program, payload)
+
+    monkeypatch.setattr(evaluate, "eval_chunk", interrupted)
+    state = tmp_path / "state"
+    argv = ["eval", str(prog), "--data", str(data), "--chunk", str(CHUNK), "--state", str(state), "--json"]
+    assert main(argv + ["--out", str(tmp_path / "resumed.npz")]) == 2 and "interrupted" in capsys.readouterr().err
+    assert ran == [0, 1, 2] and len(list(state.glob("chunk-*.npz"))) == 3 and not (tmp_path / "resumed.npz").exists()
+
+    def counted(program, payload):
+        ran.append(payload[2])
+        return real(program, payload)
+
+    monkeypatch.setattr(evaluate, "eval_chunk", counted)
+    resumed = _eval(prog, data, tmp_path / "resumed.npz", "--state", str(state))
+    assert ran == [0, 1, 2, 3, 4, 5]   # chunks 0-2 read back, not run again
+    assert (tmp_path / "resumed.npz").read_bytes() == (tmp_path / "whole.npz").read_bytes()
+    assert (resumed["correct"], resumed["energy_per_sample_j"]) == (whole["correct"], whole["energy_per_sample_j"])
+    # another run's chunks are refused, not mixed in
+    assert main(argv[:-1] + ["--seed", "1", "--json"]) == 2
+    assert "holds chunks of another run" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case, message", [
+    ("address", "--address 127.0.0.1:1: cannot reach a Ray head node"),
+    ("shape", "the program's input 'x' takes (samples, 2, 6, 6)"),
+    ("labels", "no array 'y'"),
+])
+def test_bad_input_is_one_line_before_any_work(classifier, tmp_path, capsys, case, message):
+    prog, data = classifier
+    argv = ["eval", str(prog), "--data", str(data)]
+    if case == "address":
+        argv += ["--address", "127.0.0.1:1"]
+    elif case == "shape":
+        np.savez(tmp_path / "bad.npz", input=np.zeros((4, 3, 6, 6)), labels=np.zeros(4, int))
+        argv[3] = str(tmp_path / "bad.npz")
+    else:
+        argv += ["--labels", "y"]
+    assert main(argv + ["--state", str(tmp_path / "state")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "state").exists()   # nothing scheduled, nothing written
+
+
+def test_one_worker_imports_no_ray(classifier):
+    prog, data = classifier
+    code = ("import sys; from neurocomp.cli import main; "
+            f"assert main(['eval', {str(prog)!r}, '--data', {str(data)!r}, '--quiet']) == 0; "
+            "assert not [m for m in sys.modules if m == 'ray' or m.startswith('ray.')], 'ray imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_pool_runs_a_task_serially_without_ray():
+    with Pool(1) as pool:
+        out = run_chunks(pool, Work({}, Path), _square, lambda skip: ((i, i) for i in range(4) if i not in skip), 4, None)
+    assert [int(c["y"][0]) for c in out] == [0, 1, 4, 9] and pool.startup_s == 0.0
