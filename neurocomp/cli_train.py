@@ -37,6 +37,7 @@ def run(args: argparse.Namespace, console) -> int:
 
     from neurocomp.convert import load_exported
     from neurocomp.errors import UserError
+    from neurocomp.progress import steps
     from neurocomp.convert.pipeline import input_shape_of
     from neurocomp.frontend.ptfile import SNN_KIND, save_graph
     from neurocomp.safewrite import check
@@ -64,9 +65,15 @@ def run(args: argparse.Namespace, console) -> int:
     torch.manual_seed(opts.seed)
     opt = torch.optim.Adam(net.parameters(), lr=opts.lr)
     start = td.load_checkpoint(ckpt, config, net, opt) if args.resume else 0
-    save = lambda epoch, n, o: td.save_checkpoint(ckpt, epoch, config, n, o, sources)  # noqa: E731
-    with console.status("training"):
-        fit(net, x, y, opts, start, opt, save)
+    total = opts.float_epochs + opts.epochs
+    with steps(console, "training", total - start, on_start=False) as step:
+
+        def after_epoch(epoch: int, n: Any, o: Any) -> None:
+            """A checkpoint (so --resume can continue), then the bar."""
+            td.save_checkpoint(ckpt, epoch, config, n, o, sources)
+            step(f"epoch {epoch} of {total}")
+
+        fit(net, x, y, opts, start, opt, after_epoch)
     graph = to_graph(net)
     summary: dict[str, Any] = {"target": deploy.target.name, "weights": deploy.mode, "timesteps": opts.timesteps,
                                "qat_accuracy": float((predict(net, x).argmax(1) == y).mean())}
