@@ -148,9 +148,10 @@ class Program:
         """Seconds per tick and inferences per second on this placement, from per-core counts per tick."""
         return realtime(self.target, dict(per_tick_core_counts), self.placed.routers_used, ticks, self.placed.n_chips)
 
-    def interface(self) -> dict[str, Any]:
+    def interface(self, where: str | None = None) -> dict[str, Any]:
         """What `run` takes and gives: each input (name, shape, encoding, its key in the input .npz, what it accepts),
-        each output (name, shape, what `run --out` holds for it) and the command line."""
+        each output (name, shape, what `run --out` holds for it) and the command line (with `where` for the program's
+        path; default the directory it was loaded from, else PROGRAM)."""
         encodings = self.manifest.get("encodings", {})
         single = len(self.netlist.inputs) == 1
         inputs = [{"name": name, "shape": list(shape), "encoding": encodings.get(name, "recorded in model.pt"),
@@ -165,7 +166,7 @@ class Program:
             outputs.append({"name": name, "shape": list(shape), "kind": kind,
                             "npz_key": f"{'spikes' if kind == 'spiking' else 'potential'}/{name}",
                             "holds": f"(batch, ticks, {', '.join(map(str, shape))}) {held}"})
-        where = str(self.source) if self.source is not None else "PROGRAM"
+        where = where or (str(self.source) if self.source is not None else "PROGRAM")
         return {"inputs": inputs, "outputs": outputs, "ticks": self.timesteps + self.latency_ticks,
                 "run": f"neurocomp run {where} --input IN.npz --out OUT.npz"}
 
@@ -304,7 +305,8 @@ def _write_html(program: Program, path: Path) -> None:
         raise UserError("this program has no report (it was built for a backend, not compiled): compile it to save it")
     from neurocomp.report.html import write_html
 
-    write_html(path, program.report, program.placed, program.routes, core_neurons=program.netlist.core_neurons(),
+    report = {**program.report, "interface": program.interface("PROGRAM")}   # no path: the same bytes wherever saved
+    write_html(path, report, program.placed, program.routes, core_neurons=program.netlist.core_neurons(),
                neurons_per_core=program.target.spec["core.neurons"])
 
 

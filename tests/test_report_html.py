@@ -121,13 +121,16 @@ def pages(tmp_path_factory) -> dict[str, Path]:
 
 def test_compile_page_titles_tables_and_energy(pages) -> None:
     page = check_page(pages["compile"])
-    assert page.titles("h1") == ["neurocomp report: loihi"] and page.titles("h2") == ["Totals", "Layers", "Figures"]
+    assert page.titles("h1") == ["neurocomp report: loihi"]
+    assert page.titles("h2") == ["Totals", "Layers", "Inputs and outputs", "Figures"]
     assert "Energy per inference by term" in page.titles("figcaption")
     assert len(page.titles("img")) == len(page.titles("figcaption")) >= 5
     text = pages["compile"].read_text(encoding="utf-8")
     assert '<thead><tr><th>layer</th><th>shape</th><th class="num">neurons</th>' in text
     assert '<td>n1</td><td>3×6×6</td><td class="num">108</td>' in text
     assert '<div class="scroll"><table>' in text and "tbody tr:nth-child(even)" in text
+    assert "<td>input</td><td>x</td><td>2 x 6 x 6</td><td>input</td>" in text   # how to call run, no path in it
+    assert "run: neurocomp run PROGRAM --input IN.npz --out OUT.npz" in text
 
 
 def test_run_page_summary_energy_output_and_rasters(pages) -> None:

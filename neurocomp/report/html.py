@@ -4,6 +4,8 @@ A single file can be mailed or attached to a CI run without losing its images (n
 """
 from __future__ import annotations
 
+import html
+
 import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -13,7 +15,8 @@ from mpl_toolkits.axes_grid1 import make_axes_locatable
 
 from neurocomp.report.page import document, figure, kv_table, table
 from neurocomp.report.plots import energy_fig, plt, png
-from neurocomp.report.tables import LAYER_HEADERS, NUMERIC_LAYER_COLUMNS, fmt, layer_rows, totals_rows
+from neurocomp.report.tables import (INTERFACE_HEADERS, LAYER_HEADERS, NUMERIC_LAYER_COLUMNS, fmt, interface_caption,
+                                     interface_rows, layer_rows, totals_rows)
 
 MAX_CHIP_PANELS = 16
 PANEL_COLS = 4
@@ -137,6 +140,14 @@ def _layer_traffic_fig(between: Mapping[str, Any]) -> str:
     return png(fig)
 
 
+def _interface(interface: Mapping[str, Any] | None) -> str:
+    """The inputs and outputs section (Program.interface), when the report carries one."""
+    if interface is None:
+        return ""
+    return (f"<h2>Inputs and outputs</h2>{table(INTERFACE_HEADERS, interface_rows(interface))}"
+            f'<p class="note">{html.escape(interface_caption(interface))}</p>')
+
+
 def write_html(path: Path, report: Mapping[str, Any], placed, routes, core_neurons: np.ndarray | None = None,
                neurons_per_core: int | None = None) -> None:
     """Write report.html; `routes=None` (e.g. a program loaded without routing) drops the link map."""
@@ -149,6 +160,6 @@ def write_html(path: Path, report: Mapping[str, Any], placed, routes, core_neuro
                 ("Cores per layer", _layers_fig(report["layers"])),
                 ("Placement cost vs baselines", _placement_fig(report["placement"]))]
     body = (f"<h2>Totals</h2>{kv_table(totals_rows(report))}"
-            f"<h2>Layers</h2>{table(LAYER_HEADERS, layer_rows(report), NUMERIC_LAYER_COLUMNS)}<h2>Figures</h2>"
-            + "".join(figure(t, uri) for t, uri in figures))
+            f"<h2>Layers</h2>{table(LAYER_HEADERS, layer_rows(report), NUMERIC_LAYER_COLUMNS)}"
+            + _interface(report.get("interface")) + "<h2>Figures</h2>" + "".join(figure(t, uri) for t, uri in figures))
     Path(path).write_text(document(f"neurocomp report: {report['target']}", body), encoding="utf-8")

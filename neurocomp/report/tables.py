@@ -177,16 +177,29 @@ def compile_table(report: Mapping[str, Any]) -> Group:
     return Group(*parts)
 
 
+INTERFACE_HEADERS = ("", "name", "shape", ".npz key", "what")
+
+
+def interface_rows(interface: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """One row per input and output of Program.interface (the terminal and report.html both show them)."""
+    rows = [("input", d["name"], " x ".join(map(str, d["shape"])), d["npz_key"], f"{d['encoding']}: {d['accepts']}")
+            for d in interface["inputs"]]
+    return rows + [("output", d["name"], " x ".join(map(str, d["shape"])), d["npz_key"], d["holds"])
+                   for d in interface["outputs"]]
+
+
+def interface_caption(interface: Mapping[str, Any]) -> str:
+    return f"run: {interface['run']} ({interface['ticks']} ticks per inference by default)"
+
+
 def interface_table(interface: Mapping[str, Any]) -> Table:
     """The program's inputs and outputs and how to run it (Program.interface)."""
-    table = Table(title="Inputs and outputs", title_justify="left", caption=f"run: {interface['run']} "
-                  f"({interface['ticks']} ticks per inference by default)", caption_justify="left")
-    for head in ("", "name", "shape", ".npz key", "what"):
+    table = Table(title="Inputs and outputs", title_justify="left", caption=interface_caption(interface),
+                  caption_justify="left")
+    for head in INTERFACE_HEADERS:
         table.add_column(head)
-    for d in interface["inputs"]:
-        table.add_row("input", d["name"], " x ".join(map(str, d["shape"])), d["npz_key"], f"{d['encoding']}: {d['accepts']}")
-    for d in interface["outputs"]:
-        table.add_row("output", d["name"], " x ".join(map(str, d["shape"])), d["npz_key"], d["holds"])
+    for row in interface_rows(interface):
+        table.add_row(*row)
     return table
 
 
