@@ -103,7 +103,7 @@ def check_data(program: Program, path: Path, opts: EvalOptions) -> tuple[int, di
     return min(counts), keys
 
 
-def _classes(output: np.ndarray) -> np.ndarray:
+def classes(output: np.ndarray) -> np.ndarray:
     """Class per sample: the read-out's last potential, or the output spike counts."""
     return output[:, -1].argmax(-1) if output.dtype.kind == "f" else output.sum(axis=1).argmax(-1)
 
@@ -116,7 +116,7 @@ def eval_chunk(program: Program, payload: tuple[dict[str, np.ndarray], EvalOptio
     n = len(result.output)
     spikes = sum((v.reshape(n, -1).sum(axis=1, dtype=np.int64) for v in result.spikes.values()), np.zeros(n, np.int64))
     energy = result.energy or {}
-    return {"prediction": _classes(result.output).astype(np.int64), "spikes": spikes,
+    return {"prediction": classes(result.output).astype(np.int64), "spikes": spikes,
             "chip_spikes": np.array([result.summary.get("counts", {}).get("spikes", 0.0)]),
             "energy_j": np.array([energy.get("per_inference_j", 0.0) * n]),
             "dynamic_j": np.array([energy.get("dynamic_per_inference_j", 0.0) * n])}

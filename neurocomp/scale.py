@@ -74,6 +74,18 @@ def _call(work: Work, fn: Task, payload: Any) -> Arrays:
     return fn(opened(work), payload)
 
 
+def _warm() -> int:
+    """Runs once per local worker as the pool starts: the imports every task needs (numpy, torch, the compiler
+    and emulator), so that start-up is paid, and timed, before the work."""
+    import os
+
+    import neurocomp.compiler  # noqa: F401 - imported for its side effect: the modules are loaded
+    import neurocomp.frontend.ptfile  # noqa: F401 - torch
+    import neurocomp.runner  # noqa: F401
+
+    return os.getpid()
+
+
 def _probe() -> str:
     """Runs on a cluster worker: proves neurocomp imports there and says which version."""
     from neurocomp import __version__
@@ -84,11 +96,13 @@ def _probe() -> str:
 @dataclass
 class Pool:
     """Where chunks run: in this process (workers 1, no address) or on Ray (a local one of `workers` CPUs, or the
-    cluster at `address`). `startup_s` is Ray's own start-up, reported apart from the work."""
+    cluster at `address`). `startup_s` is Ray's start-up (and, locally, its worker processes' imports), reported
+    apart from the work."""
 
     workers: int = 1
     address: str | None = None
     startup_s: float = 0.0
+    warmed: int = 0                                 # local worker processes started and warmed
     _ray: Any = field(default=None, repr=False)     # the ray module while the pool is open
     _owned: Any = field(default=None, repr=False)   # the same when this pool started Ray (and so shuts it down)
 
@@ -103,6 +117,8 @@ class Pool:
             import ray
 
             self._ray = ray
+            if self.address is None:
+                self.warmed = len(set(ray.get([ray.remote(_warm).remote() for _ in range(self.workers)])))
             self.startup_s = time.perf_counter() - start
         return self
 

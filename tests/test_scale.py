@@ -44,6 +44,7 @@ def classifier(tmp_path_factory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("eval")
     program = compile_graph(integer_cnn(), load_target("loihi"), CompileOptions(timesteps=8)).program
     program.save(folder / "cnn.loihi")
+    save_graph(integer_cnn(), folder / "cnn.pt")
     rng = np.random.default_rng(3)
     np.savez(folder / "data.npz", input=rng.random((SAMPLES, 2, 6, 6)), labels=rng.integers(0, 4, SAMPLES))
     return folder / "cnn.loihi", folder / "data.npz"
@@ -194,3 +195,23 @@ def test_pool_runs_a_task_serially_without_ray():
     with Pool(1) as pool:
         out = run_chunks(pool, Work({}, Path), _square, lambda skip: ((i, i) for i in range(4) if i not in skip), 4, None)
     assert [int(c["y"][0]) for c in out] == [0, 1, 4, 9] and pool.startup_s == 0.0
+
+
+def test_a_sweep_on_two_ray_workers_gives_the_serial_table(ray_two, classifier):
+    from neurocomp.errors import UserError
+    from neurocomp.program import Program
+    from neurocomp.sweep import grid, sweep, sweep_table
+
+    prog, data = classifier
+    points = grid(["truenorth", "loihi"], [8, 12], ["levels"])
+    assert points == [("truenorth", 8, "levels"), ("truenorth", 12, "levels"), ("loihi", 8, "levels"), ("loihi", 12, "levels")]
+    with Pool(1) as pool:
+        serial = sweep(prog.with_name("cnn.pt"), data, points, pool)
+    with Pool(2) as pool:
+        ray = sweep(prog.with_name("cnn.pt"), data, points, pool)
+    assert sweep_table(ray) == sweep_table(serial) and ray == serial
+    z = np.load(data)
+    direct = Program.load(prog).run(z["input"])   # the fixture's program is the loihi T = 8 point
+    assert serial[2].accuracy == float((direct.output[:, -1].argmax(-1) == z["labels"]).mean())
+    with pytest.raises(UserError, match="loihi has no weight mode 'trinary'"):
+        grid(["truenorth", "loihi"], [8], ["trinary"])
