@@ -275,19 +275,24 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         if args.out and Path(args.out).resolve() == Path(args.report).resolve():
             raise UserError(f"--out and --report name the same file {args.out}; nothing was changed")
         check(Path(args.report), HTML_KIND, sources)
-    start = time.perf_counter()
-    program = Program.load(args.program)
-    load_s = time.perf_counter() - start
-    inputs = _load_inputs(Path(args.input), [name for name, _ in program.netlist.inputs])
-    result = program.run(inputs, backend=args.backend, ticks=args.ticks, seed=args.seed)
-    summary = {**result.summary, "times_s": {**result.times_s, "load": load_s}}
-    if args.out:
-        write_outputs(Path(args.out), result.outputs, sources)
-    if args.report:
-        from neurocomp.report.run_html import write_run_html   # matplotlib: only when a page is asked for
+    with steps(console, "running", 2 + bool(args.out) + bool(args.report)) as step:
+        step("loading and verifying the program")
+        start = time.perf_counter()
+        program = Program.load(args.program)
+        load_s = time.perf_counter() - start
+        inputs = _load_inputs(Path(args.input), [name for name, _ in program.netlist.inputs])
+        step(f"encoding and simulating on the {args.backend}")
+        result = program.run(inputs, backend=args.backend, ticks=args.ticks, seed=args.seed)
+        summary = {**result.summary, "times_s": {**result.times_s, "load": load_s}}
+        if args.out:
+            step("writing the outputs")
+            write_outputs(Path(args.out), result.outputs, sources)
+        if args.report:
+            from neurocomp.report.run_html import write_run_html   # matplotlib: only when a page is asked for
 
-        write_run_html(Path(args.report), summary, result.outputs, Path(args.program).name, program.netlist.outputs[0],
-                       sources)
+            step("writing the run report")
+            write_run_html(Path(args.report), summary, result.outputs, Path(args.program).name,
+                           program.netlist.outputs[0], sources)
     _emit(args, console, summary, "run_table")
     return 0
 
@@ -305,8 +310,10 @@ def _track(args: argparse.Namespace, console: Console) -> int:
         return _track_clips(args, console)
     if args.gif:
         check(Path(args.gif), GIF_KIND, [Path(args.program)])
-    siamese, config = load_tracker(Path(args.program), timesteps=args.ticks, exemplar_ticks=args.exemplar_ticks,
-                                   tau0=args.tau0, score=args.score, backend=args.backend)
+    with steps(console, "loading the tracker", None) as step:
+        step("program, source graph and read-out")
+        siamese, config = load_tracker(Path(args.program), timesteps=args.ticks, exemplar_ticks=args.exemplar_ticks,
+                                       tau0=args.tau0, score=args.score, backend=args.backend)
     opts = siamese.opts
     clip = make_clip(10_000 + args.clip, args.frames, split="test")
     with steps(console, "tracking", args.frames - 1, on_start=False) as step:
@@ -541,14 +548,18 @@ def _export_truenorth(args: argparse.Namespace, console: Console) -> int:
     if args.sfti:
         check(Path(args.sfti), tnjson.SFTI_KIND, sources)
     done: dict[str, Any] = {"source": str(src)}
-    if args.sfti:
-        inputs = _load_inputs(Path(args.input), [name for name, _ in program.netlist.inputs])
-        records, ticks = tnjson.input_records(program, inputs, args.ticks, args.seed, args.sample)
-        done |= {"sfti": args.sfti, "input_spikes": len(records), "ticks": ticks, "sample": args.sample}
-    if args.truenorth_json:
-        done |= {"truenorth_json": args.truenorth_json, "bytes": tnjson.write_model(program, args.truenorth_json, sources)}
-    if args.sfti:
-        tnjson.write_spikes(args.sfti, records, sources)
+    with steps(console, "exporting", bool(args.sfti) + bool(args.truenorth_json)) as step:
+        if args.sfti:
+            step("input spikes")
+            inputs = _load_inputs(Path(args.input), [name for name, _ in program.netlist.inputs])
+            records, ticks = tnjson.input_records(program, inputs, args.ticks, args.seed, args.sample)
+            done |= {"sfti": args.sfti, "input_spikes": len(records), "ticks": ticks, "sample": args.sample}
+        if args.truenorth_json:
+            step("model JSON")
+            done |= {"truenorth_json": args.truenorth_json,
+                     "bytes": tnjson.write_model(program, args.truenorth_json, sources)}
+        if args.sfti:
+            tnjson.write_spikes(args.sfti, records, sources)
     if args.json:
         print(json.dumps(done, sort_keys=True))
     else:
