@@ -173,6 +173,7 @@ class _DeviceBlock:
         self.scale, self.inv = float(b.scale), 1.0 / b.scale if b.scale else 0.0
         self.threaded = not self.ahead and batch * b.matrix.shape[0] * b.matrix.shape[1] >= THREADED_MACS
         self.first = self.first_events = False   # first to write its rows of acc / events: assigns instead of adding
+        self.direct = False                       # a tick's product goes straight into acc (set with `first`)
         self.acc = self.events = self.counts = None
 
     def bind(self, acc, events, counts) -> None:
@@ -226,11 +227,13 @@ class _DeviceBlock:
         if self.threaded:
             with _blas_threads(None):
                 self._tick(z, j)
+        elif self.direct:
+            self.product(z, self.acc[j])
         else:
             self._tick(z, j)
 
     def _tick(self, z, j: int) -> None:
-        if self.mode == "any" and self.first:
+        if self.direct:
             self.product(z, self.acc[j])
         else:
             self._write(*self._evaluate(z), j)
@@ -286,6 +289,8 @@ class _Loop:
         self.counted = [b for b in self.live if b.mode == "any"]   # events counted after the chunk's ticks
         # writing order: the ahead blocks before the ticks, each tick the live blocks (events: but the counted)
         self.partial = _first_writers(self.ahead + self.live, N, "first")
+        for b in self.live:
+            b.direct = b.mode == "any" and b.first
         self.partial |= _first_writers(self.ahead + [b for b in self.live if b.mode != "any"] + self.counted, N,
                                        "first_events")
         self.shared = [(d, _Product(m, xp, B)) for d, m in plan.shared]
