@@ -49,6 +49,7 @@ class ChipOptions:
     weighting: str = "drop"      # hybrid response weights (siamsnn.hybrid_response)
     score: str = "potential"     # "potential": hybrid read-out; "spikes": two-status spike counts
     backend: str = "emulator"    # or "reference": the float SNN the program was compiled from
+    device: str | None = None    # the emulator on numpy (None) or torch's "cpu" / "cuda": the same integers
 
     def __post_init__(self) -> None:
         if self.score not in SCORES or self.backend not in BACKENDS:
@@ -146,7 +147,7 @@ class ChipSiamese:
             return reference.run(lower(graph), x, ticks=ticks)
         lag = {name: self.lag[name] for name in layers}
         run = ticks + max(lag.values())
-        result = emulator.run(prepared, self.target, x, ticks=run, record=layers)
+        result = emulator.run(prepared, self.target, x, ticks=run, record=layers, device=self.opts.device)
         summary = summarise(result, program, "emulator")
         # A batch is runs one after another on one copy (the sequential scales); a parallel frame is one run.
         self.stats.ticks += run * result.batch

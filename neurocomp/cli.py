@@ -102,6 +102,8 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     r.add_argument("program")
     r.add_argument("--input", required=True, help=".npz with key 'input' (and one key per input name if several)")
     r.add_argument("--backend", choices=("emulator", "reference", "lava"), default="emulator")
+    r.add_argument("--device", choices=("numpy", "cpu", "cuda"), default="numpy",
+                   help="the emulator on numpy, or on torch's cpu or cuda (the same integers)")
     r.add_argument("--ticks", type=TICKS, help="ticks to run (default: the input's ticks, or the program's timesteps)")
     r.add_argument("--out", help="write outputs to this .npz")
     r.add_argument("--report", metavar="OUT.html",
@@ -180,6 +182,8 @@ def _track_parser(sub) -> None:
     k.add_argument("--score", choices=("potential", "spikes"), default="potential",
                    help="hybrid read-out of the correlation, or two-status spike counts")
     k.add_argument("--backend", choices=("emulator", "reference"), default="emulator")
+    k.add_argument("--device", choices=("numpy", "cpu", "cuda"), default="numpy",
+                   help="the emulator on numpy, or on torch's cpu or cuda (the same integers)")
     k.add_argument("--gif", help="write the clip with true (green) and predicted (red) boxes")
     k.add_argument("--clips", type=_count(1, 100_000), default=1,
                    help="track this many clips (seeds --clip, --clip + 1, ...): OTB AUC, precision@20 and FPS over them")
@@ -208,6 +212,15 @@ def _eval_parser(sub) -> None:
     v.add_argument("--out", metavar="OUT.npz", help="write per-sample prediction, label and spikes")
     _scale_options(v, "samples")
     v.add_argument("--json", action="store_true")
+
+
+def _device(args: argparse.Namespace) -> str | None:
+    """--device as the emulator takes it: None for numpy, checked before any work (neurocomp.runner.check_device)."""
+    from neurocomp.runner import check_device
+
+    device = None if args.device == "numpy" else args.device
+    check_device(device, args.backend)
+    return device
 
 
 def _emit(args: argparse.Namespace, console: Console, data: Any, table: str) -> bool:
@@ -269,6 +282,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from neurocomp.runner import OUTPUTS_KIND, write_outputs
 
     sources = [Path(args.program), Path(args.input)]
+    device = _device(args)
     if args.out:
         check(Path(args.out), OUTPUTS_KIND, sources)
     if args.report:
@@ -282,7 +296,7 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         load_s = time.perf_counter() - start
         inputs = _load_inputs(Path(args.input), [name for name, _ in program.netlist.inputs])
         step(f"encoding and simulating on the {args.backend}")
-        result = program.run(inputs, backend=args.backend, ticks=args.ticks, seed=args.seed)
+        result = program.run(inputs, backend=args.backend, ticks=args.ticks, seed=args.seed, device=device)
         summary = {**result.summary, "times_s": {**result.times_s, "load": load_s}}
         if args.out:
             step("writing the outputs")
@@ -310,10 +324,11 @@ def _track(args: argparse.Namespace, console: Console) -> int:
         return _track_clips(args, console)
     if args.gif:
         check(Path(args.gif), GIF_KIND, [Path(args.program)])
+    device = _device(args)
     with steps(console, "loading the tracker", None) as step:
         step("program, source graph and read-out")
         siamese, config = load_tracker(Path(args.program), timesteps=args.ticks, exemplar_ticks=args.exemplar_ticks,
-                                       tau0=args.tau0, score=args.score, backend=args.backend)
+                                       tau0=args.tau0, score=args.score, backend=args.backend, device=device)
     opts = siamese.opts
     clip = make_clip(10_000 + args.clip, args.frames, split="test")
     with steps(console, "tracking", args.frames - 1, on_start=False) as step:

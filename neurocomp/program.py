@@ -175,9 +175,10 @@ class Program:
         return {**self.report, "compile_time_s": dict(self.times)}
 
     def run(self, inputs: Mapping[str, np.ndarray] | np.ndarray, *, backend: str = "emulator", ticks: int | None = None,
-            seed: int = 0) -> Result:
+            seed: int = 0, device: str | None = None) -> Result:
         """Run on a backend (emulator, reference or lava). `inputs`: one array per input name (or one array for a
-        single-input program), (batch, *shape) analog values or (batch, ticks, *shape) spikes."""
+        single-input program), (batch, *shape) analog values or (batch, ticks, *shape) spikes. `device`: the
+        emulator on numpy (None) or on torch ("cpu", "cuda"), the same integers everywhere."""
         from neurocomp.runner import run_program
 
         if not isinstance(inputs, Mapping):
@@ -185,7 +186,7 @@ class Program:
             if len(names) != 1:
                 raise UserError(f"this program has inputs {names}: pass a mapping from input name to array")
             inputs = {names[0]: inputs}
-        return run_program(self, inputs, backend, ticks, seed)
+        return run_program(self, inputs, backend, ticks, seed, device=device)
 
 
 def _netlist_arrays(n: Netlist) -> dict[str, np.ndarray]:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from neurocomp.program import Program
 
 BACKENDS = ("emulator", "reference", "lava")
+DEVICES = ("cpu", "cuda")   # torch devices of the emulator; None (numpy) is the default
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,25 @@ def encode_inputs(specs: Sequence[InputSpec], inputs: Mapping[str, np.ndarray], 
     return {name: input_spikes(inputs[name], shape, ticks, encoding, seed, message_bits) for name, shape, encoding in specs}
 
 
-def run_backend(program: Program, inputs: Mapping[str, np.ndarray], backend: str, ticks: int, seed: int) -> RunResult:
+def check_device(device: str | None, backend: str = "emulator") -> None:
+    """None is numpy; "cpu" / "cuda" run the emulator's torch path there (the same integers). Refused: a device for
+    another backend, an unknown name, or CUDA where torch has none."""
+    if device is None:
+        return
+    if device not in DEVICES:
+        raise UserError(f"device {device!r} is not one of numpy, {', '.join(DEVICES)}")
+    if backend != "emulator":
+        raise UserError(f"--device applies to the emulator; the {backend} backend runs where it runs")
+    if device == "cuda":
+        import torch   # only here: numpy runs need no torch
+
+        if not torch.cuda.is_available():
+            raise UserError("device 'cuda': torch sees no CUDA device on this machine (torch.cuda.is_available() is "
+                            "False); use --device cpu or numpy")
+
+
+def run_backend(program: Program, inputs: Mapping[str, np.ndarray], backend: str, ticks: int, seed: int,
+                device: str | None = None) -> RunResult:
     if backend not in BACKENDS:
         raise UserError(f"backend {backend!r} is not available in this version; use {', '.join(BACKENDS)}")
     encodings = program.manifest.get("encodings") or {}
@@ -87,7 +106,7 @@ def run_backend(program: Program, inputs: Mapping[str, np.ndarray], backend: str
     if backend == "emulator":
         from neurocomp.backends import emulator
 
-        return emulator.run(program, program.target, spikes, ticks, seed=seed)
+        return emulator.run(program, program.target, spikes, ticks, seed=seed, device=device)
     if backend == "lava":
         from neurocomp.backends import lava
 
@@ -123,15 +142,16 @@ def outputs_of(result: RunResult, program: Program) -> dict[str, np.ndarray]:
 
 
 def run_program(program: Program, inputs: Mapping[str, np.ndarray], backend: str, ticks: int | None, seed: int,
-                load_s: float = 0.0) -> Result:
+                load_s: float = 0.0, device: str | None = None) -> Result:
     """The run's summary and outputs. The summary's `times_s` are wall times per stage: load (the
     caller's, `load_s`), inputs (reading the model and encoding spikes), prepare (the backend's plan)
     and simulate (the tick loop; for Lava also building and compiling its processes)."""
+    check_device(device, backend)
     ticks = ticks if ticks is not None else default_ticks(program, inputs)
     require_run(program.netlist.n_neurons, sum(math.prod(s) for _, s in program.netlist.inputs), batch_of(inputs), ticks,
                 32 if backend == "reference" else 1)
     start = time.perf_counter()
-    result = run_backend(program, inputs, backend, ticks, seed)
+    result = run_backend(program, inputs, backend, ticks, seed, device)
     total = time.perf_counter() - start
     summary = summarise(result, program, backend)
     summary["times_s"] = {"load": load_s, "inputs": max(total - result.setup_s - result.wall_s, 0.0),
