@@ -147,12 +147,15 @@ def _start_ray(workers: int, address: str | None) -> Any:
     if ray.is_initialized():   # the caller's own Ray (a test's, a notebook's): used as it is, left running
         return None
     if address is None:
-        ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        # "local": a new Ray of our own, even where `ray start` left a cluster running on this machine
+        ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False, configure_logging=False)
     else:
         try:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
         except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise UserError(f"--address {address}: not a Ray cluster ({' '.join(str(exc).split())[:200]})") from None
+            raise UserError(f"--address {address}: cannot join the Ray cluster there ({' '.join(str(exc).split())[:200]}); "
+                            "a cluster with token authentication needs RAY_AUTH_MODE=token here too "
+                            "(docs/CLUSTER.md)") from None
         _check_cluster(ray, address)
     return ray
 

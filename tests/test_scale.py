@@ -33,7 +33,7 @@ def ray_two():
     from ray import cloudpickle   # Ray's own copy of cloudpickle
 
     cloudpickle.register_pickle_by_value(sys.modules[__name__])   # this module's task functions travel by value
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
 
@@ -88,14 +88,14 @@ def test_track_clips_on_two_ray_workers_equals_serial(ray_two, tmp_path):
     save_graph(_tiny_siamsnn(), tmp_path / "tiny.pt")
     prog = tmp_path / "tiny.tn"
     assert main(["compile", str(tmp_path / "tiny.pt"), "--target", "truenorth", "-o", str(prog), "--quiet"]) == 0
-    args = ["track", str(prog), "--clips", "3", "--clip", "4", "--frames", "3", "--ticks", "8", "--exemplar-ticks", "16",
+    args = ["track", str(prog), "--clips", "2", "--clip", "4", "--frames", "3", "--ticks", "8", "--exemplar-ticks", "16",
             "--tau0", "2", "--json"]
     serial = _json(args + ["--out", str(tmp_path / "serial.json")])
     ray = _json(args + ["--out", str(tmp_path / "ray.json"), "--workers", "2"])
     assert (tmp_path / "serial.json").read_bytes() == (tmp_path / "ray.json").read_bytes()
-    assert [c["clip"] for c in ray["per_clip"]] == [4, 5, 6]
+    assert [c["clip"] for c in ray["per_clip"]] == [4, 5]
     assert (ray["auc"], ray["precision"], ray["chip_fps"]) == (serial["auc"], serial["precision"], serial["chip_fps"])
-    assert ray["auc"] == pytest.approx(np.mean([np.mean([c["auc"] for c in ray["per_clip"]])]))
+    assert ray["auc"] == pytest.approx(np.mean([c["auc"] for c in ray["per_clip"]]))   # OTB: clips weigh the same
     # clip 5 alone, as the single-clip track computes it
     one = _json(["track", str(prog), "--clip", "5", "--frames", "3", "--ticks", "8", "--exemplar-ticks", "16",
                  "--tau0", "2", "--json"])
