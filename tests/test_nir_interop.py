@@ -171,7 +171,8 @@ def test_snntorch_recurrent_leaky_reads_as_snntorch_runs_it() -> None:
     net = torch.nn.Sequential(torch.nn.Linear(6, 8), rleaky, torch.nn.Linear(8, 4), _leaky(4))
     _set_weights(net, 51, dyadic=True)
     with torch.no_grad():
-        rleaky.recurrent.weight[:] = torch.from_numpy(np.round(np.random.default_rng(52).normal(0, 0.3, (8, 8)) * 16) / 16)
+        w_rec = np.round(np.random.default_rng(52).normal(0, 0.3, (8, 8)) * 16) / 16
+        rleaky.recurrent.weight[:] = torch.from_numpy(w_rec)
         rleaky.recurrent.bias.zero_()
     graph = from_nir(snntorch_export(net, torch.zeros(1, 6), ignore_dims=[0]), SNN_DT)
     assert ("1.lif", "1.w_rec") in graph.edges and ("1.w_rec", "1.lif") in graph.edges
@@ -281,8 +282,8 @@ def test_sinabs_defaults_are_not_in_its_file() -> None:
     def written(**kw: object) -> dict[str, np.ndarray]:
         net = torch.nn.Sequential(torch.nn.Linear(6, 8), sinabs_layers.IAFSqueeze(batch_size=BATCH, **kw))
         g = _sinabs_export(net, torch.zeros(BATCH * T, 6))
-        return {f"{k}.{p}": np.asarray(getattr(n, p)) for k, n in g.nodes.items() for p in ("r", "v_threshold", "v_reset")
-                if hasattr(n, p)}
+        return {f"{k}.{p}": np.asarray(getattr(n, p)) for k, n in g.nodes.items()
+                for p in ("r", "v_threshold", "v_reset") if hasattr(n, p)}
     nir_like, default = written(spike_fn=SingleSpike, reset_fn=MembraneReset(), min_v_mem=None), written()
     assert nir_like.keys() == default.keys() and all(np.array_equal(nir_like[k], default[k]) for k in default)
 
@@ -357,14 +358,15 @@ def test_spikingjelly_conv_net_with_pools_reads_as_spikingjelly_runs_it() -> Non
     on a threshold would read differently, and nothing in the file says so (docs/NIR.md): random weights, and a
     pooled threshold (0.6) that sums of quarters never hit."""
     net = torch.nn.Sequential(sj_layer.Conv2d(1, 2, 3, padding=1), SJ_NEURONS["IFNode"](0), sj_layer.AvgPool2d(2),
-                              sj_neuron.IFNode(v_threshold=0.6, v_reset=0.0), sj_layer.Flatten(), sj_layer.Linear(18, 4),
-                              SJ_NEURONS["IFNode"](4))
+                              sj_neuron.IFNode(v_threshold=0.6, v_reset=0.0), sj_layer.Flatten(),
+                              sj_layer.Linear(18, 4), SJ_NEURONS["IFNode"](4))
     _set_weights(net, 23)
     x = _spikes(36, 24, 0.6).reshape(BATCH, T, 1, 6, 6)
     graph = from_nir(sj_export(net, torch.zeros(BATCH, 1, 6, 6)), SJ_DT)
     ours = _ours(graph, x, ["_1", "_3", "_6"])
     theirs = _sj_run(net, ["1", "3", "6"], x)
-    _assert_same({k: v.reshape(BATCH, v.shape[1], -1) for k, v in ours.items()}, {"_" + k: v for k, v in theirs.items()})
+    _assert_same({k: v.reshape(BATCH, v.shape[1], -1) for k, v in ours.items()},
+                 {"_" + k: v for k, v in theirs.items()})
 
 
 @pytest.mark.parametrize("neuron", [lambda name: IF(name, threshold=np.array(1.0)),
@@ -463,14 +465,18 @@ def test_rockpool_files_are_refused_as_no_reading_reproduces_rockpool(neuron: Ca
     (1 - e) tau e / dt. from_nir names the convention and refuses; an explicit integrator reads it by the
     equation, whose spikes are not Rockpool's."""
     net = RockpoolSequential(LinearTorch((6, 8)), neuron(8), LinearTorch((8, 4)), neuron(4))
+    rng = np.random.default_rng(40)
+    for linear in (net[0], net[2]):  # Rockpool draws its weights from torch's global generator: seeded here
+        linear.weight.data = torch.from_numpy(rng.normal(0.3, 0.5, tuple(linear.weight.shape))).float()
     written = rockpool_export(net)
     with pytest.raises(GraphError, match="as Rockpool writes its neurons.*pass integrator='euler'"):
         from_nir(written, ROCKPOOL_DT)
     x = _spikes(6, 41)
     _, _, rec = net(torch.from_numpy(x), record=True)
-    theirs = rec[f"3_{type(net[3]).__name__}_output"].detach().numpy()
-    ours = _ours(from_nir(written, ROCKPOOL_DT, integrator="euler"), x, ["1_" + type(net[1]).__name__, "3_" + type(net[3]).__name__])
-    assert theirs.sum() > 20 and not np.array_equal(ours[f"3_{type(net[3]).__name__}"], theirs[:, : T - 2])
+    names = [f"{k}_{type(net[k]).__name__}" for k in (1, 3)]
+    theirs = rec[f"{names[1]}_output"].detach().numpy()
+    ours = _ours(from_nir(written, ROCKPOOL_DT, integrator="euler"), x, names)
+    assert theirs.sum() > 20 and not np.array_equal(ours[names[1]], theirs[:, : T - 2])
 
 
 def test_rockpool_reads_no_nir_lif() -> None:
@@ -480,7 +486,7 @@ def test_rockpool_reads_no_nir_lif() -> None:
         rockpool_import(to_nir(graph, ROCKPOOL_DT))
 
 
-# ---------------------------------------------------------------- what no file says: refused, and the option that decides
+# ---------------------------------------------------------------- what a file does not say: refused
 
 
 def test_if_gain_other_than_one_or_one_over_dt_is_refused_until_chosen() -> None:

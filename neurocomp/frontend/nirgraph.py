@@ -7,9 +7,9 @@ instantaneous, so an imported network answers one tick later per neuron layer, w
 Delay's relay layers add NIR's delay, no lag); inputs of a layer that would arrive a different number of
 ticks late (a skip connection past a neuron layer) are refused. A layer L ticks late would integrate its bias
 alone for L ticks before its input arrives: from_nir holds the bias back by starting v where those ticks end
-at NIR's initial potential (v0 = (v* - b (1 + d + .. + d^(L-1))) / d^L). A bias into a decaying current (CubaLIF) cannot be held back that way and still acts
-L ticks early. to_nir writes our biases as they are and marks the file (metadata neurocomp_bias_timing),
-so from_nir reads our own files back unchanged.
+at NIR's initial potential (v0 = (v* - b (1 + d + .. + d^(L-1))) / d^L). A bias into a decaying current
+(CubaLIF) cannot be held back that way and still acts L ticks early. to_nir writes our biases as they are
+and marks the file (metadata neurocomp_bias_timing), so from_nir reads our own files back unchanged.
 
 Neurons. NIR spikes when v > v_threshold and then sets v = v_reset, starting from v = 0; ours spike when
 u >= threshold and then set u = 0. With g > 0 the gain from input I to v per tick, u = (v - v_reset) / g
@@ -256,7 +256,7 @@ def _delay_biases(graph: Graph, relays: set[str]) -> Graph:
 
     net = lower(graph)
     lag = _lags(net, relays)
-    moved = {lay.name: _warm_start(lay, lag[lay.name]) for lay in net.layers
+    moved = {lay.name: _warm_start(lay, lag.get(lay.name, 0)) for lay in net.layers
              if lay.bias_exact() and np.any(lay.bias())}
     return Graph(tuple(moved.get(n.name, n) for n in graph.nodes), graph.edges, graph.metadata)
 
@@ -272,11 +272,11 @@ def _lags(net: Network, relays: set[str]) -> dict[str, int]:
         changed = False
         for lay in net.layers:
             known = [lag[p.source] for p in lay.projections if p.source in lag and (p.source, lay.name) not in feedback]
-            own = min(known, default=None)
-            if own is not None and lag.get(lay.name) != own + (lay.name not in relays):
-                lag[lay.name], changed = own + (lay.name not in relays), True
+            own = min(known) + int(lay.name not in relays) if known else None
+            if own is not None and lag.get(lay.name) != own:
+                lag[lay.name], changed = own, True
     for lay in net.layers:
-        sources = {p.source: lag[p.source] for p in lay.projections if (p.source, lay.name) not in feedback}
+        sources = {p.source: lag.get(p.source) for p in lay.projections if (p.source, lay.name) not in feedback}
         if len(set(sources.values())) > 1:
             raise GraphError(f"{lay.name!r}: its inputs {sources} are that many neuron layers deep, and each layer "
                              f"adds a tick here where NIR's edges add none, so they would arrive ticks apart; "
@@ -730,7 +730,8 @@ def _fold_lif_gains(graph: Graph, lifs: set[str]) -> Graph:
                 raise GraphError(f"LIF {name!r}: r = 1 needs its input gain tau/dt in the weights of the ops feeding "
                                  f"it, each an Affine (or, for a uniform gain, a Conv2d) feeding only it; "
                                  f"{pred!r} ({type(op).__name__}) is not; write it with lif_r='tau/dt'")
-            rows = (gain if isinstance(op, Affine) else gain.reshape(-1)[:1]).reshape((-1,) + (1,) * (op.weight.ndim - 1))
+            rows = gain if isinstance(op, Affine) else gain.reshape(-1)[:1]
+            rows = rows.reshape((-1,) + (1,) * (op.weight.ndim - 1))
             bias = None if op.bias is None else op.bias * rows.reshape(-1)
             scaled[pred] = dataclasses.replace(op, weight=op.weight * rows, bias=bias)
     return Graph(tuple(scaled.get(n.name, n) for n in graph.nodes), graph.edges, graph.metadata)
