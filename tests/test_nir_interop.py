@@ -181,11 +181,13 @@ def test_snntorch_recurrent_leaky_reads_as_snntorch_runs_it() -> None:
     _assert_same(_ours(graph, x, ["1.lif", "3"]), {"1.lif": theirs["1"], "3": theirs["3"]})
 
 
-def test_our_lif_mlp_reads_in_snntorch_as_ours_runs_it() -> None:
-    """to_nir writes LIF with r = tau/dt: snnTorch's reader takes that as unit gain. Threshold 0.55 is never hit
-    exactly by dyadic potentials, so float32 (snnTorch) and float64 (ours) agree."""
+@pytest.mark.parametrize("lif_r", ["tau/dt", "1"])
+def test_our_lif_mlp_reads_in_snntorch_as_ours_runs_it(lif_r: str) -> None:
+    """to_nir's LIF with r = tau/dt is unit gain to snnTorch's reader; with r = 1 it moves the threshold by the
+    gain it finds (dt/tau) and the weights carry tau/dt. Threshold 0.55 is never hit exactly by dyadic
+    potentials, so float32 (snnTorch) and float64 (ours) agree."""
     graph = _our_net(lambda name: LIF(name, threshold=np.array(0.55), decay=np.array(0.75)), bias=False)
-    model = snntorch_import(to_nir(graph, SNN_DT))
+    model = snntorch_import(to_nir(graph, SNN_DT, lif_r))
     x = _spikes(6, 8)
     _assert_same(_ours(graph, x, ["n1", "n2"]), _snntorch_run(model, ["n1", "n2"], x))
 
@@ -369,15 +371,17 @@ def test_spikingjelly_conv_net_with_pools_reads_as_spikingjelly_runs_it() -> Non
                  {"_" + k: v for k, v in theirs.items()})
 
 
-@pytest.mark.parametrize("neuron", [lambda name: IF(name, threshold=np.array(1.0)),
-                                    lambda name: LIF(name, threshold=np.array(0.5), decay=np.array(0.75))],
-                         ids=["IF", "LIF"])
-def test_our_mlp_reads_in_spikingjelly_as_ours_runs_it(neuron: Callable[[str], IF | LIF]) -> None:
-    """to_nir's IF (r = 1/dt) and LIF (r = tau/dt) are what SpikingJelly's reader asks for. We write the
-    threshold one ulp below ours (our v >= theta is NIR's v > theta^-); SpikingJelly's v >= theta^- differs
-    only on a potential of exactly theta^-, which dyadic weights never make."""
+@pytest.mark.parametrize("neuron, lif_r", [
+    (lambda name: IF(name, threshold=np.array(1.0)), "tau/dt"),
+    (lambda name: LIF(name, threshold=np.array(0.5), decay=np.array(0.75)), "tau/dt"),
+    (lambda name: LIF(name, threshold=np.array(0.5), decay=np.array(0.75)), "1"),
+], ids=["IF", "LIF", "LIF-r1"])
+def test_our_mlp_reads_in_spikingjelly_as_ours_runs_it(neuron: Callable[[str], IF | LIF], lif_r: str) -> None:
+    """to_nir's IF (r = 1/dt) and LIF (r = tau/dt, or r = 1 with tau/dt in the weights) are what SpikingJelly's
+    reader asks for. We write the threshold one ulp below ours (our v >= theta is NIR's v > theta^-);
+    SpikingJelly's v >= theta^- differs only on a potential of exactly theta^-, which dyadic weights never make."""
     graph = _our_net(neuron, bias=False)
-    model = sj_import(to_nir(graph, SJ_DT), dt=SJ_DT)
+    model = sj_import(to_nir(graph, SJ_DT, lif_r), dt=SJ_DT)
     x = _spikes(6, 25)
     _assert_same(_ours(graph, x, ["n1", "n2"]), _stateful_run(model, ["n1", "n2"], x))
 
