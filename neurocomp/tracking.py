@@ -82,5 +82,9 @@ TRACKS_KIND = Kind("neurocomp track --clips record", False, _not_tracks)
 
 def write_tracks(path: Path, record: dict[str, Any], inputs: list[Path]) -> None:
     """The record without the host's timings: the same bytes for the same clips and options."""
-    kept = {k: v for k, v in record.items() if k != "emulator_s_per_frame"}
-    write_file(path, TRACKS_KIND, lambda tmp: tmp.write_text(json.dumps(kept, sort_keys=True) + "\n"), inputs)
+    text = json.dumps({k: v for k, v in record.items() if k != "emulator_s_per_frame"}, sort_keys=True) + "\n"
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(text)
+
+    write_file(path, TRACKS_KIND, write, inputs)
