@@ -17,11 +17,29 @@ missing one fails its tests at import, it is never skipped.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Callable
 
 import nir
+import norse.torch as norse
 import numpy as np
 import pytest
+from rockpool.nn.combinators import Sequential as RockpoolSequential
+from rockpool.nn.modules import LIFNeuronTorch, LIFTorch, LinearTorch
+from rockpool.nn.modules.torch.nir import from_nir as rockpool_import
+from rockpool.nn.modules.torch.nir import to_nir as rockpool_export
+import sinabs
+from sinabs.activation import MembraneReset, SingleSpike
+import sinabs.layers as sinabs_layers
+import snntorch
+from snntorch import utils as snn_utils
+from snntorch.export_nir import export_to_nir as snntorch_export
+from snntorch.import_nir import import_from_nir as snntorch_import
+from spikingjelly.activation_based import functional as sj_functional
+from spikingjelly.activation_based import layer as sj_layer
+from spikingjelly.activation_based import neuron as sj_neuron
+from spikingjelly.activation_based.nir_exchange import export_to_nir as sj_export
+from spikingjelly.activation_based.nir_exchange import import_from_nir as sj_import
 import torch
 
 from neurocomp.backends import reference
@@ -29,6 +47,7 @@ from neurocomp.errors import GraphError
 from neurocomp.frontend import from_nir, load_nir, save_nir, to_nir
 from neurocomp.ir.graph import IF, LIF, Affine, Graph, Input, Output, SumPool2d
 from neurocomp.ir.layers import lower
+
 
 T, BATCH = 80, 3
 Spikes = dict[str, np.ndarray]
@@ -96,13 +115,8 @@ def _our_net(neuron: Callable[[str], IF | LIF], n_in: int = 6, sizes: tuple[int,
                   Output("y")], [("x", "fc1"), ("fc1", "n1"), ("n1", "fc2"), ("fc2", "n2"), ("n2", "y")])
 
 
-
 # ---------------------------------------------------------------- snnTorch: dt = 1e-4, its exporter's and reader's
 
-import snntorch  # noqa: E402
-from snntorch import utils as snn_utils  # noqa: E402
-from snntorch.export_nir import export_to_nir as snntorch_export  # noqa: E402
-from snntorch.import_nir import import_from_nir as snntorch_import  # noqa: E402
 
 SNN_DT = 1e-4
 
@@ -125,7 +139,7 @@ def _snntorch_run(model: torch.nn.Module, names: list[str], x: np.ndarray) -> Sp
     return _recorded(model, names, model, x)
 
 
-def test_snntorch_leaky_mlp_reads_as_snntorch_runs_it(tmp_path) -> None:
+def test_snntorch_leaky_mlp_reads_as_snntorch_runs_it(tmp_path: Path) -> None:
     """Dyadic weights and beta = 0.75: potentials land exactly on the threshold, so the float32 r = tau/dt must
     read as gain 1 and 1 - dt/tau as 0.75 exactly (within the file's rounding), or ties would flip."""
     net = _mlp(_leaky)
@@ -213,10 +227,6 @@ def test_snntorch_subtract_reset_is_not_in_its_file() -> None:
 
 
 # ---------------------------------------------------------------- Sinabs: discrete steps (dt = 1), float32
-
-import sinabs  # noqa: E402
-import sinabs.layers as sinabs_layers  # noqa: E402
-from sinabs.activation import MembraneReset, SingleSpike  # noqa: E402
 
 
 def _sinabs_if(n: int) -> torch.nn.Module:
@@ -311,13 +321,8 @@ def test_our_if_net_reads_in_sinabs_as_ours_runs_it() -> None:
     _assert_same(_ours(g, x, ["n1", "n2"]), _sinabs_run(model, ["n1", "n2"], x))
 
 
-# ---------------------------------------------------------------- SpikingJelly: dt = 1e-4 (its default), run in float64
+# ---------------------------------------------------------------- SpikingJelly: dt = 1e-4 (its default), float64
 
-from spikingjelly.activation_based import functional as sj_functional  # noqa: E402
-from spikingjelly.activation_based import layer as sj_layer  # noqa: E402
-from spikingjelly.activation_based import neuron as sj_neuron  # noqa: E402
-from spikingjelly.activation_based.nir_exchange import export_to_nir as sj_export  # noqa: E402
-from spikingjelly.activation_based.nir_exchange import import_from_nir as sj_import  # noqa: E402
 
 SJ_DT = 1e-4
 SJ_NEURONS: dict[str, Callable[[int], torch.nn.Module]] = {
@@ -376,19 +381,25 @@ def test_spikingjelly_conv_net_with_pools_reads_as_spikingjelly_runs_it() -> Non
     (lambda name: LIF(name, threshold=np.array(0.5), decay=np.array(0.75)), "tau/dt"),
     (lambda name: LIF(name, threshold=np.array(0.5), decay=np.array(0.75)), "1"),
 ], ids=["IF", "LIF", "LIF-r1"])
-def test_our_mlp_reads_in_spikingjelly_as_ours_runs_it(neuron: Callable[[str], IF | LIF], lif_r: str) -> None:
+def test_our_mlp_reads_in_spikingjelly_as_ours_runs_it(neuron: Callable[[str], IF | LIF], lif_r: str,
+                                                      tmp_path: Path) -> None:
     """to_nir's IF (r = 1/dt) and LIF (r = tau/dt, or r = 1 with tau/dt in the weights) are what SpikingJelly's
-    reader asks for. We write the threshold one ulp below ours (our v >= theta is NIR's v > theta^-);
-    SpikingJelly's v >= theta^- differs only on a potential of exactly theta^-, which dyadic weights never make."""
+    reader asks for, here through a file (save_nir's default is r = tau/dt). We write the threshold one ulp below
+    ours (our v >= theta is NIR's v > theta^-); SpikingJelly's v >= theta^- differs only on a potential of
+    exactly theta^-, which dyadic weights never make."""
     graph = _our_net(neuron, bias=False)
-    model = sj_import(to_nir(graph, SJ_DT, lif_r), dt=SJ_DT)
+    if lif_r == "tau/dt":
+        save_nir(graph, tmp_path / "ours.nir", SJ_DT)
+        written = nir.read(tmp_path / "ours.nir")
+    else:
+        written = to_nir(graph, SJ_DT, lif_r)
+    model = sj_import(written, dt=SJ_DT)
     x = _spikes(6, 25)
     _assert_same(_ours(graph, x, ["n1", "n2"]), _stateful_run(model, ["n1", "n2"], x))
 
 
 # ---------------------------------------------------------------- Norse: its dt (1e-3) at run time, float64
 
-import norse.torch as norse  # noqa: E402
 
 NORSE_DT = 1e-3
 
@@ -451,10 +462,6 @@ def test_unit_r_needs_weights_to_fold_into() -> None:
 
 # ---------------------------------------------------------------- Rockpool: its dt (1e-3)
 
-from rockpool.nn.combinators import Sequential as RockpoolSequential  # noqa: E402
-from rockpool.nn.modules import LIFNeuronTorch, LIFTorch, LinearTorch  # noqa: E402
-from rockpool.nn.modules.torch.nir import from_nir as rockpool_import  # noqa: E402
-from rockpool.nn.modules.torch.nir import to_nir as rockpool_export  # noqa: E402
 
 ROCKPOOL_DT = 1e-3
 
