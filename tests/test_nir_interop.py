@@ -98,21 +98,19 @@ def _set_weights(model: torch.nn.Module, seed: int, dyadic: bool = False) -> Non
                 m.bias[:] = torch.from_numpy(np.round(b * 16) / 16 if dyadic else b)
 
 
-def _mlp(hidden: type | Callable[[int], torch.nn.Module], sizes: tuple[int, ...] = (6, 8, 4)) -> torch.nn.Sequential:
-    """Linear, neuron, Linear, neuron."""
-    return torch.nn.Sequential(torch.nn.Linear(sizes[0], sizes[1]), hidden(sizes[1]),
-                               torch.nn.Linear(sizes[1], sizes[2]), hidden(sizes[2]))
+def _mlp(hidden: Callable[[int], torch.nn.Module]) -> torch.nn.Sequential:
+    """Linear(6, 8), neuron, Linear(8, 4), neuron."""
+    return torch.nn.Sequential(torch.nn.Linear(6, 8), hidden(8), torch.nn.Linear(8, 4), hidden(4))
 
 
-def _our_net(neuron: Callable[[str], IF | LIF], n_in: int = 6, sizes: tuple[int, int] = (8, 4), seed: int = 5,
-             bias: bool = True) -> Graph:
-    """Our own Affine, neuron, Affine, neuron; the first Affine has a bias (NIR puts it with the input)."""
-    rng = np.random.default_rng(seed)
-    w1 = np.round(rng.normal(0.3, 0.5, (sizes[0], n_in)) * 16) / 16
-    w2 = np.round(rng.normal(0.3, 0.5, (sizes[1], sizes[0])) * 16) / 16
-    b1 = np.round(rng.normal(0, 0.1, sizes[0]) * 16) / 16 if bias else None
-    return Graph([Input("x", (n_in,)), Affine("fc1", w1, b1), neuron("n1"), Affine("fc2", w2), neuron("n2"),
-                  Output("y")], [("x", "fc1"), ("fc1", "n1"), ("n1", "fc2"), ("fc2", "n2"), ("n2", "y")])
+def _our_net(neuron: Callable[[str], IF | LIF]) -> Graph:
+    """Our own Affine(6 -> 8), neuron, Affine(8 -> 4), neuron, weights multiples of 1/16. No biases: to_nir
+    writes ours as acting from tick 0, which other readers start with the input (docs/NIR.md)."""
+    rng = np.random.default_rng(5)
+    w1 = np.round(rng.normal(0.3, 0.5, (8, 6)) * 16) / 16
+    w2 = np.round(rng.normal(0.3, 0.5, (4, 8)) * 16) / 16
+    return Graph([Input("x", (6,)), Affine("fc1", w1), neuron("n1"), Affine("fc2", w2), neuron("n2"), Output("y")],
+                 [("x", "fc1"), ("fc1", "n1"), ("n1", "fc2"), ("fc2", "n2"), ("n2", "y")])
 
 
 # ---------------------------------------------------------------- snnTorch: dt = 1e-4, its exporter's and reader's
@@ -200,7 +198,7 @@ def test_our_lif_mlp_reads_in_snntorch_as_ours_runs_it(lif_r: str) -> None:
     """to_nir's LIF with r = tau/dt is unit gain to snnTorch's reader; with r = 1 it moves the threshold by the
     gain it finds (dt/tau) and the weights carry tau/dt. Threshold 0.55 is never hit exactly by dyadic
     potentials, so float32 (snnTorch) and float64 (ours) agree."""
-    graph = _our_net(lambda name: LIF(name, threshold=np.array(0.55), decay=np.array(0.75)), bias=False)
+    graph = _our_net(lambda name: LIF(name, threshold=np.array(0.55), decay=np.array(0.75)))
     model = snntorch_import(to_nir(graph, SNN_DT, lif_r))
     x = _spikes(6, 8)
     _assert_same(_ours(graph, x, ["n1", "n2"]), _snntorch_run(model, ["n1", "n2"], x))
@@ -209,7 +207,7 @@ def test_our_lif_mlp_reads_in_snntorch_as_ours_runs_it(lif_r: str) -> None:
 def test_snntorch_refuses_our_if() -> None:
     """Our IF is written by NIR's equation (r = 1/dt: v += dt r I = I); snnTorch's reader takes only r = 1
     (and would make it a Leaky with beta 0.9), so it refuses: loudly, not differently."""
-    graph = _our_net(lambda name: IF(name, threshold=np.array(1.0)), bias=False)
+    graph = _our_net(lambda name: IF(name, threshold=np.array(1.0)))
     with pytest.raises(AssertionError, match="r != 1 not supported"):
         snntorch_import(to_nir(graph, SNN_DT))
 
@@ -387,7 +385,7 @@ def test_our_mlp_reads_in_spikingjelly_as_ours_runs_it(neuron: Callable[[str], I
     reader asks for, here through a file (save_nir's default is r = tau/dt). We write the threshold one ulp below
     ours (our v >= theta is NIR's v > theta^-); SpikingJelly's v >= theta^- differs only on a potential of
     exactly theta^-, which dyadic weights never make."""
-    graph = _our_net(neuron, bias=False)
+    graph = _our_net(neuron)
     if lif_r == "tau/dt":
         save_nir(graph, tmp_path / "ours.nir", SJ_DT)
         written = nir.read(tmp_path / "ours.nir")
@@ -438,7 +436,7 @@ def test_our_if_net_reads_in_norse_as_ours_runs_it() -> None:
     """Norse's IF is v += I whatever r says; ours is written with r = 1/dt, which NIR's equation reads as that.
     Norse casts the threshold to float32, which rounds ours (one ulp below theta, so that NIR's v > theta^- is
     our v >= theta) back to theta: a threshold that dyadic potentials never hit exactly keeps that out."""
-    graph = _our_net(lambda name: IF(name, threshold=np.array(1.05)), bias=False)
+    graph = _our_net(lambda name: IF(name, threshold=np.array(1.05)))
     x = _spikes(6, 33)
     _assert_same(_ours(graph, x, ["n1", "n2"]), _norse_import_run(graph, NORSE_DT, ["n1", "n2"], x))
 
@@ -446,7 +444,7 @@ def test_our_if_net_reads_in_norse_as_ours_runs_it() -> None:
 def test_our_lif_net_reads_in_norse_with_unit_r() -> None:
     """Norse's reader ignores r (it logs a warning), so LIF goes with lif_r="1": r = 1 and tau/dt folded into
     the weights before it (4x here, exact for dyadic weights). The default r = tau/dt would be read 4x too weak."""
-    graph = _our_net(lambda name: LIF(name, threshold=np.array(0.55), decay=np.array(0.75)), bias=False)
+    graph = _our_net(lambda name: LIF(name, threshold=np.array(0.55), decay=np.array(0.75)))
     x = _spikes(6, 34)
     ours = _ours(graph, x, ["n1", "n2"])
     _assert_same(ours, _norse_import_run(graph, NORSE_DT, ["n1", "n2"], x, lif_r="1"))
@@ -492,7 +490,7 @@ def test_rockpool_files_are_refused_as_no_reading_reproduces_rockpool(neuron: Ca
 
 def test_rockpool_reads_no_nir_lif() -> None:
     """Rockpool 3.1's reader asks a nir.LIF for tau_mem (CubaLIF's name) and fails: loudly."""
-    graph = _our_net(lambda name: LIF(name, threshold=np.array(0.5), decay=np.array(0.75)), bias=False)
+    graph = _our_net(lambda name: LIF(name, threshold=np.array(0.5), decay=np.array(0.75)))
     with pytest.raises(AttributeError, match="tau_mem"):
         rockpool_import(to_nir(graph, ROCKPOOL_DT))
 
