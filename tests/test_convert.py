@@ -240,10 +240,12 @@ def test_current_input_runs_on_reference_and_is_refused_for_chips(program):
         convert(program, calib(4) * 2, input_shape=SHAPE)
 
 
-def test_loihi_compile_refuses_subtract_reset(program):
+def test_loihi_compile_runs_subtract_reset_as_reset_to_zero_and_says_so(program):
     g = convert(program, calib(16), input_shape=SHAPE, method=ConvertOptions(calibration_batches=0))
-    with pytest.raises(UserError, match="reset by subtraction"):
-        compile_graph(g, load_target("loihi"), CompileOptions())
+    compiled = compile_graph(g, load_target("loihi"), CompileOptions())
+    [note] = compiled.report["adapted"]
+    assert "built for reset by subtraction" in note and "run with reset to zero" in note
+    assert {n.reset for n in compiled.program.graph.nodes if hasattr(n, "reset") and n.name.startswith("if")} == {"zero"}
 
 
 # ---------------------------------------------------------------- command line
