@@ -76,3 +76,32 @@ def test_export_json_names_what_it_wrote(model, tmp_path, capsys):
     assert main(["export", str(model), "--nir", str(tmp_path / "m.nir"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"nir": str(tmp_path / "m.nir"), "source": str(model), "dt": 1e-3}
     assert (tmp_path / "m.nir").is_file()
+
+
+def test_the_nir_reading_options_reach_the_reader(tmp_path, capsys):
+    """An IF whose r is neither 1 nor 1/dt is refused until --if-gain says how to read it; export --lif-r picks
+    the LIF form (r = 1 folds tau/dt into the weights)."""
+    import nir
+
+    g = nir.NIRGraph(nodes={"x": nir.Input(input_type={"input": np.array([2])}),
+                            "fc": nir.Affine(weight=np.array([[1.0, 0.5], [0.25, 1.0]]), bias=np.zeros(2)),
+                            "if": nir.IF(r=np.array([0.8, 0.8]), v_threshold=np.array([1.0, 1.0])),
+                            "y": nir.Output(output_type={"output": np.array([2])})},
+                     edges=[("x", "fc"), ("fc", "if"), ("if", "y")])
+    nir.write(tmp_path / "if.nir", g)
+    argv = ["check", str(tmp_path / "if.nir"), "--target", "loihi", "--json"]
+    assert main(argv) == 2
+    assert "if_gain" in capsys.readouterr().err
+    assert main(argv + ["--if-gain", "step"]) == 0
+    assert json.loads(capsys.readouterr().out)["total_layers"] == 1
+    save_graph(integer_cnn(), tmp_path / "m.pt")
+    for form in ("tau/dt", "1"):
+        assert main(["export", str(tmp_path / "m.pt"), "--nir", str(tmp_path / f"m{form[-1]}.nir"), "--lif-r", form,
+                     "--quiet"]) == 0
+
+
+def test_the_clis_nir_choices_are_the_readers():
+    from neurocomp import cli
+    from neurocomp.frontend import nirgraph
+
+    assert (cli.IF_GAINS, cli.INTEGRATORS, cli.LIF_RS) == (nirgraph.IF_GAINS, nirgraph.INTEGRATORS, nirgraph.LIF_RS)

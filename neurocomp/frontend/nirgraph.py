@@ -161,11 +161,13 @@ def _not_our_nir(path: Path) -> str | None:
 NIR_KIND = Kind("neurocomp-written .nir", False, _not_our_nir)
 
 
-def save_nir(graph: Graph, path: str | Path, dt: float = 1e-3, inputs: Sequence[str | Path] = ()) -> None:
-    """Write under the neurocomp.safewrite policy; `inputs`: files the output must not replace or contain."""
+def save_nir(graph: Graph, path: str | Path, dt: float = 1e-3, inputs: Sequence[str | Path] = (),
+             lif_r: str = "tau/dt") -> None:
+    """Write under the neurocomp.safewrite policy; `inputs`: files the output must not replace or contain; `lif_r`
+    as to_nir takes it."""
     import h5py
 
-    g = to_nir(graph, dt)
+    g = to_nir(graph, dt, lif_r)
 
     def write(tmp: Path) -> None:
         nir.write(tmp, g)
