@@ -42,7 +42,7 @@ CHUNK_BYTES = 64 << 20  # the tick buffers per chunk of ticks: a chunk's bookkee
 # beats CSR per useful multiply; with few rows (one tick, small batch) CSR wins below 10 %.
 DENSE_MIN = {True: 0.02, False: 0.1}
 DENSE_MAX_CELLS = 1 << 24
-THREADED_MACS = 1 << 24  # a per-tick product this large uses every BLAS thread; smaller ones use one
+THREADED_MACS = 1 << 24  # a product this large per tick uses every BLAS thread; smaller ones use one
 
 
 @dataclass(frozen=True)
@@ -171,7 +171,7 @@ class _DeviceBlock:
         self.product = _Product(b.matrix, xp, batch * (chunk if self.ahead else 1))
         self.payload = None if b.payload is None else _Product(b.payload, xp, batch * chunk)
         self.scale, self.inv = float(b.scale), 1.0 / b.scale if b.scale else 0.0
-        self.threaded = not self.ahead and batch * b.matrix.shape[0] * b.matrix.shape[1] >= THREADED_MACS
+        self.threaded = batch * b.matrix.shape[0] * b.matrix.shape[1] >= THREADED_MACS   # per tick, ahead or not
         self.first = self.first_events = False   # first to write its rows of acc / events: assigns instead of adding
         self.direct = False                       # a tick's product goes straight into acc (set with `first`)
         self.acc = self.events = self.counts = None
@@ -321,8 +321,9 @@ class _Loop:
                 self.events[:k] = 0
             if self.counts is not None:
                 self.counts[:, :k] = 0
-            for b in self.ahead:
-                b.prepare(self.x, t0, k)
+            for b in self.ahead:   # a second BLAS thread beside a busy core costs far more than it saves here
+                with _blas_threads(None if b.threaded else 1):
+                    b.prepare(self.x, t0, k)
             with _blas_threads(1):
                 for j in range(k):
                     self._tick(t0 + j, j)
