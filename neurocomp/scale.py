@@ -69,6 +69,11 @@ def opened(work: Work) -> Any:
     return _OPENED[key]
 
 
+def _open(work: Work) -> None:
+    """Open the program in this worker (a Ray task run once per local worker before the chunks)."""
+    opened(work)
+
+
 def _call(work: Work, fn: Task, payload: Any) -> Arrays:
     """The Ray task body: one chunk on this worker's opened program."""
     return fn(opened(work), payload)
@@ -103,6 +108,7 @@ class Pool:
     address: str | None = None
     startup_s: float = 0.0
     warmed: int = 0                                 # local worker processes started and warmed
+    open_s: float = 0.0                             # the local workers opening programs, before their chunks
     _ray: Any = field(default=None, repr=False)     # the ray module while the pool is open
     _owned: Any = field(default=None, repr=False)   # the same when this pool started Ray (and so shuts it down)
 
@@ -128,12 +134,18 @@ class Pool:
         self._ray = self._owned = None
 
     def map(self, work: Work, fn: Task, items: Iterable[tuple[int, Any]], local: Any) -> Iterator[tuple[int, Arrays]]:
-        """(index, result) per item as each finishes. Serial runs use `local`, the program already opened here."""
+        """(index, result) per item as each finishes. Serial runs use `local`, the program already opened here;
+        local workers first open `work` side by side (timed as `open_s`, as a serial run opens it before its work)."""
         if not self.uses_ray:
             for index, payload in items:
                 yield index, fn(local, payload)
             return
-        yield from _ray_map(self._ray, work, fn, items, 2 * max(self.workers, int(self._ray.cluster_resources().get("CPU", 1))))
+        shared = self._ray.put(work)   # once: every task gets this reference, not a copy
+        if self.address is None:
+            start = time.perf_counter()
+            self._ray.get([self._ray.remote(_open).remote(shared) for _ in range(self.workers)])
+            self.open_s += time.perf_counter() - start
+        yield from _ray_map(self._ray, shared, fn, items, 2 * max(self.workers, int(self._ray.cluster_resources().get("CPU", 1))))
 
 
 def _start_ray(workers: int, address: str | None) -> Any:
@@ -185,10 +197,10 @@ def _check_cluster(ray: Any, address: str) -> None:
         raise UserError(f"--address {address}: the cluster runs neurocomp {theirs}, this is {__version__}")
 
 
-def _ray_map(ray: Any, work: Work, fn: Task, items: Iterable[tuple[int, Any]], in_flight: int) -> Iterator[tuple[int, Arrays]]:
-    """Submit lazily (at most `in_flight` pending), the program put once; yield results as they finish."""
+def _ray_map(ray: Any, shared: Any, fn: Task, items: Iterable[tuple[int, Any]], in_flight: int) -> Iterator[tuple[int, Arrays]]:
+    """Submit lazily (at most `in_flight` pending), each task handed the reference `shared` to the Work in the
+    object store; yield results as they finish."""
     remote = ray.remote(_call).options(max_retries=MAX_RETRIES, retry_exceptions=False)
-    shared = ray.put(work)
     pending: dict[Any, int] = {}
     source = iter(items)
     exhausted = False
