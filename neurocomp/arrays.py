@@ -39,9 +39,6 @@ class Numpy:
         """A typed scalar: a bare int would be slower (numpy re-checks it) or change the result type."""
         return np.dtype(dtype).type(value)
 
-    def copy(self, a: np.ndarray) -> np.ndarray:
-        return a.copy()
-
     def contiguous(self, a: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(a)
 
@@ -117,9 +114,6 @@ class Torch:
 
     def scalar(self, value: int, dtype: Any) -> Any:
         return value
-
-    def copy(self, a: Any) -> Any:
-        return a.clone()
 
     def contiguous(self, a: Any) -> Any:
         return a.contiguous()
