@@ -367,6 +367,7 @@ def _eval(args: argparse.Namespace, console: Console) -> int:
     from neurocomp.program import Program
     from neurocomp.scale import Pool, check_state
 
+    start = time.perf_counter()
     src, data = Path(args.program), Path(args.data)
     if args.out:
         check(Path(args.out), EVAL_KIND, [src, data])
@@ -375,7 +376,6 @@ def _eval(args: argparse.Namespace, console: Console) -> int:
     program = Program.load(src)
     opts = EvalOptions(labels=args.labels, chunk=args.chunk, backend=args.backend, ticks=args.ticks, seed=args.seed)
     samples, _ = check_data(program, data, opts)
-    start = time.perf_counter()
     with Pool(args.workers, args.address) as pool, \
             steps(console, "evaluating", -(-samples // args.chunk), on_start=False) as step:
         work_start = time.perf_counter()
@@ -417,6 +417,7 @@ def _track_clips(args: argparse.Namespace, console: Console) -> int:
     from neurocomp.scale import Pool, check_state
     from neurocomp.tracking import TRACKS_KIND, benchmark, open_tracker, write_tracks
 
+    start = time.perf_counter()
     src = Path(args.program)
     if args.gif:
         raise UserError("--gif draws one clip; leave out --clips, --workers, --address, --state and --out")
@@ -427,7 +428,6 @@ def _track_clips(args: argparse.Namespace, console: Console) -> int:
     overrides = {"timesteps": args.ticks, "exemplar_ticks": args.exemplar_ticks, "tau0": args.tau0,
                  "score": args.score, "backend": args.backend}
     tracker = open_tracker(src, overrides)   # a bad program or option: one line before Ray starts
-    start = time.perf_counter()
     with Pool(args.workers, args.address) as pool, steps(console, "tracking", args.clips, on_start=False) as step:
         work_start = time.perf_counter()
         record = benchmark(src, args.clip, args.clips, args.frames, overrides, pool,
