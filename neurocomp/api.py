@@ -34,10 +34,11 @@ def compile(model: str | Path | Graph, target: str | Path | Target, *, timesteps
             profile: Mapping[str, np.ndarray] | None = None, dt: float = 1e-3, if_gain: str = "auto",
             integrator: str = "auto", progress: Callable[[str], None] | None = None) -> Program:
     """Compile `model` (a .pt or .nir file, or a Graph) for `target` (a built-in name, a spec.toml path or a Target).
-    `timesteps`: ticks per inference (default: what the model was trained for, else 32); `weights`: the target's weight
-    mode (truenorth: bits, levels or trinary); `profile`: calibration input per graph input, to place by measured traffic;
-    `dt`, `if_gain`, `integrator`: how a .nir file is read (docs/NIR.md);
-    `progress` is called with each stage's name as it starts. The program keeps its graph, report and routes until saved."""
+
+    `timesteps`: ticks per inference (default: what the model was trained for, else 32); `weights`: the target's
+    weight mode (truenorth: bits, levels or trinary); `profile`: calibration input per graph input, to place by
+    measured traffic; `dt`, `if_gain`, `integrator`: how a .nir file is read (docs/NIR.md); `progress` is called with
+    each stage's name as it starts. The program keeps its graph, report and routes until saved."""
     from neurocomp.compiler import CompileOptions, compile_graph
     from neurocomp.frontend import load_model
 

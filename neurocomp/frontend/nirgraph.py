@@ -235,7 +235,8 @@ class Reading:
             raise GraphError(f"{type(node).__name__} {name!r}: r = {param} exp(-dt/{param}) / dt at dt={self.dt:g} "
                              f"s, as Rockpool writes its neurons, whose step v = exp(-dt/tau) v + I no reading of "
                              f"NIR's equation reproduces (forward Euler: decay 1 - dt/tau, input gain exp(-dt/tau)); "
-                             f"pass integrator='euler' (or 'exp') to read it by the equation anyway")
+                             f"pass integrator='euler' (or 'exp'; --integrator on the command line) to read it by the "
+                             f"equation anyway")
 
     def step(self, name: str, node: nir.NIRNode, param: str) -> np.ndarray:
         """The fraction s of one step in v = (1 - s) v + s (...) for the time constant `param`: dt/tau, at most 1
@@ -486,7 +487,8 @@ def _if_gain(name: str, node: nir.IF, r: np.ndarray, dt: float, if_gain: str) ->
     if not np.all(unit):
         raise GraphError(f"IF {name!r}: r = {np.unique(r[~unit])[:3]} is neither 1 (v += I a tick, as Norse and "
                          f"Sinabs write it) nor 1/dt = {1 / dt:g} (NIR's dv/dt = r I at dt={dt:g} s), so the file does "
-                         f"not say which it means: pass if_gain='nir' (v += dt r I) or if_gain='step' (v += r I)")
+                         f"not say which it means: pass if_gain='nir' (v += dt r I) or if_gain='step' (v += r I); "
+                         f"--if-gain on the command line")
     return np.ones_like(r)
 
 
