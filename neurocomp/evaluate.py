@@ -17,9 +17,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from neurocomp.errors import FormatError, UserError
-from neurocomp.npz import write_npz
+from neurocomp.npz import marked_kind, write_npz
 from neurocomp.program import Program
-from neurocomp.safewrite import Kind, write_file
+from neurocomp.safewrite import write_file
 from neurocomp.scale import Arrays, ChunkStore, Pool, run_chunks, work_of
 
 EVAL_FORMAT = "neurocomp.eval"
@@ -160,16 +160,7 @@ def evaluate(program_dir: Path, data: Path, opts: EvalOptions, pool: Pool, state
     return summary, per_sample
 
 
-def _not_eval_output(path: Path) -> str | None:
-    try:
-        with zipfile.ZipFile(path) as zf, zf.open("format.npy") as f:
-            mark = np.lib.format.read_array(f, allow_pickle=False)
-    except Exception:  # zipfile and numpy raise many types on files that are not ours
-        return "no format array"
-    return None if mark.tolist() == [EVAL_FORMAT] else "another format array"
-
-
-EVAL_KIND = Kind("neurocomp eval output .npz", False, _not_eval_output)
+EVAL_KIND = marked_kind("neurocomp eval output .npz", EVAL_FORMAT)
 
 
 def write_eval(path: Path, per_sample: Arrays, inputs: list[Path]) -> None:

@@ -1,4 +1,5 @@
-"""Reproducible .npz files: the bytes depend only on the arrays (np.savez stamps the current time)."""
+"""Reproducible .npz files (the bytes depend only on the arrays: np.savez stamps the current time), and the
+safewrite kind of an .npz that names its format in a `format` array, so neurocomp replaces only its own."""
 from __future__ import annotations
 
 import io
@@ -7,6 +8,8 @@ from pathlib import Path
 from typing import Mapping
 
 import numpy as np
+
+from neurocomp.safewrite import Kind
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
@@ -21,3 +24,16 @@ def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
             info.compress_type = zipfile.ZIP_DEFLATED
             info.external_attr = 0o644 << 16
             zf.writestr(info, buf.getvalue())
+
+
+def marked_kind(name: str, format_name: str) -> Kind:
+    """safewrite's kind for an .npz whose `format` array holds `format_name`: only such a file may be replaced."""
+    def not_ours(path: Path) -> str | None:
+        try:
+            with zipfile.ZipFile(path) as zf, zf.open("format.npy") as f:
+                mark = np.lib.format.read_array(f, allow_pickle=False)
+        except Exception:  # zipfile and numpy raise many types on files that are not ours
+            return "no format array"
+        return None if mark.tolist() == [format_name] else "another format array"
+
+    return Kind(name, False, not_ours)

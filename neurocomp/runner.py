@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -14,10 +13,10 @@ from neurocomp.encoding import input_spikes
 from neurocomp.errors import UserError
 from neurocomp.ir.graph import Graph
 from neurocomp.memory import batch_of, require_run
-from neurocomp.npz import write_npz
+from neurocomp.npz import marked_kind, write_npz
 from neurocomp.realtime import message_bits
 from neurocomp.report.energy import energy
-from neurocomp.safewrite import Kind, write_file
+from neurocomp.safewrite import write_file
 
 if TYPE_CHECKING:
     from neurocomp.backends.emulator import RunResult
@@ -162,17 +161,7 @@ def run_program(program: Program, inputs: Mapping[str, np.ndarray], backend: str
 OUTPUTS_FORMAT = "neurocomp.run_outputs"
 
 
-def _not_run_outputs(path: Path) -> str | None:
-    """safewrite's test for an .npz write_outputs may replace: its `format` array names it."""
-    try:
-        with zipfile.ZipFile(path) as zf, zf.open("format.npy") as f:
-            mark = np.lib.format.read_array(f, allow_pickle=False)
-    except Exception:  # zipfile and numpy raise many types on files that are not ours
-        return "no format array"
-    return None if mark.tolist() == [OUTPUTS_FORMAT] else "another format array"
-
-
-OUTPUTS_KIND = Kind("neurocomp run output .npz", False, _not_run_outputs)
+OUTPUTS_KIND = marked_kind("neurocomp run output .npz", OUTPUTS_FORMAT)
 
 
 def write_outputs(path: Path, outputs: Mapping[str, np.ndarray], inputs: Sequence[Path] = ()) -> None:

@@ -16,7 +16,6 @@ import pickle
 import socket
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
@@ -24,8 +23,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 import numpy as np
 
 from neurocomp.errors import UserError
-from neurocomp.npz import write_npz
-from neurocomp.safewrite import Kind, check, write_file
+from neurocomp.npz import marked_kind, write_npz
+from neurocomp.safewrite import check, write_file
 
 Arrays = dict[str, np.ndarray]
 Task = Callable[[Any, Any], Arrays]       # (opened program, chunk payload) -> the chunk's result arrays
@@ -226,17 +225,7 @@ def _result(ray: Any, ref: Any) -> Arrays:
         raise
 
 
-def _not_a_chunk(path: Path) -> str | None:
-    """safewrite's test for a chunk file a run may replace: its `format` array names it."""
-    try:
-        with zipfile.ZipFile(path) as zf, zf.open("format.npy") as f:
-            mark = np.lib.format.read_array(f, allow_pickle=False)
-    except Exception:  # zipfile and numpy raise many types on files that are not ours
-        return "no format array"
-    return None if mark.tolist() == [CHUNK_FORMAT] else "another format array"
-
-
-CHUNK_KIND = Kind("neurocomp chunk result", False, _not_a_chunk)
+CHUNK_KIND = marked_kind("neurocomp chunk result", CHUNK_FORMAT)
 
 
 @dataclass(frozen=True)
@@ -255,7 +244,7 @@ class ChunkStore:
             return {}
         done: dict[int, Arrays] = {}
         for path in sorted(self.folder.glob("chunk-*.npz")):
-            if _not_a_chunk(path) is not None:
+            if CHUNK_KIND.not_ours(path) is not None:
                 continue
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
