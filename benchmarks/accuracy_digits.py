@@ -4,18 +4,20 @@
 
 Trains the digits ANN (models/digits.py), converts it once per T (calibrated for that T,
 with the defaults the demo uses: reset to zero, rate code), compiles it for each target
-and runs the last 360 digits for T + depth ticks. Goals: TrueNorth >= ANN - 1.0 pt at
-some T <= 64, Loihi >= ANN - 0.5 pt at some T <= 32. The "TrueNorth trinary" column
-compiles with `--tn-weights trinary` (EEDN-style {-1, 0, +1} x a scale per neuron) to show
-what that mode costs against the default 4-level weights, "TrueNorth bits" with `--tn-weights
-bits` (a 4-bit integer x a scale per neuron on the axon types as bit planes). Two smaller tables follow: the
+and weight mode (one neurocomp.sweep per T, --workers on a local Ray) and runs the last 360 digits for T + the
+program's latency ticks (the float SNN: T + depth). Goals: TrueNorth >= ANN - 1.0 pt at
+some T <= 64, Loihi >= ANN - 0.5 pt at some T <= 32. TrueNorth runs in each weight mode: bits (the default:
+a 4-bit integer x a scale per neuron on the axon types as bit planes), levels (4 clustered levels) and trinary
+(EEDN-style {-1, 0, +1} x a scale per neuron). Two smaller tables follow: the
 float SNN per input encoding and reset at T = 32, and a small CNN trained with max pooling
 converted with max pooling replaced by average pooling and with the spiking max.
 """
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
@@ -23,12 +25,11 @@ from rich.table import Table
 from results import write_table
 from torch import nn
 
-from neurocomp.backends import emulator
-from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.convert import ConvertOptions, ann_forward
-from neurocomp.ir.layers import lower
-from neurocomp.target import load_target
+from neurocomp.frontend.ptfile import save_graph
 from neurocomp.models import digits
+from neurocomp.scale import Pool
+from neurocomp.sweep import sweep
 
 
 def _table(title: str, heads: tuple[str, ...], rows: list[tuple]) -> Table:
@@ -40,25 +41,21 @@ def _table(title: str, heads: tuple[str, ...], rows: list[tuple]) -> Table:
     return t
 
 
-def tn_accuracy(graph, xt, yt, t: int, weights: str) -> float:
-    """TrueNorth emulated accuracy in a weight mode, run for T + the program's latency ticks."""
-    target = load_target("truenorth")
-    compiled = compile_graph(graph, target, CompileOptions(timesteps=t, weights=weights))
-    out = lower(graph).outputs[0]
-    res = emulator.run(compiled.program, target, {"input": xt}, t + compiled.report["latency_ticks"])
-    return float((digits.predict(res.potentials.get(out, res.spikes.get(out))) == yt).mean())
+GRID = (("truenorth", "bits"), ("truenorth", "levels"), ("truenorth", "trinary"), ("loihi", "levels"))
 
 
-def chips(net: nn.Module, x, xt, yt, steps: list[int], ann: float) -> Table:
+def chips(net: nn.Module, x, xt, yt, steps: list[int], ann: float, pool: Pool, folder: Path) -> Table:
+    """Per T: the float SNN here, and the emulated chips as one neurocomp.sweep over the targets' weight modes."""
+    np.savez(folder / "test.npz", input=xt, labels=yt)
     rows = []
     for t in steps:
         snn = digits.to_snn(net, x, t)
-        acc = digits.accuracies(snn, xt, yt, t)
-        rows.append((t, ann, acc["snn_float"], acc["truenorth"], tn_accuracy(snn, xt, yt, t, "trinary"),
-                     tn_accuracy(snn, xt, yt, t, "bits"), acc["loihi"]))
-    return _table(f"digits MLP, {len(yt)} test digits: accuracy",
-                  ("T", "ANN", "SNN float (reference)", "TrueNorth emulated", "TrueNorth trinary", "TrueNorth bits",
-                   "Loihi emulated"), rows)
+        save_graph(snn, folder / f"snn{t}.pt")
+        acc = digits.accuracies(snn, xt, yt, t, ())
+        chip = sweep(folder / f"snn{t}.pt", folder / "test.npz", [(name, t, mode) for name, mode in GRID], pool)
+        rows.append((t, ann, acc["snn_float"], *(r.accuracy for r in chip)))
+    return _table(f"digits MLP, {len(yt)} test digits: accuracy (chips run T + latency ticks)",
+                  ("T", "ANN", "SNN float (reference)", *(f"{name} {mode}" for name, mode in GRID)), rows)
 
 
 def encodings(net: nn.Module, x, xt, yt, t: int = 32) -> Table:
@@ -84,6 +81,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--timesteps", type=int, nargs="+", default=[8, 16, 32, 64, 128])
     ap.add_argument("--samples", type=int, default=360)
+    ap.add_argument("--workers", type=int, default=1, help="grid points in parallel on a local Ray (neurocomp.sweep)")
     ap.add_argument("--no-write", action="store_true", help="do not write benchmarks/RESULTS.md")
     args = ap.parse_args()
     start = time.perf_counter()
@@ -92,7 +90,8 @@ def main() -> None:
     net = digits.train(x, y)
     ann = digits.accuracy(net, xt.astype(np.float32), yt)
     console = Console(record=True)
-    console.print(chips(net, x, xt, yt, args.timesteps, ann))
+    with Pool(args.workers) as pool, tempfile.TemporaryDirectory() as folder:
+        console.print(chips(net, x, xt, yt, args.timesteps, ann, pool, Path(folder)))
     console.print(encodings(net, x, xt, yt))
     console.print(maxpool_cost(x, y, xt, yt))
     console.print(f"{time.perf_counter() - start:.0f} s; ticks per inference = T + depth (one tick per layer)")

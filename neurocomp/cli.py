@@ -25,7 +25,7 @@ from typing import Any, Callable, NoReturn, Sequence
 import numpy as np
 from rich.console import Console
 
-from neurocomp import __version__, cli_check, cli_train
+from neurocomp import __version__, cli_check, cli_sweep, cli_train
 from neurocomp.errors import FormatError, UserError
 from neurocomp.progress import steps
 from neurocomp.safewrite import check
@@ -121,6 +121,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     _eval_parser(sub)
     cli_check.add_parser(sub, POSITIVE, nir_reading_options)
     cli_train.add_parser(sub, _count, _real)
+    cli_sweep.add_parser(sub, _count, POSITIVE, nir_reading_options, _scale_options)
     e = sub.add_parser("export", help="write a .pt/.nir model, or a compiled program's model, as NIR; a TrueNorth "
                                       "program as IBM model JSON and its input as NSCS .sfti spikes")
     e.add_argument("model", help="a .pt or .nir model, or a program directory (its model.pt is exported)")
@@ -604,7 +605,7 @@ def _export_truenorth(args: argparse.Namespace, console: Console) -> int:
 
 COMMANDS = {"compile": _compile, "run": _run, "report": _report, "targets": _targets, "convert": _convert,
             "export": _export, "track": _track, "eval": _eval, "check": cli_check.run,
-            "train": cli_train.run}
+            "train": cli_train.run, "sweep": cli_sweep.run}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

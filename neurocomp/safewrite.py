@@ -18,6 +18,7 @@ artifact is left exactly as it was.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -185,3 +186,15 @@ def _rmdir_quietly(d: Path) -> None:
         d.rmdir()
     except OSError:
         pass
+
+
+def json_kind(name: str, format_name: str) -> Kind:
+    """The kind of a JSON object file whose "format" field is `format_name`: only such a file may be replaced."""
+    def not_ours(path: Path) -> str | None:
+        try:
+            mark = json.loads(path.read_text()).get("format")
+        except Exception:  # unreadable, not JSON, not an object: not ours
+            return "not a JSON object with a format field"
+        return None if mark == format_name else "another format"
+
+    return Kind(name, False, not_ours)

@@ -1,13 +1,16 @@
-"""A compile-and-evaluate sweep: one model over a grid of targets x T x weight modes, each grid point a task
-(serially or on Ray, neurocomp.scale), gathered into one table in grid order.
+"""`neurocomp sweep`: one model compiled and evaluated over a grid of targets x T x weight modes, each grid point a
+task (serially or on Ray, neurocomp.scale), gathered into one table in grid order.
 
-The model and the dataset travel once (the task's shared Work); each task compiles the model for its point and runs
-the whole dataset on the emulator. The table depends only on the grid, never on which worker ran which point.
+The model, its NIR reading options and the dataset travel once (the task's shared Work); each task compiles the model
+for its point and runs the whole dataset on the emulator. The table depends only on the grid, never on which worker
+ran which point.
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -16,12 +19,16 @@ import numpy as np
 from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.encoding import read_npz
 from neurocomp.errors import UserError
-from neurocomp.evaluate import classes
+from neurocomp.evaluate import classes, npz_header
 from neurocomp.frontend import load_model
-from neurocomp.scale import Arrays, Pool, Work, run_chunks
+from neurocomp.ir.graph import Graph
+from neurocomp.safewrite import json_kind, write_file
+from neurocomp.scale import Arrays, ChunkStore, Pool, Work, run_chunks
 from neurocomp.target import load_target
 
 Point = tuple[str, int, str | None]   # target, T, weight mode (None: the target's default)
+SWEEP_FORMAT = "neurocomp.sweep"
+SWEEP_KIND = json_kind("neurocomp sweep table", SWEEP_FORMAT)
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,18 @@ class SweepRow:
     energy_uj: float   # per sample
 
 
+@dataclass(frozen=True)
+class Reading:
+    """How the model file is read (NIR only: neurocomp.frontend.load_model's options) and which arrays of the
+    dataset are the input and the labels."""
+
+    dt: float = 1e-3
+    if_gain: str = "auto"
+    integrator: str = "auto"
+    input: str = "input"
+    labels: str = "labels"
+
+
 def grid(targets: Sequence[str], timesteps: Sequence[int], weights: Sequence[str | None] = (None,)) -> list[Point]:
     """Every (target, T, mode); UserError, before any work, for a mode a target does not have."""
     for name, mode in itertools.product(targets, weights):
@@ -43,17 +62,38 @@ def grid(targets: Sequence[str], timesteps: Sequence[int], weights: Sequence[str
     return list(itertools.product(targets, timesteps, weights))
 
 
-def open_sweep(folder: Path) -> tuple[Any, np.ndarray, np.ndarray]:
-    """A sweep's folder as a worker gets it: the model (model.pt or model.nir) and the dataset (data.npz)."""
-    return _opened(next(p for p in sorted(folder.iterdir()) if p.stem == "model"), folder / "data.npz")
+def check_data(graph: Graph, data: Path, reading: Reading) -> int:
+    """Samples in the dataset, or UserError before any work: a model with other than one input, an input array whose
+    shape is not the model's (samples, *shape) or (samples, ticks, *shape), labels that are not (samples,) integers."""
+    if len(graph.inputs) != 1:
+        raise UserError(f"sweep: the model has {len(graph.inputs)} inputs; a sweep evaluates single-input classifiers")
+    shape = graph.inputs[0].shape
+    got, _ = npz_header(data, reading.input)
+    if tuple(got[1:]) != shape and tuple(got[2:]) != shape:
+        dims = ", ".join(map(str, shape))
+        raise UserError(f"{data}: {reading.input!r} has shape {got}; the model's input takes (samples, {dims}) "
+                        f"or (samples, ticks, {dims})")
+    labels, dtype = npz_header(data, reading.labels)
+    if labels != got[:1] or dtype.kind not in "iu":
+        raise UserError(f"{data}: labels {reading.labels!r} have shape {labels} ({dtype}); expected ({got[0]},) integers")
+    if got[0] == 0:
+        raise UserError(f"{data}: no samples")
+    return int(got[0])
 
 
-def _opened(model: Path, data: Path) -> tuple[Any, np.ndarray, np.ndarray]:
+def open_sweep(folder: Path) -> tuple[Graph, np.ndarray, np.ndarray]:
+    """A sweep's folder as a worker gets it: the model (model.pt or model.nir), reading.json and data.npz."""
+    model = next(p for p in sorted(folder.iterdir()) if p.stem == "model")
+    return _opened(model, folder / "data.npz", Reading(**json.loads((folder / "reading.json").read_text())))
+
+
+def _opened(model: Path, data: Path, reading: Reading) -> tuple[Graph, np.ndarray, np.ndarray]:
     arrays = read_npz(data)
-    return load_model(model), arrays["input"], arrays["labels"]
+    graph = load_model(model, dt=reading.dt, if_gain=reading.if_gain, integrator=reading.integrator)
+    return graph, arrays[reading.input], arrays[reading.labels]
 
 
-def sweep_point(opened: tuple[Any, np.ndarray, np.ndarray], point: Point) -> Arrays:
+def sweep_point(opened: tuple[Graph, np.ndarray, np.ndarray], point: Point) -> Arrays:
     """Compile for one grid point and run the dataset: correct answers, cores, energy per sample."""
     graph, x, labels = opened
     name, t, mode = point
@@ -64,14 +104,16 @@ def sweep_point(opened: tuple[Any, np.ndarray, np.ndarray], point: Point) -> Arr
             "energy_j": np.array([(result.energy or {}).get("per_inference_j", 0.0)])}
 
 
-def sweep(model: Path, data: Path, points: Sequence[Point], pool: Pool,
-          on_done: Callable[[int], None] = lambda _k: None) -> list[SweepRow]:
-    """One row per grid point, in grid order."""
-    work = Work({f"model{model.suffix}": model.read_bytes(), "data.npz": data.read_bytes()}, open_sweep)
-    local = None if pool.uses_ray else _opened(model, data)
+def sweep(model: Path, data: Path, points: Sequence[Point], pool: Pool, reading: Reading = Reading(),
+          state: Path | None = None, on_done: Callable[[int], None] = lambda _k: None) -> list[SweepRow]:
+    """One row per grid point, in grid order; with `state`, finished points are kept there and a rerun reuses them."""
+    work = Work({f"model{model.suffix}": model.read_bytes(), "data.npz": data.read_bytes(),
+                 "reading.json": json.dumps(asdict(reading), sort_keys=True).encode()}, open_sweep)
+    local = None if pool.uses_ray else _opened(model, data, reading)
+    key = hashlib.sha256(json.dumps([work.key, [list(p) for p in points]]).encode()).hexdigest()
     chunks = run_chunks(pool, work, sweep_point, lambda skip: ((k, p) for k, p in enumerate(points) if k not in skip),
-                        len(points), local, on_done=on_done)
-    samples = len(read_npz(data)["labels"])
+                        len(points), local, ChunkStore(state, key) if state is not None else None, on_done)
+    samples = npz_header(data, reading.labels)[0][0]
     return [SweepRow(name, t, mode or load_target(name).hooks.WEIGHT_MODES[0], int(c["correct"][0]) / samples,
                      int(c["cores"][0]), float(c["energy_j"][0]) * 1e6)
             for (name, t, mode), c in zip(points, chunks)]
@@ -83,3 +125,14 @@ def sweep_table(rows: Sequence[SweepRow]) -> str:
     lines += [f"| {r.target} | {r.timesteps} | {r.weights} | {r.accuracy:.4f} | {r.cores} | {r.energy_uj:.3f} |"
               for r in rows]
     return "\n".join(lines) + "\n"
+
+
+def sweep_record(rows: Sequence[SweepRow]) -> dict[str, Any]:
+    """What `sweep --out` writes and `--json` prints (with the timings added): the rows, no host figures."""
+    return {"format": SWEEP_FORMAT, "rows": [asdict(r) for r in rows]}
+
+
+def write_sweep(path: Path, rows: Sequence[SweepRow], inputs: Sequence[Path]) -> None:
+    """The record as JSON: the same bytes for the same model, data and grid."""
+    text = json.dumps(sweep_record(rows), sort_keys=True) + "\n"
+    write_file(path, SWEEP_KIND, lambda tmp: tmp.write_text(text), inputs)

@@ -17,7 +17,7 @@ import numpy as np
 from neurocomp.models.chip_tracker import ChipStats, load_tracker, track_clip
 from neurocomp.models.otb import PRECISION_AT, sequence_curves
 from neurocomp.models.tracking_data import make_clip
-from neurocomp.safewrite import Kind, write_file
+from neurocomp.safewrite import json_kind, write_file
 from neurocomp.scale import Arrays, ChunkStore, Pool, run_chunks, work_of
 
 CLIP_SEED = 10_000   # `track --clip c` tracks make_clip(10_000 + c, split="test"), as a single-clip track does
@@ -69,15 +69,7 @@ def benchmark(program_dir: Path, first: int, clips: int, frames: int, overrides:
             "emulator_s_per_frame": float(np.mean([c["emulator_s"][0] for c in chunks]))}
 
 
-def _not_tracks(path: Path) -> str | None:
-    try:
-        mark = json.loads(path.read_text()).get("format")
-    except Exception:  # unreadable, not JSON, not an object: not ours
-        return "not a track --clips record"
-    return None if mark == TRACKS_FORMAT else "another format"
-
-
-TRACKS_KIND = Kind("neurocomp track --clips record", False, _not_tracks)
+TRACKS_KIND = json_kind("neurocomp track --clips record", TRACKS_FORMAT)
 
 
 def write_tracks(path: Path, record: dict[str, Any], inputs: list[Path]) -> None:

@@ -1,6 +1,5 @@
 """The CLI contract: commands, outputs, determinism, and one-line exit-2 errors that write nothing."""
 import json
-import pickle
 import subprocess
 import sys
 from pathlib import Path

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from neurocomp.place import Mesh, canonical_traffic, cost, place, verify_placement
 from neurocomp.place.assign import Budget, Search
-from neurocomp.place.congestion import Flows, Relief, link_loads, path_links, relieve
+from neurocomp.place.congestion import Relief, link_loads, path_links, relieve
 from neurocomp.route import route
 
 

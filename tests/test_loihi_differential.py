@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, event, given, settings, strategies as st
 from neurocomp.backends import emulator, lava, reference
 from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.errors import UserError
-from neurocomp.ir.graph import IF, LIF, Affine, Conv2d, Flatten, Graph, Input, Output, Readout, SumPool2d
+from neurocomp.ir.graph import IF, Affine, Conv2d, Flatten, Graph, Input, Output, Readout, SumPool2d
 from neurocomp.ir.layers import lower
 from neurocomp.target import load_target
 from lavalib import needs_lava

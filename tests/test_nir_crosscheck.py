@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 
 import nir
 import numpy as np

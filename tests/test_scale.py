@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -197,7 +198,7 @@ def test_pool_runs_a_task_serially_without_ray():
     assert [int(c["y"][0]) for c in out] == [0, 1, 4, 9] and pool.startup_s == 0.0
 
 
-def test_a_sweep_on_two_ray_workers_gives_the_serial_table(ray_two, classifier):
+def test_a_sweep_on_two_ray_workers_gives_the_serial_table(ray_two, classifier, tmp_path):
     from neurocomp.errors import UserError
     from neurocomp.program import Program
     from neurocomp.sweep import grid, sweep, sweep_table
@@ -207,11 +208,155 @@ def test_a_sweep_on_two_ray_workers_gives_the_serial_table(ray_two, classifier):
     assert points == [("truenorth", 8, "levels"), ("truenorth", 12, "levels"), ("loihi", 8, "levels"), ("loihi", 12, "levels")]
     with Pool(1) as pool:
         serial = sweep(prog.with_name("cnn.pt"), data, points, pool)
-    with Pool(2) as pool:
-        ray = sweep(prog.with_name("cnn.pt"), data, points, pool)
-    assert sweep_table(ray) == sweep_table(serial) and ray == serial
+    argv = ["sweep", str(prog.with_name("cnn.pt")), "--data", str(data), "--targets", "truenorth", "loihi",
+            "--timesteps", "8", "12", "--weights", "levels", "--json"]
+    one = _json(argv + ["--out", str(tmp_path / "serial.json")])
+    two = _json(argv + ["--out", str(tmp_path / "ray.json"), "--workers", "2"])
+    assert (tmp_path / "serial.json").read_bytes() == (tmp_path / "ray.json").read_bytes()
+    assert one["rows"] == two["rows"] == json.loads((tmp_path / "ray.json").read_text())["rows"]
+    assert [(r["target"], r["timesteps"], r["accuracy"], r["cores"]) for r in two["rows"]] == [
+        (r.target, r.timesteps, r.accuracy, r.cores) for r in serial]
+    assert sweep_table(serial).count("\n") == 2 + len(points)
     z = np.load(data)
     direct = Program.load(prog).run(z["input"])   # the fixture's program is the loihi T = 8 point
     assert serial[2].accuracy == float((direct.output[:, -1].argmax(-1) == z["labels"]).mean())
     with pytest.raises(UserError, match="loihi has no weight mode 'trinary'"):
         grid(["truenorth", "loihi"], [8], ["trinary"])
+
+
+def test_an_interrupted_sweep_resumes_from_its_finished_points(classifier, tmp_path, monkeypatch, capsys):
+    import neurocomp.sweep as sweep
+
+    prog, data = classifier
+    real, ran = sweep.sweep_point, []
+
+    def interrupted(opened, point):
+        if point[1] == 12:
+            raise KeyboardInterrupt
+        ran.append(point)
+        return real(opened, point)
+
+    monkeypatch.setattr(sweep, "sweep_point", interrupted)
+    argv = ["sweep", str(prog.with_name("cnn.pt")), "--data", str(data), "--targets", "loihi", "--timesteps", "8", "12",
+            "--state", str(tmp_path / "state"), "--json"]
+    assert main(argv) == 2 and "interrupted" in capsys.readouterr().err
+    assert ran == [("loihi", 8, None)]
+    monkeypatch.setattr(sweep, "sweep_point", lambda opened, point: ran.append(point) or real(opened, point))
+    resumed = _json(argv)
+    assert ran == [("loihi", 8, None), ("loihi", 12, None)]   # T = 8 read back, not compiled again
+    assert resumed["rows"] == _json(argv[:-3] + ["--json"])["rows"]
+
+
+@pytest.mark.parametrize("case, message", [
+    ("shape", "the model's input takes (samples, 2, 6, 6) or (samples, ticks, 2, 6, 6)"),
+    ("labels", "no array 'y'"),
+    ("mode", "sweep: target loihi has no weight mode 'bits' (it has levels)"),
+    ("out", "it exists and is not a neurocomp sweep table"),
+])
+def test_a_bad_sweep_is_one_line_before_any_work(classifier, tmp_path, capsys, case, message):
+    prog, data = classifier
+    argv = ["sweep", str(prog.with_name("cnn.pt")), "--data", str(data), "--targets", "truenorth", "loihi",
+            "--timesteps", "8", "--state", str(tmp_path / "state")]
+    if case == "shape":
+        np.savez(tmp_path / "bad.npz", input=np.zeros((4, 3, 6, 6)), labels=np.zeros(4, int))
+        argv[3] = str(tmp_path / "bad.npz")
+    elif case == "labels":
+        argv += ["--labels", "y"]
+    elif case == "mode":
+        argv += ["--weights", "bits"]
+    else:
+        (tmp_path / "table.json").write_text("{}")
+        argv += ["--out", str(tmp_path / "table.json")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "state").exists()
+    assert case != "out" or (tmp_path / "table.json").read_text() == "{}"
+
+
+def test_an_interrupted_track_resumes_from_its_finished_clips(tmp_path, monkeypatch, capsys):
+    import neurocomp.tracking as tracking
+    from test_siamsnn import _tiny_siamsnn
+
+    save_graph(_tiny_siamsnn(), tmp_path / "tiny.pt")
+    prog = tmp_path / "tiny.tn"
+    assert main(["compile", str(tmp_path / "tiny.pt"), "--target", "truenorth", "-o", str(prog), "--quiet"]) == 0
+    argv = ["track", str(prog), "--clips", "3", "--frames", "3", "--ticks", "8", "--exemplar-ticks", "16", "--tau0", "2"]
+    whole = _json(argv + ["--out", str(tmp_path / "whole.json"), "--json"])
+    real, ran = tracking.track_one, []
+
+    def interrupted(tracker, payload):
+        if payload[0] == 2:
+            raise KeyboardInterrupt
+        ran.append(payload[0])
+        return real(tracker, payload)
+
+    monkeypatch.setattr(tracking, "track_one", interrupted)
+    state = ["--state", str(tmp_path / "state")]
+    assert main(argv + state + ["--out", str(tmp_path / "resumed.json"), "--json"]) == 2
+    assert "interrupted" in capsys.readouterr().err and ran == [0, 1] and not (tmp_path / "resumed.json").exists()
+    monkeypatch.setattr(tracking, "track_one", lambda tracker, payload: ran.append(payload[0]) or real(tracker, payload))
+    resumed = _json(argv + state + ["--out", str(tmp_path / "resumed.json"), "--json"])
+    assert ran == [0, 1, 2]   # clips 0 and 1 read back from their chunk files
+    assert (tmp_path / "resumed.json").read_bytes() == (tmp_path / "whole.json").read_bytes()
+    assert resumed["per_clip"] == whole["per_clip"]
+    assert main(argv + state + ["--frames", "4", "--json"]) == 2   # another run's clips are refused, not mixed in
+    assert "holds chunks of another run" in capsys.readouterr().err
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _ray_head(env: dict[str, str]):
+    """A Ray head node of its own (`ray start --head --block`), stopped with its processes afterwards; never `ray
+    stop`, which would take every Ray on the machine with it."""
+    import socket
+    import tempfile
+    import time
+
+    port, temp = _free_port(), tempfile.mkdtemp(prefix="rh", dir="/tmp")   # short: Ray's socket paths have a limit
+    head = subprocess.Popen([sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
+                             f"--port={port}", "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats",
+                             f"--temp-dir={temp}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        for _ in range(600):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            time.sleep(0.1)
+        yield f"127.0.0.1:{port}"
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)   # SIGTERM waits half a minute for Ray's graceful shutdown
+        head.wait(timeout=60)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_cluster_without_this_neurocomp_is_one_line_before_any_work(classifier, tmp_path):
+    """The cluster's workers import another `neurocomp` (a package shadowing ours on their PYTHONPATH): the driver
+    says so in one line and exits 2; nothing is written. The same head without the shadow runs the eval."""
+    prog, data = classifier
+    fake = tmp_path / "fake" / "neurocomp"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('not this project')\n")
+    env = dict(os.environ, RAY_AUTH_MODE="disabled")
+    with _ray_head(env | {"PYTHONPATH": str(fake.parent)}) as address:
+        done = subprocess.run([sys.executable, "-m", "neurocomp.cli", "eval", str(prog), "--data", str(data),
+                               "--address", address, "--out", str(tmp_path / "out.npz")],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == (
+        f"neurocomp: error: --address {address}: the cluster's workers cannot import neurocomp (install this project "
+        "on every node: pip install 'neurocomp[cluster]'; RayTaskError(RuntimeError))")
+    assert not (tmp_path / "out.npz").exists()
+    with _ray_head(env) as address:   # the control: the same head with this project's neurocomp runs the eval
+        done = subprocess.run([sys.executable, "-m", "neurocomp.cli", "eval", str(prog), "--data", str(data),
+                               "--address", address, "--json"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                              timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["samples"] == SAMPLES

@@ -111,7 +111,6 @@ def build(program: Program, target: Target) -> Plan:
     bound = int(np.max(abs(weights) @ gain + stoch_fan_in, initial=0))
     if payload > 1:
         blocks = [_graded(b, payload) if b.cols_in(n.n_neurons, n.n_inputs) else b for b in blocks]
-    core = n.neuron_core()
     depth = max(list(routes) + [d for d, _ in shared])
     per_core = int(np.bincount(n.axon_core()[n.syn_axon], minlength=n.n_cores).max(initial=0))  # events per tick
     hops = _hops(n, program)

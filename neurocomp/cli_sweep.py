@@ -1,0 +1,76 @@
+"""`neurocomp sweep MODEL --data D.npz --targets ... --timesteps ...`: compile and evaluate a grid, one table.
+
+Kept apart from cli.py like `check` and `train`; heavy modules are imported inside `run`, so `neurocomp --help`
+stays fast. Everything that can be refused (output path, targets, weight modes, model, the dataset's shapes) is
+refused before Ray starts or any point compiles.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(sub, count, dt_type, nir_options, scale_options) -> None:
+    k = sub.add_parser("sweep", help="compile a .pt or .nir classifier for a grid of targets x T x weight modes and "
+                                     "evaluate each on a dataset (accuracy, cores, energy)")
+    k.add_argument("model")
+    k.add_argument("--data", required=True, help=".npz with the input (samples, *shape) and the labels")
+    k.add_argument("--targets", nargs="+", required=True, help="truenorth, loihi, loihi2 or spec.toml paths")
+    k.add_argument("--timesteps", nargs="+", type=count(1), required=True, help="the values of T")
+    k.add_argument("--weights", nargs="+", help="weight modes (each must exist on every target; default each target's)")
+    k.add_argument("--input", default="input", help="the input's key in --data (default 'input')")
+    k.add_argument("--labels", default="labels", help="the labels' key in --data (default 'labels')")
+    k.add_argument("--dt", type=dt_type, default=1e-3, help="time step for NIR models, in the NIR graph's time unit")
+    nir_options(k)
+    k.add_argument("--out", metavar="OUT.json", help="write the table's rows as JSON")
+    scale_options(k, "grid points")
+    k.add_argument("--json", action="store_true", help="print the rows and timings as one JSON object")
+
+
+def run(args: argparse.Namespace, console) -> int:
+    from neurocomp.frontend import load_model
+    from neurocomp.progress import steps
+    from neurocomp.safewrite import check
+    from neurocomp.scale import Pool, check_state
+    from neurocomp.sweep import SWEEP_KIND, Reading, check_data, grid, sweep, sweep_record, write_sweep
+
+    start = time.perf_counter()
+    model, data = Path(args.model), Path(args.data)
+    if args.out:
+        check(Path(args.out), SWEEP_KIND, [model, data])
+    if args.state:
+        check_state(Path(args.state), [model, data])
+    points = grid(args.targets, args.timesteps, args.weights or [None])
+    reading = Reading(args.dt, args.if_gain, args.integrator, args.input, args.labels)
+    check_data(load_model(model, dt=args.dt, if_gain=args.if_gain, integrator=args.integrator), data, reading)
+    with Pool(args.workers, args.address) as pool, steps(console, "sweeping", len(points), on_start=False) as step:
+        work_start = time.perf_counter()
+        rows = sweep(model, data, points, pool, reading, Path(args.state) if args.state else None,
+                     on_done=lambda k: step("{} T={} {}".format(*points[k])))
+    if args.out:
+        write_sweep(Path(args.out), rows, [model, data])
+    work = time.perf_counter() - work_start - pool.open_s   # as serial: the model opened before the work
+    record = sweep_record(rows) | {"workers": args.workers, "address": args.address, "ray_startup_s": pool.startup_s,
+                                   "workers_open_s": pool.open_s, "work_s": work, "total_s": time.perf_counter() - start}
+    if args.json:
+        print(json.dumps(record, sort_keys=True))
+    else:
+        console.print(table(record))
+    return 0
+
+
+def table(record: dict[str, Any]):
+    from rich.table import Table
+
+    t = Table(title=f"sweep: {len(record['rows'])} grid points, {record['workers']} worker(s)", title_justify="left")
+    for head in ("target", "T", "weights", "accuracy", "cores", "energy / sample"):
+        t.add_column(head, justify="left" if head in ("target", "weights") else "right")
+    for r in record["rows"]:
+        t.add_row(r["target"], str(r["timesteps"]), r["weights"], f"{r['accuracy']:.4f}", str(r["cores"]),
+                  f"{r['energy_uj']:.3f} uJ")
+    t.caption = (f"Ray start-up {record['ray_startup_s']:.2f} s; workers opening the model "
+                 f"{record['workers_open_s']:.2f} s; work {record['work_s']:.2f} s")
+    return t
