@@ -12,7 +12,7 @@ import itertools
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -106,13 +106,19 @@ def sweep_point(opened: tuple[Graph, np.ndarray, np.ndarray], point: Point) -> A
 
 def sweep(model: Path, data: Path, points: Sequence[Point], pool: Pool, reading: Reading = Reading(),
           state: Path | None = None, on_done: Callable[[int], None] = lambda _k: None) -> list[SweepRow]:
-    """One row per grid point, in grid order; with `state`, finished points are kept there and a rerun reuses them."""
+    """One row per grid point, in grid order; with `state`, finished points are kept there and a rerun reuses them.
+    Points go out largest T first, so on several workers no long point starts last."""
     work = Work({f"model{model.suffix}": model.read_bytes(), "data.npz": data.read_bytes(),
                  "reading.json": json.dumps(asdict(reading), sort_keys=True).encode()}, open_sweep)
     local = None if pool.uses_ray else _opened(model, data, reading)
     key = hashlib.sha256(json.dumps([work.key, [list(p) for p in points]]).encode()).hexdigest()
-    chunks = run_chunks(pool, work, sweep_point, lambda skip: ((k, p) for k, p in enumerate(points) if k not in skip),
-                        len(points), local, ChunkStore(state, key) if state is not None else None, on_done)
+    longest_first = sorted(range(len(points)), key=lambda k: -points[k][1])   # cost grows with T: the last task is short
+
+    def items(skip: set[int]) -> Iterator[tuple[int, Point]]:
+        return ((k, points[k]) for k in longest_first if k not in skip)
+
+    chunks = run_chunks(pool, work, sweep_point, items, len(points), local,
+                        ChunkStore(state, key) if state is not None else None, on_done)
     samples = npz_header(data, reading.labels)[0][0]
     return [SweepRow(name, t, mode or load_target(name).hooks.WEIGHT_MODES[0], int(c["correct"][0]) / samples,
                      int(c["cores"][0]), float(c["energy_j"][0]) * 1e6)

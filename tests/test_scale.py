@@ -231,7 +231,7 @@ def test_an_interrupted_sweep_resumes_from_its_finished_points(classifier, tmp_p
     real, ran = sweep.sweep_point, []
 
     def interrupted(opened, point):
-        if point[1] == 12:
+        if point[1] == 8:   # the second point: the largest T goes first
             raise KeyboardInterrupt
         ran.append(point)
         return real(opened, point)
@@ -240,10 +240,10 @@ def test_an_interrupted_sweep_resumes_from_its_finished_points(classifier, tmp_p
     argv = ["sweep", str(prog.with_name("cnn.pt")), "--data", str(data), "--targets", "loihi", "--timesteps", "8", "12",
             "--state", str(tmp_path / "state"), "--json"]
     assert main(argv) == 2 and "interrupted" in capsys.readouterr().err
-    assert ran == [("loihi", 8, None)]
+    assert ran == [("loihi", 12, None)]
     monkeypatch.setattr(sweep, "sweep_point", lambda opened, point: ran.append(point) or real(opened, point))
     resumed = _json(argv)
-    assert ran == [("loihi", 8, None), ("loihi", 12, None)]   # T = 8 read back, not compiled again
+    assert ran == [("loihi", 12, None), ("loihi", 8, None)]   # T = 12 read back, not compiled again
     assert resumed["rows"] == _json(argv[:-3] + ["--json"])["rows"]
 
 
