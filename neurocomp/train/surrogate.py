@@ -8,7 +8,8 @@ potentials bit for bit (tests/test_train.py). For training, spikes are a straigh
 (a ramp of width one threshold in the backward pass), and weights and biases are kept as floats that are
 projected onto the target's integer sets in every forward pass (STE), so what is trained is always
 something the chip stores. Scope: feed-forward chains of IF layers (Affine or Conv2d, optional Flatten)
-ending in a read-out, as `qat.to_graph` builds them.
+ending in a read-out, as `qat.to_graph` builds them, or in the parts a target split a wide read-out into (each
+part integrates its own inputs on its own core; the host adds their potentials, so the surrogate does too).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from torch import nn
 
 from neurocomp.encoding import input_spikes
 from neurocomp.errors import UserError
-from neurocomp.ir.graph import Affine, Conv2d, Flatten, Graph
+from neurocomp.ir.graph import Affine, Conv2d, Flatten, Graph, Readout
 from neurocomp.quantize import QNetwork
 from neurocomp.train.deploy import Deploy
 from neurocomp.train.qcfs import replace_ste
@@ -50,29 +51,38 @@ class Surrogate(nn.Module):
         super().__init__()
         self.deploy, self.graph = deploy, qnet.network.graph
         spec, hooks = deploy.target.spec, deploy.hooks
-        self.names, self.ops, self.regs, self.scales = [], [], [], []
+        self.names, self.ops, self.regs, self.scales, self.reads = [], [], [], [], []
         self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
         net = qnet.network
         if len(net.inputs) != 1:
             raise UserError(f"the surrogate takes a network with one input, got {len(net.inputs)}")
-        prev = net.inputs[0].name
-        for layer, q in zip(net.layers, qnet.layers):
+        prev, self.first_readout = net.inputs[0].name, None
+        for k, (layer, q) in enumerate(zip(net.layers, qnet.layers)):
             if len(layer.projections) != 1 or layer.projections[0].source != prev:
                 raise UserError(f"{layer.name}: the surrogate takes a feed-forward chain of layers, one input each")
+            if isinstance(layer.neuron, Readout):   # a read-out, or the parts of one (the host adds their potentials)
+                self.first_readout = k if self.first_readout is None else self.first_readout
+            elif self.first_readout is not None:
+                raise UserError(f"{layer.name}: a spiking layer after the read-out; the surrogate ends at the read-out")
             self.names.append(layer.name)
             self.ops.append(_op(layer))
-            self.weights.append(nn.Parameter(torch.tensor(np.asarray(_weighted(layer).weight), dtype=torch.float64)))
+            weight = np.asarray(_weighted(layer).weight)
+            self.weights.append(nn.Parameter(torch.tensor(weight, dtype=torch.float64)))
+            self.reads.append(torch.from_numpy(_read_inputs(weight)))
             self.biases.append(nn.Parameter(torch.tensor(hooks.surrogate_bias(q.params), dtype=torch.float64)))
             self.regs.append(hooks.surrogate_state(q.params, spec))
             self.scales.append(q.scale)
-            prev = layer.name
+            prev = prev if self.first_readout is not None else layer.name
+        if self.first_readout is None:
+            raise UserError("the network has no read-out layer; the surrogate fine-tunes a read-out's potential")
         self.input_shape = tuple(net.inputs[0].shape)
 
     def integers(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """The weights and biases the chip would store, straight-through to the float parameters."""
         top = self.deploy.limit("bias")
+        read = [w * r for w, r in zip(self.weights, self.reads)]
         ws = [replace_ste(w, torch.from_numpy(self.deploy.project(w.detach().reshape(len(w), -1).numpy())).reshape(w.shape))
-              for w in self.weights]
+              for w in read]
         bs = [replace_ste(b, torch.clamp(torch.round(b.detach()), -top, top)) for b in self.biases]
         return ws, bs
 
@@ -90,18 +100,21 @@ class Surrogate(nn.Module):
         vs = [r["v_init"].expand(batch, -1).clone() for r in self.regs]
         prev_out = [torch.zeros_like(spikes_in[:, 0])] + [torch.zeros((batch,) + op.shape, dtype=torch.float64)
                                                            for op in self.ops]
-        spikes = {n: [] for n in self.names[:-1]}
+        first = self.first_readout
+        spikes = {n: [] for n in self.names[:first]}
         potential = []
         for t in range(ticks):
             outs = [spikes_in[:, t]]
+            parts = []
             for k, (op, w, b, r) in enumerate(zip(self.ops, ws, bs, self.regs)):
-                syn = _apply(op, prev_out[k], w).reshape(batch, -1)
+                syn = _apply(op, prev_out[min(k, first)], w).reshape(batch, -1)
                 vs[k], s = hooks.surrogate_step(vs[k], syn, b, r, fire)
-                outs.append(s.reshape((batch,) + op.shape))
-                if k == len(self.ops) - 1:
-                    potential.append(hooks.surrogate_potential(vs[k]).reshape((batch,) + op.shape) * self.scales[k])
+                if k >= first:
+                    parts.append(hooks.surrogate_potential(vs[k]).reshape((batch,) + op.shape) * self.scales[k])
                 else:
+                    outs.append(s.reshape((batch,) + op.shape))
                     spikes[self.names[k]].append(outs[-1])
+            potential.append(sum(parts[1:], parts[0]))
             prev_out = outs
         return {n: torch.stack(v, 1) for n, v in spikes.items()}, torch.stack(potential, 1)
 
@@ -123,6 +136,14 @@ def _weighted(layer):
     if len(ops) != 1 or any(not isinstance(op, (Affine, Conv2d, Flatten)) for op in layer.projections[0].chain):
         raise UserError(f"{layer.name}: the surrogate takes one Affine or Conv2d per layer (and a Flatten before it)")
     return ops[0]
+
+
+def _read_inputs(weight: np.ndarray) -> np.ndarray:
+    """1 where a layer reads an input at all (a read-out part reads its channel group only), 0 elsewhere: a
+    fine-tune never adds inputs, so a part stays within the axons its core has. Broadcasts over the weight."""
+    if weight.ndim == 2:
+        return np.any(weight != 0, axis=0, keepdims=True).astype(np.float64)
+    return np.any(weight != 0, axis=(0, 2, 3), keepdims=True).astype(np.float64)
 
 
 def _weighted_node(graph: Graph, layer: str):
