@@ -94,6 +94,9 @@ def _small(kind: str, target, seed: int = 0):
     elif kind == "conv":
         m = nn.Sequential(nn.Conv2d(1, 4, 3, stride=2), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
                           nn.Linear(36, 5))
+    elif kind == "split":   # the issue's digits CNN: conv2's fan-in 144 becomes spiking partial sums on TrueNorth
+        m = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                          nn.Conv2d(16, 16, 3, stride=2, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(64, 5))
     else:   # the issue's digits CNN, small: conv + BN, strided conv, average pool, linear
         m = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=2, padding=1),
                           nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(), nn.Linear(16, 5))
@@ -103,7 +106,7 @@ def _small(kind: str, target, seed: int = 0):
     return net, x
 
 
-@pytest.mark.parametrize("kind", ["dense", "conv", "avgpool", "wide"])
+@pytest.mark.parametrize("kind", ["dense", "conv", "avgpool", "wide", "split"])
 @pytest.mark.parametrize("target", [TN, LOIHI], ids=["truenorth", "loihi"])
 def test_surrogate_equals_the_emulator_bit_for_bit(kind, target):
     net, x = _small(kind, target)
@@ -115,9 +118,11 @@ def test_surrogate_equals_the_emulator_bit_for_bit(kind, target):
     surrogate = Surrogate(compiled.qnet, net.deploy)
     with torch.no_grad():
         spikes, potential = surrogate(surrogate.encode(x, ticks))
-    assert set(spikes) == {"if1", "if2"}
     parts = [layer.name for layer in compiled.qnet.network.layers if ".part" in layer.name]
-    assert len(parts) == (4 if kind == "wide" and target is TN else 0)
+    partials = [n for n in parts if n.startswith("if2.part")]
+    assert len(parts) - len(partials) == (4 if kind in ("wide", "split") and target is TN else 0)
+    assert len(partials) == (6 if kind == "split" and target is TN else 0)   # 3 channel groups, each sign
+    assert set(spikes) == {"if1", "if2", *partials}
     for name, s in spikes.items():
         assert res.spikes[name].sum() > 0
         assert np.array_equal(s.numpy(), res.spikes[name])
@@ -182,7 +187,7 @@ def test_export_is_exact_in_every_truenorth_weight_mode(mode):
         assert net.deploy.in_set(np.asarray(graph.node(name).weight))
 
 
-@pytest.mark.parametrize("kind", ["dense", "wide"])
+@pytest.mark.parametrize("kind", ["dense", "wide", "split"])
 def test_finetuned_graph_stays_exact_and_in_the_set(kind):
     net, x = _small(kind, TN, seed=1)
     graph = to_graph(net)
@@ -196,11 +201,13 @@ def test_finetuned_graph_stays_exact_and_in_the_set(kind):
     finetune(s, x, teacher.numpy(), run_ticks, unit, 8, epochs=2, lr=0.5, batch_size=20,
              holdout=0)
     assert error() < before   # measured on these seeds: the chip's logits move toward the QAT model's
-    assert any(".part" in n for n in s.names) == (kind == "wide")
+    assert any(".part" in n for n in s.names) == (kind != "dense")
     tuned = s.to_graph()
-    reads = lambda g, part: np.any(np.asarray(g.node(f"{part}.linear").weight) != 0, axis=0)  # noqa: E731
     for part in (n for n in s.names if ".part" in n):   # each part still reads only its own channel group
-        assert np.array_equal(reads(tuned, part), reads(s.graph, part)) and reads(tuned, part).sum() == 64
+        node = tuned.predecessors(part)[0]
+        axes = (0,) if kind == "wide" or part.startswith("readout") else (0, 2, 3)
+        reads = [np.any(np.asarray(g.node(node).weight) != 0, axis=axes) for g in (tuned, s.graph)]
+        assert np.array_equal(*reads) and 0 < reads[0].sum() < reads[0].size
     assert all(exactness(tuned, net.deploy).values())
     again = compile_graph(tuned, TN, CompileOptions(timesteps=8))
     ticks = 8 + again.report["latency_ticks"]

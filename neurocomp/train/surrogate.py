@@ -7,9 +7,11 @@ saturation, threshold compare, reset). Its forward pass equals the emulator's sp
 potentials bit for bit (tests/test_train.py). For training, spikes are a straight-through Heaviside
 (a ramp of width one threshold in the backward pass), and weights and biases are kept as floats that are
 projected onto the target's integer sets in every forward pass (STE), so what is trained is always
-something the chip stores. Scope: feed-forward chains of IF layers (Affine or Conv2d, optional Flatten)
-ending in a read-out, as `qat.to_graph` builds them, or in the parts a target split a wide read-out into (each
-part integrates its own inputs on its own core; the host adds their potentials, so the surrogate does too).
+something the chip stores. Scope: the compiled network of a feed-forward chain of IF layers (Affine or Conv2d,
+optional Flatten) ending in a read-out, as `qat.to_graph` builds them, with what the target made of it: a layer
+whose fan-in a core cannot take becomes spiking partial sums (each partial neuron on its channel group, read by
+the layer with +-theta), and a wide read-out becomes parts whose potentials the host adds; the surrogate steps
+those as the chip does, so a fine-tune trains against the mapping's own error.
 """
 from __future__ import annotations
 
@@ -23,7 +25,8 @@ from torch import nn
 
 from neurocomp.encoding import input_spikes
 from neurocomp.errors import UserError
-from neurocomp.ir.graph import Affine, Conv2d, Flatten, Graph, Readout
+from neurocomp.ir.graph import Affine, Conv2d, Flatten, Graph, Readout, Scale
+from neurocomp.partition.delays import inserted
 from neurocomp.quantize import QNetwork
 from neurocomp.train.deploy import Deploy
 from neurocomp.train.qcfs import replace_ste
@@ -40,10 +43,14 @@ def ste_fire(v: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class _Op:
+class _Proj:
+    """One projection into a layer: its source (0: the input, k + 1: layer k) and what it does to the spikes."""
+    source: int
     flatten: bool
-    geometry: tuple | None      # (stride, padding, groups) of a Conv2d; None: Affine
-    shape: tuple[int, ...]      # the layer's neuron shape
+    geometry: tuple | None      # (stride, padding, groups) of a Conv2d; None: Affine (or a scale)
+    weight: int | None          # index into Surrogate.weights (trained); None: the fixed elementwise `scale`
+    scale: torch.Tensor | None  # a partial-sum input's weight (+-theta per neuron), as compiled
+    node: str                   # the Graph node that holds the weight
 
 
 class Surrogate(nn.Module):
@@ -51,31 +58,43 @@ class Surrogate(nn.Module):
         super().__init__()
         self.deploy, self.graph = deploy, qnet.network.graph
         spec, hooks = deploy.target.spec, deploy.hooks
-        self.names, self.ops, self.regs, self.scales, self.reads = [], [], [], [], []
-        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
         net = qnet.network
         if len(net.inputs) != 1:
             raise UserError(f"the surrogate takes a network with one input, got {len(net.inputs)}")
-        prev, self.first_readout = net.inputs[0].name, None
-        for k, (layer, q) in enumerate(zip(net.layers, qnet.layers)):
-            if len(layer.projections) != 1 or layer.projections[0].source != prev:
-                raise UserError(f"{layer.name}: the surrogate takes a feed-forward chain of layers, one input each")
-            if isinstance(layer.neuron, Readout):   # a read-out, or the parts of one (the host adds their potentials)
-                self.first_readout = k if self.first_readout is None else self.first_readout
-            elif self.first_readout is not None:
-                raise UserError(f"{layer.name}: a spiking layer after the read-out; the surrogate ends at the read-out")
-            self.names.append(layer.name)
-            self.ops.append(_op(layer))
-            weight = np.asarray(_weighted(layer).weight)
-            self.weights.append(nn.Parameter(torch.tensor(weight, dtype=torch.float64)))
-            self.reads.append(torch.from_numpy(_read_inputs(weight)))
-            self.biases.append(nn.Parameter(torch.tensor(hooks.surrogate_bias(q.params), dtype=torch.float64)))
-            self.regs.append(hooks.surrogate_state(q.params, spec))
-            self.scales.append(q.scale)
-            prev = prev if self.first_readout is not None else layer.name
-        if self.first_readout is None:
+        _require_aligned(net)
+        index = {net.inputs[0].name: 0} | {layer.name: k + 1 for k, layer in enumerate(net.layers)}
+        self.names = [layer.name for layer in net.layers]
+        self.shapes = [tuple(layer.shape) for layer in net.layers]
+        self.readout = [isinstance(layer.neuron, Readout) for layer in net.layers]
+        if not any(self.readout):
             raise UserError("the network has no read-out layer; the surrogate fine-tunes a read-out's potential")
+        self.projs: list[tuple[_Proj, ...]] = []
+        self.reads: list[torch.Tensor] = []
+        self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
+        self.regs = [hooks.surrogate_state(q.params, spec) for q in qnet.layers]
+        self.scales = [q.scale for q in qnet.layers]
+        for layer, q in zip(net.layers, qnet.layers):
+            if any(index[p.source] > index[layer.name] for p in layer.projections):
+                raise UserError(f"{layer.name}: a recurrent projection; the surrogate takes feed-forward layers")
+            self.projs.append(tuple(self._projection(layer.name, p, index) for p in layer.projections))
+            self.biases.append(nn.Parameter(torch.tensor(hooks.surrogate_bias(q.params), dtype=torch.float64)))
         self.input_shape = tuple(net.inputs[0].shape)
+
+    def _projection(self, layer: str, proj, index: dict[str, int]) -> _Proj:
+        ops = [op for op in proj.chain if not isinstance(op, Flatten)]
+        flat = len(ops) < len(proj.chain)
+        if len(ops) == 1 and isinstance(ops[0], Scale):
+            return _Proj(index[proj.source], flat, None, None, torch.tensor(np.asarray(ops[0].scale, np.float64)),
+                         ops[0].name)
+        if len(ops) != 1 or not isinstance(ops[0], (Affine, Conv2d)):
+            raise UserError(f"{layer}: the surrogate takes one Affine, Conv2d or partial-sum scale per projection "
+                            f"(and a Flatten before it), got {[type(op).__name__ for op in proj.chain]}")
+        op = ops[0]
+        weight = np.asarray(op.weight)
+        self.weights.append(nn.Parameter(torch.tensor(weight, dtype=torch.float64)))
+        self.reads.append(torch.from_numpy(_read_inputs(weight)))
+        geometry = (op.stride, op.padding, op.groups) if isinstance(op, Conv2d) else None
+        return _Proj(index[proj.source], flat, geometry, len(self.weights) - 1, None, op.name)
 
     def integers(self) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """The weights and biases the chip would store, straight-through to the float parameters."""
@@ -91,81 +110,77 @@ class Surrogate(nn.Module):
         return torch.from_numpy(input_spikes(np.asarray(x), self.input_shape, ticks).astype(np.float64))
 
     def forward(self, spikes_in: torch.Tensor, train: bool = False) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """Per spiking layer its spikes (batch, ticks, *shape), and the read-out's potential (batch, ticks, *shape)
-        in float units, as emulator.run reports them."""
+        """Per spiking layer its spikes (batch, ticks, *shape), and the read-out's potential (batch, ticks, *shape;
+        the sum of its parts' where a target split it) in float units, as emulator.run reports them. Every edge
+        takes one tick, as on the chip."""
         fire = ste_fire if train else hard_fire
         hooks = self.deploy.hooks
         ws, bs = self.integers()
         batch, ticks = spikes_in.shape[:2]
         vs = [r["v_init"].expand(batch, -1).clone() for r in self.regs]
-        prev_out = [torch.zeros_like(spikes_in[:, 0])] + [torch.zeros((batch,) + op.shape, dtype=torch.float64)
-                                                           for op in self.ops]
-        first = self.first_readout
-        spikes = {n: [] for n in self.names[:first]}
+        prev = [torch.zeros_like(spikes_in[:, 0])] + [torch.zeros((batch,) + shape, dtype=torch.float64)
+                                                      for shape in self.shapes]
+        spikes: dict[str, list[torch.Tensor]] = {n: [] for n, ro in zip(self.names, self.readout) if not ro}
         potential = []
         for t in range(ticks):
             outs = [spikes_in[:, t]]
             parts = []
-            for k, (op, w, b, r) in enumerate(zip(self.ops, ws, bs, self.regs)):
-                syn = _apply(op, prev_out[min(k, first)], w).reshape(batch, -1)
+            for k, (projs, b, r) in enumerate(zip(self.projs, bs, self.regs)):
+                syn = sum(_apply(p, prev[p.source], ws) for p in projs).reshape(batch, -1)
                 vs[k], s = hooks.surrogate_step(vs[k], syn, b, r, fire)
-                if k >= first:
-                    parts.append(hooks.surrogate_potential(vs[k]).reshape((batch,) + op.shape) * self.scales[k])
+                outs.append(s.reshape((batch,) + self.shapes[k]))
+                if self.readout[k]:
+                    parts.append(hooks.surrogate_potential(vs[k]).reshape((batch,) + self.shapes[k]) * self.scales[k])
                 else:
-                    outs.append(s.reshape((batch,) + op.shape))
                     spikes[self.names[k]].append(outs[-1])
             potential.append(sum(parts[1:], parts[0]))
-            prev_out = outs
+            prev = outs
         return {n: torch.stack(v, 1) for n, v in spikes.items()}, torch.stack(potential, 1)
 
     @torch.no_grad()
     def to_graph(self) -> Graph:
-        """The quantised Graph with the fine-tuned integer weights and biases (v_init, thresholds as compiled)."""
+        """The compiled Graph with the fine-tuned integer weights and biases (v_init, thresholds and partial-sum
+        scales as compiled)."""
         ws, bs = self.integers()
         nodes = self.graph.node_map
         changed = {}
-        for name, w, b, op in zip(self.names, ws, bs, self.ops):
-            layer_op = _weighted_node(self.graph, name)
-            changed[layer_op.name] = dataclasses.replace(layer_op, weight=w.numpy(), bias=None)
-            changed[name] = dataclasses.replace(nodes[name], bias=b.numpy().reshape(op.shape))
+        for name, projs, b, shape in zip(self.names, self.projs, bs, self.shapes):
+            for p in projs:
+                if p.weight is not None:
+                    changed[p.node] = dataclasses.replace(nodes[p.node], weight=ws[p.weight].numpy(), bias=None)
+            changed[name] = dataclasses.replace(nodes[name], bias=b.numpy().reshape(shape))
         return Graph(tuple(changed.get(n.name, n) for n in self.graph.nodes), self.graph.edges, self.graph.metadata)
 
 
-def _weighted(layer):
-    ops = [op for op in layer.projections[0].chain if isinstance(op, (Affine, Conv2d))]
-    if len(ops) != 1 or any(not isinstance(op, (Affine, Conv2d, Flatten)) for op in layer.projections[0].chain):
-        raise UserError(f"{layer.name}: the surrogate takes one Affine or Conv2d per layer (and a Flatten before it)")
-    return ops[0]
+def _require_aligned(net) -> None:
+    """A layer reading both a compiler-inserted partial-sum layer and a direct source gets axon delays on the chip
+    that the one-tick edges here do not have: refused, naming the layer."""
+    staged = inserted(net)
+    for layer in net.layers:
+        kinds = {p.source in staged for p in layer.projections}
+        if len(kinds) > 1:
+            raise UserError(f"{layer.name}: reads partial sums and direct inputs, which the chip aligns with axon "
+                            "delays; the surrogate models one tick per edge only")
 
 
 def _read_inputs(weight: np.ndarray) -> np.ndarray:
-    """1 where a layer reads an input at all (a read-out part reads its channel group only), 0 elsewhere: a
-    fine-tune never adds inputs, so a part stays within the axons its core has. Broadcasts over the weight."""
+    """1 where a projection reads an input at all (a read-out part or a partial sum reads its channel group
+    only), 0 elsewhere: a fine-tune never adds inputs, so a part stays within the axons its core has."""
     if weight.ndim == 2:
         return np.any(weight != 0, axis=0, keepdims=True).astype(np.float64)
     return np.any(weight != 0, axis=(0, 2, 3), keepdims=True).astype(np.float64)
 
 
-def _weighted_node(graph: Graph, layer: str):
-    name = graph.predecessors(layer)[0]
-    node = graph.node(name)
-    return node if isinstance(node, (Affine, Conv2d)) else _weighted_node(graph, name)
-
-
-def _op(layer) -> _Op:
-    op = _weighted(layer)
-    flat = any(isinstance(o, Flatten) for o in layer.projections[0].chain)
-    geometry = (op.stride, op.padding, op.groups) if isinstance(op, Conv2d) else None
-    return _Op(flat, geometry, tuple(layer.shape))
-
-
-def _apply(op: _Op, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+def _apply(p: _Proj, x: torch.Tensor, ws: list[torch.Tensor]) -> torch.Tensor:
     """The integer synaptic sum (exact in float64: binary spikes times integer weights)."""
-    if op.flatten:
+    if p.weight is None:
+        return x * p.scale
+    w = ws[p.weight]
+    if p.flatten:
         x = x.flatten(1)
-    if op.geometry is None:
+    if p.geometry is None:
         return F.linear(x.flatten(1), w)
-    stride, padding, groups = op.geometry
+    stride, padding, groups = p.geometry
     return F.conv2d(x, w, None, stride=stride, padding=padding, groups=groups)
 
 
