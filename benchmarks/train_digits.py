@@ -37,7 +37,6 @@ from results import command_line, write_section
 
 from neurocomp.backends import emulator, reference
 from neurocomp.compiler import CompileOptions, Compiled, compile_graph
-from neurocomp.errors import UserError
 from neurocomp.ir.graph import Graph
 from neurocomp.ir.layers import lower
 from neurocomp.models.native import native_convs
@@ -45,9 +44,12 @@ from neurocomp.target import Target, load_target
 from neurocomp.train import QATNet, Surrogate, TrainOptions, deploy_for, finetune, fit, from_module, predict, to_graph, training_info
 
 USER_EPOCHS = 150
-# Chosen on the validation split (seeds 0-2, T 16): 20 QAT epochs at 3e-3 over 10 at 1e-3 (TrueNorth's QAT ANN
-# 92.5-97.2 -> 97.5-98.9 %).
-QAT_FT_EPOCHS, QAT_FT_LR = 20, 3e-3
+# Chosen on the validation split (seeds 0-2): 100 QAT epochs at 3e-3 over 20 (native CNN on TrueNorth at T 16,
+# chip - ANN: -2.2..-0.3 -> -0.8..-0.3 pt; 10 at 1e-3, 60, 200, lr 1e-3, 6e-3 and 1e-2 tried too), then, where the
+# compiled program is not exact (spiking partial sums), 3 chip-in-the-loop epochs (brought CNN on TrueNorth at
+# T 16: -2.5..-0.8 -> -0.8..-0.3 pt; 10 tried). Distillation from the user's model and shift augmentation during
+# QAT were tried and gave nothing there.
+QAT_FT_EPOCHS, QAT_FT_LR, CHIP_FT_EPOCHS = 100, 3e-3, 3
 NATIVE_T = (16,)
 GOALS = {"(a) brought": {"truenorth": 1.0, "loihi": 0.5}, "(b) native": {"truenorth": 0.5, "loihi": 0.5}}
 STAGES = ("float ANN", "QAT ANN", "float SNN", "chip", "chip + fine-tune", "chip = QAT", "chip + fine-tune = QAT")
@@ -110,13 +112,7 @@ def one(arch: str, epochs_ft: int, target_name: str, t: int, seed: int, validate
     row, graph, compiled = on_chip(net, target, t, seed, xte, yte)
     out = {"float ANN": ann} | row
     ticks = t + compiled.report["latency_ticks"]
-    try:
-        surrogate = Surrogate(compiled.qnet, net.deploy)
-    except UserError:   # a layer split into spiking partial sums (TrueNorth, fan-in over a core): no surrogate
-        return out | {"chip + fine-tune": float("nan"), "chip + fine-tune = QAT": float("nan")}
-    finetune(surrogate, xtr, predict(net, xtr), ticks, training_info(graph)["readout_unit"], t, epochs=epochs_ft,
-             seed=seed, labels=ytr)
-    tuned = compile_graph(surrogate.to_graph(), target, CompileOptions(timesteps=t, seed=seed))
+    tuned = chip_tuned(net, graph, compiled, target, t, seed, epochs_ft, xtr, ytr)
     chip = emulator.run(tuned.program, target, {"input": xte}, ticks).potentials["readout"][:, -1]
     out["chip + fine-tune"], out["chip + fine-tune = QAT"] = accuracy(chip, yte), accuracy(chip, qat_test.argmax(-1))
     out["exact"] = out["exact"] and all(q.exact for q in tuned.qnet.layers)
@@ -158,7 +154,22 @@ def for_target(model: nn.Module, target_name: str, t: int, seed: int, validate: 
         ann = accuracy(model(torch.from_numpy(xte)).numpy(), yte)
     net = from_module(copy.deepcopy(model), (1, 8, 8), deploy_for(target), t)
     fit(net, xtr, ytr, TrainOptions(timesteps=t, float_epochs=0, epochs=QAT_FT_EPOCHS, lr=QAT_FT_LR, seed=seed))
-    return {"ANN": ann} | on_chip(net, target, t, seed, xte, yte)[0]
+    row, graph, compiled = on_chip(net, target, t, seed, xte, yte)
+    if row["exact"]:   # the chip computes the trained integers: nothing for a fine-tune to correct but timing
+        return {"ANN": ann} | row | {"chip + fine-tune": row["chip"]}
+    tuned = chip_tuned(net, graph, compiled, target, t, seed, CHIP_FT_EPOCHS, xtr, ytr)
+    ticks = t + tuned.report["latency_ticks"]
+    chip = emulator.run(tuned.program, target, {"input": xte}, ticks).potentials["readout"][:, -1]
+    return {"ANN": ann} | row | {"chip + fine-tune": accuracy(chip, yte)}
+
+
+def chip_tuned(net: QATNet, graph: Graph, compiled: Compiled, target: Target, t: int, seed: int, epochs: int,
+               x: np.ndarray, y: np.ndarray) -> Compiled:
+    """The program after `epochs` of chip-in-the-loop fine-tuning through the surrogate of `compiled`."""
+    surrogate = Surrogate(compiled.qnet, net.deploy)
+    finetune(surrogate, x, predict(net, x), t + compiled.report["latency_ticks"], training_info(graph)["readout_unit"],
+             t, epochs=epochs, seed=seed, labels=y)
+    return compile_graph(surrogate.to_graph(), target, CompileOptions(timesteps=t, seed=seed))
 
 
 def brought(target_name: str, t: int, seed: int, validate: bool) -> dict[str, float]:
@@ -195,33 +206,35 @@ def table(rows: list[tuple[str, str, int, dict[str, float]]], seeds: list[int]) 
                                 "'= QAT': % of those digits where the chip's class equals the QAT ANN's. mlp: 64-48-10; "
                                 "cnn: conv 1->8 3x3/2 + BN, conv 8->16 3x3/2, linear 64->10; "
                                 "avgpool (the issue's digits CNN): conv 1->16 3x3 + BN, conv 16->16 3x3/2, avg-pool 2, linear 64->10. "
-                                "'-': no fine-tune: on TrueNorth the compiler splits avgpool's second conv (fan-in 144, both signs) "
-                                "into spiking partial sums, which the surrogate does not model and whose assembling layer is not "
-                                "exact ('exact' counts every compiled layer; the exported Graph itself is exact).")
+                                "On TrueNorth the compiler splits avgpool's second conv (fan-in 144, both signs) into spiking "
+                                "partial sums, whose assembling layer is not exact ('exact' counts every compiled layer; the "
+                                "exported Graph itself is exact); the surrogate steps them as the chip does.")
 
 
 def goal_table(rows: list[tuple[str, str, int, dict[str, float]]], seeds: list[int]) -> str:
     """One row per goal, target and T, with the worst seed's chip - ANN against the goal's limit; the misses spelled out."""
-    lines = ["| goal | target | T | ANN | QAT ANN | float SNN | chip | QAT - ANN (pt) | chip - ANN (pt) | limit (pt) | met | exact |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| goal | target | T | ANN | QAT ANN | float SNN | chip | chip + fine-tune | QAT - ANN (pt) | chip - ANN (pt) "
+             "| limit (pt) | met | exact |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     misses = []
     for goal, target, t, r in rows:
-        qat, gap = [(np.array(r[k]) - np.array(r["ANN"])) * 100 for k in ("QAT ANN", "chip")]
+        qat, gap = [(np.array(r[k]) - np.array(r["ANN"])) * 100 for k in ("QAT ANN", "chip + fine-tune")]
         limit = GOALS[goal][target]
         met = gap.min() >= -limit - 1e-9
         if not met:
             misses.append(f"{goal} on {target} at T {t} by up to {-gap.min() - limit:.1f} pt "
                           f"({sum(g < -limit - 1e-9 for g in gap)} of {len(gap)} seeds)")
-        lines.append(f"| {goal} | {target} | {t} | " + " | ".join(cell(r[k]) for k in ("ANN", "QAT ANN", "float SNN", "chip"))
+        lines.append(f"| {goal} | {target} | {t} | "
+                     + " | ".join(cell(r[k]) for k in ("ANN", "QAT ANN", "float SNN", "chip", "chip + fine-tune"))
                      + f" | {qat.min():+.1f} .. {qat.max():+.1f} | {gap.min():+.1f} .. {gap.max():+.1f} | -{limit} | "
                      f"{'yes' if met else 'no'} | {all(r['exact'])} |")
     return "\n".join(lines) + (
         f"\n\nThe issue's digits CNN, accuracy in % on the same 360 test digits: mean (seeds {', '.join(map(str, seeds))}). "
         "(a) brought as it is: trained in plain torch (BatchNorm in train mode, AdamW, shifts), ANN = that model; then "
-        f"`from_module(model.eval())` and {QAT_FT_EPOCHS} QAT epochs from its weights (lr {QAT_FT_LR}). "
-        "(b) core-native: conv2 in 2 groups (fan-in 72) from the start, trained by the same recipe, then the same QAT. "
-        "Goal: chip - ANN >= -limit for every seed. On TrueNorth (a)'s conv2 (fan-in 144, both signs) is split into "
-        "spiking partial sums (exact False). "
+        f"`from_module(model.eval())` and {QAT_FT_EPOCHS} QAT epochs from its weights (lr {QAT_FT_LR}); where the "
+        f"program is not exact, {CHIP_FT_EPOCHS} chip-in-the-loop epochs through the surrogate (else 'chip + fine-tune' "
+        "is the chip). (b) core-native: conv2 in 2 groups (fan-in 72) from the start, trained by the same recipe, then "
+        "the same QAT. Goal: chip + fine-tune - ANN >= -limit for every seed. On TrueNorth (a)'s conv2 (fan-in 144, "
+        "both signs) is split into spiking partial sums (exact False), which the surrogate steps as the chip does. "
         + (f"Missed: {'; '.join(misses)}." if misses else "Every goal is met.")
         + f" The user's ANN (a) reaches the wanted 99 % on {sum(a >= 0.99 for a in rows[0][3]['ANN'])} of {len(seeds)} seeds.")
 
