@@ -217,6 +217,32 @@ def test_finetuned_graph_stays_exact_and_in_the_set(kind):
     assert np.array_equal(pot.numpy(), mine.numpy())   # the recompiled chip computes the fine-tuned surrogate
 
 
+@pytest.mark.parametrize("target", [TN, LOIHI], ids=["truenorth", "loihi"])
+def test_a_windowed_fine_tune_of_the_spiking_layers_leaves_the_read_out(target):
+    """A tracker's kind of fine-tune: the read-out read as a mean rise over a window (checked against the emulator's
+    potentials by hand), judged by the loss alone, the read-out's integers kept as compiled."""
+    net, x = _small("wide", target, seed=3)
+    graph = to_graph(net)
+    compiled = compile_graph(graph, target, CompileOptions(timesteps=8))
+    ticks, window = 8 + compiled.report["latency_ticks"], (4, 8 + compiled.report["latency_ticks"])
+    unit = training_info(graph)["readout_unit"]
+    s = Surrogate(compiled.qnet, net.deploy)
+    pot = emulator.run(compiled.program, target, {"input": x}, ticks).potentials["readout"]
+    by_hand = (pot[:, window[1] - 1] - pot[:, window[0] - 1]) * unit / (window[1] - window[0])
+    with torch.no_grad():
+        np.testing.assert_array_equal(chip_logits(s, x, ticks, unit, 8, window=window).numpy(), by_hand)
+    teacher = predict(_small("wide", target, 4)[0], x)   # another net's outputs: there is something to learn
+    before = [p.detach().clone() for p in s.parameters()]
+    error = lambda: float(np.mean((chip_logits(s, x, ticks, unit, 8, window=window).detach().numpy() - teacher) ** 2))  # noqa: E731
+    start = error()
+    finetune(s, x, teacher, ticks, unit, 8, epochs=2, lr=0.5, batch_size=20, holdout=0, window=window, classes=False,
+             spiking_only=True)
+    assert error() < start
+    frozen = {id(p) for p in s.parameters()} - {id(p) for p in s.spiking_parameters()}
+    moved = [not torch.equal(a, p) for a, p in zip(before, s.parameters())]
+    assert frozen and not any(m for m, p in zip(moved, s.parameters()) if id(p) in frozen) and any(moved)
+
+
 def test_resume_gives_the_same_weights(tmp_path):
     net, x = _small("dense", LOIHI)
     y = np.arange(len(x)) % 5

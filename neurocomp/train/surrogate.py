@@ -137,6 +137,12 @@ class Surrogate(nn.Module):
             prev = outs
         return {n: torch.stack(v, 1) for n, v in spikes.items()}, torch.stack(potential, 1)
 
+    def spiking_parameters(self) -> list[nn.Parameter]:
+        """The weights and biases of the spiking layers (not the read-out's)."""
+        into = [not ro for ro, projs in zip(self.readout, self.projs) for p in projs if p.weight is not None]
+        return [w for w, keep in zip(self.weights, into) if keep] + \
+               [b for b, ro in zip(self.biases, self.readout) if not ro]
+
     @torch.no_grad()
     def to_graph(self) -> Graph:
         """The compiled Graph with the fine-tuned integer weights and biases (v_init, thresholds and partial-sum
@@ -184,36 +190,46 @@ def _apply(p: _Proj, x: torch.Tensor, ws: list[torch.Tensor]) -> torch.Tensor:
     return F.conv2d(x, w, None, stride=stride, padding=padding, groups=groups)
 
 
+Window = tuple[int, int]   # ticks [a, b) of a read-out whose potential a host reads as a mean rate
+
+
 def chip_logits(surrogate: Surrogate, x: np.ndarray, ticks: int, unit: float, timesteps: int,
-                train: bool = False) -> torch.Tensor:
-    """The read-out's last potential as logits in the trained ANN's units: potential * unit / T."""
+                train: bool = False, window: Window | None = None) -> torch.Tensor:
+    """The read-out in the trained ANN's units: the last potential * unit / T, or with `window` (a, b) the mean
+    rise per tick over ticks a .. b-1 * unit (a tracker reading a settled window of its score)."""
     _, pot = surrogate(surrogate.encode(x, ticks), train)
-    return pot[:, -1].reshape(len(x), -1) * unit / timesteps
+    if window is None:
+        return pot[:, -1].reshape(len(x), -1) * unit / timesteps
+    a, b = window
+    rise = pot[:, b - 1] - (pot[:, a - 1] if a > 0 else 0.0)
+    return rise.reshape(len(x), -1) * unit / (b - a)
 
 
 def finetune(surrogate: Surrogate, x: np.ndarray, teacher: np.ndarray, ticks: int, unit: float, timesteps: int,
              epochs: int = 3, lr: float = 0.1, batch_size: int = 64, seed: int = 0,
-             labels: np.ndarray | None = None, holdout: float = 0.2) -> Surrogate:
+             labels: np.ndarray | None = None, holdout: float = 0.2, window: Window | None = None,
+             classes: bool = True, spiking_only: bool = False) -> Surrogate:
     """A few epochs of Adam on the surrogate's weights and biases (integer units) so that the chip's logits
-    match the trained ANN's (`teacher`, (samples, classes)) in mean squared error, plus the cross-entropy
-    with `labels` when given. A seeded `holdout` fraction of x is not trained on: there, before and after each
-    epoch, the chip's class is compared with the label (or, without labels, the ANN's class), then the loss
-    breaks ties, and the best parameters are kept, so a fine-tune that only fits the training samples is not
-    taken (holdout 0: judged on all of x)."""
+    (chip_logits, `window`) match the trained ANN's (`teacher`, (samples, outputs)) in mean squared error, plus
+    the cross-entropy with `labels` when given. A seeded `holdout` fraction of x is not trained on: there, before
+    and after each epoch, the chip's class is compared with the label (or, without labels, the ANN's class; with
+    `classes` False, as for a feature map, only the loss counts), then the loss breaks ties, and the best
+    parameters are kept, so a fine-tune that only fits the training samples is not taken (holdout 0: judged on
+    all of x). `spiking_only`: the read-out's weights and biases stay as compiled."""
     xs, target = np.asarray(x), torch.from_numpy(np.asarray(teacher, dtype=np.float64))
     ys = None if labels is None else torch.from_numpy(np.asarray(labels)).long()
     perm = np.random.default_rng(seed).permutation(len(xs))
     n_val = int(len(xs) * holdout)
     val, fit_idx = (perm[:n_val], perm[n_val:]) if n_val else (perm, perm)
     judge = lambda: _score(surrogate, xs[val], target[val], None if ys is None else ys[val],  # noqa: E731
-                           ticks, unit, timesteps)
-    opt = torch.optim.Adam(surrogate.parameters(), lr=lr)
+                           ticks, unit, timesteps, window, classes)
+    opt = torch.optim.Adam(surrogate.spiking_parameters() if spiking_only else surrogate.parameters(), lr=lr)
     best = (judge(), _params(surrogate))
     for epoch in range(epochs):
         order = fit_idx[torch.randperm(len(fit_idx), generator=torch.Generator().manual_seed(seed * 100003 + epoch)).numpy()]
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
-            loss = _loss(chip_logits(surrogate, xs[idx], ticks, unit, timesteps, train=True), target[idx],
+            loss = _loss(chip_logits(surrogate, xs[idx], ticks, unit, timesteps, True, window), target[idx],
                          None if ys is None else ys[idx])
             opt.zero_grad()
             loss.backward()
@@ -234,11 +250,13 @@ def _loss(logits: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor | No
 
 @torch.no_grad()
 def _score(surrogate: Surrogate, x: np.ndarray, teacher: torch.Tensor, labels: torch.Tensor | None, ticks: int,
-           unit: float, timesteps: int) -> tuple[float, float]:
-    """(misclassified fraction against labels, or against the teacher's classes; loss): lower is better."""
-    logits = chip_logits(surrogate, x, ticks, unit, timesteps)
+           unit: float, timesteps: int, window: Window | None, classes: bool) -> tuple[float, float]:
+    """(misclassified fraction against labels, or against the teacher's classes, 0 without classes; loss):
+    lower is better."""
+    logits = chip_logits(surrogate, x, ticks, unit, timesteps, window=window)
     truth = teacher.argmax(-1) if labels is None else labels
-    return float((logits.argmax(-1) != truth).double().mean()), float(_loss(logits, teacher, labels))
+    wrong = float((logits.argmax(-1) != truth).double().mean()) if classes else 0.0
+    return wrong, float(_loss(logits, teacher, labels))
 
 
 def _params(surrogate: Surrogate) -> list[torch.Tensor]:
