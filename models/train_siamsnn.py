@@ -55,9 +55,10 @@ TN_WEIGHTS = "bits"
 # clips by the correlation of the float SNN's response maps with the quantised ANN's (12 pairs): TrueNorth 0.86,
 # Loihi 0.62, against 0.81 and 0.56 for 16 ticks read whole; 21 ticks (T + depth) gain 0.01 at 47.6 FPS.
 READOUT = {"timesteps": 20, "tau0": 4, "weighting": "drop"}
-# Chip-in-the-loop epochs per target (stage 3), chosen on training-photo clips (8 clips x 25 frames, seed 31337; AUC
-# / the float ANN's): Loihi's chip 0.891 -> 1.018 (its float SNN 0.969 -> 1.045: reset to zero's timing loss is
-# what the surrogate trains away), TrueNorth's chip 1.013 -> 1.013 (float SNN 1.004 -> 1.058), so it stays at 0.
+# Chip-in-the-loop epochs per target (stage 3), chosen on training-photo clips (micro, 8 clips x 25 frames, seed
+# 31337; AUC / the float ANN's): Loihi's chip 0.891 -> 1.074 (its float SNN 0.969 -> 1.065: reset to zero's timing
+# loss is what the surrogate trains away), TrueNorth's chip 1.013 -> 0.952, so TrueNorth skips it. Training the
+# biases too (per neuron) gave Loihi 1.018 and TrueNorth 1.013.
 CHIP_EPOCHS = {"truenorth": 0, "loihi": 10}
 
 
@@ -113,10 +114,10 @@ def qat(model: SiamFC, target: str, opts: QATOptions, weights: str | None = None
 def chip_finetune(net: QATNet, model: SiamFC, target: str, opts: QATOptions, epochs: int,
                   samples: int = 192) -> Graph:
     """The QAT backbone's Graph after `epochs` of chip-in-the-loop fine-tuning (stage 3): the compiled program's
-    surrogate trains its spiking layers so that the conv5 read-out, read over the window the tracker reads
-    (READOUT: ticks tau0 .. timesteps, behind by the mapping's lag), matches the quantised ANN's conv5 on
-    calibration crops of training clips. The read-out stays as trained, so the Graph is the QAT Graph with
-    conv1-4's integers replaced."""
+    surrogate trains the weights of its spiking layers so that the conv5 read-out, read over the window the
+    tracker reads (READOUT: ticks tau0 .. timesteps, behind by the mapping's lag), matches the quantised ANN's
+    conv5 on calibration crops of training clips. The read-out and the biases stay as trained, so the Graph is
+    the QAT Graph with conv1-4's integer weights replaced."""
     graph = to_graph(net)
     compiled = compile_graph(graph, load_target(target), CompileOptions(timesteps=opts.timesteps))
     readouts = [layer.name for layer in compiled.qnet.network.layers if isinstance(layer.neuron, Readout)]
@@ -127,10 +128,9 @@ def chip_finetune(net: QATNet, model: SiamFC, target: str, opts: QATOptions, epo
         teacher = net(torch.from_numpy(x).double()).reshape(samples, -1).numpy()
     surrogate = Surrogate(compiled.qnet, net.deploy)
     finetune(surrogate, x, teacher, window[1], training_info(graph)["readout_unit"], opts.timesteps, epochs=epochs,
-             batch_size=16, seed=opts.seed, window=window, classes=False, spiking_only=True)
+             batch_size=16, seed=opts.seed, window=window, classes=False, spiking_weights_only=True)
     tuned = surrogate.to_graph().node_map
-    spiking = {layer.name for layer, ro in zip(compiled.qnet.network.layers, surrogate.readout) if not ro}
-    keep = spiking | {p.node for name, projs in zip(surrogate.names, surrogate.projs) if name in spiking for p in projs}
+    keep = {p.node for projs, ro in zip(surrogate.projs, surrogate.readout) if not ro for p in projs}
     return Graph(tuple(tuned[n.name] if n.name in keep else n for n in graph.nodes), graph.edges, graph.metadata)
 
 

@@ -220,7 +220,8 @@ def test_finetuned_graph_stays_exact_and_in_the_set(kind):
 @pytest.mark.parametrize("target", [TN, LOIHI], ids=["truenorth", "loihi"])
 def test_a_windowed_fine_tune_of_the_spiking_layers_leaves_the_read_out(target):
     """A tracker's kind of fine-tune: the read-out read as a mean rise over a window (checked against the emulator's
-    potentials by hand), judged by the loss alone, the read-out's integers kept as compiled."""
+    potentials by hand), judged by the loss alone, only the spiking layers' weights trained (the read-out's and
+    every bias kept as compiled)."""
     net, x = _small("wide", target, seed=3)
     graph = to_graph(net)
     compiled = compile_graph(graph, target, CompileOptions(timesteps=8))
@@ -235,10 +236,10 @@ def test_a_windowed_fine_tune_of_the_spiking_layers_leaves_the_read_out(target):
     before = [p.detach().clone() for p in s.parameters()]
     error = lambda: float(np.mean((chip_logits(s, x, ticks, unit, 8, window=window).detach().numpy() - teacher) ** 2))  # noqa: E731
     start = error()
-    finetune(s, x, teacher, ticks, unit, 8, epochs=2, lr=0.5, batch_size=20, holdout=0, window=window, classes=False,
-             spiking_only=True)
+    finetune(s, x, teacher, ticks, unit, 8, epochs=3, lr=0.5, batch_size=20, holdout=0, window=window, classes=False,
+             spiking_weights_only=True)
     assert error() < start
-    frozen = {id(p) for p in s.parameters()} - {id(p) for p in s.spiking_parameters()}
+    frozen = {id(p) for p in s.parameters()} - {id(p) for p in s.spiking_weights()}
     moved = [not torch.equal(a, p) for a, p in zip(before, s.parameters())]
     assert frozen and not any(m for m, p in zip(moved, s.parameters()) if id(p) in frozen) and any(moved)
 

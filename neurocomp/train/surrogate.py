@@ -137,11 +137,11 @@ class Surrogate(nn.Module):
             prev = outs
         return {n: torch.stack(v, 1) for n, v in spikes.items()}, torch.stack(potential, 1)
 
-    def spiking_parameters(self) -> list[nn.Parameter]:
-        """The weights and biases of the spiking layers (not the read-out's)."""
+    def spiking_weights(self) -> list[nn.Parameter]:
+        """The weights of the projections into spiking layers (not the read-out's, no biases: the registers here are
+        per neuron, a conv's bias is per channel)."""
         into = [not ro for ro, projs in zip(self.readout, self.projs) for p in projs if p.weight is not None]
-        return [w for w, keep in zip(self.weights, into) if keep] + \
-               [b for b, ro in zip(self.biases, self.readout) if not ro]
+        return [w for w, keep in zip(self.weights, into) if keep]
 
     @torch.no_grad()
     def to_graph(self) -> Graph:
@@ -208,14 +208,15 @@ def chip_logits(surrogate: Surrogate, x: np.ndarray, ticks: int, unit: float, ti
 def finetune(surrogate: Surrogate, x: np.ndarray, teacher: np.ndarray, ticks: int, unit: float, timesteps: int,
              epochs: int = 3, lr: float = 0.1, batch_size: int = 64, seed: int = 0,
              labels: np.ndarray | None = None, holdout: float = 0.2, window: Window | None = None,
-             classes: bool = True, spiking_only: bool = False) -> Surrogate:
+             classes: bool = True, spiking_weights_only: bool = False) -> Surrogate:
     """A few epochs of Adam on the surrogate's weights and biases (integer units) so that the chip's logits
     (chip_logits, `window`) match the trained ANN's (`teacher`, (samples, outputs)) in mean squared error, plus
     the cross-entropy with `labels` when given. A seeded `holdout` fraction of x is not trained on: there, before
     and after each epoch, the chip's class is compared with the label (or, without labels, the ANN's class; with
     `classes` False, as for a feature map, only the loss counts), then the loss breaks ties, and the best
     parameters are kept, so a fine-tune that only fits the training samples is not taken (holdout 0: judged on
-    all of x). `spiking_only`: the read-out's weights and biases stay as compiled."""
+    all of x). `spiking_weights_only`: only the spiking layers' weights train; the read-out and every bias stay as
+    compiled, so a conv stays a conv (one bias per channel) and its Graph keeps its shape."""
     xs, target = np.asarray(x), torch.from_numpy(np.asarray(teacher, dtype=np.float64))
     ys = None if labels is None else torch.from_numpy(np.asarray(labels)).long()
     perm = np.random.default_rng(seed).permutation(len(xs))
@@ -223,7 +224,7 @@ def finetune(surrogate: Surrogate, x: np.ndarray, teacher: np.ndarray, ticks: in
     val, fit_idx = (perm[:n_val], perm[n_val:]) if n_val else (perm, perm)
     judge = lambda: _score(surrogate, xs[val], target[val], None if ys is None else ys[val],  # noqa: E731
                            ticks, unit, timesteps, window, classes)
-    opt = torch.optim.Adam(surrogate.spiking_parameters() if spiking_only else surrogate.parameters(), lr=lr)
+    opt = torch.optim.Adam(surrogate.spiking_weights() if spiking_weights_only else surrogate.parameters(), lr=lr)
     best = (judge(), _params(surrogate))
     for epoch in range(epochs):
         order = fit_idx[torch.randperm(len(fit_idx), generator=torch.Generator().manual_seed(seed * 100003 + epoch)).numpy()]
