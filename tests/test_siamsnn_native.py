@@ -1,4 +1,5 @@
 """The core-native SiamSNN: QAT backbone under SiamSNN's heads, stage files, the compiler reading what training recorded."""
+import dataclasses
 import json
 
 import numpy as np
@@ -48,6 +49,29 @@ def test_heads_over_a_trained_backbone_keep_conv5s_bias_in_every_branch():
     fed = torch.from_numpy(ref.reshape(-1, *ref.shape[2:]) - np.asarray(readout.v_init)[None])
     want = torch.nn.functional.conv2d(fed, torch.from_numpy(kernel)[None]).numpy().reshape(2, ticks, 1, 9, 9)
     np.testing.assert_allclose(got[SCORE], want, rtol=1e-9, atol=1e-6)
+
+
+@pytest.mark.parametrize("target", ["truenorth", "loihi"])
+def test_the_chip_stage_changes_only_conv1_4s_weights_and_stays_exact(target):
+    """train_siamsnn's chip stage: the same Graph as the QAT stage's but for the spiking layers' integer weights
+    (read-out, biases, thresholds and shapes kept), still in the target's sets, so the SiamSNN compiles exactly."""
+    from neurocomp.ir.graph import Affine, Conv2d
+    from neurocomp.models.train_siamsnn import QATOptions, chip_finetune
+    from neurocomp.train import exactness, to_graph
+
+    model, net = _qat(target)
+    before = to_graph(net)
+    after = chip_finetune(net, model, target, QATOptions(timesteps=8), epochs=3, samples=24)
+    assert [n.name for n in after.nodes] == [n.name for n in before.nodes] and after.edges == before.edges
+    weighted = [n.name for n in before.nodes if isinstance(n, (Affine, Conv2d))]
+    changed = {n for n in weighted if not np.array_equal(after.node(n).weight, before.node(n).weight)}
+    assert changed and changed <= set(weighted[:-1])   # some spiking layer moved; conv5 (the read-out's op) did not
+    for a, b in zip(after.nodes, before.nodes):   # every other node is the QAT stage's own
+        if a.name not in changed:
+            assert type(a) is type(b) and all(np.array_equal(np.asarray(getattr(a, f.name), dtype=object),
+                                                              np.asarray(getattr(b, f.name), dtype=object))
+                                              for f in dataclasses.fields(a)), a.name
+    assert all(exactness(after, net.deploy).values())
 
 
 def test_trained_graph_compiles_exactly_with_the_weight_mode_and_T_it_was_trained_for():
