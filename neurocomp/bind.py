@@ -51,8 +51,9 @@ def bind(program: Program, graph: Graph, target: Target, also: tuple[str, ...] =
     sub = _subgraph(graph, roots)
     mode = program.manifest["options"].get("weights", "levels")   # rebuild with the weight mode it compiled with
     new = run_stages(FRONT_END, Values(sub, target, CompileOptions(weights=mode))).netlist
-    netlist = _splice(program.netlist, new, _core_pairs(program.netlist, new))
-    changed = _changed_cores(program.netlist, netlist)
+    pairs = _core_pairs(program.netlist, new)
+    netlist = _splice(program.netlist, new, pairs)
+    changed = _changed_cores(program.netlist, netlist, np.array([a for a, _ in pairs], dtype=np.int64))
     layers = tuple(sorted({netlist.layers[i].name for i in np.unique(netlist.core_layer[changed]) if i >= 0}))
     fields = {k: v for k, v in program.manifest.items() if k in ("options", "model_sha256", "target_spec_sha256",
                                                                  "placement")}
@@ -135,8 +136,9 @@ def _splice(old: Netlist, new: Netlist, pairs: list[tuple[int, int]]) -> Netlist
                                layers=layers)
 
 
-def _changed_cores(old: Netlist, new: Netlist) -> np.ndarray:
-    """Cores whose neuron parameters, synapses or synapse/axon tables differ."""
+def _changed_cores(old: Netlist, new: Netlist, spliced: np.ndarray) -> np.ndarray:
+    """Cores whose neuron parameters, synapses or synapse/axon tables differ (`new` is `old` with the `spliced`
+    cores rewritten: only their synapse lists are compared)."""
     changed = np.zeros(old.n_cores, dtype=bool)
     cores = old.neuron_core()
     for key, arr in old.params.items():
@@ -147,17 +149,21 @@ def _changed_cores(old: Netlist, new: Netlist) -> np.ndarray:
             changed[axon_core[arr != new.syn_tables[key]]] = True
         elif arr.shape == (old.n_cores,):
             changed |= arr != new.syn_tables[key]
-    return np.flatnonzero(changed | _synapse_changes(old, new, axon_core))
+    return np.flatnonzero(changed | _synapse_changes(old, new, axon_core, spliced))
 
 
-def _synapse_changes(old: Netlist, new: Netlist, axon_core: np.ndarray) -> np.ndarray:
-    """Per core: does its synapse list (with any per-synapse table) differ? Axon ids are
-    contiguous per core, so sorting by (axon, neuron) lines up equal-sized cores."""
+def _synapse_changes(old: Netlist, new: Netlist, axon_core: np.ndarray, spliced: np.ndarray) -> np.ndarray:
+    """Per core: does its synapse list (with any per-synapse table) differ? Only the spliced cores' synapses
+    are sorted (the rest are old's own); axon ids are contiguous per core, so sorting by (axon, neuron) lines
+    up equal-sized cores."""
     count = lambda n: np.bincount(axon_core[n.syn_axon], minlength=n.n_cores)  # noqa: E731
     changed = count(old) != count(new)
+    inside = np.zeros(old.n_cores, dtype=bool)
+    inside[spliced] = True
     cols = []
     for n in (old, new):
-        order = np.lexsort((n.syn_neuron, n.syn_axon))
+        sel = np.flatnonzero(inside[axon_core[n.syn_axon]])
+        order = sel[np.lexsort((n.syn_neuron[sel], n.syn_axon[sel]))]
         keep = ~changed[axon_core[n.syn_axon[order]]]
         per_syn = [v for v in n.syn_tables.values() if v.shape == n.syn_axon.shape]
         cols.append(np.stack([n.syn_axon, n.syn_neuron, *per_syn])[:, order][:, keep])

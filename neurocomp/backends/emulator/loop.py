@@ -308,7 +308,7 @@ class _Loop:
         self.totals = {k: np.zeros(n.n_cores) for k in COUNTERS}
         self.tick_s = np.zeros((B, self.ticks))
         self.slack: np.ndarray | None = None   # (batch, ticks) when the target knows its real-time slack
-        self.routers = program.placed.routers_used   # computed on each access
+        self.routers = program.placed.routers_used
         self.merges = 0
 
     def run(self) -> None:

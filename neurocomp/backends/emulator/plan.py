@@ -221,12 +221,22 @@ def _join_groups(spans: list[list[Any]], cols: list[tuple[int, int, str]]) -> li
 
 
 def _per_pair(key: np.ndarray) -> Iterator[tuple[tuple[int, int], np.ndarray, int]]:
-    """(group, core), distinct columns, entries: for each pair in the sorted (group, core, col) triples."""
-    if key.shape[1] == 0:
+    """(group, core), distinct columns, entries: for each pair in the sorted (group, core, col) triples (the
+    columns are sorted within a pair, so the distinct ones are the first of each run, found once for all)."""
+    n = key.shape[1]
+    if n == 0:
         return
-    cut = np.flatnonzero(np.any(key[:2, 1:] != key[:2, :-1], axis=0)) + 1
-    for lo, hi in zip(np.concatenate([[0], cut]), np.concatenate([cut, [key.shape[1]]])):
-        yield (int(key[0, lo]), int(key[1, lo])), np.unique(key[2, lo:hi]), hi - lo
+    new_pair = np.ones(n, dtype=bool)
+    new_pair[1:] = np.any(key[:2, 1:] != key[:2, :-1], axis=0)
+    new_col = new_pair.copy()
+    new_col[1:] |= key[2, 1:] != key[2, :-1]
+    cols = key[2, new_col]
+    lo = np.flatnonzero(new_pair)
+    hi = np.append(lo[1:], n)
+    col_lo = (np.cumsum(new_col) - 1)[lo]
+    col_hi = np.append(col_lo[1:], cols.size)
+    for a, b, c, d in zip(lo.tolist(), hi.tolist(), col_lo.tolist(), col_hi.tolist()):
+        yield (int(key[0, a]), int(key[1, a])), cols[c:d], b - a
 
 
 def _block(w: sp.csr_matrix | None, a: sp.csr_matrix, r0: int, r1: int, used: np.ndarray, kind: str, delay: int,
