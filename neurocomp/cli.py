@@ -382,12 +382,10 @@ def _eval(args: argparse.Namespace, console: Console) -> int:
         work_start = time.perf_counter()
         summary, per_sample = evaluate(src, data, opts, pool, Path(args.state) if args.state else None,
                                        on_done=lambda k: step(f"chunk {k}"), program=program)
-    wall = time.perf_counter() - work_start - pool.open_s   # as serial: the program opened before the work
+    wall = pool.work_s(work_start)
     if args.out:
         write_eval(Path(args.out), per_sample, [src, data])
-    summary |= {"workers": args.workers, "address": args.address, "ray_startup_s": pool.startup_s,
-                "workers_open_s": pool.open_s, "work_s": wall,
-                "total_s": time.perf_counter() - start, "samples_per_s": samples / max(wall, 1e-12)}
+    summary |= pool.figures(wall, start) | {"samples_per_s": samples / max(wall, 1e-12)}
     if args.json:
         print(json.dumps(summary, sort_keys=True))
     else:
@@ -434,12 +432,10 @@ def _track_clips(args: argparse.Namespace, console: Console) -> int:
         record = benchmark(src, args.clip, args.clips, args.frames, overrides, pool,
                            Path(args.state) if args.state else None, on_done=lambda k: step(f"clip {args.clip + k}"),
                            tracker=tracker)
-    wall = time.perf_counter() - work_start - pool.open_s   # as serial: the program opened before the work
+    wall = pool.work_s(work_start)
     if args.out:
         write_tracks(Path(args.out), record, [src])
-    record |= {"workers": args.workers, "address": args.address, "ray_startup_s": pool.startup_s,
-               "workers_open_s": pool.open_s, "work_s": wall,
-               "total_s": time.perf_counter() - start, "host_fps": args.clips * (args.frames - 1) / max(wall, 1e-12)}
+    record |= pool.figures(wall, start) | {"host_fps": args.clips * (args.frames - 1) / max(wall, 1e-12)}
     if args.json:
         print(json.dumps(record, sort_keys=True))
         return 0

@@ -50,11 +50,10 @@ def run(args: argparse.Namespace, console) -> int:
         work_start = time.perf_counter()
         rows = sweep(model, data, points, pool, reading, Path(args.state) if args.state else None,
                      on_done=lambda k: step("{} T={} {}".format(*points[k])))
+    work = pool.work_s(work_start)
     if args.out:
         write_sweep(Path(args.out), rows, [model, data])
-    work = time.perf_counter() - work_start - pool.open_s   # as serial: the model opened before the work
-    record = sweep_record(rows) | {"workers": args.workers, "address": args.address, "ray_startup_s": pool.startup_s,
-                                   "workers_open_s": pool.open_s, "work_s": work, "total_s": time.perf_counter() - start}
+    record = sweep_record(rows) | pool.figures(work, start)
     if args.json:
         print(json.dumps(record, sort_keys=True))
     else:

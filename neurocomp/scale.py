@@ -132,6 +132,16 @@ class Pool:
             self._owned.shutdown()
         self._ray = self._owned = None
 
+    def work_s(self, work_start: float) -> float:
+        """Seconds of work since `work_start` (taken inside the pool), without the local workers opening the
+        program: a serial run opens it before its work too."""
+        return time.perf_counter() - work_start - self.open_s
+
+    def figures(self, work_s: float, start: float) -> dict[str, Any]:
+        """What eval, track --clips and sweep report about where the work ran and how long each part took."""
+        return {"workers": self.workers, "address": self.address, "ray_startup_s": self.startup_s,
+                "workers_open_s": self.open_s, "work_s": work_s, "total_s": time.perf_counter() - start}
+
     def map(self, work: Work, fn: Task, items: Iterable[tuple[int, Any]], local: Any) -> Iterator[tuple[int, Arrays]]:
         """(index, result) per item as each finishes. Serial runs use `local`, the program already opened here;
         local workers first open `work` side by side (timed as `open_s`, as a serial run opens it before its work)."""
