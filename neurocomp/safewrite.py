@@ -166,11 +166,12 @@ def _put_in_place(tmp: Path, out: Path, kind: Kind) -> None:
     except BaseException:
         os.replace(aside, out)
         raise
-    if kind.not_ours(aside) is None:   # still only the old artifact's own files: delete them one by one
-        for f in aside.iterdir():
+    listed = list(aside.iterdir())     # taken before the check: a file that appears after it is never deleted
+    if kind.not_ours(aside) is None:   # still only the old artifact's own files: delete those one by one
+        for f in listed:
             f.unlink()
-        aside.rmdir()
-    # else something was added while we worked: the old directory stays as `aside`, nothing is lost
+        _rmdir_quietly(aside)
+    # else, or if something appeared meanwhile: the old directory stays as `aside`, nothing is lost
 
 
 def _discard(tmp: Path) -> None:

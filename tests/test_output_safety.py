@@ -263,3 +263,24 @@ def test_a_version_1_program_may_be_replaced_but_not_with_a_note_in_it(work):
     assert KIND.not_ours(old) is None
     (old / "note.txt").write_bytes(USER)
     assert KIND.not_ours(old) == "it holds note.txt, which its manifest.json does not list"
+
+
+def test_a_file_that_appears_while_the_old_artifact_is_replaced_is_kept(tmp_path):
+    """The old directory's files are listed before its check: a file a user adds after that listing (here, while
+    the check runs) is never deleted; the old directory stays aside with it."""
+    from neurocomp.safewrite import Kind, writing
+
+    out = tmp_path / "art"
+    out.mkdir()
+    (out / "ours.txt").write_text("old")
+
+    def not_ours(path: Path) -> str | None:
+        if path != out and not (path / "late.txt").exists():   # the replaced directory, renamed aside
+            (path / "late.txt").write_bytes(USER)
+        return None
+
+    with writing(out, Kind("test artifact", True, not_ours)) as tmp:
+        (tmp / "ours.txt").write_text("new")
+    assert (out / "ours.txt").read_text() == "new"
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith(".art.") and p.name.endswith(".old")]
+    assert len(kept) == 1 and (kept[0] / "late.txt").read_bytes() == USER and not (kept[0] / "ours.txt").exists()
