@@ -241,14 +241,10 @@ def _device(args: argparse.Namespace) -> str | None:
 
 
 def _emit(args: argparse.Namespace, console: Console, data: Any, table: str) -> bool:
-    """One JSON object on stdout with --json, else the named rich table; True if JSON was printed."""
-    if args.json:
-        print(json.dumps(data, sort_keys=True))
-        return True
-    from neurocomp.report import tables
+    """One JSON object on stdout with --json, else the named table of neurocomp.report.tables; True if JSON."""
+    from neurocomp.report.tables import emit
 
-    console.print(getattr(tables, table)(data))
-    return False
+    return emit(args.json, console, data, table)
 
 
 def _sha256(path: Path) -> str:
@@ -386,29 +382,8 @@ def _eval(args: argparse.Namespace, console: Console) -> int:
     if args.out:
         write_eval(Path(args.out), per_sample, [src, data])
     summary |= pool.figures(wall, start) | {"samples_per_s": samples / max(wall, 1e-12)}
-    if args.json:
-        print(json.dumps(summary, sort_keys=True))
-    else:
-        console.print(_eval_table(summary))
+    _emit(args, console, summary, "eval_table")
     return 0
-
-
-def _eval_table(s: dict[str, Any]):
-    from rich.table import Table
-
-    t = Table(title=f"eval: {s['samples']} samples, {s['chunks']} chunks, {s['workers']} worker(s)", title_justify="left")
-    t.add_column("figure")
-    t.add_column("value", justify="right")
-    for name, value in (("accuracy", f"{s['accuracy']:.4f} ({s['correct']}/{s['samples']})"),
-                        ("recorded spikes / sample", f"{s['spikes_per_sample']:.1f}"),
-                        ("chip spikes / sample", f"{s['chip_spikes_per_sample']:.1f}"),
-                        ("energy / sample", f"{s['energy_per_sample_j'] * 1e6:.3f} uJ"),
-                        ("dynamic energy / sample", f"{s['dynamic_per_sample_j'] * 1e6:.3f} uJ"),
-                        ("Ray start-up", f"{s['ray_startup_s']:.2f} s"),
-                        ("workers opening the program", f"{s['workers_open_s']:.2f} s"), ("work", f"{s['work_s']:.2f} s"),
-                        ("samples / s", f"{s['samples_per_s']:.1f}")):
-        t.add_row(name, value)
-    return t
 
 
 def _track_clips(args: argparse.Namespace, console: Console) -> int:
@@ -436,22 +411,7 @@ def _track_clips(args: argparse.Namespace, console: Console) -> int:
     if args.out:
         write_tracks(Path(args.out), record, [src])
     record |= pool.figures(wall, start) | {"host_fps": args.clips * (args.frames - 1) / max(wall, 1e-12)}
-    if args.json:
-        print(json.dumps(record, sort_keys=True))
-        return 0
-    from rich.table import Table
-
-    t = Table(title=f"track: {args.clips} clips of {args.frames} frames, {args.workers} worker(s)", title_justify="left")
-    for head in ("clip", "AUC", "precision@20", "chip FPS", "energy / frame"):
-        t.add_column(head, justify="right")
-    for c in record["per_clip"]:
-        t.add_row(str(c["clip"]), f"{c['auc']:.3f}", f"{c['precision']:.3f}", f"{c['fps']:.1f}", f"{c['energy_uj']:.1f} uJ")
-    t.add_row("all", f"{record['auc']:.3f}", f"{record['precision']:.3f}", f"{record['chip_fps']:.1f}",
-              f"{record['energy_uj_per_frame']:.1f} uJ")
-    t.caption = (f"Ray start-up {record['ray_startup_s']:.2f} s; workers opening the program "
-                 f"{record['workers_open_s']:.2f} s; tracking {wall:.2f} s "
-                 f"({record['host_fps']:.2f} emulated frames / s)")
-    console.print(t)
+    _emit(args, console, record, "clips_table")
     return 0
 
 

@@ -7,10 +7,8 @@ refused before Ray starts or any point compiles.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
-from typing import Any
 
 
 def add_parser(sub, count, dt_type, nir_options, scale_options) -> None:
@@ -33,6 +31,7 @@ def add_parser(sub, count, dt_type, nir_options, scale_options) -> None:
 def run(args: argparse.Namespace, console) -> int:
     from neurocomp.frontend import load_model
     from neurocomp.progress import steps
+    from neurocomp.report.tables import emit
     from neurocomp.safewrite import check
     from neurocomp.scale import Pool, check_state
     from neurocomp.sweep import SWEEP_KIND, Reading, check_data, grid, sweep, sweep_record, write_sweep
@@ -54,22 +53,6 @@ def run(args: argparse.Namespace, console) -> int:
     if args.out:
         write_sweep(Path(args.out), rows, [model, data])
     record = sweep_record(rows) | pool.figures(work, start)
-    if args.json:
-        print(json.dumps(record, sort_keys=True))
-    else:
-        console.print(table(record))
+    emit(args.json, console, record, "grid_table")
     return 0
 
-
-def table(record: dict[str, Any]):
-    from rich.table import Table
-
-    t = Table(title=f"sweep: {len(record['rows'])} grid points, {record['workers']} worker(s)", title_justify="left")
-    for head in ("target", "T", "weights", "accuracy", "cores", "energy / sample"):
-        t.add_column(head, justify="left" if head in ("target", "weights") else "right")
-    for r in record["rows"]:
-        t.add_row(r["target"], str(r["timesteps"]), r["weights"], f"{r['accuracy']:.4f}", str(r["cores"]),
-                  f"{r['energy_uj']:.3f} uJ")
-    t.caption = (f"Ray start-up {record['ray_startup_s']:.2f} s; workers opening the model "
-                 f"{record['workers_open_s']:.2f} s; work {record['work_s']:.2f} s")
-    return t

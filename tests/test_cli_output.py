@@ -105,3 +105,36 @@ def test_the_clis_nir_choices_are_the_readers():
     from neurocomp.frontend import nirgraph
 
     assert (cli.IF_GAINS, cli.INTEGRATORS, cli.LIF_RS) == (nirgraph.IF_GAINS, nirgraph.INTEGRATORS, nirgraph.LIF_RS)
+
+
+def test_the_scale_out_tables_show_their_records_numbers(capsys):
+    """eval, track --clips and sweep print their records through report.tables.emit: the table with the record's
+    figures, or (as_json) the record itself."""
+    import io
+    import json
+
+    from rich.console import Console
+
+    from neurocomp.report.tables import emit
+
+    timing = {"workers": 2, "address": None, "ray_startup_s": 4.25, "workers_open_s": 1.5, "work_s": 7.75, "total_s": 9.0}
+    records = {
+        "eval_table": timing | {"samples": 45, "chunks": 6, "accuracy": 0.3111, "correct": 14, "spikes_per_sample": 12.5,
+                                "chip_spikes_per_sample": 30.25, "energy_per_sample_j": 3.602e-6,
+                                "dynamic_per_sample_j": 1.5e-6, "samples_per_s": 5.8},
+        "clips_table": timing | {"clips": 1, "frames": 3, "per_clip": [{"clip": 4, "auc": 0.905, "precision": 1.0,
+                                                                          "fps": 19.2, "energy_uj": 23521.7}],
+                                 "auc": 0.905, "precision": 1.0, "chip_fps": 19.2, "energy_uj_per_frame": 23521.7,
+                                 "host_fps": 0.26},
+        "grid_table": timing | {"rows": [{"target": "loihi", "timesteps": 8, "weights": "levels", "accuracy": 0.3111,
+                                          "cores": 2, "energy_uj": 3.602}]},
+    }
+    wanted = {"eval_table": ("0.3111 (14/45)", "3.602 uJ", "7.75 s"), "clips_table": ("0.905", "23521.7 uJ", "4.25 s"),
+              "grid_table": ("0.3111", "3.602 uJ", "1.50 s")}
+    for name, record in records.items():
+        console = Console(file=io.StringIO(), width=200, record=True)
+        assert emit(False, console, record, name) is False
+        text = console.export_text()
+        assert all(w in text for w in wanted[name]), (name, text)
+        assert emit(True, console, record, name) is True
+        assert json.loads(capsys.readouterr().out) == record

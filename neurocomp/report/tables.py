@@ -1,14 +1,16 @@
-"""Terminal tables (rich) for compile reports, run summaries and the target list.
+"""Terminal tables (rich) for compile reports, run summaries, the target list and the scale-out runs (eval,
+track --clips, sweep), and `emit`, which prints one of them or the JSON object instead.
 
 The row builders return plain strings so the HTML report shows exactly the same
 numbers as the terminal.
 """
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Mapping
 
-from rich.console import Group
+from rich.console import Console, Group
 from rich.table import Table
 
 LAYER_HEADERS = ("layer", "shape", "neurons", "cores", "binding", "used / allowed", "weight SNR", "latency")
@@ -250,3 +252,59 @@ def track_table(out: Mapping[str, Any]) -> Table:
                  ("energy / frame", f"{fmt(pf['energy_uj'])} µJ"), ("cores rewritten per bind", fmt(out["cores_rewritten"][0]) if out["cores_rewritten"] else "—"),
                  ("emulator wall / frame", fmt_seconds(pf["emulator_s"]))]
     return _kv_table("SiamSNN track", rows)
+
+
+def emit(as_json: bool, console: Console, data: Any, table: str) -> bool:
+    """One JSON object on stdout (`as_json`), else the table this module builds under the name `table`; True if
+    JSON was printed."""
+    if as_json:
+        print(json.dumps(data, sort_keys=True))
+        return True
+    console.print(globals()[table](data))
+    return False
+
+
+def _scale_caption(s: Mapping[str, Any], opening: str) -> str:
+    return f"Ray start-up {s['ray_startup_s']:.2f} s; workers opening the {opening} {s['workers_open_s']:.2f} s"
+
+
+def eval_table(s: Mapping[str, Any]) -> Table:
+    """`neurocomp eval`: accuracy, spikes and energy per sample, and where the time went."""
+    t = Table(title=f"eval: {s['samples']} samples, {s['chunks']} chunks, {s['workers']} worker(s)", title_justify="left")
+    t.add_column("figure")
+    t.add_column("value", justify="right")
+    for name, value in (("accuracy", f"{s['accuracy']:.4f} ({s['correct']}/{s['samples']})"),
+                        ("recorded spikes / sample", f"{s['spikes_per_sample']:.1f}"),
+                        ("chip spikes / sample", f"{s['chip_spikes_per_sample']:.1f}"),
+                        ("energy / sample", f"{s['energy_per_sample_j'] * 1e6:.3f} uJ"),
+                        ("dynamic energy / sample", f"{s['dynamic_per_sample_j'] * 1e6:.3f} uJ"),
+                        ("Ray start-up", f"{s['ray_startup_s']:.2f} s"),
+                        ("workers opening the program", f"{s['workers_open_s']:.2f} s"), ("work", f"{s['work_s']:.2f} s"),
+                        ("samples / s", f"{s['samples_per_s']:.1f}")):
+        t.add_row(name, value)
+    return t
+
+
+def clips_table(r: Mapping[str, Any]) -> Table:
+    """`neurocomp track --clips`: OTB figures per clip and over all, the chip's FPS and energy per frame."""
+    t = Table(title=f"track: {r['clips']} clips of {r['frames']} frames, {r['workers']} worker(s)", title_justify="left")
+    for head in ("clip", "AUC", "precision@20", "chip FPS", "energy / frame"):
+        t.add_column(head, justify="right")
+    for c in r["per_clip"]:
+        t.add_row(str(c["clip"]), f"{c['auc']:.3f}", f"{c['precision']:.3f}", f"{c['fps']:.1f}", f"{c['energy_uj']:.1f} uJ")
+    t.add_row("all", f"{r['auc']:.3f}", f"{r['precision']:.3f}", f"{r['chip_fps']:.1f}", f"{r['energy_uj_per_frame']:.1f} uJ")
+    t.caption = (f"{_scale_caption(r, 'program')}; tracking {r['work_s']:.2f} s "
+                 f"({r['host_fps']:.2f} emulated frames / s)")
+    return t
+
+
+def grid_table(r: Mapping[str, Any]) -> Table:
+    """`neurocomp sweep`: accuracy, cores and energy per grid point."""
+    t = Table(title=f"sweep: {len(r['rows'])} grid points, {r['workers']} worker(s)", title_justify="left")
+    for head in ("target", "T", "weights", "accuracy", "cores", "energy / sample"):
+        t.add_column(head, justify="left" if head in ("target", "weights") else "right")
+    for row in r["rows"]:
+        t.add_row(row["target"], str(row["timesteps"]), row["weights"], f"{row['accuracy']:.4f}", str(row["cores"]),
+                  f"{row['energy_uj']:.3f} uJ")
+    t.caption = f"{_scale_caption(r, 'model')}; work {r['work_s']:.2f} s"
+    return t
