@@ -362,14 +362,11 @@ def _track(args: argparse.Namespace, console: Console) -> int:
 def _eval(args: argparse.Namespace, console: Console) -> int:
     from neurocomp.evaluate import EVAL_KIND, EvalOptions, check_data, evaluate, write_eval
     from neurocomp.program import Program
-    from neurocomp.scale import Pool, check_state
+    from neurocomp.scale import Pool, check_outputs
 
     start = time.perf_counter()
     src, data = Path(args.program), Path(args.data)
-    if args.out:
-        check(Path(args.out), EVAL_KIND, [src, data])
-    if args.state:
-        check_state(Path(args.state), [src, data])
+    check_outputs(args.out, EVAL_KIND, args.state, [src, data])
     program = Program.load(src)
     opts = EvalOptions(labels=args.labels, chunk=args.chunk, backend=args.backend, ticks=args.ticks, seed=args.seed)
     samples, _ = check_data(program, data, opts)
@@ -388,17 +385,14 @@ def _eval(args: argparse.Namespace, console: Console) -> int:
 
 def _track_clips(args: argparse.Namespace, console: Console) -> int:
     """track --clips: one task per clip (neurocomp.tracking), serially or on Ray."""
-    from neurocomp.scale import Pool, check_state
+    from neurocomp.scale import Pool, check_outputs
     from neurocomp.tracking import TRACKS_KIND, benchmark, open_tracker, write_tracks
 
     start = time.perf_counter()
     src = Path(args.program)
     if args.gif:
         raise UserError("--gif draws one clip; leave out --clips, --workers, --address, --state and --out")
-    if args.out:
-        check(Path(args.out), TRACKS_KIND, [src])
-    if args.state:
-        check_state(Path(args.state), [src])
+    check_outputs(args.out, TRACKS_KIND, args.state, [src])
     overrides = {"timesteps": args.ticks, "exemplar_ticks": args.exemplar_ticks, "tau0": args.tau0,
                  "score": args.score, "backend": args.backend}
     tracker = open_tracker(src, overrides)   # a bad program or option: one line before Ray starts

@@ -32,16 +32,12 @@ def run(args: argparse.Namespace, console) -> int:
     from neurocomp.frontend import load_model
     from neurocomp.progress import steps
     from neurocomp.report.tables import emit
-    from neurocomp.safewrite import check
-    from neurocomp.scale import Pool, check_state
+    from neurocomp.scale import Pool, check_outputs
     from neurocomp.sweep import SWEEP_KIND, Reading, check_data, grid, sweep, sweep_record, write_sweep
 
     start = time.perf_counter()
     model, data = Path(args.model), Path(args.data)
-    if args.out:
-        check(Path(args.out), SWEEP_KIND, [model, data])
-    if args.state:
-        check_state(Path(args.state), [model, data])
+    check_outputs(args.out, SWEEP_KIND, args.state, [model, data])
     points = grid(args.targets, args.timesteps, args.weights or [None])
     reading = Reading(args.dt, args.if_gain, args.integrator, args.input, args.labels)
     check_data(load_model(model, dt=args.dt, if_gain=args.if_gain, integrator=args.integrator), data, reading)

@@ -24,7 +24,7 @@ import numpy as np
 
 from neurocomp.errors import UserError
 from neurocomp.npz import marked_kind, write_npz
-from neurocomp.safewrite import check, write_file
+from neurocomp.safewrite import Kind, check, write_file
 
 Arrays = dict[str, np.ndarray]
 Task = Callable[[Any, Any], Arrays]       # (opened program, chunk payload) -> the chunk's result arrays
@@ -276,6 +276,15 @@ def check_state(folder: Path, inputs: Iterable[Path]) -> None:
     if folder.exists() and not folder.is_dir():
         raise UserError(f"--state {folder}: not a directory")
     check(folder / "chunk-000000.npz", CHUNK_KIND, list(inputs))
+
+
+def check_outputs(out: str | None, kind: Kind, state: str | None, inputs: list[Path]) -> None:
+    """What a chunked command (eval, track --clips, sweep) would write, refused before any work: its --out of
+    `kind` and its --state folder (either may be None)."""
+    if out:
+        check(Path(out), kind, inputs)
+    if state:
+        check_state(Path(state), inputs)
 
 
 def run_chunks(pool: Pool, work: Work, fn: Task, items: Callable[[set[int]], Iterable[tuple[int, Any]]], total: int,

@@ -62,6 +62,20 @@ def _eval(prog: Path, data: Path, out: Path, *extra: str) -> dict:
     return _json(["eval", str(prog), "--data", str(data), "--chunk", str(CHUNK), "--out", str(out), "--json", *extra])
 
 
+def _watch(monkeypatch, module, name: str, key, ran: list, stop=None):
+    """Replace module.name (a chunk task (opened, payload)) by one that records key(payload) in `ran` and runs
+    the real task, or raises KeyboardInterrupt (an interrupted run) where key(payload) == stop."""
+    real = getattr(module, name)
+
+    def watched(opened, payload):
+        if stop is not None and key(payload) == stop:
+            raise KeyboardInterrupt
+        ran.append(key(payload))
+        return real(opened, payload)
+
+    monkeypatch.setattr(module, name, watched)
+
+
 def test_eval_on_two_ray_workers_equals_serial_and_a_direct_run(ray_two, classifier, tmp_path):
     prog, data = classifier
     serial = _eval(prog, data, tmp_path / "serial.npz")
@@ -134,25 +148,14 @@ def test_an_interrupted_eval_resumes_from_its_chunk_files(classifier, tmp_path, 
 
     prog, data = classifier
     whole = _eval(prog, data, tmp_path / "whole.npz")
-    real, ran = evaluate.eval_chunk, []
-
-    def interrupted(program, payload):
-        if payload[2] == 3:
-            raise KeyboardInterrupt
-        ran.append(payload[2])
-        return real(program, payload)
-
-    monkeypatch.setattr(evaluate, "eval_chunk", interrupted)
+    ran: list = []
+    _watch(monkeypatch, evaluate, "eval_chunk", lambda payload: payload[2], ran, stop=3)
     state = tmp_path / "state"
     argv = ["eval", str(prog), "--data", str(data), "--chunk", str(CHUNK), "--state", str(state), "--json"]
     assert main(argv + ["--out", str(tmp_path / "resumed.npz")]) == 2 and "interrupted" in capsys.readouterr().err
     assert ran == [0, 1, 2] and len(list(state.glob("chunk-*.npz"))) == 3 and not (tmp_path / "resumed.npz").exists()
-
-    def counted(program, payload):
-        ran.append(payload[2])
-        return real(program, payload)
-
-    monkeypatch.setattr(evaluate, "eval_chunk", counted)
+    monkeypatch.undo()
+    _watch(monkeypatch, evaluate, "eval_chunk", lambda payload: payload[2], ran)
     resumed = _eval(prog, data, tmp_path / "resumed.npz", "--state", str(state))
     assert ran == [0, 1, 2, 3, 4, 5]   # chunks 0-2 read back, not run again
     assert (tmp_path / "resumed.npz").read_bytes() == (tmp_path / "whole.npz").read_bytes()
@@ -228,20 +231,14 @@ def test_an_interrupted_sweep_resumes_from_its_finished_points(classifier, tmp_p
     import neurocomp.sweep as sweep
 
     prog, data = classifier
-    real, ran = sweep.sweep_point, []
-
-    def interrupted(opened, point):
-        if point[1] == 8:   # the second point: the largest T goes first
-            raise KeyboardInterrupt
-        ran.append(point)
-        return real(opened, point)
-
-    monkeypatch.setattr(sweep, "sweep_point", interrupted)
+    ran: list = []
+    _watch(monkeypatch, sweep, "sweep_point", tuple, ran, stop=("loihi", 8, None))   # the second: largest T first
     argv = ["sweep", str(prog.with_name("cnn.pt")), "--data", str(data), "--targets", "loihi", "--timesteps", "8", "12",
             "--state", str(tmp_path / "state"), "--json"]
     assert main(argv) == 2 and "interrupted" in capsys.readouterr().err
     assert ran == [("loihi", 12, None)]
-    monkeypatch.setattr(sweep, "sweep_point", lambda opened, point: ran.append(point) or real(opened, point))
+    monkeypatch.undo()
+    _watch(monkeypatch, sweep, "sweep_point", tuple, ran)
     resumed = _json(argv)
     assert ran == [("loihi", 12, None), ("loihi", 8, None)]   # T = 12 read back, not compiled again
     assert resumed["rows"] == _json(argv[:-3] + ["--json"])["rows"]
@@ -283,19 +280,13 @@ def test_an_interrupted_track_resumes_from_its_finished_clips(tmp_path, monkeypa
     assert main(["compile", str(tmp_path / "tiny.pt"), "--target", "truenorth", "-o", str(prog), "--quiet"]) == 0
     argv = ["track", str(prog), "--clips", "3", "--frames", "3", "--ticks", "8", "--exemplar-ticks", "16", "--tau0", "2"]
     whole = _json(argv + ["--out", str(tmp_path / "whole.json"), "--json"])
-    real, ran = tracking.track_one, []
-
-    def interrupted(tracker, payload):
-        if payload[0] == 2:
-            raise KeyboardInterrupt
-        ran.append(payload[0])
-        return real(tracker, payload)
-
-    monkeypatch.setattr(tracking, "track_one", interrupted)
+    ran: list = []
+    _watch(monkeypatch, tracking, "track_one", lambda payload: payload[0], ran, stop=2)
     state = ["--state", str(tmp_path / "state")]
     assert main(argv + state + ["--out", str(tmp_path / "resumed.json"), "--json"]) == 2
     assert "interrupted" in capsys.readouterr().err and ran == [0, 1] and not (tmp_path / "resumed.json").exists()
-    monkeypatch.setattr(tracking, "track_one", lambda tracker, payload: ran.append(payload[0]) or real(tracker, payload))
+    monkeypatch.undo()
+    _watch(monkeypatch, tracking, "track_one", lambda payload: payload[0], ran)
     resumed = _json(argv + state + ["--out", str(tmp_path / "resumed.json"), "--json"])
     assert ran == [0, 1, 2]   # clips 0 and 1 read back from their chunk files
     assert (tmp_path / "resumed.json").read_bytes() == (tmp_path / "whole.json").read_bytes()
