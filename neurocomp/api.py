@@ -32,19 +32,20 @@ if TYPE_CHECKING:
 def compile(model: str | Path | Graph, target: str | Path | Target, *, timesteps: int | None = None, seed: int = 0,
             rate: float = 0.05, weights: str | None = None, congestion: float = 0.5,
             profile: Mapping[str, np.ndarray] | None = None, dt: float = 1e-3, if_gain: str = "auto",
-            integrator: str = "auto", progress: Callable[[str], None] | None = None) -> Program:
+            integrator: str = "auto", bias_timing: str = "held",
+            progress: Callable[[str], None] | None = None) -> Program:
     """Compile `model` (a .pt or .nir file, or a Graph) for `target` (a built-in name, a spec.toml path or a Target).
 
     `timesteps`: ticks per inference (default: what the model was trained for, else 32); `weights`: the target's
     weight mode (truenorth: bits, levels or trinary); `profile`: calibration input per graph input, to place by
-    measured traffic; `dt`, `if_gain`, `integrator`: how a .nir file is read (docs/NIR.md); `progress` is called with
-    each stage's name as it starts. The program keeps its graph, report and routes until saved."""
+    measured traffic; `dt`, `if_gain`, `integrator`, `bias_timing`: how a .nir file is read (docs/NIR.md);
+    `progress` is called with each stage's name as it starts. The program keeps its graph, report and routes until saved."""
     from neurocomp.compiler import CompileOptions, compile_graph
     from neurocomp.frontend import load_model
 
     tgt = target if isinstance(target, Target) else load_target(str(target))
     if isinstance(model, (str, Path)):
-        graph = load_model(Path(model), dt=dt, if_gain=if_gain, integrator=integrator)
+        graph = load_model(Path(model), dt=dt, if_gain=if_gain, integrator=integrator, bias_timing=bias_timing)
         digest = hashlib.sha256(Path(model).read_bytes()).hexdigest()
     else:
         graph, digest = model, ""

@@ -25,7 +25,7 @@ from typing import Any, Callable, NoReturn, Sequence
 import numpy as np
 from rich.console import Console
 
-from neurocomp import __version__, cli_check, cli_sweep, cli_train
+from neurocomp import __version__, cli_check, cli_nir, cli_sweep, cli_train
 from neurocomp.errors import FormatError, UserError
 from neurocomp.progress import steps
 from neurocomp.safewrite import check
@@ -89,8 +89,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     c.add_argument("--seed", type=SEED, default=0)
     c.add_argument("--rate", type=_real(MIN_RATE, 1.0), default=0.05,
                    help=f"assumed spikes/neuron/tick for compile-time estimates, in [{MIN_RATE:g}, 1]")
-    c.add_argument("--dt", type=POSITIVE, default=1e-3, help="time step for NIR models, in the NIR graph's time unit")
-    nir_reading_options(c)
+    cli_nir.add_options(c, POSITIVE)
     c.add_argument("--profile", metavar="INPUT.npz",
                    help="calibration input (as for run): place by the traffic measured on its first samples")
     c.add_argument("--congestion", type=_real(0.0), default=0.5, metavar="GAMMA",
@@ -119,9 +118,9 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     _convert_parser(sub, command in (None, "convert"))
     _track_parser(sub)
     _eval_parser(sub)
-    cli_check.add_parser(sub, POSITIVE, nir_reading_options)
+    cli_check.add_parser(sub, POSITIVE)
     cli_train.add_parser(sub, _count, _real)
-    cli_sweep.add_parser(sub, _count, POSITIVE, nir_reading_options, _scale_options)
+    cli_sweep.add_parser(sub, _count, POSITIVE, _scale_options)
     e = sub.add_parser("export", help="write a .pt/.nir model, or a compiled program's model, as NIR; a TrueNorth "
                                       "program as IBM model JSON and its input as NSCS .sfti spikes")
     e.add_argument("model", help="a .pt or .nir model, or a program directory (its model.pt is exported)")
@@ -130,6 +129,10 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     e.add_argument("--lif-r", choices=LIF_RS, default=LIF_RS[0],
                    help="LIF input gain as written: r = tau/dt (exact both ways; snnTorch, SpikingJelly) or r = 1 with "
                         "tau/dt folded into the weights before it (readers that ignore r: Norse); docs/NIR.md")
+    e.add_argument("--bias-timing", choices=cli_nir.BIAS_TIMINGS, default="held",
+                   help="'held': write what the model computes in NIR's terms, each bias starting with its layer's "
+                        "input (refused where NIR cannot say it); 'early': the biases as they act here, from tick 0, "
+                        "in a file marked so (only neurocomp reads the mark); also how a .nir model is read")
     e.add_argument("--truenorth-json", metavar="OUT.json", help="a TrueNorth program as IBM's model JSON (NSCS input)")
     e.add_argument("--sfti", metavar="OUT.sfti", help="--input's spikes as NSCS text input spikes for this program")
     e.add_argument("--input", metavar="IN.npz", help="with --sfti: the input, as for run")
@@ -142,16 +145,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
-IF_GAINS, INTEGRATORS, LIF_RS = ("auto", "nir", "step"), ("auto", "euler", "exp"), ("tau/dt", "1")   # nirgraph's
-
-
-def nir_reading_options(p: argparse.ArgumentParser) -> None:
-    """How to read a NIR file where its meaning is open (docs/NIR.md); neurocomp refuses such a file until told."""
-    p.add_argument("--if-gain", choices=IF_GAINS, default="auto",
-                   help="an IF's r other than 1 or 1/dt: 'nir' = v += dt*r*I (NIR's equation), 'step' = v += r*I")
-    p.add_argument("--integrator", choices=INTEGRATORS, default="auto",
-                   help="LIF steps: 'euler' (forward Euler; 'auto' refuses Rockpool's convention) or 'exp' (exact, "
-                        "as Sinabs steps)")
+LIF_RS = ("tau/dt", "1")   # nirgraph's
 
 
 def _convert_parser(sub, full: bool) -> None:
@@ -259,7 +253,7 @@ def _compile(args: argparse.Namespace, console: Console) -> int:
 
     model = Path(args.model)
     target = load_target(args.target)
-    graph = load_model(model, dt=args.dt, if_gain=args.if_gain, integrator=args.integrator)
+    graph = load_model(model, **cli_nir.reading(args))
     out = Path(args.out) if args.out else Path("build") / f"{model.stem}.{target.name}"
     inputs = [model, *([Path(args.profile)] if args.profile else []),
               *([Path(args.target)] if Path(args.target).is_file() else [])]
@@ -504,10 +498,11 @@ def _export_nir(args: argparse.Namespace, console: Console) -> int:
         raise UserError(f"--nir {out}: the output file must end in .nir")
     program = Program.load(src) if src.is_dir() else None   # a program is verified before anything else
     check(out, NIR_KIND, [src])
-    graph = program.source_graph() if program is not None else load_model(src, dt=args.dt)
-    save_nir(graph, out, dt=args.dt, inputs=[src], lif_r=args.lif_r)
+    graph = program.source_graph() if program is not None else load_model(src, dt=args.dt, bias_timing=args.bias_timing)
+    save_nir(graph, out, dt=args.dt, inputs=[src], lif_r=args.lif_r, bias_timing=args.bias_timing)
     if args.json:
-        print(json.dumps({"nir": str(out), "source": str(src), "dt": args.dt}, sort_keys=True))
+        print(json.dumps({"nir": str(out), "source": str(src), "dt": args.dt, "bias_timing": args.bias_timing},
+                         sort_keys=True))
     else:
         console.print(f"wrote {out}")
     return 0

@@ -9,24 +9,26 @@ import argparse
 import json
 from typing import Any
 
+from neurocomp import cli_nir
 
-def add_parser(sub, dt_type, nir_options) -> None:
+
+def add_parser(sub, dt_type) -> None:
     k = sub.add_parser("check", help="say per layer whether a .pt or .nir model maps natively on a target (no partial sums)")
     k.add_argument("model")
     k.add_argument("--target", required=True, help="truenorth, loihi, loihi2 or a spec.toml path")
-    k.add_argument("--dt", type=dt_type, default=1e-3, help="time step for NIR models, in the NIR graph's time unit")
-    nir_options(k)
+    cli_nir.add_options(k, dt_type)
     k.add_argument("--json", action="store_true", help="print the verdicts as one JSON object")
 
 
-def report(model: str, target_name: str, dt: float = 1e-3, if_gain: str = "auto", integrator: str = "auto") -> dict[str, Any]:
-    """The check's result: one row per layer and the summary line; a UserError when a layer can never fit."""
+def report(model: str, target_name: str, **reading: Any) -> dict[str, Any]:
+    """The check's result: one row per layer and the summary line; a UserError when a layer can never fit.
+    `reading`: how a NIR file is read (load_model's options)."""
     from neurocomp.frontend import load_model
     from neurocomp.native import check_graph, report as native_report, require_possible
     from neurocomp.target import load_target
 
     target = load_target(target_name)
-    vs = check_graph(load_model(model, dt=dt, if_gain=if_gain, integrator=integrator), target)
+    vs = check_graph(load_model(model, **reading), target)
     require_possible(vs)
     return {"target": target.name, **native_report(vs)}
 
@@ -44,7 +46,7 @@ def table(data: dict[str, Any]):
 
 
 def run(args: argparse.Namespace, console) -> int:
-    data = report(args.model, args.target, args.dt, args.if_gain, args.integrator)
+    data = report(args.model, args.target, **cli_nir.reading(args))
     if args.json:
         print(json.dumps(data, sort_keys=True))
     else:

@@ -10,8 +10,10 @@ import argparse
 import time
 from pathlib import Path
 
+from neurocomp import cli_nir
 
-def add_parser(sub, count, dt_type, nir_options, scale_options) -> None:
+
+def add_parser(sub, count, dt_type, scale_options) -> None:
     k = sub.add_parser("sweep", help="compile a .pt or .nir classifier for a grid of targets x T x weight modes and "
                                      "evaluate each on a dataset (accuracy, cores, energy)")
     k.add_argument("model")
@@ -21,8 +23,7 @@ def add_parser(sub, count, dt_type, nir_options, scale_options) -> None:
     k.add_argument("--weights", nargs="+", help="weight modes (each must exist on every target; default each target's)")
     k.add_argument("--input", default="input", help="the input's key in --data (default 'input')")
     k.add_argument("--labels", default="labels", help="the labels' key in --data (default 'labels')")
-    k.add_argument("--dt", type=dt_type, default=1e-3, help="time step for NIR models, in the NIR graph's time unit")
-    nir_options(k)
+    cli_nir.add_options(k, dt_type)
     k.add_argument("--out", metavar="OUT.json", help="write the table's rows as JSON")
     scale_options(k, "grid points")
     k.add_argument("--json", action="store_true", help="print the rows and timings as one JSON object")
@@ -39,8 +40,8 @@ def run(args: argparse.Namespace, console) -> int:
     model, data = Path(args.model), Path(args.data)
     check_outputs(args.out, SWEEP_KIND, args.state, [model, data])
     points = grid(args.targets, args.timesteps, args.weights or [None])
-    reading = Reading(args.dt, args.if_gain, args.integrator, args.input, args.labels)
-    check_data(load_model(model, dt=args.dt, if_gain=args.if_gain, integrator=args.integrator), data, reading)
+    reading = Reading(**cli_nir.reading(args), input=args.input, labels=args.labels)
+    check_data(load_model(model, **reading.nir()), data, reading)
     with Pool(args.workers, args.address) as pool, steps(console, "sweeping", len(points), on_start=False) as step:
         work_start = time.perf_counter()
         rows = sweep(model, data, points, pool, reading, Path(args.state) if args.state else None,

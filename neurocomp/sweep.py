@@ -49,8 +49,13 @@ class Reading:
     dt: float = 1e-3
     if_gain: str = "auto"
     integrator: str = "auto"
+    bias_timing: str = "held"
     input: str = "input"
     labels: str = "labels"
+
+    def nir(self) -> dict[str, Any]:
+        """load_model's keyword arguments."""
+        return {"dt": self.dt, "if_gain": self.if_gain, "integrator": self.integrator, "bias_timing": self.bias_timing}
 
 
 def grid(targets: Sequence[str], timesteps: Sequence[int], weights: Sequence[str | None] = (None,)) -> list[Point]:
@@ -89,7 +94,7 @@ def open_sweep(folder: Path) -> tuple[Graph, np.ndarray, np.ndarray]:
 
 def _opened(model: Path, data: Path, reading: Reading) -> tuple[Graph, np.ndarray, np.ndarray]:
     arrays = read_npz(data)
-    graph = load_model(model, dt=reading.dt, if_gain=reading.if_gain, integrator=reading.integrator)
+    graph = load_model(model, **reading.nir())
     return graph, arrays[reading.input], arrays[reading.labels]
 
 

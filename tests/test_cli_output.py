@@ -14,7 +14,7 @@ from neurocomp.compiler import CompileOptions, compile_graph, compile_stages
 from neurocomp.frontend.ptfile import save_graph
 from neurocomp.progress import steps
 from neurocomp.target import load_target
-from netlib import integer_cnn, random_spikes
+from netlib import integer_cnn, random_spikes, shared_nir_dir
 
 
 @pytest.fixture()
@@ -73,8 +73,9 @@ def test_report_states_inputs_outputs_and_how_to_run(model, tmp_path, capsys):
 
 
 def test_export_json_names_what_it_wrote(model, tmp_path, capsys):
-    assert main(["export", str(model), "--nir", str(tmp_path / "m.nir"), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"nir": str(tmp_path / "m.nir"), "source": str(model), "dt": 1e-3}
+    assert main(["export", str(model), "--nir", str(tmp_path / "m.nir"), "--bias-timing", "early", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"nir": str(tmp_path / "m.nir"), "source": str(model), "dt": 1e-3,
+                                                   "bias_timing": "early"}
     assert (tmp_path / "m.nir").is_file()
 
 
@@ -94,17 +95,26 @@ def test_the_nir_reading_options_reach_the_reader(tmp_path, capsys):
     assert "if_gain" in capsys.readouterr().err
     assert main(argv + ["--if-gain", "step"]) == 0
     assert json.loads(capsys.readouterr().out)["total_layers"] == 1
+    braille = ["check", str(shared_nir_dir() / "braille_noDelay_bias_zero.nir"), "--target", "loihi", "--dt", "1e-4",
+               "--json"]   # biases into a decaying current, one tick before the input
+    assert main(braille) == 2
+    assert "--bias-timing early" in capsys.readouterr().err
+    assert main(braille + ["--bias-timing", "early"]) == 0
     save_graph(integer_cnn(), tmp_path / "m.pt")
     for form in ("tau/dt", "1"):
         assert main(["export", str(tmp_path / "m.pt"), "--nir", str(tmp_path / f"m{form[-1]}.nir"), "--lif-r", form,
-                     "--quiet"]) == 0
+                     "--bias-timing", "early", "--quiet"]) == 0
 
 
 def test_the_clis_nir_choices_are_the_readers():
-    from neurocomp import cli
-    from neurocomp.frontend import nirgraph
+    import inspect
 
-    assert (cli.IF_GAINS, cli.INTEGRATORS, cli.LIF_RS) == (nirgraph.IF_GAINS, nirgraph.INTEGRATORS, nirgraph.LIF_RS)
+    from neurocomp import cli, cli_nir
+    from neurocomp.frontend import load_model, nirgraph
+
+    assert (cli_nir.IF_GAINS, cli_nir.INTEGRATORS, cli_nir.BIAS_TIMINGS, cli.LIF_RS) == \
+        (nirgraph.IF_GAINS, nirgraph.INTEGRATORS, nirgraph.BIAS_TIMINGS, nirgraph.LIF_RS)
+    assert list(inspect.signature(load_model).parameters)[1:] == list(cli_nir.READING)
 
 
 def test_the_scale_out_tables_show_their_records_numbers(capsys):

@@ -277,7 +277,7 @@ def test_cli_convert_compile_export(pt2, tmp_path, capsys):
     prog = tmp_path / "prog"
     assert main(["compile", str(snn), "--target", "loihi", "-o", str(prog), "--json"]) == 0
     for src in (snn, prog):
-        assert main(["export", str(src), "--nir", str(nir_out)]) == 0
+        assert main(["export", str(src), "--nir", str(nir_out), "--bias-timing", "early"]) == 0
         back = from_nir(__import__("nir").read(nir_out))
         assert sorted(type(n).__name__ for n in back.nodes) == sorted(type(n).__name__ for n in graph.nodes)
 
@@ -298,7 +298,7 @@ def test_cli_user_errors_exit_2_with_one_line(pt2, tmp_path, capsys):
     assert main(["convert", str(pt2), "--calibration", calib_npz, "-o", str(out), "--timesteps", "4",
                  "--calibration-batches", "0"]) == 0
     capsys.readouterr()
-    assert main(["export", str(out), "--nir", str(tmp_path / "x.nir")]) == 2
+    assert main(["export", str(out), "--nir", str(tmp_path / "x.nir"), "--bias-timing", "early"]) == 2
     assert "reset 'subtract' has no NIR equivalent" in _one_error_line(capsys)
     assert not (tmp_path / "x.nir").exists()
 
@@ -368,7 +368,7 @@ def test_graph_nir_graph_round_trip_covers_every_node_type():
     op on import (see nirgraph), so for those two the equal simulation below is the check."""
     g = _every_node_type()
     assert {type(n).__name__ for n in g.nodes} == set(NODE_TYPES) - NOT_IN_NIR, "add the new node type to _every_node_type"
-    back = from_nir(to_nir(g))
+    back = from_nir(to_nir(g, bias_timing="early"))
     for node in g.nodes:
         if node.name in ("scale", "fc"):
             continue

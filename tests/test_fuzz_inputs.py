@@ -121,7 +121,7 @@ def pt_bytes() -> bytes:
 @pytest.fixture(scope="module")
 def nir_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("nir") / "cnn.nir"
-    save_nir(integer_cnn(), path)
+    save_nir(integer_cnn(), path, bias_timing="early")
     return path
 
 

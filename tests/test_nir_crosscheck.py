@@ -4,9 +4,10 @@ Where the discretisations differ, the test aligns them rather than hides them:
 - latency: our Graph delays every edge into a neuron by one tick, Norse's edges are
   instantaneous, so our layer at depth L spikes at tick t + L when Norse's spikes at t;
 - bias during that latency: our layer at depth L integrates its bias from tick 0, L
-  ticks before its input arrives, so it runs L ticks of bias ahead of Norse; starting
-  it at v_init = -L * bias (what neurocomp.convert's latency compensation does) aligns
-  them exactly, and the test does that on our side only;
+  ticks before its input arrives; to_nir writes the start those ticks carry it to as
+  NIR's v_reset, which Norse ignores. Starting it at v_init = -L * bias (what
+  neurocomp.convert's latency compensation does) makes that start 0, so Norse runs
+  our graph exactly;
 - thresholds: NIR and Norse fire on v > v_threshold, ours on v >= theta; the importer
   and exporter shift theta by one ulp (nextafter), so both agree on every float;
 - precision: Norse casts parameters to float32 (we feed it float64 inputs, so its
@@ -21,9 +22,10 @@ Where the discretisations differ, the test aligns them rather than hides them:
 - CubaLIF: Norse steps the synaptic current first and feeds the new current to the
   membrane in the same step, as our import does, so a recurrent CubaLIF network matches
   spike for spike (Norse's recurrent edge reads the previous tick's spikes: one tick, like
-  ours). Norse also gives the synapse the membrane's v_leak (0 here). Not aligned: a bias
-  into a current (braille_noDelay_bias_zero): our layer at depth L receives it L ticks
-  early, and through a decaying current no initial v shifts that away.
+  ours). Norse also gives the synapse the membrane's v_leak (0 here). A bias into a current
+  (braille_noDelay_bias_zero) would reach our layer at depth L ticks early, and through a
+  decaying current no initial v shifts that away: from_nir refuses it unless
+  bias_timing="early" says so.
 """
 from __future__ import annotations
 
@@ -97,7 +99,9 @@ def test_if_affine_network_written_by_us_matches_norse():
                Output("out")],
               [("x", "fc1"), ("fc1", "n1"), ("n1", "fc2"), ("fc2", "n2"), ("n2", "out")])
     x = (rng.random((3, 200, 6)) < 0.5).astype(np.uint8)
-    _compare(_bias_compensated(g), to_nir(g), x, ["n1", "n2"], DT)
+    held = _bias_compensated(g)
+    assert np.all(to_nir(held).nodes["n1"].v_reset == 0)
+    _compare(held, to_nir(held), x, ["n1", "n2"], DT)
 
 
 def test_lif_affine_network_in_nir_matches_norse():

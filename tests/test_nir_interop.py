@@ -148,10 +148,13 @@ def test_snntorch_leaky_mlp_reads_as_snntorch_runs_it(tmp_path: Path) -> None:
 
 
 def test_snntorch_synaptic_mlp_reads_as_snntorch_runs_it() -> None:
-    """CubaLIF: the new current feeds v in the same step, as ours. No biases: a bias into a decaying current
-    cannot be held back by a starting potential (docs/NIR.md)."""
+    """CubaLIF: the new current feeds v in the same step, as ours. With its biases, which flow into a decaying
+    current that no starting potential holds back until the input arrives, the file is refused (docs/NIR.md);
+    without them the spikes are snnTorch's."""
     net = _mlp(_synaptic)
     _set_weights(net, 3)
+    with pytest.raises(GraphError, match="'1'.*synaptic current.*bias_timing='early'"):
+        from_nir(snntorch_export(net, torch.zeros(1, 6), ignore_dims=[0]), SNN_DT)
     with torch.no_grad():
         net[0].bias.zero_(), net[2].bias.zero_()
     x = _spikes(6, 4)
@@ -534,3 +537,61 @@ def test_a_bias_after_a_delay_waits_for_the_layers_only() -> None:
                                      "y": nir.Output(np.array([2]))},
                               edges=[("x", "d"), ("d", "fc"), ("fc", "n"), ("n", "y")], type_check=False), 1e-3)
     assert g.node("n").v_init == -0.25 and ("d", "d.2") in g.edges
+
+
+def _biased_second_layer(bias: float) -> nir.NIRGraph:
+    """x -> Linear -> IF -> Affine (bias) -> LIF (decay 0.5, unit gain, threshold 1): the LIF is two ticks behind NIR."""
+    lif = nir.LIF(tau=np.full(2, 2e-3), r=np.full(2, 2.0), v_leak=np.zeros(2), v_threshold=np.ones(2),
+                  v_reset=np.zeros(2))
+    return nir.NIRGraph(nodes={"x": nir.Input(np.array([2])), "fc1": nir.Linear(weight=np.eye(2)), "n1": _if_node(),
+                               "fc2": nir.Affine(weight=np.eye(2), bias=np.full(2, bias)), "n2": lif,
+                               "y": nir.Output(np.array([2]))},
+                        edges=[("x", "fc1"), ("fc1", "n1"), ("n1", "fc2"), ("fc2", "n2"), ("n2", "y")], type_check=False)
+
+
+def test_a_held_bias_that_would_fire_before_its_input_is_refused() -> None:
+    """n2's bias 0.3 is held back two ticks by v_init = (0 - 0.3 (1 + 0.5)) / 0.25 = -1.8, which the bias alone
+    carries to -0.6 and then 0 as the input arrives: exact. A bias of -1 would need v_init = 6, and 0.5 * 6 - 1 = 2
+    crosses the threshold before the input: refused, naming the option; bias_timing='early' keeps v_init at 0."""
+    assert from_nir(_biased_second_layer(0.3), 1e-3).node("n2").v_init == pytest.approx(-1.8)
+    with pytest.raises(GraphError, match="'n2'.* 2 ticks until.* 2 neurons across the threshold.*bias_timing='early'"):
+        from_nir(_biased_second_layer(-1.0), 1e-3)
+    assert from_nir(_biased_second_layer(-1.0), 1e-3, bias_timing="early").node("n2").v_init == 0
+
+
+def _nir_run(g: nir.NIRGraph, order: list[str], x: np.ndarray, dt: float) -> Spikes:
+    """NIR's meaning of a chain, step by step: instantaneous edges, v from 0, Affine biases with the input, forward
+    Euler for a LIF, v += dt r I for an IF, a spike on v > v_threshold and then v = v_reset."""
+    spikes, current = {}, x.astype(np.float64)
+    for name in order:
+        node = g.nodes[name]
+        if isinstance(node, nir.Affine):
+            current = current @ node.weight.T + node.bias
+            continue
+        v, out = np.zeros(current.shape[::2]), []
+        for t in range(current.shape[1]):
+            if isinstance(node, nir.LIF):
+                v = v + dt / node.tau * (node.v_leak - v + node.r * current[:, t])
+            else:
+                v = v + dt * node.r * current[:, t]
+            fired = v > node.v_threshold
+            v = np.where(fired, node.v_reset, v)
+            out.append(fired)
+        spikes[name] = current = np.stack(out, axis=1).astype(np.float64)
+    return spikes
+
+
+def test_our_biased_layers_mean_in_the_written_nir_what_they_compute_here() -> None:
+    """Our biases act from tick 0, two ticks before n2's input; to_nir writes the start those ticks carry n2 to
+    (v_reset = -start, as NIR starts at v = 0), so the file's NIR meaning, simulated by its equations, is our
+    network's spikes, one tick per layer later."""
+    rng = np.random.default_rng(11)
+    g = Graph([Input("x", (6,)), Affine("fc1", rng.normal(0.4, 0.5, (8, 6)), rng.normal(0.0, 0.05, 8)),
+               LIF("n1", threshold=np.array(0.9), decay=np.array(0.75), v_init=np.array(0.2)),
+               Affine("fc2", rng.normal(0.3, 0.6, (4, 8)), rng.normal(0.0, 0.1, 4)),
+               IF("n2", threshold=np.array(1.1), v_init=rng.uniform(-0.3, 0.3, 4)), Output("y")],
+              [("x", "fc1"), ("fc1", "n1"), ("n1", "fc2"), ("fc2", "n2"), ("n2", "y")])
+    written = to_nir(g, 1e-3)
+    assert "neurocomp_bias_timing" not in written.metadata and np.any(written.nodes["n2"].v_reset != 0)
+    x = _spikes(6, 12)
+    _assert_same(_ours(g, x, ["n1", "n2"]), _nir_run(written, ["fc1", "n1", "fc2", "n2"], x, 1e-3))

@@ -84,7 +84,7 @@ def _huge_pt(d: Path) -> Path:
 def _huge_nir(d: Path) -> Path:
     """A valid NIR file whose fc weight dataset is declared 10^6 x 10^6 (chunked, nothing written)."""
     path = d / "huge.nir"
-    save_nir(integer_cnn(), path)
+    save_nir(integer_cnn(), path, bias_timing="early")
     with h5py.File(path, "a") as f:
         name = next(k for k in f["node/nodes"] if k == "fc")
         del f[f"node/nodes/{name}/weight"]

@@ -6,10 +6,12 @@ step, dt = 1). Our Graph delays every edge into a neuron by one tick (neurocomp.
 instantaneous, so an imported network answers one tick later per neuron layer, with the same spikes (a
 Delay's relay layers add NIR's delay, no lag); inputs of a layer that would arrive a different number of
 ticks late (a skip connection past a neuron layer) are refused. A layer L ticks late would integrate its bias
-alone for L ticks before its input arrives: from_nir holds the bias back by starting v where those ticks end
-at NIR's initial potential (v0 = (v* - b (1 + d + .. + d^(L-1))) / d^L). A bias into a decaying current
-(CubaLIF) cannot be held back that way and still acts L ticks early. to_nir writes our biases as they are
-and marks the file (metadata neurocomp_bias_timing), so from_nir reads our own files back unchanged.
+alone for L ticks before its input arrives: from_nir holds the bias back (bias_timing "held") by starting v
+where those ticks end at NIR's initial potential (v0 = (v* - b (1 + d + .. + d^(L-1))) / d^L). Where that is
+not exact it refuses and names bias_timing "early" (biases act from tick 0): a bias into a decaying current
+(CubaLIF), which no starting potential holds back, and a start from which the bias alone crosses the threshold
+or the floor before the input arrives. to_nir writes our biases as they are and marks the file (metadata
+neurocomp_bias_timing), so from_nir reads our own files back unchanged.
 
 Neurons. NIR spikes when v > v_threshold and then sets v = v_reset, starting from v = 0; ours spike when
 u >= threshold and then set u = 0. With g > 0 the gain from input I to v per tick, u = (v - v_reset) / g
@@ -93,14 +95,15 @@ _NEURONS = (nir.IF, nir.LIF, nir.CubaLIF)
 _SCALING = (nir.AvgPool2d, nir.Scale)
 
 
-def load_nir(path: str | Path, dt: float = 1e-3, if_gain: str = "auto", integrator: str = "auto") -> Graph:
-    """Read a .nir file; `dt`, `if_gain` and `integrator` as in from_nir."""
+def load_nir(path: str | Path, dt: float = 1e-3, if_gain: str = "auto", integrator: str = "auto",
+             bias_timing: str = "held") -> Graph:
+    """Read a .nir file; `dt`, `if_gain`, `integrator` and `bias_timing` as in from_nir."""
     path = Path(path)
     if not path.is_file():
         raise FormatError(f"{path}: no such file")
     g = _read(path)
     try:
-        return from_nir(g, dt, if_gain, integrator)
+        return from_nir(g, dt, if_gain, integrator, bias_timing)
     except GraphError as e:
         raise GraphError(f"{path}: {e}") from None
 
@@ -162,12 +165,12 @@ NIR_KIND = Kind("neurocomp-written .nir", False, _not_our_nir)
 
 
 def save_nir(graph: Graph, path: str | Path, dt: float = 1e-3, inputs: Sequence[str | Path] = (),
-             lif_r: str = "tau/dt") -> None:
+             lif_r: str = "tau/dt", bias_timing: str = "held") -> None:
     """Write under the neurocomp.safewrite policy; `inputs`: files the output must not replace or contain; `lif_r`
-    as to_nir takes it."""
+    and `bias_timing` as to_nir takes them."""
     import h5py
 
-    g = to_nir(graph, dt, lif_r)
+    g = to_nir(graph, dt, lif_r, bias_timing)
 
     def write(tmp: Path) -> None:
         nir.write(tmp, g)
@@ -182,14 +185,19 @@ def save_nir(graph: Graph, path: str | Path, dt: float = 1e-3, inputs: Sequence[
 
 IF_GAINS = ("auto", "nir", "step")
 INTEGRATORS = ("auto", "euler", "exp")
+BIAS_TIMINGS = ("held", "early")
 # to_nir's mark: our biases act from tick 0, L ticks before the input of a layer at depth L, and from_nir keeps them so
 BIAS_TIMING = "neurocomp_bias_timing"
 
 
-def from_nir(g: nir.NIRGraph, dt: float = 1e-3, if_gain: str = "auto", integrator: str = "auto") -> Graph:
+def from_nir(g: nir.NIRGraph, dt: float = 1e-3, if_gain: str = "auto", integrator: str = "auto",
+             bias_timing: str = "held") -> Graph:
     """Our Graph of a NIR graph discretised at `dt`; `if_gain` decides the IF reading, `integrator` the step of
-    the leaky ones (module docstring)."""
-    reading = Reading(dt, if_gain, integrator)
+    the leaky ones, `bias_timing` whether a layer's bias starts with its input ("held", NIR's meaning) or at
+    tick 0 ("early") (module docstring)."""
+    marked = BIAS_TIMING in (g.metadata or {})   # our own file: its biases act from tick 0
+    reading = Reading(dt, if_gain, integrator, bias_timing)
+    reading = dataclasses.replace(reading, bias_timing="early") if marked else reading
     nodes, edges = _inline(g)
     _check_supported(nodes)
     _drop_batch_dim(nodes, edges)
@@ -203,7 +211,7 @@ def from_nir(g: nir.NIRGraph, dt: float = 1e-3, if_gain: str = "auto", integrato
         edges = _relay_chain(ours, edges, name, _delay_ticks(name, nodes[name], nodes, edges, reading.dt))
     relays |= set(ours) - set(nodes)
     graph = _topo_ordered(Graph(tuple(ours.values()), tuple(edges), _metadata(g, reading)))
-    return graph if BIAS_TIMING in (g.metadata or {}) else _delay_biases(graph, relays)
+    return graph if reading.bias_timing == "early" else _delay_biases(graph, relays)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,11 +219,13 @@ class Reading:
     """How NIR's continuous equations become ticks: the step dt (seconds), the IF gain convention and the
     integrator of tau dv/dt = -v + ... over one step ("euler": v += dt/tau (...); "exp": the exact solution with
     the input held over the step, v = e v + (1 - e)(...), e = exp(-dt/tau), as Sinabs's LIF steps; "auto":
-    euler, refusing a file in Rockpool's convention, which neither reproduces)."""
+    euler, refusing a file in Rockpool's convention, which neither reproduces), and when a layer's bias starts
+    ("held": with its input, as in NIR; "early": at tick 0, a layer at depth L integrating it alone L ticks)."""
 
     dt: float
     if_gain: str = "auto"
     integrator: str = "auto"
+    bias_timing: str = "held"
 
     def __post_init__(self) -> None:
         if not self.dt > 0:
@@ -224,6 +234,8 @@ class Reading:
             raise GraphError(f"if_gain must be one of {IF_GAINS}, got {self.if_gain!r}")
         if self.integrator not in INTEGRATORS:
             raise GraphError(f"integrator must be one of {INTEGRATORS}, got {self.integrator!r}")
+        if self.bias_timing not in BIAS_TIMINGS:
+            raise GraphError(f"bias_timing must be one of {BIAS_TIMINGS}, got {self.bias_timing!r}")
 
     def check_writer(self, name: str, node: nir.LIF | nir.CubaLIF, param: str) -> None:
         """Refuse, unless an integrator is chosen, r = tau exp(-dt/tau) / dt: Rockpool writes that for its step
@@ -254,13 +266,14 @@ class Reading:
 def _delay_biases(graph: Graph, relays: set[str]) -> Graph:
     """Hold each layer's bias back until its input arrives: NIR edges are instantaneous, ours take a tick into
     each neuron, so a layer L ticks behind NIR would integrate its bias alone for L ticks. Starting it at the v0
-    that those L ticks carry to the NIR initial potential (v0 = (v* - b (1 + d + .. + d^(L-1))) / d^L) removes that."""
+    that those L ticks carry to the NIR initial potential (v0 = (v* - b (1 + d + .. + d^(L-1))) / d^L) removes
+    that; GraphError where no starting potential does."""
     from neurocomp.ir.layers import lower
 
     net = lower(graph)
     lag = _lags(net, relays)
-    moved = {lay.name: _warm_start(lay, lag.get(lay.name, 0)) for lay in net.layers
-             if lay.bias_exact() and np.any(lay.bias())}
+    moved = {lay.name: _warm_start(lay, lag[lay.name]) for lay in net.layers
+             if lag.get(lay.name, 0) and np.any(lay.bias())}
     return Graph(tuple(moved.get(n.name, n) for n in graph.nodes), graph.edges, graph.metadata)
 
 
@@ -288,13 +301,49 @@ def _lags(net: Network, relays: set[str]) -> dict[str, int]:
 
 
 def _warm_start(lay: Layer, ticks: int) -> Node:
-    """The layer's neuron with v_init moved back `ticks` ticks of its bias (the only way our IR delays a bias;
-    a bias that crosses the threshold or floor alone within those ticks still fires or floors there)."""
+    """The layer's neuron with v_init moved back `ticks` ticks of its bias (the only way our IR delays a bias).
+    GraphError where that is not NIR's meaning: a bias through a decaying current (its current would hold
+    `ticks` ticks of bias when the input arrives), or a start from which the bias alone fires or floors."""
+    _require_plain_bias(lay, ticks, HOLD)
     b, d = lay.bias().reshape(lay.shape), lay.decays()[0].reshape(lay.shape)
     target = np.broadcast_to(np.asarray(lay.neuron.v_init, dtype=np.float64), lay.shape)
     carried, kept = sum(d ** k for k in range(ticks)), d ** ticks
     start = np.where(kept > 0, (target - b * carried) / np.where(kept > 0, kept, 1), target)
+    _bias_alone(lay, start, ticks, HOLD)
     return dataclasses.replace(lay.neuron, v_init=_compact(start))
+
+
+def _require_plain_bias(lay: Layer, ticks: int, doing: str) -> None:
+    """GraphError where a bias flows through a decaying current: no starting potential shifts it by `ticks`."""
+    if not lay.bias_exact():
+        raise _unheld(lay, ticks, doing, "the bias flows into a decaying synaptic current, which no starting "
+                                         "potential empties")
+
+
+def _bias_alone(lay: Layer, start: np.ndarray, ticks: int, doing: str) -> np.ndarray:
+    """The potential `ticks` ticks of bias alone carry `start` to; GraphError if it crosses the threshold or the
+    floor on the way (the neuron would fire or floor before its input arrives)."""
+    b, d = lay.bias().reshape(lay.shape), lay.decays()[0].reshape(lay.shape)
+    theta = lay.param("threshold").reshape(lay.shape) if lay.kind == "spiking" else np.inf
+    v, crossed = start, np.zeros(lay.shape, dtype=bool)
+    for _ in range(ticks):
+        v = d * v + b
+        crossed |= (v >= theta) | (v < lay.neuron.v_min)
+    if np.any(crossed):
+        raise _unheld(lay, ticks, doing, f"the bias alone would take {int(crossed.sum())} neurons across the "
+                                         f"threshold or the floor before the input")
+    return v
+
+
+HOLD, WRITE = "hold its bias back", "write its bias as starting with its input"
+_EARLY = {HOLD: "to let every bias act from tick 0",
+          WRITE: "to write the biases as they act here, from tick 0, in a file marked so (only neurocomp reads the mark)"}
+
+
+def _unheld(lay: Layer, ticks: int, doing: str, why: str) -> GraphError:
+    return GraphError(f"{lay.name!r}: our IR cannot {doing} for the {ticks} tick{'s' * (ticks > 1)} until its input "
+                      f"arrives (NIR's edges are instantaneous, ours take a tick per layer): {why}; pass "
+                      f"bias_timing='early' (--bias-timing early) {_EARLY[doing]}")
 
 
 def _drop_batch_dim(nodes: dict[str, nir.NIRNode], edges: Edges) -> None:
@@ -685,7 +734,7 @@ def _text(value: Any) -> str:
 def _metadata(g: nir.NIRGraph, reading: Reading) -> dict[str, str]:
     meta = {str(k): _text(v) for k, v in (g.metadata or {}).items()}
     return {**meta, "source": "nir", "nir_dt": repr(reading.dt), "nir_if_gain": reading.if_gain,
-            "nir_integrator": reading.integrator}
+            "nir_integrator": reading.integrator, "nir_bias_timing": reading.bias_timing}
 
 
 def _topo_ordered(graph: Graph) -> Graph:
@@ -703,21 +752,51 @@ def _topo_ordered(graph: Graph) -> Graph:
 LIF_RS = ("tau/dt", "1")
 
 
-def to_nir(graph: Graph, dt: float = 1e-3, lif_r: str = "tau/dt") -> nir.NIRGraph:
+def to_nir(graph: Graph, dt: float = 1e-3, lif_r: str = "tau/dt", bias_timing: str = "held") -> nir.NIRGraph:
     """NIR of our Graph at `dt`. lif_r="tau/dt" writes each LIF's unit input gain as r = tau/dt (exact both ways);
-    "1" writes r = 1 and folds tau/dt into the weights of the ops feeding it, for readers that ignore r (Norse)."""
+    "1" writes r = 1 and folds tau/dt into the weights of the ops feeding it, for readers that ignore r (Norse).
+    bias_timing="held" writes what our graph computes in NIR's terms: a layer L deep, whose bias acts L ticks
+    before its input, starts where those ticks carry it (GraphError where no start does); "early" writes the
+    biases as they are and marks the file, which only from_nir honours."""
     if not dt > 0:
         raise GraphError(f"dt must be > 0 seconds, got {dt}")
     if lif_r not in LIF_RS:
         raise GraphError(f"lif_r must be one of {LIF_RS}, got {lif_r!r}")
+    if bias_timing not in BIAS_TIMINGS:
+        raise GraphError(f"bias_timing must be one of {BIAS_TIMINGS}, got {bias_timing!r}")
     from neurocomp.ir.footprint import require_export
 
     require_export(graph)
+    if bias_timing == "held":
+        graph = _advance_biases(graph)
     unit_r = {n.name for n in graph.nodes if isinstance(n, LIF) and not np.any(n.decay_u)} if lif_r == "1" else set()
     graph = _fold_lif_gains(graph, unit_r)
     nodes = {n.name: _export(graph, n, dt, n.name in unit_r) for n in graph.nodes}
-    meta = {**graph.metadata, BIAS_TIMING: "from tick 0"}
+    meta = {k: v for k, v in graph.metadata.items() if k != BIAS_TIMING}
+    meta |= {BIAS_TIMING: "from tick 0"} if bias_timing == "early" else {}
     return nir.NIRGraph(nodes=nodes, edges=[tuple(e) for e in graph.edges], metadata=meta)
+
+
+def _advance_biases(graph: Graph) -> Graph:
+    """The graph with each biased layer L ticks deep starting where L ticks of its bias alone carry it: NIR starts
+    the bias with the input, so that start is what a NIR reader must be given to compute what ours does."""
+    from neurocomp.ir.layers import lower
+
+    net = lower(graph)
+    lag = _lags(net, set())
+    moved = {lay.name: _advanced(lay, lag[lay.name]) for lay in net.layers
+             if lag.get(lay.name, 0) and np.any(lay.bias())}
+    return Graph(tuple(moved.get(n.name, n) for n in graph.nodes), graph.edges, graph.metadata)
+
+
+def _advanced(lay: Layer, ticks: int) -> Node:
+    """The layer's neuron started `ticks` ticks of its bias later; GraphError where NIR cannot start it there."""
+    _require_plain_bias(lay, ticks, WRITE)
+    start = np.broadcast_to(np.asarray(lay.neuron.v_init, dtype=np.float64), lay.shape)
+    end = _bias_alone(lay, start, ticks, WRITE)
+    if lay.kind == "readout" and np.any(end != 0):
+        raise _unheld(lay, ticks, WRITE, "NIR read-outs start at v = 0, and its bias moves it before the input")
+    return dataclasses.replace(lay.neuron, v_init=_compact(end))
 
 
 def _fold_lif_gains(graph: Graph, lifs: set[str]) -> Graph:
