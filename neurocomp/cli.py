@@ -369,7 +369,7 @@ def _eval(args: argparse.Namespace, console: Console) -> int:
         work_start = time.perf_counter()
         summary, per_sample = evaluate(src, data, opts, pool, Path(args.state) if args.state else None,
                                        on_done=lambda k: step(f"chunk {k}"), program=program)
-    wall = pool.work_s(work_start)
+        wall = pool.work_s(work_start)   # before Ray shuts down, which is not work
     if args.out:
         write_eval(Path(args.out), per_sample, [src, data])
     summary |= pool.figures(wall, start) | {"samples_per_s": samples / max(wall, 1e-12)}
@@ -395,7 +395,7 @@ def _track_clips(args: argparse.Namespace, console: Console) -> int:
         record = benchmark(src, args.clip, args.clips, args.frames, overrides, pool,
                            Path(args.state) if args.state else None, on_done=lambda k: step(f"clip {args.clip + k}"),
                            tracker=tracker)
-    wall = pool.work_s(work_start)
+        wall = pool.work_s(work_start)   # before Ray shuts down, which is not work
     if args.out:
         write_tracks(Path(args.out), record, [src])
     record |= pool.figures(wall, start) | {"host_fps": args.clips * (args.frames - 1) / max(wall, 1e-12)}

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace, console) -> int:
         work_start = time.perf_counter()
         rows = sweep(model, data, points, pool, reading, Path(args.state) if args.state else None,
                      on_done=lambda k: step("{} T={} {}".format(*points[k])))
-    work = pool.work_s(work_start)
+        work = pool.work_s(work_start)   # before Ray shuts down, which is not work
     if args.out:
         write_sweep(Path(args.out), rows, [model, data])
     record = sweep_record(rows) | pool.figures(work, start)
