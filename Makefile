@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml Makefile
 		spikingjelly==2.0.0
 	$(PY) -m pip install -q --no-deps --ignore-requires-python lava-nc==0.10.0
 	@if ! command -v $(CHROMIUM) >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		apt-get install -y -q --no-install-recommends $(CHROMIUM) >/dev/null || echo "could not install $(CHROMIUM)"; fi
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(CHROMIUM) >/dev/null || echo "could not install $(CHROMIUM)"; fi
 	touch $(STAMP)
 
 # Lava forks its own worker processes; its tests run in one process after the parallel run,
