@@ -56,9 +56,10 @@ def work_of(program_dir: Path, opener: Callable[[Path], Any]) -> Work:
 _OPENED: dict[str, Any] = {}   # per worker process: Work.key -> its opened program, so each worker opens it once
 
 
-def opened(work: Work) -> Any:
-    """The opened program in this process: its files written to a private folder once, then opened."""
-    key = work.key
+def opened(work: Work, key: str | None = None) -> Any:
+    """The opened program in this process: its files written to a private folder once, then opened. `key`:
+    work.key when the caller has it (it hashes every file)."""
+    key = key or work.key
     if key not in _OPENED:
         folder = Path(tempfile.mkdtemp(prefix="neurocomp-work-")) / "program"
         folder.mkdir()
@@ -68,14 +69,20 @@ def opened(work: Work) -> Any:
     return _OPENED[key]
 
 
-def _open(work: Work) -> None:
+def _open(work: Work, key: str) -> None:
     """Open the program in this worker (a Ray task run once per local worker before the chunks)."""
-    opened(work)
+    opened(work, key)
 
 
-def _call(work: Work, fn: Task, payload: Any) -> Arrays:
-    """The Ray task body: one chunk on this worker's opened program."""
-    return fn(opened(work), payload)
+def _call(key: str, shared: list[Any], fn: Task, payload: Any) -> Arrays:
+    """The Ray task body: one chunk on this worker's opened program. `shared` holds the Work's object reference
+    unresolved (Ray resolves only top-level references), so a worker that has the program open neither copies nor
+    hashes its files again."""
+    if key not in _OPENED:
+        import ray
+
+        opened(ray.get(shared[0]), key)
+    return fn(_OPENED[key], payload)
 
 
 def _warm() -> int:
@@ -149,12 +156,13 @@ class Pool:
             for index, payload in items:
                 yield index, fn(local, payload)
             return
-        shared = self._ray.put(work)   # once: every task gets this reference, not a copy
+        shared, key = self._ray.put(work), work.key   # once: every task gets this reference and key, not a copy
         if self.address is None:
             start = time.perf_counter()
-            self._ray.get([self._ray.remote(_open).remote(shared) for _ in range(self.workers)])
+            self._ray.get([self._ray.remote(_open).remote(shared, key) for _ in range(self.workers)])
             self.open_s += time.perf_counter() - start
-        yield from _ray_map(self._ray, shared, fn, items, 2 * max(self.workers, int(self._ray.cluster_resources().get("CPU", 1))))
+        in_flight = 2 * max(self.workers, int(self._ray.cluster_resources().get("CPU", 1)))
+        yield from _ray_map(self._ray, (key, [shared]), fn, items, in_flight)
 
 
 def _start_ray(workers: int, address: str | None) -> Any:
@@ -206,9 +214,10 @@ def _check_cluster(ray: Any, address: str) -> None:
         raise UserError(f"--address {address}: the cluster runs neurocomp {theirs}, this is {__version__}")
 
 
-def _ray_map(ray: Any, shared: Any, fn: Task, items: Iterable[tuple[int, Any]], in_flight: int) -> Iterator[tuple[int, Arrays]]:
-    """Submit lazily (at most `in_flight` pending), each task handed the reference `shared` to the Work in the
-    object store; yield results as they finish."""
+def _ray_map(ray: Any, shared: tuple[str, list[Any]], fn: Task, items: Iterable[tuple[int, Any]],
+             in_flight: int) -> Iterator[tuple[int, Arrays]]:
+    """Submit lazily (at most `in_flight` pending), each task handed `shared`, the Work's key and its reference in
+    the object store; yield results as they finish."""
     remote = ray.remote(_call).options(max_retries=MAX_RETRIES, retry_exceptions=False)
     pending: dict[Any, int] = {}
     source = iter(items)
@@ -219,7 +228,7 @@ def _ray_map(ray: Any, shared: Any, fn: Task, items: Iterable[tuple[int, Any]], 
             if item is None:
                 exhausted = True
             else:
-                pending[remote.remote(shared, fn, item[1])] = item[0]
+                pending[remote.remote(*shared, fn, item[1])] = item[0]
         if pending:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             yield pending.pop(ref), _result(ray, ref)
