@@ -20,7 +20,7 @@ from neurocomp.compiler import FRONT_END, CompileOptions, Values, check_spiking_
 from neurocomp.errors import UserError
 from neurocomp.ir.graph import LINEAR_OPS, NEURONS, Correlation, Graph, Input, Output
 from neurocomp.ir.layers import lower
-from neurocomp.ir.netlist import Netlist
+from neurocomp.ir.netlist import Netlist, spans
 from neurocomp.program import Program, build
 from neurocomp.target import Target
 
@@ -51,9 +51,9 @@ def bind(program: Program, graph: Graph, target: Target, also: tuple[str, ...] =
     sub = _subgraph(graph, roots)
     mode = program.manifest["options"].get("weights", "levels")   # rebuild with the weight mode it compiled with
     new = run_stages(FRONT_END, Values(sub, target, CompileOptions(weights=mode))).netlist
-    pairs = _core_pairs(program.netlist, new)
-    netlist = _splice(program.netlist, new, pairs)
-    changed = _changed_cores(program.netlist, netlist, np.array([a for a, _ in pairs], dtype=np.int64))
+    cores, rebuilt = _core_pairs(program.netlist, new)
+    netlist = _splice(program.netlist, new, cores, rebuilt)
+    changed = _changed_cores(program.netlist, netlist, cores)
     layers = tuple(sorted({netlist.layers[i].name for i in np.unique(netlist.core_layer[changed]) if i >= 0}))
     fields = {k: v for k, v in program.manifest.items() if k in ("options", "model_sha256", "target_spec_sha256",
                                                                  "placement")}
@@ -78,37 +78,32 @@ def _subgraph(g: Graph, roots: tuple[str, ...]) -> Graph:
     return Graph(made, tuple((a, b) for a, b in g.edges if a in keep and b in keep and b not in sources), g.metadata)
 
 
-def _core_pairs(old: Netlist, new: Netlist) -> list[tuple[int, int]]:
-    """(program core, rebuilt core) for every core of the rebuilt layers; their sizes must agree."""
+def _core_pairs(old: Netlist, new: Netlist) -> tuple[np.ndarray, np.ndarray]:
+    """(program cores, rebuilt cores): every core of the rebuilt layers and its place in the program; their
+    neuron and axon counts must agree."""
     by_name = {lm.name: lm for lm in old.layers}
-    pairs = []
+    a, b = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     for lm in new.layers:
         before = by_name[lm.name].cores if lm.name in by_name else ()
         if len(before) != len(lm.cores):
             raise UserError(f"the bound kernel needs {len(lm.cores)} cores for {lm.name}, the program has "
                             f"{len(before)}; recompile with this kernel instead")
-        pairs += list(zip(before, lm.cores))
-    for a, b in pairs:
-        for ptr in ("neuron_ptr", "axon_ptr"):
-            o, n = getattr(old, ptr), getattr(new, ptr)
-            if o[a + 1] - o[a] != n[b + 1] - n[b]:
-                raise UserError(f"the bound kernel changes core {a}'s {ptr.split('_')[0]} count "
-                                f"({n[b + 1] - n[b]} vs {o[a + 1] - o[a]}); recompile with this kernel instead")
-    return pairs
+        a.append(np.asarray(before, dtype=np.int64))
+        b.append(np.asarray(lm.cores, dtype=np.int64))
+    pa, pb = np.concatenate(a), np.concatenate(b)
+    for ptr in ("neuron_ptr", "axon_ptr"):
+        o, n = np.diff(getattr(old, ptr))[pa], np.diff(getattr(new, ptr))[pb]
+        if np.any(o != n):
+            k = int(np.flatnonzero(o != n)[0])
+            raise UserError(f"the bound kernel changes core {pa[k]}'s {ptr.split('_')[0]} count "
+                            f"({n[k]} vs {o[k]}); recompile with this kernel instead")
+    return pa, pb
 
 
-def _ranges(ptr: np.ndarray, cores: np.ndarray) -> np.ndarray:
-    """Concatenated index ranges ptr[c]..ptr[c+1] of the given cores (a loop over cores, not neurons)."""
-    parts = [np.arange(ptr[c], ptr[c + 1]) for c in cores]
-    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
-
-
-def _splice(old: Netlist, new: Netlist, pairs: list[tuple[int, int]]) -> Netlist:
-    """`old` with the paired cores' parameters, synapses and tables taken from `new`."""
-    a = np.array([p[0] for p in pairs], dtype=np.int64)
-    b = np.array([p[1] for p in pairs], dtype=np.int64)
-    neu_o, neu_n = _ranges(old.neuron_ptr, a), _ranges(new.neuron_ptr, b)
-    ax_o, ax_n = _ranges(old.axon_ptr, a), _ranges(new.axon_ptr, b)
+def _splice(old: Netlist, new: Netlist, a: np.ndarray, b: np.ndarray) -> Netlist:
+    """`old` with cores `a`'s parameters, synapses and tables taken from `new`'s cores `b`."""
+    neu_o, neu_n = spans(old.neuron_ptr, a), spans(new.neuron_ptr, b)
+    ax_o, ax_n = spans(old.axon_ptr, a), spans(new.axon_ptr, b)
     params = {key: arr.copy() for key, arr in old.params.items()}
     for key, arr in params.items():
         arr[neu_o] = new.params[key][neu_n]

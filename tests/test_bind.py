@@ -11,6 +11,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 import torch
 import torch.nn.functional as F
 
@@ -20,6 +21,7 @@ from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.ir.fold import fold_linear
 from neurocomp.ir.graph import IF, Conv2d, Correlation, Crop, Flatten, Graph, Input, Output, Readout, SumPool2d
 from neurocomp.ir.layers import lower
+from neurocomp.ir.netlist import spans
 from neurocomp.ir.twostatus import two_status
 from neurocomp.models.siamsnn import GATES, SCORE, SCORE_SPIKES, with_kernel
 from neurocomp.partition.rows import support
@@ -210,3 +212,12 @@ def test_support_of_a_bound_layer_ignores_the_kernel_values():
         np.testing.assert_array_equal(s.indices, full.indices)
     expected = F.conv2d(torch.ones(1, 2, 5, 5), torch.ones(1, 2, 3, 3)).numpy().ravel()
     np.testing.assert_array_equal(np.diff(full.indptr), expected)
+
+
+@given(st.lists(st.integers(0, 5), min_size=1, max_size=12), st.data())
+def test_spans_are_the_concatenated_ranges_of_the_ids(sizes: list[int], data) -> None:
+    """bind splices cores by their neuron and axon ranges, taken for all cores at once."""
+    ptr = np.concatenate([[0], np.cumsum(sizes)])
+    ids = data.draw(st.lists(st.integers(0, len(sizes) - 1), max_size=8))
+    expected = [i for c in ids for i in range(ptr[c], ptr[c + 1])]
+    assert spans(ptr, np.array(ids, dtype=np.int64)).tolist() == expected

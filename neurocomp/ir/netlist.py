@@ -135,6 +135,13 @@ def ranks(counts: np.ndarray) -> np.ndarray:
     return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
 
 
+def spans(ptr: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """The index ranges ptr[i]..ptr[i+1] of the given ids (cores, layers), concatenated in their order."""
+    ids = np.asarray(ids, dtype=np.int64)
+    counts = (ptr[ids + 1] - ptr[ids]).astype(np.int64)
+    return np.repeat(ptr[ids].astype(np.int64), counts) + ranks(counts)
+
+
 def _ranks_in_order(ids: np.ndarray, n: int) -> np.ndarray:
     """For each entry, how many earlier entries hold the same id."""
     order = np.argsort(ids, kind="stable")
