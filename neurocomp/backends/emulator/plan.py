@@ -19,13 +19,13 @@ the packed or counting product runs on p != 0 for the synaptic events.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from neurocomp.encoding import payload_max
-from neurocomp.ir.netlist import Netlist
+from neurocomp.ir.netlist import Netlist, spans
 from neurocomp.route import grid_hops
 from neurocomp.target import Target
 
@@ -36,6 +36,8 @@ DENSE_MIN = 0.1          # cores whose crossbar is at least this dense merge onl
 SMALL_CELLS = 1 << 16    # neighbouring cores' blocks this small merge into one sparse product: a product per
                          # small core costs more in calls than the rows it multiplies
 EXACT = ((np.float32, 1 << 24), (np.float64, 1 << 53))
+KINDS = ("sparse", "any", "dense")   # how a block's cores are multiplied; codes 0, 1, 2 while they are decided
+SPARSE, ANY, DENSE = range(3)
 
 
 @dataclass(frozen=True)
@@ -176,34 +178,38 @@ def _col_groups(n: Netlist, n_shared: int) -> list[tuple[int, int, str]]:
 def _blocks(n: Netlist, w: sp.csr_matrix | None, a: sp.csr_matrix, cols: list[tuple[int, int, str]], delay: int,
             target: int) -> list[Block]:
     """Cut one composed matrix into blocks: per core and source group, merged along consecutive cores
-    when they read the same columns (or are sparse anyway), so a layer usually costs one product."""
+    when they read the same columns (or are sparse anyway), so a layer usually costs one product. Decided for
+    all (group, core) pairs at once; the loop runs over the blocks."""
     a.eliminate_zeros()
     coo = a.tocoo()
     core = n.neuron_core()[coo.row]
     group = np.searchsorted([g[1] for g in cols], coo.col, side="right")
     order = np.lexsort((coo.col, core, group))
-    key = np.stack([group[order], core[order], coo.col[order]])
     multi = coo.data > 1    # a (neuron, source) pair with several synapses
     single = np.ones((len(cols), n.n_cores), dtype=bool)
     single[group[multi], core[multi]] = False
-    pairs = list(_per_pair(key))
-    small = [(int(n.neuron_ptr[c + 1] - n.neuron_ptr[c])) * used.size <= SMALL_CELLS for (_, c), used, _ in pairs]
-    spans: list[list[Any]] = []
-    for i, ((g, c), used, nnz) in enumerate(pairs):
-        r0, r1 = int(n.neuron_ptr[c]), int(n.neuron_ptr[c + 1])
-        density = nnz / ((r1 - r0) * used.size)
-        runs = small[i] and any(0 <= j < len(pairs) and small[j] and pairs[j][0][0] == g and abs(pairs[j][0][1] - c) == 1
-                                for j in (i - 1, i + 1))
-        kind = "sparse" if runs else "any" if density == 1 and single[g, c] else "dense" if density >= DENSE_MIN else "sparse"
-        last = spans[-1] if spans else None
-        if last and last[4] == g and last[1] == r0 and last[3] == kind and (kind == "sparse" or np.array_equal(last[2][0], used)):
-            last[1] = r1
-            last[2].append(used)
-        else:
-            spans.append([r0, r1, [used], kind, g])
-    for span in spans:   # each span's columns: the union of its cores' (once, not core by core)
-        span[2] = np.unique(np.concatenate(span[2]))
-    return [_block(w, a, r0, r1, used, kind, delay, target) for r0, r1, used, kind in _join_groups(spans, cols)]
+    g, c, entries, used, ptr = _pairs(np.stack([group[order], core[order], coo.col[order]]))
+    if g.size == 0:
+        return []
+    r0, r1 = n.neuron_ptr[c].astype(np.int64), n.neuron_ptr[c + 1].astype(np.int64)
+    width = np.diff(ptr)
+    cells = (r1 - r0) * width
+    small = cells <= SMALL_CELLS
+    beside = (g[1:] == g[:-1]) & (np.abs(c[1:] - c[:-1]) == 1) & small[1:] & small[:-1]
+    runs = small & (np.append(False, beside) | np.append(beside, False))
+    full = (entries == cells) & single[g, c]
+    kind = np.where(runs, SPARSE, np.where(full, ANY, np.where(entries / cells >= DENSE_MIN, DENSE, SPARSE)))
+    merge = np.append(False, (g[1:] == g[:-1]) & (r0[1:] == r1[:-1]) & (kind[1:] == kind[:-1])
+                      & ((kind[1:] == SPARSE) | _same_as_previous(used, ptr)[1:]))
+    first = np.flatnonzero(~merge)
+    last = np.append(first[1:], g.size) - 1
+    span = np.cumsum(~merge) - 1
+    united = np.unique(np.repeat(span, width) * a.shape[1] + used)   # each span's columns, sorted, once
+    bounds = np.searchsorted(united // a.shape[1], np.arange(first.size + 1))
+    columns = united % a.shape[1]
+    cut = [[int(r0[f]), int(r1[e]), columns[lo:hi], KINDS[kind[f]], int(g[f])]
+           for f, e, lo, hi in zip(first.tolist(), last.tolist(), bounds[:-1].tolist(), bounds[1:].tolist())]
+    return [_block(w, a, *joined, delay, target) for joined in _join_groups(cut, cols)]
 
 
 def _join_groups(spans: list[list[Any]], cols: list[tuple[int, int, str]]) -> list[tuple[int, int, np.ndarray, str]]:
@@ -220,23 +226,30 @@ def _join_groups(spans: list[list[Any]], cols: list[tuple[int, int, str]]) -> li
     return [(r0, r1, used, kind) for r0, r1, used, kind in joined.values()]
 
 
-def _per_pair(key: np.ndarray) -> Iterator[tuple[tuple[int, int], np.ndarray, int]]:
-    """(group, core), distinct columns, entries: for each pair in the sorted (group, core, col) triples (the
-    columns are sorted within a pair, so the distinct ones are the first of each run, found once for all)."""
+def _pairs(key: np.ndarray) -> tuple[np.ndarray, ...]:
+    """For the sorted (group, core, col) triples: each (group, core) pair's group, core and entries, and its
+    distinct columns as one flat array with pointers (pair i's are used[ptr[i]:ptr[i + 1]], sorted)."""
     n = key.shape[1]
-    if n == 0:
-        return
     new_pair = np.ones(n, dtype=bool)
     new_pair[1:] = np.any(key[:2, 1:] != key[:2, :-1], axis=0)
     new_col = new_pair.copy()
     new_col[1:] |= key[2, 1:] != key[2, :-1]
-    cols = key[2, new_col]
     lo = np.flatnonzero(new_pair)
-    hi = np.append(lo[1:], n)
-    col_lo = (np.cumsum(new_col) - 1)[lo]
-    col_hi = np.append(col_lo[1:], cols.size)
-    for a, b, c, d in zip(lo.tolist(), hi.tolist(), col_lo.tolist(), col_hi.tolist()):
-        yield (int(key[0, a]), int(key[1, a])), cols[c:d], b - a
+    ptr = np.append((np.cumsum(new_col) - 1)[lo], int(new_col.sum())).astype(np.int64)
+    return key[0, lo], key[1, lo], np.diff(np.append(lo, n)), key[2, new_col], ptr
+
+
+def _same_as_previous(used: np.ndarray, ptr: np.ndarray) -> np.ndarray:
+    """Per pair, whether its columns are the previous pair's (False for the first)."""
+    width = np.diff(ptr)
+    same = np.zeros(width.size, dtype=bool)
+    cand = np.flatnonzero(width[1:] == width[:-1]) + 1
+    if cand.size:
+        at = spans(ptr, cand)
+        differ = used[at] != used[at - np.repeat(width[cand], width[cand])]
+        same[cand] = np.bincount(np.repeat(np.arange(cand.size), width[cand]), weights=differ,
+                                 minlength=cand.size) == 0
+    return same
 
 
 def _block(w: sp.csr_matrix | None, a: sp.csr_matrix, r0: int, r1: int, used: np.ndarray, kind: str, delay: int,
