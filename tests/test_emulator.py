@@ -129,9 +129,11 @@ def test_equals_reference_loop_on_random_programs(name, seed, conv, readout, zer
 @pytest.mark.parametrize("chunk_bytes", [1, 40_000])
 @pytest.mark.parametrize("share", [False, True])
 def test_chunk_boundaries_with_long_delays(name, chunk_bytes, share, monkeypatch):
-    """Chunks of 1 tick and of a few ticks, shorter than the delays (up to 15): buffered history,
-    inputs read ahead across chunk starts and shared axons must all line up."""
+    """Chunks of 1 tick and of a few ticks, shorter than the delays (up to 15), their input products in pieces of
+    1 tick or a few: buffered history, inputs read ahead across chunk starts and shared axons must all line up."""
     monkeypatch.setattr(loop, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(loop, "CHUNK_TICKS", 1)
+    monkeypatch.setattr(loop, "AHEAD_BYTES", chunk_bytes // 4)
     rng = np.random.default_rng(11)
     target = TARGET[name]
     program = with_delays(compile_graph(mlp(rng, 12, 40, 4, True), target, CompileOptions()).program, rng, 15)
