@@ -126,7 +126,8 @@ class ChipSiamese:
         gates = scale_names(graph, GATES) if self.opts.score == "spikes" else ()
         bound = bind(self.program, graph, self.target, also=gates, read=self.read)
         self.stats.rebinds.append(int(bound.changed_cores.size))
-        return Exemplar(kernel, graph, bound.program, emulator.prepare(bound.program, self.target))
+        prepared = emulator.prepare(bound.program, self.target, base=self.prepared, changed=bound.changed_cores)
+        return Exemplar(kernel, graph, bound.program, prepared)
 
     def score(self, exemplar: Exemplar, x: np.ndarray) -> np.ndarray:
         """(S, 3, X, X) raw pixels -> (S, s, s) responses: a batch of S through one input, or scale k on input k."""

@@ -102,6 +102,26 @@ def test_any_kernel_binds_into_the_same_cores_and_scores_like_a_fresh_compile(co
         assert np.abs(got.potentials[SCORE]).max() > 1
 
 
+@pytest.mark.parametrize("label", ["random", "zeros", "huge", "nonzero"])
+def test_a_bound_programs_plan_rebuilt_from_the_programs_runs_as_a_fresh_plan(compiled, label):
+    """emulator.prepare(bound, base=, changed=) keeps the unbound program's blocks for the cores the binding left
+    alone: every spike, potential and counter equals a plan built from scratch, and only blocks that read the
+    changed cores were composed again."""
+    name, g, program = compiled
+    target = load_target(name)
+    base = emulator.prepare(program, target)
+    bound = bind(program, with_kernel(g, kernels()[label], TICKS, TAU0), target, also=(GATES,))
+    fresh = emulator.prepare(bound.program, target)
+    kept = emulator.prepare(bound.program, target, base=base, changed=bound.changed_cores)
+    reused = sum(any(b is c for c in base.plan.blocks) for b in kept.plan.blocks)
+    assert 0 < reused < len(base.plan.blocks)
+    x = random_spikes((2, 9, 9), batch=2, ticks=TICKS, rate=0.4, seed=3)
+    got, want = emulator.run(kept, target, {"x": x}), emulator.run(fresh, target, {"x": x})
+    for field in ("spikes", "potentials", "core_counts"):
+        for key, value in getattr(want, field).items():
+            np.testing.assert_array_equal(getattr(got, field)[key], value, err_msg=f"{field} {key}")
+
+
 @pytest.mark.parametrize("mode", ["levels", "trinary"])
 def test_every_truenorth_weight_mode_binds_every_kernel(mode):
     """The default (bits) is above; levels and trinary plan bound layers on all 4 axon types too

@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
 
 from neurocomp.arrays import namespace
-from neurocomp.backends.emulator.plan import Block, Plan, build
+from neurocomp.backends.emulator.plan import Block, Plan, build, rebuild
 from neurocomp.encoding import input_spikes
 from neurocomp.ir import sums
 from neurocomp.ir.netlist import Netlist
@@ -90,9 +90,12 @@ class Prepared:
     setup_s: float
 
 
-def prepare(program: Program, target: Target, copies: bool = True) -> Prepared:
+def prepare(program: Program, target: Target, copies: bool = True, base: Prepared | None = None,
+            changed: np.ndarray | None = None) -> Prepared:
     """`copies`: emulate each neuron's copies once where the target says they stay identical (the
-    same results, faster); else, and where updates draw random numbers, one neuron per copy."""
+    same results, faster); else, and where updates draw random numbers, one neuron per copy. `base` and
+    `changed`: `program` is base's with new tables on the `changed` cores only (neurocomp.bind), so base's plan
+    is kept for the other cores (plan.rebuild)."""
     start = time.perf_counter()
     n = program.netlist
     members = None
@@ -101,7 +104,9 @@ def prepare(program: Program, target: Target, copies: bool = True) -> Prepared:
             members = n.copies
         else:
             program = dataclasses.replace(program, netlist=n.expanded())
-    return Prepared(program, build(program, target), members, n.core_neurons(), time.perf_counter() - start)
+    same_rows = base is not None and program.netlist is n and base.program.netlist.n_neurons == n.n_neurons
+    plan = rebuild(base.plan, program, target, changed) if same_rows and changed is not None else build(program, target)
+    return Prepared(program, plan, members, n.core_neurons(), time.perf_counter() - start)
 
 
 def run(program: Program | Prepared, target: Target, inputs: Mapping[str, np.ndarray], ticks: int | None = None,

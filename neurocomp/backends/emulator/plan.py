@@ -79,6 +79,7 @@ class Plan:
     acc_bound: int                                 # max |summed input| of any neuron in one tick
     acc_dtype: Any
     stochastic: Any                                # the target's stochastic synapses (TrueNorth), or None
+    routes: tuple[tuple[int, sp.csr_matrix], ...] = ()   # per delay: (A x rows) the source of each axon (`rebuild`)
 
     @property
     def rows(self) -> int:
@@ -95,30 +96,78 @@ def exact_float(bound: int) -> Any:
 
 def build(program: Program, target: Target) -> Plan:
     """The plan of one program: blocks per delay, shared-axon routes, counter tables and bounds."""
-    n, hooks = program.netlist, target.hooks
-    stoch = hooks.stochastic_synapses(n, target.spec)
-    weights = sp.csr_matrix(hooks.synapse_matrix(n), dtype=np.int64)
-    pattern = _pattern(n, np.ones(n.syn_axon.size, dtype=bool))
-    groups = [] if stoch is None else [_pattern(n, stoch.groups == g) for g in range(len(stoch.sign))]
+    n = program.netlist
+    stoch = target.hooks.stochastic_synapses(n, target.spec)
+    weights = sp.csr_matrix(target.hooks.synapse_matrix(n), dtype=np.int64)
     routes, shared, n_shared = _routes(n)
+    blocks = _composed(n, weights, stoch, routes, n_shared, np.ones(n.n_neurons, dtype=bool), target)
+    hops = _hops(n, program)
+    return _plan(n, weights, stoch, blocks, routes, tuple((d, exact_csr(q)) for d, q in shared), n_shared,
+                 exact_csr(hops) if hops.nnz else None, target)
+
+
+def rebuild(base: Plan, program: Program, target: Target, changed: np.ndarray) -> Plan:
+    """The plan of `program`, which is base's program with new synapses, tables and neuron parameters on the
+    `changed` cores only (a bind): base's blocks that read none of their rows are kept, the rest are composed
+    again for their rows alone. Routes, shared axons and hops are base's (a bind moves no edge)."""
+    n = program.netlist
+    stoch = target.hooks.stochastic_synapses(n, target.spec)
+    if not _same_groups(stoch, base.stochastic):
+        return build(program, target)
+    redo = np.zeros(n.n_neurons, dtype=bool)
+    redo[spans(n.neuron_ptr, changed)] = True
+    hit = np.zeros(len(base.blocks), dtype=bool)
+    grew = True
+    while grew:   # a block that shares a row with the redone ones is redone whole, so no synapse counts twice
+        now = np.array([redo[b.rows].any() for b in base.blocks], dtype=bool)
+        grew, hit = bool((now & ~hit).any()), hit | now
+        for b, h in zip(base.blocks, now):
+            if h:
+                redo[b.rows] = True
+    weights = sp.csr_matrix(target.hooks.synapse_matrix(n), dtype=np.int64)
+    blocks = [b for b, h in zip(base.blocks, hit) if not h]
+    blocks += _composed(n, weights, stoch, dict(base.routes), base.n_shared, redo, target)
+    return _plan(n, weights, stoch, blocks, dict(base.routes), base.shared, base.n_shared, base.hops, target)
+
+
+def _same_groups(a: Any, b: Any) -> bool:
+    """Whether two programs' stochastic synapse groups are the same groups (a kept block names one by index)."""
+    if a is None or b is None:
+        return a is None and b is None
+    return len(a.sign) == len(b.sign) and np.array_equal(np.asarray(a.sign), np.asarray(b.sign))
+
+
+def _composed(n: Netlist, weights: sp.csr_matrix, stoch: Any, routes: dict[int, sp.csr_matrix], n_shared: int,
+              rows: np.ndarray, target: Target) -> list[Block]:
+    """The blocks of the neurons `rows` (bool per neuron): routing and crossbar composed per delay, cut per core."""
+    kept = rows[n.syn_neuron]
+    w = weights if rows.all() else sp.diags(rows, dtype=np.int64) @ weights
+    pattern = _pattern(n, kept)
+    groups = [] if stoch is None else [_pattern(n, kept & (stoch.groups == g)) for g in range(len(stoch.sign))]
     cols = _col_groups(n, n_shared)
     blocks: list[Block] = []
     for d, r in routes.items():
-        blocks += _blocks(n, (weights @ r).tocsr(), (pattern @ r).tocsr(), cols, d, 0)
+        blocks += _blocks(n, (w @ r).tocsr(), (pattern @ r).tocsr(), cols, d, 0)
         for g, p in enumerate(groups):
             blocks += _blocks(n, None, (p @ r).tocsr(), cols, d, g + 1)
-    stoch_fan_in = sum((np.asarray(p.sum(axis=1)).ravel() for p in groups), np.zeros(n.n_neurons))
+    payload = payload_max(int(target.spec.get("core.message_bits", 0)))
+    return [_graded(b, payload) if payload > 1 and b.cols_in(n.n_neurons, n.n_inputs) else b for b in blocks]
+
+
+def _plan(n: Netlist, weights: sp.csr_matrix, stoch: Any, blocks: list[Block], routes: dict[int, sp.csr_matrix],
+          shared: tuple[tuple[int, sp.csr_matrix], ...], n_shared: int, hops: sp.csr_matrix | None,
+          target: Target) -> Plan:
+    """The Plan around its blocks: the input bound over the whole program and the exact types it needs."""
+    stoch_fan_in = np.zeros(n.n_neurons)
+    for g in range(0 if stoch is None else len(stoch.sign)):
+        stoch_fan_in += np.bincount(n.syn_neuron[stoch.groups == g], minlength=n.n_neurons)
     gain = np.ones(n.n_axons, dtype=np.int64)
-    gain[n.in_axon] = payload = payload_max(int(target.spec.get("core.message_bits", 0)))
+    gain[n.in_axon] = payload_max(int(target.spec.get("core.message_bits", 0)))
     bound = int(np.max(abs(weights) @ gain + stoch_fan_in, initial=0))
-    if payload > 1:
-        blocks = [_graded(b, payload) if b.cols_in(n.n_neurons, n.n_inputs) else b for b in blocks]
     depth = max(list(routes) + [d for d, _ in shared])
     per_core = int(np.bincount(n.axon_core()[n.syn_axon], minlength=n.n_cores).max(initial=0))  # events per tick
-    hops = _hops(n, program)
-    return Plan(n.n_neurons, n.n_inputs, n_shared, depth, tuple(blocks), tuple((d, exact_csr(q)) for d, q in shared),
-                exact_csr(hops) if hops.nnz else None, n.neuron_ptr, exact_float(max(per_core, n.n_neurons)),
-                bound, exact_float(bound), stoch)
+    return Plan(n.n_neurons, n.n_inputs, n_shared, depth, tuple(blocks), shared, hops, n.neuron_ptr,
+                exact_float(max(per_core, n.n_neurons)), bound, exact_float(bound), stoch, tuple(routes.items()))
 
 
 def _graded(b: Block, payload: int) -> Block:
