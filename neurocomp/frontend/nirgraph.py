@@ -10,8 +10,10 @@ alone for L ticks before its input arrives: from_nir holds the bias back (bias_t
 where those ticks end at NIR's initial potential (v0 = (v* - b (1 + d + .. + d^(L-1))) / d^L). Where that is
 not exact it refuses and names bias_timing "early" (biases act from tick 0): a bias into a decaying current
 (CubaLIF), which no starting potential holds back, and a start from which the bias alone crosses the threshold
-or the floor before the input arrives. to_nir writes our biases as they are and marks the file (metadata
-neurocomp_bias_timing), so from_nir reads our own files back unchanged.
+or the floor before the input arrives. to_nir does the converse: it writes the start our early bias carries a
+layer to (as v_reset), so the file means in NIR what our graph computes, refusing where NIR cannot say it;
+with bias_timing "early" it writes our biases as they are and marks the file (metadata neurocomp_bias_timing),
+which from_nir reads back unchanged.
 
 Neurons. NIR spikes when v > v_threshold and then sets v = v_reset, starting from v = 0; ours spike when
 u >= threshold and then set u = 0. With g > 0 the gain from input I to v per tick, u = (v - v_reset) / g
@@ -70,7 +72,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import nir
 import numpy as np
@@ -268,12 +270,17 @@ def _delay_biases(graph: Graph, relays: set[str]) -> Graph:
     each neuron, so a layer L ticks behind NIR would integrate its bias alone for L ticks. Starting it at the v0
     that those L ticks carry to the NIR initial potential (v0 = (v* - b (1 + d + .. + d^(L-1))) / d^L) removes
     that; GraphError where no starting potential does."""
+    return _per_biased_layer(graph, relays, _warm_start)
+
+
+def _per_biased_layer(graph: Graph, relays: set[str], neuron: Callable[[Layer, int], Node]) -> Graph:
+    """The graph with `neuron(layer, ticks)` in place of each biased layer's neuron that runs `ticks` > 0 behind
+    NIR."""
     from neurocomp.ir.layers import lower
 
     net = lower(graph)
     lag = _lags(net, relays)
-    moved = {lay.name: _warm_start(lay, lag[lay.name]) for lay in net.layers
-             if lag.get(lay.name, 0) and np.any(lay.bias())}
+    moved = {lay.name: neuron(lay, lag[lay.name]) for lay in net.layers if lag.get(lay.name, 0) and np.any(lay.bias())}
     return Graph(tuple(moved.get(n.name, n) for n in graph.nodes), graph.edges, graph.metadata)
 
 
@@ -780,13 +787,7 @@ def to_nir(graph: Graph, dt: float = 1e-3, lif_r: str = "tau/dt", bias_timing: s
 def _advance_biases(graph: Graph) -> Graph:
     """The graph with each biased layer L ticks deep starting where L ticks of its bias alone carry it: NIR starts
     the bias with the input, so that start is what a NIR reader must be given to compute what ours does."""
-    from neurocomp.ir.layers import lower
-
-    net = lower(graph)
-    lag = _lags(net, set())
-    moved = {lay.name: _advanced(lay, lag[lay.name]) for lay in net.layers
-             if lag.get(lay.name, 0) and np.any(lay.bias())}
-    return Graph(tuple(moved.get(n.name, n) for n in graph.nodes), graph.edges, graph.metadata)
+    return _per_biased_layer(graph, set(), _advanced)
 
 
 def _advanced(lay: Layer, ticks: int) -> Node:
