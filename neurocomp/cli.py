@@ -127,8 +127,9 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     e.add_argument("--nir", help="output .nir file")
     e.add_argument("--dt", type=POSITIVE, default=1e-3, help="time step that maps LIF decays to NIR time constants")
     e.add_argument("--lif-r", choices=LIF_RS, default=LIF_RS[0],
-                   help="LIF input gain as written: r = tau/dt (exact both ways; snnTorch, SpikingJelly) or r = 1 with "
-                        "tau/dt folded into the weights before it (readers that ignore r: Norse); docs/NIR.md")
+                   help="LIF input gain as written: r = 1 with tau/dt folded into the weights before it (every reader, "
+                        "Norse's too), r = tau/dt (exact both ways; snnTorch, SpikingJelly), or 'auto': r = 1 wherever "
+                        "the LIF's inputs take the fold; docs/NIR.md")
     e.add_argument("--bias-timing", choices=cli_nir.BIAS_TIMINGS, default="held",
                    help="'held': write what the model computes in NIR's terms, each bias starting with its layer's "
                         "input (refused where NIR cannot say it); 'early': the biases as they act here, from tick 0, "
@@ -145,7 +146,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
-LIF_RS = ("tau/dt", "1")   # nirgraph's
+LIF_RS = ("auto", "tau/dt", "1")   # nirgraph's
 
 
 def _convert_parser(sub, full: bool) -> None:

@@ -306,13 +306,13 @@ def _broadcast(graph: Graph, node: Node, key: str) -> object:
 @pytest.mark.parametrize("via_file", [False, True])
 def test_nir_round_trip_preserves_every_parameter(tmp_path: Path, via_file: bool) -> None:
     """Biases written as ours act (from tick 0, marked): the zoo's biases would fire its neurons before their input
-    (held: tests/test_nir_interop.py)."""
+    (held: tests/test_nir_interop.py); LIF gains as r = tau/dt, which keeps the weights (r = 1 folds them)."""
     g = _zoo()
     if via_file:
-        save_nir(g, tmp_path / "zoo.nir", dt=DT, bias_timing="early")
+        save_nir(g, tmp_path / "zoo.nir", dt=DT, lif_r="tau/dt", bias_timing="early")
         back = load_nir(tmp_path / "zoo.nir", dt=DT)
     else:
-        back = from_nir(to_nir(g, dt=DT, bias_timing="early"), dt=DT)
+        back = from_nir(to_nir(g, dt=DT, lif_r="tau/dt", bias_timing="early"), dt=DT)
     assert set(back.edges) == set(g.edges)
     for node in g.nodes:
         other = back.node(node.name)

@@ -45,7 +45,7 @@ import torch
 from neurocomp.backends import reference
 from neurocomp.errors import GraphError
 from neurocomp.frontend import from_nir, load_nir, save_nir, to_nir
-from neurocomp.ir.graph import IF, LIF, Affine, Graph, Input, Output, SumPool2d
+from neurocomp.ir.graph import IF, LIF, Affine, Flatten, Graph, Input, Output, SumPool2d
 from neurocomp.ir.layers import lower
 
 
@@ -445,20 +445,27 @@ def test_our_if_net_reads_in_norse_as_ours_runs_it() -> None:
 
 
 def test_our_lif_net_reads_in_norse_with_unit_r() -> None:
-    """Norse's reader ignores r (it logs a warning), so LIF goes with lif_r="1": r = 1 and tau/dt folded into
-    the weights before it (4x here, exact for dyadic weights). The default r = tau/dt would be read 4x too weak."""
+    """Norse's reader ignores r (it logs a warning), so the default writes LIF with r = 1 and tau/dt folded into
+    the weights before it (4x here, exact for dyadic weights), as lif_r="1" does; r = tau/dt is read 4x too weak."""
     graph = _our_net(lambda name: LIF(name, threshold=np.array(0.55), decay=np.array(0.75)))
     x = _spikes(6, 34)
     ours = _ours(graph, x, ["n1", "n2"])
-    _assert_same(ours, _norse_import_run(graph, NORSE_DT, ["n1", "n2"], x, lif_r="1"))
-    assert _norse_import_run(graph, NORSE_DT, ["n1"], x)["n1"].sum() < ours["n1"].sum() / 2
+    for lif_r in ("auto", "1"):
+        _assert_same(ours, _norse_import_run(graph, NORSE_DT, ["n1", "n2"], x, lif_r=lif_r))
+    assert _norse_import_run(graph, NORSE_DT, ["n1"], x, lif_r="tau/dt")["n1"].sum() < ours["n1"].sum() / 2
 
 
 def test_unit_r_needs_weights_to_fold_into() -> None:
+    """lif_r="1" refuses a LIF whose input has no weights to take its gain; the default writes that one with
+    r = tau/dt and folds the others."""
     g = Graph([Input("x", (2, 4, 4)), SumPool2d("pool", (2, 2)), LIF("n", threshold=np.array(1.0), decay=np.array(0.5)),
-               Output("y")], [("x", "pool"), ("pool", "n"), ("n", "y")])
+               Flatten("flat"), Affine("fc", np.ones((3, 8))), LIF("m", threshold=np.array(1.0), decay=np.array(0.5)),
+               Output("y")], [("x", "pool"), ("pool", "n"), ("n", "flat"), ("flat", "fc"), ("fc", "m"), ("m", "y")])
     with pytest.raises(GraphError, match="LIF 'n': r = 1 needs its input gain tau/dt in the weights.*'pool'"):
         to_nir(g, lif_r="1")
+    written = to_nir(g)
+    assert np.all(written.nodes["n"].r == 2.0) and np.all(written.nodes["m"].r == 1.0)
+    assert np.all(written.nodes["fc"].weight == 2.0) and np.all(written.nodes["pool"].kernel_size == 2)
 
 
 # ---------------------------------------------------------------- Rockpool: its dt (1e-3)

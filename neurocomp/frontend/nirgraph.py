@@ -60,8 +60,9 @@ become scalars. Conv1d raises a GraphError naming the nodes.
 
 Export (to_nir) writes the same mapping backwards with g = 1: IF with r = 1/dt (v += dt r I = I, what NIR's
 equation, SpikingJelly's and Norse's readers take; snnTorch's reader refuses it, Sinabs's ignores r), LIF with
-r = tau/dt (lif_r="tau/dt", exact both ways; snnTorch's and SpikingJelly's readers take it) or with r = 1 and
-tau/dt folded into the weights feeding it (lif_r="1", for readers that ignore r: Norse), a LIF with
+r = 1 and tau/dt folded into the weights feeding it (lif_r="1": every reader takes it, Norse's, which ignores r,
+included) or r = tau/dt (lif_r="tau/dt": exact both ways, snnTorch's and SpikingJelly's readers take it; the
+default "auto" folds each LIF whose inputs allow it and writes the others so), a LIF with
 decay_u > 0 as CubaLIF with w_in = tau_syn/dt, Readouts as I, LI or CubaLI with unit gain, and v_reset =
 -v_init, so the NIR potential is ours shifted. Reset by subtraction and a finite v_min have no NIR form and are
 refused. Scale exports as nir.Scale (import folds it into the next weighted op again). save_nir writes under
@@ -167,7 +168,7 @@ NIR_KIND = Kind("neurocomp-written .nir", False, _not_our_nir)
 
 
 def save_nir(graph: Graph, path: str | Path, dt: float = 1e-3, inputs: Sequence[str | Path] = (),
-             lif_r: str = "tau/dt", bias_timing: str = "held") -> None:
+             lif_r: str = "auto", bias_timing: str = "held") -> None:
     """Write under the neurocomp.safewrite policy; `inputs`: files the output must not replace or contain; `lif_r`
     and `bias_timing` as to_nir takes them."""
     import h5py
@@ -756,12 +757,14 @@ def _topo_ordered(graph: Graph) -> Graph:
 # ---------------------------------------------------------------- export
 
 
-LIF_RS = ("tau/dt", "1")
+LIF_RS = ("auto", "tau/dt", "1")
 
 
-def to_nir(graph: Graph, dt: float = 1e-3, lif_r: str = "tau/dt", bias_timing: str = "held") -> nir.NIRGraph:
-    """NIR of our Graph at `dt`. lif_r="tau/dt" writes each LIF's unit input gain as r = tau/dt (exact both ways);
-    "1" writes r = 1 and folds tau/dt into the weights of the ops feeding it, for readers that ignore r (Norse).
+def to_nir(graph: Graph, dt: float = 1e-3, lif_r: str = "auto", bias_timing: str = "held") -> nir.NIRGraph:
+    """NIR of our Graph at `dt`. lif_r="1" writes each LIF's unit input gain as r = 1 with tau/dt folded into the
+    weights of the ops feeding it, the form every reader takes (Norse's ignores r); "tau/dt" writes r = tau/dt
+    (exact both ways); "auto" folds every LIF whose inputs allow it (each an op with weights feeding only it) and
+    writes the others with r = tau/dt.
     bias_timing="held" writes what our graph computes in NIR's terms: a layer L deep, whose bias acts L ticks
     before its input, starts where those ticks carry it (GraphError where no start does); "early" writes the
     biases as they are and marks the file, which only from_nir honours."""
@@ -776,7 +779,8 @@ def to_nir(graph: Graph, dt: float = 1e-3, lif_r: str = "tau/dt", bias_timing: s
     require_export(graph)
     if bias_timing == "held":
         graph = _advance_biases(graph)
-    unit_r = {n.name for n in graph.nodes if isinstance(n, LIF) and not np.any(n.decay_u)} if lif_r == "1" else set()
+    plain = {n.name for n in graph.nodes if isinstance(n, LIF) and not np.any(n.decay_u)}
+    unit_r = {"1": plain, "tau/dt": set(), "auto": {name for name in plain if _foldable(graph, name) is None}}[lif_r]
     graph = _fold_lif_gains(graph, unit_r)
     nodes = {n.name: _export(graph, n, dt, n.name in unit_r) for n in graph.nodes}
     meta = {k: v for k, v in graph.metadata.items() if k != BIAS_TIMING}
@@ -805,20 +809,37 @@ def _fold_lif_gains(graph: Graph, lifs: set[str]) -> Graph:
     Affine/Conv2d ops feeding it, each of which must feed only that LIF (a Conv2d: a uniform gain)."""
     scaled: dict[str, Node] = {}
     for name in lifs:
-        decay = getattr(graph.node(name), "decay")
-        gain = 1.0 / (1.0 - np.broadcast_to(np.asarray(decay, dtype=np.float64), graph.shape(name)))
+        pred = _foldable(graph, name)
+        if pred is not None:
+            raise GraphError(f"LIF {name!r}: r = 1 needs its input gain tau/dt in the weights of the ops feeding "
+                             f"it, each an Affine (or, for a uniform gain, a Conv2d) feeding only it; "
+                             f"{pred!r} ({type(graph.node(pred)).__name__}) is not; write it with lif_r='tau/dt'")
+        gain = _lif_gain(graph, name)
         for pred in graph.predecessors(name):
             op = graph.node(pred)
-            if not isinstance(op, (Affine, Conv2d)) or graph.successors(pred) != [name] \
-                    or (isinstance(op, Conv2d) and np.ptp(gain) > 0):
-                raise GraphError(f"LIF {name!r}: r = 1 needs its input gain tau/dt in the weights of the ops feeding "
-                                 f"it, each an Affine (or, for a uniform gain, a Conv2d) feeding only it; "
-                                 f"{pred!r} ({type(op).__name__}) is not; write it with lif_r='tau/dt'")
             rows = gain if isinstance(op, Affine) else gain.reshape(-1)[:1]
             rows = rows.reshape((-1,) + (1,) * (op.weight.ndim - 1))
             bias = None if op.bias is None else op.bias * rows.reshape(-1)
             scaled[pred] = dataclasses.replace(op, weight=op.weight * rows, bias=bias)
     return Graph(tuple(scaled.get(n.name, n) for n in graph.nodes), graph.edges, graph.metadata)
+
+
+def _lif_gain(graph: Graph, name: str) -> np.ndarray:
+    """A LIF's input gain per tick, tau/dt = 1 / (1 - decay), per neuron."""
+    decay = getattr(graph.node(name), "decay")
+    return 1.0 / (1.0 - np.broadcast_to(np.asarray(decay, dtype=np.float64), graph.shape(name)))
+
+
+def _foldable(graph: Graph, name: str) -> str | None:
+    """None if the LIF's gain can go into the weights of every op feeding it, else the first op that cannot take
+    it: not an Affine or Conv2d, feeding more than the LIF, or a Conv2d under a gain that is not uniform."""
+    uniform = np.ptp(_lif_gain(graph, name)) == 0
+    for pred in graph.predecessors(name):
+        op = graph.node(pred)
+        if not isinstance(op, (Affine, Conv2d)) or graph.successors(pred) != [name] or (isinstance(op, Conv2d)
+                                                                                          and not uniform):
+            return pred
+    return None
 
 
 def _export(graph: Graph, node: Node, dt: float, unit_r: bool) -> nir.NIRNode:
