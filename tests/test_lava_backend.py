@@ -238,22 +238,24 @@ def test_missing_lava_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
 # --- heavier runs -------------------------------------------------------------------------------------------
 
-DIGITS = Path(__file__).resolve().parents[1] / "build" / "models"
+@pytest.fixture(scope="module")
+def digits_model():
+    """The bundled digits SNN as `make models` builds it (about 10 s), and four of its test digits."""
+    from neurocomp.models import digits
+
+    x, y, xt, _ = digits.dataset()
+    return digits.to_snn(digits.train(x, y), x), xt[:4]
 
 
 @pytest.mark.lava
 @pytest.mark.slow
 @needs_lava
 @pytest.mark.parametrize("target", ["loihi", "truenorth"])
-def test_digits_model_equals_emulator(target: str) -> None:
-    if not (DIGITS / "digits_snn.pt").is_file():
-        pytest.skip("build/models/digits_snn.pt not built (make models)")
-    from neurocomp.frontend import load_model
-
-    t, graph = load_target(target), load_model(DIGITS / "digits_snn.pt")
+def test_digits_model_equals_emulator(target: str, digits_model) -> None:
+    graph, test = digits_model
+    t = load_target(target)
     program = compile_graph(graph, t, CompileOptions()).program
-    with np.load(DIGITS / "digits_test.npz") as z:
-        x = {graph.inputs[0].name: z["input"][:4]}
+    x = {graph.inputs[0].name: test}
     emu = assert_lava_equals_emulator(program, t, x, ticks=35)
     assert all(s.sum() > 0 for s in emu.spikes.values())
 

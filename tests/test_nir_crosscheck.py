@@ -86,8 +86,7 @@ def _compare(ours: Graph, theirs: nir.NIRGraph, x: np.ndarray, layers: list[str]
 
 def test_lif_norse_fixture_matches_norse():
     path = NIR_DIR / "lif_norse.nir"
-    if not path.is_file():
-        pytest.skip(f"{path} not found (shared data)")
+    assert path.is_file(), f"{path}: the shared NIR fixtures are missing (../shared/data/nir)"
     x = (np.random.default_rng(0).random((4, 300, 1)) < 0.7).astype(np.uint8)
     _compare(load_nir(path, dt=DT), nir.read(path), x, ["1"], DT)
 
@@ -120,7 +119,6 @@ def test_lif_affine_network_in_nir_matches_norse():
 
 def test_braille_recurrent_cubalif_fixture_matches_norse():
     path = NIR_DIR / "braille_noDelay_noBias_subtract.nir"
-    if not path.is_file():
-        pytest.skip(f"{path} not found (shared data)")
+    assert path.is_file(), f"{path}: the shared NIR fixtures are missing (../shared/data/nir)"
     x = (np.random.default_rng(3).random((2, 150, 12)) < 0.3).astype(np.uint8)
     _compare(load_nir(path, dt=DT), nir.read(path), x, ["lif1.lif", "lif2"], DT)
