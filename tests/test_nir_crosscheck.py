@@ -34,7 +34,6 @@ import logging
 
 import nir
 import numpy as np
-import pytest
 import torch
 
 from neurocomp.backends import reference
