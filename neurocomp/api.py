@@ -39,7 +39,8 @@ def compile(model: str | Path | Graph, target: str | Path | Target, *, timesteps
     `timesteps`: ticks per inference (default: what the model was trained for, else 32); `weights`: the target's
     weight mode (truenorth: bits, levels or trinary); `profile`: calibration input per graph input, to place by
     measured traffic; `dt`, `if_gain`, `integrator`, `bias_timing`: how a .nir file is read (docs/NIR.md);
-    `progress` is called with each stage's name as it starts. The program keeps its graph, report and routes until saved."""
+    `progress` is called with each stage's name as it starts. The program keeps its graph, report and routes until
+    saved."""
     from neurocomp.compiler import CompileOptions, compile_graph
     from neurocomp.frontend import load_model
 

@@ -345,7 +345,8 @@ def _bias_alone(lay: Layer, start: np.ndarray, ticks: int, doing: str) -> np.nda
 
 HOLD, WRITE = "hold its bias back", "write its bias as starting with its input"
 _EARLY = {HOLD: "to let every bias act from tick 0",
-          WRITE: "to write the biases as they act here, from tick 0, in a file marked so (only neurocomp reads the mark)"}
+          WRITE: "to write the biases as they act here, from tick 0, in a file marked so (only neurocomp reads "
+                 "the mark)"}
 
 
 def _unheld(lay: Layer, ticks: int, doing: str, why: str) -> GraphError:
