@@ -83,7 +83,8 @@ class Numpy:
         return np.where(cond, a, b)
 
     def matrix(self, m: np.ndarray | sp.csr_matrix, dtype: Any) -> np.ndarray | sp.csr_matrix:
-        return m.astype(dtype)
+        """`m` in `dtype`, itself where it already is (a plan's matrices are read, never written)."""
+        return m.astype(dtype, copy=False)
 
 
 class Torch:
