@@ -199,7 +199,8 @@ def render(page: Path, tmp_path: Path) -> tuple[str, list[str]]:
     exe = shutil.which(CHROMIUM)
     if exe is None:
         pytest.fail(f"{CHROMIUM} is not installed (Debian: apt-get install {CHROMIUM}); the browser tests need it")
-    quiet = ["--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"]
+    quiet = ["--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
+             "--disable-dev-shm-usage"]   # a small /dev/shm (containers) would crash the renderer
     done = subprocess.run([exe, "--headless", "--disable-gpu", "--no-sandbox", *quiet, "--enable-logging=stderr",
                            "--v=0", f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", page.as_uri()],
                           capture_output=True, text=True, timeout=120)
