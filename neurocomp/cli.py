@@ -126,7 +126,7 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     e.add_argument("model", help="a .pt or .nir model, or a program directory (its model.pt is exported)")
     e.add_argument("--nir", help="output .nir file")
     e.add_argument("--dt", type=POSITIVE, default=1e-3, help="time step that maps LIF decays to NIR time constants")
-    e.add_argument("--lif-r", choices=LIF_RS, default=LIF_RS[0],
+    e.add_argument("--lif-r", choices=cli_nir.LIF_RS, default=cli_nir.LIF_RS[0],
                    help="LIF input gain as written: r = 1 with tau/dt folded into the weights before it (every reader, "
                         "Norse's too), r = tau/dt (exact both ways; snnTorch, SpikingJelly), or 'auto': r = 1 wherever "
                         "the LIF's inputs take the fold; docs/NIR.md")
@@ -144,9 +144,6 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     for command_parser in sub.choices.values():
         command_parser.add_argument("--quiet", action="store_true", help="print nothing but errors (and --json's object)")
     return p
-
-
-LIF_RS = ("auto", "tau/dt", "1")   # nirgraph's
 
 
 def _convert_parser(sub, full: bool) -> None:

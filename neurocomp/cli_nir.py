@@ -1,4 +1,4 @@
-"""The command line's options for reading a NIR file where its meaning is open (docs/NIR.md).
+"""The command line's options for reading a NIR file where its meaning is open, and writing one (docs/NIR.md).
 
 The choices mirror neurocomp.frontend.nirgraph's, which is not imported here so that `neurocomp --help` stays fast
 (tests/test_cli_output.py holds them equal).
@@ -9,6 +9,7 @@ import argparse
 from typing import Any, Callable
 
 IF_GAINS, INTEGRATORS, BIAS_TIMINGS = ("auto", "nir", "step"), ("auto", "euler", "exp"), ("held", "early")
+LIF_RS = ("auto", "tau/dt", "1")   # how export writes a LIF's gain
 READING = ("dt", "if_gain", "integrator", "bias_timing")
 
 

@@ -109,10 +109,10 @@ def test_the_nir_reading_options_reach_the_reader(tmp_path, capsys):
 def test_the_clis_nir_choices_are_the_readers():
     import inspect
 
-    from neurocomp import cli, cli_nir
+    from neurocomp import cli_nir
     from neurocomp.frontend import load_model, nirgraph
 
-    assert (cli_nir.IF_GAINS, cli_nir.INTEGRATORS, cli_nir.BIAS_TIMINGS, cli.LIF_RS) == \
+    assert (cli_nir.IF_GAINS, cli_nir.INTEGRATORS, cli_nir.BIAS_TIMINGS, cli_nir.LIF_RS) == \
         (nirgraph.IF_GAINS, nirgraph.INTEGRATORS, nirgraph.BIAS_TIMINGS, nirgraph.LIF_RS)
     assert list(inspect.signature(load_model).parameters)[1:] == list(cli_nir.READING)
 

@@ -125,9 +125,10 @@ def rebuild(base: Plan, program: Program, target: Target, changed: np.ndarray) -
             if h:
                 redo[b.rows] = True
     weights = sp.csr_matrix(target.hooks.synapse_matrix(n), dtype=np.int64)
-    blocks = [b for b, h in zip(base.blocks, hit) if not h]
-    blocks += _composed(n, weights, stoch, dict(base.routes), base.n_shared, redo, target)
-    return _plan(n, weights, stoch, blocks, dict(base.routes), base.shared, base.n_shared, base.hops, target)
+    routes = dict(base.routes)
+    blocks = [b for b, h in zip(base.blocks, hit) if not h] + _composed(n, weights, stoch, routes, base.n_shared, redo,
+                                                                          target)
+    return _plan(n, weights, stoch, blocks, routes, base.shared, base.n_shared, base.hops, target)
 
 
 def _same_groups(a: Any, b: Any) -> bool:
