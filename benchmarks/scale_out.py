@@ -1,6 +1,6 @@
 """Scale-out on Ray: serial vs a local Ray of 2 workers, for tracking clips and for a digits accuracy sweep.
 
-    python benchmarks/scale_out.py [--clips 8] [--frames 20] [--program DIR] [--repeat 3]
+    python benchmarks/scale_out.py [--clips 8] [--frames 20] [--program DIR] [--repeat 7]
 
 (1) `neurocomp track PROGRAM --clips 8` (the core-native micro SiamSNN on TrueNorth, compiled into build/ unless
 --program names one) with --workers 1 and --workers 2, as separate processes; (2) the sweep helper over 2 targets x
@@ -106,7 +106,7 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=8)
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--program", help="a compiled SiamSNN program (default: build/scale_out/siamsnn_micro.truenorth)")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=7)
     args = ap.parse_args()
     start = time.perf_counter()
     BUILD.mkdir(parents=True, exist_ok=True)

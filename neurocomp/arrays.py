@@ -17,11 +17,43 @@ import scipy.sparse as sp
 CLIP_MIN = 1 << 12   # elements from which np.clip beats np.maximum + np.minimum, and a product a masked assignment
 
 
+@functools.cache
+def _int_mm() -> Any:
+    """torch's int8 x int8 -> int32 matrix product (VNNI / AMX kernels on CPU), or None where this torch has none.
+    Imported only for products large enough to pay for it: a small run never loads torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return getattr(torch, "_int_mm", None)
+
+
+def int8_of(m: np.ndarray) -> tuple[np.ndarray, int] | None:
+    """m == q * scale with q int8 and scale the largest power of two dividing every entry; None where m has
+    non-integers or q leaves int8. Plan matrices hold weights of few bits times a power of two."""
+    if not np.array_equal(m, np.rint(m)) or np.abs(m).max(initial=0) >= 1 << 62:
+        return None
+    ints = m.astype(np.int64)
+    nonzero = ints[ints != 0]
+    scale = int((nonzero & -nonzero).min()) if nonzero.size else 1
+    q = ints // scale
+    if q.min(initial=0) < -128 or q.max(initial=0) > 127:
+        return None
+    return q.astype(np.int8), scale
+
+
+def _torch_threads(torch: Any, n: int) -> Any:
+    """torch's intra-op threads set to n for a block (returns the previous count to restore)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    return before
+
+
 class Numpy:
     """The default backend: numpy arrays and scipy CSR matrices."""
 
     name = "numpy"
-    float32, float64, int32, int64, uint8 = np.float32, np.float64, np.int32, np.int64, np.uint8
+    float32, float64, int32, int64, uint8, int8 = np.float32, np.float64, np.int32, np.int64, np.uint8, np.int8
 
     def asarray(self, a: Any, dtype: Any = None) -> np.ndarray:
         return np.asarray(a, dtype=dtype)
@@ -86,6 +118,33 @@ class Numpy:
         """`m` in `dtype`, itself where it already is (a plan's matrices are read, never written)."""
         return m.astype(dtype, copy=False)
 
+    def int8_weights(self, q: np.ndarray) -> Any:
+        """q (U, R) int8 (see `int8_of`) as the int8 kernel takes it; None where this torch has no such kernel."""
+        if _int_mm() is None:
+            return None
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(q))
+
+    def int8_matmul(self, z: np.ndarray, w: Any) -> np.ndarray:
+        """z (M, U) of small integers (0/1 spikes) times `int8_weights` (U, R): exact int32 sums. On one thread:
+        a second costs more than it saves at these sizes."""
+        import torch
+
+        z8 = torch.from_numpy(np.ascontiguousarray(z, dtype=np.int8))
+        before = _torch_threads(torch, 1)
+        try:
+            return _int_mm()(z8, w).numpy()
+        finally:
+            torch.set_num_threads(before)
+
+    def scaled(self, y: np.ndarray, scale: int, dtype: Any, out: np.ndarray | None = None) -> np.ndarray:
+        """y * scale in dtype, into out when given: exact wherever the plan proved dtype exact for the sums."""
+        if out is None:
+            out = np.empty(y.shape, dtype)
+        np.multiply(y, np.float64(scale), out=out, casting="unsafe")
+        return out
+
 
 class Torch:
     """torch tensors on one device; sparse matrices become sparse CSR tensors."""
@@ -96,8 +155,8 @@ class Torch:
         import torch
 
         self.torch, self.device = torch, torch.device(device)
-        self.float32, self.float64, self.int32, self.int64, self.uint8 = (torch.float32, torch.float64, torch.int32,
-                                                                          torch.int64, torch.uint8)
+        self.float32, self.float64, self.int32, self.int64, self.uint8, self.int8 = (
+            torch.float32, torch.float64, torch.int32, torch.int64, torch.uint8, torch.int8)
 
     def asarray(self, a: Any, dtype: Any = None) -> Any:
         if isinstance(a, np.ndarray) and dtype is None:
@@ -157,6 +216,22 @@ class Torch:
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
             return t.sparse_csr_tensor(t.from_numpy(m.indptr.astype(np.int64)), t.from_numpy(m.indices.astype(np.int64)),
                                        t.from_numpy(m.data), size=m.shape, check_invariants=True).to(dtype=dtype, device=self.device)
+
+
+    def int8_weights(self, q: np.ndarray) -> Any:
+        """As Numpy's, on CPU only (the CUDA kernel wants aligned shapes; float products are fast there)."""
+        return None if self.device.type != "cpu" or _int_mm() is None else self.torch.from_numpy(q.copy())
+
+    def int8_matmul(self, z: Any, w: Any) -> Any:
+        before = _torch_threads(self.torch, 1)
+        try:
+            return self.torch._int_mm(z.to(self.torch.int8).contiguous(), w)
+        finally:
+            self.torch.set_num_threads(before)
+
+    def scaled(self, y: Any, scale: int, dtype: Any, out: Any = None) -> Any:
+        r = y.to(dtype) if scale == 1 else (y.to(self.float64) * scale).to(dtype)
+        return r if out is None else out.copy_(r)
 
 
 def namespace(device: str | None) -> Numpy | Torch:

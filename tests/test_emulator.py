@@ -16,7 +16,7 @@ from neurocomp.backends.emulator import COUNTERS
 from neurocomp.backends.emulator.plan import build
 from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.ir.graph import IF, Affine, Conv2d, Flatten, Graph, Input, Output, Readout
-from neurocomp.arrays import Numpy, Torch
+from neurocomp.arrays import Numpy, Torch, int8_of
 from neurocomp.route import grid_hops
 from neurocomp.target import load_target
 from neurocomp.targets.loihi import neuron as lif
@@ -123,6 +123,62 @@ def test_equals_reference_loop_on_random_programs(name, seed, conv, readout, zer
     x = random_spikes(shape, batch=batch, ticks=30, rate=0.3, seed=seed)
     result = emulator.run(program, target, {"x": x})
     assert_same(result, reference_run(program, target, x.reshape(batch, 30, -1)), program)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(TARGETS), seed=st.integers(0, 2 ** 16), conv=st.booleans(), device=st.sampled_from([None, "cpu"]),
+       max_delay=st.sampled_from([1, 4]))
+def test_int8_products_equal_the_reference_loop(name, seed, conv, device, max_delay, monkeypatch):
+    """Every dense product of 0/1 rows through the int8 kernel (as batch-256 runs take it), on numpy and torch:
+    every spike, potential and counter equals the reference loop."""
+    rng = np.random.default_rng(seed)
+    graph = convnet(rng) if conv else mlp(rng, int(rng.integers(3, 40)), int(rng.integers(2, 300)), 4, True)
+    assert int8_run(graph, TARGET[name], rng, max_delay, device, monkeypatch)
+
+
+def int8_run(graph: Graph, target, rng: np.random.Generator, max_delay: int, device: str | None, monkeypatch) -> set[int]:
+    """Runs graph with every dense product int8 where exact, checks it against the reference loop and returns how
+    many parts the int8 products had (1: plain or packed in int8; 2: a packed block as weights and counts)."""
+    monkeypatch.setattr(loop, "INT8_MIN_MACS", 0)
+    monkeypatch.setattr(loop, "DENSE_MIN", {True: 0.0, False: 0.0})
+    parts = set()
+    product = loop._Product.__init__
+
+    def spy(self, *args, **kwargs):
+        product(self, *args, **kwargs)
+        parts.update([len(self.int8[1])] if self.int8 is not None else [])
+
+    monkeypatch.setattr(loop._Product, "__init__", spy)
+    program = with_delays(compile_graph(graph, target, CompileOptions()).program, rng, max_delay)
+    x = random_spikes(dict(program.netlist.inputs)["x"], batch=3, ticks=20, rate=0.3, seed=int(rng.integers(1 << 16)))
+    result = emulator.run(program, target, {"x": x}, device=device)
+    assert_same(result, reference_run(program, target, x.reshape(3, 20, -1)), program)
+    return parts
+
+
+@pytest.mark.parametrize("device", [None, "cpu"])
+def test_int8_packed_blocks_in_one_part_and_in_two(device, monkeypatch):
+    """Loihi packs weights and synapse counts into one matrix: where that leaves int8 (a sparse crossbar, packing
+    scale 2**13) the product runs as two parts, where it fits (scale 2**5 over weights of 2**6) as one."""
+    rng = np.random.default_rng(0)
+    assert int8_run(mlp(rng, 34, 191, 4, True), TARGET["loihi"], rng, 1, device, monkeypatch) == {2}
+    rng = np.random.default_rng(0)
+    graph = Graph([Input("x", (1, 16, 16)), Conv2d("conv", rng.choice([-3.0, -1.0, 1.0, 3.0], size=(4, 1, 3, 3)), padding=1),
+                   IF("c", threshold=6.0), Flatten("flat"), Affine("fc", rng.choice([-1.0, 1.0], size=(10, 1024))),
+                   IF("o", threshold=30.0), Output("out")],
+                  [("x", "conv"), ("conv", "c"), ("c", "flat"), ("flat", "fc"), ("fc", "o"), ("o", "out")])
+    assert 1 in int8_run(graph, TARGET["loihi"], rng, 1, device, monkeypatch)
+
+
+def test_int8_of_keeps_a_power_of_two_and_refuses_what_int8_cannot_hold():
+    q, scale = int8_of(np.array([[64.0, -192.0], [0.0, 2176.0 - 2048.0]]))
+    assert scale == 64 and q.dtype == np.int8 and q.tolist() == [[1, -3], [0, 2]]
+    q, scale = int8_of(np.array([[1952.0, 2176.0]]))          # a packed block: W + 2048 * A
+    assert scale == 32 and q.tolist() == [[61, 68]]
+    assert int8_of(np.zeros((2, 2)))[1] == 1
+    assert int8_of(np.array([[0.5]])) is None                  # not integers
+    assert int8_of(np.array([[1.0, 129.0]])) is None           # 129 needs 9 bits
+    assert int8_of(np.array([[-128.0, 127.0]]))[0].tolist() == [[-128, 127]]
 
 
 @pytest.mark.parametrize("name", TARGETS)
