@@ -1,17 +1,22 @@
-"""Emulator vs Lava 0.10.0 fixed_pt on the same compiled Loihi programs: speed, and spikes bit for bit.
+"""Emulator vs Lava 0.10.0 fixed_pt on the same compiled programs: speed, and spikes bit for bit.
 
-Networks are neurocomp Graphs compiled for "loihi"; the Lava side is built directly from the
-compiled program (RingBuffer -> Dense -> LIF per layer -> sinks): each layer's per-core synapse
-tables and neuron registers are put back into graph order, one Dense + LIF per layer. That is exact
-because every core of a layer has the same sign mode and weight exponent (the exponent shifts each
-neuron's own summed input, and a neuron lives in one core). The script asserts that every spike of
-every layer and step is identical, then prints one row per network:
+Networks are neurocomp Graphs compiled for "loihi" and for "truenorth". For Loihi the Lava side is
+built directly from the compiled program (RingBuffer -> Dense -> LIF per layer -> sinks): each layer's
+per-core synapse tables and neuron registers are put back into graph order, one Dense + LIF per layer.
+That is exact because every core of a layer has the same sign mode and weight exponent (the exponent
+shifts each neuron's own summed input, and a neuron lives in one core). For TrueNorth it is neurocomp's
+own Lava process (`neurocomp run --backend lava`). The script asserts that every spike of every layer and
+step is identical, then prints one row per network and target:
 
-    Lava steps/s (batch 1)     steady state, after a warm-up run that includes Lava's compile
+    Lava steps/s (batch 1)     steady state: the steps after a warm-up run that includes Lava's compile
+    Lava end-to-end steps/s    all steps over the whole time: building, compiling, running, reading
     emulator steps/s (batch 1) and sample-steps/s (batch 256, or --batch), best of --repeat runs
     synaptic events/s          counted by the emulator, divided by each run's wall time
 
-    .venv/bin/python benchmarks/emulator_vs_lava.py [--ticks 200] [--batch 256] [--repeat 3] [--devices cpu,cuda]
+and, once, the machine's roofs measured here: memory bandwidth (a large copy), fp32 BLAS (sgemm) and
+int8 products (torch._int_mm), on every core, beside the emulator's synaptic events per second.
+
+    .venv/bin/python benchmarks/emulator_vs_lava.py [--ticks 1000] [--batch 256] [--repeat 3] [--devices cpu,cuda]
 
 No timing is asserted (machines differ); the README quotes a measured table.
 """
@@ -28,6 +33,7 @@ import numpy as np
 from results import command_line, write_section
 
 from neurocomp.backends import emulator
+from neurocomp.backends import lava as lava_backend
 from neurocomp.backends.lava_compat import import_lava
 from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.ir.graph import IF, Affine, Conv2d, Flatten, Graph, Input, Output
@@ -98,8 +104,10 @@ def lava_layers(program: Program) -> list[LavaLayer]:
     return out
 
 
-def run_lava(layers: list[LavaLayer], x: np.ndarray, warmup: int) -> tuple[list[np.ndarray], float]:
-    """Spikes (ticks, n) per layer of a one-sample run, and the wall time of the steps after warm-up."""
+def run_lava(layers: list[LavaLayer], x: np.ndarray, warmup: int) -> tuple[list[np.ndarray], float, float]:
+    """Spikes (ticks, n) per layer of a one-sample run, the wall time of the steps after warm-up and the whole
+    wall time (building, compiling, running, reading)."""
+    begin = time.perf_counter()
     import_lava()
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
@@ -128,9 +136,31 @@ def run_lava(layers: list[LavaLayer], x: np.ndarray, warmup: int) -> tuple[list[
         start = time.perf_counter()
         src.run(condition=RunSteps(num_steps=ticks - warmup), run_cfg=cfg)
         wall = time.perf_counter() - start
-        return [s.data.get().T != 0 for s in sinks], wall
+        spikes = [s.data.get().T != 0 for s in sinks]
     finally:
         src.stop()
+    return spikes, wall, time.perf_counter() - begin
+
+
+def run_lava_truenorth(program: Program, target, x: np.ndarray, warmup: int) -> tuple[np.ndarray, float, float]:
+    """neurocomp's TrueNorth Lava process on one sample x (ticks, channels): every neuron's spikes (ticks, N), the
+    wall time of the steps after warm-up and the whole wall time."""
+    from lava.magma.core.run_conditions import RunSteps
+
+    begin = time.perf_counter()
+    network = lava_backend.build(program, target, x.T)
+    cfg = lava_backend.run_config(network)
+    fired = np.zeros((x.shape[0], program.netlist.n_neurons), dtype=bool)
+    try:
+        network.source.run(condition=RunSteps(num_steps=warmup), run_cfg=cfg)
+        start = time.perf_counter()
+        network.source.run(condition=RunSteps(num_steps=x.shape[0] - warmup), run_cfg=cfg)
+        wall = time.perf_counter() - start
+        for ids, sink in zip(network.neuron_ids, network.spike_sinks):
+            fired[:, ids] = sink.data.get().T != 0
+    finally:
+        network.source.stop()
+    return fired, wall, time.perf_counter() - begin
 
 
 def best_run(program: Program, target, x: np.ndarray, repeat: int, device: str | None) -> emulator.RunResult:
@@ -138,20 +168,32 @@ def best_run(program: Program, target, x: np.ndarray, repeat: int, device: str |
     return min(runs, key=lambda r: r.wall_s)
 
 
-def bench(name: str, graph: Graph, args: argparse.Namespace, rng: np.random.Generator) -> dict[str, Any]:
-    target = load_target("loihi")
+def lava_spikes(program: Program, target, x: np.ndarray, warmup: int) -> tuple[list[np.ndarray], float, float]:
+    """Lava's spikes per layer (ticks, n) for one sample x (ticks, channels), its steady and its whole wall time."""
+    if target.spec.family == "loihi":
+        return run_lava(lava_layers(program), x, warmup)
+    fired, wall, total = run_lava_truenorth(program, target, x, warmup)
+    n = program.netlist.expanded()
+    return [fired[:, lm.neurons] for lm in n.layers], wall, total
+
+
+def bench(name: str, graph: Graph, family: str, args: argparse.Namespace, rng: np.random.Generator) -> dict[str, Any]:
+    target = load_target(family)
     program = compile_graph(graph, target, CompileOptions()).program
     shape = dict(program.netlist.inputs)["x"]
     x = (rng.random((args.batch, args.ticks) + shape) < args.rate).astype(np.uint8)
     one = best_run(program, target, x[:1], args.repeat, None)
-    lava_spikes, lava_wall = run_lava(lava_layers(program), x[0].reshape(args.ticks, -1), args.warmup)
-    for lm, spikes in zip(program.netlist.layers, lava_spikes):
+    spikes, lava_wall, lava_total = lava_spikes(program, target, x[0].reshape(args.ticks, -1), args.warmup)
+    layers = program.netlist.expanded().layers if family != "loihi" else program.netlist.layers
+    for lm, theirs in zip(layers, spikes):
         emu = one.spikes[lm.name][0].reshape(args.ticks, -1)
-        assert np.array_equal(emu, spikes), f"{name}: layer {lm.name} differs from Lava"
-        assert emu.any(), f"{name}: layer {lm.name} never fires; the comparison would be vacuous"
+        assert np.array_equal(emu, theirs), f"{name} on {family}: layer {lm.name} differs from Lava"
+    fired = [lm.name for lm in layers if one.spikes[lm.name].any()]
+    assert layers[-1].name in fired, f"{name} on {family}: the last layer never fires; the comparison would be vacuous"
     events_1 = one.core_counts["synaptic_events"].sum()
     lava_steps = (args.ticks - args.warmup) / lava_wall
-    row = {"network": name, "cores": program.netlist.n_cores, "lava_steps_s": lava_steps,
+    row = {"network": name, "target": family, "cores": program.netlist.n_cores, "lava_steps_s": lava_steps,
+           "lava_total_steps_s": args.ticks / lava_total,
            "lava_events_s": events_1 / args.ticks * lava_steps, "emu_steps_s": args.ticks / one.wall_s,
            "emu_events_s_1": events_1 / one.wall_s}
     for device in [None] + args.devices:
@@ -163,13 +205,13 @@ def bench(name: str, graph: Graph, args: argparse.Namespace, rng: np.random.Gene
 
 def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     devices = ["numpy"] + args.devices
-    head = ["network", "cores", "Lava steps/s", "emu steps/s (b=1)", "x Lava"] + \
+    head = ["network", "target", "cores", "Lava steps/s", "Lava end-to-end steps/s", "emu steps/s (b=1)", "x Lava"] + \
         [f"emu sample-steps/s (b={args.batch}, {d})" for d in devices] + ["x Lava (numpy)", "Lava syn ev/s",
                                                                           f"emu syn ev/s (b={args.batch}, numpy)"]
     lines = [" | ".join(head)]
     for r in rows:
-        cells = [r["network"], str(r["cores"]), f"{r['lava_steps_s']:.0f}", f"{r['emu_steps_s']:.0f}",
-                 f"{r['emu_steps_s'] / r['lava_steps_s']:.1f}"]
+        cells = [r["network"], r["target"], str(r["cores"]), f"{r['lava_steps_s']:.0f}", f"{r['lava_total_steps_s']:.0f}",
+                 f"{r['emu_steps_s']:.0f}", f"{r['emu_steps_s'] / r['lava_steps_s']:.1f}"]
         cells += [f"{r[f'sample_steps_s[{d}]']:.3g}" for d in devices]
         cells += [f"{r['sample_steps_s[numpy]'] / r['lava_steps_s']:.0f}", f"{r['lava_events_s']:.3g}",
                   f"{r['events_s[numpy]']:.3g}"]
@@ -179,7 +221,7 @@ def table(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ticks", type=int, default=200)
+    ap.add_argument("--ticks", type=int, default=1000)
     ap.add_argument("--warmup", type=int, default=20, help="Lava steps run (and compiled) before timing")
     ap.add_argument("--batch", type=int, default=256)
     ap.add_argument("--rate", type=float, default=0.2, help="input spikes per pixel and tick")
@@ -190,22 +232,58 @@ def main() -> None:
     args = ap.parse_args()
     start, text = time.perf_counter(), []
     for busy in (False, True):   # the ratio must hold on a busy machine too: a second CPU-bound process beside it
-        rng = np.random.default_rng(0)
         with _busy_process() if busy else contextlib.nullcontext():
-            rows = [bench("dense 784-256-10", dense_net(rng), args, rng), bench("conv 1x16x16-4c3x3-10", conv_net(rng), args, rng)]
-        text += [f"{'beside a CPU-bound process' if busy else 'quiet machine'} (spikes identical to Lava, every layer "
-                 f"and step):", "", "```", table(rows, args), "```", ""]
-        print("\n".join(text[-6:]), flush=True)
+            rows = [bench(name, net(np.random.default_rng(0)), family, args, np.random.default_rng(1))
+                    for family in ("loihi", "truenorth") for name, net in NETS]
+            text += [f"{'beside a CPU-bound process' if busy else 'quiet machine'} (spikes identical to Lava, every "
+                     f"layer and step):", "", "```", table(rows, args), "```", ""]
+            if not busy:
+                text += roofs(rows, args.batch)
+        print("\n".join(text[-12 if not busy else -6:]), flush=True)
     if not args.no_write:
         write_section("emulator_vs_lava", "emulator_vs_lava: Loihi emulator vs Lava fixed_pt, steady state", "\n".join(text),
                       command_line(),
                       time.perf_counter() - start)
 
 
+NETS = (("dense 784-256-10", dense_net), ("conv 1x16x16-4c3x3-10", conv_net))
+
+
+def roofs(rows: list[dict[str, Any]], batch: int) -> list[str]:
+    """The machine's limits, measured here on every core, beside the emulator's synaptic events per second."""
+    import torch
+
+    size = 1 << 27
+    a, b = np.ones(size // 8), np.empty(size // 8)
+    copy = min(_seconds(lambda: np.copyto(b, a)) for _ in range(5))
+    x = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
+    sgemm = min(_seconds(lambda: x @ x) for _ in range(5))
+    q = torch.randint(-127, 128, (2048, 2048), dtype=torch.int8)
+    int8 = min(_seconds(lambda: torch._int_mm(q, q)) for _ in range(5))
+    macs = 2048 ** 3
+    lines = [f"roofs of this machine (every core): memory {2 * size / copy / 1e9:.1f} GB/s (copy), fp32 BLAS "
+             f"{macs / sgemm:.3g} MAC/s (sgemm 2048), int8 {macs / int8:.3g} MAC/s (torch._int_mm 2048); a synaptic "
+             "event is one multiply-add of a weight by a spike, so its roof is the int8 one:", "", "```",
+             f"network | target | emu syn ev/s (b={batch}) | of the int8 roof | of the fp32 roof"]
+    for r in rows:
+        ev = r["events_s[numpy]"]
+        lines.append(f"{r['network']} | {r['target']} | {ev:.3g} | {ev / (macs / int8):.1%} | {ev / (macs / sgemm):.1%}")
+    return lines + ["```", ""]
+
+
+def _seconds(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def _spin(stop) -> None:
+    from threadpoolctl import threadpool_limits
+
     x = np.random.default_rng(1).random((256, 256))
-    while not stop.is_set():
-        x = np.tanh(x @ x.T / 256)
+    with threadpool_limits(1):   # one core: BLAS would otherwise take both
+        while not stop.is_set():
+            x = np.tanh(x @ x.T / 256)
 
 
 @contextlib.contextmanager

@@ -7,9 +7,11 @@ float ranges proven exact, and never relies on integer overflow.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import sys
 import warnings
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import scipy.sparse as sp
@@ -42,11 +44,19 @@ def int8_of(m: np.ndarray) -> tuple[np.ndarray, int] | None:
     return q.astype(np.int8), scale
 
 
-def _torch_threads(torch: Any, n: int) -> Any:
-    """torch's intra-op threads set to n for a block (returns the previous count to restore)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    return before
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """torch at one intra-op thread meanwhile, where torch is loaded (threads started meanwhile start so too): the
+    int8 kernel's second thread costs more than it saves at the emulator's sizes."""
+    torch = sys.modules.get("torch")
+    before = None if torch is None else torch.get_num_threads()
+    if torch is not None:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if torch is not None:
+            torch.set_num_threads(before)
 
 
 class Numpy:
@@ -127,16 +137,12 @@ class Numpy:
         return torch.from_numpy(np.ascontiguousarray(q))
 
     def int8_matmul(self, z: np.ndarray, w: Any) -> np.ndarray:
-        """z (M, U) of small integers (0/1 spikes) times `int8_weights` (U, R): exact int32 sums. On one thread:
-        a second costs more than it saves at these sizes."""
+        """z (M, U) of small integers (0/1 spikes) times `int8_weights` (U, R): exact int32 sums."""
         import torch
 
         z8 = torch.from_numpy(np.ascontiguousarray(z, dtype=np.int8))
-        before = _torch_threads(torch, 1)
-        try:
+        with one_torch_thread():
             return _int_mm()(z8, w).numpy()
-        finally:
-            torch.set_num_threads(before)
 
     def scaled(self, y: np.ndarray, scale: int, dtype: Any, out: np.ndarray | None = None) -> np.ndarray:
         """y * scale in dtype, into out when given: exact wherever the plan proved dtype exact for the sums."""
@@ -223,11 +229,8 @@ class Torch:
         return None if self.device.type != "cpu" or _int_mm() is None else self.torch.from_numpy(q.copy())
 
     def int8_matmul(self, z: Any, w: Any) -> Any:
-        before = _torch_threads(self.torch, 1)
-        try:
+        with one_torch_thread():
             return self.torch._int_mm(z.to(self.torch.int8).contiguous(), w)
-        finally:
-            self.torch.set_num_threads(before)
 
     def scaled(self, y: Any, scale: int, dtype: Any, out: Any = None) -> Any:
         r = y.to(dtype) if scale == 1 else (y.to(self.float64) * scale).to(dtype)

@@ -83,8 +83,9 @@ class TargetHooks(Protocol):
     def stochastic_synapses(self, n: Netlist, spec: TargetSpec) -> Any | None:
         """The synapses that fire with a probability, or None when all are deterministic."""
 
-    def copies_identical(self, n: Netlist) -> bool:
-        """Whether a neuron's fan-out copies (Netlist.copies) compute identical spikes."""
+    def deterministic(self, n: Netlist) -> bool:
+        """Whether no update draws random numbers: fan-out copies (Netlist.copies) then compute identical spikes,
+        and a batch can be split."""
 
     def stepper(self, n: Netlist, spec: TargetSpec, batch: int, acc_bound: int, xp: Any) -> Any:
         """The emulator's vectorised neuron update for the whole netlist."""

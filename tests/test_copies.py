@@ -48,7 +48,7 @@ def test_copies_run_once_and_equal_the_expanded_chip():
 def test_stochastic_programs_run_every_copy():
     n = _program()[0].netlist
     program, target = _program({"tm": np.full(n.n_neurons, 3, dtype=np.int64)})
-    assert not target.hooks.copies_identical(program.netlist)
+    assert not target.hooks.deterministic(program.netlist)
     ready = emulator.prepare(program, target)
     assert ready.members is None and ready.program.netlist.n_neurons == n.hw_neurons
 

@@ -425,3 +425,48 @@ def test_truenorth_stepper_equals_the_reference_step(seed, stochastic, xp):
         got = xp.numpy(fast(xp.asarray(acc.T.copy()), draws))
         np.testing.assert_array_equal(got.T, spikes)
         np.testing.assert_array_equal(xp.numpy(fast.v).T, v)
+
+
+def test_span_names_a_layer_order_in_order_transposed_or_permuted():
+    """Recording gathers a layer's spikes from its neuron range: in order, as a transpose (a conv's cores keep a
+    position's channels together, the layer is channel-major), or through the permutation."""
+    assert loop._span(np.arange(5, 11))[1] is None and loop._span(np.arange(5, 11))[0] == slice(5, 11)
+    conv = 7 + np.arange(12).reshape(4, 3).T.ravel()   # 3 channels x 4 positions, neuron = 7 + position * 3 + channel
+    assert loop._span(conv) == (slice(7, 19), (3, 4))
+    other = np.array([2, 0, 1, 3])
+    span, order = loop._span(other + 1)
+    assert span == slice(1, 5) and order.tolist() == [2, 0, 1, 3]
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(name=st.sampled_from(TARGETS), seed=st.integers(0, 2 ** 16), conv=st.booleans(), threads=st.sampled_from([2, 3]),
+       batch=st.sampled_from([3, 7]))
+def test_a_batch_split_over_threads_gives_the_whole_batchs_run(name, seed, conv, threads, batch, monkeypatch):
+    """Large batches run as parts on the BLAS threads side by side (forced here for small ones): every spike,
+    potential, counter, tick time and merge equals the reference loop and the unsplit run."""
+    rng = np.random.default_rng(seed)
+    target = TARGET[name]
+    graph = convnet(rng) if conv else mlp(rng, int(rng.integers(3, 40)), int(rng.integers(2, 300)), 4, True)
+    program = with_delays(compile_graph(graph, target, CompileOptions()).program, rng, 3)
+    x = random_spikes(dict(program.netlist.inputs)["x"], batch=batch, ticks=20, rate=0.3, seed=seed)
+    whole = emulator.run(program, target, {"x": x})
+    controller = loop._blas_controller()[0]
+    monkeypatch.setattr(loop, "_blas_controller", lambda: (controller, threads))
+    monkeypatch.setattr(loop, "SPLIT_MIN_CELLS", 0)
+    assert len(loop._batch_parts(emulator.prepare(program, target), target, batch, None)) == threads
+    split = emulator.run(program, target, {"x": x})
+    assert_same(split, reference_run(program, target, x.reshape(batch, 20, -1)), program)
+    np.testing.assert_array_equal(split.tick_s, whole.tick_s)
+    assert split.timing == whole.timing and split.layer_counts == whole.layer_counts
+
+
+def test_runs_that_draw_random_numbers_never_split(monkeypatch):
+    """A stochastic program's draws depend on the batch's shape: its batch stays whole, so a seed gives one run."""
+    program, target, _ = stochastic_program(100.0)
+    controller = loop._blas_controller()[0]
+    monkeypatch.setattr(loop, "_blas_controller", lambda: (controller, 2))
+    monkeypatch.setattr(loop, "SPLIT_MIN_CELLS", 0)
+    assert len(loop._batch_parts(emulator.prepare(program, target), target, 8, None)) == 1
+    deterministic, _, _ = stochastic_program(100.0, (0, 0, 0, 0))
+    assert len(loop._batch_parts(emulator.prepare(deterministic, target), target, 8, None)) == 2
+    assert len(loop._batch_parts(emulator.prepare(deterministic, target), target, 8, "cpu")) == 1

@@ -38,8 +38,8 @@ def _family(**hooks) -> types.ModuleType:
 
 
 def test_a_missing_hook_is_named():
-    with pytest.raises(TargetError, match="targets/fake: hook 'copies_identical' is missing"):
-        check_hooks(_family(copies_identical=None), "fake")
+    with pytest.raises(TargetError, match="targets/fake: hook 'deterministic' is missing"):
+        check_hooks(_family(deterministic=None), "fake")
 
 
 def test_a_hook_with_other_parameters_is_named():
@@ -54,7 +54,7 @@ def test_the_protocol_lists_every_hook_generic_code_calls():
     extension) names a protocol member, so no generic call can meet a family without it."""
     used = {m for path in (ROOT / "neurocomp").rglob("*.py") if "train" not in path.parts
             for m in re.findall(r"(?<!neurocomp\.)\bhooks\.([A-Za-z_]\w*)", path.read_text(encoding="utf-8"))}
-    assert {"legalize", "build_netlist", "stepper", "copies_identical"} <= used
+    assert {"legalize", "build_netlist", "stepper", "deterministic"} <= used
     assert used - {"__name__"} <= set(HOOKS)
 
 

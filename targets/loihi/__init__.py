@@ -1,5 +1,5 @@
 """Loihi hooks (also used by loihi2): quantisation rules, core builder, Lava-exact neuron model."""
-from neurocomp.targets.loihi.emulation import (copies_identical, init_state, neuron_step, potential, stepper,
+from neurocomp.targets.loihi.emulation import (deterministic, init_state, neuron_step, potential, stepper,
                                                stochastic_synapses, synapse_matrix)
 from neurocomp.targets.loihi.exactness import exact_ticks
 from neurocomp.targets.loihi.legalize import adapt, legalize
@@ -12,5 +12,5 @@ from neurocomp.targets.loihi.timing import tick_seconds
 
 __all__ = ["WEIGHT_MODES", "adapt", "check_tables", "exact_ticks", "legalize", "native", "build_netlist", "count_cores", "verify_netlist",
            "check_params", "cluster_composed", "cluster_weights", "neuron_params", "param_limits", "weight_max",
-           "synapse_matrix", "stochastic_synapses", "copies_identical", "init_state", "neuron_step", "potential",
+           "synapse_matrix", "stochastic_synapses", "deterministic", "init_state", "neuron_step", "potential",
            "tick_seconds", "stepper"]

@@ -53,6 +53,6 @@ def stochastic_synapses(n: Netlist, spec: TargetSpec) -> None:
     return None
 
 
-def copies_identical(n: Netlist) -> bool:
-    """Loihi netlists have no fan-out copies (a neuron reaches many axons): trivially identical."""
+def deterministic(n: Netlist) -> bool:
+    """No Loihi update modelled here draws random numbers (and Loihi netlists have no fan-out copies)."""
     return True

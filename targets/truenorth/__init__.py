@@ -1,7 +1,7 @@
 """TrueNorth hooks: quantisation rules, core builder, and the neuron model the emulator runs."""
 from __future__ import annotations
 
-from neurocomp.targets.truenorth.emulation import (StochasticSynapses, copies_identical, init_state, neuron_step, potential,
+from neurocomp.targets.truenorth.emulation import (StochasticSynapses, deterministic, init_state, neuron_step, potential,
                                                    stepper, stochastic_synapses, synapse_matrix)
 from neurocomp.targets.truenorth.exactness import exact_ticks
 from neurocomp.targets.truenorth.legalize import adapt, legalize
@@ -14,4 +14,4 @@ from neurocomp.targets.truenorth.timing import tick_seconds
 
 __all__ = ["WEIGHT_MODES", "adapt", "check_tables", "exact_ticks", "legalize", "native", "build_netlist", "count_cores", "verify_netlist", "check_params", "cluster_composed", "cluster_weights", "neuron_params", "param_limits",
            "weight_max", "synapse_matrix", "init_state", "neuron_step", "potential", "tick_seconds", "stepper",
-           "stochastic_synapses", "StochasticSynapses", "copies_identical"]
+           "stochastic_synapses", "StochasticSynapses", "deterministic"]

@@ -56,10 +56,10 @@ def synapse_matrix(n: Netlist) -> sp.csr_matrix:
     return sp.csr_matrix((w.astype(np.int64), (n.syn_neuron[keep], n.syn_axon[keep])), shape=(n.n_neurons, n.n_axons))
 
 
-def copies_identical(n: Netlist) -> bool:
-    """Whether a neuron's fan-out copies stay identical (Netlist.copies): they share axons, weights and
-    registers, so they do unless an update draws random numbers (stochastic leak, threshold or synapses),
-    whose draws differ per copy."""
+def deterministic(n: Netlist) -> bool:
+    """Whether no update draws random numbers (stochastic leak, threshold or synapses). Then a neuron's fan-out
+    copies (Netlist.copies), which share axons, weights and registers, stay identical, and a batch's samples
+    give the same spikes however the batch is split."""
     p = n.params
     return not (np.any(p["c_lambda"]) or np.any(p["tm"]) or np.any(_stoch_flags(n)))
 

@@ -13,10 +13,12 @@ product is exact by construction (plan.py) and the neuron hooks work in int64.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Mapping, Sequence
@@ -25,7 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import ThreadpoolController
 
-from neurocomp.arrays import int8_of, namespace
+from neurocomp.arrays import int8_of, namespace, one_torch_thread
 from neurocomp.backends.emulator.plan import Block, Plan, build, rebuild
 from neurocomp.encoding import input_spikes
 from neurocomp.ir import sums
@@ -51,6 +53,10 @@ DENSE_MIN = {True: 0.02, False: 0.1}
 DENSE_MAX_CELLS = 1 << 24
 THREADED_MACS = 1 << 24  # a product this large per tick uses every BLAS thread; smaller ones use one
 INT8_MIN_MACS = 1 << 24  # a product this large runs int8 where exact; below, casting its rows to int8 costs the gain
+MEMBERSHIP_CELLS = 1 << 18  # per-core sums of up to this many neuron x core cells, over many rows, as one product
+# A batch whose ticks each touch this many cells (samples x (source rows + neurons)) per BLAS thread is split over
+# those threads, one loop per part side by side: numpy and the int8 kernel release the GIL for arrays this large.
+SPLIT_MIN_CELLS = 1 << 17
 
 
 @dataclass(frozen=True)
@@ -101,7 +107,7 @@ def prepare(program: Program, target: Target, copies: bool = True, base: Prepare
     n = program.netlist
     members = None
     if n.copies is not None and np.any(n.copies > 1):
-        if copies and target.hooks.copies_identical(n):
+        if copies and target.hooks.deterministic(n):
             members = n.copies
         else:
             program = dataclasses.replace(program, netlist=n.expanded())
@@ -125,10 +131,72 @@ def run(program: Program | Prepared, target: Target, inputs: Mapping[str, np.nda
     if ticks is not None:  # else the input's own ticks, already in memory
         require_run(n.n_neurons, sum(math.prod(s) for _, s in n.inputs), batch_of(inputs), ticks)
     x = _layer_inputs(ready.program.netlist, inputs, ticks, int(target.spec.get("core.message_bits", 0)))
-    loop = _Loop(ready, target, namespace(device), x, record, seed)
+    (B, T), n = x.shape[:2], ready.program.netlist
+    spiking, readout = _recorded(n, record)
+    spk = {lm.name: np.zeros((B, T, lm.neurons.size), dtype=np.uint8) for lm, _, _ in spiking}
+    pot = {lm.name: np.zeros((B, T, lm.neurons.size)) for lm in readout}
+    parts, xp = _batch_parts(ready, target, B, device), namespace(device)
+    loops = [_Loop(ready, target, xp, x[part], (spiking, readout, {k: v[part] for k, v in spk.items()},
+                                                 {k: v[part] for k, v in pot.items()}), seed, len(parts) > 1)
+             for part in parts]
     setup = time.perf_counter() - start
-    loop.run()
-    return loop.result(time.perf_counter() - start - setup, setup)
+    _run_side_by_side(loops)
+    return _result(loops, spk, pot, time.perf_counter() - start - setup, setup)
+
+
+def _batch_parts(ready: Prepared, target: Target, batch: int, device: str | None) -> list[slice]:
+    """The batch in one part per configured BLAS thread where that pays (SPLIT_MIN_CELLS per thread, numpy runs),
+    else whole. Only runs that draw no random numbers split: their samples never interact, so the spikes,
+    potentials and counters are the whole batch's, whatever the split."""
+    threads = min(_blas_controller()[1], batch)
+    cells = batch * (ready.plan.rows + ready.plan.n_neurons)
+    if device is not None or threads < 2 or cells < SPLIT_MIN_CELLS * threads or \
+            not target.hooks.deterministic(ready.program.netlist):
+        return [slice(0, batch)]
+    bounds = np.linspace(0, batch, threads + 1).astype(int)
+    return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
+def _run_side_by_side(loops: list[_Loop]) -> None:
+    """One loop here; several on threads, with BLAS and torch at one thread each meanwhile."""
+    if len(loops) == 1:
+        loops[0].run()
+        return
+    with _blas_threads(1), one_torch_thread(), ThreadPoolExecutor(len(loops)) as pool:
+        for done in [pool.submit(loop.run) for loop in loops]:
+            done.result()
+
+
+def _recorded(n: Netlist, record: Sequence[str] | None) -> tuple[list, list]:
+    """The recorded spiking layers (with their neuron span and order, `_span`) and read-out layers."""
+    record = sums.expand(record, n.notes.get(sums.KEY, {}))
+    layers = [lm for lm in n.layers if record is None or lm.name in record]
+    return [(lm, *_span(lm.neurons)) for lm in layers if lm.kind == "spiking"], [lm for lm in layers if lm.kind == "readout"]
+
+
+def _result(loops: list[_Loop], spk: dict[str, np.ndarray], pot: dict[str, np.ndarray], wall: float,
+            setup: float) -> RunResult:
+    """The whole batch's result from its parts' loops (in batch order), which wrote into spk and pot."""
+    first = loops[0]
+    n, T = first.program.netlist, first.ticks
+    B = sum(loop.batch for loop in loops)
+    totals = first.totals if len(loops) == 1 else {k: sum(loop.totals[k] for loop in loops) for k in COUNTERS}
+    tick_s = np.concatenate([loop.tick_s for loop in loops])
+    slack = None if first.slack is None else np.concatenate([loop.slack for loop in loops])
+    shape = {lm.name: lm.shape for lm in n.layers}
+    spikes = {k: v.reshape((B, T) + shape[k]) for k, v in spk.items()}
+    pots = sums.add({k: v.reshape((B, T) + shape[k]) for k, v in pot.items()}, n.notes.get(sums.KEY, {}))
+    return RunResult(spikes, pots, totals, sum(int(loop.merges) for loop in loops), T, B, wall, _layer_counts(n, totals),
+                     tick_s, _timing_summary(tick_s, slack), setup)
+
+
+def _timing_summary(tick_s: np.ndarray, slack: np.ndarray | None) -> dict[str, float | None]:
+    if tick_s.size == 0:
+        return {}
+    known = slack is not None
+    return {"tick_mean_s": float(tick_s.mean()), "tick_worst_s": float(tick_s.max()),
+            "slack": float(slack.min()) if known else None,          # of the worst tick
+            "slack_mean": float(slack.mean()) if known else None}
 
 
 @functools.cache
@@ -306,7 +374,11 @@ class _Loop:
     buffer holds, per tick slot, (batch, source rows) 0/1 as float32; acc, events and counts hold
     the chunk's ticks, (tick, batch, N)."""
 
-    def __init__(self, ready: Prepared, target: Target, xp, x: np.ndarray, record: Sequence[str] | None, seed: int) -> None:
+    def __init__(self, ready: Prepared, target: Target, xp, x: np.ndarray, outputs: tuple[list, list, dict, dict],
+                 seed: int, side_by_side: bool = False) -> None:
+        """outputs: the recorded spiking and read-out layers (`_recorded`) and the arrays their spikes and
+        potentials go to, this loop's batch; `side_by_side`: other loops run beside it on the other BLAS threads,
+        so it never changes thread counts."""
         plan, program = ready.plan, ready.program
         n = program.netlist
         # counters count every copy of a neuron that runs once (float64: exact for any count)
@@ -325,6 +397,9 @@ class _Loop:
         self.acc = xp.zeros((self.chunk, B, N), xp.float32 if acc_bytes == 4 else xp.float64)
         self.counts = None if not groups else xp.zeros((groups, self.chunk, B, N), xp.float32)
         blocks = [_DeviceBlock(b, xp, N, plan.n_inputs, B, self.chunk) for b in plan.blocks]
+        self.threads = (lambda _n: contextlib.nullcontext()) if side_by_side else _blas_threads
+        for b in blocks:
+            b.threaded &= not side_by_side
         for b in blocks:
             b.bind(self.acc, self.events, self.counts)
         self.ahead = [b for b in blocks if b.ahead]
@@ -339,15 +414,11 @@ class _Loop:
         self.shared = [(d, _Product(m, xp, B)) for d, m in plan.shared]
         self.hops = None if plan.hops is None else _Product(plan.hops, xp, B * self.chunk)
         self.sum_dtype = xp.float32 if plan.sum_dtype == np.float32 and ready.members is None else xp.float64
+        self.per_core = _PerCore(plan.neuron_ptr, xp, B * self.chunk, self.sum_dtype)
         self.stepper = target.hooks.stepper(n, target.spec, B, plan.acc_bound, xp)
         self.total = xp.zeros((B, N), self.stepper.dtype)   # this tick's input sums, as the stepper takes them
         self.rng = np.random.default_rng(seed)
-        record = sums.expand(record, n.notes.get(sums.KEY, {}))
-        layers = [lm for lm in n.layers if record is None or lm.name in record]
-        self.spiking = [(lm, *_span(lm.neurons)) for lm in layers if lm.kind == "spiking"]
-        self.readout = [lm for lm in layers if lm.kind == "readout"]
-        self.spk = {lm.name: np.zeros((B, self.ticks, lm.neurons.size), dtype=np.uint8) for lm, _, _ in self.spiking}
-        self.pot = {lm.name: np.zeros((B, self.ticks, lm.neurons.size)) for lm in self.readout}
+        self.spiking, self.readout, self.spk, self.pot = outputs
         self.totals = {k: np.zeros(n.n_cores) for k in COUNTERS}
         self.tick_s = np.zeros((B, self.ticks))
         self.slack: np.ndarray | None = None   # (batch, ticks) when the target knows its real-time slack
@@ -365,11 +436,11 @@ class _Loop:
             if self.counts is not None:
                 self.counts[:, :k] = 0
             for b in self.ahead:   # a second BLAS thread beside a busy core costs far more than it saves here
-                with _blas_threads(None if b.threaded else 1):
+                with self.threads(None if b.threaded else 1):
                     piece = max(1, AHEAD_BYTES // b.bytes_per_tick)
                     for at in range(0, k, piece):
                         b.prepare(self.x, t0 + at, min(piece, k - at), at)
-            with _blas_threads(1):
+            with self.threads(1):
                 for j in range(k):
                     self._tick(t0 + j, j)
             self._flush(t0, k)
@@ -406,7 +477,7 @@ class _Loop:
         xp, plan, D = self.xp, self.plan, self.plan.depth
         N, C = plan.n_neurons, plan.neuron_ptr.size - 1
         host = lambda a: xp.numpy(a).astype(np.float64).T  # noqa: E731  (C, k * B), exact sums from here on
-        per_core = lambda a: host(xp.segment_sum(self._all_members(a), plan.neuron_ptr, self.sum_dtype))  # noqa: E731
+        per_core = lambda a: host(self.per_core(self._all_members(a)))  # noqa: E731
         for b in self.counted:
             b.count_active(self.buf, D, k)
         fired = self.buf[D:D + k, :, :N]
@@ -431,8 +502,13 @@ class _Loop:
         gathered in uint8, then one copy per layer into (batch, tick, neurons)."""
         spikes = self.xp.numpy(self.xp.cast(fired, self.xp.uint8))
         for lm, span, order in self.spiking:
-            layer = spikes[:, :, span] if order is None else np.take(spikes[:, :, span], order, axis=2)
-            self.spk[lm.name][:, t0:t0 + k] = layer.transpose(1, 0, 2)
+            into = self.spk[lm.name][:, t0:t0 + k]
+            if isinstance(order, tuple):   # neurons position-major, the layer channel-major: a transpose
+                into.reshape(into.shape[:2] + order)[...] = spikes[:, :, span].reshape(
+                    spikes.shape[:2] + order[::-1]).transpose(1, 0, 3, 2)
+            else:
+                into[...] = (spikes[:, :, span] if order is None else np.take(spikes[:, :, span], order, axis=2)
+                             ).transpose(1, 0, 2)
 
     def _all_members(self, a):
         """Per-neuron values (rows x N) times each neuron's copies, when copies run once."""
@@ -446,22 +522,6 @@ class _Loop:
             if self.slack is None:
                 self.slack = np.zeros_like(self.tick_s)
             self.slack[:, t0:t0 + k] = per_tick(slack)
-
-    def result(self, wall: float, setup: float) -> RunResult:
-        n, B, T = self.program.netlist, self.batch, self.ticks
-        shape = {lm.name: lm.shape for lm in n.layers}
-        spikes = {k: v.reshape((B, T) + shape[k]) for k, v in self.spk.items()}
-        pots = sums.add({k: v.reshape((B, T) + shape[k]) for k, v in self.pot.items()}, n.notes.get(sums.KEY, {}))
-        return RunResult(spikes, pots, self.totals, int(self.merges), T, B, wall, _layer_counts(n, self.totals),
-                         self.tick_s, self._timing_summary(), setup)
-
-    def _timing_summary(self) -> dict[str, float | None]:
-        if self.tick_s.size == 0:
-            return {}
-        known = self.slack is not None
-        return {"tick_mean_s": float(self.tick_s.mean()), "tick_worst_s": float(self.tick_s.max()),
-                "slack": float(self.slack.min()) if known else None,          # of the worst tick
-                "slack_mean": float(self.slack.mean()) if known else None}
 
 
 def _first_writers(blocks: list[_DeviceBlock], n_neurons: int, flag: str) -> bool:
@@ -483,12 +543,36 @@ def _first_writers(blocks: list[_DeviceBlock], n_neurons: int, flag: str) -> boo
     return partial
 
 
-def _span(ids: np.ndarray) -> tuple[slice, np.ndarray | None]:
-    """The range of neuron ids a layer occupies, and the order of its neurons in it (None: in order)."""
+def _span(ids: np.ndarray) -> tuple[slice, np.ndarray | tuple[int, int] | None]:
+    """The range of neuron ids a layer occupies, and the order of its neurons in it: None (in order), (a, b) where
+    layer index i * b + j is neuron a * j + i of the range (channels kept together per position, a conv's cores),
+    else the permutation."""
     lo = int(ids.min()) if ids.size else 0
     order = ids - lo
-    in_order = np.array_equal(order, np.arange(ids.size))
-    return slice(lo, lo + int(order.max(initial=-1)) + 1), None if in_order else order
+    span = slice(lo, lo + int(order.max(initial=-1)) + 1)
+    if np.array_equal(order, np.arange(ids.size)):
+        return span, None
+    a = int(order[1]) if ids.size > 1 else 0
+    if a > 1 and ids.size % a == 0 and np.array_equal(order, np.arange(ids.size).reshape(-1, a).T.ravel()):
+        return span, (a, ids.size // a)
+    return span, order
+
+
+class _PerCore:
+    """Per-core sums (M, C) of per-neuron rows (M, N), in `dtype` (exact: plan.sum_dtype). Few cores over many
+    rows: one product with the 0/1 neuron-to-core matrix, several times faster than segment sums along rows."""
+
+    def __init__(self, ptr: np.ndarray, xp, rows: int, dtype) -> None:
+        self.xp, self.ptr, self.dtype = xp, ptr, dtype
+        cores, n = ptr.size - 1, int(ptr[-1])
+        self.m = None
+        if rows >= 16 and cores * n <= MEMBERSHIP_CELLS:
+            member = np.zeros((n, cores), np.float64)
+            member[np.arange(n), np.repeat(np.arange(cores), np.diff(ptr))] = 1
+            self.m = xp.matrix(member, dtype)
+
+    def __call__(self, a):
+        return self.xp.segment_sum(a, self.ptr, self.dtype) if self.m is None else self.xp.cast(a, self.dtype) @ self.m
 
 
 def _layer_counts(n: Netlist, totals: Mapping[str, np.ndarray]) -> dict[str, dict[str, float]]:
