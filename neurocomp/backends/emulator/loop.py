@@ -400,7 +400,6 @@ class _Loop:
         self.threads = (lambda _n: contextlib.nullcontext()) if side_by_side else _blas_threads
         for b in blocks:
             b.threaded &= not side_by_side
-        for b in blocks:
             b.bind(self.acc, self.events, self.counts)
         self.ahead = [b for b in blocks if b.ahead]
         self.live = [b for b in blocks if not b.ahead]
@@ -426,24 +425,26 @@ class _Loop:
         self.merges = 0
 
     def run(self) -> None:
-        for t0 in range(0, self.ticks, self.chunk):
-            k = min(self.chunk, self.ticks - t0)
-            if self.shared:                      # only shared axons read input rows inside the loop
-                self._load_inputs(t0, k)
-            if self.partial:
-                self.acc[:k] = 0
-                self.events[:k] = 0
-            if self.counts is not None:
-                self.counts[:, :k] = 0
-            for b in self.ahead:   # a second BLAS thread beside a busy core costs far more than it saves here
-                with self.threads(None if b.threaded else 1):
-                    piece = max(1, AHEAD_BYTES // b.bytes_per_tick)
-                    for at in range(0, k, piece):
-                        b.prepare(self.x, t0 + at, min(piece, k - at), at)
-            with self.threads(1):
+        """Every chunk of ticks on one BLAS thread but for the products large enough to share (`threaded`): an idle
+        second BLAS thread spins, and beside a busy core that costs several times the work."""
+        with self.threads(1):
+            for t0 in range(0, self.ticks, self.chunk):
+                k = min(self.chunk, self.ticks - t0)
+                if self.shared:                      # only shared axons read input rows inside the loop
+                    self._load_inputs(t0, k)
+                if self.partial:
+                    self.acc[:k] = 0
+                    self.events[:k] = 0
+                if self.counts is not None:
+                    self.counts[:, :k] = 0
+                for b in self.ahead:
+                    with self.threads(None) if b.threaded else contextlib.nullcontext():
+                        piece = max(1, AHEAD_BYTES // b.bytes_per_tick)
+                        for at in range(0, k, piece):
+                            b.prepare(self.x, t0 + at, min(piece, k - at), at)
                 for j in range(k):
                     self._tick(t0 + j, j)
-            self._flush(t0, k)
+                self._flush(t0, k)
 
     def _load_inputs(self, t0: int, k: int) -> None:
         N, X, D = self.plan.n_neurons, self.plan.n_inputs, self.plan.depth
