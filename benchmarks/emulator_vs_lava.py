@@ -243,7 +243,7 @@ def main() -> None:
                 text += roofs(rows, args.batch)
         print("\n".join(text[shown:]), flush=True)
     if not args.no_write:
-        write_section("emulator_vs_lava", "emulator_vs_lava: Loihi emulator vs Lava fixed_pt, steady state", "\n".join(text),
+        write_section("emulator_vs_lava", "emulator_vs_lava: emulator vs Lava fixed_pt, steady state (Loihi; TrueNorth's own Lava process)", "\n".join(text),
                       command_line(),
                       time.perf_counter() - start)
 

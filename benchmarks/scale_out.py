@@ -4,10 +4,11 @@
 
 (1) `neurocomp track PROGRAM --clips 8` (the core-native micro SiamSNN on TrueNorth, compiled into build/ unless
 --program names one) with --workers 1 and --workers 2, as separate processes; (2) the sweep helper over 2 targets x
-3 values of T for the digits SNN (built into build/models if missing), in this process, best of --repeat. Each
-prints the serial and the parallel work time, their ratio, Ray's start-up (ray.init and its workers' imports)
-and the workers opening the program apart (a serial run opens it before its work too), and checks that the results are identical (the --out files byte for byte, the tables as text). Goals: both
-ratios >= 1.7 on 2 cores. Last, `neurocomp eval --workers 1` is run in a fresh process that must not import ray.
+3 values of T for the digits SNN (built into build/models if missing), in this process, serial and parallel in
+turns, best of --repeat each. Each prints the serial and the parallel work time, their ratio, Ray's start-up
+(ray.init and its workers' imports) and the workers opening the program apart (a serial run opens it before its
+work too), and checks that the results are identical (the --out files byte for byte, the tables as text). Goals:
+both ratios >= 1.7 on 2 cores. Last, `neurocomp eval --workers 1` is run in a fresh process that must not import ray.
 """
 from __future__ import annotations
 
@@ -72,20 +73,19 @@ def digits_sweep(repeat: int) -> list[str]:
     points = grid(["truenorth", "loihi"], [64, 128, 256])
     times: dict[int, list[float]] = {1: [], 2: []}
     tables: dict[int, str] = {}
-    startup = []
-    for workers in (1, 2):
-        with Pool(workers) as pool:
-            startup.append(pool.startup_s)
-            for _ in range(repeat):
+    with Pool(1) as serial, Pool(2) as parallel:
+        for _ in range(repeat):   # serial and parallel in turns, so that a drift of the machine's speed hits both
+            for workers, pool in ((1, serial), (2, parallel)):
                 start, opening = time.perf_counter(), pool.open_s
                 tables[workers] = sweep_table(sweep(model, data, points, pool))
                 times[workers].append(time.perf_counter() - start - (pool.open_s - opening))
+        startup = parallel.startup_s
     one, two = min(times[1]), min(times[2])
     return [f"digits sweep: 2 targets x T in (64, 128, 256), the 360 held-out digits, best of {repeat}",
             tables[1].rstrip("\n"),
             f"  serial {one:.2f} s, 2 workers {two:.2f} s: speed-up {one / two:.2f}x (goal >= 1.7x); "
             f"tables identical: {tables[1] == tables[2]}",
-            f"  Ray start-up (ray.init + 2 workers' imports) {startup[1]:.1f} s, apart from the work (as are the "
+            f"  Ray start-up (ray.init + 2 workers' imports) {startup:.1f} s, apart from the work (as are the "
             "workers opening the model and data, as serial does before its work)"]
 
 
