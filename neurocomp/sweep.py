@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.encoding import read_npz
@@ -99,11 +100,14 @@ def _opened(model: Path, data: Path, reading: Reading) -> tuple[Graph, np.ndarra
 
 
 def sweep_point(opened: tuple[Graph, np.ndarray, np.ndarray], point: Point) -> Arrays:
-    """Compile for one grid point and run the dataset: correct answers, cores, energy per sample."""
+    """Compile for one grid point and run the dataset: correct answers, cores, energy per sample. On one BLAS and
+    OpenMP thread, here as on a worker: a sweep's parallelism is its points, and an idle second thread spins
+    beside the other point running on the other core."""
     graph, x, labels = opened
     name, t, mode = point
-    program = compile_graph(graph, load_target(name), CompileOptions(timesteps=t, weights=mode)).program
-    result = program.run(x)
+    with threadpool_limits(1):
+        program = compile_graph(graph, load_target(name), CompileOptions(timesteps=t, weights=mode)).program
+        result = program.run(x)
     return {"correct": np.array([int((classes(result.output) == labels).sum())]),
             "cores": np.array([program.netlist.n_cores]),
             "energy_j": np.array([(result.energy or {}).get("per_inference_j", 0.0)])}
@@ -125,7 +129,8 @@ def sweep(model: Path, data: Path, points: Sequence[Point], pool: Pool, reading:
     chunks = run_chunks(pool, work, sweep_point, items, len(points), local,
                         ChunkStore(state, key) if state is not None else None, on_done)
     samples = npz_header(data, reading.labels)[0][0]
-    return [SweepRow(name, t, mode or load_target(name).hooks.WEIGHT_MODES[0], int(c["correct"][0]) / samples,
+    default = {name: load_target(name).hooks.WEIGHT_MODES[0] for name in {p[0] for p in points}}
+    return [SweepRow(name, t, mode or default[name], int(c["correct"][0]) / samples,
                      int(c["cores"][0]), float(c["energy_j"][0]) * 1e6)
             for (name, t, mode), c in zip(points, chunks)]
 

@@ -6,6 +6,7 @@ as the target; `family` picks the hooks.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import math
@@ -172,10 +173,17 @@ def _hooks(family: str, origin: str = "") -> TargetHooks:
     if not family.isidentifier():
         raise TargetError(f"{where}target family {family!r} is not a module name in targets/")
     try:
-        module = importlib.import_module(f"neurocomp.targets.{family}")
+        return _checked(family)
     except ModuleNotFoundError:
         raise TargetError(f"{where}unknown target family {family!r}: no hooks in targets/ "
                           f"(known: truenorth, loihi)") from None
+
+
+@functools.cache
+def _checked(family: str) -> TargetHooks:
+    """The family's hooks module, checked against the protocol once per process (the check inspects every
+    hook's signature: milliseconds that a sweep would pay per grid point)."""
+    module = importlib.import_module(f"neurocomp.targets.{family}")
     check_hooks(module, family)
     return cast(TargetHooks, module)   # a module that passed check_hooks
 
