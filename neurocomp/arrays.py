@@ -2,8 +2,9 @@
 
 Only what those kernels need and where the two libraries differ (construction, casts, `where`,
 `any`, in-place updates into preallocated arrays, sparse matrices); operators (`+ - * @ << >> & | < >`), slicing and in-place updates are
-written directly on the arrays. Both give identical integers: every kernel stays in int64 or in
-float ranges proven exact, and never relies on integer overflow.
+written directly on the arrays. Both give identical integers: every kernel stays in int64, in
+float ranges proven exact, or in int8 operands with int32 sums (torch's int8 product, on CPU, for large
+products of spikes), and never relies on integer overflow.
 """
 from __future__ import annotations
 
