@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from threadpoolctl import threadpool_limits
 
 from neurocomp.backends import emulator
 from neurocomp.backends.emulator import loop
@@ -450,10 +451,9 @@ def test_a_batch_split_over_threads_gives_the_whole_batchs_run(name, seed, conv,
     program = with_delays(compile_graph(graph, target, CompileOptions()).program, rng, 3)
     x = random_spikes(dict(program.netlist.inputs)["x"], batch=batch, ticks=20, rate=0.3, seed=seed)
     whole = emulator.run(program, target, {"x": x})
-    controller = loop._blas_controller()[0]
-    monkeypatch.setattr(loop, "_blas_controller", lambda: (controller, threads))
+    monkeypatch.setattr(loop, "_blas_budget", lambda: threads)
     monkeypatch.setattr(loop, "SPLIT_MIN_CELLS", 0)
-    assert len(loop._batch_parts(emulator.prepare(program, target), target, batch, None)) == threads
+    assert len(loop._batch_parts(emulator.prepare(program, target), target, batch, None, threads)) == threads
     split = emulator.run(program, target, {"x": x})
     assert_same(split, reference_run(program, target, x.reshape(batch, 20, -1)), program)
     np.testing.assert_array_equal(split.tick_s, whole.tick_s)
@@ -463,10 +463,16 @@ def test_a_batch_split_over_threads_gives_the_whole_batchs_run(name, seed, conv,
 def test_runs_that_draw_random_numbers_never_split(monkeypatch):
     """A stochastic program's draws depend on the batch's shape: its batch stays whole, so a seed gives one run."""
     program, target, _ = stochastic_program(100.0)
-    controller = loop._blas_controller()[0]
-    monkeypatch.setattr(loop, "_blas_controller", lambda: (controller, 2))
     monkeypatch.setattr(loop, "SPLIT_MIN_CELLS", 0)
-    assert len(loop._batch_parts(emulator.prepare(program, target), target, 8, None)) == 1
-    deterministic, _, _ = stochastic_program(100.0, (0, 0, 0, 0))
-    assert len(loop._batch_parts(emulator.prepare(deterministic, target), target, 8, None)) == 2
-    assert len(loop._batch_parts(emulator.prepare(deterministic, target), target, 8, "cpu")) == 1
+    assert len(loop._batch_parts(emulator.prepare(program, target), target, 8, None, 2)) == 1
+    deterministic = emulator.prepare(stochastic_program(100.0, (0, 0, 0, 0))[0], target)
+    assert len(loop._batch_parts(deterministic, target, 8, None, 2)) == 2
+    assert len(loop._batch_parts(deterministic, target, 8, "cpu", 2)) == 1
+
+
+def test_the_thread_budget_is_the_one_set_when_a_run_starts():
+    """An enclosing limit (a sweep point, Ray's one thread per worker) holds for the run: its batch stays whole."""
+    with threadpool_limits(1, user_api="blas"):
+        assert loop._blas_budget() == 1
+    with threadpool_limits(3, user_api="blas"):
+        assert loop._blas_budget() == 3

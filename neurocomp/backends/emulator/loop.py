@@ -135,20 +135,21 @@ def run(program: Program | Prepared, target: Target, inputs: Mapping[str, np.nda
     spiking, readout = _recorded(n, record)
     spk = {lm.name: np.zeros((B, T, lm.neurons.size), dtype=np.uint8) for lm, _, _ in spiking}
     pot = {lm.name: np.zeros((B, T, lm.neurons.size)) for lm in readout}
-    parts, xp = _batch_parts(ready, target, B, device), namespace(device)
+    budget = _blas_budget()
+    parts, xp = _batch_parts(ready, target, B, device, budget), namespace(device)
     loops = [_Loop(ready, target, xp, x[part], (spiking, readout, {k: v[part] for k, v in spk.items()},
-                                                 {k: v[part] for k, v in pot.items()}), seed, len(parts) > 1)
+                                                 {k: v[part] for k, v in pot.items()}), seed, budget if len(parts) == 1 else None)
              for part in parts]
     setup = time.perf_counter() - start
     _run_side_by_side(loops)
     return _result(loops, spk, pot, time.perf_counter() - start - setup, setup)
 
 
-def _batch_parts(ready: Prepared, target: Target, batch: int, device: str | None) -> list[slice]:
-    """The batch in one part per configured BLAS thread where that pays (SPLIT_MIN_CELLS per thread, numpy runs),
-    else whole. Only runs that draw no random numbers split: their samples never interact, so the spikes,
+def _batch_parts(ready: Prepared, target: Target, batch: int, device: str | None, budget: int) -> list[slice]:
+    """The batch in one part per BLAS thread of the budget where that pays (SPLIT_MIN_CELLS per thread, numpy
+    runs), else whole. Only runs that draw no random numbers split: their samples never interact, so the spikes,
     potentials and counters are the whole batch's, whatever the split."""
-    threads = min(_blas_controller()[1], batch)
+    threads = min(budget, batch)
     cells = batch * (ready.plan.rows + ready.plan.n_neurons)
     if device is not None or threads < 2 or cells < SPLIT_MIN_CELLS * threads or \
             not target.hooks.deterministic(ready.program.netlist):
@@ -200,16 +201,20 @@ def _timing_summary(tick_s: np.ndarray, slack: np.ndarray | None) -> dict[str, f
 
 
 @functools.cache
-def _blas_controller() -> tuple[ThreadpoolController, int]:
-    controller = ThreadpoolController()
-    return controller, max((i["num_threads"] for i in controller.info() if i["user_api"] == "blas"), default=1)
+def _blas_controller() -> ThreadpoolController:
+    return ThreadpoolController()
 
 
-def _blas_threads(n: int | None) -> AbstractContextManager:
-    """BLAS limited to n threads (None: as configured). The per-tick products are small: handing them
-    to a second thread costs more than it saves, and under CPU contention it costs milliseconds."""
-    controller, configured = _blas_controller()
-    return controller.limit(limits=n or configured, user_api="blas")
+def _blas_budget() -> int:
+    """The BLAS threads a run may use: as set when it starts (OMP_NUM_THREADS, Ray's one per worker, an enclosing
+    threadpool_limits such as a sweep point's)."""
+    return max((i["num_threads"] for i in _blas_controller().info() if i["user_api"] == "blas"), default=1)
+
+
+def _blas_threads(n: int) -> AbstractContextManager:
+    """BLAS limited to n threads. The per-tick products are small: handing them to a second thread costs more
+    than it saves, and under CPU contention it costs milliseconds."""
+    return _blas_controller().limit(limits=n, user_api="blas")
 
 
 class _Product:
@@ -225,9 +230,13 @@ class _Product:
         self.packed, self.inv = float(packed), 1.0 / packed if packed else 0.0
         dense = np.ascontiguousarray(m.T.toarray()) if self.dense else None
         self.int8 = self._int8(dense, packed) if self.dense and binary and rows * cells >= INT8_MIN_MACS else None
-        self.operand = np.int8 if self.int8 is not None else np.float32   # what z is best made of on the host
         self.m = None if self.int8 is not None else xp.matrix(dense if self.dense else m, self.dtype)
         self.cast = None if m.dtype == np.float32 else self.dtype
+
+    @property
+    def operand(self) -> type:
+        """What z is best made of on the host."""
+        return np.int8 if self.int8 is not None else np.float32
 
     def _int8(self, dense: np.ndarray, packed: int) -> tuple[object, list[int]] | None:
         """The int8 weights (U, R per part) and each part's scale; None where int8 cannot hold them."""
@@ -289,7 +298,8 @@ class _DeviceBlock:
                                 packed=b.scale if b.mode == "packed" else 0)
         self.bytes_per_tick = 4 * batch * sum(b.matrix.shape)
         self.payload = None if b.payload is None else _Product(b.payload, xp, batch * chunk, binary=False)
-        self.threaded = batch * b.matrix.shape[0] * b.matrix.shape[1] >= THREADED_MACS   # per tick, ahead or not
+        self.large = batch * b.matrix.shape[0] * b.matrix.shape[1] >= THREADED_MACS   # per tick, ahead or not
+        self.threaded = 0   # BLAS threads its products take (set by the loop); 0: the loop's one
         self.first = self.first_events = False   # first to write its rows of acc / events: assigns instead of adding
         self.direct = False                       # a tick's product goes straight into acc (set with `first`)
         self.acc = self.events = self.counts = None
@@ -336,7 +346,7 @@ class _DeviceBlock:
         """Tick j of the chunk (buffer slot `slot`) of a block that reads neurons or shared axons."""
         z = buf[slot - self.delay][:, self.cols]
         if self.threaded:
-            with _blas_threads(None):
+            with _blas_threads(self.threaded):
                 self._tick(z, j)
         elif self.direct:
             self.product(z, self.acc[j])
@@ -375,10 +385,10 @@ class _Loop:
     the chunk's ticks, (tick, batch, N)."""
 
     def __init__(self, ready: Prepared, target: Target, xp, x: np.ndarray, outputs: tuple[list, list, dict, dict],
-                 seed: int, side_by_side: bool = False) -> None:
+                 seed: int, budget: int | None = 1) -> None:
         """outputs: the recorded spiking and read-out layers (`_recorded`) and the arrays their spikes and
-        potentials go to, this loop's batch; `side_by_side`: other loops run beside it on the other BLAS threads,
-        so it never changes thread counts."""
+        potentials go to, this loop's batch; `budget`: the BLAS threads its large products may take, None when
+        other loops run beside it on the other threads (it then never changes thread counts)."""
         plan, program = ready.plan, ready.program
         n = program.netlist
         # counters count every copy of a neuron that runs once (float64: exact for any count)
@@ -397,9 +407,9 @@ class _Loop:
         self.acc = xp.zeros((self.chunk, B, N), xp.float32 if acc_bytes == 4 else xp.float64)
         self.counts = None if not groups else xp.zeros((groups, self.chunk, B, N), xp.float32)
         blocks = [_DeviceBlock(b, xp, N, plan.n_inputs, B, self.chunk) for b in plan.blocks]
-        self.threads = (lambda _n: contextlib.nullcontext()) if side_by_side else _blas_threads
+        self.threads = (lambda _n: contextlib.nullcontext()) if budget is None else _blas_threads
         for b in blocks:
-            b.threaded &= not side_by_side
+            b.threaded = budget if b.large and budget and budget > 1 else 0
             b.bind(self.acc, self.events, self.counts)
         self.ahead = [b for b in blocks if b.ahead]
         self.live = [b for b in blocks if not b.ahead]
@@ -438,7 +448,7 @@ class _Loop:
                 if self.counts is not None:
                     self.counts[:, :k] = 0
                 for b in self.ahead:
-                    with self.threads(None) if b.threaded else contextlib.nullcontext():
+                    with self.threads(b.threaded) if b.threaded else contextlib.nullcontext():
                         piece = max(1, AHEAD_BYTES // b.bytes_per_tick)
                         for at in range(0, k, piece):
                             b.prepare(self.x, t0 + at, min(piece, k - at), at)
