@@ -117,6 +117,9 @@ class Pool:
     open_s: float = 0.0                             # the local workers opening programs, before their chunks
     _ray: Any = field(default=None, repr=False)     # the ray module while the pool is open
     _owned: Any = field(default=None, repr=False)   # the same when this pool started Ray (and so shuts it down)
+    _tasks: Any = field(default=None, repr=False)   # (chunk task, open task): made remote once, not per map,
+                                                    # so Ray exports each function to the workers once
+    _open_keys: set[str] = field(default_factory=set, repr=False)   # programs the local workers have opened
 
     @property
     def uses_ray(self) -> bool:
@@ -129,6 +132,7 @@ class Pool:
             import ray
 
             self._ray = ray
+            self._tasks = (ray.remote(_call).options(max_retries=MAX_RETRIES, retry_exceptions=False), ray.remote(_open))
             if self.address is None:
                 self.warmed = len(set(ray.get([ray.remote(_warm).remote() for _ in range(self.workers)])))
             self.startup_s = time.perf_counter() - start
@@ -137,7 +141,8 @@ class Pool:
     def __exit__(self, *exc: object) -> None:
         if self._owned is not None:
             self._owned.shutdown()
-        self._ray = self._owned = None
+        self._ray = self._owned = self._tasks = None
+        self._open_keys.clear()
 
     def work_s(self, work_start: float) -> float:
         """Seconds of work since `work_start` (taken inside the pool), without the local workers opening the
@@ -157,12 +162,14 @@ class Pool:
                 yield index, fn(local, payload)
             return
         shared, key = self._ray.put(work), work.key   # once: every task gets this reference and key, not a copy
-        if self.address is None:
+        call, open_task = self._tasks
+        if self.address is None and key not in self._open_keys:
             start = time.perf_counter()
-            self._ray.get([self._ray.remote(_open).remote(shared, key) for _ in range(self.workers)])
+            self._ray.get([open_task.remote(shared, key) for _ in range(self.workers)])
             self.open_s += time.perf_counter() - start
+            self._open_keys.add(key)
         in_flight = 2 * max(self.workers, int(self._ray.cluster_resources().get("CPU", 1)))
-        yield from _ray_map(self._ray, (key, [shared]), fn, items, in_flight)
+        yield from _ray_map(self._ray, call, (key, [shared]), fn, items, in_flight)
 
 
 def _start_ray(workers: int, address: str | None) -> Any:
@@ -214,11 +221,10 @@ def _check_cluster(ray: Any, address: str) -> None:
         raise UserError(f"--address {address}: the cluster runs neurocomp {theirs}, this is {__version__}")
 
 
-def _ray_map(ray: Any, shared: tuple[str, list[Any]], fn: Task, items: Iterable[tuple[int, Any]],
+def _ray_map(ray: Any, remote: Any, shared: tuple[str, list[Any]], fn: Task, items: Iterable[tuple[int, Any]],
              in_flight: int) -> Iterator[tuple[int, Arrays]]:
-    """Submit lazily (at most `in_flight` pending), each task handed `shared`, the Work's key and its reference in
-    the object store; yield results as they finish."""
-    remote = ray.remote(_call).options(max_retries=MAX_RETRIES, retry_exceptions=False)
+    """Submit `remote` (the chunk task) lazily (at most `in_flight` pending), each task handed `shared`, the Work's
+    key and its reference in the object store; yield results as they finish."""
     pending: dict[Any, int] = {}
     source = iter(items)
     exhausted = False

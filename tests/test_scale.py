@@ -143,6 +143,26 @@ def test_a_killed_worker_is_retried_and_nothing_is_counted_twice(ray_two, tmp_pa
     assert sorted(p.name for p in (tmp_path / "state").iterdir()) == [f"chunk-{i:06d}.npz" for i in range(6)]
 
 
+def _read_offset(folder: Path) -> int:
+    return int((folder / "offset").read_text())
+
+
+def _plus(offset: int, x: int) -> dict[str, np.ndarray]:
+    return {"y": np.array([offset + x]), "pid": np.array([os.getpid()])}
+
+
+def test_one_pool_serves_programs_in_turn_and_opens_each_once(ray_two):
+    """The pool's tasks are made remote once; each program's key is opened once, and a later map over another
+    program gets that program's opened value, not the first one's."""
+    first, second = Work({"offset": b"100"}, _read_offset), Work({"offset": b"200"}, _read_offset)
+    with Pool(2) as pool:
+        tasks = pool._tasks
+        runs = [[int(r["y"][0]) for _, r in sorted(pool.map(w, _plus, ((i, i) for i in range(4)), None))]
+                for w in (first, second, first)]
+        assert pool._tasks is tasks and pool._open_keys == {first.key, second.key}
+    assert runs == [[100, 101, 102, 103], [200, 201, 202, 203], [100, 101, 102, 103]]
+
+
 def test_an_interrupted_eval_resumes_from_its_chunk_files(classifier, tmp_path, monkeypatch, capsys):
     import neurocomp.evaluate as evaluate
 
