@@ -55,8 +55,8 @@ $(DEMO_MODEL): $(STAMP) models/digits.py
 
 models: $(DEMO_MODEL)
 
-# The core-native SiamSNN (models/train_siamsnn.py; weights and graphs committed in models/): compile for
-# TrueNorth, bind the exemplar, track one synthetic clip on the emulated chip.
+# The core-native SiamSNN for one TrueNorth chip (micro3, models/train_siamsnn.py; weights and graphs committed in
+# models/): compile for TrueNorth, bind the exemplar, track one synthetic clip on the emulated chip.
 demo: $(STAMP)
 	$(PY) examples/track.py 0 --frames 12
 
@@ -71,8 +71,10 @@ siamsnn: $(STAMP)
 	$(PY) -m neurocomp.models.siamsnn models/siamfc_micro.pt --reset zero -o build/models/siamsnn_loihi.pt
 
 # Retrain the core-native tracker from scratch into build/models (deterministic: the same bytes as the
-# committed models/siamfc_micro_native.pt and models/siamsnn_micro_*; about 6 minutes on 2 cores).
+# committed models/siamfc_<config>_native.pt and models/siamsnn_<config>_*; about 10 minutes on 2 cores).
+# micro3 (TrueNorth only) is the one-chip tracker `make demo` runs.
 native-tracker: $(STAMP)
+	$(PY) -m neurocomp.models.train_siamsnn --config micro3 --targets truenorth --out-dir build/models
 	$(PY) -m neurocomp.models.train_siamsnn --config micro --out-dir build/models
 	$(PY) -m neurocomp.models.train_siamsnn --config mini --out-dir build/models
 

@@ -49,7 +49,8 @@ def score(tracker, clips) -> tuple[float, float]:
 def chip_rows(config: str, target: str, models: Path, model, clips, console: Console) -> list[dict]:
     """Quantised ANN, float SNN and emulated chip for one target, with the compiled program's figures."""
     qat_path = models / f"siamsnn_{config}_qat_{target}.pt"
-    net = load_qat(model, target, stage_record(qat_path)["qat"]["timesteps"], qat_path, stage_record(qat_path)["weights"])
+    record = stage_record(qat_path)
+    net = load_qat(model, target, record["qat"]["timesteps"], qat_path, record["weights"], record.get("readout_weights"))
     graph = load_graph(models / f"siamsnn_{config}_{target}.pt")
     config, tgt = tracker_config(graph), load_target(target)
     start = time.perf_counter()
@@ -101,7 +102,7 @@ def markdown(t: Table) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", choices=("micro", "mini"), default="micro", help="the tracker (models/train_siamsnn.py)")
+    ap.add_argument("--config", choices=("micro", "micro3", "mini"), default="micro", help="the tracker (models/train_siamsnn.py)")
     ap.add_argument("--clips", type=int, default=3, help="clips per photo split (test, fresh)")
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--seed", type=int, help="clip seed (default: drawn from the clock, printed)")

@@ -89,6 +89,10 @@ CONFIGS = {
     # micro's geometry at twice its width (~41k neurons per search branch): the larger core-native tracker.
     "mini": SiamConfig("mini", 41, 73, (16, 32, 32, 32, 32), (5, 3, 3, 3, 3), out_scale=0.025,
                        label_radius=8.0, conv_strides=(2, 2, 1, 1, 1), pools=False),
+    # micro with a 3x3 conv1 (exemplar 39, search 71, the same 9x9 score map): a TrueNorth core takes 6 conv1
+    # positions with paired axons instead of 2, so its three search scales fit one chip with trinary weights.
+    "micro3": SiamConfig("micro3", 39, 71, (8, 16, 16, 16, 16), (3, 3, 3, 3, 3), out_scale=0.05,
+                         label_radius=8.0, conv_strides=(2, 2, 1, 1, 1), pools=False),
 }
 
 

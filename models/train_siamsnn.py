@@ -47,9 +47,6 @@ from neurocomp.ir.graph import Graph, Readout
 from neurocomp.train import QATNet, Surrogate, deploy_for, finetune, from_module, to_graph, training_info
 
 TARGETS = ("truenorth", "loihi")
-# "trinary" halves TrueNorth's cores (3,570 against 5,460 per scale) but its quantised ANN lost 16 % of the float
-# AUC and its float SNN 36 % on training-photo clips; "bits" kept 98 %.
-TN_WEIGHTS = "bits"
 # The tracker's read-out of a QAT SiamSNN: 20 ticks per search run (the real-time budget at 1 ms), the first 4
 # dropped (the 5-layer pipeline filling), so the score is read over the 16 ticks QCFS counts. Chosen on training
 # clips by the correlation of the float SNN's response maps with the quantised ANN's (12 pairs): TrueNorth 0.86,
@@ -76,23 +73,44 @@ class QATOptions:
     seed: int = 0
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """A config's TrueNorth weight modes (spiking layers, read-out) and QAT schedule.
+
+    micro and mini: "bits" -- "trinary" everywhere halved micro's cores (3,570 against 5,460 per scale) but its
+    quantised ANN lost 16 % of the float AUC and its float SNN 36 % on training-photo clips (6 epochs at 1e-4),
+    where "bits" kept 98 %. micro3 is shaped for one chip, which only paired axons reach: trinary conv1-4 under
+    a "bits" conv5 (which the bound correlation kernel composes at any precision), trained 10 epochs at 1e-3
+    so that the trinary weights can move (chosen before any evaluation, not tuned on clips)."""
+
+    tn_weights: str = "bits"
+    tn_readout_weights: str | None = None
+    qat_epochs: int = QATOptions.epochs
+    qat_lr: float = QATOptions.lr
+
+
+RECIPES = {"micro3": Recipe("trinary", "bits", qat_epochs=10, qat_lr=1e-3)}
+
+
 def native_siamfc_config(config: str) -> SiamConfig:
     """The config's TrueNorth-native shape (grouped convs), which every target in TARGETS maps natively."""
     return native_config(CONFIGS[config], "truenorth")
 
 
-def qat_net(model: SiamFC, target: str, timesteps: int, weights: str | None = None) -> QATNet:
+def qat_net(model: SiamFC, target: str, timesteps: int, weights: str | None = None,
+            readout_weights: str | None = None) -> QATNet:
     """The backbone of `model` (pixels / 255 in, as the rate coder delivers them) as a QATNet for `target`
-    with its weight mode `weights` (None: the target's default)."""
+    with its weight modes (None: the target's default; the read-out's: as the rest)."""
     size = model.config.search_size
-    return from_module(pixel_units(model), (3, size, size), deploy_for(load_target(target), weights), timesteps)
+    deploy = deploy_for(load_target(target), weights, readout_weights)
+    return from_module(pixel_units(model), (3, size, size), deploy, timesteps)
 
 
 def qat(model: SiamFC, target: str, opts: QATOptions, weights: str | None = None,
-        log: Callable[[str], None] = print) -> QATNet:
+        log: Callable[[str], None] = print, readout_weights: str | None = None) -> QATNet:
     """Quantisation-aware fine-tune of `model`'s backbone for `target` (module docstring, stage 2)."""
     torch.manual_seed(opts.seed)
-    net = qat_net(model, target, opts.timesteps, weights)
+    net = qat_net(model, target, opts.timesteps, weights, readout_weights)
     net.init_lambdas(torch.from_numpy(calibration_inputs(model, 48, opts.seed)), opts.percentile)
     optim = torch.optim.Adam(net.parameters(), lr=opts.lr)
     steps = opts.pairs_per_epoch // opts.batch
@@ -119,7 +137,8 @@ def chip_finetune(net: QATNet, model: SiamFC, target: str, opts: QATOptions, epo
     conv5 on calibration crops of training clips. The read-out and the biases stay as trained, so the Graph is
     the QAT Graph with conv1-4's integer weights replaced."""
     graph = to_graph(net)
-    compiled = compile_graph(graph, load_target(target), CompileOptions(timesteps=opts.timesteps))
+    compiled = compile_graph(graph, load_target(target), CompileOptions(timesteps=opts.timesteps,
+                                                                        weights=net.deploy.compile_mode))
     readouts = [layer.name for layer in compiled.qnet.network.layers if isinstance(layer.neuron, Readout)]
     lag = max(mapping_lags(compiled.qnet.network.graph, compiled.program.netlist, readouts).values(), default=0)
     window = (READOUT["tau0"] + lag, READOUT["timesteps"] + lag)
@@ -148,8 +167,9 @@ def qat_tracker(net: QATNet, model: SiamFC, **overrides) -> Tracker:
     return Tracker(embed, score, TrackerConfig.from_model(model.config, **overrides))
 
 
-def load_qat(model: SiamFC, target: str, timesteps: int, path: Path, weights: str | None = None) -> QATNet:
-    net = qat_net(model, target, timesteps, weights)
+def load_qat(model: SiamFC, target: str, timesteps: int, path: Path, weights: str | None = None,
+             readout_weights: str | None = None) -> QATNet:
+    net = qat_net(model, target, timesteps, weights, readout_weights)
     net.load_state_dict(_load_stage(path)["state"])
     return net.eval()
 
@@ -202,15 +222,25 @@ def main() -> None:
     ap.add_argument("--config", choices=sorted(CONFIGS), default="micro")
     ap.add_argument("--targets", nargs="+", choices=TARGETS, default=list(TARGETS))
     ap.add_argument("--timesteps", type=int, default=QATOptions.timesteps)
-    ap.add_argument("--qat-epochs", type=int, default=QATOptions.epochs)
+    ap.add_argument("--qat-epochs", type=int, help=f"QAT epochs (default per config, else {QATOptions.epochs})")
+    ap.add_argument("--qat-lr", type=float, help=f"QAT learning rate (default per config, else {QATOptions.lr})")
     ap.add_argument("--chip-epochs", type=int, help=f"chip-in-the-loop epochs (default per target: {CHIP_EPOCHS})")
-    ap.add_argument("--tn-weights", default=TN_WEIGHTS, help=f"TrueNorth weight mode (default {TN_WEIGHTS})")
+    ap.add_argument("--tn-weights", help=f"TrueNorth weight mode of the spiking layers (default per config, else "
+                                         f"{Recipe.tn_weights})")
+    ap.add_argument("--tn-readout-weights", help="TrueNorth weight mode of the read-out (default per config, else "
+                                                 "as --tn-weights)")
     ap.add_argument("--schedule", choices=SCHEDULES, default="parallel", help="search scales of the SiamSNN graphs")
     ap.add_argument("--two-status", action="store_true",
                     help="also the two-status spiking score layer (its own conv5 and correlation cores: ~60 %% more "
                          "TrueNorth cores; the tracker reads the score potential)")
     ap.add_argument("--out-dir", type=Path, default=Path("build/models"))
     args = ap.parse_args()
+    recipe = RECIPES.get(args.config, Recipe())
+    epochs = recipe.qat_epochs if args.qat_epochs is None else args.qat_epochs
+    lr = recipe.qat_lr if args.qat_lr is None else args.qat_lr
+    if epochs < 1 or not lr > 0:
+        ap.error("--qat-epochs must be at least 1 and --qat-lr positive")
+    tn_weights, tn_readout = args.tn_weights or recipe.tn_weights, args.tn_readout_weights or recipe.tn_readout_weights
     torch.set_num_threads(2)
     out = args.out_dir
     out.mkdir(parents=True, exist_ok=True)
@@ -223,18 +253,19 @@ def main() -> None:
         model = train(native_siamfc_config(args.config), opts, log=lambda line: print(line, flush=True))
         _save_state(float_path, model.state_dict(), {"config": model.config.to_json(), "train": asdict(opts)},
                     time.perf_counter() - start)
-    qopts = QATOptions(timesteps=args.timesteps, epochs=args.qat_epochs)
+    qopts = QATOptions(timesteps=args.timesteps, epochs=epochs, lr=lr)
     for target in args.targets:
-        weights = args.tn_weights if target == "truenorth" else None
+        weights, readout = (tn_weights, tn_readout) if target == "truenorth" else (None, None)
         qat_path = out / f"siamsnn_{args.config}_qat_{target}.pt"
         if qat_path.is_file():
-            net = load_qat(model, target, qopts.timesteps, qat_path, weights)
+            net = load_qat(model, target, qopts.timesteps, qat_path, weights, readout)
             print(f"qat stage, {target}: {qat_path} (trained before)")
         else:
             start = time.perf_counter()
-            net = qat(model, target, qopts, weights, log=lambda line: print(line, flush=True))
-            _save_state(qat_path, net.state_dict(), {"target": target, "weights": net.deploy.mode, "qat": asdict(qopts)},
-                        time.perf_counter() - start)
+            net = qat(model, target, qopts, weights, log=lambda line: print(line, flush=True), readout_weights=readout)
+            _save_state(qat_path, net.state_dict(), {"target": target, "weights": net.deploy.mode,
+                                                     "readout_weights": net.deploy.layer_mode(readout=True),
+                                                     "qat": asdict(qopts)}, time.perf_counter() - start)
         sopts = SiamSNNOptions(reset=net.deploy.reset, schedule=args.schedule, spiking_score=args.two_status, **READOUT)
         graph_path = out / f"siamsnn_{args.config}_{target}.pt"
         epochs = CHIP_EPOCHS[target] if args.chip_epochs is None else args.chip_epochs

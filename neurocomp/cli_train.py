@@ -26,6 +26,8 @@ def add_parser(sub, count, real) -> None:
     k.add_argument("--lr", type=real(0.0, 10.0, open_lo=True), default=2e-3)
     k.add_argument("--batch-size", type=count(1), default=64)
     k.add_argument("--weights", help="the target's weight mode (truenorth: bits, levels, trinary); default its first")
+    k.add_argument("--readout-weights", help="the read-out layer's weight mode (default: --weights); e.g. truenorth "
+                                             "--weights trinary --readout-weights bits")
     k.add_argument("--finetune", type=count(0), default=0, help="chip-in-the-loop epochs through the surrogate (0)")
     k.add_argument("--seed", type=count(0), default=0)
     k.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
@@ -53,7 +55,7 @@ def run(args: argparse.Namespace, console) -> int:
     check(ckpt, td.CHECKPOINT_KIND, sources)
     if args.resume and not ckpt.exists():
         raise UserError(f"--resume: no checkpoint {ckpt}")
-    deploy = deploy_for(load_target(args.target), args.weights)
+    deploy = deploy_for(load_target(args.target), args.weights, args.readout_weights)
     opts = TrainOptions(timesteps=args.timesteps, epochs=args.epochs, float_epochs=args.float_epochs, lr=args.lr,
                         batch_size=args.batch_size, seed=args.seed)
     x, y = td.load_data(data_path)
@@ -61,7 +63,8 @@ def run(args: argparse.Namespace, console) -> int:
     shape = input_shape_of(program)
     net = from_program(program, shape, deploy, opts.timesteps)
     x, y = td.check_data(x, y, shape, int(net.layers[-1].weight.shape[0]))
-    config = td.fingerprint(model, data_path, deploy.target.name, deploy.mode, opts.__dict__)
+    modes = (deploy.mode,) if deploy.readout_mode is None else (deploy.mode, deploy.readout_mode)
+    config = td.fingerprint(model, data_path, deploy.target.name, *modes, opts.__dict__)
     torch.manual_seed(opts.seed)
     opt = torch.optim.Adam(net.parameters(), lr=opts.lr)
     start = td.load_checkpoint(ckpt, config, net, opt) if args.resume else 0
@@ -75,7 +78,8 @@ def run(args: argparse.Namespace, console) -> int:
 
         fit(net, x, y, opts, start, opt, after_epoch)
     graph = to_graph(net)
-    summary: dict[str, Any] = {"target": deploy.target.name, "weights": deploy.mode, "timesteps": opts.timesteps,
+    summary: dict[str, Any] = {"target": deploy.target.name, "weights": deploy.mode,
+                               "readout_weights": deploy.layer_mode(readout=True), "timesteps": opts.timesteps,
                                "qat_accuracy": float((predict(net, x).argmax(1) == y).mean())}
     if args.finetune:
         graph = _finetuned(graph, net, x, y, deploy, opts, args.finetune)
@@ -98,7 +102,7 @@ def _finetuned(graph, net, x, y, deploy, opts, epochs: int):
     from neurocomp.quantize import quantize
     from neurocomp.train import Surrogate, finetune, predict, training_info
 
-    qnet = quantize(lower(graph), deploy.target, deploy.mode)
+    qnet = quantize(lower(graph), deploy.target, deploy.compile_mode)
     surrogate = Surrogate(qnet, deploy)
     ticks = opts.timesteps + len(qnet.network.layers)
     finetune(surrogate, x, predict(net, x), ticks, training_info(graph)["readout_unit"], opts.timesteps,

@@ -329,7 +329,8 @@ def trained_timesteps(graph: Graph) -> int:
 
 
 def trained_weight_mode(graph: Graph, target: Target) -> str:
-    """The weight mode a graph was trained for on this target, else the target's default."""
+    """The weight mode a graph was trained for on this target (its read-out's where that differs: the mode whose
+    set holds every layer, train.Deploy.compile_mode), else the target's default."""
     info = training_record(graph)
-    trained = info.get("weights") if info.get("target") == target.name else None
+    trained = info.get("readout_weights", info.get("weights")) if info.get("target") == target.name else None
     return trained if trained in target.hooks.WEIGHT_MODES else target.hooks.WEIGHT_MODES[0]

@@ -187,6 +187,35 @@ def test_export_is_exact_in_every_truenorth_weight_mode(mode):
         assert net.deploy.in_set(np.asarray(graph.node(name).weight))
 
 
+def test_a_read_out_mode_constrains_the_read_out_only_and_the_compiler_keeps_both():
+    """Trinary spiking layers under a "bits" read-out: each layer lands in its own set, the Graph records both,
+    the compiler picks the read-out's mode (whose set holds trinary rows) and keeps every integer; a chip of
+    that Graph maps its hidden layer on two axons per input."""
+    from neurocomp.compiler import trained_weight_mode
+
+    x = np.random.default_rng(0).random((40, 1, 8, 8))
+    torch.manual_seed(0)
+    m = nn.Sequential(nn.Flatten(), nn.Linear(64, 12), nn.ReLU(), nn.Linear(12, 4)).double().eval()
+    net = from_module(m, (1, 8, 8), deploy_for(TN, "trinary", "bits"), 8)
+    net.init_lambdas(torch.from_numpy(x), 99.0)
+    graph = to_graph(net)
+    hidden, readout = (np.asarray(graph.node(n).weight) for n in ("linear", "linear_1"))
+    assert max(np.unique(np.abs(r[r != 0])).size for r in hidden) == 1            # trinary rows
+    assert max(np.unique(np.abs(r[r != 0])).size for r in readout) > 1             # the read-out kept its levels
+    assert net.deploy.in_set(readout, readout=True) and not net.deploy.in_set(readout)
+    assert training_info(graph)["readout_weights"] == "bits" and net.deploy.compile_mode == "bits"
+    assert trained_weight_mode(graph, TN) == "bits"
+    assert exactness(graph, net.deploy) == {"if1": True, "readout": True}
+    compiled = compile_graph(graph, TN, CompileOptions())
+    assert compiled.program.manifest["options"]["weights"] == "bits" and all(q.exact for q in compiled.qnet.layers)
+    nl = compiled.program.netlist
+    hidden_cores = np.asarray(nl.core_layer) == [lm.name for lm in nl.layers].index("if1")
+    assert np.diff(nl.axon_ptr)[hidden_cores].sum() <= 2 * 64                     # paired axons: <= 2 per input
+    assert deploy_for(TN, "bits", "bits").readout_mode is None
+    with pytest.raises(UserError, match="weight mode 'fine' is not one of truenorth's"):
+        deploy_for(TN, "trinary", "fine")
+
+
 @pytest.mark.parametrize("kind", ["dense", "wide", "split"])
 def test_finetuned_graph_stays_exact_and_in_the_set(kind):
     net, x = _small(kind, TN, seed=1)

@@ -14,9 +14,20 @@ from neurocomp.target import Target
 
 @dataclass(frozen=True)
 class Deploy:
+    """How training sees the target. `mode` constrains the spiking layers' weights; `readout_mode` the read-out's
+    (None: `mode`), since a read-out's fan-in costs no copies: TrueNorth's trinary layers (two axons per input)
+    under a "bits" read-out keep a tracker's conv5 precise where the chip has room for it."""
+
     target: Target
     mode: str            # one of the target's WEIGHT_MODES
     hooks: ModuleType    # targets/<family>/train.py
+    readout_mode: str | None = None
+
+    @property
+    def compile_mode(self) -> str:
+        """The weight mode to compile the trained Graph with: the read-out's, whose weight set holds the spiking
+        layers' too where the two differ (`exactness` checks that the compiler keeps every layer)."""
+        return self.readout_mode or self.mode
 
     @property
     def reset(self) -> str:
@@ -32,18 +43,24 @@ class Deploy:
     def limit(self, key: str) -> float:
         return float(self.target.hooks.param_limits(self.target.spec)[key])
 
-    def project(self, w: np.ndarray) -> np.ndarray:
+    def layer_mode(self, readout: bool) -> str:
+        return (self.readout_mode or self.mode) if readout else self.mode
+
+    def project(self, w: np.ndarray, readout: bool = False) -> np.ndarray:
         """Integer-unit weights (rows = neurons) onto the integers the compiler stores unchanged."""
-        return self.hooks.project_weights(np.asarray(w, dtype=np.float64), self.target.spec, self.mode)
+        return self.hooks.project_weights(np.asarray(w, dtype=np.float64), self.target.spec, self.layer_mode(readout))
 
-    def in_set(self, w: np.ndarray) -> bool:
-        return bool(self.hooks.in_weight_set(np.asarray(w, dtype=np.float64), self.target.spec, self.mode))
+    def in_set(self, w: np.ndarray, readout: bool = False) -> bool:
+        return bool(self.hooks.in_weight_set(np.asarray(w, dtype=np.float64), self.target.spec,
+                                             self.layer_mode(readout)))
 
 
-def deploy_for(target: Target, mode: str | None = None) -> Deploy:
-    """`mode` None: the target's default weight mode (its first)."""
+def deploy_for(target: Target, mode: str | None = None, readout_mode: str | None = None) -> Deploy:
+    """`mode` None: the target's default weight mode (its first); `readout_mode` None: the read-out as `mode`."""
     modes = tuple(target.hooks.WEIGHT_MODES)
     mode = mode or modes[0]
-    if mode not in modes:
-        raise UserError(f"weight mode {mode!r} is not one of {target.name}'s: {', '.join(modes)}")
-    return Deploy(target, mode, importlib.import_module(f"{target.hooks.__name__}.train"))
+    for m in (mode, readout_mode):
+        if m is not None and m not in modes:
+            raise UserError(f"weight mode {m!r} is not one of {target.name}'s: {', '.join(modes)}")
+    return Deploy(target, mode, importlib.import_module(f"{target.hooks.__name__}.train"),
+                  None if readout_mode == mode else readout_mode)

@@ -102,7 +102,8 @@ class QATLayer(nn.Module):
         else:
             theta, delta = torch.ones((), dtype=w.dtype), peak / wmax
         x = w * lam_prev / delta
-        q = replace_ste(x, torch.from_numpy(d.project(x.detach().reshape(len(x), -1).numpy()).reshape(x.shape)))
+        q = replace_ste(x, torch.from_numpy(d.project(x.detach().reshape(len(x), -1).numpy(), not self.spiking)
+                                            .reshape(x.shape)))
         top = d.limit("bias")
         b = self.bias / delta
         return q, replace_ste(b, torch.clamp(torch.round(b.detach()), -top, top)), theta, delta
@@ -258,11 +259,14 @@ def to_graph(net: QATNet) -> Graph:
     nodes.append(Output("output"))
     edges.append((prev, "output"))
     info = {"timesteps": net.levels, "target": d.target.name, "weights": d.mode, "readout_unit": net.readout_unit()}
+    if d.readout_mode is not None:
+        info["readout_weights"] = d.readout_mode
     return Graph(tuple(nodes), tuple(edges), {METADATA_KEY: json.dumps(info, sort_keys=True), "model": "neurocomp-train"})
 
 
 def training_info(graph: Graph) -> dict:
-    """What `to_graph` recorded: timesteps, target, weight mode, the read-out's unit."""
+    """What `to_graph` recorded: timesteps, target, weight mode (and the read-out's where it differs), the
+    read-out's unit."""
     text = graph.metadata.get(METADATA_KEY)
     return json.loads(text) if text else {}
 
@@ -273,5 +277,5 @@ def exactness(graph: Graph, deploy: Deploy) -> dict[str, bool]:
     from neurocomp.ir.layers import lower
     from neurocomp.quantize import quantize
 
-    qnet = quantize(lower(graph), deploy.target, deploy.mode)
+    qnet = quantize(lower(graph), deploy.target, deploy.compile_mode)
     return {q.name: q.exact for q in qnet.layers}

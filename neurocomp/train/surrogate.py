@@ -71,16 +71,17 @@ class Surrogate(nn.Module):
         self.projs: list[tuple[_Proj, ...]] = []
         self.reads: list[torch.Tensor] = []
         self.weights, self.biases = nn.ParameterList(), nn.ParameterList()
+        self.weight_readout: list[bool] = []   # per weight: whether a read-out holds it (Deploy.readout_mode)
         self.regs = [hooks.surrogate_state(q.params, spec) for q in qnet.layers]
         self.scales = [q.scale for q in qnet.layers]
-        for layer, q in zip(net.layers, qnet.layers):
+        for layer, q, readout in zip(net.layers, qnet.layers, self.readout):
             if any(index[p.source] > index[layer.name] for p in layer.projections):
                 raise UserError(f"{layer.name}: a recurrent projection; the surrogate takes feed-forward layers")
-            self.projs.append(tuple(self._projection(layer.name, p, index) for p in layer.projections))
+            self.projs.append(tuple(self._projection(layer.name, p, index, readout) for p in layer.projections))
             self.biases.append(nn.Parameter(torch.tensor(hooks.surrogate_bias(q.params), dtype=torch.float64)))
         self.input_shape = tuple(net.inputs[0].shape)
 
-    def _projection(self, layer: str, proj, index: dict[str, int]) -> _Proj:
+    def _projection(self, layer: str, proj, index: dict[str, int], readout: bool) -> _Proj:
         ops = [op for op in proj.chain if not isinstance(op, Flatten)]
         flat = len(ops) < len(proj.chain)
         if len(ops) == 1 and isinstance(ops[0], Scale):
@@ -92,6 +93,7 @@ class Surrogate(nn.Module):
         op = ops[0]
         weight = np.asarray(op.weight)
         self.weights.append(nn.Parameter(torch.tensor(weight, dtype=torch.float64)))
+        self.weight_readout.append(readout)
         self.reads.append(torch.from_numpy(_read_inputs(weight)))
         geometry = (op.stride, op.padding, op.groups) if isinstance(op, Conv2d) else None
         return _Proj(index[proj.source], flat, geometry, len(self.weights) - 1, None, op.name)
@@ -100,8 +102,8 @@ class Surrogate(nn.Module):
         """The weights and biases the chip would store, straight-through to the float parameters."""
         top = self.deploy.limit("bias")
         read = [w * r for w, r in zip(self.weights, self.reads)]
-        ws = [replace_ste(w, torch.from_numpy(self.deploy.project(w.detach().reshape(len(w), -1).numpy())).reshape(w.shape))
-              for w in read]
+        ws = [replace_ste(w, torch.from_numpy(self.deploy.project(w.detach().reshape(len(w), -1).numpy(), ro))
+                          .reshape(w.shape)) for w, ro in zip(read, self.weight_readout)]
         bs = [replace_ste(b, torch.clamp(torch.round(b.detach()), -top, top)) for b in self.biases]
         return ws, bs
 
