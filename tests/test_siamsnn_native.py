@@ -134,3 +134,29 @@ def test_fresh_photos_are_in_no_other_split():
 
     fresh = set(sum(SPLITS["fresh"], ()))
     assert fresh and not fresh & set(sum(SPLITS["train"] + SPLITS["test"], ()))
+
+
+def test_the_committed_one_chip_tracker_compiles_exactly_onto_one_truenorth_chip():
+    """models/siamsnn_micro3_truenorth.pt: trinary conv1-4 (paired axons) under a bits read-out, three search scales
+    side by side in 20 ticks per frame, the trained integers kept (all but the score's, whose kernel is bound at run
+    time), on <= 4,096 cores of one chip."""
+    from pathlib import Path
+
+    from neurocomp.compiler import CompileOptions, compile_graph
+    from neurocomp.frontend import load_graph
+    from neurocomp.ir.graph import Conv2d
+    from neurocomp.target import load_target
+
+    graph = load_graph(Path(__file__).resolve().parents[1] / "models" / "siamsnn_micro3_truenorth.pt")
+    record = json.loads(graph.metadata["training"])
+    assert (record["weights"], record["readout_weights"]) == ("trinary", "bits")
+    convs = [n for n in graph.nodes if isinstance(n, Conv2d) and n.name.startswith("conv")][:4]
+    assert len(convs) == 4
+    for conv in convs:
+        rows = np.abs(np.asarray(conv.weight)).reshape(len(conv.weight), -1)
+        assert max(np.unique(r[r != 0]).size for r in rows) == 1, conv.name
+    compiled = compile_graph(graph, load_target("truenorth"), CompileOptions())
+    assert all(q.exact for q in compiled.qnet.layers if not q.name.startswith(SCORE))
+    assert compiled.program.placed.n_chips == 1 and compiled.program.netlist.n_cores <= 4096
+    frame = compiled.report["realtime"]["frame"]
+    assert frame["ticks_per_frame"] == 20 and frame["frames_per_s"] == 50.0
