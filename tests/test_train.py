@@ -214,6 +214,8 @@ def test_a_read_out_mode_constrains_the_read_out_only_and_the_compiler_keeps_bot
     assert deploy_for(TN, "bits", "bits").readout_mode is None
     with pytest.raises(UserError, match="weight mode 'fine' is not one of truenorth's"):
         deploy_for(TN, "trinary", "fine")
+    with pytest.raises(UserError, match="read-out weight mode 'trinary' does not hold 'bits' weights on truenorth"):
+        deploy_for(TN, "bits", "trinary")
 
 
 @pytest.mark.parametrize("kind", ["dense", "wide", "split"])

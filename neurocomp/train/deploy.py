@@ -26,7 +26,7 @@ class Deploy:
     @property
     def compile_mode(self) -> str:
         """The weight mode to compile the trained Graph with: the read-out's, whose weight set holds the spiking
-        layers' too where the two differ (`exactness` checks that the compiler keeps every layer)."""
+        layers' (deploy_for refuses a pair where it does not, by the hooks' HOLDS)."""
         return self.readout_mode or self.mode
 
     @property
@@ -62,5 +62,9 @@ def deploy_for(target: Target, mode: str | None = None, readout_mode: str | None
     for m in (mode, readout_mode):
         if m is not None and m not in modes:
             raise UserError(f"weight mode {m!r} is not one of {target.name}'s: {', '.join(modes)}")
-    return Deploy(target, mode, importlib.import_module(f"{target.hooks.__name__}.train"),
-                  None if readout_mode == mode else readout_mode)
+    hooks = importlib.import_module(f"{target.hooks.__name__}.train")
+    readout_mode = None if readout_mode == mode else readout_mode
+    if readout_mode is not None and mode not in getattr(hooks, "HOLDS", {}).get(readout_mode, ()):
+        raise UserError(f"read-out weight mode {readout_mode!r} does not hold {mode!r} weights on {target.name}: the "
+                        f"Graph is compiled in the read-out's mode, so it must keep the other layers' weights")
+    return Deploy(target, mode, hooks, readout_mode)

@@ -18,6 +18,9 @@ from neurocomp.targets.truenorth.neuron import NeuronOptions
 from neurocomp.targets.truenorth.quant import cluster_weights, distinct_nonzero, max_levels, weight_max
 from neurocomp.train.qcfs import qcfs
 
+# Each mode's weight set within the wider ones': a trinary row has <= 2 levels and a levels row <= 4, both of
+# which "bits" keeps as they are; so a Graph trained in a mode compiles exactly in any mode that holds it.
+HOLDS = {"bits": {"bits", "levels", "trinary"}, "levels": {"levels", "trinary"}, "trinary": {"trinary"}}
 RESET = "subtract"   # per-neuron threshold and linear reset: QCFS's IF with reset by subtraction
 qat_activation = qcfs  # which the chip computes as trained, so QAT's chip-model epochs change nothing
 FIXED_POINT_ROUNDS = 4
