@@ -119,3 +119,33 @@ def test_truenorth_has_no_census():
     target = load_target("truenorth")
     with pytest.raises(UserError, match="no core census"):
         count_cores(quantize(lower(_conv_net()), target), target)
+
+
+def test_neuron_order_by_hand_in_bands_of_rows():
+    """(2 channels, 3 rows, 2 columns), one group: band 2 takes rows 0-1 column by column (positions 0, 2, 1, 3),
+    then row 2 (4, 5); each position's channels together (neuron = channel * 6 + position)."""
+    from neurocomp.ir.layers import lower
+    from neurocomp.partition import neuron_order
+
+    g = Graph((Input("x", (1, 3, 2)), Conv2d("c", np.ones((2, 1, 1, 1))), IF("n"), Output("o")),
+              (("x", "c"), ("c", "n"), ("n", "o")))
+    layer = lower(g).layers[0]
+    assert neuron_order(layer, 2).tolist() == [0, 6, 2, 8, 1, 7, 3, 9, 4, 10, 5, 11]
+    assert neuron_order(layer).tolist() == [0, 6, 1, 7, 2, 8, 3, 9, 4, 10, 5, 11]   # band 1: raster rows
+    assert neuron_order(layer, 3).tolist() == [0, 6, 2, 8, 4, 10, 1, 7, 3, 9, 5, 11]
+
+
+@pytest.mark.parametrize("groups, band", [(1, 2), (2, 3), (3, 4), (2, 7)])
+def test_neuron_order_is_a_group_major_permutation(groups, band):
+    from neurocomp.ir.layers import lower
+    from neurocomp.partition import neuron_order
+
+    c, h, w = 6, 5, 4
+    g = Graph((Input("x", (6, h, w)), Conv2d("c", np.ones((c, 6 // groups, 1, 1)), groups=groups), IF("n"),
+               Output("o")), (("x", "c"), ("c", "n"), ("n", "o")))
+    order = neuron_order(lower(g).layers[0], band)
+    assert sorted(order.tolist()) == list(range(c * h * w))
+    group = order // (c // groups * h * w)
+    assert np.all(np.diff(group) >= 0)                                     # one group after another
+    pos = order % (h * w)
+    assert np.all(pos.reshape(-1, c // groups) == pos.reshape(-1, c // groups)[:, :1])   # a position's channels together

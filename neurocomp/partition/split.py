@@ -25,15 +25,22 @@ def compact(ids: np.ndarray) -> np.ndarray:
     return ids.astype(np.int32) if ids.size == 0 or int(ids.max()) < 2 ** 31 else ids
 
 
-def neuron_order(layer: Layer) -> np.ndarray:
+def neuron_order(layer: Layer, band: int = 1) -> np.ndarray:
     """Group-major, then position-major order for (C, H, W) layers: a contiguous chunk is a spatial tile
     of one conv group's channels, so a core reads one group's inputs over one receptive field (a chunk
-    across groups would read every group's inputs, and each input would reach more cores)."""
-    if len(layer.shape) == 3:
-        c, h, w = layer.shape
-        g = conv_groups(layer)
-        return np.arange(layer.size).reshape(g, c // g, h * w).transpose(0, 2, 1).ravel()
-    return np.arange(layer.size)
+    across groups would read every group's inputs, and each input would reach more cores). Positions run
+    in bands of `band` rows, column by column within a band, so a chunk of k positions is a band x k/band
+    tile (band 1: raster rows): squarer tiles share more of their receptive fields."""
+    if len(layer.shape) != 3:
+        return np.arange(layer.size)
+    c, h, w = layer.shape
+    g = conv_groups(layer)
+    rows = -(-h // band) * band
+    grid = np.full((rows, w), -1)
+    grid[:h] = np.arange(h * w).reshape(h, w)
+    positions = grid.reshape(rows // band, band, w).transpose(0, 2, 1).ravel()
+    positions = positions[positions >= 0]
+    return np.arange(layer.size).reshape(g, c // g, h * w)[:, :, positions].transpose(0, 2, 1).ravel()
 
 
 def conv_groups(layer: Layer) -> int:

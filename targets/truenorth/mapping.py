@@ -35,6 +35,10 @@ from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
 
 LEVELS = 4
+# Conv positions go to cores in 2-row tiles (partition.split.neuron_order): on the one-chip tracker (micro3) 2 rows
+# take 3,815 cores where raster rows take 4,079 and 3 rows 4,431 (every layer fewer cores at 2: its inputs reach
+# fewer cores, so they need fewer copies).
+TILE_ROWS = 2
 
 
 @dataclass
@@ -317,7 +321,7 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
         if layer.name in dests:
             dests[layer.name], helpers[li] = _split_fanout(layer.name, dests[layer.name], keys, spec)
         copies = np.maximum(dests.get(layer.name, _Dests()).counts(layer.size), 1)
-        order = neuron_order(layer)
+        order = neuron_order(layer, TILE_ROWS)
         keep = layer.name in kernel
         windows = Windows(layer.size, lambda lo, hi, o=order, l=layer, k=keep: _TypedRows(l, o[lo:hi], wmax, k),
                           window_width(layer, order, int(spec["core.neurons"])))
