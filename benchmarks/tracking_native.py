@@ -39,6 +39,7 @@ from neurocomp.target import load_target
 
 ROOT = Path(__file__).resolve().parents[1]
 GOALS = {"truenorth": 0.95, "loihi": 0.97}
+CHIP_CORES, REAL_TIME_FPS, DENSITY = 4096, 50.0, 0.02
 
 
 def score(tracker, clips) -> tuple[float, float]:
@@ -92,6 +93,22 @@ def table(config: str, rows: list[dict], base: float, seed: int, n_clips: int, f
     return t
 
 
+def hardware_goals(rows: list[dict]) -> list[str]:
+    """The issue's TrueNorth goals for the chip's program: all scales on one chip (<= 4,096 cores) at >= 50 FPS, and
+    <= 0.02 cores per neuron; met, or by how much they are missed."""
+    lines = []
+    for r in rows:
+        if r["stage"] != "emulated chip" or r["target"] != "truenorth":
+            continue
+        one_chip = r["chips"] == 1 and r["cores"] <= CHIP_CORES and r["fps"] >= REAL_TIME_FPS
+        lines.append(f"TrueNorth real time on one chip (<= {CHIP_CORES:,} cores, >= {REAL_TIME_FPS} FPS): "
+                     + ("met" if one_chip else "missed") + f" ({r['cores']:,} cores on {r['chips']} chip(s), "
+                     f"{r['fps']:.1f} FPS); cores per neuron <= {DENSITY}: "
+                     + ("met" if r["cores_per_neuron"] <= DENSITY else
+                        f"missed by {r['cores_per_neuron'] / DENSITY:.1f}x ({r['cores_per_neuron']:.3f})"))
+    return lines
+
+
 def markdown(t: Table) -> str:
     heads = [c.header for c in t.columns]
     cells = [list(c.cells) for c in t.columns]
@@ -127,9 +144,12 @@ def main() -> None:
         rows += chip_rows(args.config, target, args.models, model, clips, console)
     t = table(args.config, rows, base[0], seed, len(clips), args.frames)
     console.print(t)
+    goals = hardware_goals(rows)
+    for line in goals:
+        console.print(line)
     if not args.no_write:
         write_section(f"tracking_native_{args.config}", f"tracking_native: core-native SiamSNN {args.config}, accuracy per stage, cores, FPS",
-                      markdown(t), command_line(),
+                      markdown(t) + "".join(f"\n{line}\n" for line in goals), command_line(),
                       time.perf_counter() - start)
 
 
