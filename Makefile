@@ -72,9 +72,9 @@ siamsnn: $(STAMP)
 
 # Retrain the core-native tracker from scratch into build/models (deterministic: the same bytes as the
 # committed models/siamfc_<config>_native.pt and models/siamsnn_<config>_*; about 10 minutes on 2 cores).
-# micro3 (TrueNorth only) is the one-chip tracker `make demo` runs.
+# micro3 is the one-chip tracker `make demo` runs.
 native-tracker: $(STAMP)
-	$(PY) -m neurocomp.models.train_siamsnn --config micro3 --targets truenorth --out-dir build/models
+	$(PY) -m neurocomp.models.train_siamsnn --config micro3 --out-dir build/models
 	$(PY) -m neurocomp.models.train_siamsnn --config micro --out-dir build/models
 	$(PY) -m neurocomp.models.train_siamsnn --config mini --out-dir build/models
 
