@@ -233,6 +233,7 @@ def main() -> None:
     ap.add_argument("--two-status", action="store_true",
                     help="also the two-status spiking score layer (its own conv5 and correlation cores: ~60 %% more "
                          "TrueNorth cores; the tracker reads the score potential)")
+    ap.add_argument("--seed", type=int, default=0, help="training seed of every stage (0: the committed models)")
     ap.add_argument("--out-dir", type=Path, default=Path("build/models"))
     args = ap.parse_args()
     recipe = RECIPES.get(args.config, Recipe())
@@ -249,11 +250,11 @@ def main() -> None:
         model = load_float(args.config, float_path)
         print(f"float stage: {float_path} (trained before)")
     else:
-        start, opts = time.perf_counter(), TrainOptions()
+        start, opts = time.perf_counter(), TrainOptions(seed=args.seed)
         model = train(native_siamfc_config(args.config), opts, log=lambda line: print(line, flush=True))
         _save_state(float_path, model.state_dict(), {"config": model.config.to_json(), "train": asdict(opts)},
                     time.perf_counter() - start)
-    qopts = QATOptions(timesteps=args.timesteps, epochs=epochs, lr=lr)
+    qopts = QATOptions(timesteps=args.timesteps, epochs=epochs, lr=lr, seed=args.seed)
     for target in args.targets:
         weights, readout = (tn_weights, tn_readout) if target == "truenorth" else (None, None)
         qat_path = out / f"siamsnn_{args.config}_qat_{target}.pt"

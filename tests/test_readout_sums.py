@@ -95,3 +95,27 @@ def test_one_channel_too_wide_is_a_user_error() -> None:
               [("x", "c"), ("c", "r"), ("r", "o")])
     with pytest.raises(UserError, match="one input channel of x already gives 6400 inputs"):
         split_readouts(lower(g), lambda layer: True, budget=4096)
+
+
+def _bound_score(channels: int, kernel: int, side: int) -> Graph:
+    """A tracker's score: a Correlation of `channels` x kernel x kernel over spikes, weights in -2..2 (4 levels per
+    neuron: exact on TrueNorth)."""
+    k = np.random.default_rng(4).integers(-2, 3, size=(1, channels, kernel, kernel)).astype(float)
+    return Graph([Input("x", (channels, side, side), "spikes"), Correlation("corr", k), Readout("score"), Output("o")],
+                 [("x", "corr"), ("corr", "score"), ("score", "o")])
+
+
+@pytest.mark.parametrize("kernel,parts", [(5, 8), (7, 8), (3, 3)])
+def test_truenorth_splits_a_bound_readout_into_parts_of_half_a_core(kernel: int, parts: int) -> None:
+    """A bound kernel opens 4 types per input, so a part takes <= 64 inputs; TrueNorth asks for <= 32 (half a
+    core's axons) where one channel allows. 8 channels: 5x5 -> 8 parts of one channel (25 inputs), not 4 of two;
+    7x7 (49 inputs, over 32) -> parts of <= 64, one channel each; 3x3 -> 3 parts of <= 3 channels (27 inputs).
+    Each program equals its graph, and a core holds several positions of a part."""
+    g, target = _bound_score(8, kernel, 12), load_target("truenorth")
+    c = compile_graph(g, target, CompileOptions())
+    assert len(c.report["host_summed_readouts"]["score"]) == parts
+    x = random_spikes((8, 12, 12), batch=2, ticks=5, rate=0.3, seed=1)
+    emu = emulator.run(c.program, target, {"x": x}).potentials["score"]
+    assert np.array_equal(emu, reference.run(lower(g), {"x": x}).potentials["score"])
+    side = 12 - kernel + 1
+    assert c.program.netlist.n_cores < parts * side * side

@@ -84,8 +84,9 @@ def channel_groups(proj: Projection, rows: np.ndarray, budget: int) -> list[np.n
     return None
 
 
-def split_readouts(net: Network, wide: Callable[[Layer], bool], budget: int) -> Network:
-    """Each read-out layer `wide` says cannot fit one core becomes parts of <= `budget` inputs per neuron."""
+def split_readouts(net: Network, wide: Callable[[Layer], bool], budget: int, preferred: int | None = None) -> Network:
+    """Each read-out layer `wide` says cannot fit one core becomes parts of <= `preferred` inputs per neuron
+    where one input channel fits that, else of <= `budget`."""
     split = [layer for layer in net.layers if isinstance(layer.neuron, Readout) and wide(layer)]
     if not split:
         return net
@@ -97,7 +98,7 @@ def split_readouts(net: Network, wide: Callable[[Layer], bool], budget: int) -> 
         outs = [b for a, b in edges if a == layer.name]
         if any(not isinstance(nodes[b], Output) for b in outs):
             continue
-        parts = _parts(layer, budget)
+        parts = _parts(layer, budget, preferred)
         edges = [e for e in edges if layer.name not in e]
         del nodes[layer.name]
         for i, (part, chain, source) in enumerate(parts):
@@ -110,13 +111,14 @@ def split_readouts(net: Network, wide: Callable[[Layer], bool], budget: int) -> 
     return lower(drop_orphans(Graph(tuple(nodes.values()), tuple(edges), meta)))
 
 
-def _parts(layer: Layer, budget: int) -> list[tuple[Readout, list[Node], str]]:
+def _parts(layer: Layer, budget: int, preferred: int | None) -> list[tuple[Readout, list[Node], str]]:
     """(part neuron, its chain, its source) per projection and channel group; part 0 keeps the layer's
     bias and initial potential, the others start at 0 with no bias."""
     rows = sample_rows(layer)
     out: list[tuple[Readout, list[Node], str]] = []
     for proj in layer.projections:
-        masks = [None] if fan_in(proj, rows) <= budget else channel_groups(proj, rows, budget)
+        masks = _masks(proj, rows, preferred) if preferred is not None else None
+        masks = masks or _masks(proj, rows, budget)
         if masks is None:
             raise UserError(f"layer {layer.name}: one input channel of {proj.source} already gives "
                             f"{fan_in(proj, rows)} inputs per neuron, over the {budget} a core takes; "
@@ -133,6 +135,11 @@ def _parts(layer: Layer, budget: int) -> list[tuple[Readout, list[Node], str]]:
                                          v_init=layer.neuron.v_init if first else 0.0)
             out.append((neuron, chain, proj.source))
     return out
+
+
+def _masks(proj: Projection, rows: np.ndarray, budget: int) -> list[np.ndarray | None] | None:
+    """[None] when the projection fits `budget` whole, else its channel groups' masks (None: one channel is wider)."""
+    return [None] if fan_in(proj, rows) <= budget else channel_groups(proj, rows, budget)
 
 
 def drop_orphans(g: Graph) -> Graph:

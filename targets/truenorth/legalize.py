@@ -35,6 +35,11 @@ from neurocomp.target import TargetSpec
 from neurocomp.targets.truenorth.quant import mode_levels
 
 SPLIT_KEY = "truenorth_fanin_split"  # graph metadata: the layers whose fan-in became partial sums
+# A bound read-out (the tracker's correlation) in parts of at most 1/2 a core's axons per neuron: the one-chip
+# tracker (micro3) 3,815 -> 2,405 cores (its score parts of one channel each, 9 positions per core, and the
+# copies of conv4-conv2 that feed them), micro 9,276 -> 7,930, siamsnn.pt 6,361 -> 5,958, mini 16,799 -> 13,230;
+# on 16 training-photo clips the micro3 chip's AUC 0.594 -> 0.602 (the parts' potentials add exactly).
+BOUND_PART_SHARE = 2
 
 
 def _weighted(proj) -> int | None:
@@ -164,10 +169,13 @@ def legalize(net: Network, spec: TargetSpec, weights: str = "levels") -> Network
         raise UserError(f"recurrent projections {net.feedback()}: the truenorth mapping sizes each neuron's fan-out "
                         f"copies and balances path delays for feed-forward layer graphs only; use a Loihi target")
     levels = mode_levels(weights, spec)
-    # a bound read-out's parts open every axon type of their inputs (mapping._kernel_layers), whatever the mode
-    for bound, per_input in ((True, int(spec["core.axon_types"])), (False, levels)):
+    # A bound read-out's parts open every axon type of their inputs (mapping._kernel_layers), whatever the mode.
+    # Its parts read at most half a core's axons where one input channel allows (BOUND_PART_SHARE), so a core
+    # holds a tile of neighbouring positions, whose windows overlap, instead of one or two.
+    types, axons = int(spec["core.axon_types"]), int(spec["core.axons"])
+    for bound, per_input in ((True, types), (False, levels)):
         net = split_readouts(net, lambda layer, b=bound: bound_layer(layer) == b and bool(_plan(layer, spec, levels)),
-                             spec["core.axons"] // per_input)
+                             axons // per_input, axons // (per_input * BOUND_PART_SHARE) if bound else None)
     plans = {layer.name: _plan(layer, spec, levels) for layer in net.layers}
     split = [layer for layer in net.layers if plans[layer.name]]
     if not split:
