@@ -35,10 +35,13 @@ from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
 
 LEVELS = 4
-# Conv positions go to cores in 2-row tiles (partition.split.neuron_order): on the one-chip tracker (micro3) 2 rows
-# take 3,815 cores where raster rows take 4,079 and 3 rows 4,431 (every layer fewer cores at 2: its inputs reach
-# fewer cores, so they need fewer copies).
-TILE_ROWS = 2
+# The tile heights a (C, H, W) layer's positions are tried in (partition.split.neuron_order), each layer keeping the
+# one that costs least (_cost): the best height depends on the kernel, the axons per input and the map's size.
+# Cores, rows everywhere / 2 rows everywhere / per layer of (1, 2, 3): the one-chip tracker (micro3) 2,405 (2 rows) ->
+# 2,039 (its score in 3-row tiles of 15 positions), micro 7,930 -> 7,722, mini 13,230 -> 12,808; raster rows
+# everywhere gave micro3 4,079 against 3,815 at 2 rows before its score parts were cut finer. 4 rows added nothing
+# there; each height tried costs one more partition of the layer (about 1.4x the compile time).
+TILE_ROWS = (1, 2, 3)
 
 
 @dataclass
@@ -315,22 +318,20 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
     keys = list(qnet.layers[0].params)
     partials = inserted(qnet.network)
     kernel = _kernel_layers(qnet.network, partials)
-    wmax = int(spec["core.weight_max"])
+    sources = {layer.name for layer in layers}
     for li in range(len(layers) - 1, -1, -1):
         layer = layers[li]
         if layer.name in dests:
             dests[layer.name], helpers[li] = _split_fanout(layer.name, dests[layer.name], keys, spec)
         copies = np.maximum(dests.get(layer.name, _Dests()).counts(layer.size), 1)
-        order = neuron_order(layer, TILE_ROWS)
-        keep = layer.name in kernel
-        windows = Windows(layer.size, lambda lo, hi, o=order, l=layer, k=keep: _TypedRows(l, o[lo:hi], wmax, k),
-                          window_width(layer, order, int(spec["core.neurons"])))
-
-        def emit(lo: int, hi: int, li: int = li, windows: Windows[_TypedRows] = windows, copies: np.ndarray = copies) -> None:
-            typed, off = windows.get(lo, hi)
-            per_layer[li].append(_build_core(li, typed, lo - off, hi - off, copies, dests))
-
-        _, bind[li] = split(layer, _fits(windows, order, copies, spec), _hint(layer, spec, partials), emit)
+        bands = TILE_ROWS if len(layer.shape) == 3 else (1,)
+        trials = [_layer_cores(li, layer, band, copies, layer.name in kernel, spec, partials) for band in bands]
+        per_layer[li], built, bind[li] = min(trials, key=lambda t: _cost(t[0], t[1], sources, spec))
+        for source, d in built.items():
+            into = dests.setdefault(source, _Dests())
+            into.src += d.src
+            into.core += d.core
+            into.axon += d.axon
     cores = [c for li in range(len(layers)) for c in per_layer[li] + [h.core for h in helpers[li]]]
     n_ptr = np.concatenate([[0], np.cumsum([len(c.weights) for c in cores])]).astype(np.int64)
     a_ptr = np.concatenate([[0], np.cumsum([c.n_axons for c in cores])]).astype(np.int64)
@@ -338,6 +339,31 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
         c.gid = gid
     splitters = [h for group in helpers for h in group]
     return _assemble(qnet, spec, cores, per_layer, dests, splitters, n_ptr, a_ptr, bind)
+
+
+def _layer_cores(li: int, layer: Layer, band: int, copies: np.ndarray, keep: bool, spec: TargetSpec,
+                 partials: set[str]) -> tuple[list[_Core], dict[str, _Dests], tuple[str, float, float]]:
+    """One layer's cores with its positions in tiles `band` rows high, the axons they need of each source, and
+    the binding resource."""
+    order, wmax = neuron_order(layer, band), int(spec["core.weight_max"])
+    windows = Windows(layer.size, lambda lo, hi: _TypedRows(layer, order[lo:hi], wmax, keep),
+                      window_width(layer, order, int(spec["core.neurons"])))
+    cores: list[_Core] = []
+    dests: dict[str, _Dests] = {}
+
+    def emit(lo: int, hi: int) -> None:
+        typed, off = windows.get(lo, hi)
+        cores.append(_build_core(li, typed, lo - off, hi - off, copies, dests))
+
+    _, bind = split(layer, _fits(windows, order, copies, spec), _hint(layer, spec, partials), emit)
+    return cores, dests, bind
+
+
+def _cost(cores: list[_Core], dests: dict[str, _Dests], layers: set[str], spec: TargetSpec) -> float:
+    """A layer's cores plus the cores' worth of neuron slots its axons take in the layers that feed it (each axon
+    a neuron reaches is one more copy of that neuron there; the host's inputs cost no core)."""
+    axons = sum(sum(s.size for s in d.src) for source, d in dests.items() if source in layers)
+    return len(cores) + axons / int(spec["core.neurons"])
 
 
 def _layer_first(cores: list[_Core], size: int, n_ptr: np.ndarray) -> np.ndarray:
