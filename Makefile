@@ -55,7 +55,7 @@ $(DEMO_MODEL): $(STAMP) models/digits.py
 
 models: $(DEMO_MODEL)
 
-# The core-native SiamSNN for one TrueNorth chip (micro3, models/train_siamsnn.py; weights and graphs committed in
+# The core-native SiamSNN for one TrueNorth chip (micro3g, models/train_siamsnn.py; weights and graphs committed in
 # models/): compile for TrueNorth, bind the exemplar, track one synthetic clip on the emulated chip.
 demo: $(STAMP)
 	$(PY) examples/track.py 0 --frames 12
@@ -72,8 +72,9 @@ siamsnn: $(STAMP)
 
 # Retrain the core-native tracker from scratch into build/models (deterministic: the same bytes as the
 # committed models/siamfc_<config>_native.pt and models/siamsnn_<config>_*; about 10 minutes on 2 cores).
-# micro3 is the one-chip tracker `make demo` runs.
+# micro3g is the one-chip tracker `make demo` runs.
 native-tracker: $(STAMP)
+	$(PY) -m neurocomp.models.train_siamsnn --config micro3g --out-dir build/models
 	$(PY) -m neurocomp.models.train_siamsnn --config micro3 --out-dir build/models
 	$(PY) -m neurocomp.models.train_siamsnn --config micro --out-dir build/models
 	$(PY) -m neurocomp.models.train_siamsnn --config mini --out-dir build/models

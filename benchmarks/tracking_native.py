@@ -119,7 +119,7 @@ def markdown(t: Table) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", choices=("micro", "micro3", "mini"), default="micro", help="the tracker (models/train_siamsnn.py)")
+    ap.add_argument("--config", choices=("micro", "micro3", "micro3g", "mini"), default="micro", help="the tracker (models/train_siamsnn.py)")
     ap.add_argument("--clips", type=int, default=3, help="clips per photo split (test, fresh)")
     ap.add_argument("--frames", type=int, default=30)
     ap.add_argument("--seed", type=int, help="clip seed (default: drawn from the clock, printed)")

@@ -1,6 +1,6 @@
 """Track a synthetic clip with SiamSNN on an emulated chip: compile, bind the exemplar, track, report.
 
-    python examples/track.py [CLIP] [--model models/siamsnn_micro3_truenorth.pt] [--target truenorth] [--frames 40]
+    python examples/track.py [CLIP] [--model models/siamsnn_micro3g_truenorth.pt] [--target truenorth] [--frames 40]
 
 Compiles the SiamSNN for the target (skipped when a program that passes verification is already
 there; one from an older neurocomp is recompiled in place), then runs
@@ -28,7 +28,7 @@ from neurocomp.report.tables import track_table
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("clip", type=int, nargs="?", default=0)
-    ap.add_argument("--model", type=Path, default=Path("models/siamsnn_micro3_truenorth.pt"),
+    ap.add_argument("--model", type=Path, default=Path("models/siamsnn_micro3g_truenorth.pt"),
                     help="a SiamSNN .pt (default: the core-native tracker trained for one TrueNorth chip)")
     ap.add_argument("--target", default="truenorth")
     ap.add_argument("--frames", type=int, default=40)

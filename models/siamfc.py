@@ -93,6 +93,10 @@ CONFIGS = {
     # positions with paired axons instead of 2, so its three search scales fit one chip with trinary weights.
     "micro3": SiamConfig("micro3", 39, 71, (8, 16, 16, 16, 16), (3, 3, 3, 3, 3), out_scale=0.05,
                          label_radius=8.0, conv_strides=(2, 2, 1, 1, 1), pools=False),
+    # micro3 twice as wide in conv1-4 with conv2-4 in 16 groups (1-2 input channels each): each input reaches fewer
+    # TrueNorth cores, so it needs fewer copies -- about 0.02 cores per neuron.
+    "micro3g": SiamConfig("micro3g", 39, 71, (16, 32, 32, 32, 16), (3, 3, 3, 3, 3), out_scale=0.05,
+                          label_radius=8.0, conv_strides=(2, 2, 1, 1, 1), pools=False, groups=(1, 16, 16, 16, 2)),
 }
 
 

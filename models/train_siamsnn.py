@@ -89,7 +89,8 @@ class Recipe:
     qat_lr: float = QATOptions.lr
 
 
-RECIPES = {"micro3": Recipe("trinary", "bits", qat_epochs=10, qat_lr=1e-3)}
+RECIPES = {"micro3": Recipe("trinary", "bits", qat_epochs=10, qat_lr=1e-3),
+           "micro3g": Recipe("trinary", "bits", qat_epochs=10, qat_lr=1e-3)}
 
 
 def native_siamfc_config(config: str) -> SiamConfig:

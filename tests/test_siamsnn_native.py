@@ -136,10 +136,13 @@ def test_fresh_photos_are_in_no_other_split():
     assert fresh and not fresh & set(sum(SPLITS["train"] + SPLITS["test"], ()))
 
 
-def test_the_committed_one_chip_tracker_compiles_exactly_onto_one_truenorth_chip():
-    """models/siamsnn_micro3_truenorth.pt: trinary conv1-4 (paired axons) under a bits read-out, three search scales
+@pytest.mark.parametrize("config,density", [("micro3", 0.04), ("micro3g", 0.02)])
+def test_the_committed_one_chip_trackers_compile_exactly_onto_one_truenorth_chip(config, density):
+    """models/siamsnn_<config>_truenorth.pt: trinary conv1-4 (paired axons) under a bits read-out, three search scales
     side by side in 20 ticks per frame, the trained integers kept (all but the score's, whose kernel is bound at run
-    time), on <= 4,096 cores of one chip."""
+    time), on <= 4,096 cores of one chip; micro3g (16 groups) at <= 0.02 cores per network neuron."""
+    from neurocomp.ir.layers import lower
+
     from pathlib import Path
 
     from neurocomp.compiler import CompileOptions, compile_graph
@@ -147,7 +150,7 @@ def test_the_committed_one_chip_tracker_compiles_exactly_onto_one_truenorth_chip
     from neurocomp.ir.graph import Conv2d
     from neurocomp.target import load_target
 
-    graph = load_graph(Path(__file__).resolve().parents[1] / "models" / "siamsnn_micro3_truenorth.pt")
+    graph = load_graph(Path(__file__).resolve().parents[1] / "models" / f"siamsnn_{config}_truenorth.pt")
     record = json.loads(graph.metadata["training"])
     assert (record["weights"], record["readout_weights"]) == ("trinary", "bits")
     convs = [n for n in graph.nodes if isinstance(n, Conv2d) and n.name.startswith("conv")][:4]
@@ -158,5 +161,6 @@ def test_the_committed_one_chip_tracker_compiles_exactly_onto_one_truenorth_chip
     compiled = compile_graph(graph, load_target("truenorth"), CompileOptions())
     assert all(q.exact for q in compiled.qnet.layers if not q.name.startswith(SCORE))
     assert compiled.program.placed.n_chips == 1 and compiled.program.netlist.n_cores <= 4096
+    assert compiled.program.netlist.n_cores / sum(layer.size for layer in lower(graph).layers) <= density
     frame = compiled.report["realtime"]["frame"]
     assert frame["ticks_per_frame"] == 20 and frame["frames_per_s"] == 50.0
