@@ -37,10 +37,10 @@ from neurocomp.target import TargetSpec
 LEVELS = 4
 # The tile heights a (C, H, W) layer's positions are tried in (partition.split.neuron_order), each layer keeping the
 # one that costs least (_cost): the best height depends on the kernel, the axons per input and the map's size.
-# Cores, rows everywhere / 2 rows everywhere / per layer of (1, 2, 3): the one-chip tracker (micro3) 2,405 (2 rows) ->
-# 2,039 (its score in 3-row tiles of 15 positions), micro 7,930 -> 7,722, mini 13,230 -> 12,808; raster rows
-# everywhere gave micro3 4,079 against 3,815 at 2 rows before its score parts were cut finer. 4 rows added nothing
-# there; each height tried costs one more partition of the layer (about 1.4x the compile time).
+# Cores with 2-row tiles everywhere -> the best of (1, 2, 3) per layer: micro3 2,405 -> 2,039 (its score in 3-row
+# tiles of 15 positions), micro 7,930 -> 7,722, mini 13,230 -> 12,808 (raster rows everywhere: micro3 4,079 against
+# 3,815 at 2 rows, before its score parts were cut finer). Trying 4 rows too gained nothing there. Each height
+# costs one more partition of the layer (about 1.4x the compile time) and holds its cores until one is kept.
 TILE_ROWS = (1, 2, 3)
 
 
