@@ -35,10 +35,11 @@ from neurocomp.target import TargetSpec
 from neurocomp.targets.truenorth.quant import mode_levels
 
 SPLIT_KEY = "truenorth_fanin_split"  # graph metadata: the layers whose fan-in became partial sums
-# A bound read-out (the tracker's correlation) in parts of at most 1/2 a core's axons per neuron: the one-chip
-# tracker (micro3) 3,815 -> 2,405 cores (its score parts of one channel each, 9 positions per core, and the
-# copies of conv4-conv2 that feed them), micro 9,276 -> 7,930, siamsnn.pt 6,361 -> 5,958, mini 16,799 -> 13,230;
-# on 16 training-photo clips the micro3 chip's AUC 0.594 -> 0.602 (the parts' potentials add exactly).
+# A bound read-out (the tracker's correlation) in parts of at most 1/2 a core's axons per neuron. Measured with
+# 2-row tiles everywhere: micro3 3,815 -> 2,405 cores (score parts of one channel each, 9 positions per core, and
+# fewer copies of conv2-4 to feed them), micro 9,276 -> 7,930, siamsnn.pt 6,361 -> 5,958, mini 16,799 -> 13,230.
+# The host adds the parts' potentials exactly; each part rounds its own share of a bound kernel (on 16
+# training-photo clips micro3's chip AUC went 0.594 -> 0.602).
 BOUND_PART_SHARE = 2
 
 
