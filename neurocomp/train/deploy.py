@@ -27,7 +27,7 @@ class Deploy:
     def compile_mode(self) -> str:
         """The weight mode to compile the trained Graph with: the read-out's, whose weight set holds the spiking
         layers' (deploy_for refuses a pair where it does not, by the hooks' HOLDS)."""
-        return self.readout_mode or self.mode
+        return self.layer_mode(readout=True)
 
     @property
     def reset(self) -> str:
