@@ -87,6 +87,13 @@ class Netlist:
         """Crossbar bits set on the chip, every copy counted."""
         return self.syn_neuron.size if self.copies is None else int(self.copies[self.syn_neuron].sum())
 
+    def axon_synapses(self) -> np.ndarray:
+        """(A,) crossbar bits set per axon, every copy counted; without copies no per-synapse temporary is made
+        (a paper-size net has billions of synapses)."""
+        if self.copies is None:
+            return np.bincount(self.syn_axon, minlength=self.n_axons)
+        return np.bincount(self.syn_axon, weights=self.copies[self.syn_neuron], minlength=self.n_axons).astype(np.int64)
+
     def core_neurons(self) -> np.ndarray:
         """(C,) hardware neurons per core, every copy counted."""
         if self.copies is None:

@@ -70,24 +70,37 @@ def rows(node: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ...], idx:
 
 def _window_rows(node: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ...], idx: np.ndarray) -> sp.csr_matrix:
     """CSR straight from the (row, kernel tap) grid: taps run over (input channel, ky, kx), so each
-    row's columns come out sorted and distinct, with no COO sort."""
+    row's columns come out sorted and distinct, with no COO sort. The grid's index arrays are int32
+    where the input fits and are updated in place: a window of rows then allocates (and page-faults)
+    a few arrays of its size, not a dozen."""
     cin, h, w = in_shape
-    co, oy, ox = np.unravel_index(idx, out_shape)
+    ids = np.int32 if cin * h * w < 2 ** 31 else np.int64
+    co, oy, ox = (a.astype(ids) for a in np.unravel_index(idx, out_shape))
     if isinstance(node, Conv2d):
         cout, cin_g, kh, kw = node.weight.shape
-        ci_local, ky, kx = (a.ravel() for a in np.meshgrid(np.arange(cin_g), np.arange(kh), np.arange(kw), indexing="ij"))
-        ci = (co // (cout // node.groups))[:, None] * cin_g + ci_local[None, :]
+        ci_local, ky, kx = (a.ravel().astype(ids) for a in np.meshgrid(np.arange(cin_g), np.arange(kh), np.arange(kw),
+                                                                         indexing="ij"))
+        first = (co // (cout // node.groups)) * cin_g
         wts = np.asarray(node.weight).reshape(cout, -1)[co]
     else:
         kh, kw = node.kernel
-        ky, kx = (a.ravel() for a in np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij"))
-        ci = co[:, None]
-        wts = np.ones((len(idx), kh * kw))
-    iy = oy[:, None] * node.stride[0] - node.padding[0] + ky[None, :]
-    ix = ox[:, None] * node.stride[1] - node.padding[1] + kx[None, :]
-    valid = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w) & (wts != 0)
-    cols = ci * (h * w) + iy * w + ix
-    indptr = np.concatenate([[0], np.cumsum(np.count_nonzero(valid, axis=1))])
-    m = sp.csr_matrix((wts[valid], cols[valid], indptr), shape=(len(idx), cin * h * w))
+        ky, kx = (a.ravel().astype(ids) for a in np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij"))
+        ci_local, first = np.zeros_like(ky), co
+        wts = None
+    iy = oy[:, None] * ids(node.stride[0]) + (ky - ids(node.padding[0]))[None, :]
+    ix = ox[:, None] * ids(node.stride[1]) + (kx - ids(node.padding[1]))[None, :]
+    valid = (iy >= 0) & (iy < h)
+    valid &= ix >= 0
+    valid &= ix < w
+    if wts is not None:
+        valid &= wts != 0
+    cols = iy
+    cols += (first[:, None] + ci_local[None, :]) * ids(h)
+    cols *= ids(w)
+    cols += ix
+    indptr = np.zeros(len(idx) + 1, dtype=np.int64)
+    np.cumsum(np.count_nonzero(valid, axis=1), out=indptr[1:])
+    data = wts[valid] if wts is not None else np.ones(int(indptr[-1]))
+    m = sp.csr_matrix((data, cols[valid], indptr), shape=(len(idx), cin * h * w))
     m.has_canonical_format = True
     return m

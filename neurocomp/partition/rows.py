@@ -12,7 +12,7 @@ from neurocomp.ir.graph import Affine, Conv2d, Correlation, Node, Scale
 from neurocomp.ir.layers import Layer, Projection
 
 T = TypeVar("T")
-WINDOW_SYNAPSES = 1 << 24   # rows built at a time: ~200 MB of CSR, whatever the layer's size
+WINDOW_SYNAPSES = 1 << 21   # rows built at a time: ~200 MB of CSR, whatever the layer's size
 
 
 def is_bound(p: Projection) -> bool:

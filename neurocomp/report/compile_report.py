@@ -26,7 +26,7 @@ def estimate_core_counts(n: Netlist, rate: float) -> dict[str, np.ndarray]:
     fed = np.zeros(n.n_axons)
     fed[n.edge_axon] = rate
     fed[n.in_axon] = rate
-    per_axon = fed * np.bincount(n.syn_axon, weights=n.n_copies()[n.syn_neuron], minlength=n.n_axons)
+    per_axon = fed * n.axon_synapses()
     neurons = n.core_neurons().astype(float)
     return {"synaptic_events": np.bincount(n.axon_core(), weights=per_axon, minlength=n.n_cores),
             "neuron_active": np.zeros(n.n_cores), "neuron_idle": neurons, "spikes": rate * neurons}
