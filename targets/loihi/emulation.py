@@ -19,7 +19,7 @@ def synapse_matrix(n: Netlist) -> sp.csr_matrix:
     """Weights exactly as Lava's Dense prepares them (sign mode, clip, LSB truncation) per core."""
     core = n.axon_core()[n.syn_axon]
     modes = n.syn_tables["sign_mode"][core]
-    w = n.syn_tables["weight"].copy()
+    w = n.syn_tables["weight"].astype(np.int64)   # stored narrow (int16); prepared and summed wide
     for code, name in enumerate(SIGN_NAMES):
         sel = modes == code
         if sel.any():

@@ -53,7 +53,8 @@ def _source_weights(n: Netlist) -> list[sp.csr_matrix]:
     copy = _copies(n, src)[n.syn_axon]
     keep = src[n.syn_axon] >= 0
     shape = (n.n_neurons, n.n_inputs + n.n_neurons)
-    return [sp.csr_matrix((n.syn_tables["weight"][sel], (n.syn_neuron[sel], src[n.syn_axon[sel]])), shape=shape)
+    weight = n.syn_tables["weight"].astype(np.int64)   # stored narrow (int16)
+    return [sp.csr_matrix((weight[sel], (n.syn_neuron[sel], src[n.syn_axon[sel]])), shape=shape)
             for sel in (keep & (copy == c) for c in range(int(copy.max(initial=0)) + 1))]
 
 

@@ -118,7 +118,7 @@ class _Builder:
         ids[chunk] = n0 + np.arange(len(chunk))
         acc["syn_a"].append(compact(a0 + sa))
         acc["syn_n"].append(compact(n0 + sn))
-        acc["syn_w"].append(sw)
+        acc["syn_w"].append(_narrow(sw))
         for source, used, offset in axon_src:
             axons = a0 + offset + np.arange(len(used))
             if source in self.offsets:
@@ -164,7 +164,7 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
         target=spec.name, neuron_ptr=np.array(out.n_ptr, dtype=np.int64), axon_ptr=np.array(out.a_ptr, dtype=np.int64),
         core_layer=np.array(acc["core_layer"], dtype=np.int64), params={k: cat(v) for k, v in out.params.items()},
         syn_axon=_joined(acc["syn_a"]), syn_neuron=_joined(acc["syn_n"]),
-        syn_tables={"weight": cat(acc["syn_w"]), "sign_mode": np.array(acc["sign"], dtype=np.int64),
+        syn_tables={"weight": _joined(acc["syn_w"]), "sign_mode": np.array(acc["sign"], dtype=np.int64),
                     "weight_exp": np.array(acc["wexp"], dtype=np.int64)},
         edge_src=e_src, edge_axon=cat(acc["e_ax"]), edge_delay=np.ones(len(e_src), dtype=np.int64),
         in_channel=cat(acc["i_ch"]), in_axon=i_ax, in_delay=np.ones(len(i_ax), dtype=np.int64),
@@ -173,9 +173,26 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
     )
 
 
+def _narrow(weights: np.ndarray) -> np.ndarray:
+    """A core's weights as int16 where they fit (Loihi's are 9-bit once verified): per synapse the largest table.
+    A weight beyond that keeps int64, so verify_netlist still names it rather than a wrapped value."""
+    fits = weights.size == 0 or (int(weights.min()) >= -(1 << 15) and int(weights.max()) < 1 << 15)
+    return weights.astype(np.int16) if fits else weights
+
+
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
-    """Per-core id arrays as one, int32 unless some part needed int64 (numpy's promotion decides)."""
-    return np.concatenate(parts) if parts else np.zeros(0, np.int32)
+    """Per-core arrays as one, in the widest of their dtypes (numpy's promotion). Consumes `parts`, freeing each
+    once copied: the peak is the result plus one core's part, not the result twice over."""
+    if not parts:
+        return np.zeros(0, np.int32)
+    out = np.empty(sum(p.size for p in parts), np.result_type(*{p.dtype for p in parts}))
+    parts.reverse()
+    at = 0
+    while parts:
+        part = parts.pop()
+        out[at:at + part.size] = part
+        at += part.size
+    return out
 
 
 def _per_core_distinct(core: np.ndarray, keys: list[np.ndarray], n_cores: int) -> np.ndarray:
