@@ -121,14 +121,19 @@ def main() -> None:
     lines = [f"{'target':10} {'neurons':>9} {'cores':>6} {'chips':>5} {'total s':>8} {'peak MB':>8} {'hops/seq':>8}  stages (s)"]
     print(lines[0], flush=True)
     for target in args.targets:
-        done = []
+        done, over = [], None
         for size in sizes:
+            if over is not None:   # a larger net of the same shape needs more cores still
+                lines.append(f"{target:10} {size:>9g}  skipped: the {over}-neuron net already exceeds the chips")
+                print(lines[-1], flush=True)
+                continue
             q = ctx.Queue()
             p = ctx.Process(target=_one, args=(target, size, args, q))
             p.start()
             row = q.get()
             p.join()
             if "error" in row:
+                over = row["neurons"] if row["error"].startswith("network: cores") else None
                 lines.append(f"{target:10} {row['neurons']:>9} {'-':>6} {'-':>5} {row['total_s']:8.2f} {row['peak_mb']:8.0f}  "
                              f"error: {row['error']}")
             else:
