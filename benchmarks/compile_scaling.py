@@ -1,10 +1,12 @@
 """Compile time and peak memory per stage for conv nets of growing size, and for SiamSNN.
 
     python benchmarks/compile_scaling.py [--sizes 1e4 1e5 1e6] [--targets truenorth loihi]
+    python benchmarks/compile_scaling.py --targets truenorth --groups 8 --weights trinary --sizes 1e5 3e5 1e6 3e6
     python benchmarks/compile_scaling.py --siamsnn full --targets loihi --census
 
 Each size runs in its own process so peak RSS is per compile. The net is three 3x3 conv
-layers (stride 1, same padding) with 16 channels over a square input, IF neurons;
+layers (stride 1, same padding) with 16 channels over a square input, IF neurons (`--groups 8 --weights trinary`:
+the TrueNorth core-native variant);
 random integer weights in [-2, 2]; neurons ~= 3 * 16 * side^2. `--siamsnn CONFIG` compiles the
 SiamSNN of that SiamFC config instead (random weights, normalised on 2 crops, no SNN calibration
 rounds, `--maxpool` and `--pool-layers` as converted; the conversion time is not counted). `--census` sizes the network without building its
@@ -24,15 +26,18 @@ import numpy as np
 from results import command_line, write_section
 
 
-def conv_net(neurons: float, channels: int = 16, seed: int = 0):
+def conv_net(neurons: float, channels: int = 16, seed: int = 0, groups: int = 1):
+    """`groups`: the 16-channel convs in that many groups (the first reads 2 channels and stays whole); 8 groups with
+    trinary weights is a TrueNorth core-native net (fan-in 18 inputs, 36 axons)."""
     from neurocomp.ir.graph import IF, Conv2d, Graph, Input, Output
 
     side = max(4, int(round(np.sqrt(neurons / (3 * channels)))))
     rng = np.random.default_rng(seed)
     nodes, edges, prev, cin = [Input("x", (2, side, side))], [], "x", 2
     for i in range(3):
-        w = rng.integers(-2, 3, size=(channels, cin, 3, 3)).astype(float)
-        nodes += [Conv2d(f"conv{i}", w, padding=1), IF(f"if{i}", threshold=4.0)]
+        g = groups if cin % groups == 0 else 1
+        w = rng.integers(-2, 3, size=(channels, cin // g, 3, 3)).astype(float)
+        nodes += [Conv2d(f"conv{i}", w, padding=1, groups=g), IF(f"if{i}", threshold=4.0)]
         edges += [(prev, f"conv{i}"), (f"conv{i}", f"if{i}")]
         prev, cin = f"if{i}", channels
     nodes.append(Output("out"))
@@ -82,13 +87,14 @@ def _one(target: str, size: float | str, args: argparse.Namespace, out: mp.Queue
     from neurocomp.errors import UserError
     from neurocomp.target import load_target
 
-    graph, n = siamsnn(size, target, args.maxpool, args.pool_layers) if isinstance(size, str) else conv_net(size)
+    graph, n = siamsnn(size, target, args.maxpool, args.pool_layers) if isinstance(size, str) \
+        else conv_net(size, groups=args.groups)
     t0 = time.perf_counter()
     try:
         if args.census:
             row = _census(graph, load_target(target))
         else:
-            c = compile_graph(graph, load_target(target), CompileOptions())
+            c = compile_graph(graph, load_target(target), CompileOptions(weights=args.weights))
             row = {"cores": c.report["cores_used"], "chips": c.report["chips_used"], "stages": c.report["compile_time_s"],
                    "hops_ratio": c.report["traffic"]["spike_hops_per_tick"] /
                    max(c.report["traffic"]["sequential_spike_hops_per_tick"], 1e-12)}
@@ -113,6 +119,8 @@ def main() -> None:
     ap.add_argument("--census", action="store_true", help="count cores without building core tables (Loihi)")
     ap.add_argument("--maxpool", choices=["spiking", "avg"], default="spiking", help="SiamSNN max-pool conversion")
     ap.add_argument("--pool-layers", action="store_true", help="SiamSNN pools as their own IF layers")
+    ap.add_argument("--groups", type=int, default=1, help="conv groups of the conv nets' 16-channel layers")
+    ap.add_argument("--weights", help="weight mode (default: each target's first)")
     ap.add_argument("--no-write", action="store_true", help="do not write benchmarks/RESULTS.md")
     args = ap.parse_args()
     sizes = [args.siamsnn] if args.siamsnn else args.sizes
@@ -147,8 +155,11 @@ def main() -> None:
                          f"peak memory {growth(done, 'peak_mb'):.2f} (goal <= 1)")
             print(lines[-1], flush=True)
     if not args.no_write:
-        name = f"compile_scaling_{args.siamsnn}" if args.siamsnn else "compile_scaling"
-        write_section(name, f"compile_scaling: compile time and peak memory{' of SiamSNN ' + args.siamsnn if args.siamsnn else ''}",
+        variant = f" of SiamSNN {args.siamsnn}" if args.siamsnn else \
+            (f", convs in {args.groups} groups, {args.weights or 'default'} weights" if args.groups > 1 or args.weights else "")
+        name = "compile_scaling" + "".join(f"_{v}" for v in (args.siamsnn, args.groups > 1 and f"groups{args.groups}",
+                                                              args.weights) if v)
+        write_section(name, f"compile_scaling: compile time and peak memory{variant}",
                       "```\n" + "\n".join(lines) + "\n```\n", command_line(),
                       time.perf_counter() - start)
 

@@ -106,3 +106,24 @@ def test_random_layers_honour_limits_and_equal_the_quantised_graph(name, weights
     for layer in ("n1", "n2"):
         assert np.array_equal(emu.spikes[layer], ref.spikes[layer]), layer
     assert emu.merges == 0
+
+
+@settings(**SETTINGS)
+@given(first_op(), st.integers(1, 3), st.booleans(), st.integers(0, 10_000))
+def test_truenorth_axon_counts_and_weight_levels_equal_their_sorted_definitions(case, band, keep, seed):
+    """The partitioner's sort-free axon count of a span equals the sizes of the span's distinct (input, type)
+    keys, and each neuron's weight levels are its sorted distinct weights (np.unique per row)."""
+    from neurocomp.partition import neuron_order
+    from neurocomp.targets.truenorth.mapping import _TypedRows
+
+    shape, op = case
+    layer = lower(Graph([Input("x", shape), op, IF("n", threshold=2.0), Output("o")],
+                        [("x", "op"), ("op", "n"), ("n", "o")])).layers[0]
+    typed = _TypedRows(layer, neuron_order(layer, band), 255, keep)
+    m = typed.rows.rows[0][1]
+    for i in range(layer.size):
+        row = np.unique(m.data[m.indptr[i]:m.indptr[i + 1]])
+        assert typed.levels[i] >= 0 and np.array_equal(typed.typing.table[i, :row.size], row)
+    rng = np.random.default_rng(seed)
+    for lo, hi in np.sort(rng.integers(0, layer.size + 1, size=(20, 2)), axis=1):
+        assert typed.axon_count(lo, hi) == sum(u.size for u in typed.axon_keys(lo, hi))

@@ -94,13 +94,16 @@ def _levels(rows: list[tuple[str, sp.csr_matrix]], n: int) -> tuple[np.ndarray, 
     v = np.concatenate([m.data for _, m in rows])
     if r.size == 0:
         return np.zeros((n, 1)), np.zeros(n, dtype=np.int64)
-    pairs = np.unique(np.stack([r.astype(np.float64), v]), axis=1)
-    cnt = np.bincount(pairs[0].astype(np.int64), minlength=n)
+    order = np.lexsort((v, r))   # distinct (row, weight) pairs in that order: a 2-key sort, not unique(axis=1)'s
+    r, v = r[order], v[order]
+    new = np.ones(r.size, dtype=bool)
+    new[1:] = (r[1:] != r[:-1]) | (v[1:] != v[:-1])
+    r, v = r[new], v[new]
+    cnt = np.bincount(r, minlength=n)
     width = max(int(cnt.max()), 1)
     table = np.zeros((n, width))
     starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
-    rank = np.arange(pairs.shape[1]) - starts[pairs[0].astype(np.int64)]
-    table[pairs[0].astype(np.int64), rank] = pairs[1]
+    table[r, np.arange(r.size) - starts[r]] = v
     return table, cnt
 
 
@@ -120,11 +123,19 @@ class _TypedRows:
             self.ptr.append(ptr)
             self.keys.append(keys)
         self.support = [support(p, order) for p in layer.projections] if keep else None
+        counted = [(m.indptr, m.indices) for m in self.support] if keep else list(zip(self.ptr, self.keys))
+        self._firsts = [(ptr, _previous(ids)) for ptr, ids in counted]
 
     def axon_keys(self, lo: int, hi: int) -> list[np.ndarray]:
         if self.support is not None:
             return [_all_types(m.indices[m.indptr[lo]:m.indptr[hi]]) for m in self.support]
         return [np.unique(k[p[lo]:p[hi]]) for k, p in zip(self.keys, self.ptr)]
+
+    def axon_count(self, lo: int, hi: int) -> int:
+        """sum(u.size for u in axon_keys(lo, hi)) without sorting: a key counts at its first synapse in the
+        span, the one whose previous occurrence lies before it (the partitioner asks this several times a core)."""
+        per_input = LEVELS if self.support is not None else 1
+        return per_input * sum(int(np.count_nonzero(prev[ptr[lo]:ptr[hi]] < ptr[lo])) for ptr, prev in self._firsts)
 
 
 @dataclass(frozen=True)
@@ -201,6 +212,15 @@ def _kernel_layers(net: Network, partials: set[str]) -> set[str]:
     return bound | {layer.name for layer in net.layers if any(p.source in bound & partials for p in layer.projections)}
 
 
+def _previous(ids: np.ndarray) -> np.ndarray:
+    """For each entry, the index of the last earlier entry with the same id (-1 for a first occurrence)."""
+    order = np.argsort(ids, kind="stable")
+    prev = np.full(ids.size, -1, dtype=np.int64)
+    same = ids[order[1:]] == ids[order[:-1]]
+    prev[order[1:][same]] = order[:-1][same]
+    return prev
+
+
 def _all_types(inputs: np.ndarray) -> np.ndarray:
     return (np.unique(inputs)[:, None] * LEVELS + np.arange(LEVELS)[None]).ravel()
 
@@ -212,7 +232,7 @@ def _fits(windows: Windows[_TypedRows], order: np.ndarray, copies: np.ndarray, s
     def fits(lo: int, hi: int) -> tuple[bool, str, float, float]:
         typed, off = windows.get(lo, hi)
         k = int(typed.levels[lo - off:hi - off].max(initial=0))
-        axons = sum(u.size for u in typed.axon_keys(lo - off, hi - off))
+        axons = typed.axon_count(lo - off, hi - off)
         usage = [("neurons (incl. fan-out copies)", int(cum[hi] - cum[lo]), n_max), ("axons", axons, a_max),
                  ("weight levels per neuron", k, LEVELS)]
         worst = max(usage, key=lambda u: u[1] / u[2])
