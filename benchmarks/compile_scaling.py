@@ -141,7 +141,7 @@ def main() -> None:
             row = q.get()
             p.join()
             if "error" in row:
-                over = row["neurons"] if row["error"].startswith("network: cores") else None
+                over = row["neurons"] if row["error"].startswith("network") and ": cores " in row["error"] else None
                 lines.append(f"{target:10} {row['neurons']:>9} {'-':>6} {'-':>5} {row['total_s']:8.2f} {row['peak_mb']:8.0f}  "
                              f"error: {row['error']}")
             else:

@@ -1,4 +1,5 @@
 """Target mapping in depth: delay balancing, splitters, weight modes, per-layer report, error hints."""
+import re
 from pathlib import Path
 
 import numpy as np
@@ -259,3 +260,27 @@ def test_cli_trinary_flag_reaches_the_program_and_loihi_refuses_it(tmp_path, cap
     assert main(["compile", str(tmp_path / "net.pt"), "--target", "loihi", "--tn-weights", "trinary",
                  "-o", str(tmp_path / "p2")]) == 2
     assert "weight mode 'trinary' is not available on loihi" in capsys.readouterr().err
+
+
+def test_a_network_outgrowing_the_chips_is_refused_once_its_last_layers_alone_do(tmp_path, monkeypatch):
+    """Layers are built last to first; the refusal comes as soon as the cores built so far exceed the chips (here
+    one chip of 4 cores): the first layer is never built, and the message says which layers alone took how many."""
+    from neurocomp.errors import ResourceError
+    from neurocomp.targets.truenorth import mapping
+
+    text = TN.spec.text
+    for key, value in (("cores", 4), ("mesh_cols", 2), ("mesh_rows", 2), ("max_chips", 1)):
+        text = re.sub(rf"^{key} = {{ value = \d+", f"{key} = {{ value = {value}", text, count=1, flags=re.M)
+    (tmp_path / "tiny.toml").write_text(text)
+    target = load_target(str(tmp_path / "tiny.toml"))
+    rng = np.random.default_rng(0)
+    g = Graph([Input("x", (64,)), Affine("fc1", rng.integers(-2, 3, (64, 64)).astype(float)), IF("h", threshold=2.0),
+               Affine("fc2", rng.integers(-2, 3, (2048, 64)).astype(float)), IF("o", threshold=2.0), Output("out")],
+              [("x", "fc1"), ("fc1", "h"), ("h", "fc2"), ("fc2", "o"), ("o", "out")])
+    built = []
+    real = mapping._layer_cores
+    monkeypatch.setattr(mapping, "_layer_cores", lambda li, layer, *a: built.append(layer.name) or real(li, layer, *a))
+    with pytest.raises(ResourceError) as err:
+        compile_graph(g, target, CompileOptions())
+    assert built == ["o"]
+    assert str(err.value).startswith("network (layers o to o alone, 1 of 2): cores 8 exceeds the allowed 4")

@@ -78,10 +78,11 @@ def _window_rows(node: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ..
     co, oy, ox = (a.astype(ids) for a in np.unravel_index(idx, out_shape))
     if isinstance(node, Conv2d):
         cout, cin_g, kh, kw = node.weight.shape
-        ci_local, ky, kx = (a.ravel().astype(ids) for a in np.meshgrid(np.arange(cin_g), np.arange(kh), np.arange(kw),
-                                                                         indexing="ij"))
+        flat = np.asarray(node.weight).reshape(cout, -1)
+        live = np.flatnonzero(np.any(flat != 0, axis=0))   # taps some output channel uses: a fan-in part's
+        ci_local, ky, kx = (a.astype(ids) for a in np.unravel_index(live, (cin_g, kh, kw)))   # op is mostly zeros
         first = (co // (cout // node.groups)) * cin_g
-        wts = np.asarray(node.weight).reshape(cout, -1)[co]
+        wts = flat[co][:, live]
     else:
         kh, kw = node.kernel
         ky, kx = (a.ravel().astype(ids) for a in np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij"))

@@ -10,7 +10,7 @@ import numpy as np
 from neurocomp.errors import ResourceError, VerifyError
 from neurocomp.ir import sums
 from neurocomp.ir.netlist import Netlist
-from neurocomp.target import Target
+from neurocomp.target import Target, TargetSpec
 
 if TYPE_CHECKING:   # neurocomp.quantize imports neurocomp.partition.fanin
     from neurocomp.quantize import QNetwork
@@ -42,6 +42,13 @@ def count_cores(qnet: QNetwork, target: Target) -> list[LayerCount]:
     return target.hooks.count_cores(qnet, target.spec)
 
 
+def cores_hint(spec: TargetSpec) -> str:
+    """What to do about a network that needs more cores than the spec's chips have."""
+    return (f"{spec.name} allows {spec['chip.max_chips']} chips of {spec.cores_per_chip} cores; the report's per-layer "
+            "cores show which layers to shrink (fewer channels, larger stride), or raise chip.max_chips in a copy of the "
+            "spec.toml")
+
+
 def verify_netlist(n: Netlist, target: Target) -> None:
     spec = target.spec
     neurons, axons = n.core_neurons(), np.diff(n.axon_ptr)
@@ -50,10 +57,7 @@ def verify_netlist(n: Netlist, target: Target) -> None:
         if bad.size:
             raise VerifyError(f"core {bad[0]}: {what} {arr[bad[0]]} exceeds {lim}")
     if n.n_cores > spec.max_cores:
-        raise ResourceError("network", "cores", n.n_cores, spec.max_cores,
-                            hint=f"{spec.name} allows {spec['chip.max_chips']} chips of {spec.cores_per_chip} cores; the report's "
-                                 f"per-layer cores show which layers to shrink (fewer channels, larger stride), or raise "
-                                 f"chip.max_chips in a copy of the spec.toml")
+        raise ResourceError("network", "cores", n.n_cores, spec.max_cores, hint=cores_hint(spec))
     for name, idx, top in (("synapse axon", n.syn_axon, n.n_axons), ("synapse neuron", n.syn_neuron, n.n_neurons),
                            ("edge source", n.edge_src, n.n_neurons), ("edge axon", n.edge_axon, n.n_axons),
                            ("input axon", n.in_axon, n.n_axons), ("input channel", n.in_channel, n.n_inputs)):

@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from neurocomp.errors import ResourceError, UserError, VerifyError
 from neurocomp.ir.layers import Layer, Network
 from neurocomp.ir.netlist import LayerMap, Netlist
-from neurocomp.partition import LayerCount, cat, neuron_order, split
+from neurocomp.partition import LayerCount, cat, cores_hint, neuron_order, split
 from neurocomp.partition.delays import inserted, timing
 from neurocomp.partition.rows import OrderedRows, Windows, bound_layer, support, window_width
 from neurocomp.quantize import QNetwork
@@ -347,6 +347,7 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
         bands = TILE_ROWS if len(layer.shape) == 3 else (1,)
         trials = [_layer_cores(li, layer, band, copies, layer.name in kernel, spec, partials) for band in bands]
         per_layer[li], built, bind[li] = min(trials, key=lambda t: _cost(t[0], t[1], sources, spec))
+        _within_chips(per_layer, helpers, layers, li, spec)
         for source, d in built.items():
             into = dests.setdefault(source, _Dests())
             into.src += d.src
@@ -359,6 +360,17 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
         c.gid = gid
     splitters = [h for group in helpers for h in group]
     return _assemble(qnet, spec, cores, per_layer, dests, splitters, n_ptr, a_ptr, bind)
+
+
+def _within_chips(per_layer: list[list[_Core]], helpers: list[list[_Splitter]], layers: tuple[Layer, ...], li: int,
+                  spec: TargetSpec) -> None:
+    """Refuse as soon as the layers built so far (li to the last) outgrow the chips, rather than after the rest:
+    a network far too large for them fails in its first layers' time, with what those alone take."""
+    used = sum(len(per_layer[k]) + len(helpers[k]) for k in range(li, len(layers)))
+    if used > spec.max_cores:
+        where = "network" if li == 0 else f"network (layers {layers[li].name} to {layers[-1].name} alone, " \
+                                          f"{len(layers) - li} of {len(layers)})"
+        raise ResourceError(where, "cores", used, spec.max_cores, hint=cores_hint(spec))
 
 
 def _layer_cores(li: int, layer: Layer, band: int, copies: np.ndarray, keep: bool, spec: TargetSpec,

@@ -77,7 +77,15 @@ def bit_planes(w: np.ndarray, bits: int, weight_max: float) -> np.ndarray:
 
 def _bit_rows(w: np.ndarray, bits: int, weight_max: float, taps: int = 1) -> np.ndarray:
     """The ladder of each row, for stored weights that sum up to `taps` of its weights: q's range divided by taps,
-    so every sum still lies on the bits-bit ladder (the plane weights stay a * 2^k)."""
+    so every sum still lies on the bits-bit ladder (the plane weights stay a * 2^k). Columns that are zero in every
+    row stay zero and add no error whatever the scale, so only the others are laddered (a fan-in part's weights are
+    its layer's, masked to a few channels)."""
+    live = np.flatnonzero(np.any(w != 0, axis=0))
+    if live.size < w.shape[1]:
+        out = np.zeros_like(w)
+        if live.size:
+            out[:, live] = _bit_rows(w[:, live], bits, weight_max, taps)
+        return out
     mixed = (w.min(axis=1) < 0) & (w.max(axis=1) > 0)
     top = np.where(mixed, 2.0 ** (bits - 1) - 1, 2.0 ** bits - 1)
     q_hi = np.floor(top / taps)
