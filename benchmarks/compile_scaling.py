@@ -3,6 +3,7 @@
     python benchmarks/compile_scaling.py [--sizes 1e4 1e5 1e6] [--targets truenorth loihi]
     python benchmarks/compile_scaling.py --targets truenorth --groups 8 --weights trinary --sizes 1e5 3e5 1e6 3e6
     python benchmarks/compile_scaling.py --siamsnn full --targets loihi --census
+    python benchmarks/compile_scaling.py --siamsnn full3g --targets truenorth --weights trinary --score hybrid
 
 Each size runs in its own process so peak RSS is per compile. The net is three 3x3 conv
 layers (stride 1, same padding) with 16 channels over a square input, IF neurons (`--groups 8 --weights trinary`:
@@ -87,7 +88,7 @@ def _one(target: str, size: float | str, args: argparse.Namespace, out: mp.Queue
     from neurocomp.errors import UserError
     from neurocomp.target import load_target
 
-    graph, n = siamsnn(size, target, args.maxpool, args.pool_layers) if isinstance(size, str) \
+    graph, n = siamsnn(size, target, args.maxpool, args.pool_layers, args.score == "spiking") if isinstance(size, str) \
         else conv_net(size, groups=args.groups)
     t0 = time.perf_counter()
     try:
@@ -115,7 +116,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=float, nargs="+", default=[1e4, 3e4, 1e5, 3e5])
     ap.add_argument("--targets", nargs="+", default=["truenorth", "loihi"])
-    ap.add_argument("--siamsnn", choices=["micro", "small", "full"], help="compile this SiamSNN config instead of the conv nets")
+    ap.add_argument("--siamsnn", choices=["micro", "small", "full", "full3g"],
+                    help="compile this SiamSNN config instead of the conv nets (full3g: the paper-size tracker in "
+                         "TrueNorth's native shape)")
+    ap.add_argument("--score", choices=["spiking", "hybrid"], default="spiking",
+                    help="SiamSNN score: the two-status spiking layer, or the hybrid read-out the host sums")
     ap.add_argument("--census", action="store_true", help="count cores without building core tables (Loihi)")
     ap.add_argument("--maxpool", choices=["spiking", "avg"], default="spiking", help="SiamSNN max-pool conversion")
     ap.add_argument("--pool-layers", action="store_true", help="SiamSNN pools as their own IF layers")

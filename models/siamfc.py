@@ -97,6 +97,13 @@ CONFIGS = {
     # TrueNorth cores, so it needs fewer copies -- about 0.02 cores per neuron.
     "micro3g": SiamConfig("micro3g", 39, 71, (16, 32, 32, 32, 16), (3, 3, 3, 3, 3), out_scale=0.05,
                           label_radius=8.0, conv_strides=(2, 2, 1, 1, 1), pools=False, groups=(1, 16, 16, 16, 2)),
+    # The paper-size tracker in TrueNorth's native shape (compile-scale runs; not trained here): SiamFC's crops and
+    # channels, 3x3 convs whose strides replace the pools, every conv after the first reading 2 or 3 channels per
+    # group (fan-in 18-27): ~3.1 M neurons in the search branch against `full`'s 3.3 M. Its total stride is 16, not 8,
+    # so the exemplar embeds to 5x5 (a correlation part then reads a channel's 25-49 taps, within half a core's
+    # axons) and the score map is 9x9, not 17x17.
+    "full3g": SiamConfig("full3g", 127, 255, (96, 256, 384, 384, 256), (3, 3, 3, 3, 3), label_radius=16.0,
+                         conv_strides=(2, 2, 2, 2, 1), pools=False, groups=(1, 32, 128, 192, 128)),
 }
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from neurocomp.backends import emulator, reference
 from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.ir import sums
-from neurocomp.ir.graph import Conv2d, Correlation, Graph, Input, Output, Readout
+from neurocomp.ir.graph import IF, Conv2d, Correlation, Graph, Input, Output, Readout
 from neurocomp.ir.layers import lower
 from neurocomp.partition import count_cores
 from neurocomp.partition.fanin import channel_groups, fan_in, sample_rows, split_readouts
@@ -119,3 +120,23 @@ def test_truenorth_splits_a_bound_readout_into_parts_of_half_a_core(kernel: int,
     assert np.array_equal(emu, reference.run(lower(g), {"x": x}).potentials["score"])
     side = 12 - kernel + 1
     assert c.program.netlist.n_cores < parts * side * side
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 3), st.integers(0, 1), st.integers(0, 10_000))
+def test_group_fan_ins_from_unit_counts_equal_the_masked_matrices(groups, per_group, k, pad, seed):
+    """A group of input channels reads the sum of its channels' fan-ins (fanin.widest over unit_fan_ins): equal,
+    for every group count, to the widest row of each group's own masked matrix."""
+    from neurocomp.partition.fanin import _channel_masks, masked, unit_fan_ins, widest
+
+    rng = np.random.default_rng(seed)
+    c_in = groups * per_group
+    w = rng.integers(-1, 2, size=(2 * groups, per_group, k, k)).astype(float)
+    layer = lower(Graph([Input("x", (c_in, 6, 6)), Conv2d("c", w, padding=pad, groups=groups), IF("n", threshold=1.0),
+                         Output("o")], [("x", "c"), ("c", "n"), ("n", "o")])).layers[0]
+    proj, rows = layer.projections[0], np.arange(layer.size)
+    counts = unit_fan_ins(proj, 0, rows, _channel_masks(proj.chain[0], c_in))
+    for g in range(1, c_in + 1):
+        direct = max(int(np.diff(masked(proj, 0, m).matrix(rows).indptr).max(initial=0))
+                     for m in _channel_masks(proj.chain[0], g))
+        assert widest(counts, g) == direct

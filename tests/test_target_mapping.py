@@ -279,7 +279,7 @@ def test_a_network_outgrowing_the_chips_is_refused_once_its_last_layers_alone_do
               [("x", "fc1"), ("fc1", "h"), ("h", "fc2"), ("fc2", "o"), ("o", "out")])
     built = []
     real = mapping._layer_cores
-    monkeypatch.setattr(mapping, "_layer_cores", lambda li, layer, *a: built.append(layer.name) or real(li, layer, *a))
+    monkeypatch.setattr(mapping, "_layer_cores", lambda li, layer, *a, **k: built.append(layer.name) or real(li, layer, *a, **k))
     with pytest.raises(ResourceError) as err:
         compile_graph(g, target, CompileOptions())
     assert built == ["o"]

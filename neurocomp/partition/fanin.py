@@ -9,7 +9,7 @@ taken as 1), so a Correlation's run-time kernel cannot change them.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -76,12 +76,25 @@ def channel_groups(proj: Projection, rows: np.ndarray, budget: int) -> list[np.n
         return None
     op = proj.chain[k]
     channels = np.asarray(op.weight).shape[1] * getattr(op, "groups", 1)
-    support = structural(proj)
+    counts = unit_fan_ins(structural(proj), k, rows, _channel_masks(op, channels))
     for groups in range(max(1, -(-fan_in(proj, rows) // budget)), channels + 1):
-        masks = _channel_masks(op, groups)
-        if max(int(np.diff(masked(support, k, m).matrix(rows).indptr).max(initial=0)) for m in masks) <= budget:
-            return masks
+        if widest(counts, groups) <= budget:
+            return _channel_masks(op, groups)
     return None
+
+
+def unit_fan_ins(proj: Projection, k: int, rows: np.ndarray, units: Iterable[np.ndarray]) -> np.ndarray:
+    """(rows, units) inputs each row reads through each unit mask of the k-th (first weighted) op's weights. Units
+    are disjoint input channels (or columns), which the per-channel ops before k keep apart, so a group of units
+    reads the sum of their counts: one matrix per unit instead of one per unit per group count tried."""
+    return np.stack([np.diff(masked(proj, k, m).matrix(rows).indptr) for m in units], axis=1)
+
+
+def widest(counts: np.ndarray, groups: int) -> int:
+    """The largest fan-in of any row over np.array_split's `groups` contiguous groups of the units."""
+    sizes = [part.size for part in np.array_split(np.arange(counts.shape[1]), groups)]
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    return int(np.add.reduceat(counts, starts, axis=1).max(initial=0))
 
 
 def split_readouts(net: Network, wide: Callable[[Layer], bool], budget: int, preferred: int | None = None) -> Network:

@@ -51,17 +51,18 @@ def conv_groups(layer: Layer) -> int:
     return g if layer.shape[0] % g == 0 else 1
 
 
-def split(layer: Layer, fits: Fits, hint: Hint | None = None,
-          emit: Emit | None = None) -> tuple[list[tuple[int, int]], tuple[str, float, float]]:
+def split(layer: Layer, fits: Fits, hint: Hint | None = None, emit: Emit | None = None,
+          stop: int | None = None) -> tuple[list[tuple[int, int]], tuple[str, float, float]]:
     """Greedy contiguous spans [lo, hi) of neuron_order(layer), each as long as `fits` allows
     (galloping + bisection; `fits` is monotone in hi). A neuron that fits no core is an error
     with the target's suggestion (`hint`). `emit(lo, hi)` gets each span as soon as it is final,
     while the rows `fits` read are still built (partition.rows.Windows). Also returns the binding
-    resource: the one closest to its limit over the layer's cores."""
+    resource: the one closest to its limit over the layer's cores. `stop`: no span starts at or
+    after it (a prefix of the layer, to compare ways of splitting it)."""
     spans: list[tuple[int, int]] = []
     best = ("neurons", 0.0, 1.0)
     start, n = 0, layer.size
-    while start < n:
+    while start < (n if stop is None else min(n, stop)):
         seen: dict[int, tuple[bool, str, float, float]] = {}
 
         def ok(hi: int, start: int = start) -> bool:

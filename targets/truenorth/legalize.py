@@ -29,7 +29,8 @@ from neurocomp.errors import UserError
 from neurocomp.ir.graph import IF, Affine, Conv2d, Graph, Node, Scale
 from neurocomp.ir.layers import Layer, Network, lower
 from neurocomp.partition.delays import STAGES
-from neurocomp.partition.fanin import drop_orphans, masked, restricted, sample_rows, split_readouts
+from neurocomp.partition.fanin import (drop_orphans, restricted, sample_rows, split_readouts,
+                                      unit_fan_ins, widest)
 from neurocomp.partition.rows import bound_layer, is_bound, structural, support
 from neurocomp.target import TargetSpec
 from neurocomp.targets.truenorth.quant import mode_levels
@@ -93,10 +94,11 @@ def _groups(proj, k: int, rows: np.ndarray, spec: TargetSpec, levels: int) -> in
     n_in = np.asarray(proj.chain[k].weight).shape[1]
     proj = structural(proj) if is_bound(proj) else proj
     fan = int(np.diff(proj.matrix(rows).indptr).max())
+    shape = np.asarray(proj.chain[k].weight).shape
+    column = np.arange(n_in).reshape((1, n_in) + (1,) * (len(shape) - 2))
+    counts = unit_fan_ins(proj, k, rows, (np.broadcast_to(column == j, shape) for j in range(n_in)))
     for groups in range(max(1, -(-fan // budget)), n_in + 1):
-        widest = max(int(np.diff(masked(proj, k, m).matrix(rows).indptr).max(initial=0))
-                     for m in _group_masks(proj.chain[k], groups))
-        if widest <= budget:
+        if widest(counts, groups) <= budget:
             return groups
     return n_in
 

@@ -42,6 +42,9 @@ LEVELS = 4
 # 3,815 at 2 rows, before its score parts were cut finer). Trying 4 rows too gained nothing there. Each height
 # costs one more partition of the layer (about 1.4x the compile time) and holds its cores until one is kept.
 TILE_ROWS = (1, 2, 3)
+# A layer above SAMPLED_LAYER neurons compares the heights on its first SAMPLE_NEURONS (cost per neuron) and
+# partitions whole with the winner only: a paper-size conv (10^6 neurons) then costs one partition, not three.
+SAMPLED_LAYER, SAMPLE_NEURONS = 1 << 17, 1 << 16
 
 
 @dataclass
@@ -345,6 +348,9 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
             dests[layer.name], helpers[li] = _split_fanout(layer.name, dests[layer.name], keys, spec)
         copies = np.maximum(dests.get(layer.name, _Dests()).counts(layer.size), 1)
         bands = TILE_ROWS if len(layer.shape) == 3 else (1,)
+        if len(bands) > 1 and layer.size > SAMPLED_LAYER:
+            bands = (min(bands, key=lambda band: _sampled_cost(li, layer, band, copies, layer.name in kernel, spec,
+                                                                partials, sources)),)
         trials = [_layer_cores(li, layer, band, copies, layer.name in kernel, spec, partials) for band in bands]
         per_layer[li], built, bind[li] = min(trials, key=lambda t: _cost(t[0], t[1], sources, spec))
         _within_chips(per_layer, helpers, layers, li, spec)
@@ -373,10 +379,18 @@ def _within_chips(per_layer: list[list[_Core]], helpers: list[list[_Splitter]], 
         raise ResourceError(where, "cores", used, spec.max_cores, hint=cores_hint(spec))
 
 
+def _sampled_cost(li: int, layer: Layer, band: int, copies: np.ndarray, keep: bool, spec: TargetSpec,
+                  partials: set[str], sources: set[str]) -> float:
+    """_cost per neuron of the layer's first SAMPLE_NEURONS in tiles `band` rows high."""
+    cores, dests, _ = _layer_cores(li, layer, band, copies, keep, spec, partials, stop=SAMPLE_NEURONS)
+    return _cost(cores, dests, sources, spec) / sum(c.chunk.size for c in cores)
+
+
 def _layer_cores(li: int, layer: Layer, band: int, copies: np.ndarray, keep: bool, spec: TargetSpec,
-                 partials: set[str]) -> tuple[list[_Core], dict[str, _Dests], tuple[str, float, float]]:
+                 partials: set[str], stop: int | None = None
+                 ) -> tuple[list[_Core], dict[str, _Dests], tuple[str, float, float]]:
     """One layer's cores with its positions in tiles `band` rows high, the axons they need of each source, and
-    the binding resource."""
+    the binding resource (`stop`: of its first neurons only, split.split)."""
     order, wmax = neuron_order(layer, band), int(spec["core.weight_max"])
     windows = Windows(layer.size, lambda lo, hi: _TypedRows(layer, order[lo:hi], wmax, keep),
                       window_width(layer, order, int(spec["core.neurons"])))
@@ -387,7 +401,7 @@ def _layer_cores(li: int, layer: Layer, band: int, copies: np.ndarray, keep: boo
         typed, off = windows.get(lo, hi)
         cores.append(_build_core(li, typed, lo - off, hi - off, copies, dests))
 
-    _, bind = split(layer, _fits(windows, order, copies, spec), _hint(layer, spec, partials), emit)
+    _, bind = split(layer, _fits(windows, order, copies, spec), _hint(layer, spec, partials), emit, stop)
     return cores, dests, bind
 
 
