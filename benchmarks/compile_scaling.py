@@ -3,7 +3,7 @@
     python benchmarks/compile_scaling.py [--sizes 1e4 1e5 1e6] [--targets truenorth loihi]
     python benchmarks/compile_scaling.py --targets truenorth --groups 8 --weights trinary --sizes 1e5 3e5 1e6 3e6
     python benchmarks/compile_scaling.py --siamsnn full --targets loihi --census
-    python benchmarks/compile_scaling.py --siamsnn full3g --targets truenorth --weights trinary --score hybrid
+    python benchmarks/compile_scaling.py --siamsnn full3g --targets truenorth --weights trinary --score hybrid --save build
 
 Each size runs in its own process so peak RSS is per compile. The net is three 3x3 conv
 layers (stride 1, same padding) with 16 channels over a square input, IF neurons (`--groups 8 --weights trinary`:
@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import resource
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from results import command_line, write_section
@@ -96,7 +98,13 @@ def _one(target: str, size: float | str, args: argparse.Namespace, out: mp.Queue
             row = _census(graph, load_target(target))
         else:
             c = compile_graph(graph, load_target(target), CompileOptions(weights=args.weights))
-            row = {"cores": c.report["cores_used"], "chips": c.report["chips_used"], "stages": c.report["compile_time_s"],
+            stages = dict(c.report["compile_time_s"])
+            if args.save:   # the artifact too: arrays, report, model.pt, hashes (neurocomp.program.save)
+                with tempfile.TemporaryDirectory(dir=args.save) as folder:
+                    start = time.perf_counter()
+                    c.program.save(Path(folder) / "program")
+                    stages["save"] = time.perf_counter() - start
+            row = {"cores": c.report["cores_used"], "chips": c.report["chips_used"], "stages": stages,
                    "hops_ratio": c.report["traffic"]["spike_hops_per_tick"] /
                    max(c.report["traffic"]["sequential_spike_hops_per_tick"], 1e-12)}
     except UserError as exc:
@@ -126,6 +134,7 @@ def main() -> None:
     ap.add_argument("--pool-layers", action="store_true", help="SiamSNN pools as their own IF layers")
     ap.add_argument("--groups", type=int, default=1, help="conv groups of the conv nets' 16-channel layers")
     ap.add_argument("--weights", help="weight mode (default: each target's first)")
+    ap.add_argument("--save", metavar="DIR", help="also write each program's artifact under DIR (timed, then removed)")
     ap.add_argument("--no-write", action="store_true", help="do not write benchmarks/RESULTS.md")
     args = ap.parse_args()
     sizes = [args.siamsnn] if args.siamsnn else args.sizes

@@ -228,3 +228,24 @@ def test_chromium_reports_a_page_that_reaches_the_network(pages, tmp_path) -> No
                      '<h2>Run</h2><img src="https://example.invalid/x.png" alt="x">'), encoding="utf-8")
     _, console = render(leaky, tmp_path)
     assert len(console) == 1 and "https://example.invalid/x.png" in console[0], console
+
+
+def test_layer_figures_of_many_layers_name_at_most_max_shown() -> None:
+    """A program of hundreds of layers (a paper-size tracker's fan-in parts) gets figures of MAX_SHOWN rows: the
+    largest layers, the rest in one summed bar; the traffic matrix keeps the busiest layers."""
+    import struct
+
+    from neurocomp.report import html
+
+    n = 3 * html.MAX_SHOWN
+    layers = [{"name": f"part{i}", "cores": i + 1} for i in range(n)]
+    traffic = {"layers": [f"part{i}" for i in range(n)], "spikes_per_tick": np.eye(n, k=1).tolist()}
+
+    def height(data: str) -> int:
+        raw = base64.b64decode(data.split(",", 1)[-1])
+        assert raw.startswith(PNG_MAGIC)
+        return struct.unpack(">I", raw[20:24])[0]
+
+    small = [{"name": f"part{i}", "cores": 1} for i in range(html.MAX_SHOWN)]
+    assert height(html._layers_fig(layers)) == height(html._layers_fig(small))
+    assert height(html._layer_traffic_fig(traffic)) < 40 * 0.35 * 90 + 600

@@ -102,10 +102,19 @@ def _link_fig(routes, placed) -> str:
     return png(fig)
 
 
+MAX_SHOWN = 40   # layers named in a figure: a paper-size program has hundreds (fan-in parts)
+
+
 def _layers_fig(layers: Sequence[Mapping[str, Any]]) -> str:
-    """Cores per layer: where the chip area goes."""
-    fig, ax = plt.subplots(figsize=(7, 0.4 * len(layers) + 1.2))
-    ax.barh([lay["name"] for lay in layers], [lay["cores"] for lay in layers])
+    """Cores per layer: where the chip area goes (the MAX_SHOWN largest, the rest summed in one bar)."""
+    names, cores = [lay["name"] for lay in layers], [lay["cores"] for lay in layers]
+    if len(layers) > MAX_SHOWN:
+        keep = sorted(np.argsort(cores, kind="stable")[::-1][:MAX_SHOWN - 1])
+        rest = sum(cores) - sum(cores[i] for i in keep)
+        names = [names[i] for i in keep] + [f"{len(layers) - len(keep)} other layers"]
+        cores = [cores[i] for i in keep] + [rest]
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(names) + 1.2))
+    ax.barh(names, cores)
     ax.invert_yaxis()
     ax.set_xlabel("cores")
     return png(fig)
@@ -126,7 +135,10 @@ def _placement_fig(placement: Mapping[str, Any]) -> str:
 
 def _layer_traffic_fig(between: Mapping[str, Any]) -> str:
     """Layer x layer spikes per tick: which layer pairs the placer has to keep close."""
-    names, matrix = between["layers"], np.asarray(between["spikes_per_tick"], float)
+    names, matrix = list(between["layers"]), np.asarray(between["spikes_per_tick"], float)
+    if len(names) > MAX_SHOWN:   # the layers that send or receive most; the figure stays legible and small
+        keep = np.sort(np.argsort(matrix.sum(axis=0) + matrix.sum(axis=1), kind="stable")[::-1][:MAX_SHOWN])
+        names, matrix = [names[i] for i in keep], matrix[np.ix_(keep, keep)]
     shown = np.where(matrix > 0, matrix, np.nan)
     side = 2.5 + 0.35 * len(names)
     fig, ax = plt.subplots(figsize=(side + 1.5, side))
