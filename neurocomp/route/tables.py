@@ -9,10 +9,10 @@ def routing_tables(src_core: np.ndarray, src_neuron: np.ndarray, dst_core: np.nd
     messages a spike of that neuron sends (Loihi's output axons; TrueNorth holds one per neuron)."""
     if src_neuron.size == 0:
         return np.zeros(n_cores, dtype=np.int64)
-    pairs = np.unique(np.stack([src_neuron, dst_core]), axis=1)
+    pairs = np.unique(src_neuron.astype(np.int64) * n_cores + dst_core)   # one int64 key a pair: a flat sort
     owner = np.zeros(int(src_neuron.max()) + 1, dtype=np.int64)
     owner[src_neuron] = src_core
-    return np.bincount(owner[pairs[0]], minlength=n_cores)
+    return np.bincount(owner[pairs // n_cores], minlength=n_cores)
 
 
 def table_report(entries: np.ndarray, limit: int | None) -> dict[str, object]:

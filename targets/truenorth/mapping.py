@@ -161,18 +161,10 @@ class _Typing:
     def of(cls, table: np.ndarray, cnt: np.ndarray, weight_max: int) -> "_Typing":
         t = table.astype(np.int64)
         plane = cnt > LEVELS
-        g = np.maximum(np.gcd.reduce(t, axis=1), 1)
-        a, p, mixed, found = np.ones_like(g), np.zeros_like(g), np.zeros(len(t), bool), ~plane
-        for d in range(1, 2 ** LEVELS):   # the scale: the gcd over the fewest d that fits the planes in the weights
-            a_d = np.maximum(g // d, 1)
-            q = t // a_d[:, None]
-            lo, hi = q.min(axis=1, initial=0), q.max(axis=1, initial=0)
-            mix = (lo < 0) & (hi > 0)
-            p_d = np.where(mix, 1 + np.maximum(_bit_length(hi), _bit_length(-lo - 1)), _bit_length(np.maximum(hi, -lo)))
-            good = ~found & (g % d == 0) & (p_d <= LEVELS) & (a_d << np.maximum(p_d - 1, 0) <= weight_max)
-            a, p, mixed = np.where(good, a_d, a), np.where(good, p_d, p), np.where(good, mix, mixed)
-            found |= good
-        plane &= found
+        a, p, mixed = np.ones(len(t), np.int64), np.zeros(len(t), np.int64), np.zeros(len(t), bool)
+        rows = np.flatnonzero(plane)   # only these need a ladder (trinary or <= 4-level layers have none)
+        a[rows], p[rows], mixed[rows], found = _ladders(t[rows], weight_max)
+        plane[rows] = found
         need = np.where(plane, p, cnt)
         weights = np.zeros((len(t), LEVELS), dtype=np.int64)
         width = min(t.shape[1], LEVELS)
@@ -199,6 +191,22 @@ class _Typing:
         e, t = np.nonzero((mask[:, None] >> np.arange(LEVELS)) & 1)
         ptr = np.concatenate([[0], np.cumsum(np.bincount(r[e], minlength=m.shape[0]))]).astype(np.int64)
         return ptr, inputs[e] * LEVELS + t
+
+
+def _ladders(t: np.ndarray, weight_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row of distinct weights: scale a, planes p, two's complement or not, and whether any ladder fits."""
+    g = np.maximum(np.gcd.reduce(t, axis=1), 1)
+    a, p, mixed, found = np.ones_like(g), np.zeros_like(g), np.zeros(len(t), bool), np.zeros(len(t), bool)
+    for d in range(1, 2 ** LEVELS):   # the scale: the gcd over the fewest d that fits the planes in the weights
+        a_d = np.maximum(g // d, 1)
+        q = t // a_d[:, None]
+        lo, hi = q.min(axis=1, initial=0), q.max(axis=1, initial=0)
+        mix = (lo < 0) & (hi > 0)
+        p_d = np.where(mix, 1 + np.maximum(_bit_length(hi), _bit_length(-lo - 1)), _bit_length(np.maximum(hi, -lo)))
+        good = ~found & (g % d == 0) & (p_d <= LEVELS) & (a_d << np.maximum(p_d - 1, 0) <= weight_max)
+        a, p, mixed = np.where(good, a_d, a), np.where(good, p_d, p), np.where(good, mix, mixed)
+        found |= good
+    return a, p, mixed, found
 
 
 def _bit_length(x: np.ndarray) -> np.ndarray:
