@@ -5,6 +5,6 @@ predicate and checks the result; the target hook builds its own core tables
 (TrueNorth crossbars with axon types and in-core replication, Loihi sparse tables).
 """
 from neurocomp.partition.build import LayerCount, cores_hint, count_cores, partition, verify_netlist
-from neurocomp.partition.split import cat, compact, neuron_order, ranks, split
+from neurocomp.partition.split import cat, compact, neuron_order, split
 
-__all__ = ["LayerCount", "cat", "compact", "cores_hint", "count_cores", "neuron_order", "partition", "ranks", "split", "verify_netlist"]
+__all__ = ["LayerCount", "cat", "compact", "cores_hint", "count_cores", "neuron_order", "partition", "split", "verify_netlist"]

@@ -7,7 +7,6 @@ import numpy as np
 
 from neurocomp.errors import ResourceError
 from neurocomp.ir.graph import Affine, Conv2d
-from neurocomp.ir.netlist import ranks
 from neurocomp.ir.layers import Layer
 
 Fits = Callable[[int, int], tuple[bool, str, float, float]]
@@ -20,9 +19,12 @@ def cat(parts: list[np.ndarray], dtype: type = np.int64) -> np.ndarray:
     return np.concatenate(parts, dtype=dtype) if parts else np.zeros(0, dtype)
 
 
-def compact(ids: np.ndarray) -> np.ndarray:
-    """Ids as int32 where they fit: synapse tables are the largest arrays a compile holds (half the memory)."""
-    return ids.astype(np.int32) if ids.size == 0 or int(ids.max()) < 2 ** 31 else ids
+def compact(values: np.ndarray, dtype: type = np.int32) -> np.ndarray:
+    """Integers as `dtype` where they all fit, else unchanged: synapse tables are the largest arrays a compile
+    holds (ids in int32 halve them). A value that does not fit keeps its width, so a check still sees it."""
+    info = np.iinfo(dtype)
+    fits = values.size == 0 or (int(values.min()) >= info.min and int(values.max()) <= info.max)
+    return values.astype(dtype) if fits else values
 
 
 def neuron_order(layer: Layer, band: int = 1) -> np.ndarray:

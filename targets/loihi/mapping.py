@@ -118,7 +118,7 @@ class _Builder:
         ids[chunk] = n0 + np.arange(len(chunk))
         acc["syn_a"].append(compact(a0 + sa))
         acc["syn_n"].append(compact(n0 + sn))
-        acc["syn_w"].append(_narrow(sw))
+        acc["syn_w"].append(compact(sw, np.int16))   # 9-bit once verified
         for source, used, offset in axon_src:
             axons = a0 + offset + np.arange(len(used))
             if source in self.offsets:
@@ -171,13 +171,6 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
         inputs=tuple((i.name, i.shape) for i in net.inputs), layers=tuple(maps), outputs=net.outputs,
         notes={"latency": timing(net).latency},
     )
-
-
-def _narrow(weights: np.ndarray) -> np.ndarray:
-    """A core's weights as int16 where they fit (Loihi's are 9-bit once verified): per synapse the largest table.
-    A weight beyond that keeps int64, so verify_netlist still names it rather than a wrapped value."""
-    fits = weights.size == 0 or (int(weights.min()) >= -(1 << 15) and int(weights.max()) < 1 << 15)
-    return weights.astype(np.int16) if fits else weights
 
 
 def _joined(parts: list[np.ndarray]) -> np.ndarray:
