@@ -153,17 +153,19 @@ def for_target(model: nn.Module, target_name: str, t: int, seed: int, validate: 
     xtr, ytr, xte, yte = data(validate)
     target = load_target(target_name)
     with torch.no_grad():
-        ann = accuracy(model(torch.from_numpy(xte)).numpy(), yte)
+        ann_right = model(torch.from_numpy(xte)).numpy().argmax(-1) == yte
     net = from_module(copy.deepcopy(model), (1, 8, 8), deploy_for(target), t)
     fit(net, xtr, ytr, TrainOptions(timesteps=t, float_epochs=0, epochs=QAT_FT_EPOCHS, lr=QAT_FT_LR, seed=seed,
                                     chip_epochs=QAT_CHIP_EPOCHS))
     row, graph, compiled = on_chip(net, target, t, seed, xte, yte)
-    if row["exact"]:   # the chip computes the trained integers: nothing for a fine-tune to correct but timing
-        return {"ANN": ann} | row | {"chip + fine-tune": row["chip"]}
-    tuned = chip_tuned(net, graph, compiled, target, t, seed, CHIP_FT_EPOCHS, xtr, ytr)
-    ticks = t + tuned.report["latency_ticks"]
-    chip = emulator.run(tuned.program, target, {"input": xte}, ticks).potentials["readout"][:, -1]
-    return {"ANN": ann} | row | {"chip + fine-tune": accuracy(chip, yte)}
+    if not row["exact"]:   # exact: the chip computes the trained integers, nothing to correct but timing
+        compiled = chip_tuned(net, graph, compiled, target, t, seed, CHIP_FT_EPOCHS, xtr, ytr)
+    ticks = t + compiled.report["latency_ticks"]
+    logits = emulator.run(compiled.program, target, {"input": xte}, ticks).potentials["readout"][:, -1]
+    chip_right = logits.argmax(-1) == yte
+    return {"ANN": float(ann_right.mean())} | row | {"chip + fine-tune": float(chip_right.mean()),
+                                                     "lost": float((ann_right & ~chip_right).sum()),
+                                                     "gained": float((chip_right & ~ann_right).sum())}
 
 
 def chip_tuned(net: QATNet, graph: Graph, compiled: Compiled, target: Target, t: int, seed: int, epochs: int,
@@ -217,7 +219,7 @@ def table(rows: list[tuple[str, str, int, dict[str, float]]], seeds: list[int]) 
 def goal_table(rows: list[tuple[str, str, int, dict[str, float]]], seeds: list[int]) -> str:
     """One row per goal, target and T, with the worst seed's chip - ANN against the goal's limit; the misses spelled out."""
     lines = ["| goal | target | T | ANN | QAT ANN | float SNN | chip | chip + fine-tune | QAT - ANN (pt) | chip - ANN (pt) "
-             "| limit (pt) | met | exact |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| lost / gained (digits) | limit (pt) | met | exact |", "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     misses = []
     for goal, target, t, r in rows:
         qat, gap = [(np.array(r[k]) - np.array(r["ANN"])) * 100 for k in ("QAT ANN", "chip + fine-tune")]
@@ -228,7 +230,8 @@ def goal_table(rows: list[tuple[str, str, int, dict[str, float]]], seeds: list[i
                           f"({sum(g < -limit - 1e-9 for g in gap)} of {len(gap)} seeds)")
         lines.append(f"| {goal} | {target} | {t} | "
                      + " | ".join(cell(r[k]) for k in ("ANN", "QAT ANN", "float SNN", "chip", "chip + fine-tune"))
-                     + f" | {qat.min():+.1f} .. {qat.max():+.1f} | {gap.min():+.1f} .. {gap.max():+.1f} | -{limit} | "
+                     + f" | {qat.min():+.1f} .. {qat.max():+.1f} | {gap.min():+.1f} .. {gap.max():+.1f} | "
+                     + " / ".join(f"{lost:.0f}-{won:.0f}" for lost, won in zip(r["lost"], r["gained"])) + f" | -{limit} | "
                      f"{'yes' if met else 'no'} | {all(r['exact'])} |")
     return "\n".join(lines) + (
         f"\n\nThe issue's digits CNN, accuracy in % on the same 360 test digits: mean (seeds {', '.join(map(str, seeds))}). "
@@ -239,6 +242,9 @@ def goal_table(rows: list[tuple[str, str, int, dict[str, float]]], seeds: list[i
         "is the chip). (b) core-native: conv2 in 2 groups (fan-in 72) from the start, trained by the same recipe, then "
         "the same QAT. Goal: chip + fine-tune - ANN >= -limit for every seed. On TrueNorth (a)'s conv2 (fan-in 144, "
         "both signs) is split into spiking partial sums (exact False), which the surrogate steps as the chip does. "
+        "'lost / gained': per seed, the test digits the ANN classes right and the chip wrong, and the other way round "
+        "(one digit is 0.28 pt; at 1 % error one standard error of an accuracy on 360 digits is 0.5 pt, so a 0.5 pt "
+        "limit allows one net digit lost). "
         + (f"Missed: {'; '.join(misses)}." if misses else "Every goal is met.")
         + f" The user's ANN (a) reaches the wanted 99 % on {sum(a >= 0.99 for a in rows[0][3]['ANN'])} of {len(seeds)} seeds.")
 
