@@ -9,15 +9,17 @@ from hypothesis import given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 from torch import nn
 
-from neurocomp.backends import emulator
+from neurocomp.backends import emulator, reference
 from neurocomp.cli import main
 from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.errors import UserError
+from neurocomp.ir.layers import lower
 from neurocomp.target import load_target
 from neurocomp.targets.truenorth.quant import cluster_weights
 from neurocomp.train import (Surrogate, chip_logits, TrainOptions, deploy_for, exactness, finetune, fit, from_module, predict, qcfs,
                              to_graph, training_info)
 from neurocomp.train import data as td
+from neurocomp.train.augment import jitter
 from neurocomp.train.pool import compose_conv, compose_linear, composed_stride
 
 torch.set_num_threads(1)
@@ -174,7 +176,7 @@ def test_max_pool_is_refused_in_one_line():
         from_module(m, (1, 8, 8), deploy_for(TN), 8)
 
 
-@pytest.mark.parametrize("mode", ["bits", "levels", "trinary"])
+@pytest.mark.parametrize("mode", TN.hooks.WEIGHT_MODES)
 def test_export_is_exact_in_every_truenorth_weight_mode(mode):
     x = np.random.default_rng(0).random((40, 1, 8, 8))
     torch.manual_seed(0)
@@ -275,10 +277,52 @@ def test_a_windowed_fine_tune_of_the_spiking_layers_leaves_the_read_out(target):
     assert frozen and not any(m for m, p in zip(moved, s.parameters()) if id(p) in frozen) and any(moved)
 
 
+def test_whole_mode_maps_the_digits_cnn_without_partial_sums_and_computes_its_source():
+    """conv2's fan-in 144 has both signs: the default modes split it into spiking partial sums (not exact); in
+    "whole" mode each neuron keeps 4 levels on one axon per input, and the chip equals the exported Graph."""
+    net, x = _small("split", TN)
+    default = compile_graph(to_graph(net), TN, CompileOptions(timesteps=8))
+    assert any(".part" in layer.name for layer in default.qnet.network.layers)
+    assert not all(q.exact for q in default.qnet.layers)
+    torch.manual_seed(0)
+    net = from_module(nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                                    nn.Conv2d(16, 16, 3, stride=2, padding=1), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+                                    nn.Linear(64, 5)).double().eval(), (1, 8, 8), deploy_for(TN, "whole"), 8)
+    net.init_lambdas(torch.from_numpy(x), 99.0)
+    w2 = net.layers[1].integers(net.layers[0].lam, net.deploy)[0].detach().numpy().reshape(16, -1)
+    assert (np.count_nonzero(w2, axis=1).max() > 128 and   # wider than a core takes with paired axons
+            np.max([np.unique(r[r != 0]).size for r in w2]) == 4)   # and all four levels kept
+    graph = to_graph(net)
+    compiled = compile_graph(graph, TN, CompileOptions(timesteps=8))
+    assert [layer.name for layer in compiled.qnet.network.layers] == ["if1", "if2", "readout"]
+    assert all(q.exact for q in compiled.qnet.layers) and compiled.program.manifest["options"]["weights"] == "whole"
+    ticks = 8 + compiled.report["latency_ticks"]
+    chip = emulator.run(compiled.program, TN, {"input": x}, ticks)
+    source = reference.run(lower(graph), {"input": x}, ticks)
+    for name in ("if1", "if2"):
+        assert chip.spikes[name].sum() > 0 and np.array_equal(chip.spikes[name], source.spikes[name])
+    assert np.array_equal(chip.potentials["readout"], source.potentials["readout"])
+    assert compiled.program.netlist.n_cores > default.program.netlist.n_cores   # the price: fewer neurons per core
+
+
+def test_jitter_is_seeded_and_only_moves_the_chosen_fraction():
+    x = torch.from_numpy(np.random.default_rng(0).random((64, 1, 8, 8)))
+    same = lambda **k: jitter(x, torch.Generator().manual_seed(3), **k)  # noqa: E731
+    assert torch.equal(same(fraction=0.0), x)
+    assert torch.allclose(same(degrees=0.0, scale=0.0, shift=0.0), x, atol=1e-12)   # the identity warp
+    a, b = same(fraction=0.5), same(fraction=0.5)
+    moved = (a != x).flatten(1).any(1)
+    assert torch.equal(a, b) and 16 < int(moved.sum()) < 48
+    with pytest.raises(UserError, match="images"):
+        jitter(x.flatten(1), torch.Generator())
+    with pytest.raises(UserError, match="jitter"):
+        TrainOptions(jitter=1.5)
+
+
 def test_resume_gives_the_same_weights(tmp_path):
     net, x = _small("dense", LOIHI)
     y = np.arange(len(x)) % 5
-    opts = TrainOptions(timesteps=8, epochs=2, float_epochs=1, batch_size=16)
+    opts = TrainOptions(timesteps=8, epochs=2, float_epochs=1, batch_size=16, jitter=0.5)
     whole = fit(_small("dense", LOIHI)[0], x, y, opts)
     ckpt, config = tmp_path / "run.ckpt", "c"
 

@@ -395,6 +395,20 @@ def test_spiking_partial_sums_are_reported_approximate():
     assert {r["limit"] for r in rows} == {"fan-in split into spiking partial sums"} and row(c, "n")["exact_ticks"] == 0
 
 
+def test_whole_mode_splits_only_a_neuron_wider_than_a_core():
+    """Mixed signs over 200 inputs take 400 paired axons: "levels" splits the layer, "whole" gives each input one
+    axon typed by its level and computes the source exactly; 300 inputs exceed a core's axons in any mode."""
+    rng = np.random.default_rng(1)
+    w = rng.choice([-3.0, -1.0, 1.0, 2.0], size=200)
+    g = Graph([Input("x", (200,)), Affine("fc", np.array([w, w[::-1]])), IF("n", threshold=4.0, v_min=0.0), Output("o")],
+              [("x", "fc"), ("fc", "n"), ("n", "o")])
+    assert len(compile_graph(g, TN, opts(30, "levels")).report["layers"]) == 1 + 2 * 4   # groups of <= 256 / 4 inputs
+    c, checked = check_against_source(g, "whole", 1, 30, 0.5)
+    assert checked == ["n"] and [r["name"] for r in c.report["layers"]] == ["n"]
+    wide = compile_graph(one_input(list(rng.choice([-1.0, 1.0, 2.0], size=300)), IF("n", threshold=4.0)), TN, opts(30, "whole"))
+    assert len(wide.report["layers"]) > 1 and not row(wide, "n")["exact"]
+
+
 def chain_of_splits(k: int) -> Graph:
     """x -> k layers that tiny cores must split (one tick each) -> out, plus a skip from 4 inputs of x into out
     (narrow, so out itself fits a core): the skip's axons wait k + 1 ticks."""

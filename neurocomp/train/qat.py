@@ -28,6 +28,7 @@ from neurocomp.convert.ann import Flat, Pool, Segment, Weighted, segments
 from neurocomp.convert.trace import ann_ops
 from neurocomp.errors import UserError
 from neurocomp.ir.graph import IF, Affine, Conv2d, Flatten, Graph, Input, Node, Output, Readout
+from neurocomp.train.augment import jitter
 from neurocomp.train.deploy import Deploy
 from neurocomp.train.pool import Window, compose_conv, compose_linear, composed_stride, windows
 from neurocomp.train.qcfs import qcfs, replace_ste, round_ste
@@ -48,12 +49,15 @@ class TrainOptions:
     # reset to zero, TrueNorth: QCFS itself). 3 of 10: chosen on training digits only (fit on 1,077, chip scored
     # on the other 360; Loihi, 3 seeds): +1.7 / +0.8 pt (CNN, T 16 / 32) and +1.4 pt (avg-pool CNN, T 16) over 0.
     chip_epochs: int = 3
+    jitter: float = 0.0          # the fraction of each batch's images given a random affine jitter (train/augment.py)
 
     def __post_init__(self) -> None:
         if min(self.timesteps, self.batch_size) < 1 or min(self.epochs, self.float_epochs, self.chip_epochs) < 0:
             raise UserError("training option: timesteps and batch_size must be >= 1, epochs >= 0")
         if not (self.lr > 0 and math.isfinite(self.lr)) or not 0 < self.percentile <= 100:
             raise UserError("training option: lr must be a positive number, percentile in (0, 100]")
+        if not 0 <= self.jitter <= 1:
+            raise UserError(f"training option: jitter is a fraction of each batch, in [0, 1], not {self.jitter}")
 
 
 class QATLayer(nn.Module):
@@ -199,8 +203,9 @@ def fit(net: QATNet, x: np.ndarray, y: np.ndarray, opts: TrainOptions, start: in
         optimizer: torch.optim.Optimizer | None = None, on_epoch: Hook | None = None) -> QATNet:
     """Float epochs (plain ReLU; lambda then set from activations), then QAT epochs with cross-entropy.
     The last `opts.chip_epochs` QAT epochs train through the target's activation model instead of QCFS.
-    Epoch e shuffles with seed (opts.seed, e), so a run resumed at `start` (from a checkpoint of net and
-    optimizer) gives the same weights as one never stopped. `on_epoch(e, net, opt)` after each epoch."""
+    Epoch e shuffles (and jitters `opts.jitter` of each batch) with seed (opts.seed, e), so a run resumed at
+    `start` (from a checkpoint of net and optimizer) gives the same weights as one never stopped.
+    `on_epoch(e, net, opt)` after each epoch."""
     xt, yt = torch.from_numpy(np.asarray(x, dtype=np.float64)), torch.from_numpy(np.asarray(y)).long()
     opt = optimizer or torch.optim.Adam(net.parameters(), lr=opts.lr)
     total = opts.float_epochs + opts.epochs
@@ -211,9 +216,11 @@ def fit(net: QATNet, x: np.ndarray, y: np.ndarray, opts: TrainOptions, start: in
         for g in opt.param_groups:   # cosine decay within each phase
             span, k = (opts.epochs, epoch - opts.float_epochs) if quantised else (opts.float_epochs, epoch)
             g["lr"] = opts.lr * 0.5 * (1 + math.cos(math.pi * k / max(span, 1)))
-        order = torch.randperm(len(xt), generator=torch.Generator().manual_seed(opts.seed * 100003 + epoch))
+        gen = torch.Generator().manual_seed(opts.seed * 100003 + epoch)
+        order = torch.randperm(len(xt), generator=gen)
         for idx in order.split(opts.batch_size):
-            logits = net(xt[idx], chip) if quantised else net.float_forward(xt[idx])[-1]
+            xb = jitter(xt[idx], gen, opts.jitter) if opts.jitter else xt[idx]
+            logits = net(xb, chip) if quantised else net.float_forward(xb)[-1]
             opt.zero_grad()
             F.cross_entropy(logits, yt[idx]).backward()
             opt.step()

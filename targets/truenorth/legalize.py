@@ -14,7 +14,9 @@ weights keep their levels. A layer with several projections has its widest weigh
 split until the rest, read directly, plus one axon per partial neuron fit a core; the
 direct inputs then arrive a tick early, which the mapper's axon delays balance. This is
 an approximation of the graph: the compile report says which layers were split and
-the reference backend on the original graph measures the accuracy it costs.
+the reference backend on the original graph measures the accuracy it costs. In "whole" weight
+mode a layer is split only where one neuron's fan-in exceeds a core's axons: each input then
+enters once, typed by the neuron's weight level, and the mapper fits fewer neurons per core.
 
 A read-out layer needs none of this: it is split into parts of <= axons / L inputs whose
 potentials the host adds (neurocomp.partition.fanin), exactly and with no extra tick.
@@ -50,14 +52,16 @@ def _weighted(proj) -> int | None:
     return ks[-1] if ks else None
 
 
-def _axons(proj, rows: np.ndarray) -> int:
-    """Axons the widest sampled neuron needs for this projection: its fan-in, twice if its weights have both signs."""
+def _axons(proj, rows: np.ndarray, whole: bool) -> int:
+    """Axons the widest sampled neuron needs for this projection: its fan-in, twice if its weights have both signs
+    (so that the neurons sharing a core share each input's axons) -- once in "whole" mode, where a neuron alone
+    takes one axon per input, typed by its weight's level, and the mapper puts fewer neurons on a core."""
     m = proj.matrix(rows)
-    levels = 2 if (m.data < 0).any() and (m.data > 0).any() else 1
+    levels = 2 if (m.data < 0).any() and (m.data > 0).any() and not whole else 1
     return int(np.diff(m.indptr).max(initial=0)) * levels
 
 
-def _plan(layer: Layer, spec: TargetSpec, levels: int) -> dict[int, int]:
+def _plan(layer: Layer, spec: TargetSpec, levels: int, whole: bool) -> dict[int, int]:
     """Projections to turn into partial sums and their group counts: the widest weighted ones first, until
     the direct projections plus one axon per partial neuron fit a core. Empty when the layer fits as it is.
     A layer reading a bound projection keeps, split or not, every axon type of every input its support may
@@ -65,7 +69,7 @@ def _plan(layer: Layer, spec: TargetSpec, levels: int) -> dict[int, int]:
     rows = sample_rows(layer)
     per_input = int(spec["core.axon_types"]) if bound_layer(layer) else 1
     need = [int(np.diff(support(p, rows).indptr).max(initial=0)) * per_input for p in layer.projections] \
-        if bound_layer(layer) else [_axons(p, rows) for p in layer.projections]
+        if bound_layer(layer) else [_axons(p, rows, whole) for p in layer.projections]
     plan: dict[int, int] = {}
     weighted = [i for i, p in enumerate(layer.projections) if _weighted(p) is not None]
     for i in sorted(weighted, key=lambda i: -need[i]):
@@ -171,15 +175,15 @@ def legalize(net: Network, spec: TargetSpec, weights: str = "levels") -> Network
     if net.feedback():
         raise UserError(f"recurrent projections {net.feedback()}: the truenorth mapping sizes each neuron's fan-out "
                         f"copies and balances path delays for feed-forward layer graphs only; use a Loihi target")
-    levels = mode_levels(weights, spec)
+    levels, whole = mode_levels(weights, spec), weights == "whole"
     # A bound read-out's parts open every axon type of their inputs (mapping._kernel_layers), whatever the mode.
     # Its parts read at most half a core's axons where one input channel allows (BOUND_PART_SHARE), so a core
     # holds a tile of neighbouring positions, whose windows overlap, instead of one or two.
     types, axons = int(spec["core.axon_types"]), int(spec["core.axons"])
     for bound, per_input in ((True, types), (False, levels)):
-        net = split_readouts(net, lambda layer, b=bound: bound_layer(layer) == b and bool(_plan(layer, spec, levels)),
+        net = split_readouts(net, lambda layer, b=bound: bound_layer(layer) == b and bool(_plan(layer, spec, levels, whole)),
                              axons // per_input, axons // (per_input * BOUND_PART_SHARE) if bound else None)
-    plans = {layer.name: _plan(layer, spec, levels) for layer in net.layers}
+    plans = {layer.name: _plan(layer, spec, levels, whole) for layer in net.layers}
     split = [layer for layer in net.layers if plans[layer.name]]
     if not split:
         return net

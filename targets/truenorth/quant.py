@@ -7,6 +7,10 @@ of the weights' precision (benchmarks/accuracy_digits.py measures it). "bits" gi
 a scale a and weights a * q on a signed 4-bit ladder (q in [-8, 7], or [0, 15] for one sign; fewer
 bits where the fan-in leaves fewer axon copies): the 4 axon types are its bit planes, so each
 input still takes at most 4 axons, and a neuron gets 16 levels instead of 2 per sign.
+"whole" gives every neuron <= 4 levels whatever its fan-in, as long as the fan-in fits a core's
+axons: each input enters on one axon typed by its weight's level, so no neuron is split into
+spiking partial sums (legalize.py) and the chip computes the trained integers exactly; a core
+then holds the neurons whose (input, level) axons fit together -- fewer of a wide layer's.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from neurocomp.ir.graph import Neuron, Readout
 from neurocomp.target import TargetSpec
 
 LLOYD_ITERS = 20
-WEIGHT_MODES = ("bits", "levels", "trinary")  # the first is the default: the best tracking and digits accuracy measured
+WEIGHT_MODES = ("bits", "levels", "trinary", "whole")  # the first is the default: the best tracking and digits accuracy measured
 SCALE_CANDIDATES = np.linspace(0.5, 1.25, 16)  # per-row scale a searched as multiples of max|w| / q_max
 
 
@@ -34,6 +38,14 @@ def max_levels(fan_in: int, spec: TargetSpec) -> int:
     return int(np.clip(spec["core.axons"] // max(fan_in, 1), 1, spec["core.axon_types"]))
 
 
+def neuron_levels(fan_in: int, spec: TargetSpec, mode: str) -> int:
+    """Levels one neuron of this fan-in may hold: in "whole" mode all 4 axon types when its inputs fit a core
+    (one axon each), else what max_levels leaves."""
+    if mode == "whole" and fan_in <= spec["core.axons"]:
+        return int(spec["core.axon_types"])
+    return max_levels(fan_in, spec)
+
+
 def mode_levels(mode: str, spec: TargetSpec) -> int:
     """Weight levels (axon copies per input) a neuron may use in this weight mode."""
     return 2 if mode == "trinary" else int(spec["core.axon_types"])
@@ -46,7 +58,7 @@ def cluster_weights(w: np.ndarray, spec: TargetSpec, mode: str = "levels") -> np
         return trinary(w)
     out = w.copy()
     fan_in = int(np.max(np.count_nonzero(w, axis=1), initial=1))
-    k = max_levels(fan_in, spec)
+    k = neuron_levels(fan_in, spec, mode)
     many = np.flatnonzero(distinct_nonzero(w) > k)
     if many.size == 0:
         return out

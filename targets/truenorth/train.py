@@ -15,12 +15,13 @@ import torch
 
 from neurocomp.target import TargetSpec
 from neurocomp.targets.truenorth.neuron import NeuronOptions
-from neurocomp.targets.truenorth.quant import cluster_weights, distinct_nonzero, max_levels, weight_max
+from neurocomp.targets.truenorth.quant import cluster_weights, distinct_nonzero, neuron_levels, weight_max
 from neurocomp.train.qcfs import qcfs
 
 # Each mode's weight set within the wider ones': a trinary row has <= 2 levels and a levels row <= 4, both of
 # which "bits" keeps as they are; so a Graph trained in a mode compiles exactly in any mode that holds it.
-HOLDS = {"bits": {"bits", "levels", "trinary"}, "levels": {"levels", "trinary"}, "trinary": {"trinary"}}
+HOLDS = {"bits": {"bits", "levels", "trinary"}, "levels": {"levels", "trinary"}, "trinary": {"trinary"},
+         "whole": {"whole", "levels", "trinary"}}
 RESET = "subtract"   # per-neuron threshold and linear reset: QCFS's IF with reset by subtraction
 qat_activation = qcfs  # which the chip computes as trained, so QAT's chip-model epochs change nothing
 FIXED_POINT_ROUNDS = 4
@@ -42,14 +43,14 @@ def project_weights(w: np.ndarray, spec: TargetSpec, mode: str) -> np.ndarray:
 
 def in_weight_set(w: np.ndarray, spec: TargetSpec, mode: str) -> bool:
     """Integers within weight_max whose rows the mode can store: <= 2 values (+-s) in "trinary", <= the
-    levels the fan-in leaves in "levels", and those or a * q on a 4-bit ladder in "bits" (cluster_weights
-    leaves such rows unchanged)."""
+    levels the fan-in leaves in "levels" (4 in "whole" wherever the fan-in fits a core), and those or a * q on a
+    4-bit ladder in "bits" (cluster_weights leaves such rows unchanged)."""
     if not np.array_equal(w, np.rint(w)) or np.max(np.abs(w), initial=0) > weight_max(spec, w):
         return False
     if mode == "trinary":
         mags = [np.unique(np.abs(r[r != 0])) for r in w]
         return all(m.size <= 1 for m in mags)
-    k = max_levels(int(np.max(np.count_nonzero(w, axis=1), initial=1)), spec)
+    k = neuron_levels(int(np.max(np.count_nonzero(w, axis=1), initial=1)), spec, mode)
     few = distinct_nonzero(w) <= k
     return bool(few.all() or (mode == "bits" and np.array_equal(cluster_weights(w, spec, mode), w)))
 
