@@ -37,7 +37,7 @@ def compile(model: str | Path | Graph, target: str | Path | Target, *, timesteps
     """Compile `model` (a .pt or .nir file, or a Graph) for `target` (a built-in name, a spec.toml path or a Target).
 
     `timesteps`: ticks per inference (default: what the model was trained for, else 32); `weights`: the target's
-    weight mode (truenorth: bits, levels or trinary); `profile`: calibration input per graph input, to place by
+    weight mode (truenorth: bits, levels, trinary or whole); `profile`: calibration input per graph input, to place by
     measured traffic; `dt`, `if_gain`, `integrator`, `bias_timing`: how a .nir file is read (docs/NIR.md);
     `progress` is called with each stage's name as it starts. The program keeps its graph, report and routes until
     saved."""

@@ -25,9 +25,11 @@ def add_parser(sub, count, real) -> None:
     k.add_argument("--float-epochs", type=count(0), default=0, help="plain ReLU epochs before QAT (0: the model is trained)")
     k.add_argument("--lr", type=real(0.0, 10.0, open_lo=True), default=2e-3)
     k.add_argument("--batch-size", type=count(1), default=64)
-    k.add_argument("--weights", help="the target's weight mode (truenorth: bits, levels, trinary); default its first")
+    k.add_argument("--weights", help="the target's weight mode (truenorth: bits, levels, trinary, whole); default its first")
     k.add_argument("--readout-weights", help="the read-out layer's weight mode (default: --weights); e.g. truenorth "
                                              "--weights trinary --readout-weights bits")
+    k.add_argument("--jitter", type=real(0.0, 1.0), default=0.0,
+                   help="fraction of each batch's images rotated (+-10 deg), scaled (+-10 %%) and moved (+-1 px) at random (0)")
     k.add_argument("--finetune", type=count(0), default=0, help="chip-in-the-loop epochs through the surrogate (0)")
     k.add_argument("--seed", type=count(0), default=0)
     k.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace, console) -> int:
         raise UserError(f"--resume: no checkpoint {ckpt}")
     deploy = deploy_for(load_target(args.target), args.weights, args.readout_weights)
     opts = TrainOptions(timesteps=args.timesteps, epochs=args.epochs, float_epochs=args.float_epochs, lr=args.lr,
-                        batch_size=args.batch_size, seed=args.seed)
+                        batch_size=args.batch_size, seed=args.seed, jitter=args.jitter)
     x, y = td.load_data(data_path)
     program = load_exported(model)
     shape = input_shape_of(program)

@@ -58,8 +58,8 @@ class CompileOptions:
     place_effort: int = 40         # window re-assignments per core (capped), so results repeat exactly
     place_anneal: int = 300        # annealing moves per core after the windows (capped); 0 = windows only
     congestion: float = 0.5        # weight of the link-load spread next to spike-hops (place/congestion.py); 0 = off
-    weights: str | None = None     # weight mode, one of the target's WEIGHT_MODES (truenorth: bits | levels | trinary);
-                                   # None: the target's first (its default)
+    weights: str | None = None     # weight mode, one of the target's WEIGHT_MODES (truenorth: bits | levels |
+                                   # trinary | whole); None: the target's first (its default)
 
     def fingerprint(self) -> dict[str, Any]:
         return asdict(self)

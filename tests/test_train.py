@@ -388,6 +388,9 @@ def test_cli_trains_resumes_and_writes_a_compilable_model(pt2, capsys):
     assert main(args[:-2] + ["-o", str(pt2 / "none.pt"), "--resume"]) == 2
     assert "no checkpoint" in capsys.readouterr().err
     assert main(["compile", str(pt2 / "snn.pt"), "--target", "truenorth", "-o", str(pt2 / "prog"), "--json"]) == 0
+    jittered = args[:-2] + ["--jitter", "0.5", "-o", str(pt2 / "jit.pt")]
+    assert main(jittered) == 0 and (pt2 / "jit.pt").read_bytes() != first   # the moved images train other weights
+    assert main(args[:-2] + ["--jitter", "1.5", "-o", str(pt2 / "no.pt")]) == 2 and not (pt2 / "no.pt").exists()
 
 
 def digits_run(target, timesteps: int, seed: int, finetune_epochs: int = 0) -> dict[str, float]:

@@ -25,7 +25,8 @@ def jitter(x: torch.Tensor, gen: torch.Generator, fraction: float = 1.0, degrees
     pick = torch.rand(n, generator=gen, dtype=dt) < fraction
     angle = (torch.rand(n, generator=gen, dtype=dt) * 2 - 1) * math.radians(degrees)
     zoom = 1 + (torch.rand(n, generator=gen, dtype=dt) * 2 - 1) * scale
-    move = (torch.rand(2, n, generator=gen, dtype=dt) * 2 - 1) * shift * 2 / torch.tensor(x.shape[-1:-3:-1], dtype=dt)[:, None]
+    pixel = 2 / torch.tensor(x.shape[-1:-3:-1], dtype=dt)[:, None]   # one pixel in affine_grid's [-1, 1] (x, y)
+    move = (torch.rand(2, n, generator=gen, dtype=dt) * 2 - 1) * shift * pixel
     cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
     theta = torch.stack([torch.stack([cos, -sin, move[0]], 1), torch.stack([sin, cos, move[1]], 1)], 1)
     moved = F.grid_sample(x, F.affine_grid(theta, list(x.shape), align_corners=False), align_corners=False)

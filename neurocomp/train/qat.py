@@ -207,6 +207,8 @@ def fit(net: QATNet, x: np.ndarray, y: np.ndarray, opts: TrainOptions, start: in
     `start` (from a checkpoint of net and optimizer) gives the same weights as one never stopped.
     `on_epoch(e, net, opt)` after each epoch."""
     xt, yt = torch.from_numpy(np.asarray(x, dtype=np.float64)), torch.from_numpy(np.asarray(y)).long()
+    if opts.jitter and xt.ndim != 4:
+        raise UserError(f"jitter moves images (channels, height, width); the training input is {tuple(xt.shape[1:])} per sample")
     opt = optimizer or torch.optim.Adam(net.parameters(), lr=opts.lr)
     total = opts.float_epochs + opts.epochs
     for epoch in range(start, total):
