@@ -7,7 +7,8 @@ channels reads 144 inputs on 288 axons and does not fit 256; with groups=2 it re
 legalize plans it. And the neurons that read one input set (a conv's output channels per
 group at one position) must fit one core, so an input is copied only to the cores of the
 patches that overlap it. A layer that fails is split by legalize into spiking partial sums
-(a read-out: host-summed parts) and its inputs fanned out to more cores.
+(a read-out: host-summed parts) and its inputs fanned out to more cores -- unless it is compiled
+in the "whole" weight mode and one neuron's inputs fit a core's axons (one axon each).
 """
 from __future__ import annotations
 
@@ -41,4 +42,7 @@ def native(layer: Layer, spec: TargetSpec) -> Verdict:
     def fits(cin: int, cout: int, g: int) -> bool:
         return r.taps * (cin // g) * c + rest <= axons and (cout // g) * spatial <= neurons
 
-    return verdict(layer, sum(r.fan_in for r in rs), usage, suggest(r, fits), impossible)
+    regroup = suggest(r, fits)
+    if used > axons and not any(x.bound for x in rs) and sum(x.fan_in for x in rs) <= axons:   # a neuron alone fits
+        regroup = "; ".join(filter(None, [regroup, "or weight mode whole (as it is, fewer neurons per core)"]))
+    return verdict(layer, sum(r.fan_in for r in rs), usage, regroup, impossible)
