@@ -303,6 +303,11 @@ def test_whole_mode_maps_the_digits_cnn_without_partial_sums_and_computes_its_so
         assert chip.spikes[name].sum() > 0 and np.array_equal(chip.spikes[name], source.spikes[name])
     assert np.array_equal(chip.potentials["readout"], source.potentials["readout"])
     assert compiled.program.netlist.n_cores > default.program.netlist.n_cores   # the price: fewer neurons per core
+    surrogate = Surrogate(compiled.qnet, net.deploy)
+    with torch.no_grad():
+        spikes, potential = surrogate(surrogate.encode(x, ticks))
+    assert all(np.array_equal(spikes[name].numpy(), chip.spikes[name]) for name in ("if1", "if2"))
+    assert np.array_equal(potential.numpy(), chip.potentials["readout"])
 
 
 def test_jitter_is_seeded_and_only_moves_the_chosen_fraction():
