@@ -59,6 +59,10 @@ USER_EPOCHS = 150
 # lost up to 1.7 pt even after 10 chip-in-the-loop epochs).
 QAT_FT_EPOCHS, QAT_FT_LR, QAT_CHIP_EPOCHS, CHIP_FT_EPOCHS, QAT_JITTER = 100, 3e-3, 50, 3, 0.5
 BROUGHT_MODES = {"truenorth": "whole"}
+# Where the chip-in-the-loop epochs run even on an exact program (to train away the timing the QAT ANN does not see):
+# validation, seeds 0-5, chip - ANN mean over seeds, TrueNorth brought -0.32 -> -0.09 and native +0.05 -> +0.19 pt,
+# Loihi brought +0.14 -> -0.46 and native +0.56 -> +0.00 pt (reset to zero: the surrogate fits the training digits).
+FINETUNE_EXACT = {"truenorth"}
 NATIVE_T = (16,)
 GOALS = {"(a) brought": {"truenorth": 1.0, "loihi": 0.5}, "(b) native": {"truenorth": 0.5, "loihi": 0.5}}
 STAGES = ("float ANN", "QAT ANN", "float SNN", "chip", "chip + fine-tune", "chip = QAT", "chip + fine-tune = QAT")
@@ -160,7 +164,7 @@ def for_target(model: nn.Module, target_name: str, t: int, seed: int, validate: 
     fit(net, xtr, ytr, TrainOptions(timesteps=t, float_epochs=0, epochs=QAT_FT_EPOCHS, lr=QAT_FT_LR, seed=seed,
                                     chip_epochs=QAT_CHIP_EPOCHS, jitter=QAT_JITTER))
     row, graph, compiled = on_chip(net, target, t, seed, xte, yte)
-    if not row["exact"]:   # exact: the chip computes the trained integers, nothing to correct but timing
+    if target_name in FINETUNE_EXACT or not row["exact"]:   # exact: only the spikes' timing differs from QAT
         compiled = chip_tuned(net, graph, compiled, target, t, seed, CHIP_FT_EPOCHS, xtr, ytr)
     ticks = t + compiled.report["latency_ticks"]
     logits = emulator.run(compiled.program, target, {"input": xte}, ticks).potentials["readout"][:, -1]
@@ -241,8 +245,8 @@ def goal_table(rows: list[tuple[str, str, int, dict[str, float]]], seeds: list[i
         f"model; then `from_module(model.eval())` and {QAT_FT_EPOCHS} QAT epochs from its weights (lr {QAT_FT_LR}, "
         f"{QAT_JITTER:.0%} of each batch jittered; the last {QAT_CHIP_EPOCHS} through the target's neuron model), on "
         "TrueNorth in the \"whole\" weight mode (conv2's fan-in 144 on one core, 4 levels per neuron: no spiking partial "
-        f"sums); where the program is not exact, {CHIP_FT_EPOCHS} chip-in-the-loop epochs through the surrogate (else "
-        "'chip + fine-tune' is the chip). (b) core-native: conv2 in 2 groups (fan-in 72) from the start, trained by the "
+        f"sums); on TrueNorth, and on Loihi where the program is not exact, {CHIP_FT_EPOCHS} chip-in-the-loop epochs "
+        "through the surrogate (else 'chip + fine-tune' is the chip). (b) core-native: conv2 in 2 groups (fan-in 72) from the start, trained by the "
         "same recipe, then the same QAT in the target's default weight mode. Goal: chip + fine-tune - ANN >= -limit for "
         "every seed. "
         "'lost / gained': per seed, the test digits the ANN classes right and the chip wrong, and the other way round "
