@@ -56,7 +56,7 @@ USER_EPOCHS = 150
 # 4 of 6 seeds against 2 of 6 with shifts; without jitter in QAT the native chip lost up to 1.4 pt). On TrueNorth
 # the brought CNN is trained and compiled in the "whole" weight mode (conv2's fan-in 144 stays on one core,
 # 4 levels per neuron, no spiking partial sums: chip - ANN -0.6..+0.6 pt at T 16 and 32, where the partial sums
-# lost up to 1.7 pt even after 10 chip-in-the-loop epochs).
+# lost up to 1.7 pt after 3 chip-in-the-loop epochs, 2.2 after 10).
 QAT_FT_EPOCHS, QAT_FT_LR, QAT_CHIP_EPOCHS, CHIP_FT_EPOCHS, QAT_JITTER = 100, 3e-3, 50, 3, 0.5
 BROUGHT_MODES = {"truenorth": "whole"}
 # Where the chip-in-the-loop epochs run even on an exact program (to train away the timing the QAT ANN does not see):
