@@ -322,6 +322,11 @@ def test_jitter_is_seeded_and_only_moves_the_chosen_fraction():
         jitter(x.flatten(1), torch.Generator())
     with pytest.raises(UserError, match="jitter"):
         TrainOptions(jitter=1.5)
+    net, _ = _small("dense", LOIHI)
+    before = [p.detach().clone() for p in net.parameters()]
+    with pytest.raises(UserError, match=r"\(64,\) per sample"):   # flat input: refused before any step
+        fit(net, x.flatten(1).numpy(), np.arange(64) % 5, TrainOptions(epochs=1, jitter=0.5))
+    assert all(torch.equal(a, p) for a, p in zip(before, net.parameters()))
 
 
 def test_resume_gives_the_same_weights(tmp_path):

@@ -14,13 +14,17 @@ import torch.nn.functional as F
 from neurocomp.errors import UserError
 
 
+def require_images(x: torch.Tensor) -> None:
+    """UserError unless `x` is a batch of images (samples, channels, height, width)."""
+    if x.ndim != 4:
+        raise UserError(f"jitter moves images (channels, height, width); the input is {tuple(x.shape[1:])} per sample")
+
+
 def jitter(x: torch.Tensor, gen: torch.Generator, fraction: float = 1.0, degrees: float = 10.0, scale: float = 0.1,
            shift: float = 1.0) -> torch.Tensor:
     """`x` (N, C, H, W) with `fraction` of its images rotated by up to `degrees`, scaled by up to 1 +- `scale` and
     moved by up to `shift` pixels each way (bilinear, zeros outside); the rest unchanged. Draws from `gen` only."""
-    if x.ndim != 4:
-        raise UserError(f"jitter takes images (samples, channels, height, width); the input has shape {tuple(x.shape)[1:]} "
-                        "per sample")
+    require_images(x)
     n, dt = len(x), x.dtype
     pick = torch.rand(n, generator=gen, dtype=dt) < fraction
     angle = (torch.rand(n, generator=gen, dtype=dt) * 2 - 1) * math.radians(degrees)

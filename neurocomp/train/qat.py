@@ -28,7 +28,7 @@ from neurocomp.convert.ann import Flat, Pool, Segment, Weighted, segments
 from neurocomp.convert.trace import ann_ops
 from neurocomp.errors import UserError
 from neurocomp.ir.graph import IF, Affine, Conv2d, Flatten, Graph, Input, Node, Output, Readout
-from neurocomp.train.augment import jitter
+from neurocomp.train.augment import jitter, require_images
 from neurocomp.train.deploy import Deploy
 from neurocomp.train.pool import Window, compose_conv, compose_linear, composed_stride, windows
 from neurocomp.train.qcfs import qcfs, replace_ste, round_ste
@@ -207,8 +207,8 @@ def fit(net: QATNet, x: np.ndarray, y: np.ndarray, opts: TrainOptions, start: in
     `start` (from a checkpoint of net and optimizer) gives the same weights as one never stopped.
     `on_epoch(e, net, opt)` after each epoch."""
     xt, yt = torch.from_numpy(np.asarray(x, dtype=np.float64)), torch.from_numpy(np.asarray(y)).long()
-    if opts.jitter and xt.ndim != 4:
-        raise UserError(f"jitter moves images (channels, height, width); the training input is {tuple(xt.shape[1:])} per sample")
+    if opts.jitter:
+        require_images(xt)   # refused before the first epoch
     opt = optimizer or torch.optim.Adam(net.parameters(), lr=opts.lr)
     total = opts.float_epochs + opts.epochs
     for epoch in range(start, total):
