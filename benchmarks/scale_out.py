@@ -4,8 +4,9 @@
 
 (1) `neurocomp track PROGRAM --clips 8` (the core-native micro SiamSNN on TrueNorth, compiled into build/ unless
 --program names one) with --workers 1 and --workers 2, as separate processes; (2) the sweep helper over 2 targets x
-3 values of T for the digits SNN (built into build/models if missing), in this process, serial and parallel in
-turns, best of --repeat each. Each prints the serial and the parallel work time, their ratio, Ray's start-up
+3 values of T for two digits SNNs (built into build/models if missing: the demo MLP, 2 cores a point, and a small
+CNN, hundreds of TrueNorth cores), in this process, serial and parallel in turns, best of --repeat each (the CNN
+half as many). Each prints the serial and the parallel work time, their ratio, Ray's start-up
 (ray.init and its workers' imports) and the workers opening the program apart (a serial run opens it before its
 work too), and checks that the results are identical (the --out files byte for byte, the tables as text). Goals:
 both ratios >= 1.7 on 2 cores. Last, `neurocomp eval --workers 1` is run in a fresh process that must not import ray.
@@ -40,10 +41,10 @@ def _program(given: str | None) -> Path:
     return out
 
 
-def _digits() -> tuple[Path, Path]:
-    model = ROOT / "build" / "models" / "digits_snn.pt"
+def _digits(net: str = "mlp") -> tuple[Path, Path]:
+    model = ROOT / "build" / "models" / ("digits_snn.pt" if net == "mlp" else f"digits_{net}_snn.pt")
     if not model.exists():
-        subprocess.run([sys.executable, "-m", "neurocomp.models.digits", "-o", str(model)], check=True)
+        subprocess.run([sys.executable, "-m", "neurocomp.models.digits", "--net", net, "-o", str(model)], check=True)
     return model, model.with_name("digits_test.npz")
 
 
@@ -68,9 +69,12 @@ def tracking(program: Path, clips: int, frames: int) -> list[str]:
             f"{one['bytes'] == two['bytes']}"]
 
 
-def digits_sweep(repeat: int) -> list[str]:
-    model, data = _digits()
-    points = grid(["truenorth", "loihi"], [64, 128, 256])
+SWEEPS = {"mlp": (64, 128, 256), "cnn": (16, 32, 64)}   # the digits net -> its values of T
+
+
+def digits_sweep(net: str, repeat: int) -> list[str]:
+    model, data = _digits(net)
+    points = grid(["truenorth", "loihi"], SWEEPS[net])
     times: dict[int, list[float]] = {1: [], 2: []}
     tables: dict[int, str] = {}
     with Pool(1) as serial, Pool(2) as parallel:
@@ -81,7 +85,8 @@ def digits_sweep(repeat: int) -> list[str]:
                 times[workers].append(time.perf_counter() - start - (pool.open_s - opening))
         startup = parallel.startup_s
     one, two = min(times[1]), min(times[2])
-    return [f"digits sweep: 2 targets x T in (64, 128, 256), the 360 held-out digits, best of {repeat}",
+    return [f"digits sweep, {net} ({model.name}): 2 targets x T in {SWEEPS[net]}, the 360 held-out digits, "
+            f"best of {repeat}",
             tables[1].rstrip("\n"),
             f"  serial {one:.2f} s, 2 workers {two:.2f} s: speed-up {one / two:.2f}x (goal >= 1.7x); "
             f"tables identical: {tables[1] == tables[2]}",
@@ -111,7 +116,9 @@ def main() -> None:
     start = time.perf_counter()
     BUILD.mkdir(parents=True, exist_ok=True)
     lines = tracking(_program(args.program), args.clips, args.frames)
-    lines += ["", *digits_sweep(args.repeat), "", no_ray_with_one_worker()]
+    for net in SWEEPS:
+        lines += ["", *digits_sweep(net, args.repeat if net == "mlp" else max(1, args.repeat // 2))]
+    lines += ["", no_ray_with_one_worker()]
     text = "\n".join(lines)
     print(text)
     write_table("scale_out", "Scale-out on Ray: serial vs 2 local workers (tracking clips, digits sweep)", text, start)

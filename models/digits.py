@@ -13,7 +13,10 @@ v_init = threshold / 2, latency compensation, light gain + bias calibration, rat
 pixels, a non-spiking read-out whose final potential / T approximates the logits.
 Deterministic: fixed seeds and one thread, so the same .pt comes out every time.
 
-    python -m neurocomp.models.digits -o build/models/digits_snn.pt [--timesteps 32]
+    python -m neurocomp.models.digits -o build/models/digits_snn.pt [--timesteps 32] [--net cnn]
+
+`--net cnn`: a small CNN trained the ordinary way (no weight levels), as a user would bring it; the
+workload of benchmarks/scale_out.py's second sweep (hundreds of TrueNorth cores, where the MLP has 2).
 """
 from __future__ import annotations
 
@@ -47,6 +50,13 @@ def dataset() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 def ann() -> nn.Sequential:
     return nn.Sequential(nn.Flatten(), nn.Linear(64, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, 10))
+
+
+def cnn() -> nn.Sequential:
+    """conv 1->16 3x3 + BatchNorm, conv 16->16 3x3 stride 2, 2x2 average pool, linear 64->10."""
+    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+                         nn.Conv2d(16, 16, 3, stride=2, padding=1), nn.ReLU(), nn.AvgPool2d(2),
+                         nn.Flatten(), nn.Linear(64, 10))
 
 
 def level_weights(w: torch.Tensor, levels: int = LEVELS) -> torch.Tensor:
@@ -155,9 +165,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-o", "--out", default="build/models/digits_snn.pt")
     ap.add_argument("--timesteps", type=int, default=TIMESTEPS, help="T the conversion calibrates for")
+    ap.add_argument("--net", choices=("mlp", "cnn"), default="mlp",
+                    help="mlp: the demo model, weights on per-neuron levels; cnn: cnn(), trained plainly")
     args = ap.parse_args()
     x, y, xt, yt = dataset()
-    net = train(x, y)
+    net = train(x, y) if args.net == "mlp" else train(x, y, net=cnn(), levels=False)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_graph(to_snn(net, x, args.timesteps), out)

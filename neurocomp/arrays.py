@@ -33,16 +33,22 @@ def _int_mm() -> Any:
 
 def int8_of(m: np.ndarray) -> tuple[np.ndarray, int] | None:
     """m == q * scale with q int8 and scale the largest power of two dividing every entry; None where m has
-    non-integers or q leaves int8. Plan matrices hold weights of few bits times a power of two."""
-    if not np.array_equal(m, np.rint(m)) or np.abs(m).max(initial=0) >= 1 << 62:
+    non-integers or q leaves int8. Plan matrices hold weights of few bits times a power of two. The scale is the
+    lowest set bit of all entries OR-ed together (the least of their lowest set bits), and the range is checked on
+    m's extremes: a handful of passes over m, since every run of a program converts its dense blocks again."""
+    if m.size == 0:
+        return m.astype(np.int8), 1
+    lo, hi = float(m.min()), float(m.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)) or max(-lo, hi) >= 1 << 62:
         return None
     ints = m.astype(np.int64)
-    nonzero = ints[ints != 0]
-    scale = int((nonzero & -nonzero).min()) if nonzero.size else 1
-    q = ints // scale
-    if q.min(initial=0) < -128 or q.max(initial=0) > 127:
+    if not np.array_equal(ints, m):
         return None
-    return q.astype(np.int8), scale
+    bits = int(np.bitwise_or.reduce(ints, axis=None))
+    scale = bits & -bits if bits else 1
+    if lo < -128 * scale or hi > 127 * scale:
+        return None
+    return (ints // scale if scale > 1 else ints).astype(np.int8), scale
 
 
 @contextlib.contextmanager

@@ -24,6 +24,9 @@ def add_parser(sub, count, dt_type, scale_options) -> None:
     k.add_argument("--input", default="input", help="the input's key in --data (default 'input')")
     k.add_argument("--labels", default="labels", help="the labels' key in --data (default 'labels')")
     cli_nir.add_options(k, dt_type)
+    k.add_argument("--chunk", type=count(1, 1 << 20), default=256,
+                   help="samples per task at most, the chunks made equal (default 256); chunk k of a point runs with "
+                        "encoding seed k")
     k.add_argument("--out", metavar="OUT.json", help="write the table's rows as JSON")
     scale_options(k, "grid points")
     k.add_argument("--json", action="store_true", help="print the rows and timings as one JSON object")
@@ -34,18 +37,18 @@ def run(args: argparse.Namespace, console) -> int:
     from neurocomp.progress import steps
     from neurocomp.report.tables import emit
     from neurocomp.scale import Pool, check_outputs
-    from neurocomp.sweep import SWEEP_KIND, Reading, check_data, grid, sweep, sweep_record, write_sweep
+    from neurocomp.sweep import SWEEP_KIND, Reading, check_data, chunks_per_point, grid, sweep, sweep_record, write_sweep
 
     start = time.perf_counter()
     model, data = Path(args.model), Path(args.data)
     check_outputs(args.out, SWEEP_KIND, args.state, [model, data])
     points = grid(args.targets, args.timesteps, args.weights or [None])
     reading = Reading(**cli_nir.reading(args), input=args.input, labels=args.labels)
-    check_data(load_model(model, **reading.nir()), data, reading)
-    with Pool(args.workers, args.address) as pool, steps(console, "sweeping", len(points), on_start=False) as step:
+    per = chunks_per_point(check_data(load_model(model, **reading.nir()), data, reading), args.chunk)
+    with Pool(args.workers, args.address) as pool, steps(console, "sweeping", len(points) * per, on_start=False) as step:
         work_start = time.perf_counter()
         rows = sweep(model, data, points, pool, reading, Path(args.state) if args.state else None,
-                     on_done=lambda k: step("{} T={} {}".format(*points[k])))
+                     on_done=lambda i: step("{} T={} {}".format(*points[i // per])), chunk=args.chunk)
         work = pool.work_s(work_start)   # before Ray shuts down, which is not work
     if args.out:
         write_sweep(Path(args.out), rows, [model, data])

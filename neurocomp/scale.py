@@ -2,7 +2,8 @@
 
 One code path for both: a task is `fn(opened, payload)` where `opened` is what a program directory opens into
 (a Program, a tracker) and `fn` is a module-level function, so a serial run and a Ray run call the same code on the
-same chunks and give the same numbers. For Ray the program directory's files go into the object store once
+same chunks and give the same numbers. Chunks may come in groups that share a value prepared once per group (a
+sweep point's compiled program: Pool.map_groups). For Ray the program directory's files go into the object store once
 (ray.put); each worker process writes them to a private folder and opens them once (cached by digest). Chunks are
 submitted lazily with at most two per worker in flight, so the driver streams its input instead of loading it
 whole. A task whose worker process dies is retried by Ray (max_retries). With a state folder every finished chunk
@@ -28,6 +29,8 @@ from neurocomp.safewrite import Kind, check, write_file
 
 Arrays = dict[str, np.ndarray]
 Task = Callable[[Any, Any], Arrays]       # (opened program, chunk payload) -> the chunk's result arrays
+Prepare = Callable[[Any, Any], Any]       # (opened program, group payload) -> what the group's chunks share
+GroupTask = Callable[[Any, Any, Any], Arrays]   # (opened program, prepared, chunk payload) -> result arrays
 MAX_RETRIES = 3                           # Ray re-runs a task this often when its worker process dies
 CHUNK_FORMAT = "neurocomp.chunk"
 
@@ -74,15 +77,31 @@ def _open(work: Work, key: str) -> None:
     opened(work, key)
 
 
-def _call(key: str, shared: list[Any], fn: Task, payload: Any) -> Arrays:
-    """The Ray task body: one chunk on this worker's opened program. `shared` holds the Work's object reference
-    unresolved (Ray resolves only top-level references), so a worker that has the program open neither copies nor
-    hashes its files again."""
+def _here(key: str, shared: list[Any]) -> Any:
+    """The Work opened in this worker. `shared` holds the Work's object reference unresolved (Ray resolves only
+    top-level references), so a worker that has the program open neither copies nor hashes its files again."""
     if key not in _OPENED:
         import ray
 
         opened(ray.get(shared[0]), key)
-    return fn(_OPENED[key], payload)
+    return _OPENED[key]
+
+
+def _call(key: str, shared: list[Any], fn: Task, payload: Any) -> Arrays:
+    """The Ray task body: one chunk on this worker's opened program."""
+    return fn(_here(key, shared), payload)
+
+
+def _group_chunk(key: str, shared: list[Any], prepare: Prepare | None, fn: GroupTask, group: Any, prepared: Any,
+                 payload: Any) -> tuple[Any, Arrays]:
+    """A group's chunk, as (prepared value, arrays): the group's lead (`prepare` given) prepares it from `group`
+    and returns that too, for the object store; another chunk gets `prepared` (the lead's first return, resolved
+    by Ray as a top-level argument) and returns None. One function for both, so that Ray queues them as one kind
+    of task, in the order they go out."""
+    opened_here = _here(key, shared)
+    if prepare is not None:
+        prepared = prepare(opened_here, group)
+    return (prepared if prepare is not None else None), fn(opened_here, prepared, payload)
 
 
 def _warm() -> int:
@@ -132,7 +151,9 @@ class Pool:
             import ray
 
             self._ray = ray
-            self._tasks = (ray.remote(_call).options(max_retries=MAX_RETRIES, retry_exceptions=False), ray.remote(_open))
+            retried = {"max_retries": MAX_RETRIES, "retry_exceptions": False}
+            self._tasks = (ray.remote(_call).options(**retried), ray.remote(_open),
+                           ray.remote(_group_chunk).options(num_returns=2, **retried))
             if self.address is None:
                 self.warmed = len(set(ray.get([ray.remote(_warm).remote() for _ in range(self.workers)])))
             self.startup_s = time.perf_counter() - start
@@ -161,15 +182,44 @@ class Pool:
             for index, payload in items:
                 yield index, fn(local, payload)
             return
-        shared, key = self._ray.put(work), work.key   # once: every task gets this reference and key, not a copy
-        call, open_task = self._tasks
+        shared, key, in_flight = self._shared(work)
+        yield from _ray_map(self._ray, self._tasks[0], (key, [shared]), fn, items, in_flight)
+
+    def map_groups(self, work: Work, prepare: Prepare, fn: GroupTask, groups: Iterable[Group], local: Any
+                   ) -> Iterator[tuple[int, Arrays]]:
+        """As `map`, for chunks that share a costly per-group value (a sweep point's compiled program): each group
+        is prepared once, by the task that runs its first chunk, and its other chunks then run on any worker
+        (_ray_groups). Work of uneven size (one point compiling and running for seconds, another for milliseconds)
+        so spreads over the workers in chunk-sized pieces instead of whole groups. Groups with no chunks left are
+        not prepared."""
+        groups = (g for g in groups if g.chunks)
+        if not self.uses_ray:
+            for group in groups:
+                prepared = prepare(local, group.payload)
+                for index, payload in group.chunks:
+                    yield index, fn(local, prepared, payload)
+            return
+        shared, key, _ = self._shared(work)
+        yield from _ray_groups(self._ray, self._tasks[2], (key, [shared]), prepare, fn, groups, self.workers)
+
+    def _shared(self, work: Work) -> tuple[Any, str, int]:
+        """The Work's object reference (put once: every task gets this reference and key, not a copy), its key and
+        how many tasks to keep in flight; local workers open it first, side by side (timed as `open_s`)."""
+        shared, key = self._ray.put(work), work.key
         if self.address is None and key not in self._open_keys:
             start = time.perf_counter()
-            self._ray.get([open_task.remote(shared, key) for _ in range(self.workers)])
+            self._ray.get([self._tasks[1].remote(shared, key) for _ in range(self.workers)])
             self.open_s += time.perf_counter() - start
             self._open_keys.add(key)
-        in_flight = 2 * max(self.workers, int(self._ray.cluster_resources().get("CPU", 1)))
-        yield from _ray_map(self._ray, call, (key, [shared]), fn, items, in_flight)
+        return shared, key, 2 * max(self.workers, int(self._ray.cluster_resources().get("CPU", 1)))
+
+
+@dataclass(frozen=True)
+class Group:
+    """Chunks that share one prepared value: the payload `prepare` gets and the (index, payload) of each chunk."""
+
+    payload: Any
+    chunks: list[tuple[int, Any]]
 
 
 def _start_ray(workers: int, address: str | None) -> Any:
@@ -240,13 +290,46 @@ def _ray_map(ray: Any, remote: Any, shared: tuple[str, list[Any]], fn: Task, ite
             yield pending.pop(ref), _result(ray, ref)
 
 
+def _ray_groups(ray: Any, task: Any, shared: tuple[str, list[Any]], prepare: Prepare, fn: GroupTask,
+                groups: Iterator[Group], workers: int) -> Iterator[tuple[int, Arrays]]:
+    """Per group, a lead task that prepares it and runs its first chunk; once it finishes, one task for each other
+    chunk, taking the prepared value (kept in the object store) as an argument. Leads go out first, for up to
+    4 x `workers` groups at once: every costly prepare starts early, a group of one chunk is one task, and the run
+    ends on chunks, which spread over the workers. Results are yielded as they finish."""
+    pending: dict[Any, tuple[int, int]] = {}   # a task's result -> (its chunk's index, its group's number)
+    leads: dict[Any, tuple[Any, Group]] = {}   # a lead's result -> (its group's prepared value, the group)
+    left: dict[int, int] = {}                  # group number -> its chunks not yet finished
+    numbered = enumerate(groups)
+    while True:
+        while len(left) < 4 * workers and (item := next(numbered, None)) is not None:
+            number, group = item
+            prepared, result = task.remote(*shared, prepare, fn, group.payload, None, group.chunks[0][1])
+            pending[result], leads[result], left[number] = (group.chunks[0][0], number), (prepared, group), len(group.chunks)
+        if not pending:
+            return
+        (done,), _ = ray.wait(list(pending), num_returns=1)
+        index, number = pending.pop(done)
+        if done in leads:
+            prepared, group = leads.pop(done)
+            pending.update({task.remote(*shared, None, fn, None, prepared, payload)[1]: (i, number)
+                            for i, payload in group.chunks[1:]})
+        left[number] -= 1
+        if not left[number]:
+            del left[number]
+        yield index, _result(ray, done)
+
+
 def _result(ray: Any, ref: Any) -> Arrays:
-    """The task's arrays; a UserError raised in a worker is raised here as itself."""
+    """The task's arrays; a UserError raised in a worker (or in the prepare task a chunk depends on) is raised here
+    as itself."""
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as exc:
-        if isinstance(exc.cause, UserError):
-            raise exc.cause from None
+        cause = exc.cause
+        while isinstance(cause, ray.exceptions.RayTaskError):
+            cause = cause.cause
+        if isinstance(cause, UserError):
+            raise cause from None
         raise
 
 
@@ -307,10 +390,23 @@ def run_chunks(pool: Pool, work: Work, fn: Task, items: Callable[[set[int]], Ite
                ) -> list[Arrays]:
     """Every chunk's arrays in index order. `items(skip)` yields (index, payload) for the chunks not in `skip`
     (those the store already holds); each finished chunk is stored before it counts as done."""
+    return _collected(lambda skip: pool.map(work, fn, items(skip), local), total, store, on_done)
+
+
+def run_groups(pool: Pool, work: Work, prepare: Prepare, fn: GroupTask, groups: Callable[[set[int]], Iterable[Group]],
+               total: int, local: Any, store: ChunkStore | None = None, on_done: Callable[[int], None] = lambda _i: None
+               ) -> list[Arrays]:
+    """As run_chunks, for chunks in groups that share a prepared value (Pool.map_groups); `groups(skip)` leaves
+    the chunks in `skip` out, and a group left without chunks is never prepared."""
+    return _collected(lambda skip: pool.map_groups(work, prepare, fn, groups(skip), local), total, store, on_done)
+
+
+def _collected(results_of: Callable[[set[int]], Iterable[tuple[int, Arrays]]], total: int, store: ChunkStore | None,
+               on_done: Callable[[int], None]) -> list[Arrays]:
     results = store.finished() if store is not None else {}
     for index in results:
         on_done(index)
-    for index, arrays in pool.map(work, fn, items(set(results)), local):
+    for index, arrays in results_of(set(results)):
         if store is not None:
             store.put(index, arrays)
         results[index] = arrays

@@ -1,15 +1,17 @@
 """`neurocomp sweep`: one model compiled and evaluated over a grid of targets x T x weight modes, each grid point a
 task (serially or on Ray, neurocomp.scale), gathered into one table in grid order.
 
-The model, its NIR reading options and the dataset travel once (the task's shared Work); each task compiles the model
-for its point and runs the whole dataset on the emulator. The table depends only on the grid, never on which worker
-ran which point.
+The model, its NIR reading options and the dataset travel once (the task's shared Work). Each point is compiled once,
+as its own task, and its dataset runs in chunks of samples (chunk k with encoding seed k, as `neurocomp eval`) that
+any worker may take: a TrueNorth point that places for a second and a Loihi point done in milliseconds then spread
+evenly over the workers. The table depends only on the grid and the chunk size, never on which worker ran what.
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
@@ -24,12 +26,14 @@ from neurocomp.evaluate import classes, npz_header
 from neurocomp.frontend import load_model
 from neurocomp.ir.graph import Graph
 from neurocomp.safewrite import json_kind, write_file
-from neurocomp.scale import Arrays, ChunkStore, Pool, Work, run_chunks
+from neurocomp.program import Program
+from neurocomp.scale import Arrays, ChunkStore, Group, Pool, Work, run_groups
 from neurocomp.target import load_target
 
 Point = tuple[str, int, str | None]   # target, T, weight mode (None: the target's default)
 SWEEP_FORMAT = "neurocomp.sweep"
 SWEEP_KIND = json_kind("neurocomp sweep table", SWEEP_FORMAT)
+CHUNK = 256   # samples per task at most: enough to keep the emulator's batch wide, few enough to spread a point
 
 
 @dataclass(frozen=True)
@@ -99,40 +103,61 @@ def _opened(model: Path, data: Path, reading: Reading) -> tuple[Graph, np.ndarra
     return graph, arrays[reading.input], arrays[reading.labels]
 
 
-def sweep_point(opened: tuple[Graph, np.ndarray, np.ndarray], point: Point) -> Arrays:
-    """Compile for one grid point and run the dataset: correct answers, cores, energy per sample. On one BLAS and
-    OpenMP thread, here as on a worker: a sweep's parallelism is its points, and an idle second thread spins
-    beside the other point running on the other core."""
-    graph, x, labels = opened
+def compile_point(opened: tuple[Graph, np.ndarray, np.ndarray], point: Point) -> Program:
+    """The model compiled for one grid point. On one BLAS and OpenMP thread, here as on a worker: a sweep's
+    parallelism is its tasks, and an idle second thread spins beside the task running on the other core."""
     name, t, mode = point
     with threadpool_limits(1):
-        program = compile_graph(graph, load_target(name), CompileOptions(timesteps=t, weights=mode)).program
-        result = program.run(x)
-    return {"correct": np.array([int((classes(result.output) == labels).sum())]),
+        return compile_graph(opened[0], load_target(name), CompileOptions(timesteps=t, weights=mode)).program
+
+
+def sweep_chunk(opened: tuple[Graph, np.ndarray, np.ndarray], program: Program, part: tuple[int, int, int]) -> Arrays:
+    """Samples start..stop of the dataset on a point's program (encoding seed k, the chunk's number within the
+    point): correct answers, cores, energy summed over the chunk."""
+    _, x, labels = opened
+    start, stop, k = part
+    with threadpool_limits(1):
+        result = program.run(x[start:stop], seed=k)
+    return {"correct": np.array([int((classes(result.output) == labels[start:stop]).sum())]),
             "cores": np.array([program.netlist.n_cores]),
-            "energy_j": np.array([(result.energy or {}).get("per_inference_j", 0.0)])}
+            "energy_j": np.array([(result.energy or {}).get("per_inference_j", 0.0) * (stop - start)])}
 
 
 def sweep(model: Path, data: Path, points: Sequence[Point], pool: Pool, reading: Reading = Reading(),
-          state: Path | None = None, on_done: Callable[[int], None] = lambda _k: None) -> list[SweepRow]:
-    """One row per grid point, in grid order; with `state`, finished points are kept there and a rerun reuses them.
-    Points go out largest T first, so on several workers no long point starts last."""
+          state: Path | None = None, on_done: Callable[[int], None] = lambda _k: None, chunk: int = CHUNK
+          ) -> list[SweepRow]:
+    """One row per grid point, in grid order; with `state`, finished chunks are kept there and a rerun reuses them
+    (a point whose chunks are all kept is not compiled again). Each point's samples run in chunks_per_point(...)
+    chunks of equal size (at most `chunk` samples; chunk i belongs to point i // chunks_per_point). Points go out
+    largest T first, so on several workers no long point starts last."""
     work = Work({f"model{model.suffix}": model.read_bytes(), "data.npz": data.read_bytes(),
                  "reading.json": json.dumps(asdict(reading), sort_keys=True).encode()}, open_sweep)
     local = None if pool.uses_ray else _opened(model, data, reading)
-    key = hashlib.sha256(json.dumps([work.key, [list(p) for p in points]]).encode()).hexdigest()
-    longest_first = sorted(range(len(points)), key=lambda k: -points[k][1])   # cost grows with T: the last task is short
-
-    def items(skip: set[int]) -> Iterator[tuple[int, Point]]:
-        return ((k, points[k]) for k in longest_first if k not in skip)
-
-    chunks = run_chunks(pool, work, sweep_point, items, len(points), local,
-                        ChunkStore(state, key) if state is not None else None, on_done)
+    key = hashlib.sha256(json.dumps([work.key, [list(p) for p in points], chunk]).encode()).hexdigest()
     samples = npz_header(data, reading.labels)[0][0]
+    per = chunks_per_point(samples, chunk)
+    longest_first = sorted(range(len(points)), key=lambda i: -points[i][1])   # cost grows with T: the last is short
+
+    def groups(skip: set[int]) -> Iterator[Group]:
+        for i in longest_first:
+            parts = [(i * per + k, (k * samples // per, (k + 1) * samples // per, k)) for k in range(per)]
+            yield Group(points[i], [part for part in parts if part[0] not in skip])
+
+    chunks = run_groups(pool, work, compile_point, sweep_chunk, groups, len(points) * per, local,
+                        ChunkStore(state, key) if state is not None else None, on_done)
     default = {name: load_target(name).hooks.WEIGHT_MODES[0] for name in {p[0] for p in points}}
-    return [SweepRow(name, t, mode or default[name], int(c["correct"][0]) / samples,
-                     int(c["cores"][0]), float(c["energy_j"][0]) * 1e6)
-            for (name, t, mode), c in zip(points, chunks)]
+    rows = []
+    for i, (name, t, mode) in enumerate(points):
+        mine = chunks[i * per:(i + 1) * per]
+        energy = sum(float(c["energy_j"][0]) for c in mine)   # chunk order: the same sum every run
+        rows.append(SweepRow(name, t, mode or default[name], sum(int(c["correct"][0]) for c in mine) / samples,
+                             int(mine[0]["cores"][0]), energy / samples * 1e6))
+    return rows
+
+
+def chunks_per_point(samples: int, chunk: int) -> int:
+    """Chunks of at most `chunk` samples, made equal: uneven ones would leave a worker idle at the end."""
+    return math.ceil(samples / chunk)
 
 
 def sweep_table(rows: Sequence[SweepRow]) -> str:

@@ -180,6 +180,26 @@ def test_int8_of_keeps_a_power_of_two_and_refuses_what_int8_cannot_hold():
     assert int8_of(np.array([[0.5]])) is None                  # not integers
     assert int8_of(np.array([[1.0, 129.0]])) is None           # 129 needs 9 bits
     assert int8_of(np.array([[-128.0, 127.0]]))[0].tolist() == [[-128, 127]]
+    assert int8_of(np.array([[np.nan, 1.0]])) is None and int8_of(np.array([[np.inf]])) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(-300, 300), min_size=1, max_size=12), st.integers(0, 20), st.booleans(), st.booleans())
+def test_int8_of_is_exact_and_its_scale_the_largest_power_of_two(values, shift, single, half):
+    m = (np.array(values, np.int64) << shift).astype(np.float32 if single else np.float64).reshape(1, -1)
+    if half:
+        m[0, 0] = 0.5
+    got = int8_of(m)
+    if half:   # not an integer
+        assert got is None
+        return
+    ints = [int(v) for v in m[0]]
+    nonzero = [v for v in ints if v]
+    scale = max((2 ** k for k in range(64) if all(v % 2 ** k == 0 for v in nonzero)), default=1) if nonzero else 1
+    fits = all(-128 <= v // scale <= 127 for v in ints)
+    assert (got is not None) == fits
+    if fits:
+        assert got[1] == scale and got[0].dtype == np.int8 and [int(q) * scale for q in got[0][0]] == ints
 
 
 @pytest.mark.parametrize("name", TARGETS)

@@ -21,7 +21,7 @@ import pytest
 from neurocomp.cli import main
 from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.frontend.ptfile import save_graph
-from neurocomp.scale import ChunkStore, Pool, Work, run_chunks
+from neurocomp.scale import ChunkStore, Group, Pool, Work, run_chunks, run_groups
 from neurocomp.target import load_target
 from netlib import integer_cnn
 
@@ -143,6 +143,42 @@ def test_a_killed_worker_is_retried_and_nothing_is_counted_twice(ray_two, tmp_pa
     assert sorted(p.name for p in (tmp_path / "state").iterdir()) == [f"chunk-{i:06d}.npz" for i in range(6)]
 
 
+def _base(_opened: None, base: int) -> int:
+    return base
+
+
+def _die_once_in_group(_opened: None, base: int, payload: tuple[int, str]) -> dict[str, np.ndarray]:
+    """Kills its worker the first time it sees chunk 3 (a group's lead, which prepared the group in the same
+    task) and chunk 7 (a later chunk, which got the prepared value from the object store)."""
+    x, folder = payload
+    marker = Path(folder) / f"killed-{x}"
+    if x in (3, 7) and not marker.exists():
+        marker.write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"y": np.array([base + x * x]), "pid": np.array([os.getpid()])}
+
+
+def test_groups_on_two_workers_equal_serial_and_survive_killed_workers(ray_two, tmp_path):
+    def groups(skip: set[int]) -> list[Group]:
+        return [Group(base, [(i, (i, str(tmp_path))) for i in range(3 * g, 3 * g + 3) if i not in skip])
+                for g, base in enumerate((100, 200, 300))]
+
+    with Pool(1) as pool:
+        serial = run_groups(pool, Work({}, Path), _base, _square_plus, groups, 9, None)
+    store = ChunkStore(tmp_path / "state", "k")
+    with Pool(2) as pool:
+        out = run_groups(pool, Work({}, Path), _base, _die_once_in_group, groups, 9, None, store)
+    assert [int(c["y"][0]) for c in out] == [int(c["y"][0]) for c in serial] == [100, 101, 104, 209, 216, 225,
+                                                                                  336, 349, 364]
+    for x in (3, 7):
+        assert int(out[x]["pid"][0]) != int((tmp_path / f"killed-{x}").read_text())   # ran again, elsewhere
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == [f"chunk-{i:06d}.npz" for i in range(9)]
+
+
+def _square_plus(_opened: None, base: int, payload: tuple[int, str]) -> dict[str, np.ndarray]:
+    return {"y": np.array([base + payload[0] ** 2])}
+
+
 def _read_offset(folder: Path) -> int:
     return int((folder / "offset").read_text())
 
@@ -247,20 +283,33 @@ def test_a_sweep_on_two_ray_workers_gives_the_serial_table(ray_two, classifier, 
         grid(["truenorth", "loihi"], [8], ["trinary"])
 
 
-def test_an_interrupted_sweep_resumes_from_its_finished_points(classifier, tmp_path, monkeypatch, capsys):
+def test_an_interrupted_sweep_resumes_from_its_finished_chunks(classifier, tmp_path, monkeypatch, capsys):
     import neurocomp.sweep as sweep
 
     prog, data = classifier
+    compiled: list = []
     ran: list = []
-    _watch(monkeypatch, sweep, "sweep_point", tuple, ran, stop=("loihi", 8, None))   # the second: largest T first
+    _watch(monkeypatch, sweep, "compile_point", tuple, compiled)
+    real = sweep.sweep_chunk
+
+    def chunk(opened, program, part):   # chunk 1 of the second point (T = 8: largest T first) is interrupted
+        if (program.manifest["options"]["timesteps"], part[2]) == (8, 1):
+            raise KeyboardInterrupt
+        ran.append((program.manifest["options"]["timesteps"], part[2]))
+        return real(opened, program, part)
+
+    monkeypatch.setattr(sweep, "sweep_chunk", chunk)
     argv = ["sweep", str(prog.with_name("cnn.pt")), "--data", str(data), "--targets", "loihi", "--timesteps", "8", "12",
-            "--state", str(tmp_path / "state"), "--json"]
+            "--chunk", "16", "--state", str(tmp_path / "state"), "--json"]
     assert main(argv) == 2 and "interrupted" in capsys.readouterr().err
-    assert ran == [("loihi", 12, None)]
+    assert compiled == [("loihi", 12, None), ("loihi", 8, None)] and ran == [(12, 0), (12, 1), (12, 2), (8, 0)]
     monkeypatch.undo()
-    _watch(monkeypatch, sweep, "sweep_point", tuple, ran)
+    compiled.clear()
+    ran.clear()
+    _watch(monkeypatch, sweep, "compile_point", tuple, compiled)
+    monkeypatch.setattr(sweep, "sweep_chunk", lambda *a: ran.append(a[2][2]) or real(*a))
     resumed = _json(argv)
-    assert ran == [("loihi", 12, None), ("loihi", 8, None)]   # T = 12 read back, not compiled again
+    assert compiled == [("loihi", 8, None)] and ran == [1, 2]   # T = 12 read back, not compiled again
     assert resumed["rows"] == _json(argv[:-3] + ["--json"])["rows"]
 
 
