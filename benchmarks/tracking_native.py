@@ -1,6 +1,6 @@
 """Core-native SiamSNN: tracking accuracy per stage on clips no stage has seen, cores and frames per second.
 
-    python benchmarks/tracking_native.py [--clips 3] [--frames 30] [--seed S] [--targets truenorth loihi]
+    python benchmarks/tracking_native.py [--clips 3] [--frames 30] [--seed S] [--targets truenorth loihi] [--workers N]
 
 Loads a committed core-native tracker (--config micro or mini; models/train_siamsnn.py: float SiamFC in TrueNorth's native shape,
 QAT per target, the SiamSNN graph of the trained integers), draws its clips now -- half from the test photos,
@@ -25,52 +25,34 @@ from rich.table import Table
 
 from results import command_line, write_section
 
-from neurocomp.compiler import CompileOptions, compile_graph
-from neurocomp.frontend.ptfile import load_graph
 from neurocomp.ir.layers import lower
-from neurocomp.models import otb
-from neurocomp.models.chip_tracker import ChipOptions, ChipSiamese, chip_tracker
-from neurocomp.models.siamfc import build
-from neurocomp.models.siamsnn import readout_of, tracker_config
-from neurocomp.models.tracker import ann_tracker
-from neurocomp.models.tracking_data import benchmark
-from neurocomp.models.train_siamsnn import load_float, load_qat, qat_tracker, stage_record
-from neurocomp.target import load_target
+from neurocomp.models.stage_tracking import Stage, opened, score
+from neurocomp.scale import Pool
 
 ROOT = Path(__file__).resolve().parents[1]
 GOALS = {"truenorth": 0.95, "loihi": 0.97}
 CHIP_CORES, REAL_TIME_FPS, DENSITY = 4096, 50.0, 0.02
 
 
-def score(tracker, clips) -> tuple[float, float]:
-    r = otb.ope([tracker.track(c) for c in clips], [c.boxes for c in clips])
-    return r.auc, r.precision
-
-
-def chip_rows(config: str, target: str, models: Path, model, clips, console: Console) -> list[dict]:
+def chip_rows(config: str, target: str, models: Path, clips: list, pool: Pool, console: Console) -> list[dict]:
     """Quantised ANN, float SNN and emulated chip for one target, with the compiled program's figures."""
-    qat_path = models / f"siamsnn_{config}_qat_{target}.pt"
-    record = stage_record(qat_path)
-    net = load_qat(model, target, record["qat"]["timesteps"], qat_path, record["weights"], record.get("readout_weights"))
-    graph = load_graph(models / f"siamsnn_{config}_{target}.pt")
-    config, tgt = tracker_config(graph), load_target(target)
+    def stage(name: str) -> Stage:
+        return Stage(name, config, str(models), target)
+
+    rows = [{"stage": name, "target": target, "score": score(stage(name), clips, pool)}
+            for name in ("quantised ANN", "float SNN")]
     start = time.perf_counter()
-    compiled = compile_graph(graph, tgt, CompileOptions())
-    frame = compiled.report["realtime"]["frame"]
-    neurons = int(sum(layer.size for layer in lower(graph).layers))
+    chip = opened(stage("emulated chip"))   # compiled here for its figures (and tracked here by a serial pool)
+    program = chip.siamese.program
+    frame = program.report["realtime"]["frame"]
+    neurons = int(sum(layer.size for layer in lower(chip.siamese.graph).layers))
     console.print(f"{target}: compiled in {time.perf_counter() - start:.0f} s", style="dim")
-    opts = ChipOptions(**readout_of(graph))
-    rows = [{"stage": "quantised ANN", "target": target, "score": score(qat_tracker(net, model), clips)},
-            {"stage": "float SNN", "target": target,
-             "score": score(chip_tracker(ChipSiamese(graph, None, None, ChipOptions(**{**opts.__dict__, "backend": "reference"})),
-                                         config), clips)}]
-    siamese = ChipSiamese(graph, compiled.program, tgt, opts)
     start = time.perf_counter()
-    rows.append({"stage": "emulated chip", "target": target, "score": score(chip_tracker(siamese, config), clips),
-                 "cores": compiled.program.netlist.n_cores, "chips": compiled.program.placed.n_chips,
-                 "cores_per_neuron": compiled.program.netlist.n_cores / neurons,
-                 "ticks": frame["ticks_per_frame"], "fps": frame["frames_per_s"],
-                 "emulator_s": siamese.stats.per_frame()["emulator_s"]})
+    tracked = score(stage("emulated chip"), clips, pool, chip)
+    rows.append({"stage": "emulated chip", "target": target, "score": tracked,
+                 "cores": program.netlist.n_cores, "chips": program.placed.n_chips,
+                 "cores_per_neuron": program.netlist.n_cores / neurons,
+                 "ticks": frame["ticks_per_frame"], "fps": frame["frames_per_s"], "emulator_s": tracked["emulator_s"]})
     console.print(f"{target}: tracked in {time.perf_counter() - start:.0f} s", style="dim")
     return rows
 
@@ -82,7 +64,7 @@ def table(config: str, rows: list[dict], base: float, seed: int, n_clips: int, f
                  "ticks/frame", "FPS", "emulator s/frame"):
         t.add_column(head, justify="left" if head in ("stage", "target") else "right")
     for r in rows:
-        auc, prec = r["score"]
+        auc, prec = r["score"]["auc"], r["score"]["precision"]
         goal = GOALS.get(r["target"]) if r["stage"] == "emulated chip" else None
         cells = [f"{r[k]:{fmt}}" if k in r else "" for k, fmt in
                  (("cores", ","), ("chips", "d"), ("cores_per_neuron", ".3f"), ("ticks", "d"), ("fps", ".1f"),
@@ -125,24 +107,26 @@ def main() -> None:
     ap.add_argument("--seed", type=int, help="clip seed (default: drawn from the clock, printed)")
     ap.add_argument("--targets", nargs="+", choices=("truenorth", "loihi"), default=["truenorth", "loihi"])
     ap.add_argument("--models", type=Path, default=ROOT / "models")
+    ap.add_argument("--workers", type=int, default=1, help="clips in parallel on a local Ray of this many CPUs")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(2)
     seed = args.seed if args.seed is not None else int(time.time()) % 100_000 + 1000
     console, start = Console(), time.perf_counter()
     console.print(f"clip seed {seed}")
-    clips = benchmark("test", args.clips, args.frames, seed) + benchmark("fresh", args.clips, args.frames, seed)
-    model = load_float(args.config, args.models / f"siamfc_{args.config}_native.pt")
-    base = score(ann_tracker(model), clips)
-    rows = [{"stage": "float ANN", "target": "", "score": base}]
-    if args.config == "micro":
-        original = build("micro").eval()
-        original.load_state_dict(torch.load(args.models / "siamfc_micro.pt", weights_only=True))
-        rows.insert(0, {"stage": "float ANN (converted micro, not native)", "target": "",
-                        "score": score(ann_tracker(original), clips)})
-    for target in args.targets:
-        rows += chip_rows(args.config, target, args.models, model, clips, console)
-    t = table(args.config, rows, base[0], seed, len(clips), args.frames)
+    clips = [("test" if k < args.clips else "fresh", seed * 100_000 + k % args.clips, args.frames)
+             for k in range(2 * args.clips)]   # models.tracking_data.benchmark's clips, made where they are tracked
+    with Pool(args.workers) as pool:
+        if pool.uses_ray:
+            console.print(f"Ray start-up {pool.startup_s:.1f} s", style="dim")
+        base = score(Stage("float ANN", args.config, str(args.models)), clips, pool)
+        rows = [{"stage": "float ANN", "target": "", "score": base}]
+        if args.config == "micro":
+            rows.insert(0, {"stage": "float ANN (converted micro, not native)", "target": "",
+                            "score": score(Stage("converted micro", args.config, str(args.models)), clips, pool)})
+        for target in args.targets:
+            rows += chip_rows(args.config, target, args.models, clips, pool, console)
+    t = table(args.config, rows, base["auc"], seed, len(clips), args.frames)
     console.print(t)
     goals = hardware_goals(rows)
     for line in goals:

@@ -420,3 +420,24 @@ def test_a_cluster_without_this_neurocomp_is_one_line_before_any_work(classifier
                               timeout=300)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["samples"] == SAMPLES
+
+
+def test_a_tracking_stage_on_two_ray_workers_equals_serial_and_the_direct_run(ray_two):
+    from neurocomp.models import otb
+    from neurocomp.models.stage_tracking import Stage, score
+    from neurocomp.models.tracker import ann_tracker
+    from neurocomp.models.tracking_data import benchmark
+    from neurocomp.models.train_siamsnn import load_float
+
+    models = Path(__file__).resolve().parents[1] / "models"
+    stage = Stage("float ANN", "micro3g", str(models))
+    clips = [("test", 700_000 + k, 4) for k in range(2)] + [("fresh", 700_000, 4)]
+    with Pool(1) as pool:
+        serial = score(stage, clips, pool)
+    with Pool(2) as pool:
+        ray = score(stage, clips, pool)
+    made = benchmark("test", 2, 4, 7) + benchmark("fresh", 1, 4, 7)
+    tracker = ann_tracker(load_float("micro3g", models / "siamfc_micro3g_native.pt"))
+    direct = otb.ope([tracker.track(c) for c in made], [c.boxes for c in made])
+    assert serial == ray and (serial["auc"], serial["precision"]) == (direct.auc, direct.precision)
+    assert serial["emulator_s"] == 0.0
