@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_MODEL := build/models/digits_snn.pt
 
-.PHONY: install test test-all test-browser demo demo-digits models siamsnn native-tracker clean
+.PHONY: install test test-all test-browser demo demo-digits models siamsnn native-tracker digits-cnn clean
 
 install: $(STAMP)
 
@@ -78,6 +78,11 @@ native-tracker: $(STAMP)
 	$(PY) -m neurocomp.models.train_siamsnn --config micro3 --out-dir build/models
 	$(PY) -m neurocomp.models.train_siamsnn --config micro --out-dir build/models
 	$(PY) -m neurocomp.models.train_siamsnn --config mini --out-dir build/models
+
+# Retrain the core-native digits CNNs into build/models (deterministic: the same bytes as the committed
+# models/digits_cnn_<target>.pt and .json; about a minute on 2 cores).
+digits-cnn: $(STAMP)
+	$(PY) -m neurocomp.models.train_digits_cnn --out-dir build/models
 
 clean:
 	rm -rf build

@@ -20,7 +20,6 @@ Prints both tables and writes them to benchmarks/RESULTS.md (its own section, ma
 from __future__ import annotations
 
 import argparse
-import copy
 import functools
 import sys
 import time
@@ -28,9 +27,6 @@ from typing import Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 from torch import nn
 
 from results import command_line, write_section
@@ -39,55 +35,20 @@ from neurocomp.backends import emulator, reference
 from neurocomp.compiler import CompileOptions, Compiled, compile_graph
 from neurocomp.ir.graph import Graph
 from neurocomp.ir.layers import lower
-from neurocomp.models.native import native_convs
+from neurocomp.models.train_digits_cnn import (CHIP_FT_EPOCHS, QAT_CHIP_EPOCHS, QAT_FT_EPOCHS, QAT_FT_LR, QAT_JITTER,
+                                               chip_tuned, data, finetunes, issue_cnn, native_cnn, qat_for_target,
+                                               users_cnn)
 from neurocomp.target import Target, load_target
-from neurocomp.train import QATNet, Surrogate, TrainOptions, deploy_for, finetune, fit, from_module, predict, to_graph, training_info
-from neurocomp.train.augment import jitter
+from neurocomp.train import QATNet, TrainOptions, deploy_for, fit, from_module, predict, to_graph
 
-USER_EPOCHS = 150
-# Chosen on the validation split (seeds 0-2): 100 QAT epochs at 3e-3 over 20 (native CNN on TrueNorth at T 16,
-# chip - ANN: -2.2..-0.3 -> -0.8..-0.3 pt; 10 at 1e-3, 60, 200, lr 1e-3, 6e-3 and 1e-2 tried too), then, where the
-# compiled program is not exact (spiking partial sums), 3 chip-in-the-loop epochs (brought CNN on TrueNorth at
-# T 16: -2.5..-0.8 -> -0.8..-0.3 pt; 10 tried). The last 50 QAT epochs go through the target's neuron model
-# (Loihi's reset to zero; TrueNorth's is QCFS itself), not 3: Loihi at T 16, worst seed, brought -0.6 -> +0.0
-# and native -0.8 -> -0.3 pt (20 tried). Distillation from the user's model was tried and gave nothing there.
-# The user trains with affine jitter (train/augment.py: +-10 degrees, +-10 % scale, +-1 pixel) instead of shifts
-# alone, and QAT jitters half of each batch the same way (validation, seeds 0-5: the user's ANN reaches 99 % on
-# 4 of 6 seeds against 2 of 6 with shifts; without jitter in QAT the native chip lost up to 1.4 pt). On TrueNorth
-# the brought CNN is trained and compiled in the "whole" weight mode (conv2's fan-in 144 stays on one core,
-# 4 levels per neuron, no spiking partial sums: chip - ANN -0.6..+0.6 pt at T 16 and 32, where the partial sums
-# lost up to 1.7 pt after 3 chip-in-the-loop epochs, 2.2 after 10).
-QAT_FT_EPOCHS, QAT_FT_LR, QAT_CHIP_EPOCHS, CHIP_FT_EPOCHS, QAT_JITTER = 100, 3e-3, 50, 3, 0.5
 BROUGHT_MODES = {"truenorth": "whole"}
-# Where the chip-in-the-loop epochs run even on an exact program (to train away the timing the QAT ANN does not see):
-# validation, seeds 0-5, chip - ANN mean over seeds, TrueNorth brought -0.32 -> -0.09 and native +0.05 -> +0.19 pt,
-# Loihi brought +0.14 -> -0.46 and native +0.56 -> +0.00 pt (reset to zero: the surrogate fits the training digits).
-FINETUNE_EXACT = {"truenorth"}
 NATIVE_T = (16,)
 GOALS = {"(a) brought": {"truenorth": 1.0, "loihi": 0.5}, "(b) native": {"truenorth": 0.5, "loihi": 0.5}}
 STAGES = ("float ANN", "QAT ANN", "float SNN", "chip", "chip + fine-tune", "chip = QAT", "chip + fine-tune = QAT")
 ARCHS = {"mlp": lambda: nn.Sequential(nn.Flatten(), nn.Linear(64, 48), nn.ReLU(), nn.Linear(48, 10)),
          "cnn": lambda: nn.Sequential(nn.Conv2d(1, 8, 3, stride=2, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
                                       nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(64, 10)),
-         "avgpool": lambda: nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-                                          nn.Conv2d(16, 16, 3, stride=2, padding=1), nn.ReLU(), nn.AvgPool2d(2),
-                                          nn.Flatten(), nn.Linear(64, 10))}
-
-
-Data = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-
-
-@functools.cache
-def data(validate: bool = False) -> Data:
-    """(x_train, y_train, x_test, y_test): a stratified split with a fixed seed, 360 test digits never trained or
-    tuned on (the last 360 in file order, the split before, held digits the nets here scored only 81-90 % on).
-    `validate`: 360 digits of the training part in place of the test set, where every setting here was chosen."""
-    d = load_digits()
-    xtr, xte, ytr, yte = train_test_split(d.images[:, None] / 16.0, d.target, test_size=360, stratify=d.target,
-                                          random_state=0)
-    if validate:
-        xtr, xte, ytr, yte = train_test_split(xtr, ytr, test_size=360, stratify=ytr, random_state=0)
-    return xtr, ytr, xte, yte
+         "avgpool": issue_cnn}
 
 
 def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
@@ -125,76 +86,35 @@ def one(arch: str, epochs_ft: int, target_name: str, t: int, seed: int, validate
     row, graph, compiled = on_chip(net, target, t, seed, xte, yte)
     out = {"float ANN": ann} | row
     ticks = t + compiled.report["latency_ticks"]
-    tuned = chip_tuned(net, graph, compiled, target, t, seed, epochs_ft, xtr, ytr)
+    _, tuned = chip_tuned(net, graph, compiled, t, seed, epochs_ft, xtr, ytr)
     chip = emulator.run(tuned.program, target, {"input": xte}, ticks).potentials["readout"][:, -1]
     out["chip + fine-tune"], out["chip + fine-tune = QAT"] = accuracy(chip, yte), accuracy(chip, qat_test.argmax(-1))
     out["exact"] = out["exact"] and all(q.exact for q in tuned.qnet.layers)
     return out
 
 
-@functools.cache
-def users_cnn(seed: int, validate: bool, build: Callable[[], nn.Module] = ARCHS["avgpool"]) -> nn.Module:
-    """A CNN trained the ordinary way in plain torch (BatchNorm in train mode, AdamW, cosine decay, affine jitter),
-    returned in eval mode. 150 epochs, lr 1e-2, weight decay 5e-2, batch 32: the best of the settings tried on the
-    validation split for the issue's CNN (99.2 % mean over seeds 0-5 there, trained on 1,077 digits)."""
-    xtr, ytr, _, _ = data(validate)
-    torch.manual_seed(seed)
-    model, gen = build().double(), torch.Generator().manual_seed(seed)
-    x, y = torch.from_numpy(xtr), torch.from_numpy(ytr).long()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=5e-2)
-    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, USER_EPOCHS)
-    for _ in range(USER_EPOCHS):
-        for idx in torch.randperm(len(x), generator=gen).split(32):
-            opt.zero_grad()
-            F.cross_entropy(model(jitter(x[idx], gen)), y[idx]).backward()
-            opt.step()
-        schedule.step()
-    return model.eval()
-
-
 def for_target(model: nn.Module, target_name: str, t: int, seed: int, validate: bool,
                mode: str | None = None) -> dict[str, float]:
-    """A trained CNN through `from_module` and a short QAT fine-tune from its weights (weight mode `mode`, None:
-    the target's default), then on the chip."""
+    """A trained CNN through models/train_digits_cnn.py's recipe (QAT from its weights in weight mode `mode`, None:
+    the target's default; chip-in-the-loop epochs where `finetunes`), then on the chip."""
     xtr, ytr, xte, yte = data(validate)
-    target = load_target(target_name)
     with torch.no_grad():
         ann_right = model(torch.from_numpy(xte)).numpy().argmax(-1) == yte
-    net = from_module(copy.deepcopy(model), (1, 8, 8), deploy_for(target, mode), t)
-    fit(net, xtr, ytr, TrainOptions(timesteps=t, float_epochs=0, epochs=QAT_FT_EPOCHS, lr=QAT_FT_LR, seed=seed,
-                                    chip_epochs=QAT_CHIP_EPOCHS, jitter=QAT_JITTER))
-    row, graph, compiled = on_chip(net, target, t, seed, xte, yte)
-    if target_name in FINETUNE_EXACT or not row["exact"]:   # exact: only the spikes' timing differs from QAT
-        compiled = chip_tuned(net, graph, compiled, target, t, seed, CHIP_FT_EPOCHS, xtr, ytr)
+    net = qat_for_target(model, target_name, t, seed, xtr, ytr, mode)
+    row, graph, compiled = on_chip(net, load_target(target_name), t, seed, xte, yte)
+    if finetunes(target_name, row["exact"]):   # exact: only the spikes' timing differs from QAT
+        _, compiled = chip_tuned(net, graph, compiled, t, seed, CHIP_FT_EPOCHS, xtr, ytr)
     ticks = t + compiled.report["latency_ticks"]
-    logits = emulator.run(compiled.program, target, {"input": xte}, ticks).potentials["readout"][:, -1]
+    logits = emulator.run(compiled.program, compiled.program.target, {"input": xte}, ticks).potentials["readout"][:, -1]
     chip_right = logits.argmax(-1) == yte
     return {"ANN": float(ann_right.mean())} | row | {"chip + fine-tune": float(chip_right.mean()),
                                                      "lost": float((ann_right & ~chip_right).sum()),
                                                      "gained": float((chip_right & ~ann_right).sum())}
 
 
-def chip_tuned(net: QATNet, graph: Graph, compiled: Compiled, target: Target, t: int, seed: int, epochs: int,
-               x: np.ndarray, y: np.ndarray) -> Compiled:
-    """The program after `epochs` of chip-in-the-loop fine-tuning through the surrogate of `compiled`."""
-    surrogate = Surrogate(compiled.qnet, net.deploy)
-    finetune(surrogate, x, predict(net, x), t + compiled.report["latency_ticks"], training_info(graph)["readout_unit"],
-             t, epochs=epochs, seed=seed, labels=y)
-    return compile_graph(surrogate.to_graph(), target, CompileOptions(timesteps=t, seed=seed))
-
-
 def brought(target_name: str, t: int, seed: int, validate: bool) -> dict[str, float]:
     """Goal (a): the user's trained CNN as it is; on TrueNorth in the "whole" weight mode (BROUGHT_MODES)."""
     return for_target(users_cnn(seed, validate), target_name, t, seed, validate, BROUGHT_MODES.get(target_name))
-
-
-def native_cnn() -> nn.Module:
-    """The issue's CNN in TrueNorth's native shape (models/native.py: conv2 in 2 groups, fan-in 72, so no
-    spiking partial sums); native on Loihi too."""
-    (_, c2), (_, g2) = native_convs(1, (16, 16), (3, 3), (1, 1), load_target("truenorth"))
-    return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
-                         nn.Conv2d(16, c2, 3, stride=2, padding=1, groups=g2), nn.ReLU(), nn.AvgPool2d(2),
-                         nn.Flatten(), nn.Linear(c2 * 4, 10))
 
 
 def native(target_name: str, t: int, seed: int, validate: bool) -> dict[str, float]:
