@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from neurocomp.place import Mesh, canonical_traffic, cost, place, verify_placement
 from neurocomp.place.assign import Budget, Search
-from neurocomp.place.congestion import Relief, link_loads, path_links, relieve
+from neurocomp.place.congestion import Relief, _top, link_loads, path_links, relieve
 from neurocomp.route import route
 
 
@@ -131,3 +131,10 @@ def test_cli_congestion_option(tmp_path, capsys):
     capsys.readouterr()
     assert main(["compile", str(model), "--target", "truenorth", "-o", str(tmp_path / "bad"), "--congestion", "-1"]) == 2
     assert "--congestion: must be a finite number in [0, inf), got -1" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 4), min_size=1, max_size=40), st.integers(1, 45))
+def test_the_hottest_links_are_a_stable_descending_sorts_first(loads, k):
+    values = np.array(loads, dtype=np.float64)
+    assert _top(values, k).tolist() == np.argsort(-values, kind="stable")[:k].tolist()

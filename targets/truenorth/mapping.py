@@ -60,11 +60,6 @@ class _Core:
     gid: int = -1
     helper: dict[str, np.ndarray] | None = None  # registers of a splitter core (layer -1)
 
-    def params(self, qnet: QNetwork, key: str) -> np.ndarray:
-        if self.helper is not None:
-            return self.helper[key]
-        return qnet.layers[self.layer].params[key][self.chunk]
-
 
 @dataclass
 class _Splitter:
@@ -459,7 +454,7 @@ def _assemble(qnet, spec, cores, per_layer, dests, splitters, n_ptr, a_ptr, bind
         e_src.append(n_ptr[h.core.gid] + np.arange(h.target.size))
         e_ax.append(a_ptr[gids] + h.axon)
         e_d.append(np.array([delay[(h.source, names[c.layer])] - 1 for c in h.targets], dtype=np.int64)[h.target])
-    params = {key: cat([c.params(qnet, key) for c in cores]) for key in qnet.layers[0].params}
+    params = _core_params(qnet, cores)
     params["w"] = np.concatenate([c.weights for c in cores]).astype(np.int64)
     e_src_a, i_ax_a = cat(e_src), cat(i_ax)
     maps = tuple(LayerMap(l.name, l.shape, firsts[l.name], l.kind, qnet.layers[i].scale, tuple(c.gid for c in per_layer[i]), *bind[i]) for i, l in enumerate(layers))
@@ -475,6 +470,25 @@ def _assemble(qnet, spec, cores, per_layer, dests, splitters, n_ptr, a_ptr, bind
         outputs=net.outputs, notes={"latency": tm.latency, "delay": tm.nested_delays(), "splitter_cores": len(splitters)},
         copies=cat([c.copies for c in cores]),
     )
+
+
+def _core_params(qnet: QNetwork, cores: list[_Core]) -> dict[str, np.ndarray]:
+    """Every register for every hardware neuron, in core order: one gather per register from the layers' arrays
+    and the splitter cores' own, not a slice per core and register."""
+    sizes = [layer.size for layer in qnet.network.layers]
+    start = np.concatenate([[0], np.cumsum(sizes)])
+    helpers = [c for c in cores if c.helper is not None]
+    helper_start = start[-1] + np.concatenate([[0], np.cumsum([len(c.weights) for c in helpers])])
+    index, k = [], 0
+    for c in cores:
+        if c.helper is None:
+            index.append(start[c.layer] + c.chunk)
+        else:
+            index.append(np.arange(helper_start[k], helper_start[k + 1]))
+            k += 1
+    at = cat(index)
+    return {key: cat([q.params[key] for q in qnet.layers] + [c.helper[key] for c in helpers])[at]
+            for key in qnet.layers[0].params}
 
 
 def count_cores(qnet: QNetwork, spec: TargetSpec) -> list[LayerCount]:
