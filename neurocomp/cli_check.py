@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from typing import Any
 
 from neurocomp import cli_nir
@@ -17,20 +18,40 @@ def add_parser(sub, dt_type) -> None:
     k.add_argument("model")
     k.add_argument("--target", required=True, help="truenorth, loihi, loihi2 or a spec.toml path")
     cli_nir.add_options(k, dt_type)
+    k.add_argument("--census", action="store_true",
+                   help="also count the cores each layer takes and the chips in all, without building core tables "
+                        "(for networks too large to compile here; targets that have a census: Loihi)")
+    k.add_argument("--weights", help="the weight mode the census assumes (default: the model's trained one, else the "
+                                     "target's first)")
     k.add_argument("--json", action="store_true", help="print the verdicts as one JSON object")
 
 
-def report(model: str, target_name: str, **reading: Any) -> dict[str, Any]:
-    """The check's result: one row per layer and the summary line; a UserError when a layer can never fit.
-    `reading`: how a NIR file is read (load_model's options)."""
+def report(model: str, target_name: str, census: bool = False, weights: str | None = None,
+           **reading: Any) -> dict[str, Any]:
+    """The check's result: one row per layer and the summary line, with `census` the cores per layer and in all;
+    a UserError when a layer can never fit. `reading`: how a NIR file is read (load_model's options)."""
     from neurocomp.frontend import load_model
     from neurocomp.native import check_graph, report as native_report, require_possible
     from neurocomp.target import load_target
 
     target = load_target(target_name)
-    vs = check_graph(load_model(model, **reading), target)
+    graph = load_model(model, **reading)
+    vs = check_graph(graph, target)
     require_possible(vs)
-    return {"target": target.name, **native_report(vs)}
+    out = {"target": target.name, **native_report(vs)}
+    return out | ({"census": _census(graph, target, weights)} if census else {})
+
+
+def _census(graph, target, weights: str | None) -> dict[str, Any]:
+    """The census as the report's JSON: cores per layer, in all, and the chips against the spec's."""
+    from neurocomp.compiler import CompileOptions, census
+
+    start = time.perf_counter()
+    c = census(graph, target, CompileOptions(weights=weights))
+    return {"layers": [{"layer": k.layer, "neurons": k.neurons, "cores": k.cores, "binding": k.binding, "used": k.used,
+                        "allowed": k.allowed, "error": k.error} for k in c.layers],
+            "cores": c.cores, "chips": c.chips, "max_chips": c.max_chips, "fits": c.chips <= c.max_chips and not c.unmapped,
+            "seconds": round(time.perf_counter() - start, 2)}
 
 
 def table(data: dict[str, Any]):
@@ -45,11 +66,43 @@ def table(data: dict[str, Any]):
     return t
 
 
+def census_table(data: dict[str, Any]):
+    from rich.table import Table
+
+    c = data["census"]
+    t = Table(title=f"core census on {data['target']}: {c['cores']:,} cores, {c['chips']} chips of the spec's "
+                    f"{c['max_chips']} ({c['seconds']:g} s)")
+    for col in ("layer", "neurons", "cores", "binding resource", "used / allowed"):
+        t.add_column(col, justify="left" if col in ("layer", "binding resource") else "right", overflow="fold")
+    for r in c["layers"]:
+        t.add_row(r["layer"], f"{r['neurons']:,}", f"{r['cores']:,}" if not r["error"] else "none fits",
+                  r["binding"], f"{_num(r['used'])} / {_num(r['allowed'])}")
+    return t
+
+
+def _num(x: float) -> str:
+    return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
+
+
+def census_line(data: dict[str, Any]) -> str:
+    c = data["census"]
+    within = "within" if c["chips"] <= c["max_chips"] else "over"
+    line = f"census: {c['cores']:,} cores on {c['chips']} chips, {within} {data['target']}'s {c['max_chips']}"
+    unmapped = [r["layer"] for r in c["layers"] if r["error"]]
+    return line + (f"; no core holds a neuron of {', '.join(unmapped)}" if unmapped else "")
+
+
 def run(args: argparse.Namespace, console) -> int:
-    data = report(args.model, args.target, **cli_nir.reading(args))
+    from neurocomp.progress import steps
+
+    with steps(console, "counting cores" if args.census else "checking", None):
+        data = report(args.model, args.target, args.census, args.weights, **cli_nir.reading(args))
     if args.json:
         print(json.dumps(data, sort_keys=True))
     else:
         console.print(table(data))
         console.print(data["summary"])
+        if args.census:
+            console.print(census_table(data))
+            console.print(census_line(data))
     return 0

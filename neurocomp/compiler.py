@@ -27,7 +27,7 @@ from neurocomp.ir.graph import Affine, Conv2d, Graph, Scale
 from neurocomp.ir.layers import Network, lower
 from neurocomp.ir.netlist import Netlist
 from neurocomp.native import Verdict, report as native_report, verdicts
-from neurocomp.partition import partition
+from neurocomp.partition import LayerCount, count_cores, partition
 from neurocomp.place import Mesh, Placement, place, sequential, verify_placement
 from neurocomp.place.traffic import between_layers, traffic_from_rates
 from neurocomp.frames import frame_figures
@@ -249,6 +249,39 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
     v = run_stages(STAGES, Values(graph, target, resolved(opts, graph, target), profile, model_digest), progress, times)
     report = _report(v, adapted)
     return Compiled(dataclasses.replace(v.program, report=report, times=times, graph=graph, routes=v.routes), v.qnet)
+
+
+@dataclass(frozen=True)
+class Census:
+    """Cores per layer counted without building core tables (the target's `count_cores` hook), and what the
+    spec's chips hold: the exact size of a network too large to compile on this machine."""
+
+    layers: tuple[LayerCount, ...]
+    cores_per_chip: int
+    max_chips: int
+
+    @property
+    def cores(self) -> int:
+        return sum(c.cores for c in self.layers)
+
+    @property
+    def chips(self) -> int:
+        return -(-self.cores // self.cores_per_chip)
+
+    @property
+    def unmapped(self) -> tuple[LayerCount, ...]:
+        """Layers no core can hold a neuron of (their `error` says why)."""
+        return tuple(c for c in self.layers if c.error)
+
+
+def census(graph: Graph, target: Target, opts: CompileOptions) -> Census:
+    """The compile's front end (adapt, lower, legalize, quantize, as compile_graph runs them) and then a count of
+    each layer's cores instead of the partition; a UserError where the target has no census (TrueNorth: a layer's
+    cores depend on its consumers' fan-out copies)."""
+    graph, _ = target.hooks.adapt(graph, target.spec)
+    check_spiking_inputs(graph, target)
+    v = run_stages(FRONT_END[:3], Values(graph, target, resolved(opts, graph, target), None, ""))
+    return Census(tuple(count_cores(v.qnet, target)), target.spec.cores_per_chip, int(target.spec["chip.max_chips"]))
 
 
 def _report(v: Values, adapted: tuple[str, ...]) -> dict[str, Any]:

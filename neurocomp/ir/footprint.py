@@ -51,8 +51,10 @@ def layer_sizes(graph: Graph) -> dict[str, tuple[int, int]]:
 
 
 def require_compile(graph: Graph) -> None:
-    """Refuse a graph whose compile cannot fit in memory, naming its largest layer."""
-    _require_layers(graph, COMPILE_NEURON_BYTES, COMPILE_SYNAPSE_BYTES, "compiling")
+    """Refuse a graph whose compile cannot fit in memory, naming its largest layer (and how to size it anyway)."""
+    _require_layers(graph, COMPILE_NEURON_BYTES, COMPILE_SYNAPSE_BYTES, "compiling",
+                    "; `neurocomp check MODEL --target T --census` counts its cores and chips without core tables "
+                    "(Loihi)")
 
 
 def require_export(graph: Graph) -> None:
@@ -61,11 +63,11 @@ def require_export(graph: Graph) -> None:
     _require_layers(graph, EXPORT_NEURON_BYTES, 0, "exporting to NIR")
 
 
-def _require_layers(graph: Graph, neuron_bytes: int, synapse_bytes: int, what: str) -> None:
+def _require_layers(graph: Graph, neuron_bytes: int, synapse_bytes: int, what: str, more: str = "") -> None:
     sizes = layer_sizes(graph)
     cost = {k: n * neuron_bytes + s * synapse_bytes for k, (n, s) in sizes.items()}
     if cost:
         big = max(cost, key=cost.get)
         n, s = sizes[big]
         require(f"layer {big} ({n:,} neurons, {s:,} synapses)", sum(cost.values()),
-                f"the estimate covers {what} every layer; shrink the largest")
+                f"the estimate covers {what} every layer; shrink the largest{more}")
