@@ -63,25 +63,16 @@ def siamsnn(config: str, target: str, maxpool: str, pool_layers: bool, spiking_s
     return graph, sum(layer.size for layer in lower(graph).layers)
 
 
-def _census(graph, target) -> dict:
-    from neurocomp.ir.fold import fold_linear
-    from neurocomp.ir.layers import lower
-    from neurocomp.partition import count_cores
-    from neurocomp.quantize import quantize
+def _census(graph, target, weights: str | None) -> dict:
+    from neurocomp.compiler import CompileOptions, census
 
-    stages, t = {}, time.perf_counter()
-    net = target.hooks.legalize(lower(fold_linear(graph)), target.spec, "levels")
-    qnet = quantize(net, target, "levels")
-    stages["lower+quantize"], t = time.perf_counter() - t, time.perf_counter()
-    census = count_cores(qnet, target)
-    cores = sum(c.cores for c in census)
-    stages["census"] = time.perf_counter() - t
-    chips = -(-cores // target.spec.cores_per_chip)
-    over = f" (over the spec's {target.spec['chip.max_chips']} chips)" if cores > target.spec.max_cores else ""
-    unmapped = "".join(f"\n    unmapped {c.layer} ({c.neurons} neurons): {c.binding} {c.used:g} > {c.allowed:g}"
-                       for c in census if c.error)
-    per_layer = "\n    cores per layer: " + ", ".join(f"{c.layer} {c.cores}" for c in census if c.cores)
-    return {"cores": cores, "chips": chips, "stages": stages, "hops_ratio": float("nan"),
+    t = time.perf_counter()
+    c = census(graph, target, CompileOptions(weights=weights))
+    over = f" (over the spec's {c.max_chips} chips)" if c.chips > c.max_chips else ""
+    unmapped = "".join(f"\n    unmapped {k.layer} ({k.neurons} neurons): {k.binding} {k.used:g} > {k.allowed:g}"
+                       for k in c.unmapped)
+    per_layer = "\n    cores per layer: " + ", ".join(f"{k.layer} {k.cores}" for k in c.layers if k.cores)
+    return {"cores": c.cores, "chips": c.chips, "stages": {"census": time.perf_counter() - t}, "hops_ratio": float("nan"),
             "note": over + per_layer + unmapped}
 
 
@@ -95,7 +86,7 @@ def _one(target: str, size: float | str, args: argparse.Namespace, out: mp.Queue
     t0 = time.perf_counter()
     try:
         if args.census:
-            row = _census(graph, load_target(target))
+            row = _census(graph, load_target(target), args.weights)
         else:
             c = compile_graph(graph, load_target(target), CompileOptions(weights=args.weights))
             stages = dict(c.report["compile_time_s"])
