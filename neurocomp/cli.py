@@ -29,7 +29,7 @@ from neurocomp import __version__, cli_check, cli_nir, cli_sweep, cli_train
 from neurocomp.errors import FormatError, UserError
 from neurocomp.progress import steps
 from neurocomp.safewrite import check
-from neurocomp.target import compile_flags
+from neurocomp.target import compile_flags, export_flags
 
 EXIT_USER, EXIT_INTERNAL = 2, 1
 MAX_SEED = 2 ** 63 - 1
@@ -121,8 +121,8 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
     cli_check.add_parser(sub, POSITIVE)
     cli_train.add_parser(sub, _count, _real)
     cli_sweep.add_parser(sub, _count, POSITIVE, _scale_options)
-    e = sub.add_parser("export", help="write a .pt/.nir model, or a compiled program's model, as NIR; a TrueNorth "
-                                      "program as IBM model JSON and its input as NSCS .sfti spikes")
+    e = sub.add_parser("export", help="write a .pt/.nir model, or a compiled program's model, as NIR; or a compiled "
+                                      "program in a format its target family declares (e.g. NSCS model JSON)")
     e.add_argument("model", help="a .pt or .nir model, or a program directory (its model.pt is exported)")
     e.add_argument("--nir", help="output .nir file")
     e.add_argument("--dt", type=POSITIVE, default=1e-3, help="time step that maps LIF decays to NIR time constants")
@@ -134,12 +134,12 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
                    help="'held': write what the model computes in NIR's terms, each bias starting with its layer's "
                         "input (refused where NIR cannot say it); 'early': the biases as they act here, from tick 0, "
                         "in a file marked so (only neurocomp reads the mark); also how a .nir model is read")
-    e.add_argument("--truenorth-json", metavar="OUT.json", help="a TrueNorth program as IBM's model JSON (NSCS input)")
-    e.add_argument("--sfti", metavar="OUT.sfti", help="--input's spikes as NSCS text input spikes for this program")
-    e.add_argument("--input", metavar="IN.npz", help="with --sfti: the input, as for run")
-    e.add_argument("--ticks", type=TICKS, help="with --sfti: ticks to encode (default: as run)")
-    e.add_argument("--seed", type=SEED, default=0, help="with --sfti: the encoding seed, as for run")
-    e.add_argument("--sample", type=_count(0), default=0, help="with --sfti: which sample of the input's batch (default 0)")
+    for flag in export_flags():   # a family's own program outputs, e.g. truenorth's NSCS model JSON
+        e.add_argument(flag.flag, metavar=flag.metavar, help=f"{flag.help} ({flag.family} programs)")
+    e.add_argument("--input", metavar="IN.npz", help="an input, as for run, for the outputs that encode one")
+    e.add_argument("--ticks", type=TICKS, help="with --input: ticks to encode (default: as run)")
+    e.add_argument("--seed", type=SEED, default=0, help="with --input: the encoding seed, as for run")
+    e.add_argument("--sample", type=_count(0), default=0, help="with --input: which sample of its batch (default 0)")
     e.add_argument("--json", action="store_true", help="print what was written as one JSON object")
     for command_parser in sub.choices.values():
         command_parser.add_argument("--quiet", action="store_true", help="print nothing but errors (and --json's object)")
@@ -476,13 +476,14 @@ def _conversion_table(info: dict[str, Any]):
 
 
 def _export(args: argparse.Namespace, console: Console) -> int:
-    if args.nir and (args.truenorth_json or args.sfti):
-        raise UserError("export: --nir writes a model; --truenorth-json and --sfti write a program's chip: one at a time")
-    if not (args.nir or args.truenorth_json or args.sfti):
-        raise UserError("export: name an output: --nir OUT.nir, or --truenorth-json OUT.json and/or --sfti OUT.sfti")
-    if bool(args.sfti) != bool(args.input):
-        raise UserError("export: --sfti and --input go together (the .sfti file holds that input's spikes)")
-    return _export_nir(args, console) if args.nir else _export_truenorth(args, console)
+    chosen = {f: Path(getattr(args, f.dest)) for f in export_flags() if getattr(args, f.dest)}
+    if args.nir and chosen:
+        raise UserError(f"export: --nir writes a model; {', '.join(f.flag for f in chosen)} write a program's chip: "
+                        "one at a time")
+    if not (args.nir or chosen):
+        raise UserError("export: name an output: --nir OUT.nir" +
+                        "".join(f", or {f.flag} {f.metavar}" for f in export_flags()))
+    return _export_nir(args, console) if args.nir else _export_program(args, chosen, console)
 
 
 def _export_nir(args: argparse.Namespace, console: Console) -> int:
@@ -506,43 +507,19 @@ def _export_nir(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def _export_truenorth(args: argparse.Namespace, console: Console) -> int:
-    """--truenorth-json / --sfti: the writers are the truenorth family's `tnjson` extension."""
-    from neurocomp.program import Program
-    from neurocomp.target import extension
+def _export_program(args: argparse.Namespace, chosen: dict, console: Console) -> int:
+    """A family's program outputs (neurocomp.exporting); the input, when given, read as `run` reads it."""
+    from neurocomp.exporting import ExportInput, export_program
 
     src = Path(args.model)
-    if not src.is_dir():
-        raise UserError(f"{src}: --truenorth-json and --sfti export a compiled program directory, not a model file")
-    program = Program.load(src)
-    tnjson = extension(program.target, "tnjson")
-    if tnjson is None:
-        raise UserError(f"TrueNorth export needs a TrueNorth program; {src} targets {program.target.name!r}")
-    outs = [Path(p) for p in (args.truenorth_json, args.sfti) if p]
-    if len(outs) == 2 and outs[0].resolve() == outs[1].resolve():
-        raise UserError(f"--truenorth-json and --sfti name the same file {outs[0]}")
-    sources = [src, *([Path(args.input)] if args.input else [])]
-    if args.truenorth_json:
-        check(Path(args.truenorth_json), tnjson.MODEL_KIND, sources)
-    if args.sfti:
-        check(Path(args.sfti), tnjson.SFTI_KIND, sources)
-    done: dict[str, Any] = {"source": str(src)}
-    with steps(console, "exporting", bool(args.sfti) + bool(args.truenorth_json)) as step:
-        if args.sfti:
-            step("input spikes")
-            inputs = _load_inputs(Path(args.input), [name for name, _ in program.netlist.inputs])
-            records, ticks = tnjson.input_records(program, inputs, args.ticks, args.seed, args.sample)
-            done |= {"sfti": args.sfti, "input_spikes": len(records), "ticks": ticks, "sample": args.sample}
-        if args.truenorth_json:
-            step("model JSON")
-            done |= {"truenorth_json": args.truenorth_json,
-                     "bytes": tnjson.write_model(program, args.truenorth_json, sources)}
-        if args.sfti:
-            tnjson.write_spikes(args.sfti, records, sources)
+    read = (lambda names: _load_inputs(Path(args.input), names)) if args.input else None
+    given = ExportInput((src, *([Path(args.input)] if args.input else [])), read, args.ticks, args.seed, args.sample)
+    with steps(console, "exporting", len(chosen)) as step:
+        done = export_program(src, chosen, given, step)
     if args.json:
         print(json.dumps(done, sort_keys=True))
     else:
-        console.print("\n".join(f"wrote {done[k]}" for k in ("truenorth_json", "sfti") if k in done))
+        console.print("\n".join(f"wrote {done[f.dest]}" for f in chosen if f.dest in done))
     return 0
 
 

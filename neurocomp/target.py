@@ -217,13 +217,38 @@ class CompileFlag:
 
 def compile_flags() -> tuple[CompileFlag, ...]:
     """The compile options the built-in families declare, in BUILTIN order."""
-    flags: list[CompileFlag] = []
+    return tuple(CompileFlag(f["flag"], f["field"], tuple(f["choices"]), f["help"])
+                 for _, f in _declared("compile"))
+
+
+@dataclass(frozen=True)
+class ExportFlag:
+    """A `neurocomp export PROGRAM` output a family declares in targets/<family>/cli.toml: a file its `export`
+    module (targets/<family>/export.py) writes from a compiled program of that family. Data, as CompileFlag."""
+
+    family: str
+    flag: str
+    metavar: str
+    help: str
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+def export_flags() -> tuple[ExportFlag, ...]:
+    """The program exports the built-in families declare, in BUILTIN order."""
+    return tuple(ExportFlag(family, f["flag"], f["metavar"], f["help"]) for family, f in _declared("export"))
+
+
+def _declared(kind: str) -> list[tuple[str, dict[str, Any]]]:
+    """(family, entry) for every [[kind]] entry of the built-in families' cli.toml."""
+    out = []
     for name in BUILTIN:
         path = resources.files("neurocomp.targets").joinpath(name, "cli.toml")
         if path.is_file():
-            flags += [CompileFlag(f["flag"], f["field"], tuple(f["choices"]), f["help"])
-                      for f in tomllib.loads(path.read_text())["compile"]]
-    return tuple(flags)
+            out += [(name, entry) for entry in tomllib.loads(path.read_text()).get(kind, [])]
+    return out
 
 
 def spec_fields(family: str, origin: str = "") -> dict[str, Field]:

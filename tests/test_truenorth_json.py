@@ -272,7 +272,7 @@ def test_a_loihi_program_is_refused(tmp_path, capsys):
     compile_graph(tiny(), load_target("loihi"), CompileOptions(timesteps=8, place_effort=1)).program.save(out)
     assert main(["export", str(out), "--truenorth-json", str(tmp_path / "m.json")]) == 2
     err = capsys.readouterr().err
-    assert "needs a TrueNorth program" in err and "'loihi'" in err and not (tmp_path / "m.json").exists()
+    assert "needs a truenorth program" in err and "'loihi'" in err and not (tmp_path / "m.json").exists()
 
 
 def test_a_sample_outside_the_batch_is_refused(dense_program, tmp_path, capsys):
