@@ -29,7 +29,7 @@ from neurocomp import __version__, cli_check, cli_nir, cli_sweep, cli_train
 from neurocomp.errors import FormatError, UserError
 from neurocomp.progress import steps
 from neurocomp.safewrite import check
-from neurocomp.target import compile_flags, export_flags
+from neurocomp.target import artifact_exports, compile_flags, export_flags
 
 EXIT_USER, EXIT_INTERNAL = 2, 1
 MAX_SEED = 2 ** 63 - 1
@@ -96,7 +96,9 @@ def _parser(command: str | None = None) -> argparse.ArgumentParser:
                    help="placement weight of the link-load spread next to spike-hops (default 0.5; 0 = spike-hops only)")
     for flag in compile_flags():   # a family's own options, e.g. truenorth's --tn-weights
         c.add_argument(flag.flag, choices=flag.choices, help=flag.help)
-    c.add_argument("--export", choices=("netx",), help="also write the network for Loihi users: netx = lava-dl netx HDF5 (network.net)")
+    exports = artifact_exports()   # a family's extra program files, e.g. loihi's netx
+    c.add_argument("--export", choices=tuple(a.name for a in exports),
+                   help="also write into the program: " + "; ".join(f"{a.help} ({a.family} programs)" for a in exports))
     c.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     r = sub.add_parser("run", help="run a compiled program")
     r.add_argument("program")

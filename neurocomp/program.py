@@ -1,8 +1,8 @@
 """The compiled program: one value that compile returns, save writes, load verifies and reads, and run runs.
 
 Files: manifest.json, arrays.npz (the netlist and placement), model.pt (the float graph it was
-compiled from), target.toml, report.json, report.html, network.net (with `export="netx"`) and
-timings.json. manifest.json names the schema and version and lists every other file: under
+compiled from), target.toml, report.json, report.html, a family's extra file where `export` names one
+(targets/<family>/cli.toml [[artifact]]: loihi's netx writes network.net) and timings.json. manifest.json names the schema and version and lists every other file: under
 "files" with its sha256, under "volatile" the one file whose content may differ between runs.
 
 Determinism: every hashed file (and so manifest.json) is byte-identical for the same inputs and
@@ -39,7 +39,7 @@ from neurocomp.ir.netlist import LayerMap, Netlist
 from neurocomp.npz import write_npz
 from neurocomp.realtime import realtime
 from neurocomp.safewrite import Kind, writing
-from neurocomp.target import Target, load_target
+from neurocomp.target import Target, artifact_exports, load_target
 
 if TYPE_CHECKING:
     from neurocomp.ir.graph import Graph
@@ -64,7 +64,6 @@ MAX_PER_CORE = 2 ** 24   # neurons or axons in one core: the bound target specs 
 TARGET_TABLES = ("netlist/params/", "netlist/syn_tables/")   # prefixes of the arrays a target family defines
 REPORT_KEYS = ("target", "cores_used", "chips_used", "neurons", "synapses", "axons", "layers", "traffic", "placement",
                "energy", "realtime")
-EXPORTS = ("netx",)
 
 
 @dataclass(frozen=True)
@@ -122,8 +121,9 @@ class Program:
     def save(self, out: str | Path, *, export: str | None = None, inputs: Sequence[str | Path] = ()) -> Path:
         """Write the whole artifact to directory `out` (safewrite: only a program or an empty directory is
         replaced); `inputs` are the files it was compiled from, which `out` may neither replace nor contain."""
-        if export is not None and export not in EXPORTS:
-            raise UserError(f"export {export!r} is not available; choose one of {', '.join(EXPORTS)}")
+        exports = {a.name for a in artifact_exports()}
+        if export is not None and export not in exports:
+            raise UserError(f"export {export!r} is not available; choose one of {', '.join(sorted(exports))}")
         save(self, out, export, inputs)
         return Path(out)
 
@@ -286,8 +286,8 @@ def save(program: Program, out_dir: str | Path, export: str | None = None, input
         (tmp / "report.json").write_text(json.dumps(dict(program.report), indent=1, sort_keys=True) + "\n")
         (tmp / TIMINGS).write_text(timings_json(program.times))
         _write_html(program, tmp / "report.html")
-        if export == "netx":
-            _write_netx(program, tmp / "network.net")
+        if export is not None:
+            _write_export(program, export, tmp)
         names = sorted(p.name for p in tmp.iterdir())
         files = {name: _sha256(tmp / name) for name in names if name != TIMINGS}
         manifest = {**program.manifest, "files": files, "volatile": [TIMINGS]}
@@ -314,13 +314,15 @@ def _write_html(program: Program, path: Path) -> None:
                neurons_per_core=program.target.spec["core.neurons"])
 
 
-def _write_netx(program: Program, path: Path) -> None:
+def _write_export(program: Program, name: str, folder: Path) -> None:
+    """The family's extra file `name` (targets/<family>/cli.toml [[artifact]]), refused for another family's program."""
     from neurocomp.target import extension
 
-    netx = extension(program.target, "netx")
-    if netx is None:
-        raise UserError(f"netx export needs a Loihi program; this one targets {program.netlist.target!r}")
-    netx.export_netx(program, path)
+    export = next(a for a in artifact_exports() if a.name == name)
+    module = extension(program.target, export.module) if program.target.spec.family == export.family else None
+    if module is None:
+        raise UserError(f"{name} export needs a {export.family} program; this one targets {program.netlist.target!r}")
+    getattr(module, export.function)(program, folder / export.file)
 
 
 def timings_json(times: Mapping[str, float]) -> str:

@@ -241,6 +241,25 @@ def export_flags() -> tuple[ExportFlag, ...]:
     return tuple(ExportFlag(family, f["flag"], f["metavar"], f["help"]) for family, f in _declared("export"))
 
 
+@dataclass(frozen=True)
+class ArtifactExport:
+    """An extra file a family adds to a compiled program (`neurocomp compile --export NAME`), declared in its
+    cli.toml ([[artifact]]) and written by `function` of its extension `module` (neurocomp.target.extension)."""
+
+    family: str
+    name: str
+    file: str
+    module: str
+    function: str
+    help: str
+
+
+def artifact_exports() -> tuple[ArtifactExport, ...]:
+    """The extra program files the built-in families declare, in BUILTIN order."""
+    return tuple(ArtifactExport(family, a["name"], a["file"], a["module"], a["function"], a["help"])
+                 for family, a in _declared("artifact"))
+
+
 def _declared(kind: str) -> list[tuple[str, dict[str, Any]]]:
     """(family, entry) for every [[kind]] entry of the built-in families' cli.toml."""
     out = []

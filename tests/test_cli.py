@@ -159,5 +159,5 @@ def test_compile_exports_netx_for_loihi_and_refuses_it_for_truenorth(model, tmp_
     assert "vth differs between its neurons" in _err_line(capsys)
     bad = tmp_path / "tn"
     assert main(["compile", str(model), "--target", "truenorth", "--export", "netx", "-o", str(bad)]) == 2
-    assert "netx export needs a Loihi program" in _err_line(capsys)
+    assert "netx export needs a loihi program" in _err_line(capsys)
     assert not bad.exists()

@@ -214,7 +214,7 @@ def test_save_into_an_empty_directory(work):
 def test_failing_compile_leaves_the_previous_program_byte_identical(work, capsys):
     """The netx export fails inside the temporary sibling (truenorth has no netx): the loihi program stays."""
     refused(capsys, ["compile", str(work / "net.pt"), "--target", "truenorth", "--export", "netx", "-o",
-                     str(work / "loihi")], work, "netx export needs a Loihi program")
+                     str(work / "loihi")], work, "netx export needs a loihi program")
 
 
 def test_failing_export_leaves_no_directory_or_partial_file(work, capsys, monkeypatch):
