@@ -93,8 +93,11 @@ def census_line(data: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace, console) -> int:
+    from neurocomp.errors import UserError
     from neurocomp.progress import steps
 
+    if args.weights and not args.census:
+        raise UserError("check: --weights is the weight mode the census assumes; it goes with --census")
     with steps(console, "counting cores" if args.census else "checking", None):
         data = report(args.model, args.target, args.census, args.weights, **cli_nir.reading(args))
     if args.json:

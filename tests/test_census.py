@@ -47,3 +47,9 @@ def test_a_compile_refused_for_memory_points_to_the_census(tmp_path, capsys, mon
     err = capsys.readouterr().err
     assert "needs about" in err and "neurocomp check MODEL --target T --census" in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "p").exists()
+
+
+def test_weights_without_census_is_one_line(capsys):
+    assert main(["check", str(MODELS / "digits_cnn_loihi.pt"), "--target", "loihi", "--weights", "levels"]) == 2
+    err = capsys.readouterr().err
+    assert "goes with --census" in err and len(err.strip().splitlines()) == 1
