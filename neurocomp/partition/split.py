@@ -71,12 +71,12 @@ def split(layer: Layer, fits: Fits, hint: Hint | None = None, emit: Emit | None 
             seen[hi] = fits(start, hi)
             return seen[hi][0]
 
-        if not ok(start + 1):
+        lo, hi = _bracket(start, n, spans[-1][1] - spans[-1][0] if spans else 1, ok)
+        if lo is None:
             _, resource, used, allowed = seen[start + 1]
             raise ResourceError(f"layer {layer.name}, one neuron", resource, used, allowed,
                                 hint=hint(resource, used, allowed) if hint else
                                 "a single neuron needs more than one core offers: reduce its fan-in (smaller kernel, groups)")
-        lo, hi = _bracket(start, n, spans[-1][1] - spans[-1][0] if spans else 1, ok)
         while hi - lo > 1:
             mid = (lo + hi) // 2
             if ok(mid):
@@ -93,13 +93,21 @@ def split(layer: Layer, fits: Fits, hint: Hint | None = None, emit: Emit | None 
     return spans, best
 
 
-def _bracket(start: int, n: int, guess: int, ok: Callable[[int], bool]) -> tuple[int, int]:
+def _bracket(start: int, n: int, guess: int, ok: Callable[[int], bool]) -> tuple[int | None, int]:
     """lo < hi with ok(lo) true and hi = n + 1 or ok(hi) false, found by galloping from start + guess (the
-    previous core's length: a layer's cores are mostly alike, so two probes usually settle it)."""
+    previous core's length: a layer's cores are mostly alike), up where that span fits and down where it does
+    not, so a core as long as the last or a few neurons shorter settles in two or three probes. lo is None when
+    not even one neuron fits (ok(start + 1) false)."""
     at = min(start + max(guess, 1), n)
-    if at > start + 1 and not ok(at):
-        return start + 1, at
-    lo, step = at, 1
-    while lo + step <= n and ok(lo + step):
-        lo, step = lo + step, step * 2
-    return lo, min(lo + step, n + 1)
+    if ok(at):
+        lo, step = at, 1
+        while lo + step <= n and ok(lo + step):
+            lo, step = lo + step, step * 2
+        return lo, min(lo + step, n + 1)
+    hi, step = at, 1
+    while hi > start + 1:
+        down = max(at - step, start + 1)
+        if ok(down):
+            return down, hi
+        hi, step = down, step * 2
+    return None, hi
