@@ -10,8 +10,9 @@ makes it: float ANN, quantised ANN (QAT), float SNN (the Graph on the reference 
 The chip rows read the score as the SiamSNN was built to be read (models/train_siamsnn.py READOUT, chosen
 on training-photo clips). For micro, the
 converted micro SiamFC (not core-native, not QAT) is scored as a reference row. Cores per neuron counts every core of
-the compiled program (copies, heads, gates) over the Graph's neurons. Prints the table and writes it to
-benchmarks/RESULTS.md.
+the compiled program (copies, heads, gates) over the Graph's neurons. Each stage tracks its clips serially or, with
+--workers N, on a local Ray (models/stage_tracking.py: the same boxes either way; the emulator's seconds per frame
+are then measured beside the other workers). Prints the table and writes it to benchmarks/RESULTS.md.
 """
 from __future__ import annotations
 
