@@ -2,8 +2,8 @@
 task (serially or on Ray, neurocomp.scale), gathered into one table in grid order.
 
 The model, its NIR reading options and the dataset travel once (the task's shared Work). Each point is compiled once,
-as its own task, and its dataset runs in chunks of samples (chunk k with encoding seed k, as `neurocomp eval`) that
-any worker may take: a TrueNorth point that places for a second and a Loihi point done in milliseconds then spread
+by the task that runs its first chunk of samples, and its other chunks (chunk k with encoding seed k, as `neurocomp
+eval`) then run on any worker (neurocomp.scale.Pool.map_groups): a TrueNorth point that places for a second and a Loihi point done in milliseconds then spread
 evenly over the workers. The table depends only on the grid and the chunk size, never on which worker ran what.
 """
 from __future__ import annotations
