@@ -1,10 +1,11 @@
-"""`neurocomp sweep`: one model compiled and evaluated over a grid of targets x T x weight modes, each grid point a
-task (serially or on Ray, neurocomp.scale), gathered into one table in grid order.
+"""`neurocomp sweep`: one model compiled and evaluated over a grid of targets x T x weight modes, the samples of each
+grid point in chunks (serially or on Ray, neurocomp.scale), gathered into one table in grid order.
 
-The model, its NIR reading options and the dataset travel once (the task's shared Work). Each point is compiled once,
-by the task that runs its first chunk of samples, and its other chunks (chunk k with encoding seed k, as `neurocomp
-eval`) then run on any worker (neurocomp.scale.Pool.map_groups): a TrueNorth point that places for a second and a Loihi point done in milliseconds then spread
-evenly over the workers. The table depends only on the grid and the chunk size, never on which worker ran what.
+The model, its NIR reading options and the dataset travel once (the task's shared Work). Each point is compiled
+once, by the task that runs its first chunk of samples; its other chunks (chunk k with encoding seed k, as
+`neurocomp eval`) then run on any worker (neurocomp.scale.Pool.map_groups). So a TrueNorth point that places for a
+second and a Loihi point done in milliseconds spread evenly over the workers. The table depends only on the grid
+and the chunk size, never on which worker ran what.
 """
 from __future__ import annotations
 
