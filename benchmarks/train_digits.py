@@ -31,13 +31,13 @@ from torch import nn
 
 from results import command_line, write_section
 
-from neurocomp.backends import emulator, reference
+from neurocomp.backends import reference
 from neurocomp.compiler import CompileOptions, Compiled, compile_graph
 from neurocomp.ir.graph import Graph
 from neurocomp.ir.layers import lower
 from neurocomp.models.train_digits_cnn import (CHIP_FT_EPOCHS, QAT_CHIP_EPOCHS, QAT_FT_EPOCHS, QAT_FT_LR, QAT_JITTER,
-                                               chip_tuned, data, finetunes, issue_cnn, native_cnn, qat_for_target,
-                                               users_cnn)
+                                               chip_logits, chip_tuned, data, finetunes, issue_cnn, native_cnn,
+                                               qat_for_target, users_cnn)
 from neurocomp.target import Target, load_target
 from neurocomp.train import QATNet, TrainOptions, deploy_for, fit, from_module, predict, to_graph
 
@@ -69,7 +69,7 @@ def on_chip(net: QATNet, target: Target, t: int, seed: int, x: np.ndarray, y: np
     graph = to_graph(net)
     compiled = compile_graph(graph, target, CompileOptions(timesteps=t, seed=seed))
     ticks = t + compiled.report["latency_ticks"]
-    chip = emulator.run(compiled.program, target, {"input": x}, ticks).potentials["readout"][:, -1]
+    chip = chip_logits(compiled, t, x)
     return {"QAT ANN": accuracy(qat, y),
             "float SNN": accuracy(reference.run(lower(graph), {"input": x}, ticks).potentials["readout"][:, -1], y),
             "chip": accuracy(chip, y), "chip = QAT": accuracy(chip, qat.argmax(-1)),
@@ -85,9 +85,8 @@ def one(arch: str, epochs_ft: int, target_name: str, t: int, seed: int, validate
     qat_test = predict(net, xte)
     row, graph, compiled = on_chip(net, target, t, seed, xte, yte)
     out = {"float ANN": ann} | row
-    ticks = t + compiled.report["latency_ticks"]
     _, tuned = chip_tuned(net, graph, compiled, t, seed, epochs_ft, xtr, ytr)
-    chip = emulator.run(tuned.program, target, {"input": xte}, ticks).potentials["readout"][:, -1]
+    chip = chip_logits(tuned, t, xte)
     out["chip + fine-tune"], out["chip + fine-tune = QAT"] = accuracy(chip, yte), accuracy(chip, qat_test.argmax(-1))
     out["exact"] = out["exact"] and all(q.exact for q in tuned.qnet.layers)
     return out
@@ -104,9 +103,7 @@ def for_target(model: nn.Module, target_name: str, t: int, seed: int, validate: 
     row, graph, compiled = on_chip(net, load_target(target_name), t, seed, xte, yte)
     if finetunes(target_name, row["exact"]):   # exact: only the spikes' timing differs from QAT
         _, compiled = chip_tuned(net, graph, compiled, t, seed, CHIP_FT_EPOCHS, xtr, ytr)
-    ticks = t + compiled.report["latency_ticks"]
-    logits = emulator.run(compiled.program, compiled.program.target, {"input": xte}, ticks).potentials["readout"][:, -1]
-    chip_right = logits.argmax(-1) == yte
+    chip_right = chip_logits(compiled, t, xte).argmax(-1) == yte
     return {"ANN": float(ann_right.mean())} | row | {"chip + fine-tune": float(chip_right.mean()),
                                                      "lost": float((ann_right & ~chip_right).sum()),
                                                      "gained": float((chip_right & ~ann_right).sum())}

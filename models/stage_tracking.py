@@ -57,14 +57,14 @@ def opened(stage: Stage) -> Opened:
     from neurocomp.target import load_target
 
     models = Path(stage.models)
-    model = load_float(stage.config, models / f"siamfc_{stage.config}_native.pt")
-    if stage.stage == "float ANN":
-        return Opened(ann_tracker(model))
     if stage.stage == "converted micro":
         original = build("micro").eval()
         original.load_state_dict(torch.load(models / "siamfc_micro.pt", weights_only=True))
         return Opened(ann_tracker(original))
-    if stage.stage == "quantised ANN":
+    if stage.stage in ("float ANN", "quantised ANN"):   # the float SiamFC: tracked, or QAT's starting point
+        model = load_float(stage.config, models / f"siamfc_{stage.config}_native.pt")
+        if stage.stage == "float ANN":
+            return Opened(ann_tracker(model))
         qat_path = models / f"siamsnn_{stage.config}_qat_{stage.target}.pt"
         record = stage_record(qat_path)
         net = load_qat(model, stage.target, record["qat"]["timesteps"], qat_path, record["weights"],

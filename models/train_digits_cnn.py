@@ -144,12 +144,15 @@ def chip_tuned(net: QATNet, graph: Graph, compiled: Compiled, t: int, seed: int,
     return tuned, compile_graph(tuned, net.deploy.target, CompileOptions(timesteps=t, seed=seed))
 
 
-def chip_accuracy(compiled: Compiled, t: int, x: np.ndarray, y: np.ndarray) -> float:
-    """The emulated chip's accuracy: the read-out's last potential after T + latency ticks."""
+def chip_logits(compiled: Compiled, t: int, x: np.ndarray) -> np.ndarray:
+    """The emulated chip's logits: the read-out's last potential after T + latency ticks."""
     program = compiled.program
     ticks = t + compiled.report["latency_ticks"]
-    logits = emulator.run(program, program.target, {"input": x}, ticks).potentials["readout"][:, -1]
-    return float((logits.argmax(-1) == y).mean())
+    return emulator.run(program, program.target, {"input": x}, ticks).potentials["readout"][:, -1]
+
+
+def chip_accuracy(compiled: Compiled, t: int, x: np.ndarray, y: np.ndarray) -> float:
+    return float((chip_logits(compiled, t, x).argmax(-1) == y).mean())
 
 
 def train_for(target_name: str, seed: int = 0, t: int = TIMESTEPS) -> tuple[Graph, dict]:
