@@ -1,7 +1,7 @@
 """Split a layer into core-sized spans of its neurons, with the predicate the target's core builder supplies."""
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -9,9 +9,14 @@ from neurocomp.errors import ResourceError
 from neurocomp.ir.graph import Affine, Conv2d
 from neurocomp.ir.layers import Layer
 
+if TYPE_CHECKING:   # partition.period imports neuron_order from here
+    from neurocomp.partition.period import Run
+
 Fits = Callable[[int, int], tuple[bool, str, float, float]]
 Hint = Callable[[str, float, float], str]  # (resource, used, allowed) -> how to make one neuron fit
 Emit = Callable[[int, int], None]
+# (cycle, run, steps, times): the spans of `cycle` recur `times` more times, each `steps` x run.step positions on
+Repeat = Callable[[list[tuple[int, int]], "Run", int, int], None]
 
 
 def cat(parts: list[np.ndarray], dtype: type = np.int64) -> np.ndarray:
@@ -54,17 +59,31 @@ def conv_groups(layer: Layer) -> int:
 
 
 def split(layer: Layer, fits: Fits, hint: Hint | None = None, emit: Emit | None = None,
-          stop: int | None = None) -> tuple[list[tuple[int, int]], tuple[str, float, float]]:
+          stop: int | None = None, runs: Sequence[Sequence[Run]] = (), repeat: Repeat | None = None
+          ) -> tuple[list[tuple[int, int]], tuple[str, float, float]]:
     """Greedy contiguous spans [lo, hi) of neuron_order(layer), each as long as `fits` allows
     (galloping + bisection; `fits` is monotone in hi). A neuron that fits no core is an error
     with the target's suggestion (`hint`). `emit(lo, hi)` gets each span as soon as it is final,
     while the rows `fits` read are still built (partition.rows.Windows). Also returns the binding
     resource: the one closest to its limit over the layer's cores. `stop`: no span starts at or
-    after it (a prefix of the layer, to compare ways of splitting it)."""
+    after it (a prefix of the layer, to compare ways of splitting it).
+
+    `runs` (partition.period: families of runs, each family in order) are where `fits` answers the same for a
+    span moved by whole steps: once a core starts at the same offset within a run as an earlier one, the cores
+    between them recur as far as the run allows, with no search. They are emitted one by one, or handed to
+    `repeat` whole."""
     spans: list[tuple[int, int]] = []
     best = ("neurons", 0.0, 1.0)
     start, n = 0, layer.size
-    while start < (n if stop is None else min(n, stop)):
+    end = n if stop is None else min(n, stop)
+    cycles = [_Cycles(family) for family in runs]
+    while start < end:
+        for family in cycles:
+            found = family.find(start, len(spans)) if start < end else None
+            if found is not None:
+                start = _recur(spans, *found, end, emit, repeat) or start
+        if start >= end:
+            break
         seen: dict[int, tuple[bool, str, float, float]] = {}
 
         def ok(hi: int, start: int = start) -> bool:
@@ -91,6 +110,49 @@ def split(layer: Layer, fits: Fits, hint: Hint | None = None, emit: Emit | None 
         spans.append((start, lo))
         start = lo
     return spans, best
+
+
+class _Cycles:
+    """Where each run's cores have started, by offset within a step: a core starting at an offset seen before in
+    the same run closes a cycle."""
+
+    def __init__(self, runs: Sequence[Run]) -> None:
+        self.runs, self.at, self.seen = runs, 0, {}
+
+    def find(self, start: int, count: int) -> tuple[Run, int, int] | None:
+        """(run, first span of the cycle, its start) when a core starting at `start` closes one; else records it."""
+        while self.at < len(self.runs) and self.runs[self.at].hi <= start:
+            self.at, self.seen = self.at + 1, {}
+        if self.at == len(self.runs) or start < self.runs[self.at].lo:
+            return None
+        run = self.runs[self.at]
+        key = (start - run.lo) % run.step
+        if key in self.seen:
+            first, begin = self.seen.pop(key)
+            self.seen = {}
+            return run, first, begin
+        self.seen[key] = (count, start)
+        return None
+
+
+def _recur(spans: list[tuple[int, int]], run: Run, first: int, begin: int, end: int, emit: Emit | None,
+           repeat: Repeat | None) -> int | None:
+    """Repeat spans[first:] (the cycle from `begin` to the last span's end) while every row each repeated span
+    and the probe that ended it read stays in the run; the new start, or None when not even once."""
+    stop = len(spans)
+    shift = spans[-1][1] - begin
+    times = min((run.hi - 1 - spans[-1][1]) // shift, (end - 1 - spans[-1][0]) // shift)
+    if times < 1:
+        return None
+    cycle = spans[first:]
+    moved = (np.array(cycle, dtype=np.int64)[None] + shift * np.arange(1, times + 1)[:, None, None]).reshape(-1, 2)
+    spans.extend(zip(moved[:, 0].tolist(), moved[:, 1].tolist()))
+    if repeat is not None:
+        repeat(cycle, run, shift // run.step, times)
+    elif emit is not None:
+        for lo, hi in spans[stop:]:
+            emit(lo, hi)
+    return spans[-1][1]
 
 
 def _bracket(start: int, n: int, guess: int, ok: Callable[[int], bool]) -> tuple[int | None, int]:

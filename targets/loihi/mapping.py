@@ -14,6 +14,7 @@ from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import LayerMap, Netlist
 from neurocomp.partition import LayerCount, cat, compact, neuron_order, split
 from neurocomp.partition.delays import timing
+from neurocomp.partition.period import runs
 from neurocomp.partition.rows import OrderedRows, Windows, window_width
 from neurocomp.quantize import QNetwork, stored_signs
 from neurocomp.target import TargetSpec
@@ -89,7 +90,7 @@ def count_cores(qnet: QNetwork, spec: TargetSpec) -> list[LayerCount]:
     out = []
     for layer in qnet.network.layers:
         try:
-            spans, bound = split(layer, _fits(_windows(layer, spec), spec), _hint(layer.name))
+            spans, bound = split(layer, _fits(_windows(layer, spec), spec), _hint(layer.name), runs=runs(layer, 1))
         except ResourceError as err:
             out.append(LayerCount(layer.name, layer.size, 0, err.resource, err.used, err.allowed, str(err)))
             continue
@@ -155,7 +156,7 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
             rows, off = windows.get(lo, hi)
             core_ids.append(out.add_core(rows, lo - off, hi - off, li, q, mixed, ids))
 
-        _, bound = split(layer, _fits(windows, spec), _hint(layer.name), emit)
+        _, bound = split(layer, _fits(windows, spec), _hint(layer.name), emit, runs=runs(layer, 1))
         firsts[layer.name] = ids
         maps.append(LayerMap(layer.name, layer.shape, ids, layer.kind, q.scale, tuple(core_ids), *bound))
     acc = out.acc

@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from neurocomp.errors import ResourceError, UserError, VerifyError
+from neurocomp.errors import ResourceError, VerifyError
 from neurocomp.ir.layers import Layer, Network
 from neurocomp.ir.netlist import LayerMap, Netlist
 from neurocomp.partition import LayerCount, cat, cores_hint, neuron_order, split
 from neurocomp.partition.delays import inserted, timing
+from neurocomp.partition.period import Run, runs
 from neurocomp.partition.rows import OrderedRows, Windows, bound_layer, support, window_width
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
@@ -45,6 +46,8 @@ TILE_ROWS = (1, 2, 3)
 # A layer above SAMPLED_LAYER neurons compares the heights on its first SAMPLE_NEURONS (cost per neuron) and
 # partitions whole with the winner only: a paper-size conv (10^6 neurons) then costs one partition, not three.
 SAMPLED_LAYER, SAMPLE_NEURONS = 1 << 17, 1 << 16
+# Spans whose axon inputs the census keeps, for the cycles that repeat them (a band's worth of cores, or more).
+RECENT_SPANS = 1 << 14
 
 
 @dataclass
@@ -404,7 +407,8 @@ def _layer_cores(li: int, layer: Layer, band: int, copies: np.ndarray, keep: boo
         typed, off = windows.get(lo, hi)
         cores.append(_build_core(li, typed, lo - off, hi - off, copies, dests))
 
-    _, bind = split(layer, _fits(windows, order, copies, spec), _hint(layer, spec, partials), emit, stop)
+    _, bind = split(layer, _fits(windows, order, copies, spec), _hint(layer, spec, partials), emit, stop,
+                    runs(layer, band, copies))
     return cores, dests, bind
 
 
@@ -492,9 +496,113 @@ def _core_params(qnet: QNetwork, cores: list[_Core]) -> dict[str, np.ndarray]:
 
 
 def count_cores(qnet: QNetwork, spec: TargetSpec) -> list[LayerCount]:
-    """No census: a layer's cores depend on its fan-out copies, which its consumers' cores decide."""
-    raise UserError(f"{spec.name} has no core census: its core sizes depend on tables built layer by layer "
-                    f"(fan-out copies); compile the network instead")
+    """The cores build_netlist would make, layer by layer from the last as it goes, keeping per neuron only the
+    axons that read it (its copies) instead of core tables; a layer's splitter cores are a row of their own
+    (`<layer>.splitters`). Spans that recur along a conv's columns are counted once per cycle
+    (partition.period), so a paper-size network is sized in seconds. A layer no core holds counts 0 cores,
+    with its error, and reads nothing from its sources."""
+    layers, n_max = qnet.network.layers, int(spec["core.neurons"])
+    partials = inserted(qnet.network)
+    kernel = _kernel_layers(qnet.network, partials)
+    sources = {layer.name for layer in layers}
+    reads = {layer.name: np.zeros(layer.size, np.int64) for layer in layers}
+    out: list[LayerCount] = []
+    for li in range(len(layers) - 1, -1, -1):
+        layer = layers[li]
+        copies, relayed = _through_splitters(reads[layer.name], n_max)
+        if relayed:
+            out.append(LayerCount(f"{layer.name}.splitters", relayed, -(-relayed // n_max), "neurons", n_max, n_max))
+        bands = TILE_ROWS if len(layer.shape) == 3 else (1,)
+        keep = layer.name in kernel
+        try:
+            if len(bands) > 1 and layer.size > SAMPLED_LAYER:
+                bands = (min(bands, key=lambda band: _Count(li, layer, band, copies, keep, spec, partials, sources,
+                                                            SAMPLE_NEURONS).per_neuron()),)
+            best = min((_Count(li, layer, band, copies, keep, spec, partials, sources) for band in bands),
+                       key=_Count.cost)
+        except ResourceError as err:
+            out.append(LayerCount(layer.name, layer.size, 0, err.resource, err.used, err.allowed, str(err)))
+            continue
+        for source, counted in best.reads.items():
+            if source in reads:
+                reads[source] += counted
+        out.append(LayerCount(layer.name, layer.size, best.cores, *best.bind))
+    return out[::-1]
+
+
+def _through_splitters(reads: np.ndarray, n_max: int) -> tuple[np.ndarray, int]:
+    """Copies per neuron and the splitter neurons, as _split_fanout decides them: a neuron read by more axons than
+    a core has neurons sends its reads, in neuron order, through splitter cores of n_max neurons each, and has one
+    copy per splitter core its reads land in."""
+    far = reads > n_max
+    copies = np.maximum(reads, 1)
+    if not far.any():
+        return copies, 0
+    end = np.cumsum(reads[far])
+    begin = end - reads[far]
+    copies[far] = (end - 1) // n_max - begin // n_max + 1
+    return copies, int(end[-1])
+
+
+class _Count:
+    """One layer's cores in tiles `band` rows high and the axons they need of each source layer, counted as
+    _layer_cores builds them (`stop`: its first neurons only)."""
+
+    def __init__(self, li: int, layer: Layer, band: int, copies: np.ndarray, keep: bool, spec: TargetSpec,
+                 partials: set[str], sources: set[str], stop: int | None = None) -> None:
+        order, wmax = neuron_order(layer, band), int(spec["core.weight_max"])
+        self.windows = Windows(layer.size, lambda lo, hi: _TypedRows(layer, order[lo:hi], wmax, keep),
+                               window_width(layer, order, int(spec["core.neurons"])))
+        self.layer, self.n_max, self.sources = layer, int(spec["core.neurons"]), sources
+        self.reads = {p.source: np.zeros(0 if p.source not in sources else p.n_in, np.int64) for p in layer.projections}
+        self.axons = 0
+        self.inputs: dict[tuple[int, int], list[np.ndarray]] = {}   # recent spans: the inputs their axons read
+        spans, self.bind = split(layer, _fits(self.windows, order, copies, spec), _hint(layer, spec, partials),
+                                 self._emit, stop, runs(layer, band, copies), self._repeat)
+        self.cores, self.neurons = len(spans), spans[-1][1] if spans else 0
+
+    def _used(self, lo: int, hi: int) -> list[np.ndarray]:
+        """Per projection, the inputs of the axons a core of span [lo, hi) opens (one per type it reads them with)."""
+        if (lo, hi) not in self.inputs:
+            if len(self.inputs) >= RECENT_SPANS:
+                self.inputs.clear()
+            typed, off = self.windows.get(lo, hi)
+            self.inputs[lo, hi] = [keys // LEVELS for keys in typed.axon_keys(lo - off, hi - off)]
+        return self.inputs[lo, hi]
+
+    def _emit(self, lo: int, hi: int) -> None:
+        for p, ids in zip(self.layer.projections, self._used(lo, hi)):
+            self._add(p.source, ids)
+
+    def _repeat(self, cycle: list[tuple[int, int]], run: Run, steps: int, times: int) -> None:
+        """A cycle recurs: its spans' inputs again, moved by each projection's shift per repetition."""
+        used = [self._used(lo, hi) for lo, hi in cycle]
+        for k, p in enumerate(self.layer.projections):
+            self._add(p.source, np.concatenate([u[k] for u in used]), steps * run.shifts[k], times)
+
+    def _add(self, source: str, ids: np.ndarray, shift: int = 0, times: int = 1) -> None:
+        """Count one axon per entry of `ids` (moved by shift, 2 shift, .., times x shift when shift > 0)."""
+        if source not in self.sources or ids.size == 0:
+            return
+        self.axons += ids.size * times
+        low = int(ids.min()) + shift
+        hist = np.bincount(ids - ids.min())
+        if shift == 0:
+            self.reads[source][low:low + hist.size] += hist
+            return
+        span = (times - 1) * shift + hist.size
+        comb = np.zeros(-(-(span + shift) // shift) * shift, np.int64)
+        comb[:hist.size] += hist
+        tail = times * shift
+        comb[tail:tail + hist.size] -= hist[:max(comb.size - tail, 0)]
+        self.reads[source][low:low + span] += comb.reshape(-1, shift).cumsum(axis=0).ravel()[:span]
+
+    def cost(self) -> float:
+        """_cost from the counts: the cores plus the neuron slots their axons take in the source layers."""
+        return self.cores + self.axons / self.n_max
+
+    def per_neuron(self) -> float:
+        return self.cost() / self.neurons
 
 
 def verify_netlist(n: Netlist, spec: TargetSpec) -> None:

@@ -1,0 +1,147 @@
+"""Repeating spans (neurocomp.partition.period, split's cycles): the runs' rows really repeat, and a partition that
+repeats cycles builds the same netlist as a full search, on both families, with the TrueNorth census equal to it."""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from neurocomp.compiler import CompileOptions, census, compile_graph
+from neurocomp.ir.graph import IF, Affine, Conv2d, Crop, Flatten, Graph, Input, Output, Scale, SumPool2d
+from neurocomp.ir.layers import lower
+from neurocomp.partition import neuron_order
+from neurocomp.partition.period import runs
+from neurocomp.target import load_target
+
+split_module = importlib.import_module("neurocomp.partition.split")
+
+
+def _net(seed: int, side: int, kernel: int, stride: int, padding: int, groups: int, pool: bool, crop: bool,
+         scale: bool = False, channels: int = 8) -> Graph:
+    """input -> conv (+ sum pool, crop, channel scale) -> IF -> grouped 3x3 conv -> IF."""
+    rng = np.random.default_rng(seed)
+    out = (side + 2 * padding - kernel) // stride + 1 + int(pool)
+    chain = [Conv2d("c1", rng.integers(-1, 2, (channels, 2, kernel, kernel)).astype(float), stride=stride,
+                    padding=padding)]
+    chain += [SumPool2d("p1", 2, stride=1, padding=1)] if pool else []
+    chain += [Crop("k1", 1, 1, out - 2, out - 2)] if crop and out > 3 else []
+    chain += [Scale("s1", rng.integers(1, 3, (channels, 1, 1)).astype(float))] if scale else []
+    chain += [IF("n1", threshold=3.0),
+              Conv2d("c2", rng.integers(-2, 3, (16, channels // groups, 3, 3)).astype(float), padding=1, groups=groups),
+              IF("n2", threshold=2.0)]
+    nodes = [Input("x", (2, side, side))] + chain
+    names = [n.name for n in nodes]
+    return Graph(nodes + [Output("o")], list(zip(names, names[1:])) + [(names[-1], "o")])
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 10_000), side=st.integers(6, 20), kernel=st.sampled_from([1, 3, 5]),
+       stride=st.integers(1, 2), padding=st.integers(0, 2), pool=st.booleans(), crop=st.booleans(),
+       band=st.integers(1, 3))
+def test_every_run_moves_each_row_by_its_shift(seed, side, kernel, stride, padding, pool, crop, band):
+    net = lower(_net(seed, side, kernel, stride, padding, 2, pool, crop, scale=True))
+    for layer in net.layers:
+        order = neuron_order(layer, band)
+        for run in (r for family in runs(layer, band) for r in family):
+            here = order[run.lo:run.hi - run.step]
+            for p, shift in zip(layer.projections, run.shifts):
+                a, b = p.matrix(here), p.matrix(order[run.lo + run.step:run.hi])
+                assert np.array_equal(np.diff(a.indptr), np.diff(b.indptr))
+                assert np.array_equal(a.indices + shift, b.indices) and np.array_equal(a.data, b.data)
+
+
+def test_a_dense_layer_and_a_row_varying_scale_have_no_runs():
+    g = Graph([Input("x", (2, 6, 6)), Flatten("f"), Affine("d", np.ones((5, 72))), IF("n", threshold=1.0), Output("o")],
+              [("x", "f"), ("f", "d"), ("d", "n"), ("n", "o")])
+    assert runs(lower(g).layer("n"), 1) == ()
+    g = Graph([Input("x", (2, 6, 6)), Scale("s", np.arange(6.0)), IF("n", threshold=1.0), Output("o")],
+              [("x", "s"), ("s", "n"), ("n", "o")])
+    assert runs(lower(g).layer("n"), 1) == ()
+
+
+def test_runs_stop_where_copies_differ():
+    net = lower(_net(0, 12, 3, 1, 1, 2, False, False))
+    layer = net.layer("n1")
+    whole = runs(layer, 1)[1]
+    copies = np.ones(layer.size, np.int64)
+    copies[neuron_order(layer, 1)[whole[0].lo + 3 * whole[0].step]] = 2
+    cut = runs(layer, 1, copies)[1]
+    assert cut[0].lo == whole[0].lo and cut[0].hi < whole[0].hi and cut[1].hi == whole[0].hi
+    assert all(r.hi - r.lo >= 2 * r.step for r in cut)
+
+
+def test_copies_that_repeat_every_third_column_give_runs_three_columns_long():
+    layer = lower(_net(0, 12, 3, 1, 1, 2, False, False)).layer("n1")
+    whole = runs(layer, 1)[1]
+    order = neuron_order(layer, 1)
+    copies = np.ones(layer.size, np.int64)
+    copies[order] = 1 + (np.arange(layer.size) // whole[0].step) % 3
+    found = runs(layer, 1, copies)[1]
+    assert [(r.lo, r.hi, r.step) for r in found] == [(r.lo, r.hi, 3 * r.step) for r in whole]
+    assert all(r.shifts == tuple(3 * k for k in w.shifts) for r, w in zip(found, whole))
+
+
+def _compiled(graph: Graph, target: str, monkeypatch, cycles: bool, weights: str | None = None):
+    """The netlist with cycles repeated, or searched core by core (no runs), and how many cycles recurred."""
+    recurred = []
+    recur = split_module._recur
+
+    def counted(*args):
+        out = recur(*args)
+        recurred.append(out is not None)
+        return out
+
+    monkeypatch.setattr(split_module, "_recur", counted if cycles else lambda *a: None)
+    netlist = compile_graph(graph, load_target(target), CompileOptions(weights=weights)).program.netlist
+    monkeypatch.undo()
+    return netlist, sum(recurred)
+
+
+CASES = [(3, 40, 3, 1, 1, 2, False, False), (5, 36, 5, 2, 2, 1, True, False), (7, 44, 3, 1, 0, 4, False, True)]
+
+
+@pytest.mark.parametrize("target, case, recurs", [(t, c, t == "truenorth" or c is not CASES[1])
+                                                  for t in ("truenorth", "loihi") for c in CASES])
+def test_repeated_cycles_build_the_netlist_a_full_search_builds(target, case, recurs, monkeypatch):
+    """Loihi's 1,024-neuron cores span several rows of the second net's 19 x 19 maps: no cycle there."""
+    graph = _net(*case)
+    fast, recurred = _compiled(graph, target, monkeypatch, True)
+    slow, _ = _compiled(graph, target, monkeypatch, False)
+    assert (recurred > 0) == recurs
+    assert _same(vars(slow), vars(fast))
+
+
+def _same(a, b) -> bool:
+    """Deep equality over dicts, sequences, dataclasses and arrays."""
+    if dataclasses.is_dataclass(a):
+        return type(a) is type(b) and _same(vars(a), vars(b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and np.array_equal(a, b)
+    return a == b
+
+
+def _splitter_net() -> Graph:
+    """A 16-neuron layer read whole by 70,000 neurons: 274 cores read each of its neurons (> 256: splitters)."""
+    rng = np.random.default_rng(1)
+    return Graph([Input("x", (16,)), Affine("a", rng.integers(-2, 3, (16, 16)).astype(float)), IF("narrow", threshold=2.0),
+                  Affine("b", rng.integers(-1, 2, (70_000, 16)).astype(float)), IF("wide", threshold=2.0), Output("o")],
+                 [("x", "a"), ("a", "narrow"), ("narrow", "b"), ("b", "wide"), ("wide", "o")])
+
+
+@pytest.mark.parametrize("graph, weights", [(_net(*CASES[0]), None), (_net(*CASES[1]), "trinary"), (_splitter_net(), None)],
+                         ids=["conv", "trinary", "splitters"])
+def test_truenorth_census_counts_the_cores_compile_builds(graph, weights):
+    target = load_target("truenorth")
+    counted = census(graph, target, CompileOptions(weights=weights))
+    built = compile_graph(graph, target, CompileOptions(weights=weights)).program.netlist
+    per_layer = {c.layer: c.cores for c in counted.layers}
+    splitters = sum(n for name, n in per_layer.items() if name.endswith(".splitters"))
+    assert {m.name: len(m.cores) for m in built.layers} == {k: v for k, v in per_layer.items() if not k.endswith(".splitters")}
+    assert splitters == built.notes["splitter_cores"] and counted.cores == built.n_cores
