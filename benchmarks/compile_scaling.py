@@ -3,6 +3,7 @@
     python benchmarks/compile_scaling.py [--sizes 1e4 1e5 1e6] [--targets truenorth loihi]
     python benchmarks/compile_scaling.py --targets truenorth --groups 8 --weights trinary --sizes 1e5 3e5 1e6 3e6
     python benchmarks/compile_scaling.py --siamsnn full --targets loihi --census
+    python benchmarks/compile_scaling.py --targets truenorth --census --sizes 1e5 3e5 1e6 3e6
     python benchmarks/compile_scaling.py --siamsnn full3g --targets truenorth --weights trinary --score hybrid --save build
 
 Each size runs in its own process so peak RSS is per compile. The net is three 3x3 conv
@@ -11,10 +12,9 @@ the TrueNorth core-native variant);
 random integer weights in [-2, 2]; neurons ~= 3 * 16 * side^2. `--siamsnn CONFIG` compiles the
 SiamSNN of that SiamFC config instead (random weights, normalised on 2 crops, no SNN calibration
 rounds, `--maxpool` and `--pool-layers` as converted; the conversion time is not counted). `--census` sizes the network without building its
-core tables (neurocomp.partition.count_cores: Loihi only), for networks whose synapse tables
-exceed this machine's memory; it prints the cores per layer and any layer no core can hold
-(its cores are then the mappable layers' only). TrueNorth's cores depend on fan-out copies and
-have no exact census: benchmarks/windowed_census.py estimates them from window compiles.
+core tables (neurocomp.partition.count_cores: the cores the compile would build, exactly), for networks whose
+synapse tables exceed this machine's memory or whose cores exceed the chips; it prints the cores per layer and any
+layer no core can hold (its cores are then the mappable layers' only).
 """
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ def main() -> None:
                          "TrueNorth's native shape)")
     ap.add_argument("--score", choices=["spiking", "hybrid"], default="spiking",
                     help="SiamSNN score: the two-status spiking layer, or the hybrid read-out the host sums")
-    ap.add_argument("--census", action="store_true", help="count cores without building core tables (Loihi)")
+    ap.add_argument("--census", action="store_true", help="count cores without building core tables")
     ap.add_argument("--maxpool", choices=["spiking", "avg"], default="spiking", help="SiamSNN max-pool conversion")
     ap.add_argument("--pool-layers", action="store_true", help="SiamSNN pools as their own IF layers")
     ap.add_argument("--groups", type=int, default=1, help="conv groups of the conv nets' 16-channel layers")
@@ -163,8 +163,9 @@ def main() -> None:
         variant = f" of SiamSNN {args.siamsnn}" if args.siamsnn else \
             (f", convs in {args.groups} groups, {args.weights or 'default'} weights" if args.groups > 1 or args.weights else "")
         name = "compile_scaling" + "".join(f"_{v}" for v in (args.siamsnn, args.groups > 1 and f"groups{args.groups}",
-                                                              args.weights) if v)
-        write_section(name, f"compile_scaling: compile time and peak memory{variant}",
+                                                              args.weights, args.census and "census") if v)
+        what = "core census (no core tables): time and peak memory" if args.census else "compile time and peak memory"
+        write_section(name, f"compile_scaling: {what}{variant}",
                       "```\n" + "\n".join(lines) + "\n```\n", command_line(),
                       time.perf_counter() - start)
 

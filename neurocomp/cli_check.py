@@ -20,7 +20,7 @@ def add_parser(sub, dt_type) -> None:
     cli_nir.add_options(k, dt_type)
     k.add_argument("--census", action="store_true",
                    help="also count the cores each layer takes and the chips in all, without building core tables "
-                        "(for networks too large to compile here; targets that have a census: Loihi)")
+                        "(for networks too large to compile here)")
     k.add_argument("--weights", help="the weight mode the census assumes (default: the model's trained one, else the "
                                      "target's first)")
     k.add_argument("--json", action="store_true", help="print the verdicts as one JSON object")

@@ -276,8 +276,7 @@ class Census:
 
 def census(graph: Graph, target: Target, opts: CompileOptions) -> Census:
     """The compile's front end (adapt, lower, legalize, quantize, as compile_graph runs them) and then a count of
-    each layer's cores instead of the partition; a UserError where the target has no census (TrueNorth: a layer's
-    cores depend on its consumers' fan-out copies)."""
+    each layer's cores instead of the partition (the family's `count_cores`: the same spans, no core tables)."""
     graph, _ = target.hooks.adapt(graph, target.spec)
     check_spiking_inputs(graph, target)
     v = run_stages(FRONT_END[:3], Values(graph, target, resolved(opts, graph, target), None, ""))

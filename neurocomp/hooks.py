@@ -68,7 +68,7 @@ class TargetHooks(Protocol):
         """The cores: tables, destinations, delays."""
 
     def count_cores(self, qnet: QNetwork, spec: TargetSpec) -> list[LayerCount]:
-        """Cores per layer without building tables (a census), or a UserError if the family has none."""
+        """Cores per layer as build_netlist would cut them, without building tables (a census)."""
 
     def verify_netlist(self, n: Netlist, spec: TargetSpec) -> None:
         """Per-core limits the generic check does not know."""

@@ -77,7 +77,7 @@ def test_window_is_rebuilt_only_when_a_span_leaves_it():
     assert built == [(0, 10), (8, 52), (95, 100)]
 
 
-@pytest.mark.parametrize("name", ["loihi", "loihi2"])
+@pytest.mark.parametrize("name", ["loihi", "loihi2", "truenorth"])
 def test_core_census_matches_the_netlist(name):
     from neurocomp.ir.fold import fold_linear
     from neurocomp.ir.layers import lower
@@ -108,17 +108,6 @@ def test_census_names_a_layer_no_core_holds_and_sizes_the_rest():
     wide, narrow = count_cores(quantize(lower(g), target), target)
     assert (wide.cores, wide.used, wide.allowed) == (0, 5000, 4096) and "wide" in wide.error
     assert (narrow.cores, narrow.error) == (1, "")
-
-
-def test_truenorth_has_no_census():
-    from neurocomp.errors import UserError
-    from neurocomp.ir.layers import lower
-    from neurocomp.partition import count_cores
-    from neurocomp.quantize import quantize
-
-    target = load_target("truenorth")
-    with pytest.raises(UserError, match="no core census"):
-        count_cores(quantize(lower(_conv_net()), target), target)
 
 
 def test_neuron_order_by_hand_in_bands_of_rows():

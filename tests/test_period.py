@@ -62,28 +62,6 @@ def test_a_dense_layer_and_a_row_varying_scale_have_no_runs():
     assert runs(lower(g).layer("n"), 1) == ()
 
 
-def test_runs_stop_where_copies_differ():
-    net = lower(_net(0, 12, 3, 1, 1, 2, False, False))
-    layer = net.layer("n1")
-    whole = runs(layer, 1)[1]
-    copies = np.ones(layer.size, np.int64)
-    copies[neuron_order(layer, 1)[whole[0].lo + 3 * whole[0].step]] = 2
-    cut = runs(layer, 1, copies)[1]
-    assert cut[0].lo == whole[0].lo and cut[0].hi < whole[0].hi and cut[1].hi == whole[0].hi
-    assert all(r.hi - r.lo >= 2 * r.step for r in cut)
-
-
-def test_copies_that_repeat_every_third_column_give_runs_three_columns_long():
-    layer = lower(_net(0, 12, 3, 1, 1, 2, False, False)).layer("n1")
-    whole = runs(layer, 1)[1]
-    order = neuron_order(layer, 1)
-    copies = np.ones(layer.size, np.int64)
-    copies[order] = 1 + (np.arange(layer.size) // whole[0].step) % 3
-    found = runs(layer, 1, copies)[1]
-    assert [(r.lo, r.hi, r.step) for r in found] == [(r.lo, r.hi, 3 * r.step) for r in whole]
-    assert all(r.shifts == tuple(3 * k for k in w.shifts) for r, w in zip(found, whole))
-
-
 def _compiled(graph: Graph, target: str, monkeypatch, cycles: bool, weights: str | None = None):
     """The netlist with cycles repeated, or searched core by core (no runs), and how many cycles recurred."""
     recurred = []

@@ -53,8 +53,7 @@ def layer_sizes(graph: Graph) -> dict[str, tuple[int, int]]:
 def require_compile(graph: Graph) -> None:
     """Refuse a graph whose compile cannot fit in memory, naming its largest layer (and how to size it anyway)."""
     _require_layers(graph, COMPILE_NEURON_BYTES, COMPILE_SYNAPSE_BYTES, "compiling",
-                    "; `neurocomp check MODEL --target T --census` counts its cores and chips without core tables "
-                    "(Loihi)")
+                    "; `neurocomp check MODEL --target T --census` counts its cores and chips without core tables")
 
 
 def require_export(graph: Graph) -> None:

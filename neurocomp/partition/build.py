@@ -44,9 +44,9 @@ def count_cores(qnet: QNetwork, target: Target) -> list[LayerCount]:
 
 def cores_hint(spec: TargetSpec) -> str:
     """What to do about a network that needs more cores than the spec's chips have."""
-    return (f"{spec.name} allows {spec['chip.max_chips']} chips of {spec.cores_per_chip} cores; the report's per-layer "
-            "cores show which layers to shrink (fewer channels, larger stride), or raise chip.max_chips in a copy of the "
-            "spec.toml")
+    return (f"{spec.name} allows {spec['chip.max_chips']} chips of {spec.cores_per_chip} cores; `neurocomp check MODEL "
+            f"--target {spec.name} --census` counts every layer's cores, to show which to shrink (fewer channels, larger "
+            "stride), or raise chip.max_chips in a copy of the spec.toml")
 
 
 def verify_netlist(n: Netlist, target: Target) -> None:

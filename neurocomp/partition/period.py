@@ -10,7 +10,7 @@ again: a layer's cores become a few distinct spans plus offsets, with exactly th
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -22,29 +22,26 @@ from neurocomp.partition.split import conv_groups, neuron_order
 @dataclass(frozen=True)
 class Run:
     """Partition positions [lo, hi) in which position i + step has position i's rows, each projection's
-    inputs moved by `shifts[k]` (source indices)."""
+    inputs moved by `shifts[k]` (source indices). `copies` (per position, TrueNorth): each neuron's hardware
+    copies, which a core's neuron count includes; their period is the consumers' (checked per cycle)."""
 
     lo: int
     hi: int
     step: int
     shifts: tuple[int, ...]
-
-
-# A neuron's copies (TrueNorth) follow its consumers' cores, which recur every few columns: the step of a run is
-# the fewest whole columns (bands) over which the copies repeat too, up to this many.
-MAX_COPY_PERIOD = 32
+    copies: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
 def runs(layer: Layer, band: int, copies: np.ndarray | None = None) -> tuple[tuple[Run, ...], ...]:
     """The repeating runs of neuron_order(layer, band) in two families, each in order: whole bands moved down
     (per conv group, over the bands whose rows no padding clips) and columns moved right (per band, over the
-    columns no padding clips). None for a layer whose projections do not all move with its map. `copies`
-    (per neuron, layer order): runs also keep each neuron's copies equal to its twin's one step on, since a
-    core's neuron count includes them."""
+    columns no padding clips). None for a layer whose projections do not all move with its map. `copies`:
+    per neuron, in layer order."""
     rows = [_reach(p, layer.shape, 1) for p in layer.projections]
     cols = [_reach(p, layer.shape, 2) for p in layer.projections]
     if len(layer.shape) != 3 or not cols or any(r is None for r in rows + cols):
         return ()
+    ordered = None if copies is None else copies[neuron_order(layer, band)]
     channels, height, width = layer.shape
     groups = conv_groups(layer)
     per_group = channels // groups
@@ -57,35 +54,13 @@ def runs(layer: Layer, band: int, copies: np.ndarray | None = None) -> tuple[tup
         base = g * per_group * height * width
         if len(bands) > 1:
             step = band * width * per_group
-            found[0].append(Run(base + bands[0] * step, base + (bands[-1] + 1) * step, step, down))
+            found[0].append(Run(base + bands[0] * step, base + (bands[-1] + 1) * step, step, down, ordered))
         if last > first:
             for y in range(0, height, band):
                 unit = min(band, height - y) * per_group
                 at = base + y * width * per_group
-                found[1].append(Run(at + first * unit, at + (last + 1) * unit, unit, tuple(c[0] for c in cols)))
-    if copies is None:
-        return tuple(tuple(f) for f in found)
-    ordered = copies[neuron_order(layer, band)]
-    return tuple(tuple(r for run in f for r in _equal_copies(run, ordered)) for f in found)
-
-
-def _equal_copies(run: Run, copies: np.ndarray) -> list[Run]:
-    """The parts of a run over which copies repeat, with the fewest steps (up to MAX_COPY_PERIOD) that repeat
-    them over the most of it."""
-    best: list[Run] = []
-    for m in range(1, MAX_COPY_PERIOD + 1):
-        step = m * run.step
-        if run.hi - run.lo < 2 * step:
-            break
-        same = copies[run.lo + step:run.hi] == copies[run.lo:run.hi - step]
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], same.view(np.int8), [0]])))
-        parts = [Run(run.lo + int(s), run.lo + int(e) + step, step, tuple(m * k for k in run.shifts))
-                 for s, e in zip(edges[::2], edges[1::2]) if e - s >= step]
-        if sum(r.hi - r.lo for r in parts) > sum(r.hi - r.lo for r in best):
-            best = parts
-        if sum(r.hi - r.lo for r in best) * 2 >= run.hi - run.lo:
-            break
-    return best
+                found[1].append(Run(at + first * unit, at + (last + 1) * unit, unit, tuple(c[0] for c in cols), ordered))
+    return tuple(tuple(f) for f in found)
 
 
 def _reach(p: Projection, shape: tuple[int, ...], axis: int) -> tuple[int, int, int] | None:

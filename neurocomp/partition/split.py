@@ -114,43 +114,54 @@ def split(layer: Layer, fits: Fits, hint: Hint | None = None, emit: Emit | None 
 
 class _Cycles:
     """Where each run's cores have started, by offset within a step: a core starting at an offset seen before in
-    the same run closes a cycle."""
+    the same run may close a cycle with any of those starts (the nearest first)."""
 
     def __init__(self, runs: Sequence[Run]) -> None:
         self.runs, self.at, self.seen = runs, 0, {}
 
-    def find(self, start: int, count: int) -> tuple[Run, int, int] | None:
-        """(run, first span of the cycle, its start) when a core starting at `start` closes one; else records it."""
+    def find(self, start: int, count: int) -> tuple[Run, list[tuple[int, int]]] | None:
+        """(run, the earlier (span index, start) at this offset, nearest first) where a core starting at `start` may
+        close a cycle; records the start."""
         while self.at < len(self.runs) and self.runs[self.at].hi <= start:
             self.at, self.seen = self.at + 1, {}
         if self.at == len(self.runs) or start < self.runs[self.at].lo:
             return None
         run = self.runs[self.at]
-        key = (start - run.lo) % run.step
-        if key in self.seen:
-            first, begin = self.seen.pop(key)
-            self.seen = {}
-            return run, first, begin
-        self.seen[key] = (count, start)
-        return None
+        earlier = self.seen.setdefault((start - run.lo) % run.step, [])
+        found = (run, earlier[::-1][:CANDIDATES]) if earlier else None
+        earlier.append((count, start))
+        return found
 
 
-def _recur(spans: list[tuple[int, int]], run: Run, first: int, begin: int, end: int, emit: Emit | None,
+# Earlier starts a cycle is tried from: a neuron's copies may repeat only every few of the run's steps.
+CANDIDATES = 8
+
+
+def _recur(spans: list[tuple[int, int]], run: Run, earlier: list[tuple[int, int]], end: int, emit: Emit | None,
            repeat: Repeat | None) -> int | None:
-    """Repeat spans[first:] (the cycle from `begin` to the last span's end) while every row each repeated span
-    and the probe that ended it read stays in the run; the new start, or None when not even once."""
-    stop = len(spans)
-    shift = spans[-1][1] - begin
-    times = min((run.hi - 1 - spans[-1][1]) // shift, (end - 1 - spans[-1][0]) // shift)
-    if times < 1:
+    """Repeat spans[first:] (a cycle from an earlier start to the last span's end) while every row each repeated
+    span and the probe that ended it read stays in the run, with the same copies; the new start, or None when no
+    earlier start repeats even once."""
+    start = spans[-1][1]
+    for first, begin in earlier:
+        shift = start - begin
+        times = min((run.hi - 1 - start) // shift, (end - 1 - spans[-1][0]) // shift)
+        if times >= 1 and run.copies is not None:
+            stop = start + times * shift + 1   # rows begin .. start + times x shift, each with its twin one cycle on
+            same = run.copies[begin + shift:stop] == run.copies[begin:stop - shift]
+            times = min(times, ((int(np.argmin(same)) if not same.all() else same.size) - 1) // shift)
+        if times >= 1:
+            break
+    else:
         return None
+    count = len(spans)
     cycle = spans[first:]
     moved = (np.array(cycle, dtype=np.int64)[None] + shift * np.arange(1, times + 1)[:, None, None]).reshape(-1, 2)
     spans.extend(zip(moved[:, 0].tolist(), moved[:, 1].tolist()))
     if repeat is not None:
         repeat(cycle, run, shift // run.step, times)
     elif emit is not None:
-        for lo, hi in spans[stop:]:
+        for lo, hi in spans[count:]:
             emit(lo, hi)
     return spans[-1][1]
 
