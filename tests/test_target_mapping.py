@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from neurocomp.backends import emulator, reference
-from neurocomp.compiler import CompileOptions, compile_graph
+from neurocomp.compiler import CompileOptions, census, compile_graph
 from neurocomp.ir.graph import IF, Affine, Graph, Input, Output, SumPool2d
 from neurocomp.ir.layers import lower
 from neurocomp.partition.delays import flat_delays, relay_graph, timing
@@ -264,7 +264,8 @@ def test_cli_trinary_flag_reaches_the_program_and_loihi_refuses_it(tmp_path, cap
 
 def test_a_network_outgrowing_the_chips_is_refused_once_its_last_layers_alone_do(tmp_path, monkeypatch):
     """Layers are built last to first; the refusal comes as soon as the cores built so far exceed the chips (here
-    one chip of 4 cores): the first layer is never built, and the message says which layers alone took how many."""
+    one chip of 4 cores): the first layer is never built, only counted by the census, so the message gives the
+    network's exact total, the census's."""
     from neurocomp.errors import ResourceError
     from neurocomp.targets.truenorth import mapping
 
@@ -283,4 +284,6 @@ def test_a_network_outgrowing_the_chips_is_refused_once_its_last_layers_alone_do
     with pytest.raises(ResourceError) as err:
         compile_graph(g, target, CompileOptions())
     assert built == ["o"]
-    assert str(err.value).startswith("network (layers o to o alone, 1 of 2): cores 8 exceeds the allowed 4")
+    counted = census(g, target, CompileOptions())
+    assert counted.cores == 16 and str(err.value).startswith(
+        "network (1 of 2 layers built, h to h counted by census): cores 16 exceeds the allowed 4")

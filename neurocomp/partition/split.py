@@ -147,9 +147,7 @@ def _recur(spans: list[tuple[int, int]], run: Run, earlier: list[tuple[int, int]
         shift = start - begin
         times = min((run.hi - 1 - start) // shift, (end - 1 - spans[-1][0]) // shift)
         if times >= 1 and run.copies is not None:
-            stop = start + times * shift + 1   # rows begin .. start + times x shift, each with its twin one cycle on
-            same = run.copies[begin + shift:stop] == run.copies[begin:stop - shift]
-            times = min(times, ((int(np.argmin(same)) if not same.all() else same.size) - 1) // shift)
+            times = _periodic(run.copies, begin, shift, times)
         if times >= 1:
             break
     else:
@@ -164,6 +162,21 @@ def _recur(spans: list[tuple[int, int]], run: Run, earlier: list[tuple[int, int]
         for lo, hi in spans[count:]:
             emit(lo, hi)
     return spans[-1][1]
+
+
+def _periodic(copies: np.ndarray, begin: int, shift: int, times: int) -> int:
+    """How many of `times` repetitions of a cycle keep every row's copies: k of them need copies[i] ==
+    copies[i + shift] for i from begin through begin + k x shift. Checked over 1, 2, 4, .. repetitions, so a
+    cycle that fails costs one cycle's comparison, not the run's."""
+    done, more = 0, 1
+    while done < times:
+        upto = min(times, done + more)
+        lo, hi = begin + done * shift + (done > 0), begin + upto * shift + 1
+        same = copies[lo + shift:hi + shift] == copies[lo:hi]
+        if not same.all():
+            return (lo - begin + int(np.argmin(same)) - 1) // shift
+        done, more = upto, 2 * more
+    return times
 
 
 def _bracket(start: int, n: int, guess: int, ok: Callable[[int], bool]) -> tuple[int | None, int]:

@@ -359,12 +359,12 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
                                                                 partials, sources)),)
         trials = [_layer_cores(li, layer, band, copies, layer.name in kernel, spec, partials) for band in bands]
         per_layer[li], built, bind[li] = min(trials, key=lambda t: _cost(t[0], t[1], sources, spec))
-        _within_chips(per_layer, helpers, layers, li, spec)
         for source, d in built.items():
             into = dests.setdefault(source, _Dests())
             into.src += d.src
             into.core += d.core
             into.axon += d.axon
+        _within_chips(per_layer, helpers, qnet, li, spec, dests)
     cores = [c for li in range(len(layers)) for c in per_layer[li] + [h.core for h in helpers[li]]]
     n_ptr = np.concatenate([[0], np.cumsum([len(c.weights) for c in cores])]).astype(np.int64)
     a_ptr = np.concatenate([[0], np.cumsum([c.n_axons for c in cores])]).astype(np.int64)
@@ -374,15 +374,19 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
     return _assemble(qnet, spec, cores, per_layer, dests, splitters, n_ptr, a_ptr, bind)
 
 
-def _within_chips(per_layer: list[list[_Core]], helpers: list[list[_Splitter]], layers: tuple[Layer, ...], li: int,
-                  spec: TargetSpec) -> None:
-    """Refuse as soon as the layers built so far (li to the last) outgrow the chips, rather than after the rest:
-    a network far too large for them fails in its first layers' time, with what those alone take."""
-    used = sum(len(per_layer[k]) + len(helpers[k]) for k in range(li, len(layers)))
+def _within_chips(per_layer: list[list[_Core]], helpers: list[list[_Splitter]], qnet: QNetwork, li: int,
+                  spec: TargetSpec, dests: dict[str, _Dests]) -> None:
+    """Refuse as soon as the layers built so far (li to the last) outgrow the chips, rather than after building the
+    rest: those are counted by the census from the copies known so far, so the refusal gives the exact total."""
+    used = sum(len(per_layer[k]) + len(helpers[k]) for k in range(li, len(per_layer)))
     if used > spec.max_cores:
-        where = "network" if li == 0 else f"network (layers {layers[li].name} to {layers[-1].name} alone, " \
-                                          f"{len(layers) - li} of {len(layers)})"
-        raise ResourceError(where, "cores", used, spec.max_cores, hint=cores_hint(spec))
+        layers = qnet.network.layers
+        reads = {layer.name: dests[layer.name].counts(layer.size) if layer.name in dests else
+                 np.zeros(layer.size, np.int64) for layer in layers[:li]}
+        rest = sum(c.cores for c in _count(qnet, spec, li - 1, reads))
+        where = "network" if li == 0 else f"network ({len(layers) - li} of {len(layers)} layers built, " \
+                                          f"{layers[0].name} to {layers[li - 1].name} counted by census)"
+        raise ResourceError(where, "cores", used + rest, spec.max_cores, hint=cores_hint(spec))
 
 
 def _sampled_cost(li: int, layer: Layer, band: int, copies: np.ndarray, keep: bool, spec: TargetSpec,
@@ -498,16 +502,22 @@ def _core_params(qnet: QNetwork, cores: list[_Core]) -> dict[str, np.ndarray]:
 def count_cores(qnet: QNetwork, spec: TargetSpec) -> list[LayerCount]:
     """The cores build_netlist would make, layer by layer from the last as it goes, keeping per neuron only the
     axons that read it (its copies) instead of core tables; a layer's splitter cores are a row of their own
-    (`<layer>.splitters`). Spans that recur along a conv's columns are counted once per cycle
+    (`<layer>.splitters`). Spans that recur along a conv's columns or bands are counted once per cycle
     (partition.period), so a paper-size network is sized in seconds. A layer no core holds counts 0 cores,
     with its error, and reads nothing from its sources."""
+    return _count(qnet, spec, len(qnet.network.layers) - 1, {layer.name: np.zeros(layer.size, np.int64)
+                                                                 for layer in qnet.network.layers})
+
+
+def _count(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.ndarray]) -> list[LayerCount]:
+    """count_cores of layers `last` down to the first, given the axons that read each neuron so far (`reads`, per
+    layer: added to as layers are counted)."""
     layers, n_max = qnet.network.layers, int(spec["core.neurons"])
     partials = inserted(qnet.network)
     kernel = _kernel_layers(qnet.network, partials)
     sources = {layer.name for layer in layers}
-    reads = {layer.name: np.zeros(layer.size, np.int64) for layer in layers}
     out: list[LayerCount] = []
-    for li in range(len(layers) - 1, -1, -1):
+    for li in range(last, -1, -1):
         layer = layers[li]
         copies, relayed = _through_splitters(reads[layer.name], n_max)
         if relayed:
