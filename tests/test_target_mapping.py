@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from neurocomp.backends import emulator, reference
 from neurocomp.compiler import CompileOptions, census, compile_graph
@@ -287,3 +288,31 @@ def test_a_network_outgrowing_the_chips_is_refused_once_its_last_layers_alone_do
     counted = census(g, target, CompileOptions())
     assert counted.cores == 16 and str(err.value).startswith(
         "network (1 of 2 layers built, h to h counted by census): cores 16 exceeds the allowed 4")
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 40), levels=st.integers(1, 70), explicit_zeros=st.booleans())
+def test_weight_levels_from_bit_masks_and_peeled_minima_equal_the_sorted_ones(seed, n, levels, explicit_zeros):
+    """_levels' mask path (<= 63 distinct weights in a window) and its peeling path (<= 16 per neuron) give the
+    lexsort's table, whatever the rows."""
+    import scipy.sparse as sp
+
+    from neurocomp.targets.truenorth import mapping
+
+    rng = np.random.default_rng(seed)
+    values = rng.choice(np.arange(-300, 300), size=levels, replace=False).astype(float)
+    rows = []
+    for _ in range(rng.integers(1, 3)):
+        dense = np.where(rng.random((n, 30)) < 0.4, rng.choice(values, (n, 30)), 0.0)
+        m = sp.csr_matrix(dense)
+        if explicit_zeros:
+            m = sp.csr_matrix((np.where(rng.random(m.nnz) < 0.2, 0.0, m.data), m.indices, m.indptr), shape=m.shape)
+        rows.append(("src", m))
+    v = np.concatenate([m.data for _, m in rows])
+    if v.size == 0:
+        return
+    slow = mapping._sorted_levels(rows, n, v)
+    masks, peeled = mapping._few_levels(rows, n, v), mapping._peeled_levels(rows, n, v)
+    assert (masks is None) == (np.unique(v).size > 63) and (peeled is None) == (slow[1].max() > mapping.PEELED_LEVELS)
+    for fast in (f for f in (masks, peeled) if f is not None):
+        assert np.array_equal(fast[1], slow[1]) and np.array_equal(fast[0], slow[0])

@@ -46,6 +46,8 @@ TILE_ROWS = (1, 2, 3)
 # A layer above SAMPLED_LAYER neurons compares the heights on its first SAMPLE_NEURONS (cost per neuron) and
 # partitions whole with the winner only: a paper-size conv (10^6 neurons) then costs one partition, not three.
 SAMPLED_LAYER, SAMPLE_NEURONS = 1 << 17, 1 << 16
+# Distinct weights per neuron up to which _levels peels them off row minima instead of sorting every synapse.
+PEELED_LEVELS = 16
 # Spans whose axon inputs the census keeps, for the cycles that repeat them (a band's worth of cores, or more).
 RECENT_SPANS = 1 << 14
 
@@ -90,11 +92,41 @@ class _Dests:
 
 
 def _levels(rows: list[tuple[str, sp.csr_matrix]], n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct non-zero weights per neuron over all projections, padded: (n, L), counts (n,)."""
-    r = np.concatenate([np.repeat(np.arange(n), np.diff(m.indptr)) for _, m in rows])
+    """Sorted distinct weights per neuron over all projections (explicit zeros count), padded: (n, L), counts (n,)."""
     v = np.concatenate([m.data for _, m in rows])
-    if r.size == 0:
+    if v.size == 0:
         return np.zeros((n, 1)), np.zeros(n, dtype=np.int64)
+    for path in (_few_levels, _peeled_levels):
+        found = path(rows, n, v)
+        if found is not None:
+            return found
+    return _sorted_levels(rows, n, v)
+
+
+def _peeled_levels(rows: list[tuple[str, sp.csr_matrix]], n: int, v: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """_levels without a sort where no neuron has more than PEELED_LEVELS distinct weights (each neuron's own, as a
+    bound kernel's are): each pass takes every row's smallest weight left and removes it; None otherwise."""
+    mats = [m for _, m in rows if m.nnz]
+    left = [m.data.astype(np.float64) for m in mats]
+    row = [np.repeat(np.arange(n), np.diff(m.indptr)) for m in mats]
+    filled = [np.diff(m.indptr) > 0 for m in mats]
+    levels = []
+    for _ in range(PEELED_LEVELS + 1):
+        low = np.full(n, np.inf)
+        for m, d, f in zip(mats, left, filled):
+            low[f] = np.minimum(low[f], np.minimum.reduceat(d, m.indptr[:-1][f]))
+        if np.isinf(low).all():
+            table = np.where(np.isinf(levels), 0.0, levels).T if levels else np.zeros((n, 1))
+            return table, np.isfinite(levels).sum(axis=0).astype(np.int64)
+        levels.append(low)
+        for d, r in zip(left, row):
+            d[d == low[r]] = np.inf
+    return None
+
+
+def _sorted_levels(rows: list[tuple[str, sp.csr_matrix]], n: int, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """_levels by sorting the (row, weight) pairs: any weights."""
+    r = np.concatenate([np.repeat(np.arange(n), np.diff(m.indptr)) for _, m in rows])
     order = np.lexsort((v, r))   # distinct (row, weight) pairs in that order: a 2-key sort, not unique(axis=1)'s
     r, v = r[order], v[order]
     new = np.ones(r.size, dtype=bool)
@@ -105,6 +137,31 @@ def _levels(rows: list[tuple[str, sp.csr_matrix]], n: int) -> tuple[np.ndarray, 
     table = np.zeros((n, width))
     starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
     table[r, np.arange(r.size) - starts[r]] = v
+    return table, cnt
+
+
+def _few_levels(rows: list[tuple[str, sp.csr_matrix]], n: int, v: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """_levels without a sort where the window holds at most 63 distinct integer weights (trinary, 4-level or
+    bit-plane layers): each neuron's set of weights is a bit mask, OR-ed along its rows; None otherwise."""
+    low, high = v.min(), v.max()
+    if high - low > 1 << 16 or not np.array_equal(v, np.rint(v)):
+        return None
+    present = np.flatnonzero(np.bincount((v - low).astype(np.int64)))
+    if present.size > 63:
+        return None
+    code = np.zeros(int(high - low) + 1, np.int64)
+    code[present] = np.arange(present.size)
+    mask = np.zeros(n, np.int64)
+    for _, m in rows:
+        if m.nnz:
+            bits = np.left_shift(1, code[(m.data - low).astype(np.int64)])
+            filled = np.diff(m.indptr) > 0
+            mask[filled] |= np.bitwise_or.reduceat(bits, m.indptr[:-1][filled])
+    cnt = np.bitwise_count(mask).astype(np.int64)
+    table = np.zeros((n, max(int(cnt.max()), 1)))
+    for k, value in enumerate(present + low):
+        has = (mask >> k) & 1 == 1
+        table[has, np.bitwise_count(mask[has] & ((1 << k) - 1))] = value
     return table, cnt
 
 
