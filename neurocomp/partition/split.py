@@ -81,9 +81,7 @@ def split(layer: Layer, fits: Fits, hint: Hint | None = None, emit: Emit | None 
         for family in cycles:
             found = family.find(start, len(spans)) if start < end else None
             if found is not None:
-                moved = _recur(spans, *found, end, emit, repeat)
-                family.misses = 0 if moved else family.misses + 1
-                start = moved or start
+                start = _recur(spans, *found, end, emit, repeat) or start
         if start >= end:
             break
         seen: dict[int, tuple[bool, str, float, float]] = {}
@@ -116,18 +114,17 @@ def split(layer: Layer, fits: Fits, hint: Hint | None = None, emit: Emit | None 
 
 class _Cycles:
     """Where each run's cores have started, by offset within a step: a core starting at an offset seen before in
-    the same run may close a cycle with any of those starts (the nearest first). A run whose last MISSES such
-    cycles all failed (copies that never repeat: the consumers' groups cycle out of step) is given up."""
+    the same run may close a cycle with any of those starts (the nearest first)."""
 
     def __init__(self, runs: Sequence[Run]) -> None:
-        self.runs, self.at, self.seen, self.misses = runs, 0, {}, 0
+        self.runs, self.at, self.seen = runs, 0, {}
 
     def find(self, start: int, count: int) -> tuple[Run, list[tuple[int, int]]] | None:
         """(run, the earlier (span index, start) at this offset, nearest first) where a core starting at `start` may
         close a cycle; records the start."""
         while self.at < len(self.runs) and self.runs[self.at].hi <= start:
-            self.at, self.seen, self.misses = self.at + 1, {}, 0
-        if self.at == len(self.runs) or start < self.runs[self.at].lo or self.misses >= MISSES:
+            self.at, self.seen = self.at + 1, {}
+        if self.at == len(self.runs) or start < self.runs[self.at].lo:
             return None
         run = self.runs[self.at]
         earlier = self.seen.setdefault((start - run.lo) % run.step, [])
@@ -138,7 +135,6 @@ class _Cycles:
 
 # Earlier starts a cycle is tried from: a neuron's copies may repeat only every few of the run's steps.
 CANDIDATES = 8
-MISSES = 12
 
 
 def _recur(spans: list[tuple[int, int]], run: Run, earlier: list[tuple[int, int]], end: int, emit: Emit | None,

@@ -583,9 +583,9 @@ def _count(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.ndar
         keep = layer.name in kernel
         try:
             if len(bands) > 1 and layer.size > SAMPLED_LAYER:
-                bands = (min(bands, key=lambda band: _Count(li, layer, band, copies, keep, spec, partials, sources,
+                bands = (min(bands, key=lambda band: _Count(layer, band, copies, keep, spec, partials, sources,
                                                             SAMPLE_NEURONS).per_neuron()),)
-            best = min((_Count(li, layer, band, copies, keep, spec, partials, sources) for band in bands),
+            best = min((_Count(layer, band, copies, keep, spec, partials, sources) for band in bands),
                        key=_Count.cost)
         except ResourceError as err:
             out.append(LayerCount(layer.name, layer.size, 0, err.resource, err.used, err.allowed, str(err)))
@@ -615,7 +615,7 @@ class _Count:
     """One layer's cores in tiles `band` rows high and the axons they need of each source layer, counted as
     _layer_cores builds them (`stop`: its first neurons only)."""
 
-    def __init__(self, li: int, layer: Layer, band: int, copies: np.ndarray, keep: bool, spec: TargetSpec,
+    def __init__(self, layer: Layer, band: int, copies: np.ndarray, keep: bool, spec: TargetSpec,
                  partials: set[str], sources: set[str], stop: int | None = None) -> None:
         order, wmax = neuron_order(layer, band), int(spec["core.weight_max"])
         self.windows = Windows(layer.size, lambda lo, hi: _TypedRows(layer, order[lo:hi], wmax, keep),
