@@ -483,8 +483,17 @@ def _cost(cores: list[_Core], dests: dict[str, _Dests], layers: set[str], spec: 
 def _layer_first(cores: list[_Core], size: int, n_ptr: np.ndarray) -> np.ndarray:
     """Global id of every neuron of a layer."""
     out = np.empty(size, dtype=np.int64)
-    for c in cores:
-        out[c.chunk] = n_ptr[c.gid] + np.arange(c.chunk.size)
+    if cores:
+        sizes = [c.chunk.size for c in cores]
+        ids = _shifted([np.arange(n) for n in sizes], n_ptr[[c.gid for c in cores]], np.int64)
+        out[cat([c.chunk for c in cores])] = ids
+    return out
+
+
+def _shifted(parts: list[np.ndarray], shifts: np.ndarray, dtype: type) -> np.ndarray:
+    """cat(parts[k] + shifts[k]) in `dtype`, with one array of shifts instead of a temporary per part."""
+    out = cat(parts, dtype)
+    out += np.repeat(np.asarray(shifts, dtype), [p.size for p in parts])
     return out
 
 
@@ -502,9 +511,9 @@ def _assemble(qnet, spec, cores, per_layer, dests, splitters, n_ptr, a_ptr, bind
         off += int(np.prod(inp.shape))
     for source, d in dests.items():
         src = np.concatenate(d.src)
-        axon = np.concatenate([a_ptr[c.gid] + a for c, a in zip(d.core, d.axon)])
+        axon = _shifted(d.axon, a_ptr[[c.gid for c in d.core]], np.int64)
         # a spike into a splitter takes one tick; the splitter's own edge carries the rest of the delay
-        dl = np.concatenate([np.full(a.size, delay[(source, names[c.layer])] if c.layer >= 0 else 1) for c, a in zip(d.core, d.axon)])
+        dl = np.repeat([delay[(source, names[c.layer])] if c.layer >= 0 else 1 for c in d.core], [a.size for a in d.axon])
         if source in offsets:
             i_ch.append(offsets[source] + src)
             i_ax.append(axon)
@@ -526,8 +535,8 @@ def _assemble(qnet, spec, cores, per_layer, dests, splitters, n_ptr, a_ptr, bind
     return Netlist(
         target=spec.name, neuron_ptr=n_ptr, axon_ptr=a_ptr,
         core_layer=np.array([c.layer for c in cores], dtype=np.int64), params=params,
-        syn_axon=cat([a_ptr[c.gid] + c.syn_axon for c in cores], np.int32 if a_ptr[-1] < 2 ** 31 else np.int64),
-        syn_neuron=cat([n_ptr[c.gid] + c.syn_neuron for c in cores], np.int32 if n_ptr[-1] < 2 ** 31 else np.int64),
+        syn_axon=_shifted([c.syn_axon for c in cores], a_ptr[:-1], np.int32 if a_ptr[-1] < 2 ** 31 else np.int64),
+        syn_neuron=_shifted([c.syn_neuron for c in cores], n_ptr[:-1], np.int32 if n_ptr[-1] < 2 ** 31 else np.int64),
         syn_tables={"axon_type": cat([c.axon_type for c in cores])},
         edge_src=e_src_a, edge_axon=cat(e_ax), edge_delay=cat(e_d),
         in_channel=cat(i_ch), in_axon=i_ax_a, in_delay=cat(i_d),
