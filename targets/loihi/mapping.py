@@ -14,7 +14,7 @@ from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import LayerMap, Netlist
 from neurocomp.partition import LayerCount, cat, compact, neuron_order, split
 from neurocomp.partition.delays import timing
-from neurocomp.partition.period import runs
+from neurocomp.partition.period import Run, runs
 from neurocomp.partition.rows import OrderedRows, Windows, window_width
 from neurocomp.quantize import QNetwork, stored_signs
 from neurocomp.target import TargetSpec
@@ -78,6 +78,12 @@ def _hint(name: str):
     return hint
 
 
+def _moved(ids: np.ndarray, by: int, top: int) -> np.ndarray:
+    """Global ids (stored compact) moved by `by`, as compact would store them: in int32 at once where every moved id,
+    all below `top`, fits it."""
+    return ids + by if ids.dtype == np.int64 or top <= 2 ** 31 else compact(ids.astype(np.int64) + by)
+
+
 def _windows(layer: Layer, spec: TargetSpec) -> Windows[OrderedRows]:
     order = neuron_order(layer)
     return Windows(layer.size, lambda lo, hi: OrderedRows(layer, order[lo:hi], keep_support=True),
@@ -110,16 +116,33 @@ class _Builder:
         self.acc: dict[str, list] = {k: [] for k in ("core_layer", "syn_a", "syn_n", "syn_w", "e_src", "e_ax", "i_ch", "i_ax",
                                                      "sign", "wexp")}
         self.params: dict[str, list[np.ndarray]] = {}
+        self.axon_src: list[list[tuple[str, np.ndarray, int]]] = []   # per core: (source, inputs, first axon) per projection
 
     def add_core(self, rows: OrderedRows, lo: int, hi: int, li: int, q, mixed: bool, ids: np.ndarray) -> int:
         """Append the core holding window rows [lo, hi); records its neurons' global ids in `ids`."""
-        acc, n0, a0 = self.acc, self.n_ptr[-1], self.a_ptr[-1]
-        chunk = rows.order[lo:hi]
         axon_src, n_axons, sa, sn, sw = _core_tables(rows, lo, hi, mixed)
+        sign = "mixed" if mixed else ("inhibitory" if sw.size and sw.max() <= 0 and sw.min() < 0 else "excitatory")
+        return self._append(rows.order[lo:hi], axon_src, n_axons, compact(self.a_ptr[-1] + sa),
+                            compact(self.n_ptr[-1] + sn), compact(sw, np.int16), li, SIGN_CODES[sign], -int(mixed), q, ids)
+
+    def add_copy(self, core: int, chunk: np.ndarray, shifts: list[int], q, ids: np.ndarray) -> int:
+        """Append a core whose tables are `core`'s with its neurons `chunk` and each projection's inputs moved by
+        `shifts` (a span of a cycle that recurs, partition.period): nothing is searched or built again."""
+        acc, n_ptr, a_ptr = self.acc, self.n_ptr, self.a_ptr
+        axon_src = [(source, used + shift, offset) for (source, used, offset), shift in zip(self.axon_src[core], shifts)]
+        n_axons, n_neurons = a_ptr[core + 1] - a_ptr[core], n_ptr[core + 1] - n_ptr[core]
+        return self._append(chunk, axon_src, n_axons, _moved(acc["syn_a"][core], a_ptr[-1] - a_ptr[core], a_ptr[-1] + n_axons),
+                            _moved(acc["syn_n"][core], n_ptr[-1] - n_ptr[core], n_ptr[-1] + n_neurons),
+                            acc["syn_w"][core], acc["core_layer"][core],
+                            acc["sign"][core], acc["wexp"][core], q, ids)
+
+    def _append(self, chunk: np.ndarray, axon_src: list, n_axons: int, sa: np.ndarray, sn: np.ndarray, sw: np.ndarray,
+                li: int, sign: int, wexp: int, q, ids: np.ndarray) -> int:
+        acc, n0, a0 = self.acc, self.n_ptr[-1], self.a_ptr[-1]
         ids[chunk] = n0 + np.arange(len(chunk))
-        acc["syn_a"].append(compact(a0 + sa))
-        acc["syn_n"].append(compact(n0 + sn))
-        acc["syn_w"].append(compact(sw, np.int16))   # 9-bit once verified
+        acc["syn_a"].append(sa)
+        acc["syn_n"].append(sn)
+        acc["syn_w"].append(sw)   # 9-bit once verified
         for source, used, offset in axon_src:
             axons = a0 + offset + np.arange(len(used))
             if source in self.offsets:
@@ -128,12 +151,12 @@ class _Builder:
             else:  # resolved once every layer has its ids: a recurrent source may come later
                 acc["e_src"].append((source, used))
                 acc["e_ax"].append(axons)
+        self.axon_src.append(axon_src)
         acc["core_layer"].append(li)
-        sign = "mixed" if mixed else ("inhibitory" if sw.size and sw.max() <= 0 and sw.min() < 0 else "excitatory")
-        acc["sign"].append(SIGN_CODES[sign])
-        acc["wexp"].append(-int(mixed))
+        acc["sign"].append(sign)
+        acc["wexp"].append(wexp)
         for key, arr in q.params.items():
-            val = np.full(len(chunk), -int(mixed), dtype=np.int64) if key == "weight_exp" else arr[chunk]
+            val = np.full(len(chunk), wexp, dtype=np.int64) if key == "weight_exp" else arr[chunk]
             self.params.setdefault(key, []).append(val)
         self.n_ptr.append(n0 + len(chunk))
         self.a_ptr.append(a0 + n_axons)
@@ -156,7 +179,16 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
             rows, off = windows.get(lo, hi)
             core_ids.append(out.add_core(rows, lo - off, hi - off, li, q, mixed, ids))
 
-        _, bound = split(layer, _fits(windows, spec), _hint(layer.name), emit, runs=runs(layer, 1))
+        def repeat(cycle: list[tuple[int, int]], run: Run, steps: int, times: int, q=q, ids: np.ndarray = ids,
+                   core_ids: list[int] = core_ids, order: np.ndarray = neuron_order(layer)) -> None:
+            cores = core_ids[-len(cycle):]
+            shift = cycle[-1][1] - cycle[0][0]
+            for k in range(1, times + 1):
+                for core, (lo, hi) in zip(cores, cycle):
+                    chunk = order[lo + k * shift:hi + k * shift]
+                    core_ids.append(out.add_copy(core, chunk, [k * steps * m for m in run.shifts], q, ids))
+
+        _, bound = split(layer, _fits(windows, spec), _hint(layer.name), emit, runs=runs(layer, 1), repeat=repeat)
         firsts[layer.name] = ids
         maps.append(LayerMap(layer.name, layer.shape, ids, layer.kind, q.scale, tuple(core_ids), *bound))
     acc = out.acc
