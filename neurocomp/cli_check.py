@@ -87,7 +87,8 @@ def _num(x: float) -> str:
 def census_line(data: dict[str, Any]) -> str:
     c = data["census"]
     within = "within" if c["chips"] <= c["max_chips"] else "over"
-    line = f"census: {c['cores']:,} cores on {c['chips']} chips, {within} {data['target']}'s {c['max_chips']}"
+    chips = f"{c['chips']} chip" + ("" if c["chips"] == 1 else "s")
+    line = f"census: {c['cores']:,} cores on {chips}, {within} {data['target']}'s {c['max_chips']}"
     unmapped = [r["layer"] for r in c["layers"] if r["error"]]
     return line + (f"; no core holds a neuron of {', '.join(unmapped)}" if unmapped else "")
 

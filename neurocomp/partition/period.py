@@ -35,7 +35,7 @@ class Run:
 def runs(layer: Layer, band: int, copies: np.ndarray | None = None) -> tuple[tuple[Run, ...], ...]:
     """The repeating runs of neuron_order(layer, band) in two families, each in order: whole bands moved down
     (per conv group, over the bands whose rows no padding clips) and columns moved right (per band, over the
-    columns no padding clips). None for a layer whose projections do not all move with its map. `copies`:
+    columns no padding clips); none for a layer whose projections do not all move with its map. `copies`:
     per neuron, in layer order."""
     rows = [_reach(p, layer.shape, 1) for p in layer.projections]
     cols = [_reach(p, layer.shape, 2) for p in layer.projections]
