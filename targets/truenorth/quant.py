@@ -177,17 +177,25 @@ def neuron_params(name: str, neuron: Neuron, size: int, spec: TargetSpec) -> dic
     if np.any(np.asarray(getattr(neuron, "decay_u", 0.0)) != 0):
         raise QuantizeError(f"{name}: truenorth neurons have no synaptic current state, so a {kind} current decay "
                             f"(decay_u > 0, e.g. NIR CubaLIF tau_syn) cannot be represented; use a Loihi target")
-    full = lambda a: np.broadcast_to(np.ravel(a), (size,)).astype(np.int64)  # noqa: E731
-    zeros = np.zeros(size, dtype=np.int64)
     readout = isinstance(neuron, Readout)
-    alpha = np.full(size, spec["core.alpha_max"], dtype=np.int64) if readout else full(neuron.threshold)
-    gamma = np.full(size, 2 if readout else (0 if neuron.reset == "zero" else 1), dtype=np.int64)
+    alpha = _register(spec["core.alpha_max"], size) if readout else _register(neuron.threshold, size)
+    gamma = _register(2 if readout else (0 if neuron.reset == "zero" else 1), size)
     # kappa = 1: below -beta the potential saturates at -beta, the graph's floor v_min (floor(v_min) units gives
     # the same spikes as a fractional v_min). A read-out has no floor: kappa = 0 with gamma 2 leaves V as it is.
     beta = spec["core.beta_max"] if np.isinf(neuron.v_min) else min(int(np.ceil(-neuron.v_min)), spec["core.beta_max"])
-    return {"leak": full(neuron.bias), "epsilon": zeros, "c_lambda": zeros.copy(), "alpha": alpha,
-            "beta": np.full(size, beta, dtype=np.int64), "tm": zeros.copy(), "gamma": gamma,
-            "kappa": np.full(size, 0 if readout else 1, dtype=np.int64), "reset": zeros.copy(), "v_init": full(neuron.v_init)}
+    zeros = _register(0, size)
+    return {"leak": _register(neuron.bias, size), "epsilon": zeros, "c_lambda": zeros, "alpha": alpha,
+            "beta": _register(beta, size), "tm": zeros, "gamma": gamma, "kappa": _register(0 if readout else 1, size),
+            "reset": zeros, "v_init": _register(neuron.v_init, size)}
+
+
+def _register(value, size: int) -> np.ndarray:
+    """One register for `size` neurons, int64: a read-only broadcast of one value where all neurons share it (a
+    fan-in split's parts are tens of millions of neurons with the same few registers), else one per neuron."""
+    values = np.ravel(value)
+    if np.all(values == values[0]):
+        return np.broadcast_to(np.int64(values[0]), (size,))
+    return np.broadcast_to(values, (size,)).astype(np.int64)
 
 
 def check_params(name: str, params: dict[str, np.ndarray], spec: TargetSpec) -> None:
