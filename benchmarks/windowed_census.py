@@ -1,8 +1,9 @@
 """TrueNorth cores of a network too large to compile here, estimated layer by layer from window compiles.
 
-The exact census (neurocomp.partition.count_cores, `neurocomp check --census`) needs the compile's front end:
-the paper-size SiamSNN's fan-in split makes about 85 M partial-sum neurons on TrueNorth, whose quantisation
-alone takes 70 s and 14 GB here. This estimate never builds the whole network. Here every
+The exact census (neurocomp.partition.count_cores, `neurocomp check --census`) needs the compile's front end and
+then cuts every layer: the paper-size SiamSNN's fan-in split makes about 85 M partial-sum neurons in 1,401 layers
+on TrueNorth (a minute and 7.7 GB of front end here), and their census did not finish within 25 minutes. This
+estimate never builds the whole network. Here every
 neuron layer L is compiled (legalize, quantise, partition) in a window: L's sources as spiking
 Inputs sized so that L's output is m x m, L itself, and two generations of its consumers when
 their kernels fit a window of side <= 8, else one (so L's copies see consumer cores cut much as
