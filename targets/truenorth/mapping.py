@@ -453,14 +453,19 @@ def _sampled_cost(li: int, layer: Layer, band: int, copies: np.ndarray, keep: bo
     return _cost(cores, dests, sources, spec) / sum(c.chunk.size for c in cores)
 
 
+def _typed_windows(layer: Layer, band: int, keep: bool, spec: TargetSpec) -> tuple[np.ndarray, Windows[_TypedRows]]:
+    """The layer's partition order in tiles `band` rows high, and its typed rows a window at a time."""
+    order, wmax = neuron_order(layer, band), int(spec["core.weight_max"])
+    return order, Windows(layer.size, lambda lo, hi: _TypedRows(layer, order[lo:hi], wmax, keep),
+                          window_width(layer, order, int(spec["core.neurons"])))
+
+
 def _layer_cores(li: int, layer: Layer, band: int, copies: np.ndarray, keep: bool, spec: TargetSpec,
                  partials: set[str], stop: int | None = None
                  ) -> tuple[list[_Core], dict[str, _Dests], tuple[str, float, float]]:
     """One layer's cores with its positions in tiles `band` rows high, the axons they need of each source, and
     the binding resource (`stop`: of its first neurons only, split.split)."""
-    order, wmax = neuron_order(layer, band), int(spec["core.weight_max"])
-    windows = Windows(layer.size, lambda lo, hi: _TypedRows(layer, order[lo:hi], wmax, keep),
-                      window_width(layer, order, int(spec["core.neurons"])))
+    order, windows = _typed_windows(layer, band, keep, spec)
     cores: list[_Core] = []
     dests: dict[str, _Dests] = {}
 
@@ -626,9 +631,7 @@ class _Count:
 
     def __init__(self, layer: Layer, band: int, copies: np.ndarray, keep: bool, spec: TargetSpec,
                  partials: set[str], sources: set[str], stop: int | None = None) -> None:
-        order, wmax = neuron_order(layer, band), int(spec["core.weight_max"])
-        self.windows = Windows(layer.size, lambda lo, hi: _TypedRows(layer, order[lo:hi], wmax, keep),
-                               window_width(layer, order, int(spec["core.neurons"])))
+        order, self.windows = _typed_windows(layer, band, keep, spec)
         self.layer, self.n_max, self.sources = layer, int(spec["core.neurons"]), sources
         self.reads = {p.source: np.zeros(0 if p.source not in sources else p.n_in, np.int64) for p in layer.projections}
         self.axons = 0
