@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import re
 import resource
 import tempfile
 import time
@@ -76,19 +77,35 @@ def _census(graph, target, weights: str | None) -> dict:
             "note": over + per_layer + unmapped}
 
 
+def _target(name: str, max_chips: int | None, folder: str):
+    """The built-in target, or a copy of its spec.toml with chip.max_chips raised (a larger system of the same
+    chips: Loihi's Pohoiki Springs holds 768)."""
+    from neurocomp.target import load_spec, load_target
+
+    if max_chips is None:
+        return load_target(name)
+    text, n = re.subn(r"^max_chips = \{ value = \d+", f"max_chips = {{ value = {max_chips}", load_spec(name).text,
+                      flags=re.M)
+    assert n == 1, "the spec's chip.max_chips line was not found"
+    path = Path(folder) / f"{name}_{max_chips}_chips.toml"
+    path.write_text(text)
+    return load_target(str(path))
+
+
 def _one(target: str, size: float | str, args: argparse.Namespace, out: mp.Queue) -> None:
     from neurocomp.compiler import CompileOptions, compile_graph
     from neurocomp.errors import UserError
-    from neurocomp.target import load_target
 
     graph, n = siamsnn(size, target, args.maxpool, args.pool_layers, args.score == "spiking") if isinstance(size, str) \
         else conv_net(size, groups=args.groups)
     t0 = time.perf_counter()
     try:
+        with tempfile.TemporaryDirectory() as folder:
+            tgt = _target(target, args.max_chips, folder)
         if args.census:
-            row = _census(graph, load_target(target), args.weights)
+            row = _census(graph, tgt, args.weights)
         else:
-            c = compile_graph(graph, load_target(target), CompileOptions(weights=args.weights))
+            c = compile_graph(graph, tgt, CompileOptions(weights=args.weights))
             stages = dict(c.report["compile_time_s"])
             if args.save:   # the artifact too: arrays, report, model.pt, hashes (neurocomp.program.save)
                 with tempfile.TemporaryDirectory(dir=args.save) as folder:
@@ -126,6 +143,7 @@ def main() -> None:
     ap.add_argument("--groups", type=int, default=1, help="conv groups of the conv nets' 16-channel layers")
     ap.add_argument("--weights", help="weight mode (default: each target's first)")
     ap.add_argument("--save", metavar="DIR", help="also write each program's artifact under DIR (timed, then removed)")
+    ap.add_argument("--max-chips", type=int, help="raise the target's chip.max_chips to this (a copy of its spec)")
     ap.add_argument("--no-write", action="store_true", help="do not write benchmarks/RESULTS.md")
     args = ap.parse_args()
     sizes = [args.siamsnn] if args.siamsnn else args.sizes
@@ -160,10 +178,13 @@ def main() -> None:
                          f"peak memory {growth(done, 'peak_mb'):.2f} (goal <= 1)")
             print(lines[-1], flush=True)
     if not args.no_write:
-        variant = f" of SiamSNN {args.siamsnn}" if args.siamsnn else \
-            (f", convs in {args.groups} groups, {args.weights or 'default'} weights" if args.groups > 1 or args.weights else "")
+        variant = (f" of SiamSNN {args.siamsnn}" if args.siamsnn else
+                   f", convs in {args.groups} groups, {args.weights or 'default'} weights"
+                   if args.groups > 1 or args.weights else "") + \
+            (f", chip.max_chips raised to {args.max_chips}" if args.max_chips else "")
         name = "compile_scaling" + "".join(f"_{v}" for v in (args.siamsnn, args.groups > 1 and f"groups{args.groups}",
-                                                              args.weights, args.census and "census") if v)
+                                                              args.weights, args.max_chips and f"chips{args.max_chips}",
+                                                              args.census and "census") if v)
         what = "core census (no core tables): time and peak memory" if args.census else "compile time and peak memory"
         write_section(name, f"compile_scaling: {what}{variant}",
                       "```\n" + "\n".join(lines) + "\n```\n", command_line(),

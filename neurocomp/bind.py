@@ -116,19 +116,18 @@ def _splice(old: Netlist, new: Netlist, a: np.ndarray, b: np.ndarray) -> Netlist
     take = np.isin(new.axon_core()[new.syn_axon], b)
     syn_axon = np.concatenate([old.syn_axon[keep], axon_map[new.syn_axon[take]]])
     order = np.argsort(old_core[syn_axon], kind="stable")
-    tables = {}
-    for key, arr in old.syn_tables.items():
-        if arr.shape == old.syn_axon.shape:
-            tables[key] = np.concatenate([arr[keep], new.syn_tables[key][take]])[order]
-            continue
-        tables[key] = arr.copy()
+    per_synapse = {key: np.concatenate([old.syn_tables[key][keep], new.syn_tables[key][take]])[order]
+                   for key in old.per_synapse}
+    core_tables = {}
+    for key, arr in old.core_tables.items():
+        core_tables[key] = arr.copy()
         idx_o, idx_n = (ax_o, ax_n) if arr.shape == (old.n_axons,) else (a, b)
-        tables[key][idx_o] = new.syn_tables[key][idx_n]
+        core_tables[key][idx_o] = new.core_tables[key][idx_n]
     syn_neuron = np.concatenate([old.syn_neuron[keep], neuron_map[new.syn_neuron[take]]])[order]
     scale = {lm.name: lm.scale for lm in new.layers}   # a kernel sets its layers' scales: read-outs are read in them
     layers = tuple(dataclasses.replace(lm, scale=scale.get(lm.name, lm.scale)) for lm in old.layers)
-    return dataclasses.replace(old, params=params, syn_axon=syn_axon[order], syn_neuron=syn_neuron, syn_tables=tables,
-                               layers=layers)
+    return old.with_synapses(syn_axon[order], syn_neuron, per_synapse, params=params, core_tables=core_tables,
+                             layers=layers)
 
 
 def _changed_cores(old: Netlist, new: Netlist, spliced: np.ndarray) -> np.ndarray:
@@ -139,11 +138,11 @@ def _changed_cores(old: Netlist, new: Netlist, spliced: np.ndarray) -> np.ndarra
     for key, arr in old.params.items():
         changed[cores[np.any((arr != new.params[key]).reshape(len(arr), -1), axis=1)]] = True
     axon_core = old.axon_core()
-    for key, arr in old.syn_tables.items():
+    for key, arr in old.core_tables.items():
         if arr.shape == (old.n_axons,):
-            changed[axon_core[arr != new.syn_tables[key]]] = True
-        elif arr.shape == (old.n_cores,):
-            changed |= arr != new.syn_tables[key]
+            changed[axon_core[arr != new.core_tables[key]]] = True
+        else:
+            changed |= arr != new.core_tables[key]
     return np.flatnonzero(changed | _synapse_changes(old, new, axon_core, spliced))
 
 
@@ -160,7 +159,7 @@ def _synapse_changes(old: Netlist, new: Netlist, axon_core: np.ndarray, spliced:
         sel = np.flatnonzero(inside[axon_core[n.syn_axon]])
         order = sel[np.lexsort((n.syn_neuron[sel], n.syn_axon[sel]))]
         keep = ~changed[axon_core[n.syn_axon[order]]]
-        per_syn = [v for v in n.syn_tables.values() if v.shape == n.syn_axon.shape]
+        per_syn = [n.syn_tables[k] for k in n.per_synapse]
         cols.append(np.stack([n.syn_axon, n.syn_neuron, *per_syn])[:, order][:, keep])
     mismatch = np.any(cols[0] != cols[1], axis=0)
     changed[axon_core[cols[0][0][mismatch]]] = True

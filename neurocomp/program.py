@@ -35,7 +35,7 @@ import numpy as np
 
 from neurocomp.encoding import ENCODINGS
 from neurocomp.errors import FormatError, UserError
-from neurocomp.ir.netlist import LayerMap, Netlist
+from neurocomp.ir.netlist import LayerMap, Netlist, Synapses
 from neurocomp.npz import write_npz
 from neurocomp.realtime import realtime
 from neurocomp.safewrite import Kind, writing
@@ -47,21 +47,24 @@ if TYPE_CHECKING:
     from neurocomp.runner import Result
 
 SCHEMA = "neurocomp.program"
-VERSION = 2
+VERSION = 3   # 3: synapses as shared per-core lists (neurocomp.ir.synapses)
+LISTING_VERSIONS = (2, VERSION)   # versions whose manifest lists its files
 MANIFEST = "manifest.json"
 REQUIRED_FILES = ("arrays.npz", "model.pt", "target.toml", "report.json", "report.html")
 OPTIONAL_FILES = ("network.net",)
 TIMINGS = "timings.json"   # the one volatile file
 V1_FILES = frozenset(REQUIRED_FILES + OPTIONAL_FILES)   # version 1 listed no files; these are all it wrote
-NETLIST_ARRAYS = ("neuron_ptr", "axon_ptr", "core_layer", "syn_axon", "syn_neuron", "edge_src", "edge_axon",
-                  "edge_delay", "in_channel", "in_axon", "in_delay")
+NETLIST_ARRAYS = ("neuron_ptr", "axon_ptr", "core_layer", "core_template", "template_ptr", "syn_axon", "syn_neuron",
+                  "edge_src", "edge_axon", "edge_delay", "in_channel", "in_axon", "in_delay")   # syn_*: core-local, per list
+SYNAPSE_ARRAYS = ("core_template", "template_ptr", "syn_axon", "syn_neuron")   # Synapses' lists (_synapses_from)
 OPTIONAL_ARRAYS = ("copies",)   # Netlist.copies: absent, every neuron is one hardware neuron
 PLACEMENT_ARRAYS = ("chip", "x", "y", "slot")
 MESH_KEYS = ("chip_cols", "chip_rows", "cores_per_router", "chips_x", "chips_y")
 LAYER_KINDS = ("spiking", "readout")
 MAX_DELAY = 2 ** 10   # ticks; above any target's core.delay_max (the emulator keeps a buffer this deep)
 MAX_PER_CORE = 2 ** 24   # neurons or axons in one core: the bound target specs put on core.neurons and core.axons
-TARGET_TABLES = ("netlist/params/", "netlist/syn_tables/")   # prefixes of the arrays a target family defines
+TARGET_TABLES = ("netlist/params/", "netlist/syn_tables/", "netlist/synapse_tables/")   # a target family's arrays:
+# per neuron, per axon or core, per synapse list entry
 REPORT_KEYS = ("target", "cores_used", "chips_used", "neurons", "synapses", "axons", "layers", "traffic", "placement",
                "energy", "realtime")
 
@@ -193,13 +196,15 @@ class Program:
 
 
 def _netlist_arrays(n: Netlist) -> dict[str, np.ndarray]:
-    out = {}
+    syn = n.synapses
+    out = {"netlist/core_template": syn.core_template, "netlist/template_ptr": syn.ptr, "netlist/syn_axon": syn.axon,
+           "netlist/syn_neuron": syn.neuron}
     for f in fields(n):
         val = getattr(n, f.name)
         if isinstance(val, np.ndarray):
             out[f"netlist/{f.name}"] = val
-        elif f.name in ("params", "syn_tables"):
-            out.update({f"netlist/{f.name}/{k}": v for k, v in val.items()})
+    for prefix, tables in (("params", n.params), ("syn_tables", n.core_tables), ("synapse_tables", syn.tables)):
+        out.update({f"netlist/{prefix}/{k}": v for k, v in tables.items()})
     for lm in n.layers:
         out[f"layers/{lm.name}/neurons"] = lm.neurons
     return out
@@ -256,7 +261,7 @@ def _not_a_program(path: Path) -> str | None:
         return f"its {MANIFEST} is not readable JSON"
     if not isinstance(man, dict) or man.get("schema") != SCHEMA:
         return f"its {MANIFEST} is not a neurocomp program's"
-    listed = _listed(man) if man.get("version") == VERSION else V1_FILES if man.get("version") == 1 else None
+    listed = _listed(man) if man.get("version") in LISTING_VERSIONS else V1_FILES if man.get("version") == 1 else None
     if listed is None:
         return f"its {MANIFEST} is malformed or of an unknown version"
     entries = {p.name: p for p in path.iterdir()}
@@ -501,13 +506,12 @@ def _check_arrays(where: Path, man: Mapping[str, Any], a: Mapping[str, np.ndarra
     cores, neurons, axons = nptr.size - 1, int(nptr[-1]), int(aptr[-1])
     channels = sum(math.prod(d["shape"]) for d in man["inputs"])
     count = {"cores": cores, "neurons": neurons, "axons": axons, "synapses": g["syn_axon"].size}
-    _ranges(where, g, (("core_layer", cores, -1, len(man["layers"])), ("syn_axon", None, 0, axons),
-                       ("syn_neuron", "syn_axon", 0, neurons), ("edge_src", None, 0, neurons),
+    _ranges(where, g, (("core_layer", cores, -1, len(man["layers"])), ("edge_src", None, 0, neurons),
                        ("edge_axon", "edge_src", 0, axons), ("edge_delay", "edge_src", 0, MAX_DELAY + 1),
                        ("in_channel", None, 0, channels), ("in_axon", "in_channel", 0, axons),
                        ("in_delay", "in_channel", 0, MAX_DELAY + 1)))
-    _need(np.array_equal(_core_of(aptr, g["syn_axon"]), _core_of(nptr, g["syn_neuron"])), where,
-          "a synapse joins an axon and a neuron of different cores")
+    why = _synapses_from(a).problem(aptr, nptr)
+    _need(why is None, where, f"synapse lists: {why}")
     if "netlist/copies" in a:
         copies = a["netlist/copies"]
         _ranges(where, {"copies": copies}, (("copies", neurons, 1, MAX_PER_CORE + 1),))
@@ -525,11 +529,6 @@ def _check_arrays(where: Path, man: Mapping[str, Any], a: Mapping[str, np.ndarra
              ("y", cores, 0, mesh["chip_rows"]), ("slot", cores, 0, mesh["cores_per_router"])))
 
 
-def _core_of(ptr: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """The core of each neuron (or axon) id, without expanding the pointer array (its counts may be forged)."""
-    return np.searchsorted(ptr, ids, side="right") - 1
-
-
 def _ranges(where: Path, arrays: Mapping[str, np.ndarray],
             rules: Sequence[tuple[str, int | str | None, int, int | None]]) -> None:
     """(name, length (a number, or the name of an array of the same length, or None), low, high exclusive)."""
@@ -543,7 +542,8 @@ def _ranges(where: Path, arrays: Mapping[str, np.ndarray],
 
 def _check_target_tables(where: Path, a: Mapping[str, np.ndarray], count: Mapping[str, int], hooks: Any) -> None:
     """The target family's own tables (neuron parameters, synapse tables), judged by its `check_tables` hook."""
-    params, tables = ({k[len(pre):]: v for k, v in a.items() if k.startswith(pre)} for pre in TARGET_TABLES)
+    params, tables, per_synapse = ({k[len(pre):]: v for k, v in a.items() if k.startswith(pre)} for pre in TARGET_TABLES)
+    tables.update(per_synapse)
     why = hooks.check_tables(params, tables, count)
     _need(why is None, where, str(why))
     unknown = set(a) - {k for k in a if k.startswith(TARGET_TABLES + ("layers/",))} \
@@ -555,10 +555,16 @@ def _netlist_from(man: Mapping[str, Any], a: Mapping[str, np.ndarray]) -> Netlis
     sub = lambda pre: {k[len(pre):]: v for k, v in a.items() if k.startswith(pre)}  # noqa: E731
     layers = tuple(LayerMap(d["name"], tuple(d["shape"]), a[f"layers/{d['name']}/neurons"], d["kind"], d["scale"],
                             tuple(d["cores"]), d["binding"], d["used"], d["allowed"]) for d in man["layers"])
-    return Netlist(target=man["target"], params=sub("netlist/params/"), syn_tables=sub("netlist/syn_tables/"),
-                   inputs=tuple((d["name"], tuple(d["shape"])) for d in man["inputs"]), layers=layers,
+    return Netlist(target=man["target"], params=sub("netlist/params/"), synapses=_synapses_from(a),
+                   core_tables=sub("netlist/syn_tables/"), inputs=tuple((d["name"], tuple(d["shape"])) for d in man["inputs"]), layers=layers,
                    outputs=tuple(man["outputs"]), notes=man["notes"], copies=a.get("netlist/copies"),
-                   **{k: a[f"netlist/{k}"] for k in NETLIST_ARRAYS})
+                   **{k: a[f"netlist/{k}"] for k in NETLIST_ARRAYS if k not in SYNAPSE_ARRAYS})
+
+
+def _synapses_from(a: Mapping[str, np.ndarray]) -> Synapses:
+    pre = "netlist/synapse_tables/"
+    return Synapses(a["netlist/core_template"], a["netlist/template_ptr"], a["netlist/syn_axon"], a["netlist/syn_neuron"],
+                    {k[len(pre):]: v for k, v in a.items() if k.startswith(pre)})
 
 
 def _placed_from(man: Mapping[str, Any], a: Mapping[str, np.ndarray]) -> Placed:

@@ -93,7 +93,7 @@ def test_a_genuine_program_loads_runs_and_reports(prog, programs, capsys):
 
 def test_one_integer_changed_in_arrays(prog, programs, capsys):
     a = arrays(prog)
-    a["netlist/syn_tables/weight"][0] += 1
+    a["netlist/synapse_tables/weight"][0] += 1
     write_npz(prog / "arrays.npz", a)
     fails(capsys, run_argv(prog, programs), "arrays.npz", "sha256 differs")
 
@@ -130,7 +130,7 @@ def test_index_out_of_range_even_with_a_matching_hash(prog, programs, capsys):
     a["netlist/syn_neuron"][-1] = a["netlist/neuron_ptr"][-1]
     write_npz(prog / "arrays.npz", a)
     rehash(prog, "arrays.npz")
-    fails(capsys, run_argv(prog, programs), "arrays.npz", "'syn_neuron' holds values outside")
+    fails(capsys, run_argv(prog, programs), "arrays.npz", "a synapse names a neuron outside its core")
 
 
 def test_float_array_even_with_a_matching_hash(prog, programs, capsys):

@@ -62,7 +62,7 @@ def test_loihi_programs_have_no_copies():
 def test_expanded_gives_each_copy_one_edge_in_order():
     """Core 0: neuron 0 (2 copies, synapses from axons 0 and 1), neuron 1 (1 copy, axon 1); core 1: neuron 2
     (3 copies, axon 2). Neuron 0's edges go to axons 2 then 3... by hand."""
-    n = Netlist(target="truenorth", neuron_ptr=np.array([0, 2, 3]), axon_ptr=np.array([0, 2, 4]),
+    n = Netlist.flat(target="truenorth", neuron_ptr=np.array([0, 2, 3]), axon_ptr=np.array([0, 2, 4]),
                 core_layer=np.array([0, 0]), params={"vth": np.array([5, 6, 7]), "w": np.array([[1, 2], [3, 4], [5, 6]])},
                 syn_axon=np.array([0, 1, 1, 2]), syn_neuron=np.array([0, 0, 1, 2]), syn_tables={"axon_type": np.array([0, 1, 0, 1])},
                 edge_src=np.array([2, 0, 2, 0]), edge_axon=np.array([0, 2, 1, 3]), edge_delay=np.array([1, 2, 3, 4]),

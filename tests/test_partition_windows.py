@@ -29,7 +29,9 @@ def _arrays(netlist) -> dict[str, object]:
     out = {}
     for f in dataclasses.fields(netlist):
         v = getattr(netlist, f.name)
-        out[f.name] = {k: np.asarray(x) for k, x in v.items()} if f.name in ("params", "syn_tables") else v
+        out[f.name] = {k: np.asarray(x) for k, x in v.items()} if f.name in ("params", "core_tables") else v
+    del out["synapses"]   # compared as the chip's global lists: windows may share them differently
+    out.update(syn_axon=netlist.syn_axon, syn_neuron=netlist.syn_neuron, syn_tables=netlist.syn_tables)
     return out
 
 

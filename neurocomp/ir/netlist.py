@@ -3,7 +3,8 @@
 Global numbering: core c owns neurons neuron_ptr[c]:neuron_ptr[c+1] and axons
 axon_ptr[c]:axon_ptr[c+1]. Synapses are (axon, neuron) pairs plus target-specific
 tables (TrueNorth: axon types and per-neuron type weights; Loihi: weights and a
-per-core weight exponent). Edges send a neuron's spike to an axon after `delay`
+per-core weight exponent), stored as shared per-core lists (neurocomp.ir.synapses); the
+global `syn_axon`, `syn_neuron` and `syn_tables` are derived once asked for. Edges send a neuron's spike to an axon after `delay`
 ticks; input edges do the same for external input channels.
 
 Copies are an index map, not data: neuron i stands for copies[i] identical hardware neurons
@@ -15,9 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Mapping
 
 import numpy as np
+
+from neurocomp.ir.synapses import Synapses, ranks, spans
+
+__all__ = ["LayerMap", "Netlist", "Synapses", "ranks", "spans"]
 
 
 @dataclass(frozen=True)
@@ -42,9 +48,8 @@ class Netlist:
     axon_ptr: np.ndarray
     core_layer: np.ndarray                 # (C,) index into layers, -1 for helper cores
     params: Mapping[str, np.ndarray]       # per-neuron integer parameters (target's units)
-    syn_axon: np.ndarray
-    syn_neuron: np.ndarray
-    syn_tables: Mapping[str, np.ndarray]   # target-specific synapse data
+    synapses: Synapses
+    core_tables: Mapping[str, np.ndarray]  # target-specific tables per axon or per core
     edge_src: np.ndarray                   # neuron -> axon edges
     edge_axon: np.ndarray
     edge_delay: np.ndarray
@@ -56,6 +61,34 @@ class Netlist:
     outputs: tuple[str, ...]
     notes: Mapping[str, object] = field(default_factory=dict)
     copies: np.ndarray | None = None       # (N,) hardware neurons each neuron stands for; None: 1 each
+
+    @classmethod
+    def flat(cls, syn_axon: np.ndarray, syn_neuron: np.ndarray, syn_tables: Mapping[str, np.ndarray],
+             axon_ptr: np.ndarray, neuron_ptr: np.ndarray, per_synapse: tuple[str, ...] = (),
+             **fields: object) -> Netlist:
+        """A netlist from global synapse lists sorted by core, one list per core; `per_synapse` names the
+        syn_tables entries with one value per synapse (the rest are per axon or core)."""
+        syn = Synapses.flat(syn_axon, syn_neuron, {k: syn_tables[k] for k in per_synapse}, axon_ptr, neuron_ptr)
+        return cls(synapses=syn, core_tables={k: v for k, v in syn_tables.items() if k not in per_synapse},
+                   axon_ptr=axon_ptr, neuron_ptr=neuron_ptr, **fields)  # type: ignore[arg-type]
+
+    @cached_property
+    def syn_axon(self) -> np.ndarray:
+        """(S,) global axon of every synapse, in core order."""
+        return self.synapses.global_axon(self.axon_ptr)
+
+    @cached_property
+    def syn_neuron(self) -> np.ndarray:
+        return self.synapses.global_neuron(self.neuron_ptr)
+
+    @cached_property
+    def syn_tables(self) -> dict[str, np.ndarray]:
+        """Every target table: per axon or core as stored, per synapse expanded to the chip's synapses."""
+        return {**self.core_tables, **self.synapses.expanded_tables()}
+
+    @property
+    def per_synapse(self) -> tuple[str, ...]:
+        return tuple(self.synapses.tables)
 
     @property
     def n_cores(self) -> int:
@@ -85,13 +118,13 @@ class Netlist:
     @property
     def hw_synapses(self) -> int:
         """Crossbar bits set on the chip, every copy counted."""
-        return self.syn_neuron.size if self.copies is None else int(self.copies[self.syn_neuron].sum())
+        return self.synapses.size if self.copies is None else int(self.copies[self.syn_neuron].sum())
 
     def axon_synapses(self) -> np.ndarray:
         """(A,) crossbar bits set per axon, every copy counted; without copies no per-synapse temporary is made
         (a paper-size net has billions of synapses)."""
         if self.copies is None:
-            return np.bincount(self.syn_axon, minlength=self.n_axons)
+            return self.synapses.axon_counts(self.axon_ptr)
         return np.bincount(self.syn_axon, weights=self.copies[self.syn_neuron], minlength=self.n_axons).astype(np.int64)
 
     def core_neurons(self) -> np.ndarray:
@@ -100,10 +133,9 @@ class Netlist:
             return np.diff(self.neuron_ptr)
         return np.bincount(self.neuron_core(), weights=self.copies, minlength=self.n_cores).astype(np.int64)
 
-    def expanded(self, per_synapse: tuple[str, ...] = ()) -> Netlist:
+    def expanded(self) -> Netlist:
         """The same chip with one neuron per copy: each copy gets its neuron's registers and synapses
-        and, in edge order, one of its edges (the k-th edge of neuron i leaves copy k). `per_synapse`
-        names the syn_tables entries that hold one value per synapse (the rest are per axon or core)."""
+        and, in edge order, one of its edges (the k-th edge of neuron i leaves copy k)."""
         if self.copies is None or np.all(self.copies == 1):
             return dataclasses.replace(self, copies=None)
         cp = self.copies
@@ -112,12 +144,20 @@ class Netlist:
         syn = np.repeat(np.arange(self.syn_neuron.size), per_syn)
         core_ptr = np.concatenate([[0], np.cumsum(self.core_neurons())]).astype(np.int64)
         edge_rank = _ranks_in_order(self.edge_src, self.n_neurons)
-        tables = {k: (v[syn] if k in per_synapse else v) for k, v in self.syn_tables.items()}
-        return dataclasses.replace(
-            self, neuron_ptr=core_ptr, params={k: np.repeat(np.asarray(v), cp, axis=0) for k, v in self.params.items()},
-            syn_axon=self.syn_axon[syn], syn_neuron=first[self.syn_neuron[syn]] + ranks(per_syn), syn_tables=tables,
+        tables = {k: self.syn_tables[k][syn] for k in self.per_synapse}
+        return self.with_synapses(
+            self.syn_axon[syn], first[self.syn_neuron[syn]] + ranks(per_syn), tables, neuron_ptr=core_ptr,
+            params={k: np.repeat(np.asarray(v), cp, axis=0) for k, v in self.params.items()},
             edge_src=first[self.edge_src] + edge_rank,
             layers=tuple(dataclasses.replace(lm, neurons=first[lm.neurons]) for lm in self.layers), copies=None)
+
+    def with_synapses(self, syn_axon: np.ndarray, syn_neuron: np.ndarray, per_synapse: Mapping[str, np.ndarray],
+                      **changes: object) -> Netlist:
+        """This netlist with `changes` and these global synapse lists (sorted by core), one list per core."""
+        kept = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in ("synapses",)}
+        kept.update(changes)
+        syn = Synapses.flat(syn_axon, syn_neuron, per_synapse, np.asarray(kept["axon_ptr"]), np.asarray(kept["neuron_ptr"]))
+        return Netlist(**{**kept, "synapses": syn})  # type: ignore[arg-type]
 
     def neuron_core(self) -> np.ndarray:
         return np.repeat(np.arange(self.n_cores), np.diff(self.neuron_ptr))
@@ -134,19 +174,6 @@ class Netlist:
     def core_traffic_edges(self) -> tuple[np.ndarray, np.ndarray]:
         """(source core, destination core) of every neuron edge."""
         return self.neuron_core()[self.edge_src], self.axon_core()[self.edge_axon]
-
-
-def ranks(counts: np.ndarray) -> np.ndarray:
-    """0..c-1 for each count c, concatenated (the position of each item within its group)."""
-    counts = np.asarray(counts, dtype=np.int64)
-    return np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
-
-
-def spans(ptr: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """The index ranges ptr[i]..ptr[i+1] of the given ids (cores, layers), concatenated in their order."""
-    ids = np.asarray(ids, dtype=np.int64)
-    counts = (ptr[ids + 1] - ptr[ids]).astype(np.int64)
-    return np.repeat(ptr[ids].astype(np.int64), counts) + ranks(counts)
 
 
 def _ranks_in_order(ids: np.ndarray, n: int) -> np.ndarray:

@@ -58,8 +58,10 @@ def verify_netlist(n: Netlist, target: Target) -> None:
             raise VerifyError(f"core {bad[0]}: {what} {arr[bad[0]]} exceeds {lim}")
     if n.n_cores > spec.max_cores:
         raise ResourceError("network", "cores", n.n_cores, spec.max_cores, hint=cores_hint(spec))
-    for name, idx, top in (("synapse axon", n.syn_axon, n.n_axons), ("synapse neuron", n.syn_neuron, n.n_neurons),
-                           ("edge source", n.edge_src, n.n_neurons), ("edge axon", n.edge_axon, n.n_axons),
+    why = n.synapses.problem(n.axon_ptr, n.neuron_ptr)
+    if why is not None:
+        raise VerifyError(f"synapse lists: {why}")
+    for name, idx, top in (("edge source", n.edge_src, n.n_neurons), ("edge axon", n.edge_axon, n.n_axons),
                            ("input axon", n.in_axon, n.n_axons), ("input channel", n.in_channel, n.n_inputs)):
         if idx.size and (idx.min() < 0 or idx.max() >= top):
             raise VerifyError(f"{name} index out of range [0, {top})")

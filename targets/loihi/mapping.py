@@ -12,6 +12,7 @@ import numpy as np
 from neurocomp.errors import ResourceError
 from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import LayerMap, Netlist
+from neurocomp.ir.synapses import Synapses
 from neurocomp.partition import LayerCount, cat, compact, neuron_order, split
 from neurocomp.partition.delays import timing
 from neurocomp.partition.period import Run, runs
@@ -78,12 +79,6 @@ def _hint(name: str):
     return hint
 
 
-def _moved(ids: np.ndarray, by: int, top: int) -> np.ndarray:
-    """Global ids (stored compact) moved by `by`, as compact would store them: in int32 at once where every moved id,
-    all below `top`, fits it."""
-    return ids + by if ids.dtype == np.int64 or top <= 2 ** 31 else compact(ids.astype(np.int64) + by)
-
-
 def _windows(layer: Layer, spec: TargetSpec) -> Windows[OrderedRows]:
     order = neuron_order(layer)
     return Windows(layer.size, lambda lo, hi: OrderedRows(layer, order[lo:hi], keep_support=True),
@@ -105,7 +100,8 @@ def count_cores(qnet: QNetwork, spec: TargetSpec) -> list[LayerCount]:
 
 
 class _Builder:
-    """The netlist's arrays, appended to core by core as the partitioner finalises spans."""
+    """The netlist's arrays, appended to core by core as the partitioner finalises spans; a core that repeats an
+    earlier one's span names that core's synapse list (neurocomp.ir.synapses)."""
 
     def __init__(self, qnet: QNetwork) -> None:
         self.offsets, off = {}, 0
@@ -113,36 +109,35 @@ class _Builder:
             self.offsets[inp.name] = off
             off += int(np.prod(inp.shape))
         self.n_ptr, self.a_ptr = [0], [0]
-        self.acc: dict[str, list] = {k: [] for k in ("core_layer", "syn_a", "syn_n", "syn_w", "e_src", "e_ax", "i_ch", "i_ax",
-                                                     "sign", "wexp")}
+        self.acc: dict[str, list] = {k: [] for k in ("core_layer", "template", "syn_a", "syn_n", "syn_w", "e_src", "e_ax",
+                                                     "i_ch", "i_ax", "sign", "wexp")}
         self.params: dict[str, list[np.ndarray]] = {}
         self.axon_src: list[list[tuple[str, np.ndarray, int]]] = []   # per core: (source, inputs, first axon) per projection
 
     def add_core(self, rows: OrderedRows, lo: int, hi: int, li: int, q, mixed: bool, ids: np.ndarray) -> int:
-        """Append the core holding window rows [lo, hi); records its neurons' global ids in `ids`."""
+        """Append the core holding window rows [lo, hi) with a list of its own; records its neurons' global ids in
+        `ids`."""
         axon_src, n_axons, sa, sn, sw = _core_tables(rows, lo, hi, mixed)
         sign = "mixed" if mixed else ("inhibitory" if sw.size and sw.max() <= 0 and sw.min() < 0 else "excitatory")
-        return self._append(rows.order[lo:hi], axon_src, n_axons, compact(self.a_ptr[-1] + sa),
-                            compact(self.n_ptr[-1] + sn), compact(sw, np.int16), li, SIGN_CODES[sign], -int(mixed), q, ids)
+        acc = self.acc
+        acc["syn_a"].append(compact(sa, np.int16))
+        acc["syn_n"].append(compact(sn, np.int16))
+        acc["syn_w"].append(compact(sw, np.int16))   # 9-bit once verified
+        return self._append(rows.order[lo:hi], axon_src, n_axons, len(acc["syn_a"]) - 1, li, SIGN_CODES[sign],
+                            -int(mixed), q, ids)
 
     def add_copy(self, core: int, chunk: np.ndarray, shifts: list[int], q, ids: np.ndarray) -> int:
-        """Append a core whose tables are `core`'s with its neurons `chunk` and each projection's inputs moved by
+        """Append a core with `core`'s synapse list, its neurons `chunk` and each projection's inputs moved by
         `shifts` (a span of a cycle that recurs, partition.period): nothing is searched or built again."""
-        acc, n_ptr, a_ptr = self.acc, self.n_ptr, self.a_ptr
+        acc = self.acc
         axon_src = [(source, used + shift, offset) for (source, used, offset), shift in zip(self.axon_src[core], shifts)]
-        n_axons, n_neurons = a_ptr[core + 1] - a_ptr[core], n_ptr[core + 1] - n_ptr[core]
-        return self._append(chunk, axon_src, n_axons, _moved(acc["syn_a"][core], a_ptr[-1] - a_ptr[core], a_ptr[-1] + n_axons),
-                            _moved(acc["syn_n"][core], n_ptr[-1] - n_ptr[core], n_ptr[-1] + n_neurons),
-                            acc["syn_w"][core], acc["core_layer"][core],
-                            acc["sign"][core], acc["wexp"][core], q, ids)
+        return self._append(chunk, axon_src, self.a_ptr[core + 1] - self.a_ptr[core], acc["template"][core],
+                            acc["core_layer"][core], acc["sign"][core], acc["wexp"][core], q, ids)
 
-    def _append(self, chunk: np.ndarray, axon_src: list, n_axons: int, sa: np.ndarray, sn: np.ndarray, sw: np.ndarray,
-                li: int, sign: int, wexp: int, q, ids: np.ndarray) -> int:
+    def _append(self, chunk: np.ndarray, axon_src: list, n_axons: int, template: int, li: int, sign: int, wexp: int, q,
+                ids: np.ndarray) -> int:
         acc, n0, a0 = self.acc, self.n_ptr[-1], self.a_ptr[-1]
         ids[chunk] = n0 + np.arange(len(chunk))
-        acc["syn_a"].append(sa)
-        acc["syn_n"].append(sn)
-        acc["syn_w"].append(sw)   # 9-bit once verified
         for source, used, offset in axon_src:
             axons = a0 + offset + np.arange(len(used))
             if source in self.offsets:
@@ -152,6 +147,7 @@ class _Builder:
                 acc["e_src"].append((source, used))
                 acc["e_ax"].append(axons)
         self.axon_src.append(axon_src)
+        acc["template"].append(template)
         acc["core_layer"].append(li)
         acc["sign"].append(sign)
         acc["wexp"].append(wexp)
@@ -161,6 +157,12 @@ class _Builder:
         self.n_ptr.append(n0 + len(chunk))
         self.a_ptr.append(a0 + n_axons)
         return len(self.n_ptr) - 2
+
+    def synapses(self) -> Synapses:
+        acc = self.acc
+        ptr = np.concatenate([[0], np.cumsum([a.size for a in acc["syn_a"]])]).astype(np.int64)
+        return Synapses(np.array(acc["template"], dtype=np.int64), ptr, _joined(acc["syn_a"]), _joined(acc["syn_n"]),
+                        {"weight": _joined(acc["syn_w"])})
 
 
 def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
@@ -196,9 +198,8 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
     return Netlist(
         target=spec.name, neuron_ptr=np.array(out.n_ptr, dtype=np.int64), axon_ptr=np.array(out.a_ptr, dtype=np.int64),
         core_layer=np.array(acc["core_layer"], dtype=np.int64), params={k: cat(v) for k, v in out.params.items()},
-        syn_axon=_joined(acc["syn_a"]), syn_neuron=_joined(acc["syn_n"]),
-        syn_tables={"weight": _joined(acc["syn_w"]), "sign_mode": np.array(acc["sign"], dtype=np.int64),
-                    "weight_exp": np.array(acc["wexp"], dtype=np.int64)},
+        synapses=out.synapses(), core_tables={"sign_mode": np.array(acc["sign"], dtype=np.int64),
+                                              "weight_exp": np.array(acc["wexp"], dtype=np.int64)},
         edge_src=e_src, edge_axon=cat(acc["e_ax"]), edge_delay=np.ones(len(e_src), dtype=np.int64),
         in_channel=cat(acc["i_ch"]), in_axon=i_ax, in_delay=np.ones(len(i_ax), dtype=np.int64),
         inputs=tuple((i.name, i.shape) for i in net.inputs), layers=tuple(maps), outputs=net.outputs,
@@ -235,7 +236,7 @@ def verify_netlist(n: Netlist, spec: TargetSpec) -> None:
     core_of, axon_core = n.neuron_core(), n.axon_core()
     out_axons = _per_core_distinct(core_of[n.edge_src], [axon_core[n.edge_axon]], n.n_cores) if n.edge_src.size \
         else np.zeros(n.n_cores, np.int64)
-    per_axon = np.bincount(n.syn_axon, minlength=n.n_axons)
+    per_axon = n.synapses.axon_counts(n.axon_ptr)
     bits = np.bincount(axon_core, weights=axon_bits(per_axon, np.diff(n.neuron_ptr)[axon_core], spec), minlength=n.n_cores)
     vth = _per_core_distinct(core_of, [n.params["vth"]], n.n_cores)
     cx = _per_core_distinct(core_of, [n.params[k] for k in ("du", "dv", "bias_exp")], n.n_cores)
@@ -251,9 +252,10 @@ def verify_netlist(n: Netlist, spec: TargetSpec) -> None:
         if bad.size:
             c = int(bad[0])
             raise ResourceError(f"core {c} (layer {n.layers[n.core_layer[c]].name})", resource, float(used[c]), allowed, hint)
-    w = n.syn_tables["weight"]
+    syn = n.synapses
+    w = syn.tables["weight"]
     bad = np.flatnonzero((w < -256) | (w > 255))
     if bad.size:   # composed weights of a chain the quantiser could not size (several full-range weighted ops)
-        c = int(axon_core[n.syn_axon[bad[0]]])
+        c = int(np.flatnonzero(syn.core_template == np.searchsorted(syn.ptr, bad[0], side="right") - 1)[0])
         raise ResourceError(f"core {c} (layer {n.layers[n.core_layer[c]].name})", "Dense weight", float(abs(w[bad[0]])),
                             255, "its chain of weighted ops composes weights beyond 8 bits: fold or rescale them")

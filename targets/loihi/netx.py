@@ -42,7 +42,7 @@ LAYER_SCALARS = ("du", "dv", "vth")
 def export_netx(program: Program, path: str | Path) -> None:
     """Write `path` under neurocomp.safewrite (temporary sibling + rename)."""
     n = program.netlist
-    if not set(PARAMS) <= set(n.params) or "sign_mode" not in n.syn_tables:
+    if not set(PARAMS) <= set(n.params) or "sign_mode" not in n.core_tables:
         raise UserError(f"netx export needs a Loihi program; this one targets {n.target!r}")
     weights = _effective_weights(n)
 

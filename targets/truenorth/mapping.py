@@ -28,6 +28,7 @@ import scipy.sparse as sp
 from neurocomp.errors import ResourceError, VerifyError
 from neurocomp.ir.layers import Layer, Network
 from neurocomp.ir.netlist import LayerMap, Netlist
+from neurocomp.ir.synapses import Synapses, narrow
 from neurocomp.partition import LayerCount, cat, cores_hint, neuron_order, split
 from neurocomp.partition.delays import inserted, timing
 from neurocomp.partition.period import Run, runs
@@ -540,15 +541,21 @@ def _assemble(qnet, spec, cores, per_layer, dests, splitters, n_ptr, a_ptr, bind
     return Netlist(
         target=spec.name, neuron_ptr=n_ptr, axon_ptr=a_ptr,
         core_layer=np.array([c.layer for c in cores], dtype=np.int64), params=params,
-        syn_axon=_shifted([c.syn_axon for c in cores], a_ptr[:-1], np.int32 if a_ptr[-1] < 2 ** 31 else np.int64),
-        syn_neuron=_shifted([c.syn_neuron for c in cores], n_ptr[:-1], np.int32 if n_ptr[-1] < 2 ** 31 else np.int64),
-        syn_tables={"axon_type": cat([c.axon_type for c in cores])},
+        synapses=_synapses(cores), core_tables={"axon_type": cat([c.axon_type for c in cores])},
         edge_src=e_src_a, edge_axon=cat(e_ax), edge_delay=cat(e_d),
         in_channel=cat(i_ch), in_axon=i_ax_a, in_delay=cat(i_d),
         inputs=tuple((i.name, i.shape) for i in net.inputs), layers=maps,
         outputs=net.outputs, notes={"latency": tm.latency, "delay": tm.nested_delays(), "splitter_cores": len(splitters)},
         copies=cat([c.copies for c in cores]),
     )
+
+
+def _synapses(cores: list[_Core]) -> Synapses:
+    """Each core's own list, as it built it (core-local ids)."""
+    sizes = np.array([c.syn_axon.size for c in cores], dtype=np.int64)
+    return Synapses(np.arange(len(cores), dtype=np.int64), np.concatenate([[0], np.cumsum(sizes)]),
+                    narrow(cat([c.syn_axon for c in cores], np.int32)),
+                    narrow(cat([c.syn_neuron for c in cores], np.int32)), {})
 
 
 def _core_params(qnet: QNetwork, cores: list[_Core]) -> dict[str, np.ndarray]:
