@@ -242,7 +242,7 @@ def compile_graph(graph: Graph, target: Target, opts: CompileOptions, model_dige
     minimises measured traffic instead of the uniform `opts.rate` estimate. The target first adapts the graph to
     what its neurons run (`adapt` hook: Loihi's reset to zero); the program keeps the adapted graph and the report
     its notes (`adapted`)."""
-    require_compile(graph)
+    require_compile(graph, target.hooks.SHARED_LISTS)
     graph, adapted = target.hooks.adapt(graph, target.spec)
     check_spiking_inputs(graph, target)
     times: dict[str, float] = {}

@@ -31,6 +31,8 @@ class TargetHooks(Protocol):
     """One chip family: legalise, quantise, build cores, check tables, emulate its neurons, time a tick."""
 
     WEIGHT_MODES: tuple[str, ...]   # weight modes it can store; the first is the default
+    SHARED_LISTS: bool              # cores that repeat a span name one synapse list (neurocomp.ir.synapses), so a
+                                    # conv's synapses are not all stored; the builder checks memory per list it makes
 
     def adapt(self, graph: Graph, spec: TargetSpec) -> tuple[Graph, tuple[str, ...]]:
         """The graph as the family's neurons can run it, and one note per change (compile reports them, and the
@@ -98,7 +100,7 @@ class TargetHooks(Protocol):
         """Seconds per tick (and the slack against real time, where known) from per-core counts."""
 
 
-HOOKS = tuple(name for name in vars(TargetHooks) if not name.startswith("_")) + ("WEIGHT_MODES",)
+HOOKS = tuple(name for name in vars(TargetHooks) if not name.startswith("_")) + ("WEIGHT_MODES", "SHARED_LISTS")
 
 
 def check_hooks(module: ModuleType, family: str) -> None:
@@ -116,3 +118,5 @@ def check_hooks(module: ModuleType, family: str) -> None:
     modes = module.WEIGHT_MODES
     if not (isinstance(modes, tuple) and modes and all(isinstance(m, str) for m in modes)):
         raise TargetError(f"targets/{family}: WEIGHT_MODES must be a non-empty tuple of names")
+    if not isinstance(module.SHARED_LISTS, bool):
+        raise TargetError(f"targets/{family}: SHARED_LISTS must be True or False")

@@ -17,9 +17,10 @@ COMPILE_SYNAPSE_BYTES = 40
 EXPORT_NEURON_BYTES = 96
 
 
-def layer_sizes(graph: Graph) -> dict[str, tuple[int, int]]:
+def layer_sizes(graph: Graph, dense_only: bool = False) -> dict[str, tuple[int, int]]:
     """Neurons and incoming synapses per neuron node, from shapes alone (Python ints: no overflow).
-    A linear op's synapses count towards the neuron nodes it feeds."""
+    A linear op's synapses count towards the neuron nodes it feeds; `dense_only`: only dense ops' (a target whose
+    recurring cores share synapse lists stores a conv's once per distinct list, and checks those as it builds them)."""
     nodes = graph.node_map
 
     def synapses(name: str) -> int:
@@ -28,6 +29,8 @@ def layer_sizes(graph: Graph) -> dict[str, tuple[int, int]]:
             return 0
         if isinstance(node, Affine):
             return node.weight.size
+        if dense_only:
+            return 0
         if isinstance(node, Conv2d):
             return out * math.prod(node.weight.shape[1:])
         if isinstance(node, SumPool2d):
@@ -50,10 +53,12 @@ def layer_sizes(graph: Graph) -> dict[str, tuple[int, int]]:
     return sizes
 
 
-def require_compile(graph: Graph) -> None:
-    """Refuse a graph whose compile cannot fit in memory, naming its largest layer (and how to size it anyway)."""
+def require_compile(graph: Graph, shared_lists: bool = False) -> None:
+    """Refuse a graph whose compile cannot fit in memory, naming its largest layer (and how to size it anyway);
+    `shared_lists`: the target's hook SHARED_LISTS (conv synapses are then checked by its builder)."""
     _require_layers(graph, COMPILE_NEURON_BYTES, COMPILE_SYNAPSE_BYTES, "compiling",
-                    "; `neurocomp check MODEL --target T --census` counts its cores and chips without core tables")
+                    "; `neurocomp check MODEL --target T --census` counts its cores and chips without core tables",
+                    shared_lists)
 
 
 def require_export(graph: Graph) -> None:
@@ -62,8 +67,9 @@ def require_export(graph: Graph) -> None:
     _require_layers(graph, EXPORT_NEURON_BYTES, 0, "exporting to NIR")
 
 
-def _require_layers(graph: Graph, neuron_bytes: int, synapse_bytes: int, what: str, more: str = "") -> None:
-    sizes = layer_sizes(graph)
+def _require_layers(graph: Graph, neuron_bytes: int, synapse_bytes: int, what: str, more: str = "",
+                    dense_only: bool = False) -> None:
+    sizes = layer_sizes(graph, dense_only)
     cost = {k: n * neuron_bytes + s * synapse_bytes for k, (n, s) in sizes.items()}
     if cost:
         big = max(cost, key=cost.get)

@@ -13,6 +13,7 @@ from neurocomp.errors import ResourceError
 from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import LayerMap, Netlist
 from neurocomp.ir.synapses import Synapses
+from neurocomp.memory import require
 from neurocomp.partition import LayerCount, cat, compact, neuron_order, split
 from neurocomp.partition.delays import timing
 from neurocomp.partition.period import Run, runs
@@ -22,6 +23,8 @@ from neurocomp.target import TargetSpec
 from neurocomp.targets.loihi.quant import is_mixed
 
 SIGN_CODES = {"excitatory": 0, "inhibitory": 1, "mixed": 2}
+SHARED_LISTS = True   # a core repeating a cycle names its original's synapse list (_Builder.add_copy)
+LIST_BYTES = 40       # peak bytes per synapse of a new list while it is built (coo, ids, weights and their joins)
 
 
 def axon_bits(per_axon: np.ndarray, core_neurons: np.ndarray, spec: TargetSpec) -> np.ndarray:
@@ -177,8 +180,11 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
         core_ids: list[int] = []
 
         def emit(lo: int, hi: int, li: int = li, q=q, mixed: bool = mixed, windows: Windows[OrderedRows] = windows,
-                 ids: np.ndarray = ids, core_ids: list[int] = core_ids) -> None:
+                 ids: np.ndarray = ids, core_ids: list[int] = core_ids, name: str = layer.name) -> None:
             rows, off = windows.get(lo, hi)
+            synapses = sum(int(m.indptr[hi - off] - m.indptr[lo - off]) for _, m in rows.rows)
+            require(f"layer {name}, core {len(core_ids)} ({synapses:,} synapses)", LIST_BYTES * synapses,
+                    "shrink the layer's fan-in, or size the network with `neurocomp check MODEL --target T --census`")
             core_ids.append(out.add_core(rows, lo - off, hi - off, li, q, mixed, ids))
 
         def repeat(cycle: list[tuple[int, int]], run: Run, steps: int, times: int, q=q, ids: np.ndarray = ids,

@@ -36,6 +36,8 @@ from neurocomp.partition.rows import OrderedRows, Windows, bound_layer, support,
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
 
+SHARED_LISTS = False   # every core builds its own synapse list (its _Core)
+
 LEVELS = 4
 # The tile heights a (C, H, W) layer's positions are tried in (partition.split.neuron_order), each layer keeping the
 # one that costs least (_cost): the best height depends on the kernel, the axons per input and the map's size.
