@@ -47,9 +47,17 @@ class Synapses:
         """Synapses on the chip: every core's own."""
         return int(self.per_core().sum())
 
-    def entries(self) -> np.ndarray:
-        """(S,) the template entry of every chip synapse, in core order."""
+    def entries(self) -> np.ndarray | slice:
+        """The template entry of every chip synapse, in core order (all of them, in order, where each core has its
+        own list: no index array is made)."""
+        if self.own_lists():
+            return slice(None)
         return spans(self.ptr, self.core_template)
+
+    def own_lists(self) -> bool:
+        """Is list c core c's, for every core (TrueNorth's, or any flat netlist's)?"""
+        return self.core_template.size == self.n_templates and bool(
+            np.all(self.core_template == np.arange(self.n_templates)))
 
     def global_axon(self, axon_ptr: np.ndarray) -> np.ndarray:
         return self._global(self.axon, axon_ptr)
@@ -64,6 +72,8 @@ class Synapses:
         return out
 
     def expanded_tables(self) -> dict[str, np.ndarray]:
+        if not self.tables:
+            return {}
         idx = self.entries()
         return {k: v[idx] for k, v in self.tables.items()}
 
@@ -96,8 +106,8 @@ class Synapses:
             sizes = self.template_sizes(ptr)
             if np.any(sizes[self.core_template] != np.diff(ptr)):
                 return f"cores sharing a synapse list differ in their {name} counts"
-            owner = np.repeat(np.arange(t), np.diff(self.ptr))
-            if local.size and (local.min() < 0 or np.any(local >= sizes[owner])):
+            filled = np.flatnonzero(np.diff(self.ptr) > 0)
+            if local.size and (local.min() < 0 or np.any(np.maximum.reduceat(local, self.ptr[filled]) >= sizes[filled])):
                 return f"a synapse names a {name} outside its core"
         return None
 
