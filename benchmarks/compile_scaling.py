@@ -3,6 +3,7 @@
     python benchmarks/compile_scaling.py [--sizes 1e4 1e5 1e6] [--targets truenorth loihi]
     python benchmarks/compile_scaling.py --targets truenorth --groups 8 --weights trinary --sizes 1e5 3e5 1e6 3e6
     python benchmarks/compile_scaling.py --siamsnn full --targets loihi --census
+    python benchmarks/compile_scaling.py --siamsnn full --targets loihi --maxpool avg --pool-layers --score hybrid --max-chips 768 --save build
     python benchmarks/compile_scaling.py --targets truenorth --census --sizes 1e5 3e5 1e6 3e6
     python benchmarks/compile_scaling.py --siamsnn full3g --targets truenorth --weights trinary --score hybrid --save build
 
@@ -14,7 +15,8 @@ SiamSNN of that SiamFC config instead (random weights, normalised on 2 crops, no
 rounds, `--maxpool` and `--pool-layers` as converted; the conversion time is not counted). `--census` sizes the network without building its
 core tables (neurocomp.partition.count_cores: the cores the compile would build, exactly), for networks whose
 synapse tables exceed this machine's memory or whose cores exceed the chips; it prints the cores per layer and any
-layer no core can hold (its cores are then the mappable layers' only).
+layer no core can hold (its cores are then the mappable layers' only). `--max-chips N` compiles for a copy of the
+target's spec with chip.max_chips raised to N (a larger system of the same chips).
 """
 from __future__ import annotations
 

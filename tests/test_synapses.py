@@ -13,6 +13,7 @@ from neurocomp.ir.footprint import layer_sizes
 from neurocomp.ir.graph import IF, Affine, Conv2d, Flatten, Graph, Input, Output
 from neurocomp.ir.synapses import Synapses
 from neurocomp.target import load_target
+from neurocomp.targets.loihi.mapping import _core_bits, axon_bits
 
 # cores 0 and 2 share list 0 (2 axons, 2 neurons each); core 1 has list 1 (3 axons, 1 neuron)
 AXON_PTR = np.array([0, 2, 5, 7])
@@ -89,3 +90,20 @@ def test_loihi_checks_each_new_list_against_the_memory(monkeypatch):
     monkeypatch.setattr(memory, "available_bytes", lambda: up_front + 1000)
     with pytest.raises(MemoryLimitError, match=r"layer n, core 0 \(13,872 synapses\)"):
         compile_graph(_conv_net(), load_target("loihi"), CompileOptions())
+
+
+def test_loihi_synapse_memory_per_list_equals_the_per_axon_sum():
+    """A wide map (a row is 12,800 neurons): Loihi's cores repeat along each row and share lists; each core's
+    synapse memory, computed once per list, equals the sum over its own axons."""
+    rng = np.random.default_rng(1)
+    graph = Graph([Input("x", (4, 6, 200)), Conv2d("c", rng.choice([-1.0, 1.0], (64, 4, 3, 3)), padding=1),
+                   IF("n", threshold=3.0), Output("out")], [("x", "c"), ("c", "n"), ("n", "out")])
+    spec = load_target("loihi").spec
+    n = compile_graph(graph, load_target("loihi"), CompileOptions()).program.netlist
+    assert n.synapses.n_templates < n.n_cores
+    axon_core = n.axon_core()
+    per_axon = np.bincount(n.syn_axon, minlength=n.n_axons)
+    expected = np.bincount(axon_core, weights=axon_bits(per_axon, np.diff(n.neuron_ptr)[axon_core], spec),
+                           minlength=n.n_cores)
+    np.testing.assert_array_equal(_core_bits(n.synapses, n.axon_ptr, n.neuron_ptr, spec), expected)
+    np.testing.assert_array_equal(n.axon_synapses(), per_axon)

@@ -83,12 +83,15 @@ class Synapses:
         out[self.core_template] = np.diff(ptr)
         return out
 
+    def list_axon_counts(self, axon_ptr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Synapses per axon of each list (list t's axons are entries base[t]:base[t+1]), and base."""
+        base = np.concatenate([[0], np.cumsum(self.template_sizes(axon_ptr))])
+        owner = np.repeat(np.arange(self.n_templates), np.diff(self.ptr))
+        return np.bincount(base[owner] + self.axon, minlength=int(base[-1])), base
+
     def axon_counts(self, axon_ptr: np.ndarray) -> np.ndarray:
         """(A,) synapses per axon, from each list's counts: nothing per chip synapse is made."""
-        sizes = self.template_sizes(axon_ptr)
-        base = np.concatenate([[0], np.cumsum(sizes)])
-        owner = np.repeat(np.arange(self.n_templates), np.diff(self.ptr))
-        counts = np.bincount(base[owner] + self.axon, minlength=int(base[-1]))
+        counts, base = self.list_axon_counts(axon_ptr)
         return counts[spans(base, self.core_template)]
 
     def problem(self, axon_ptr: np.ndarray, neuron_ptr: np.ndarray) -> str | None:

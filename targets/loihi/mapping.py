@@ -237,13 +237,23 @@ def _per_core_distinct(core: np.ndarray, keys: list[np.ndarray], n_cores: int) -
     return np.bincount(rows[0][new], minlength=n_cores)
 
 
+def _core_bits(syn: Synapses, axon_ptr: np.ndarray, neuron_ptr: np.ndarray, spec: TargetSpec) -> np.ndarray:
+    """(C,) synapse-memory bits per core, computed once per synapse list (the cores naming a list have its axon
+    and neuron counts: Synapses.problem)."""
+    per_axon, base = syn.list_axon_counts(axon_ptr)
+    axons = np.diff(base)
+    neurons = np.repeat(syn.template_sizes(neuron_ptr), axons)
+    per_list = np.bincount(np.repeat(np.arange(syn.n_templates), axons), weights=axon_bits(per_axon, neurons, spec),
+                           minlength=syn.n_templates)
+    return per_list[syn.core_template]
+
+
 def verify_netlist(n: Netlist, spec: TargetSpec) -> None:
     """Per-core limits the generic check does not know: output axons, synapse memory, config registers."""
     core_of, axon_core = n.neuron_core(), n.axon_core()
     out_axons = _per_core_distinct(core_of[n.edge_src], [axon_core[n.edge_axon]], n.n_cores) if n.edge_src.size \
         else np.zeros(n.n_cores, np.int64)
-    per_axon = n.synapses.axon_counts(n.axon_ptr)
-    bits = np.bincount(axon_core, weights=axon_bits(per_axon, np.diff(n.neuron_ptr)[axon_core], spec), minlength=n.n_cores)
+    bits = _core_bits(n.synapses, n.axon_ptr, n.neuron_ptr, spec)
     vth = _per_core_distinct(core_of, [n.params["vth"]], n.n_cores)
     cx = _per_core_distinct(core_of, [n.params[k] for k in ("du", "dv", "bias_exp")], n.n_cores)
     checks = (("output axons", out_axons, spec["core.output_axons"],
