@@ -13,7 +13,7 @@ from neurocomp.ir.footprint import layer_sizes
 from neurocomp.ir.graph import IF, Affine, Conv2d, Flatten, Graph, Input, Output
 from neurocomp.ir.synapses import Synapses
 from neurocomp.target import load_target
-from neurocomp.targets.loihi.mapping import _core_bits, axon_bits
+from neurocomp.targets.loihi.mapping import _core_bits, _destination_cores, axon_bits
 
 # cores 0 and 2 share list 0 (2 axons, 2 neurons each); core 1 has list 1 (3 axons, 1 neuron)
 AXON_PTR = np.array([0, 2, 5, 7])
@@ -94,10 +94,13 @@ def test_loihi_checks_each_new_list_against_the_memory(monkeypatch):
 
 def test_loihi_synapse_memory_per_list_equals_the_per_axon_sum():
     """A wide map (a row is 12,800 neurons): Loihi's cores repeat along each row and share lists; each core's
-    synapse memory, computed once per list, equals the sum over its own axons."""
+    synapse memory, computed once per list, equals the sum over its own axons; its destination cores, counted
+    from one key per edge, equal a per-core set."""
     rng = np.random.default_rng(1)
     graph = Graph([Input("x", (4, 6, 200)), Conv2d("c", rng.choice([-1.0, 1.0], (64, 4, 3, 3)), padding=1),
-                   IF("n", threshold=3.0), Output("out")], [("x", "c"), ("c", "n"), ("n", "out")])
+                   IF("n", threshold=3.0), Conv2d("d", rng.choice([-1.0, 1.0], (8, 64, 3, 3)), padding=1),
+                   IF("m", threshold=3.0), Output("out")],
+                  [("x", "c"), ("c", "n"), ("n", "d"), ("d", "m"), ("m", "out")])
     spec = load_target("loihi").spec
     n = compile_graph(graph, load_target("loihi"), CompileOptions()).program.netlist
     assert n.synapses.n_templates < n.n_cores
@@ -107,3 +110,6 @@ def test_loihi_synapse_memory_per_list_equals_the_per_axon_sum():
                            minlength=n.n_cores)
     np.testing.assert_array_equal(_core_bits(n.synapses, n.axon_ptr, n.neuron_ptr, spec), expected)
     np.testing.assert_array_equal(n.axon_synapses(), per_axon)
+    destinations = [len(set(axon_core[n.edge_axon[n.neuron_core()[n.edge_src] == c]])) for c in range(n.n_cores)]
+    assert max(destinations) > 1
+    np.testing.assert_array_equal(_destination_cores(n), destinations)

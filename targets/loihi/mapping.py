@@ -237,6 +237,15 @@ def _per_core_distinct(core: np.ndarray, keys: list[np.ndarray], n_cores: int) -
     return np.bincount(rows[0][new], minlength=n_cores)
 
 
+def _destination_cores(n: Netlist) -> np.ndarray:
+    """(C,) distinct destination cores of each core's edges: one sorted int64 key per edge, not a lexsort of
+    stacked columns (a paper-size net has 5 x 10^7 edges)."""
+    key = n.neuron_core()[n.edge_src]
+    key *= n.n_cores
+    key += n.axon_core()[n.edge_axon]
+    return np.bincount(np.unique(key) // n.n_cores, minlength=n.n_cores)
+
+
 def _core_bits(syn: Synapses, axon_ptr: np.ndarray, neuron_ptr: np.ndarray, spec: TargetSpec) -> np.ndarray:
     """(C,) synapse-memory bits per core, computed once per synapse list (the cores naming a list have its axon
     and neuron counts: Synapses.problem)."""
@@ -250,9 +259,8 @@ def _core_bits(syn: Synapses, axon_ptr: np.ndarray, neuron_ptr: np.ndarray, spec
 
 def verify_netlist(n: Netlist, spec: TargetSpec) -> None:
     """Per-core limits the generic check does not know: output axons, synapse memory, config registers."""
-    core_of, axon_core = n.neuron_core(), n.axon_core()
-    out_axons = _per_core_distinct(core_of[n.edge_src], [axon_core[n.edge_axon]], n.n_cores) if n.edge_src.size \
-        else np.zeros(n.n_cores, np.int64)
+    core_of = n.neuron_core()
+    out_axons = _destination_cores(n)
     bits = _core_bits(n.synapses, n.axon_ptr, n.neuron_ptr, spec)
     vth = _per_core_distinct(core_of, [n.params["vth"]], n.n_cores)
     cx = _per_core_distinct(core_of, [n.params[k] for k in ("du", "dv", "bias_exp")], n.n_cores)
