@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 from results import write_table
 
+from neurocomp.program import VERSION
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "run_start"
 NEUROCOMP = [sys.executable, "-m", "neurocomp.cli"]
@@ -32,9 +34,10 @@ PEAK = ("import resource, subprocess, sys; done = subprocess.run(sys.argv[1:], c
 
 
 def program(config: str) -> Path:
-    """The committed tracker of this config compiled for TrueNorth (once)."""
+    """The committed tracker of this config compiled for TrueNorth (once per artifact version)."""
     out = BUILD / f"siamsnn_{config}.truenorth"
-    if not (out / "manifest.json").exists():
+    manifest = out / "manifest.json"
+    if not manifest.exists() or json.loads(manifest.read_text()).get("version") != VERSION:
         subprocess.run([*NEUROCOMP, "compile", str(ROOT / "models" / f"siamsnn_{config}_truenorth.pt"), "--target",
                         "truenorth", "-o", str(out), "--quiet"], check=True)
     return out
