@@ -92,7 +92,7 @@ def test_repeated_cycles_build_the_netlist_a_full_search_builds(target, case, re
     assert (recurred > 0) == recurs
     assert _same(_chip(slow), _chip(fast))
     assert slow.synapses.n_templates == slow.n_cores
-    if target == "loihi" and recurs:   # a repeated core names its original's synapse list
+    if recurs:   # a repeated core names its original's synapse list
         assert fast.synapses.n_templates < fast.n_cores
 
 

@@ -36,7 +36,8 @@ from neurocomp.partition.rows import OrderedRows, Windows, bound_layer, support,
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
 
-SHARED_LISTS = False   # every core builds its own synapse list (its _Core)
+SHARED_LISTS = False   # repeated cores share lists too, but a core-native (grouped) net rarely repeats: the up-front
+                       # memory estimate counts every synapse
 
 LEVELS = 4
 # The tile heights a (C, H, W) layer's positions are tried in (partition.split.neuron_order), each layer keeping the
@@ -310,13 +311,14 @@ def _fits(windows: Windows[_TypedRows], order: np.ndarray, copies: np.ndarray, s
     return fits
 
 
-def _build_core(li: int, typed: _TypedRows, lo: int, hi: int, copies: np.ndarray, dests: dict[str, _Dests]) -> _Core:
+def _build_core(li: int, typed: _TypedRows, lo: int, hi: int, copies: np.ndarray, dests: dict[str, _Dests],
+                reads: list[list[tuple[str, np.ndarray, np.ndarray]]]) -> _Core:
     chunk = typed.rows.order[lo:hi]
     table = typed.typing.weights[lo:hi]
     core = _Core(li, chunk, copies[chunk], 0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
                  np.zeros((chunk.size, LEVELS), dtype=np.int64))
     core.weights[:, : table.shape[1]] = table.astype(np.int64)
-    types, syn_a, syn_n, offset = [], [], [], 0
+    types, syn_a, syn_n, offset, read = [], [], [], 0, []
     for (source, _), ptr, keys, used in zip(typed.rows.rows, typed.ptr, typed.keys, typed.axon_keys(lo, hi)):
         part = slice(ptr[lo], ptr[hi])
         row = np.repeat(np.arange(hi - lo), np.diff(ptr[lo:hi + 1]))
@@ -327,7 +329,9 @@ def _build_core(li: int, typed: _TypedRows, lo: int, hi: int, copies: np.ndarray
         d.src.append(used // LEVELS)
         d.core.append(core)
         d.axon.append(offset + np.arange(used.size))
+        read.append((source, d.src[-1], d.axon[-1]))
         offset += used.size
+    reads.append(read)
     core.n_axons, core.axon_type = offset, np.concatenate(types).astype(np.int64)
     core.syn_axon, core.syn_neuron = np.concatenate(syn_a).astype(np.int64), np.concatenate(syn_n).astype(np.int64)
     return core
@@ -471,14 +475,40 @@ def _layer_cores(li: int, layer: Layer, band: int, copies: np.ndarray, keep: boo
     order, windows = _typed_windows(layer, band, keep, spec)
     cores: list[_Core] = []
     dests: dict[str, _Dests] = {}
+    reads: list[list[tuple[str, np.ndarray, np.ndarray]]] = []   # per core: (source, inputs, local axons) per projection
 
     def emit(lo: int, hi: int) -> None:
         typed, off = windows.get(lo, hi)
-        cores.append(_build_core(li, typed, lo - off, hi - off, copies, dests))
+        cores.append(_build_core(li, typed, lo - off, hi - off, copies, dests, reads))
+
+    def repeat(cycle: list[tuple[int, int]], run: Run, steps: int, times: int) -> None:
+        """A cycle recurs: each repeated core is its original's tables (one synapse list, Netlist.synapses) over the
+        moved chunk, reading each projection's inputs moved by its shift."""
+        made, shift = len(cores) - len(cycle), cycle[-1][1] - cycle[0][0]
+        for k in range(1, times + 1):
+            for i, (lo, hi) in enumerate(cycle):
+                _copy_core(cores[made + i], reads[made + i], order[lo + k * shift:hi + k * shift],
+                           [k * steps * m for m in run.shifts], copies, dests, cores, reads)
 
     _, bind = split(layer, _fits(windows, order, copies, spec), _hint(layer, spec, partials), emit, stop,
-                    runs(layer, band, copies))
+                    runs(layer, band, copies), repeat)
     return cores, dests, bind
+
+
+def _copy_core(core: _Core, read: list[tuple[str, np.ndarray, np.ndarray]], chunk: np.ndarray, shifts: list[int],
+               copies: np.ndarray, dests: dict[str, _Dests], cores: list[_Core],
+               reads: list[list[tuple[str, np.ndarray, np.ndarray]]]) -> None:
+    """Append a core with `core`'s tables over `chunk`, its projections' inputs moved by `shifts`."""
+    copy = _Core(core.layer, chunk, copies[chunk], core.n_axons, core.axon_type, core.syn_axon, core.syn_neuron,
+                 core.weights)
+    moved = [(source, src + shift, axon) for (source, src, axon), shift in zip(read, shifts)]
+    for source, src, axon in moved:
+        d = dests.setdefault(source, _Dests())
+        d.src.append(src)
+        d.core.append(copy)
+        d.axon.append(axon)
+    cores.append(copy)
+    reads.append(moved)
 
 
 def _cost(cores: list[_Core], dests: dict[str, _Dests], layers: set[str], spec: TargetSpec) -> float:
@@ -553,11 +583,18 @@ def _assemble(qnet, spec, cores, per_layer, dests, splitters, n_ptr, a_ptr, bind
 
 
 def _synapses(cores: list[_Core]) -> Synapses:
-    """Each core's own list, as it built it (core-local ids)."""
-    sizes = np.array([c.syn_axon.size for c in cores], dtype=np.int64)
-    return Synapses(np.arange(len(cores), dtype=np.int64), np.concatenate([[0], np.cumsum(sizes)]),
-                    narrow(cat([c.syn_axon for c in cores], np.int32)),
-                    narrow(cat([c.syn_neuron for c in cores], np.int32)), {})
+    """The cores' synapse lists (core-local ids), each stored once: a repeated core holds its original's arrays."""
+    first: dict[int, int] = {}
+    lists: list[_Core] = []
+    template = np.empty(len(cores), dtype=np.int64)
+    for k, c in enumerate(cores):
+        if id(c.syn_axon) not in first:
+            first[id(c.syn_axon)] = len(lists)
+            lists.append(c)
+        template[k] = first[id(c.syn_axon)]
+    sizes = np.array([c.syn_axon.size for c in lists], dtype=np.int64)
+    return Synapses(template, np.concatenate([[0], np.cumsum(sizes)]), narrow(cat([c.syn_axon for c in lists], np.int32)),
+                    narrow(cat([c.syn_neuron for c in lists], np.int32)), {})
 
 
 def _core_params(qnet: QNetwork, cores: list[_Core]) -> dict[str, np.ndarray]:
