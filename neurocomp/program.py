@@ -63,8 +63,8 @@ MESH_KEYS = ("chip_cols", "chip_rows", "cores_per_router", "chips_x", "chips_y")
 LAYER_KINDS = ("spiking", "readout")
 MAX_DELAY = 2 ** 10   # ticks; above any target's core.delay_max (the emulator keeps a buffer this deep)
 MAX_PER_CORE = 2 ** 24   # neurons or axons in one core: the bound target specs put on core.neurons and core.axons
-TARGET_TABLES = ("netlist/params/", "netlist/syn_tables/", "netlist/synapse_tables/")   # a target family's arrays:
-# per neuron, per axon or core, per synapse list entry
+# A target family's arrays: per neuron, per axon or core, per synapse list entry.
+TARGET_TABLES = ("netlist/params/", "netlist/syn_tables/", "netlist/synapse_tables/")
 REPORT_KEYS = ("target", "cores_used", "chips_used", "neurons", "synapses", "axons", "layers", "traffic", "placement",
                "energy", "realtime")
 
@@ -556,8 +556,8 @@ def _netlist_from(man: Mapping[str, Any], a: Mapping[str, np.ndarray]) -> Netlis
     layers = tuple(LayerMap(d["name"], tuple(d["shape"]), a[f"layers/{d['name']}/neurons"], d["kind"], d["scale"],
                             tuple(d["cores"]), d["binding"], d["used"], d["allowed"]) for d in man["layers"])
     return Netlist(target=man["target"], params=sub("netlist/params/"), synapses=_synapses_from(a),
-                   core_tables=sub("netlist/syn_tables/"), inputs=tuple((d["name"], tuple(d["shape"])) for d in man["inputs"]), layers=layers,
-                   outputs=tuple(man["outputs"]), notes=man["notes"], copies=a.get("netlist/copies"),
+                   core_tables=sub("netlist/syn_tables/"), layers=layers,
+                   inputs=tuple((d["name"], tuple(d["shape"])) for d in man["inputs"]), outputs=tuple(man["outputs"]), notes=man["notes"], copies=a.get("netlist/copies"),
                    **{k: a[f"netlist/{k}"] for k in NETLIST_ARRAYS if k not in SYNAPSE_ARRAYS})
 
 

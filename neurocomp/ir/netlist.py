@@ -3,8 +3,9 @@
 Global numbering: core c owns neurons neuron_ptr[c]:neuron_ptr[c+1] and axons
 axon_ptr[c]:axon_ptr[c+1]. Synapses are (axon, neuron) pairs plus target-specific
 tables (TrueNorth: axon types and per-neuron type weights; Loihi: weights and a
-per-core weight exponent), stored as shared per-core lists (neurocomp.ir.synapses); the
-global `syn_axon`, `syn_neuron` and `syn_tables` are derived once asked for. Edges send a neuron's spike to an axon after `delay`
+per-core weight exponent), stored as per-core lists that repeated cores share
+(neurocomp.ir.synapses); the global `syn_axon`, `syn_neuron` and `syn_tables` are
+derived when asked for. Edges send a neuron's spike to an axon after `delay`
 ticks; input edges do the same for external input channels.
 
 Copies are an index map, not data: neuron i stands for copies[i] identical hardware neurons
