@@ -12,7 +12,9 @@ layers (stride 1, same padding) with 16 channels over a square input, IF neurons
 the TrueNorth core-native variant);
 random integer weights in [-2, 2]; neurons ~= 3 * 16 * side^2. `--siamsnn CONFIG` compiles the
 SiamSNN of that SiamFC config instead (random weights, normalised on 2 crops, no SNN calibration
-rounds, `--maxpool` and `--pool-layers` as converted; the conversion time is not counted). `--census` sizes the network without building its
+rounds, `--maxpool` and `--pool-layers` as converted), converted in a process of its own and saved as a .pt that
+the compile's process loads, as `neurocomp compile siamsnn.pt` does: neither the conversion's time nor its memory
+is counted. `--census` sizes the network without building its
 core tables (neurocomp.partition.count_cores: the cores the compile would build, exactly), for networks whose
 synapse tables exceed this machine's memory or whose cores exceed the chips; it prints the cores per layer and any
 layer no core can hold (its cores are then the mappable layers' only). `--max-chips N` compiles for a copy of the
@@ -51,10 +53,28 @@ def conv_net(neurons: float, channels: int = 16, seed: int = 0, groups: int = 1)
     return Graph(nodes, edges), 3 * channels * side * side
 
 
+def siamsnn_file(config: str, target: str, args: argparse.Namespace, folder: str) -> Path:
+    """The SiamSNN graph converted in a process of its own and saved as neurocomp's .pt: the compile's process loads
+    it as `neurocomp compile siamsnn.pt` does, so its peak memory is the compile's, not the conversion's."""
+    path = Path(folder) / f"siamsnn_{config}_{target}.pt"
+    p = mp.get_context("spawn").Process(target=_convert, args=(config, target, args.maxpool, args.pool_layers,
+                                                               args.score == "spiking", str(path)))
+    p.start()
+    p.join()
+    if p.exitcode != 0:
+        raise SystemExit(f"converting SiamSNN {config} failed (exit {p.exitcode})")
+    return path
+
+
+def _convert(config: str, target: str, maxpool: str, pool_layers: bool, spiking_score: bool, path: str) -> None:
+    from neurocomp.frontend.ptfile import save_graph
+
+    save_graph(siamsnn(config, target, maxpool, pool_layers, spiking_score), path)
+
+
 def siamsnn(config: str, target: str, maxpool: str, pool_layers: bool, spiking_score: bool = True):
     import torch
 
-    from neurocomp.ir.layers import lower
     from neurocomp.models.siamfc import build
     from neurocomp.models.siamsnn import SiamSNNOptions, build_siamsnn
 
@@ -63,7 +83,7 @@ def siamsnn(config: str, target: str, maxpool: str, pool_layers: bool, spiking_s
     graph = build_siamsnn(build(config).eval(), SiamSNNOptions(reset=reset, calibration_samples=2, calibration_batches=0,
                                                                       maxpool=maxpool, pool_layers=pool_layers,
                                                                       spiking_score=spiking_score))
-    return graph, sum(layer.size for layer in lower(graph).layers)
+    return graph
 
 
 def _census(graph, target, weights: str | None) -> dict:
@@ -94,12 +114,18 @@ def _target(name: str, max_chips: int | None, folder: str):
     return load_target(str(path))
 
 
-def _one(target: str, size: float | str, args: argparse.Namespace, out: mp.Queue) -> None:
+def _one(target: str, size: float | Path, args: argparse.Namespace, out: mp.Queue) -> None:
     from neurocomp.compiler import CompileOptions, compile_graph
     from neurocomp.errors import UserError
 
-    graph, n = siamsnn(size, target, args.maxpool, args.pool_layers, args.score == "spiking") if isinstance(size, str) \
-        else conv_net(size, groups=args.groups)
+    if isinstance(size, Path):
+        from neurocomp.frontend.ptfile import load_graph
+        from neurocomp.ir.layers import lower
+
+        graph = load_graph(size)
+        n = sum(layer.size for layer in lower(graph).layers)
+    else:
+        graph, n = conv_net(size, groups=args.groups)
     t0 = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory() as folder:
@@ -150,6 +176,7 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [args.siamsnn] if args.siamsnn else args.sizes
     ctx = mp.get_context("fork")
+    graphs = tempfile.TemporaryDirectory()   # converted SiamSNN graphs, removed when the run ends
     start = time.perf_counter()
     lines = [f"{'target':10} {'neurons':>9} {'cores':>6} {'chips':>5} {'total s':>8} {'peak MB':>8} {'hops/seq':>8}  stages (s)"]
     print(lines[0], flush=True)
@@ -161,7 +188,8 @@ def main() -> None:
                 print(lines[-1], flush=True)
                 continue
             q = ctx.Queue()
-            p = ctx.Process(target=_one, args=(target, size, args, q))
+            item = siamsnn_file(size, target, args, graphs.name) if isinstance(size, str) else size
+            p = ctx.Process(target=_one, args=(target, item, args, q))
             p.start()
             row = q.get()
             p.join()

@@ -126,6 +126,22 @@ def test_neuron_order_by_hand_in_bands_of_rows():
     assert neuron_order(layer, 3).tolist() == [0, 6, 2, 8, 4, 10, 1, 7, 3, 9, 5, 11]
 
 
+def test_a_depthwise_conv_is_tiled_by_position_where_the_target_asks():
+    """(2 channels, 2 rows, 3 columns), one channel per group: channel by channel, or each position's channels
+    together as a dense conv's (Loihi)."""
+    from neurocomp.ir.layers import lower
+    from neurocomp.partition import neuron_order
+    from neurocomp.partition.split import conv_groups
+
+    g = Graph((Input("x", (2, 2, 3)), Conv2d("c", np.ones((2, 1, 1, 1)), groups=2), IF("n"), Output("o")),
+              (("x", "c"), ("c", "n"), ("n", "o")))
+    layer = lower(g).layers[0]
+    assert (conv_groups(layer), conv_groups(layer, by_channel=False)) == (2, 1)
+    assert neuron_order(layer).tolist() == list(range(12))
+    assert neuron_order(layer, 1, by_channel=False).tolist() == [0, 6, 1, 7, 2, 8, 3, 9, 4, 10, 5, 11]
+    assert loihi_mapping.BY_CHANNEL is False
+
+
 @pytest.mark.parametrize("groups, band", [(1, 2), (2, 3), (3, 4), (2, 7)])
 def test_neuron_order_is_a_group_major_permutation(groups, band):
     from neurocomp.ir.layers import lower

@@ -96,6 +96,31 @@ def test_repeated_cycles_build_the_netlist_a_full_search_builds(target, case, re
         assert fast.synapses.n_templates < fast.n_cores
 
 
+def _depthwise_net() -> Graph:
+    """A 3x3 average pool as a depthwise conv (8 channels, 40 x 40), then a conv reading every channel."""
+    rng = np.random.default_rng(4)
+    nodes = [Input("x", (8, 40, 40)), Conv2d("pool", np.ones((8, 1, 3, 3)), padding=1, groups=8), IF("n1", threshold=4.0),
+             Conv2d("c2", rng.integers(-2, 3, (16, 8, 3, 3)).astype(float), padding=1), IF("n2", threshold=2.0)]
+    names = [n.name for n in nodes]
+    return Graph(nodes + [Output("o")], list(zip(names, names[1:])) + [(names[-1], "o")])
+
+
+def test_loihi_tiles_a_depthwise_layer_by_position_so_its_cores_feed_few_cores(monkeypatch):
+    """Channel by channel, a pool core holds 1,024 positions of one channel (25.6 rows) and feeds the 18-20
+    consumer cores over those rows; position-major (128 positions x 8 channels) it feeds the 3-5 over its tile.
+    Cycles repeat in the new order as a full search cuts it."""
+    import neurocomp.targets.loihi.mapping as loihi_mapping
+
+    fast, recurred = _compiled(_depthwise_net(), "loihi", monkeypatch, True)
+    slow, _ = _compiled(_depthwise_net(), "loihi", monkeypatch, False)
+    assert recurred > 0 and _same(_chip(slow), _chip(fast))
+    monkeypatch.setattr(loihi_mapping, "BY_CHANNEL", True)
+    by_channel = compile_graph(_depthwise_net(), load_target("loihi"), CompileOptions()).program.netlist
+    pool = [fast.layer("n1").cores, by_channel.layer("n1").cores]
+    feeds = [loihi_mapping._destination_cores(n)[list(c)].max() for n, c in zip((fast, by_channel), pool)]
+    assert feeds == [5, 20]
+
+
 def _chip(n) -> dict:
     """The netlist's fields with its synapses as the chip's global lists (how they are shared is not compared)."""
     out = {k: v for k, v in vars(n).items() if k in {f.name for f in dataclasses.fields(n)} - {"synapses"}}

@@ -32,16 +32,16 @@ def compact(values: np.ndarray, dtype: type = np.int32) -> np.ndarray:
     return values.astype(dtype) if fits else values
 
 
-def neuron_order(layer: Layer, band: int = 1) -> np.ndarray:
+def neuron_order(layer: Layer, band: int = 1, by_channel: bool = True) -> np.ndarray:
     """Group-major, then position-major order for (C, H, W) layers: a contiguous chunk is a spatial tile
     of one conv group's channels, so a core reads one group's inputs over one receptive field (a chunk
     across groups would read every group's inputs, and each input would reach more cores). Positions run
     in bands of `band` rows, column by column within a band, so a chunk of k positions is a band x k/band
-    tile (band 1: raster rows): squarer tiles share more of their receptive fields."""
+    tile (band 1: raster rows): squarer tiles share more of their receptive fields. `by_channel`: conv_groups'."""
     if len(layer.shape) != 3:
         return np.arange(layer.size)
     c, h, w = layer.shape
-    g = conv_groups(layer)
+    g = conv_groups(layer, by_channel)
     rows = -(-h // band) * band
     grid = np.full((rows, w), -1)
     grid[:h] = np.arange(h * w).reshape(h, w)
@@ -50,11 +50,17 @@ def neuron_order(layer: Layer, band: int = 1) -> np.ndarray:
     return np.arange(layer.size).reshape(g, c // g, h * w)[:, :, positions].transpose(0, 2, 1).ravel()
 
 
-def conv_groups(layer: Layer) -> int:
-    """The groups of the Conv2d every projection of the layer starts with (1 unless all agree)."""
+def conv_groups(layer: Layer, by_channel: bool = True) -> int:
+    """The groups of the Conv2d every projection of the layer starts with (1 unless all agree). `by_channel` False:
+    a depthwise conv (one channel per group, as a converted average pool) counts as one group, so it is tiled
+    position-major over all its channels: a tile then covers a small region, and feeds only the consumer cores
+    that read that region (Loihi counts each core's destination cores); channel by channel, every tile would feed
+    every consumer core of a conv that reads all channels."""
     groups = {next((getattr(op, "groups", 1) for op in p.chain if isinstance(op, (Conv2d, Affine))), 1)
               for p in layer.projections}
     g = groups.pop() if len(groups) == 1 else 1
+    if not by_channel and g == layer.shape[0]:
+        return 1
     return g if layer.shape[0] % g == 0 else 1
 
 

@@ -24,6 +24,7 @@ from neurocomp.targets.loihi.quant import is_mixed
 
 SIGN_CODES = {"excitatory": 0, "inhibitory": 1, "mixed": 2}
 SHARED_LISTS = True   # a core repeating a cycle names its original's synapse list (_Builder.add_copy)
+BY_CHANNEL = False    # depthwise convs tiled position-major (partition.split.conv_groups): few destination cores per core
 LIST_BYTES = 40       # peak bytes per synapse of a new list while it is built (coo, ids, weights and their joins)
 
 
@@ -83,7 +84,7 @@ def _hint(name: str):
 
 
 def _windows(layer: Layer, spec: TargetSpec) -> Windows[OrderedRows]:
-    order = neuron_order(layer)
+    order = neuron_order(layer, 1, BY_CHANNEL)
     return Windows(layer.size, lambda lo, hi: OrderedRows(layer, order[lo:hi], keep_support=True),
                    window_width(layer, order, int(spec["core.neurons"])))
 
@@ -94,7 +95,8 @@ def count_cores(qnet: QNetwork, spec: TargetSpec) -> list[LayerCount]:
     out = []
     for layer in qnet.network.layers:
         try:
-            spans, bound = split(layer, _fits(_windows(layer, spec), spec), _hint(layer.name), runs=runs(layer, 1))
+            spans, bound = split(layer, _fits(_windows(layer, spec), spec), _hint(layer.name),
+                                 runs=runs(layer, 1, by_channel=BY_CHANNEL))
         except ResourceError as err:
             out.append(LayerCount(layer.name, layer.size, 0, err.resource, err.used, err.allowed, str(err)))
             continue
@@ -188,7 +190,7 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
             core_ids.append(out.add_core(rows, lo - off, hi - off, li, q, mixed, ids))
 
         def repeat(cycle: list[tuple[int, int]], run: Run, steps: int, times: int, q=q, ids: np.ndarray = ids,
-                   core_ids: list[int] = core_ids, order: np.ndarray = neuron_order(layer)) -> None:
+                   core_ids: list[int] = core_ids, order: np.ndarray = neuron_order(layer, 1, BY_CHANNEL)) -> None:
             cores = core_ids[-len(cycle):]
             shift = cycle[-1][1] - cycle[0][0]
             for k in range(1, times + 1):
@@ -196,7 +198,8 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
                     chunk = order[lo + k * shift:hi + k * shift]
                     core_ids.append(out.add_copy(core, chunk, [k * steps * m for m in run.shifts], q, ids))
 
-        _, bound = split(layer, _fits(windows, spec), _hint(layer.name), emit, runs=runs(layer, 1), repeat=repeat)
+        _, bound = split(layer, _fits(windows, spec), _hint(layer.name), emit, runs=runs(layer, 1, by_channel=BY_CHANNEL),
+                         repeat=repeat)
         firsts[layer.name] = ids
         maps.append(LayerMap(layer.name, layer.shape, ids, layer.kind, q.scale, tuple(core_ids), *bound))
     acc = out.acc
