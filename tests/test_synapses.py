@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import neurocomp.ir.synapses as synapses_module
 import neurocomp.memory as memory
 from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.errors import MemoryLimitError
@@ -25,7 +26,10 @@ def _shared() -> Synapses:
                     np.array([0, 0, 1, 0, 0], np.int16), {"weight": np.array([5, -3, 7, 1, 2], np.int16)})
 
 
-def test_shared_list_gives_each_core_its_own_global_ids():
+@pytest.mark.parametrize("chunk", [1 << 24, 2, 1])
+def test_shared_list_gives_each_core_its_own_global_ids(monkeypatch, chunk):
+    """Per-axon counts come the same over list runs of any length."""
+    monkeypatch.setattr(synapses_module, "CHUNK", chunk)
     s = _shared()
     np.testing.assert_array_equal(s.per_core(), [3, 2, 3])
     assert s.size == 8

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import scipy.sparse as sp
 
+from neurocomp.distinct import distinct
 from neurocomp.errors import GraphError
 from neurocomp.ir import ops, sums
 from neurocomp.ir.graph import LINEAR_OPS, NEURONS, Graph, Input, Neuron, Node, Output, Readout
@@ -44,7 +45,7 @@ class Projection:
         for k in range(len(self.chain) - 1, -1, -1):
             part = sp.csr_matrix(ops.rows(self.chain[k], self.shapes[k], self.shapes[k + 1], need))
             if k > 0:   # keep only the columns used: the rows the next op must build
-                need = np.unique(part.indices)
+                need = distinct(part.indices)
                 part = sp.csr_matrix((part.data, np.searchsorted(need, part.indices), part.indptr),
                                      shape=(part.shape[0], need.size))
             mat = part if mat is None else sp.csr_matrix(mat @ part)

@@ -13,6 +13,10 @@ from typing import Mapping
 
 import numpy as np
 
+from neurocomp.distinct import distinct
+
+CHUNK = 1 << 24   # list entries counted at a time (list_axon_counts)
+
 
 @dataclass(frozen=True)
 class Synapses:
@@ -84,10 +88,17 @@ class Synapses:
         return out
 
     def list_axon_counts(self, axon_ptr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Synapses per axon of each list (list t's axons are entries base[t]:base[t+1]), and base."""
+        """Synapses per axon of each list (list t's axons are entries base[t]:base[t+1]), and base; counted over
+        runs of lists of about CHUNK entries, so no temporary is as long as all the lists."""
         base = np.concatenate([[0], np.cumsum(self.template_sizes(axon_ptr))])
-        owner = np.repeat(np.arange(self.n_templates), np.diff(self.ptr))
-        return np.bincount(base[owner] + self.axon, minlength=int(base[-1])), base
+        counts = np.zeros(int(base[-1]), dtype=np.int64)
+        cuts = distinct(np.append(np.searchsorted(self.ptr, np.arange(0, self.axon.size, CHUNK), side="right") - 1,
+                                  self.n_templates))
+        for t0, t1 in zip(cuts[:-1], cuts[1:]):
+            owner = np.repeat(base[t0:t1] - base[t0], np.diff(self.ptr[t0:t1 + 1]))
+            owner += self.axon[self.ptr[t0]:self.ptr[t1]]
+            counts[base[t0]:base[t1]] = np.bincount(owner, minlength=int(base[t1] - base[t0]))
+        return counts, base
 
     def axon_counts(self, axon_ptr: np.ndarray) -> np.ndarray:
         """(A,) synapses per axon, from each list's counts: nothing per chip synapse is made."""

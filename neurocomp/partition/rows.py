@@ -7,6 +7,7 @@ from typing import Callable, Generic, TypeVar
 import numpy as np
 import scipy.sparse as sp
 
+from neurocomp.distinct import distinct
 from neurocomp.ir.fold import pattern
 from neurocomp.ir.graph import Affine, Conv2d, Correlation, Node, Scale
 from neurocomp.ir.layers import Layer, Projection
@@ -101,7 +102,7 @@ class OrderedRows:
 
     def distinct_inputs(self, lo: int, hi: int) -> list[np.ndarray]:
         """Sorted distinct input columns of each projection over rows [lo, hi)."""
-        return [np.unique(m.indices[m.indptr[lo]:m.indptr[hi]]) for _, m in self.rows]
+        return [distinct(m.indices[m.indptr[lo]:m.indptr[hi]]) for _, m in self.rows]
 
 
 def _near_ids(cols: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

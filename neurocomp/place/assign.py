@@ -19,6 +19,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.optimize import linear_sum_assignment
 
+from neurocomp.distinct import distinct
 from neurocomp.place.mesh import Mesh, slots
 
 @dataclass
@@ -86,7 +87,7 @@ class Search:
             at = self.pos[nbr]
             parts.append(self.rect(self.grid[_weighted_median(self.gy[at], w), _weighted_median(self.gx[at], w), 0],
                                    radius))
-        return np.unique(np.concatenate(parts))
+        return distinct(np.concatenate(parts))
 
     def independent(self, cores: np.ndarray, anchor: int) -> np.ndarray:
         """A subset of `cores` with no traffic inside it, the anchor first (3 Luby rounds, vectorised)."""

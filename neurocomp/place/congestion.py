@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from neurocomp.distinct import distinct
 from neurocomp.ir.netlist import ranks
 from neurocomp.place.assign import Budget, Search
 from neurocomp.place.mesh import DIRECTIONS, xy_loads
@@ -53,7 +54,7 @@ class Flows:
         """Ids of the flows with an end in `cores` (each once)."""
         out = [self.by_src.indices[self.by_src.indptr[c]:self.by_src.indptr[c + 1]] for c in cores]
         out += [self.by_dst.indices[self.by_dst.indptr[c]:self.by_dst.indptr[c + 1]] for c in cores]
-        return np.unique(np.concatenate(out)) if out else np.zeros(0, np.int64)
+        return distinct(np.concatenate(out)) if out else np.zeros(0, np.int64)
 
 
 def link_loads(search: Search, flows: Flows) -> np.ndarray:
@@ -138,7 +139,7 @@ class Relief:
         """Make the best J-lowering move of a core with a heavy flow through `link`; False if none."""
         ids = _through(self.search, self.flows, link)
         heavy = ids[np.argsort(-self.flows.w[ids], kind="stable")[:_FLOWS_PER_LINK]]
-        cores = np.unique(np.concatenate([self.flows.src[heavy], self.flows.dst[heavy]]))
+        cores = distinct(np.concatenate([self.flows.src[heavy], self.flows.dst[heavy]]))
         best = (-1e-9, None, None, None, None)
         for core in cores:
             for moving, new in self.candidates(int(core), rng):

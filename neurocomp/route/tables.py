@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurocomp.distinct import distinct
+
 
 def routing_tables(src_core: np.ndarray, src_neuron: np.ndarray, dst_core: np.ndarray, n_cores: int) -> np.ndarray:
     """Entries in each core's output routing table: one per distinct (neuron, destination core), the
     messages a spike of that neuron sends (Loihi's output axons; TrueNorth holds one per neuron)."""
     if src_neuron.size == 0:
         return np.zeros(n_cores, dtype=np.int64)
-    pairs = np.unique(src_neuron.astype(np.int64) * n_cores + dst_core)   # one int64 key a pair: a flat sort
+    pairs = distinct(src_neuron.astype(np.int64) * n_cores + dst_core)   # one int64 key a pair: a flat sort
     owner = np.zeros(int(src_neuron.max()) + 1, dtype=np.int64)
     owner[src_neuron] = src_core
     return np.bincount(owner[pairs // n_cores], minlength=n_cores)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurocomp.distinct import distinct
 from neurocomp.errors import ResourceError
 from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import LayerMap, Netlist
@@ -246,7 +247,7 @@ def _destination_cores(n: Netlist) -> np.ndarray:
     key = n.neuron_core()[n.edge_src]
     key *= n.n_cores
     key += n.axon_core()[n.edge_axon]
-    return np.bincount(np.unique(key) // n.n_cores, minlength=n.n_cores)
+    return np.bincount(distinct(key) // n.n_cores, minlength=n.n_cores)
 
 
 def _core_bits(syn: Synapses, axon_ptr: np.ndarray, neuron_ptr: np.ndarray, spec: TargetSpec) -> np.ndarray:

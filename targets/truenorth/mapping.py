@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from neurocomp.distinct import distinct
 from neurocomp.errors import ResourceError, VerifyError
 from neurocomp.ir.layers import Layer, Network
 from neurocomp.ir.netlist import LayerMap, Netlist
@@ -191,7 +192,7 @@ class _TypedRows:
     def axon_keys(self, lo: int, hi: int) -> list[np.ndarray]:
         if self.support is not None:
             return [_all_types(m.indices[m.indptr[lo]:m.indptr[hi]]) for m in self.support]
-        return [np.unique(k[p[lo]:p[hi]]) for k, p in zip(self.keys, self.ptr)]
+        return [distinct(k[p[lo]:p[hi]]) for k, p in zip(self.keys, self.ptr)]
 
     def axon_count(self, lo: int, hi: int) -> int:
         """sum(u.size for u in axon_keys(lo, hi)) without sorting: a key counts at its first synapse in the
@@ -292,7 +293,7 @@ def _previous(ids: np.ndarray) -> np.ndarray:
 
 
 def _all_types(inputs: np.ndarray) -> np.ndarray:
-    return (np.unique(inputs)[:, None] * LEVELS + np.arange(LEVELS)[None]).ravel()
+    return (distinct(inputs)[:, None] * LEVELS + np.arange(LEVELS)[None]).ravel()
 
 
 def _fits(windows: Windows[_TypedRows], order: np.ndarray, copies: np.ndarray, spec: TargetSpec):

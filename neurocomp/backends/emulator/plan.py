@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import scipy.sparse as sp
 
+from neurocomp.distinct import distinct
 from neurocomp.encoding import payload_max
 from neurocomp.ir.netlist import Netlist, spans
 from neurocomp.route import grid_hops
@@ -254,7 +255,7 @@ def _blocks(n: Netlist, w: sp.csr_matrix | None, a: sp.csr_matrix, cols: list[tu
     first = np.flatnonzero(~merge)
     last = np.append(first[1:], g.size) - 1
     span = np.cumsum(~merge) - 1
-    united = np.unique(np.repeat(span, width) * a.shape[1] + used)   # each span's columns, sorted, once
+    united = distinct(np.repeat(span, width) * a.shape[1] + used)   # each span's columns, sorted, once
     bounds = np.searchsorted(united // a.shape[1], np.arange(first.size + 1))
     columns = united % a.shape[1]
     cut = [[int(r0[f]), int(r1[e]), columns[lo:hi], KINDS[kind[f]], int(g[f])]
