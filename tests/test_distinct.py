@@ -1,0 +1,23 @@
+"""distinct(): np.unique's result by one sort."""
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from neurocomp.distinct import distinct
+
+
+@settings(max_examples=200, deadline=None)
+@given(hnp.arrays(st.sampled_from([np.int16, np.int32, np.int64, np.uint8]), hnp.array_shapes(min_dims=1, max_dims=2,
+                                                                                                min_side=0, max_side=40)))
+def test_distinct_is_np_unique(values):
+    got, want = distinct(values), np.unique(values)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+def test_distinct_by_hand():
+    np.testing.assert_array_equal(distinct(np.array([5, -1, 5, 3, -1, 7])), [-1, 3, 5, 7])
+    assert distinct(np.zeros(0, np.int64)).size == 0 and distinct(np.array([4])).tolist() == [4]
