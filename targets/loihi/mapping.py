@@ -204,13 +204,14 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
         firsts[layer.name] = ids
         maps.append(LayerMap(layer.name, layer.shape, ids, layer.kind, q.scale, tuple(core_ids), *bound))
     acc = out.acc
-    e_src, i_ax = cat([firsts[source][used] for source, used in acc["e_src"]]), cat(acc["i_ax"])
+    wide = np.int32 if max(out.n_ptr[-1], out.a_ptr[-1]) < 2 ** 31 else np.int64   # edges: one per axon, the most
+    e_src, i_ax = cat([firsts[source][used] for source, used in acc["e_src"]], wide), cat(acc["i_ax"])
     return Netlist(
         target=spec.name, neuron_ptr=np.array(out.n_ptr, dtype=np.int64), axon_ptr=np.array(out.a_ptr, dtype=np.int64),
         core_layer=np.array(acc["core_layer"], dtype=np.int64), params={k: cat(v) for k, v in out.params.items()},
         synapses=out.synapses(), core_tables={"sign_mode": np.array(acc["sign"], dtype=np.int64),
                                               "weight_exp": np.array(acc["wexp"], dtype=np.int64)},
-        edge_src=e_src, edge_axon=cat(acc["e_ax"]), edge_delay=np.ones(len(e_src), dtype=np.int64),
+        edge_src=e_src, edge_axon=cat(acc["e_ax"], wide), edge_delay=np.ones(len(e_src), dtype=wide),
         in_channel=cat(acc["i_ch"]), in_axon=i_ax, in_delay=np.ones(len(i_ax), dtype=np.int64),
         inputs=tuple((i.name, i.shape) for i in net.inputs), layers=tuple(maps), outputs=net.outputs,
         notes={"latency": timing(net).latency},
