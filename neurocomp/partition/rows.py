@@ -107,12 +107,15 @@ class OrderedRows:
 
 def _near_ids(cols: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Inputs renumbered position-major ((C, H, W) sources: all channels of a pixel together), so the
-    inputs of a spatial tile have nearby ids."""
-    cols = cols.astype(np.int64)
+    inputs of a spatial tile have nearby ids; one divmod, in int32 where the source fits."""
     if len(shape) != 3:
-        return cols
+        return cols.astype(np.int64)
     c, h, w = shape
-    return (cols % (h * w)) * c + cols // (h * w)
+    ids = np.int32 if c * h * w < 2 ** 31 else np.int64
+    channel, position = np.divmod(cols.astype(ids, copy=False), ids(h * w))
+    position *= ids(c)
+    position += channel
+    return position
 
 
 def window_width(layer: Layer, order: np.ndarray, core_neurons: int) -> int:
