@@ -290,6 +290,35 @@ def test_a_network_outgrowing_the_chips_is_refused_once_its_last_layers_alone_do
         "network (1 of 2 layers built, h to h counted by census): cores 16 exceeds the allowed 4")
 
 
+def test_loihi_refuses_once_the_layers_built_outgrow_the_chips(tmp_path, monkeypatch):
+    """Loihi builds first to last; one chip of 4 cores (one router of 4; 1,024 neurons each): the first layer's
+    5,120 neurons take 5 cores, so the second is never built, only counted by the census (2,048 neurons reading
+    1,000 of them each: 18 cores, bound by synapse memory), and the message gives the network's exact total, the census's."""
+    from neurocomp.errors import ResourceError
+    from neurocomp.targets.loihi import mapping
+
+    text = load_target("loihi").spec.text
+    for key, value in (("cores", 4), ("mesh_cols", 1), ("mesh_rows", 1), ("max_chips", 1)):
+        text = re.sub(rf"^{key} = {{ value = \d+", f"{key} = {{ value = {value}", text, count=1, flags=re.M)
+    (tmp_path / "tiny.toml").write_text(text)
+    target = load_target(str(tmp_path / "tiny.toml"))
+    rng = np.random.default_rng(0)
+    w2 = np.zeros((2048, 5120))
+    w2[:, :1000] = rng.choice([-1.0, 1.0], (2048, 1000))
+    g = Graph([Input("x", (16,)), Affine("fc1", rng.integers(-2, 3, (5120, 16)).astype(float)), IF("h", threshold=2.0),
+               Affine("fc2", w2), IF("o", threshold=2.0), Output("out")],
+              [("x", "fc1"), ("fc1", "h"), ("h", "fc2"), ("fc2", "o"), ("o", "out")])
+    built = []
+    real = mapping.split
+    monkeypatch.setattr(mapping, "split", lambda layer, *a, **k: built.append(layer.name) or real(layer, *a, **k))
+    with pytest.raises(ResourceError) as err:
+        compile_graph(g, target, CompileOptions())
+    assert built == ["h", "o"]   # "o" by the census only: no core of it was built
+    counted = census(g, target, CompileOptions())
+    assert [c.cores for c in counted.layers] == [5, 18] and str(err.value).startswith(
+        "network (1 of 2 layers built, o to o counted by census): cores 23 exceeds the allowed 4")
+
+
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10_000), n=st.integers(1, 40), levels=st.integers(1, 70), explicit_zeros=st.booleans())
 def test_weight_levels_from_bit_masks_and_peeled_minima_equal_the_sorted_ones(seed, n, levels, explicit_zeros):

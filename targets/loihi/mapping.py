@@ -15,7 +15,7 @@ from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import LayerMap, Netlist
 from neurocomp.ir.synapses import Synapses
 from neurocomp.memory import require
-from neurocomp.partition import LayerCount, cat, compact, neuron_order, split
+from neurocomp.partition import LayerCount, cat, compact, cores_hint, neuron_order, split
 from neurocomp.partition.delays import timing
 from neurocomp.partition.period import Run, runs
 from neurocomp.partition.rows import OrderedRows, Windows, window_width
@@ -93,16 +93,26 @@ def _windows(layer: Layer, spec: TargetSpec) -> Windows[OrderedRows]:
 def count_cores(qnet: QNetwork, spec: TargetSpec) -> list[LayerCount]:
     """The cores build_netlist would cut each layer into, with no core tables kept: memory stays at one
     window of rows, so networks whose synapse tables would not fit in memory can still be sized."""
-    out = []
-    for layer in qnet.network.layers:
-        try:
-            spans, bound = split(layer, _fits(_windows(layer, spec), spec), _hint(layer.name),
-                                 runs=runs(layer, 1, by_channel=BY_CHANNEL))
-        except ResourceError as err:
-            out.append(LayerCount(layer.name, layer.size, 0, err.resource, err.used, err.allowed, str(err)))
-            continue
-        out.append(LayerCount(layer.name, layer.size, len(spans), *bound))
-    return out
+    return [_count_layer(layer, spec) for layer in qnet.network.layers]
+
+
+def _count_layer(layer: Layer, spec: TargetSpec) -> LayerCount:
+    try:
+        spans, bound = split(layer, _fits(_windows(layer, spec), spec), _hint(layer.name),
+                             runs=runs(layer, 1, by_channel=BY_CHANNEL))
+    except ResourceError as err:
+        return LayerCount(layer.name, layer.size, 0, err.resource, err.used, err.allowed, str(err))
+    return LayerCount(layer.name, layer.size, len(spans), *bound)
+
+
+def _within_chips(layers: tuple[Layer, ...], li: int, cores: int, spec: TargetSpec) -> None:
+    """Refuse as soon as layers 0..li outgrow the chips, rather than after building the rest: those are counted by
+    the census, so the refusal gives the network's exact total."""
+    if cores > spec.max_cores:
+        rest = sum(_count_layer(layer, spec).cores for layer in layers[li + 1:])
+        where = "network" if li == len(layers) - 1 else f"network ({li + 1} of {len(layers)} layers built, " \
+                                                         f"{layers[li + 1].name} to {layers[-1].name} counted by census)"
+        raise ResourceError(where, "cores", cores + rest, spec.max_cores, hint=cores_hint(spec))
 
 
 class _Builder:
@@ -203,6 +213,7 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
                          repeat=repeat)
         firsts[layer.name] = ids
         maps.append(LayerMap(layer.name, layer.shape, ids, layer.kind, q.scale, tuple(core_ids), *bound))
+        _within_chips(net.layers, li, len(out.n_ptr) - 1, spec)
     acc = out.acc
     wide = np.int32 if max(out.n_ptr[-1], out.a_ptr[-1]) < 2 ** 31 else np.int64   # edges: one per axon, the most
     e_src, i_ax = cat([firsts[source][used] for source, used in acc["e_src"]], wide), cat(acc["i_ax"])
