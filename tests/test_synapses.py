@@ -112,7 +112,7 @@ def test_loihi_synapse_memory_per_list_equals_the_per_axon_sum():
     per_axon = np.bincount(n.syn_axon, minlength=n.n_axons)
     expected = np.bincount(axon_core, weights=axon_bits(per_axon, np.diff(n.neuron_ptr)[axon_core], spec),
                            minlength=n.n_cores)
-    np.testing.assert_array_equal(_core_bits(n.synapses, n.axon_ptr, n.neuron_ptr, spec), expected)
+    np.testing.assert_array_equal(_core_bits(n, spec), expected)
     np.testing.assert_array_equal(n.axon_synapses(), per_axon)
     destinations = [len(set(axon_core[n.edge_axon[n.neuron_core()[n.edge_src] == c]])) for c in range(n.n_cores)]
     assert max(destinations) > 1

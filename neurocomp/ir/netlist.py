@@ -87,6 +87,12 @@ class Netlist:
         """Every target table: per axon or core as stored, per synapse expanded to the chip's synapses."""
         return {**self.core_tables, **self.synapses.expanded_tables()}
 
+    @cached_property
+    def list_axon_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Synapses per axon of each synapse list, and where each list's axons start (Synapses.list_axon_counts):
+        counted once for the verify and the report."""
+        return self.synapses.list_axon_counts(self.axon_ptr)
+
     @property
     def per_synapse(self) -> tuple[str, ...]:
         return tuple(self.synapses.tables)
@@ -125,7 +131,7 @@ class Netlist:
         """(A,) crossbar bits set per axon, every copy counted; without copies no per-synapse temporary is made
         (a paper-size net has billions of synapses)."""
         if self.copies is None:
-            return self.synapses.axon_counts(self.axon_ptr)
+            return self.synapses.axon_counts(self.axon_ptr, self.list_axon_counts)
         return np.bincount(self.syn_axon, weights=self.copies[self.syn_neuron], minlength=self.n_axons).astype(np.int64)
 
     def core_neurons(self) -> np.ndarray:

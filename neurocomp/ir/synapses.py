@@ -100,9 +100,10 @@ class Synapses:
             counts[base[t0]:base[t1]] = np.bincount(owner, minlength=int(base[t1] - base[t0]))
         return counts, base
 
-    def axon_counts(self, axon_ptr: np.ndarray) -> np.ndarray:
-        """(A,) synapses per axon, from each list's counts: nothing per chip synapse is made."""
-        counts, base = self.list_axon_counts(axon_ptr)
+    def axon_counts(self, axon_ptr: np.ndarray, listed: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+        """(A,) synapses per axon, from each list's counts (`listed`: list_axon_counts' result, if already made):
+        nothing per chip synapse is made."""
+        counts, base = self.list_axon_counts(axon_ptr) if listed is None else listed
         return counts[spans(base, self.core_template)]
 
     def problem(self, axon_ptr: np.ndarray, neuron_ptr: np.ndarray) -> str | None:

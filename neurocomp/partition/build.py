@@ -49,6 +49,14 @@ def cores_hint(spec: TargetSpec) -> str:
             "stride), or raise chip.max_chips in a copy of the spec.toml")
 
 
+def outgrown(spec: TargetSpec, cores: int, built: int, layers: int, counted: tuple[str, str] | None) -> ResourceError:
+    """The refusal of a network whose `built` of `layers` layers already outgrow the chips, `cores` in all with
+    the rest (`counted`: its first and last layer) counted by the census: the network's exact total."""
+    where = "network" if counted is None else f"network ({built} of {layers} layers built, {counted[0]} to " \
+                                              f"{counted[1]} counted by census)"
+    return ResourceError(where, "cores", cores, spec.max_cores, hint=cores_hint(spec))
+
+
 def verify_netlist(n: Netlist, target: Target) -> None:
     spec = target.spec
     neurons, axons = n.core_neurons(), np.diff(n.axon_ptr)
@@ -57,7 +65,7 @@ def verify_netlist(n: Netlist, target: Target) -> None:
         if bad.size:
             raise VerifyError(f"core {bad[0]}: {what} {arr[bad[0]]} exceeds {lim}")
     if n.n_cores > spec.max_cores:
-        raise ResourceError("network", "cores", n.n_cores, spec.max_cores, hint=cores_hint(spec))
+        raise outgrown(spec, n.n_cores, 0, 0, None)
     why = n.synapses.problem(n.axon_ptr, n.neuron_ptr)
     if why is not None:
         raise VerifyError(f"synapse lists: {why}")

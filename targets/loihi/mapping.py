@@ -15,7 +15,7 @@ from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import LayerMap, Netlist
 from neurocomp.ir.synapses import Synapses
 from neurocomp.memory import require
-from neurocomp.partition import LayerCount, cat, compact, cores_hint, neuron_order, split
+from neurocomp.partition import LayerCount, cat, compact, neuron_order, outgrown, split
 from neurocomp.partition.delays import timing
 from neurocomp.partition.period import Run, runs
 from neurocomp.partition.rows import OrderedRows, Windows, window_width
@@ -110,9 +110,8 @@ def _within_chips(layers: tuple[Layer, ...], li: int, cores: int, spec: TargetSp
     the census, so the refusal gives the network's exact total."""
     if cores > spec.max_cores:
         rest = sum(_count_layer(layer, spec).cores for layer in layers[li + 1:])
-        where = "network" if li == len(layers) - 1 else f"network ({li + 1} of {len(layers)} layers built, " \
-                                                         f"{layers[li + 1].name} to {layers[-1].name} counted by census)"
-        raise ResourceError(where, "cores", cores + rest, spec.max_cores, hint=cores_hint(spec))
+        counted = (layers[li + 1].name, layers[-1].name) if li + 1 < len(layers) else None
+        raise outgrown(spec, cores + rest, li + 1, len(layers), counted)
 
 
 class _Builder:
@@ -262,12 +261,13 @@ def _destination_cores(n: Netlist) -> np.ndarray:
     return np.bincount(distinct(key) // n.n_cores, minlength=n.n_cores)
 
 
-def _core_bits(syn: Synapses, axon_ptr: np.ndarray, neuron_ptr: np.ndarray, spec: TargetSpec) -> np.ndarray:
+def _core_bits(n: Netlist, spec: TargetSpec) -> np.ndarray:
     """(C,) synapse-memory bits per core, computed once per synapse list (the cores naming a list have its axon
     and neuron counts: Synapses.problem)."""
-    per_axon, base = syn.list_axon_counts(axon_ptr)
+    syn = n.synapses
+    per_axon, base = n.list_axon_counts
     axons = np.diff(base)
-    neurons = np.repeat(syn.template_sizes(neuron_ptr), axons)
+    neurons = np.repeat(syn.template_sizes(n.neuron_ptr), axons)
     per_list = np.bincount(np.repeat(np.arange(syn.n_templates), axons), weights=axon_bits(per_axon, neurons, spec),
                            minlength=syn.n_templates)
     return per_list[syn.core_template]
@@ -277,7 +277,7 @@ def verify_netlist(n: Netlist, spec: TargetSpec) -> None:
     """Per-core limits the generic check does not know: output axons, synapse memory, config registers."""
     core_of = n.neuron_core()
     out_axons = _destination_cores(n)
-    bits = _core_bits(n.synapses, n.axon_ptr, n.neuron_ptr, spec)
+    bits = _core_bits(n, spec)
     vth = _per_core_distinct(core_of, [n.params["vth"]], n.n_cores)
     cx = _per_core_distinct(core_of, [n.params[k] for k in ("du", "dv", "bias_exp")], n.n_cores)
     checks = (("output axons", out_axons, spec["core.output_axons"],

@@ -30,7 +30,7 @@ from neurocomp.errors import ResourceError, VerifyError
 from neurocomp.ir.layers import Layer, Network
 from neurocomp.ir.netlist import LayerMap, Netlist
 from neurocomp.ir.synapses import Synapses, narrow
-from neurocomp.partition import LayerCount, cat, cores_hint, neuron_order, split
+from neurocomp.partition import LayerCount, cat, neuron_order, outgrown, split
 from neurocomp.partition.delays import inserted, timing
 from neurocomp.partition.period import Run, runs
 from neurocomp.partition.rows import OrderedRows, Windows, bound_layer, support, window_width
@@ -449,9 +449,8 @@ def _within_chips(per_layer: list[list[_Core]], helpers: list[list[_Splitter]], 
         reads = {layer.name: dests[layer.name].counts(layer.size) if layer.name in dests else
                  np.zeros(layer.size, np.int64) for layer in layers[:li]}
         rest = sum(c.cores for c in _count(qnet, spec, li - 1, reads))
-        where = "network" if li == 0 else f"network ({len(layers) - li} of {len(layers)} layers built, " \
-                                          f"{layers[0].name} to {layers[li - 1].name} counted by census)"
-        raise ResourceError(where, "cores", used + rest, spec.max_cores, hint=cores_hint(spec))
+        counted = (layers[0].name, layers[li - 1].name) if li > 0 else None
+        raise outgrown(spec, used + rest, len(layers) - li, len(layers), counted)
 
 
 def _sampled_cost(li: int, layer: Layer, band: int, copies: np.ndarray, keep: bool, spec: TargetSpec,
