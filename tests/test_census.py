@@ -26,7 +26,7 @@ def test_the_census_counts_the_cores_the_compile_builds(model, weights):
     assert not counted.unmapped
 
 
-@pytest.mark.parametrize("model, target, cores", [("siamsnn_micro_loihi.pt", "loihi", 88),
+@pytest.mark.parametrize("model, target, cores", [("siamsnn_micro_loihi.pt", "loihi", 91),
                                                   ("siamsnn_micro_truenorth.pt", "truenorth", 7722)])
 def test_check_census_prints_the_count(model, target, cores, capsys):
     assert main(["check", str(MODELS / model), "--target", target, "--census", "--json"]) == 0

@@ -83,7 +83,8 @@ def test_score_like_readout_on_loihi_is_exact() -> None:
     """Integer composite weights (|w| <= 36) are exact on Loihi: the summed program equals the graph."""
     g, target = _score_net(1), load_target("loihi")
     c = compile_graph(g, target, CompileOptions())
-    assert c.report["host_summed_readouts"] == {"score": ["score.part0", "score.part1"]}
+    assert c.report["host_summed_readouts"] == {"score": ["score.part0.coarse", "score.part0.fine", "score.part1.coarse",
+                                                         "score.part1.fine"]}
     x = random_spikes((64, 12, 12), batch=2, ticks=5, rate=0.3, seed=2)
     emu = emulator.run(c.program, target, {"x": x}).potentials["score"]
     assert np.array_equal(emu, reference.run(lower(g), {"x": x}).potentials["score"])

@@ -100,7 +100,17 @@ def widest(counts: np.ndarray, groups: int) -> int:
 def split_readouts(net: Network, wide: Callable[[Layer], bool], budget: int, preferred: int | None = None) -> Network:
     """Each read-out layer `wide` says cannot fit one core becomes parts of <= `preferred` inputs per neuron
     where one input channel fits that, else of <= `budget`."""
-    split = [layer for layer in net.layers if isinstance(layer.neuron, Readout) and wide(layer)]
+    return readout_parts(net, wide, lambda layer: _parts(layer, budget, preferred))
+
+
+Parts = list[tuple[Readout, list[Node], str]]
+
+
+def readout_parts(net: Network, chosen: Callable[[Layer], bool], parts_of: Callable[[Layer], Parts]) -> Network:
+    """Each read-out layer `chosen` says, and only Outputs read, becomes the parts `parts_of` gives (neuron, its
+    chain, its source) -- read-outs are linear in their input, so the host adds their potentials (ir.sums). A layer
+    that is already a part of a sum is replaced by its parts in that sum."""
+    split = [layer for layer in net.layers if isinstance(layer.neuron, Readout) and chosen(layer)]
     if not split:
         return net
     g = net.graph
@@ -111,7 +121,7 @@ def split_readouts(net: Network, wide: Callable[[Layer], bool], budget: int, pre
         outs = [b for a, b in edges if a == layer.name]
         if any(not isinstance(nodes[b], Output) for b in outs):
             continue
-        parts = _parts(layer, budget, preferred)
+        parts = parts_of(layer)
         edges = [e for e in edges if layer.name not in e]
         del nodes[layer.name]
         for i, (part, chain, source) in enumerate(parts):
@@ -119,16 +129,21 @@ def split_readouts(net: Network, wide: Callable[[Layer], bool], budget: int, pre
             nodes.update({n.name: n for n in chain + [part] + [Output(o) for o in sinks]})
             names = [source] + [op.name for op in chain] + [part.name]
             edges += list(zip(names[:-1], names[1:])) + [(part.name, o) for o in sinks]
-        table[layer.name] = tuple(part.name for part, _, _ in parts)
+        names = tuple(part.name for part, _, _ in parts)
+        owner = next((name for name, members in table.items() if layer.name in members), None)
+        if owner is None:
+            table[layer.name] = names
+        else:
+            table[owner] = tuple(n for member in table[owner] for n in (names if member == layer.name else (member,)))
     meta = dict(g.metadata) | {sums.KEY: sums.encode(table)}
     return lower(drop_orphans(Graph(tuple(nodes.values()), tuple(edges), meta)))
 
 
-def _parts(layer: Layer, budget: int, preferred: int | None) -> list[tuple[Readout, list[Node], str]]:
+def _parts(layer: Layer, budget: int, preferred: int | None) -> Parts:
     """(part neuron, its chain, its source) per projection and channel group; part 0 keeps the layer's
     bias and initial potential, the others start at 0 with no bias."""
     rows = sample_rows(layer)
-    out: list[tuple[Readout, list[Node], str]] = []
+    out: Parts = []
     for proj in layer.projections:
         masks = _masks(proj, rows, preferred) if preferred is not None else None
         masks = masks or _masks(proj, rows, budget)

@@ -20,7 +20,7 @@ WEIGHTED = (Affine, Conv2d)
 MAX_COARSEN = 64
 
 
-def _exponent(w: np.ndarray, wmax: float, gain: float = 1.0, taps: int = 1) -> float:
+def exponent(w: np.ndarray, wmax: float, gain: float = 1.0, taps: int = 1) -> float:
     """log2 of the weight step: a whole power of two if it is exact for w, else the step putting max |w| on wmax.
     A stored weight that sums up to `taps` of these weights, `gain` times max |w| at most (a pool before a
     conv), gets the step putting that sum on wmax, less half a step per extra rounded tap."""
@@ -105,7 +105,7 @@ def layer_exponents(layer: Layer, target: Target) -> tuple[dict[str, float], flo
             w = _values(op)
             small = k < len(ops) - 1 and np.array_equal(w, np.rint(w)) and float(np.max(np.abs(w), initial=0)) <= wmax
             last = k == len(ops) - 1
-            exps[op.name] = 0.0 if small else max(_exponent(w, wmax, gain if last else 1.0, taps if last else 1),
+            exps[op.name] = 0.0 if small else max(exponent(w, wmax, gain if last else 1.0, taps if last else 1),
                                                   -MAX_COARSEN)
         sums.append(sum(exps[op.name] for op in ops))
     big = max(sums)
