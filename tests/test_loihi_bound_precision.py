@@ -78,3 +78,14 @@ def test_coarse_part_is_on_the_grid_and_an_exact_kernel_leaves_the_fine_part_zer
     np.testing.assert_allclose(w["score.coarse"] + w["score.fine"], _kernel(3)[None], rtol=0, atol=1e-12)
     exact = target.hooks.legalize(lower(_score(np.arange(-18.0, 18.0).reshape(4, 3, 3), 0.0)), target.spec)
     assert not np.any([layer.projections[0].chain[0].weight for layer in exact.layers if layer.name == "score.fine"])
+
+
+def test_the_coarse_mode_keeps_one_part_and_its_rounding() -> None:
+    """`--loihi-weights coarse`: one 8-bit part (half the read-out's cores here), off by up to step / 2 per weight."""
+    target = load_target("loihi")
+    g = _score(_kernel(0), bias=0.0)
+    fine, coarse = (compile_graph(g, target, CompileOptions(weights=w)) for w in ("levels", "coarse"))
+    assert coarse.report["host_summed_readouts"] == {}
+    assert coarse.program.netlist.n_cores == fine.program.netlist.n_cores - 1
+    x = random_spikes((4, 9, 9), batch=2, ticks=TICKS, rate=0.5, seed=1)
+    assert _error(g, coarse.program, x) > 20 * _error(g, fine.program, x)

@@ -316,7 +316,7 @@ def test_an_interrupted_sweep_resumes_from_its_finished_chunks(classifier, tmp_p
 @pytest.mark.parametrize("case, message", [
     ("shape", "the model's input takes (samples, 2, 6, 6) or (samples, ticks, 2, 6, 6)"),
     ("labels", "no array 'y'"),
-    ("mode", "sweep: target loihi has no weight mode 'bits' (it has levels)"),
+    ("mode", "sweep: target loihi has no weight mode 'bits' (it has levels, coarse)"),
     ("out", "it exists and is not a neurocomp sweep table"),
 ])
 def test_a_bad_sweep_is_one_line_before_any_work(classifier, tmp_path, capsys, case, message):

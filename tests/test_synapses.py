@@ -117,3 +117,20 @@ def test_loihi_synapse_memory_per_list_equals_the_per_axon_sum():
     destinations = [len(set(axon_core[n.edge_axon[n.neuron_core()[n.edge_src] == c]])) for c in range(n.n_cores)]
     assert max(destinations) > 1
     np.testing.assert_array_equal(_destination_cores(n), destinations)
+
+
+def test_fed_synapses_count_only_the_axons_an_edge_or_input_feeds():
+    """Per-axon counts [1, 2 | 1, 0, 1 | 1, 2] (cores 0 | 1 | 2); edges feed axons 1, 2 and 6, an input axon 4:
+    core 0 keeps axon 1's 2, core 1 axons 2 and 4 (1 + 1), core 2 axon 6's 2. All fed: the list sizes 3, 2, 3."""
+    from neurocomp.ir.netlist import Netlist
+
+    def netlist(edge_axon: list[int], in_axon: list[int]) -> Netlist:
+        return Netlist(target="loihi", neuron_ptr=NEURON_PTR, axon_ptr=AXON_PTR, core_layer=np.zeros(3, np.int64),
+                       params={}, synapses=_shared(), core_tables={}, edge_src=np.zeros(len(edge_axon), np.int64),
+                       edge_axon=np.array(edge_axon, np.int64), edge_delay=np.zeros(len(edge_axon), np.int64),
+                       in_channel=np.zeros(len(in_axon), np.int64), in_axon=np.array(in_axon, np.int64),
+                       in_delay=np.zeros(len(in_axon), np.int64), inputs=(("x", (1,)),), layers=(), outputs=())
+
+    np.testing.assert_array_equal(netlist([1, 2, 6], [4]).fed_synapses(), [2, 2, 2])
+    np.testing.assert_array_equal(netlist([0, 1, 2, 3, 5], [4, 6]).fed_synapses(), [3, 2, 3])
+    np.testing.assert_array_equal(netlist([], []).fed_synapses(), [0, 0, 0])

@@ -134,6 +134,21 @@ class Netlist:
             return self.synapses.axon_counts(self.axon_ptr, self.list_axon_counts)
         return np.bincount(self.syn_axon, weights=self.copies[self.syn_neuron], minlength=self.n_axons).astype(np.int64)
 
+    def fed_synapses(self) -> np.ndarray:
+        """(C,) crossbar bits set per core on the axons an edge or an input feeds, every copy counted. Without
+        copies: each core's list size less the counts of its few unfed axons, nothing per axon but a mask."""
+        fed = np.zeros(self.n_axons, dtype=bool)
+        fed[self.edge_axon] = True
+        fed[self.in_axon] = True
+        if self.copies is not None:
+            return np.bincount(self.axon_core(), weights=self.axon_synapses() * fed, minlength=self.n_cores).astype(np.int64)
+        counts, base = self.list_axon_counts
+        template = self.synapses.core_template
+        idle = np.flatnonzero(~fed)
+        core = np.searchsorted(self.axon_ptr, idle, side="right") - 1
+        unfed = counts[base[template[core]] + idle - self.axon_ptr[core]]
+        return np.diff(self.synapses.ptr)[template] - np.bincount(core, weights=unfed, minlength=self.n_cores).astype(np.int64)
+
     def core_neurons(self) -> np.ndarray:
         """(C,) hardware neurons per core, every copy counted."""
         if self.copies is None:

@@ -23,12 +23,8 @@ if TYPE_CHECKING:
 
 def estimate_core_counts(n: Netlist, rate: float) -> dict[str, np.ndarray]:
     """Per-core, per-tick event counts when every neuron and input fires at `rate`."""
-    fed = np.zeros(n.n_axons)
-    fed[n.edge_axon] = rate
-    fed[n.in_axon] = rate
-    per_axon = fed * n.axon_synapses()
     neurons = n.core_neurons().astype(float)
-    return {"synaptic_events": np.bincount(n.axon_core(), weights=per_axon, minlength=n.n_cores),
+    return {"synaptic_events": rate * n.fed_synapses(),
             "neuron_active": np.zeros(n.n_cores), "neuron_idle": neurons, "spikes": rate * neurons}
 
 

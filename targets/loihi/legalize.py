@@ -41,10 +41,13 @@ def adapt(graph: Graph, spec: TargetSpec) -> tuple[Graph, tuple[str, ...]]:
 
 
 def legalize(net: Network, spec: TargetSpec, weights: str = "levels") -> Network:
-    """A read-out whose neurons read more inputs than a core's axons becomes host-summed parts; other
-    layers are left to the partitioner, which names any neuron no core can hold."""
+    """A read-out whose neurons read more inputs than a core's axons becomes host-summed parts, and (but in the
+    "coarse" weight mode) a bound read-out a coarse and a fine part; other layers are left to the partitioner,
+    which names any neuron no core can hold."""
     axons = int(spec["core.axons"])
     net = split_readouts(net, lambda layer: _fan_in(layer) > axons, axons)
+    if weights == "coarse":
+        return net
     return readout_parts(net, _bound_kernel, lambda layer: _coarse_fine(layer, spec))
 
 

@@ -28,7 +28,9 @@ from neurocomp.target import TargetSpec
 
 BIAS_EXP = 6
 ACT_SHIFT = 6   # synaptic input enters u as a << 6
-WEIGHT_MODES = ("levels",)
+# levels (default): 8-bit mantissas, a bound kernel in two host-summed 8-bit parts (targets/loihi/legalize.py);
+# coarse: a bound kernel in one, on about half the cores of a wide bound read-out, to 1/254 of its peak.
+WEIGHT_MODES = ("levels", "coarse")
 
 
 def is_mixed(w: np.ndarray) -> bool:
