@@ -25,7 +25,7 @@ def add_parser(sub, count, real) -> None:
     k.add_argument("--float-epochs", type=count(0), default=0, help="plain ReLU epochs before QAT (0: the model is trained)")
     k.add_argument("--lr", type=real(0.0, 10.0, open_lo=True), default=2e-3)
     k.add_argument("--batch-size", type=count(1), default=64)
-    k.add_argument("--weights", help="the target's weight mode (truenorth: bits, levels, trinary, whole); default its first")
+    k.add_argument("--weights", help="the target's weight mode (truenorth: bits, levels, trinary, whole; loihi: levels, coarse); default its first")
     k.add_argument("--readout-weights", help="the read-out layer's weight mode (default: --weights); e.g. truenorth "
                                              "--weights trinary --readout-weights bits")
     k.add_argument("--jitter", type=real(0.0, 1.0), default=0.0,
