@@ -255,9 +255,10 @@ def _per_core_distinct(core: np.ndarray, keys: list[np.ndarray], n_cores: int) -
 def _destination_cores(n: Netlist) -> np.ndarray:
     """(C,) distinct destination cores of each core's edges: one sorted int64 key per edge, not a lexsort of
     stacked columns (a paper-size net has 5 x 10^7 edges)."""
-    key = n.neuron_core()[n.edge_src]
+    src, dst = n.core_traffic_edges()
+    key = src.astype(np.int64)
     key *= n.n_cores
-    key += n.axon_core()[n.edge_axon]
+    key += dst
     return np.bincount(distinct(key) // n.n_cores, minlength=n.n_cores)
 
 
