@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
 from neurocomp.backends import emulator, reference
 from neurocomp.bind import bind
@@ -12,6 +13,7 @@ from neurocomp.ir import sums
 from neurocomp.ir.graph import Correlation, Graph, Input, Output, Readout
 from neurocomp.ir.layers import lower
 from neurocomp.target import load_target
+from lavalib import needs_lava
 from netlib import random_spikes
 
 TICKS = 8
@@ -89,3 +91,18 @@ def test_the_coarse_mode_keeps_one_part_and_its_rounding() -> None:
     assert coarse.program.netlist.n_cores == fine.program.netlist.n_cores - 1
     x = random_spikes((4, 9, 9), batch=2, ticks=TICKS, rate=0.5, seed=1)
     assert _error(g, coarse.program, x) > 20 * _error(g, fine.program, x)
+
+
+@pytest.mark.lava
+@needs_lava
+def test_the_two_parts_run_on_lava_like_the_emulator() -> None:
+    """The fine part is a plain read-out of its own scale: Lava's fixed-point Dense gives the emulator's integers."""
+    from neurocomp.backends import lava
+
+    target = load_target("loihi")
+    program = compile_graph(_score(_kernel(5), bias=1.7), target, CompileOptions()).program
+    x = random_spikes((4, 9, 9), batch=1, ticks=TICKS, rate=0.5, seed=6)
+    emu, got = emulator.run(program, target, {"x": x}, ticks=TICKS), lava.run(program, target, {"x": x}, TICKS)
+    assert np.abs(emu.potentials["score.fine"]).max() > 0
+    for key in ("score", "score.coarse", "score.fine"):
+        np.testing.assert_array_equal(got.potentials[key], emu.potentials[key])
