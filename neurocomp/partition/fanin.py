@@ -155,14 +155,20 @@ def _parts(layer: Layer, budget: int, preferred: int | None) -> Parts:
         for mask in masks:
             tag = f"{layer.name}.part{len(out)}"
             sub = proj if mask is None else masked(proj, k, mask)
-            chain = [dataclasses.replace(op, name=f"{tag}.{op.name}", **({"bias": None} if hasattr(op, "bias") else {}))
-                     for op in sub.chain]
+            chain = tagged(sub.chain, tag)
             first = not out
             neuron = dataclasses.replace(layer.neuron, name=tag,
                                          bias=layer.bias().reshape(layer.shape) if first else 0.0,
                                          v_init=layer.neuron.v_init if first else 0.0)
             out.append((neuron, chain, proj.source))
     return out
+
+
+def tagged(chain: Iterable[Node], tag: str) -> list[Node]:
+    """A part's copy of a chain: each op renamed under the part's tag, without its bias (the part's neuron holds
+    what the layer's biases add)."""
+    return [dataclasses.replace(op, name=f"{tag}.{op.name}", **({"bias": None} if hasattr(op, "bias") else {}))
+            for op in chain]
 
 
 def _masks(proj: Projection, rows: np.ndarray, budget: int) -> list[np.ndarray | None] | None:

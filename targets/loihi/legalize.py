@@ -15,7 +15,7 @@ import numpy as np
 
 from neurocomp.ir.graph import Correlation, Crop, Flatten, Graph, Neuron, Readout
 from neurocomp.ir.layers import Layer, Network
-from neurocomp.partition.fanin import Parts, fan_in, readout_parts, sample_rows, split_readouts
+from neurocomp.partition.fanin import Parts, fan_in, readout_parts, sample_rows, split_readouts, tagged
 from neurocomp.partition.rows import bound_layer
 from neurocomp.quantize.steps import exponent
 from neurocomp.target import TargetSpec
@@ -73,8 +73,7 @@ def _coarse_fine(layer: Layer, spec: TargetSpec) -> Parts:
     out: Parts = []
     for part, (weight, bias, v_init) in zip(("coarse", "fine"), (coarse, [v - c for v, c in zip(values, coarse)])):
         tag = f"{layer.name}.{part}"
-        chain = [dataclasses.replace(op, name=f"{tag}.{op.name}", **({"bias": None} if hasattr(op, "bias") else {}))
-                 for op in proj.chain]
+        chain = tagged(proj.chain, tag)
         chain[k] = dataclasses.replace(chain[k], weight=weight)
         out.append((dataclasses.replace(layer.neuron, name=tag, bias=bias, v_init=v_init), chain, proj.source))
     return out

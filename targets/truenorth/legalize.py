@@ -31,7 +31,7 @@ from neurocomp.errors import UserError
 from neurocomp.ir.graph import IF, Affine, Conv2d, Graph, Node, Scale
 from neurocomp.ir.layers import Layer, Network, lower
 from neurocomp.partition.delays import STAGES
-from neurocomp.partition.fanin import (drop_orphans, restricted, sample_rows, split_readouts,
+from neurocomp.partition.fanin import (drop_orphans, restricted, sample_rows, split_readouts, tagged,
                                       unit_fan_ins, widest)
 from neurocomp.partition.rows import bound_layer, is_bound, structural, support
 from neurocomp.target import TargetSpec
@@ -132,8 +132,7 @@ def _partials(layer: Layer, proj, groups: int, prefix: str) -> tuple[list[Node],
     for g, mask in enumerate(_group_masks(proj.chain[k], groups)):
         for sign in (1.0, -1.0):
             tag = f"{prefix}.part{g}{'+' if sign > 0 else '-'}"
-            chain = [dataclasses.replace(op, name=f"{tag}.{op.name}", **({"bias": None} if hasattr(op, "bias") else {}))
-                     for op in proj.chain]
+            chain = tagged(proj.chain, tag)
             chain[k] = restricted(chain[k], mask, sign)
             plans.append((tag, sign, chain))
     theta = _partial_threshold(layer, [chain for _, _, chain in plans], proj, rows)
