@@ -18,6 +18,19 @@ def test_distinct_is_np_unique(values):
     np.testing.assert_array_equal(got, want)
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(-2 ** 31, 2 ** 31 - 1), max_size=60), st.sampled_from([0, 1, -1, 2 ** 31, -2 ** 31 - 1]),
+       st.sampled_from([np.int64, np.uint64]))
+def test_wide_integers_sorted_narrow_or_not_give_np_unique(values, edge, dtype):
+    """64-bit keys inside int32's range (sorted as int32) and keys just past it (sorted as they are)."""
+    if dtype is np.uint64:
+        values, edge = [abs(v) for v in values], abs(edge)
+    arr = np.array(values + [edge], dtype=dtype)
+    got = distinct(arr)
+    assert got.dtype == arr.dtype
+    np.testing.assert_array_equal(got, np.unique(arr))
+
+
 def test_distinct_by_hand():
     np.testing.assert_array_equal(distinct(np.array([5, -1, 5, 3, -1, 7])), [-1, 3, 5, 7])
     assert distinct(np.zeros(0, np.int64)).size == 0 and distinct(np.array([4])).tolist() == [4]
