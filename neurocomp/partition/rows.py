@@ -7,7 +7,6 @@ from typing import Callable, Generic, TypeVar
 import numpy as np
 import scipy.sparse as sp
 
-from neurocomp.distinct import distinct
 from neurocomp.ir.fold import pattern
 from neurocomp.ir.graph import Affine, Conv2d, Correlation, Node, Scale
 from neurocomp.ir.layers import Layer, Projection
@@ -96,13 +95,6 @@ class OrderedRows:
                 counts = np.bincount(part - part.min())
                 parts.append(counts[counts > 0])
         return np.concatenate(parts) if parts else np.zeros(0, np.int64)
-
-    def span(self, lo: int, hi: int) -> list[tuple[str, sp.csr_matrix]]:
-        return [(src, m[lo:hi]) for src, m in self.rows]
-
-    def distinct_inputs(self, lo: int, hi: int) -> list[np.ndarray]:
-        """Sorted distinct input columns of each projection over rows [lo, hi)."""
-        return [distinct(m.indices[m.indptr[lo]:m.indptr[hi]]) for _, m in self.rows]
 
 
 def _near_ids(cols: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

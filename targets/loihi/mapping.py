@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurocomp.distinct import distinct
+from neurocomp.distinct import distinct, renumbered
 from neurocomp.errors import ResourceError
 from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import LayerMap, Netlist
@@ -64,12 +64,13 @@ def _fits(windows: Windows[OrderedRows], spec: TargetSpec):
 def _core_tables(rows: OrderedRows, lo: int, hi: int, mixed: bool):
     """Local synapse table of one core and the global sources of its axons."""
     axon_src, syn_a, syn_n, syn_w, offset = [], [], [], [], 0
-    for (source, m), used in zip(rows.span(lo, hi), rows.distinct_inputs(lo, hi)):
-        coo = m.tocoo()
+    for source, m in rows.rows:
+        first, last = m.indptr[lo], m.indptr[hi]
+        used, local = renumbered(m.indices[first:last])
         axon_src.append((source, used, offset))
-        syn_a.append(offset + np.searchsorted(used, coo.col))
-        syn_n.append(coo.row)
-        syn_w.append(coo.data.astype(np.int64) << int(mixed))
+        syn_a.append(offset + local)
+        syn_n.append(np.repeat(np.arange(hi - lo), np.diff(m.indptr[lo:hi + 1])))
+        syn_w.append(m.data[first:last].astype(np.int64) << int(mixed))
         offset += len(used)
     return axon_src, offset, cat(syn_a), cat(syn_n), cat(syn_w)
 
