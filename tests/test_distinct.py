@@ -1,4 +1,4 @@
-"""distinct(): np.unique's result by one sort."""
+"""distinct(): np.unique's result by one sort; renumbered(): np.unique's with its inverse, by a bitmap or a sort."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from neurocomp.distinct import distinct
+from neurocomp.distinct import BITMAP_RANGE, distinct, renumbered
 
 
 @settings(max_examples=200, deadline=None)
@@ -34,3 +34,25 @@ def test_wide_integers_sorted_narrow_or_not_give_np_unique(values, edge, dtype):
 def test_distinct_by_hand():
     np.testing.assert_array_equal(distinct(np.array([5, -1, 5, 3, -1, 7])), [-1, 3, 5, 7])
     assert distinct(np.zeros(0, np.int64)).size == 0 and distinct(np.array([4])).tolist() == [4]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 3000), max_size=80), st.integers(-2 ** 20, 2 ** 20),
+       st.sampled_from([np.int32, np.int64, np.uint16]))
+def test_renumbered_is_np_unique_with_inverse(values, low, dtype):
+    """Ids over a narrow range (the bitmap) and a wide one (the sort) give np.unique's values and inverse."""
+    low = abs(low) if dtype is np.uint16 else low
+    arr = (np.array(values, dtype=np.int64) + (low if dtype is not np.uint16 else low % 1000)).astype(dtype)
+    used, local = renumbered(arr)
+    want, inverse = np.unique(arr, return_inverse=True)
+    assert used.dtype == arr.dtype
+    np.testing.assert_array_equal(used, want)
+    np.testing.assert_array_equal(local, inverse.ravel())
+
+
+def test_renumbered_by_hand():
+    """A bitmap case (span 8 <= BITMAP_RANGE x 6) and a sorted one (span 10^6 > BITMAP_RANGE x 3)."""
+    used, local = renumbered(np.array([12, 5, 12, 9, 5, 6], dtype=np.int32))
+    assert used.tolist() == [5, 6, 9, 12] and local.tolist() == [3, 0, 3, 2, 0, 1] and 8 <= BITMAP_RANGE * 6
+    used, local = renumbered(np.array([10 ** 6, 0, 10 ** 6], dtype=np.int64))
+    assert used.tolist() == [0, 10 ** 6] and local.tolist() == [1, 0, 1]
