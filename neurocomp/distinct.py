@@ -13,11 +13,13 @@ import numpy as np
 BITMAP_RANGE = 4
 
 
-def distinct(values: np.ndarray) -> np.ndarray:
+def distinct(values: np.ndarray, runs: bool = False) -> np.ndarray:
     """`np.unique(values)`: the sorted distinct entries of the flattened array, in its dtype. Wide integers whose
     range fits int32 are sorted as int32: numpy's vectorised sort takes 32-bit keys (6 x 10^7 destination-core
-    keys: 0.27 s against 4.0 s as int64)."""
-    out = np.sort(_narrowed(values), axis=None).astype(values.dtype, copy=False)
+    keys: 0.27 s against 4.0 s as int64). `runs`: the values come in long ascending runs (keys led by an id the
+    array is grouped by), which timsort merges in a few passes (a paper-size net's 6 x 10^7 edge keys led by their
+    destination core: 0.7 s against 4.4 s)."""
+    out = np.sort(_narrowed(values), axis=None, kind="stable" if runs else None).astype(values.dtype, copy=False)
     if out.size < 2:
         return out
     keep = np.empty(out.size, dtype=bool)

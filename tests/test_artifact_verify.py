@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from neurocomp.cli import main
 from neurocomp.frontend.ptfile import save_graph
 from neurocomp.ir.graph import IF, Affine, Graph, Input, Output
-from neurocomp.npz import write_npz
+from neurocomp.npz import read_npz, write_npz
 from neurocomp.program import Program
 from netlib import random_spikes
 
@@ -65,8 +65,7 @@ def rehash(path: Path, name: str) -> None:
 
 
 def arrays(path: Path) -> dict[str, np.ndarray]:
-    with np.load(path / "arrays.npz") as z:
-        return {k: z[k] for k in z.files}
+    return read_npz(path / "arrays.npz")
 
 
 def fails(capsys, argv: list[str], *needles: str) -> str:

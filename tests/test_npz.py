@@ -1,4 +1,5 @@
-"""neurocomp.npz: the same arrays give the same bytes; an array that barely deflates is stored, the others deflated."""
+"""neurocomp.npz: the same arrays give the same bytes; an array that barely deflates is stored, the others deflated;
+progressions are stored as three numbers and read back whole."""
 from __future__ import annotations
 
 import time
@@ -6,8 +7,9 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from neurocomp.npz import write_npz
+from neurocomp.npz import PROGRESSION_MIN, read_npz, write_npz
 
 
 def _arrays() -> dict[str, np.ndarray]:
@@ -39,3 +41,39 @@ def test_random_bytes_are_stored_and_regular_ones_deflated(tmp_path: Path) -> No
         dict.fromkeys(("ids.npy", "small.npy", "empty.npy", "format.npy"), zipfile.ZIP_DEFLATED)
     assert info["ids.npy"].compress_size < info["ids.npy"].file_size / 100
     assert {i.date_time for i in info.values()} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_progressions_are_three_numbers_and_read_back_whole(tmp_path: Path) -> None:
+    """Long integer progressions (rising, falling, constant) become KEY.progression.DTYPE members of 3 int64s;
+    a short one, a float one, one broken in its last block and a 2-D one stay as they are; read_npz gives all back."""
+    n = PROGRESSION_MIN + 5
+    broken = np.arange(3 * 2 ** 20, dtype=np.int64)
+    broken[-1] += 1
+    arrays = {"axon": np.arange(7, 7 + n, dtype=np.int32), "down": np.arange(n, dtype=np.int16)[::-1] * 3,
+              "delay": np.ones(n, np.int64), "short": np.arange(PROGRESSION_MIN - 1), "real": np.arange(n, dtype=float),
+              "broken": broken, "grid": np.ones((n, 2), np.int8), "u8": np.full(n, 255, np.uint8)}
+    write_npz(tmp_path / "a.npz", arrays, progressions=True)
+    with zipfile.ZipFile(tmp_path / "a.npz") as zf:
+        names = sorted(zf.namelist())
+    assert names == sorted(["axon.progression.int32.npy", "delay.progression.int64.npy", "down.progression.int16.npy",
+                            "u8.progression.uint8.npy", "short.npy", "real.npy", "broken.npy", "grid.npy"])
+    with np.load(tmp_path / "a.npz") as z:
+        assert z["axon.progression.int32"].tolist() == [7, 1, n] and z["down.progression.int16"].tolist() == \
+            [3 * (n - 1), -3, n]
+    back = read_npz(tmp_path / "a.npz")
+    assert sorted(back) == sorted(arrays)
+    for k, v in arrays.items():
+        assert back[k].dtype == v.dtype and np.array_equal(back[k], v), k
+    write_npz(tmp_path / "b.npz", arrays)   # the default writes every array as it is
+    with zipfile.ZipFile(tmp_path / "b.npz") as zf:
+        assert not any(".progression." in name for name in zf.namelist())
+
+
+def test_a_forged_progression_is_refused(tmp_path: Path) -> None:
+    """A member named as a progression that write_npz would not write: a ValueError (the loader's FormatError)."""
+    for member in ({"x.progression.int32": np.array([1, 2], np.int64)},
+                   {"x.progression.float64": np.array([0, 1, 5], np.int64)},
+                   {"x.progression.int32": np.array([0, 1, -5], np.int64)}):
+        write_npz(tmp_path / "f.npz", member)
+        with pytest.raises(ValueError, match="not a progression write_npz writes"):
+            read_npz(tmp_path / "f.npz")

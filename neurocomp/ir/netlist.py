@@ -197,8 +197,12 @@ class Netlist:
         """(source core, destination core) of every neuron edge, int32 where the cores fit: a paper-size net has
         6 x 10^7 edges, and gathering narrow core ids costs a fraction of gathering int64 ones."""
         ids = np.arange(self.n_cores, dtype=np.int32 if self.n_cores < 2 ** 31 else np.int64)
-        return (np.repeat(ids, np.diff(self.neuron_ptr))[self.edge_src],
-                np.repeat(ids, np.diff(self.axon_ptr))[self.edge_axon])
+        axon = self.edge_axon
+        if np.all(axon[1:] >= axon[:-1]):   # edges in axon order (Loihi's builder): each core's run, counted
+            dst = np.repeat(ids, np.diff(np.searchsorted(axon, self.axon_ptr)))
+        else:
+            dst = np.repeat(ids, np.diff(self.axon_ptr))[axon]
+        return np.repeat(ids, np.diff(self.neuron_ptr))[self.edge_src], dst
 
 
 def _ranks_in_order(ids: np.ndarray, n: int) -> np.ndarray:

@@ -11,10 +11,13 @@ def routing_tables(src_core: np.ndarray, src_neuron: np.ndarray, dst_core: np.nd
     messages a spike of that neuron sends (Loihi's output axons; TrueNorth holds one per neuron)."""
     if src_neuron.size == 0:
         return np.zeros(n_cores, dtype=np.int64)
-    pairs = distinct(src_neuron.astype(np.int64) * n_cores + dst_core)   # one int64 key a pair: a flat sort
-    owner = np.zeros(int(src_neuron.max()) + 1, dtype=np.int64)
+    n = int(src_neuron.max()) + 1
+    key = dst_core.astype(np.int64)   # one int64 key a pair, led by the destination core: a netlist's edges come
+    key *= n                          # grouped by it, so the keys are runs that timsort merges (distinct's `runs`)
+    key += src_neuron
+    owner = np.zeros(n, dtype=np.int64)
     owner[src_neuron] = src_core
-    return np.bincount(owner[pairs // n_cores], minlength=n_cores)
+    return np.bincount(owner[distinct(key, runs=True) % n], minlength=n_cores)
 
 
 def table_report(entries: np.ndarray, limit: int | None) -> dict[str, object]:

@@ -254,13 +254,15 @@ def _per_core_distinct(core: np.ndarray, keys: list[np.ndarray], n_cores: int) -
 
 
 def _destination_cores(n: Netlist) -> np.ndarray:
-    """(C,) distinct destination cores of each core's edges: one sorted int64 key per edge, not a lexsort of
-    stacked columns (a paper-size net has 5 x 10^7 edges)."""
+    """(C,) distinct destination cores of each core's edges: one sorted key per edge, not a lexsort of stacked
+    columns (a paper-size net has 6 x 10^7 edges), led by the destination core, which the edges come grouped by
+    (distinct's `runs`)."""
     src, dst = n.core_traffic_edges()
-    key = src.astype(np.int64)
-    key *= n.n_cores
-    key += dst
-    return np.bincount(distinct(key) // n.n_cores, minlength=n.n_cores)
+    wide = np.int32 if n.n_cores ** 2 < 2 ** 31 else np.int64
+    key = dst.astype(wide)
+    key *= wide(n.n_cores)
+    key += src
+    return np.bincount(distinct(key, runs=True) % n.n_cores, minlength=n.n_cores)
 
 
 def _core_bits(n: Netlist, spec: TargetSpec) -> np.ndarray:
