@@ -78,9 +78,10 @@ def _narrow(weights: np.ndarray) -> np.ndarray:
 
 def _window_rows(node: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ...], idx: np.ndarray) -> sp.csr_matrix:
     """CSR straight from the (row, kernel tap) grid: taps run over (input channel, ky, kx), so each
-    row's columns come out sorted and distinct, with no COO sort. The grid's index arrays are int32
-    where the input fits and are updated in place: a window of rows then allocates (and page-faults)
-    a few arrays of its size, not a dozen. Its data are float64 (the rows' contract), converted once at the end."""
+    row's columns come out sorted and distinct, with no COO sort. A column is the row's window origin plus
+    the tap's offset, one broadcast add; only rows whose window the padding clips test the taps' bounds. The
+    grid is int32 where the input fits: a window of rows then allocates (and page-faults) a few arrays of its
+    size, not a dozen. Its data are float64 (the rows' contract), converted once at the end."""
     cin, h, w = in_shape
     ids = np.int32 if cin * h * w < 2 ** 31 else np.int64
     co, oy, ox = (a.astype(ids) for a in np.unravel_index(idx, out_shape))
@@ -91,25 +92,23 @@ def _window_rows(node: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ..
         ci_local, ky, kx = (a.astype(ids) for a in np.unravel_index(live, (cin_g, kh, kw)))   # op is mostly zeros
         first = (co // (cout // node.groups)) * cin_g
         wts = flat[co][:, live]
+        valid = wts != 0
     else:
         kh, kw = node.kernel
         ky, kx = (a.ravel().astype(ids) for a in np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij"))
         ci_local, first = np.zeros_like(ky), co
         wts = None
-    iy = oy[:, None] * ids(node.stride[0]) + (ky - ids(node.padding[0]))[None, :]
-    ix = ox[:, None] * ids(node.stride[1]) + (kx - ids(node.padding[1]))[None, :]
-    valid = (iy >= 0) & (iy < h)
-    valid &= ix >= 0
-    valid &= ix < w
-    if wts is not None:
-        valid &= wts != 0
-    cols = iy
-    cols += (first[:, None] + ci_local[None, :]) * ids(h)
-    cols *= ids(w)
-    cols += ix
+        valid = np.ones((len(idx), ky.size), dtype=bool)
+    y0, x0 = oy * ids(node.stride[0]) - ids(node.padding[0]), ox * ids(node.stride[1]) - ids(node.padding[1])
+    cols = ((first * ids(h) + y0) * ids(w) + x0)[:, None] + ((ci_local * ids(h) + ky) * ids(w) + kx)[None, :]
+    clipped = np.flatnonzero((y0 < 0) | (y0 > h - kh) | (x0 < 0) | (x0 > w - kw))
+    if clipped.size:
+        iy, ix = y0[clipped, None] + ky[None, :], x0[clipped, None] + kx[None, :]
+        valid[clipped] &= (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
     indptr = np.zeros(len(idx) + 1, dtype=np.int64)
     np.cumsum(np.count_nonzero(valid, axis=1), out=indptr[1:])
-    data = wts[valid].astype(np.float64) if wts is not None else np.ones(int(indptr[-1]))
-    m = sp.csr_matrix((data, cols[valid], indptr), shape=(len(idx), cin * h * w))
+    flat_valid = valid.ravel()   # a 1-D mask: numpy's 2-D boolean index is ~10x slower (4096 x 1,200: 39 ms vs 3 ms)
+    data = wts.ravel()[flat_valid].astype(np.float64) if wts is not None else np.ones(int(indptr[-1]))
+    m = sp.csr_matrix((data, cols.ravel()[flat_valid], indptr), shape=(len(idx), cin * h * w))
     m.has_canonical_format = True
     return m

@@ -61,7 +61,7 @@ def chunk_rows(layer: Layer, chunk: np.ndarray, keep_support: bool = False) -> l
     keep = keep_support and bound_layer(layer)
     for p in layer.projections:
         m = p.matrix(chunk)
-        m.data = np.rint(m.data)
+        np.rint(m.data, out=m.data)   # in place: a window's data are tens of MB, each fresh array page-faulted
         m.eliminate_zeros()
         if keep:
             m = _on_support(m, support(p, chunk))
@@ -111,10 +111,12 @@ def _near_ids(cols: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def window_width(layer: Layer, order: np.ndarray, core_neurons: int) -> int:
-    """Neurons per window: WINDOW_SYNAPSES at the fan-in of the first rows, and room for a few cores."""
+    """Neurons per window: WINDOW_SYNAPSES at the fan-in of the first rows, and at least a core's worth (a span
+    that outgrows it rebuilds the window, Windows.get). A floor of 4 cores' worth made a 1,200-input conv's windows
+    5 x 10^6 synapses, whose arrays glibc maps and page-faults afresh each time: its search took 3.6 s, now 2.4 s."""
     probe = order[:64]
     fan_in = sum(m.nnz for _, m in chunk_rows(layer, probe)) / max(probe.size, 1)
-    return int(max(4 * core_neurons, WINDOW_SYNAPSES // max(fan_in, 1.0)))
+    return int(max(core_neurons, WINDOW_SYNAPSES // max(fan_in, 1.0)))
 
 
 class Windows(Generic[T]):

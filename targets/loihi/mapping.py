@@ -62,17 +62,18 @@ def _fits(windows: Windows[OrderedRows], spec: TargetSpec):
 
 
 def _core_tables(rows: OrderedRows, lo: int, hi: int, mixed: bool):
-    """Local synapse table of one core and the global sources of its axons."""
+    """Local synapse table of one core (int32: a core has at most a few thousand axons and neurons, and 9-bit
+    weights) and the global sources of its axons."""
     axon_src, syn_a, syn_n, syn_w, offset = [], [], [], [], 0
     for source, m in rows.rows:
         first, last = m.indptr[lo], m.indptr[hi]
         used, local = renumbered(m.indices[first:last])
         axon_src.append((source, used, offset))
-        syn_a.append(offset + local)
-        syn_n.append(np.repeat(np.arange(hi - lo), np.diff(m.indptr[lo:hi + 1])))
-        syn_w.append(m.data[first:last].astype(np.int64) << int(mixed))
+        syn_a.append(local.astype(np.int32) + np.int32(offset))
+        syn_n.append(np.repeat(np.arange(hi - lo, dtype=np.int32), np.diff(m.indptr[lo:hi + 1])))
+        syn_w.append(m.data[first:last].astype(np.int32) << np.int32(mixed))
         offset += len(used)
-    return axon_src, offset, cat(syn_a), cat(syn_n), cat(syn_w)
+    return axon_src, offset, *(parts[0] if len(parts) == 1 else cat(parts, np.int32) for parts in (syn_a, syn_n, syn_w))
 
 
 def _hint(name: str):
