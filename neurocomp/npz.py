@@ -29,7 +29,7 @@ def write_npz(path: Path, arrays: Mapping[str, np.ndarray], progressions: bool =
     1980 (zipfile's ZipInfo default) so the bytes depend only on the arrays. Each array streams into its member,
     so saving makes no copy of it in memory. `progressions`: a long 1-D integer array that is an arithmetic
     progression (a constant one too) is stored as its first value, step and length (`read_npz` expands it): a
-    paper-size Loihi program's edge axons and delays are 4.5 x 10^8 such bytes, 2.4 s of zlib."""
+    paper-size program's edge axons and delays can be 4.5 x 10^8 such bytes, 2.4 s of zlib."""
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=ZIP_LEVEL) as zf:
         for key in sorted(arrays):
             array = np.ascontiguousarray(arrays[key])

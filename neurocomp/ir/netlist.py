@@ -198,7 +198,7 @@ class Netlist:
         6 x 10^7 edges, and gathering narrow core ids costs a fraction of gathering int64 ones."""
         ids = np.arange(self.n_cores, dtype=np.int32 if self.n_cores < 2 ** 31 else np.int64)
         axon = self.edge_axon
-        if np.all(axon[1:] >= axon[:-1]):   # edges in axon order (Loihi's builder): each core's run, counted
+        if np.all(axon[1:] >= axon[:-1]):   # edges in axon order (built core by core): each core's run, counted
             dst = np.repeat(ids, np.diff(np.searchsorted(axon, self.axon_ptr)))
         else:
             dst = np.repeat(ids, np.diff(self.axon_ptr))[axon]
