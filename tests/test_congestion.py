@@ -76,6 +76,21 @@ def test_score_is_the_exact_change_of_the_objective(seed, gamma):
             search.reset(keep)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000), st.floats(0.1, 4.0), st.integers(2, 30))
+def test_gains_score_every_move_at_once_as_score_does(seed, gamma, n):
+    """Relief.gains over a step's candidate moves (single moves and swaps, traffic between a swap's two cores too)
+    equals Relief.score move by move."""
+    rng = np.random.default_rng(seed)
+    mesh = Mesh(4, 3, 2, 2, 1, 3.0)
+    dense = rng.random((n, n)) * (rng.random((n, n)) < 0.3)
+    t = canonical_traffic(sp.coo_array(dense))
+    relief = Relief(_search(mesh, t, rng.permutation(mesh.n_slots)[:n]), t, gamma)
+    moves = [m for core in rng.choice(n, size=min(n, 4), replace=False) for m in relief.candidates(int(core), rng)]
+    want = [relief.score(cores, new)[0] for cores, new in moves]
+    np.testing.assert_allclose(relief.gains(moves), want, rtol=1e-12, atol=1e-9)
+
+
 def test_relieve_lowers_the_objective_and_keeps_one_core_per_slot():
     rng = np.random.default_rng(5)
     mesh = Mesh(6, 6, 1, 1, 1, 1.0)

@@ -132,6 +132,45 @@ class Relief:
         d_c = float((change * (2 * self.loads.flat[links] + change)).sum() / self.mean)
         return self.search.delta(cores, new) + self.gamma * d_c, links, change
 
+    def gains(self, moves: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+        """`score`'s change of J for each of `moves` (a core, or a swap's two cores, and their new slots), all in one
+        pass of array operations: a step scores ~30 candidate moves, and one call per move cost most of the
+        refinement's time (a 5,718-core TrueNorth tracker: 4 s of its 9 s of placement)."""
+        s, f = self.search, self.flows
+        sizes = np.array([len(c) for c, _ in moves])
+        cand = np.repeat(np.arange(len(moves)), sizes)
+        cores = np.concatenate([c for c, _ in moves]).astype(np.int64)
+        new = np.concatenate([n for _, n in moves]).astype(np.int64)
+        first = np.cumsum(sizes) - sizes
+        partner = np.where(sizes[cand] == 2, 2 * first[cand] + 1 - np.arange(cores.size), -1)   # a swap's other core
+        owner, nbr, w = s.rows(cores)
+        mate = partner[owner]
+        moving = (mate >= 0) & (cores[np.maximum(mate, 0)] == nbr)
+        nbr_new = np.where(moving, new[np.maximum(mate, 0)], s.pos[nbr])
+        change = s.dist(new[owner], nbr_new) - s.dist(s.pos[cores][owner], s.pos[nbr])
+        hops = np.bincount(cand[owner], weights=w * change * np.where(moving, 0.5, 1.0), minlength=len(moves))
+        per = [np.concatenate([f.by_src.indices[f.by_src.indptr[c]:f.by_src.indptr[c + 1]],
+                               f.by_dst.indices[f.by_dst.indptr[c]:f.by_dst.indptr[c + 1]]]) for c in cores]
+        key = distinct(np.repeat(cand, [len(x) for x in per]).astype(np.int64) * f.src.size + np.concatenate(per))
+        owner_f, flow = key // f.src.size, key % f.src.size
+        src, dst = f.src[flow], f.dst[flow]
+        lead = first[owner_f]
+        second = np.minimum(lead + 1, cores.size - 1)
+        other = np.where(sizes[owner_f] == 2, cores[second], -1)
+
+        def moved(core: np.ndarray, slot: np.ndarray) -> np.ndarray:
+            return np.where(core == cores[lead], new[lead], np.where(core == other, new[second], slot))
+
+        old_s, old_d = s.pos[src], s.pos[dst]
+        before, fb = path_links(s, old_s, old_d)
+        after, fa = path_links(s, moved(src, old_s), moved(dst, old_d))
+        n_links = self.loads.size
+        keys, inverse = renumbered(np.concatenate([owner_f[fb] * n_links + before, owner_f[fa] * n_links + after]))
+        load = np.bincount(inverse, weights=np.concatenate([-f.w[flow][fb], f.w[flow][fa]]), minlength=keys.size)
+        links = keys % n_links
+        spread = np.bincount(keys // n_links, weights=load * (2 * self.loads.flat[links] + load), minlength=len(moves))
+        return hops + self.gamma * spread / self.mean
+
     def candidates(self, core: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
         """Moves of `core` to random slots within _RADIUS routers: (cores, new slots), a swap when taken."""
         s = self.search
@@ -149,17 +188,17 @@ class Relief:
         ids = self.through(link)
         heavy = ids[np.argsort(-self.flows.w[ids], kind="stable")[:_FLOWS_PER_LINK]]
         cores = distinct(np.concatenate([self.flows.src[heavy], self.flows.dst[heavy]]))
-        best = (-1e-9, None, None, None, None)
-        for core in cores:
-            for moving, new in self.candidates(int(core), rng):
-                gain, links, change = self.score(moving, new)
-                if gain < best[0]:
-                    best = (gain, moving, new, links, change)
-        if best[1] is None:
+        moves = [move for core in cores for move in self.candidates(int(core), rng)]
+        if not moves:
             return False
-        self.search.apply(best[1], best[2])
-        self.loads.flat[best[3]] += best[4]
-        moved = self.flows.touching(best[1])
+        gains = self.gains(moves)
+        best = int(np.argmin(gains))   # the first of the best, as a loop keeping strict improvements would pick
+        if not gains[best] < -1e-9:
+            return False
+        _, links, change = self.score(*moves[best])
+        self.search.apply(*moves[best])
+        self.loads.flat[links] += change
+        moved = self.flows.touching(moves[best][0])
         for end, now in zip(self.ends, self._ends(moved)):
             end[moved] = now
         return True
