@@ -36,7 +36,8 @@ class Projection:
         return int(np.prod(self.shapes[-1]))
 
     def matrix(self, rows: np.ndarray) -> sp.csr_matrix:
-        """Rows of the composed (out, in) matrix; only the needed intermediate rows are built."""
+        """Rows of the composed (out, in) matrix; only the needed intermediate rows are built. Its data are those of
+        ops.rows for a one-op chain (int32 for a conv of small integer weights), float64 for a composed one."""
         rows = np.asarray(rows, dtype=np.int64)
         if not self.chain:
             return sp.csr_matrix((np.ones(len(rows)), (np.arange(len(rows)), rows)), shape=(len(rows), self.n_in))
@@ -48,7 +49,7 @@ class Projection:
                 need = distinct(part.indices)
                 part = sp.csr_matrix((part.data, np.searchsorted(need, part.indices), part.indptr),
                                      shape=(part.shape[0], need.size))
-            mat = part if mat is None else sp.csr_matrix(mat @ part)
+            mat = part if mat is None else sp.csr_matrix(mat.astype(np.float64) @ part)   # no integer overflow
         full = sp.csr_matrix(mat)
         full.sum_duplicates()
         full.eliminate_zeros()

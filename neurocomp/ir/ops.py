@@ -51,7 +51,8 @@ def bias(node: Node, out_shape: tuple[int, ...]) -> np.ndarray:
 
 
 def rows(node: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ...], idx: np.ndarray) -> sp.csr_matrix:
-    """Sparse rows `idx` of the op's (out, in) matrix, built without Python loops over synapses."""
+    """Sparse rows `idx` of the op's (out, in) matrix, built without Python loops over synapses: float64, or int32
+    for a conv whose weights are all small integers (_window_rows)."""
     n_in = int(np.prod(in_shape))
     idx = np.asarray(idx, dtype=np.int64)
     if isinstance(node, Affine):
@@ -81,7 +82,8 @@ def _window_rows(node: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ..
     row's columns come out sorted and distinct, with no COO sort. A column is the row's window origin plus
     the tap's offset, one broadcast add; only rows whose window the padding clips test the taps' bounds. The
     grid is int32 where the input fits: a window of rows then allocates (and page-faults) a few arrays of its
-    size, not a dozen. Its data are float64 (the rows' contract), converted once at the end."""
+    size, not a dozen. Its data are the weights: int32 where they are integers that fit int16 (a quantised
+    layer's, gathered as int16: a window's float64 data were tens of MB to page-fault), else float64."""
     cin, h, w = in_shape
     ids = np.int32 if cin * h * w < 2 ** 31 else np.int64
     co, oy, ox = (a.astype(ids) for a in np.unravel_index(idx, out_shape))
@@ -108,7 +110,8 @@ def _window_rows(node: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ..
     indptr = np.zeros(len(idx) + 1, dtype=np.int64)
     np.cumsum(np.count_nonzero(valid, axis=1), out=indptr[1:])
     flat_valid = valid.ravel()   # a 1-D mask: numpy's 2-D boolean index is ~10x slower (4096 x 1,200: 39 ms vs 3 ms)
-    data = wts.ravel()[flat_valid].astype(np.float64) if wts is not None else np.ones(int(indptr[-1]))
+    data = (wts.ravel()[flat_valid].astype(np.int32 if wts.dtype == np.int16 else np.float64) if wts is not None
+            else np.ones(int(indptr[-1])))
     m = sp.csr_matrix((data, cols.ravel()[flat_valid], indptr), shape=(len(idx), cin * h * w))
     m.has_canonical_format = True
     return m

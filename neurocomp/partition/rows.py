@@ -61,7 +61,8 @@ def chunk_rows(layer: Layer, chunk: np.ndarray, keep_support: bool = False) -> l
     keep = keep_support and bound_layer(layer)
     for p in layer.projections:
         m = p.matrix(chunk)
-        np.rint(m.data, out=m.data)   # in place: a window's data are tens of MB, each fresh array page-faulted
+        if m.data.dtype.kind == "f":   # integer rows (a quantised conv's) are exact already
+            np.rint(m.data, out=m.data)   # in place: a window's data are tens of MB, each fresh array page-faulted
         m.eliminate_zeros()
         if keep:
             m = _on_support(m, support(p, chunk))
