@@ -55,6 +55,26 @@ def test_conv_rows_equal_torch(c, h, w, k, s, p, groups, seed):
     assert np.array_equal(m @ x.ravel(), y)
 
 
+def test_integer_conv_rows_are_int32_and_a_chain_of_them_composes_without_overflow():
+    """A conv of small integer weights (a quantised layer's) gives int32 rows with the float conv's values; two of
+    them chained compose in float64: 30000 x 30000 x 9 taps passes int32's range, and the matrix still equals torch."""
+    rng = np.random.default_rng(0)
+    w = rng.integers(-3, 4, size=(2, 2, 3, 3)).astype(float)
+    ints = ops.rows(Conv2d("c", w), (2, 5, 5), (2, 3, 3), np.arange(18))
+    floats = ops.rows(Conv2d("c", w + 0.5), (2, 5, 5), (2, 3, 3), np.arange(18))
+    assert ints.dtype == np.int32 and floats.dtype == np.float64
+    assert np.array_equal(ints.toarray(), floats.toarray() - 0.5 * (floats.toarray() != 0))
+    big = np.full((1, 1, 3, 3), 30000.0)
+    g = Graph([Input("x", (1, 5, 5)), Conv2d("c1", big), Conv2d("c2", big), IF("n"), Output("o")],
+              [("x", "c1"), ("c1", "c2"), ("c2", "n"), ("n", "o")])
+    proj = lower(g).layer("n").projections[0]
+    t = torch.ones((1, 1, 5, 5), dtype=torch.float64)
+    for op in proj.chain:
+        t = ops.forward(op, t)
+    m = proj.matrix(np.arange(1))
+    assert m.dtype == np.float64 and m.sum() == t.item() == 30000.0 ** 2 * 81
+
+
 def test_chain_matrix_and_bias_equal_forward():
     rng = np.random.default_rng(3)
     g = Graph([Input("x", (2, 6, 6)), Conv2d("c", rng.normal(size=(3, 2, 3, 3)), rng.normal(size=3), padding=1), IF("n1"),
