@@ -22,6 +22,7 @@ from neurocomp.place.assign import Search
 from neurocomp.place.baselines import hilbert_slots
 from neurocomp.place.bound import min_hops
 from neurocomp.place.mesh import slots
+from netlib import integer_cnn
 from neurocomp.place.traffic import measured_rates, traffic_from_rates
 from neurocomp.route import route
 from neurocomp.target import load_target
@@ -351,6 +352,18 @@ def test_measured_rates_are_per_neuron_spikes_per_sample_tick() -> None:
     np.testing.assert_allclose(rates[n.layer("a").neurons], [0.0, 1.0, 0.0, 0.2])
     np.testing.assert_allclose(rates[n.layer("b").neurons], 0.0)
     np.testing.assert_allclose(traffic_from_rates(n, rates).toarray(), [[0.0, 1.2], [0.0, 0.0]])
+
+
+@pytest.mark.parametrize("target", ["loihi", "truenorth"])
+def test_one_rate_counts_edges_per_core_pair_to_the_same_bits_as_per_neuron_rates(target) -> None:
+    """traffic_from_rates with one rate (edges counted per core pair) equals the per-neuron path given that rate
+    for every neuron, bit for bit: a pair of k edges holds k rates summed one after another. Edges come in axon order
+    on Loihi and not on TrueNorth (its copies), so both orders are covered."""
+    n = compile_graph(integer_cnn(), load_target(target), CompileOptions(place_anneal=0)).program.netlist
+    for rate in (0.05, 1 / 3, 0.0):
+        a, b = traffic_from_rates(n, rate), traffic_from_rates(n, np.full(n.n_neurons, rate))
+        assert a.nnz > 0 and np.array_equal(a.indptr, b.indptr) and np.array_equal(a.indices, b.indices)
+        assert np.array_equal(a.data, b.data)
 
 
 def test_cli_compile_with_profile(tmp_path) -> None:
