@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from neurocomp.distinct import BITMAP_RANGE, distinct, renumbered
+from neurocomp.distinct import BITMAP_RANGE, count_distinct, distinct, renumbered
 
 
 @settings(max_examples=200, deadline=None)
@@ -56,3 +56,14 @@ def test_renumbered_by_hand():
     assert used.tolist() == [5, 6, 9, 12] and local.tolist() == [3, 0, 3, 2, 0, 1] and 8 <= BITMAP_RANGE * 6
     used, local = renumbered(np.array([10 ** 6, 0, 10 ** 6], dtype=np.int64))
     assert used.tolist() == [0, 10 ** 6] and local.tolist() == [1, 0, 1]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 40)), max_size=120), st.sampled_from([np.int32, np.int64]))
+def test_count_distinct_counts_each_groups_distinct_keys(pairs, dtype):
+    """Keys group * 64 + value, grouped by a division in place: the count of distinct values per group, as a set
+    gives, whatever the keys' order."""
+    keys = np.array([g * 64 + v for g, v in pairs], dtype=dtype)
+    got = count_distinct(keys, lambda k: np.floor_divide(k, dtype(64), out=k), 7)
+    want = [len({v for g, v in pairs if g == group}) for group in range(7)]
+    assert got.tolist() == want

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurocomp.distinct import distinct
+from neurocomp.distinct import count_distinct
 
 
 def routing_tables(src_core: np.ndarray, src_neuron: np.ndarray, dst_core: np.ndarray, n_cores: int) -> np.ndarray:
@@ -12,12 +12,18 @@ def routing_tables(src_core: np.ndarray, src_neuron: np.ndarray, dst_core: np.nd
     if src_neuron.size == 0:
         return np.zeros(n_cores, dtype=np.int64)
     n = int(src_neuron.max()) + 1
+    bits = max(n - 1, 1).bit_length()
     key = dst_core.astype(np.int64)   # one int64 key a pair, led by the destination core: a netlist's edges come
-    key *= n                          # grouped by it, so the keys are runs that timsort merges (distinct's `runs`)
-    key += src_neuron
+    key <<= bits                      # grouped by it, so the keys are runs that timsort merges; the neuron in the
+    key |= src_neuron                 # low bits, read back with a mask, then its core
     owner = np.zeros(n, dtype=np.int64)
     owner[src_neuron] = src_core
-    return np.bincount(owner[distinct(key, runs=True) % n], minlength=n_cores)
+
+    def core(keys: np.ndarray) -> None:
+        keys &= (1 << bits) - 1
+        np.take(owner, keys, out=keys, mode="clip")
+
+    return count_distinct(key, core, n_cores)
 
 
 def table_report(entries: np.ndarray, limit: int | None) -> dict[str, object]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurocomp.distinct import distinct, renumbered
+from neurocomp.distinct import count_distinct, renumbered
 from neurocomp.errors import ResourceError
 from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import LayerMap, Netlist
@@ -263,7 +263,7 @@ def _destination_cores(n: Netlist) -> np.ndarray:
     key = dst.astype(wide)
     key *= wide(n.n_cores)
     key += src
-    return np.bincount(distinct(key, runs=True) % n.n_cores, minlength=n.n_cores)
+    return count_distinct(key, lambda keys: np.remainder(keys, wide(n.n_cores), out=keys), n.n_cores)
 
 
 def _core_bits(n: Netlist, spec: TargetSpec) -> np.ndarray:
