@@ -204,6 +204,17 @@ class Netlist:
             dst = np.repeat(ids, np.diff(self.axon_ptr))[axon]
         return np.repeat(ids, np.diff(self.neuron_ptr))[self.edge_src], dst
 
+    def core_pair_keys(self) -> np.ndarray:
+        """One key per neuron edge, destination core x n_cores + source core (int32 where it fits): led by the
+        destination core, which edges come grouped by, so the keys come in sorted runs (distinct's `runs`). A fresh
+        array: the caller may sort and rewrite it in place."""
+        src, dst = self.core_traffic_edges()
+        wide = np.int32 if self.n_cores ** 2 < 2 ** 31 else np.int64
+        key = dst.astype(wide)
+        key *= wide(self.n_cores)
+        key += src
+        return key
+
 
 def _ranks_in_order(ids: np.ndarray, n: int) -> np.ndarray:
     """For each entry, how many earlier entries hold the same id."""

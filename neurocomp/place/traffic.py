@@ -16,24 +16,20 @@ from neurocomp.ir.netlist import Netlist
 
 def traffic_from_rates(n: Netlist, rate: np.ndarray | float) -> sp.csr_matrix:
     """(C, C) spikes per tick: every neuron edge carries its source neuron's rate."""
-    sc, dc = n.core_traffic_edges()
     if np.ndim(rate) == 0:
-        return _uniform(sc, dc, float(rate), n.n_cores)
+        return _uniform(n.core_pair_keys(), float(rate), n.n_cores)
+    sc, dc = n.core_traffic_edges()
     per_edge = np.broadcast_to(np.asarray(rate, dtype=np.float64), (n.n_neurons,))[n.edge_src]
     t = sp.coo_matrix((per_edge, (sc, dc)), shape=(n.n_cores, n.n_cores)).tocsr()
     t.sum_duplicates()
     return t
 
 
-def _uniform(src: np.ndarray, dst: np.ndarray, rate: float, n_cores: int) -> sp.csr_matrix:
-    """traffic_from_rates for one rate: edges counted per core pair from one sort of a key per edge (led by the
-    destination core, the order edges come in: distinct's `runs`), where a COO of every edge took 2-3 s on a
-    paper-size net's 6 x 10^7. A pair of k edges carries k rates summed one after another, as summing the
-    duplicate entries gives, so the matrix is the same to the last bit."""
-    wide = np.int32 if n_cores ** 2 < 2 ** 31 else np.int64
-    key = dst.astype(wide)
-    key *= wide(n_cores)
-    key += src
+def _uniform(key: np.ndarray, rate: float, n_cores: int) -> sp.csr_matrix:
+    """traffic_from_rates for one rate: edges counted per core pair from one sort of their keys
+    (Netlist.core_pair_keys, consumed), where a COO of every edge took 2-3 s on a paper-size net's 6 x 10^7. A pair
+    of k edges carries k rates summed one after another, as summing the duplicate entries gives, so the matrix is
+    the same to the last bit."""
     key.sort(kind="stable")
     starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]])) if key.size else np.zeros(0, np.int64)
     counts = np.diff(np.append(starts, key.size))

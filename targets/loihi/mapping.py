@@ -255,15 +255,10 @@ def _per_core_distinct(core: np.ndarray, keys: list[np.ndarray], n_cores: int) -
 
 
 def _destination_cores(n: Netlist) -> np.ndarray:
-    """(C,) distinct destination cores of each core's edges: one sorted key per edge, not a lexsort of stacked
-    columns (a paper-size net has 6 x 10^7 edges), led by the destination core, which the edges come grouped by
-    (distinct's `runs`)."""
-    src, dst = n.core_traffic_edges()
-    wide = np.int32 if n.n_cores ** 2 < 2 ** 31 else np.int64
-    key = dst.astype(wide)
-    key *= wide(n.n_cores)
-    key += src
-    return count_distinct(key, lambda keys: np.remainder(keys, wide(n.n_cores), out=keys), n.n_cores)
+    """(C,) distinct destination cores of each core's edges: one sorted key per edge (Netlist.core_pair_keys), not a
+    lexsort of stacked columns (a paper-size net has 6 x 10^7 edges)."""
+    key = n.core_pair_keys()
+    return count_distinct(key, lambda keys: np.remainder(keys, key.dtype.type(n.n_cores), out=keys), n.n_cores)
 
 
 def _core_bits(n: Netlist, spec: TargetSpec) -> np.ndarray:
