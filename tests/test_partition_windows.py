@@ -10,7 +10,7 @@ import neurocomp.targets.loihi.mapping as loihi_mapping
 import neurocomp.targets.truenorth.mapping as tn_mapping
 from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.ir.graph import IF, Conv2d, Graph, Input, Output
-from neurocomp.partition.rows import Windows
+from neurocomp.partition.rows import GROWTH, Windows
 from neurocomp.target import load_target
 
 
@@ -71,12 +71,20 @@ def test_small_windows_give_the_same_netlist(monkeypatch, target, module):
 
 def test_window_is_rebuilt_only_when_a_span_leaves_it():
     built = []
-    w = Windows(100, lambda lo, hi: built.append((lo, hi)) or (lo, hi), width=10)
+    w = Windows(100, lambda lo, hi: built.append((lo, hi)) or (lo, hi), width=10 * GROWTH)
     assert w.get(0, 3) == ((0, 10), 0)
     assert w.get(2, 10) == ((0, 10), 0)
-    assert w.get(8, 30) == ((8, 52), 8)         # a span longer than the width: twice its length
+    assert w.get(8, 30) == ((8, 52), 8)         # a span longer than the window: twice its length
     assert w.get(95, 100) == ((95, 100), 95)    # clipped at the layer's end
     assert built == [(0, 10), (8, 52), (95, 100)]
+
+
+def test_a_window_doubles_while_spans_run_on_and_starts_small_after_a_jump():
+    built = []
+    w = Windows(300, lambda lo, hi: built.append((lo, hi)) or (lo, hi), width=4 * GROWTH)
+    for lo, hi in [(0, 3), (2, 6), (5, 9), (12, 20), (27, 30), (58, 60), (121, 123), (190, 191), (260, 262)]:
+        w.get(lo, hi)
+    assert built == [(0, 6), (5, 13), (12, 28), (27, 59), (58, 122), (121, 185), (190, 194), (260, 264)]
 
 
 @pytest.mark.parametrize("name", ["loihi", "loihi2", "truenorth"])

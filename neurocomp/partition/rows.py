@@ -16,6 +16,8 @@ T = TypeVar("T")
 # reuses from its heap. At 2^24 (128 MB arrays, each mapped and page-faulted afresh) a 10^6-neuron Loihi compile spent
 # 15 s of its 23 s in the kernel; at 2^21 it takes 15 s in all, with the same cores.
 WINDOW_SYNAPSES = 1 << 21
+# A window's first width, as a fraction of the full one (Windows).
+GROWTH = 16
 
 
 def is_bound(p: Projection) -> bool:
@@ -123,15 +125,23 @@ def window_width(layer: Layer, order: np.ndarray, core_neurons: int) -> int:
 class Windows(Generic[T]):
     """Per-window row data (built by `build(lo, hi)` over partition positions [lo, hi)), so the
     partitioner holds a bounded number of synapses instead of a layer's whole matrix. Spans only
-    move forward, so every row is built about once."""
+    move forward, so every row is built about once.
+
+    A window starts at 1/GROWTH of `width` and doubles while the spans asked for run on from the last
+    window, up to `width`: where the partitioner repeats cycles of cores (partition.period) it searches a
+    few cores and then jumps ahead, and a full-width window there would build rows no span reads (a
+    paper-size partial-sum layer: 3 windows of 32,768 neurons for 12 spans of 256)."""
 
     def __init__(self, n: int, build: Callable[[int, int], T], width: int) -> None:
         self.n, self.build, self.width = n, build, width
         self.lo, self.hi, self.data = 0, 0, None
+        self.size = self.start = max(width // GROWTH, 1)
 
     def get(self, lo: int, hi: int) -> tuple[T, int]:
         """The window holding [lo, hi) and its first position (subtract it from lo and hi)."""
         if self.data is None or lo < self.lo or hi > self.hi:
-            self.lo, self.hi = lo, min(self.n, lo + max(self.width, 2 * (hi - lo)))
+            runs_on = self.data is not None and self.lo <= lo <= self.hi
+            self.size = min(self.width, 2 * self.size) if runs_on else self.start
+            self.lo, self.hi = lo, min(self.n, lo + max(self.size, 2 * (hi - lo)))
             self.data = self.build(self.lo, self.hi)
         return self.data, self.lo
