@@ -5,6 +5,8 @@ import dataclasses
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import neurocomp.targets.loihi.mapping as loihi_mapping
 import neurocomp.targets.truenorth.mapping as tn_mapping
@@ -164,3 +166,53 @@ def test_neuron_order_is_a_group_major_permutation(groups, band):
     assert np.all(np.diff(group) >= 0)                                     # one group after another
     pos = order % (h * w)
     assert np.all(pos.reshape(-1, c // groups) == pos.reshape(-1, c // groups)[:, :1])   # a position's channels together
+
+
+def test_census_of_partial_sums_counts_their_sum_from_running_totals(monkeypatch):
+    """A fan-in split's sum reads one partial neuron per projection: the census counts it from running sums of
+    keys and copies (mapping._greedy, no search), and must give the netlist's cores and binding resource."""
+    from neurocomp.compiler import census
+
+    greedy = []
+    monkeypatch.setattr(tn_mapping, "_greedy", lambda *a: greedy.append(a) or _greedy(*a))
+    rng = np.random.default_rng(5)
+    g = Graph([Input("x", (16, 10, 10)), Conv2d("c0", rng.normal(size=(16, 16, 3, 3)), padding=1), IF("n0", threshold=2.0),
+               Conv2d("c1", rng.normal(size=(8, 16, 3, 3)), padding=1), IF("n1", threshold=2.0), Output("out")],
+              [("x", "c0"), ("c0", "n0"), ("n0", "c1"), ("c1", "n1"), ("n1", "out")])
+    target = load_target("truenorth")
+    netlist = compile_graph(g, target, CompileOptions()).program.netlist
+    counted = census(g, target, CompileOptions()).layers
+    assert [(c.layer, c.cores, c.binding, c.used) for c in counted] == \
+        [(lm.name, len(lm.cores), lm.binding, lm.used) for lm in netlist.layers]
+    assert sum(c.neurons for c in counted) == netlist.n_neurons
+    assert ("n0", 266) in [(c.layer, c.cores) for c in counted] and len(greedy) == 6   # n0, n1: 3 tile heights each
+
+
+_greedy = tn_mapping._greedy
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 5), st.integers(0, 12), st.integers(1, 4)), min_size=1, max_size=60),
+       st.one_of(st.none(), st.integers(1, 60)))
+def test_running_sum_spans_equal_split(rows, stop):
+    """_greedy and _binding give split's spans and binding resource wherever a span's neurons and axons are sums
+    over its rows (8 neurons, 20 axons a core here)."""
+    from types import SimpleNamespace
+
+    from neurocomp.partition import split
+
+    copies, keys, levels = (np.array(c, dtype=np.int64) for c in zip(*rows))
+    neurons, axons = tn_mapping._running(copies), tn_mapping._running(keys)
+
+    def fits(lo, hi):
+        usage = [("neurons (incl. fan-out copies)", int(neurons[hi] - neurons[lo]), 8),
+                 ("axons", int(axons[hi] - axons[lo]), 20), ("weight levels per neuron", int(levels[lo:hi].max()), 4)]
+        worst = max(usage, key=lambda u: u[1] / u[2])
+        return all(u[1] <= u[2] for u in usage), *worst
+
+    layer = SimpleNamespace(name="sum", size=len(rows))
+    spans, bind = split(layer, fits, stop=stop)
+    end = len(rows) if stop is None else min(len(rows), stop)
+    lo, hi = _greedy(neurons, axons, 8, 20, end)
+    assert list(zip(lo.tolist(), hi.tolist())) == spans
+    assert tn_mapping._binding(lo, hi, neurons, axons, levels, 8, 20) == bind

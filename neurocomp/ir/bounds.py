@@ -28,6 +28,20 @@ def _signed_parts(op: Node) -> tuple[Node, Node] | None:
     return None
 
 
+def _sums_exactly(op: Node, high: float, low: float) -> bool:
+    """Are the op's weights and the input's bounds integers, so that its sums are exact in any order (float64
+    holds integers to 2^53)?"""
+    w = np.asarray(op.weight, dtype=np.float64)
+    top = np.abs(w).sum() * max(abs(high), abs(low))
+    return float(high).is_integer() and float(low).is_integer() and top < 2 ** 53 and np.array_equal(w, np.rint(w))
+
+
+def _one_channel(op: Conv2d) -> Conv2d:
+    """The conv on a constant input as a conv on one channel of it: each output sums its group's input channels,
+    all equal, so their weights can be summed first (a paper-size conv's bounds in 1/C_in of the work)."""
+    return Conv2d(op.name, np.asarray(op.weight).sum(axis=1, keepdims=True), None, op.stride, op.padding)
+
+
 def projection_bounds(p: Projection, high: float = 1.0, low: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Per output: the largest value and the largest negative value (as a magnitude) the chain can produce
     from inputs in [-low, high], biases left out."""
@@ -35,8 +49,12 @@ def projection_bounds(p: Projection, high: float = 1.0, low: float = 0.0) -> tup
 
     hi = torch.full((1,) + p.shapes[0], float(high), dtype=torch.float64)
     lo = None if low == 0 else torch.full_like(hi, float(low))    # None: zero (spikes), skips half the passes
-    for op in p.chain:
+    for k, op in enumerate(p.chain):
         parts = _signed_parts(op)
+        if k == 0 and parts is not None and _sums_exactly(op, high, low) and isinstance(op, Conv2d) \
+                and len(p.shapes[0]) == 3:
+            parts = tuple(_one_channel(part) for part in parts)
+            hi, lo = hi[:, :1], None if lo is None else lo[:, :1]
         if parts is None:
             hi, lo = ops.forward(op, hi), None if lo is None else ops.forward(op, lo)
         elif lo is None:
