@@ -216,3 +216,16 @@ def test_running_sum_spans_equal_split(rows, stop):
     lo, hi = _greedy(neurons, axons, 8, 20, end)
     assert list(zip(lo.tolist(), hi.tolist())) == spans
     assert tn_mapping._binding(lo, hi, neurons, axons, levels, 8, 20) == bind
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 200_000), st.sampled_from([3, 1_000, 150_000, 10 ** 12]), st.integers(0, 10_000))
+def test_previous_occurrence_by_radix_passes_equals_a_stable_sort(n, spread, seed):
+    """_previous orders narrow ids by 16-bit radix passes over their ranks (two where there are more than 2^16 of
+    them) and wide ones by a comparison sort: each entry's last earlier equal entry either way."""
+    ids = np.random.default_rng(seed).integers(0, spread, n) + spread // 3
+    order = np.argsort(ids, kind="stable")
+    want = np.full(n, -1)
+    same = ids[order[1:]] == ids[order[:-1]]
+    want[order[1:][same]] = order[:-1][same]
+    assert np.array_equal(tn_mapping._previous(ids), want)

