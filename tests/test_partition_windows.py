@@ -229,3 +229,33 @@ def test_previous_occurrence_by_radix_passes_equals_a_stable_sort(n, spread, see
     same = ids[order[1:]] == ids[order[:-1]]
     want[order[1:][same]] = order[:-1][same]
     assert np.array_equal(tn_mapping._previous(ids), want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 10_000), st.integers(3, 7))
+def test_typed_keys_per_synapse_rank_or_bit_planes(seed, spread):
+    """_Typing.expand: a neuron with <= 4 distinct weights types each synapse by its weight's rank; one with more, by
+    the set bits of its ladder's digit -- computed here synapse by synapse, for rows of both kinds in one matrix."""
+    import scipy.sparse as sp
+    from hypothesis import assume
+
+    rng = np.random.default_rng(seed)
+    sizes = rng.integers(1, 13, 40)
+    cols = [np.sort(rng.choice(30, k, replace=False)) for k in sizes]
+    data = rng.integers(-spread, spread + 1, sizes.sum()).astype(np.float64) * rng.choice([1, 2])
+    m = sp.csr_matrix((data, np.concatenate(cols), np.concatenate([[0], np.cumsum(sizes)])), shape=(40, 30))
+    m.eliminate_zeros()
+    typing = tn_mapping._Typing.of(*tn_mapping._levels([("x", m)], 40), 255)
+    ptr, keys = typing.expand(m)
+    fitting = [row for row in range(40) if typing.plane[row] or typing.need[row] <= 4]   # the others fit no core
+    assume(typing.plane.any() and not typing.plane[fitting].all())
+    for row in fitting:
+        want = []
+        for col, w in zip(m.indices[m.indptr[row]:m.indptr[row + 1]], m.data[m.indptr[row]:m.indptr[row + 1]]):
+            if typing.plane[row]:
+                q = int(w) // int(typing.a[row])
+                bits = q & ((1 << int(typing.p[row])) - 1) if typing.mixed[row] else abs(q)
+            else:
+                bits = 1 << int(np.flatnonzero(typing.table[row, :4] == w)[0])
+            want += [col * 4 + t for t in range(4) if bits >> t & 1]
+        assert keys[ptr[row]:ptr[row + 1]].tolist() == want

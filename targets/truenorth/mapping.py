@@ -250,18 +250,24 @@ class _Typing:
         weights[plane] = (a[:, None] * pw)[plane]
         return cls(weights, need, plane, a, p, mixed, t)
 
+    def _rank(self, rows: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Each weight's rank among its neuron's levels (its axon type under rank typing)."""
+        return np.argmax(self.table[rows, :LEVELS] == w[:, None], axis=1)
+
     def expand(self, m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
         """(row pointer, keys) of one projection's synapses by type."""
         r = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
         inputs = m.indices.astype(np.int64)
         if m.nnz == 0:
             return m.indptr.astype(np.int64), np.zeros(0, np.int64)
-        rank = np.argmax(self.table[r, :LEVELS] == m.data[:, None], axis=1)
-        if not self.plane[r].any():
-            return m.indptr.astype(np.int64), inputs * LEVELS + rank
+        plane = self.plane[r]
+        if not plane.any():
+            return m.indptr.astype(np.int64), inputs * LEVELS + self._rank(r, m.data)
         q = m.data.astype(np.int64) // self.a[r]
-        bits = np.where(self.mixed[r], q & ((1 << self.p[r]) - 1), np.abs(q))
-        mask = np.where(self.plane[r], bits, 1 << rank)
+        mask = np.where(self.mixed[r], q & ((1 << self.p[r]) - 1), np.abs(q))
+        ranked = ~plane
+        if ranked.any():   # rank typing only where the neuron has no ladder: bits-mode layers are mostly ladders
+            mask[ranked] = 1 << self._rank(r[ranked], m.data[ranked])
         e, t = np.nonzero((mask[:, None] >> np.arange(LEVELS)) & 1)
         ptr = np.concatenate([[0], np.cumsum(np.bincount(r[e], minlength=m.shape[0]))]).astype(np.int64)
         return ptr, inputs[e] * LEVELS + t
