@@ -41,3 +41,11 @@ def test_a_conv_on_a_constant_input_is_bounded_from_one_channel(groups, per_grou
     assert np.array_equal(hi, want_hi) and np.array_equal(lo, want_lo)
     if high == 1 and not graded:
         assert hi.max() > 0 or not (w > 0).any()
+
+
+def test_a_chain_that_starts_with_a_scale_is_bounded_by_hand():
+    """Scale (+2, -3 per input) then a 1x1 conv summing both: from spikes, rise 2 and fall 3; from [-1, 1], 5 each."""
+    p = Projection("x", (Scale("s", np.array([2.0, -3.0]).reshape(2, 1, 1)), Conv2d("c", np.ones((1, 2, 1, 1)))),
+                   ((2, 1, 1), (2, 1, 1), (1, 1, 1)))
+    assert [v.tolist() for v in projection_bounds(p)] == [[2.0], [3.0]]
+    assert [v.tolist() for v in projection_bounds(p, 1.0, 1.0)] == [[5.0], [5.0]]

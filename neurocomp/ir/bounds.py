@@ -28,7 +28,7 @@ def _signed_parts(op: Node) -> tuple[Node, Node] | None:
     return None
 
 
-def _sums_exactly(op: Node, high: float, low: float) -> bool:
+def _sums_exactly(op: Conv2d, high: float, low: float) -> bool:
     """Are the op's weights and the input's bounds integers, so that its sums are exact in any order (float64
     holds integers to 2^53)?"""
     w = np.asarray(op.weight, dtype=np.float64)
@@ -51,8 +51,7 @@ def projection_bounds(p: Projection, high: float = 1.0, low: float = 0.0) -> tup
     lo = None if low == 0 else torch.full_like(hi, float(low))    # None: zero (spikes), skips half the passes
     for k, op in enumerate(p.chain):
         parts = _signed_parts(op)
-        if k == 0 and parts is not None and _sums_exactly(op, high, low) and isinstance(op, Conv2d) \
-                and len(p.shapes[0]) == 3:
+        if k == 0 and isinstance(op, Conv2d) and len(p.shapes[0]) == 3 and _sums_exactly(op, high, low):
             parts = tuple(_one_channel(part) for part in parts)
             hi, lo = hi[:, :1], None if lo is None else lo[:, :1]
         if parts is None:
