@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 from results import command_line, write_section
 
+PART = re.compile(r"(.+)\.part\d+[+-]?")
+
 
 def conv_net(neurons: float, channels: int = 16, seed: int = 0, groups: int = 1):
     """`groups`: the 16-channel convs in that many groups (the first reads 2 channels and stays whole); 8 groups with
@@ -94,9 +96,31 @@ def _census(graph, target, weights: str | None) -> dict:
     over = f" (over the spec's {c.max_chips} chips)" if c.chips > c.max_chips else ""
     unmapped = "".join(f"\n    unmapped {k.layer} ({k.neurons} neurons): {k.binding} {k.used:g} > {k.allowed:g}"
                        for k in c.unmapped)
-    per_layer = "\n    cores per layer: " + ", ".join(f"{k.layer} {k.cores}" for k in c.layers if k.cores)
+    per_layer = "\n    cores per layer: " + ", ".join(grouped([(k.layer, k.cores) for k in c.layers if k.cores]))
     return {"cores": c.cores, "chips": c.chips, "stages": {"census": time.perf_counter() - t}, "hops_ratio": float("nan"),
             "note": over + per_layer + unmapped}
+
+
+def grouped(counts: list[tuple[str, int]]) -> list[str]:
+    """'layer cores' per layer, a fan-in split's parts (`<layer>.part<k>` and its `+`/`-` halves) in one entry each:
+    a dense paper-size net has hundreds."""
+    parts: dict[str, list[int]] = {}
+    out: list[str | tuple[str, list[int]]] = []
+    for name, cores in counts:
+        m = PART.fullmatch(name)
+        if m is None:
+            out.append(f"{name} {cores:,}")
+            continue
+        if m[1] not in parts:
+            parts[m[1]] = []
+            out.append((m[1], parts[m[1]]))
+        parts[m[1]].append(cores)
+    return [item if isinstance(item, str) else _parts(*item) for item in out]
+
+
+def _parts(prefix: str, cores: list[int]) -> str:
+    each = f"{cores[0]:,} each" if min(cores) == max(cores) else f"{min(cores):,} to {max(cores):,}"
+    return f"{prefix}.part* ({len(cores)} part{'s' * (len(cores) > 1)}, {each}, {sum(cores):,} in all)"
 
 
 def _target(name: str, max_chips: int | None, folder: str):
