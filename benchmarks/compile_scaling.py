@@ -232,12 +232,15 @@ def main() -> None:
                          f"peak memory {growth(done, 'peak_mb'):.2f} (goal <= 1)")
             print(lines[-1], flush=True)
     if not args.no_write:
+        targets = "" if sorted(args.targets) == ["loihi", "truenorth"] else "_".join(args.targets)
         variant = (f" of SiamSNN {args.siamsnn}" if args.siamsnn else
                    f", convs in {args.groups} groups, {args.weights or 'default'} weights"
                    if args.groups > 1 or args.weights else "") + \
+            (f" on {', '.join(args.targets)}" if targets else "") + \
             (f", chip.max_chips raised to {args.max_chips}" if args.max_chips else "")
-        name = "compile_scaling" + "".join(f"_{v}" for v in (args.siamsnn, args.groups > 1 and f"groups{args.groups}",
-                                                              args.weights, args.max_chips and f"chips{args.max_chips}",
+        name = "compile_scaling" + "".join(f"_{v}" for v in (args.siamsnn, targets,
+                                                              args.groups > 1 and f"groups{args.groups}", args.weights,
+                                                              args.max_chips and f"chips{args.max_chips}",
                                                               args.census and "census") if v)
         what = "core census (no core tables): time and peak memory" if args.census else "compile time and peak memory"
         write_section(name, f"compile_scaling: {what}{variant}",

@@ -17,6 +17,7 @@ are then measured beside the other workers). Prints the table and writes it to b
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -113,7 +114,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(2)
     seed = args.seed if args.seed is not None else int(time.time()) % 100_000 + 1000
-    console, start = Console(), time.perf_counter()
+    console = Console() if sys.stdout.isatty() else Console(width=240)   # a log keeps the table's every column
+    start = time.perf_counter()
     console.print(f"clip seed {seed}")
     clips = [("test" if k < args.clips else "fresh", seed * 100_000 + k % args.clips, args.frames)
              for k in range(2 * args.clips)]   # models.tracking_data.benchmark's clips, made where they are tracked
