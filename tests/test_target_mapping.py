@@ -268,7 +268,7 @@ def test_a_network_outgrowing_the_chips_is_refused_once_its_last_layers_alone_do
     one chip of 4 cores): the first layer is never built, only counted by the census, so the message gives the
     network's exact total, the census's."""
     from neurocomp.errors import ResourceError
-    from neurocomp.targets.truenorth import mapping
+    from neurocomp.targets.truenorth import cores
 
     text = TN.spec.text
     for key, value in (("cores", 4), ("mesh_cols", 2), ("mesh_rows", 2), ("max_chips", 1)):
@@ -280,8 +280,8 @@ def test_a_network_outgrowing_the_chips_is_refused_once_its_last_layers_alone_do
                Affine("fc2", rng.integers(-2, 3, (2048, 64)).astype(float)), IF("o", threshold=2.0), Output("out")],
               [("x", "fc1"), ("fc1", "h"), ("h", "fc2"), ("fc2", "o"), ("o", "out")])
     built = []
-    real = mapping._layer_cores
-    monkeypatch.setattr(mapping, "_layer_cores", lambda li, layer, *a, **k: built.append(layer.name) or real(li, layer, *a, **k))
+    real = cores._LayerCores
+    monkeypatch.setattr(cores, "_LayerCores", lambda li, layer, *a, **k: built.append(layer.name) or real(li, layer, *a, **k))
     with pytest.raises(ResourceError) as err:
         compile_graph(g, target, CompileOptions())
     assert built == ["o"]

@@ -1,4 +1,4 @@
-"""TrueNorth core builder: crossbars with axon types, fan-out by replication or splitters, delays.
+"""TrueNorth cores: crossbars with axon types, fan-out by replication or splitters, delays; the census.
 
 A neuron's weight for axon i is its weight for i's type, so an input enters a core
 on one axon per type some neuron of the core uses with it, and a neuron connects to
@@ -17,11 +17,15 @@ core, source) drives neurons that fire on every input spike, each with its own d
 Splitters cost as many neurons as copies would, plus one tick, so only those neurons get
 them. Axon delays (1..15) then keep every layer's inputs aligned as the Graph has them,
 despite the ticks splitters and fan-in splits add (neurocomp.partition.delays).
+
+Here: how weights pick axon types (_Typing), a window's typed rows (_TypedRows), the predicate the
+partitioner splits a layer with (_fits), and the census (count_cores). targets/truenorth/cores.py builds
+the netlist from the same spans.
 """
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,17 +34,14 @@ from neurocomp.distinct import BITMAP_RANGE, distinct, renumbered
 from neurocomp.errors import ResourceError, VerifyError
 from neurocomp.ir.graph import Scale
 from neurocomp.ir.layers import Layer, Network
-from neurocomp.ir.netlist import LayerMap, Netlist
-from neurocomp.ir.synapses import Synapses, narrow
-from neurocomp.partition import LayerCount, cat, neuron_order, outgrown, split
-from neurocomp.partition.delays import inserted, timing
+from neurocomp.ir.netlist import Netlist
+from neurocomp.ir.synapses import narrow
+from neurocomp.partition import LayerCount, cat, neuron_order, split
+from neurocomp.partition.delays import inserted
 from neurocomp.partition.period import Run, runs
 from neurocomp.partition.rows import OrderedRows, Windows, bound_layer, support, window_width
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
-
-SHARED_LISTS = False   # repeated cores share lists too, but a core-native (grouped) net rarely repeats: the up-front
-                       # memory estimate counts every synapse
 
 LEVELS = 4
 # The tile heights a (C, H, W) layer's positions are tried in (partition.split.neuron_order), each layer keeping the
@@ -61,45 +62,6 @@ RECENT_SPANS = 1 << 14
 RECENT_REPEATS = 64
 # Inputs of searched cores the census holds before it adds them to the per-neuron counts (_Count._emit).
 PENDING_INPUTS = 1 << 22
-
-
-@dataclass
-class _Core:
-    layer: int
-    chunk: np.ndarray                 # layer neuron ids (sorted)
-    copies: np.ndarray                # hardware copies per chunk neuron (Netlist.copies)
-    n_axons: int
-    axon_type: np.ndarray
-    syn_axon: np.ndarray              # core-local
-    syn_neuron: np.ndarray            # core-local
-    weights: np.ndarray               # (neurons, 4) per-type weights
-    gid: int = -1
-    helper: dict[str, np.ndarray] | None = None  # registers of a splitter core (layer -1)
-
-
-@dataclass
-class _Splitter:
-    """One splitter core of a source layer: its neuron k repeats its axon's spikes to axon[k] of targets[target[k]]."""
-
-    core: _Core
-    source: str
-    targets: list[_Core]
-    target: np.ndarray
-    axon: np.ndarray
-
-
-@dataclass
-class _Dests:
-    """Axons that one source (layer or input) must reach: (source neuron, core, local axon)."""
-
-    src: list[np.ndarray] = field(default_factory=list)
-    core: list[_Core] = field(default_factory=list)
-    axon: list[np.ndarray] = field(default_factory=list)
-
-    def counts(self, size: int) -> np.ndarray:
-        if not self.src:
-            return np.zeros(size, dtype=np.int64)
-        return np.bincount(np.concatenate(self.src), minlength=size)
 
 
 def _levels(rows: list[tuple[str, sp.csr_matrix]], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -194,7 +156,7 @@ class _TypedRows:
         self.support = [support(p, order) for p in layer.projections] if keep else None
 
     @functools.cached_property
-    def _firsts(self) -> list[tuple[np.ndarray, np.ndarray]]:
+    def firsts(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per projection: row pointer, and each key's previous occurrence (axon_count)."""
         counted = [(m.indptr, m.indices) for m in self.support] if self.support is not None else zip(self.ptr, self.keys)
         return [(ptr, _previous(ids)) for ptr, ids in counted]
@@ -212,7 +174,7 @@ class _TypedRows:
         """sum(u.size for u in axon_keys(lo, hi)) without sorting: a key counts at its first synapse in the
         span, the one whose previous occurrence lies before it (the partitioner asks this several times a core)."""
         per_input = LEVELS if self.support is not None else 1
-        return per_input * sum(int(np.count_nonzero(prev[ptr[lo]:ptr[hi]] < ptr[lo])) for ptr, prev in self._firsts)
+        return per_input * sum(int(np.count_nonzero(prev[ptr[lo]:ptr[hi]] < ptr[lo])) for ptr, prev in self.firsts)
 
 
 @dataclass(frozen=True)
@@ -344,75 +306,6 @@ def _fits(windows: Windows[_TypedRows], order: np.ndarray, copies: np.ndarray, s
     return fits
 
 
-def _build_core(li: int, typed: _TypedRows, lo: int, hi: int, copies: np.ndarray, dests: dict[str, _Dests],
-                reads: list[list[tuple[str, np.ndarray, np.ndarray]]]) -> _Core:
-    chunk = typed.rows.order[lo:hi]
-    table = typed.typing.weights[lo:hi]
-    core = _Core(li, chunk, copies[chunk], 0, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
-                 np.zeros((chunk.size, LEVELS), dtype=np.int64))
-    core.weights[:, : table.shape[1]] = table.astype(np.int64)
-    types, syn_a, syn_n, offset, read = [], [], [], 0, []
-    for (source, _), ptr, keys, used in zip(typed.rows.rows, typed.ptr, typed.keys, typed.axon_keys(lo, hi)):
-        part = slice(ptr[lo], ptr[hi])
-        row = np.repeat(np.arange(hi - lo), np.diff(ptr[lo:hi + 1]))
-        syn_a.append(offset + np.searchsorted(used, keys[part]))
-        syn_n.append(row)
-        types.append(used % LEVELS)
-        d = dests.setdefault(source, _Dests())
-        d.src.append(used // LEVELS)
-        d.core.append(core)
-        d.axon.append(offset + np.arange(used.size))
-        read.append((source, d.src[-1], d.axon[-1]))
-        offset += used.size
-    reads.append(read)
-    core.n_axons, core.axon_type = offset, np.concatenate(types).astype(np.int64)
-    core.syn_axon, core.syn_neuron = np.concatenate(syn_a).astype(np.int64), np.concatenate(syn_n).astype(np.int64)
-    return core
-
-
-def _flat(d: _Dests) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per entry: source neuron, index into d.core, local axon."""
-    sizes = [s.size for s in d.src]
-    return np.concatenate(d.src), np.repeat(np.arange(len(d.core)), sizes), np.concatenate(d.axon)
-
-
-def _split_fanout(source: str, d: _Dests, keys: list[str], spec: TargetSpec) -> tuple[_Dests, list[_Splitter]]:
-    """Route the neurons of `source` that feed more axons than a core has neurons through splitter cores;
-    returns the destinations that remain for `source` (its copies) and the splitter cores."""
-    n_max = int(spec["core.neurons"])
-    src, blk, axon = _flat(d)
-    far = np.bincount(src)[src] > n_max
-    if not far.any():
-        return d, []
-    masks = np.split(~far, np.cumsum([s.size for s in d.src])[:-1])
-    kept = _Dests([s[m] for s, m in zip(d.src, masks)], list(d.core), [a[m] for a, m in zip(d.axon, masks)])
-    order = np.argsort(src[far], kind="stable")
-    s, tgt, ax = src[far][order], blk[far][order], axon[far][order]
-    pos = np.arange(s.size)
-    core_of = pos // n_max
-    new_pair = np.ones(s.size, dtype=bool)
-    new_pair[1:] = (s[1:] != s[:-1]) | (core_of[1:] != core_of[:-1])
-    pair = np.cumsum(new_pair) - 1
-    pair_core, pair_src = core_of[new_pair], s[new_pair]
-    local_axon = pair - np.searchsorted(pair_core, core_of)
-    n_cores = int(core_of[-1]) + 1
-    bounds = np.searchsorted(pair_core, np.arange(n_cores + 1))
-    splitters = []
-    for k in range(n_cores):
-        sel = slice(k * n_max, min((k + 1) * n_max, s.size))
-        n, pairs = sel.stop - sel.start, pair_src[bounds[k]:bounds[k + 1]]
-        weights = np.zeros((n, LEVELS), dtype=np.int64)
-        weights[:, 0] = 1
-        regs = {key: np.zeros(n, dtype=np.int64) for key in keys} | {"alpha": np.ones(n, np.int64), "kappa": np.ones(n, np.int64)}
-        core = _Core(-1, np.zeros(0, np.int64), np.ones(n, np.int64), pairs.size, np.zeros(pairs.size, np.int64),
-                     local_axon[sel], np.arange(n, dtype=np.int64), weights, helper=regs)
-        kept.src.append(pairs)
-        kept.core.append(core)
-        kept.axon.append(np.arange(pairs.size, dtype=np.int64))
-        splitters.append(_Splitter(core, source, d.core, tgt[sel], ax[sel]))
-    return kept, splitters
-
-
 def _hint(layer: Layer, spec: TargetSpec, partials: set[str]):
     """What to change when one neuron of `layer` fits no TrueNorth core."""
     def hint(resource: str, used: float, allowed: float) -> str:
@@ -435,217 +328,11 @@ def _hint(layer: Layer, spec: TargetSpec, partials: set[str]):
     return hint
 
 
-def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
-    layers = qnet.network.layers
-    dests: dict[str, _Dests] = {}
-    per_layer: list[list[_Core]] = [[] for _ in layers]
-    helpers: list[list[_Splitter]] = [[] for _ in layers]
-    bind: list[tuple[str, float, float]] = [("neurons", 0, 1)] * len(layers)
-    keys = list(qnet.layers[0].params)
-    partials = inserted(qnet.network)
-    kernel = _kernel_layers(qnet.network, partials)
-    sources = {layer.name for layer in layers}
-    for li in range(len(layers) - 1, -1, -1):
-        layer = layers[li]
-        if layer.name in dests:
-            dests[layer.name], helpers[li] = _split_fanout(layer.name, dests[layer.name], keys, spec)
-        copies = np.maximum(dests.get(layer.name, _Dests()).counts(layer.size), 1)
-        bands = TILE_ROWS if len(layer.shape) == 3 else (1,)
-        if len(bands) > 1 and layer.size > SAMPLED_LAYER:
-            bands = (min(bands, key=lambda band: _sampled_cost(li, layer, band, copies, layer.name in kernel, spec,
-                                                                partials, sources)),)
-        trials = [_layer_cores(li, layer, band, copies, layer.name in kernel, spec, partials) for band in bands]
-        per_layer[li], built, bind[li] = min(trials, key=lambda t: _cost(t[0], t[1], sources, spec))
-        for source, d in built.items():
-            into = dests.setdefault(source, _Dests())
-            into.src += d.src
-            into.core += d.core
-            into.axon += d.axon
-        _within_chips(per_layer, helpers, qnet, li, spec, dests)
-    cores = [c for li in range(len(layers)) for c in per_layer[li] + [h.core for h in helpers[li]]]
-    n_ptr = np.concatenate([[0], np.cumsum([len(c.weights) for c in cores])]).astype(np.int64)
-    a_ptr = np.concatenate([[0], np.cumsum([c.n_axons for c in cores])]).astype(np.int64)
-    for gid, c in enumerate(cores):
-        c.gid = gid
-    splitters = [h for group in helpers for h in group]
-    return _assemble(qnet, spec, cores, per_layer, dests, splitters, n_ptr, a_ptr, bind)
-
-
-def _within_chips(per_layer: list[list[_Core]], helpers: list[list[_Splitter]], qnet: QNetwork, li: int,
-                  spec: TargetSpec, dests: dict[str, _Dests]) -> None:
-    """Refuse as soon as the layers built so far (li to the last) outgrow the chips, rather than after building the
-    rest: those are counted by the census from the copies known so far, so the refusal gives the exact total."""
-    used = sum(len(per_layer[k]) + len(helpers[k]) for k in range(li, len(per_layer)))
-    if used > spec.max_cores:
-        layers = qnet.network.layers
-        reads = {layer.name: dests[layer.name].counts(layer.size) if layer.name in dests else
-                 np.zeros(layer.size, np.int64) for layer in layers[:li]}
-        rest = sum(c.cores for c in _count(qnet, spec, li - 1, reads))
-        counted = (layers[0].name, layers[li - 1].name) if li > 0 else None
-        raise outgrown(spec, used + rest, len(layers) - li, len(layers), counted)
-
-
-def _sampled_cost(li: int, layer: Layer, band: int, copies: np.ndarray, keep: bool, spec: TargetSpec,
-                  partials: set[str], sources: set[str]) -> float:
-    """_cost per neuron of the layer's first SAMPLE_NEURONS in tiles `band` rows high."""
-    cores, dests, _ = _layer_cores(li, layer, band, copies, keep, spec, partials, stop=SAMPLE_NEURONS)
-    return _cost(cores, dests, sources, spec) / sum(c.chunk.size for c in cores)
-
-
 def _typed_windows(layer: Layer, band: int, keep: bool, spec: TargetSpec) -> tuple[np.ndarray, Windows[_TypedRows]]:
     """The layer's partition order in tiles `band` rows high, and its typed rows a window at a time."""
     order, wmax = neuron_order(layer, band), int(spec["core.weight_max"])
     return order, Windows(layer.size, lambda lo, hi: _TypedRows(layer, order[lo:hi], wmax, keep),
                           window_width(layer, order, int(spec["core.neurons"])))
-
-
-def _layer_cores(li: int, layer: Layer, band: int, copies: np.ndarray, keep: bool, spec: TargetSpec,
-                 partials: set[str], stop: int | None = None
-                 ) -> tuple[list[_Core], dict[str, _Dests], tuple[str, float, float]]:
-    """One layer's cores with its positions in tiles `band` rows high, the axons they need of each source, and
-    the binding resource (`stop`: of its first neurons only, split.split)."""
-    order, windows = _typed_windows(layer, band, keep, spec)
-    cores: list[_Core] = []
-    dests: dict[str, _Dests] = {}
-    reads: list[list[tuple[str, np.ndarray, np.ndarray]]] = []   # per core: (source, inputs, local axons) per projection
-
-    def emit(lo: int, hi: int) -> None:
-        typed, off = windows.get(lo, hi)
-        cores.append(_build_core(li, typed, lo - off, hi - off, copies, dests, reads))
-
-    def repeat(cycle: list[tuple[int, int]], run: Run, steps: int, times: int) -> None:
-        """A cycle recurs: each repeated core is its original's tables (one synapse list, Netlist.synapses) over the
-        moved chunk, reading each projection's inputs moved by its shift."""
-        made, shift = len(cores) - len(cycle), cycle[-1][1] - cycle[0][0]
-        for k in range(1, times + 1):
-            for i, (lo, hi) in enumerate(cycle):
-                _copy_core(cores[made + i], reads[made + i], order[lo + k * shift:hi + k * shift],
-                           [k * steps * m for m in run.shifts], copies, dests, cores, reads)
-
-    _, bind = split(layer, _fits(windows, order, copies, spec), _hint(layer, spec, partials), emit, stop,
-                    runs(layer, band, copies), repeat)
-    return cores, dests, bind
-
-
-def _copy_core(core: _Core, read: list[tuple[str, np.ndarray, np.ndarray]], chunk: np.ndarray, shifts: list[int],
-               copies: np.ndarray, dests: dict[str, _Dests], cores: list[_Core],
-               reads: list[list[tuple[str, np.ndarray, np.ndarray]]]) -> None:
-    """Append a core with `core`'s tables over `chunk`, its projections' inputs moved by `shifts`."""
-    copy = _Core(core.layer, chunk, copies[chunk], core.n_axons, core.axon_type, core.syn_axon, core.syn_neuron,
-                 core.weights)
-    moved = [(source, src + shift, axon) for (source, src, axon), shift in zip(read, shifts)]
-    for source, src, axon in moved:
-        d = dests.setdefault(source, _Dests())
-        d.src.append(src)
-        d.core.append(copy)
-        d.axon.append(axon)
-    cores.append(copy)
-    reads.append(moved)
-
-
-def _cost(cores: list[_Core], dests: dict[str, _Dests], layers: set[str], spec: TargetSpec) -> float:
-    """A layer's cores plus the cores' worth of neuron slots its axons take in the layers that feed it (each axon
-    a neuron reaches is one more copy of that neuron there; the host's inputs cost no core)."""
-    axons = sum(sum(s.size for s in d.src) for source, d in dests.items() if source in layers)
-    return len(cores) + axons / int(spec["core.neurons"])
-
-
-def _layer_first(cores: list[_Core], size: int, n_ptr: np.ndarray) -> np.ndarray:
-    """Global id of every neuron of a layer."""
-    out = np.empty(size, dtype=np.int64)
-    if cores:
-        sizes = [c.chunk.size for c in cores]
-        ids = _shifted([np.arange(n) for n in sizes], n_ptr[[c.gid for c in cores]], np.int64)
-        out[cat([c.chunk for c in cores])] = ids
-    return out
-
-
-def _shifted(parts: list[np.ndarray], shifts: np.ndarray, dtype: type) -> np.ndarray:
-    """cat(parts[k] + shifts[k]) in `dtype`, with one array of shifts instead of a temporary per part."""
-    out = cat(parts, dtype)
-    out += np.repeat(np.asarray(shifts, dtype), [p.size for p in parts])
-    return out
-
-
-def _assemble(qnet, spec, cores, per_layer, dests, splitters, n_ptr, a_ptr, bind) -> Netlist:
-    net = qnet.network
-    layers = net.layers
-    names = [l.name for l in layers]
-    tm = timing(net, {h.source: 1 for h in splitters}, int(spec["core.delay_max"]))
-    delay = tm.delay
-    firsts = {l.name: _layer_first(per_layer[i], l.size, n_ptr) for i, l in enumerate(layers)}
-    e_src, e_ax, e_d, i_ch, i_ax, i_d = [], [], [], [], [], []
-    offsets, off = {}, 0
-    for inp in net.inputs:
-        offsets[inp.name] = off
-        off += int(np.prod(inp.shape))
-    for source, d in dests.items():
-        src = np.concatenate(d.src)
-        axon = _shifted(d.axon, a_ptr[[c.gid for c in d.core]], np.int64)
-        # a spike into a splitter takes one tick; the splitter's own edge carries the rest of the delay
-        dl = np.repeat([delay[(source, names[c.layer])] if c.layer >= 0 else 1 for c in d.core], [a.size for a in d.axon])
-        if source in offsets:
-            i_ch.append(offsets[source] + src)
-            i_ax.append(axon)
-            i_d.append(dl)
-            continue
-        order = np.argsort(src, kind="stable")   # a neuron's k-th edge leaves its copy k (Netlist.expanded)
-        e_src.append(firsts[source][src[order]])
-        e_ax.append(axon[order])
-        e_d.append(dl[order])
-    for h in splitters:
-        gids = np.array([c.gid for c in h.targets], dtype=np.int64)[h.target]
-        e_src.append(n_ptr[h.core.gid] + np.arange(h.target.size))
-        e_ax.append(a_ptr[gids] + h.axon)
-        e_d.append(np.array([delay[(h.source, names[c.layer])] - 1 for c in h.targets], dtype=np.int64)[h.target])
-    params = _core_params(qnet, cores)
-    params["w"] = np.concatenate([c.weights for c in cores]).astype(np.int64)
-    e_src_a, i_ax_a = cat(e_src), cat(i_ax)
-    maps = tuple(LayerMap(l.name, l.shape, firsts[l.name], l.kind, qnet.layers[i].scale, tuple(c.gid for c in per_layer[i]), *bind[i]) for i, l in enumerate(layers))
-    return Netlist(
-        target=spec.name, neuron_ptr=n_ptr, axon_ptr=a_ptr,
-        core_layer=np.array([c.layer for c in cores], dtype=np.int64), params=params,
-        synapses=_synapses(cores), core_tables={"axon_type": cat([c.axon_type for c in cores])},
-        edge_src=e_src_a, edge_axon=cat(e_ax), edge_delay=cat(e_d),
-        in_channel=cat(i_ch), in_axon=i_ax_a, in_delay=cat(i_d),
-        inputs=tuple((i.name, i.shape) for i in net.inputs), layers=maps,
-        outputs=net.outputs, notes={"latency": tm.latency, "delay": tm.nested_delays(), "splitter_cores": len(splitters)},
-        copies=cat([c.copies for c in cores]),
-    )
-
-
-def _synapses(cores: list[_Core]) -> Synapses:
-    """The cores' synapse lists (core-local ids), each stored once: a repeated core holds its original's arrays."""
-    first: dict[int, int] = {}
-    lists: list[_Core] = []
-    template = np.empty(len(cores), dtype=np.int64)
-    for k, c in enumerate(cores):
-        if id(c.syn_axon) not in first:
-            first[id(c.syn_axon)] = len(lists)
-            lists.append(c)
-        template[k] = first[id(c.syn_axon)]
-    sizes = np.array([c.syn_axon.size for c in lists], dtype=np.int64)
-    return Synapses(template, np.concatenate([[0], np.cumsum(sizes)]), narrow(cat([c.syn_axon for c in lists], np.int32)),
-                    narrow(cat([c.syn_neuron for c in lists], np.int32)), {})
-
-
-def _core_params(qnet: QNetwork, cores: list[_Core]) -> dict[str, np.ndarray]:
-    """Every register for every hardware neuron, in core order: one gather per register from the layers' arrays
-    and the splitter cores' own, not a slice per core and register."""
-    sizes = [layer.size for layer in qnet.network.layers]
-    start = np.concatenate([[0], np.cumsum(sizes)])
-    helpers = [c for c in cores if c.helper is not None]
-    helper_start = start[-1] + np.concatenate([[0], np.cumsum([len(c.weights) for c in helpers])])
-    index, k = [], 0
-    for c in cores:
-        if c.helper is None:
-            index.append(start[c.layer] + c.chunk)
-        else:
-            index.append(np.arange(helper_start[k], helper_start[k + 1]))
-            k += 1
-    at = cat(index)
-    return {key: cat([q.params[key] for q in qnet.layers] + [c.helper[key] for c in helpers])[at]
-            for key in qnet.layers[0].params}
 
 
 def count_cores(qnet: QNetwork, spec: TargetSpec) -> list[LayerCount]:
