@@ -391,9 +391,7 @@ def _assemble(qnet: QNetwork, spec: TargetSpec, built: list[_LayerCores], helper
         gid = base[group] + core
         ax = a_ptr[gid] + axon
         # a spike into a splitter takes one tick; the splitter's own edge carries the rest of the delay
-        delays = np.array([tm.delay[(source, name)] if (source, name) in tm.delay else 1 for name in names],
-                          dtype=np.int64)
-        dl = np.where(group % 2 == 1, 1, delays[group_layer[group]])
+        dl = np.where(group % 2 == 1, 1, _delays(tm.delay, source, names, group_layer[group]))
         if source in offsets:
             i_ch.append(offsets[source] + src)
             i_ax.append(ax)
@@ -409,8 +407,7 @@ def _assemble(qnet: QNetwork, spec: TargetSpec, built: list[_LayerCores], helper
         gid = base[h.target_group] + h.target_core
         e_src.append(n_ptr[base[2 * i + 1]] + np.arange(h.target_axon.size))
         e_ax.append(a_ptr[gid] + h.target_axon)
-        delays = np.array([tm.delay.get((h.source, name), 1) - 1 for name in names], dtype=np.int64)
-        e_d.append(delays[group_layer[h.target_group]])
+        e_d.append(_delays(tm.delay, h.source, names, group_layer[h.target_group]) - 1)
     params = _core_params(qnet, cat(index), helpers)
     params["w"] = weights
     core_layer = np.repeat(np.where(np.arange(2 * len(layers)) % 2 == 0, group_layer, -1), cores_in)
@@ -426,6 +423,13 @@ def _assemble(qnet: QNetwork, spec: TargetSpec, built: list[_LayerCores], helper
         outputs=net.outputs, notes={"latency": tm.latency, "delay": tm.nested_delays(), "splitter_cores": sum(h.n_cores for h in splitters)},
         copies=cat(copies),
     )
+
+
+def _delays(delay: dict[tuple[str, str], int], source: str, names: list[str], layer: np.ndarray) -> np.ndarray:
+    """The axon delay of each entry from `source` into a core of layer `layer[i]` (1 where none is set: a splitter
+    core's entries, which the caller sets apart), looked up once per layer it reaches."""
+    reached, at = np.unique(layer, return_inverse=True)
+    return np.array([delay.get((source, names[k]), 1) for k in reached], dtype=np.int64)[at]
 
 
 def _layer_first(b: _LayerCores, first: int) -> np.ndarray:
