@@ -230,19 +230,28 @@ class _Typing:
         ranked = ~plane
         if ranked.any():   # rank typing only where the neuron has no ladder: bits-mode layers are mostly ladders
             mask[ranked] = 1 << self._rank(r[ranked], m.data[ranked])
-        e, t = np.nonzero((mask[:, None] >> np.arange(LEVELS)) & 1)
-        ptr = np.concatenate([[0], np.cumsum(np.bincount(r[e], minlength=m.shape[0]))]).astype(np.int64)
-        return ptr, inputs[e] * LEVELS + t
+        count = _SET_BITS[mask]
+        ends = np.cumsum(count)
+        nth = np.arange(int(ends[-1])) - np.repeat(ends - count, count)
+        keys = np.repeat(inputs * LEVELS, count) + _BIT[np.repeat(mask, count), nth]
+        return np.concatenate([[0], ends])[m.indptr].astype(np.int64), keys
+
+
+# Per 4-bit mask: its set bits, and the k-th of them (ascending): a synapse's types without a (synapses, 4) array.
+_SET_BITS = np.array([bin(v).count("1") for v in range(1 << LEVELS)], np.int64)
+_BIT = np.array([[b for b in range(LEVELS) if v >> b & 1] + [0] * (LEVELS - bin(v).count("1"))
+                 for v in range(1 << LEVELS)], np.int64)
 
 
 def _ladders(t: np.ndarray, weight_max: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Per row of distinct weights: scale a, planes p, two's complement or not, and whether any ladder fits."""
+    """Per row of distinct weights: scale a, planes p, two's complement or not, and whether any ladder fits. A row
+    matters only through its gcd, least and greatest weight: floor division by a_d > 0 keeps the order."""
     g = np.maximum(np.gcd.reduce(t, axis=1), 1)
+    low, high = t.min(axis=1, initial=0), t.max(axis=1, initial=0)
     a, p, mixed, found = np.ones_like(g), np.zeros_like(g), np.zeros(len(t), bool), np.zeros(len(t), bool)
     for d in range(1, 2 ** LEVELS):   # the scale: the gcd over the fewest d that fits the planes in the weights
         a_d = np.maximum(g // d, 1)
-        q = t // a_d[:, None]
-        lo, hi = q.min(axis=1, initial=0), q.max(axis=1, initial=0)
+        lo, hi = low // a_d, high // a_d
         mix = (lo < 0) & (hi > 0)
         p_d = np.where(mix, 1 + np.maximum(_bit_length(hi), _bit_length(-lo - 1)), _bit_length(np.maximum(hi, -lo)))
         good = ~found & (g % d == 0) & (p_d <= LEVELS) & (a_d << np.maximum(p_d - 1, 0) <= weight_max)
