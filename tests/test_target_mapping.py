@@ -321,9 +321,9 @@ def test_loihi_refuses_once_the_layers_built_outgrow_the_chips(tmp_path, monkeyp
 
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10_000), n=st.integers(1, 40), levels=st.integers(1, 70), explicit_zeros=st.booleans())
-def test_weight_levels_from_bit_masks_and_peeled_minima_equal_the_sorted_ones(seed, n, levels, explicit_zeros):
-    """_levels' mask path (<= 63 distinct weights in a window) and its peeling path (<= 16 per neuron) give the
-    lexsort's table, whatever the rows."""
+def test_weight_levels_from_bit_masks_and_padded_rows_equal_the_sorted_ones(seed, n, levels, explicit_zeros):
+    """_levels' mask path (<= 63 distinct weights in a window) and its padded-sort path (rows about equally long)
+    give the lexsort's table, whatever the rows."""
     import scipy.sparse as sp
 
     from neurocomp.targets.truenorth import mapping
@@ -341,7 +341,10 @@ def test_weight_levels_from_bit_masks_and_peeled_minima_equal_the_sorted_ones(se
     if v.size == 0:
         return
     slow = mapping._sorted_levels(rows, n, v)
-    masks, peeled = mapping._few_levels(rows, n, v), mapping._peeled_levels(rows, n, v)
-    assert (masks is None) == (np.unique(v).size > 63) and (peeled is None) == (slow[1].max() > mapping.PEELED_LEVELS)
-    for fast in (f for f in (masks, peeled) if f is not None):
+    masks, padded = mapping._few_levels(rows, n, v), mapping._padded_levels(rows, n, v)
+    cells = n * sum(np.diff(m.indptr) for _, m in rows if m.nnz).max()
+    assert (masks is None) == (np.unique(v).size > 63) and (padded is None) == (cells > 2 * v.size + mapping.PADDED_SLACK)
+    for fast in (f for f in (masks, padded) if f is not None):
         assert np.array_equal(fast[1], slow[1]) and np.array_equal(fast[0], slow[0])
+    ragged = sp.csr_matrix((np.arange(3000.0), np.arange(3000), np.r_[0, np.full(3000, 3000)]), shape=(3000, 3000))
+    assert mapping._padded_levels([("src", ragged)], 3000, ragged.data) is None   # one long row: 9 x 10^6 cells
