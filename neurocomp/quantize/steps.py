@@ -45,7 +45,8 @@ def stored_signs(layer: Layer) -> np.ndarray:
         signs = {1.0}
         for op in ops:
             w = _values(op)
-            signs = {a * b for a in signs for b in (set(np.sign(w[w != 0]).tolist()) or {1.0})}
+            present = [sign for sign, found in ((-1.0, (w < 0).any()), (1.0, (w > 0).any())) if found]
+            signs = {a * b for a in signs for b in (present or [1.0])}
         out |= signs
     return np.array(sorted(out or {1.0}))
 
