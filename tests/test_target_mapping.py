@@ -295,7 +295,7 @@ def test_loihi_refuses_once_the_layers_built_outgrow_the_chips(tmp_path, monkeyp
     5,120 neurons take 5 cores, so the second is never built, only counted by the census (2,048 neurons reading
     1,000 of them each: 18 cores, bound by synapse memory), and the message gives the network's exact total, the census's."""
     from neurocomp.errors import ResourceError
-    from neurocomp.targets.loihi import mapping
+    from neurocomp.targets.loihi import cores, mapping
 
     text = load_target("loihi").spec.text
     for key, value in (("cores", 4), ("mesh_cols", 1), ("mesh_rows", 1), ("max_chips", 1)):
@@ -310,7 +310,8 @@ def test_loihi_refuses_once_the_layers_built_outgrow_the_chips(tmp_path, monkeyp
               [("x", "fc1"), ("fc1", "h"), ("h", "fc2"), ("fc2", "o"), ("o", "out")])
     built = []
     real = mapping.split
-    monkeypatch.setattr(mapping, "split", lambda layer, *a, **k: built.append(layer.name) or real(layer, *a, **k))
+    for module in (cores, mapping):   # the builder's split, and the census's
+        monkeypatch.setattr(module, "split", lambda layer, *a, **k: built.append(layer.name) or real(layer, *a, **k))
     with pytest.raises(ResourceError) as err:
         compile_graph(g, target, CompileOptions())
     assert built == ["h", "o"]   # "o" by the census only: no core of it was built

@@ -3,7 +3,8 @@ from neurocomp.targets.loihi.emulation import (deterministic, init_state, neuron
                                                stochastic_synapses, synapse_matrix)
 from neurocomp.targets.loihi.exactness import exact_ticks
 from neurocomp.targets.loihi.legalize import adapt, legalize
-from neurocomp.targets.loihi.mapping import SHARED_LISTS, build_netlist, count_cores, verify_netlist
+from neurocomp.targets.loihi.cores import SHARED_LISTS, build_netlist
+from neurocomp.targets.loihi.mapping import count_cores, verify_netlist
 from neurocomp.targets.loihi.native import native
 from neurocomp.targets.loihi.quant import (WEIGHT_MODES, check_params, cluster_composed, cluster_weights, neuron_params,
                                            param_limits, weight_max)
