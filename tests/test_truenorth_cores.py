@@ -6,7 +6,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from neurocomp.ir.graph import IF, Conv2d, Graph, Input, Output
 from neurocomp.ir.layers import lower
 from neurocomp.partition import neuron_order
-from neurocomp.targets.truenorth.cores import _ranges, _Reads, _window_tables
+from neurocomp.partition.blocks import ranges
+from neurocomp.targets.truenorth.cores import _Reads, _window_tables
 from neurocomp.targets.truenorth.mapping import LEVELS, _TypedRows
 
 SETTINGS = dict(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -59,7 +60,7 @@ def test_a_windows_cores_built_at_once_equal_them_built_one_by_one(seed, spread,
     assert np.array_equal(tables.syn_axon, np.concatenate([w[2] for w in want]))
     assert np.array_equal(tables.syn_neuron, np.concatenate([w[3] for w in want]))
     assert tables.synapses.tolist() == [w[2].size for w in want]
-    assert np.array_equal(tables.weights, typed.typing.weights[_ranges(a, b - a)])
+    assert np.array_equal(tables.weights, typed.typing.weights[ranges(a, b - a)])
     for k, (core, src, axon) in enumerate(opened):
         assert np.array_equal(core, np.repeat(np.arange(a.size), [w[4][k][0].size for w in want]))
         assert np.array_equal(src, np.concatenate([w[4][k][0] for w in want]))
@@ -83,4 +84,4 @@ def test_entries_since_a_core_equal_the_flat_lists_filter(sizes, first, seed):
         assert np.array_equal(mine, theirs)
     lengths = rng.integers(0, 5, len(sizes))
     starts = rng.integers(0, 20, len(sizes))
-    assert _ranges(starts, lengths).tolist() == [i for s, n in zip(starts, lengths) for i in range(s, s + n)]
+    assert ranges(starts, lengths).tolist() == [i for s, n in zip(starts, lengths) for i in range(s, s + n)]

@@ -145,3 +145,27 @@ class Windows(Generic[T]):
             self.lo, self.hi = lo, min(self.n, lo + max(self.size, 2 * (hi - lo)))
             self.data = self.build(self.lo, self.hi)
         return self.data, self.lo
+
+
+class Batches(Generic[T]):
+    """The spans a partitioner finalises, grouped by the window of rows that holds them: `build(rows, a, b)` gets
+    a group at once (window-local spans [a_j, b_j)) when a span falls in another window, or at `flush` (a builder
+    flushes before it repeats the cores built so far). Keeps at most the current window alive past its time."""
+
+    def __init__(self, windows: Windows[T], build: Callable[[T, np.ndarray, np.ndarray], None]) -> None:
+        self.windows, self.build = windows, build
+        self.rows: T | None = None
+        self.pending: list[tuple[int, int]] = []
+
+    def add(self, lo: int, hi: int) -> None:
+        rows, off = self.windows.get(lo, hi)
+        if rows is not self.rows:
+            self.flush()
+            self.rows = rows
+        self.pending.append((lo - off, hi - off))
+
+    def flush(self) -> None:
+        if self.pending:
+            a, b = np.array(self.pending, dtype=np.int64).T
+            self.pending = []
+            self.build(self.rows, a, b)

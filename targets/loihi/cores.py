@@ -17,30 +17,19 @@ from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import LayerMap, Netlist
 from neurocomp.ir.synapses import Synapses
 from neurocomp.memory import require
-from neurocomp.partition import cat, compact, neuron_order, split
+from neurocomp.partition import cat, compact, split
+from neurocomp.partition.blocks import pointers, ranges, tail
 from neurocomp.partition.delays import timing
-from neurocomp.partition.period import Run, runs
-from neurocomp.partition.rows import OrderedRows
+from neurocomp.partition.period import Run
+from neurocomp.partition.rows import Batches, OrderedRows
 from neurocomp.quantize import QNetwork, stored_signs
 from neurocomp.target import TargetSpec
-from neurocomp.targets.loihi.mapping import BY_CHANNEL, SIGN_CODES, _fits, _hint, _joined, _windows, _within_chips
+from neurocomp.targets.loihi.mapping import (SIGN_CODES, _fits, _hint, _joined, _windows, _within_chips, layer_runs,
+                                             partition_order)
 from neurocomp.targets.loihi.quant import is_mixed
 
 SHARED_LISTS = True   # a core repeating a cycle names its original's synapse list (_LayerCores._repeat)
 LIST_BYTES = 40       # peak bytes per synapse of new lists while they are built (ids, weights and their joins)
-
-
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """cat(arange(s, s + n) for s, n in zip(starts, lengths)) without a loop."""
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    ends = np.cumsum(lengths)
-    return np.arange(total, dtype=np.int64) + np.repeat(starts - (ends - lengths), lengths)
-
-
-def _ptr(counts: np.ndarray) -> np.ndarray:
-    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
 
 @dataclass
@@ -78,18 +67,18 @@ def _window_tables(rows: OrderedRows, a: np.ndarray, b: np.ndarray, mixed: bool)
     projection the (core, input, local axon) of every axon it opens: its distinct inputs, ascending, after the
     projections before."""
     m = a.size
-    spanned = _ranges(a, b - a)
+    spanned = ranges(a, b - a)
     local = spanned - np.repeat(a, b - a)
     per = []
     for _, mat in rows.rows:
         lens = mat.indptr[b] - mat.indptr[a]
-        idx = _ranges(mat.indptr[a], lens)
+        idx = ranges(mat.indptr[a], lens)
         core = np.repeat(np.arange(m), lens)
         inputs, ids = renumbered(mat.indices[idx])   # dense input ids, then (core, id) pairs: bitmaps, no sort
         pairs, rank = renumbered(core * inputs.size + ids)
         used_core = pairs // max(inputs.size, 1)
         count = np.bincount(used_core, minlength=m)
-        first = _ptr(count)[:-1]
+        first = pointers(count)[:-1]
         neuron = np.repeat(local, np.diff(mat.indptr)[spanned])
         weight = mat.data[idx].astype(np.int32) << np.int32(mixed)
         per.append((core, rank - first[core], neuron, weight, count, used_core,
@@ -110,7 +99,7 @@ def _signs(weights: np.ndarray, synapses: np.ndarray, mixed: bool) -> np.ndarray
     is <= 0 and one is < 0, else excitatory."""
     if mixed:
         return np.full(synapses.size, SIGN_CODES["mixed"], np.int64)
-    starts = _ptr(synapses)[:-1]
+    starts = pointers(synapses)[:-1]
     full = synapses > 0
     low = np.zeros(synapses.size, np.int64)
     high = np.zeros(synapses.size, np.int64)
@@ -148,11 +137,7 @@ class _Netlist:
 
     def last(self, key: str, n: int) -> np.ndarray:
         """The last n cores' `key`."""
-        blocks, k, held = self.cores[key], len(self.cores[key]), 0
-        while k > 0 and held < n:
-            k -= 1
-            held += blocks[k].size
-        return cat(blocks[k:])[held - n:]
+        return tail(self.cores[key], n)
 
     def read(self, source: str, inputs: np.ndarray, axons: np.ndarray) -> None:
         """Axons reading `inputs` of `source`: the host's channels, or neurons of a layer resolved once every layer
@@ -175,7 +160,7 @@ class _Netlist:
 
 
 class _LayerCores:
-    """One layer's cores as split finalises them: a window's searched cores built together (`_flush`), a repeated
+    """One layer's cores as split finalises them: a window's searched cores built together (`_build`), a repeated
     cycle's cores naming their originals' lists with their inputs moved (`_repeat`)."""
 
     def __init__(self, out: _Netlist, li: int, layer: Layer, spec: TargetSpec) -> None:
@@ -185,33 +170,23 @@ class _LayerCores:
         self.windows = _windows(layer, spec)
         self.first = out.n_cores
         self.reads = [_Reads([], [], [], []) for _ in layer.projections]
-        self.pending: list[tuple[int, int]] = []
-        self.rows: OrderedRows | None = None
-        _, self.bind = split(layer, _fits(self.windows, spec), _hint(layer.name), self._emit,
-                             runs=runs(layer, 1, by_channel=BY_CHANNEL), repeat=self._repeat)
-        self._flush()
-        self.windows, self.rows = None, None   # let the rows go: the lists hold all the netlist needs of them
+        self.batches = Batches(self.windows, self._build)
+        _, self.bind = split(layer, _fits(self.windows, spec), _hint(layer.name), self.batches.add,
+                             runs=layer_runs(layer), repeat=self._repeat)
+        self.batches.flush()
+        self.windows = self.batches = None   # let the rows go: the lists hold all the netlist needs of them
         self._read()
 
-    def _emit(self, lo: int, hi: int) -> None:
-        rows, off = self.windows.get(lo, hi)
-        if rows is not self.rows:
-            self._flush()
-            self.rows = rows
-        self.pending.append((lo - off, hi - off))
-
-    def _flush(self) -> None:
-        if not self.pending:
-            return
+    def _build(self, rows: OrderedRows, a: np.ndarray, b: np.ndarray) -> None:
+        """A window's searched cores: their synapse lists, sign modes and the axons they read."""
         out = self.out
-        a, b = np.array(self.pending, dtype=np.int64).T
-        self.pending = []
-        synapses = sum(int(m.indptr[b[-1]] - m.indptr[a[0]]) for _, m in self.rows.rows)
+        synapses = sum(int(m.indptr[b[-1]] - m.indptr[a[0]]) for _, m in rows.rows)
         done = out.n_cores - self.first
-        require(f"layer {self.layer.name}, cores {done} to {done + a.size - 1} ({synapses:,} synapses)",
+        cores = f"core {done}" if a.size == 1 else f"cores {done} to {done + a.size - 1}"
+        require(f"layer {self.layer.name}, {cores} ({synapses:,} synapses)",
                 LIST_BYTES * synapses,
                 "shrink the layer's fan-in, or size the network with `neurocomp check MODEL --target T --census`")
-        axons, per_core, syn_a, syn_n, syn_w, opened = _window_tables(self.rows, a, b, self.mixed)
+        axons, per_core, syn_a, syn_n, syn_w, opened = _window_tables(rows, a, b, self.mixed)
         for key, values in (("syn_a", syn_a), ("syn_n", syn_n), ("syn_w", syn_w)):
             out.lists[key].append(compact(values, np.int16))
         out.lists["size"].append(per_core)
@@ -224,7 +199,7 @@ class _LayerCores:
     def _repeat(self, cycle: list[tuple[int, int]], run: Run, steps: int, times: int) -> None:
         """The last len(cycle) cores recur `times` times, each repetition with their lists and sign modes and their
         inputs moved by each projection's shift per step."""
-        self._flush()
+        self.batches.flush()
         out, size = self.out, len(cycle)
         neurons, axons, template, sign = (out.last(key, size) for key in ("neurons", "axons", "template", "sign"))
         first = out.add(self.li, np.tile(neurons, times), np.tile(axons, times), np.tile(template, times),
@@ -266,15 +241,15 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
         start = out.n_cores
         bound = _LayerCores(out, li, layer, spec).bind
         ids = np.empty(layer.size, dtype=np.int64)
-        ids[neuron_order(layer, 1, BY_CHANNEL)] = neuron0 + np.arange(layer.size)   # the cores hold it in turn
+        ids[partition_order(layer)] = neuron0 + np.arange(layer.size)   # the cores hold it in turn
         neuron0 += layer.size
         firsts.append(ids)
         maps.append(LayerMap(layer.name, layer.shape, ids, layer.kind, qnet.layers[li].scale,
                              tuple(range(start, out.n_cores)), *bound))
         _within_chips(net.layers, li, out.n_cores, spec)
-    n_ptr, a_ptr = _ptr(cat(out.cores["neurons"])), _ptr(cat(out.cores["axons"]))
+    n_ptr, a_ptr = pointers(cat(out.cores["neurons"])), pointers(cat(out.cores["axons"]))
     wide = np.int32 if max(n_ptr[-1], a_ptr[-1]) < 2 ** 31 else np.int64   # edges: one per axon, the most
-    starts = _ptr(np.array([layer.size for layer in net.layers]))[:-1]
+    starts = pointers(np.array([layer.size for layer in net.layers]))[:-1]
     ids = cat(firsts)
     e_src = cat([ids[starts[layer] + src] for layer, src, _ in out.edges], wide)
     e_ax = cat([axons for _, _, axons in out.edges], wide)
@@ -283,7 +258,7 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
     wexp = np.array([-int(is_mixed(stored_signs(layer))) for layer in net.layers], np.int64)
     return Netlist(
         target=spec.name, neuron_ptr=n_ptr, axon_ptr=a_ptr, core_layer=core_layer, params=_params(qnet, wexp),
-        synapses=Synapses(cat(out.cores["template"]), _ptr(cat(out.lists["size"])), _joined(out.lists["syn_a"]),
+        synapses=Synapses(cat(out.cores["template"]), pointers(cat(out.lists["size"])), _joined(out.lists["syn_a"]),
                           _joined(out.lists["syn_n"]), {"weight": _joined(out.lists["syn_w"])}),
         core_tables={"sign_mode": cat(out.cores["sign"]), "weight_exp": wexp[core_layer]},
         edge_src=e_src, edge_axon=e_ax, edge_delay=np.ones(len(e_src), dtype=wide),
@@ -297,7 +272,7 @@ def _params(qnet: QNetwork, wexp: np.ndarray) -> dict[str, np.ndarray]:
     """Every register of every neuron in core order: each layer's in the partition order its cores hold in turn;
     weight_exp is the layer's (its cores' weight exponent)."""
     layers = qnet.network.layers
-    orders = [neuron_order(layer, 1, BY_CHANNEL) for layer in layers]
+    orders = [partition_order(layer) for layer in layers]
     return {key: cat([np.full(layer.size, e, np.int64) if key == "weight_exp" else q.params[key][order]
                       for layer, q, order, e in zip(layers, qnet.layers, orders, wexp)])
             for key in qnet.layers[0].params}

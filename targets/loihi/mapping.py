@@ -15,7 +15,7 @@ from neurocomp.errors import ResourceError
 from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import Netlist
 from neurocomp.partition import LayerCount, neuron_order, outgrown, split
-from neurocomp.partition.period import runs
+from neurocomp.partition.period import Run, runs
 from neurocomp.partition.rows import OrderedRows, Windows, window_width
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
@@ -66,8 +66,18 @@ def _hint(name: str):
     return hint
 
 
+def partition_order(layer: Layer) -> np.ndarray:
+    """The order a layer's cores hold its neurons in, one span after another."""
+    return neuron_order(layer, 1, BY_CHANNEL)
+
+
+def layer_runs(layer: Layer) -> tuple[tuple[Run, ...], ...]:
+    """Where spans of partition_order recur (partition.period)."""
+    return runs(layer, 1, by_channel=BY_CHANNEL)
+
+
 def _windows(layer: Layer, spec: TargetSpec) -> Windows[OrderedRows]:
-    order = neuron_order(layer, 1, BY_CHANNEL)
+    order = partition_order(layer)
     return Windows(layer.size, lambda lo, hi: OrderedRows(layer, order[lo:hi], keep_support=True),
                    window_width(layer, order, int(spec["core.neurons"])))
 
@@ -80,8 +90,7 @@ def count_cores(qnet: QNetwork, spec: TargetSpec) -> list[LayerCount]:
 
 def _count_layer(layer: Layer, spec: TargetSpec) -> LayerCount:
     try:
-        spans, bound = split(layer, _fits(_windows(layer, spec), spec), _hint(layer.name),
-                             runs=runs(layer, 1, by_channel=BY_CHANNEL))
+        spans, bound = split(layer, _fits(_windows(layer, spec), spec), _hint(layer.name), runs=layer_runs(layer))
     except ResourceError as err:
         return LayerCount(layer.name, layer.size, 0, err.resource, err.used, err.allowed, str(err))
     return LayerCount(layer.name, layer.size, len(spans), *bound)

@@ -19,8 +19,10 @@ from neurocomp.ir.layers import Layer
 from neurocomp.ir.netlist import LayerMap, Netlist
 from neurocomp.ir.synapses import Synapses, narrow
 from neurocomp.partition import cat, outgrown, split
+from neurocomp.partition.blocks import pointers, ranges, tail
 from neurocomp.partition.delays import inserted, timing
 from neurocomp.partition.period import Run, runs
+from neurocomp.partition.rows import Batches
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
 from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, SAMPLED_LAYER, TILE_ROWS, _count, _fits,
@@ -28,28 +30,6 @@ from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, SAMPLED
 
 SHARED_LISTS = False   # repeated cores share lists too, but a core-native (grouped) net rarely repeats: the up-front
                        # memory estimate counts every synapse
-
-
-def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """cat(arange(s, s + n) for s, n in zip(starts, lengths)) without a loop."""
-    total = int(lengths.sum())
-    if total == 0:
-        return np.zeros(0, np.int64)
-    ends = np.cumsum(lengths)
-    return np.arange(total, dtype=np.int64) + np.repeat(starts - (ends - lengths), lengths)
-
-
-def _ptr(counts: np.ndarray) -> np.ndarray:
-    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-
-
-def _last(blocks: list[np.ndarray], n: int) -> np.ndarray:
-    """The last n entries of cat(blocks), concatenating only the blocks that hold them."""
-    k, held = len(blocks), 0
-    while k > 0 and held < n:
-        k -= 1
-        held += blocks[k].size
-    return cat(blocks[k:])[held - n:]
 
 
 @dataclass
@@ -115,7 +95,7 @@ def _window_tables(typed: _TypedRows, a: np.ndarray, b: np.ndarray
     uses (with a bound kernel's support: every type of every input it may read), in ascending key order,
     projection after projection, as mapping._TypedRows.axon_keys lists them."""
     m = a.size
-    rows = _ranges(a, b - a)
+    rows = ranges(a, b - a)
     local = rows - np.repeat(a, b - a)
     per = [_projection(typed, k, a, b, rows, local) for k in range(len(typed.ptr))]
     counts = np.array([p[3] for p in per]).reshape(len(per), m)
@@ -138,13 +118,13 @@ def _projection(typed: _TypedRows, k: int, a: np.ndarray, b: np.ndarray, rows: n
     their first synapse in its span (mapping._TypedRows.firsts), sorted: no sort of every synapse."""
     ptr, keys = typed.ptr[k], typed.keys[k]
     lens = ptr[b] - ptr[a]
-    idx = _ranges(ptr[a], lens)
+    idx = ranges(ptr[a], lens)
     core = np.repeat(np.arange(a.size), lens)
     key = keys[idx]
     neuron = np.repeat(local, ptr[rows + 1] - ptr[rows])
     fptr, prev = typed.firsts[k]
     flens = fptr[b] - fptr[a]
-    fidx = _ranges(fptr[a], flens)
+    fidx = ranges(fptr[a], flens)
     fcore = np.repeat(np.arange(a.size), flens)
     new = prev[fidx] < fptr[a][fcore]
     if typed.support is None:
@@ -160,14 +140,14 @@ def _projection(typed: _TypedRows, k: int, a: np.ndarray, b: np.ndarray, rows: n
         radix = max(int(keys.max(initial=0)), int(used_key.max(initial=0))) + 1
         used = used_core * radix + used_key
     count = np.bincount(used_core, minlength=a.size)
-    first = _ptr(count)[:-1]
+    first = pointers(count)[:-1]
     rank = np.searchsorted(used, core * radix + key) - first[core]
     return core, rank, neuron, count, used_core, used_key, np.arange(used.size) - first[used_core]
 
 
 class _LayerCores:
     """One layer's cores in tiles `band` rows high, as split finalises them: a window's searched cores are built
-    together (`_flush`), a repeated cycle's cores name their originals' templates."""
+    together (`_build`), a repeated cycle's cores name their originals' templates."""
 
     def __init__(self, li: int, layer: Layer, band: int, copies: np.ndarray, keep: bool, spec: TargetSpec,
                  partials: set[str], stop: int | None = None) -> None:
@@ -178,25 +158,15 @@ class _LayerCores:
         self.tables: list[_Tables] = []        # templates' tables, template order
         self.n_templates = self.n_cores = 0
         self.reads = [_Reads() for _ in layer.projections]   # per projection, cores as layer-local ids
-        self.pending: list[tuple[int, int]] = []
-        self.typed: _TypedRows | None = None
+        self.batches = Batches(self.windows, self._build)
         _, self.bind = split(layer, _fits(self.windows, self.order, copies, spec), _hint(layer, spec, partials),
-                             self._emit, stop, runs(layer, band, copies), self._repeat)
-        self._flush()
-        self.windows, self.typed = None, None   # let the rows go: the tables hold all the netlist needs of them
+                             self.batches.add, stop, runs(layer, band, copies), self._repeat)
+        self.batches.flush()
+        self.windows = self.batches = None   # let the rows go: the tables hold all the netlist needs of them
 
-    def _emit(self, lo: int, hi: int) -> None:
-        typed, off = self.windows.get(lo, hi)
-        if typed is not self.typed:
-            self._flush()
-            self.typed = typed
-        self.pending.append((lo - off, hi - off))
-
-    def _flush(self) -> None:
-        if not self.pending:
-            return
-        a, b = np.array(self.pending, dtype=np.int64).T
-        tables, opened = _window_tables(self.typed, a, b)
+    def _build(self, typed: _TypedRows, a: np.ndarray, b: np.ndarray) -> None:
+        """A window's searched cores: their tables, templates of their own, and the axons they read."""
+        tables, opened = _window_tables(typed, a, b)
         first = self.n_cores
         for reads, (core, src, axon) in zip(self.reads, opened):
             reads.add(src, 2 * self.li, first + core, axon)
@@ -204,19 +174,18 @@ class _LayerCores:
         self.tables.append(tables)
         self.n_templates += a.size
         self.n_cores += a.size
-        self.pending = []
 
     def _repeat(self, cycle: list[tuple[int, int]], run: Run, steps: int, times: int) -> None:
         """The last len(cycle) cores recur `times` times: each repetition names their templates and reads their
         inputs moved by each projection's shift per step."""
-        self._flush()
+        self.batches.flush()
         size, first = len(cycle), self.n_cores - len(cycle)
         again = np.arange(1, times + 1)
         for reads, shift in zip(self.reads, run.shifts):
             src, core, axon = reads.since(first)
             reads.add((src[None] + (steps * shift * again)[:, None]).ravel(), 2 * self.li,
                       (core[None] + (size * again)[:, None]).ravel(), np.tile(axon, times))
-        self.template.append(np.tile(_last(self.template, size), times))
+        self.template.append(np.tile(tail(self.template, size), times))
         self.n_cores += size * times
 
     def templates(self) -> np.ndarray:
@@ -284,7 +253,7 @@ def _split_fanout(li: int, source: str, reads: _Reads, n_max: int) -> tuple[_Rea
     pair_core = core_of[new_pair]
     n_cores = int(core_of[-1]) + 1
     pairs = np.bincount(pair_core, minlength=n_cores)
-    first_pair = _ptr(pairs)[:-1]
+    first_pair = pointers(pairs)[:-1]
     kept.add(s[new_pair], 2 * li + 1, pair_core, np.arange(pair.max() + 1) - first_pair[pair_core])
     neurons = np.bincount(core_of, minlength=n_cores)
     weights = np.zeros((s.size, LEVELS), dtype=np.int64)
@@ -347,11 +316,11 @@ def _assemble(qnet: QNetwork, spec: TargetSpec, built: list[_LayerCores], helper
     tm = timing(net, {h.source: 1 for h in splitters}, int(spec["core.delay_max"]))
     cores_in = np.array([[b.n_cores, helpers[i].n_cores if helpers[i] else 0] for i, b in enumerate(built)],
                         dtype=np.int64).ravel()
-    base = _ptr(cores_in)[:-1]   # first core of each group (2 x layer, 2 x layer + 1)
+    base = pointers(cores_in)[:-1]   # first core of each group (2 x layer, 2 x layer + 1)
     template, copies, index = [], [], []
     t_base = 0
     sizes = [layer.size for layer in layers]
-    start = _ptr(np.array(sizes))
+    start = pointers(np.array(sizes))
     helper_start = start[-1]
     tables: list[_Tables] = []
     for i, b in enumerate(built):
@@ -372,12 +341,12 @@ def _assemble(qnet: QNetwork, spec: TargetSpec, built: list[_LayerCores], helper
     t_neurons = cat([t.neurons for t in tables])
     t_axons = cat([t.axons for t in tables])
     t_syn = cat([t.synapses for t in tables])
-    n_ptr = _ptr(t_neurons[core_template])
-    a_ptr = _ptr(t_axons[core_template])
-    tn_ptr, ta_ptr = _ptr(t_neurons), _ptr(t_axons)
-    weights = np.concatenate([t.weights for t in tables])[_ranges(tn_ptr[core_template], t_neurons[core_template])]
-    axon_type = cat([t.axon_type for t in tables])[_ranges(ta_ptr[core_template], t_axons[core_template])]
-    synapses = Synapses(core_template, _ptr(t_syn), narrow(cat([t.syn_axon for t in tables], np.int32)),
+    n_ptr = pointers(t_neurons[core_template])
+    a_ptr = pointers(t_axons[core_template])
+    tn_ptr, ta_ptr = pointers(t_neurons), pointers(t_axons)
+    weights = np.concatenate([t.weights for t in tables])[ranges(tn_ptr[core_template], t_neurons[core_template])]
+    axon_type = cat([t.axon_type for t in tables])[ranges(ta_ptr[core_template], t_axons[core_template])]
+    synapses = Synapses(core_template, pointers(t_syn), narrow(cat([t.syn_axon for t in tables], np.int32)),
                         narrow(cat([t.syn_neuron for t in tables], np.int32)), {})
     firsts = {layer.name: _layer_first(built[i], n_ptr[base[2 * i]]) for i, layer in enumerate(layers)}
     group_layer = np.repeat(np.arange(len(layers)), 2)
