@@ -83,10 +83,13 @@ def test_window_is_rebuilt_only_when_a_span_leaves_it():
 
 def test_a_window_doubles_while_spans_run_on_and_starts_small_after_a_jump():
     built = []
-    w = Windows(300, lambda lo, hi: built.append((lo, hi)) or (lo, hi), width=4 * GROWTH)
-    for lo, hi in [(0, 3), (2, 6), (5, 9), (12, 20), (27, 30), (58, 60), (121, 123), (190, 191), (260, 262)]:
+    w = Windows(1000, lambda lo, hi: built.append((lo, hi)) or (lo, hi), width=4 * 64)
+    for lo, hi in [(0, 3), (2, 6), (5, 9), (12, 20), (27, 30), (58, 60), (121, 123), (190, 191), (248, 250), (503, 505),
+                   (900, 902)]:
         w.get(lo, hi)
-    assert built == [(0, 6), (5, 13), (12, 28), (27, 59), (58, 122), (121, 185), (190, 194), (260, 264)]
+    start = 4 * 64 // GROWTH   # 4, doubled while spans run on, up to the width (256), then 4 again after the jump
+    assert start == 4 and built == [(0, 6), (5, 13), (12, 28), (27, 59), (58, 122), (121, 249), (248, 504), (503, 759),
+                                    (900, 904)]
 
 
 @pytest.mark.parametrize("name", ["loihi", "loihi2", "truenorth"])

@@ -16,8 +16,10 @@ T = TypeVar("T")
 # reuses from its heap. At 2^24 (128 MB arrays, each mapped and page-faulted afresh) a 10^6-neuron Loihi compile spent
 # 15 s of its 23 s in the kernel; at 2^21 it takes 15 s in all, with the same cores.
 WINDOW_SYNAPSES = 1 << 21
-# A window's first width, as a fraction of the full one (Windows).
-GROWTH = 16
+# A window's first width, as a fraction of the full one (Windows). 1/64 against 1/16: the TrueNorth census of the
+# paper-size SiamSNN (hybrid score) built 5.0 x 10^6 rows instead of 1.0 x 10^7 for the same 1.87 x 10^6 rows of
+# searched cores, 78 s instead of 107 s; 1/256 built as many rows in twice the windows (83 s); full3g compiles alike.
+GROWTH = 64
 
 
 def is_bound(p: Projection) -> bool:
