@@ -1,8 +1,8 @@
 """TrueNorth netlist builder: each layer's cores as arrays, templates plus offsets.
 
 The partitioner (partition.split) hands over spans of a layer's partition order. The spans it searched in one
-window of rows are built together: every core's axons, axon types and synapses come from one sort of the
-window's (core, key) pairs, not from a loop over cores. A cycle of cores that recurs (partition.period) adds no
+window of rows are built together: every core's axons are the keys at their first synapse in its span, sorted
+once for the window, and its axon types and synapses follow from them, with no loop over cores. A cycle of cores that recurs (partition.period) adds no
 tables: each repeated core names its original's template (one synapse list, Netlist.synapses) and reads the
 original's inputs moved by the run's shift. What a layer keeps is per core a neuron count and a template id,
 per template its tables, and per projection the axons that read each source neuron (`_Reads`), which are also
