@@ -21,6 +21,7 @@ and thresholds are real numbers here; quantisation maps them to a target's integ
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
@@ -113,6 +114,14 @@ class Conv2d(Node):
             object.__setattr__(self, "bias", _frozen_array(self.bias))
             if self.bias.shape != (self.weight.shape[0],):
                 raise GraphError(f"{self.name}: bias shape {self.bias.shape} != ({self.weight.shape[0]},)")
+
+    @functools.cached_property
+    def live_taps(self) -> tuple[np.ndarray, np.ndarray]:
+        """(the flat (Cin/groups, kh, kw) taps some output channel weights, the weights on them, (Cout, taps)): a
+        fan-in part keeps its layer's kernel shape, mostly zeros, and each window of its rows reads only these."""
+        flat = self.weight.reshape(self.weight.shape[0], -1)
+        live = np.flatnonzero(np.any(flat != 0, axis=0))
+        return live, flat[:, live]
 
 
 @dataclass(frozen=True, eq=False)

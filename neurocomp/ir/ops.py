@@ -89,11 +89,10 @@ def _window_rows(node: Node, in_shape: tuple[int, ...], out_shape: tuple[int, ..
     co, oy, ox = (a.astype(ids) for a in np.unravel_index(idx, out_shape))
     if isinstance(node, Conv2d):
         cout, cin_g, kh, kw = node.weight.shape
-        flat = _narrow(np.asarray(node.weight).reshape(cout, -1))
-        live = np.flatnonzero(np.any(flat != 0, axis=0))   # taps some output channel uses: a fan-in part's
-        ci_local, ky, kx = (a.astype(ids) for a in np.unravel_index(live, (cin_g, kh, kw)))   # op is mostly zeros
+        live, kept = node.live_taps   # taps some output channel uses: a fan-in part's op is mostly zeros
+        ci_local, ky, kx = (a.astype(ids) for a in np.unravel_index(live, (cin_g, kh, kw)))
         first = (co // (cout // node.groups)) * cin_g
-        wts = flat[co][:, live]
+        wts = _narrow(kept)[co]
         valid = wts != 0
     else:
         kh, kw = node.kernel
