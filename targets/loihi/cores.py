@@ -24,7 +24,7 @@ from neurocomp.partition.period import Run
 from neurocomp.partition.rows import Batches, OrderedRows
 from neurocomp.quantize import QNetwork, stored_signs
 from neurocomp.target import TargetSpec
-from neurocomp.targets.loihi.mapping import (SIGN_CODES, _fits, _hint, _joined, _windows, _within_chips, layer_runs,
+from neurocomp.targets.loihi.mapping import (SIGN_CODES, _fits, _hint, _windows, _within_chips, layer_runs,
                                              partition_order)
 from neurocomp.targets.loihi.quant import is_mixed
 
@@ -276,3 +276,18 @@ def _params(qnet: QNetwork, wexp: np.ndarray) -> dict[str, np.ndarray]:
     return {key: cat([np.full(layer.size, e, np.int64) if key == "weight_exp" else q.params[key][order]
                       for layer, q, order, e in zip(layers, qnet.layers, orders, wexp)])
             for key in qnet.layers[0].params}
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """Per-core arrays as one, in the widest of their dtypes (numpy's promotion). Consumes `parts`, freeing each
+    once copied: the peak is the result plus one core's part, not the result twice over."""
+    if not parts:
+        return np.zeros(0, np.int32)
+    out = np.empty(sum(p.size for p in parts), np.result_type(*{p.dtype for p in parts}))
+    parts.reverse()
+    at = 0
+    while parts:
+        part = parts.pop()
+        out[at:at + part.size] = part
+        at += part.size
+    return out

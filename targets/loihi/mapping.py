@@ -105,21 +105,6 @@ def _within_chips(layers: tuple[Layer, ...], li: int, cores: int, spec: TargetSp
         raise outgrown(spec, cores + rest, li + 1, len(layers), counted)
 
 
-def _joined(parts: list[np.ndarray]) -> np.ndarray:
-    """Per-core arrays as one, in the widest of their dtypes (numpy's promotion). Consumes `parts`, freeing each
-    once copied: the peak is the result plus one core's part, not the result twice over."""
-    if not parts:
-        return np.zeros(0, np.int32)
-    out = np.empty(sum(p.size for p in parts), np.result_type(*{p.dtype for p in parts}))
-    parts.reverse()
-    at = 0
-    while parts:
-        part = parts.pop()
-        out[at:at + part.size] = part
-        at += part.size
-    return out
-
-
 def _per_core_distinct(core: np.ndarray, keys: list[np.ndarray], n_cores: int) -> np.ndarray:
     """Distinct key tuples per core (a lexsort: numpy's unique over axis 1 is many times slower)."""
     order = np.lexsort(keys[::-1] + [core])
