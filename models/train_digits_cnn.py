@@ -43,6 +43,7 @@ from neurocomp.safewrite import json_kind, write_file
 from neurocomp.target import load_target
 from neurocomp.train import QATNet, Surrogate, TrainOptions, deploy_for, finetune, fit, from_module, predict, to_graph, training_info
 from neurocomp.train.augment import jitter
+from neurocomp.train.surrogate import JUDGE_JITTER
 
 USER_EPOCHS = 150
 # Chosen on the validation split (seeds 0-2): 100 QAT epochs at 3e-3 over 20 (native CNN on TrueNorth at T 16,
@@ -139,7 +140,7 @@ def chip_tuned(net: QATNet, graph: Graph, compiled: Compiled, t: int, seed: int,
     """The Graph and program after `epochs` of chip-in-the-loop fine-tuning through the surrogate of `compiled`."""
     surrogate = Surrogate(compiled.qnet, net.deploy)
     finetune(surrogate, x, predict(net, x), t + compiled.report["latency_ticks"], training_info(graph)["readout_unit"],
-             t, epochs=epochs, seed=seed, labels=y)
+             t, epochs=epochs, seed=seed, labels=y, judge_jitter=JUDGE_JITTER)
     tuned = surrogate.to_graph()
     return tuned, compile_graph(tuned, net.deploy.target, CompileOptions(timesteps=t, seed=seed))
 

@@ -103,11 +103,13 @@ def _finetuned(graph, net, x, y, deploy, opts, epochs: int):
     from neurocomp.ir.layers import lower
     from neurocomp.quantize import quantize
     from neurocomp.train import Surrogate, finetune, predict, training_info
+    from neurocomp.train.surrogate import JUDGE_JITTER
 
     qnet = quantize(lower(graph), deploy.target, deploy.compile_mode)
     surrogate = Surrogate(qnet, deploy)
     ticks = opts.timesteps + len(qnet.network.layers)
     finetune(surrogate, x, predict(net, x), ticks, training_info(graph)["readout_unit"], opts.timesteps,
-             epochs=epochs, batch_size=opts.batch_size, seed=opts.seed, labels=y)
+             epochs=epochs, batch_size=opts.batch_size, seed=opts.seed, labels=y,
+             judge_jitter=JUDGE_JITTER if opts.jitter else 0)
     tuned = surrogate.to_graph()
     return Graph(tuned.nodes, tuned.edges, graph.metadata)

@@ -433,3 +433,33 @@ def test_digits_end_to_end(target):
     assert r["exact"] == 1.0
     assert r["QAT ANN"] >= 0.88 and r["QAT ANN"] >= r["float ANN"] - 0.01
     assert r["chip"] >= r["QAT ANN"] - 0.01
+
+
+def test_a_fine_tune_judged_on_jittered_copies_runs_the_chip_on_them(monkeypatch):
+    """judge_jitter k: every judgement (before the first epoch and after each) also runs the chip on k seeded affine
+    jitters of each held-out image, scored against its label; the jitters are the same every run."""
+    from neurocomp.train import surrogate as sur
+
+    net, x = _small("avgpool", TN)
+    compiled = compile_graph(to_graph(net), TN, CompileOptions(timesteps=8))
+    s = Surrogate(compiled.qnet, net.deploy)
+    ticks, unit = 8 + compiled.report["latency_ticks"], training_info(to_graph(net))["readout_unit"]
+    labels = predict(net, x).argmax(-1)
+    judged: list[int] = []
+    real = sur.chip_logits
+
+    def spy(surrogate, xs, *args, **kwargs):
+        if not (len(args) > 3 and args[3]):   # not a training batch
+            judged.append(len(xs))
+        return real(surrogate, xs, *args, **kwargs)
+
+    monkeypatch.setattr(sur, "chip_logits", spy)
+    finetune(s, x, predict(net, x), ticks, unit, 8, epochs=2, batch_size=20, labels=labels, holdout=0.25,
+             judge_jitter=3)
+    assert judged == [10, 30] * 3   # 10 of the 40 held out, 30 jittered copies; 3 judgements
+    moved, y = sur._jittered(x[:10], torch.from_numpy(labels[:10]), 3, seed=0)
+    again, _ = sur._jittered(x[:10], torch.from_numpy(labels[:10]), 3, seed=0)
+    assert moved.shape == (30, 1, 8, 8) and np.array_equal(moved, again) and np.array_equal(y.numpy(), np.tile(labels[:10], 3))
+    assert not np.allclose(moved, np.tile(x[:10], (3, 1, 1, 1)))
+    with pytest.raises(ValueError, match="pass labels"):
+        finetune(s, x, predict(net, x), ticks, unit, 8, epochs=1, judge_jitter=3)
