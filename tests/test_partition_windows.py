@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import neurocomp.targets.loihi.mapping as loihi_mapping
+import neurocomp.targets.truenorth.census as tn_census
 import neurocomp.targets.truenorth.mapping as tn_mapping
 from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.ir.graph import IF, Conv2d, Graph, Input, Output
@@ -173,11 +174,11 @@ def test_neuron_order_is_a_group_major_permutation(groups, band):
 
 def test_census_of_partial_sums_counts_their_sum_from_running_totals(monkeypatch):
     """A fan-in split's sum reads one partial neuron per projection: the census counts it from running sums of
-    keys and copies (mapping._greedy, no search), and must give the netlist's cores and binding resource."""
+    keys and copies (census._greedy, no search), and must give the netlist's cores and binding resource."""
     from neurocomp.compiler import census
 
     greedy = []
-    monkeypatch.setattr(tn_mapping, "_greedy", lambda *a: greedy.append(a) or _greedy(*a))
+    monkeypatch.setattr(tn_census, "_greedy", lambda *a: greedy.append(a) or _greedy(*a))
     rng = np.random.default_rng(5)
     g = Graph([Input("x", (16, 10, 10)), Conv2d("c0", rng.normal(size=(16, 16, 3, 3)), padding=1), IF("n0", threshold=2.0),
                Conv2d("c1", rng.normal(size=(8, 16, 3, 3)), padding=1), IF("n1", threshold=2.0), Output("out")],
@@ -191,7 +192,7 @@ def test_census_of_partial_sums_counts_their_sum_from_running_totals(monkeypatch
     assert ("n0", 266) in [(c.layer, c.cores) for c in counted] and len(greedy) == 6   # n0, n1: 3 tile heights each
 
 
-_greedy = tn_mapping._greedy
+_greedy = tn_census._greedy
 
 
 @settings(max_examples=200, deadline=None)
@@ -205,7 +206,7 @@ def test_running_sum_spans_equal_split(rows, stop):
     from neurocomp.partition import split
 
     copies, keys, levels = (np.array(c, dtype=np.int64) for c in zip(*rows))
-    neurons, axons = tn_mapping._running(copies), tn_mapping._running(keys)
+    neurons, axons = tn_census._running(copies), tn_census._running(keys)
 
     def fits(lo, hi):
         usage = [("neurons (incl. fan-out copies)", int(neurons[hi] - neurons[lo]), 8),
@@ -218,7 +219,7 @@ def test_running_sum_spans_equal_split(rows, stop):
     end = len(rows) if stop is None else min(len(rows), stop)
     lo, hi = _greedy(neurons, axons, 8, 20, end)
     assert list(zip(lo.tolist(), hi.tolist())) == spans
-    assert tn_mapping._binding(lo, hi, neurons, axons, levels, 8, 20) == bind
+    assert tn_census._binding(lo, hi, neurons, axons, levels, 8, 20) == bind
 
 
 @settings(max_examples=100, deadline=None)

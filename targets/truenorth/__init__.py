@@ -6,7 +6,8 @@ from neurocomp.targets.truenorth.emulation import (StochasticSynapses, determini
 from neurocomp.targets.truenorth.exactness import exact_ticks
 from neurocomp.targets.truenorth.legalize import adapt, legalize
 from neurocomp.targets.truenorth.cores import SHARED_LISTS, build_netlist
-from neurocomp.targets.truenorth.mapping import count_cores, verify_netlist
+from neurocomp.targets.truenorth.census import count_cores
+from neurocomp.targets.truenorth.mapping import verify_netlist
 from neurocomp.targets.truenorth.native import native
 from neurocomp.targets.truenorth.quant import (WEIGHT_MODES, check_params, cluster_composed, cluster_weights, neuron_params,
                                                param_limits, weight_max)

@@ -25,8 +25,9 @@ from neurocomp.partition.period import Run, runs
 from neurocomp.partition.rows import Batches
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
-from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, SAMPLED_LAYER, TILE_ROWS, _count, _fits,
-                                                 _hint, _kernel_layers, _typed_windows, _TypedRows)
+from neurocomp.targets.truenorth.census import _count
+from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, SAMPLED_LAYER, TILE_ROWS, _fits, _hint,
+                                                 _kernel_layers, _typed_windows, _TypedRows)
 
 SHARED_LISTS = False   # repeated cores share lists too, but a core-native (grouped) net rarely repeats: the up-front
                        # memory estimate counts every synapse

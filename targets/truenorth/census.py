@@ -1,0 +1,263 @@
+"""The TrueNorth census: the cores build_netlist would make, counted without core tables.
+
+Layers are counted from the last, as they are built: per neuron only the axons that read it (its copies), per layer
+the spans `split` chooses with mapping's predicate, cycles of spans that recur along a conv's columns or bands
+counted once (partition.period), and layers whose neurons each read one input (the sum of a fan-in split's parts)
+by running sums with no search (_greedy). cores.py calls `_count` for the layers it has not built yet when the
+built ones already outgrow the chips, so its refusal gives the exact total.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from neurocomp.errors import ResourceError
+from neurocomp.ir.graph import Scale
+from neurocomp.ir.layers import Layer
+from neurocomp.ir.synapses import narrow
+from neurocomp.partition import LayerCount, cat, split
+from neurocomp.partition.delays import inserted
+from neurocomp.partition.period import Run, runs
+from neurocomp.quantize import QNetwork
+from neurocomp.target import TargetSpec
+from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, SAMPLED_LAYER, TILE_ROWS, _fits, _hint,
+                                                 _kernel_layers, _typed_windows, _TypedRows)
+
+# Spans whose axon inputs the census keeps, for the cycles that repeat them (a band's worth of cores, or more).
+RECENT_SPANS = 1 << 14
+# Repeated cycles whose spans the census keeps (a band's column cycles, for the band cycle that repeats them).
+RECENT_REPEATS = 64
+# Inputs of searched cores the census holds before it adds them to the per-neuron counts (_Count._emit).
+PENDING_INPUTS = 1 << 22
+
+
+def count_cores(qnet: QNetwork, spec: TargetSpec) -> list[LayerCount]:
+    """The cores build_netlist would make, layer by layer from the last as it goes, keeping per neuron only the
+    axons that read it (its copies) instead of core tables; a layer's splitter cores are a row of their own
+    (`<layer>.splitters`). Spans that recur along a conv's columns or bands are counted once per cycle
+    (partition.period), so a paper-size network is sized without holding its tables. A layer no core holds counts 0 cores,
+    with its error, and reads nothing from its sources."""
+    return _count(qnet, spec, len(qnet.network.layers) - 1, {layer.name: np.zeros(layer.size, np.int64)
+                                                                 for layer in qnet.network.layers})
+
+
+def _count(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.ndarray]) -> list[LayerCount]:
+    """count_cores of layers `last` down to the first, given the axons that read each neuron so far (`reads`, per
+    layer: added to as layers are counted)."""
+    layers, n_max = qnet.network.layers, int(spec["core.neurons"])
+    partials = inserted(qnet.network)
+    kernel = _kernel_layers(qnet.network, partials)
+    sources = {layer.name for layer in layers}
+    out: list[LayerCount] = []
+    for li in range(last, -1, -1):
+        layer = layers[li]
+        copies, relayed = _through_splitters(reads[layer.name], n_max)
+        if relayed:
+            out.append(LayerCount(f"{layer.name}.splitters", relayed, -(-relayed // n_max), "neurons", n_max, n_max))
+        bands = TILE_ROWS if len(layer.shape) == 3 else (1,)
+        keep = layer.name in kernel
+        try:
+            if len(bands) > 1 and layer.size > SAMPLED_LAYER:
+                bands = (min(bands, key=lambda band: _Count(layer, band, copies, keep, spec, partials, sources,
+                                                            SAMPLE_NEURONS).per_neuron()),)
+            best = min((_Count(layer, band, copies, keep, spec, partials, sources) for band in bands),
+                       key=_Count.cost)
+        except ResourceError as err:
+            out.append(LayerCount(layer.name, layer.size, 0, err.resource, err.used, err.allowed, str(err)))
+            continue
+        for source, counted in best.reads.items():
+            if source in reads:
+                reads[source] += counted
+        out.append(LayerCount(layer.name, layer.size, best.cores, *best.bind))
+    return out[::-1]
+
+
+def _through_splitters(reads: np.ndarray, n_max: int) -> tuple[np.ndarray, int]:
+    """Copies per neuron and the splitter neurons, as _split_fanout decides them: a neuron read by more axons than
+    a core has neurons sends its reads, in neuron order, through splitter cores of n_max neurons each, and has one
+    copy per splitter core its reads land in."""
+    far = reads > n_max
+    copies = np.maximum(reads, 1)
+    if not far.any():
+        return copies, 0
+    end = np.cumsum(reads[far])
+    begin = end - reads[far]
+    copies[far] = (end - 1) // n_max - begin // n_max + 1
+    return copies, int(end[-1])
+
+
+@dataclass(frozen=True)
+class _Repeated:
+    """A cycle of spans repeated `times` more times, each `shift` positions on, its inputs moved by `moved` per
+    repetition (per projection): a later cycle that spans these repetitions (a band of column cycles, repeated down)
+    reads their inputs from here instead of building windows again."""
+
+    cycle: dict[tuple[int, int], list[np.ndarray]]
+    first: int
+    shift: int
+    times: int
+    moved: tuple[int, ...]
+
+    def inputs(self, lo: int, hi: int) -> list[np.ndarray] | None:
+        k = (lo - self.first) // self.shift
+        base = self.cycle.get((lo - k * self.shift, hi - k * self.shift)) if 1 <= k <= self.times else None
+        return None if base is None else [u + k * m for u, m in zip(base, self.moved)]
+
+
+class _Count:
+    """One layer's cores in tiles `band` rows high and the axons they need of each source layer, counted as
+    _layer_cores builds them (`stop`: its first neurons only)."""
+
+    def __init__(self, layer: Layer, band: int, copies: np.ndarray, keep: bool, spec: TargetSpec,
+                 partials: set[str], sources: set[str], stop: int | None = None) -> None:
+        order, self.windows = _typed_windows(layer, band, keep, spec)
+        self.layer, self.n_max, self.sources = layer, int(spec["core.neurons"]), sources
+        self.reads = {p.source: np.zeros(0 if p.source not in sources else p.n_in, np.int64) for p in layer.projections}
+        self.axons = 0
+        if not keep and _one_to_one(layer) and self._additive(order, copies, spec, stop):
+            return
+        self.inputs: dict[tuple[int, int], list[np.ndarray]] = {}   # recent spans: the inputs their axons read
+        self.repeats: list[_Repeated] = []   # recent cycles' repetitions, whose spans no window was built for
+        self.pending: dict[str, list[np.ndarray]] = {}   # searched cores' inputs, counted a batch at a time
+        self.held = 0
+        spans, self.bind = split(layer, _fits(self.windows, order, copies, spec), _hint(layer, spec, partials),
+                                 self._emit, stop, runs(layer, band, copies), self._repeat)
+        self._flush()
+        self.cores, self.neurons = len(spans), spans[-1][1] if spans else 0
+
+    def _used(self, lo: int, hi: int) -> list[np.ndarray]:
+        """Per projection, the inputs of the axons a core of span [lo, hi) opens (one per type it reads them with)."""
+        if (lo, hi) not in self.inputs:
+            for r in reversed(self.repeats):
+                moved = r.inputs(lo, hi)
+                if moved is not None:
+                    return moved
+            if len(self.inputs) >= RECENT_SPANS:
+                self.inputs.clear()
+            typed, off = self.windows.get(lo, hi)
+            self.inputs[lo, hi] = [keys // LEVELS for keys in typed.axon_keys(lo - off, hi - off)]
+        return self.inputs[lo, hi]
+
+    def _emit(self, lo: int, hi: int) -> None:
+        """Hold a searched core's inputs: a layer read through many projections (the sum of a fan-in split's
+        partial layers) would otherwise pay a histogram per projection and core."""
+        for p, ids in zip(self.layer.projections, self._used(lo, hi)):
+            if p.source in self.sources and ids.size:
+                self.pending.setdefault(p.source, []).append(ids)
+                self.axons += ids.size
+                self.held += ids.size
+        if self.held > PENDING_INPUTS:
+            self._flush()
+
+    def _flush(self) -> None:
+        for source, parts in self.pending.items():
+            self._add(source, np.concatenate(parts), count=False)
+        self.pending, self.held = {}, 0
+
+    def _repeat(self, cycle: list[tuple[int, int]], run: Run, steps: int, times: int) -> None:
+        """A cycle recurs: its spans' inputs again, moved by each projection's shift per repetition."""
+        used = [self._used(lo, hi) for lo, hi in cycle]
+        for k, p in enumerate(self.layer.projections):
+            self._add(p.source, np.concatenate([u[k] for u in used]), steps * run.shifts[k], times)
+        self.repeats = self.repeats[1 - RECENT_REPEATS:] + [_Repeated(dict(zip(cycle, used)), cycle[0][0],
+                                                                      cycle[-1][1] - cycle[0][0], times,
+                                                                      tuple(steps * m for m in run.shifts))]
+
+    def _add(self, source: str, ids: np.ndarray, shift: int = 0, times: int = 1, count: bool = True) -> None:
+        """Count one axon per entry of `ids` (moved by shift, 2 shift, .., times x shift when shift > 0); `count`
+        False: the entries are in self.axons already (_emit)."""
+        if source not in self.sources or ids.size == 0:
+            return
+        self.axons += ids.size * times if count else 0
+        low = int(ids.min()) + shift
+        hist = np.bincount(ids - ids.min())
+        if shift == 0:
+            self.reads[source][low:low + hist.size] += hist
+            return
+        span = (times - 1) * shift + hist.size
+        comb = np.zeros(-(-(span + shift) // shift) * shift, np.int64)
+        comb[:hist.size] += hist
+        tail = times * shift
+        comb[tail:tail + hist.size] -= hist[:max(comb.size - tail, 0)]
+        self.reads[source][low:low + span] += comb.reshape(-1, shift).cumsum(axis=0).ravel()[:span]
+
+    def _additive(self, order: np.ndarray, copies: np.ndarray, spec: TargetSpec, stop: int | None) -> bool:
+        """The count of a layer whose projections read one input per neuron each (the sum of a fan-in split's
+        partial layers), where no two neurons share an axon: a span's axons are its rows' keys summed, so split's
+        greedy spans follow from running sums (_greedy) with no search. False (nothing counted) where some
+        neuron fits no core alone: split then names the resource."""
+        m = self.layer.size if stop is None else min(self.layer.size, stop + self.n_max)   # spans hold <= n_max
+        step = self.windows.width
+        built = [_read_rows(self.windows.build(lo, min(m, lo + step))) for lo in range(0, m, step)]
+        keys, levels = cat([b[0] for b in built]), cat([b[1] for b in built])
+        held = copies[order[:m]]
+        n_max, a_max = spec["core.neurons"], spec["core.axons"]
+        if keys.max(initial=0) > a_max or held.max(initial=0) > n_max or levels.max(initial=0) > LEVELS:
+            return False
+        neurons, axons = _running(held), _running(keys)
+        lo, hi = _greedy(neurons, axons, n_max, a_max, m if stop is None else min(m, stop))
+        self.cores, self.neurons = lo.size, int(hi[-1]) if hi.size else 0
+        self.bind = _binding(lo, hi, neurons, axons, levels, n_max, a_max)
+        self.axons = int(axons[self.neurons])
+        for k, p in enumerate(self.layer.projections):
+            rows = [(ptr[k], ids[k], min(ptr[k].size - 1, self.neurons - w * step))
+                    for w, (_, _, ptr, ids) in enumerate(built) if w * step < self.neurons]
+            self._add(p.source, cat([ids[:ptr[r]] for ptr, ids, r in rows]), count=False)
+        return True
+
+    def cost(self) -> float:
+        """_cost from the counts: the cores plus the neuron slots their axons take in the source layers."""
+        return self.cores + self.axons / self.n_max
+
+    def per_neuron(self) -> float:
+        return self.cost() / self.neurons
+
+
+def _one_to_one(layer: Layer) -> bool:
+    """Does every projection read one input per neuron, no input read twice (elementwise scales)?"""
+    return all(p.shapes[0] == tuple(layer.shape) and all(isinstance(op, Scale) for op in p.chain)
+               for p in layer.projections)
+
+
+def _read_rows(typed: _TypedRows) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """What _Count._additive keeps of a window: keys and levels per row, and per projection the row pointer and
+    each key's input, narrowed (the window's rows themselves are let go)."""
+    return (typed.row_keys(), typed.levels, typed.ptr,
+            [narrow(keys // LEVELS) for keys in typed.keys])
+
+
+def _running(per_row: np.ndarray) -> np.ndarray:
+    return np.concatenate([[0], np.cumsum(per_row)])
+
+
+def _greedy(neurons: np.ndarray, axons: np.ndarray, n_max: float, a_max: float, end: int) -> tuple[np.ndarray, np.ndarray]:
+    """split's greedy spans (starts before `end`) where a span's neurons and axons are running-sum differences:
+    each start's longest span at once, then the chain of starts from 0 by pointer doubling (log steps)."""
+    m = neurons.size - 1
+    longest = np.minimum(np.searchsorted(neurons, neurons[:-1] + n_max, side="right"),
+                         np.searchsorted(axons, axons[:-1] + a_max, side="right")) - 1
+    jump = np.append(longest, m)
+    chain = np.zeros(1, np.int64)
+    while chain[-1] < end:
+        chain = np.concatenate([chain, jump[chain]])
+        jump = jump[jump]
+    lo = np.unique(chain[chain < end])
+    return lo, longest[lo]
+
+
+def _binding(lo: np.ndarray, hi: np.ndarray, neurons: np.ndarray, axons: np.ndarray, levels: np.ndarray,
+             n_max: float, a_max: float) -> tuple[str, float, float]:
+    """split's binding resource over these spans: per span the resource closest to its limit (the first on a tie,
+    as _fits lists them), over spans the first with the highest ratio."""
+    if lo.size == 0:
+        return "neurons", 0.0, 1.0
+    used = np.stack([neurons[hi] - neurons[lo], axons[hi] - axons[lo], np.maximum.reduceat(levels[:hi[-1]], lo)])
+    allowed = np.array([n_max, a_max, LEVELS], dtype=np.float64)[:, None]
+    worst = np.argmax(used / allowed, axis=0)
+    ratio = (used / allowed)[worst, np.arange(lo.size)]
+    j = int(np.argmax(ratio))
+    if ratio[j] <= 0:
+        return "neurons", 0.0, 1.0
+    names = ("neurons (incl. fan-out copies)", "axons", "weight levels per neuron")
+    return names[worst[j]], int(used[worst[j], j]), (n_max, a_max, LEVELS)[worst[j]]
