@@ -49,6 +49,7 @@ def ste_fire(v: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
 # -0.6 / +0.02 pt, brought CNN -0.8 / -0.11 -> -0.6 / -0.10 pt (benchmarks/train_digits.py --validate).
 JUDGE_JITTER = 4
 
+
 @dataclass(frozen=True)
 class _Proj:
     """One projection into a layer: its source (0: the input, k + 1: layer k) and what it does to the spikes."""
