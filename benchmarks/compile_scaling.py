@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import queue
 import re
 import resource
 import tempfile
@@ -174,6 +175,21 @@ def _one(target: str, size: float | Path, args: argparse.Namespace, out: mp.Queu
     out.put(row)
 
 
+def _result(p: mp.Process, q: mp.Queue, target: str) -> dict:
+    """The child's row, or an error row once it has ended without one (an exception's traceback is on stderr;
+    no traceback: killed, e.g. for memory), so one failed size never leaves the run waiting."""
+    while True:
+        try:
+            row = q.get(timeout=1.0)
+            p.join()
+            return row
+        except queue.Empty:
+            if not p.is_alive() and q.empty():
+                p.join()
+                return {"error": f"the compile's process ended with exit code {p.exitcode} and no result",
+                        "target": target, "neurons": 0, "total_s": float("nan"), "peak_mb": float("nan")}
+
+
 def growth(rows: list[dict], key: str) -> float:
     """Least-squares exponent k of key ~ neurons^k over the rows (log-log slope)."""
     n = np.log([r["neurons"] for r in rows])
@@ -199,6 +215,8 @@ def main() -> None:
     ap.add_argument("--no-write", action="store_true", help="do not write benchmarks/RESULTS.md")
     args = ap.parse_args()
     sizes = [args.siamsnn] if args.siamsnn else args.sizes
+    if args.save:
+        Path(args.save).mkdir(parents=True, exist_ok=True)
     ctx = mp.get_context("fork")
     graphs = tempfile.TemporaryDirectory()   # converted SiamSNN graphs, removed when the run ends
     start = time.perf_counter()
@@ -215,8 +233,7 @@ def main() -> None:
             item = siamsnn_file(size, target, args, graphs.name) if isinstance(size, str) else size
             p = ctx.Process(target=_one, args=(target, item, args, q))
             p.start()
-            row = q.get()
-            p.join()
+            row = _result(p, q, target)
             if "error" in row:
                 over = row["neurons"] if row["error"].startswith("network") and ": cores " in row["error"] else None
                 lines.append(f"{target:10} {row['neurons']:>9} {'-':>6} {'-':>5} {row['total_s']:8.2f} {row['peak_mb']:8.0f}  "
