@@ -7,6 +7,7 @@
 (b) Every `__init__.py` holds only a docstring, imports (re-exports) and `__all__`.
 (c) Generic code reaches a target family through its hooks (neurocomp.target loads them), never by importing
     neurocomp.targets.* itself.
+(d) No module imports another's private (underscore) names: what a module lends to others is public.
 """
 from __future__ import annotations
 
@@ -201,3 +202,24 @@ def target_importers() -> dict[str, set[str]]:
 
 def test_generic_code_reaches_targets_only_through_hooks():
     assert target_importers() == {}
+
+
+def private_imports(files: dict[str, Path]) -> list[str]:
+    """`module <- source.name` for each underscore name a module imports from another module of the packages."""
+    found = []
+    for module, path in files.items():
+        for base, name in imported_names(ast.parse(path.read_text(encoding="utf-8")), module, path.name == "__init__.py"):
+            if name and name.startswith("_") and not name.startswith("__") and base in files:
+                found.append(f"{module} <- {base}.{name}")
+    return found
+
+
+def test_no_module_imports_another_modules_private_names():
+    assert private_imports(module_files()) == []
+
+
+def test_private_import_check_catches_one(tmp_path):
+    (tmp_path / "a.py").write_text("_hidden = 1\nshown = 2\n")
+    (tmp_path / "b.py").write_text("from neurocomp.a import _hidden, shown\nfrom os import _exit\n")
+    files = {"neurocomp.a": tmp_path / "a.py", "neurocomp.b": tmp_path / "b.py"}
+    assert private_imports(files) == ["neurocomp.b <- neurocomp.a._hidden"]

@@ -114,12 +114,12 @@ def test_truenorth_axon_counts_and_weight_levels_equal_their_sorted_definitions(
     """The partitioner's sort-free axon count of a span equals the sizes of the span's distinct (input, type)
     keys, and each neuron's weight levels are its sorted distinct weights (np.unique per row)."""
     from neurocomp.partition import neuron_order
-    from neurocomp.targets.truenorth.mapping import _TypedRows
+    from neurocomp.targets.truenorth.mapping import TypedRows
 
     shape, op = case
     layer = lower(Graph([Input("x", shape), op, IF("n", threshold=2.0), Output("o")],
                         [("x", "op"), ("op", "n"), ("n", "o")])).layers[0]
-    typed = _TypedRows(layer, neuron_order(layer, band), 255, keep)
+    typed = TypedRows(layer, neuron_order(layer, band), 255, keep)
     m = typed.rows.rows[0][1]
     for i in range(layer.size):
         row = np.unique(m.data[m.indptr[i]:m.indptr[i + 1]])

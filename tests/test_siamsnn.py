@@ -66,7 +66,6 @@ def test_track_cli_on_emulated_truenorth(tmp_path):
     save_graph(_tiny_siamsnn(), tmp_path / "tiny.pt")
     prog = tmp_path / "tiny.tn"
     assert main(["compile", str(tmp_path / "tiny.pt"), "--target", "truenorth", "-o", str(prog), "--json"]) == 0
-    out = tmp_path / "track.json"
     import contextlib
     import io
     buf = io.StringIO()

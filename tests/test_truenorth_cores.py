@@ -1,5 +1,5 @@
 """targets/truenorth/cores.py: a window's cores built at once equal the same cores built one by one from their
-definition (mapping._TypedRows.axon_keys), and the entry blocks it keeps answer what a flat list would."""
+definition (mapping.TypedRows.axon_keys), and the entry blocks it keeps answer what a flat list would."""
 import numpy as np
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -8,7 +8,7 @@ from neurocomp.ir.layers import lower
 from neurocomp.partition import neuron_order
 from neurocomp.partition.blocks import ranges
 from neurocomp.targets.truenorth.cores import _Reads, _window_tables
-from neurocomp.targets.truenorth.mapping import LEVELS, _TypedRows
+from neurocomp.targets.truenorth.mapping import LEVELS, TypedRows
 
 SETTINGS = dict(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -27,7 +27,7 @@ def layer_of(seed: int, spread: int, same_source: bool):
     return lower(Graph(nodes, edges)).layers[0]
 
 
-def one_by_one(typed: _TypedRows, lo: int, hi: int):
+def one_by_one(typed: TypedRows, lo: int, hi: int):
     """One core's tables from the definition: per projection its distinct (input, type) keys, ascending, after the
     projections before it; each synapse at its key's axon."""
     types, syn_a, syn_n, opened, offset = [], [], [], [], 0
@@ -46,7 +46,7 @@ def one_by_one(typed: _TypedRows, lo: int, hi: int):
        band=st.integers(1, 3))
 def test_a_windows_cores_built_at_once_equal_them_built_one_by_one(seed, spread, same_source, keep, band):
     layer = layer_of(seed, spread, same_source)
-    typed = _TypedRows(layer, neuron_order(layer, band), 255, keep)
+    typed = TypedRows(layer, neuron_order(layer, band), 255, keep)
     rng = np.random.default_rng(seed)
     cuts = np.unique(np.concatenate([[0, layer.size], rng.integers(0, layer.size, 12)]))
     a, b = cuts[:-1], cuts[1:]

@@ -24,7 +24,7 @@ from neurocomp.partition.period import Run
 from neurocomp.partition.rows import Batches, OrderedRows
 from neurocomp.quantize import QNetwork, stored_signs
 from neurocomp.target import TargetSpec
-from neurocomp.targets.loihi.mapping import (SIGN_CODES, _fits, _hint, _windows, _within_chips, layer_runs,
+from neurocomp.targets.loihi.mapping import (SIGN_CODES, core_fits, split_hint, layer_windows, within_chips, layer_runs,
                                              partition_order)
 from neurocomp.targets.loihi.quant import is_mixed
 
@@ -167,11 +167,11 @@ class _LayerCores:
         self.out, self.li, self.layer = out, li, layer
         self.sources = [p.source for p in layer.projections]
         self.mixed = is_mixed(stored_signs(layer))   # per layer, as the quantiser sized its weights
-        self.windows = _windows(layer, spec)
+        self.windows = layer_windows(layer, spec)
         self.first = out.n_cores
         self.reads = [_Reads([], [], [], []) for _ in layer.projections]
         self.batches = Batches(self.windows, self._build)
-        _, self.bind = split(layer, _fits(self.windows, spec), _hint(layer.name), self.batches.add,
+        _, self.bind = split(layer, core_fits(self.windows, spec), split_hint(layer.name), self.batches.add,
                              runs=layer_runs(layer), repeat=self._repeat)
         self.batches.flush()
         self.windows = self.batches = None   # let the rows go: the lists hold all the netlist needs of them
@@ -246,7 +246,7 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
         firsts.append(ids)
         maps.append(LayerMap(layer.name, layer.shape, ids, layer.kind, qnet.layers[li].scale,
                              tuple(range(start, out.n_cores)), *bound))
-        _within_chips(net.layers, li, out.n_cores, spec)
+        within_chips(net.layers, li, out.n_cores, spec)
     n_ptr, a_ptr = pointers(cat(out.cores["neurons"])), pointers(cat(out.cores["axons"]))
     wide = np.int32 if max(n_ptr[-1], a_ptr[-1]) < 2 ** 31 else np.int64   # edges: one per axon, the most
     starts = pointers(np.array([layer.size for layer in net.layers]))[:-1]

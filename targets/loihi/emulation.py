@@ -9,8 +9,7 @@ import scipy.sparse as sp
 from neurocomp.ir.netlist import Netlist
 from neurocomp.target import TargetSpec
 from neurocomp.targets.loihi.mapping import SIGN_CODES
-from neurocomp.targets.loihi.neuron import LifStepper, dense_output, init_state as _init_lif, prepare_weights, step
-from neurocomp.targets.loihi.quant import ACT_SHIFT
+from neurocomp.targets.loihi.neuron import ACT_SHIFT, LifStepper, dense_output, init_state as _init_lif, prepare_weights, step
 
 SIGN_NAMES = tuple(sorted(SIGN_CODES, key=SIGN_CODES.get))   # Lava's name of each netlist sign_mode code
 

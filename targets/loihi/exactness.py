@@ -22,9 +22,8 @@ from neurocomp.encoding import SPIKING, payload_max
 from neurocomp.ir.bounds import drive_bounds
 from neurocomp.ir.layers import Layer, Network
 from neurocomp.target import TargetSpec
-from neurocomp.targets.loihi.neuron import bias as lif_bias
+from neurocomp.targets.loihi.neuron import ACT_SHIFT, bias as lif_bias
 
-ACT_SHIFT = 6
 CURRENT = "the current u may wrap at its 24-bit range"
 READOUT = "the read-out potential may pass vth_max and restart from 0, or saturate below"
 FLOOR = "the potential may fall below -(2**23 - 1), where Lava clips it and the source does not"

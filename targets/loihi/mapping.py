@@ -4,7 +4,7 @@ A core owns a chunk of one layer; its input axons are the distinct source neuron
 its chunk reads. Each core is one Lava Dense (all its axons) + one LIF, so a core's
 weight exponent and sign mode apply to the summed input exactly as in Lava.
 Synapse memory follows nengo-loihi's cost model (LOIHI.md §2.1). targets/loihi/cores.py builds the netlist
-from the spans `_fits` splits a layer into.
+from the spans `core_fits` splits a layer into.
 """
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def synapse_bits(axon: np.ndarray, n_axons: int, n_neurons: int, spec: TargetSpe
     return int(axon_bits(per, np.full(n_axons, n_neurons), spec).sum())
 
 
-def _fits(windows: Windows[OrderedRows], spec: TargetSpec):
+def core_fits(windows: Windows[OrderedRows], spec: TargetSpec):
     n_max, a_max, b_max = spec["core.neurons"], spec["core.axons"], spec["core.synapse_bits"]
 
     def fits(lo: int, hi: int) -> tuple[bool, str, float, float]:
@@ -56,7 +56,7 @@ def _fits(windows: Windows[OrderedRows], spec: TargetSpec):
     return fits
 
 
-def _hint(name: str):
+def split_hint(name: str):
     """What to change when one neuron of layer `name` fits no Loihi core."""
     def hint(resource: str, used: float, allowed: float) -> str:
         if resource == "input axons":
@@ -76,7 +76,7 @@ def layer_runs(layer: Layer) -> tuple[tuple[Run, ...], ...]:
     return runs(layer, 1, by_channel=BY_CHANNEL)
 
 
-def _windows(layer: Layer, spec: TargetSpec) -> Windows[OrderedRows]:
+def layer_windows(layer: Layer, spec: TargetSpec) -> Windows[OrderedRows]:
     order = partition_order(layer)
     return Windows(layer.size, lambda lo, hi: OrderedRows(layer, order[lo:hi], keep_support=True),
                    window_width(layer, order, int(spec["core.neurons"])))
@@ -90,13 +90,13 @@ def count_cores(qnet: QNetwork, spec: TargetSpec) -> list[LayerCount]:
 
 def _count_layer(layer: Layer, spec: TargetSpec) -> LayerCount:
     try:
-        spans, bound = split(layer, _fits(_windows(layer, spec), spec), _hint(layer.name), runs=layer_runs(layer))
+        spans, bound = split(layer, core_fits(layer_windows(layer, spec), spec), split_hint(layer.name), runs=layer_runs(layer))
     except ResourceError as err:
         return LayerCount(layer.name, layer.size, 0, err.resource, err.used, err.allowed, str(err))
     return LayerCount(layer.name, layer.size, len(spans), *bound)
 
 
-def _within_chips(layers: tuple[Layer, ...], li: int, cores: int, spec: TargetSpec) -> None:
+def within_chips(layers: tuple[Layer, ...], li: int, cores: int, spec: TargetSpec) -> None:
     """Refuse as soon as layers 0..li outgrow the chips, rather than after building the rest: those are counted by
     the census, so the refusal gives the network's exact total."""
     if cores > spec.max_cores:

@@ -18,9 +18,9 @@ PARAMS = ("du", "dv", "vth", "bias_mant", "bias_exp", "weight_exp", "v_init", "u
 SIGN_MODES = ("excitatory", "inhibitory", "mixed")
 
 _DECAY_SHIFT = 12          # decays are 12-bit fractions of 4096
-_ACT_SHIFT = 6             # synaptic input and threshold are MSB-aligned by 6 bits
+ACT_SHIFT = 6             # synaptic input and threshold are MSB-aligned by 6 bits
 _UV_MAX = 2 ** 23          # u and v are 24-bit signed
-_V_LIMIT = _UV_MAX - 1     # v is clipped to +-(2**23 - 1)
+V_LIMIT = _UV_MAX - 1     # v is clipped to +-(2**23 - 1)
 
 
 def wrap_int32(x: np.ndarray) -> np.ndarray:
@@ -107,13 +107,13 @@ def step(params: Mapping[str, np.ndarray], state: Mapping[str, np.ndarray],
     """
     u, v = state["u"], state["v"]
     a = wrap_int32(np.asarray(a_in, dtype=np.int64))                 # int32 channel sum
-    u_new = wrap_int32(_decay(u, 4096 - (_col(params, "du") + 1)) + (a << _ACT_SHIFT))
+    u_new = wrap_int32(_decay(u, 4096 - (_col(params, "du") + 1)) + (a << ACT_SHIFT))
     # One-shot wrap: only one correction, so +2**23 stays and -2**23 becomes +2**23.
     u_new = np.where(u_new > _UV_MAX, u_new - 2 * _UV_MAX,
                      np.where(u_new <= -_UV_MAX, u_new + 2 * _UV_MAX, u_new))
     v_new = wrap_int32(_decay(v, 4096 - _col(params, "dv")) + u_new + bias(params))
-    v_new = np.clip(v_new, -_V_LIMIT, _V_LIMIT)
-    spikes = v_new > (_col(params, "vth") << _ACT_SHIFT)
+    v_new = np.clip(v_new, -V_LIMIT, V_LIMIT)
+    spikes = v_new > (_col(params, "vth") << ACT_SHIFT)
     return {"u": u_new, "v": np.where(spikes, 0, v_new)}, spikes
 
 
@@ -136,8 +136,8 @@ class LifStepper:
         shifts = np.unique(np.stack([left, right], axis=1), axis=0)
         a_bound = max(((int(acc_bound) << int(l)) >> int(r) for l, r in shifts), default=0)  # Python ints: no overflow
         fu, fv, b = 4096 - (row("du") + 1), 4096 - row("dv"), bias(params)[:, 0]
-        cur_bound = (2 ** 31 if fu.any() else 0) + (min(a_bound, 2 ** 31) << _ACT_SHIFT)
-        v_bound = max(int(np.abs(row("v_init")).max(initial=0)), _V_LIMIT) + min(cur_bound, 2 ** 31) \
+        cur_bound = (2 ** 31 if fu.any() else 0) + (min(a_bound, 2 ** 31) << ACT_SHIFT)
+        v_bound = max(int(np.abs(row("v_init")).max(initial=0)), V_LIMIT) + min(cur_bound, 2 ** 31) \
             + int(np.abs(b).max(initial=0))
         self.wrap_a, self.wrap_u, self.wrap_v = a_bound >= 2 ** 31, cur_bound >= 2 ** 31, v_bound >= 2 ** 31
         self.wrap_once = cur_bound >= _UV_MAX                       # else -2**23 < cur < 2**23 already
@@ -150,10 +150,10 @@ class LifStepper:
         self.fu = xp.asarray(fu) if fu.any() else None            # du = 4095 clears u each step
         self.fv = xp.asarray(fv) if (fv != 4096).any() else None   # dv = 0: no leak
         self.bias = put(b) if b.any() else None
-        self.two_m, self.v_limit = put(2 * _UV_MAX), xp.scalar(_V_LIMIT, self.dtype)
-        vth = row("vth") << _ACT_SHIFT
+        self.two_m, self.v_limit = put(2 * _UV_MAX), xp.scalar(V_LIMIT, self.dtype)
+        vth = row("vth") << ACT_SHIFT
         # v > limit > vth spikes and resets whether clipped to the limit or not: the upper clip never shows
-        self.v_top = None if (vth < _V_LIMIT).all() else self.v_limit
+        self.v_top = None if (vth < V_LIMIT).all() else self.v_limit
         self.vth = put(vth)
         state = init_state(params, batch)
         self.u, self.v = put(state["u"].T.copy()), put(state["v"].T.copy())
@@ -174,7 +174,7 @@ class LifStepper:
             a = xp.where(pos, a << left, a >> right)
         if self.wrap_a:
             a = _wrap(a)
-        u = xp.lshift(a, _ACT_SHIFT, out=self.u_next)
+        u = xp.lshift(a, ACT_SHIFT, out=self.u_next)
         if decayed is not None:
             u += decayed
         if self.wrap_u:
@@ -198,7 +198,7 @@ class LifStepper:
 
     def potential(self):
         """v (B, N) in graph units (64 per unit in Lava's v), as float."""
-        return self.xp.cast(self.v, self.xp.float64) / float(1 << _ACT_SHIFT)
+        return self.xp.cast(self.v, self.xp.float64) / float(1 << ACT_SHIFT)
 
 
 def _wrap(x):

@@ -25,9 +25,9 @@ import numpy as np
 from neurocomp.errors import QuantizeError
 from neurocomp.ir.graph import Neuron, Readout
 from neurocomp.target import TargetSpec
+from neurocomp.targets.loihi.neuron import ACT_SHIFT
 
 BIAS_EXP = 6
-ACT_SHIFT = 6   # synaptic input enters u as a << 6
 # levels (default): 8-bit mantissas, a bound kernel in two host-summed 8-bit parts (targets/loihi/legalize.py);
 # coarse: a bound kernel in one, on about half the cores of a wide bound read-out, to 1/254 of its peak.
 WEIGHT_MODES = ("levels", "coarse")

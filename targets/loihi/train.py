@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from neurocomp.target import TargetSpec
-from neurocomp.targets.loihi.neuron import _ACT_SHIFT, _V_LIMIT
+from neurocomp.targets.loihi.neuron import ACT_SHIFT, V_LIMIT
 from neurocomp.targets.loihi.quant import weight_max
 from neurocomp.train.qcfs import reset_zero_counts
 
@@ -37,14 +37,14 @@ def surrogate_state(params: Mapping[str, np.ndarray], spec: TargetSpec) -> dict[
     """Threshold and initial v in Lava's units (64 per graph unit); IF only: no current or voltage decay."""
     if np.any(np.asarray(params["du"]) != 4095) or np.any(np.asarray(params["dv"]) != 0):
         raise ValueError("the surrogate models IF neurons only (du = 4095, dv = 0)")
-    vth = np.asarray(params["vth"], dtype=np.float64) * (1 << _ACT_SHIFT)
+    vth = np.asarray(params["vth"], dtype=np.float64) * (1 << ACT_SHIFT)
     return {"vth": torch.as_tensor(vth), "v_init": torch.as_tensor(np.asarray(params["v_init"], dtype=np.float64))}
 
 
 def surrogate_bias(params: Mapping[str, np.ndarray]) -> np.ndarray:
     """The trainable per-neuron bias register: the mantissa (its exponent, 6, puts it in graph units)."""
-    if np.any(np.asarray(params["bias_exp"]) != _ACT_SHIFT):
-        raise ValueError(f"the surrogate expects bias_exp = {_ACT_SHIFT}")
+    if np.any(np.asarray(params["bias_exp"]) != ACT_SHIFT):
+        raise ValueError(f"the surrogate expects bias_exp = {ACT_SHIFT}")
     return np.asarray(params["bias_mant"], dtype=np.float64)
 
 
@@ -53,12 +53,12 @@ def surrogate_step(v: torch.Tensor, syn: torch.Tensor, bias: torch.Tensor, r: Ma
     """u = a << 6; v = clip(v + u + bias << 6, +-(2**23 - 1)); spike at v > vth << 6; v = 0 after a spike.
     Weights mixed in sign are stored doubled with weight_exp -1, whose halving of an even sum is exact, so
     the synaptic input is the graph's integer sum `syn`. The int32 wraps never act: the quantiser bounds u."""
-    scale = float(1 << _ACT_SHIFT)
-    v = torch.clamp(v + (syn + bias) * scale, -float(_V_LIMIT), float(_V_LIMIT))
+    scale = float(1 << ACT_SHIFT)
+    v = torch.clamp(v + (syn + bias) * scale, -float(V_LIMIT), float(V_LIMIT))
     s = fire(v, r["vth"] + 1)   # v > vth << 6 on integers is v >= (vth << 6) + 1
     return v * (1 - s), s
 
 
 def surrogate_potential(v: torch.Tensor) -> torch.Tensor:
     """v in graph units: one graph unit is 64 in Lava's v."""
-    return v / float(1 << _ACT_SHIFT)
+    return v / float(1 << ACT_SHIFT)

@@ -3,7 +3,7 @@
 Layers are counted from the last, as they are built: per neuron only the axons that read it (its copies), per layer
 the spans `split` chooses with mapping's predicate, cycles of spans that recur along a conv's columns or bands
 counted once (partition.period), and layers whose neurons each read one input (the sum of a fan-in split's parts)
-by running sums with no search (_greedy). cores.py calls `_count` for the layers it has not built yet when the
+by running sums with no search (_greedy). cores.py calls `count_from` for the layers it has not built yet when the
 built ones already outgrow the chips, so its refusal gives the exact total.
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ from neurocomp.partition.delays import inserted
 from neurocomp.partition.period import Run, runs
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
-from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, SAMPLED_LAYER, TILE_ROWS, _fits, _hint,
-                                                 _kernel_layers, _typed_windows, _TypedRows)
+from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, SAMPLED_LAYER, TILE_ROWS, core_fits, split_hint,
+                                                 kernel_layers, typed_windows, TypedRows)
 
 # Spans whose axon inputs the census keeps, for the cycles that repeat them (a band's worth of cores, or more).
 RECENT_SPANS = 1 << 14
@@ -38,16 +38,16 @@ def count_cores(qnet: QNetwork, spec: TargetSpec) -> list[LayerCount]:
     (`<layer>.splitters`). Spans that recur along a conv's columns or bands are counted once per cycle
     (partition.period), so a paper-size network is sized without holding its tables. A layer no core holds counts 0 cores,
     with its error, and reads nothing from its sources."""
-    return _count(qnet, spec, len(qnet.network.layers) - 1, {layer.name: np.zeros(layer.size, np.int64)
+    return count_from(qnet, spec, len(qnet.network.layers) - 1, {layer.name: np.zeros(layer.size, np.int64)
                                                                  for layer in qnet.network.layers})
 
 
-def _count(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.ndarray]) -> list[LayerCount]:
+def count_from(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.ndarray]) -> list[LayerCount]:
     """count_cores of layers `last` down to the first, given the axons that read each neuron so far (`reads`, per
     layer: added to as layers are counted)."""
     layers, n_max = qnet.network.layers, int(spec["core.neurons"])
     partials = inserted(qnet.network)
-    kernel = _kernel_layers(qnet.network, partials)
+    kernel = kernel_layers(qnet.network, partials)
     sources = {layer.name for layer in layers}
     out: list[LayerCount] = []
     for li in range(last, -1, -1):
@@ -111,7 +111,7 @@ class _Count:
 
     def __init__(self, layer: Layer, band: int, copies: np.ndarray, keep: bool, spec: TargetSpec,
                  partials: set[str], sources: set[str], stop: int | None = None) -> None:
-        order, self.windows = _typed_windows(layer, band, keep, spec)
+        order, self.windows = typed_windows(layer, band, keep, spec)
         self.layer, self.n_max, self.sources = layer, int(spec["core.neurons"]), sources
         self.reads = {p.source: np.zeros(0 if p.source not in sources else p.n_in, np.int64) for p in layer.projections}
         self.axons = 0
@@ -121,7 +121,7 @@ class _Count:
         self.repeats: list[_Repeated] = []   # recent cycles' repetitions, whose spans no window was built for
         self.pending: dict[str, list[np.ndarray]] = {}   # searched cores' inputs, counted a batch at a time
         self.held = 0
-        spans, self.bind = split(layer, _fits(self.windows, order, copies, spec), _hint(layer, spec, partials),
+        spans, self.bind = split(layer, core_fits(self.windows, order, copies, spec), split_hint(layer, spec, partials),
                                  self._emit, stop, runs(layer, band, copies), self._repeat)
         self._flush()
         self.cores, self.neurons = len(spans), spans[-1][1] if spans else 0
@@ -220,7 +220,7 @@ def _one_to_one(layer: Layer) -> bool:
                for p in layer.projections)
 
 
-def _read_rows(typed: _TypedRows) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]:
+def _read_rows(typed: TypedRows) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]:
     """What _Count._additive keeps of a window: keys and levels per row, and per projection the row pointer and
     each key's input, narrowed (the window's rows themselves are let go)."""
     return (typed.row_keys(), typed.levels, typed.ptr,
@@ -249,7 +249,7 @@ def _greedy(neurons: np.ndarray, axons: np.ndarray, n_max: float, a_max: float, 
 def _binding(lo: np.ndarray, hi: np.ndarray, neurons: np.ndarray, axons: np.ndarray, levels: np.ndarray,
              n_max: float, a_max: float) -> tuple[str, float, float]:
     """split's binding resource over these spans: per span the resource closest to its limit (the first on a tie,
-    as _fits lists them), over spans the first with the highest ratio."""
+    as core_fits lists them), over spans the first with the highest ratio."""
     if lo.size == 0:
         return "neurons", 0.0, 1.0
     used = np.stack([neurons[hi] - neurons[lo], axons[hi] - axons[lo], np.maximum.reduceat(levels[:hi[-1]], lo)])

@@ -25,9 +25,9 @@ from neurocomp.partition.period import Run, runs
 from neurocomp.partition.rows import Batches
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
-from neurocomp.targets.truenorth.census import _count
-from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, SAMPLED_LAYER, TILE_ROWS, _fits, _hint,
-                                                 _kernel_layers, _typed_windows, _TypedRows)
+from neurocomp.targets.truenorth.census import count_from
+from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, SAMPLED_LAYER, TILE_ROWS, core_fits, split_hint,
+                                                 kernel_layers, typed_windows, TypedRows)
 
 SHARED_LISTS = False   # repeated cores share lists too, but a core-native (grouped) net rarely repeats: the up-front
                        # memory estimate counts every synapse
@@ -89,12 +89,12 @@ class _Tables:
     weights: np.ndarray
 
 
-def _window_tables(typed: _TypedRows, a: np.ndarray, b: np.ndarray
+def _window_tables(typed: TypedRows, a: np.ndarray, b: np.ndarray
                    ) -> tuple[_Tables, list[tuple[np.ndarray, np.ndarray, np.ndarray]]]:
     """The tables of the cores holding window rows [a_j, b_j), and per projection the (core, source neuron,
     local axon) of every axon they open, core by core. A core opens one axon per (input, type) some neuron of it
     uses (with a bound kernel's support: every type of every input it may read), in ascending key order,
-    projection after projection, as mapping._TypedRows.axon_keys lists them."""
+    projection after projection, as mapping.TypedRows.axon_keys lists them."""
     m = a.size
     rows = ranges(a, b - a)
     local = rows - np.repeat(a, b - a)
@@ -113,10 +113,10 @@ def _window_tables(typed: _TypedRows, a: np.ndarray, b: np.ndarray
     return tables, opened
 
 
-def _projection(typed: _TypedRows, k: int, a: np.ndarray, b: np.ndarray, rows: np.ndarray, local: np.ndarray):
+def _projection(typed: TypedRows, k: int, a: np.ndarray, b: np.ndarray, rows: np.ndarray, local: np.ndarray):
     """One projection's part of _window_tables: per synapse its core, local axon rank and local neuron; per core
     the axons it opens; per opened axon its core, key and rank within the core. A core's axons are the keys at
-    their first synapse in its span (mapping._TypedRows.firsts), sorted: no sort of every synapse."""
+    their first synapse in its span (mapping.TypedRows.firsts), sorted: no sort of every synapse."""
     ptr, keys = typed.ptr[k], typed.keys[k]
     lens = ptr[b] - ptr[a]
     idx = ranges(ptr[a], lens)
@@ -153,19 +153,19 @@ class _LayerCores:
     def __init__(self, li: int, layer: Layer, band: int, copies: np.ndarray, keep: bool, spec: TargetSpec,
                  partials: set[str], stop: int | None = None) -> None:
         self.li, self.layer = li, layer
-        self.order, self.windows = _typed_windows(layer, band, keep, spec)
+        self.order, self.windows = typed_windows(layer, band, keep, spec)
         self.copies = copies
         self.template: list[np.ndarray] = []   # per core (blocks), the template it uses
         self.tables: list[_Tables] = []        # templates' tables, template order
         self.n_templates = self.n_cores = 0
         self.reads = [_Reads() for _ in layer.projections]   # per projection, cores as layer-local ids
         self.batches = Batches(self.windows, self._build)
-        _, self.bind = split(layer, _fits(self.windows, self.order, copies, spec), _hint(layer, spec, partials),
+        _, self.bind = split(layer, core_fits(self.windows, self.order, copies, spec), split_hint(layer, spec, partials),
                              self.batches.add, stop, runs(layer, band, copies), self._repeat)
         self.batches.flush()
         self.windows = self.batches = None   # let the rows go: the tables hold all the netlist needs of them
 
-    def _build(self, typed: _TypedRows, a: np.ndarray, b: np.ndarray) -> None:
+    def _build(self, typed: TypedRows, a: np.ndarray, b: np.ndarray) -> None:
         """A window's searched cores: their tables, templates of their own, and the axons they read."""
         tables, opened = _window_tables(typed, a, b)
         first = self.n_cores
@@ -271,7 +271,7 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
     built: list[_LayerCores | None] = [None] * len(layers)
     helpers: list[_Splitters | None] = [None] * len(layers)
     partials = inserted(qnet.network)
-    kernel = _kernel_layers(qnet.network, partials)
+    kernel = kernel_layers(qnet.network, partials)
     sources = {layer.name for layer in layers}
     for li in range(len(layers) - 1, -1, -1):
         layer = layers[li]
@@ -303,7 +303,7 @@ def _within_chips(built: list[_LayerCores | None], helpers: list[_Splitters | No
         layers = qnet.network.layers
         reads = {layer.name: dests[layer.name].counts(layer.size) if layer.name in dests else
                  np.zeros(layer.size, np.int64) for layer in layers[:li]}
-        rest = sum(c.cores for c in _count(qnet, spec, li - 1, reads))
+        rest = sum(c.cores for c in count_from(qnet, spec, li - 1, reads))
         counted = (layers[0].name, layers[li - 1].name) if li > 0 else None
         raise outgrown(spec, used + rest, len(layers) - li, len(layers), counted)
 

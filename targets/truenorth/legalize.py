@@ -65,7 +65,7 @@ def _plan(layer: Layer, spec: TargetSpec, levels: int, whole: bool) -> dict[int,
     """Projections to turn into partial sums and their group counts: the widest weighted ones first, until
     the direct projections plus one axon per partial neuron fit a core. Empty when the layer fits as it is.
     A layer reading a bound projection keeps, split or not, every axon type of every input its support may
-    read (mapping._kernel_layers), so it is planned on that, never on a kernel's values."""
+    read (mapping.kernel_layers), so it is planned on that, never on a kernel's values."""
     rows = sample_rows(layer)
     per_input = int(spec["core.axon_types"]) if bound_layer(layer) else 1
     need = [int(np.diff(support(p, rows).indptr).max(initial=0)) * per_input for p in layer.projections] \
@@ -94,7 +94,7 @@ def _group_masks(op: Node, groups: int) -> list[np.ndarray]:
 
 def _groups(proj, k: int, rows: np.ndarray, spec: TargetSpec, levels: int) -> int:
     """Fewest input groups such that every group's fan-in leaves room for its weight levels."""
-    budget = spec["core.axons"] // (int(spec["core.axon_types"]) if is_bound(proj) else levels)  # _kernel_layers
+    budget = spec["core.axons"] // (int(spec["core.axon_types"]) if is_bound(proj) else levels)  # kernel_layers
     n_in = np.asarray(proj.chain[k].weight).shape[1]
     proj = structural(proj) if is_bound(proj) else proj
     fan = int(np.diff(proj.matrix(rows).indptr).max())
@@ -175,7 +175,7 @@ def legalize(net: Network, spec: TargetSpec, weights: str = "levels") -> Network
         raise UserError(f"recurrent projections {net.feedback()}: the truenorth mapping sizes each neuron's fan-out "
                         f"copies and balances path delays for feed-forward layer graphs only; use a Loihi target")
     levels, whole = mode_levels(weights, spec), weights == "whole"
-    # A bound read-out's parts open every axon type of their inputs (mapping._kernel_layers), whatever the mode.
+    # A bound read-out's parts open every axon type of their inputs (mapping.kernel_layers), whatever the mode.
     # Its parts read at most half a core's axons where one input channel allows (BOUND_PART_SHARE), so a core
     # holds a tile of neighbouring positions, whose windows overlap, instead of one or two.
     types, axons = int(spec["core.axon_types"]), int(spec["core.axons"])

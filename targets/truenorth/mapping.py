@@ -18,8 +18,8 @@ Splitters cost as many neurons as copies would, plus one tick, so only those neu
 them. Axon delays (1..15) then keep every layer's inputs aligned as the Graph has them,
 despite the ticks splitters and fan-in splits add (neurocomp.partition.delays).
 
-Here: how weights pick axon types (_Typing), a window's typed rows (_TypedRows) and the predicate the
-partitioner splits a layer with (_fits). targets/truenorth/cores.py builds the netlist from the spans they
+Here: how weights pick axon types (_Typing), a window's typed rows (TypedRows) and the predicate the
+partitioner splits a layer with (core_fits). targets/truenorth/cores.py builds the netlist from the spans they
 choose, and targets/truenorth/census.py counts them without building it (count_cores).
 """
 from __future__ import annotations
@@ -131,7 +131,7 @@ def _few_levels(rows: list[tuple[str, sp.csr_matrix]], n: int, v: np.ndarray) ->
     return table, cnt
 
 
-class _TypedRows:
+class TypedRows:
     """A layer's rows in partition order with each synapse's axon types, so a core only opens the
     (input, type) axons some neuron uses. Per projection, `keys` (input * LEVELS + type) are grouped
     by row as `ptr` says: one key per synapse for rank typing, one per set bit for bit planes."""
@@ -258,7 +258,7 @@ def _bit_length(x: np.ndarray) -> np.ndarray:
     return np.frexp(x.astype(np.float64))[1].astype(np.int64)
 
 
-def _kernel_layers(net: Network, partials: set[str]) -> set[str]:
+def kernel_layers(net: Network, partials: set[str]) -> set[str]:
     """Layers whose tables a bound kernel sets: those reading a bound projection, and those its partial
     sums feed (a fan-in split moves the kernel's bias, hence the layer's scale, there). Their cores open
     all 4 types of every input their support may read (partition.rows.support), so a new kernel
@@ -292,7 +292,7 @@ def _all_types(inputs: np.ndarray) -> np.ndarray:
     return (distinct(inputs)[:, None] * LEVELS + np.arange(LEVELS)[None]).ravel()
 
 
-def _fits(windows: Windows[_TypedRows], order: np.ndarray, copies: np.ndarray, spec: TargetSpec):
+def core_fits(windows: Windows[TypedRows], order: np.ndarray, copies: np.ndarray, spec: TargetSpec):
     n_max, a_max = spec["core.neurons"], spec["core.axons"]
     cum = np.concatenate([[0], np.cumsum(copies[order])])
 
@@ -308,7 +308,7 @@ def _fits(windows: Windows[_TypedRows], order: np.ndarray, copies: np.ndarray, s
     return fits
 
 
-def _hint(layer: Layer, spec: TargetSpec, partials: set[str]):
+def split_hint(layer: Layer, spec: TargetSpec, partials: set[str]):
     """What to change when one neuron of `layer` fits no TrueNorth core."""
     def hint(resource: str, used: float, allowed: float) -> str:
         if resource == "axons" and any(p.source in partials for p in layer.projections):
@@ -330,10 +330,10 @@ def _hint(layer: Layer, spec: TargetSpec, partials: set[str]):
     return hint
 
 
-def _typed_windows(layer: Layer, band: int, keep: bool, spec: TargetSpec) -> tuple[np.ndarray, Windows[_TypedRows]]:
+def typed_windows(layer: Layer, band: int, keep: bool, spec: TargetSpec) -> tuple[np.ndarray, Windows[TypedRows]]:
     """The layer's partition order in tiles `band` rows high, and its typed rows a window at a time."""
     order, wmax = neuron_order(layer, band), int(spec["core.weight_max"])
-    return order, Windows(layer.size, lambda lo, hi: _TypedRows(layer, order[lo:hi], wmax, keep),
+    return order, Windows(layer.size, lambda lo, hi: TypedRows(layer, order[lo:hi], wmax, keep),
                           window_width(layer, order, int(spec["core.neurons"])))
 
 

@@ -37,9 +37,9 @@ PRN_BITS = 8  # pytruenorth PRNG_MIN/MAX = uint8, NeMo rejects PRN maxima above 
 TM_MAX = PRN_BITS  # a wider mask cannot change an 8-bit PRN
 V_BITS_MAX = 62  # keeps v + acc and every intermediate inside int64
 
-_OVERFLOW = ("saturate", "wrap", "none")
-_CMP = ("<", "<=")
-_STOCH_CMP = (">=", ">")
+OVERFLOW_MODES = ("saturate", "wrap", "none")
+THRESHOLD_CMPS = ("<", "<=")
+STOCH_CMPS = (">=", ">")
 
 
 @dataclass(frozen=True)
@@ -55,9 +55,9 @@ class NeuronOptions:
     def __post_init__(self) -> None:
         if not 2 <= self.v_bits <= V_BITS_MAX:
             raise ValueError(f"v_bits = {self.v_bits}; allowed 2..{V_BITS_MAX}")
-        for name, value, allowed in (("v_overflow", self.v_overflow, _OVERFLOW),
-                                     ("neg_threshold_cmp", self.neg_threshold_cmp, _CMP),
-                                     ("stoch_compare", self.stoch_compare, _STOCH_CMP)):
+        for name, value, allowed in (("v_overflow", self.v_overflow, OVERFLOW_MODES),
+                                     ("neg_threshold_cmp", self.neg_threshold_cmp, THRESHOLD_CMPS),
+                                     ("stoch_compare", self.stoch_compare, STOCH_CMPS)):
             if value not in allowed:
                 raise ValueError(f"{name} = {value!r}; allowed {', '.join(map(repr, allowed))}")
 

@@ -4,7 +4,7 @@ potential register, the NeuronOptions strings, and a real-time tick > 0 (through
 from __future__ import annotations
 
 from neurocomp.target import Field
-from neurocomp.targets.truenorth.neuron import _CMP, _OVERFLOW, _STOCH_CMP
+from neurocomp.targets.truenorth.neuron import THRESHOLD_CMPS, OVERFLOW_MODES, STOCH_CMPS
 
 SPEC_FIELDS: dict[str, Field] = {
     "core.axon_types": Field(int, "types", 2, 8),
@@ -15,10 +15,10 @@ SPEC_FIELDS: dict[str, Field] = {
     "core.beta_max": Field(int, "potential units", 0, 2 ** 24),
     "core.vr_max": Field(int, "bits", 0, 24),
     "core.v_bits": Field(int, "bits", 2, 32),
-    "core.v_overflow": Field(str, choices=_OVERFLOW),
+    "core.v_overflow": Field(str, choices=OVERFLOW_MODES),
     "core.leak_no_ringing": Field(bool),
-    "core.neg_threshold_cmp": Field(str, choices=_CMP),
-    "core.stoch_compare": Field(str, choices=_STOCH_CMP, required=False),
+    "core.neg_threshold_cmp": Field(str, choices=THRESHOLD_CMPS),
+    "core.stoch_compare": Field(str, choices=STOCH_CMPS, required=False),
     "core.delay_min": Field(int, "ticks", 1, 2 ** 10),
     "core.delay_max": Field(int, "ticks", 1, 2 ** 10),
     "timing.tick_s": Field(float, "s", 0.0, above=0.0),
