@@ -157,8 +157,9 @@ def test_truenorth_legalize_splits_wide_fan_in_and_compiles():
     parts = [l for l in net.layers if ".part" in l.name]
     assert len(parts) == 2 * 5                      # ceil(300 / 64) = 5 groups, a + and a - layer each
     assert all(l.neuron.reset == "subtract" and l.neuron.v_min == 0.0 for l in parts)
-    # each partial spike carries one threshold of the original neuron
-    assert all(np.array_equal(np.asarray(l.neuron.threshold), np.full(4, 4.0)) for l in parts)
+    # each partial spike carries one threshold of the original neuron, held once (0-d), not once per neuron
+    assert all(np.array_equal(np.broadcast_to(l.neuron.threshold, l.shape), np.full(4, 4.0)) for l in parts)
+    assert all(np.ndim(l.neuron.threshold) == 0 for l in parts)
     final = net.layer("n")
     assert sorted(p.source for p in final.projections) == sorted(l.name for l in parts)
     n = partition(quantize(net, TN), TN)

@@ -39,6 +39,17 @@ def _frozen_array(a: np.ndarray | Iterable[float], dtype=np.float64) -> np.ndarr
     return arr
 
 
+def uniform_or_full(a: np.ndarray | float, shape: tuple[int, ...]) -> np.ndarray:
+    """A per-neuron field as the Graph should hold it: one value (0-d) where every neuron has the same, else
+    broadcast to `shape`. A fan-in split makes tens of millions of partial neurons that share one threshold,
+    bias and initial potential: each would otherwise hold its own copy through every stage."""
+    values = np.asarray(a, dtype=np.float64)
+    flat = values.ravel()
+    if flat.size and np.all(flat == flat[0]):
+        return np.array(flat[0])
+    return np.broadcast_to(values, shape).copy()
+
+
 def _pair(v: int | Iterable[int]) -> tuple[int, int]:
     if isinstance(v, (int, np.integer)):
         return (int(v), int(v))

@@ -10,7 +10,7 @@ import numpy as np
 
 from neurocomp.errors import QuantizeError, ResourceError
 from neurocomp.ir.bounds import drive_bounds
-from neurocomp.ir.graph import Node, Scale
+from neurocomp.ir.graph import Node, Scale, uniform_or_full
 from neurocomp.ir.layers import Layer
 from neurocomp.partition.fanin import sample_rows
 from neurocomp.quantize.qnetwork import QLayer
@@ -58,8 +58,9 @@ def quantize_layer(layer: Layer, target: Target, weights: str,
     # v >= theta rounds exactly on integer potentials, but subtracting a rounded threshold does not
     exact = exact and not (spiking and layer.neuron.reset == "subtract" and not np.array_equal(q_theta * scale, theta))
     fields = {"v_min": layer.neuron.v_min / scale,
-              "threshold": q_theta.reshape(layer.shape) if spiking else np.ones(()),
-              "bias": q_bias.reshape(layer.shape), "v_init": q_v0.reshape(layer.shape)}
+              "threshold": uniform_or_full(q_theta.reshape(layer.shape), layer.shape) if spiking else np.ones(()),
+              "bias": uniform_or_full(q_bias.reshape(layer.shape), layer.shape),
+              "v_init": uniform_or_full(q_v0.reshape(layer.shape), layer.shape)}
     qneuron = dataclasses.replace(layer.neuron, **fields, **(_register_decays(layer) if leaky else {}))
     nodes[layer.name] = qneuron
     params = hooks.neuron_params(layer.name, qneuron, layer.size, spec)
@@ -131,7 +132,7 @@ def _quantize_ops(layer: Layer, exps: Mapping[str, float], hooks, spec, mode: st
     signal = noise = 0.0
     clustered = _clustered(layer, exps, hooks, spec, mode)
     for p in layer.projections:
-        for op in p.chain:
+        for k, op in enumerate(p.chain):
             if isinstance(op, WEIGHTED):
                 w = np.asarray(op.weight)
                 step = 2.0 ** exps[op.name]
@@ -142,8 +143,9 @@ def _quantize_ops(layer: Layer, exps: Mapping[str, float], hooks, spec, mode: st
             elif isinstance(op, Scale) and op.name in exps:
                 w = np.asarray(op.scale)
                 wq = np.rint(w / 2.0 ** exps[op.name])
-                signal += float(np.sum(w * w))
-                noise += float(np.sum((w - wq * 2.0 ** exps[op.name]) ** 2))
+                spread = math.prod(p.shapes[k + 1]) / w.size   # a shared scale counts once per element it scales
+                signal += spread * float(np.sum(w * w))
+                noise += spread * float(np.sum((w - wq * 2.0 ** exps[op.name]) ** 2))
                 nodes[op.name] = dataclasses.replace(op, scale=wq)
             elif getattr(op, "bias", None) is not None:
                 nodes[op.name] = dataclasses.replace(op, bias=None)

@@ -28,7 +28,7 @@ import dataclasses
 import numpy as np
 
 from neurocomp.errors import UserError
-from neurocomp.ir.graph import IF, Affine, Conv2d, Graph, Node, Scale
+from neurocomp.ir.graph import IF, Affine, Conv2d, Graph, Node, Scale, uniform_or_full
 from neurocomp.ir.layers import Layer, Network, lower
 from neurocomp.partition.delays import STAGES
 from neurocomp.partition.fanin import (drop_orphans, restricted, sample_rows, split_readouts, tagged,
@@ -152,7 +152,7 @@ def _partial_threshold(layer: Layer, chains: list[list[Node]], proj, rows: np.nd
     what one output spike needs, so little charge waits in the partials; a read-out layer has no
     threshold and uses the largest per-tick partial sum instead."""
     if layer.kind == "spiking":
-        return np.broadcast_to(np.asarray(layer.neuron.threshold, dtype=np.float64), layer.shape).copy()
+        return uniform_or_full(layer.neuron.threshold, layer.shape)
     return np.array(max(max(_chain_positive_sum(proj, chain, rows) for chain in chains), 1e-12))
 
 
