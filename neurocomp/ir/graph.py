@@ -277,9 +277,23 @@ class Graph:
     def node_map(self) -> dict[str, Node]:
         return {n.name: n for n in self.nodes}
 
+    @functools.cached_property
+    def _by_name(self) -> dict[str, Node]:
+        return self.node_map
+
+    @functools.cached_property
+    def _adjacent(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        """(sources, destinations) of each node in edge order, built once: lowering asks for every node's."""
+        into: dict[str, list[str]] = {n.name: [] for n in self.nodes}
+        out: dict[str, list[str]] = {n.name: [] for n in self.nodes}
+        for a, b in self.edges:
+            into[b].append(a)
+            out[a].append(b)
+        return into, out
+
     def node(self, name: str) -> Node:
         try:
-            return self.node_map[name]
+            return self._by_name[name]
         except KeyError:
             raise GraphError(f"no node named {name!r}") from None
 
@@ -287,10 +301,10 @@ class Graph:
         return self._shapes[name]  # type: ignore[attr-defined]
 
     def predecessors(self, name: str) -> list[str]:
-        return [a for a, b in self.edges if b == name]
+        return list(self._adjacent[0].get(name, ()))
 
     def successors(self, name: str) -> list[str]:
-        return [b for a, b in self.edges if a == name]
+        return list(self._adjacent[1].get(name, ()))
 
     @property
     def inputs(self) -> list[Input]:
@@ -405,15 +419,17 @@ def _infer_shapes(g: Graph) -> dict[str, tuple[int, ...]]:
     if not any(isinstance(n, Input) for n in g.nodes):
         raise GraphError("graph has no Input node")
     nodes = {n.name: n for n in g.nodes}
+    into: dict[str, list[str]] = {name: [] for name in names}   # each node's sources, in edge order
+    for a, b in g.edges:
+        into[b].append(a)
     shapes: dict[str, tuple[int, ...]] = {}
     order = _toposort(g)
     for name in order:  # feedback inputs are not known yet: a neuron takes its shape from the others
-        ins = [shapes[a] for a, b in g.edges if b == name and a in shapes]
-        shapes[name] = _node_shape(nodes[name], ins)
+        shapes[name] = _node_shape(nodes[name], [shapes[a] for a in into[name] if a in shapes])
         _check_finite(nodes[name])
     rank = {name: i for i, name in enumerate(order)}
     for name in sorted({b for a, b in g.edges if rank[a] >= rank[b]}):  # feedback inputs must agree too
-        _node_shape(nodes[name], [shapes[a] for a, b in g.edges if b == name])
+        _node_shape(nodes[name], [shapes[a] for a in into[name]])
     return shapes
 
 

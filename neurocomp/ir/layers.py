@@ -92,6 +92,11 @@ class Layer:
         """A neuron parameter broadcast to the layer and flattened."""
         return np.broadcast_to(getattr(self.neuron, name), self.shape).ravel().astype(np.float64)
 
+    def leaky(self) -> bool:
+        """Does any neuron decay its potential or keep a current (read off the fields as stored, not per neuron)?"""
+        return hasattr(self.neuron, "decay") and bool(np.any(np.asarray(self.neuron.decay) != 1)
+                                                      or np.any(np.asarray(self.neuron.decay_u) != 0))
+
     def decays(self) -> tuple[np.ndarray, np.ndarray]:
         """(decay, decay_u) per neuron; 1 and 0 (no leak, no current memory) where the type has none."""
         leaky = hasattr(self.neuron, "decay")

@@ -49,7 +49,7 @@ def quantize_layer(layer: Layer, target: Target, weights: str,
     # Potentials are integers, so v >= theta is exactly v >= ceil(theta): the threshold never costs accuracy.
     # A decaying layer's potentials are fractional: the nearest unit instead, plus one step of Loihi's
     # potential grid, so the quantised graph fires exactly when Lava's v > vth does (only Loihi has decays).
-    leaky = bool(np.any(layer.decays()[0] != 1) or np.any(layer.decays()[1]))
+    leaky = layer.leaky()
     q_theta = (np.maximum(np.rint(theta / scale), 1.0) + LEAKY_GRID if leaky else
                np.maximum(np.ceil(theta / scale), 1.0)) if spiking else theta / scale
     q_bias, q_v0 = np.rint(bias / scale), np.rint(v0 / scale)
@@ -74,7 +74,7 @@ def _fit_current(layer: Layer, exps: dict[str, float], big: float, target: Targe
     current accumulating as its decay allows (decay_u near 1 multiplies it by up to 4096). A register that
     wraps would change the layer's meaning completely; a coarser step only rounds its weights."""
     limit = target.hooks.param_limits(target.spec).get("current", math.inf)
-    gain = 1.0 / (1.0 - _register_decays(layer)["decay_u"].ravel())
+    gain = 1.0 / (1.0 - _register_decays(layer)["decay_u"].ravel()) if layer.leaky() else 1.0
     last = last_ops(layer)
     worst = 0.0
     for _ in range(MAX_COARSEN):
