@@ -64,6 +64,21 @@ def test_cluster_weights_limits_levels_by_fan_in():
     assert np.array_equal(cluster_weights(few, TN.spec), few)
 
 
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2 ** 32 - 1), st.sampled_from(["levels", "bits", "whole"]), st.integers(1, 12), st.integers(0, 60))
+def test_columns_zero_in_every_row_change_no_clustered_weight(seed, mode, fan, dead):
+    """A fan-in part's weights are its layer's masked to a few channels: clustering with the all-zero columns gives
+    the live columns' clustering with zeros between, whatever the mode (they add no level and no error)."""
+    rng = np.random.default_rng(seed)
+    live = rng.integers(-60, 61, size=(5, fan)).astype(float)
+    at = np.sort(rng.choice(fan + dead, size=fan, replace=False))
+    padded = np.zeros((5, fan + dead))
+    padded[:, at] = live
+    want = np.zeros_like(padded)
+    want[:, at] = cluster_weights(live, TN.spec, mode)
+    assert np.array_equal(cluster_weights(padded, TN.spec, mode), want)
+
+
 def _source_index(n, src_ids: np.ndarray, sender: np.ndarray) -> np.ndarray:
     """Layer index of the neuron each sending copy replicates (TrueNorth copies follow copy 0 in its core)."""
     order = np.argsort(src_ids)

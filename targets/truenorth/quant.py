@@ -56,6 +56,11 @@ def cluster_weights(w: np.ndarray, spec: TargetSpec, mode: str = "levels") -> np
     or in "bits" mode (when the fan-in leaves >= 3 axon copies) put on a per-row bit-plane ladder."""
     if mode == "trinary":
         return trinary(w)
+    live = np.flatnonzero(np.any(w != 0, axis=0))
+    if live.size < w.shape[1]:   # a fan-in part's weights: its layer's, masked to a few channels; zeros stay zero
+        out = np.zeros_like(w)
+        out[:, live] = cluster_weights(w[:, live], spec, mode)
+        return out
     out = w.copy()
     fan_in = int(np.max(np.count_nonzero(w, axis=1), initial=1))
     k = neuron_levels(fan_in, spec, mode)
