@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Any
+from typing import Any, Callable
 
 from neurocomp import cli_nir
 
@@ -27,7 +27,7 @@ def add_parser(sub, dt_type) -> None:
 
 
 def report(model: str, target_name: str, census: bool = False, weights: str | None = None,
-           **reading: Any) -> dict[str, Any]:
+           progress: Callable[[str], None] | None = None, **reading: Any) -> dict[str, Any]:
     """The check's result: one row per layer and the summary line, with `census` the cores per layer and in all;
     a UserError when a layer can never fit. `reading`: how a NIR file is read (load_model's options)."""
     from neurocomp.frontend import load_model
@@ -39,15 +39,15 @@ def report(model: str, target_name: str, census: bool = False, weights: str | No
     vs = check_graph(graph, target)
     require_possible(vs)
     out = {"target": target.name, **native_report(vs)}
-    return out | ({"census": _census(graph, target, weights)} if census else {})
+    return out | ({"census": _census(graph, target, weights, progress)} if census else {})
 
 
-def _census(graph, target, weights: str | None) -> dict[str, Any]:
+def _census(graph, target, weights: str | None, progress: Callable[[str], None] | None) -> dict[str, Any]:
     """The census as the report's JSON: cores per layer, in all, and the chips against the spec's."""
     from neurocomp.compiler import CompileOptions, census
 
     start = time.perf_counter()
-    c = census(graph, target, CompileOptions(weights=weights))
+    c = census(graph, target, CompileOptions(weights=weights), progress)
     return {"layers": [{"layer": k.layer, "neurons": k.neurons, "cores": k.cores, "binding": k.binding, "used": k.used,
                         "allowed": k.allowed, "error": k.error} for k in c.layers],
             "cores": c.cores, "chips": c.chips, "max_chips": c.max_chips, "fits": c.chips <= c.max_chips and not c.unmapped,
@@ -99,8 +99,8 @@ def run(args: argparse.Namespace, console) -> int:
 
     if args.weights and not args.census:
         raise UserError("check: --weights is the weight mode the census assumes; it goes with --census")
-    with steps(console, "counting cores" if args.census else "checking", None):
-        data = report(args.model, args.target, args.census, args.weights, **cli_nir.reading(args))
+    with steps(console, "counting cores" if args.census else "checking", None) as step:
+        data = report(args.model, args.target, args.census, args.weights, step, **cli_nir.reading(args))
     if args.json:
         print(json.dumps(data, sort_keys=True))
     else:

@@ -278,13 +278,15 @@ class Census:
         return tuple(c for c in self.layers if c.error)
 
 
-def census(graph: Graph, target: Target, opts: CompileOptions) -> Census:
+def census(graph: Graph, target: Target, opts: CompileOptions, progress: Progress | None = None) -> Census:
     """The compile's front end (adapt, lower, legalize, quantize, as compile_graph runs them) and then a count of
-    each layer's cores instead of the partition (the family's `count_cores`: the same spans, no core tables)."""
+    each layer's cores instead of the partition (the family's `count_cores`: the same spans, no core tables).
+    `progress` is told each front-end stage and then each layer as it starts."""
     graph, _ = target.hooks.adapt(graph, target.spec)
     check_spiking_inputs(graph, target)
-    v = run_stages(FRONT_END[:3], Values(graph, target, resolved(opts, graph, target), None, ""))
-    return Census(tuple(count_cores(v.qnet, target)), target.spec.cores_per_chip, int(target.spec["chip.max_chips"]))
+    v = run_stages(FRONT_END[:3], Values(graph, target, resolved(opts, graph, target), None, ""), progress)
+    return Census(tuple(count_cores(v.qnet, target, progress)), target.spec.cores_per_chip,
+                  int(target.spec["chip.max_chips"]))
 
 
 def _report(v: Values, adapted: tuple[str, ...]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 import numpy as np
 
@@ -69,8 +69,10 @@ class TargetHooks(Protocol):
     def build_netlist(self, qnet: QNetwork, spec: TargetSpec) -> Netlist:
         """The cores: tables, destinations, delays."""
 
-    def count_cores(self, qnet: QNetwork, spec: TargetSpec) -> list[LayerCount]:
-        """Cores per layer as build_netlist would cut them, without building tables (a census)."""
+    def count_cores(self, qnet: QNetwork, spec: TargetSpec,
+                    progress: Callable[[str], None] | None = None) -> list[LayerCount]:
+        """Cores per layer as build_netlist would cut them, without building tables (a census); `progress(name)` as
+        each layer's count starts."""
 
     def verify_netlist(self, n: Netlist, spec: TargetSpec) -> None:
         """Per-core limits the generic check does not know."""

@@ -26,6 +26,20 @@ def test_the_census_counts_the_cores_the_compile_builds(model, weights):
     assert not counted.unmapped
 
 
+@pytest.mark.parametrize("model", ["siamsnn_micro_loihi.pt", "siamsnn_micro3g_truenorth.pt"])
+def test_the_census_tells_progress_each_stage_then_each_layer_once(model):
+    """A paper-size census takes a minute: its bar names the front-end stage, then each layer with how many are
+    counted of how many (TrueNorth counts from the last layer, Loihi from the first)."""
+    graph, target = load_graph(MODELS / model), load_target(model.split("_")[-1].removesuffix(".pt"))
+    told: list[str] = []
+    counted = census(graph, target, CompileOptions(), told.append)
+    names = [c.layer for c in counted.layers if not c.layer.endswith(".splitters")]
+    n = len(names)
+    assert told[:3] == ["lower", "legalize", "quantize"] and len(told) == 3 + n
+    order = names[::-1] if target.name == "truenorth" else names
+    assert told[3:] == [f"{name} ({k} of {n} layers)" for k, name in enumerate(order, 1)]
+
+
 @pytest.mark.parametrize("model, target, cores", [("siamsnn_micro_loihi.pt", "loihi", 91),
                                                   ("siamsnn_micro_truenorth.pt", "truenorth", 7722)])
 def test_check_census_prints_the_count(model, target, cores, capsys):

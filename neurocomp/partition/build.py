@@ -3,7 +3,8 @@ the spec's core and chip limits."""
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, NamedTuple
+import itertools
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 import numpy as np
 
@@ -35,11 +36,15 @@ class LayerCount(NamedTuple):
     error: str = ""  # why no core holds one neuron of the layer (then cores is 0)
 
 
-def count_cores(qnet: QNetwork, target: Target) -> list[LayerCount]:
+def count_cores(qnet: QNetwork, target: Target, progress: Callable[[str], None] | None = None) -> list[LayerCount]:
     """Cores per layer without building the netlist (the target's `count_cores` hook), for sizing
     networks too large to compile here. A layer no core can hold counts 0 cores and carries its
-    error, so one census names every such layer and sizes the rest."""
-    return target.hooks.count_cores(qnet, target.spec)
+    error, so one census names every such layer and sizes the rest. `progress(label)` as each layer starts, the
+    label saying how many layers are counted of how many (a paper-size census takes a minute)."""
+    if progress is None:
+        return target.hooks.count_cores(qnet, target.spec)
+    total, started = len(qnet.network.layers), itertools.count(1)
+    return target.hooks.count_cores(qnet, target.spec, lambda name: progress(f"{name} ({next(started)} of {total} layers)"))
 
 
 def cores_hint(spec: TargetSpec) -> str:

@@ -8,6 +8,8 @@ from the spans `core_fits` splits a layer into.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from neurocomp.distinct import count_distinct
@@ -82,13 +84,15 @@ def layer_windows(layer: Layer, spec: TargetSpec) -> Windows[OrderedRows]:
                    window_width(layer, order, int(spec["core.neurons"])))
 
 
-def count_cores(qnet: QNetwork, spec: TargetSpec) -> list[LayerCount]:
+def count_cores(qnet: QNetwork, spec: TargetSpec, progress: Callable[[str], None] | None = None) -> list[LayerCount]:
     """The cores build_netlist would cut each layer into, with no core tables kept: memory stays at one
     window of rows, so networks whose synapse tables would not fit in memory can still be sized."""
-    return [_count_layer(layer, spec) for layer in qnet.network.layers]
+    return [_count_layer(layer, spec, progress) for layer in qnet.network.layers]
 
 
-def _count_layer(layer: Layer, spec: TargetSpec) -> LayerCount:
+def _count_layer(layer: Layer, spec: TargetSpec, progress: Callable[[str], None] | None = None) -> LayerCount:
+    if progress is not None:
+        progress(layer.name)
     try:
         spans, bound = split(layer, core_fits(layer_windows(layer, spec), spec), split_hint(layer.name), runs=layer_runs(layer))
     except ResourceError as err:

@@ -9,6 +9,7 @@ built ones already outgrow the chips, so its refusal gives the exact total.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -32,17 +33,18 @@ RECENT_REPEATS = 64
 PENDING_INPUTS = 1 << 22
 
 
-def count_cores(qnet: QNetwork, spec: TargetSpec) -> list[LayerCount]:
+def count_cores(qnet: QNetwork, spec: TargetSpec, progress: Callable[[str], None] | None = None) -> list[LayerCount]:
     """The cores build_netlist would make, layer by layer from the last as it goes, keeping per neuron only the
     axons that read it (its copies) instead of core tables; a layer's splitter cores are a row of their own
     (`<layer>.splitters`). Spans that recur along a conv's columns or bands are counted once per cycle
     (partition.period), so a paper-size network is sized without holding its tables. A layer no core holds counts 0 cores,
-    with its error, and reads nothing from its sources."""
+    with its error, and reads nothing from its sources. `progress(name)` as each layer's count starts."""
     return count_from(qnet, spec, len(qnet.network.layers) - 1, {layer.name: np.zeros(layer.size, np.int64)
-                                                                 for layer in qnet.network.layers})
+                                                                 for layer in qnet.network.layers}, progress)
 
 
-def count_from(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.ndarray]) -> list[LayerCount]:
+def count_from(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.ndarray],
+               progress: Callable[[str], None] | None = None) -> list[LayerCount]:
     """count_cores of layers `last` down to the first, given the axons that read each neuron so far (`reads`, per
     layer: added to as layers are counted)."""
     layers, n_max = qnet.network.layers, int(spec["core.neurons"])
@@ -52,6 +54,8 @@ def count_from(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.
     out: list[LayerCount] = []
     for li in range(last, -1, -1):
         layer = layers[li]
+        if progress is not None:
+            progress(layer.name)
         copies, relayed = _through_splitters(reads[layer.name], n_max)
         if relayed:
             out.append(LayerCount(f"{layer.name}.splitters", relayed, -(-relayed // n_max), "neurons", n_max, n_max))
