@@ -70,27 +70,26 @@ def _window_tables(rows: OrderedRows, a: np.ndarray, b: np.ndarray, mixed: bool)
     spanned = ranges(a, b - a)
     local = spanned - np.repeat(a, b - a)
     per = []
-    for _, mat in rows.rows:
+    for _, mat in rows.rows:   # cores' synapses and pairs come in core order: per-core values spread by np.repeat
         lens = mat.indptr[b] - mat.indptr[a]
         idx = ranges(mat.indptr[a], lens)
         core = np.repeat(np.arange(m), lens)
         inputs, ids = renumbered(mat.indices[idx])   # dense input ids, then (core, id) pairs: bitmaps, no sort
         pairs, rank = renumbered(core * inputs.size + ids)
-        used_core = pairs // max(inputs.size, 1)
-        count = np.bincount(used_core, minlength=m)
+        count = np.bincount(pairs // max(inputs.size, 1), minlength=m)
         first = pointers(count)[:-1]
         neuron = np.repeat(local, np.diff(mat.indptr)[spanned])
         weight = mat.data[idx].astype(np.int32) << np.int32(mixed)
-        per.append((core, rank - first[core], neuron, weight, count, used_core,
-                    inputs[pairs % max(inputs.size, 1)].astype(np.int64), np.arange(pairs.size) - first[used_core]))
+        per.append((core, rank - np.repeat(first, lens), neuron, weight, count, lens,
+                    inputs[pairs % max(inputs.size, 1)].astype(np.int64), np.arange(pairs.size) - np.repeat(first, count)))
     counts = np.array([p[4] for p in per]).reshape(len(per), m)
-    offset = np.cumsum(counts, axis=0) - counts
+    offset = np.cumsum(counts, axis=0) - counts   # projection k's axons follow those before it (none for k = 0)
     core = cat([p[0] for p in per])
     order = np.argsort(core, kind="stable") if len(per) > 1 else slice(None)
-    syn_a = cat([offset[k][p[0]] + p[1] for k, p in enumerate(per)], np.int32)[order]
+    syn_a = cat([p[1] + np.repeat(offset[k], p[5]) if k else p[1] for k, p in enumerate(per)], np.int32)[order]
     syn_n = cat([p[2] for p in per], np.int32)[order]
     syn_w = cat([p[3] for p in per], np.int32)[order]
-    opened = [(p[4], p[6], offset[k][p[5]] + p[7]) for k, p in enumerate(per)]
+    opened = [(p[4], p[6], p[7] + np.repeat(offset[k], p[4]) if k else p[7]) for k, p in enumerate(per)]
     return counts.sum(axis=0), np.bincount(core, minlength=m), syn_a, syn_n, syn_w, opened
 
 
