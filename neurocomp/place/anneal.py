@@ -84,7 +84,7 @@ class _Batch:
         i, nbr = self.entry, self.nbr
         w = np.where(nbr == self.partner[i], 0.0, self.w)
         at = search.pos[nbr]
-        change = w * (search.dist(self.new[i], at) - search.dist(search.pos[self.cores][i], at))
+        change = w * search.dist_change(self.new[i], search.pos[self.cores][i], at)
         return np.bincount(self.move[i], weights=change, minlength=self.n_moves)
 
     def apply(self, search: Search, accept: np.ndarray) -> float:

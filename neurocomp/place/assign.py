@@ -56,12 +56,28 @@ class Search:
     def dist(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """mesh.hop_cost between slots, with the chip coordinates looked up instead of divided out; the sums in
         small ints (`coords`), exact and about 10x faster than int64 on the placer's window-by-neighbour grids."""
+        return self._dist(a, self._at(b))
+
+    def dist_change(self, new: np.ndarray, old: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """dist(new, b) - dist(old, b), b's coordinates looked up once (the annealer's moves against their
+        neighbours)."""
+        at = self._at(b)
+        return self._dist(new, at) - self._dist(old, at)
+
+    def _at(self, b: np.ndarray) -> tuple[np.ndarray, ...]:
+        """b's grid coordinates, and its chip's where hops between chips cost extra."""
+        return tuple(c[b] for c in self.coords[:4 if self._chip_extra() else 2])
+
+    def _chip_extra(self) -> float:
+        return 0.0 if self.mesh.n_chips == 1 else self.mesh.interchip_weight - 1.0
+
+    def _dist(self, a: np.ndarray, at: tuple[np.ndarray, ...]) -> np.ndarray:
         gx, gy, cx, cy = self.coords
-        d = np.abs(gx[a] - gx[b]) + np.abs(gy[a] - gy[b])
-        extra = self.mesh.interchip_weight - 1.0
-        if self.mesh.n_chips == 1 or extra == 0:
+        d = np.abs(gx[a] - at[0]) + np.abs(gy[a] - at[1])
+        extra = self._chip_extra()
+        if extra == 0:
             return d.astype(np.float64)
-        return d + extra * (np.abs(cx[a] - cx[b]) + np.abs(cy[a] - cy[b]))
+        return d + extra * (np.abs(cx[a] - at[2]) + np.abs(cy[a] - at[3]))
 
     def members(self, cores: np.ndarray, values: np.ndarray | None = None) -> int:
         """Stamp `cores` (and store one value each in `scratch`); test with `mark[x] == stamp`."""
