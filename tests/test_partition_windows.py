@@ -10,9 +10,11 @@ from hypothesis import strategies as st
 
 import neurocomp.targets.loihi.mapping as loihi_mapping
 import neurocomp.targets.truenorth.census as tn_census
+import neurocomp.targets.truenorth.cores as tn_cores
 import neurocomp.targets.truenorth.mapping as tn_mapping
 from neurocomp.compiler import CompileOptions, compile_graph
-from neurocomp.ir.graph import IF, Conv2d, Graph, Input, Output
+from neurocomp.errors import ResourceError
+from neurocomp.ir.graph import IF, Conv2d, Graph, Input, Output, Scale
 from neurocomp.partition.rows import GROWTH, Windows
 from neurocomp.target import load_target
 
@@ -190,6 +192,82 @@ def test_census_of_partial_sums_counts_their_sum_from_running_totals(monkeypatch
         [(lm.name, len(lm.cores), lm.binding, lm.used) for lm in netlist.layers]
     assert sum(c.neurons for c in counted) == netlist.n_neurons
     assert ("n0", 266) in [(c.layer, c.cores) for c in counted] and len(greedy) == 6   # n0, n1: 3 tile heights each
+
+
+def _scaled_sum(scales: list) -> Graph:
+    """IF layers over one input, each read through a Scale (`scales`: 0-d or per channel) by one layer `sum`."""
+    rng = np.random.default_rng(7)
+    nodes, edges = [Input("x", (3, 8, 8))], []
+    for i, s in enumerate(scales):
+        nodes += [Conv2d(f"c{i}", rng.integers(-3, 4, size=(4, 3, 3, 3)).astype(float), padding=1),
+                  IF(f"n{i}", threshold=4.0), Scale(f"s{i}", np.asarray(s, dtype=float))]
+        edges += [("x", f"c{i}"), (f"c{i}", f"n{i}"), (f"n{i}", f"s{i}"), (f"s{i}", "sum")]
+    return Graph(nodes + [IF("sum", threshold=3.0), Output("out")], edges + [("sum", "out")])
+
+
+@pytest.mark.parametrize("scales, sum_cores", [([1.0, -1.0, 2.0], 4),
+                                               ([np.array([1.0, 0.0, 2.0, 1.0])[:, None, None], -1.0,
+                                                 np.array([2.0, 2.0, 0.0, 3.0])[:, None, None]], 3),
+                                               ([2.0] * 5, 6)])
+def test_a_sum_of_scaled_layers_is_counted_from_its_scales(scales, sum_cores, monkeypatch):
+    """A layer whose projections are one Scale each (a fan-in split's sum) is counted from its scales' levels,
+    worked out on their own shape with no rows built (census._scaled_rows): the netlist's cores and binding
+    resource, per-channel scales and zeros (no synapse) included."""
+    from neurocomp.compiler import census
+
+    def unbuilt(*_):
+        raise AssertionError("rows built for a sum of Scales")
+    monkeypatch.setattr(tn_census, "_read_rows", unbuilt)
+    g, target = _scaled_sum(scales), load_target("truenorth")
+    netlist = compile_graph(g, target, CompileOptions()).program.netlist
+    counted = census(g, target, CompileOptions()).layers
+    assert [(c.layer, c.cores, c.binding, c.used) for c in counted] == \
+        [(lm.name, len(lm.cores), lm.binding, lm.used) for lm in netlist.layers]
+    assert counted[-1].cores == sum_cores
+
+
+def test_a_sum_of_more_levels_than_types_is_refused_by_the_census_as_by_the_compile():
+    """Five distinct scales that no bit-plane ladder holds: _scaled_rows leaves the layer to the rows, which name
+    the resource the compile refuses with."""
+    from neurocomp.compiler import census
+
+    g, target = _scaled_sum([1.0, 2.0, 3.0, -1.0, -2.0]), load_target("truenorth")
+    with pytest.raises(ResourceError) as refused:
+        compile_graph(g, target, CompileOptions())
+    (wide,) = census(g, target, CompileOptions()).unmapped
+    assert (wide.layer, wide.binding, wide.used, wide.allowed, wide.error) == \
+        ("sum", refused.value.resource, refused.value.used, refused.value.allowed, str(refused.value))
+
+
+def test_parts_of_one_split_share_the_tile_height_the_first_sampled(monkeypatch):
+    """Above SAMPLED_LAYER a layer partitions whole in the tile height of least sampled cost, and the layers of its
+    geometry (the other parts of a fan-in split) take the same height unsampled: the census equals the netlist."""
+    from neurocomp.compiler import census
+
+    monkeypatch.setattr(tn_mapping, "SAMPLED_LAYER", 100)
+    heights: dict[str, tuple[int, ...]] = {}
+    sampled: list[str] = []
+
+    def spy(layer, chosen, cost):
+        heights[layer.name] = tn_mapping.tile_heights(layer, chosen, lambda band: sampled.append(layer.name) or cost(band))
+        return heights[layer.name]
+    rng = np.random.default_rng(5)
+    g = Graph([Input("x", (16, 10, 10)), Conv2d("c0", rng.normal(size=(16, 16, 3, 3)), padding=1), IF("n0", threshold=2.0),
+               Conv2d("c1", rng.normal(size=(8, 16, 3, 3)), padding=1), IF("n1", threshold=2.0), Output("out")],
+              [("x", "c0"), ("c0", "n0"), ("n0", "c1"), ("c1", "n1"), ("n1", "out")])
+    target = load_target("truenorth")
+    monkeypatch.setattr(tn_cores, "tile_heights", spy)
+    netlist = compile_graph(g, target, CompileOptions()).program.netlist
+    built_heights, built_sampled = dict(heights), list(sampled)
+    heights.clear(), sampled.clear()
+    monkeypatch.setattr(tn_census, "tile_heights", spy)
+    counted = census(g, target, CompileOptions()).layers
+    assert [(c.layer, c.cores) for c in counted] == [(lm.name, len(lm.cores)) for lm in netlist.layers]
+    assert heights == built_heights and sampled == built_sampled
+    parts = {name: h for name, h in heights.items() if ".part" in name}
+    assert len(parts) == 12 and all(len(h) == 1 for h in heights.values())
+    assert len({parts[n] for n in parts if n.startswith("n0.")}) == len({parts[n] for n in parts if n.startswith("n1.")}) == 1
+    assert sampled == ["n1"] * 3 + ["n1.part2-"] * 3 + ["n0"] * 3 + ["n0.part2-"] * 3
 
 
 _greedy = tn_census._greedy

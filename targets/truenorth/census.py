@@ -22,8 +22,8 @@ from neurocomp.partition.delays import inserted
 from neurocomp.partition.period import Run, runs
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
-from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, SAMPLED_LAYER, TILE_ROWS, core_fits, split_hint,
-                                                 kernel_layers, typed_windows, TypedRows)
+from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, core_fits, kernel_layers, split_hint,
+                                                 tile_heights, typed_windows, TypedRows)
 
 # Spans whose axon inputs the census keeps, for the cycles that repeat them (a band's worth of cores, or more).
 RECENT_SPANS = 1 << 14
@@ -44,13 +44,14 @@ def count_cores(qnet: QNetwork, spec: TargetSpec, progress: Callable[[str], None
 
 
 def count_from(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.ndarray],
-               progress: Callable[[str], None] | None = None) -> list[LayerCount]:
+               progress: Callable[[str], None] | None = None, chosen: dict[tuple, int] | None = None) -> list[LayerCount]:
     """count_cores of layers `last` down to the first, given the axons that read each neuron so far (`reads`, per
-    layer: added to as layers are counted)."""
+    layer: added to as layers are counted) and the tile heights the layers after `last` chose (mapping.tile_heights)."""
     layers, n_max = qnet.network.layers, int(spec["core.neurons"])
     partials = inserted(qnet.network)
     kernel = kernel_layers(qnet.network, partials)
     sources = {layer.name for layer in layers}
+    chosen = {} if chosen is None else chosen
     out: list[LayerCount] = []
     for li in range(last, -1, -1):
         layer = layers[li]
@@ -59,12 +60,10 @@ def count_from(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.
         copies, relayed = _through_splitters(reads[layer.name], n_max)
         if relayed:
             out.append(LayerCount(f"{layer.name}.splitters", relayed, -(-relayed // n_max), "neurons", n_max, n_max))
-        bands = TILE_ROWS if len(layer.shape) == 3 else (1,)
         keep = layer.name in kernel
         try:
-            if len(bands) > 1 and layer.size > SAMPLED_LAYER:
-                bands = (min(bands, key=lambda band: _Count(layer, band, copies, keep, spec, partials, sources,
-                                                            SAMPLE_NEURONS).per_neuron()),)
+            bands = tile_heights(layer, chosen, lambda band: _Count(layer, band, copies, keep, spec, partials,
+                                                                     sources, SAMPLE_NEURONS).per_neuron())
             best = min((_Count(layer, band, copies, keep, spec, partials, sources) for band in bands),
                        key=_Count.cost)
         except ResourceError as err:
@@ -192,9 +191,7 @@ class _Count:
         greedy spans follow from running sums (_greedy) with no search. False (nothing counted) where some
         neuron fits no core alone: split then names the resource."""
         m = self.layer.size if stop is None else min(self.layer.size, stop + self.n_max)   # spans hold <= n_max
-        step = self.windows.width
-        built = [_read_rows(self.windows.build(lo, min(m, lo + step))) for lo in range(0, m, step)]
-        keys, levels = cat([b[0] for b in built]), cat([b[1] for b in built])
+        keys, levels, inputs = _scaled_rows(self.layer, order[:m]) or self._built_rows(m)
         held = copies[order[:m]]
         n_max, a_max = spec["core.neurons"], spec["core.axons"]
         if keys.max(initial=0) > a_max or held.max(initial=0) > n_max or levels.max(initial=0) > LEVELS:
@@ -204,11 +201,21 @@ class _Count:
         self.cores, self.neurons = lo.size, int(hi[-1]) if hi.size else 0
         self.bind = _binding(lo, hi, neurons, axons, levels, n_max, a_max)
         self.axons = int(axons[self.neurons])
-        for k, p in enumerate(self.layer.projections):
-            rows = [(ptr[k], ids[k], min(ptr[k].size - 1, self.neurons - w * step))
-                    for w, (_, _, ptr, ids) in enumerate(built) if w * step < self.neurons]
-            self._add(p.source, cat([ids[:ptr[r]] for ptr, ids, r in rows]), count=False)
+        for p, ids in zip(self.layer.projections, inputs(self.neurons)):
+            self._add(p.source, ids, count=False)
         return True
+
+    def _built_rows(self, m: int) -> tuple[np.ndarray, np.ndarray, Callable[[int], list[np.ndarray]]]:
+        """Keys and levels of the first m rows in partition order, from their typed rows a window at a time, and
+        per projection the inputs of the first n rows (`inputs(n)`)."""
+        step = self.windows.width
+        built = [_read_rows(self.windows.build(lo, min(m, lo + step))) for lo in range(0, m, step)]
+
+        def inputs(n: int) -> list[np.ndarray]:
+            return [cat([ids[k][:ptr[k][min(ptr[k].size - 1, n - w * step)]]
+                         for w, (_, _, ptr, ids) in enumerate(built) if w * step < n])
+                    for k in range(len(self.layer.projections))]
+        return cat([b[0] for b in built]), cat([b[1] for b in built]), inputs
 
     def cost(self) -> float:
         """_cost from the counts: the cores plus the neuron slots their axons take in the source layers."""
@@ -222,6 +229,31 @@ def _one_to_one(layer: Layer) -> bool:
     """Does every projection read one input per neuron, no input read twice (elementwise scales)?"""
     return all(p.shapes[0] == tuple(layer.shape) and all(isinstance(op, Scale) for op in p.chain)
                for p in layer.projections)
+
+
+def _scaled_rows(layer: Layer, order: np.ndarray) -> tuple[np.ndarray, np.ndarray, Callable[[int], list[np.ndarray]]] | None:
+    """_Count._built_rows without building rows, where each projection is one Scale (a fan-in split's sum): row r
+    reads input order[r] of every projection whose rounded scale there is not 0, so its keys are those
+    projections and its levels their distinct scales, worked out on the scales' own (broadcast) shape. None where
+    a chain is longer or a row has more than LEVELS levels (bit planes: TypedRows types them)."""
+    if not all(len(p.chain) == 1 and isinstance(p.chain[0], Scale) for p in layer.projections):
+        return None
+    scales = [np.rint(np.asarray(p.chain[0].scale, np.float64)) for p in layer.projections]
+    shape = np.broadcast_shapes(*(np.shape(v) for v in scales))
+    w = np.stack([np.broadcast_to(v, shape).ravel() for v in scales], axis=1)
+    live = w != 0
+    ranked = np.sort(np.where(live, w, np.inf), axis=1)
+    new = np.concatenate([np.ones((len(w), 1), bool), ranked[:, 1:] != ranked[:, :-1]], axis=1)
+    levels = (np.isfinite(ranked) & new).sum(axis=1).astype(np.int64)
+    if levels.max(initial=0) > LEVELS:
+        return None
+
+    def per_row(v: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(v.reshape(shape), layer.shape).ravel()[order]
+
+    def inputs(n: int) -> list[np.ndarray]:
+        return [order[:n][per_row(live[:, k])[:n]] for k in range(live.shape[1])]
+    return per_row(live.sum(axis=1).astype(np.int64)), per_row(levels), inputs
 
 
 def _read_rows(typed: TypedRows) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]:

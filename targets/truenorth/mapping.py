@@ -24,8 +24,10 @@ choose, and targets/truenorth/census.py counts them without building it (count_c
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
@@ -48,6 +50,7 @@ LEVELS = 4
 TILE_ROWS = (1, 2, 3)
 # A layer above SAMPLED_LAYER neurons compares the heights on its first SAMPLE_NEURONS (cost per neuron) and
 # partitions whole with the winner only: a paper-size conv (10^6 neurons) then costs one partition, not three.
+# Layers of one geometry (the parts of a fan-in split) share the first one's winner (tile_heights).
 SAMPLED_LAYER, SAMPLE_NEURONS = 1 << 17, 1 << 16
 # Padding (cells) _padded_levels allows beyond twice the synapses: a window of a few short rows pads freely.
 PADDED_SLACK = 1 << 12
@@ -328,6 +331,32 @@ def split_hint(layer: Layer, spec: TargetSpec, partials: set[str]):
         return (f"{layer.name}'s neurons feed more axons than one core of {spec['core.neurons']} neurons can hold copies "
                 f"for even behind splitters; split the next layer into smaller layers")
     return hint
+
+
+def tile_heights(layer: Layer, chosen: dict[tuple, int], sampled: Callable[[int], float]) -> tuple[int, ...]:
+    """The tile heights to partition `layer` in whole and keep the cheapest of: 1 for a layer without rows, all of
+    TILE_ROWS up to SAMPLED_LAYER neurons; above, the one of least `sampled` cost per neuron, remembered in
+    `chosen` for every layer of the same geometry. The parts of a dense paper-size conv's fan-in split (hundreds
+    of layers, equal but for their weights) then sample once, not three partitions each."""
+    if len(layer.shape) != 3:
+        return (1,)
+    if layer.size <= SAMPLED_LAYER:
+        return TILE_ROWS
+    key = geometry(layer)
+    if key not in chosen:
+        chosen[key] = min(TILE_ROWS, key=sampled)
+    return (chosen[key],)
+
+
+def geometry(layer: Layer) -> tuple:
+    """A layer's structure with its weights left out: its shape and neuron kind, and per projection the source,
+    shapes and each op's kind with its settings (arrays by their shape)."""
+    def settings(node) -> tuple:
+        return (type(node).__name__,) + tuple(
+            (f.name, np.shape(v) if isinstance(v, np.ndarray) else v)
+            for f in dataclasses.fields(node) if f.name != "name" for v in (getattr(node, f.name),))
+    return (layer.shape, type(layer.neuron).__name__) + tuple(
+        (p.source, p.shapes, tuple(settings(op) for op in p.chain)) for p in layer.projections)
 
 
 def typed_windows(layer: Layer, band: int, keep: bool, spec: TargetSpec) -> tuple[np.ndarray, Windows[TypedRows]]:
