@@ -124,20 +124,33 @@ def test_truenorth_splits_a_bound_readout_into_parts_of_half_a_core(kernel: int,
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 3), st.integers(0, 1), st.integers(0, 10_000))
-def test_group_fan_ins_from_unit_counts_equal_the_masked_matrices(groups, per_group, k, pad, seed):
-    """A group of input channels reads the sum of its channels' fan-ins (fanin.widest over unit_fan_ins): equal,
-    for every group count, to the widest row of each group's own masked matrix."""
-    from neurocomp.partition.fanin import _channel_masks, masked, unit_fan_ins, widest
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 3), st.integers(0, 1), st.integers(1, 2),
+       st.sampled_from(["", "pool", "crop"]), st.integers(0, 10_000))
+def test_group_fan_ins_from_unit_counts_equal_the_masked_matrices(groups, per_group, k, pad, stride, beside, seed):
+    """unit_fan_ins gives each row's inputs per input channel, as each channel's own masked matrix has them (a conv
+    read once with its units as weights, a crop after it too; behind a pool, one matrix per unit), and a group of
+    channels reads the sum of its channels' fan-ins: fanin.widest equals, for every group count, the widest row of
+    each group's masked matrix."""
+    from neurocomp.ir.graph import Crop, SumPool2d
+    from neurocomp.partition.fanin import _channel_masks, _input_channel, masked, unit_fan_ins, widest
 
     rng = np.random.default_rng(seed)
     c_in = groups * per_group
     w = rng.integers(-1, 2, size=(2 * groups, per_group, k, k)).astype(float)
-    layer = lower(Graph([Input("x", (c_in, 6, 6)), Conv2d("c", w, padding=pad, groups=groups), IF("n", threshold=1.0),
-                         Output("o")], [("x", "c"), ("c", "n"), ("n", "o")])).layers[0]
+    conv = Conv2d("c", w, padding=pad, stride=stride, groups=groups)
+    ops = {"": [conv], "pool": [SumPool2d("p", (2, 2), stride=(1, 1)), conv], "crop": [conv, Crop("k", 1, 0, 2, 3)]}[beside]
+    names = ["x"] + [op.name for op in ops] + ["n", "o"]
+    layer = lower(Graph([Input("x", (c_in, 7, 7)), *ops, IF("n", threshold=1.0), Output("o")],
+                        list(zip(names[:-1], names[1:])))).layers[0]
     proj, rows = layer.projections[0], np.arange(layer.size)
-    counts = unit_fan_ins(proj, 0, rows, _channel_masks(proj.chain[0], c_in))
+    at = next(i for i, op in enumerate(proj.chain) if isinstance(op, Conv2d))
+    assert [type(op) for op in proj.chain] == [type(op) for op in ops]
+    op = proj.chain[at]
+    counts = unit_fan_ins(proj, at, rows, _input_channel(op), c_in)
+    per_unit = [np.diff(masked(proj, at, np.broadcast_to(_input_channel(op) == u, w.shape)).matrix(rows).indptr)
+                for u in range(c_in)]
+    assert np.array_equal(counts, np.stack(per_unit, axis=1))
     for g in range(1, c_in + 1):
-        direct = max(int(np.diff(masked(proj, 0, m).matrix(rows).indptr).max(initial=0))
-                     for m in _channel_masks(proj.chain[0], g))
+        direct = max(int(np.diff(masked(proj, at, m).matrix(rows).indptr).max(initial=0))
+                     for m in _channel_masks(op, g))
         assert widest(counts, g) == direct

@@ -15,7 +15,7 @@ import numpy as np
 
 from neurocomp.errors import UserError
 from neurocomp.ir import sums
-from neurocomp.ir.graph import LINEAR_OPS, Affine, Conv2d, Correlation, Graph, Node, Output, Readout
+from neurocomp.ir.graph import LINEAR_OPS, Affine, Conv2d, Correlation, Crop, Flatten, Graph, Node, Output, Readout
 from neurocomp.ir.layers import Layer, Network, Projection, lower
 from neurocomp.partition.rows import structural
 
@@ -39,16 +39,22 @@ def _first_weighted(proj: Projection) -> int | None:
     return next((k for k, op in enumerate(proj.chain) if isinstance(op, (Affine, Conv2d))), None)
 
 
-def _channel_masks(op: Node, groups: int) -> list[np.ndarray]:
-    """Masks over `op`'s weight keeping the inputs of each of `groups` contiguous input-channel groups.
-    A grouped conv's weight column j of output channel o reads input channel (o's group) * cpg + j."""
+def _input_channel(op: Node) -> np.ndarray:
+    """Each weight's input channel, broadcastable to `op`'s weight: a grouped conv's weight column j of output
+    channel o reads input channel (o's group) * cpg + j."""
     w = np.asarray(op.weight)
     n_groups = getattr(op, "groups", 1)
     cpg = w.shape[1]
     channel = (np.arange(w.shape[0]) // (w.shape[0] // n_groups))[:, None] * cpg + np.arange(cpg)[None, :]
-    channel = channel.reshape(w.shape[:2] + (1,) * (w.ndim - 2))
+    return channel.reshape(w.shape[:2] + (1,) * (w.ndim - 2))
+
+
+def _channel_masks(op: Node, groups: int) -> list[np.ndarray]:
+    """Masks over `op`'s weight keeping the inputs of each of `groups` contiguous input-channel groups."""
+    w = np.asarray(op.weight)
+    channel = _input_channel(op)
     return [np.broadcast_to(np.isin(channel, part), w.shape)
-            for part in np.array_split(np.arange(cpg * n_groups), groups)]
+            for part in np.array_split(np.arange(w.shape[1] * getattr(op, "groups", 1)), groups)]
 
 
 def masked(proj: Projection, k: int, mask: np.ndarray) -> Projection:
@@ -76,18 +82,31 @@ def channel_groups(proj: Projection, rows: np.ndarray, budget: int) -> list[np.n
         return None
     op = proj.chain[k]
     channels = np.asarray(op.weight).shape[1] * getattr(op, "groups", 1)
-    counts = unit_fan_ins(structural(proj), k, rows, _channel_masks(op, channels))
+    counts = unit_fan_ins(structural(proj), k, rows, _input_channel(op), channels)
     for groups in range(max(1, -(-fan_in(proj, rows) // budget)), channels + 1):
         if widest(counts, groups) <= budget:
             return _channel_masks(op, groups)
     return None
 
 
-def unit_fan_ins(proj: Projection, k: int, rows: np.ndarray, units: Iterable[np.ndarray]) -> np.ndarray:
-    """(rows, units) inputs each row reads through each unit mask of the k-th (first weighted) op's weights. Units
-    are disjoint input channels (or columns), which the per-channel ops before k keep apart, so a group of units
-    reads the sum of their counts: one matrix per unit instead of one per unit per group count tried."""
-    return np.stack([np.diff(masked(proj, k, m).matrix(rows).indptr) for m in units], axis=1)
+def unit_fan_ins(proj: Projection, k: int, rows: np.ndarray, unit: np.ndarray, n_units: int) -> np.ndarray:
+    """(rows, units) inputs each row reads through the weights of each unit of the k-th (first weighted) op
+    (`unit`: each weight's unit in 0..n_units - 1, broadcastable to the weight). Units are disjoint input channels
+    (or columns), which the per-channel ops before k keep apart, so a group of units reads the sum of their
+    counts. An Affine or Conv2d first in its chain, followed by selections only (Crop, Flatten), is read once, each
+    weight replaced by its unit + 1, so the matrix's entries name their units; any other chain (a pool before k
+    sums weights) builds one matrix per unit's mask (a paper-size conv has hundreds)."""
+    op = proj.chain[k]
+    shape = np.shape(op.weight)
+    if k > 0 or not isinstance(op, (Affine, Conv2d)) or not all(isinstance(o, (Crop, Flatten)) for o in proj.chain[1:]):
+        return np.stack([np.diff(masked(proj, k, np.broadcast_to(unit == u, shape)).matrix(rows).indptr)
+                         for u in range(n_units)], axis=1)
+    labelled = np.where(np.asarray(op.weight) != 0, np.broadcast_to(unit, shape) + 1.0, 0.0)
+    chain = (dataclasses.replace(op, weight=labelled, bias=None),) + proj.chain[1:]
+    m = dataclasses.replace(proj, chain=chain).matrix(rows)
+    row = np.repeat(np.arange(len(rows)), np.diff(m.indptr))
+    return np.bincount(row * n_units + m.data.astype(np.int64) - 1,
+                       minlength=len(rows) * n_units).reshape(len(rows), n_units)
 
 
 def widest(counts: np.ndarray, groups: int) -> int:

@@ -99,8 +99,7 @@ def _groups(proj, k: int, rows: np.ndarray, spec: TargetSpec, levels: int) -> in
     proj = structural(proj) if is_bound(proj) else proj
     fan = int(np.diff(proj.matrix(rows).indptr).max())
     shape = np.asarray(proj.chain[k].weight).shape
-    column = np.arange(n_in).reshape((1, n_in) + (1,) * (len(shape) - 2))
-    counts = unit_fan_ins(proj, k, rows, (np.broadcast_to(column == j, shape) for j in range(n_in)))
+    counts = unit_fan_ins(proj, k, rows, np.arange(n_in).reshape((1, n_in) + (1,) * (len(shape) - 2)), n_in)
     for groups in range(max(1, -(-fan // budget)), n_in + 1):
         if widest(counts, groups) <= budget:
             return groups
