@@ -323,8 +323,8 @@ def test_loihi_refuses_once_the_layers_built_outgrow_the_chips(tmp_path, monkeyp
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10_000), n=st.integers(1, 40), levels=st.integers(1, 70), explicit_zeros=st.booleans())
 def test_weight_levels_from_bit_masks_and_padded_rows_equal_the_sorted_ones(seed, n, levels, explicit_zeros):
-    """_levels' mask path (<= 63 distinct weights in a window) and its padded-sort path (rows about equally long)
-    give the lexsort's table, whatever the rows."""
+    """_levels' mask path (<= 63 distinct weights in a window), its padded-sort path (rows about equally long) and
+    its sorted path (integer keys; a lexsort for other weights) give each row's distinct weights, ascending."""
     import scipy.sparse as sp
 
     from neurocomp.targets.truenorth import mapping
@@ -342,6 +342,13 @@ def test_weight_levels_from_bit_masks_and_padded_rows_equal_the_sorted_ones(seed
     if v.size == 0:
         return
     slow = mapping._sorted_levels(rows, n, v)
+    both = sp.hstack([m for _, m in rows]).tocsr()
+    per_row = [np.unique(both.data[both.indptr[i]:both.indptr[i + 1]]) for i in range(n)]
+    assert np.array_equal(slow[1], [u.size for u in per_row])
+    assert all(np.array_equal(slow[0][i, :u.size], u) for i, u in enumerate(per_row))
+    lexsorted = mapping._sorted_levels(rows, n, v + 0.5)   # not integers: the lexsort
+    assert np.array_equal(lexsorted[1], slow[1]) and np.array_equal(lexsorted[0][lexsorted[0] != 0] - 0.5,
+                                                                     slow[0][lexsorted[0] != 0])
     masks, padded = mapping._few_levels(rows, n, v), mapping._padded_levels(rows, n, v)
     cells = n * sum(np.diff(m.indptr) for _, m in rows if m.nnz).max()
     assert (masks is None) == (np.unique(v).size > 63) and (padded is None) == (cells > 2 * v.size + mapping.PADDED_SLACK)
