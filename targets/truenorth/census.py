@@ -22,8 +22,8 @@ from neurocomp.partition.delays import inserted
 from neurocomp.partition.period import Run, runs
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
-from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, core_fits, kernel_layers, split_hint,
-                                                 tile_heights, typed_windows, TypedRows)
+from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, TileHeights, core_fits, kernel_layers,
+                                                 split_hint, typed_windows, TypedRows)
 
 # Spans whose axon inputs the census keeps, for the cycles that repeat them (a band's worth of cores, or more).
 RECENT_SPANS = 1 << 14
@@ -44,14 +44,14 @@ def count_cores(qnet: QNetwork, spec: TargetSpec, progress: Callable[[str], None
 
 
 def count_from(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.ndarray],
-               progress: Callable[[str], None] | None = None, chosen: dict[tuple, int] | None = None) -> list[LayerCount]:
+               progress: Callable[[str], None] | None = None, heights: TileHeights | None = None) -> list[LayerCount]:
     """count_cores of layers `last` down to the first, given the axons that read each neuron so far (`reads`, per
-    layer: added to as layers are counted) and the tile heights the layers after `last` chose (mapping.tile_heights)."""
+    layer: added to as layers are counted) and the tile heights the layers after `last` were partitioned in."""
     layers, n_max = qnet.network.layers, int(spec["core.neurons"])
     partials = inserted(qnet.network)
     kernel = kernel_layers(qnet.network, partials)
     sources = {layer.name for layer in layers}
-    chosen = {} if chosen is None else chosen
+    heights = TileHeights() if heights is None else heights
     out: list[LayerCount] = []
     for li in range(last, -1, -1):
         layer = layers[li]
@@ -62,13 +62,14 @@ def count_from(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.
             out.append(LayerCount(f"{layer.name}.splitters", relayed, -(-relayed // n_max), "neurons", n_max, n_max))
         keep = layer.name in kernel
         try:
-            bands = tile_heights(layer, chosen, lambda band: _Count(layer, band, copies, keep, spec, partials,
-                                                                     sources, SAMPLE_NEURONS).per_neuron())
-            best = min((_Count(layer, band, copies, keep, spec, partials, sources) for band in bands),
-                       key=_Count.cost)
+            bands = heights.of(layer, lambda band: _Count(layer, band, copies, keep, spec, partials, sources,
+                                                          SAMPLE_NEURONS).per_neuron())
+            trials = [_Count(layer, band, copies, keep, spec, partials, sources) for band in bands]
         except ResourceError as err:
             out.append(LayerCount(layer.name, layer.size, 0, err.resource, err.used, err.allowed, str(err)))
             continue
+        best = min(trials, key=_Count.cost)
+        heights.kept(layer, bands[trials.index(best)])
         for source, counted in best.reads.items():
             if source in reads:
                 reads[source] += counted

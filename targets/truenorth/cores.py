@@ -26,8 +26,8 @@ from neurocomp.partition.rows import Batches
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
 from neurocomp.targets.truenorth.census import count_from
-from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, core_fits, kernel_layers, split_hint,
-                                                 tile_heights, typed_windows, TypedRows)
+from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, TileHeights, core_fits, kernel_layers,
+                                                 split_hint, typed_windows, TypedRows)
 
 SHARED_LISTS = False   # repeated cores share lists too, but a core-native (grouped) net rarely repeats: the up-front
                        # memory estimate counts every synapse
@@ -273,7 +273,7 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
     partials = inserted(qnet.network)
     kernel = kernel_layers(qnet.network, partials)
     sources = {layer.name for layer in layers}
-    chosen: dict[tuple, int] = {}
+    heights = TileHeights()
     for li in range(len(layers) - 1, -1, -1):
         layer = layers[li]
         if layer.name in dests:
@@ -285,17 +285,18 @@ def build_netlist(qnet: QNetwork, spec: TargetSpec) -> Netlist:
         def sampled(band: int) -> float:
             trial = _LayerCores(li, layer, band, copies, keep, spec, partials, SAMPLE_NEURONS)
             return trial.cost(sources, n_max) / trial.neurons()
-        bands = tile_heights(layer, chosen, sampled)
+        bands = heights.of(layer, sampled)
         trials = [_LayerCores(li, layer, band, copies, keep, spec, partials) for band in bands]
         built[li] = min(trials, key=lambda t: t.cost(sources, n_max))
+        heights.kept(layer, bands[trials.index(built[li])])
         for source, reads in built[li].dests().items():
             dests.setdefault(source, _Reads()).extend(reads)
-        _within_chips(built, helpers, qnet, li, spec, dests, chosen)
+        _within_chips(built, helpers, qnet, li, spec, dests, heights)
     return _assemble(qnet, spec, built, helpers, dests)
 
 
 def _within_chips(built: list[_LayerCores | None], helpers: list[_Splitters | None], qnet: QNetwork, li: int,
-                  spec: TargetSpec, dests: dict[str, _Reads], chosen: dict[tuple, int]) -> None:
+                  spec: TargetSpec, dests: dict[str, _Reads], heights: TileHeights) -> None:
     """Refuse as soon as the layers built so far (li to the last) outgrow the chips, rather than after building the
     rest: those are counted by the census from the copies known so far, so the refusal gives the exact total."""
     used = sum(built[k].n_cores + (helpers[k].n_cores if helpers[k] else 0) for k in range(li, len(built)))
@@ -303,7 +304,7 @@ def _within_chips(built: list[_LayerCores | None], helpers: list[_Splitters | No
         layers = qnet.network.layers
         reads = {layer.name: dests[layer.name].counts(layer.size) if layer.name in dests else
                  np.zeros(layer.size, np.int64) for layer in layers[:li]}
-        rest = sum(c.cores for c in count_from(qnet, spec, li - 1, reads, chosen=chosen))
+        rest = sum(c.cores for c in count_from(qnet, spec, li - 1, reads, heights=heights))
         counted = (layers[0].name, layers[li - 1].name) if li > 0 else None
         raise outgrown(spec, used + rest, len(layers) - li, len(layers), counted)
 

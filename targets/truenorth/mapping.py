@@ -50,7 +50,7 @@ LEVELS = 4
 TILE_ROWS = (1, 2, 3)
 # A layer above SAMPLED_LAYER neurons compares the heights on its first SAMPLE_NEURONS (cost per neuron) and
 # partitions whole with the winner only: a paper-size conv (10^6 neurons) then costs one partition, not three.
-# Layers of one geometry (the parts of a fan-in split) share the first one's winner (tile_heights).
+# Layers of one geometry (the parts of a fan-in split) take the first one's height untried (TileHeights).
 SAMPLED_LAYER, SAMPLE_NEURONS = 1 << 17, 1 << 16
 # Padding (cells) _padded_levels allows beyond twice the synapses: a window of a few short rows pads freely.
 PADDED_SLACK = 1 << 12
@@ -339,19 +339,30 @@ def split_hint(layer: Layer, spec: TargetSpec, partials: set[str]):
     return hint
 
 
-def tile_heights(layer: Layer, chosen: dict[tuple, int], sampled: Callable[[int], float]) -> tuple[int, ...]:
-    """The tile heights to partition `layer` in whole and keep the cheapest of: 1 for a layer without rows, all of
-    TILE_ROWS up to SAMPLED_LAYER neurons; above, the one of least `sampled` cost per neuron, remembered in
-    `chosen` for every layer of the same geometry. The parts of a dense paper-size conv's fan-in split (hundreds
-    of layers, equal but for their weights) then sample once, not three partitions each."""
-    if len(layer.shape) != 3:
-        return (1,)
-    if layer.size <= SAMPLED_LAYER:
-        return TILE_ROWS
-    key = geometry(layer)
-    if key not in chosen:
-        chosen[key] = min(TILE_ROWS, key=sampled)
-    return (chosen[key],)
+class TileHeights:
+    """The tile heights each layer is partitioned in, remembered per geometry (its structure, weights aside):
+    the first layer of a geometry tries TILE_ROWS in full (above SAMPLED_LAYER neurons, on its first
+    SAMPLE_NEURONS, then the winner in full), and every later one takes its winner untried. The parts of a fan-in
+    split (hundreds of layers on a dense paper-size conv, equal but for their weights) then cost one partition
+    each, not three. build_netlist and the census choose alike, so the census stays exact."""
+
+    def __init__(self) -> None:
+        self._chosen: dict[tuple, int] = {}
+
+    def of(self, layer: Layer, sampled: Callable[[int], float]) -> tuple[int, ...]:
+        """The heights to partition `layer` in whole and keep the cheapest of (`sampled`: a height's cost per
+        neuron on the first neurons)."""
+        if len(layer.shape) != 3:
+            return (1,)
+        key = geometry(layer)
+        if key not in self._chosen and layer.size > SAMPLED_LAYER:
+            self._chosen[key] = min(TILE_ROWS, key=sampled)
+        return (self._chosen[key],) if key in self._chosen else TILE_ROWS
+
+    def kept(self, layer: Layer, band: int) -> None:
+        """The height `layer` was partitioned in, for the later layers of its geometry."""
+        if len(layer.shape) == 3:
+            self._chosen.setdefault(geometry(layer), band)
 
 
 def geometry(layer: Layer) -> tuple:
