@@ -173,6 +173,15 @@ def test_neuron_order_is_a_group_major_permutation(groups, band):
     assert np.all(pos.reshape(-1, c // groups) == pos.reshape(-1, c // groups)[:, :1])   # a position's channels together
 
 
+def _two_split_convs() -> Graph:
+    """Two dense 3x3 convs of fan-in 144, each split by the TrueNorth legalizer into 3 channel groups of partial sums."""
+    rng = np.random.default_rng(5)
+    return Graph([Input("x", (16, 10, 10)), Conv2d("c0", rng.normal(size=(16, 16, 3, 3)), padding=1),
+                  IF("n0", threshold=2.0), Conv2d("c1", rng.normal(size=(8, 16, 3, 3)), padding=1),
+                  IF("n1", threshold=2.0), Output("out")],
+                 [("x", "c0"), ("c0", "n0"), ("n0", "c1"), ("c1", "n1"), ("n1", "out")])
+
+
 def test_census_of_partial_sums_counts_their_sum_from_running_totals(monkeypatch):
     """A fan-in split's sum reads one partial neuron per projection: the census counts it from running sums of
     keys and copies (census._greedy, no search), and must give the netlist's cores and binding resource."""
@@ -180,10 +189,7 @@ def test_census_of_partial_sums_counts_their_sum_from_running_totals(monkeypatch
 
     greedy = []
     monkeypatch.setattr(tn_census, "_greedy", lambda *a: greedy.append(a) or _greedy(*a))
-    rng = np.random.default_rng(5)
-    g = Graph([Input("x", (16, 10, 10)), Conv2d("c0", rng.normal(size=(16, 16, 3, 3)), padding=1), IF("n0", threshold=2.0),
-               Conv2d("c1", rng.normal(size=(8, 16, 3, 3)), padding=1), IF("n1", threshold=2.0), Output("out")],
-              [("x", "c0"), ("c0", "n0"), ("n0", "c1"), ("c1", "n1"), ("n1", "out")])
+    g = _two_split_convs()
     target = load_target("truenorth")
     netlist = compile_graph(g, target, CompileOptions()).program.netlist
     counted = census(g, target, CompileOptions()).layers
@@ -255,10 +261,7 @@ def test_parts_of_one_split_take_the_tile_height_of_the_first(sampled_layer, mon
         heights[layer.name] = of(self, layer, lambda band: sampled.append(layer.name) or cost(band))
         return heights[layer.name]
     monkeypatch.setattr(tn_mapping.TileHeights, "of", spy)
-    rng = np.random.default_rng(5)
-    g = Graph([Input("x", (16, 10, 10)), Conv2d("c0", rng.normal(size=(16, 16, 3, 3)), padding=1), IF("n0", threshold=2.0),
-               Conv2d("c1", rng.normal(size=(8, 16, 3, 3)), padding=1), IF("n1", threshold=2.0), Output("out")],
-              [("x", "c0"), ("c0", "n0"), ("n0", "c1"), ("c1", "n1"), ("n1", "out")])
+    g = _two_split_convs()
     target = load_target("truenorth")
     netlist = compile_graph(g, target, CompileOptions()).program.netlist
     built_heights, built_sampled = dict(heights), list(sampled)
