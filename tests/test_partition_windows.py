@@ -39,9 +39,10 @@ def _arrays(netlist) -> dict[str, object]:
     return out
 
 
-@pytest.mark.parametrize("target,module", [("truenorth", tn_mapping), ("loihi", loihi_mapping)])
-def test_small_windows_give_the_same_netlist(monkeypatch, target, module):
-    graph, spec = _conv_net(), load_target(target)
+@pytest.mark.parametrize("target,module,side", [("truenorth", tn_mapping, 12), ("loihi", loihi_mapping, 40)])
+def test_small_windows_give_the_same_netlist(monkeypatch, target, module, side):
+    """(Loihi's maps are larger: several of its 1,024-neuron cores a layer, each span probed at its reach first.)"""
+    graph, spec = _conv_net(side), load_target(target)
     whole = compile_graph(graph, spec, CompileOptions()).program.netlist
     builds = []
 
@@ -305,6 +306,45 @@ def test_running_sum_spans_equal_split(rows, stop):
     lo, hi = _greedy(neurons, axons, 8, 20, end)
     assert list(zip(lo.tolist(), hi.tolist())) == spans
     assert tn_census._binding(lo, hi, neurons, axons, levels, 8, 20) == bind
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 9), st.integers(0, 12), st.integers(1, 5)), min_size=1, max_size=60),
+       st.booleans())
+def test_a_reach_from_the_neurons_gives_the_same_spans_in_fewer_probes(rows, neuron_bound):
+    """split with core_reach (a span's neurons, copies included, within a core) gives the spans and binding resource
+    of the unbounded search, never probes a span beyond the reach (but one neuron, whose error it reports), and
+    where the neurons bind every core (no axons) finds each core in one probe (8 neurons, 20 axons a core here)."""
+    from types import SimpleNamespace
+
+    from neurocomp.partition import split
+
+    copies, keys, levels = (np.array(c, dtype=np.int64) for c in zip(*rows))
+    keys *= not neuron_bound
+    neurons, axons = tn_census._running(copies), tn_census._running(keys)
+    reach = tn_mapping.core_reach(np.arange(len(rows)), copies, {"core.neurons": 8})
+    probes: list[list[tuple[int, int]]] = [[], []]
+
+    def fits_logged(log):
+        def fits(lo, hi):
+            log.append((lo, hi))
+            usage = [("neurons (incl. fan-out copies)", int(neurons[hi] - neurons[lo]), 8),
+                     ("axons", int(axons[hi] - axons[lo]), 20), ("weight levels per neuron", int(levels[lo:hi].max()), 4)]
+            worst = max(usage, key=lambda u: u[1] / u[2])
+            return all(u[1] <= u[2] for u in usage), *worst
+        return fits
+
+    layer = SimpleNamespace(name="sum", size=len(rows))
+    outcomes = []
+    for log, bound in zip(probes, (None, reach)):
+        try:
+            outcomes.append(split(layer, fits_logged(log), reach=bound))
+        except ResourceError as err:
+            outcomes.append((err.resource, err.used, err.allowed))
+    assert outcomes[0] == outcomes[1]
+    assert all(hi <= max(reach(lo), lo + 1) for lo, hi in probes[1])
+    if neuron_bound and isinstance(outcomes[1][0], list) and levels.max() <= 4:
+        assert len(probes[1]) == len(outcomes[1][0]) <= len(probes[0])
 
 
 @settings(max_examples=100, deadline=None)

@@ -15,6 +15,7 @@ if TYPE_CHECKING:   # partition.period imports neuron_order from here
 Fits = Callable[[int, int], tuple[bool, str, float, float]]
 Hint = Callable[[str, float, float], str]  # (resource, used, allowed) -> how to make one neuron fit
 Emit = Callable[[int, int], None]
+Reach = Callable[[int], int]   # start -> the last hi that fits(start, hi) may accept
 # (cycle, run, steps, times): the spans of `cycle` recur `times` more times, each `steps` x run.step positions on
 Repeat = Callable[[list[tuple[int, int]], "Run", int, int], None]
 
@@ -65,8 +66,8 @@ def conv_groups(layer: Layer, by_channel: bool = True) -> int:
 
 
 def split(layer: Layer, fits: Fits, hint: Hint | None = None, emit: Emit | None = None,
-          stop: int | None = None, runs: Sequence[Sequence[Run]] = (), repeat: Repeat | None = None
-          ) -> tuple[list[tuple[int, int]], tuple[str, float, float]]:
+          stop: int | None = None, runs: Sequence[Sequence[Run]] = (), repeat: Repeat | None = None,
+          reach: Reach | None = None) -> tuple[list[tuple[int, int]], tuple[str, float, float]]:
     """Greedy contiguous spans [lo, hi) of neuron_order(layer), each as long as `fits` allows
     (galloping + bisection; `fits` is monotone in hi). A neuron that fits no core is an error
     with the target's suggestion (`hint`). `emit(lo, hi)` gets each span as soon as it is final,
@@ -77,12 +78,18 @@ def split(layer: Layer, fits: Fits, hint: Hint | None = None, emit: Emit | None 
     `runs` (partition.period: families of runs, each family in order) are where `fits` answers the same for a
     span moved by whole steps: once a core starts at the same offset within a run as an earlier one, the cores
     between them recur as far as the run allows, with no search. They are emitted one by one, or handed to
-    `repeat` whole."""
+    `repeat` whole.
+
+    `reach(start)`: a cheap bound from one of fits' limits (a core's neurons, copies included): fits(start, hi) is
+    false for every hi beyond it, so no span is probed there; after a core that filled its reach the next core's
+    reach is probed first, and a span that fits up to it is final in that one probe (a layer whose neurons' copies
+    vary, which no cycle repeats, then costs about one probe per core, not five)."""
     spans: list[tuple[int, int]] = []
     best = ("neurons", 0.0, 1.0)
     start, n = 0, layer.size
     end = n if stop is None else min(n, stop)
     cycles = [_Cycles(family) for family in runs]
+    filled = reach is not None   # the last core filled its reach: probe the next one's reach first
     while start < end:
         for family in cycles:
             found = family.find(start, len(spans)) if start < end else None
@@ -96,7 +103,9 @@ def split(layer: Layer, fits: Fits, hint: Hint | None = None, emit: Emit | None 
             seen[hi] = fits(start, hi)
             return seen[hi][0]
 
-        lo, hi = _bracket(start, n, spans[-1][1] - spans[-1][0] if spans else 1, ok)
+        top = n if reach is None else min(n, max(reach(start), start + 1))
+        last = spans[-1][1] - spans[-1][0] if spans else 1
+        lo, hi = _bracket(start, top, top - start if filled else last, ok)
         if lo is None:
             _, resource, used, allowed = seen[start + 1]
             raise ResourceError(f"layer {layer.name}, one neuron", resource, used, allowed,
@@ -114,7 +123,7 @@ def split(layer: Layer, fits: Fits, hint: Hint | None = None, emit: Emit | None 
         if emit is not None:
             emit(start, lo)
         spans.append((start, lo))
-        start = lo
+        start, filled = lo, reach is not None and lo == top
     return spans, best
 
 
@@ -186,10 +195,10 @@ def _periodic(copies: np.ndarray, begin: int, shift: int, times: int) -> int:
 
 
 def _bracket(start: int, n: int, guess: int, ok: Callable[[int], bool]) -> tuple[int | None, int]:
-    """lo < hi with ok(lo) true and hi = n + 1 or ok(hi) false, found by galloping from start + guess (the
-    previous core's length: a layer's cores are mostly alike), up where that span fits and down where it does
-    not, so a core as long as the last or a few neurons shorter settles in two or three probes. lo is None when
-    not even one neuron fits (ok(start + 1) false)."""
+    """lo < hi with ok(lo) true and hi = n + 1 or ok(hi) false (ok is false beyond n: the layer's end, or split's
+    `reach`), found by galloping from start + guess (the previous core's length: a layer's cores are mostly alike),
+    up where that span fits and down where it does not, so a core as long as the last or a few neurons shorter
+    settles in two or three probes. lo is None when not even one neuron fits (ok(start + 1) false)."""
     at = min(start + max(guess, 1), n)
     if ok(at):
         lo, step = at, 1

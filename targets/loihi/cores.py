@@ -24,8 +24,8 @@ from neurocomp.partition.period import Run
 from neurocomp.partition.rows import Batches, OrderedRows
 from neurocomp.quantize import QNetwork, stored_signs
 from neurocomp.target import TargetSpec
-from neurocomp.targets.loihi.mapping import (SIGN_CODES, core_fits, split_hint, layer_windows, within_chips, layer_runs,
-                                             partition_order)
+from neurocomp.targets.loihi.mapping import (SIGN_CODES, core_fits, core_reach, split_hint, layer_windows, within_chips,
+                                             layer_runs, partition_order)
 from neurocomp.targets.loihi.quant import is_mixed
 
 SHARED_LISTS = True   # a core repeating a cycle names its original's synapse list (_LayerCores._repeat)
@@ -171,7 +171,7 @@ class _LayerCores:
         self.reads = [_Reads([], [], [], []) for _ in layer.projections]
         self.batches = Batches(self.windows, self._build)
         _, self.bind = split(layer, core_fits(self.windows, spec), split_hint(layer.name), self.batches.add,
-                             runs=layer_runs(layer), repeat=self._repeat)
+                             runs=layer_runs(layer), repeat=self._repeat, reach=core_reach(spec))
         self.batches.flush()
         self.windows = self.batches = None   # let the rows go: the lists hold all the netlist needs of them
         self._read()

@@ -58,6 +58,12 @@ def core_fits(windows: Windows[OrderedRows], spec: TargetSpec):
     return fits
 
 
+def core_reach(spec: TargetSpec) -> Callable[[int], int]:
+    """split's `reach` for core_fits: a span holds at most a core's neurons."""
+    n_max = int(spec["core.neurons"])
+    return lambda lo: lo + n_max
+
+
 def split_hint(name: str):
     """What to change when one neuron of layer `name` fits no Loihi core."""
     def hint(resource: str, used: float, allowed: float) -> str:
@@ -94,7 +100,8 @@ def _count_layer(layer: Layer, spec: TargetSpec, progress: Callable[[str], None]
     if progress is not None:
         progress(layer.name)
     try:
-        spans, bound = split(layer, core_fits(layer_windows(layer, spec), spec), split_hint(layer.name), runs=layer_runs(layer))
+        spans, bound = split(layer, core_fits(layer_windows(layer, spec), spec), split_hint(layer.name),
+                             runs=layer_runs(layer), reach=core_reach(spec))
     except ResourceError as err:
         return LayerCount(layer.name, layer.size, 0, err.resource, err.used, err.allowed, str(err))
     return LayerCount(layer.name, layer.size, len(spans), *bound)

@@ -22,8 +22,8 @@ from neurocomp.partition.delays import inserted
 from neurocomp.partition.period import Run, runs
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
-from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, TileHeights, core_fits, kernel_layers,
-                                                 split_hint, typed_windows, TypedRows)
+from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, TileHeights, core_fits, core_reach,
+                                                 kernel_layers, split_hint, typed_windows, TypedRows)
 
 # Spans whose axon inputs the census keeps, for the cycles that repeat them (a band's worth of cores, or more).
 RECENT_SPANS = 1 << 14
@@ -126,7 +126,8 @@ class _Count:
         self.pending: dict[str, list[np.ndarray]] = {}   # searched cores' inputs, counted a batch at a time
         self.held = 0
         spans, self.bind = split(layer, core_fits(self.windows, order, copies, spec), split_hint(layer, spec, partials),
-                                 self._emit, stop, runs(layer, band, copies), self._repeat)
+                                 self._emit, stop, runs(layer, band, copies), self._repeat,
+                                 core_reach(order, copies, spec))
         self._flush()
         self.cores, self.neurons = len(spans), spans[-1][1] if spans else 0
 

@@ -26,8 +26,8 @@ from neurocomp.partition.rows import Batches
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
 from neurocomp.targets.truenorth.census import count_from
-from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, TileHeights, core_fits, kernel_layers,
-                                                 split_hint, typed_windows, TypedRows)
+from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, TileHeights, core_fits, core_reach,
+                                                 kernel_layers, split_hint, typed_windows, TypedRows)
 
 SHARED_LISTS = False   # repeated cores share lists too, but a core-native (grouped) net rarely repeats: the up-front
                        # memory estimate counts every synapse
@@ -161,7 +161,8 @@ class _LayerCores:
         self.reads = [_Reads() for _ in layer.projections]   # per projection, cores as layer-local ids
         self.batches = Batches(self.windows, self._build)
         _, self.bind = split(layer, core_fits(self.windows, self.order, copies, spec), split_hint(layer, spec, partials),
-                             self.batches.add, stop, runs(layer, band, copies), self._repeat)
+                             self.batches.add, stop, runs(layer, band, copies), self._repeat,
+                             core_reach(self.order, copies, spec))
         self.batches.flush()
         self.windows = self.batches = None   # let the rows go: the tables hold all the netlist needs of them
 

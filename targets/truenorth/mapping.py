@@ -301,9 +301,20 @@ def _all_types(inputs: np.ndarray) -> np.ndarray:
     return (distinct(inputs)[:, None] * LEVELS + np.arange(LEVELS)[None]).ravel()
 
 
+def _held(order: np.ndarray, copies: np.ndarray) -> np.ndarray:
+    """Running count of the neuron slots (copies included) the first k neurons of `order` take."""
+    return np.concatenate([[0], np.cumsum(copies[order])])
+
+
+def core_reach(order: np.ndarray, copies: np.ndarray, spec: TargetSpec) -> Callable[[int], int]:
+    """split's `reach` for core_fits: the last span end whose neurons, copies included, fill no more than a core."""
+    cum, n_max = _held(order, copies), int(spec["core.neurons"])
+    return lambda lo: int(np.searchsorted(cum, cum[lo] + n_max, side="right")) - 1
+
+
 def core_fits(windows: Windows[TypedRows], order: np.ndarray, copies: np.ndarray, spec: TargetSpec):
     n_max, a_max = spec["core.neurons"], spec["core.axons"]
-    cum = np.concatenate([[0], np.cumsum(copies[order])])
+    cum = _held(order, copies)
 
     def fits(lo: int, hi: int) -> tuple[bool, str, float, float]:
         typed, off = windows.get(lo, hi)
