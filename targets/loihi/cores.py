@@ -68,8 +68,8 @@ def _window_tables(rows: OrderedRows, a: np.ndarray, b: np.ndarray, mixed: bool)
     projections before."""
     m = a.size
     spanned = ranges(a, b - a)
-    local = spanned - np.repeat(a, b - a)
-    per = []
+    local = (spanned - np.repeat(a, b - a)).astype(np.int32)   # per-synapse arrays in int32 from the start: a
+    per = []                                                    # window's are millions, each page-faulted afresh
     for _, mat in rows.rows:   # cores' synapses and pairs come in core order: per-core values spread by np.repeat
         lens = mat.indptr[b] - mat.indptr[a]
         idx = ranges(mat.indptr[a], lens)
@@ -80,17 +80,25 @@ def _window_tables(rows: OrderedRows, a: np.ndarray, b: np.ndarray, mixed: bool)
         first = pointers(count)[:-1]
         neuron = np.repeat(local, np.diff(mat.indptr)[spanned])
         weight = mat.data[idx].astype(np.int32) << np.int32(mixed)
-        per.append((core, rank - np.repeat(first, lens), neuron, weight, count, lens,
-                    inputs[pairs % max(inputs.size, 1)].astype(np.int64), np.arange(pairs.size) - np.repeat(first, count)))
+        per.append((core, (rank - np.repeat(first.astype(rank.dtype), lens)).astype(np.int32, copy=False), neuron,
+                    weight, count, lens, inputs[pairs % max(inputs.size, 1)].astype(np.int64),
+                    np.arange(pairs.size) - np.repeat(first, count)))
     counts = np.array([p[4] for p in per]).reshape(len(per), m)
     offset = np.cumsum(counts, axis=0) - counts   # projection k's axons follow those before it (none for k = 0)
-    core = cat([p[0] for p in per])
-    order = np.argsort(core, kind="stable") if len(per) > 1 else slice(None)
-    syn_a = cat([p[1] + np.repeat(offset[k], p[5]) if k else p[1] for k, p in enumerate(per)], np.int32)[order]
-    syn_n = cat([p[2] for p in per], np.int32)[order]
-    syn_w = cat([p[3] for p in per], np.int32)[order]
+    order = np.argsort(cat([p[0] for p in per]), kind="stable") if len(per) > 1 else None
+    syn_a = _in_core_order([p[1] + np.repeat(offset[k], p[5]) if k else p[1] for k, p in enumerate(per)], order)
+    syn_n = _in_core_order([p[2] for p in per], order)
+    syn_w = _in_core_order([p[3] for p in per], order)
     opened = [(p[4], p[6], p[7] + np.repeat(offset[k], p[4]) if k else p[7]) for k, p in enumerate(per)]
-    return counts.sum(axis=0), np.bincount(core, minlength=m), syn_a, syn_n, syn_w, opened
+    return counts.sum(axis=0), sum(p[5] for p in per).astype(np.int64), syn_a, syn_n, syn_w, opened
+
+
+def _in_core_order(parts: list[np.ndarray], order: np.ndarray | None) -> np.ndarray:
+    """Per-projection synapse values as one int32 array in core order (`order`; None: one projection's, as it is)."""
+    if order is None and parts[0].dtype == np.int32:
+        return parts[0]
+    joined = cat(parts, np.int32)
+    return joined if order is None else joined[order]
 
 
 def _signs(weights: np.ndarray, synapses: np.ndarray, mixed: bool) -> np.ndarray:
