@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import linear_sum_assignment
 
 from neurocomp.distinct import distinct
 from neurocomp.place.mesh import Mesh, slots
@@ -204,7 +203,10 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> int:
 def solve_assignment(cost: np.ndarray) -> np.ndarray:
     """The slot (column) of each core (row) in a min-cost assignment of a (cores, slots) matrix, exact on the float
     costs (scipy's rectangular solver: 6x faster than OR-Tools' integer one on these windows, the same optima;
-    benchmarks/assignment_solvers.py)."""
+    benchmarks/assignment_solvers.py). Imported here: scipy.optimize takes 0.2 s to import, and every command that
+    reads neurocomp.place's package (`run` through the router's mesh) would pay it without placing a core."""
+    from scipy.optimize import linear_sum_assignment
+
     return linear_sum_assignment(cost)[1]
 
 

@@ -233,13 +233,12 @@ def _blocks(n: Netlist, w: sp.csr_matrix | None, a: sp.csr_matrix, cols: list[tu
     all (group, core) pairs at once; the loop runs over the blocks."""
     a.eliminate_zeros()
     coo = a.tocoo()
-    core = n.neuron_core()[coo.row]
-    group = np.searchsorted([g[1] for g in cols], coo.col, side="right")
-    order = np.lexsort((coo.col, core, group))
+    core = np.repeat(np.arange(n.n_cores, dtype=np.int64), np.diff(n.neuron_ptr))[coo.row]
+    group = np.searchsorted([g[1] for g in cols], np.arange(a.shape[1]), side="right")[coo.col]   # per column once
     multi = coo.data > 1    # a (neuron, source) pair with several synapses
     single = np.ones((len(cols), n.n_cores), dtype=bool)
     single[group[multi], core[multi]] = False
-    g, c, entries, used, ptr = _pairs(np.stack([group[order], core[order], coo.col[order]]))
+    g, c, entries, used, ptr = _pairs(_sorted_triples(group, core, coo.col, n.n_cores, a.shape[1]))
     if g.size == 0:
         return []
     r0, r1 = n.neuron_ptr[c].astype(np.int64), n.neuron_ptr[c + 1].astype(np.int64)
@@ -275,6 +274,18 @@ def _join_groups(spans: list[list[Any]], cols: list[tuple[int, int, str]]) -> li
         else:
             joined[key] = [r0, r1, used, kind]
     return [(r0, r1, used, kind) for r0, r1, used, kind in joined.values()]
+
+
+def _sorted_triples(group: np.ndarray, core: np.ndarray, col: np.ndarray, n_cores: int, n_cols: int) -> np.ndarray:
+    """The (group, core, col) triples in ascending order, as a (3, n) array: one int64 key per entry sorted by value
+    (the entries come in row order, mostly sorted already), not a three-key lexsort and three gathers (a tracker's
+    7 x 10^6 entries: about 0.25 against 0.5 s)."""
+    if (int(group.max(initial=0)) + 1) * n_cores * n_cols >= 2 ** 63:
+        raise ValueError(f"{n_cores} cores x {n_cols} sources: too many for the emulator plan's int64 keys")
+    key = (group * n_cores + core) * n_cols + col
+    key.sort(kind="stable")
+    pair, col = np.divmod(key, n_cols)
+    return np.stack([*np.divmod(pair, n_cores), col])
 
 
 def _pairs(key: np.ndarray) -> tuple[np.ndarray, ...]:
