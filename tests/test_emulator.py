@@ -14,7 +14,7 @@ from threadpoolctl import threadpool_limits
 from neurocomp.backends import emulator
 from neurocomp.backends.emulator import loop
 from neurocomp.backends.emulator import COUNTERS
-from neurocomp.backends.emulator.plan import build
+from neurocomp.backends.emulator.plan import _sorted_triples, build
 from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.ir.graph import IF, Affine, Conv2d, Flatten, Graph, Input, Output, Readout
 from neurocomp.arrays import Numpy, Torch, int8_of
@@ -496,3 +496,14 @@ def test_the_thread_budget_is_the_one_set_when_a_run_starts():
         assert loop._blas_budget() == 1
     with threadpool_limits(3, user_api="blas"):
         assert loop._blas_budget() == 3
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 5), st.integers(1, 40), st.integers(1, 3000), st.integers(0, 400), st.integers(0, 10_000))
+def test_the_plans_triples_come_sorted_as_a_lexsort_orders_them(groups, cores, cols, n, seed):
+    """_sorted_triples (one int64 key, decoded in place) gives the (group, core, col) triples np.lexsort orders."""
+    rng = np.random.default_rng(seed)
+    group, core, col = rng.integers(0, groups, n), rng.integers(0, cores, n), rng.integers(0, cols, n).astype(np.int32)
+    order = np.lexsort((col, core, group))
+    want = np.stack([group[order], core[order], col[order]])
+    assert np.array_equal(_sorted_triples(group, core, col, cores, cols), want)
