@@ -34,8 +34,6 @@ from pathlib import Path
 import numpy as np
 from results import command_line, write_section
 
-PART = re.compile(r"(.+)\.part\d+[+-]?")
-
 
 def conv_net(neurons: float, channels: int = 16, seed: int = 0, groups: int = 1):
     """`groups`: the 16-channel convs in that many groups (the first reads 2 channels and stays whole); 8 groups with
@@ -105,17 +103,19 @@ def _census(graph, target, weights: str | None) -> dict:
 def grouped(counts: list[tuple[str, int]]) -> list[str]:
     """'layer cores' per layer, a fan-in split's parts (`<layer>.part<k>` and its `+`/`-` halves) in one entry each:
     a dense paper-size net has hundreds."""
+    from neurocomp.partition.fanin import split_of
+
     parts: dict[str, list[int]] = {}
     out: list[str | tuple[str, list[int]]] = []
     for name, cores in counts:
-        m = PART.fullmatch(name)
-        if m is None:
+        split = split_of(name)
+        if split is None:
             out.append(f"{name} {cores:,}")
             continue
-        if m[1] not in parts:
-            parts[m[1]] = []
-            out.append((m[1], parts[m[1]]))
-        parts[m[1]].append(cores)
+        if split not in parts:
+            parts[split] = []
+            out.append((split, parts[split]))
+        parts[split].append(cores)
     return [item if isinstance(item, str) else _parts(*item) for item in out]
 
 

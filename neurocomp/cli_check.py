@@ -74,10 +74,33 @@ def census_table(data: dict[str, Any]):
                     f"{c['max_chips']} ({c['seconds']:g} s)")
     for col in ("layer", "neurons", "cores", "binding resource", "used / allowed"):
         t.add_column(col, justify="left" if col in ("layer", "binding resource") else "right", overflow="fold")
-    for r in c["layers"]:
+    for r in _splits_grouped(c["layers"]):
         t.add_row(r["layer"], f"{r['neurons']:,}", f"{r['cores']:,}" if not r["error"] else "none fits",
                   r["binding"], f"{_num(r['used'])} / {_num(r['allowed'])}")
     return t
+
+
+def _splits_grouped(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The census rows with each run of one fan-in split's parts as one row (their neurons and cores summed, the
+    binding resource of the part closest to its limit); a part no core holds keeps its own row, and the JSON every
+    part's."""
+    from itertools import groupby
+
+    from neurocomp.partition.fanin import split_of
+
+    out: list[dict[str, Any]] = []
+    for split, run in groupby(rows, key=lambda r: None if r["error"] else split_of(r["layer"])):
+        parts = list(run)
+        out += parts if split is None or len(parts) == 1 else [_one_row(split, parts)]
+    return out
+
+
+def _one_row(split: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    cores = [p["cores"] for p in parts]
+    each = f"{cores[0]:,} cores each" if min(cores) == max(cores) else f"{min(cores):,} to {max(cores):,} cores"
+    worst = max(parts, key=lambda p: p["used"] / p["allowed"])
+    return {**worst, "layer": f"{split}.part* ({len(parts)} parts, {each})",
+            "neurons": sum(p["neurons"] for p in parts), "cores": sum(cores)}
 
 
 def _num(x: float) -> str:

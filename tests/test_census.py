@@ -50,6 +50,25 @@ def test_check_census_prints_the_count(model, target, cores, capsys):
     assert sum(r["cores"] for r in data["layers"]) == cores
 
 
+def test_check_census_lists_a_splits_parts_in_one_row_and_the_json_each(capsys, monkeypatch):
+    """The micro tracker's three score layers are split into 16 parts each on TrueNorth: the table gives one row per
+    split, with the parts' neurons and cores summed; the JSON keeps all 48 parts."""
+    monkeypatch.setenv("COLUMNS", "200")
+    model = str(MODELS / "siamsnn_micro_truenorth.pt")
+    assert main(["check", model, "--target", "truenorth", "--census", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["census"]["layers"]
+    parts = [r for r in rows if r["layer"].startswith("score@1.part")]
+    assert len(parts) == 16 and len([r for r in rows if ".part" in r["layer"]]) == 48
+    assert main(["check", model, "--target", "truenorth", "--census"]) == 0
+    table = capsys.readouterr().out
+    row = next(line for line in table.splitlines() if "score@1.part*" in line)
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    assert cells[:3] == [f"score@1.part* (16 parts, {parts[0]['cores']} cores each)",
+                         f"{sum(r['neurons'] for r in parts):,}", f"{sum(r['cores'] for r in parts):,}"]
+    assert "score@1.part3 " not in table and table.count(".part*") == 3
+    assert "if1@0 " in table and "embedding " in table
+
+
 def test_a_compile_refused_for_memory_points_to_the_census(tmp_path, capsys, monkeypatch):
     import neurocomp.memory as memory
 

@@ -9,6 +9,7 @@ taken as 1), so a Correlation's run-time kernel cannot change them.
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Callable, Iterable
 
 import numpy as np
@@ -20,6 +21,15 @@ from neurocomp.ir.layers import Layer, Network, Projection, lower
 from neurocomp.partition.rows import structural
 
 SAMPLE_ROWS = 4096
+# A part layer's name: its layer's, `.part<k>`, and on TrueNorth a `+`/`-` for the half of one sign.
+PART_NAME = re.compile(r"(.+)\.part\d+[+-]?")
+
+
+def split_of(name: str) -> str | None:
+    """The layer a fan-in split's part layer belongs to, or None for a layer no split made: reports list a
+    split's parts (hundreds on a dense paper-size net) as one entry."""
+    found = PART_NAME.fullmatch(name)
+    return None if found is None else found[1]
 
 
 def sample_rows(layer: Layer) -> np.ndarray:
