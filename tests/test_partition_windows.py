@@ -322,7 +322,7 @@ def test_a_reach_from_the_neurons_gives_the_same_spans_in_fewer_probes(rows, neu
     copies, keys, levels = (np.array(c, dtype=np.int64) for c in zip(*rows))
     keys *= not neuron_bound
     neurons, axons = tn_census._running(copies), tn_census._running(keys)
-    reach = tn_mapping.core_reach(np.arange(len(rows)), copies, {"core.neurons": 8})
+    reach = tn_mapping.core_reach(tn_mapping.held_slots(np.arange(len(rows)), copies), {"core.neurons": 8})
     probes: list[list[tuple[int, int]]] = [[], []]
 
     def fits_logged(log):

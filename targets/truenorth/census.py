@@ -23,7 +23,7 @@ from neurocomp.partition.period import Run, runs
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
 from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, TileHeights, core_fits, core_reach,
-                                                 kernel_layers, split_hint, typed_windows, TypedRows)
+                                                 held_slots, kernel_layers, split_hint, typed_windows, TypedRows)
 
 # Spans whose axon inputs the census keeps, for the cycles that repeat them (a band's worth of cores, or more).
 RECENT_SPANS = 1 << 14
@@ -125,9 +125,9 @@ class _Count:
         self.repeats: list[_Repeated] = []   # recent cycles' repetitions, whose spans no window was built for
         self.pending: dict[str, list[np.ndarray]] = {}   # searched cores' inputs, counted a batch at a time
         self.held = 0
-        spans, self.bind = split(layer, core_fits(self.windows, order, copies, spec), split_hint(layer, spec, partials),
-                                 self._emit, stop, runs(layer, band, copies), self._repeat,
-                                 core_reach(order, copies, spec))
+        held = held_slots(order, copies)
+        spans, self.bind = split(layer, core_fits(self.windows, held, spec), split_hint(layer, spec, partials),
+                                 self._emit, stop, runs(layer, band, copies), self._repeat, core_reach(held, spec))
         self._flush()
         self.cores, self.neurons = len(spans), spans[-1][1] if spans else 0
 

@@ -27,7 +27,7 @@ from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
 from neurocomp.targets.truenorth.census import count_from
 from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, TileHeights, core_fits, core_reach,
-                                                 kernel_layers, split_hint, typed_windows, TypedRows)
+                                                 held_slots, kernel_layers, split_hint, typed_windows, TypedRows)
 
 SHARED_LISTS = False   # repeated cores share lists too, but a core-native (grouped) net rarely repeats: the up-front
                        # memory estimate counts every synapse
@@ -160,9 +160,9 @@ class _LayerCores:
         self.n_templates = self.n_cores = 0
         self.reads = [_Reads() for _ in layer.projections]   # per projection, cores as layer-local ids
         self.batches = Batches(self.windows, self._build)
-        _, self.bind = split(layer, core_fits(self.windows, self.order, copies, spec), split_hint(layer, spec, partials),
-                             self.batches.add, stop, runs(layer, band, copies), self._repeat,
-                             core_reach(self.order, copies, spec))
+        held = held_slots(self.order, copies)
+        _, self.bind = split(layer, core_fits(self.windows, held, spec), split_hint(layer, spec, partials),
+                             self.batches.add, stop, runs(layer, band, copies), self._repeat, core_reach(held, spec))
         self.batches.flush()
         self.windows = self.batches = None   # let the rows go: the tables hold all the netlist needs of them
 

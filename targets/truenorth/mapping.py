@@ -301,26 +301,26 @@ def _all_types(inputs: np.ndarray) -> np.ndarray:
     return (distinct(inputs)[:, None] * LEVELS + np.arange(LEVELS)[None]).ravel()
 
 
-def _held(order: np.ndarray, copies: np.ndarray) -> np.ndarray:
-    """Running count of the neuron slots (copies included) the first k neurons of `order` take."""
+def held_slots(order: np.ndarray, copies: np.ndarray) -> np.ndarray:
+    """The neuron slots (copies included) the first k neurons of `order` take, k = 0 .. n: core_fits and
+    core_reach read a span's neurons from it."""
     return np.concatenate([[0], np.cumsum(copies[order])])
 
 
-def core_reach(order: np.ndarray, copies: np.ndarray, spec: TargetSpec) -> Callable[[int], int]:
+def core_reach(held: np.ndarray, spec: TargetSpec) -> Callable[[int], int]:
     """split's `reach` for core_fits: the last span end whose neurons, copies included, fill no more than a core."""
-    cum, n_max = _held(order, copies), int(spec["core.neurons"])
-    return lambda lo: int(np.searchsorted(cum, cum[lo] + n_max, side="right")) - 1
+    n_max = int(spec["core.neurons"])
+    return lambda lo: int(np.searchsorted(held, held[lo] + n_max, side="right")) - 1
 
 
-def core_fits(windows: Windows[TypedRows], order: np.ndarray, copies: np.ndarray, spec: TargetSpec):
+def core_fits(windows: Windows[TypedRows], held: np.ndarray, spec: TargetSpec):
     n_max, a_max = spec["core.neurons"], spec["core.axons"]
-    cum = _held(order, copies)
 
     def fits(lo: int, hi: int) -> tuple[bool, str, float, float]:
         typed, off = windows.get(lo, hi)
         k = int(typed.levels[lo - off:hi - off].max(initial=0))
         axons = typed.axon_count(lo - off, hi - off)
-        usage = [("neurons (incl. fan-out copies)", int(cum[hi] - cum[lo]), n_max), ("axons", axons, a_max),
+        usage = [("neurons (incl. fan-out copies)", int(held[hi] - held[lo]), n_max), ("axons", axons, a_max),
                  ("weight levels per neuron", k, LEVELS)]
         worst = max(usage, key=lambda u: u[1] / u[2])
         return all(u[1] <= u[2] for u in usage), *worst
