@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -96,3 +98,19 @@ def test_linear_op_into_output_becomes_readout():
     net = lower(g)
     assert net.outputs == ("a.readout",)
     assert type(net.layers[0].neuron).__name__ == "Readout"
+
+
+def test_a_nodes_arrays_are_its_own_and_read_only_and_shared_only_when_frozen():
+    w = np.arange(18, dtype=np.float64).reshape(2, 1, 3, 3)
+    conv = Conv2d("c", w)
+    w[0, 0, 0, 0] = 99.0   # the caller's array stays the caller's
+    assert conv.weight[0, 0, 0, 0] == 0.0 and not conv.weight.flags.writeable
+    with pytest.raises(ValueError):
+        conv.weight[0, 0, 0, 0] = 1.0
+    again = dataclasses.replace(conv, name="d")   # a frozen array is passed on, not copied
+    assert again.weight is conv.weight
+    view = conv.weight[:1]   # read-only but not its own data: copied
+    assert Conv2d("e", view).weight is not view
+    ints = np.ones((2, 1, 3, 3), np.int64)
+    ints.setflags(write=False)
+    assert Conv2d("f", ints).weight.dtype == np.float64

@@ -363,7 +363,7 @@ def test_previous_occurrence_by_radix_passes_equals_a_stable_sort(n, spread, see
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 10_000), st.integers(3, 7))
 def test_typed_keys_per_synapse_rank_or_bit_planes(seed, spread):
-    """_Typing.expand: a neuron with <= 4 distinct weights types each synapse by its weight's rank; one with more, by
+    """Typing.expand: a neuron with <= 4 distinct weights types each synapse by its weight's rank; one with more, by
     the set bits of its ladder's digit -- computed here synapse by synapse, for rows of both kinds in one matrix."""
     import scipy.sparse as sp
     from hypothesis import assume
@@ -374,7 +374,7 @@ def test_typed_keys_per_synapse_rank_or_bit_planes(seed, spread):
     data = rng.integers(-spread, spread + 1, sizes.sum()).astype(np.float64) * rng.choice([1, 2])
     m = sp.csr_matrix((data, np.concatenate(cols), np.concatenate([[0], np.cumsum(sizes)])), shape=(40, 30))
     m.eliminate_zeros()
-    typing = tn_mapping._Typing.of(*tn_mapping._levels([("x", m)], 40), 255)
+    typing = tn_mapping.Typing.of(*tn_mapping.row_levels([("x", m)], 40), 255)
     ptr, keys = typing.expand(m)
     fitting = [row for row in range(40) if typing.plane[row] or typing.need[row] <= 4]   # the others fit no core
     assume(typing.plane.any() and not typing.plane[fitting].all())

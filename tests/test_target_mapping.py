@@ -323,7 +323,7 @@ def test_loihi_refuses_once_the_layers_built_outgrow_the_chips(tmp_path, monkeyp
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10_000), n=st.integers(1, 40), levels=st.integers(1, 70), explicit_zeros=st.booleans())
 def test_weight_levels_from_bit_masks_and_padded_rows_equal_the_sorted_ones(seed, n, levels, explicit_zeros):
-    """_levels' mask path (<= 63 distinct weights in a window), its padded-sort path (rows about equally long) and
+    """row_levels' mask path (<= 63 distinct weights in a window), its padded-sort path (rows about equally long) and
     its sorted path (integer keys; a lexsort for other weights) give each row's distinct weights, ascending."""
     import scipy.sparse as sp
 

@@ -1,7 +1,8 @@
 """The TrueNorth census: the cores build_netlist would make, counted without core tables.
 
 Layers are counted from the last, as they are built: per neuron only the axons that read it (its copies), per layer
-the spans `split` chooses with mapping's predicate, cycles of spans that recur along a conv's columns or bands
+the spans `split` chooses with mapping's predicate (a wide plain conv's spans counted from its kernel,
+convcount.ConvCounts, not from typed rows), cycles of spans that recur along a conv's columns or bands
 counted once (partition.period), and layers whose neurons each read one input (the sum of a fan-in split's parts)
 by running sums with no search (_greedy). cores.py calls `count_from` for the layers it has not built yet when the
 built ones already outgrow the chips, so its refusal gives the exact total.
@@ -23,7 +24,8 @@ from neurocomp.partition.period import Run, runs
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
 from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, TileHeights, core_fits, core_reach,
-                                                 held_slots, kernel_layers, split_hint, typed_windows, TypedRows)
+                                                 held_slots, kernel_layers, split_hint, TypedRows)
+from neurocomp.targets.truenorth.convcount import counted_windows
 
 # Spans whose axon inputs the census keeps, for the cycles that repeat them (a band's worth of cores, or more).
 RECENT_SPANS = 1 << 14
@@ -115,7 +117,7 @@ class _Count:
 
     def __init__(self, layer: Layer, band: int, copies: np.ndarray, keep: bool, spec: TargetSpec,
                  partials: set[str], sources: set[str], stop: int | None = None) -> None:
-        order, self.windows = typed_windows(layer, band, keep, spec)
+        order, self.windows = counted_windows(layer, band, keep, spec)
         self.layer, self.n_max, self.sources = layer, int(spec["core.neurons"]), sources
         self.reads = {p.source: np.zeros(0 if p.source not in sources else p.n_in, np.int64) for p in layer.projections}
         self.axons = 0

@@ -4,7 +4,7 @@ A neuron's weight for axon i is its weight for i's type, so an input enters a co
 on one axon per type some neuron of the core uses with it, and a neuron connects to
 the copies whose types carry its weight: one copy, the weight's rank among the
 neuron's <= 4 levels, or (bit planes, up to 16 levels) one per set bit of the weight
-over a power-of-two type ladder (_Typing). A neuron has one destination, so a neuron that
+over a power-of-two type ladder (Typing). A neuron has one destination, so a neuron that
 feeds F axons is replicated F times in its own core (the netlist holds it once, with
 copies = F): copies share the core's axons and parameters, so they compute identical
 spikes with no extra latency (unlike
@@ -18,7 +18,7 @@ Splitters cost as many neurons as copies would, plus one tick, so only those neu
 them. Axon delays (1..15) then keep every layer's inputs aligned as the Graph has them,
 despite the ticks splitters and fan-in splits add (neurocomp.partition.delays).
 
-Here: how weights pick axon types (_Typing), a window's typed rows (TypedRows) and the predicate the
+Here: how weights pick axon types (Typing), a window's typed rows (TypedRows) and the predicate the
 partitioner splits a layer with (core_fits). targets/truenorth/cores.py builds the netlist from the spans they
 choose, and targets/truenorth/census.py counts them without building it (count_cores).
 """
@@ -56,7 +56,7 @@ SAMPLED_LAYER, SAMPLE_NEURONS = 1 << 17, 1 << 16
 PADDED_SLACK = 1 << 12
 
 
-def _levels(rows: list[tuple[str, sp.csr_matrix]], n: int) -> tuple[np.ndarray, np.ndarray]:
+def row_levels(rows: list[tuple[str, sp.csr_matrix]], n: int) -> tuple[np.ndarray, np.ndarray]:
     """Sorted distinct weights per neuron over all projections (explicit zeros count), padded: (n, L), counts (n,)."""
     v = np.concatenate([m.data for _, m in rows])
     if v.size == 0:
@@ -69,7 +69,7 @@ def _levels(rows: list[tuple[str, sp.csr_matrix]], n: int) -> tuple[np.ndarray, 
 
 
 def _padded_levels(rows: list[tuple[str, sp.csr_matrix]], n: int, v: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """_levels from one sort along the rows of a padded (neurons, fan-in) array, where the rows are about equally
+    """row_levels from one sort along the rows of a padded (neurons, fan-in) array, where the rows are about equally
     long (a conv's, up to the border's clipped ones): 4x peeling off row minima 16 times on a paper-size window;
     None where padding would more than double the synapses."""
     mats = [m for _, m in rows if m.nnz]
@@ -94,7 +94,7 @@ def _padded_levels(rows: list[tuple[str, sp.csr_matrix]], n: int, v: np.ndarray)
 
 
 def _sorted_levels(rows: list[tuple[str, sp.csr_matrix]], n: int, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """_levels by sorting the (row, weight) pairs: any weights. Integer weights (a quantised layer's) sort as one
+    """row_levels by sorting the (row, weight) pairs: any weights. Integer weights (a quantised layer's) sort as one
     int64 key row * span + weight, 5x faster than the two-key lexsort that other weights take."""
     r = np.concatenate([np.repeat(np.arange(n), np.diff(m.indptr)) for _, m in rows])
     low, span = v.min(), v.max() - v.min() + 1
@@ -116,7 +116,7 @@ def _sorted_levels(rows: list[tuple[str, sp.csr_matrix]], n: int, v: np.ndarray)
 
 
 def _few_levels(rows: list[tuple[str, sp.csr_matrix]], n: int, v: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """_levels without a sort where the window holds at most 63 distinct integer weights (trinary, 4-level or
+    """row_levels without a sort where the window holds at most 63 distinct integer weights (trinary, 4-level or
     bit-plane layers): each neuron's set of weights is a bit mask, OR-ed along its rows; None otherwise."""
     low, high = v.min(), v.max()
     if high - low > 1 << 16 or not np.array_equal(v, np.rint(v)):
@@ -147,8 +147,8 @@ class TypedRows:
 
     def __init__(self, layer: Layer, order: np.ndarray, weight_max: int, keep: bool = False) -> None:
         self.rows = OrderedRows(layer, order)
-        table, cnt = _levels(self.rows.rows, len(order))
-        self.typing = _Typing.of(table, cnt, weight_max)
+        table, cnt = row_levels(self.rows.rows, len(order))
+        self.typing = Typing.of(table, cnt, weight_max)
         self.levels = self.typing.need
         self.ptr, self.keys = [], []
         for _, m in self.rows.rows:
@@ -172,6 +172,10 @@ class TypedRows:
             return [_all_types(m.indices[m.indptr[lo]:m.indptr[hi]]) for m in self.support]
         return [distinct(k[p[lo]:p[hi]]) for k, p in zip(self.keys, self.ptr)]
 
+    def most_levels(self, lo: int, hi: int) -> int:
+        """The most levels (axon types) a neuron of rows [lo, hi) needs."""
+        return int(self.levels[lo:hi].max(initial=0))
+
     def axon_count(self, lo: int, hi: int) -> int:
         """sum(u.size for u in axon_keys(lo, hi)) without sorting: a key counts at its first synapse in the
         span, the one whose previous occurrence lies before it (the partitioner asks this several times a core)."""
@@ -180,7 +184,7 @@ class TypedRows:
 
 
 @dataclass(frozen=True)
-class _Typing:
+class Typing:
     """How each neuron's weights pick axon types. Rank typing (<= 4 distinct weights): type = the
     weight's rank among the neuron's levels, one synapse per weight. Bit planes (more, all multiples
     of a = their gcd, q = w / a): the type weights are a * (1, 2, .., 2^(p-1)), the top one negated
@@ -196,7 +200,7 @@ class _Typing:
     table: np.ndarray     # sorted distinct weights (rank typing)
 
     @classmethod
-    def of(cls, table: np.ndarray, cnt: np.ndarray, weight_max: int) -> "_Typing":
+    def of(cls, table: np.ndarray, cnt: np.ndarray, weight_max: int) -> "Typing":
         t = table.astype(np.int64)
         plane = cnt > LEVELS
         a, p, mixed = np.ones(len(t), np.int64), np.zeros(len(t), np.int64), np.zeros(len(t), bool)
@@ -232,16 +236,16 @@ class _Typing:
         ranked = ~plane
         if ranked.any():   # rank typing only where the neuron has no ladder: bits-mode layers are mostly ladders
             mask[ranked] = 1 << self._rank(r[ranked], m.data[ranked])
-        count = _SET_BITS[mask]
+        count = SET_BITS[mask]
         ends = np.cumsum(count)
         nth = np.arange(int(ends[-1])) - np.repeat(ends - count, count)
-        keys = np.repeat(inputs * LEVELS, count) + _BIT[np.repeat(mask, count), nth]
+        keys = np.repeat(inputs * LEVELS, count) + TYPE_BITS[np.repeat(mask, count), nth]
         return np.concatenate([[0], ends])[m.indptr].astype(np.int64), keys
 
 
 # Per 4-bit mask: its set bits, and the k-th of them (ascending): a synapse's types without a (synapses, 4) array.
-_SET_BITS = np.array([bin(v).count("1") for v in range(1 << LEVELS)], np.int64)
-_BIT = np.array([[b for b in range(LEVELS) if v >> b & 1] + [0] * (LEVELS - bin(v).count("1"))
+SET_BITS = np.array([bin(v).count("1") for v in range(1 << LEVELS)], np.int64)
+TYPE_BITS = np.array([[b for b in range(LEVELS) if v >> b & 1] + [0] * (LEVELS - bin(v).count("1"))
                  for v in range(1 << LEVELS)], np.int64)
 
 
@@ -318,7 +322,7 @@ def core_fits(windows: Windows[TypedRows], held: np.ndarray, spec: TargetSpec):
 
     def fits(lo: int, hi: int) -> tuple[bool, str, float, float]:
         typed, off = windows.get(lo, hi)
-        k = int(typed.levels[lo - off:hi - off].max(initial=0))
+        k = typed.most_levels(lo - off, hi - off)
         axons = typed.axon_count(lo - off, hi - off)
         usage = [("neurons (incl. fan-out copies)", int(held[hi] - held[lo]), n_max), ("axons", axons, a_max),
                  ("weight levels per neuron", k, LEVELS)]
