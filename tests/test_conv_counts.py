@@ -8,7 +8,7 @@ from neurocomp.ir.graph import IF, Conv2d, Crop
 from neurocomp.ir.layers import Layer, Projection
 from neurocomp.partition import neuron_order
 from neurocomp.target import load_target
-from neurocomp.targets.truenorth.convcount import MIN_RUN, ConvCounts, counted_windows
+from neurocomp.targets.truenorth.convcount import MIN_RUN, ConvCounts, conv_counts
 from neurocomp.targets.truenorth.mapping import TypedRows
 
 WEIGHT_MAX = 255
@@ -60,10 +60,9 @@ def test_the_census_counts_wide_plain_convs_from_the_kernel_and_the_rest_from_ro
     spec = load_target("truenorth").spec
     wide = Conv2d("c", np.ones((MIN_RUN, 2, 3, 3)), padding=1)
     depthwise = Conv2d("d", np.ones((MIN_RUN, 1, 3, 3)), padding=1, groups=MIN_RUN)
-    for op, counter in ((wide, ConvCounts), (depthwise, None)):
+    for op, counted in ((wide, True), (depthwise, False)):
         layer = Layer("L", IF("L"), (MIN_RUN, 5, 5),
                       (Projection("src", (op,), ((op.weight.shape[1] * op.groups, 5, 5), (MIN_RUN, 5, 5))),))
-        _, rows = counted_windows(layer, 1, False, spec)
-        assert isinstance(rows, ConvCounts) == (counter is ConvCounts)
-        _, kept = counted_windows(layer, 1, True, spec)   # a bound kernel's layer opens all types: its rows
-        assert not isinstance(kept, ConvCounts)
+        order = neuron_order(layer, 1)
+        assert isinstance(conv_counts(layer, order, False, spec), ConvCounts) == counted
+        assert conv_counts(layer, order, True, spec) is None   # a bound kernel's layer opens all types: its rows

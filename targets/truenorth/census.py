@@ -23,9 +23,9 @@ from neurocomp.partition.delays import inserted
 from neurocomp.partition.period import Run, runs
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
+from neurocomp.targets.truenorth.convcount import conv_counts
 from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, TileHeights, core_fits, core_reach,
-                                                 held_slots, kernel_layers, split_hint, TypedRows)
-from neurocomp.targets.truenorth.convcount import counted_windows
+                                                 held_slots, kernel_layers, split_hint, typed_windows, TypedRows)
 
 # Spans whose axon inputs the census keeps, for the cycles that repeat them (a band's worth of cores, or more).
 RECENT_SPANS = 1 << 14
@@ -117,7 +117,9 @@ class _Count:
 
     def __init__(self, layer: Layer, band: int, copies: np.ndarray, keep: bool, spec: TargetSpec,
                  partials: set[str], sources: set[str], stop: int | None = None) -> None:
-        order, self.windows = counted_windows(layer, band, keep, spec)
+        order, windows = typed_windows(layer, band, keep, spec)
+        counts = conv_counts(layer, order, keep, spec)
+        self.windows = windows if counts is None else counts
         self.layer, self.n_max, self.sources = layer, int(spec["core.neurons"]), sources
         self.reads = {p.source: np.zeros(0 if p.source not in sources else p.n_in, np.int64) for p in layer.projections}
         self.axons = 0

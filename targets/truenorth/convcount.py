@@ -16,11 +16,8 @@ import scipy.sparse as sp
 
 from neurocomp.ir.graph import Conv2d, Crop
 from neurocomp.ir.layers import Layer
-from neurocomp.partition import neuron_order
-from neurocomp.partition.rows import Windows
 from neurocomp.target import TargetSpec
-from neurocomp.targets.truenorth.mapping import (LEVELS, SET_BITS, TYPE_BITS, TypedRows, Typing, row_levels,
-                                                 typed_windows)
+from neurocomp.targets.truenorth.mapping import LEVELS, SET_BITS, TYPE_BITS, Typing, row_levels
 
 # Channels per conv group below which a span is many short runs (a depthwise conv's, a converted pool's: one
 # channel over up to a core's positions), which the typed windows count faster: the paper-size SiamSNN's pool
@@ -28,15 +25,13 @@ from neurocomp.targets.truenorth.mapping import (LEVELS, SET_BITS, TYPE_BITS, Ty
 MIN_RUN = 16
 
 
-def counted_windows(layer: Layer, band: int, keep: bool,
-                    spec: TargetSpec) -> tuple[np.ndarray, "ConvCounts | Windows[TypedRows]"]:
-    """The layer's partition order and what core_fits and the census read a span from: ConvCounts for a layer
-    whose one projection is one Conv2d, maybe cropped, with MIN_RUN channels per group or more (its cores opening
-    only the types they use); else typed windows."""
+def conv_counts(layer: Layer, order: np.ndarray, keep: bool, spec: TargetSpec) -> "ConvCounts | None":
+    """What core_fits and the census read a span's axons from in place of typed rows: ConvCounts for a layer whose
+    one projection is one Conv2d, maybe cropped, with MIN_RUN channels per group or more (its cores opening only
+    the types they use); None for any other."""
     if keep or not _plain_conv(layer) or _channels_per_group(layer) < MIN_RUN:
-        return typed_windows(layer, band, keep, spec)
-    order = neuron_order(layer, band)
-    return order, ConvCounts(layer, order, int(spec["core.weight_max"]))
+        return None
+    return ConvCounts(layer, order, int(spec["core.weight_max"]))
 
 
 def _channels_per_group(layer: Layer) -> int:
