@@ -232,6 +232,21 @@ def test_a_sum_of_scaled_layers_is_counted_from_its_scales(scales, sum_cores, mo
     assert counted[-1].cores == sum_cores
 
 
+@pytest.mark.parametrize("scales", [[1.0, -1.0, 2.0], [np.array([1.0, 0.0, 2.0, 1.0])[:, None, None], -1.0]])
+def test_the_census_reads_of_a_sums_sources_are_the_netlists_copies(scales):
+    """What the census adds to each source per neuron while counting a sum of Scales (the axons that read it)
+    is the copies the netlist gives that neuron: one per scale that is not 0, none where it is."""
+    g, target = _scaled_sum(scales), load_target("truenorth")
+    compiled = compile_graph(g, target, CompileOptions())
+    layers = compiled.qnet.network.layers
+    reads = {layer.name: np.zeros(layer.size, np.int64) for layer in layers}
+    tn_census.count_from(compiled.qnet, target.spec, len(layers) - 1, reads)
+    netlist = compiled.program.netlist
+    for layer in layers[:-1]:
+        assert np.array_equal(np.maximum(reads[layer.name], 1), netlist.n_copies()[netlist.layer(layer.name).neurons])
+    assert not reads["sum"].any()
+
+
 def test_a_sum_of_more_levels_than_types_is_refused_by_the_census_as_by_the_compile():
     """Five distinct scales that no bit-plane ladder holds: _scaled_rows leaves the layer to the rows, which name
     the resource the compile refuses with."""

@@ -197,7 +197,8 @@ class _Count:
         greedy spans follow from running sums (_greedy) with no search. False (nothing counted) where some
         neuron fits no core alone: split then names the resource."""
         m = self.layer.size if stop is None else min(self.layer.size, stop + self.n_max)   # spans hold <= n_max
-        keys, levels, inputs = _scaled_rows(self.layer, order[:m]) or self._built_rows(m)
+        scaled = _scaled_rows(self.layer, order[:m])
+        keys, levels, inputs = scaled or self._built_rows(m)
         held = copies[order[:m]]
         n_max, a_max = spec["core.neurons"], spec["core.axons"]
         if keys.max(initial=0) > a_max or held.max(initial=0) > n_max or levels.max(initial=0) > LEVELS:
@@ -208,7 +209,10 @@ class _Count:
         self.bind = _binding(lo, hi, neurons, axons, levels, n_max, a_max)
         self.axons = int(axons[self.neurons])
         for p, ids in zip(self.layer.projections, inputs(self.neurons)):
-            self._add(p.source, ids, count=False)
+            if scaled is not None and p.source in self.sources:   # one synapse each, no input twice: ids distinct
+                self.reads[p.source][ids] += 1
+            else:   # typed rows: a bit-plane synapse is a key per set bit, its input repeated
+                self._add(p.source, ids, count=False)
         return True
 
     def _built_rows(self, m: int) -> tuple[np.ndarray, np.ndarray, Callable[[int], list[np.ndarray]]]:
