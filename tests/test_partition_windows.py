@@ -232,11 +232,21 @@ def test_a_sum_of_scaled_layers_is_counted_from_its_scales(scales, sum_cores, mo
     assert counted[-1].cores == sum_cores
 
 
-@pytest.mark.parametrize("scales", [[1.0, -1.0, 2.0], [np.array([1.0, 0.0, 2.0, 1.0])[:, None, None], -1.0]])
-def test_the_census_reads_of_a_sums_sources_are_the_netlists_copies(scales):
+def _read_twice() -> Graph:
+    """One IF layer read by a sum through two Scales: two projections from one source."""
+    conv = Conv2d("c0", np.random.default_rng(7).integers(-3, 4, size=(4, 3, 3, 3)).astype(float), padding=1)
+    return Graph([Input("x", (3, 8, 8)), conv, IF("n0", threshold=4.0), Scale("s0", np.asarray(1.0)),
+                  Scale("s1", np.asarray(2.0)), IF("sum", threshold=3.0), Output("out")],
+                 [("x", "c0"), ("c0", "n0"), ("n0", "s0"), ("n0", "s1"), ("s0", "sum"), ("s1", "sum"), ("sum", "out")])
+
+
+@pytest.mark.parametrize("graph", [lambda: _scaled_sum([1.0, -1.0, 2.0]), _read_twice,
+                                   lambda: _scaled_sum([np.array([1.0, 0.0, 2.0, 1.0])[:, None, None], -1.0])])
+def test_the_census_reads_of_a_sums_sources_are_the_netlists_copies(graph):
     """What the census adds to each source per neuron while counting a sum of Scales (the axons that read it)
-    is the copies the netlist gives that neuron: one per scale that is not 0, none where it is."""
-    g, target = _scaled_sum(scales), load_target("truenorth")
+    is the copies the netlist gives that neuron: one per scale that is not 0, none where it is, two where it reads
+    the source twice."""
+    g, target = graph(), load_target("truenorth")
     compiled = compile_graph(g, target, CompileOptions())
     layers = compiled.qnet.network.layers
     reads = {layer.name: np.zeros(layer.size, np.int64) for layer in layers}

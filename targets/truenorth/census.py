@@ -212,8 +212,8 @@ class _Count:
         for p, ids in zip(self.layer.projections, inputs(self.neurons)):
             if scaled is None:   # typed rows: the inputs of the keys (a bit-plane synapse's repeated per set bit)
                 self._add(p.source, ids, count=False)
-            elif p.source in self.sources:   # 1 where the rows read the input: one synapse each, none twice
-                self.reads[p.source] = ids if p.source in fresh else self.reads[p.source] + ids
+            elif p.source in self.sources:   # 1 where the rows read the input (booleans: a second read counts)
+                self.reads[p.source] = ids if p.source in fresh else self.reads[p.source] + ids.astype(np.int64)
                 fresh.discard(p.source)
         return True
 
