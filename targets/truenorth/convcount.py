@@ -144,13 +144,12 @@ def _class_types(weights: np.ndarray, inside: np.ndarray, weight_max: int) -> tu
     table, cnt = row_levels([("", m)], m.shape[0])
     typing = Typing.of(table, cnt, weight_max)
     ptr, keys = typing.expand(m)
-    key_row = np.repeat(np.arange(m.shape[0]), np.diff(ptr))
-    synapse = np.flatnonzero(np.concatenate([[True], (key_row[1:] != key_row[:-1])
-                                             | (keys[1:] // LEVELS != keys[:-1] // LEVELS)])) if keys.size else keys
     masks = np.zeros((n_cls * cout, taps), np.uint8)
-    if keys.size:
+    if keys.size:   # a synapse's keys (one per type) are consecutive: a new synapse where the row or tap changes
+        row, tap = np.repeat(np.arange(m.shape[0]), np.diff(ptr)), keys // LEVELS
+        synapse = np.flatnonzero(np.concatenate([[True], (row[1:] != row[:-1]) | (tap[1:] != tap[:-1])]))
         bits = np.left_shift(1, keys % LEVELS).astype(np.uint8)
-        masks[key_row[synapse], keys[synapse] // LEVELS] = np.bitwise_or.reduceat(bits, synapse)
+        masks[row[synapse], tap[synapse]] = np.bitwise_or.reduceat(bits, synapse)
     return typing.need.reshape(n_cls, cout), masks.reshape(n_cls, cout, taps)
 
 
