@@ -111,11 +111,14 @@ def test_current_near_one_decay_cannot_wrap_u():
 
 
 @pytest.mark.parametrize("theta", [0.0, -1.0])
-def test_non_positive_threshold_is_refused(theta: float):
-    """The source fires at v >= theta <= 0 without input; Lava fires at v > vth << 6, vth >= 0 (was clamped to 1)."""
-    g = Graph([Input("x", (4,)), Affine("a", np.ones((2, 4))), IF("n", threshold=np.array([2.0, theta])), Output("o")],
+@pytest.mark.parametrize("per_neuron", [True, False])
+def test_non_positive_threshold_is_refused(theta: float, per_neuron: bool):
+    """The source fires at v >= theta <= 0 without input; Lava fires at v > vth << 6, vth >= 0 (was clamped to 1).
+    A threshold per neuron names the first such neuron; one for the whole layer, neuron 0."""
+    field = np.array([2.0, theta]) if per_neuron else theta
+    g = Graph([Input("x", (4,)), Affine("a", np.ones((2, 4))), IF("n", threshold=field), Output("o")],
               [("x", "a"), ("a", "n"), ("n", "o")])
-    with pytest.raises(QuantizeError, match=rf"^n: neuron 1 has threshold {theta:g}; loihi fires only"):
+    with pytest.raises(QuantizeError, match=rf"^n: neuron {int(per_neuron)} has threshold {theta:g}; loihi fires only"):
         compiled(g)
 
 

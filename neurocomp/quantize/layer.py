@@ -25,13 +25,14 @@ def quantize_layer(layer: Layer, target: Target, weights: str,
     spec, hooks = target.spec, target.hooks
     exps, big = layer_exponents(layer, target)
     last = last_ops(layer)
-    theta, bias, v0 = layer.param("threshold"), layer.bias(), layer.param("v_init")
+    theta, bias, v0 = _field(layer, "threshold"), _bias(layer), _field(layer, "v_init")
     limits = hooks.param_limits(spec)
     floor = limits.get("threshold_min", -math.inf)
     if layer.kind == "spiking" and np.any(theta <= floor):
-        i = int(np.argmax(theta <= floor))
-        raise QuantizeError(f"{layer.name}: neuron {i} has threshold {theta[i]:g}; {target.name} fires only when the "
-                            f"potential exceeds a threshold above {floor:g} (a neuron at v >= {theta[i]:g} would fire "
+        i = int(np.argmax(np.ravel(theta) <= floor))
+        low = float(np.ravel(theta)[i])
+        raise QuantizeError(f"{layer.name}: neuron {i} has threshold {low:g}; {target.name} fires only when the "
+                            f"potential exceeds a threshold above {floor:g} (a neuron at v >= {low:g} would fire "
                             "without input)")
     for _ in range(MAX_COARSEN * 2):
         scale = 2.0 ** big
@@ -58,13 +59,32 @@ def quantize_layer(layer: Layer, target: Target, weights: str,
     # v >= theta rounds exactly on integer potentials, but subtracting a rounded threshold does not
     exact = exact and not (spiking and layer.neuron.reset == "subtract" and not np.array_equal(q_theta * scale, theta))
     fields = {"v_min": layer.neuron.v_min / scale,
-              "threshold": uniform_or_full(q_theta.reshape(layer.shape), layer.shape) if spiking else np.ones(()),
-              "bias": uniform_or_full(q_bias.reshape(layer.shape), layer.shape),
-              "v_init": uniform_or_full(q_v0.reshape(layer.shape), layer.shape)}
+              "threshold": _as_field(q_theta, layer.shape) if spiking else np.ones(()),
+              "bias": _as_field(q_bias, layer.shape), "v_init": _as_field(q_v0, layer.shape)}
     qneuron = dataclasses.replace(layer.neuron, **fields, **(_register_decays(layer) if leaky else {}))
     nodes[layer.name] = qneuron
     params = hooks.neuron_params(layer.name, qneuron, layer.size, spec)
     return nodes, QLayer(layer.name, scale, params, snr, bool(exact))
+
+
+def _field(layer: Layer, name: str) -> np.ndarray:
+    """A neuron field as one value (0-d) where the Graph holds one for the whole layer, else per neuron (flat):
+    a fan-in split's hundreds of parts each hold one threshold and one initial potential, and broadcasting them
+    to the layer's neurons (2.6 x 10^5 per part of the dense paper-size SiamSNN's if5) cost the census seconds."""
+    value = np.asarray(getattr(layer.neuron, name), dtype=np.float64)
+    return value if value.ndim == 0 else layer.param(name)
+
+
+def _bias(layer: Layer) -> np.ndarray:
+    """Layer.bias, as one value where the neurons' bias is one and no op of a chain has a bias of its own (the
+    chains then add nothing, whatever the current's decay)."""
+    if any(getattr(op, "bias", None) is not None for p in layer.projections for op in p.chain):
+        return layer.bias()
+    return _field(layer, "bias")
+
+
+def _as_field(q: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return uniform_or_full(q if q.ndim == 0 else q.reshape(shape), shape)
 
 
 def _fit_current(layer: Layer, exps: dict[str, float], big: float, target: Target, weights: str,
