@@ -10,7 +10,7 @@ from neurocomp.partition.rows import chunk_rows
 from neurocomp.quantize import quantize
 from neurocomp.target import load_target
 from neurocomp.targets.loihi.mapping import synapse_bits
-from neurocomp.targets.truenorth.quant import cluster_weights, distinct_nonzero
+from neurocomp.targets.truenorth.quant import check_params, cluster_weights, distinct_nonzero, neuron_params
 from netlib import integer_cnn
 
 TN, LOIHI = load_target("truenorth"), load_target("loihi")
@@ -179,3 +179,17 @@ def test_truenorth_legalize_splits_wide_fan_in_and_compiles():
     assert sorted(p.source for p in final.projections) == sorted(l.name for l in parts)
     n = partition(quantize(net, TN), TN)
     assert np.all(np.diff(n.axon_ptr) <= 256)
+
+
+@pytest.mark.parametrize("bias, culprit", [(9999.0, 0), (np.array([1.0, 2.0, 9999.0, 3.0]), 2)])
+def test_truenorth_register_checks_name_the_neuron_whether_one_value_or_per_neuron(bias, culprit):
+    """A layer-wide register is one value broadcast (checked once, neuron 0 standing for all); a per-neuron one is
+    checked neuron by neuron; both name the first neuron out of range, and a broadcast initial potential too."""
+    spec = load_target("truenorth").spec
+    params = neuron_params("n", IF("n", threshold=4.0, bias=bias), 4, spec)
+    with pytest.raises(QuantizeError, match=rf"^n: neuron {culprit} leak = 9999 outside"):
+        check_params("n", params, spec)
+    params = neuron_params("n", IF("n", threshold=4.0, v_init=1e9), 4, spec)
+    with pytest.raises(QuantizeError, match="initial potential outside"):
+        check_params("n", params, spec)
+    check_params("n", neuron_params("n", IF("n", threshold=4.0, bias=1.0), 4, spec), spec)

@@ -203,16 +203,22 @@ def _register(value, size: int) -> np.ndarray:
     return np.broadcast_to(values, (size,)).astype(np.int64)
 
 
+def _held(register: np.ndarray) -> np.ndarray:
+    """The register's values to check: its first alone where it is one value broadcast (stride 0, _register), the
+    first neuron then standing for all; a fan-in part's registers are 2.6 x 10^5 copies of one value."""
+    return register[:1] if register.ndim == 1 and register.size and register.strides[0] == 0 else register
+
+
 def check_params(name: str, params: dict[str, np.ndarray], spec: TargetSpec) -> None:
     checks = (("leak", -spec["core.leak_max"], spec["core.leak_max"], "the bias is too large for the leak register next to "
                "the weights: scale the layer's bias down or feed it from an always-on input"),
               ("alpha", 0, spec["core.alpha_max"], "the threshold is too large next to the weights: normalise the layer"),
               ("beta", 0, spec["core.beta_max"], "the potential floor is too deep: use v_min >= -beta_max units or -inf"))
     for key, lo, hi, fix in checks:
-        arr = params[key]
+        arr = _held(params[key])
         bad = np.flatnonzero((arr < lo) | (arr > hi))
         if bad.size:
             raise QuantizeError(f"{name}: neuron {bad[0]} {key} = {arr[bad[0]]} outside [{lo}, {hi}]; {fix}")
     vmax = 2 ** (spec["core.v_bits"] - 1)
-    if np.any(np.abs(params["v_init"]) >= vmax):
+    if np.any(np.abs(_held(params["v_init"])) >= vmax):
         raise QuantizeError(f"{name}: initial potential outside the {spec['core.v_bits']}-bit range")
