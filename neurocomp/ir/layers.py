@@ -6,6 +6,7 @@ or another layer), the chain of linear ops between them. Chains stay structured;
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -133,6 +134,11 @@ class Network:
 
     def source_shape(self, name: str) -> tuple[int, ...]:
         return self.graph.shape(name)
+
+    @functools.cached_property
+    def read(self) -> frozenset[str]:
+        """The names some layer reads (its projections' sources): a per-layer question over hundreds of layers."""
+        return frozenset(p.source for lay in self.layers for p in lay.projections)
 
     def feedback(self) -> list[tuple[str, str]]:
         """(source, layer) projections whose source layer is not earlier in layer order: the recurrent ones."""

@@ -64,7 +64,7 @@ def exact_ticks(net: Network, layer: Layer, params: Mapping[str, np.ndarray], sp
     up, down = drive_bounds(layer, np.asarray(params["leak"], dtype=np.float64))
     saturate = f"the potential may saturate at the {spec['core.v_bits']}-bit range"
     if layer.kind == "readout":
-        if any(p.source == layer.name for other in net.layers for p in other.projections):
+        if layer.name in net.read:
             top = _ticks(alpha - 1 - v0, up)      # it fires at alpha_max, and a layer reads it
             return min(top, _ticks(v0 + half, down)), f"the read-out may reach alpha = {int(alpha.max())} and fire"
         top, bottom = _ticks(half - 1 - v0, up), _ticks(v0 + half, down)
