@@ -114,6 +114,21 @@ class Layer:
             total += p.bias() * gain
         return total
 
+    def held(self, name: str) -> np.ndarray:
+        """A neuron field as the Graph holds it: one value (0-d) where it holds one for the layer, else per neuron
+        (flat, as `param`). A fan-in split's hundreds of parts hold one threshold, bias and initial potential each,
+        and broadcasting them to every neuron (2.6 x 10^5 per part of the dense paper-size SiamSNN's if5) cost its
+        quantisation seconds."""
+        value = np.asarray(getattr(self.neuron, name), dtype=np.float64)
+        return value if value.ndim == 0 else self.param(name)
+
+    def held_bias(self) -> np.ndarray:
+        """`bias` as one value where the neurons' bias is one and no chain op has a bias of its own: the chains
+        then add nothing, whatever the current's decay."""
+        if any(getattr(op, "bias", None) is not None for p in self.projections for op in p.chain):
+            return self.bias()
+        return self.held("bias")
+
     def bias_exact(self) -> bool:
         """Whether `bias` is exact from tick 0: no chain bias flows through a decaying current."""
         return not (np.any(self.decays()[1]) and any(np.any(p.bias()) for p in self.projections))

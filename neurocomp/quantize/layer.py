@@ -25,7 +25,7 @@ def quantize_layer(layer: Layer, target: Target, weights: str,
     spec, hooks = target.spec, target.hooks
     exps, big = layer_exponents(layer, target)
     last = last_ops(layer)
-    theta, bias, v0 = _field(layer, "threshold"), _bias(layer), _field(layer, "v_init")
+    theta, bias, v0 = layer.held("threshold"), layer.held_bias(), layer.held("v_init")
     limits = hooks.param_limits(spec)
     floor = limits.get("threshold_min", -math.inf)
     if layer.kind == "spiking" and np.any(theta <= floor):
@@ -65,22 +65,6 @@ def quantize_layer(layer: Layer, target: Target, weights: str,
     nodes[layer.name] = qneuron
     params = hooks.neuron_params(layer.name, qneuron, layer.size, spec)
     return nodes, QLayer(layer.name, scale, params, snr, bool(exact))
-
-
-def _field(layer: Layer, name: str) -> np.ndarray:
-    """A neuron field as one value (0-d) where the Graph holds one for the whole layer, else per neuron (flat):
-    a fan-in split's hundreds of parts each hold one threshold and one initial potential, and broadcasting them
-    to the layer's neurons (2.6 x 10^5 per part of the dense paper-size SiamSNN's if5) cost the census seconds."""
-    value = np.asarray(getattr(layer.neuron, name), dtype=np.float64)
-    return value if value.ndim == 0 else layer.param(name)
-
-
-def _bias(layer: Layer) -> np.ndarray:
-    """Layer.bias, as one value where the neurons' bias is one and no op of a chain has a bias of its own (the
-    chains then add nothing, whatever the current's decay)."""
-    if any(getattr(op, "bias", None) is not None for p in layer.projections for op in p.chain):
-        return layer.bias()
-    return _field(layer, "bias")
 
 
 def _as_field(q: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
