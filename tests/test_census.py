@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from neurocomp.cli import main
 from neurocomp.compiler import CompileOptions, census, compile_graph
 from neurocomp.frontend.ptfile import load_graph
+from neurocomp.ir.graph import IF, Affine, Correlation, Graph, Input, Output, Readout
 from neurocomp.target import load_target
+from neurocomp.targets.truenorth import census as tn_census
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
@@ -24,6 +27,84 @@ def test_the_census_counts_the_cores_the_compile_builds(model, weights):
     assert {c.layer: c.cores for c in counted.layers} == {m.name: len(m.cores) for m in built.layers}
     assert counted.cores == built.n_cores and counted.chips == -(-built.n_cores // target.spec.cores_per_chip)
     assert not counted.unmapped
+
+
+def _runs_of_inputs(n: int, sizes: tuple[int, int], spread: bool = True, twin: int | None = None) -> Graph:
+    """n neurons, each reading a run of `sizes` of 2,400 neurons (weights 1..4: one sign, so no partial sums below 257
+    inputs; each of the 2,400 read by some 140 cores: copies), and 3 neurons reading all n (copies). `spread`: neighbours' runs start 97 or more apart, so no two
+    fit a core's 256 axons, else at random; `twin`: that neuron reads as the one before it (the two fit one core)."""
+    rng = np.random.default_rng(n)
+    w = np.zeros((n, 2400))
+    starts = np.arange(n) * 97 % 2143 if spread else rng.integers(0, 2400 - sizes[1], n)
+    for row, (start, size) in enumerate(zip(starts, rng.integers(*sizes, n))):
+        w[row, start:start + size] = rng.choice([1.0, 2.0, 3.0, 4.0], size)
+    if twin is not None:
+        w[twin] = w[twin - 1]
+    return Graph([Input("x", (2400,)), Affine("i", np.eye(2400)), IF("before", threshold=1.0), Affine("a", w),
+                  IF("alone", threshold=3.0), Affine("b", rng.choice([-1.0, 1.0], (3, n))), IF("after", threshold=3.0),
+                  Output("o")],
+                 [("x", "i"), ("i", "before"), ("before", "a"), ("a", "alone"), ("alone", "b"), ("b", "after"),
+                  ("after", "o")])
+
+
+def _score(channels: int, kernel: int, side: int) -> Graph:
+    """A bound score kernel, split into one part per channel: 8 x 8 taps on 4 types each fill a core's 256 axons."""
+    k = np.random.default_rng(5).integers(-2, 3, size=(1, channels, kernel, kernel)).astype(float)
+    return Graph([Input("x", (channels, side, side), "spikes"), Correlation("corr", k), Readout("score"), Output("o")],
+                 [("x", "corr"), ("corr", "score"), ("score", "o")])
+
+
+def _counted(graph: Graph, monkeypatch, singles: bool) -> tuple[dict, dict[str, int]]:
+    """Each _Count the TrueNorth census makes (layer, tile height, sampled or not): its cores, neurons, axons,
+    binding resource and the axons it reads each source neuron with; and the rows of the first window of each layer
+    _singles counted."""
+    monkeypatch.undo()   # an earlier call's spies
+    init, alone = tn_census._Count.__init__, tn_census._Count._singles
+    seen: dict = {}
+    took: dict[str, int] = {}
+
+    def recording(self, layer, band, *args):
+        init(self, layer, band, *args)
+        seen[layer.name, band, len(args)] = (self.cores, self.neurons, self.axons, self.bind,
+                                             {k: v.tolist() for k, v in self.reads.items()})
+
+    def spied(self, *args):
+        first = len(self.windows.get(0, 1)[0].levels)
+        done = singles and alone(self, *args)
+        if done:
+            took[self.layer.name] = first
+        return done
+    monkeypatch.setattr(tn_census._Count, "__init__", recording)
+    monkeypatch.setattr(tn_census._Count, "_singles", spied)
+    census(graph, load_target("truenorth"), CompileOptions())
+    return seen, took
+
+
+# The rows of the first window of `_runs_of_inputs(1500, (200, 257))`'s layer "alone": WINDOW_SYNAPSES over its first rows'
+# some 226 inputs, // GROWTH (the test below checks it).
+FIRST = 145
+
+
+@pytest.mark.parametrize("graph, alone", [(_runs_of_inputs(1500, (200, 257)), {"alone": FIRST}),
+                                          (_runs_of_inputs(1500, (200, 257), twin=FIRST), {}),
+                                          (_runs_of_inputs(1500, (200, 257), twin=1300), {}),
+                                          (_runs_of_inputs(300, (60, 200), spread=False), {}),
+                                          (_score(3, 8, 14), {"score.part0": 49, "score.part1": 49,
+                                                              "score.part2": 49})],
+                         ids=["no-pair-fits", "a-pair-across-windows-fits", "a-pair-in-the-second-window-fits",
+                              "pairs-fit", "score-parts"])
+def test_layers_whose_neurons_fill_a_core_alone_count_as_split_does(graph, alone, monkeypatch):
+    """Where no two neighbouring neurons fit one core, the census counts one core per neuron from per-row and
+    per-pair axon counts, not split's search; where some pair fits (in the first window, across the first two, in
+    the second), split counts it. Either way each count equals split's, to the axons each source neuron is read
+    with; and the census equals the compile's cores. A small layer (a score part of 7 x 7) is one window."""
+    searched, none = _counted(graph, monkeypatch, singles=False)
+    counted, took = _counted(graph, monkeypatch, singles=True)
+    assert counted == searched and not none and took == alone
+    monkeypatch.undo()
+    target = load_target("truenorth")
+    built = compile_graph(graph, target, CompileOptions(place_effort=1, place_anneal=0)).program.netlist   # cores only
+    assert census(graph, target, CompileOptions()).cores == built.n_cores
 
 
 @pytest.mark.parametrize("model", ["siamsnn_micro_loihi.pt", "siamsnn_micro3g_truenorth.pt"])

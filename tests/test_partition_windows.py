@@ -14,7 +14,7 @@ import neurocomp.targets.truenorth.mapping as tn_mapping
 from neurocomp.compiler import CompileOptions, compile_graph
 from neurocomp.errors import ResourceError
 from neurocomp.ir.graph import IF, Conv2d, Graph, Input, Output, Scale
-from neurocomp.partition.rows import GROWTH, Windows
+from neurocomp.partition.rows import GROWTH, WHOLE_ROWS, Windows
 from neurocomp.target import load_target
 
 
@@ -76,17 +76,25 @@ def test_small_windows_give_the_same_netlist(monkeypatch, target, module, side):
 
 def test_window_is_rebuilt_only_when_a_span_leaves_it():
     built = []
-    w = Windows(100, lambda lo, hi: built.append((lo, hi)) or (lo, hi), width=10 * GROWTH)
-    assert w.get(0, 3) == ((0, 10), 0)
-    assert w.get(2, 10) == ((0, 10), 0)
-    assert w.get(8, 30) == ((8, 52), 8)         # a span longer than the window: twice its length
-    assert w.get(95, 100) == ((95, 100), 95)    # clipped at the layer's end
-    assert built == [(0, 10), (8, 52), (95, 100)]
+    n = 10 * WHOLE_ROWS
+    w = Windows(n, lambda lo, hi: built.append((lo, hi)) or (lo, hi), width=10 * WHOLE_ROWS // 20 * GROWTH)
+    assert w.get(0, 3) == ((0, 512), 0)
+    assert w.get(2, 512) == ((0, 512), 0)
+    assert w.get(508, 1530) == ((508, 2552), 508)         # a span longer than the window: twice its length
+    assert w.get(n - 5, n) == ((n - 5, n), n - 5)    # clipped at the layer's end
+    assert built == [(0, 512), (508, 2552), (n - 5, n)]
+
+
+def test_a_small_layer_is_built_whole_once():
+    built = []
+    w = Windows(WHOLE_ROWS, lambda lo, hi: built.append((lo, hi)) or (lo, hi), width=10 * GROWTH)
+    assert [w.get(lo, lo + 2) for lo in (0, 500, WHOLE_ROWS - 2)] == [((0, WHOLE_ROWS), 0)] * 3
+    assert built == [(0, WHOLE_ROWS)]
 
 
 def test_a_window_doubles_while_spans_run_on_and_starts_small_after_a_jump():
     built = []
-    w = Windows(1000, lambda lo, hi: built.append((lo, hi)) or (lo, hi), width=4 * 64)
+    w = Windows(2 * WHOLE_ROWS, lambda lo, hi: built.append((lo, hi)) or (lo, hi), width=4 * 64)
     for lo, hi in [(0, 3), (2, 6), (5, 9), (12, 20), (27, 30), (58, 60), (121, 123), (190, 191), (248, 250), (503, 505),
                    (900, 902)]:
         w.get(lo, hi)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Iterable, Mapping
 
 import numpy as np
@@ -278,13 +279,11 @@ class Graph:
         object.__setattr__(self, "metadata", dict(self.metadata))
         object.__setattr__(self, "_shapes", _infer_shapes(self))
 
-    @property
-    def node_map(self) -> dict[str, Node]:
-        return {n.name: n for n in self.nodes}
-
     @functools.cached_property
-    def _by_name(self) -> dict[str, Node]:
-        return self.node_map
+    def node_map(self) -> Mapping[str, Node]:
+        """Nodes by name, built once and read-only: lowering looks up every projection's chain in it (a dense
+        paper-size net's fan-in split has some 5,500 projections over as many nodes)."""
+        return MappingProxyType({n.name: n for n in self.nodes})
 
     @functools.cached_property
     def _adjacent(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
@@ -298,7 +297,7 @@ class Graph:
 
     def node(self, name: str) -> Node:
         try:
-            return self._by_name[name]
+            return self.node_map[name]
         except KeyError:
             raise GraphError(f"no node named {name!r}") from None
 

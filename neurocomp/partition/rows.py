@@ -20,6 +20,8 @@ WINDOW_SYNAPSES = 1 << 21
 # paper-size SiamSNN (hybrid score) built 5.0 x 10^6 rows instead of 1.0 x 10^7 for the same 1.87 x 10^6 rows of
 # searched cores, 78 s instead of 107 s; 1/256 built as many rows in twice the windows (83 s); full3g compiles alike.
 GROWTH = 64
+# Rows below which a window's build costs about the same whatever its size (a fan-in part of 289 neurons: 1.7 ms).
+WHOLE_ROWS = 1024
 
 
 def is_bound(p: Projection) -> bool:
@@ -132,12 +134,13 @@ class Windows(Generic[T]):
     A window starts at 1/GROWTH of `width` and doubles while the spans asked for run on from the last
     window, up to `width`: where the partitioner repeats cycles of cores (partition.period) it searches a
     few cores and then jumps ahead, and a full-width window there would build rows no span reads (a
-    paper-size partial-sum layer: 3 windows of 32,768 neurons for 12 spans of 256)."""
+    paper-size partial-sum layer: 3 windows of 32,768 neurons for 12 spans of 256). A layer of up to
+    WHOLE_ROWS rows is built whole at once: a build's fixed cost (a few sparse products) is most of a small layer's."""
 
     def __init__(self, n: int, build: Callable[[int, int], T], width: int) -> None:
         self.n, self.build, self.width = n, build, width
         self.lo, self.hi, self.data = 0, 0, None
-        self.size = self.start = max(width // GROWTH, 1)
+        self.size = self.start = n if n <= WHOLE_ROWS else max(width // GROWTH, 1)
 
     def get(self, lo: int, hi: int) -> tuple[T, int]:
         """The window holding [lo, hi) and its first position (subtract it from lo and hi)."""

@@ -125,6 +125,8 @@ class _Count:
         self.axons = 0
         if not keep and _one_to_one(layer) and self._additive(order, copies, spec, stop):
             return
+        if counts is None and self._singles(order, copies, spec, stop):
+            return
         self.inputs: dict[tuple[int, int], list[np.ndarray]] = {}   # recent spans: the inputs their axons read
         self.repeats: list[_Repeated] = []   # recent cycles' repetitions, whose spans no window was built for
         self.pending: dict[str, list[np.ndarray]] = {}   # searched cores' inputs, counted a batch at a time
@@ -217,6 +219,41 @@ class _Count:
                 fresh.discard(p.source)
         return True
 
+    def _singles(self, order: np.ndarray, copies: np.ndarray, spec: TargetSpec, stop: int | None) -> bool:
+        """The count of a layer whose neurons each fill a core alone: no two neighbours in partition order fit one
+        core (a fan-in part of a two-status score: 8 x 8 taps of one channel, each on up to 4 axon types), so split's
+        spans are single neurons (fits is monotone in a span's end), told from each row's and each pair's axons a
+        window at a time instead of two probes per core. False (nothing counted) where a window has a pair that fits
+        (the first one, which split reads anyway, tells most layers), or a neuron fits no core alone (split then
+        names the resource)."""
+        n, n_max, a_max = self.layer.size, int(spec["core.neurons"]), int(spec["core.axons"])
+        held = copies[order]
+        c = n if stop is None else min(n, stop)
+        alone, levels, reads = [], [], [[] for _ in self.layer.projections]
+        lo, (typed, _) = 0, self.windows.get(0, 1)
+        while lo < c:
+            counted = typed.alone()
+            rows = len(typed.levels)
+            keep = min(rows if lo + rows == n else rows - 1, c - lo)   # rows whose pair the window holds
+            if _pairs_fit(counted, typed.levels, held[lo:], n_max, a_max)[:keep].any():
+                return False
+            alone.append(counted[0][:keep])
+            levels.append(typed.levels[:keep])
+            for into, (row, ids) in zip(reads, counted[2]):
+                into.append(ids[row < keep])
+            lo += keep
+            if lo < c:
+                typed = self.windows.build(lo, min(n, lo + self.windows.width + 1))
+        alone_c, levels_c = cat(alone), cat(levels)
+        if held[:c].max(initial=0) > n_max or alone_c.max(initial=0) > a_max or levels_c.max(initial=0) > LEVELS:
+            return False
+        starts = np.arange(c)
+        self.cores, self.neurons = c, c
+        self.bind = _binding(starts, starts + 1, _running(held[:c]), _running(alone_c), levels_c, n_max, a_max)
+        for p, ids in zip(self.layer.projections, reads):
+            self._add(p.source, cat(ids))
+        return True
+
     def _built_rows(self, m: int) -> tuple[np.ndarray, np.ndarray, Callable[[int], list[np.ndarray]]]:
         """Keys and levels of the first m rows in partition order, from their typed rows a window at a time, and
         per projection the inputs of the first n rows (`inputs(n)`)."""
@@ -235,6 +272,16 @@ class _Count:
 
     def per_neuron(self) -> float:
         return self.cost() / self.neurons
+
+
+def _pairs_fit(counted: tuple[np.ndarray, np.ndarray, list], levels: np.ndarray, held: np.ndarray, n_max: int,
+               a_max: int) -> np.ndarray:
+    """Per neighbouring pair of a window's rows (TypedRows.alone), whether the two fit one core; `held`: the rows'
+    neuron slots, copies included, from the window's first row on."""
+    paired = counted[1]
+    k = paired.size
+    return ((held[:k] + held[1:k + 1] <= n_max) & (paired <= a_max)
+            & (np.maximum(levels[:k], levels[1:k + 1]) <= LEVELS))
 
 
 def _one_to_one(layer: Layer) -> bool:

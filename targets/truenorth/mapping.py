@@ -176,6 +176,25 @@ class TypedRows:
         """The most levels (axon types) a neuron of rows [lo, hi) needs."""
         return int(self.levels[lo:hi].max(initial=0))
 
+    def alone(self) -> tuple[np.ndarray, np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+        """axon_count(r, r + 1) per row r and axon_count(r, r + 2) per r < n - 1, for all rows at once, and per
+        projection the (row, input) of each axon a row opens alone (an input once per type, axon_keys' // LEVELS):
+        the census tells a layer whose neurons each fill a core alone (no two neighbours fit one) without probing
+        every core."""
+        n = len(self.levels)
+        alone, paired, reads = np.zeros(n, np.int64), np.zeros(max(n - 1, 0), np.int64), []
+        inputs = [m.indices for m in self.support] if self.support is not None else [k // LEVELS for k in self.keys]
+        per_input = LEVELS if self.support is not None else 1
+        for (ptr, prev), ids in zip(self.firsts, inputs):
+            row = np.repeat(np.arange(n), np.diff(ptr))
+            first = prev < ptr[row]
+            alone += np.bincount(row[first], minlength=n)
+            later = np.flatnonzero(row > 0)
+            before = later[prev[later] < ptr[row[later] - 1]]
+            paired += np.bincount(row[before] - 1, minlength=n)[:n - 1]
+            reads.append((np.repeat(row[first], per_input), np.repeat(ids[first], per_input)))
+        return per_input * alone, per_input * (paired + alone[:-1]), reads
+
     def axon_count(self, lo: int, hi: int) -> int:
         """sum(u.size for u in axon_keys(lo, hi)) without sorting: a key counts at its first synapse in the
         span, the one whose previous occurrence lies before it (the partitioner asks this several times a core)."""
