@@ -45,6 +45,13 @@ def _frozen_array(a: np.ndarray | Iterable[float], dtype=np.float64) -> np.ndarr
     return arr
 
 
+def fresh(a: np.ndarray) -> np.ndarray:
+    """An array its caller has just computed and keeps no other use of, made read-only so that a Node holds it as
+    it is instead of a copy (_frozen_array): a fan-in split's parts hand over a masked kernel each."""
+    a.setflags(write=False)
+    return a
+
+
 def uniform_or_full(a: np.ndarray | float, shape: tuple[int, ...]) -> np.ndarray:
     """A per-neuron field as the Graph should hold it: one value (0-d) where every neuron has the same, else
     broadcast to `shape`. A fan-in split makes tens of millions of partial neurons that share one threshold,
@@ -158,7 +165,8 @@ class Correlation(Conv2d):
             raise GraphError(f"{self.name}: a Correlation has one output channel and groups=1, got "
                              f"weight {self.weight.shape}, groups={self.groups}")
         if self.reach is not None:
-            object.__setattr__(self, "reach", _frozen_array(np.asarray(self.reach) != 0))
+            reach = np.asarray(self.reach)
+            object.__setattr__(self, "reach", _frozen_array(reach if reach.dtype == bool else reach != 0, dtype=bool))
             if self.reach.shape != self.weight.shape:
                 raise GraphError(f"{self.name}: reach shape {self.reach.shape} != weight shape {self.weight.shape}")
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 
 from neurocomp.errors import UserError
 from neurocomp.ir import sums
-from neurocomp.ir.graph import LINEAR_OPS, Affine, Conv2d, Correlation, Crop, Flatten, Graph, Node, Output, Readout
+from neurocomp.ir.graph import (LINEAR_OPS, Affine, Conv2d, Correlation, Crop, Flatten, Graph, Node, Output, Readout,
+                                fresh)
 from neurocomp.ir.layers import Layer, Network, Projection, lower
 from neurocomp.partition.rows import structural
 
@@ -77,11 +78,12 @@ def masked(proj: Projection, k: int, mask: np.ndarray) -> Projection:
 def restricted(op: Node, mask: np.ndarray, sign: float = 1.0) -> Node:
     """`op` keeping only the weights `mask` selects (times `sign`); a Correlation's reach shrinks with
     them, so a part's cores are planned for its own channels whatever kernel is bound later."""
-    weight = np.where(mask, np.asarray(op.weight), 0.0) * sign
+    weight = np.where(mask, np.asarray(op.weight), 0.0)
+    weight *= sign
     if not isinstance(op, Correlation):
-        return dataclasses.replace(op, weight=weight)
+        return dataclasses.replace(op, weight=fresh(weight))
     reach = np.ones(op.weight.shape, dtype=bool) if op.reach is None else np.asarray(op.reach, dtype=bool)
-    return dataclasses.replace(op, weight=weight, reach=reach & mask)
+    return dataclasses.replace(op, weight=fresh(weight), reach=fresh(reach & mask))
 
 
 def channel_groups(proj: Projection, rows: np.ndarray, budget: int) -> list[np.ndarray] | None:
@@ -165,7 +167,7 @@ def readout_parts(net: Network, chosen: Callable[[Layer], bool], parts_of: Calla
         else:
             table[owner] = tuple(n for member in table[owner] for n in (names if member == layer.name else (member,)))
     meta = dict(g.metadata) | {sums.KEY: sums.encode(table)}
-    return lower(drop_orphans(Graph(tuple(nodes.values()), tuple(edges), meta)))
+    return lower(pruned(nodes.values(), edges, meta))
 
 
 def _parts(layer: Layer, budget: int, preferred: int | None) -> Parts:
@@ -205,12 +207,14 @@ def _masks(proj: Projection, rows: np.ndarray, budget: int) -> list[np.ndarray |
     return [None] if fan_in(proj, rows) <= budget else channel_groups(proj, rows, budget)
 
 
-def drop_orphans(g: Graph) -> Graph:
-    """Remove linear ops left without successors by a rewrite."""
-    succ = {a for a, _ in g.edges}
-    dead = {n.name for n in g.nodes if isinstance(n, LINEAR_OPS) and n.name not in succ}
-    while dead:
-        g = Graph(tuple(n for n in g.nodes if n.name not in dead), tuple(e for e in g.edges if e[1] not in dead), g.metadata)
-        succ = {a for a, _ in g.edges}
-        dead = {n.name for n in g.nodes if isinstance(n, LINEAR_OPS) and n.name not in succ}
-    return g
+def pruned(nodes: Iterable[Node], edges: Iterable[tuple[str, str]], metadata: Mapping[str, str]) -> Graph:
+    """The Graph of a rewrite, less the linear ops it left without successors (and the ops only they fed): pruned
+    by name, so the Graph (shapes inferred, every array checked finite) is built once."""
+    kept, kept_edges = {n.name: n for n in nodes}, list(edges)
+    while True:
+        succ = {a for a, _ in kept_edges}
+        dead = {name for name, n in kept.items() if isinstance(n, LINEAR_OPS) and name not in succ}
+        if not dead:
+            return Graph(tuple(kept.values()), tuple(kept_edges), metadata)
+        kept = {name: n for name, n in kept.items() if name not in dead}
+        kept_edges = [e for e in kept_edges if e[1] not in dead]

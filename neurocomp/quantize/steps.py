@@ -24,14 +24,15 @@ def exponent(w: np.ndarray, wmax: float, gain: float = 1.0, taps: int = 1) -> fl
     """log2 of the weight step: a whole power of two if it is exact for w, else the step putting max |w| on wmax.
     A stored weight that sums up to `taps` of these weights, `gain` times max |w| at most (a pool before a
     conv), gets the step putting that sum on wmax, less half a step per extra rounded tap."""
-    peak = float(np.max(np.abs(w))) if w.size else 0.0
+    peak = max(float(w.max()), -float(w.min())) if w.size else 0.0   # max |w| without an |w| array
     if peak == 0:
         return -MAX_COARSEN
     gain = max(gain, 1.0)    # w must fit alone too (a padded conv can store fewer of its taps than it has)
     if peak * gain / wmax == 0:  # subnormal weights underflow: the coarsest step, as for weights of 1e-300
         return -MAX_COARSEN
     e = math.ceil(math.log2(peak * gain / wmax))
-    if np.array_equal(w / 2.0 ** e, np.rint(w / 2.0 ** e)):
+    steps = w / 2.0 ** e
+    if np.array_equal(steps, np.rint(steps)):
         return e
     return math.log2(peak * gain / max(wmax - (taps - 1) / 2, 1.0))
 

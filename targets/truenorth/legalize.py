@@ -31,7 +31,7 @@ from neurocomp.errors import UserError
 from neurocomp.ir.graph import IF, Affine, Conv2d, Graph, Node, Scale, uniform_or_full
 from neurocomp.ir.layers import Layer, Network, lower
 from neurocomp.partition.delays import STAGES
-from neurocomp.partition.fanin import (drop_orphans, restricted, sample_rows, split_readouts, tagged,
+from neurocomp.partition.fanin import (pruned, restricted, sample_rows, split_readouts, tagged,
                                       unit_fan_ins, widest)
 from neurocomp.partition.rows import bound_layer, is_bound, structural, support
 from neurocomp.target import TargetSpec
@@ -197,5 +197,5 @@ def legalize(net: Network, spec: TargetSpec, weights: str = "levels") -> Network
         edges += new_edges
         parts += [n.name for n in new_nodes if isinstance(n, IF)]
     meta = dict(g.metadata) | {SPLIT_KEY: ",".join(layer.name for layer in split), STAGES: ",".join(parts)}
-    return lower(drop_orphans(Graph(tuple(nodes.values()), tuple(edges), meta)))
+    return lower(pruned(nodes.values(), edges, meta))
 
