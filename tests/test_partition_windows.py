@@ -85,11 +85,13 @@ def test_window_is_rebuilt_only_when_a_span_leaves_it():
     assert built == [(0, 512), (508, 2552), (n - 5, n)]
 
 
-def test_a_small_layer_is_built_whole_once():
+def test_a_small_layer_one_window_holds_is_built_whole_once():
     built = []
-    w = Windows(WHOLE_ROWS, lambda lo, hi: built.append((lo, hi)) or (lo, hi), width=10 * GROWTH)
+    w = Windows(WHOLE_ROWS, lambda lo, hi: built.append((lo, hi)) or (lo, hi), width=WHOLE_ROWS)
     assert [w.get(lo, lo + 2) for lo in (0, 500, WHOLE_ROWS - 2)] == [((0, WHOLE_ROWS), 0)] * 3
     assert built == [(0, WHOLE_ROWS)]
+    wide = Windows(WHOLE_ROWS, lambda lo, hi: (lo, hi), width=10 * GROWTH)   # rows of a wide fan-in: windows as usual
+    assert wide.get(0, 3) == ((0, 10), 0)
 
 
 def test_a_window_doubles_while_spans_run_on_and_starts_small_after_a_jump():

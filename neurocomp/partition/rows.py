@@ -135,12 +135,13 @@ class Windows(Generic[T]):
     window, up to `width`: where the partitioner repeats cycles of cores (partition.period) it searches a
     few cores and then jumps ahead, and a full-width window there would build rows no span reads (a
     paper-size partial-sum layer: 3 windows of 32,768 neurons for 12 spans of 256). A layer of up to
-    WHOLE_ROWS rows is built whole at once: a build's fixed cost (a few sparse products) is most of a small layer's."""
+    WHOLE_ROWS rows that one window holds is built whole at once: a build's fixed cost (a few sparse products) is most
+    of a small layer's."""
 
     def __init__(self, n: int, build: Callable[[int, int], T], width: int) -> None:
         self.n, self.build, self.width = n, build, width
         self.lo, self.hi, self.data = 0, 0, None
-        self.size = self.start = n if n <= WHOLE_ROWS else max(width // GROWTH, 1)
+        self.size = self.start = n if n <= min(width, WHOLE_ROWS) else max(width // GROWTH, 1)
 
     def get(self, lo: int, hi: int) -> tuple[T, int]:
         """The window holding [lo, hi) and its first position (subtract it from lo and hi)."""
