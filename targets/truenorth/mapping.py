@@ -150,12 +150,21 @@ class TypedRows:
         table, cnt = row_levels(self.rows.rows, len(order))
         self.typing = Typing.of(table, cnt, weight_max)
         self.levels = self.typing.need
-        self.ptr, self.keys = [], []
-        for _, m in self.rows.rows:
-            ptr, keys = self.typing.expand(m)
-            self.ptr.append(ptr)
-            self.keys.append(keys)
         self.support = [support(p, order) for p in layer.projections] if keep else None
+
+    @functools.cached_property
+    def _expanded(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per projection (row pointer, keys), typed when first asked: a bound kernel's layer counts its axons on its
+        support, so its census never types a synapse (the two-status score's 1,152 parts)."""
+        return [self.typing.expand(m) for _, m in self.rows.rows]
+
+    @property
+    def ptr(self) -> list[np.ndarray]:
+        return [ptr for ptr, _ in self._expanded]
+
+    @property
+    def keys(self) -> list[np.ndarray]:
+        return [keys for _, keys in self._expanded]
 
     @functools.cached_property
     def firsts(self) -> list[tuple[np.ndarray, np.ndarray]]:
