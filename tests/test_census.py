@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from neurocomp.cli import main
-from neurocomp.compiler import CompileOptions, census, compile_graph
+from neurocomp.compiler import FRONT_END, CompileOptions, Values, census, compile_graph, resolved, run_stages
+from neurocomp.forked import forked_map
 from neurocomp.frontend.ptfile import load_graph
 from neurocomp.ir.graph import IF, Affine, Correlation, Graph, Input, Output, Readout
 from neurocomp.target import load_target
@@ -105,6 +106,30 @@ def test_layers_whose_neurons_fill_a_core_alone_count_as_split_does(graph, alone
     target = load_target("truenorth")
     built = compile_graph(graph, target, CompileOptions(place_effort=1, place_anneal=0)).program.netlist   # cores only
     assert census(graph, target, CompileOptions()).cores == built.n_cores
+
+
+def test_a_splits_parts_counted_in_two_processes_count_as_in_one(monkeypatch):
+    """The micro tracker's three scores are split into 16 parts each (FORKED_RUN): counted in two forked processes
+    or here in turn, every layer's row, the order each layer is told and the axons read of every neuron agree. The
+    forked count ran once per split, each split's first part counted here before it: its tile height, which the
+    parts after it take untried, is then the serial count's."""
+    graph, target = load_graph(MODELS / "siamsnn_micro_truenorth.pt"), load_target("truenorth")
+    v = run_stages(FRONT_END[:3], Values(graph, target, resolved(CompileOptions(), graph, target), None, ""))
+    told: list[str] = []
+    forks: list[tuple[int, str]] = []
+    monkeypatch.setattr(tn_census, "forked_map",
+                        lambda work, pieces: forks.append((len(pieces), told[-1])) or forked_map(work, pieces))
+
+    def counted(workers: int) -> tuple:
+        told.clear()
+        reads = {layer.name: np.zeros(layer.size, np.int64) for layer in v.qnet.network.layers}
+        rows = tn_census.count_from(v.qnet, target.spec, len(v.qnet.network.layers) - 1, reads, told.append,
+                                    workers=workers)
+        return rows, list(told), {name: r.tolist() for name, r in reads.items()}
+    serial = counted(1)
+    assert forks == [] and counted(2) == serial
+    assert forks == [(2, f"score@{k}.part15") for k in (2, 1, 0)]   # counted last first; each reads its own source
+    assert sum(r.cores for r in serial[0]) == 7722 and len(serial[1]) == len(v.qnet.network.layers)
 
 
 @pytest.mark.parametrize("model", ["siamsnn_micro_loihi.pt", "siamsnn_micro3g_truenorth.pt"])

@@ -15,11 +15,13 @@ from typing import Callable
 import numpy as np
 
 from neurocomp.errors import ResourceError
+from neurocomp.forked import available, forked_map
 from neurocomp.ir.graph import Scale
 from neurocomp.ir.layers import Layer
 from neurocomp.ir.synapses import narrow
 from neurocomp.partition import LayerCount, cat, split
 from neurocomp.partition.delays import inserted
+from neurocomp.partition.fanin import split_of
 from neurocomp.partition.period import Run, runs
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
@@ -40,43 +42,124 @@ def count_cores(qnet: QNetwork, spec: TargetSpec, progress: Callable[[str], None
     axons that read it (its copies) instead of core tables; a layer's splitter cores are a row of their own
     (`<layer>.splitters`). Spans that recur along a conv's columns or bands are counted once per cycle
     (partition.period), so a paper-size network is sized without holding its tables. A layer no core holds counts 0 cores,
-    with its error, and reads nothing from its sources. `progress(name)` as each layer's count starts."""
+    with its error, and reads nothing from its sources. `progress(name)` as each layer's count starts (the parts of a
+    fan-in split, counted in one process per processor: as their counts come in)."""
     return count_from(qnet, spec, len(qnet.network.layers) - 1, {layer.name: np.zeros(layer.size, np.int64)
                                                                  for layer in qnet.network.layers}, progress)
 
 
+@dataclass(frozen=True)
+class _Net:
+    """What counting any layer of a network needs besides the axons that read it."""
+
+    spec: TargetSpec
+    n_max: int
+    partials: set[str]
+    kernel: set[str]
+    sources: set[str]
+
+
 def count_from(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.ndarray],
-               progress: Callable[[str], None] | None = None, heights: TileHeights | None = None) -> list[LayerCount]:
+               progress: Callable[[str], None] | None = None, heights: TileHeights | None = None,
+               workers: int | None = None) -> list[LayerCount]:
     """count_cores of layers `last` down to the first, given the axons that read each neuron so far (`reads`, per
-    layer: added to as layers are counted) and the tile heights the layers after `last` were partitioned in."""
-    layers, n_max = qnet.network.layers, int(spec["core.neurons"])
+    layer: added to as layers are counted) and the tile heights the layers after `last` were partitioned in. A run
+    of at least FORKED_RUN parts of one fan-in split (they read its source and none reads another) is counted in
+    `workers` processes (neurocomp.forked; None: one per processor), once the first part of each geometry has fixed
+    its tile height here. The counts are the same for any number of workers."""
+    layers, workers = qnet.network.layers, available() if workers is None else workers
     partials = inserted(qnet.network)
-    kernel = kernel_layers(qnet.network, partials)
-    sources = {layer.name for layer in layers}
+    net = _Net(spec, int(spec["core.neurons"]), partials, kernel_layers(qnet.network, partials),
+               {layer.name for layer in layers})
     heights = TileHeights() if heights is None else heights
+    tell = progress or (lambda name: None)
     out: list[LayerCount] = []
-    for li in range(last, -1, -1):
-        layer = layers[li]
-        if progress is not None:
-            progress(layer.name)
-        copies, relayed = _through_splitters(reads[layer.name], n_max)
-        if relayed:
-            out.append(LayerCount(f"{layer.name}.splitters", relayed, -(-relayed // n_max), "neurons", n_max, n_max))
-        keep = layer.name in kernel
-        try:
-            bands = heights.of(layer, lambda band: _Count(layer, band, copies, keep, spec, partials, sources,
-                                                          SAMPLE_NEURONS).per_neuron())
-            trials = [_Count(layer, band, copies, keep, spec, partials, sources) for band in bands]
-        except ResourceError as err:
-            out.append(LayerCount(layer.name, layer.size, 0, err.resource, err.used, err.allowed, str(err)))
-            continue
-        best = min(trials, key=_Count.cost)
-        heights.kept(layer, bands[trials.index(best)])
-        for source, counted in best.reads.items():
-            if source in reads:
-                reads[source] += counted
-        out.append(LayerCount(layer.name, layer.size, best.cores, *best.bind))
+    li = last
+    while li >= 0:
+        run = _parts_run(layers, li) if workers > 1 else [li]
+        if len(run) >= FORKED_RUN:
+            counted = _count_run([layers[i] for i in run], reads, net, heights, tell, workers)
+        else:
+            tell(layers[li].name)
+            counted = [_count_layer(layers[li], reads[layers[li].name], net, heights)]
+            run = [li]
+        for rows, add in counted:
+            out += rows
+            for source, more in add.items():
+                if source in reads:
+                    reads[source] += more
+        li = run[-1] - 1
     return out[::-1]
+
+
+# Parts of one split, in a row, below which forking workers costs more than it saves.
+FORKED_RUN = 16
+
+
+def _parts_run(layers: tuple[Layer, ...], li: int) -> list[int]:
+    """li and the layers before it that are parts of the same fan-in split, in counting order (last first)."""
+    split = split_of(layers[li].name)
+    run = [li]
+    while split is not None and run[-1] > 0 and split_of(layers[run[-1] - 1].name) == split:
+        run.append(run[-1] - 1)
+    return run
+
+
+Counted = tuple[list[LayerCount], dict[str, np.ndarray]]
+
+
+def _count_run(run: list[Layer], reads: dict[str, np.ndarray], net: _Net, heights: TileHeights,
+               tell: Callable[[str], None], workers: int) -> list[Counted]:
+    """Count a split's parts in order: here each part whose geometry has no tile height yet (so the parts after it
+    take the height a serial count gives them), the others in `workers` contiguous pieces side by side; each
+    piece's reads of the split's source come back summed."""
+    counted: dict[str, Counted] = {}
+    rest = []
+    for layer in run:
+        if heights.decided(layer):
+            rest.append(layer)
+            continue
+        tell(layer.name)
+        counted[layer.name] = _count_layer(layer, reads[layer.name], net, heights)
+    if not rest:
+        return [counted[layer.name] for layer in run]
+    pieces = [list(piece) for piece in np.array_split(np.arange(len(rest)), min(workers, len(rest))) if piece.size]
+
+    def work(piece: list[int]) -> tuple[list[list[LayerCount]], dict[str, np.ndarray]]:
+        rows, total = [], {}
+        for k in piece:
+            if piece is pieces[0]:
+                tell(rest[k].name)
+            layer_rows, add = _count_layer(rest[k], reads[rest[k].name], net, heights)
+            rows.append(layer_rows)
+            for source, more in add.items():
+                total[source] = total[source] + more if source in total else more.copy()
+        return rows, total
+    for piece, (rows, total) in zip(pieces, forked_map(work, pieces)):
+        if piece is not pieces[0]:
+            for k in piece:
+                tell(rest[k].name)
+        counted.update({rest[k].name: (layer_rows, {}) for k, layer_rows in zip(piece, rows)})
+        counted[rest[piece[0]].name] = (counted[rest[piece[0]].name][0], total)
+    return [counted[layer.name] for layer in run]
+
+
+def _count_layer(layer: Layer, read: np.ndarray, net: _Net, heights: TileHeights) -> Counted:
+    """One layer's rows (its splitters', then its own) and the axons it reads each neuron of its sources with,
+    given the axons that read each of its neurons."""
+    copies, relayed = _through_splitters(read, net.n_max)
+    rows = [LayerCount(f"{layer.name}.splitters", relayed, -(-relayed // net.n_max), "neurons", net.n_max, net.n_max)
+            ] if relayed else []
+    keep = layer.name in net.kernel
+    args = (copies, keep, net.spec, net.partials, net.sources)
+    try:
+        bands = heights.of(layer, lambda band: _Count(layer, band, *args, SAMPLE_NEURONS).per_neuron())
+        trials = [_Count(layer, band, *args) for band in bands]
+    except ResourceError as err:
+        return rows + [LayerCount(layer.name, layer.size, 0, err.resource, err.used, err.allowed, str(err))], {}
+    best = min(trials, key=_Count.cost)
+    heights.kept(layer, bands[trials.index(best)])
+    return rows + [LayerCount(layer.name, layer.size, best.cores, *best.bind)], best.reads
 
 
 def _through_splitters(reads: np.ndarray, n_max: int) -> tuple[np.ndarray, int]:

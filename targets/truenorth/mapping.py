@@ -402,6 +402,10 @@ class TileHeights:
             self._chosen[key] = min(TILE_ROWS, key=sampled)
         return (self._chosen[key],) if key in self._chosen else TILE_ROWS
 
+    def decided(self, layer: Layer) -> bool:
+        """Is the height `layer` is partitioned in known already (so `of` tries nothing for it)?"""
+        return len(layer.shape) != 3 or geometry(layer) in self._chosen
+
     def kept(self, layer: Layer, band: int) -> None:
         """The height `layer` was partitioned in, for the later layers of its geometry."""
         if len(layer.shape) == 3:
