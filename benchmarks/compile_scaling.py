@@ -254,8 +254,10 @@ def main() -> None:
                    f", convs in {args.groups} groups, {args.weights or 'default'} weights"
                    if args.groups > 1 or args.weights else "") + \
             (f" on {', '.join(args.targets)}" if targets else "") + \
+            (", hybrid score" if args.siamsnn and args.score == "hybrid" else "") + \
             (f", chip.max_chips raised to {args.max_chips}" if args.max_chips else "")
         name = "compile_scaling" + "".join(f"_{v}" for v in (args.siamsnn, targets,
+                                                              args.siamsnn and args.score == "hybrid" and "hybrid",
                                                               args.groups > 1 and f"groups{args.groups}", args.weights,
                                                               args.max_chips and f"chips{args.max_chips}",
                                                               args.census and "census") if v)
