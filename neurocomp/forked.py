@@ -67,7 +67,8 @@ def _pickled_error(err: BaseException) -> bytes:
 
 
 def _result(pid: int, fd: int) -> tuple[bool, object]:
-    """Read a child's pickled result to the end (before waiting: a full pipe would block it), then reap it."""
+    """Read a child's pickled result to the end (before waiting: a full pipe would block it), then reap it. The bytes
+    are this process's own child's, through a pipe it made: never a file or anything a user hands in."""
     with os.fdopen(fd, "rb") as source:
         data = source.read()
     _, status = os.waitpid(pid, 0)

@@ -111,8 +111,8 @@ Counted = tuple[list[LayerCount], dict[str, np.ndarray]]
 def _count_run(run: list[Layer], reads: dict[str, np.ndarray], net: _Net, heights: TileHeights,
                tell: Callable[[str], None], workers: int) -> list[Counted]:
     """Count a split's parts in order: here each part whose geometry has no tile height yet (so the parts after it
-    take the height a serial count gives them), the others in `workers` contiguous pieces side by side; each
-    piece's reads of the split's source come back summed."""
+    take the height a serial count gives them), the others in `workers` contiguous pieces side by side. Each
+    piece's reads of the split's source come back summed, as an entry of their own after the parts'."""
     counted: dict[str, Counted] = {}
     rest = []
     for layer in run:
@@ -135,13 +135,13 @@ def _count_run(run: list[Layer], reads: dict[str, np.ndarray], net: _Net, height
             for source, more in add.items():
                 total[source] = total[source] + more if source in total else more.copy()
         return rows, total
-    for piece, (rows, total) in zip(pieces, forked_map(work, pieces)):
-        if piece is not pieces[0]:
-            for k in piece:
-                tell(rest[k].name)
-        counted.update({rest[k].name: (layer_rows, {}) for k, layer_rows in zip(piece, rows)})
-        counted[rest[piece[0]].name] = (counted[rest[piece[0]].name][0], total)
-    return [counted[layer.name] for layer in run]
+    results = forked_map(work, pieces)
+    for piece in pieces[1:]:
+        for k in piece:
+            tell(rest[k].name)
+    counted |= {rest[k].name: (layer_rows, {}) for piece, (rows, _) in zip(pieces, results)
+                for k, layer_rows in zip(piece, rows)}
+    return [counted[layer.name] for layer in run] + [([], total) for _, total in results]
 
 
 def _count_layer(layer: Layer, read: np.ndarray, net: _Net, heights: TileHeights) -> Counted:
@@ -315,14 +315,14 @@ class _Count:
         alone, levels, reads = [], [], [[] for _ in self.layer.projections]
         lo, (typed, _) = 0, self.windows.get(0, 1)
         while lo < c:
-            counted = typed.alone()
+            alone_rows, paired, own = typed.alone()
             rows = len(typed.levels)
             keep = min(rows if lo + rows == n else rows - 1, c - lo)   # rows whose pair the window holds
-            if _pairs_fit(counted, typed.levels, held[lo:], n_max, a_max)[:keep].any():
+            if _pairs_fit(paired, typed.levels, held[lo:], n_max, a_max)[:keep].any():
                 return False
-            alone.append(counted[0][:keep])
+            alone.append(alone_rows[:keep])
             levels.append(typed.levels[:keep])
-            for into, (row, ids) in zip(reads, counted[2]):
+            for into, (row, ids) in zip(reads, own):
                 into.append(ids[row < keep])
             lo += keep
             if lo < c:
@@ -357,11 +357,9 @@ class _Count:
         return self.cost() / self.neurons
 
 
-def _pairs_fit(counted: tuple[np.ndarray, np.ndarray, list], levels: np.ndarray, held: np.ndarray, n_max: int,
-               a_max: int) -> np.ndarray:
-    """Per neighbouring pair of a window's rows (TypedRows.alone), whether the two fit one core; `held`: the rows'
-    neuron slots, copies included, from the window's first row on."""
-    paired = counted[1]
+def _pairs_fit(paired: np.ndarray, levels: np.ndarray, held: np.ndarray, n_max: int, a_max: int) -> np.ndarray:
+    """Per neighbouring pair of a window's rows, whether the two fit one core, from their axons (TypedRows.alone),
+    weight levels and neuron slots (`held`, copies included, from the window's first row on)."""
     k = paired.size
     return ((held[:k] + held[1:k + 1] <= n_max) & (paired <= a_max)
             & (np.maximum(levels[:k], levels[1:k + 1]) <= LEVELS))
