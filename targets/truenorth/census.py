@@ -43,7 +43,7 @@ def count_cores(qnet: QNetwork, spec: TargetSpec, progress: Callable[[str], None
     (`<layer>.splitters`). Spans that recur along a conv's columns or bands are counted once per cycle
     (partition.period), so a paper-size network is sized without holding its tables. A layer no core holds counts 0 cores,
     with its error, and reads nothing from its sources. `progress(name)` as each layer's count starts (the parts of a
-    fan-in split, counted in one process per processor: as their counts come in)."""
+    fan-in split, counted in one process per processor up to MAX_WORKERS: as their counts come in)."""
     return count_from(qnet, spec, len(qnet.network.layers) - 1, {layer.name: np.zeros(layer.size, np.int64)
                                                                  for layer in qnet.network.layers}, progress)
 
@@ -65,9 +65,9 @@ def count_from(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.
     """count_cores of layers `last` down to the first, given the axons that read each neuron so far (`reads`, per
     layer: added to as layers are counted) and the tile heights the layers after `last` were partitioned in. A run
     of at least FORKED_RUN parts of one fan-in split (they read its source and none reads another) is counted in
-    `workers` processes (neurocomp.forked; None: one per processor), once the first part of each geometry has fixed
+    `workers` processes (neurocomp.forked; None: one per processor, up to MAX_WORKERS), once the first part of each geometry has fixed
     its tile height here. The counts are the same for any number of workers."""
-    layers, workers = qnet.network.layers, available() if workers is None else workers
+    layers, workers = qnet.network.layers, min(available(), MAX_WORKERS) if workers is None else workers
     partials = inserted(qnet.network)
     net = _Net(spec, int(spec["core.neurons"]), partials, kernel_layers(qnet.network, partials),
                {layer.name for layer in layers})
@@ -94,6 +94,9 @@ def count_from(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.
 
 # Parts of one split, in a row, below which forking workers costs more than it saves.
 FORKED_RUN = 16
+# Forked workers at most by default. Each writes some private memory of its own (63 MB at peak on the dense paper-size
+# census, besides the pages it shares), and a split's pieces shrink with their number while each fork costs the same.
+MAX_WORKERS = 8
 
 
 def _parts_run(layers: tuple[Layer, ...], li: int) -> list[int]:
