@@ -250,21 +250,35 @@ def _read_twice() -> Graph:
                  [("x", "c0"), ("c0", "n0"), ("n0", "s0"), ("n0", "s1"), ("s0", "sum"), ("s1", "sum"), ("sum", "out")])
 
 
-@pytest.mark.parametrize("graph", [lambda: _scaled_sum([1.0, -1.0, 2.0]), _read_twice,
+def _read_by_two_sums() -> Graph:
+    """One IF layer read by two sums, a Scale each: each sum's reads of it are booleans, and they add up to 2."""
+    conv = Conv2d("c0", np.random.default_rng(8).integers(-3, 4, size=(4, 3, 3, 3)).astype(float), padding=1)
+    return Graph([Input("x", (3, 8, 8)), conv, IF("n0", threshold=4.0), Scale("s0", np.asarray(1.0)),
+                  Scale("s1", np.asarray(2.0)), IF("sum", threshold=3.0), IF("sum2", threshold=3.0), Output("out"),
+                  Output("out2")],
+                 [("x", "c0"), ("c0", "n0"), ("n0", "s0"), ("n0", "s1"), ("s0", "sum"), ("s1", "sum2"), ("sum", "out"),
+                  ("sum2", "out2")])
+
+
+@pytest.mark.parametrize("graph", [lambda: _scaled_sum([1.0, -1.0, 2.0]), _read_twice, _read_by_two_sums,
                                    lambda: _scaled_sum([np.array([1.0, 0.0, 2.0, 1.0])[:, None, None], -1.0])])
-def test_the_census_reads_of_a_sums_sources_are_the_netlists_copies(graph):
+@pytest.mark.parametrize("zeros", [False, True], ids=["none-yet", "zeros"])
+def test_the_census_reads_of_a_sums_sources_are_the_netlists_copies(graph, zeros):
     """What the census adds to each source per neuron while counting a sum of Scales (the axons that read it)
     is the copies the netlist gives that neuron: one per scale that is not 0, none where it is, two where it reads
-    the source twice."""
+    the source twice or two sums read it. count_cores starts from no reads at all (a layer's first reads are taken
+    as they come, booleans for a sum's); the compile's refusal path from arrays, zeros where none are known."""
     g, target = graph(), load_target("truenorth")
     compiled = compile_graph(g, target, CompileOptions())
     layers = compiled.qnet.network.layers
-    reads = {layer.name: np.zeros(layer.size, np.int64) for layer in layers}
+    reads = {layer.name: np.zeros(layer.size, np.int64) for layer in layers} if zeros else {}
     tn_census.count_from(compiled.qnet, target.spec, len(layers) - 1, reads)
     netlist = compiled.program.netlist
-    for layer in layers[:-1]:
-        assert np.array_equal(np.maximum(reads[layer.name], 1), netlist.n_copies()[netlist.layer(layer.name).neurons])
-    assert not reads["sum"].any()
+    for layer in layers:
+        if layer.name not in ("sum", "sum2"):
+            copies = np.maximum(reads.get(layer.name, np.zeros(layer.size, np.int64)), 1)
+            assert np.array_equal(copies, netlist.n_copies()[netlist.layer(layer.name).neurons])
+    assert not any(reads[name].any() for name in ("sum", "sum2") if name in reads)
 
 
 def test_a_sum_of_more_levels_than_types_is_refused_by_the_census_as_by_the_compile():

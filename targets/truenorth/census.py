@@ -44,8 +44,7 @@ def count_cores(qnet: QNetwork, spec: TargetSpec, progress: Callable[[str], None
     (partition.period), so a paper-size network is sized without holding its tables. A layer no core holds counts 0 cores,
     with its error, and reads nothing from its sources. `progress(name)` as each layer's count starts (the parts of a
     fan-in split, counted in one process per processor up to MAX_WORKERS: as their counts come in)."""
-    return count_from(qnet, spec, len(qnet.network.layers) - 1, {layer.name: np.zeros(layer.size, np.int64)
-                                                                 for layer in qnet.network.layers}, progress)
+    return count_from(qnet, spec, len(qnet.network.layers) - 1, {}, progress)
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,9 @@ def count_from(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.
                progress: Callable[[str], None] | None = None, heights: TileHeights | None = None,
                workers: int | None = None) -> list[LayerCount]:
     """count_cores of layers `last` down to the first, given the axons that read each neuron so far (`reads`, per
-    layer: added to as layers are counted) and the tile heights the layers after `last` were partitioned in. A run
+    layer, none where a layer is missing: added to as layers are counted, a layer's first reads taken as they come,
+    booleans where a sum reads its parts, instead of added to an array of zeros: 6 x 10^8 bytes of adds and page
+    faults for the dense paper-size net's 8 x 10^7 partial neurons) and the tile heights the layers after `last` were partitioned in. A run
     of at least FORKED_RUN parts of one fan-in split (they read its source and none reads another) is counted in
     `workers` processes (neurocomp.forked; None: one per processor, up to MAX_WORKERS), once the first part of each geometry has fixed
     its tile height here. The counts are the same for any number of workers."""
@@ -81,13 +82,13 @@ def count_from(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.
             counted = _count_run([layers[i] for i in run], reads, net, heights, tell, workers)
         else:
             tell(layers[li].name)
-            counted = [_count_layer(layers[li], reads[layers[li].name], net, heights)]
+            counted = [_count_layer(layers[li], reads.get(layers[li].name), net, heights)]
             run = [li]
         for rows, add in counted:
             out += rows
             for source, more in add.items():
-                if source in reads:
-                    reads[source] += more
+                if source in net.sources:
+                    reads[source] = np.add(reads[source], more, dtype=np.int64) if source in reads else more
         li = run[-1] - 1
     return out[::-1]
 
@@ -123,7 +124,7 @@ def _count_run(run: list[Layer], reads: dict[str, np.ndarray], net: _Net, height
             rest.append(layer)
             continue
         tell(layer.name)
-        counted[layer.name] = _count_layer(layer, reads[layer.name], net, heights)
+        counted[layer.name] = _count_layer(layer, reads.get(layer.name), net, heights)
     if not rest:
         return [counted[layer.name] for layer in run]
     pieces = [list(piece) for piece in np.array_split(np.arange(len(rest)), min(workers, len(rest))) if piece.size]
@@ -133,10 +134,13 @@ def _count_run(run: list[Layer], reads: dict[str, np.ndarray], net: _Net, height
         for k in piece:
             if piece is pieces[0]:
                 tell(rest[k].name)
-            layer_rows, add = _count_layer(rest[k], reads[rest[k].name], net, heights)
+            layer_rows, add = _count_layer(rest[k], reads.get(rest[k].name), net, heights)
             rows.append(layer_rows)
             for source, more in add.items():
-                total[source] = total[source] + more if source in total else more.copy()
+                if source in total:
+                    total[source] += more
+                else:
+                    total[source] = more.astype(np.int64)
         return rows, total
     results = forked_map(work, pieces)
     for piece in pieces[1:]:
@@ -147,10 +151,10 @@ def _count_run(run: list[Layer], reads: dict[str, np.ndarray], net: _Net, height
     return [counted[layer.name] for layer in run] + [([], total) for _, total in results]
 
 
-def _count_layer(layer: Layer, read: np.ndarray, net: _Net, heights: TileHeights) -> Counted:
+def _count_layer(layer: Layer, read: np.ndarray | None, net: _Net, heights: TileHeights) -> Counted:
     """One layer's rows (its splitters', then its own) and the axons it reads each neuron of its sources with,
-    given the axons that read each of its neurons."""
-    copies, relayed = _through_splitters(read, net.n_max)
+    given the axons that read each of its neurons (None: none)."""
+    copies, relayed = _through_splitters(np.zeros(layer.size, np.int64) if read is None else read, net.n_max)
     rows = [LayerCount(f"{layer.name}.splitters", relayed, -(-relayed // net.n_max), "neurons", net.n_max, net.n_max)
             ] if relayed else []
     keep = layer.name in net.kernel

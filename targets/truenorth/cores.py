@@ -303,8 +303,7 @@ def _within_chips(built: list[_LayerCores | None], helpers: list[_Splitters | No
     used = sum(built[k].n_cores + (helpers[k].n_cores if helpers[k] else 0) for k in range(li, len(built)))
     if used > spec.max_cores:
         layers = qnet.network.layers
-        reads = {layer.name: dests[layer.name].counts(layer.size) if layer.name in dests else
-                 np.zeros(layer.size, np.int64) for layer in layers[:li]}
+        reads = {layer.name: dests[layer.name].counts(layer.size) for layer in layers[:li] if layer.name in dests}
         rest = sum(c.cores for c in count_from(qnet, spec, li - 1, reads, heights=heights))
         counted = (layers[0].name, layers[li - 1].name) if li > 0 else None
         raise outgrown(spec, used + rest, len(layers) - li, len(layers), counted)
