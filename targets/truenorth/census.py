@@ -195,6 +195,11 @@ class _Repeated:
     times: int
     moved: tuple[int, ...]
 
+    @property
+    def end(self) -> int:
+        """The first position past its repetitions: no span it holds starts there or later."""
+        return self.first + (self.times + 1) * self.shift
+
     def inputs(self, lo: int, hi: int) -> list[np.ndarray] | None:
         k = (lo - self.first) // self.shift
         base = self.cycle.get((lo - k * self.shift, hi - k * self.shift)) if 1 <= k <= self.times else None
@@ -219,6 +224,7 @@ class _Count:
             return
         self.inputs: dict[tuple[int, int], list[np.ndarray]] = {}   # recent spans: the inputs their axons read
         self.repeats: list[_Repeated] = []   # recent cycles' repetitions, whose spans no window was built for
+        self.repeated = 0   # the end of the furthest of them: a span starting there or later is in none
         self.pending: dict[str, list[np.ndarray]] = {}   # searched cores' inputs, counted a batch at a time
         self.held = 0
         held = held_slots(order, copies)
@@ -230,7 +236,7 @@ class _Count:
     def _used(self, lo: int, hi: int) -> list[np.ndarray]:
         """Per projection, the inputs of the axons a core of span [lo, hi) opens (one per type it reads them with)."""
         if (lo, hi) not in self.inputs:
-            for r in reversed(self.repeats):
+            for r in reversed(self.repeats if lo < self.repeated else ()):
                 moved = r.inputs(lo, hi)
                 if moved is not None:
                     return moved
@@ -264,6 +270,7 @@ class _Count:
         self.repeats = self.repeats[1 - RECENT_REPEATS:] + [_Repeated(dict(zip(cycle, used)), cycle[0][0],
                                                                       cycle[-1][1] - cycle[0][0], times,
                                                                       tuple(steps * m for m in run.shifts))]
+        self.repeated = max(r.end for r in self.repeats)
 
     def _add(self, source: str, ids: np.ndarray, shift: int = 0, times: int = 1, count: bool = True) -> None:
         """Count one axon per entry of `ids` (moved by shift, 2 shift, .., times x shift when shift > 0); `count`
