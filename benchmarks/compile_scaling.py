@@ -97,7 +97,8 @@ def _census(graph, target, weights: str | None) -> dict:
                        for k in c.unmapped)
     per_layer = "\n    cores per layer: " + ", ".join(grouped([(k.layer, k.cores) for k in c.layers if k.cores]))
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024   # the census's forked workers
-    forked = f"\n    forked workers: peak RSS {workers:.0f} MB, pages shared with the census included" if workers else ""
+    forked = (f"\n    forked workers: peak RSS {workers:.0f} MB, pages shared with the census included"
+              if workers else "")
     return {"cores": c.cores, "chips": c.chips, "stages": {"census": time.perf_counter() - t}, "hops_ratio": float("nan"),
             "note": over + per_layer + unmapped + forked}
 

@@ -31,9 +31,10 @@ def test_the_census_counts_the_cores_the_compile_builds(model, weights):
 
 
 def _runs_of_inputs(n: int, sizes: tuple[int, int], spread: bool = True, twin: int | None = None) -> Graph:
-    """n neurons, each reading a run of `sizes` of 2,400 neurons (weights 1..4: one sign, so no partial sums below 257
-    inputs; each of the 2,400 read by some 140 cores: copies), and 3 neurons reading all n (copies). `spread`: neighbours' runs start 97 or more apart, so no two
-    fit a core's 256 axons, else at random; `twin`: that neuron reads as the one before it (the two fit one core)."""
+    """n neurons, each reading a run of `sizes` of 2,400 neurons (weights 1..4: one sign, so no partial sums below
+    257 inputs; each of the 2,400 read by some 140 cores: copies), and 3 neurons reading all n (copies). `spread`:
+    neighbours' runs start 97 or more apart, so no two fit a core's 256 axons, else at random; `twin`: that neuron
+    reads as the one before it (the two fit one core)."""
     rng = np.random.default_rng(n)
     w = np.zeros((n, 2400))
     starts = np.arange(n) * 97 % 2143 if spread else rng.integers(0, 2400 - sizes[1], n)
@@ -81,8 +82,8 @@ def _counted(graph: Graph, monkeypatch, singles: bool) -> tuple[dict, dict[str, 
     return seen, took
 
 
-# The rows of the first window of `_runs_of_inputs(1500, (200, 257))`'s layer "alone": WINDOW_SYNAPSES over its first rows'
-# some 226 inputs, // GROWTH (the test below checks it).
+# The rows of the first window of `_runs_of_inputs(1500, (200, 257))`'s layer "alone": WINDOW_SYNAPSES over its
+# first rows' some 226 inputs, // GROWTH (the test below checks it).
 FIRST = 145
 
 

@@ -62,12 +62,13 @@ def count_from(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.
                progress: Callable[[str], None] | None = None, heights: TileHeights | None = None,
                workers: int | None = None) -> list[LayerCount]:
     """count_cores of layers `last` down to the first, given the axons that read each neuron so far (`reads`, per
-    layer, none where a layer is missing: added to as layers are counted, a layer's first reads taken as they come,
-    booleans where a sum reads its parts, instead of added to an array of zeros: 6 x 10^8 bytes of adds and page
-    faults for the dense paper-size net's 8 x 10^7 partial neurons) and the tile heights the layers after `last` were partitioned in. A run
-    of at least FORKED_RUN parts of one fan-in split (they read its source and none reads another) is counted in
-    `workers` processes (neurocomp.forked; None: one per processor, up to MAX_WORKERS), once the first part of each geometry has fixed
-    its tile height here. The counts are the same for any number of workers."""
+    layer, none where a layer is missing; added to as layers are counted) and the tile heights the layers after
+    `last` were partitioned in. A layer's first reads are taken as they come (booleans where a sum reads its
+    parts) instead of added into an array of zeros: that cost 6 x 10^8 bytes of adds and page faults for the dense
+    paper-size net's 8 x 10^7 partial neurons. A run of at least FORKED_RUN parts of one fan-in split (they read
+    its source and none reads another) is counted in `workers` processes (neurocomp.forked; None: one per
+    processor, up to MAX_WORKERS), once the first part of each geometry has fixed its tile height here. The counts
+    are the same for any number of workers."""
     layers, workers = qnet.network.layers, min(available(), MAX_WORKERS) if workers is None else workers
     partials = inserted(qnet.network)
     net = _Net(spec, int(spec["core.neurons"]), partials, kernel_layers(qnet.network, partials),
