@@ -169,17 +169,17 @@ class TypedRows:
     @functools.cached_property
     def firsts(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per projection: row pointer, and each key's previous occurrence (axon_count)."""
-        counted = [(m.indptr, m.indices) for m in self.support] if self.support is not None else zip(self.ptr, self.keys)
+        counted = [(m.indptr, m.indices) for m in self.support] if self.support is not None else self._expanded
         return [(ptr, _previous(ids)) for ptr, ids in counted]
 
     def row_keys(self) -> np.ndarray:
         """Keys (axons, where no two rows share an input) per row, over all projections."""
-        return sum((np.diff(ptr) for ptr in self.ptr), np.zeros(len(self.rows.order), np.int64))
+        return sum((np.diff(ptr) for ptr, _ in self._expanded), np.zeros(len(self.rows.order), np.int64))
 
     def axon_keys(self, lo: int, hi: int) -> list[np.ndarray]:
         if self.support is not None:
             return [_all_types(m.indices[m.indptr[lo]:m.indptr[hi]]) for m in self.support]
-        return [distinct(k[p[lo]:p[hi]]) for k, p in zip(self.keys, self.ptr)]
+        return [distinct(k[p[lo]:p[hi]]) for p, k in self._expanded]
 
     def most_levels(self, lo: int, hi: int) -> int:
         """The most levels (axon types) a neuron of rows [lo, hi) needs."""
@@ -192,7 +192,7 @@ class TypedRows:
         every core."""
         n = len(self.levels)
         alone, paired, reads = np.zeros(n, np.int64), np.zeros(max(n - 1, 0), np.int64), []
-        inputs = [m.indices for m in self.support] if self.support is not None else [k // LEVELS for k in self.keys]
+        inputs = [m.indices for m in self.support] if self.support is not None else [k // LEVELS for _, k in self._expanded]
         per_input = LEVELS if self.support is not None else 1
         for (ptr, prev), ids in zip(self.firsts, inputs):
             row = np.repeat(np.arange(n), np.diff(ptr))
