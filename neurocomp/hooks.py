@@ -51,7 +51,8 @@ class TargetHooks(Protocol):
         """Register limits in graph units (threshold, bias, ...)."""
 
     def cluster_weights(self, w: np.ndarray, spec: TargetSpec, mode: str = "levels") -> np.ndarray:
-        """Integer weights as the cores can store them in `mode`."""
+        """Integer weights as the cores can store them in `mode`, one row per neuron or channel. A column that is zero
+        in every row must stay zero and change no other: a conv's are clustered on its live taps alone."""
 
     def cluster_composed(self, w: np.ndarray, spec: TargetSpec, mode: str, taps: int) -> np.ndarray:
         """`cluster_weights` for stored weights that each sum `taps` of the op's weights (a pool before it)."""

@@ -193,3 +193,45 @@ def test_truenorth_register_checks_name_the_neuron_whether_one_value_or_per_neur
     with pytest.raises(QuantizeError, match="initial potential outside"):
         check_params("n", params, spec)
     check_params("n", neuron_params("n", IF("n", threshold=4.0, bias=1.0), 4, spec), spec)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2 ** 16), mode=st.sampled_from(["bits", "levels", "trinary", "whole"]),
+       fan_in=st.sampled_from([9, 40, 150]), zero_cols=st.integers(0, 200),
+       target=st.sampled_from([TN, LOIHI]))
+def test_clustering_ignores_all_zero_columns(seed, mode, fan_in, zero_cols, target):
+    """The hooks' contract that lets quantize cluster a conv on its live taps: inserting columns that are zero in
+    every row changes no other weight, and they stay zero (bit for bit, up to the sign of a zero)."""
+    rng = np.random.default_rng(seed)
+    live = rng.integers(-300, 300, size=(6, fan_in)).astype(np.float64)
+    live[rng.random(live.shape) < 0.3] = 0.0
+    at = np.sort(rng.choice(fan_in + zero_cols, size=fan_in, replace=False))
+    wide = np.zeros((6, fan_in + zero_cols))
+    wide[:, at] = live
+    compact = target.hooks.cluster_weights(live, target.spec, mode)
+    full = target.hooks.cluster_weights(wide, target.spec, mode)
+    assert np.array_equal(full[:, at], compact)
+    assert not np.delete(full, at, axis=1).any()
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2 ** 16), form=st.sampled_from(["full", "per_output", "per_channel"]),
+       sign=st.sampled_from([1.0, -1.0]), correlation=st.booleans())
+def test_a_restricted_conv_is_its_masked_kernel_with_its_live_taps_known(seed, form, sign, correlation):
+    """fanin.restricted writes a part's kernel on the taps its mask keeps alone (graph.on_taps): the weight equals
+    np.where(mask, w, 0) * sign, the reach shrinks with the mask, and the live taps it sets are those a fresh node
+    finds in the weight."""
+    from neurocomp.ir.graph import Conv2d, Correlation
+    from neurocomp.partition.fanin import restricted
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-3, 4, size=(1 if correlation else 4, 6, 3, 3)).astype(np.float64)   # a Correlation has one output
+    shape = {"full": w.shape, "per_output": (w.shape[0], 6, 1, 1), "per_channel": (1, 6, 1, 1)}[form]
+    mask = rng.random(shape) < 0.4
+    op = Correlation("c", w, reach=rng.random(w.shape) < 0.8) if correlation else Conv2d("c", w)
+    part = restricted(op, mask, sign)
+    assert np.array_equal(part.weight, np.where(mask, w, 0.0) * sign)
+    if correlation:
+        assert np.array_equal(part.reach, np.asarray(op.reach, dtype=bool) & mask)
+    live, kept = part.live_taps
+    fresh_live, fresh_kept = Conv2d("d", part.weight).live_taps
+    assert np.array_equal(live, fresh_live) and np.array_equal(kept, fresh_kept)

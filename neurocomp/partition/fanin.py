@@ -17,7 +17,7 @@ import numpy as np
 from neurocomp.errors import UserError
 from neurocomp.ir import sums
 from neurocomp.ir.graph import (LINEAR_OPS, Affine, Conv2d, Correlation, Crop, Flatten, Graph, Node, Output, Readout,
-                                fresh)
+                                fresh, on_taps)
 from neurocomp.ir.layers import Layer, Network, Projection, lower
 from neurocomp.partition.rows import structural
 
@@ -61,11 +61,10 @@ def _input_channel(op: Node) -> np.ndarray:
 
 
 def _channel_masks(op: Node, groups: int) -> list[np.ndarray]:
-    """Masks over `op`'s weight keeping the inputs of each of `groups` contiguous input-channel groups."""
+    """Masks (broadcastable to `op`'s weight) keeping the inputs of each of `groups` contiguous input-channel groups."""
     w = np.asarray(op.weight)
     channel = _input_channel(op)
-    return [np.broadcast_to(np.isin(channel, part), w.shape)
-            for part in np.array_split(np.arange(w.shape[1] * getattr(op, "groups", 1)), groups)]
+    return [np.isin(channel, part) for part in np.array_split(np.arange(w.shape[1] * getattr(op, "groups", 1)), groups)]
 
 
 def masked(proj: Projection, k: int, mask: np.ndarray) -> Projection:
@@ -76,14 +75,25 @@ def masked(proj: Projection, k: int, mask: np.ndarray) -> Projection:
 
 
 def restricted(op: Node, mask: np.ndarray, sign: float = 1.0) -> Node:
-    """`op` keeping only the weights `mask` selects (times `sign`); a Correlation's reach shrinks with
-    them, so a part's cores are planned for its own channels whatever kernel is bound later."""
-    weight = np.where(mask, np.asarray(op.weight), 0.0)
-    weight *= sign
-    if not isinstance(op, Correlation):
-        return dataclasses.replace(op, weight=fresh(weight))
-    reach = np.ones(op.weight.shape, dtype=bool) if op.reach is None else np.asarray(op.reach, dtype=bool)
-    return dataclasses.replace(op, weight=fresh(weight), reach=fresh(reach & mask))
+    """`op` keeping only the weights `mask` (broadcastable to its weight) selects, times `sign`: a conv's written on
+    the taps the mask keeps alone (graph.on_taps). A Correlation's reach shrinks with them, so a part's cores are
+    planned for its own channels whatever kernel is bound later."""
+    w = np.asarray(op.weight)
+    mask = np.asarray(mask, dtype=bool)
+    mask = mask.reshape((1,) * (w.ndim - mask.ndim) + mask.shape)
+    changes = {}
+    if isinstance(op, Correlation):
+        reach = np.ones(w.shape, dtype=bool) if op.reach is None else np.asarray(op.reach, dtype=bool)
+        changes["reach"] = fresh(reach & mask)
+    if not isinstance(op, Conv2d):
+        weight = np.where(mask, w, 0.0)
+        weight *= sign
+        return dataclasses.replace(op, weight=fresh(weight), **changes)
+    taps = np.flatnonzero(np.broadcast_to(mask.any(axis=0, keepdims=True), (1,) + w.shape[1:]))
+    at = (slice(None),) + np.unravel_index(taps, w.shape[1:])
+    values = np.where(np.broadcast_to(mask, w.shape)[at], w[at], 0.0)
+    values *= sign
+    return on_taps(op, taps, values, **changes)
 
 
 def channel_groups(proj: Projection, rows: np.ndarray, budget: int) -> list[np.ndarray] | None:
@@ -111,7 +121,7 @@ def unit_fan_ins(proj: Projection, k: int, rows: np.ndarray, unit: np.ndarray, n
     op = proj.chain[k]
     shape = np.shape(op.weight)
     if k > 0 or not isinstance(op, (Affine, Conv2d)) or not all(isinstance(o, (Crop, Flatten)) for o in proj.chain[1:]):
-        return np.stack([np.diff(masked(proj, k, np.broadcast_to(unit == u, shape)).matrix(rows).indptr)
+        return np.stack([np.diff(masked(proj, k, unit == u).matrix(rows).indptr)
                          for u in range(n_units)], axis=1)
     labelled = np.where(np.asarray(op.weight) != 0, np.broadcast_to(unit, shape) + 1.0, 0.0)
     chain = (dataclasses.replace(op, weight=labelled, bias=None),) + proj.chain[1:]

@@ -10,11 +10,12 @@ import numpy as np
 
 from neurocomp.errors import QuantizeError, ResourceError
 from neurocomp.ir.bounds import drive_bounds
-from neurocomp.ir.graph import Node, Scale, uniform_or_full
+from neurocomp.ir.graph import Conv2d, Node, Scale, on_taps, uniform_or_full
 from neurocomp.ir.layers import Layer
 from neurocomp.partition.fanin import sample_rows
 from neurocomp.quantize.qnetwork import QLayer
-from neurocomp.quantize.steps import MAX_COARSEN, WEIGHTED, chain_gain, last_ops, layer_exponents, whole_threshold
+from neurocomp.quantize.steps import (MAX_COARSEN, WEIGHTED, chain_gain, last_ops, layer_exponents, stored_values,
+                                      whole_threshold)
 from neurocomp.target import Target
 
 LEAKY_GRID = 2.0 ** -6  # Lava's v holds 64 steps per unit of synaptic input
@@ -109,10 +110,11 @@ def _register_decays(layer: Layer) -> dict[str, np.ndarray]:
 
 
 def _clustered(layer: Layer, exps: Mapping[str, float], hooks, spec, mode: str) -> dict[str, np.ndarray]:
-    """Integer weights of every Affine/Conv2d after the target's clustering. A neuron stores the weights of all its
-    projections (TrueNorth: <= 4 levels per neuron), so the last such ops of several projections, when their rows
-    are alike (one per output neuron or channel), are clustered as one row each, side by side."""
-    ints = {op.name: np.rint(np.asarray(op.weight) / 2.0 ** exps[op.name]).reshape(op.weight.shape[0], -1)
+    """Integer weights of every Affine/Conv2d after the target's clustering, one row per output neuron or channel: a
+    conv's on its live taps only (stored_values; a target's clustering leaves all-zero columns out, hooks). A neuron
+    stores the weights of all its projections (TrueNorth: <= 4 levels per neuron), so the last such ops of several
+    projections, when their rows are alike, are clustered as one row each, side by side."""
+    ints = {op.name: np.rint(stored_values(op) / 2.0 ** exps[op.name]).reshape(op.weight.shape[0], -1)
             for p in layer.projections for op in p.chain if isinstance(op, WEIGHTED)}
     rows = sample_rows(layer)
     taps = {[op for op in p.chain if isinstance(op, WEIGHTED)][-1].name: chain_gain(layer, p, rows)[1]
@@ -127,7 +129,10 @@ def _clustered(layer: Layer, exps: Mapping[str, float], hooks, spec, mode: str) 
 
 
 def _cluster(hooks, w: np.ndarray, spec, mode: str, taps: int) -> np.ndarray:
-    """The target's clustering; for stored weights that sum `taps` > 1 of these, its `cluster_composed`."""
+    """The target's clustering; for stored weights that sum `taps` > 1 of these, its `cluster_composed`. An op with no
+    live tap has nothing to cluster."""
+    if w.shape[1] == 0:
+        return w
     return hooks.cluster_composed(w, spec, mode, taps) if taps > 1 else hooks.cluster_weights(w, spec, mode)
 
 
@@ -138,12 +143,13 @@ def _quantize_ops(layer: Layer, exps: Mapping[str, float], hooks, spec, mode: st
     for p in layer.projections:
         for k, op in enumerate(p.chain):
             if isinstance(op, WEIGHTED):
-                w = np.asarray(op.weight)
+                w = stored_values(op)
                 step = 2.0 ** exps[op.name]
                 wq = clustered[op.name].reshape(w.shape)
                 signal += float(np.sum(w * w))
                 noise += float(np.sum((w - wq * step) ** 2))
-                nodes[op.name] = dataclasses.replace(op, weight=wq, bias=None)
+                nodes[op.name] = (on_taps(op, op.live_taps[0], wq, bias=None) if isinstance(op, Conv2d) else
+                                  dataclasses.replace(op, weight=wq, bias=None))
             elif isinstance(op, Scale) and op.name in exps:
                 w = np.asarray(op.scale)
                 wq = np.rint(w / 2.0 ** exps[op.name])

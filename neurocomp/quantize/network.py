@@ -11,7 +11,7 @@ from neurocomp.ir.graph import Graph, Node
 from neurocomp.ir.layers import Network, lower
 from neurocomp.quantize.layer import quantize_layer
 from neurocomp.quantize.qnetwork import QLayer, QNetwork
-from neurocomp.quantize.steps import WEIGHTED
+from neurocomp.quantize.steps import WEIGHTED, stored_values
 from neurocomp.target import Target
 
 
@@ -53,7 +53,7 @@ def verify_quantized(qnet: QNetwork, target: Target) -> None:
         for p in layer.projections:
             for op in p.chain:
                 if isinstance(op, WEIGHTED):
-                    w = np.asarray(op.weight)
+                    w = stored_values(op)
                     if not np.array_equal(w, np.rint(w)):
                         raise VerifyError(f"{layer.name}: {op.name} has non-integer weights after quantisation")
                     wmax = target.hooks.weight_max(target.spec, w)

@@ -45,7 +45,7 @@ def stored_signs(layer: Layer) -> np.ndarray:
     for ops in _weighted_ops(layer):
         signs = {1.0}
         for op in ops:
-            w = _values(op)
+            w = stored_values(op)
             present = [sign for sign, found in ((-1.0, (w < 0).any()), (1.0, (w > 0).any())) if found]
             signs = {a * b for a in signs for b in (present or [1.0])}
         out |= signs
@@ -92,6 +92,12 @@ def _values(op: Node) -> np.ndarray:
     return np.asarray(op.scale if isinstance(op, Scale) else op.weight)
 
 
+def stored_values(op: Node) -> np.ndarray:
+    """The op's values for a sign, peak or integrality test, which zeros cannot change: a conv's on its live taps
+    (a fan-in part's kernel is its layer's masked to a few channels, mostly zeros), any other op's all."""
+    return op.live_taps[1] if isinstance(op, Conv2d) else _values(op)
+
+
 def layer_exponents(layer: Layer, target: Target) -> tuple[dict[str, float], float]:
     """Per weighted op exponent e_k, and the layer exponent E shared by all projections. In a chain of
     several weighted ops (e.g. a max-pool pick before a Linear) the targets store the composed weights,
@@ -104,7 +110,7 @@ def layer_exponents(layer: Layer, target: Target) -> tuple[dict[str, float], flo
     for ops, p in zip(_weighted_ops(layer), layer.projections):
         gain, taps = chain_gain(layer, p, rows)
         for k, op in enumerate(ops):
-            w = _values(op)
+            w = stored_values(op)
             small = k < len(ops) - 1 and np.array_equal(w, np.rint(w)) and float(np.max(np.abs(w), initial=0)) <= wmax
             last = k == len(ops) - 1
             exps[op.name] = 0.0 if small else max(exponent(w, wmax, gain if last else 1.0, taps if last else 1),

@@ -81,12 +81,11 @@ def _plan(layer: Layer, spec: TargetSpec, levels: int, whole: bool) -> dict[int,
 
 
 def _group_masks(op: Node, groups: int) -> list[np.ndarray]:
-    """Boolean masks over the weight array selecting each group's input channels (or columns)."""
+    """Boolean masks, broadcastable to the weight array, selecting each group's input channels (or columns)."""
     w = np.asarray(op.weight)
-    parts = np.array_split(np.arange(w.shape[1]), groups)
     masks = []
-    for part in parts:
-        mask = np.zeros(w.shape, dtype=bool)
+    for part in np.array_split(np.arange(w.shape[1]), groups):
+        mask = np.zeros((1, w.shape[1]) + (1,) * (w.ndim - 2), dtype=bool)
         mask[:, part] = True
         masks.append(mask)
     return masks
