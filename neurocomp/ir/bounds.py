@@ -30,16 +30,24 @@ def _signed_parts(op: Node) -> tuple[Node, Node] | None:
 
 def _sums_exactly(op: Conv2d, high: float, low: float) -> bool:
     """Are the op's weights and the input's bounds integers, so that its sums are exact in any order (float64
-    holds integers to 2^53)?"""
-    w = np.asarray(op.weight, dtype=np.float64)
+    holds integers to 2^53)? Read on its live taps (a fan-in part's kernel is mostly zeros)."""
+    w = op.live_taps[1]
     top = np.abs(w).sum() * max(abs(high), abs(low))
     return float(high).is_integer() and float(low).is_integer() and top < 2 ** 53 and np.array_equal(w, np.rint(w))
 
 
-def _one_channel(op: Conv2d) -> Conv2d:
-    """The conv on a constant input as a conv on one channel of it: each output sums its group's input channels,
-    all equal, so their weights can be summed first (a paper-size conv's bounds in 1/C_in of the work)."""
-    return Conv2d(op.name, np.asarray(op.weight).sum(axis=1, keepdims=True), None, op.stride, op.padding)
+def _one_channel(op: Conv2d) -> tuple[Conv2d, Conv2d]:
+    """The positive part and the magnitude of the negative part of the conv on a constant input, as convs on one
+    channel of it: each output sums its group's input channels, all equal, so their weights can be summed first (a
+    paper-size conv's bounds in 1/C_in of the work), here from its live taps, exactly (_sums_exactly)."""
+    live, kept = op.live_taps
+    kh, kw = op.weight.shape[2:]
+    position = np.zeros((live.size, kh * kw))
+    position[np.arange(live.size), live % (kh * kw)] = 1.0
+
+    def summed(w: np.ndarray) -> Conv2d:
+        return Conv2d(op.name, (w @ position).reshape(op.weight.shape[0], 1, kh, kw), None, op.stride, op.padding)
+    return summed(np.maximum(kept, 0)), summed(np.maximum(-kept, 0))
 
 
 def projection_bounds(p: Projection, high: float = 1.0, low: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
@@ -50,10 +58,11 @@ def projection_bounds(p: Projection, high: float = 1.0, low: float = 0.0) -> tup
     hi = torch.full((1,) + p.shapes[0], float(high), dtype=torch.float64)
     lo = None if low == 0 else torch.full_like(hi, float(low))    # None: zero (spikes), skips half the passes
     for k, op in enumerate(p.chain):
-        parts = _signed_parts(op)
         if k == 0 and isinstance(op, Conv2d) and len(p.shapes[0]) == 3 and _sums_exactly(op, high, low):
-            parts = tuple(_one_channel(part) for part in parts)
+            parts = _one_channel(op)
             hi, lo = hi[:, :1], None if lo is None else lo[:, :1]
+        else:
+            parts = _signed_parts(op)
         if parts is None:
             hi, lo = ops.forward(op, hi), None if lo is None else ops.forward(op, lo)
         elif lo is None:

@@ -79,6 +79,14 @@ def _pair(v: int | Iterable[int]) -> tuple[int, int]:
 class Node:
     name: str
 
+    @functools.cached_property
+    def unfinite(self) -> str | None:
+        """The first of the node's arrays that holds a NaN or Inf, or None. Its arrays are read-only, so the node is
+        checked once, not again in every Graph it is part of (lowering, each rewrite, quantising): a dense paper-size
+        net's fan-in parts were read in full some seven times."""
+        return next((key for key, val in vars(self).items()
+                     if isinstance(val, np.ndarray) and not np.all(np.isfinite(val))), None)
+
 
 @dataclass(frozen=True, eq=False)
 class Input(Node):
@@ -460,6 +468,5 @@ def _infer_shapes(g: Graph) -> dict[str, tuple[int, ...]]:
 
 
 def _check_finite(node: Node) -> None:
-    for key, val in vars(node).items():
-        if isinstance(val, np.ndarray) and not np.all(np.isfinite(val)):
-            raise GraphError(f"{node.name}: {key} contains NaN or Inf")
+    if node.unfinite is not None:
+        raise GraphError(f"{node.name}: {node.unfinite} contains NaN or Inf")
