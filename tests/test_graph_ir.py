@@ -111,6 +111,8 @@ def test_a_nodes_arrays_are_its_own_and_read_only_and_shared_only_when_frozen():
     assert again.weight is conv.weight
     view = conv.weight[:1]   # read-only but not its own data: copied
     assert Conv2d("e", view).weight is not view
+    turned = conv.weight.transpose(1, 0, 2, 3).transpose(1, 0, 2, 3)   # a view of all of a frozen array: kept
+    assert turned.base is not None and Conv2d("g", turned).weight is turned
     ints = np.ones((2, 1, 3, 3), np.int64)
     ints.setflags(write=False)
     assert Conv2d("f", ints).weight.dtype == np.float64

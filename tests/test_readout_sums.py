@@ -154,3 +154,23 @@ def test_group_fan_ins_from_unit_counts_equal_the_masked_matrices(groups, per_gr
         direct = max(int(np.diff(masked(proj, at, m).matrix(rows).indptr).max(initial=0))
                      for m in _channel_masks(op, g))
         assert widest(counts, g) == direct
+
+
+@pytest.mark.parametrize("weights", ["bits", "levels", "trinary", "whole"])
+@pytest.mark.parametrize("net", ["wide", "score"])
+def test_truenorth_readout_parts_fit_a_core_as_they_are(net, weights) -> None:
+    """legalize plans no partial sums for the parts it splits a read-out into (each reads <= axons / per_input inputs
+    per neuron), so it skips planning them: every part's plan is empty, bound (a Correlation's) or not."""
+    from neurocomp.partition.fanin import split_of
+    from neurocomp.targets.truenorth.legalize import _plan
+    from neurocomp.targets.truenorth.quant import mode_levels
+    target = load_target("truenorth")
+    rng = np.random.default_rng(3)
+    score = Graph([Input("x", (16, 10, 10), "spikes"), Correlation("corr", rng.choice([1.0, 2.0], size=(1, 16, 4, 4))),
+                   Readout("score"), Output("o")], [("x", "corr"), ("corr", "score"), ("score", "o")])
+    source = lower(wide_readout() if net == "wide" else score)
+    legal = target.hooks.legalize(source, target.spec, weights)
+    parts = [layer for layer in legal.layers if split_of(layer.name)]
+    assert len(parts) >= 2
+    levels = mode_levels(weights, target.spec)
+    assert all(_plan(layer, target.spec, levels, weights == "whole") == {} for layer in parts)

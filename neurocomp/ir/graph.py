@@ -37,13 +37,19 @@ RESETS = ("zero", "subtract")
 
 def _frozen_array(a: np.ndarray | Iterable[float], dtype=np.float64) -> np.ndarray:
     """A read-only array of `a`. One that is read-only already and owns its data (a node's own array, as
-    dataclasses.replace passes it on) is kept as it is: a dense paper-size conv's fan-in split copied its weights
-    some 4,500 times (1.3 s) for nothing."""
-    if isinstance(a, np.ndarray) and a.dtype == dtype and a.flags.owndata and not a.flags.writeable:
+    dataclasses.replace passes it on), or is a read-only view of all of such an array (on_taps' transposed kernel),
+    is kept as it is: a dense paper-size conv's fan-in split copied its weights some 4,500 times (1.3 s) for
+    nothing. A view of part of an array is copied, so that a node never keeps a larger array alive."""
+    if isinstance(a, np.ndarray) and a.dtype == dtype and not a.flags.writeable and (a.flags.owndata or _whole_view(a)):
         return a
     arr = np.array(a, dtype=dtype)
     arr.setflags(write=False)
     return arr
+
+
+def _whole_view(a: np.ndarray) -> bool:
+    base = a.base
+    return isinstance(base, np.ndarray) and base.flags.owndata and not base.flags.writeable and base.size == a.size
 
 
 def fresh(a: np.ndarray) -> np.ndarray:
@@ -160,11 +166,14 @@ class Conv2d(Node):
 def on_taps(op: Conv2d, taps: np.ndarray, values: np.ndarray, **changes) -> Conv2d:
     """`op` (with `changes`) whose weight is `values` (Cout, taps.size) on the flat (Cin/groups, kh, kw) `taps`
     (ascending) and 0 elsewhere, its live_taps known from them. A fan-in part's kernel is its layer's masked to a few
-    channels: written and read on those alone, the rest of its pages stay the kernel allocator's zeros, never
-    touched (on the dense paper-size net 1.2-1.8 GB of zeros were written, then read by every pass of quantize)."""
-    weight = np.zeros(op.weight.shape)
-    weight.reshape(weight.shape[0], -1)[:, taps] = values
-    node = dataclasses.replace(op, weight=fresh(weight), **changes)
+    input channels: stored input-channel-major (a transposed view), those channels' weights are one block, so the
+    rest of its pages stay the allocator's untouched zeros (on the dense paper-size net 1.2-1.8 GB of zeros were
+    written, huge page by huge page, then read by every pass of quantize)."""
+    cout, cin_g, kh, kw = op.weight.shape
+    stored = np.zeros((cin_g, cout, kh, kw))
+    c, ky, kx = np.unravel_index(taps, (cin_g, kh, kw))
+    stored[c[None, :], np.arange(cout)[:, None], ky[None, :], kx[None, :]] = values
+    node = dataclasses.replace(op, weight=fresh(stored).transpose(1, 0, 2, 3), **changes)
     live = np.any(values != 0, axis=0)
     vars(node)["live_taps"] = (taps[live], values[:, live])
     return node

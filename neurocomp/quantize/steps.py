@@ -128,7 +128,7 @@ def layer_exponents(layer: Layer, target: Target) -> tuple[dict[str, float], flo
 def whole_threshold(layer: Layer, exps: dict[str, float], big: float) -> tuple[dict[str, float], float]:
     """Make a layer-wide threshold a whole number of units, N = floor(theta / scale): the step grows by
     less than 1/N (weights keep nearly all their range) instead of the threshold rounding up by up to a unit."""
-    theta = layer.param("threshold")
+    theta = np.ravel(layer.held("threshold"))
     last = last_ops(layer)
     units = float(theta[0]) / 2.0 ** big if theta.size else 0.0
     if layer.kind != "spiking" or np.ptp(theta) > 0 or units < 1 or units == math.floor(units) or len(last) < len(layer.projections):

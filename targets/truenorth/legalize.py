@@ -177,10 +177,12 @@ def legalize(net: Network, spec: TargetSpec, weights: str = "levels") -> Network
     # Its parts read at most half a core's axons where one input channel allows (BOUND_PART_SHARE), so a core
     # holds a tile of neighbouring positions, whose windows overlap, instead of one or two.
     types, axons = int(spec["core.axon_types"]), int(spec["core.axons"])
+    given = {layer.name for layer in net.layers}
     for bound, per_input in ((True, types), (False, levels)):
         net = split_readouts(net, lambda layer, b=bound: bound_layer(layer) == b and bool(_plan(layer, spec, levels, whole)),
                              axons // per_input, axons // (per_input * BOUND_PART_SHARE) if bound else None)
-    plans = {layer.name: _plan(layer, spec, levels, whole) for layer in net.layers}
+    # A read-out's part needs no plan: it reads <= axons / per_input inputs per neuron, so _plan finds it fits.
+    plans = {layer.name: _plan(layer, spec, levels, whole) if layer.name in given else {} for layer in net.layers}
     split = [layer for layer in net.layers if plans[layer.name]]
     if not split:
         return net
