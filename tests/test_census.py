@@ -12,7 +12,7 @@ from neurocomp.cli import main
 from neurocomp.compiler import FRONT_END, CompileOptions, Values, census, compile_graph, resolved, run_stages
 from neurocomp.forked import forked_map
 from neurocomp.frontend.ptfile import load_graph
-from neurocomp.ir.graph import IF, Affine, Correlation, Graph, Input, Output, Readout
+from neurocomp.ir.graph import IF, Affine, Conv2d, Correlation, Graph, Input, Output, Readout
 from neurocomp.target import load_target
 from neurocomp.targets.truenorth import census as tn_census
 
@@ -131,6 +131,41 @@ def test_a_splits_parts_counted_in_two_processes_count_as_in_one(monkeypatch):
     assert forks == [] and counted(2) == serial
     assert forks == [(2, f"score@{k}.part15") for k in (2, 1, 0)]   # counted last first; each reads its own source
     assert sum(r.cores for r in serial[0]) == 7722 and len(serial[1]) == len(v.qnet.network.layers)
+
+
+def test_a_large_layers_sampled_heights_and_a_few_large_parts_counted_side_by_side_count_as_in_turn(monkeypatch):
+    """A conv of 152,352 neurons (over SAMPLED_LAYER) samples its three tile heights (3 rows cost least, then 2, then
+    1) in two forked pieces, and a
+    read-out split into 4 parts of 17,956 neurons (FORKED_NEURONS lowered to 10^4) is counted in two processes:
+    rows, the order layers are told and the axons read of every neuron equal the serial count's."""
+    rng = np.random.default_rng(5)
+    graph = Graph([Input("x", (2, 140, 140), "spikes"), Conv2d("c1", rng.choice([-1.0, 1.0, 2.0], size=(8, 2, 3, 3))),
+                   IF("a", threshold=4.0), Conv2d("c2", rng.choice([-2.0, -1.0, 1.0, 2.0], size=(1, 8, 5, 5))),
+                   Readout("r"), Output("o")],
+                  [("x", "c1"), ("c1", "a"), ("a", "c2"), ("c2", "r"), ("r", "o")])
+    target = load_target("truenorth")
+    v = run_stages(FRONT_END[:3], Values(graph, target, resolved(CompileOptions(), graph, target), None, ""))
+    assert [layer.size for layer in v.qnet.network.layers] == [152352] + [17956] * 4
+    monkeypatch.setattr(tn_census, "FORKED_NEURONS", 10 ** 4)
+    forks: list[int] = []
+    monkeypatch.setattr(tn_census, "forked_map",
+                        lambda work, pieces: forks.append(len(pieces)) or forked_map(work, pieces))
+    bands: list[int] = []
+    kept = tn_census.TileHeights.kept
+    monkeypatch.setattr(tn_census.TileHeights, "kept",
+                        lambda self, layer, band: bands.append(band) or kept(self, layer, band))
+
+    def counted(workers: int) -> tuple:
+        told: list[str] = []
+        bands.clear()
+        reads = {layer.name: np.zeros(layer.size, np.int64) for layer in v.qnet.network.layers}
+        rows = tn_census.count_from(v.qnet, target.spec, len(v.qnet.network.layers) - 1, reads, told.append,
+                                    workers=workers)
+        return rows, told, {name: r.tolist() for name, r in reads.items()}, bands[-1]
+    serial = counted(1)
+    assert forks == [1] and counted(2) == serial and serial[-1] == 3   # serial: the heights in one piece, here
+    assert forks == [1, 2, 2]   # the parts (their first counted here), then the conv's heights
+    assert sum(r.cores for r in serial[0]) == census(graph, target, CompileOptions()).cores
 
 
 @pytest.mark.parametrize("model", ["siamsnn_micro_loihi.pt", "siamsnn_micro3g_truenorth.pt"])

@@ -56,6 +56,7 @@ class _Net:
     partials: set[str]
     kernel: set[str]
     sources: set[str]
+    workers: int
 
 
 def count_from(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.ndarray],
@@ -65,21 +66,22 @@ def count_from(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.
     layer, none where a layer is missing; added to as layers are counted) and the tile heights the layers after
     `last` were partitioned in. A layer's first reads are taken as they come (booleans where a sum reads its
     parts) instead of added into an array of zeros: that cost 6 x 10^8 bytes of adds and page faults for the dense
-    paper-size net's 8 x 10^7 partial neurons. A run of at least FORKED_RUN parts of one fan-in split (they read
-    its source and none reads another) is counted in `workers` processes (neurocomp.forked; None: one per
-    processor, up to MAX_WORKERS), once the first part of each geometry has fixed its tile height here. The counts
-    are the same for any number of workers."""
+    paper-size net's 8 x 10^7 partial neurons. A run of at least FORKED_RUN parts of one fan-in split, or of
+    FORKED_NEURONS neurons (they read its source and none reads another), is counted in `workers` processes
+    (neurocomp.forked; None: one per processor, up to MAX_WORKERS), once the first part of each geometry has fixed
+    its tile height here; a large layer's sampled tile heights are measured side by side too. The counts are the
+    same for any number of workers."""
     layers, workers = qnet.network.layers, min(available(), MAX_WORKERS) if workers is None else workers
     partials = inserted(qnet.network)
     net = _Net(spec, int(spec["core.neurons"]), partials, kernel_layers(qnet.network, partials),
-               {layer.name for layer in layers})
+               {layer.name for layer in layers}, workers)
     heights = TileHeights() if heights is None else heights
     tell = progress or (lambda name: None)
     out: list[LayerCount] = []
     li = last
     while li >= 0:
         run = _parts_run(layers, li) if workers > 1 else [li]
-        if len(run) >= FORKED_RUN:
+        if len(run) >= FORKED_RUN or len(run) > 1 and sum(layers[i].size for i in run) >= FORKED_NEURONS:
             counted = _count_run([layers[i] for i in run], reads, net, heights, tell, workers)
         else:
             tell(layers[li].name)
@@ -94,8 +96,9 @@ def count_from(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.
     return out[::-1]
 
 
-# Parts of one split, in a row, below which forking workers costs more than it saves.
-FORKED_RUN = 16
+# Parts of one split, in a row, below which forking workers costs more than it saves, unless they hold at least
+# FORKED_NEURONS (the dense paper-size SiamSNN's first conv: 6 parts of 1.45 x 10^6 neurons).
+FORKED_RUN, FORKED_NEURONS = 16, 1 << 22
 # Forked workers at most by default. Each writes some private memory of its own (63 MB at peak on the dense paper-size
 # census, besides the pages it shares), and a split's pieces shrink with their number while each fork costs the same.
 MAX_WORKERS = 8
@@ -161,13 +164,21 @@ def _count_layer(layer: Layer, read: np.ndarray | None, net: _Net, heights: Tile
     keep = layer.name in net.kernel
     args = (copies, keep, net.spec, net.partials, net.sources)
     try:
-        bands = heights.of(layer, lambda band: _Count(layer, band, *args, SAMPLE_NEURONS).per_neuron())
+        bands = heights.of(layer, lambda band: _Count(layer, band, *args, SAMPLE_NEURONS).per_neuron(),
+                           lambda sampled, heights: _side_by_side(sampled, heights, net.workers))
         trials = [_Count(layer, band, *args) for band in bands]
     except ResourceError as err:
         return rows + [LayerCount(layer.name, layer.size, 0, err.resource, err.used, err.allowed, str(err))], {}
     best = min(trials, key=_Count.cost)
     heights.kept(layer, bands[trials.index(best)])
     return rows + [LayerCount(layer.name, layer.size, best.cores, *best.bind)], best.reads
+
+
+def _side_by_side(sampled: Callable[[int], float], heights: tuple[int, ...], workers: int) -> list[float]:
+    """A layer's sampled cost per neuron in each tile height, in `workers` forked pieces (a paper-size conv's three
+    samples took a third of its count)."""
+    pieces = [list(piece) for piece in np.array_split(np.array(heights), min(workers, len(heights))) if piece.size]
+    return [cost for costs in forked_map(lambda piece: [sampled(int(h)) for h in piece], pieces) for cost in costs]
 
 
 def _through_splitters(reads: np.ndarray, n_max: int) -> tuple[np.ndarray, int]:
