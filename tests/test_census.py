@@ -15,6 +15,7 @@ from neurocomp.frontend.ptfile import load_graph
 from neurocomp.ir.graph import IF, Affine, Conv2d, Correlation, Graph, Input, Output, Readout
 from neurocomp.target import load_target
 from neurocomp.targets.truenorth import census as tn_census
+from neurocomp.targets.truenorth import mapping as tn_mapping
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 
@@ -106,6 +107,67 @@ def test_layers_whose_neurons_fill_a_core_alone_count_as_split_does(graph, alone
     monkeypatch.undo()
     target = load_target("truenorth")
     built = compile_graph(graph, target, CompileOptions(place_effort=1, place_anneal=0)).program.netlist   # cores only
+    assert census(graph, target, CompileOptions()).cores == built.n_cores
+
+
+def _pooled(seed: int, unread: bool = False) -> Graph:
+    """A depthwise 3 x 3 pool (784 neurons) of a layer, read by a 128-channel conv: each pool neuron is read by the
+    conv's cores of nine positions on its weight levels' axon types, so its copies fill a core at a few neurons.
+    `unread`: the conv reads 2 of the 4 channels, so the others' neurons have one copy each and their cores fill
+    with axons (the pool's inputs)."""
+    rng = np.random.default_rng(seed)
+    w = rng.choice([-2.0, -1.0, 1.0, 2.0], size=(128, 4, 3, 3))
+    w[:, 2:] *= not unread
+    return Graph([Input("x", (4, 30, 30), "spikes"), Conv2d("id", np.ones((4, 1, 1, 1)), groups=4),
+                  IF("a", threshold=1.0), Conv2d("pool", np.ones((4, 1, 3, 3)), stride=2, groups=4),
+                  IF("p", threshold=9.0), Conv2d("c", w), IF("q", threshold=6.0), Output("o")],
+                 [("x", "id"), ("id", "a"), ("a", "pool"), ("pool", "p"), ("p", "c"), ("c", "q"), ("q", "o")])
+
+
+def _counts(graph: Graph, monkeypatch, slots: bool) -> tuple[dict, list[tuple[str, bool]]]:
+    """Each _Count of the TrueNorth census (layer, tile height, sampled or not): cores, neurons, axons, binding and
+    the axons it reads each source neuron with; and the counts _slot_bound made (layer, sampled; none where `slots`
+    is False)."""
+    init, bound = tn_census._Count.__init__, tn_census._Count._slot_bound
+    seen: dict = {}
+    took: list[str] = []
+
+    def recording(self, layer, band, *args):
+        init(self, layer, band, *args)
+        seen[layer.name, band, len(args)] = (self.cores, self.neurons, self.axons, self.bind,
+                                             {k: v.tolist() for k, v in self.reads.items()})
+
+    def spied(self, *args):
+        done = slots and bound(self, *args)
+        took.extend([(self.layer.name, args[-1] is not None)] if done else [])   # (layer, sampled)
+        return done
+    with monkeypatch.context() as m:
+        m.setattr(tn_census._Count, "__init__", recording)
+        m.setattr(tn_census._Count, "_slot_bound", spied)
+        census(graph, load_target("truenorth"), CompileOptions())
+    return seen, took
+
+
+@pytest.mark.parametrize("sampled", [False, True])
+@pytest.mark.parametrize("seed, unread", [(0, False), (1, False), (0, True)])
+def test_a_layer_whose_copies_fill_its_cores_counts_as_split_does(seed, unread, sampled, monkeypatch):
+    """A pool whose neurons' copies fill a core at a few neurons is counted from its slots (_slot_bound) in the tile
+    heights where every such span's rows open few enough axons even counted apart, by split's search in the others,
+    in a pool half of whose neurons fill cores with axons (unread: a later window fails), and in the conv reading
+    it; either way every count (in full, and on its first 300 neurons when sampled) equals the search's, to the
+    axons each source neuron is read with, and the census equals the compile's cores."""
+    if sampled:
+        monkeypatch.setattr(tn_mapping, "SAMPLED_LAYER", 100)
+        monkeypatch.setattr(tn_census, "SAMPLE_NEURONS", 300)
+    graph = _pooled(seed, unread)
+    searched, none = _counts(graph, monkeypatch, slots=False)
+    counted, took = _counts(graph, monkeypatch, slots=True)
+    assert counted == searched and not none and (("p", False) in took) != unread and "q" not in dict(took)
+    assert all(axons > 0 and reads["a"].count(0) < 900   # its axons and reads count: it reads a layer
+               for (layer, _, n_args), (_, _, axons, _, reads) in searched.items()
+               if layer == "p" and n_args == 5)   # counted in full
+    target = load_target("truenorth")
+    built = compile_graph(graph, target, CompileOptions(place_effort=1, place_anneal=0)).program.netlist
     assert census(graph, target, CompileOptions()).cores == built.n_cores
 
 

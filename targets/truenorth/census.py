@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from neurocomp.distinct import distinct
 from neurocomp.errors import ResourceError
 from neurocomp.forked import available, forked_map
 from neurocomp.ir.graph import Scale
@@ -234,6 +235,8 @@ class _Count:
             return
         if counts is None and self._singles(order, copies, spec, stop):
             return
+        if counts is None and not keep and self._slot_bound(order, copies, spec, stop):
+            return
         self.inputs: dict[tuple[int, int], list[np.ndarray]] = {}   # recent spans: the inputs their axons read
         self.repeats: list[_Repeated] = []   # recent cycles' repetitions, whose spans no window was built for
         self.repeated = 0   # the end of the furthest of them: a span starting there or later is in none
@@ -363,6 +366,44 @@ class _Count:
             self._add(p.source, cat(ids))
         return True
 
+    def _slot_bound(self, order: np.ndarray, copies: np.ndarray, spec: TargetSpec, stop: int | None) -> bool:
+        """The count of a layer whose cores fill with neuron slots before axons (a pool read by every part of the next
+        conv's fan-in split: its neurons' copies fill a core at one or two neurons): where each span as long as the
+        slots allow opens at most a core's axons even with its rows' keys counted apart, and no neuron needs more
+        than LEVELS levels, split's spans are those (fits is monotone in a span's end), with no search. A span's
+        axons are then its distinct keys, read a window of whole spans at a time. False (nothing counted) at the
+        first window where a span's summed keys exceed the axons: split then searches, or names the resource."""
+        n, n_max, a_max = self.layer.size, int(spec["core.neurons"]), int(spec["core.axons"])
+        m = n if stop is None else min(n, stop + n_max)
+        held = copies[order[:m]]
+        if held.max(initial=0) > n_max:
+            return False
+        neurons = _running(held)
+        lo, hi = _greedy(neurons, np.zeros(m + 1), n_max, a_max, m if stop is None else min(m, stop))
+        axons, levels, reads = np.zeros(lo.size, np.int64), [], [[] for _ in self.layer.projections]
+        first = 0
+        while first < lo.size:   # windows of whole spans, about `width` rows each
+            last = max(first + 1, int(np.searchsorted(lo, lo[first] + self.windows.width, side="right")))
+            typed = self.windows.build(int(lo[first]), int(hi[last - 1]))
+            start, end = lo[first:last] - lo[first], hi[first:last] - lo[first]
+            summed = _running(typed.row_keys())
+            if np.any(summed[end] - summed[start] > a_max) or typed.levels.max(initial=0) > LEVELS:
+                return False
+            span = np.repeat(np.arange(last - first, dtype=np.int64), end - start)   # each row's span in the window
+            for into, ptr, keys in zip(reads, typed.ptr, typed.keys):
+                width = int(keys.max(initial=0)) + 1
+                pairs = distinct(np.repeat(span, np.diff(ptr)) * width + keys, runs=True)   # (span, key) once each
+                axons[first:last] += np.bincount(pairs // width, minlength=last - first)
+                into.append((pairs % width) // LEVELS)
+            levels.append(typed.levels)
+            first = last
+        for p, ids in zip(self.layer.projections, reads):   # the axons of layers' neurons (not the graph's inputs)
+            self.axons += sum(i.size for i in ids) if p.source in self.sources else 0
+            self._add(p.source, cat(ids), count=False)
+        self.cores, self.neurons = lo.size, int(hi[-1]) if hi.size else 0
+        self.bind = _binding(lo, hi, neurons, _at_ends(axons, hi, m), cat(levels), n_max, a_max)
+        return True
+
     def _built_rows(self, m: int) -> tuple[np.ndarray, np.ndarray, Callable[[int], list[np.ndarray]]]:
         """Keys and levels of the first m rows in partition order, from their typed rows a window at a time, and
         per projection the inputs of the first n rows (`inputs(n)`)."""
@@ -432,6 +473,14 @@ def _read_rows(typed: TypedRows) -> tuple[np.ndarray, np.ndarray, list[np.ndarra
     each key's input, narrowed (the window's rows themselves are let go)."""
     return (typed.row_keys(), typed.levels, typed.ptr,
             [narrow(keys // LEVELS) for keys in typed.keys])
+
+
+def _at_ends(per_span: np.ndarray, hi: np.ndarray, m: int) -> np.ndarray:
+    """A running count over m positions from one count per span (spans contiguous from 0, ending at `hi`): each
+    span's count is its end's value less its start's, as _binding reads it."""
+    out = np.zeros(m + 1, np.int64)
+    out[hi] = np.cumsum(per_span)
+    return out
 
 
 def _running(per_row: np.ndarray) -> np.ndarray:
