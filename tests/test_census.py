@@ -66,8 +66,8 @@ def _counted(graph: Graph, monkeypatch, singles: bool) -> tuple[dict, dict[str, 
     seen: dict = {}
     took: dict[str, int] = {}
 
-    def recording(self, layer, band, *args):
-        init(self, layer, band, *args)
+    def recording(self, layer, band, *args, **kwargs):
+        init(self, layer, band, *args, **kwargs)
         seen[layer.name, band, len(args)] = (self.cores, self.neurons, self.axons, self.bind,
                                              {k: v.tolist() for k, v in self.reads.items()})
 
@@ -132,8 +132,8 @@ def _counts(graph: Graph, monkeypatch, slots: bool) -> tuple[dict, list[tuple[st
     seen: dict = {}
     took: list[str] = []
 
-    def recording(self, layer, band, *args):
-        init(self, layer, band, *args)
+    def recording(self, layer, band, *args, **kwargs):
+        init(self, layer, band, *args, **kwargs)
         seen[layer.name, band, len(args)] = (self.cores, self.neurons, self.axons, self.bind,
                                              {k: v.tolist() for k, v in self.reads.items()})
 

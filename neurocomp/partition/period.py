@@ -32,17 +32,18 @@ class Run:
     copies: np.ndarray | None = field(default=None, compare=False, repr=False)
 
 
-def runs(layer: Layer, band: int, copies: np.ndarray | None = None, by_channel: bool = True
-         ) -> tuple[tuple[Run, ...], ...]:
+def runs(layer: Layer, band: int, copies: np.ndarray | None = None, by_channel: bool = True,
+         order: np.ndarray | None = None) -> tuple[tuple[Run, ...], ...]:
     """The repeating runs of neuron_order(layer, band) in two families, each in order: whole bands moved down
     (per conv group, over the bands whose rows no padding clips) and columns moved right (per band, over the
     columns no padding clips); none for a layer whose projections do not all move with its map. `copies`:
-    per neuron, in layer order; `by_channel`: neuron_order's."""
+    per neuron, in layer order; `by_channel`: neuron_order's; `order`: neuron_order(layer, band, by_channel) where the
+    caller has it."""
     rows = [_reach(p, layer.shape, 1) for p in layer.projections]
     cols = [_reach(p, layer.shape, 2) for p in layer.projections]
     if len(layer.shape) != 3 or not cols or any(r is None for r in rows + cols):
         return ()
-    ordered = None if copies is None else copies[neuron_order(layer, band, by_channel)]
+    ordered = None if copies is None else copies[neuron_order(layer, band, by_channel) if order is None else order]
     channels, height, width = layer.shape
     groups = conv_groups(layer, by_channel)
     per_group = channels // groups

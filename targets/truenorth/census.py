@@ -27,7 +27,7 @@ from neurocomp.partition.period import Run, runs
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
 from neurocomp.targets.truenorth.convcount import conv_counts
-from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, TileHeights, core_fits, core_reach,
+from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, Orders, TileHeights, core_fits, core_reach,
                                                  held_slots, kernel_layers, split_hint, typed_windows, TypedRows)
 
 # Spans whose axon inputs the census keeps, for the cycles that repeat them (a band's worth of cores, or more).
@@ -58,6 +58,7 @@ class _Net:
     kernel: set[str]
     sources: set[str]
     workers: int
+    orders: Orders
 
 
 def count_from(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.ndarray],
@@ -75,7 +76,7 @@ def count_from(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.
     layers, workers = qnet.network.layers, min(available(), MAX_WORKERS) if workers is None else workers
     partials = inserted(qnet.network)
     net = _Net(spec, int(spec["core.neurons"]), partials, kernel_layers(qnet.network, partials),
-               {layer.name for layer in layers}, workers)
+               {layer.name for layer in layers}, workers, Orders())
     heights = TileHeights() if heights is None else heights
     tell = progress or (lambda name: None)
     out: list[LayerCount] = []
@@ -165,9 +166,10 @@ def _count_layer(layer: Layer, read: np.ndarray | None, net: _Net, heights: Tile
     keep = layer.name in net.kernel
     args = (copies, keep, net.spec, net.partials, net.sources)
     try:
-        bands = heights.of(layer, lambda band: _Count(layer, band, *args, SAMPLE_NEURONS).per_neuron(),
+        bands = heights.of(layer,
+                           lambda band: _Count(layer, band, *args, SAMPLE_NEURONS, orders=net.orders).per_neuron(),
                            lambda sampled, heights: _side_by_side(sampled, heights, net.workers))
-        trials = [_Count(layer, band, *args) for band in bands]
+        trials = [_Count(layer, band, *args, orders=net.orders) for band in bands]
     except ResourceError as err:
         return rows + [LayerCount(layer.name, layer.size, 0, err.resource, err.used, err.allowed, str(err))], {}
     best = min(trials, key=_Count.cost)
@@ -224,8 +226,8 @@ class _Count:
     _layer_cores builds them (`stop`: its first neurons only)."""
 
     def __init__(self, layer: Layer, band: int, copies: np.ndarray, keep: bool, spec: TargetSpec,
-                 partials: set[str], sources: set[str], stop: int | None = None) -> None:
-        order, windows = typed_windows(layer, band, keep, spec)
+                 partials: set[str], sources: set[str], stop: int | None = None, orders: Orders | None = None) -> None:
+        order, windows = typed_windows(layer, band, keep, spec, orders)
         counts = conv_counts(layer, order, keep, spec)
         self.windows = windows if counts is None else counts
         self.layer, self.n_max, self.sources = layer, int(spec["core.neurons"]), sources
@@ -244,7 +246,8 @@ class _Count:
         self.held = 0
         held = held_slots(order, copies)
         spans, self.bind = split(layer, core_fits(self.windows, held, spec), split_hint(layer, spec, partials),
-                                 self._emit, stop, runs(layer, band, copies), self._repeat, core_reach(held, spec))
+                                 self._emit, stop, runs(layer, band, copies, order=order), self._repeat,
+                                 core_reach(held, spec))
         self._flush()
         self.cores, self.neurons = len(spans), spans[-1][1] if spans else 0
 

@@ -37,6 +37,7 @@ from neurocomp.errors import ResourceError, VerifyError
 from neurocomp.ir.layers import Layer, Network
 from neurocomp.ir.netlist import Netlist
 from neurocomp.partition import neuron_order
+from neurocomp.partition.split import conv_groups
 from neurocomp.partition.rows import OrderedRows, Windows, bound_layer, support, window_width
 from neurocomp.target import TargetSpec
 
@@ -428,9 +429,29 @@ def geometry(layer: Layer) -> tuple:
         (p.source, p.shapes, tuple(settings(op) for op in p.chain)) for p in layer.projections)
 
 
-def typed_windows(layer: Layer, band: int, keep: bool, spec: TargetSpec) -> tuple[np.ndarray, Windows[TypedRows]]:
-    """The layer's partition order in tiles `band` rows high, and its typed rows a window at a time."""
-    order, wmax = neuron_order(layer, band), int(spec["core.weight_max"])
+class Orders:
+    """neuron_order by layer shape, conv groups and tile height, the last few kept: the parts of a fan-in split, in a
+    row, share them (a paper-size conv's hundreds of parts took a third of a second to order their neurons)."""
+
+    def __init__(self, kept: int = len(TILE_ROWS)) -> None:
+        self.kept, self._orders = kept, {}
+
+    def of(self, layer: Layer, band: int) -> np.ndarray:
+        key = (layer.shape, band, conv_groups(layer))
+        if key not in self._orders:
+            if len(self._orders) >= self.kept:
+                self._orders.clear()
+            self._orders[key] = neuron_order(layer, band)
+            self._orders[key].setflags(write=False)
+        return self._orders[key]
+
+
+def typed_windows(layer: Layer, band: int, keep: bool, spec: TargetSpec,
+                  orders: Orders | None = None) -> tuple[np.ndarray, Windows[TypedRows]]:
+    """The layer's partition order in tiles `band` rows high (from `orders` where given), and its typed rows a window
+    at a time."""
+    order = neuron_order(layer, band) if orders is None else orders.of(layer, band)
+    wmax = int(spec["core.weight_max"])
     return order, Windows(layer.size, lambda lo, hi: TypedRows(layer, order[lo:hi], wmax, keep),
                           window_width(layer, order, int(spec["core.neurons"])))
 
