@@ -170,10 +170,14 @@ def on_taps(op: Conv2d, taps: np.ndarray, values: np.ndarray, **changes) -> Conv
     rest of its pages stay the allocator's untouched zeros (on the dense paper-size net 1.2-1.8 GB of zeros were
     written, huge page by huge page, then read by every pass of quantize)."""
     cout, cin_g, kh, kw = op.weight.shape
-    stored = np.zeros((cin_g, cout, kh, kw))
-    c, ky, kx = np.unravel_index(taps, (cin_g, kh, kw))
-    stored[c[None, :], np.arange(cout)[:, None], ky[None, :], kx[None, :]] = values
-    node = dataclasses.replace(op, weight=fresh(stored).transpose(1, 0, 2, 3), **changes)
+    if taps.size == cin_g * kh * kw:   # every tap (a whole conv): its kernel as it is
+        weight = np.array(values, dtype=np.float64).reshape(op.weight.shape)
+    else:
+        stored = np.zeros((cin_g, cout, kh, kw))
+        c, ky, kx = np.unravel_index(taps, (cin_g, kh, kw))
+        stored[c[None, :], np.arange(cout)[:, None], ky[None, :], kx[None, :]] = values
+        weight = fresh(stored).transpose(1, 0, 2, 3)
+    node = dataclasses.replace(op, weight=fresh(weight), **changes)
     live = np.any(values != 0, axis=0)
     vars(node)["live_taps"] = (taps[live], values[:, live])
     return node
