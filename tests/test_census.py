@@ -79,6 +79,7 @@ def _counted(graph: Graph, monkeypatch, singles: bool) -> tuple[dict, dict[str, 
         return done
     monkeypatch.setattr(tn_census._Count, "__init__", recording)
     monkeypatch.setattr(tn_census._Count, "_singles", spied)
+    monkeypatch.setattr(tn_census._Shifted, "alike", lambda self, *a: None)   # count every part
     census(graph, load_target("truenorth"), CompileOptions())
     return seen, took
 
@@ -169,6 +170,46 @@ def test_a_layer_whose_copies_fill_its_cores_counts_as_split_does(seed, unread, 
     target = load_target("truenorth")
     built = compile_graph(graph, target, CompileOptions(place_effort=1, place_anneal=0)).program.netlist
     assert census(graph, target, CompileOptions()).cores == built.n_cores
+
+
+@pytest.mark.parametrize("spiking", [False, True])
+def test_a_bound_part_like_one_counted_before_takes_its_count_moved(spiking, monkeypatch):
+    """A score's parts read one channel each of an embedding through its Correlation (a spiking score: a + and a -
+    part per channel). A part whose reach, copies and weight levels equal an earlier one's takes its count and its reads
+    moved to its own channel (_Shifted); one whose levels differ (channel 3: three weights, not two) is counted.
+    Rows and the axons read of every neuron equal the count without it, and the census equals the compile."""
+    k = np.ones((1, 6, 8, 8))
+    k[0, :, ::2] = 2.0
+    k[0, 3, 0, 0] = -1.0
+    neuron = IF("score", threshold=3.0) if spiking else Readout("score")
+    graph = Graph([Input("x", (6, 14, 14), "spikes"), Conv2d("id", np.ones((6, 1, 1, 1)), groups=6),
+                   IF("e", threshold=1.0), Correlation("corr", k), neuron, Output("o")],
+                  [("x", "id"), ("id", "e"), ("e", "corr"), ("corr", "score"), ("score", "o")])
+    target = load_target("truenorth")
+    v = run_stages(FRONT_END[:3], Values(graph, target, resolved(CompileOptions(), graph, target), None, ""))
+    alike = tn_census._Shifted.alike
+    took: list[str] = []
+
+    def spied(self, layer, copies, spec):
+        found = alike(self, layer, copies, spec)
+        took.extend([layer.name] if found is not None else [])
+        return found
+
+    def counted() -> tuple:
+        reads = {layer.name: np.zeros(layer.size, np.int64) for layer in v.qnet.network.layers}
+        rows = tn_census.count_from(v.qnet, target.spec, len(v.qnet.network.layers) - 1, reads, workers=1)
+        return rows, {name: r.tolist() for name, r in reads.items()}
+    with monkeypatch.context() as m:
+        m.setattr(tn_census._Shifted, "alike", lambda self, *a: None)
+        each = counted()
+    monkeypatch.setattr(tn_census._Shifted, "alike", spied)
+    assert counted() == each and sum(each[1]["e"]) > 0   # the parts' reads of the embedding
+    parts = [layer.name for layer in v.qnet.network.layers if ".part" in layer.name]
+    three = [name for name in parts if ".part3" in name]
+    assert len(parts) == (12 if spiking else 6) and not set(three) & set(took)
+    assert len(took) == len(parts) - len(three) - 1   # the first (the last channel's; - and + are alike) is counted
+    built = compile_graph(graph, target, CompileOptions(place_effort=1, place_anneal=0)).program.netlist
+    assert sum(r.cores for r in each[0]) == built.n_cores
 
 
 def test_a_splits_parts_counted_in_two_processes_count_as_in_one(monkeypatch):

@@ -17,18 +17,20 @@ import numpy as np
 from neurocomp.distinct import distinct
 from neurocomp.errors import ResourceError
 from neurocomp.forked import available, forked_map
-from neurocomp.ir.graph import Scale
+from neurocomp.ir.graph import Correlation, Flatten, Scale
 from neurocomp.ir.layers import Layer
 from neurocomp.ir.synapses import narrow
 from neurocomp.partition import LayerCount, cat, split
 from neurocomp.partition.delays import inserted
 from neurocomp.partition.fanin import split_of
 from neurocomp.partition.period import Run, runs
+from neurocomp.partition.rows import chunk_rows
 from neurocomp.quantize import QNetwork
 from neurocomp.target import TargetSpec
 from neurocomp.targets.truenorth.convcount import conv_counts
-from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, Orders, TileHeights, core_fits, core_reach,
-                                                 held_slots, kernel_layers, split_hint, typed_windows, TypedRows)
+from neurocomp.targets.truenorth.mapping import (LEVELS, SAMPLE_NEURONS, Orders, TileHeights, Typing, core_fits,
+                                                 core_reach, held_slots, kernel_layers, row_levels, split_hint,
+                                                 typed_windows, TypedRows)
 
 # Spans whose axon inputs the census keeps, for the cycles that repeat them (a band's worth of cores, or more).
 RECENT_SPANS = 1 << 14
@@ -59,6 +61,7 @@ class _Net:
     sources: set[str]
     workers: int
     orders: Orders
+    shifted: "_Shifted"
 
 
 def count_from(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.ndarray],
@@ -76,7 +79,7 @@ def count_from(qnet: QNetwork, spec: TargetSpec, last: int, reads: dict[str, np.
     layers, workers = qnet.network.layers, min(available(), MAX_WORKERS) if workers is None else workers
     partials = inserted(qnet.network)
     net = _Net(spec, int(spec["core.neurons"]), partials, kernel_layers(qnet.network, partials),
-               {layer.name for layer in layers}, workers, Orders())
+               {layer.name for layer in layers}, workers, Orders(), _Shifted())
     heights = TileHeights() if heights is None else heights
     tell = progress or (lambda name: None)
     out: list[LayerCount] = []
@@ -159,11 +162,23 @@ def _count_run(run: list[Layer], reads: dict[str, np.ndarray], net: _Net, height
 
 def _count_layer(layer: Layer, read: np.ndarray | None, net: _Net, heights: TileHeights) -> Counted:
     """One layer's rows (its splitters', then its own) and the axons it reads each neuron of its sources with,
-    given the axons that read each of its neurons (None: none)."""
+    given the axons that read each of its neurons (None: none); a bound part like one counted before takes its
+    count (net.shifted)."""
     copies, relayed = _through_splitters(np.zeros(layer.size, np.int64) if read is None else read, net.n_max)
+    keep = layer.name in net.kernel
+    alike = net.shifted.alike(layer, copies, net.spec) if keep else None
+    if alike is not None:
+        return alike
     rows = [LayerCount(f"{layer.name}.splitters", relayed, -(-relayed // net.n_max), "neurons", net.n_max, net.n_max)
             ] if relayed else []
-    keep = layer.name in net.kernel
+    counted = _counted(layer, rows, copies, keep, net, heights)
+    if keep:
+        net.shifted.keep(layer, copies, net.spec, counted)
+    return counted
+
+
+def _counted(layer: Layer, rows: list[LayerCount], copies: np.ndarray, keep: bool, net: _Net,
+             heights: TileHeights) -> Counted:
     args = (copies, keep, net.spec, net.partials, net.sources)
     try:
         bands = heights.of(layer,
@@ -175,6 +190,78 @@ def _count_layer(layer: Layer, read: np.ndarray | None, net: _Net, heights: Tile
     best = min(trials, key=_Count.cost)
     heights.kept(layer, bands[trials.index(best)])
     return rows + [LayerCount(layer.name, layer.size, best.cores, *best.bind)], best.reads
+
+
+class _Shifted:
+    """The counts of bound parts by their structure. A bound layer's cores open every axon type of the inputs its
+    reach allows (mapping.kernel_layers), so its kernel's values enter its count only through each neuron's weight
+    levels. The parts of a split over a Correlation read one channel block each, alike but for its place: a part whose
+    structure, copies and levels equal an earlier one's takes its rows, and its reads moved by the blocks' distance
+    (the dense two-status score's 1,152 parts: about 3 ms each to count, half that to type). Kept for up to
+    SHIFTED_KEYS structures and SHIFTED_ROWS neurons a part."""
+
+    def __init__(self) -> None:
+        self._counted: dict[tuple, tuple[np.ndarray, Counted, int, int]] = {}
+
+    def alike(self, layer: Layer, copies: np.ndarray, spec: TargetSpec) -> Counted | None:
+        found = self._key(layer, copies)
+        known = None if found is None else self._counted.get(found[0])
+        if known is None or not np.array_equal(known[0], _levels(layer, spec)):
+            return None
+        _, (rows, reads), first, size = known
+        at = found[1]
+        moved = {source: _moved(r, first, at, size) for source, r in reads.items()}
+        return [row._replace(layer=row.layer.replace(rows[-1].layer, layer.name, 1)) for row in rows], moved
+
+    def keep(self, layer: Layer, copies: np.ndarray, spec: TargetSpec, counted: Counted) -> None:
+        found = self._key(layer, copies)
+        rows, reads = counted
+        if found is None or found[0] in self._counted or rows[-1].error:
+            return
+        key, first, size = found[0], found[1], found[2]
+        if any(r[:first].any() or r[first + size:].any() for r in reads.values()):
+            return   # reads outside its block: not a shifted copy of another part's
+        if len(self._counted) >= SHIFTED_KEYS:
+            self._counted.clear()
+        self._counted[key] = (_levels(layer, spec), counted, first, size)
+
+    @staticmethod
+    def _key(layer: Layer, copies: np.ndarray) -> tuple[tuple, int, int] | None:
+        """(structure and copies, first input, inputs) of a layer reading one channel block of a (C, H, W) source
+        through a Correlation (then at most a Flatten), up to SHIFTED_ROWS neurons; None for any other."""
+        if len(layer.projections) != 1 or layer.size > SHIFTED_ROWS:
+            return None
+        p = layer.projections[0]
+        op = p.chain[0] if p.chain else None
+        if not isinstance(op, Correlation) or op.reach is None or len(p.shapes[0]) != 3 \
+                or not all(isinstance(o, Flatten) for o in p.chain[1:]):
+            return None
+        reach = np.asarray(op.reach)
+        channels = np.flatnonzero(reach.any(axis=(0, 2, 3)))
+        if channels.size == 0 or channels[-1] - channels[0] + 1 != channels.size:
+            return None
+        a, b = int(channels[0]), int(channels[-1]) + 1
+        plane = p.shapes[0][1] * p.shapes[0][2]
+        key = (layer.shape, type(layer.neuron).__name__, p.source, p.shapes, op.stride, op.padding, len(p.chain),
+               reach[:, a:b].shape, reach[:, a:b].tobytes(), copies.tobytes())
+        return key, a * plane, (b - a) * plane
+
+
+# Structures _Shifted keeps (a split's parts share one or two), and the neurons of a part it keeps counts of.
+SHIFTED_KEYS, SHIFTED_ROWS = 4, 1 << 12
+
+
+def _levels(layer: Layer, spec: TargetSpec) -> np.ndarray:
+    """Each neuron's weight levels (mapping.Typing's need), in layer order."""
+    table, cnt = row_levels(chunk_rows(layer, np.arange(layer.size)), layer.size)
+    return Typing.of(table, cnt, int(spec["core.weight_max"])).need
+
+
+def _moved(reads: np.ndarray, first: int, at: int, size: int) -> np.ndarray:
+    """`reads`, zero outside [first, first + size), with that block moved to start at `at`."""
+    out = np.zeros_like(reads)
+    out[at:at + size] = reads[first:first + size]
+    return out
 
 
 def _side_by_side(sampled: Callable[[int], float], heights: tuple[int, ...], workers: int) -> list[float]:
