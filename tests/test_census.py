@@ -172,18 +172,19 @@ def test_a_layer_whose_copies_fill_its_cores_counts_as_split_does(seed, unread, 
     assert census(graph, target, CompileOptions()).cores == built.n_cores
 
 
-@pytest.mark.parametrize("spiking", [False, True])
-def test_a_bound_part_like_one_counted_before_takes_its_count_moved(spiking, monkeypatch):
+@pytest.mark.parametrize("spiking, padding", [(False, 0), (True, 0), (False, 1)])
+def test_a_bound_part_like_one_counted_before_takes_its_count_moved(spiking, padding, monkeypatch):
     """A score's parts read one channel each of an embedding through its Correlation (a spiking score: a + and a -
     part per channel). A part whose reach, copies and weight levels equal an earlier one's takes its count and its reads
     moved to its own channel (_Shifted); one whose levels differ (channel 3: three weights, not two) is counted.
+    Without padding every neuron has the first one's levels; with it, the border's differ.
     Rows and the axons read of every neuron equal the count without it, and the census equals the compile."""
     k = np.ones((1, 6, 8, 8))
     k[0, :, ::2] = 2.0
     k[0, 3, 0, 0] = -1.0
     neuron = IF("score", threshold=3.0) if spiking else Readout("score")
     graph = Graph([Input("x", (6, 14, 14), "spikes"), Conv2d("id", np.ones((6, 1, 1, 1)), groups=6),
-                   IF("e", threshold=1.0), Correlation("corr", k), neuron, Output("o")],
+                   IF("e", threshold=1.0), Correlation("corr", k, padding=padding), neuron, Output("o")],
                   [("x", "id"), ("id", "e"), ("e", "corr"), ("corr", "score"), ("score", "o")])
     target = load_target("truenorth")
     v = run_stages(FRONT_END[:3], Values(graph, target, resolved(CompileOptions(), graph, target), None, ""))

@@ -252,9 +252,13 @@ SHIFTED_KEYS, SHIFTED_ROWS = 4, 1 << 12
 
 
 def _levels(layer: Layer, spec: TargetSpec) -> np.ndarray:
-    """Each neuron's weight levels (mapping.Typing's need), in layer order."""
-    table, cnt = row_levels(chunk_rows(layer, np.arange(layer.size)), layer.size)
-    return Typing.of(table, cnt, int(spec["core.weight_max"])).need
+    """Each neuron's weight levels (mapping.Typing's need), in layer order, of a layer _Shifted keeps: without padding
+    every neuron of its Correlation's one output channel reads the whole kernel, so all have the first one's."""
+    alike = layer.projections[0].chain[0].padding == (0, 0)
+    rows = np.arange(1 if alike else layer.size)
+    table, cnt = row_levels(chunk_rows(layer, rows), rows.size)
+    need = Typing.of(table, cnt, int(spec["core.weight_max"])).need
+    return np.broadcast_to(need, (layer.size,)) if alike else need
 
 
 def _moved(reads: np.ndarray, first: int, at: int, size: int) -> np.ndarray:
