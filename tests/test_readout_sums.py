@@ -162,7 +162,7 @@ def test_truenorth_readout_parts_fit_a_core_as_they_are(net, weights) -> None:
     """legalize plans no partial sums for the parts it splits a read-out into (each reads <= axons / per_input inputs
     per neuron), so it skips planning them: every part's plan is empty, bound (a Correlation's) or not."""
     from neurocomp.partition.fanin import split_of
-    from neurocomp.targets.truenorth.legalize import _plan
+    from neurocomp.targets.truenorth.legalize import _plan, _planned
     from neurocomp.targets.truenorth.quant import mode_levels
     target = load_target("truenorth")
     rng = np.random.default_rng(3)
@@ -174,3 +174,5 @@ def test_truenorth_readout_parts_fit_a_core_as_they_are(net, weights) -> None:
     assert len(parts) >= 2
     levels = mode_levels(weights, target.spec)
     assert all(_plan(layer, target.spec, levels, weights == "whole") == {} for layer in parts)
+    for layer in source.layers + legal.layers:   # legalize's test of which read-outs to split, without their groups
+        assert _planned(layer, target.spec, weights == "whole") == bool(_plan(layer, target.spec, levels, weights == "whole"))

@@ -68,8 +68,7 @@ def _plan(layer: Layer, spec: TargetSpec, levels: int, whole: bool) -> dict[int,
     read (mapping.kernel_layers), so it is planned on that, never on a kernel's values."""
     rows = sample_rows(layer)
     per_input = int(spec["core.axon_types"]) if bound_layer(layer) else 1
-    need = [int(np.diff(support(p, rows).indptr).max(initial=0)) * per_input for p in layer.projections] \
-        if bound_layer(layer) else [_axons(p, rows, whole) for p in layer.projections]
+    need = _need(layer, rows, per_input, whole)
     plan: dict[int, int] = {}
     weighted = [i for i, p in enumerate(layer.projections) if _weighted(p) is not None]
     for i in sorted(weighted, key=lambda i: -need[i]):
@@ -78,6 +77,20 @@ def _plan(layer: Layer, spec: TargetSpec, levels: int, whole: bool) -> dict[int,
         plan[i] = _groups(layer.projections[i], _weighted(layer.projections[i]), rows, spec, levels)
         need[i] = 2 * plan[i] * per_input
     return plan
+
+
+def _need(layer: Layer, rows: np.ndarray, per_input: int, whole: bool) -> list[int]:
+    """Axons the widest sampled neuron needs per projection, as _plan counts them."""
+    if bound_layer(layer):
+        return [int(np.diff(support(p, rows).indptr).max(initial=0)) * per_input for p in layer.projections]
+    return [_axons(p, rows, whole) for p in layer.projections]
+
+
+def _planned(layer: Layer, spec: TargetSpec, whole: bool) -> bool:
+    """Does _plan split any projection of `layer` (its weighted ones' groups left uncounted)?"""
+    per_input = int(spec["core.axon_types"]) if bound_layer(layer) else 1
+    return (any(_weighted(p) is not None for p in layer.projections)
+            and sum(_need(layer, sample_rows(layer), per_input, whole)) > spec["core.axons"])
 
 
 def _group_masks(op: Node, groups: int) -> list[np.ndarray]:
@@ -179,7 +192,7 @@ def legalize(net: Network, spec: TargetSpec, weights: str = "levels") -> Network
     types, axons = int(spec["core.axon_types"]), int(spec["core.axons"])
     given = {layer.name for layer in net.layers}
     for bound, per_input in ((True, types), (False, levels)):
-        net = split_readouts(net, lambda layer, b=bound: bound_layer(layer) == b and bool(_plan(layer, spec, levels, whole)),
+        net = split_readouts(net, lambda layer, b=bound: bound_layer(layer) == b and _planned(layer, spec, whole),
                              axons // per_input, axons // (per_input * BOUND_PART_SHARE) if bound else None)
     # A read-out's part needs no plan: it reads <= axons / per_input inputs per neuron, so _plan finds it fits.
     plans = {layer.name: _plan(layer, spec, levels, whole) if layer.name in given else {} for layer in net.layers}
