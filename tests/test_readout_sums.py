@@ -173,6 +173,7 @@ def test_truenorth_readout_parts_fit_a_core_as_they_are(net, weights) -> None:
     parts = [layer for layer in legal.layers if split_of(layer.name)]
     assert len(parts) >= 2
     levels = mode_levels(weights, target.spec)
-    assert all(_plan(layer, target.spec, levels, weights == "whole") == {} for layer in parts)
+    whole = weights == "whole"
+    assert all(_plan(layer, target.spec, levels, whole) == {} for layer in parts)
     for layer in source.layers + legal.layers:   # legalize's test of which read-outs to split, without their groups
-        assert _planned(layer, target.spec, weights == "whole") == bool(_plan(layer, target.spec, levels, weights == "whole"))
+        assert _planned(layer, target.spec, whole) == bool(_plan(layer, target.spec, levels, whole))
