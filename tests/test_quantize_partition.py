@@ -219,19 +219,21 @@ def test_clustering_ignores_all_zero_columns(seed, mode, fan_in, zero_cols, targ
        sign=st.sampled_from([1.0, -1.0]), correlation=st.booleans())
 def test_a_restricted_conv_is_its_masked_kernel_with_its_live_taps_known(seed, form, sign, correlation):
     """fanin.restricted writes a part's kernel on the taps its mask keeps alone (graph.on_taps): the weight equals
-    np.where(mask, w, 0) * sign, the reach shrinks with the mask, and the live taps it sets are those a fresh node
-    finds in the weight."""
+    np.where(mask, w, 0) * sign, the reach shrinks with the mask, and the live taps and finiteness it sets are those
+    a fresh node finds in the weight (a NaN kept or masked away)."""
     from neurocomp.ir.graph import Conv2d, Correlation
     from neurocomp.partition.fanin import restricted
     rng = np.random.default_rng(seed)
     w = rng.integers(-3, 4, size=(1 if correlation else 4, 6, 3, 3)).astype(np.float64)   # a Correlation has one output
+    w[0, rng.integers(6), 1, 1] = np.nan if seed % 2 else 1.0   # a NaN the mask may keep or drop
     shape = {"full": w.shape, "per_output": (w.shape[0], 6, 1, 1), "per_channel": (1, 6, 1, 1)}[form]
     mask = rng.random(shape) < 0.4
     op = Correlation("c", w, reach=rng.random(w.shape) < 0.8) if correlation else Conv2d("c", w)
     part = restricted(op, mask, sign)
-    assert np.array_equal(part.weight, np.where(mask, w, 0.0) * sign)
+    assert np.array_equal(part.weight, np.where(mask, w, 0.0) * sign, equal_nan=True)
     if correlation:
         assert np.array_equal(part.reach, np.asarray(op.reach, dtype=bool) & mask)
     live, kept = part.live_taps
-    fresh_live, fresh_kept = Conv2d("d", part.weight).live_taps
-    assert np.array_equal(live, fresh_live) and np.array_equal(kept, fresh_kept)
+    fresh = Conv2d("d", part.weight)
+    assert np.array_equal(live, fresh.live_taps[0]) and np.array_equal(kept, fresh.live_taps[1], equal_nan=True)
+    assert part.unfinite == fresh.unfinite

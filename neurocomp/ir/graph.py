@@ -90,8 +90,11 @@ class Node:
         """The first of the node's arrays that holds a NaN or Inf, or None. Its arrays are read-only, so the node is
         checked once, not again in every Graph it is part of (lowering, each rewrite, quantising): a dense paper-size
         net's fan-in parts were read in full some seven times."""
-        return next((key for key, val in vars(self).items()
-                     if isinstance(val, np.ndarray) and not np.all(np.isfinite(val))), None)
+        return _unfinite(vars(self).items())
+
+
+def _unfinite(fields: Iterable[tuple[str, object]]) -> str | None:
+    return next((key for key, val in fields if isinstance(val, np.ndarray) and not np.all(np.isfinite(val))), None)
 
 
 @dataclass(frozen=True, eq=False)
@@ -165,10 +168,10 @@ class Conv2d(Node):
 
 def on_taps(op: Conv2d, taps: np.ndarray, values: np.ndarray, **changes) -> Conv2d:
     """`op` (with `changes`) whose weight is `values` (Cout, taps.size) on the flat (Cin/groups, kh, kw) `taps`
-    (ascending) and 0 elsewhere, its live_taps known from them. A fan-in part's kernel is its layer's masked to a few
-    input channels: stored input-channel-major (a transposed view), those channels' weights are one block, so the
-    rest of its pages stay the allocator's untouched zeros (on the dense paper-size net 1.2-1.8 GB of zeros were
-    written, huge page by huge page, then read by every pass of quantize)."""
+    (ascending) and 0 elsewhere, its live_taps and finiteness (Node.unfinite) known from them. A fan-in part's kernel
+    is its layer's masked to a few input channels: stored input-channel-major (a transposed view), those channels'
+    weights are one block, so the rest of its pages stay the allocator's untouched zeros (on the dense paper-size net
+    1.2-1.8 GB of zeros were written, huge page by huge page, then read by every pass of quantize)."""
     cout, cin_g, kh, kw = op.weight.shape
     if taps.size == cin_g * kh * kw:   # every tap (a whole conv): its kernel as it is
         weight = np.array(values, dtype=np.float64).reshape(op.weight.shape)
@@ -180,6 +183,7 @@ def on_taps(op: Conv2d, taps: np.ndarray, values: np.ndarray, **changes) -> Conv
     node = dataclasses.replace(op, weight=fresh(weight), **changes)
     live = np.any(values != 0, axis=0)
     vars(node)["live_taps"] = (taps[live], values[:, live])
+    vars(node)["unfinite"] = _unfinite([("weight", values)] + [kv for kv in vars(node).items() if kv[0] != "weight"])
     return node
 
 
