@@ -56,7 +56,10 @@ def _channels(op: Conv2d, live: np.ndarray, c_in: int) -> np.ndarray:
 
 
 def _compose(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a.astype(np.int64) @ b.astype(np.int64)) > 0
+    """The boolean product: float32 sums of 0/1 terms are exact below 2^24 terms, and BLAS multiplies them (numpy's
+    int64 product is a plain loop: a paper-size conv's 384 x 384 channel maps took 0.16 s)."""
+    dtype = np.float32 if a.shape[1] < 1 << 24 else np.int64
+    return (a.astype(dtype) @ b.astype(dtype)) > 0
 
 
 def _signs(op: Node) -> tuple[bool, bool]:
