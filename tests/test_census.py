@@ -191,8 +191,8 @@ def test_a_bound_part_like_one_counted_before_takes_its_count_moved(spiking, pad
     alike = tn_census._Shifted.alike
     took: list[str] = []
 
-    def spied(self, layer, copies, spec):
-        found = alike(self, layer, copies, spec)
+    def spied(self, layer, copies, relayed, spec):
+        found = alike(self, layer, copies, relayed, spec)
         took.extend([layer.name] if found is not None else [])
         return found
 

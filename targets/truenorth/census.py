@@ -166,14 +166,14 @@ def _count_layer(layer: Layer, read: np.ndarray | None, net: _Net, heights: Tile
     count (net.shifted)."""
     copies, relayed = _through_splitters(np.zeros(layer.size, np.int64) if read is None else read, net.n_max)
     keep = layer.name in net.kernel
-    alike = net.shifted.alike(layer, copies, net.spec) if keep else None
+    alike = net.shifted.alike(layer, copies, relayed, net.spec) if keep else None
     if alike is not None:
         return alike
     rows = [LayerCount(f"{layer.name}.splitters", relayed, -(-relayed // net.n_max), "neurons", net.n_max, net.n_max)
             ] if relayed else []
     counted = _counted(layer, rows, copies, keep, net, heights)
     if keep:
-        net.shifted.keep(layer, copies, net.spec, counted)
+        net.shifted.keep(layer, copies, relayed, net.spec, counted)
     return counted
 
 
@@ -203,8 +203,8 @@ class _Shifted:
     def __init__(self) -> None:
         self._counted: dict[tuple, tuple[np.ndarray, Counted, int, int]] = {}
 
-    def alike(self, layer: Layer, copies: np.ndarray, spec: TargetSpec) -> Counted | None:
-        found = self._key(layer, copies)
+    def alike(self, layer: Layer, copies: np.ndarray, relayed: int, spec: TargetSpec) -> Counted | None:
+        found = self._key(layer, copies, relayed)
         known = None if found is None else self._counted.get(found[0])
         if known is None or not np.array_equal(known[0], _levels(layer, spec)):
             return None
@@ -213,8 +213,8 @@ class _Shifted:
         moved = {source: _moved(r, first, at, size) for source, r in reads.items()}
         return [row._replace(layer=row.layer.replace(rows[-1].layer, layer.name, 1)) for row in rows], moved
 
-    def keep(self, layer: Layer, copies: np.ndarray, spec: TargetSpec, counted: Counted) -> None:
-        found = self._key(layer, copies)
+    def keep(self, layer: Layer, copies: np.ndarray, relayed: int, spec: TargetSpec, counted: Counted) -> None:
+        found = self._key(layer, copies, relayed)
         rows, reads = counted
         if found is None or found[0] in self._counted or rows[-1].error:
             return
@@ -226,9 +226,10 @@ class _Shifted:
         self._counted[key] = (_levels(layer, spec), counted, first, size)
 
     @staticmethod
-    def _key(layer: Layer, copies: np.ndarray) -> tuple[tuple, int, int] | None:
-        """(structure and copies, first input, inputs) of a layer reading one channel block of a (C, H, W) source
-        through a Correlation (then at most a Flatten), up to SHIFTED_ROWS neurons; None for any other."""
+    def _key(layer: Layer, copies: np.ndarray, relayed: int) -> tuple[tuple, int, int] | None:
+        """(structure, copies and splitter neurons, first input, inputs) of a layer reading one channel block of a
+        (C, H, W) source through a Correlation (then at most a Flatten), up to SHIFTED_ROWS neurons; None for any
+        other."""
         if len(layer.projections) != 1 or layer.size > SHIFTED_ROWS:
             return None
         p = layer.projections[0]
@@ -243,7 +244,7 @@ class _Shifted:
         a, b = int(channels[0]), int(channels[-1]) + 1
         plane = p.shapes[0][1] * p.shapes[0][2]
         key = (layer.shape, type(layer.neuron).__name__, p.source, p.shapes, op.stride, op.padding, len(p.chain),
-               reach[:, a:b].shape, reach[:, a:b].tobytes(), copies.tobytes())
+               reach[:, a:b].shape, reach[:, a:b].tobytes(), copies.tobytes(), relayed)
         return key, a * plane, (b - a) * plane
 
 
