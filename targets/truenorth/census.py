@@ -136,7 +136,7 @@ def _count_run(run: list[Layer], reads: dict[str, np.ndarray], net: _Net, height
         counted[layer.name] = _count_layer(layer, reads.get(layer.name), net, heights)
     if not rest:
         return [counted[layer.name] for layer in run]
-    pieces = [list(piece) for piece in np.array_split(np.arange(len(rest)), min(workers, len(rest))) if piece.size]
+    pieces = _contiguous(list(range(len(rest))), workers)
 
     def work(piece: list[int]) -> tuple[list[list[LayerCount]], dict[str, np.ndarray]]:
         rows, total = [], {}
@@ -272,8 +272,14 @@ def _moved(reads: np.ndarray, first: int, at: int, size: int) -> np.ndarray:
 def _side_by_side(sampled: Callable[[int], float], heights: tuple[int, ...], workers: int) -> list[float]:
     """A layer's sampled cost per neuron in each tile height, in `workers` forked pieces (a paper-size conv's three
     samples took a third of its count)."""
-    pieces = [list(piece) for piece in np.array_split(np.array(heights), min(workers, len(heights))) if piece.size]
-    return [cost for costs in forked_map(lambda piece: [sampled(int(h)) for h in piece], pieces) for cost in costs]
+    pieces = _contiguous(list(heights), workers)
+    return [cost for costs in forked_map(lambda piece: [sampled(h) for h in piece], pieces) for cost in costs]
+
+
+def _contiguous(items: list, workers: int) -> list[list]:
+    """`items` in at most `workers` contiguous pieces of about equal length, in order."""
+    return [[items[i] for i in piece] for piece in np.array_split(np.arange(len(items)), min(workers, len(items)))
+            if piece.size]
 
 
 def _through_splitters(reads: np.ndarray, n_max: int) -> tuple[np.ndarray, int]:
