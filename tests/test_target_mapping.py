@@ -133,6 +133,36 @@ def test_trinary_weights_are_one_scale_per_neuron_and_widen_the_fan_in_groups():
         compile_graph(g, load_target("loihi"), CompileOptions(weights="trinary"))
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2 ** 32 - 1), st.integers(2, 4), st.sampled_from([1, 2, 3]), st.sampled_from([255.0, 31.0]))
+def test_bit_planes_take_the_least_error_scale_row_by_row(seed, bits, taps, weight_max):
+    """Each row of _bit_rows equals a plain search over the candidate scales for that row alone: the first scale
+    whose ladder (q = clip(rint(w / a))) leaves the least squared error, its columns that are zero everywhere left
+    zero."""
+    from neurocomp.targets.truenorth.quant import SCALE_CANDIDATES, _bit_rows
+
+    rng = np.random.default_rng(seed)
+    w = np.rint(rng.normal(0, rng.choice([3, 40, 900]), (int(rng.integers(1, 12)), int(rng.integers(1, 30)))))
+    w *= rng.random(w.shape) < rng.random()
+    w = np.abs(w) if rng.random() < 0.3 else w
+    got = _bit_rows(w, bits, weight_max, taps)
+    for row, out in zip(w, got):
+        mixed = row.min() < 0 < row.max()
+        top = 2.0 ** (bits - 1) - 1 if mixed else 2.0 ** bits - 1
+        hi = np.floor(top / taps)
+        lo = -np.floor(2.0 ** (bits - 1) / taps) if mixed else (0.0 if row.max() > 0 else -hi)
+        a_max = max(np.floor(weight_max / max(top, 2.0 ** (bits - 1))), 1.0)
+        best = None
+        for c in SCALE_CANDIDATES:
+            a = min(max(np.rint(np.abs(row).max() / hi * c), 1.0), a_max)
+            ladder = a * np.clip(np.rint(row / a), lo, hi)
+            err = np.sum((row - ladder) ** 2)
+            if best is None or err < best[0]:
+                best = (err, ladder)
+        assert np.array_equal(out[np.any(w != 0, axis=0)], best[1][np.any(w != 0, axis=0)])
+        assert not out[~np.any(w != 0, axis=0)].any()
+
+
 def test_bit_plane_weights_give_sixteen_levels_on_four_axon_types():
     """--tn-weights bits: a * q with q a signed 4-bit integer per neuron, realised exactly by the crossbar
     (the 4 axon types are the bit planes); same axons per input as levels, far less weight error."""

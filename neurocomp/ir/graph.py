@@ -187,6 +187,15 @@ def on_taps(op: Conv2d, taps: np.ndarray, values: np.ndarray, **changes) -> Conv
     return node
 
 
+def replaced(op: Node, **changes) -> Node:
+    """dataclasses.replace(op, **changes), keeping a conv's live taps where its weight is the same: a fan-in part's
+    kernel is mostly zeros, and finding its taps again reads and copies all of it (a renamed part, a dropped bias)."""
+    node = dataclasses.replace(op, **changes)
+    if "weight" not in changes and "live_taps" in vars(op):
+        vars(node)["live_taps"] = vars(op)["live_taps"]
+    return node
+
+
 @dataclass(frozen=True, eq=False)
 class Correlation(Conv2d):
     """A Conv2d with one output channel whose kernel is bound at run time (SiamFC's

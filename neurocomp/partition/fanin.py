@@ -17,7 +17,7 @@ import numpy as np
 from neurocomp.errors import UserError
 from neurocomp.ir import sums
 from neurocomp.ir.graph import (LINEAR_OPS, Affine, Conv2d, Correlation, Crop, Flatten, Graph, Node, Output, Readout,
-                                fresh, on_taps)
+                                fresh, on_taps, replaced)
 from neurocomp.ir.layers import Layer, Network, Projection, lower
 from neurocomp.partition.rows import structural
 
@@ -208,8 +208,7 @@ def _parts(layer: Layer, budget: int, preferred: int | None) -> Parts:
 def tagged(chain: Iterable[Node], tag: str) -> list[Node]:
     """A part's copy of a chain: each op renamed under the part's tag, without its bias (the part's neuron holds
     what the layer's biases add)."""
-    return [dataclasses.replace(op, name=f"{tag}.{op.name}", **({"bias": None} if hasattr(op, "bias") else {}))
-            for op in chain]
+    return [replaced(op, name=f"{tag}.{op.name}", **({"bias": None} if hasattr(op, "bias") else {})) for op in chain]
 
 
 def _masks(proj: Projection, rows: np.ndarray, budget: int) -> list[np.ndarray | None] | None:

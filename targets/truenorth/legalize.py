@@ -28,7 +28,7 @@ import dataclasses
 import numpy as np
 
 from neurocomp.errors import UserError
-from neurocomp.ir.graph import IF, Affine, Conv2d, Graph, Node, Scale, uniform_or_full
+from neurocomp.ir.graph import IF, Affine, Conv2d, Graph, Node, Scale, replaced, uniform_or_full
 from neurocomp.ir.layers import Layer, Network, lower
 from neurocomp.partition.delays import STAGES
 from neurocomp.partition.fanin import (pruned, restricted, sample_rows, split_readouts, tagged,
@@ -132,7 +132,7 @@ def _split(layer: Layer, plan: dict[int, int]) -> tuple[list[Node], list[tuple[s
 
 def _direct(layer: Layer, proj) -> tuple[list[Node], list[tuple[str, str]]]:
     """An unsplit projection: its ops without bias, and its last edge into the layer."""
-    chain = [dataclasses.replace(op, bias=None) if getattr(op, "bias", None) is not None else op for op in proj.chain]
+    chain = [replaced(op, bias=None) if getattr(op, "bias", None) is not None else op for op in proj.chain]
     return chain, [((chain[-1].name if chain else proj.source), layer.name)]
 
 
