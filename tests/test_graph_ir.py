@@ -1,4 +1,5 @@
 import dataclasses
+import mmap
 
 import numpy as np
 import pytest
@@ -116,3 +117,31 @@ def test_a_nodes_arrays_are_its_own_and_read_only_and_shared_only_when_frozen():
     ints = np.ones((2, 1, 3, 3), np.int64)
     ints.setflags(write=False)
     assert Conv2d("f", ints).weight.dtype == np.float64
+    mapped = np.ndarray((2, 1, 3, 3), np.float64, buffer=mmap.mmap(-1, 144, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS))
+    loose = mapped.transpose(1, 0, 2, 3).transpose(1, 0, 2, 3)
+    loose.setflags(write=False)
+    assert Conv2d("h", loose).weight is not loose   # a read-only view of a writeable mapping: copied
+    mapped.setflags(write=False)
+    seen = mapped.transpose(1, 0, 2, 3).transpose(1, 0, 2, 3)   # all of a read-only mapping of its own: kept
+    assert Conv2d("i", seen).weight is seen
+
+
+def test_a_large_part_kernel_lies_in_a_mapping_of_its_own_holding_its_taps_alone():
+    """on_taps writes a fan-in part's kernel (its layer's shape, a few channels live) into zeros mapped apart, so the
+    pages of the channels it does not hold are never allocated, whatever state the allocator's heap is in; the node
+    keeps that array as it is, and its values are the taps written and zeros."""
+    from neurocomp.ir.graph import APART_BYTES, on_taps
+    rng = np.random.default_rng(3)
+    cout, cin = 128, APART_BYTES // (128 * 9 * 8) + 1
+    op = Conv2d("c", np.ones((cout, cin, 3, 3)))
+    taps = np.arange(5 * 9, 7 * 9)   # input channels 5 and 6
+    values = rng.integers(-4, 5, size=(cout, taps.size)).astype(np.float64)
+    part = on_taps(op, taps, values)
+    root = part.weight
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    assert isinstance(root.base, mmap.mmap) and not root.flags.writeable
+    dense = np.zeros((cout, cin * 9))
+    dense[:, taps] = values
+    assert np.array_equal(part.weight, dense.reshape(cout, cin, 3, 3))
+    assert dataclasses.replace(part, name="d").weight is part.weight

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
+import mmap
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Iterable, Mapping
@@ -40,16 +42,34 @@ def _frozen_array(a: np.ndarray | Iterable[float], dtype=np.float64) -> np.ndarr
     dataclasses.replace passes it on), or is a read-only view of all of such an array (on_taps' transposed kernel),
     is kept as it is: a dense paper-size conv's fan-in split copied its weights some 4,500 times (1.3 s) for
     nothing. A view of part of an array is copied, so that a node never keeps a larger array alive."""
-    if isinstance(a, np.ndarray) and a.dtype == dtype and not a.flags.writeable and (a.flags.owndata or _whole_view(a)):
+    if isinstance(a, np.ndarray) and a.dtype == dtype and not a.flags.writeable and _whole_of_own(a):
         return a
     arr = np.array(a, dtype=dtype)
     arr.setflags(write=False)
     return arr
 
 
-def _whole_view(a: np.ndarray) -> bool:
-    base = a.base
-    return isinstance(base, np.ndarray) and base.flags.owndata and not base.flags.writeable and base.size == a.size
+def _whole_of_own(a: np.ndarray) -> bool:
+    """`a` is all of a read-only array that owns its data, or that wraps a mapping of its own (_zeros_apart)."""
+    root = a
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    own = root.flags.owndata or isinstance(root.base, mmap.mmap)
+    return own and not root.flags.writeable and root.size == a.size
+
+
+def _zeros_apart(shape: tuple[int, ...]) -> np.ndarray:
+    """Zeros in an anonymous mapping of their own, whose pages stay unallocated until written. np.zeros gives that
+    only while glibc maps the block apart: once a freed block of that size has raised its mmap threshold, it serves
+    the block from its heap and clears all of it (the dense paper-size net's quantised fan-in parts: 1.1 GB of
+    zeros written, in small pages that every forked census worker then copies the page tables of)."""
+    nbytes = math.prod(shape) * 8
+    if nbytes < APART_BYTES or not hasattr(mmap, "MAP_ANONYMOUS"):
+        return np.zeros(shape)
+    return np.ndarray(shape, np.float64, buffer=mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS))
+
+
+APART_BYTES = 1 << 22   # below this a kernel's zeros are a few pages, wherever they lie
 
 
 def fresh(a: np.ndarray) -> np.ndarray:
@@ -176,7 +196,7 @@ def on_taps(op: Conv2d, taps: np.ndarray, values: np.ndarray, **changes) -> Conv
     if taps.size == cin_g * kh * kw:   # every tap (a whole conv): its kernel as it is
         weight = np.array(values, dtype=np.float64).reshape(op.weight.shape)
     else:
-        stored = np.zeros((cin_g, cout, kh, kw))
+        stored = _zeros_apart((cin_g, cout, kh, kw))
         c, ky, kx = np.unravel_index(taps, (cin_g, kh, kw))
         stored[c[None, :], np.arange(cout)[:, None], ky[None, :], kx[None, :]] = values
         weight = fresh(stored).transpose(1, 0, 2, 3)
