@@ -237,11 +237,10 @@ def test_a_splits_parts_counted_in_two_processes_count_as_in_one(monkeypatch):
     assert sum(r.cores for r in serial[0]) == 7722 and len(serial[1]) == len(v.qnet.network.layers)
 
 
-def test_a_large_layers_sampled_heights_and_a_few_large_parts_counted_side_by_side_count_as_in_turn(monkeypatch):
-    """A conv of 152,352 neurons (over SAMPLED_LAYER) samples its three tile heights (3 rows cost least, then 2, then
-    1) in two forked pieces, and a
-    read-out split into 4 parts of 17,956 neurons (FORKED_NEURONS lowered to 10^4) is counted in two processes:
-    rows, the order layers are told and the axons read of every neuron equal the serial count's."""
+def test_a_few_large_parts_counted_side_by_side_count_as_in_turn(monkeypatch):
+    """A read-out split into 4 parts of 17,956 neurons (FORKED_NEURONS lowered to 10^4) is counted in two processes,
+    and the conv of 152,352 neurons before it (over SAMPLED_LAYER) samples its three tile heights here (3 rows cost
+    least): rows, the order layers are told and the axons read of every neuron equal the serial count's."""
     rng = np.random.default_rng(5)
     graph = Graph([Input("x", (2, 140, 140), "spikes"), Conv2d("c1", rng.choice([-1.0, 1.0, 2.0], size=(8, 2, 3, 3))),
                    IF("a", threshold=4.0), Conv2d("c2", rng.choice([-2.0, -1.0, 1.0, 2.0], size=(1, 8, 5, 5))),
@@ -267,8 +266,8 @@ def test_a_large_layers_sampled_heights_and_a_few_large_parts_counted_side_by_si
                                     workers=workers)
         return rows, told, {name: r.tolist() for name, r in reads.items()}, bands[-1]
     serial = counted(1)
-    assert forks == [1] and counted(2) == serial and serial[-1] == 3   # serial: the heights in one piece, here
-    assert forks == [1, 2, 2]   # the parts (their first counted here), then the conv's heights
+    assert forks == [] and counted(2) == serial and serial[-1] == 3
+    assert forks == [2]   # the parts (their first counted here); the conv's heights in turn
     assert sum(r.cores for r in serial[0]) == census(graph, target, CompileOptions()).cores
 
 

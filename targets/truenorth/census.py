@@ -182,8 +182,7 @@ def _counted(layer: Layer, rows: list[LayerCount], copies: np.ndarray, keep: boo
     args = (copies, keep, net.spec, net.partials, net.sources)
     try:
         bands = heights.of(layer,
-                           lambda band: _Count(layer, band, *args, SAMPLE_NEURONS, orders=net.orders).per_neuron(),
-                           lambda sampled, heights: _side_by_side(sampled, heights, net.workers))
+                           lambda band: _Count(layer, band, *args, SAMPLE_NEURONS, orders=net.orders).per_neuron())
         trials = [_Count(layer, band, *args, orders=net.orders) for band in bands]
     except ResourceError as err:
         return rows + [LayerCount(layer.name, layer.size, 0, err.resource, err.used, err.allowed, str(err))], {}
@@ -267,13 +266,6 @@ def _moved(reads: np.ndarray, first: int, at: int, size: int) -> np.ndarray:
     out = np.zeros_like(reads)
     out[at:at + size] = reads[first:first + size]
     return out
-
-
-def _side_by_side(sampled: Callable[[int], float], heights: tuple[int, ...], workers: int) -> list[float]:
-    """A layer's sampled cost per neuron in each tile height, in `workers` forked pieces (a paper-size conv's three
-    samples took a third of its count)."""
-    pieces = _contiguous(list(heights), workers)
-    return [cost for costs in forked_map(lambda piece: [sampled(h) for h in piece], pieces) for cost in costs]
 
 
 def _contiguous(items: list, workers: int) -> list[list]:
