@@ -105,7 +105,8 @@ def channel_groups(proj: Projection, rows: np.ndarray, budget: int) -> list[np.n
     op = proj.chain[k]
     channels = np.asarray(op.weight).shape[1] * getattr(op, "groups", 1)
     counts = unit_fan_ins(structural(proj), k, rows, _input_channel(op), channels)
-    for groups in range(max(1, -(-fan_in(proj, rows) // budget)), channels + 1):
+    widest_row = int(counts.sum(axis=1).max(initial=0))   # its units are disjoint inputs: fan_in, not built again
+    for groups in range(max(1, -(-widest_row // budget)), channels + 1):
         if widest(counts, groups) <= budget:
             return _channel_masks(op, groups)
     return None

@@ -109,9 +109,9 @@ def _groups(proj, k: int, rows: np.ndarray, spec: TargetSpec, levels: int) -> in
     budget = spec["core.axons"] // (int(spec["core.axon_types"]) if is_bound(proj) else levels)  # kernel_layers
     n_in = np.asarray(proj.chain[k].weight).shape[1]
     proj = structural(proj) if is_bound(proj) else proj
-    fan = int(np.diff(proj.matrix(rows).indptr).max())
     shape = np.asarray(proj.chain[k].weight).shape
     counts = unit_fan_ins(proj, k, rows, np.arange(n_in).reshape((1, n_in) + (1,) * (len(shape) - 2)), n_in)
+    fan = int(counts.sum(axis=1).max())   # its units are disjoint inputs: a row's fan-in is its counts' sum
     for groups in range(max(1, -(-fan // budget)), n_in + 1):
         if widest(counts, groups) <= budget:
             return groups
