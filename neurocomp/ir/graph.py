@@ -61,15 +61,20 @@ def _whole_of_own(a: np.ndarray) -> bool:
 def _zeros_apart(shape: tuple[int, ...]) -> np.ndarray:
     """Zeros in an anonymous mapping of their own, whose pages stay unallocated until written. np.zeros gives that
     only while glibc maps the block apart: once a freed block of that size has raised its mmap threshold, it serves
-    the block from its heap and clears all of it (the dense paper-size net's quantised fan-in parts: 1.1 GB of
-    zeros written, in small pages that every forked census worker then copies the page tables of)."""
+    the block from its heap and clears all of it (the dense paper-size net's fan-in parts: 1.6 GB of zeros written,
+    in small pages that every forked census worker then copies the page tables of). The kernel sets neighbouring
+    mappings in one area, so thousands of parts stay a few hundred areas."""
     nbytes = math.prod(shape) * 8
     if nbytes < APART_BYTES or not hasattr(mmap, "MAP_ANONYMOUS"):
         return np.zeros(shape)
-    return np.ndarray(shape, np.float64, buffer=mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS))
+    try:
+        mapped = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    except OSError:   # out of mappings or address space: the allocator's zeros, as before
+        return np.zeros(shape)
+    return np.ndarray(shape, np.float64, buffer=mapped)
 
 
-APART_BYTES = 1 << 22   # below this a kernel's zeros are a few pages, wherever they lie
+APART_BYTES = 1 << 16   # below this a kernel's zeros are a few pages, wherever they lie
 
 
 def fresh(a: np.ndarray) -> np.ndarray:
