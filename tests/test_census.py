@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from neurocomp.cli import main
 from neurocomp.compiler import FRONT_END, CompileOptions, Values, census, compile_graph, resolved, run_stages
@@ -170,6 +171,29 @@ def test_a_layer_whose_copies_fill_its_cores_counts_as_split_does(seed, unread, 
     target = load_target("truenorth")
     built = compile_graph(graph, target, CompileOptions(place_effort=1, place_anneal=0)).program.netlist
     assert census(graph, target, CompileOptions()).cores == built.n_cores
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2 ** 16), spread=st.sampled_from([2, 6, 40]), spiking=st.booleans())
+def test_a_bound_parts_levels_read_off_its_kernel_are_its_rows_levels(seed, spread, spiking):
+    """_Shifted compares parts by their neurons' weight levels: without padding it reads them off the kernel's live
+    weights; they equal those of every neuron's own row (row_levels of chunk_rows), whatever the kernel's values."""
+    from neurocomp.partition.rows import chunk_rows
+    from neurocomp.targets.truenorth.mapping import Typing, row_levels
+    rng = np.random.default_rng(seed)
+    k = rng.integers(-spread, spread + 1, size=(1, 4, 8, 8)).astype(np.float64) * (rng.random((1, 4, 8, 8)) < 0.7)
+    neuron = IF("score", threshold=3.0) if spiking else Readout("score")
+    graph = Graph([Input("x", (4, 14, 14), "spikes"), Conv2d("id", np.ones((4, 1, 1, 1)), groups=4),
+                   IF("e", threshold=1.0), Correlation("corr", k), neuron, Output("o")],
+                  [("x", "id"), ("id", "e"), ("e", "corr"), ("corr", "score"), ("score", "o")])
+    target = load_target("truenorth")
+    v = run_stages(FRONT_END[:3], Values(graph, target, resolved(CompileOptions(), graph, target), None, ""))
+    parts = [layer for layer in v.qnet.network.layers if ".part" in layer.name]
+    assert parts
+    for layer in parts:
+        table, cnt = row_levels(chunk_rows(layer, np.arange(layer.size)), layer.size)
+        rows = Typing.of(table, cnt, int(target.spec["core.weight_max"])).need
+        assert np.array_equal(tn_census._levels(layer, target.spec), rows)
 
 
 @pytest.mark.parametrize("spiking, padding", [(False, 0), (True, 0), (False, 1)])
