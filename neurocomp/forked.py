@@ -21,26 +21,42 @@ def available() -> int:
 
 def forked_map(work: Callable[[T], R], pieces: Sequence[T]) -> list[R]:
     """work(piece) for every piece, in order: the first here, each other one in a forked child at the same time.
-    Where there is one piece or no fork (not POSIX) all run here in turn. A child's exception is raised here, once
-    every child has ended."""
+    Where there is one piece or no fork (not POSIX) all run here in turn, and so does each piece whose fork the
+    system refuses (no memory to charge the child with). A child's exception is raised here, once every child has
+    ended."""
     if len(pieces) < 2 or not hasattr(os, "fork"):
         return [work(piece) for piece in pieces]
-    children = [_start(work, piece) for piece in pieces[1:]]
+    children = [_started(work, piece) for piece in pieces[1:]]
     try:
         first = work(pieces[0])
+        here = [(True, work(piece)) if child is None else None for piece, child in zip(pieces[1:], children)]
     finally:
-        results = [_result(pid, fd) for pid, fd in children]
+        results = [None if child is None else _result(*child) for child in children]
+    results = [mine if theirs is None else theirs for mine, theirs in zip(here, results)]
     for ok, value in results:
         if not ok:
             raise value
     return [first] + [value for _, value in results]
 
 
+def _started(work: Callable[[T], R], piece: T) -> tuple[int, int] | None:
+    """_start, or None where the system cannot fork (ENOMEM, EAGAIN): the piece then runs in this process."""
+    try:
+        return _start(work, piece)
+    except OSError:
+        return None
+
+
 def _start(work: Callable[[T], R], piece: T) -> tuple[int, int]:
     """Fork a child that runs work(piece), pickles (ok, result or exception) into a pipe and exits at once (no
     cleanup of the parent's state: its files, bars and handlers stay the parent's)."""
     read, write = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read)
+        os.close(write)
+        raise
     if pid:
         os.close(write)
         return pid, read

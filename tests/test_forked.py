@@ -49,3 +49,22 @@ def test_an_exception_that_does_not_pickle_comes_back_as_its_type_and_message():
 
 def test_one_piece_runs_here():
     assert forked_map(lambda piece: os.getpid(), [0]) == [os.getpid()] and available() >= 1
+
+
+def test_a_piece_the_system_will_not_fork_for_runs_here_in_order(monkeypatch):
+    """Where fork fails (ENOMEM: no memory to charge a child with), that piece runs in this process; the others still
+    fork, results keep their order and no pipe is left open."""
+    real, calls = os.fork, []
+
+    def fork() -> int:
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(12, "Cannot allocate memory")
+        return real()
+    monkeypatch.setattr(os, "fork", fork)
+    open_fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    results = forked_map(lambda piece: (os.getpid(), piece * piece), [1, 2, 3, 4])
+    assert [square for _, square in results] == [1, 4, 9, 16]
+    pids = [pid for pid, _ in results]
+    assert pids[0] == pids[2] == os.getpid() and len({pids[1], pids[3], os.getpid()}) == 3
+    assert open_fds is None or len(os.listdir("/proc/self/fd")) == open_fds

@@ -25,6 +25,7 @@ import dataclasses
 import functools
 import math
 import mmap
+import sys
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Iterable, Mapping
@@ -68,13 +69,17 @@ def _zeros_apart(shape: tuple[int, ...]) -> np.ndarray:
     if nbytes < APART_BYTES or not hasattr(mmap, "MAP_ANONYMOUS"):
         return np.zeros(shape)
     try:
-        mapped = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        mapped = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | NORESERVE)
     except OSError:   # out of mappings or address space: the allocator's zeros, as before
         return np.zeros(shape)
     return np.ndarray(shape, np.float64, buffer=mapped)
 
 
 APART_BYTES = 1 << 16   # below this a kernel's zeros are a few pages, wherever they lie
+# Linux's MAP_NORESERVE (<sys/mman.h>; Python's mmap does not name it): the mapping is not charged against memory
+# as a whole, only its written pages are. Neighbouring mappings merge into one area, and under the default
+# overcommit heuristic a fork fails on any charged area larger than RAM: a dense net's parts hold 40 GB of zeros.
+NORESERVE = getattr(mmap, "MAP_NORESERVE", 0x4000 if sys.platform.startswith("linux") else 0)
 
 
 def fresh(a: np.ndarray) -> np.ndarray:
