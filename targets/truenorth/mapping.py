@@ -292,6 +292,8 @@ def _ladders(t: np.ndarray, weight_max: int) -> tuple[np.ndarray, np.ndarray, np
         good = ~found & (g % d == 0) & (p_d <= LEVELS) & (a_d << np.maximum(p_d - 1, 0) <= weight_max)
         a, p, mixed = np.where(good, a_d, a), np.where(good, p_d, p), np.where(good, mix, mixed)
         found |= good
+        if found.all():   # later scales change only rows not found yet
+            break
     return a, p, mixed, found
 
 
