@@ -125,20 +125,22 @@ def test_truenorth_splits_a_bound_readout_into_parts_of_half_a_core(kernel: int,
 
 @settings(max_examples=25, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 3), st.integers(0, 1), st.integers(1, 2),
-       st.sampled_from(["", "pool", "crop"]), st.integers(0, 10_000))
+       st.sampled_from(["", "pool", "crop", "flat"]), st.integers(0, 10_000))
 def test_group_fan_ins_from_unit_counts_equal_the_masked_matrices(groups, per_group, k, pad, stride, beside, seed):
     """unit_fan_ins gives each row's inputs per input channel, as each channel's own masked matrix has them (a conv
-    read once with its units as weights, a crop after it too; behind a pool, one matrix per unit), and a group of
+    read once with its units as weights, a crop or flatten after it too; without padding, off its kernel alone; behind
+    a pool, one matrix per unit), and a group of
     channels reads the sum of its channels' fan-ins: fanin.widest equals, for every group count, the widest row of
     each group's masked matrix."""
-    from neurocomp.ir.graph import Crop, SumPool2d
+    from neurocomp.ir.graph import Crop, Flatten, SumPool2d
     from neurocomp.partition.fanin import _channel_masks, _input_channel, masked, unit_fan_ins, widest
 
     rng = np.random.default_rng(seed)
     c_in = groups * per_group
     w = rng.integers(-1, 2, size=(2 * groups, per_group, k, k)).astype(float)
     conv = Conv2d("c", w, padding=pad, stride=stride, groups=groups)
-    ops = {"": [conv], "pool": [SumPool2d("p", (2, 2), stride=(1, 1)), conv], "crop": [conv, Crop("k", 1, 0, 2, 3)]}[beside]
+    ops = {"": [conv], "pool": [SumPool2d("p", (2, 2), stride=(1, 1)), conv], "crop": [conv, Crop("k", 1, 0, 2, 3)],
+           "flat": [conv, Crop("k", 1, 0, 2, 3), Flatten("f")]}[beside]
     names = ["x"] + [op.name for op in ops] + ["n", "o"]
     layer = lower(Graph([Input("x", (c_in, 7, 7)), *ops, IF("n", threshold=1.0), Output("o")],
                         list(zip(names[:-1], names[1:])))).layers[0]

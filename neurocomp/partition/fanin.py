@@ -124,12 +124,27 @@ def unit_fan_ins(proj: Projection, k: int, rows: np.ndarray, unit: np.ndarray, n
     if k > 0 or not isinstance(op, (Affine, Conv2d)) or not all(isinstance(o, (Crop, Flatten)) for o in proj.chain[1:]):
         return np.stack([np.diff(masked(proj, k, unit == u).matrix(rows).indptr)
                          for u in range(n_units)], axis=1)
+    if isinstance(op, Conv2d) and op.padding == (0, 0):
+        return _unclipped_fan_ins(proj, rows, unit, n_units)
     labelled = np.where(np.asarray(op.weight) != 0, np.broadcast_to(unit, shape) + 1.0, 0.0)
     chain = (dataclasses.replace(op, weight=labelled, bias=None),) + proj.chain[1:]
     m = dataclasses.replace(proj, chain=chain).matrix(rows)
     row = np.repeat(np.arange(len(rows)), np.diff(m.indptr))
     return np.bincount(row * n_units + m.data.astype(np.int64) - 1,
                        minlength=len(rows) * n_units).reshape(len(rows), n_units)
+
+
+def _unclipped_fan_ins(proj: Projection, rows: np.ndarray, unit: np.ndarray, n_units: int) -> np.ndarray:
+    """unit_fan_ins of a conv without padding first in its chain (then Crop, Flatten): no window is clipped, so a
+    row reads its output channel's non-zero taps, counted per unit off the kernel (a paper-size score's 289 rows
+    of 24,576 inputs each were built as a matrix to be counted)."""
+    weight = np.asarray(proj.chain[0].weight)
+    cout = weight.shape[0]
+    labelled = np.where(weight != 0, np.broadcast_to(unit, weight.shape) + 1, 0).reshape(cout, -1).astype(np.int64)
+    per_channel = np.bincount((np.arange(cout)[:, None] * (n_units + 1) + labelled).ravel(),
+                              minlength=cout * (n_units + 1)).reshape(cout, n_units + 1)[:, 1:]
+    plane = [s for s in proj.shapes[1:] if len(s) == 3][-1]
+    return per_channel[np.asarray(rows, dtype=np.int64) // (plane[1] * plane[2])]
 
 
 def widest(counts: np.ndarray, groups: int) -> int:
