@@ -397,8 +397,8 @@ class TileHeights:
 
     def of(self, layer: Layer, sampled: Callable[[int], float]) -> tuple[int, ...]:
         """The heights to partition `layer` in whole and keep the cheapest of (`sampled`: a height's cost per
-        neuron on the first neurons). The three samples are measured in turn: forking them side by side cost more
-        (50-90 ms a fork of a paper-size census) than the 15-75 ms a sample now takes."""
+        neuron on the first neurons). The three samples are measured in turn: a fork of a paper-size census (30-90
+        ms) costs about what a sample does (15-75 ms)."""
         if len(layer.shape) != 3:
             return (1,)
         key = geometry(layer)
