@@ -26,7 +26,7 @@ from neurocomp.ir.footprint import require_compile
 from neurocomp.ir.graph import Affine, Conv2d, Graph, Scale
 from neurocomp.ir.layers import Network, lower
 from neurocomp.ir.netlist import Netlist
-from neurocomp.native import Verdict, report as native_report, verdicts
+from neurocomp.native import report as native_report, verdicts
 from neurocomp.partition import LayerCount, count_cores, partition
 from neurocomp.place import Mesh, Placement, place, sequential, verify_placement
 from neurocomp.place.traffic import between_layers, traffic_from_rates
@@ -98,7 +98,7 @@ class Values:
     profile: Mapping[str, np.ndarray] | None = None   # calibration input: measure traffic and fidelity on it
     model_digest: str = ""
     net: Network | None = None
-    native: tuple[Verdict, ...] = ()
+    lowered: Network | None = None   # before legalize: the report's native verdicts are of it (a census needs none)
     qnet: QNetwork | None = None
     netlist: Netlist | None = None
     mesh: Mesh | None = None
@@ -135,7 +135,7 @@ def mesh_for(target: Target, n_cores: int) -> Mesh:
 
 def _lower(v: Values) -> Values:
     net = lower(fold_linear(v.graph))
-    return replace(v, net=net, native=verdicts(net, v.target))
+    return replace(v, net=net, lowered=net)
 
 
 def _legalize(v: Values) -> Values:
@@ -295,7 +295,7 @@ def _report(v: Values, adapted: tuple[str, ...]) -> dict[str, Any]:
     netlist, target = v.netlist, v.target
     report = compile_report(v.program, v.qnet, target, v.opts, v.routes,
                             route(v.traffic, sequential(netlist.n_cores, v.mesh), v.mesh))
-    report["native"] = native_report(v.native)
+    report["native"] = native_report(verdicts(v.lowered, v.target))
     report["adapted"] = list(adapted)
     frame = frame_figures(v.graph, netlist, report["realtime"]["tick_s"], v.opts.timesteps)
     if frame is not None:
