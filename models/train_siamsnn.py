@@ -24,7 +24,7 @@ import argparse
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -57,6 +57,7 @@ READOUT = {"timesteps": 20, "tau0": 4, "weighting": "drop"}
 # loss is what the surrogate trains away), TrueNorth's chip 1.013 -> 0.952, so TrueNorth skips it. Training the
 # biases too (per neuron) gave Loihi 1.018 and TrueNorth 1.013.
 CHIP_EPOCHS = {"truenorth": 0, "loihi": 10}
+CHIP_SAMPLES = 192   # calibration crops of training clips per chip-in-the-loop epoch
 
 
 @dataclass(frozen=True)
@@ -75,22 +76,30 @@ class QATOptions:
 
 @dataclass(frozen=True)
 class Recipe:
-    """A config's TrueNorth weight modes (spiking layers, read-out) and QAT schedule.
+    """A config's TrueNorth weight modes (spiking layers, read-out), QAT schedule and chip-in-the-loop stage.
 
     micro and mini: "bits" -- "trinary" everywhere halved micro's cores (3,570 against 5,460 per scale) but its
     quantised ANN lost 16 % of the float AUC and its float SNN 36 % on training-photo clips (6 epochs at 1e-4),
     where "bits" kept 98 %. micro3 is shaped for one chip, which only paired axons reach: trinary conv1-4 under
     a "bits" conv5 (which the bound correlation kernel composes at any precision), trained 10 epochs at 1e-3
-    so that the trinary weights can move (chosen before any evaluation, not tuned on clips)."""
+    so that the trinary weights can move (chosen before any evaluation, not tuned on clips).
+
+    mini's Loihi chip stage runs 40 epochs over 384 crops: its float SNN (= chip) on training-photo clips (24 x 25
+    frames, seeds 9191 and 5151; AUC / the float ANN's) 0.929 / 0.964 with 10 over 192, 0.973 / 0.980 with 40,
+    0.982 / 1.010 with 40 over 384 (0.867 and 0.946 with 0 and 20 on seed 9191): the wider net's surrogate fits
+    its reset-to-zero timing more slowly. 9 minutes on 2 cores."""
 
     tn_weights: str = "bits"
     tn_readout_weights: str | None = None
     qat_epochs: int = QATOptions.epochs
     qat_lr: float = QATOptions.lr
+    chip_epochs: dict[str, int] = field(default_factory=lambda: dict(CHIP_EPOCHS))   # per target (stage 3)
+    chip_samples: int = CHIP_SAMPLES
 
 
 RECIPES = {"micro3": Recipe("trinary", "bits", qat_epochs=10, qat_lr=1e-3),
-           "micro3g": Recipe("trinary", "bits", qat_epochs=10, qat_lr=1e-3)}
+           "micro3g": Recipe("trinary", "bits", qat_epochs=10, qat_lr=1e-3),
+           "mini": Recipe(chip_epochs=CHIP_EPOCHS | {"loihi": 40}, chip_samples=384)}
 
 
 def native_siamfc_config(config: str) -> SiamConfig:
@@ -131,7 +140,7 @@ def qat(model: SiamFC, target: str, opts: QATOptions, weights: str | None = None
 
 
 def chip_finetune(net: QATNet, model: SiamFC, target: str, opts: QATOptions, epochs: int,
-                  samples: int = 192) -> Graph:
+                  samples: int = CHIP_SAMPLES) -> Graph:
     """The QAT backbone's Graph after `epochs` of chip-in-the-loop fine-tuning (stage 3): the compiled program's
     surrogate trains the weights of its spiking layers so that the conv5 read-out, read over the window the
     tracker reads (READOUT: ticks tau0 .. timesteps, behind by the mapping's lag), matches the quantised ANN's
@@ -225,7 +234,8 @@ def main() -> None:
     ap.add_argument("--timesteps", type=int, default=QATOptions.timesteps)
     ap.add_argument("--qat-epochs", type=int, help=f"QAT epochs (default per config, else {QATOptions.epochs})")
     ap.add_argument("--qat-lr", type=float, help=f"QAT learning rate (default per config, else {QATOptions.lr})")
-    ap.add_argument("--chip-epochs", type=int, help=f"chip-in-the-loop epochs (default per target: {CHIP_EPOCHS})")
+    ap.add_argument("--chip-epochs", type=int, help=f"chip-in-the-loop epochs (default per config and target, else "
+                                                   f"{CHIP_EPOCHS})")
     ap.add_argument("--tn-weights", help=f"TrueNorth weight mode of the spiking layers (default per config, else "
                                          f"{Recipe.tn_weights})")
     ap.add_argument("--tn-readout-weights", help="TrueNorth weight mode of the read-out (default per config, else "
@@ -270,8 +280,8 @@ def main() -> None:
                                                      "qat": asdict(qopts)}, time.perf_counter() - start)
         sopts = SiamSNNOptions(reset=net.deploy.reset, schedule=args.schedule, spiking_score=args.two_status, **READOUT)
         graph_path = out / f"siamsnn_{args.config}_{target}.pt"
-        epochs = CHIP_EPOCHS[target] if args.chip_epochs is None else args.chip_epochs
-        backbone = chip_finetune(net, model, target, qopts, epochs) if epochs else to_graph(net)
+        epochs = recipe.chip_epochs[target] if args.chip_epochs is None else args.chip_epochs
+        backbone = chip_finetune(net, model, target, qopts, epochs, recipe.chip_samples) if epochs else to_graph(net)
         save_graph(siamsnn_graph(backbone, model.config, sopts), graph_path)
         print(f"wrote {graph_path}", flush=True)
 
