@@ -84,10 +84,11 @@ class Recipe:
     a "bits" conv5 (which the bound correlation kernel composes at any precision), trained 10 epochs at 1e-3
     so that the trinary weights can move (chosen before any evaluation, not tuned on clips).
 
-    mini's Loihi chip stage runs 40 epochs over 384 crops: its float SNN (= chip) on training-photo clips (24 x 25
-    frames, seeds 9191 and 5151; AUC / the float ANN's) 0.929 / 0.964 with 10 over 192, 0.973 / 0.980 with 40,
-    0.982 / 1.010 with 40 over 384 (0.867 and 0.946 with 0 and 20 on seed 9191): the wider net's surrogate fits
-    its reset-to-zero timing more slowly. 9 minutes on 2 cores. micro, on the same clips, keeps 10 over 192:
+    The wider mini and micro3g run Loihi's chip stage 40 epochs over 384 crops: their float SNN (= chip) on
+    training-photo clips (24 x 25 frames, seeds 9191 and 5151; AUC / the float ANN's), mini 0.929 / 0.964 with 10
+    over 192, 0.973 / 0.980 with 40, 0.982 / 1.010 with 40 over 384 (0.867 and 0.946 with 0 and 20 on seed 9191);
+    micro3g 0.970 / 0.950 with 10 over 192, 0.993 / 0.990 with 40 over 384: a wider net's surrogate fits its
+    reset-to-zero timing more slowly (9 minutes on 2 cores). micro, on the same clips, keeps 10 over 192:
     1.033 / 1.009 there, 1.017 / 1.003 with 40 over 384."""
 
     tn_weights: str = "bits"
@@ -98,9 +99,10 @@ class Recipe:
     chip_samples: int = CHIP_SAMPLES
 
 
+WIDE_CHIP_STAGE = {"chip_epochs": CHIP_EPOCHS | {"loihi": 40}, "chip_samples": 384}
 RECIPES = {"micro3": Recipe("trinary", "bits", qat_epochs=10, qat_lr=1e-3),
-           "micro3g": Recipe("trinary", "bits", qat_epochs=10, qat_lr=1e-3),
-           "mini": Recipe(chip_epochs=CHIP_EPOCHS | {"loihi": 40}, chip_samples=384)}
+           "micro3g": Recipe("trinary", "bits", qat_epochs=10, qat_lr=1e-3, **WIDE_CHIP_STAGE),
+           "mini": Recipe(**WIDE_CHIP_STAGE)}
 
 
 def native_siamfc_config(config: str) -> SiamConfig:
