@@ -30,6 +30,10 @@ def add_parser(sub, count, real) -> None:
                                              "--weights trinary --readout-weights bits")
     k.add_argument("--jitter", type=real(0.0, 1.0), default=0.0,
                    help="fraction of each batch's images rotated (+-10 deg), scaled (+-10 %%) and moved (+-1 px) at random (0)")
+    k.add_argument("--chip-forward", choices=("rate", "spikes"), default="rate",
+                   help="the last QAT epochs' forward pass: the target's rate model of its neuron (rate), or the "
+                        "chip's own integer spike trains with the rate model's gradient (spikes: slower, trains "
+                        "the spikes' timing too)")
     k.add_argument("--finetune", type=count(0), default=0, help="chip-in-the-loop epochs through the surrogate (0)")
     k.add_argument("--seed", type=count(0), default=0)
     k.add_argument("--resume", action="store_true", help="continue from OUT.ckpt")
@@ -59,7 +63,8 @@ def run(args: argparse.Namespace, console) -> int:
         raise UserError(f"--resume: no checkpoint {ckpt}")
     deploy = deploy_for(load_target(args.target), args.weights, args.readout_weights)
     opts = TrainOptions(timesteps=args.timesteps, epochs=args.epochs, float_epochs=args.float_epochs, lr=args.lr,
-                        batch_size=args.batch_size, seed=args.seed, jitter=args.jitter)
+                        batch_size=args.batch_size, seed=args.seed, jitter=args.jitter,
+                        chip_forward=args.chip_forward)
     x, y = td.load_data(data_path)
     program = load_exported(model)
     shape = input_shape_of(program)

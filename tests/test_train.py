@@ -132,6 +132,28 @@ def test_surrogate_equals_the_emulator_bit_for_bit(kind, target):
     assert np.abs(potential.numpy()).max() > 0
 
 
+@pytest.mark.parametrize("kind", ["dense", "conv", "avgpool", "wide"])
+@pytest.mark.parametrize("target", [TN, LOIHI], ids=["truenorth", "loihi"])
+def test_spiking_forward_is_the_chips_read_out_with_gradients(kind, target):
+    """QATNet.spiking_forward (the tandem epochs' forward) equals the emulated chip's last read-out potential in
+    float units, and its gradient reaches every layer's weights through the rate model."""
+    net, x = _small(kind, target)
+    compiled = compile_graph(to_graph(net), target, CompileOptions(timesteps=8))
+    ticks = 8 + compiled.report["latency_ticks"]
+    assert ticks == 8 + len(net.layers)
+    chip = emulator.run(compiled.program, target, {"input": x}, ticks).potentials["readout"][:, -1]
+    logits = net.spiking_forward(torch.from_numpy(x))
+    assert np.allclose(logits.detach().numpy(), chip * net.readout_unit() / 8, rtol=0, atol=1e-9)
+    assert np.abs(chip).max() > 0
+    logits.square().sum().backward()
+    assert all(float(layer.weight.grad.abs().sum()) > 0 for layer in net.layers)
+
+
+def test_chip_forward_is_checked():
+    with pytest.raises(UserError, match="chip_forward"):
+        TrainOptions(chip_forward="exact")
+
+
 def test_reset_zero_model_counts_the_loihi_neurons_spikes():
     """Loihi's IF (the surrogate's step, bit for bit the emulator's) from v = theta / 2 under a constant current
     fires as many times in T ticks as the reset-to-zero model of QCFS says; QCFS itself overcounts."""
@@ -401,6 +423,8 @@ def test_cli_trains_resumes_and_writes_a_compilable_model(pt2, capsys):
     jittered = args[:-2] + ["--jitter", "0.5", "-o", str(pt2 / "jit.pt")]
     assert main(jittered) == 0 and (pt2 / "jit.pt").read_bytes() != first   # the moved images train other weights
     assert main(args[:-2] + ["--jitter", "1.5", "-o", str(pt2 / "no.pt")]) == 2 and not (pt2 / "no.pt").exists()
+    spiking = args[:-2] + ["--chip-forward", "spikes", "-o", str(pt2 / "spk.pt")]
+    assert main(spiking) == 0 and (pt2 / "spk.pt").read_bytes() != first   # the QAT epochs ran the chip's spikes
 
 
 def digits_run(target, timesteps: int, seed: int, finetune_epochs: int = 0) -> dict[str, float]:
