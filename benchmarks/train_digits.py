@@ -164,7 +164,7 @@ def goal_table(rows: list[tuple[str, str, int, dict[str, float]]], seeds: list[i
         f"{QAT_JITTER:.0%} of each batch jittered; the last {QAT_CHIP_EPOCHS} on the chip's own integer spike trains, "
         "with the rate model's gradient), on "
         "TrueNorth in the \"whole\" weight mode (conv2's fan-in 144 on one core, 4 levels per neuron: no spiking partial "
-        f"sums); on TrueNorth, and on Loihi where the program is not exact, {CHIP_FT_EPOCHS} chip-in-the-loop epochs "
+        f"sums); where the program is not exact, {CHIP_FT_EPOCHS} chip-in-the-loop epochs "
         f"through the surrogate, keeping the epoch that misclasses the fewest of 20 % held-out training digits and "
         f"{JUDGE_JITTER} affine jitters of each (else 'chip + fine-tune' is the chip). (b) core-native: conv2 in 2 groups (fan-in 72) from the start, trained by the "
         "same recipe, then the same QAT in the target's default weight mode. Goal: chip + fine-tune - ANN >= -limit for "
