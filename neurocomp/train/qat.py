@@ -51,8 +51,8 @@ class TrainOptions:
     # reset to zero, TrueNorth: QCFS itself). 3 of 10: chosen on training digits only (fit on 1,077, chip scored
     # on the other 360; Loihi, 3 seeds): +1.7 / +0.8 pt (CNN, T 16 / 32) and +1.4 pt (avg-pool CNN, T 16) over 0.
     chip_epochs: int = 3
-    # Those epochs' forward pass: "rate" (the target's activation model of a constant current) or "spikes" (each
-    # layer's integer spike train over its T ticks as the compiled program steps it, with the rate model's
+    # Those epochs' forward pass: "rate" (the target's activation model of a constant current) or "spikes" (the
+    # integer spike trains of the exported program, stepped as the chip steps them, with the rate model's
     # gradient: tandem learning, Wu et al. 2021), which trains away the spikes' uneven timing too.
     chip_forward: str = "rate"
     jitter: float = 0.0          # the fraction of each batch's images given a random affine jitter (train/augment.py)
