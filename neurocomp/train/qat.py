@@ -23,12 +23,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from neurocomp.backends import reference
 from neurocomp.compiler import TRAINING_KEY
 from neurocomp.convert.ann import Flat, Pool, Segment, Weighted, segments
 from neurocomp.convert.trace import ann_ops
 from neurocomp.encoding import rate_encode
 from neurocomp.errors import UserError
 from neurocomp.ir.graph import IF, Affine, Conv2d, Flatten, Graph, Input, Node, Output, Readout
+from neurocomp.ir.layers import lower
 from neurocomp.train.augment import jitter, require_images
 from neurocomp.train.deploy import Deploy
 from neurocomp.train.pool import Window, compose_conv, compose_linear, composed_stride, windows
@@ -157,23 +159,24 @@ class QATNet(nn.Module):
         raise UserError("the network has no read-out layer (a weighted op after the last ReLU)")
 
     def spiking_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """The chip's logits with the QAT ANN's gradient (tandem learning): the integer spike trains of `to_graph`'s
-        program, stepped as the chip steps them (T + depth ticks, one tick per edge, layer k from v_init
-        theta / 2 - k B), and each layer's count c (the spikes that reach the read-out in time: those before tick
-        k + T) in place of QCFS's forward value, with the target activation's gradient. The read-out is
-        Delta (Q c / T + B): the chip's last potential in float units."""
-        t = self.levels
-        ticks = t + len(self.layers)
-        spikes = torch.from_numpy(rate_encode(x.detach().numpy(), ticks).astype(np.float64))  # (batch, ticks, *input)
-        h = spikes[:, :t].sum(1) / t
+        """The chip's logits with the QAT ANN's gradient (tandem learning): `to_graph`'s program run by the
+        reference backend for T + depth ticks (equal to the chip wherever the compiler keeps its integers), each
+        layer's count c (the spikes that reach the read-out in time: those before tick k + T) in place of QCFS's
+        forward value, with the target activation's gradient. The read-out is Delta (Q c / T + B): the chip's last
+        potential in float units."""
+        t, xs = self.levels, x.detach().numpy()
+        ints = self.layer_integers()
+        with torch.no_grad():
+            graph = _graph(self, [tuple(v.detach() for v in i) for i in ints])
+        run = reference.run(lower(graph), {"input": xs}, t + len(self.layers))
+        h = torch.from_numpy(rate_encode(xs, t).sum(1, dtype=np.float64)) / t
         lam_prev = torch.ones((), dtype=torch.float64)
-        for k, layer in enumerate(self.layers, 1):
-            q, b, theta, delta = layer.integers(lam_prev, self.deploy)
+        for k, (layer, (q, b, _, delta)) in enumerate(zip(self.layers, ints), 1):
             z = layer.apply(h / lam_prev, q, b) * delta
             if not layer.spiking:
                 return z
-            spikes = _if_layer(layer, spikes, q.detach(), b.detach(), theta.detach(), k, self.deploy.reset)
-            h = replace_ste(self.deploy.chip_activation(z, layer.lam, t), spikes[:, :k + t].sum(1) * layer.lam.detach() / t)
+            count = torch.from_numpy(run.spikes[_neuron_name(k, True)][:, :k + t].sum(1, dtype=np.float64))
+            h = replace_ste(self.deploy.chip_activation(z, layer.lam, t), count * layer.lam.detach() / t)
             lam_prev = layer.lam
         raise UserError("the network has no read-out layer (a weighted op after the last ReLU)")
 
@@ -185,33 +188,23 @@ class QATNet(nn.Module):
                 pos = a[a > 0]
                 layer.lam.fill_(float(np.percentile(pos.numpy(), percentile)) if pos.numel() else 1.0)
 
+    def layer_integers(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Per layer (Q, B, theta, Delta) (QATLayer.integers), each in the unit its predecessor's lambda sets."""
+        out, lam_prev = [], torch.ones((), dtype=torch.float64)
+        for layer in self.layers:
+            out.append(layer.integers(lam_prev, self.deploy))
+            lam_prev = layer.lam if layer.spiking else lam_prev
+        return out
+
     def readout_unit(self) -> float:
         """Float value of one integer unit of the read-out (logit = potential * unit / T)."""
-        lam_prev = torch.ones((), dtype=torch.float64)
         with torch.no_grad():
-            for layer in self.layers:
-                _, _, _, delta = layer.integers(lam_prev, self.deploy)
-                lam_prev = layer.lam if layer.spiking else lam_prev
-        return float(delta)
+            return float(self.layer_integers()[-1][3])
 
 
-def _if_layer(layer: QATLayer, spikes: torch.Tensor, q: torch.Tensor, b: torch.Tensor, theta: torch.Tensor, k: int,
-              reset: str) -> torch.Tensor:
-    """(batch, ticks, *out) spikes of the k-th layer's IF neurons driven by the (batch, ticks, *in) spikes before
-    it one tick late: the graph's update (v += Q s + B; fire at v >= theta; reset to zero or by subtraction) from
-    v_init = theta / 2 - k B."""
-    batch, ticks = spikes.shape[:2]
-    bias = b if layer.geometry is None else b.reshape(-1, 1, 1)
-    syn = layer.apply(spikes[:, :-1].flatten(0, 1), q, None)
-    syn = syn.reshape((batch, ticks - 1) + syn.shape[1:]) + bias
-    v = (theta / 2 - k * bias).expand_as(syn[:, 0]).clone()
-    out = torch.zeros((batch, ticks) + syn.shape[2:], dtype=torch.float64)
-    for tick in range(ticks):
-        v = v + (syn[:, tick - 1] if tick else bias)
-        fired = v >= theta
-        out[:, tick] = fired
-        v = torch.where(fired, torch.zeros_like(v) if reset == "zero" else v - theta, v)
-    return out
+def _neuron_name(k: int, spiking: bool) -> str:
+    """The Graph name of the k-th layer's neurons (`to_graph`)."""
+    return f"if{k}" if spiking else "readout"
 
 
 def _layer(seg: Segment, in_shape: tuple[int, ...]) -> QATLayer:
@@ -296,12 +289,16 @@ def to_graph(net: QATNet) -> Graph:
     """The SNN Graph of the trained integers: layer k's op holds Q_k, its IF neuron theta_k, bias B_k and
     v_init theta_k / 2 - k B_k (half threshold, less the k ticks of bias it integrates before its input
     arrives), reset as the target's hook says; the read-out accumulates with v_init -k B. Input: rate code."""
+    return _graph(net, net.layer_integers())
+
+
+def _graph(net: QATNet, ints: list[tuple[torch.Tensor, ...]]) -> Graph:
+    """`to_graph` of the layers' (Q, B, theta, Delta), computed once by the caller."""
     d = net.deploy
     nodes: list[Node] = [Input("input", net.input_shape, "rate")]
     edges: list[tuple[str, str]] = []
-    prev, lam_prev = "input", torch.ones((), dtype=torch.float64)
-    for k, layer in enumerate(net.layers, 1):
-        q, b, theta, _ = layer.integers(lam_prev, d)
+    prev = "input"
+    for k, (layer, (q, b, theta, _)) in enumerate(zip(net.layers, ints), 1):
         q, b, theta = q.numpy(), b.numpy(), float(theta)
         chain: list[Node] = [Flatten(f"flatten{k}")] if layer.flatten else []
         if layer.geometry is None:
@@ -311,17 +308,16 @@ def to_graph(net: QATNet) -> Graph:
             stride, padding, groups = layer.geometry
             chain.append(Conv2d(layer.name, q, None, stride, padding, groups))
             bias = b.reshape(-1, 1, 1)
-        name = f"if{k}" if layer.spiking else "readout"
+        name = _neuron_name(k, layer.spiking)
         neuron = (IF(name, threshold=theta, bias=bias, v_init=theta / 2 - k * bias, reset=d.reset) if layer.spiking
                   else Readout(name, bias=bias, v_init=-k * bias))
         path = [prev] + [n.name for n in chain] + [name]
         nodes += chain + [neuron]
         edges += list(zip(path[:-1], path[1:]))
         prev = name
-        lam_prev = layer.lam if layer.spiking else lam_prev
     nodes.append(Output("output"))
     edges.append((prev, "output"))
-    info = {"timesteps": net.levels, "target": d.target.name, "weights": d.mode, "readout_unit": net.readout_unit()}
+    info = {"timesteps": net.levels, "target": d.target.name, "weights": d.mode, "readout_unit": float(ints[-1][3])}
     if d.readout_mode is not None:
         info["readout_weights"] = d.readout_mode
     return Graph(tuple(nodes), tuple(edges), {METADATA_KEY: json.dumps(info, sort_keys=True), "model": "neurocomp-train"})
@@ -337,7 +333,6 @@ def training_info(graph: Graph) -> dict:
 def exactness(graph: Graph, deploy: Deploy) -> dict[str, bool]:
     """Per layer, whether the compiler's quantiser keeps the Graph's integers exactly (weights, thresholds,
     biases, initial potentials): what makes the chip compute the trained network."""
-    from neurocomp.ir.layers import lower
     from neurocomp.quantize import quantize
 
     qnet = quantize(lower(graph), deploy.target, deploy.compile_mode)
