@@ -102,7 +102,7 @@ def for_target(model: nn.Module, target_name: str, t: int, seed: int, validate: 
         ann_right = model(torch.from_numpy(xte)).numpy().argmax(-1) == yte
     net = qat_for_target(model, target_name, t, seed, xtr, ytr, mode)
     row, graph, compiled = on_chip(net, load_target(target_name), t, seed, xte, yte)
-    if finetunes(target_name, row["exact"]):   # exact: only the spikes' timing differs from QAT
+    if finetunes(row["exact"]):   # exact: only the spikes' timing differs from QAT
         _, compiled = chip_tuned(net, graph, compiled, t, seed, CHIP_FT_EPOCHS, xtr, ytr)
     chip_right = chip_logits(compiled, t, xte).argmax(-1) == yte
     return {"ANN": float(ann_right.mean())} | row | {"chip + fine-tune": float(chip_right.mean()),

@@ -69,12 +69,11 @@ QAT_FT_EPOCHS, QAT_FT_LR, QAT_CHIP_EPOCHS, CHIP_FT_EPOCHS, QAT_JITTER = 100, 3e-
 # -0.56 / -0.09 and native -1.39 / -0.23 -> -0.28 / +0.14 pt; T 32, seeds 0-2, brought: Loihi +0.00 / +0.00 ->
 # +0.00 / +0.19, TrueNorth -0.28 / +0.09 -> -0.56 / -0.19 pt (within its 1.0 pt; one digit).
 QAT_CHIP_FORWARD = "spikes"
-# Where the chip-in-the-loop epochs run even on an exact program: nowhere, now that the QAT epochs train the chip's
-# spike timing. With rate-model QAT they had been kept on TrueNorth (validation, seeds 0-5, chip - ANN mean over
-# seeds, brought -0.32 -> -0.09, native +0.05 -> +0.19 pt; Loihi brought +0.14 -> -0.46, native +0.56 -> +0.00 pt);
-# after spike-train QAT, TrueNorth without them, worst / mean: brought T 16 -0.56 / -0.09 -> -0.56 / -0.14, native
-# -0.28 / +0.14 -> -0.28 / +0.23, brought T 32 (seeds 0-2) -0.56 / -0.19 -> -0.28 / -0.09 pt.
-FINETUNE_EXACT: frozenset[str] = frozenset()
+# The chip-in-the-loop epochs run only where the program is not exact (`finetunes`), now that the QAT epochs train
+# the chip's spike timing. With rate-model QAT they had run on TrueNorth's exact programs too (validation, seeds 0-5,
+# chip - ANN mean over seeds, brought -0.32 -> -0.09, native +0.05 -> +0.19 pt; Loihi brought +0.14 -> -0.46, native
+# +0.56 -> +0.00 pt); after spike-train QAT, TrueNorth without them, worst / mean: brought T 16 -0.56 / -0.09 ->
+# -0.56 / -0.14, native -0.28 / +0.14 -> -0.28 / +0.23, brought T 32 (seeds 0-2) -0.56 / -0.19 -> -0.28 / -0.09 pt.
 TIMESTEPS = 16
 TARGETS = ("truenorth", "loihi")
 RECORD_KIND = json_kind("neurocomp digits CNN training record", "neurocomp.digits_cnn")
@@ -141,9 +140,9 @@ def qat_for_target(model: nn.Module, target_name: str, t: int, seed: int, x: np.
     return net
 
 
-def finetunes(target_name: str, exact: bool) -> bool:
-    """Whether the chip-in-the-loop epochs run: wherever the program is not exact (or the target is in FINETUNE_EXACT)."""
-    return target_name in FINETUNE_EXACT or not exact
+def finetunes(exact: bool) -> bool:
+    """Whether the chip-in-the-loop epochs run: wherever the program is not exact (spiking partial sums)."""
+    return not exact
 
 
 def chip_tuned(net: QATNet, graph: Graph, compiled: Compiled, t: int, seed: int, epochs: int,
@@ -183,12 +182,12 @@ def _trained(target_name: str, seed: int, t: int) -> tuple[Graph, dict]:
     graph = to_graph(net)
     compiled = compile_graph(graph, net.deploy.target, CompileOptions(timesteps=t, seed=seed))
     exact = all(q.exact for q in compiled.qnet.layers)
-    if finetunes(target_name, exact):
+    if finetunes(exact):
         graph, compiled = chip_tuned(net, graph, compiled, t, seed, CHIP_FT_EPOCHS, xtr, ytr)
     record = {"format": "neurocomp.digits_cnn", "target": target_name, "seed": seed, "timesteps": t,
               "weights": net.deploy.mode, "user_epochs": USER_EPOCHS, "qat_epochs": QAT_FT_EPOCHS,
               "qat_chip_epochs": QAT_CHIP_EPOCHS, "qat_chip_forward": QAT_CHIP_FORWARD,
-              "chip_epochs": CHIP_FT_EPOCHS if finetunes(target_name, exact) else 0,
+              "chip_epochs": CHIP_FT_EPOCHS if finetunes(exact) else 0,
               "exact": all(q.exact for q in compiled.qnet.layers), "cores": compiled.program.netlist.n_cores,
               "test_digits": len(yte), "accuracy": {"float ANN": ann, "QAT ANN": float((predict(net, xte).argmax(-1) == yte).mean()),
                                                     "chip": chip_accuracy(compiled, t, xte, yte)}}

@@ -30,7 +30,7 @@ def add_parser(sub, count, real) -> None:
                                              "--weights trinary --readout-weights bits")
     k.add_argument("--jitter", type=real(0.0, 1.0), default=0.0,
                    help="fraction of each batch's images rotated (+-10 deg), scaled (+-10 %%) and moved (+-1 px) at random (0)")
-    k.add_argument("--chip-forward", choices=("rate", "spikes"), default="rate",
+    k.add_argument("--chip-forward", default="rate", metavar="{rate,spikes}",
                    help="the last QAT epochs' forward pass: the target's rate model of its neuron (rate), or the "
                         "chip's own integer spike trains with the rate model's gradient (spikes: slower, trains "
                         "the spikes' timing too)")

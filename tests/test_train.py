@@ -425,6 +425,7 @@ def test_cli_trains_resumes_and_writes_a_compilable_model(pt2, capsys):
     assert main(args[:-2] + ["--jitter", "1.5", "-o", str(pt2 / "no.pt")]) == 2 and not (pt2 / "no.pt").exists()
     spiking = args[:-2] + ["--chip-forward", "spikes", "-o", str(pt2 / "spk.pt")]
     assert main(spiking) == 0 and (pt2 / "spk.pt").read_bytes() != first   # the QAT epochs ran the chip's spikes
+    assert main(args[:-2] + ["--chip-forward", "exact", "-o", str(pt2 / "no.pt")]) == 2 and not (pt2 / "no.pt").exists()
 
 
 def digits_run(target, timesteps: int, seed: int, finetune_epochs: int = 0) -> dict[str, float]:

@@ -150,8 +150,7 @@ class QATNet(nn.Module):
         act = self.deploy.chip_activation if chip else qcfs
         h = torch.floor(x.to(torch.float64) * self.levels) / self.levels
         lam_prev = torch.ones((), dtype=torch.float64)
-        for layer in self.layers:
-            q, b, _, delta = layer.integers(lam_prev, self.deploy)
+        for layer, (q, b, _, delta) in zip(self.layers, self.layer_integers()):
             z = layer.apply(h / lam_prev, q, b) * delta
             if not layer.spiking:
                 return z
