@@ -150,7 +150,8 @@ class QATNet(nn.Module):
         act = self.deploy.chip_activation if chip else qcfs
         h = torch.floor(x.to(torch.float64) * self.levels) / self.levels
         lam_prev = torch.ones((), dtype=torch.float64)
-        for layer, (q, b, _, delta) in zip(self.layers, self.layer_integers()):
+        for layer in self.layers:   # integers layer by layer (not layer_integers): the committed models' float order
+            q, b, _, delta = layer.integers(lam_prev, self.deploy)
             z = layer.apply(h / lam_prev, q, b) * delta
             if not layer.spiking:
                 return z
